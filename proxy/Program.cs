@@ -1,10 +1,192 @@
+using System.Reflection;
+using System.Runtime.InteropServices;
+using L2Balance.Proxy.Auth;
+using L2Balance.Proxy.Config;
+using L2Balance.Proxy.Diagnostics;
+using L2Balance.Proxy.Server;
+
 namespace L2Balance.Proxy;
 
+/// <summary>The l2proxy command: run the proxy, check a configuration, or manage the users file.</summary>
 internal static class Program
 {
-    public static int Main(string[] args)
+    /// <summary>Exit codes follow sysexits(3): usage and configuration errors are told apart from runtime failures.</summary>
+    private const int ExitOk = 0;
+    private const int ExitFailure = 1;
+    private const int ExitUsage = 64;
+    private const int ExitConfig = 78;
+
+    public static async Task<int> Main(string[] args)
     {
-        Console.Error.WriteLine("l2proxy: skeleton");
-        return 2;
+        switch (CommandLine.Parse(args))
+        {
+            case CommandLineResult.Help help:
+                Console.Out.Write(help.Text);
+                return ExitOk;
+            case CommandLineResult.Version:
+                Console.Out.WriteLine($"l2proxy {typeof(Program).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion}");
+                return ExitOk;
+            case CommandLineResult.Invalid invalid:
+                foreach (var message in invalid.Messages)
+                {
+                    Console.Error.WriteLine($"l2proxy: {message}");
+                }
+                Console.Error.WriteLine("l2proxy: see 'l2proxy --help'");
+                return ExitUsage;
+            case CommandLineResult.CheckConfig check:
+                return CheckConfig(check.Path);
+            case CommandLineResult.Passwd passwd:
+                return SetPassword(passwd.UsersFile, passwd.User);
+            case CommandLineResult.Run run:
+                return await RunAsync(run.Options, run.Warnings).ConfigureAwait(false);
+            default:
+                return ExitUsage;
+        }
+    }
+
+    private static int CheckConfig(string path)
+    {
+        var result = ConfigLoader.Load(path);
+        foreach (var warning in result.Warnings)
+        {
+            Console.Error.WriteLine($"{path}: warning: {warning}");
+        }
+        foreach (var error in result.Errors)
+        {
+            Console.Error.WriteLine(error.ToString());
+        }
+        if (result.Options is null)
+        {
+            return ExitConfig;
+        }
+        if (result.Options.UsersFile is { } usersFile && LoadUsers(usersFile) is null)
+        {
+            return ExitConfig;
+        }
+        Console.Out.WriteLine("configuration OK");
+        return ExitOk;
+    }
+
+    private static int SetPassword(string usersFile, string user)
+    {
+        // The password comes from standard input (one line), never from the command line,
+        // where every local user could read it in /proc.
+        string? password;
+        if (!Console.IsInputRedirected)
+        {
+            password = ReadHidden($"password for {user}: ");
+            if (ReadHidden("again: ") != password)
+            {
+                Console.Error.WriteLine("l2proxy: passwords do not match; nothing changed");
+                return ExitFailure;
+            }
+        }
+        else
+        {
+            password = Console.In.ReadLine();
+        }
+        if (string.IsNullOrEmpty(password))
+        {
+            Console.Error.WriteLine("l2proxy: no password given on standard input; nothing changed");
+            return ExitUsage;
+        }
+        try
+        {
+            UserStore.SetPassword(usersFile, user, password);
+        }
+        catch (Exception e) when (e is ArgumentException or IOException or UnauthorizedAccessException or InvalidDataException)
+        {
+            Console.Error.WriteLine($"l2proxy: {usersFile}: {e.Message}");
+            return ExitFailure;
+        }
+        Console.Out.WriteLine($"password of '{user}' set in {usersFile}");
+        return ExitOk;
+    }
+
+    private static string ReadHidden(string prompt)
+    {
+        Console.Error.Write(prompt);
+        var text = new System.Text.StringBuilder();
+        while (true)
+        {
+            var key = Console.ReadKey(intercept: true);
+            if (key.Key == ConsoleKey.Enter)
+            {
+                Console.Error.WriteLine();
+                return text.ToString();
+            }
+            if (key.Key == ConsoleKey.Backspace)
+            {
+                if (text.Length > 0)
+                {
+                    text.Length--;
+                }
+            }
+            else
+            {
+                text.Append(key.KeyChar);
+            }
+        }
+    }
+
+    private static UserStore? LoadUsers(string path)
+    {
+        try
+        {
+            return UserStore.Load(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
+        {
+            Console.Error.WriteLine($"l2proxy: users file {path}: {e.Message}");
+            return null;
+        }
+    }
+
+    private static async Task<int> RunAsync(ProxyOptions options, IReadOnlyList<string> warnings)
+    {
+        UserStore? users = null;
+        if (options.UsersFile is { } usersFile && (users = LoadUsers(usersFile)) is null)
+        {
+            return ExitConfig;
+        }
+        LogWriter writer;
+        try
+        {
+            writer = new LogWriter(options.LogOutput, options.ErrorLog);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"l2proxy: cannot open log output: {e.Message}");
+            return ExitConfig;
+        }
+        await using (writer.ConfigureAwait(false))
+        {
+            var log = new ProxyLog(writer, options.Debug);
+            foreach (var warning in warnings)
+            {
+                log.ConfigWarning(warning);
+            }
+            var server = new ProxyServer(options, log, users);
+            await using (server.ConfigureAwait(false))
+            {
+                try
+                {
+                    server.Bind();
+                    Privileges.DropTo(options.UserUnprivileged, log);
+                }
+                catch (InvalidOperationException e)
+                {
+                    log.ListenFailed(options.Source, e.Message);
+                    return ExitFailure;
+                }
+                var stop = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+                using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult("SIGTERM"); });
+                using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult("SIGINT"); });
+                server.Start();
+                var reason = await stop.Task.ConfigureAwait(false);
+                log.Stopping(reason, server.Counters.SessionsActive);
+            }
+        }
+        return ExitOk;
     }
 }

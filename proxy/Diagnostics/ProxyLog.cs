@@ -1,0 +1,137 @@
+using System.Diagnostics;
+using System.Net;
+using L2Balance.Proxy.Rules;
+
+namespace L2Balance.Proxy.Diagnostics;
+
+/// <summary>
+/// The proxy's log events, one method per event with a stable id (EventIds), in Dante's spirit:
+/// one line per session event naming client, destination and reason (STYLE 21, 22).
+/// </summary>
+public sealed class ProxyLog
+{
+    private static readonly long RateLimitTicks = Stopwatch.Frequency * 10;
+    private readonly LogWriter _writer;
+    private readonly LogLevel _minimum;
+    private readonly string _prefix;
+    private readonly long[] _lastMalformedLog = new long[Enum.GetValues<SessionOutcome>().Length];
+
+    public ProxyLog(LogWriter writer, int debug)
+    {
+        _writer = writer;
+        _minimum = debug > 0 ? LogLevel.Debug : LogLevel.Info;
+        _prefix = $"l2proxy[{Environment.ProcessId}]: ";
+    }
+
+    public bool IsEnabled(LogLevel level) => level >= _minimum;
+
+    public void Listening(EndPoint endPoint) =>
+        Write(LogLevel.Info, EventIds.Listening, $"listening on {endPoint}");
+
+    public void ListenFailed(string what, string error) =>
+        Write(LogLevel.Error, EventIds.ListenFailed, $"cannot listen on {what}: {error}");
+
+    public void Stopping(string reason, long active) =>
+        Write(LogLevel.Info, EventIds.Stopping, $"stopping ({reason}); {active} sessions still open are closed");
+
+    public void ConfigWarning(string message) =>
+        Write(LogLevel.Warning, EventIds.ConfigWarning, $"configuration: {message}");
+
+    public void PrivilegesDropped(string user) =>
+        Write(LogLevel.Info, EventIds.PrivilegesDropped, $"running as user {user}");
+
+    public void ClientRefused(EndPoint client, EndPoint local, string reason) =>
+        Write(LogLevel.Info, EventIds.ClientRefused, $"block: client {client} -> {local}: {reason}");
+
+    public void RequestPassed(in RuleVerdict verdict, string what, EndPoint client, string route)
+    {
+        if ((verdict.Log & RuleLog.Connect) != 0)
+        {
+            Write(LogLevel.Info, EventIds.RequestPassed, $"pass({RuleNumber(verdict)}): {what} {client} {route}");
+        }
+    }
+
+    public void RequestBlocked(in RuleVerdict verdict, string what, EndPoint client, string destination)
+    {
+        // An implicit block (no rule matched) is always logged, as Dante does with block(0).
+        if (verdict.Rule is null || verdict.Log != RuleLog.None)
+        {
+            var because = verdict.Rule is { } rule
+                ? $"socks rule #{rule.Number} (line {rule.Line})"
+                : "no socks rule passes it";
+            Write(LogLevel.Info, EventIds.RequestBlocked, $"block({RuleNumber(verdict)}): {what} {client} -> {destination}: {because}");
+        }
+    }
+
+    public void SessionEnded(RuleLog log, string what, EndPoint client, string destination, long up, long down, TimeSpan duration, string how)
+    {
+        if ((log & RuleLog.Disconnect) != 0)
+        {
+            Write(LogLevel.Info, EventIds.SessionEnded,
+                $"done: {what} {client} -> {destination}: {up} B up, {down} B down, {duration.TotalSeconds:0.000} s ({how})");
+        }
+    }
+
+    public void SessionFailed(RuleLog log, string what, EndPoint client, string destination, SessionOutcome outcome, string detail)
+    {
+        if ((log & RuleLog.Error) != 0 || log == RuleLog.None && IsEnabled(LogLevel.Debug))
+        {
+            Write(LogLevel.Info, EventIds.SessionFailed, $"error: {what} {client} -> {destination}: {outcome}: {detail}");
+        }
+    }
+
+    public void AuthFailed(EndPoint client, string user) =>
+        Write(LogLevel.Info, EventIds.AuthFailed, $"block: client {client}: username/password authentication failed for user '{user}'");
+
+    /// <summary>
+    /// A session ended during negotiation (malformed input, timeout, bad version). These can
+    /// repeat at packet rate from a scanner, so each reason is logged at most once per 10 s;
+    /// the counters always count them (STYLE 22).
+    /// </summary>
+    public void NegotiationFailed(EndPoint client, SessionOutcome outcome, string detail)
+    {
+        if (IsEnabled(LogLevel.Debug))
+        {
+            Write(LogLevel.Debug, EventIds.SessionFailed, $"negotiation: {client}: {outcome}: {detail}");
+            return;
+        }
+        var now = Stopwatch.GetTimestamp();
+        ref var last = ref _lastMalformedLog[(int)outcome];
+        var previous = Volatile.Read(ref last);
+        if (previous != 0 && now - previous < RateLimitTicks)
+        {
+            return;
+        }
+        if (Interlocked.CompareExchange(ref last, now, previous) == previous)
+        {
+            Write(LogLevel.Info, EventIds.SessionFailed, $"negotiation: {client}: {outcome}: {detail} (logged once per 10 s per reason)");
+        }
+    }
+
+    public void UdpAssociated(EndPoint client, EndPoint relay) =>
+        Write(LogLevel.Debug, EventIds.UdpAssociated, $"udp associate: {client} relay {relay}");
+
+    public void AcceptError(EndPoint listener, string error) =>
+        Write(LogLevel.Warning, EventIds.AcceptError, $"accept on {listener} failed: {error}");
+
+    public void Unexpected(string where, Exception exception) =>
+        Write(LogLevel.Error, EventIds.UnexpectedError, $"unexpected error in {where}: {exception}");
+
+    private static string RuleNumber(in RuleVerdict verdict) => verdict.Rule is { } rule ? rule.Number.ToString(System.Globalization.CultureInfo.InvariantCulture) : "0";
+
+    private void Write(LogLevel level, int eventId, string message)
+    {
+        if (level < _minimum)
+        {
+            return;
+        }
+        var name = level switch
+        {
+            LogLevel.Debug => "debug",
+            LogLevel.Info => "info",
+            LogLevel.Warning => "warning",
+            _ => "error",
+        };
+        _writer.Write(level, $"{_prefix}{name}[{eventId}]: {message}");
+    }
+}

@@ -1,0 +1,90 @@
+using System.Buffers;
+using System.Net.Sockets;
+using L2Balance.Proxy.Protocol;
+
+namespace L2Balance.Proxy.Server;
+
+/// <summary>A codec's TryParse, as a delegate the handshake reader can call for any message type.</summary>
+public delegate ParseStatus MessageParser<T>(in ReadOnlySequence<byte> input, out T message, out int consumed, out SocksRejection reason);
+
+/// <summary>
+/// The client's bytes during negotiation: feeds a pooled buffer to the pure codecs
+/// (STYLE 5) and keeps what follows the last message (data a client sent ahead of the reply),
+/// which the relay then forwards first.
+/// </summary>
+internal sealed class HandshakeBuffer : IDisposable
+{
+    /// <summary>Longest handshake message: a SOCKS4a request with a 255-byte user id and name (about 520 bytes).</summary>
+    private const int Capacity = 1024;
+    private byte[]? _buffer = ArrayPool<byte>.Shared.Rent(Capacity);
+    private int _start;
+    private int _end;
+
+    /// <summary>Bytes received but not consumed by any message.</summary>
+    public ReadOnlyMemory<byte> Remaining => _buffer.AsMemory(_start, _end - _start);
+
+    /// <summary>Peeks at the first unconsumed byte, receiving if needed; -1 when the client closed.</summary>
+    public async ValueTask<int> PeekByteAsync(Socket socket)
+    {
+        if (_end == _start && !await ReceiveAsync(socket).ConfigureAwait(false))
+        {
+            return -1;
+        }
+        return _buffer![_start];
+    }
+
+    /// <summary>
+    /// Parses one message, receiving more bytes while the codec says NeedMoreData.
+    /// Throws <see cref="EndOfStreamException"/> when the client closes first.
+    /// </summary>
+    public async ValueTask<(ParseStatus Status, T Message, SocksRejection Reason)> ReadAsync<T>(Socket socket, MessageParser<T> parser)
+    {
+        while (true)
+        {
+            if (_end > _start)
+            {
+                var input = new ReadOnlySequence<byte>(_buffer!, _start, _end - _start);
+                var status = parser(in input, out var message, out var consumed, out var reason);
+                if (status == ParseStatus.Ok)
+                {
+                    _start += consumed;
+                    return (status, message, reason);
+                }
+                if (status == ParseStatus.Invalid)
+                {
+                    return (status, message, reason);
+                }
+            }
+            if (!await ReceiveAsync(socket).ConfigureAwait(false))
+            {
+                throw new EndOfStreamException();
+            }
+        }
+    }
+
+    private async ValueTask<bool> ReceiveAsync(Socket socket)
+    {
+        if (_end == _buffer!.Length)
+        {
+            if (_start == 0)
+            {
+                throw new InvalidDataException("handshake message longer than any SOCKS message");
+            }
+            Buffer.BlockCopy(_buffer, _start, _buffer, 0, _end - _start);
+            _end -= _start;
+            _start = 0;
+        }
+        var n = await socket.ReceiveAsync(_buffer.AsMemory(_end), SocketFlags.None).ConfigureAwait(false);
+        _end += n;
+        return n > 0;
+    }
+
+    public void Dispose()
+    {
+        if (_buffer is not null)
+        {
+            ArrayPool<byte>.Shared.Return(_buffer);
+            _buffer = null;
+        }
+    }
+}

@@ -1,0 +1,238 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using L2Balance.Proxy.Auth;
+using L2Balance.Proxy.Config;
+using L2Balance.Proxy.Diagnostics;
+using L2Balance.Proxy.Rules;
+
+namespace L2Balance.Proxy.Server;
+
+/// <summary>
+/// Accepts clients on every <c>internal</c> address, applies the client rules and limits, and
+/// runs one <see cref="SocksSession"/> per connection. One sweep timer enforces the negotiate
+/// and io timeouts of all sessions, so no session needs a timer of its own.
+/// </summary>
+public sealed class ProxyServer : IAsyncDisposable
+{
+    private const int ListenBacklog = 4096;
+    private readonly List<Socket> _listeners = [];
+    private readonly List<Task> _acceptLoops = [];
+    private readonly ConcurrentDictionary<SocksSession, byte> _sessions = new();
+    private readonly ConcurrentDictionary<IPAddress, int> _perAddress = new();
+    private readonly CancellationTokenSource _stopping = new();
+    private ITimer? _sweep;
+    private int _udpAssociations;
+
+    public ProxyServer(ProxyOptions options, ProxyLog log, UserStore? users, INameResolver? resolver = null, TimeProvider? time = null)
+    {
+        Options = options ?? throw new ArgumentNullException(nameof(options));
+        Log = log ?? throw new ArgumentNullException(nameof(log));
+        Users = users;
+        Resolver = resolver ?? new SystemNameResolver();
+        Time = time ?? TimeProvider.System;
+        Outbound = new OutboundAddresses(options.External, options.ExternalRotation);
+    }
+
+    public ProxyOptions Options { get; }
+
+    public ProxyLog Log { get; }
+
+    public UserStore? Users { get; }
+
+    public INameResolver Resolver { get; }
+
+    public TimeProvider Time { get; }
+
+    public OutboundAddresses Outbound { get; }
+
+    public ProxyCounters Counters { get; } = new();
+
+    /// <summary>The endpoints actually bound (ports resolved), in configuration order.</summary>
+    public IReadOnlyList<IPEndPoint> LocalEndPoints => _listeners.Select(l => (IPEndPoint)l.LocalEndPoint!).ToArray();
+
+    /// <summary>Binds every internal address. Throws with the address and the socket error on failure.</summary>
+    public void Bind()
+    {
+        foreach (var spec in Options.Internal)
+        {
+            var addresses = spec.Address is not null
+                ? [spec.Address]
+                : OutboundAddresses.InterfaceAddresses(spec.Interface!).Where(a => !a.IsIPv6LinkLocal).ToArray();
+            if (addresses.Length == 0)
+            {
+                throw new InvalidOperationException($"internal: interface '{spec.Interface}' has no address");
+            }
+            foreach (var address in addresses)
+            {
+                var endPoint = new IPEndPoint(address, spec.Port);
+                var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+                try
+                {
+                    socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+                    if (address.AddressFamily == AddressFamily.InterNetworkV6)
+                    {
+                        socket.DualMode = address.Equals(IPAddress.IPv6Any);
+                    }
+                    socket.Bind(endPoint);
+                    socket.Listen(ListenBacklog);
+                }
+                catch (SocketException e)
+                {
+                    socket.Dispose();
+                    throw new InvalidOperationException($"cannot listen on {endPoint}: {e.SocketErrorCode} ({e.Message})", e);
+                }
+                _listeners.Add(socket);
+            }
+        }
+    }
+
+    /// <summary>Starts accepting on the bound sockets.</summary>
+    public void Start()
+    {
+        var period = SweepPeriod(Options);
+        _sweep = Time.CreateTimer(_ => Sweep(), null, period, period);
+        foreach (var listener in _listeners)
+        {
+            Log.Listening(listener.LocalEndPoint!);
+            _acceptLoops.Add(AcceptLoopAsync(listener));
+        }
+    }
+
+    private static TimeSpan SweepPeriod(ProxyOptions options)
+    {
+        // Timeouts are enforced to within a quarter of the shortest one, at most 1 s late.
+        var shortest = options.NegotiateTimeout;
+        if (options.IoTimeout > TimeSpan.Zero && options.IoTimeout < shortest)
+        {
+            shortest = options.IoTimeout;
+        }
+        var quarter = shortest / 4;
+        return quarter < TimeSpan.FromMilliseconds(50) ? TimeSpan.FromMilliseconds(50)
+            : quarter > TimeSpan.FromSeconds(1) ? TimeSpan.FromSeconds(1) : quarter;
+    }
+
+    private async Task AcceptLoopAsync(Socket listener)
+    {
+        var endPoint = listener.LocalEndPoint!;
+        while (!_stopping.IsCancellationRequested)
+        {
+            Socket client;
+            try
+            {
+                client = await listener.AcceptAsync(_stopping.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            catch (ObjectDisposedException)
+            {
+                return;
+            }
+            catch (SocketException e)
+            {
+                // EMFILE and friends: log, back off briefly so a full fd table does not spin the CPU.
+                Log.AcceptError(endPoint, e.SocketErrorCode.ToString());
+                await Task.Delay(TimeSpan.FromMilliseconds(50)).ConfigureAwait(false);
+                continue;
+            }
+            Admit(client);
+        }
+    }
+
+    private void Admit(Socket client)
+    {
+        var remote = (IPEndPoint)client.RemoteEndPoint!;
+        var local = (IPEndPoint)client.LocalEndPoint!;
+        var remoteAddress = OutboundAddresses.Normalize(remote.Address);
+        Counters.SessionStarted();
+        string? refusal = null;
+        var verdict = RuleEvaluator.EvaluateClient(Options.ClientRules, remote, local);
+        if (!verdict.Passed)
+        {
+            refusal = verdict.Rule is { } rule ? $"client rule #{rule.Number} (line {rule.Line})" : "no client rule passes it";
+            Counters.SessionEnded(SessionOutcome.ClientBlocked);
+        }
+        else if (_sessions.Count >= Options.MaxClients)
+        {
+            refusal = $"maximum of {Options.MaxClients} clients reached";
+            Counters.SessionEnded(SessionOutcome.LimitReached);
+        }
+        else if (_perAddress.AddOrUpdate(remoteAddress, 1, (_, n) => n + 1) > Options.MaxClientsPerAddress)
+        {
+            ReleaseAddress(remoteAddress);
+            refusal = $"maximum of {Options.MaxClientsPerAddress} clients from {remoteAddress} reached";
+            Counters.SessionEnded(SessionOutcome.LimitReached);
+        }
+        if (refusal is not null)
+        {
+            Log.ClientRefused(remote, local, refusal);
+            client.Dispose();
+            return;
+        }
+        client.NoDelay = true;
+        var session = new SocksSession(this, client, remote, local, verdict.Log);
+        _sessions.TryAdd(session, 0);
+        _ = session.RunAsync();
+    }
+
+    internal void SessionFinished(SocksSession session, SessionOutcome outcome)
+    {
+        _sessions.TryRemove(session, out _);
+        ReleaseAddress(OutboundAddresses.Normalize(session.Client.Address));
+        Counters.SessionEnded(outcome);
+    }
+
+    private void ReleaseAddress(IPAddress address)
+    {
+        while (_perAddress.TryGetValue(address, out var n))
+        {
+            if (n <= 1 ? _perAddress.TryRemove(new KeyValuePair<IPAddress, int>(address, n)) : _perAddress.TryUpdate(address, n - 1, n))
+            {
+                return;
+            }
+        }
+    }
+
+    internal bool TryReserveUdpAssociation()
+    {
+        if (Interlocked.Increment(ref _udpAssociations) > Options.MaxUdpAssociations)
+        {
+            Interlocked.Decrement(ref _udpAssociations);
+            return false;
+        }
+        return true;
+    }
+
+    internal void ReleaseUdpAssociation() => Interlocked.Decrement(ref _udpAssociations);
+
+    private void Sweep()
+    {
+        var now = Environment.TickCount64;
+        foreach (var session in _sessions.Keys)
+        {
+            session.CheckDeadline(now);
+        }
+    }
+
+    /// <summary>Stops accepting and closes every session.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        foreach (var listener in _listeners)
+        {
+            listener.Dispose();
+        }
+        await Task.WhenAll(_acceptLoops).ConfigureAwait(false);
+        if (_sweep is not null)
+        {
+            await _sweep.DisposeAsync().ConfigureAwait(false);
+        }
+        foreach (var session in _sessions.Keys)
+        {
+            session.Abort(SessionOutcome.Shutdown);
+        }
+        _stopping.Dispose();
+    }
+}

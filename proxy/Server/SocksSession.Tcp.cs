@@ -1,0 +1,191 @@
+using System.Net;
+using System.Net.Sockets;
+using L2Balance.Proxy.Config;
+using L2Balance.Proxy.Diagnostics;
+using L2Balance.Proxy.Protocol;
+using L2Balance.Proxy.Relay;
+using L2Balance.Proxy.Rules;
+
+namespace L2Balance.Proxy.Server;
+
+/// <summary>CONNECT and BIND (SOCKS4, 4a and 5).</summary>
+internal sealed partial class SocksSession
+{
+    /// <summary>How long a BIND waits for the target's connection; 2 min, a generous bound for FTP-style callbacks.</summary>
+    private static readonly TimeSpan BindAcceptTimeout = TimeSpan.FromMinutes(2);
+
+    /// <summary>Linux IP_BIND_ADDRESS_NO_PORT (linux/in.h): bind the address now, choose the port at connect,
+    /// so outgoing sockets bound to an external address share ports across destinations.</summary>
+    private const int IpBindAddressNoPort = 24;
+
+    private async Task<SessionOutcome> ConnectAsync(SocksEndpoint destination)
+    {
+        var what = CommandName(RuleCommand.Connect);
+        var addresses = await ResolveAsync(destination).ConfigureAwait(false);
+        if (addresses.Length == 0)
+        {
+            await TrySendReplyAsync(ReplyCode.HostUnreachable, null).ConfigureAwait(false);
+            Log.SessionFailed(_clientRuleLog, what, Client, destination.ToString(), SessionOutcome.ResolveFailed, "name does not resolve");
+            return SessionOutcome.ResolveFailed;
+        }
+        var verdict = Check(RuleCommand.Connect, Client, destination, addresses[0], RuleProtocol.Tcp);
+        if (!verdict.Passed)
+        {
+            await TrySendReplyAsync(ReplyCode.NotAllowedByRuleset, null).ConfigureAwait(false);
+            return SessionOutcome.SocksBlocked;
+        }
+        Socket? target = null;
+        var lastError = SocketError.HostUnreachable;
+        foreach (var address in addresses)
+        {
+            var socket = Own(new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp));
+            try
+            {
+                if (_server.Outbound.For(address.AddressFamily, Local.Address) is { } source)
+                {
+                    socket.SetRawSocketOption((int)SocketOptionLevel.IP, IpBindAddressNoPort, BitConverter.GetBytes(1));
+                    socket.Bind(new IPEndPoint(source, 0));
+                }
+                using var timeout = new CancellationTokenSource(Options.ConnectTimeout);
+                await socket.ConnectAsync(new IPEndPoint(address, destination.Port), timeout.Token).ConfigureAwait(false);
+                target = socket;
+                break;
+            }
+            catch (OperationCanceledException) when (!Aborted)
+            {
+                lastError = SocketError.TimedOut;
+                socket.Dispose();
+            }
+            catch (SocketException e) when (!Aborted)
+            {
+                lastError = e.SocketErrorCode;
+                socket.Dispose();
+            }
+        }
+        if (target is null)
+        {
+            var code = SocksErrors.FromSocketError(lastError);
+            await TrySendReplyAsync(code, null).ConfigureAwait(false);
+            Log.SessionFailed(verdict.Log, what, Client, destination.ToString(), SessionOutcome.ConnectFailed, $"{lastError} (reply {code})");
+            return SessionOutcome.ConnectFailed;
+        }
+        target.NoDelay = true;
+        var bound = (IPEndPoint)target.LocalEndPoint!;
+        await SendReplyAsync(ReplyCode.Succeeded, bound).ConfigureAwait(false);
+        Log.RequestPassed(in verdict, what, Client, $"-> {Local} => {bound} -> {target.RemoteEndPoint}");
+        return await RelayAsync(target, verdict.Log, what, destination.ToString()).ConfigureAwait(false);
+    }
+
+    private async Task<SessionOutcome> BindAsync(SocksEndpoint expected)
+    {
+        var what = CommandName(RuleCommand.Bind);
+        var verdict = Check(RuleCommand.Bind, Client, expected, expected.Address, RuleProtocol.Tcp);
+        if (!verdict.Passed)
+        {
+            await TrySendReplyAsync(ReplyCode.NotAllowedByRuleset, null).ConfigureAwait(false);
+            return SessionOutcome.SocksBlocked;
+        }
+        var family = expected.Address?.AddressFamily ?? Local.AddressFamily;
+        if (_version == 4)
+        {
+            family = AddressFamily.InterNetwork;
+        }
+        // The first reply tells the client where the target must connect: an address the target can reach.
+        var address = _server.Outbound.For(family, Local.Address)
+            ?? RouteSource(expected.Address)
+            ?? (Local.AddressFamily == family ? Local.Address : null);
+        if (address is null)
+        {
+            await TrySendReplyAsync(ReplyCode.AddressTypeNotSupported, null).ConfigureAwait(false);
+            Log.SessionFailed(verdict.Log, what, Client, expected.ToString(), SessionOutcome.BindFailed, $"no local {family} address to listen on");
+            return SessionOutcome.BindFailed;
+        }
+        var listener = Own(new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp));
+        try
+        {
+            PortBinder.Bind(listener, address, Options.PortRange);
+            listener.Listen(1);
+        }
+        catch (SocketException e)
+        {
+            await TrySendReplyAsync(ReplyCode.GeneralFailure, null).ConfigureAwait(false);
+            Log.SessionFailed(verdict.Log, what, Client, expected.ToString(), SessionOutcome.BindFailed, $"listen on {address}: {e.SocketErrorCode}");
+            return SessionOutcome.BindFailed;
+        }
+        var listening = (IPEndPoint)listener.LocalEndPoint!;
+        await SendReplyAsync(ReplyCode.Succeeded, listening).ConfigureAwait(false);
+        Log.RequestPassed(in verdict, what, Client, $"-> {Local} => listening on {listening}");
+
+        Socket peerSocket;
+        using (var timeout = new CancellationTokenSource(BindAcceptTimeout))
+        {
+            try
+            {
+                peerSocket = Own(await listener.AcceptAsync(timeout.Token).ConfigureAwait(false));
+            }
+            catch (OperationCanceledException) when (!Aborted)
+            {
+                await TrySendReplyAsync(ReplyCode.TtlExpired, null).ConfigureAwait(false);
+                Log.SessionFailed(verdict.Log, what, Client, expected.ToString(), SessionOutcome.BindFailed, "no connection arrived");
+                return SessionOutcome.BindFailed;
+            }
+        }
+        listener.Dispose();
+        var peer = (IPEndPoint)peerSocket.RemoteEndPoint!;
+        peer = new IPEndPoint(OutboundAddresses.Normalize(peer.Address), peer.Port);
+        // SOCKS4 (and Dante for v5): the connecting host must be the one the client named, when it named one.
+        if (expected.Address is { } named && !named.Equals(IPAddress.Any) && !named.Equals(IPAddress.IPv6Any) && !named.Equals(peer.Address))
+        {
+            await TrySendReplyAsync(ReplyCode.NotAllowedByRuleset, null).ConfigureAwait(false);
+            Log.SessionFailed(verdict.Log, what, Client, expected.ToString(), SessionOutcome.SocksBlocked, $"connection came from {peer}, not from {named}");
+            return SessionOutcome.SocksBlocked;
+        }
+        var replyVerdict = Check(RuleCommand.BindReply, peer, SocksEndpoint.FromEndPoint(Client), Client.Address, RuleProtocol.Tcp);
+        if (!replyVerdict.Passed)
+        {
+            await TrySendReplyAsync(ReplyCode.NotAllowedByRuleset, null).ConfigureAwait(false);
+            return SessionOutcome.SocksBlocked;
+        }
+        peerSocket.NoDelay = true;
+        await SendReplyAsync(ReplyCode.Succeeded, peer).ConfigureAwait(false);
+        Log.RequestPassed(in replyVerdict, CommandName(RuleCommand.BindReply), peer, $"-> {listening} => {Local} -> {Client}");
+        return await RelayAsync(peerSocket, verdict.Log, what, peer.ToString()).ConfigureAwait(false);
+    }
+
+    /// <summary>The source address the kernel's routing would pick to reach <paramref name="destination"/>.</summary>
+    private static IPAddress? RouteSource(IPAddress? destination)
+    {
+        if (destination is null || destination.Equals(IPAddress.Any) || destination.Equals(IPAddress.IPv6Any))
+        {
+            return null;
+        }
+        try
+        {
+            // A connected UDP socket sends nothing; connect() only runs the route lookup.
+            using var probe = new Socket(destination.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
+            probe.Connect(new IPEndPoint(destination, 9));
+            return ((IPEndPoint)probe.LocalEndPoint!).Address;
+        }
+        catch (SocketException)
+        {
+            return null;
+        }
+    }
+
+    private async Task<SessionOutcome> RelayAsync(Socket target, RuleLog log, string what, string destination)
+    {
+        EnterRelay();
+        var early = _handshake.Remaining;
+        if (!early.IsEmpty)
+        {
+            // Data the client sent right behind its request goes first.
+            await target.SendAsync(early, SocketFlags.None).ConfigureAwait(false);
+        }
+        var result = await TcpRelay.RunAsync(_client, target, this).ConfigureAwait(false);
+        var up = result.FromClient + early.Length;
+        _server.Counters.AddBytes(up, result.ToClient);
+        var how = Aborted ? ((SessionOutcome)Volatile.Read(ref _abortReason)).ToString() : result.Describe();
+        Log.SessionEnded(log | _clientRuleLog & RuleLog.Disconnect, what, Client, destination, up, result.ToClient, Elapsed, how);
+        return result.Failed ? SessionOutcome.RelayError : SessionOutcome.Completed;
+    }
+}

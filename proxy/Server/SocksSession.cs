@@ -1,0 +1,362 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using L2Balance.Proxy.Config;
+using L2Balance.Proxy.Diagnostics;
+using L2Balance.Proxy.Protocol;
+using L2Balance.Proxy.Rules;
+
+namespace L2Balance.Proxy.Server;
+
+/// <summary>
+/// One client connection: negotiation (SOCKS4, 4a or 5, method selection, RFC 1929), the rule
+/// check, then the command (CONNECT, BIND, UDP ASSOCIATE) and its relay. Split by phase into
+/// partial files (STYLE 29). Every socket the session opens is tracked, so an abort (timeout,
+/// shutdown) closes them all and every pending operation ends.
+/// </summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "RunAsync owns the session's lifetime and disposes the handshake buffer in its finally block.")]
+internal sealed partial class SocksSession
+{
+    private const int NoAbort = -1;
+    private readonly ProxyServer _server;
+    private readonly Socket _client;
+    private readonly RuleLog _clientRuleLog;
+    private readonly long _startTimestamp = Stopwatch.GetTimestamp();
+    private readonly List<IDisposable> _owned = [];
+    private readonly HandshakeBuffer _handshake = new();
+    private int _abortReason = NoAbort;
+    private readonly long _negotiateDeadline;
+    private long _lastActivity;
+    private bool _relaying;
+    private int _version;
+    private MethodKind _method = MethodKind.None;
+    private string? _user;
+
+    public SocksSession(ProxyServer server, Socket client, IPEndPoint remote, IPEndPoint local, RuleLog clientRuleLog)
+    {
+        _server = server;
+        _client = client;
+        _clientRuleLog = clientRuleLog;
+        Client = new IPEndPoint(OutboundAddresses.Normalize(remote.Address), remote.Port);
+        Local = new IPEndPoint(OutboundAddresses.Normalize(local.Address), local.Port);
+        _owned.Add(client);
+        _negotiateDeadline = Environment.TickCount64 + (long)server.Options.NegotiateTimeout.TotalMilliseconds;
+    }
+
+    /// <summary>The client's address and port.</summary>
+    public IPEndPoint Client { get; }
+
+    /// <summary>The local address and port the client connected to (in a cluster, the VIP).</summary>
+    public IPEndPoint Local { get; }
+
+    private ProxyOptions Options => _server.Options;
+
+    private ProxyLog Log => _server.Log;
+
+    private bool Aborted => Volatile.Read(ref _abortReason) != NoAbort;
+
+    public async Task RunAsync()
+    {
+        var outcome = SessionOutcome.InternalError;
+        try
+        {
+            outcome = await NegotiateAsync().ConfigureAwait(false);
+        }
+        catch (Exception e) when (Aborted)
+        {
+            _ = e;
+        }
+        catch (EndOfStreamException)
+        {
+            outcome = SessionOutcome.ClientClosedEarly;
+            Log.NegotiationFailed(Client, outcome, "client closed during negotiation");
+        }
+        catch (InvalidDataException e)
+        {
+            outcome = SessionOutcome.Malformed;
+            Log.NegotiationFailed(Client, outcome, e.Message);
+        }
+        catch (SocketException e) when (IsDisconnect(e.SocketErrorCode))
+        {
+            outcome = SessionOutcome.ClientClosedEarly;
+            Log.NegotiationFailed(Client, outcome, e.SocketErrorCode.ToString());
+        }
+        catch (Exception e)
+        {
+            Log.Unexpected($"session {Client}", e);
+        }
+        finally
+        {
+            if (Aborted)
+            {
+                outcome = (SessionOutcome)Volatile.Read(ref _abortReason);
+                if (outcome == SessionOutcome.NegotiateTimeout)
+                {
+                    Log.NegotiationFailed(Client, outcome, $"no complete request within {Options.NegotiateTimeout.TotalSeconds:0.###} s");
+                }
+            }
+            CloseAll();
+            _handshake.Dispose();
+            _server.SessionFinished(this, outcome);
+        }
+    }
+
+    /// <summary>Called by the server's sweep: ends the session when its negotiate or io deadline passed.</summary>
+    public void CheckDeadline(long now)
+    {
+        if (!Volatile.Read(ref _relaying))
+        {
+            if (now > _negotiateDeadline)
+            {
+                Abort(SessionOutcome.NegotiateTimeout);
+            }
+        }
+        else if (Options.IoTimeout > TimeSpan.Zero && now - Volatile.Read(ref _lastActivity) > (long)Options.IoTimeout.TotalMilliseconds)
+        {
+            Abort(SessionOutcome.IoTimeout);
+        }
+    }
+
+    /// <summary>Ends the session for <paramref name="reason"/>: closes every socket it owns.</summary>
+    public void Abort(SessionOutcome reason)
+    {
+        if (Interlocked.CompareExchange(ref _abortReason, (int)reason, NoAbort) == NoAbort)
+        {
+            CloseAll();
+        }
+    }
+
+    /// <summary>Marks traffic for timeout.io; called by relays for every chunk or datagram.</summary>
+    internal void Touch() => Volatile.Write(ref _lastActivity, Environment.TickCount64);
+
+    /// <summary>Tracks a socket (or other resource) that an abort must close.</summary>
+    private T Own<T>(T resource)
+        where T : IDisposable
+    {
+        lock (_owned)
+        {
+            _owned.Add(resource);
+        }
+        if (Aborted)
+        {
+            resource.Dispose();
+        }
+        return resource;
+    }
+
+    private void CloseAll()
+    {
+        IDisposable[] owned;
+        lock (_owned)
+        {
+            owned = [.. _owned];
+        }
+        foreach (var resource in owned)
+        {
+            resource.Dispose();
+        }
+    }
+
+    private void EnterRelay()
+    {
+        Touch();
+        Volatile.Write(ref _relaying, true);
+    }
+
+    private TimeSpan Elapsed => Stopwatch.GetElapsedTime(_startTimestamp);
+
+    private static bool IsDisconnect(SocketError error) =>
+        error is SocketError.ConnectionReset or SocketError.ConnectionAborted or SocketError.Shutdown
+            or SocketError.OperationAborted or SocketError.Interrupted;
+
+    private async Task<SessionOutcome> NegotiateAsync()
+    {
+        var first = await _handshake.PeekByteAsync(_client).ConfigureAwait(false);
+        switch (first)
+        {
+            case -1:
+                Log.NegotiationFailed(Client, SessionOutcome.ClientClosedEarly, "client closed before sending anything");
+                return SessionOutcome.ClientClosedEarly;
+            case 5:
+                _version = 5;
+                return await NegotiateSocks5Async().ConfigureAwait(false);
+            case 4:
+                _version = 4;
+                return await NegotiateSocks4Async().ConfigureAwait(false);
+            default:
+                Log.NegotiationFailed(Client, SessionOutcome.BadVersion, $"first byte 0x{first:x2} is no SOCKS version");
+                return SessionOutcome.BadVersion;
+        }
+    }
+
+    private async Task<SessionOutcome> NegotiateSocks5Async()
+    {
+        var (status, greeting, reason) = await _handshake.ReadAsync<Socks5Greeting>(_client, Socks5Codec.TryParseGreeting).ConfigureAwait(false);
+        if (status != ParseStatus.Ok)
+        {
+            Log.NegotiationFailed(Client, SessionOutcome.Malformed, $"greeting: {reason}");
+            return SessionOutcome.Malformed;
+        }
+        var selected = SelectMethod(greeting);
+        await SendAsync(static (m, w) => Socks5Codec.WriteMethodSelection(m, w), selected).ConfigureAwait(false);
+        if (selected == AuthMethod.NoAcceptableMethods)
+        {
+            Log.NegotiationFailed(Client, SessionOutcome.NoAcceptableMethod, "none of the offered methods is configured");
+            return SessionOutcome.NoAcceptableMethod;
+        }
+        if (selected == AuthMethod.UsernamePassword)
+        {
+            var (authStatus, credentials, authReason) = await _handshake.ReadAsync<UserPassRequest>(_client, UserPassCodec.TryParseRequest).ConfigureAwait(false);
+            if (authStatus != ParseStatus.Ok)
+            {
+                Log.NegotiationFailed(Client, SessionOutcome.Malformed, $"username/password request: {authReason}");
+                return SessionOutcome.Malformed;
+            }
+            var ok = _server.Users is { } users && users.Verify(credentials.UserName, credentials.Password);
+            await SendAsync(static (s, w) => UserPassCodec.WriteReply(s, w), ok).ConfigureAwait(false);
+            if (!ok)
+            {
+                Log.AuthFailed(Client, credentials.UserName);
+                return SessionOutcome.AuthFailed;
+            }
+            _method = MethodKind.Username;
+            _user = credentials.UserName;
+        }
+        var (requestStatus, request, requestReason) = await _handshake.ReadAsync<Socks5Request>(_client, Socks5Codec.TryParseRequest).ConfigureAwait(false);
+        if (requestStatus != ParseStatus.Ok)
+        {
+            // RFC 1928 section 6: answer unknown commands and address types with their codes.
+            var (code, outcome) = requestReason switch
+            {
+                SocksRejection.BadCommand => (ReplyCode.CommandNotSupported, SessionOutcome.CommandNotSupported),
+                SocksRejection.BadAddressType => (ReplyCode.AddressTypeNotSupported, SessionOutcome.AddressTypeNotSupported),
+                _ => (ReplyCode.GeneralFailure, SessionOutcome.Malformed),
+            };
+            await TrySendReplyAsync(code, null).ConfigureAwait(false);
+            Log.NegotiationFailed(Client, outcome, $"request: {requestReason}");
+            return outcome;
+        }
+        _server.Counters.CommandRequested(request.Command);
+        return request.Command switch
+        {
+            SocksCommand.Connect => await ConnectAsync(request.Destination).ConfigureAwait(false),
+            SocksCommand.Bind => await BindAsync(request.Destination).ConfigureAwait(false),
+            SocksCommand.UdpAssociate => await UdpAssociateAsync(request.Destination).ConfigureAwait(false),
+            _ => SessionOutcome.CommandNotSupported,
+        };
+    }
+
+    private async Task<SessionOutcome> NegotiateSocks4Async()
+    {
+        var (status, request, reason) = await _handshake.ReadAsync<Socks4Request>(_client, Socks4Codec.TryParseRequest).ConfigureAwait(false);
+        if (status != ParseStatus.Ok)
+        {
+            var outcome = reason == SocksRejection.BadCommand ? SessionOutcome.CommandNotSupported : SessionOutcome.Malformed;
+            await TrySendReplyAsync(ReplyCode.GeneralFailure, null).ConfigureAwait(false);
+            Log.NegotiationFailed(Client, outcome, $"socks4 request: {reason}");
+            return outcome;
+        }
+        if (!Options.SocksMethods.Contains(MethodKind.None))
+        {
+            // SOCKS4 has no authentication: when every client must authenticate, refuse it.
+            await TrySendReplyAsync(ReplyCode.NotAllowedByRuleset, null).ConfigureAwait(false);
+            Log.NegotiationFailed(Client, SessionOutcome.NoAcceptableMethod, "SOCKS4 has no authentication and socksmethod requires one");
+            return SessionOutcome.NoAcceptableMethod;
+        }
+        _server.Counters.CommandRequested(request.Command);
+        return request.Command == SocksCommand.Bind
+            ? await BindAsync(request.Destination).ConfigureAwait(false)
+            : await ConnectAsync(request.Destination).ConfigureAwait(false);
+    }
+
+    private AuthMethod SelectMethod(in Socks5Greeting greeting)
+    {
+        // The server's order of preference decides (Dante: socksmethod order).
+        foreach (var kind in Options.SocksMethods)
+        {
+            var wire = kind == MethodKind.Username ? AuthMethod.UsernamePassword : AuthMethod.NoAuthentication;
+            if (greeting.Offers(wire) && (kind != MethodKind.Username || _server.Users is not null))
+            {
+                return wire;
+            }
+        }
+        return AuthMethod.NoAcceptableMethods;
+    }
+
+    /// <summary>Writes one message built by <paramref name="write"/> to the client.</summary>
+    private async ValueTask SendAsync<TState>(Action<TState, IBufferWriter<byte>> write, TState state)
+    {
+        var writer = new ArrayBufferWriter<byte>(64);
+        write(state, writer);
+        await _client.SendAsync(writer.WrittenMemory, SocketFlags.None).ConfigureAwait(false);
+    }
+
+    /// <summary>Sends the reply for this session's SOCKS version; <paramref name="bound"/> null means 0.0.0.0:0.</summary>
+    private ValueTask SendReplyAsync(ReplyCode code, IPEndPoint? bound)
+    {
+        if (_version == 4)
+        {
+            var address = bound is not null && bound.AddressFamily == AddressFamily.InterNetwork ? bound.Address : IPAddress.Any;
+            var reply = new Socks4Reply(SocksErrors.ToSocks4(code), address, (ushort)(bound?.Port ?? 0));
+            return SendAsync(static (r, w) => Socks4Codec.WriteReply(in r, w), reply);
+        }
+        var endpoint = bound is null ? SocksEndpoint.FromAddress(IPAddress.Any, 0) : SocksEndpoint.FromEndPoint(bound);
+        return SendAsync(static (r, w) => Socks5Codec.WriteReply(in r, w), new Socks5Reply(code, endpoint));
+    }
+
+    /// <summary>Sends a failure reply, ignoring a client that is already gone.</summary>
+    private async ValueTask TrySendReplyAsync(ReplyCode code, IPEndPoint? bound)
+    {
+        try
+        {
+            await SendReplyAsync(code, bound).ConfigureAwait(false);
+        }
+        catch (SocketException)
+        {
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+    }
+
+    private string CommandName(RuleCommand command) => command switch
+    {
+        RuleCommand.Connect => _version == 4 ? "tcp/connect(v4)" : "tcp/connect",
+        RuleCommand.Bind => _version == 4 ? "tcp/bind(v4)" : "tcp/bind",
+        RuleCommand.BindReply => "tcp/bindreply",
+        RuleCommand.UdpAssociate => "udp/udpassociate",
+        _ => "udp/udpreply",
+    };
+
+    /// <summary>Resolves a name with timeout.negotiate's remaining budget bounded by the resolve timeout.</summary>
+    private async ValueTask<IPAddress[]> ResolveAsync(SocksEndpoint destination)
+    {
+        if (destination.Address is { } address)
+        {
+            return [address];
+        }
+        using var cts = new CancellationTokenSource(Options.ResolveTimeout);
+        try
+        {
+            var addresses = await _server.Resolver.ResolveAsync(destination.Host!, cts.Token).ConfigureAwait(false);
+            return [.. addresses.Select(OutboundAddresses.Normalize)];
+        }
+        catch (OperationCanceledException)
+        {
+            return [];
+        }
+    }
+
+    /// <summary>Evaluates the socks rules for a request and logs a block.</summary>
+    private RuleVerdict Check(RuleCommand command, IPEndPoint from, SocksEndpoint destination, IPAddress? resolved, RuleProtocol protocol)
+    {
+        var context = new SocksRequestContext(from, destination, resolved, command, protocol, _method, _user);
+        var verdict = RuleEvaluator.EvaluateSocks(Options.SocksRules, in context);
+        if (!verdict.Passed)
+        {
+            Log.RequestBlocked(in verdict, CommandName(command), from, destination.ToString());
+        }
+        return verdict;
+    }
+}
