@@ -357,7 +357,7 @@ internal sealed partial class SockdConfReader
             }
         }
 
-        return targets;
+        return targets.Count > 0 ? targets : earlier;
     }
 
     /// <summary><c>LO-HI</c>, also written <c>LO - HI</c>.</summary>
