@@ -398,6 +398,24 @@ public class SockdConfParserTests
     }
 
     [Fact]
+    public void CompactSpelling()
+    {
+        var options = Ok("internal:127.0.0.1 port=1080\nclient pass{from:0/0 to:0/0}\nsocks block{from:10.0.0.0/8 port>=1024 to:.example.com}socks pass{from:0/0 to:::/0}");
+        Assert.Equal(1080, options.Internal[0].Port);
+        Assert.Equal(new PortMatcher(PortOperator.Ge, 1024), options.SocksRules[0].From.Port);
+        Assert.Equal(".example.com", options.SocksRules[0].To.Domain);
+        Assert.Equal(IPAddress.IPv6Any, options.SocksRules[1].To.Network);
+    }
+
+    [Fact]
+    public void RepeatedSetting_Warns_LastWins()
+    {
+        var result = SockdConfParser.Parse("internal: 127.0.0.1\ndebug: 1\ndebug: 2" + Rules, File);
+        Assert.Equal(2, result.Options!.Debug);
+        Assert.Equal(["sockd.conf:3:1: 'debug' given again; this later value replaces the earlier one"], result.Warnings);
+    }
+
+    [Fact]
     public void StrayWordAtTheStart_IsAnUnknownKeyword()
     {
         Assert.Equal("sockd.conf:1:1: unknown keyword 'garbage'", OneError("garbage\ninternal: 127.0.0.1" + Rules));
