@@ -16,6 +16,8 @@ public sealed class LabProcess : IDisposable
     private readonly Process _process;
     private readonly StringBuilder _log = new();
     private readonly DateTime _started = DateTime.UtcNow;
+    private int? _exitCodeAfterDispose;
+    private bool _disposed;
 
     internal LabProcess(string name, string commandLine, Process process)
     {
@@ -39,10 +41,10 @@ public sealed class LabProcess : IDisposable
     public int Id { get; }
 
     /// <summary>True once the program has exited.</summary>
-    public bool HasExited => _process.HasExited;
+    public bool HasExited => _disposed || _process.HasExited;
 
-    /// <summary>The exit code, or null while it runs.</summary>
-    public int? ExitCode => _process.HasExited ? _process.ExitCode : null;
+    /// <summary>The exit code, or null while it runs (or if it could not be read).</summary>
+    public int? ExitCode => _disposed ? _exitCodeAfterDispose : _process.HasExited ? _process.ExitCode : null;
 
     /// <summary>Everything captured so far from stdout and stderr, one timestamped line each.</summary>
     public string Log
@@ -63,7 +65,7 @@ public sealed class LabProcess : IDisposable
     /// <summary>Sends <paramref name="signal"/> to this program (only to its PID).</summary>
     public void Kill(int signal = Interop.Sys.SIGTERM)
     {
-        if (!_process.HasExited)
+        if (!HasExited)
         {
             _ = Interop.Sys.kill(Id, signal);
         }
@@ -72,6 +74,11 @@ public sealed class LabProcess : IDisposable
     /// <summary>Waits for exit; returns false if it is still running after <paramref name="timeout"/>.</summary>
     public async Task<bool> WaitForExitAsync(TimeSpan timeout)
     {
+        if (HasExited)
+        {
+            return true;
+        }
+
         using var cts = new CancellationTokenSource(timeout);
         try
         {
@@ -89,7 +96,7 @@ public sealed class LabProcess : IDisposable
     {
         try
         {
-            if (_process.HasExited)
+            if (HasExited)
             {
                 return;
             }
@@ -109,7 +116,22 @@ public sealed class LabProcess : IDisposable
 
     public void Dispose()
     {
+        if (_disposed)
+        {
+            return;
+        }
+
         Stop();
+        try
+        {
+            _exitCodeAfterDispose = _process.HasExited ? _process.ExitCode : null;
+        }
+        catch (InvalidOperationException)
+        {
+            _exitCodeAfterDispose = null;
+        }
+
+        _disposed = true;
         _process.Dispose();
     }
 
