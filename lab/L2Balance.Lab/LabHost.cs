@@ -134,15 +134,22 @@ public sealed class LabHost
 
     /// <summary>
     /// Polls until a TCP connect from inside this namespace to <paramref name="address"/>:<paramref name="port"/>
-    /// succeeds; throws <see cref="TimeoutException"/> (with <paramref name="diagnostics"/>) at the deadline.
+    /// succeeds; throws <see cref="TimeoutException"/> (with <paramref name="diagnostics"/>) at the deadline,
+    /// or <see cref="LabCommandException"/> as soon as <paramref name="server"/> has exited.
     /// </summary>
-    public async Task WaitForTcpPortAsync(IPAddress address, int port, TimeSpan timeout, Func<string>? diagnostics = null, CancellationToken cancellationToken = default)
+    public async Task WaitForTcpPortAsync(
+        IPAddress address, int port, TimeSpan timeout, Func<string>? diagnostics = null, LabProcess? server = null, CancellationToken cancellationToken = default)
     {
         var deadline = DateTime.UtcNow + timeout;
         var endPoint = new IPEndPoint(address, port);
         Exception? last = null;
         while (DateTime.UtcNow < deadline)
         {
+            if (server is { HasExited: true })
+            {
+                throw new LabCommandException($"{server.Name} exited before {endPoint} accepted connections\n{server.Describe()}\n{diagnostics?.Invoke()}");
+            }
+
             try
             {
                 using var s = await ConnectTcpAsync(endPoint, TimeSpan.FromSeconds(1), cancellationToken).ConfigureAwait(false);

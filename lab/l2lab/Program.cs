@@ -59,7 +59,7 @@ internal static class Program
 
         var proxy = lab.Proxy.Start(l2proxy, "--listen", "198.18.1.1:1080", "--allow", "198.18.1.0/24");
         Console.WriteLine($"started: {proxy.CommandLine} (pid {proxy.Id})");
-        await lab.Client.WaitForTcpPortAsync(ProxyLab.ProxyInsideV4, 1080, TimeSpan.FromSeconds(15), proxy.Describe).ConfigureAwait(false);
+        await lab.Client.WaitForTcpPortAsync(ProxyLab.ProxyInsideV4, 1080, TimeSpan.FromSeconds(15), proxy.Describe, proxy).ConfigureAwait(false);
 
         var url = $"http://{ProxyLab.TargetName}:{TargetServers.HttpPort}/{TargetServers.KnownFileName}";
         Console.WriteLine($"client$ curl --socks5-hostname 198.18.1.1:1080 {url}");

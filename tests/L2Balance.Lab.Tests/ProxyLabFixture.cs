@@ -36,7 +36,7 @@ public sealed class ProxyLabFixture : IAsyncLifetime
             Ncat = LabBinaries.Require("ncat", "ncat");
             Servers = await TargetServers.StartAsync(Lab.Target, ReadyTimeout).WithTimeout(StepTimeout);
             MainProxy = StartMainProxy();
-            await Lab.Client.WaitForTcpPortAsync(ProxyLab.ProxyInsideV4, MainPort, ReadyTimeout, Describe).WithTimeout(StepTimeout);
+            await Lab.Client.WaitForTcpPortAsync(ProxyLab.ProxyInsideV4, MainPort, ReadyTimeout, Describe, MainProxy).WithTimeout(StepTimeout);
         }
         catch
         {
@@ -78,7 +78,7 @@ public sealed class ProxyLabFixture : IAsyncLifetime
             process = Lab.Proxy.Start(LabBinaries.Require("microsocks", "microsocks"), "-i", "198.18.1.1", "-p", $"{port}", "-u", user, "-P", password);
         }
 
-        await Lab.Client.WaitForTcpPortAsync(ProxyLab.ProxyInsideV4, port, ReadyTimeout, Describe).WithTimeout(StepTimeout);
+        await Lab.Client.WaitForTcpPortAsync(ProxyLab.ProxyInsideV4, port, ReadyTimeout, Describe, process).WithTimeout(StepTimeout);
         return process;
     }
 
@@ -99,7 +99,7 @@ public sealed class ProxyLabFixture : IAsyncLifetime
             process = Lab.Proxy.Start(ProxyUnderTest.Danted, "-f", path);
         }
 
-        await Lab.Client.WaitForTcpPortAsync(ProxyLab.ProxyInsideV4, port, ReadyTimeout, Describe).WithTimeout(StepTimeout);
+        await Lab.Client.WaitForTcpPortAsync(ProxyLab.ProxyInsideV4, port, ReadyTimeout, Describe, process).WithTimeout(StepTimeout);
         return process;
     }
 
