@@ -72,10 +72,8 @@ public sealed partial class LabNetwork : IAsyncDisposable, IDisposable
     public static IReadOnlyList<string> CleanStale()
     {
         var removed = new List<string>();
-        var list = CommandRunner.Run("ip", ["netns", "list"]);
-        foreach (var line in list.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        foreach (var name in ListNamespaces())
         {
-            var name = line.Split(' ', 2)[0];
             var match = LabNamespaceName().Match(name);
             if (!match.Success)
             {
@@ -94,6 +92,13 @@ public sealed partial class LabNetwork : IAsyncDisposable, IDisposable
 
         return removed;
     }
+
+    /// <summary>All named network namespaces on the machine (<c>ip netns list</c>).</summary>
+    public static IReadOnlyList<string> ListNamespaces() =>
+        CommandRunner.Run("ip", ["netns", "list"]).EnsureSuccess().StdOut
+            .Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(line => line.Split(' ', 2)[0])
+            .ToArray();
 
     /// <summary>Adds a host: namespace <c>{prefix}{name}</c> with lo up.</summary>
     public LabHost AddHost(string name) => Add(name, isSwitch: false);
