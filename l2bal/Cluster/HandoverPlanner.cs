@@ -17,17 +17,26 @@ internal sealed record HandoverPlan(BucketSet Held, int Released, int Claimed, i
 /// </summary>
 /// <remarks>
 /// <para>What a peer holds is not sent bucket by bucket. A node's held set is always a subset of
-/// its share in the table of the view it advertises: it releases a bucket before advertising a
-/// view that gives it away, and claims only inside its share. So a peer's advertised active-set
-/// view determines a superset of what it holds, which is all that safety needs (over-estimating
-/// a peer's holdings only delays a claim).</para>
+/// its share in the table of the view it last advertised: on a view change it releases at once
+/// and advertises the new view at once (a triggered advert), and it claims only inside the share
+/// of a view it has already advertised. So a peer's advertised active-set view determines a
+/// superset of what it holds, which is all that safety needs (over-estimating a peer's holdings
+/// only delays a claim).</para>
 /// <para>Claim rule: bucket b of this node's target share is claimed only when every live
 /// peer's latest advertised view also gives b to this node. That implies the peer does not hold
-/// b (the handshake "the current holder advertises a view in which it has released it") and,
-/// stronger, that no third node that a peer's stale view still favours can race us for b. Dead
-/// peers are not consulted (their filter tables died with them), so take-over from a dead peer is
-/// immediate. A node that just started must not claim before it has listened for the dead time,
-/// else it would see no peers and claim everything: that hold-off is the daemon's job.</para>
+/// b (DESIGN.md: "the joiner claims a bucket only after the current holder advertises a view in
+/// which it has released it") and, stronger, that no third node favoured by a peer's stale view
+/// can race us for b. Dead peers are not consulted (their filter tables died with them, or their
+/// kernel lease expired), so take-over from a dead peer is immediate.</para>
+/// <para>Claims are gated (<c>claimsAllowed</c>) by the caller on two timing rules. (1) The current
+/// view must have been advertised at least SettleTime ago, SettleTime ≥ the largest one-way
+/// delivery delay: otherwise two nodes whose views change in opposite directions within one
+/// delay can each claim b on the strength of the other's stale advert. With the gate, if x claims
+/// at t1 under a view advertised at a1 and x' at t2 under one advertised at a2, each claim needs
+/// the other's new advert still undelivered: t1 &lt; a2 + D and t2 &lt; a1 + D, with t1 ≥ a1 + S and
+/// t2 ≥ a2 + S, impossible for S ≥ D. (2) A node that just started listens for the dead time
+/// first, else it would see no peers and claim everything. Both assume a peer is declared dead
+/// only when it is (delays below the dead time), which the kernel lease backs up.</para>
 /// </remarks>
 internal static class HandoverPlanner
 {
@@ -36,7 +45,8 @@ internal static class HandoverPlanner
     /// <param name="held">What this node's kernel accepts now.</param>
     /// <param name="target">The table of this node's current view.</param>
     /// <param name="livePeerTables">For each live peer, the table of the view in its latest accepted advert.</param>
-    public static HandoverPlan Plan(int self, BucketSet held, OwnershipTable target, IReadOnlyCollection<OwnershipTable> livePeerTables)
+    /// <param name="claimsAllowed">False while the view is younger than SettleTime or during the start-up listen: release only.</param>
+    public static HandoverPlan Plan(int self, BucketSet held, OwnershipTable target, IReadOnlyCollection<OwnershipTable> livePeerTables, bool claimsAllowed)
     {
         ArgumentNullException.ThrowIfNull(held);
         ArgumentNullException.ThrowIfNull(target);
@@ -58,7 +68,7 @@ internal static class HandoverPlanner
                 continue;
             }
 
-            if (has || livePeerTables.All(peer => peer.Owner(b) == self))
+            if (has || (claimsAllowed && livePeerTables.All(peer => peer.Owner(b) == self)))
             {
                 next.Add(b);
                 claimed += has ? 0 : 1;
