@@ -34,9 +34,6 @@ internal enum ArpRejection
 
     /// <summary>ar$op is neither request nor reply (RARP and InARP are not ours).</summary>
     BadOperation,
-
-    /// <summary>Sender hardware address is multicast/broadcast: answering would flood the reply.</summary>
-    BadSenderAddress,
 }
 
 /// <summary>
@@ -70,8 +67,13 @@ internal readonly record struct ArpPacket(
 
     public const ushort HardwareTypeEthernet = 1;
 
-    /// <summary>True for a who-has whose target protocol address is <paramref name="ip"/>.</summary>
-    public bool IsRequestFor(IPAddress ip) => Operation == ArpOperation.Request && TargetIp.Equals(ip);
+    /// <summary>
+    /// True for a who-has for <paramref name="ip"/> that deserves an answer. A request whose sender
+    /// hardware address is a group address is not answered: the reply would be flooded to the
+    /// segment. (The codec itself accepts group sender addresses: in multicast mode our own
+    /// replies and gratuitous ARPs carry the multicast cluster MAC there, as NLB's do.)
+    /// </summary>
+    public bool IsRequestFor(IPAddress ip) => Operation == ArpOperation.Request && !SenderMac.IsMulticast && TargetIp.Equals(ip);
 
     /// <summary>Parses an ARP payload (the bytes after the Ethernet header).</summary>
     public static bool TryParse(ReadOnlySpan<byte> payload, out ArpPacket packet, out ArpRejection rejection)
@@ -125,7 +127,7 @@ internal readonly record struct ArpPacket(
             return ArpRejection.BadOperation;
         }
 
-        return MacAddress.Read(p[8..]).IsMulticast ? ArpRejection.BadSenderAddress : ArpRejection.None;
+        return ArpRejection.None;
     }
 
     /// <summary>Writes the 28-byte packet; returns <see cref="Length"/>.</summary>
