@@ -14,7 +14,7 @@ public class HandoverPlannerTests
     {
         // Node 1 covered node 3's buckets; node 3 is back: release them without waiting.
         var held = Table(0b011).SetOf(1);
-        var plan = HandoverPlanner.Plan(1, held, Table(0b111), [Table(0b011), Table(0b111)], claimsAllowed: false);
+        var plan = HandoverPlanner.Plan(1, held, Table(0b111), [new(2, Table(0b011)), new(3, Table(0b111))], claimsAllowed: false);
         Assert.Equal(Table(0b111).SetOf(1), plan.Held);
         Assert.Equal(held.Count - Table(0b111).CountOf(1), plan.Released);
         Assert.Equal(0, plan.Claimed);
@@ -24,7 +24,7 @@ public class HandoverPlannerTests
     [Fact]
     public void Takes_over_from_a_dead_peer_immediately()
     {
-        var plan = HandoverPlanner.Plan(1, Table(0b111).SetOf(1), Table(0b011), [Table(0b011)], claimsAllowed: true);
+        var plan = HandoverPlanner.Plan(1, Table(0b111).SetOf(1), Table(0b011), [new(2, Table(0b011))], claimsAllowed: true);
         Assert.Equal(Table(0b011).SetOf(1), plan.Held);
         Assert.Equal(Table(0b011).CountOf(1) - Table(0b111).CountOf(1), plan.Claimed);
     }
@@ -34,14 +34,17 @@ public class HandoverPlannerTests
     {
         var target = Table(0b111);
         // Node 3 returns; node 1 still advertises the view without it, node 2 already has it.
-        // Node 1's view gives each of node 3's buckets to node 1 or node 2: any of them may still
-        // be held or about to be claimed there, so node 3 claims none yet.
-        var waiting = HandoverPlanner.Plan(3, new BucketSet(B), target, [Table(0b011), target], claimsAllowed: true);
-        Assert.Equal(0, waiting.Held.Count);
-        Assert.Equal(target.CountOf(3), waiting.Pending);
+        // Node 3 may claim only those of its buckets that node 1's stale view gives to node 2
+        // (node 2's current view no longer does): those node 1 may hold must wait.
+        var stale = Table(0b011);
+        var waiting = HandoverPlanner.Plan(3, new BucketSet(B), target, [new(1, stale), new(2, target)], claimsAllowed: true);
+        Assert.Equal(target.SetOf(3).Buckets().Where(b => stale.Owner(b) == 2), waiting.Held.Buckets());
+        Assert.False(waiting.Held.Overlaps(stale.SetOf(1)));
+        Assert.Equal(target.CountOf(3) - waiting.Held.Count, waiting.Pending);
+        Assert.True(waiting.Held.Count > 0 && waiting.Pending > 0);
         Assert.False(waiting.Settled);
 
-        var done = HandoverPlanner.Plan(3, waiting.Held, target, [target, target], claimsAllowed: true);
+        var done = HandoverPlanner.Plan(3, waiting.Held, target, [new(1, target), new(2, target)], claimsAllowed: true);
         Assert.Equal(target.SetOf(3), done.Held);
         Assert.True(done.Settled);
     }
@@ -50,7 +53,7 @@ public class HandoverPlannerTests
     public void Gated_claims_wait()
     {
         var target = Table(0b111);
-        var plan = HandoverPlanner.Plan(3, new BucketSet(B), target, [target, target], claimsAllowed: false);
+        var plan = HandoverPlanner.Plan(3, new BucketSet(B), target, [new(1, target), new(2, target)], claimsAllowed: false);
         Assert.Equal(0, plan.Held.Count);
         Assert.Equal(target.CountOf(3), plan.Pending);
     }

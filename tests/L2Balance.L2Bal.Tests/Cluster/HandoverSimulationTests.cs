@@ -13,20 +13,25 @@ namespace L2Balance.L2Bal.Tests.Cluster;
 public class HandoverSimulationTests
 {
     [Theory]
-    [InlineData(3)]
-    [InlineData(4)]
-    [InlineData(5)]
-    public void Claimed_sets_stay_disjoint_and_converge(int nodes)
+    [InlineData(3, 0.1)]
+    [InlineData(4, 0.1)]
+    [InlineData(5, 0.1)]
+    [InlineData(5, 0.3)] // faults closer together than the delivery delay
+    public void Claimed_sets_stay_disjoint_and_converge(int nodes, double faultProbability)
     {
+        long claims = 0;
         for (int seed = 0; seed < 40; seed++)
         {
             var sim = new Simulation(nodes, seed, settle: Simulation.MaxDelay);
-            sim.Run(ticks: 600, eventProbability: 0.1);
+            sim.Run(ticks: 600, eventProbability: faultProbability);
             Assert.Null(sim.FirstOverlap);
             sim.Run(ticks: 60, eventProbability: 0);
             Assert.Null(sim.FirstOverlap);
             sim.AssertConverged();
+            claims += sim.Claims;
         }
+
+        Assert.True(claims > 10_000, $"only {claims} claims: the simulation does not exercise hand-over");
     }
 
     [Fact]
@@ -56,15 +61,17 @@ public class HandoverSimulationTests
 
         private readonly Random _rng;
         private readonly int _settle;
+        private readonly int _startupListen;
         private readonly Node[] _nodes;
         private readonly List<(int At, int To, byte[] Bytes)> _wire = [];
         private readonly Dictionary<ulong, OwnershipTable> _tables = [];
         private int _now;
 
-        public Simulation(int n, int seed, int settle)
+        public Simulation(int n, int seed, int settle, int startupListen = DeadAfter)
         {
             _rng = new Random(seed);
             _settle = settle;
+            _startupListen = startupListen;
             _nodes = [.. Enumerable.Range(1, n).Select(id => new Node(id))];
             foreach (var node in _nodes)
             {
@@ -73,6 +80,8 @@ public class HandoverSimulationTests
         }
 
         public string? FirstOverlap { get; private set; }
+
+        public long Claims { get; private set; }
 
         public void Run(int ticks, double eventProbability)
         {
@@ -162,9 +171,10 @@ public class HandoverSimulationTests
             }
 
             bool changed = mask != node.AdvertisedMask;
-            bool claimsAllowed = !changed && _now - node.AdvertisedAt >= _settle && _now - node.StartedAt >= DeadAfter;
-            var plan = HandoverPlanner.Plan(node.Id, node.Held, Table(mask), [.. live.Select(p => Table(p.Value.View))], claimsAllowed);
+            bool claimsAllowed = !changed && _now - node.AdvertisedAt >= _settle && _now - node.StartedAt >= _startupListen;
+            var plan = HandoverPlanner.Plan(node.Id, node.Held, Table(mask), [.. live.Select(p => new PeerView(p.Key, Table(p.Value.View)))], claimsAllowed);
             node.Held = plan.Held;
+            Claims += plan.Claimed;
             if (changed)
             {
                 node.AdvertisedMask = mask;
