@@ -82,7 +82,8 @@ internal enum AdvertRejection
 /// <param name="ClusterId">Stops cross-talk between clusters sharing a segment (and keys).</param>
 /// <param name="NodeId">Sender, 1..NodeCount; authenticated, so a key-less host cannot impersonate a node.</param>
 /// <param name="NodeCount">Sender's N; also bound into the digest.</param>
-/// <param name="State">Sender's own state.</param>
+/// <param name="State">Sender's own state. Authenticated, so nobody without the key can mark a
+/// healthy node unhealthy (and strip its buckets) or a sick one active.</param>
 /// <param name="Incarnation">Start time of the sender's process (ns since the epoch): lets a restarted
 /// daemon restart its sequence at 0 while an attacker replaying adverts of an earlier run is still refused.</param>
 /// <param name="Sequence">Strictly increasing within an incarnation: stops replay of a captured advert
@@ -92,8 +93,16 @@ internal enum AdvertRejection
 /// <param name="AliveView">Bit id-1: nodes the sender hears (diagnostics; split-brain detection).</param>
 /// <param name="ActiveView">Bit id-1: nodes the sender considers active. Ownership is a pure function of it, so
 /// it tells peers which buckets the sender may hold (a superset of what it holds: see HandoverPlanner).</param>
-/// <param name="HeldCount">Buckets the sender's kernel accepts now (diagnostics).</param>
-/// <param name="Flags">See <see cref="AdvertFlags"/>.</param>
+/// <param name="HeldCount">Buckets the sender's kernel accepts now (diagnostics: status and partition checks).</param>
+/// <param name="Flags">See <see cref="AdvertFlags"/>. Unknown bits are refused rather than ignored, so a
+/// future meaning cannot be half-understood by an old daemon.</param>
+/// <remarks>
+/// Held sets are not listed bucket by bucket: a sender holds a subset of its share in the table
+/// of <paramref name="ActiveView"/> (HandoverPlanner), so the view is a compact, exact-enough
+/// statement of what it may hold and what it has released, for any B, in 8 bytes. The 32-byte
+/// HMAC-SHA256 (full length, RFC 2104; carp(4) likewise keeps the whole SHA1-HMAC) over every
+/// byte before it stops forgery and alteration of all fields by hosts without the cluster key.
+/// </remarks>
 internal readonly record struct Advert(
     uint ClusterId,
     ushort NodeId,

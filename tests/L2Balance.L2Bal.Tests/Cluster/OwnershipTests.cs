@@ -135,6 +135,22 @@ public class OwnershipTests
     }
 
     [Fact]
+    public void Ranges_cover_exactly_the_owned_buckets()
+    {
+        var rng = new Random(3);
+        for (int i = 0; i < 50; i++)
+        {
+            int n = rng.Next(1, 9);
+            var t = Table(n, (ulong)rng.NextInt64(0, 1L << n), 1000);
+            for (int id = 0; id <= n; id++)
+            {
+                var fromRanges = t.BucketsOf(id).SelectMany(r => Enumerable.Range(r.Low, r.High - r.Low + 1));
+                Assert.Equal(Enumerable.Range(0, 1000).Where(b => t.Owner(b) == id), fromRanges);
+            }
+        }
+    }
+
+    [Fact]
     public void Diff_groups_by_from_and_to()
     {
         var before = Table(3, 0b111, 12);
