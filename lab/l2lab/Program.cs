@@ -1,10 +1,83 @@
+using System.Net;
+using L2Balance.Lab;
+
 namespace L2Balance.Lab.Cli;
 
+/// <summary>
+/// l2lab: builds throw-away namespace labs. <c>clean</c> removes namespaces of dead runs;
+/// <c>proxy-demo</c> runs out/l2proxy between a client and a target and fetches a file through it.
+/// </summary>
 internal static class Program
 {
-    public static int Main(string[] args)
+    private const string Usage = """
+        usage: l2lab clean        remove lab namespaces left by dead runs
+               l2lab proxy-demo   client -> l2proxy -> target, one curl through the proxy
+        """;
+
+    public static async Task<int> Main(string[] args)
     {
-        Console.Error.WriteLine("l2lab: skeleton");
+        try
+        {
+            return args switch
+            {
+                ["clean"] => Clean(),
+                ["proxy-demo"] => await ProxyDemoAsync().ConfigureAwait(false),
+                _ => Fail(Usage),
+            };
+        }
+        catch (LabUnavailableException ex)
+        {
+            return Fail($"l2lab: {ex.Message}");
+        }
+        catch (Exception ex) when (ex is TimeoutException or LabCommandException)
+        {
+            return Fail($"l2lab: {ex.Message}");
+        }
+    }
+
+    private static int Clean()
+    {
+        if (!Environment.IsPrivilegedProcess)
+        {
+            return Fail("l2lab: lab tests need root: run as root (sudo)");
+        }
+
+        var removed = LabNetwork.CleanStale();
+        Console.WriteLine(removed.Count == 0 ? "no stale lab namespaces" : $"removed {removed.Count}: {string.Join(' ', removed)}");
+        return 0;
+    }
+
+    private static async Task<int> ProxyDemoAsync()
+    {
+        var l2proxy = LabBinaries.L2Proxy;
+        var curl = LabBinaries.Require("curl", "curl");
+        Console.WriteLine("building lab: client 198.18.1.2 -- 198.18.1.1 [proxy] 198.18.2.1 -- 198.18.2.2 target");
+        await using var lab = await ProxyLab.CreateAsync().ConfigureAwait(false);
+        Console.WriteLine($"namespaces: {string.Join(' ', lab.Network.Hosts.Select(h => h.Namespace))}");
+        var servers = await TargetServers.StartAsync(lab.Target, TimeSpan.FromSeconds(15)).ConfigureAwait(false);
+        Console.WriteLine($"target: HTTP on :{TargetServers.HttpPort}, TCP echo :{TargetServers.TcpEchoPort}, UDP echo :{TargetServers.UdpEchoPort}");
+
+        var proxy = lab.Proxy.Start(l2proxy, "--listen", "198.18.1.1:1080", "--allow", "198.18.1.0/24");
+        Console.WriteLine($"started: {proxy.CommandLine} (pid {proxy.Id})");
+        await lab.Client.WaitForTcpPortAsync(ProxyLab.ProxyInsideV4, 1080, TimeSpan.FromSeconds(15), proxy.Describe, proxy).ConfigureAwait(false);
+
+        var url = $"http://{ProxyLab.TargetName}:{TargetServers.HttpPort}/{TargetServers.KnownFileName}";
+        Console.WriteLine($"client$ curl --socks5-hostname 198.18.1.1:1080 {url}");
+        var result = await lab.Client.RunAsync(
+            curl, ["-sS", "--max-time", "10", "--socks5-hostname", "198.18.1.1:1080", url], TimeSpan.FromSeconds(15)).ConfigureAwait(false);
+        var ok = result.Succeeded && result.StdOut == servers.KnownFileContent;
+        Console.WriteLine(ok
+            ? $"OK: fetched {result.StdOut.Length} bytes through l2proxy, content matches"
+            : $"FAILED: {result}");
+        Console.WriteLine("l2proxy output:");
+        Console.WriteLine(proxy.Log);
+        Console.WriteLine("tearing down");
+        return ok ? 0 : 1;
+    }
+
+    private static int Fail(string message)
+    {
+        Console.Error.WriteLine(message);
         return 2;
     }
 }

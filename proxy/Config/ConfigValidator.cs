@@ -4,7 +4,10 @@ namespace L2Balance.Proxy.Config;
 
 /// <summary>A validation error about one setting; <see cref="Setting"/> is the <see cref="ProxyOptions"/> property name,
 /// so a front end can point at where that setting was given.</summary>
-public readonly record struct ConfigProblem(string Setting, string Message);
+/// <param name="Setting">The <see cref="ProxyOptions"/> property concerned.</param>
+/// <param name="Message">What is wrong, for people.</param>
+/// <param name="Rule">The rule concerned, when the problem is about one rule.</param>
+public readonly record struct ConfigProblem(string Setting, string Message, RuleSource? Rule = null);
 
 /// <summary>What <see cref="ConfigValidator.Validate"/> found: errors make the options unusable, warnings do not.</summary>
 public sealed record ConfigValidation(IReadOnlyList<ConfigProblem> Errors, IReadOnlyList<string> Warnings);
@@ -36,9 +39,8 @@ public static class ConfigValidator
             errors.Add(new(nameof(ProxyOptions.ClientMethods), "clientmethod must be 'none'"));
         }
 
-        bool usesUsername = options.SocksMethods.Contains(MethodKind.Username)
-            || options.SocksRules.Any(r => r.Methods?.Contains(MethodKind.Username) == true);
-        if (usesUsername && options.UsersFile is null)
+        // Rule methods must be a subset of the global list (checked below), so the global list decides.
+        if (options.SocksMethods.Contains(MethodKind.Username) && options.UsersFile is null)
         {
             errors.Add(new(nameof(ProxyOptions.SocksMethods), "socksmethod username needs users.file or --users"));
         }
@@ -51,7 +53,8 @@ public static class ConfigValidator
                 {
                     // Dante: a rule can only narrow the global list; a method not offered is never selected.
                     errors.Add(new(nameof(ProxyOptions.SocksRules),
-                        $"socks rule #{rule.Source.Number}: socksmethod '{method.ToString().ToLowerInvariant()}' is not in the global socksmethod list"));
+                        $"socks rule #{rule.Source.Number}: socksmethod '{method.ToString().ToLowerInvariant()}' is not in the global socksmethod list",
+                        rule.Source));
                 }
             }
         }

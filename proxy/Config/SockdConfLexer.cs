@@ -121,7 +121,8 @@ internal static class SockdConfLexer
         }
 
         int colon = word.IndexOf(':', StringComparison.Ordinal);
-        if (colon > 0 && colon < word.Length - 1 && word[colon + 1] != ':' && knownKeywords.Contains(word[..colon]))
+        // No keyword is a hex string, so "to:::/0" is "to:" then "::/0", never an IPv6 address.
+        if (colon > 0 && colon < word.Length - 1 && knownKeywords.Contains(word[..colon]))
         {
             tokens.Add(new Token(TokenKind.Keyword, word[..colon], line, column));
             tokens.Add(new Token(TokenKind.Word, word[(colon + 1)..], line, column + colon + 1));

@@ -1,5 +1,3 @@
-using L2Balance.Proxy.Rules;
-
 namespace L2Balance.Proxy.Config;
 
 /// <summary>
@@ -12,8 +10,19 @@ namespace L2Balance.Proxy.Config;
 /// <c>clientmethod</c> (none), <c>socksmethod</c> (none, username), <c>user.privileged</c>,
 /// <c>user.unprivileged</c>/<c>user.notprivileged</c>, <c>timeout.negotiate</c>, <c>timeout.io</c>
 /// (<c>.tcp</c>, <c>.udp</c>), <c>timeout.connect</c>, <c>logoutput</c>, <c>errorlog</c>, <c>debug</c>,
-/// and the l2proxy extensions <c>udp.portrange</c> and <c>users.file</c>; rule blocks
-/// <c>client pass|block {}</c> and <c>socks pass|block {}</c>.
+/// and the l2proxy extensions below; rule blocks <c>client pass|block { from: to: log: }</c> and
+/// <c>socks pass|block { from: to: command: protocol: socksmethod: user: udp.portrange: log: }</c>.
+/// <para>l2proxy extensions (not in Dante):</para>
+/// <list type="bullet">
+/// <item><c>udp.portrange: LO-HI</c> at top level (Dante has it only inside socks rules): this node's
+/// port slice for all UDP relay and BIND sockets (DESIGN.md, Port slices) → <see cref="ProxyOptions.PortRange"/>.</item>
+/// <item><c>users.file: PATH</c>: the users file of <c>l2proxy passwd</c> for <c>socksmethod: username</c>,
+/// where Dante uses the system password database → <see cref="ProxyOptions.UsersFile"/>.</item>
+/// <item><c>workers: N</c>: reserved; refused with "workers: not supported yet (issue 3)".</item>
+/// </list>
+/// <para>Divergences: <c>0/0</c> matches IPv4, IPv6 and names (as Dante); <c>timeout.negotiate</c> and
+/// <c>timeout.connect</c> of 0 ("forever" in Dante) are refused; <c>timeout.io.tcp</c> and <c>timeout.io.udp</c>
+/// must agree (one io timeout); a rule must have both <c>from:</c> and <c>to:</c>.</para>
 /// </remarks>
 public static class SockdConfParser
 {

@@ -9,6 +9,9 @@ internal sealed partial class SockdConfReader
         "from", "to", "log", "command", "protocol", "socksmethod", "user", "udp.portrange",
     };
 
+    /// <summary>Dante 1.4 rule keywords written without a colon before another keyword (<c>redirect from: …</c>, <c>bounce to: …</c>).</summary>
+    private static readonly HashSet<string> WordRuleKeywords = new(StringComparer.Ordinal) { "redirect", "bounce" };
+
     private static readonly HashSet<string> ClientRuleKeywords = new(StringComparer.Ordinal) { "from", "to", "log" };
 
     /// <summary>Dante 1.4 rule keywords l2proxy refuses by name.</summary>
@@ -62,6 +65,11 @@ internal sealed partial class SockdConfReader
         // Dante requires both; an omitted side would silently mean "anything".
         if (parts.From is null || parts.To is null)
         {
+            if (parts.Seen.Contains(parts.From is null ? "from" : "to"))
+            {
+                return false; // Given but bad: already reported.
+            }
+
             Error(start, $"{start.Text} rule needs both 'from:' and 'to:'{(parts.From is null ? " (no 'from:')" : " (no 'to:')")}");
             return false;
         }
@@ -96,6 +104,15 @@ internal sealed partial class SockdConfReader
                     }
 
                     ReadRuleKeyword(token, values, parts, client, kind);
+                    break;
+                case TokenKind.Word when WordRuleKeywords.Contains(token.Text):
+                    Error(token, $"unsupported keyword '{token.Text}' in {kind}");
+                    if (Peek() is { Kind: TokenKind.Keyword })
+                    {
+                        _next++;
+                        TakeValues(inBlock: true);
+                    }
+
                     break;
                 default:
                     Error(token, $"unexpected '{token.Text}' in {kind}: expected 'keyword:' or '}}'");

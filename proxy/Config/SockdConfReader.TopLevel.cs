@@ -46,8 +46,22 @@ internal sealed partial class SockdConfReader
             StringComparer.Ordinal);
     }
 
+    /// <summary>Settings that hold one value: giving one twice is reported, the last one is used.</summary>
+    private static readonly HashSet<string> SingleValued = new(StringComparer.Ordinal)
+    {
+        "external.rotation", "clientmethod", "socksmethod", "user.privileged", "user.unprivileged", "user.notprivileged",
+        "timeout.negotiate", "timeout.connect", "timeout.io", "debug", "udp.portrange", "users.file",
+    };
+
+    private readonly HashSet<string> _seenTopLevel = new(StringComparer.Ordinal);
+
     private void ReadTopLevel(Token keyword, List<Token> values)
     {
+        if (SingleValued.Contains(keyword.Text) && !_seenTopLevel.Add(keyword.Text))
+        {
+            Warn(keyword, $"'{keyword.Text}' given again; this later value replaces the earlier one");
+        }
+
         switch (keyword.Text)
         {
             case "internal":
@@ -357,7 +371,7 @@ internal sealed partial class SockdConfReader
             }
         }
 
-        return targets;
+        return targets.Count > 0 ? targets : earlier;
     }
 
     /// <summary><c>LO-HI</c>, also written <c>LO - HI</c>.</summary>

@@ -91,7 +91,11 @@ internal sealed partial class SockdConfReader
         var validation = ConfigValidator.Validate(options);
         foreach (var problem in validation.Errors)
         {
-            if (_settingPositions.TryGetValue(problem.Setting, out var at))
+            if (problem.Rule is { Line: > 0 } rule)
+            {
+                _errors.Add(new ConfigError(_fileName, rule.Line, 1, problem.Message));
+            }
+            else if (_settingPositions.TryGetValue(problem.Setting, out var at))
             {
                 Error(at, problem.Message);
             }
@@ -114,15 +118,22 @@ internal sealed partial class SockdConfReader
 
     /// <summary>
     /// The values of a <c>keyword:</c>: tokens up to the next keyword, brace, or (at top level)
-    /// the start of a block such as <c>client pass {</c>.
+    /// the start of a block such as <c>client pass {</c> or <c>route {</c>. Values may span lines, as
+    /// in Dante, so a stray word after a list-valued keyword (<c>internal:</c>) is read as one more value.
     /// </summary>
     private List<Token> TakeValues(bool inBlock)
     {
         var values = new List<Token>();
         while (Peek() is { } token && token.Kind is TokenKind.Word or TokenKind.Operator)
         {
+            if (inBlock && token.Kind == TokenKind.Word && WordRuleKeywords.Contains(token.Text))
+            {
+                break;
+            }
+
             if (!inBlock && token.Kind == TokenKind.Word
-                && (Peek(1) is { Kind: TokenKind.LBrace } || (Peek(1) is { Kind: TokenKind.Word } && Peek(2) is { Kind: TokenKind.LBrace })))
+                && (Peek(1) is { Kind: TokenKind.LBrace }
+                    || (token.Text is "client" or "socks" && Peek(1) is { Kind: TokenKind.Word } && Peek(2) is { Kind: TokenKind.LBrace })))
             {
                 break;
             }

@@ -19,8 +19,8 @@ public static class SocksErrors
         SocketError.HostUnreachable or SocketError.HostDown or SocketError.HostNotFound
             or SocketError.NoData or SocketError.TryAgain => ReplyCode.HostUnreachable,
         // ETIMEDOUT: RFC 1928 has no "timed out" code. X'06' "TTL expired" is the convention of
-        // microsocks (connect_socks_target: case ETIMEDOUT: return -EC_TTL_EXPIRED) and is what Dante
-        // is reported to send; it keeps "nobody answered" distinct from a routing failure (X'03'/X'04').
+        // microsocks (connect_socks_target: case ETIMEDOUT: return -EC_TTL_EXPIRED); it keeps
+        // "nobody answered" distinct from a routing failure (X'03'/X'04').
         SocketError.TimedOut => ReplyCode.TtlExpired,
         SocketError.AccessDenied => ReplyCode.NotAllowedByRuleset,
         SocketError.AddressFamilyNotSupported => ReplyCode.AddressTypeNotSupported,

@@ -1,0 +1,148 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+
+namespace L2Balance.Balancer.Protocol;
+
+/// <summary>The state a node advertises about itself.</summary>
+internal enum AdvertState : byte
+{
+    /// <summary>Healthy; owns its share.</summary>
+    Active = 1,
+
+    /// <summary>Local service fails its probes; owns nothing, keeps established flows.</summary>
+    Unhealthy = 2,
+
+    /// <summary>Operator drain; owns nothing, keeps established flows.</summary>
+    Draining = 3,
+
+    /// <summary>Clean shutdown: holds nothing any more; peers may treat it as dead at once.</summary>
+    Leaving = 4,
+}
+
+/// <summary>Flag bits of an advert; unknown bits are rejected as <see cref="AdvertRejection.Malformed"/>.</summary>
+[Flags]
+internal enum AdvertFlags : ushort
+{
+    None = 0,
+
+    /// <summary>The sender holds exactly its share of its view's table (no claim pending).</summary>
+    Settled = 1,
+}
+
+/// <summary>
+/// Why a received advert was dropped. Counted per reason and logged once per interval; an
+/// advert is never acted on unless the reason is <see cref="None"/> (STYLE 6, 20; OpenBSD carpstats).
+/// </summary>
+internal enum AdvertRejection
+{
+    /// <summary>Accepted.</summary>
+    None = 0,
+
+    /// <summary>Shorter than the fixed layout.</summary>
+    Truncated,
+
+    /// <summary>Longer than the fixed layout of its version.</summary>
+    BadLength,
+
+    /// <summary>Not an L2Balance advert.</summary>
+    BadMagic,
+
+    /// <summary>A version this daemon does not speak.</summary>
+    BadVersion,
+
+    /// <summary>Another cluster on the same segment (not an attack; checked before the HMAC so it costs nothing).</summary>
+    OtherCluster,
+
+    /// <summary>HMAC does not verify: wrong key or forged/altered advert.</summary>
+    BadHmac,
+
+    /// <summary>Node id 0 or greater than the advertised node count.</summary>
+    BadNodeId,
+
+    /// <summary>Carries this node's own id: our own frame looped back, or a duplicate id in configuration.</summary>
+    FromSelf,
+
+    /// <summary>Authenticated but a field is out of range (state, flags, node count, view bits).</summary>
+    Malformed,
+
+    /// <summary>Older incarnation, or a sequence not above the last one accepted in this incarnation.</summary>
+    Replayed,
+
+    /// <summary>The sender runs another configuration (VIP, B, seed, N, cluster id): reported, never acted on.</summary>
+    ConfigMismatch,
+}
+
+/// <summary>
+/// A membership advertisement, sent every AdvertInterval by every node (CARP-like: RFC 5798
+/// VRRPv3 for the periodic advert, OpenBSD carp(4) for the HMAC over the whole message and the
+/// counter against replay). Field order and sizes: see <see cref="AdvertCodec"/>.
+/// </summary>
+/// <param name="ClusterId">Stops cross-talk between clusters sharing a segment (and keys).</param>
+/// <param name="NodeId">Sender, 1..NodeCount; authenticated, so a key-less host cannot impersonate a node.</param>
+/// <param name="NodeCount">Sender's N; also bound into the digest.</param>
+/// <param name="State">Sender's own state. Authenticated, so nobody without the key can mark a
+/// healthy node unhealthy (and strip its buckets) or a sick one active.</param>
+/// <param name="Incarnation">Start time of the sender's process (ns since the epoch): lets a restarted
+/// daemon restart its sequence at 0 while an attacker replaying adverts of an earlier run is still refused.</param>
+/// <param name="Sequence">Strictly increasing within an incarnation: stops replay of a captured advert
+/// (for example one in which the sender still held buckets it has since released).</param>
+/// <param name="ConfigDigest">See <see cref="AdvertConfigDigest"/>: stops two nodes with different
+/// configurations from computing different tables and double-owning buckets.</param>
+/// <param name="AliveView">Bit id-1: nodes the sender hears (diagnostics; split-brain detection).</param>
+/// <param name="ActiveView">Bit id-1: nodes the sender considers active. Ownership is a pure function of it, so
+/// it tells peers which buckets the sender may hold (a superset of what it holds: see HandoverPlanner).</param>
+/// <param name="HeldCount">Buckets the sender's kernel accepts now (diagnostics: status and partition checks).</param>
+/// <param name="Flags">See <see cref="AdvertFlags"/>. Unknown bits are refused rather than ignored, so a
+/// future meaning cannot be half-understood by an old daemon.</param>
+/// <remarks>
+/// Held sets are not listed bucket by bucket: a sender holds a subset of its share in the table
+/// of <paramref name="ActiveView"/> (HandoverPlanner), so the view is a compact, exact-enough
+/// statement of what it may hold and what it has released, for any B, in 8 bytes. The 32-byte
+/// HMAC-SHA256 (full length, RFC 2104; carp(4) likewise keeps the whole SHA1-HMAC) over every
+/// byte before it stops forgery and alteration of all fields by hosts without the cluster key.
+/// </remarks>
+internal readonly record struct Advert(
+    uint ClusterId,
+    ushort NodeId,
+    ushort NodeCount,
+    AdvertState State,
+    ulong Incarnation,
+    ulong Sequence,
+    UInt128 ConfigDigest,
+    ulong AliveView,
+    ulong ActiveView,
+    uint HeldCount,
+    AdvertFlags Flags);
+
+/// <summary>The configuration digest carried by every advert.</summary>
+internal static class AdvertConfigDigest
+{
+    /// <summary>
+    /// First 16 bytes (big-endian) of SHA-256(VIP[4] ‖ B u32 ‖ seed u32 ‖ N u16 ‖ cluster id u32),
+    /// integers big-endian. Everything the ownership table depends on, so equal digests mean
+    /// equal tables for equal views. Not secret: the HMAC is what authenticates.
+    /// </summary>
+    public static UInt128 Compute(IPAddress vip, int buckets, uint seed, int nodeCount, uint clusterId)
+    {
+        ArgumentNullException.ThrowIfNull(vip);
+        if (vip.AddressFamily != AddressFamily.InterNetwork)
+        {
+            throw new ArgumentException("The VIP is an IPv4 address.", nameof(vip));
+        }
+
+        ArgumentOutOfRangeException.ThrowIfLessThan(buckets, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(nodeCount, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(nodeCount, ushort.MaxValue);
+        Span<byte> input = stackalloc byte[18];
+        vip.TryWriteBytes(input, out _);
+        BinaryPrimitives.WriteUInt32BigEndian(input[4..], (uint)buckets);
+        BinaryPrimitives.WriteUInt32BigEndian(input[8..], seed);
+        BinaryPrimitives.WriteUInt16BigEndian(input[12..], (ushort)nodeCount);
+        BinaryPrimitives.WriteUInt32BigEndian(input[14..], clusterId);
+        Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
+        SHA256.HashData(input, hash);
+        return BinaryPrimitives.ReadUInt128BigEndian(hash);
+    }
+}

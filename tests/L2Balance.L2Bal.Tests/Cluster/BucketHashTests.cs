@@ -1,0 +1,108 @@
+using System.Net;
+using L2Balance.Balancer.Cluster;
+using Xunit;
+
+namespace L2Balance.L2Bal.Tests.Cluster;
+
+public class BucketHashTests
+{
+    // Vectors recorded from the kernel in the lab (l2-mechanics.md section 3 and appendix).
+    [Theory]
+    [InlineData("198.18.0.101", 1024, 0x5eedu, 334)]
+    [InlineData("198.18.0.102", 1024, 0x5eedu, 742)]
+    [InlineData("198.18.0.103", 1024, 0x5eedu, 332)]
+    [InlineData("198.18.0.101", 4096, 0xdeadbeefu, 2095)]
+    [InlineData("198.18.0.102", 4096, 0xdeadbeefu, 3600)]
+    [InlineData("198.18.0.103", 4096, 0xdeadbeefu, 3224)]
+    public void Matches_kernel_vectors(string address, int buckets, uint seed, int expected)
+    {
+        var ip = IPAddress.Parse(address);
+        Assert.Equal(expected, BucketHash.Bucket(ip, buckets, seed));
+        Assert.Equal(expected, BucketHash.Bucket(ip.GetAddressBytes(), buckets, seed));
+    }
+
+    [Fact]
+    public void Equals_generic_lookup3_jhash_for_four_bytes()
+    {
+        var rng = new Random(4242);
+        var key = new byte[4];
+        for (int i = 0; i < 10_000; i++)
+        {
+            rng.NextBytes(key);
+            uint seed = (uint)rng.NextInt64(0, 1L << 32);
+            Assert.Equal(KernelJhash(key, seed), BucketHash.Jhash(key, seed));
+        }
+    }
+
+    [Fact]
+    public void Scale_is_reciprocal_scale_not_modulo()
+    {
+        Assert.Equal(0, BucketHash.Scale(0, 4096));
+        Assert.Equal(4095, BucketHash.Scale(uint.MaxValue, 4096));
+        Assert.Equal(2048, BucketHash.Scale(0x8000_0000u, 4096));
+        Assert.Equal(0, BucketHash.Scale(4097, 4096)); // a modulo would give 1
+    }
+
+    [Fact]
+    public void Rejects_bad_input()
+    {
+        Assert.Throws<ArgumentException>(() => BucketHash.Jhash(new byte[3], 0));
+        Assert.Throws<ArgumentException>(() => BucketHash.Jhash(new byte[5], 0));
+        Assert.Throws<ArgumentException>(() => BucketHash.Bucket(IPAddress.IPv6Loopback, 1024, 0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => BucketHash.Bucket(IPAddress.Loopback, 0, 0));
+    }
+
+    [Fact]
+    public void Spreads_a_subnet_evenly()
+    {
+        var counts = new int[16];
+        for (int i = 0; i < 65536; i++)
+        {
+            counts[BucketHash.Bucket([10, 0, (byte)(i >> 8), (byte)i], 16, 0x5eed)]++;
+        }
+
+        Assert.All(counts, c => Assert.InRange(c, 4096 * 0.9, 4096 * 1.1));
+    }
+
+    // Straight transcription of include/linux/jhash.h jhash() (any length), as an independent reference.
+    private static uint KernelJhash(byte[] k, uint initval)
+    {
+        static uint Rol(uint x, int s) => (x << s) | (x >> (32 - s));
+        uint length = (uint)k.Length, a, b, c;
+        a = b = c = 0xdeadbeef + length + initval;
+        int o = 0;
+        while (length > 12)
+        {
+            a += BitConverter.ToUInt32(k, o); b += BitConverter.ToUInt32(k, o + 4); c += BitConverter.ToUInt32(k, o + 8);
+            a -= c; a ^= Rol(c, 4); c += b; b -= a; b ^= Rol(a, 6); a += c;
+            c -= b; c ^= Rol(b, 8); b += a; a -= c; a ^= Rol(c, 16); c += b;
+            b -= a; b ^= Rol(a, 19); a += c; c -= b; c ^= Rol(b, 4); b += a;
+            length -= 12; o += 12;
+        }
+
+        switch (length)
+        {
+            case 12: c += (uint)k[o + 11] << 24; goto case 11;
+            case 11: c += (uint)k[o + 10] << 16; goto case 10;
+            case 10: c += (uint)k[o + 9] << 8; goto case 9;
+            case 9: c += k[o + 8]; goto case 8;
+            case 8: b += (uint)k[o + 7] << 24; goto case 7;
+            case 7: b += (uint)k[o + 6] << 16; goto case 6;
+            case 6: b += (uint)k[o + 5] << 8; goto case 5;
+            case 5: b += k[o + 4]; goto case 4;
+            case 4: a += (uint)k[o + 3] << 24; goto case 3;
+            case 3: a += (uint)k[o + 2] << 16; goto case 2;
+            case 2: a += (uint)k[o + 1] << 8; goto case 1;
+            case 1:
+                a += k[o];
+                c ^= b; c -= Rol(b, 14); a ^= c; a -= Rol(c, 11); b ^= a; b -= Rol(a, 25);
+                c ^= b; c -= Rol(b, 16); a ^= c; a -= Rol(c, 4); b ^= a; b -= Rol(a, 14);
+                c ^= b; c -= Rol(b, 24);
+                break;
+            default:
+                break;
+        }
+
+        return c;
+    }
+}

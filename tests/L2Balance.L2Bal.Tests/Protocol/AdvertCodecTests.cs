@@ -1,0 +1,291 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Security.Cryptography;
+using L2Balance.Balancer.Protocol;
+using Xunit;
+
+namespace L2Balance.L2Bal.Tests.Protocol;
+
+public class AdvertCodecTests
+{
+    internal static readonly byte[] Key = [.. Enumerable.Range(1, 32).Select(i => (byte)i)];
+    internal static readonly UInt128 Digest = AdvertConfigDigest.Compute(IPAddress.Parse("198.18.0.10"), 4096, 0x5eed, 3, 10);
+
+    internal static readonly Advert Sample = new(
+        ClusterId: 10, NodeId: 2, NodeCount: 3, State: AdvertState.Active,
+        Incarnation: 1_764_000_000_000_000_000, Sequence: 42, ConfigDigest: Digest,
+        AliveView: 0b111, ActiveView: 0b011, HeldCount: 1365, Flags: AdvertFlags.Settled);
+
+    internal static byte[] Encode(Advert advert, byte[]? key = null)
+    {
+        var buffer = new byte[AdvertCodec.Length];
+        Assert.Equal(AdvertCodec.Length, AdvertCodec.Write(advert, key ?? Key, buffer));
+        return buffer;
+    }
+
+    private static AdvertRejection Parse(ReadOnlySpan<byte> bytes, uint cluster = 10, byte[]? key = null)
+    {
+        bool ok = AdvertCodec.TryParse(bytes, cluster, key ?? Key, out var advert, out var reason);
+        Assert.Equal(ok, reason == AdvertRejection.None);
+        if (!ok)
+        {
+            Assert.Equal(default, advert);
+        }
+
+        return reason;
+    }
+
+    [Fact]
+    public void Round_trips()
+    {
+        Assert.True(AdvertCodec.TryParse(Encode(Sample), 10, Key, out var parsed, out var reason));
+        Assert.Equal(AdvertRejection.None, reason);
+        Assert.Equal(Sample, parsed);
+    }
+
+    [Fact]
+    public void Layout_is_as_documented()
+    {
+        var b = Encode(Sample);
+        Assert.Equal("L2BA"u8.ToArray(), b[..4]);
+        Assert.Equal(1, b[4]);
+        Assert.Equal((byte)AdvertState.Active, b[5]);
+        Assert.Equal(1, BinaryPrimitives.ReadUInt16BigEndian(b.AsSpan(6)));
+        Assert.Equal(10u, BinaryPrimitives.ReadUInt32BigEndian(b.AsSpan(8)));
+        Assert.Equal(2, BinaryPrimitives.ReadUInt16BigEndian(b.AsSpan(12)));
+        Assert.Equal(3, BinaryPrimitives.ReadUInt16BigEndian(b.AsSpan(14)));
+        Assert.Equal(Sample.Incarnation, BinaryPrimitives.ReadUInt64BigEndian(b.AsSpan(16)));
+        Assert.Equal(42UL, BinaryPrimitives.ReadUInt64BigEndian(b.AsSpan(24)));
+        Assert.Equal(Digest, BinaryPrimitives.ReadUInt128BigEndian(b.AsSpan(32)));
+        Assert.Equal(0b111UL, BinaryPrimitives.ReadUInt64BigEndian(b.AsSpan(48)));
+        Assert.Equal(0b011UL, BinaryPrimitives.ReadUInt64BigEndian(b.AsSpan(56)));
+        Assert.Equal(1365u, BinaryPrimitives.ReadUInt32BigEndian(b.AsSpan(64)));
+        Assert.Equal(HMACSHA256.HashData(Key, b.AsSpan(0, 68)), b[68..]);
+    }
+
+    [Fact]
+    public void Every_strict_prefix_is_truncated_and_longer_is_bad_length()
+    {
+        var b = Encode(Sample);
+        for (int n = 0; n < b.Length; n++)
+        {
+            Assert.Equal(AdvertRejection.Truncated, Parse(b.AsSpan(0, n)));
+        }
+
+        Assert.Equal(AdvertRejection.BadLength, Parse([.. b, 0]));
+    }
+
+    [Fact]
+    public void Envelope_checks_come_in_order()
+    {
+        var b = Encode(Sample);
+        var badMagic = (byte[])b.Clone();
+        badMagic[0] ^= 1;
+        Assert.Equal(AdvertRejection.BadMagic, Parse(badMagic));
+
+        var badVersion = (byte[])b.Clone();
+        badVersion[4] = 2;
+        Assert.Equal(AdvertRejection.BadVersion, Parse(badVersion));
+        Assert.Equal(AdvertRejection.BadVersion, Parse(badVersion.AsSpan(0, 20))); // version before length
+
+        Assert.Equal(AdvertRejection.OtherCluster, Parse(b, cluster: 11));
+        Assert.Equal(AdvertRejection.OtherCluster, Parse(Encode(Sample, new byte[32]), cluster: 11)); // before HMAC
+
+        var otherKey = (byte[])Key.Clone();
+        otherKey[31] ^= 0x80;
+        Assert.Equal(AdvertRejection.BadHmac, Parse(b, key: otherKey));
+    }
+
+    [Fact]
+    public void Any_flipped_bit_is_rejected()
+    {
+        var b = Encode(Sample);
+        for (int i = 0; i < b.Length; i++)
+        {
+            for (int bit = 0; bit < 8; bit++)
+            {
+                var copy = (byte[])b.Clone();
+                copy[i] ^= (byte)(1 << bit);
+                var reason = Parse(copy);
+                var expected = i switch
+                {
+                    < 4 => AdvertRejection.BadMagic,
+                    4 => AdvertRejection.BadVersion,
+                    >= 8 and < 12 => AdvertRejection.OtherCluster,
+                    _ => AdvertRejection.BadHmac,
+                };
+                Assert.Equal(expected, reason);
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(0, 3)]
+    [InlineData(4, 3)]
+    [InlineData(65535, 3)]
+    public void Authenticated_bad_node_id(int id, int count)
+    {
+        Assert.Equal(AdvertRejection.BadNodeId, Parse(Encode(Sample with { NodeId = (ushort)id, NodeCount = (ushort)count })));
+    }
+
+    [Fact]
+    public void Authenticated_but_malformed_fields()
+    {
+        Assert.Equal(AdvertRejection.Malformed, Parse(Encode(Sample with { State = 0 })));
+        Assert.Equal(AdvertRejection.Malformed, Parse(Encode(Sample with { State = (AdvertState)5 })));
+        Assert.Equal(AdvertRejection.Malformed, Parse(Encode(Sample with { Flags = (AdvertFlags)2 })));
+        Assert.Equal(AdvertRejection.Malformed, Parse(Encode(Sample with { NodeCount = 65 })));
+        Assert.Equal(AdvertRejection.Malformed, Parse(Encode(Sample with { AliveView = 0b1000 })));
+        Assert.Equal(AdvertRejection.Malformed, Parse(Encode(Sample with { ActiveView = 0b1000 })));
+        Assert.Equal(AdvertRejection.None, Parse(Encode(Sample with { NodeCount = 64, NodeId = 64, AliveView = ulong.MaxValue, ActiveView = ulong.MaxValue })));
+        foreach (var state in Enum.GetValues<AdvertState>())
+        {
+            Assert.Equal(AdvertRejection.None, Parse(Encode(Sample with { State = state })));
+        }
+    }
+
+    [Fact]
+    public void Short_keys_are_refused()
+    {
+        Assert.Throws<ArgumentException>(() => AdvertCodec.Write(Sample, new byte[15], new byte[100]));
+        Assert.Throws<ArgumentException>(() => AdvertCodec.TryParse(new byte[100], 10, new byte[15], out _, out _));
+        Assert.Throws<ArgumentException>(() => AdvertCodec.Write(Sample, Key, new byte[99]));
+    }
+
+    [Fact]
+    public void Random_garbage_never_passes()
+    {
+        var rng = new Random(5798);
+        var b = Encode(Sample);
+        var buffer = new byte[128];
+        for (int i = 0; i < 20_000; i++)
+        {
+            int n = rng.Next(buffer.Length + 1);
+            rng.NextBytes(buffer);
+            if (i % 2 == 0)
+            {
+                b.AsSpan(0, Math.Min(n, 12)).CopyTo(buffer); // reach the HMAC check
+            }
+
+            Assert.NotEqual(AdvertRejection.None, Parse(buffer.AsSpan(0, n)));
+        }
+    }
+
+    [Fact]
+    public void Config_digest_binds_every_input()
+    {
+        var vip = IPAddress.Parse("198.18.0.10");
+        var all = new HashSet<UInt128>
+        {
+            Digest,
+            AdvertConfigDigest.Compute(IPAddress.Parse("198.18.0.11"), 4096, 0x5eed, 3, 10),
+            AdvertConfigDigest.Compute(vip, 1024, 0x5eed, 3, 10),
+            AdvertConfigDigest.Compute(vip, 4096, 0x5eee, 3, 10),
+            AdvertConfigDigest.Compute(vip, 4096, 0x5eed, 4, 10),
+            AdvertConfigDigest.Compute(vip, 4096, 0x5eed, 3, 11),
+        };
+        Assert.Equal(6, all.Count);
+        Assert.Equal(Digest, AdvertConfigDigest.Compute(vip, 4096, 0x5eed, 3, 10));
+        Assert.Throws<ArgumentException>(() => AdvertConfigDigest.Compute(IPAddress.IPv6Loopback, 4096, 0, 3, 10));
+    }
+}
+
+public class AdvertVerifierTests
+{
+    private static AdvertVerifier Node1() => new(AdvertCodecTests.Key, 10, 1, AdvertCodecTests.Digest);
+
+    private static AdvertRejection Accept(AdvertVerifier verifier, Advert advert, byte[]? key = null)
+    {
+        bool ok = verifier.TryAccept(AdvertCodecTests.Encode(advert, key), out var parsed, out var reason);
+        Assert.Equal(ok, reason == AdvertRejection.None);
+        Assert.Equal(ok ? advert : default, parsed);
+        return reason;
+    }
+
+    [Fact]
+    public void Accepts_fresh_adverts_and_refuses_replays()
+    {
+        using var v = Node1();
+        var a = AdvertCodecTests.Sample;
+        Assert.Equal(AdvertRejection.None, Accept(v, a));
+        Assert.Equal(AdvertRejection.Replayed, Accept(v, a));
+        Assert.Equal(AdvertRejection.Replayed, Accept(v, a with { Sequence = 41 }));
+        Assert.Equal(AdvertRejection.None, Accept(v, a with { Sequence = 43 }));
+        Assert.Equal(AdvertRejection.Replayed, Accept(v, a with { Incarnation = a.Incarnation - 1, Sequence = 1000 }));
+        Assert.Equal(AdvertRejection.None, Accept(v, a with { Incarnation = a.Incarnation + 1, Sequence = 0 })); // restarted daemon
+        Assert.Equal(AdvertRejection.Replayed, Accept(v, a with { Sequence = 44 })); // the old run is over
+        Assert.Equal(AdvertRejection.None, Accept(v, a with { NodeId = 3, Sequence = 1 })); // per peer
+    }
+
+    [Fact]
+    public void Refuses_own_id_and_other_configuration()
+    {
+        using var v = Node1();
+        Assert.Equal(AdvertRejection.FromSelf, Accept(v, AdvertCodecTests.Sample with { NodeId = 1 }));
+        Assert.Equal(AdvertRejection.ConfigMismatch, Accept(v, AdvertCodecTests.Sample with { ConfigDigest = 1 }));
+    }
+
+    [Fact]
+    public void Only_authenticated_adverts_advance_the_replay_state()
+    {
+        using var v = Node1();
+        var forged = AdvertCodecTests.Sample with { Sequence = ulong.MaxValue };
+        Assert.Equal(AdvertRejection.BadHmac, Accept(v, forged, new byte[32]));
+        Assert.Equal(AdvertRejection.None, Accept(v, AdvertCodecTests.Sample));
+    }
+
+    [Fact]
+    public void Replay_is_checked_before_configuration()
+    {
+        using var v = Node1();
+        var a = AdvertCodecTests.Sample with { ConfigDigest = 7 };
+        Assert.Equal(AdvertRejection.ConfigMismatch, Accept(v, a));
+        Assert.Equal(AdvertRejection.Replayed, Accept(v, a));
+    }
+
+    [Fact]
+    public void Disposed_verifier_refuses_work()
+    {
+        var v = Node1();
+        v.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => v.TryAccept(new byte[100], out _, out _));
+        Assert.Throws<ArgumentException>(() => new AdvertVerifier(new byte[8], 10, 1, 0));
+    }
+}
+
+public class ReplayGuardTests
+{
+    [Fact]
+    public void Tracks_each_peer_separately()
+    {
+        var g = new ReplayGuard();
+        Assert.Null(g.LastAccepted(2));
+        Assert.True(g.TryAccept(2, 5, 0));
+        Assert.True(g.TryAccept(3, 1, 9));
+        Assert.False(g.TryAccept(2, 5, 0));
+        Assert.False(g.TryAccept(2, 4, 100));
+        Assert.True(g.TryAccept(2, 5, 1));
+        Assert.True(g.TryAccept(2, 6, 0));
+        Assert.False(g.TryAccept(2, 5, 2));
+        Assert.Equal((6UL, 0UL), g.LastAccepted(2));
+        Assert.Equal((1UL, 9UL), g.LastAccepted(3));
+    }
+
+    [Fact]
+    public void Accepts_exactly_the_strictly_increasing_pairs()
+    {
+        var rng = new Random(1);
+        var g = new ReplayGuard();
+        (ulong Inc, ulong Seq)? last = null;
+        for (int i = 0; i < 10_000; i++)
+        {
+            ulong inc = (ulong)rng.Next(0, 5), seq = (ulong)rng.Next(0, 50);
+            bool fresh = last is null || inc > last.Value.Inc || (inc == last.Value.Inc && seq > last.Value.Seq);
+            Assert.Equal(fresh, g.TryAccept(7, inc, seq));
+            if (fresh)
+            {
+                last = (inc, seq);
+            }
+        }
+    }
+}

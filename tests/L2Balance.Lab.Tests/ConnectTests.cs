@@ -1,0 +1,83 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using L2Balance.Tests.Common;
+using Xunit;
+
+namespace L2Balance.Lab.Tests;
+
+/// <summary>CONNECT through the proxy: curl with every SOCKS flavour, ncat, a raw client, IPv6.</summary>
+[Collection(ProxyLabGroup.Name)]
+public sealed class ConnectTests(ProxyLabFixture lab)
+{
+    private static readonly string ByName = $"http://{ProxyLab.TargetName}:{TargetServers.HttpPort}/{TargetServers.KnownFileName}";
+    private static readonly string ByIp = $"http://198.18.2.2:{TargetServers.HttpPort}/{TargetServers.KnownFileName}";
+
+    [Theory]
+    [InlineData("--socks5-hostname", "name")]
+    [InlineData("--socks5-hostname", "ip")]
+    [InlineData("--socks5", "ip")]
+    [InlineData("--socks4a", "name")]
+    [InlineData("--socks4", "ip")]
+    public async Task Curl_FetchesKnownFile(string flavour, string target)
+    {
+        var result = await lab.CurlAsync(flavour, "198.18.1.1:1080", target == "name" ? ByName : ByIp);
+
+        AssertFetched(result);
+    }
+
+    [Fact]
+    public async Task Curl_Ipv6Target_FetchesKnownFile()
+    {
+        var result = await lab.CurlAsync("-g", "--socks5", "198.18.1.1:1080", $"http://[fdc6:1200:2::2]:{TargetServers.HttpPort}/{TargetServers.KnownFileName}");
+
+        AssertFetched(result);
+    }
+
+    [Fact]
+    public async Task Curl_OverIpv6Listener_FetchesKnownFileFromIpv6Target()
+    {
+        var result = await lab.CurlAsync("-g", "--socks5-hostname", "[fdc6:1200:1::1]:1080", $"http://[fdc6:1200:2::2]:{TargetServers.HttpPort}/{TargetServers.KnownFileName}");
+
+        AssertFetched(result);
+    }
+
+    [Fact]
+    public async Task Ncat_TcpEcho_RoundTripsPayloadAcrossHalfClose()
+    {
+        // ncat sends stdin, half-closes on its EOF and keeps reading: the echo must still arrive.
+        var payload = string.Concat(Enumerable.Range(0, 4000).Select(i => $"line {i:D5} of the ncat payload\n"));
+
+        var result = await lab.Lab.Client.RunAsync(lab.Ncat,
+            ["--proxy", "198.18.1.1:1080", "--proxy-type", "socks5", "198.18.2.2", $"{TargetServers.TcpEchoPort}"],
+            TimeSpan.FromSeconds(20), payload).WithTimeout();
+
+        Assert.True(result.Succeeded, $"{result}\n{lab.Describe()}");
+        Assert.True(payload == result.StdOut, $"echo differs: sent {payload.Length} bytes, got {result.StdOut.Length}\n{lab.Describe()}");
+    }
+
+    [Theory]
+    [InlineData("198.18.2.2")]
+    [InlineData("fdc6:1200:2::2")]
+    public async Task RawClient_ShutdownWrite_StillReceivesWholeEcho(string target)
+    {
+        using var socket = await lab.Lab.Client.ConnectTcpAsync(new IPEndPoint(ProxyLab.ProxyInsideV4, ProxyLabFixture.MainPort), TimeSpan.FromSeconds(5)).WithTimeout();
+        await RawSocks5.NegotiateNoAuthAsync(socket);
+        await RawSocks5.SendRequestAsync(socket, RawSocks5.Connect, new IPEndPoint(IPAddress.Parse(target), TargetServers.TcpEchoPort));
+        var (code, _) = await RawSocks5.ReadReplyAsync(socket);
+        Assert.True(code == 0, $"CONNECT reply {code}\n{lab.Describe()}");
+
+        var payload = Encoding.ASCII.GetBytes(string.Concat(Enumerable.Repeat("half-close payload ", 10000)));
+        await socket.SendAsync(payload).WithTimeout();
+        socket.Shutdown(SocketShutdown.Send);
+        var echoed = await RawSocks5.ReadToEndAsync(socket);
+
+        Assert.True(payload.AsSpan().SequenceEqual(echoed), $"sent {payload.Length} bytes, echoed {echoed.Length}\n{lab.Describe()}");
+    }
+
+    private void AssertFetched(LabRunResult result)
+    {
+        Assert.True(result.Succeeded, $"{result}\n{lab.Describe()}");
+        Assert.True(lab.Servers.KnownFileContent == result.StdOut, $"content differs ({result.StdOut.Length} bytes)\n{lab.Describe()}");
+    }
+}

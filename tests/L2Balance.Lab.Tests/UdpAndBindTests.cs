@@ -1,0 +1,67 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using L2Balance.Tests.Common;
+using Xunit;
+
+namespace L2Balance.Lab.Tests;
+
+/// <summary>UDP ASSOCIATE (python3-socks) and BIND (raw client plus ncat on the target).</summary>
+[Collection(ProxyLabGroup.Name)]
+public sealed class UdpAndBindTests(ProxyLabFixture lab)
+{
+    private const string UdpClient = """
+        import socket, sys, socks
+        s = socks.socksocket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.set_proxy(socks.SOCKS5, "198.18.1.1", 1080)
+        s.settimeout(3)
+        ok = 0
+        for i in range(20):
+            msg = f"datagram {i} via udp associate".encode()
+            s.sendto(msg, ("198.18.2.2", int(sys.argv[1])))
+            data, peer = s.recvfrom(2048)
+            ok += data == msg
+        print(f"echoed {ok}/20")
+        """;
+
+    [Fact]
+    public async Task UdpAssociate_TwentyDatagrams_AllEchoed()
+    {
+        var python = LabBinaries.RequirePythonSocks();
+        var dir = lab.Lab.Network.CreateTempDirectory("udpclient");
+        var script = Path.Combine(dir, "udp.py");
+        await File.WriteAllTextAsync(script, UdpClient);
+
+        var result = await lab.Lab.Client.RunAsync(python, [script, $"{TargetServers.UdpEchoPort}"], TimeSpan.FromSeconds(30)).WithTimeout(TimeSpan.FromSeconds(40));
+
+        Assert.True(result.Succeeded, $"{result}\n{lab.Describe()}");
+        Assert.Equal("echoed 20/20", result.StdOut.Trim());
+    }
+
+    [Fact]
+    public async Task Bind_TargetConnectsBack_SecondReplyNamesTarget_DataFlowsBothWays()
+    {
+        using var socket = await lab.Lab.Client.ConnectTcpAsync(new IPEndPoint(ProxyLab.ProxyInsideV4, ProxyLabFixture.MainPort), TimeSpan.FromSeconds(5)).WithTimeout();
+        await RawSocks5.NegotiateNoAuthAsync(socket);
+        await RawSocks5.SendRequestAsync(socket, RawSocks5.Bind, new IPEndPoint(ProxyLab.TargetV4, 0));
+        var (code, bound) = await RawSocks5.ReadReplyAsync(socket);
+        Assert.True(code == 0, $"first BIND reply {code}\n{lab.Describe()}");
+        Assert.NotEqual(0, bound.Port);
+        var connectTo = bound.Address.Equals(IPAddress.Any) ? ProxyLab.ProxyOutsideV4 : bound.Address;
+
+        // The target connects to the announced address; --no-shutdown keeps it reading after its own data.
+        var ncat = lab.Lab.Target.RunAsync(lab.Ncat, ["--no-shutdown", connectTo.ToString(), $"{bound.Port}"], TimeSpan.FromSeconds(20), "from-target\n");
+
+        var (code2, peer) = await RawSocks5.ReadReplyAsync(socket, TimeSpan.FromSeconds(15));
+        Assert.True(code2 == 0, $"second BIND reply {code2}\n{lab.Describe()}");
+        Assert.Equal(ProxyLab.TargetV4, peer.Address);
+        var fromTarget = await RawSocks5.ReadExactlyAsync(socket, "from-target\n".Length);
+        Assert.Equal("from-target\n", Encoding.ASCII.GetString(fromTarget));
+
+        await socket.SendAsync(Encoding.ASCII.GetBytes("from-client\n")).WithTimeout();
+        socket.Shutdown(SocketShutdown.Send);
+        var result = await ncat.WithTimeout();
+
+        Assert.True(result.StdOut.Contains("from-client", StringComparison.Ordinal), $"{result}\n{lab.Describe()}");
+    }
+}
