@@ -39,6 +39,13 @@ public abstract record CommandLineResult
 /// </summary>
 public static class CommandLine
 {
+    /// <summary>Rules made from flags log what Dante's usual <c>log: connect disconnect error</c> logs.</summary>
+    private const RuleLog FlagRuleLog = RuleLog.Connect | RuleLog.Disconnect | RuleLog.Error;
+
+    private static readonly HashSet<RuleCommand> RequestCommands = [RuleCommand.Connect, RuleCommand.Bind, RuleCommand.UdpAssociate];
+
+    private static readonly HashSet<RuleCommand> ReplyCommands = [RuleCommand.BindReply, RuleCommand.UdpReply];
+
     public const string HelpText = """
         usage: l2proxy --listen ADDR:PORT [--listen ADDR:PORT]... [options]
                l2proxy --config FILE [--debug N]
@@ -353,9 +360,14 @@ public static class CommandLine
             Internal = listen,
             External = external,
             LogOutput = logs.Count > 0 ? logs : options.LogOutput,
-            ClientRules = allow.Select((from, i) => new ClientRule(RuleAction.Pass, from, AddressMatcher.Any, RuleLog.Error, new RuleSource(i + 1, 0))).ToList(),
+            ClientRules = allow.Select((from, i) => new ClientRule(RuleAction.Pass, from, AddressMatcher.Any, FlagRuleLog, new RuleSource(i + 1, 0))).ToList(),
+            // Each --allow passes its clients' requests, and the replies addressed to them
+            // (Dante: for bindreply/udpreply, from: is the replying host and to: the client).
             SocksRules = allow.Select((from, i) => new SocksRule(
-                RuleAction.Pass, from, AddressMatcher.Any, null, RuleProtocol.Any, null, null, null, RuleLog.Error, new RuleSource(i + 1, 0))).ToList(),
+                    RuleAction.Pass, from, AddressMatcher.Any, RequestCommands, RuleProtocol.Any, null, null, null, FlagRuleLog, new RuleSource(i + 1, 0)))
+                .Concat(allow.Select((to, i) => new SocksRule(
+                    RuleAction.Pass, AddressMatcher.Any, to, ReplyCommands, RuleProtocol.Any, null, null, null, FlagRuleLog, new RuleSource(allow.Count + i + 1, 0))))
+                .ToList(),
             Source = "flags",
         };
 

@@ -28,7 +28,7 @@ public class CommandLineTests
         Assert.Equal([new ListenSpec(IPAddress.Loopback, null, 1080)], run.Options.Internal);
         Assert.Equal(["no --allow given: clients from any address are served"], run.Warnings);
         Assert.Equal(2, run.Options.ClientRules.Count);
-        Assert.Equal(2, run.Options.SocksRules.Count);
+        Assert.Equal(4, run.Options.SocksRules.Count);
         Assert.Equal(IPAddress.Any, run.Options.ClientRules[0].From.Network);
         Assert.Equal(IPAddress.IPv6Any, run.Options.SocksRules[1].From.Network);
         Assert.All(run.Options.SocksRules, r => Assert.Equal(RuleAction.Pass, r.Action));
@@ -49,8 +49,12 @@ public class CommandLineTests
         Assert.Equal([new ListenSpec(IPAddress.Any, null, 1080), new ListenSpec(IPAddress.IPv6Loopback, null, 1081)], o.Internal);
         Assert.Equal([new ExternalSpec(IPAddress.Parse("192.0.2.1"), null), new ExternalSpec(null, "eth1")], o.External);
         Assert.Equal([IPAddress.Parse("10.0.0.0"), IPAddress.Parse("2001:db8::")], o.ClientRules.Select(r => r.From.Network));
-        Assert.Equal([8, 32], o.SocksRules.Select(r => r.From.PrefixLength));
-        Assert.All(o.SocksRules, r => Assert.Equal(AddressMatcher.Any, r.To));
+        // Requests from each --allow network, then replies (bindreply, udpreply) to it.
+        Assert.Equal([8, 32, 0, 0], o.SocksRules.Select(r => r.From.PrefixLength));
+        Assert.Equal([0, 0, 8, 32], o.SocksRules.Select(r => r.To.PrefixLength));
+        Assert.All(o.SocksRules.Take(2), r => Assert.Equal(AddressMatcher.Any, r.To));
+        Assert.All(o.SocksRules.Take(2), r => Assert.Equal(new[] { RuleCommand.Connect, RuleCommand.Bind, RuleCommand.UdpAssociate }, r.Commands!.Order()));
+        Assert.All(o.SocksRules.Skip(2), r => Assert.Equal(new[] { RuleCommand.BindReply, RuleCommand.UdpReply }, r.Commands!.Order()));
         Assert.Equal([MethodKind.Username], o.SocksMethods);
         Assert.Equal("/etc/users", o.UsersFile);
         Assert.Equal(new PortRange(40000, 40999), o.PortRange);
