@@ -1,0 +1,81 @@
+using System.Net;
+using L2Balance.Balancer.Cluster;
+using L2Balance.Balancer.Protocol;
+
+namespace L2Balance.Balancer.Kernel;
+
+/// <summary>How the cluster MAC reaches every node (DESIGN.md, shared/notes/l2-mechanics.md sections 1 and 6).</summary>
+internal enum MacMode
+{
+    /// <summary>A multicast MAC (01:00:5e:…): flooded by switches without an IGMP querier.</summary>
+    Multicast,
+    /// <summary>A locally administered unicast MAC that no frame ever leaves with as source: switches never learn it and flood.</summary>
+    UnicastFlood,
+}
+
+/// <summary>An inclusive port range.</summary>
+internal readonly record struct PortSpan(int Low, int High)
+{
+    public override string ToString() => $"{Low}-{High}";
+}
+
+/// <summary>Everything the kernel filter needs to know, fixed for the daemon's lifetime.</summary>
+/// <param name="Interface">The segment interface (e.g. eth0).</param>
+/// <param name="Vip">The shared IPv4 address.</param>
+/// <param name="ClusterMac">The MAC the VIP resolves to.</param>
+/// <param name="Mode">Multicast or unicast-flood.</param>
+/// <param name="Buckets">B, the number of hash buckets.</param>
+/// <param name="Seed">The cluster-wide jhash seed (always explicit: nft draws a random one per rule otherwise).</param>
+/// <param name="OwnSlice">This node's port slice (accepted by port, whatever the bucket).</param>
+/// <param name="AllSlices">The union of every node's slice (other nodes' slices are dropped).</param>
+/// <param name="TableName">Name of the tables this daemon owns (one per family), e.g. "l2bal".</param>
+internal sealed record FilterSettings(
+    string Interface,
+    IPAddress Vip,
+    MacAddress ClusterMac,
+    MacMode Mode,
+    int Buckets,
+    uint Seed,
+    PortSpan OwnSlice,
+    PortSpan AllSlices,
+    string TableName = "l2bal");
+
+/// <summary>Packet counters the filter keeps, by reason (read for status and metrics).</summary>
+internal sealed record KernelCounters(
+    long AcceptedNew,
+    long AcceptedEstablished,
+    long AcceptedSlice,
+    long DroppedNotOwnedEarly,
+    long DroppedNotOwned,
+    long DroppedOtherSlice,
+    long DroppedNoLease,
+    long DroppedMidFlow);
+
+/// <summary>
+/// The per-node kernel filter (DESIGN.md "The kernel filter"). The daemon decides; this applies.
+/// Implementations: nftables through libnftables; test doubles only in tests (STYLE 8).
+/// </summary>
+internal interface IKernelFilter : IDisposable
+{
+    /// <summary>Creates the whole ruleset in one transaction; nothing is accepted for new flows until <see cref="Apply"/>.</summary>
+    public void Install(FilterSettings settings);
+
+    /// <summary>
+    /// Atomically replaces what this node takes: <paramref name="owned"/> (new flows accepted) and
+    /// <paramref name="accepted"/> (owned ∪ draining: passes the early drop, so established flows live on),
+    /// and renews the ownership lease for <paramref name="lease"/>.
+    /// </summary>
+    public void Apply(BucketSet owned, BucketSet accepted, TimeSpan lease);
+
+    /// <summary>Renews the kernel-side ownership lease: new flows are taken only while it lives, so a hung daemon stops taking them.</summary>
+    public void RenewLease(TimeSpan lease);
+
+    /// <summary>The filter's packet counters.</summary>
+    public KernelCounters ReadCounters();
+
+    /// <summary>Established flows this node holds, by bucket (from the conntrack mark), for draining.</summary>
+    public IReadOnlyDictionary<int, int> FlowsByBucket();
+
+    /// <summary>Removes every table this daemon created (clean stop).</summary>
+    public void Remove();
+}
