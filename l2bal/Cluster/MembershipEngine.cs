@@ -1,0 +1,207 @@
+using L2Balance.Balancer.Protocol;
+
+namespace L2Balance.Balancer.Cluster;
+
+/// <summary>What this node knows of a peer from its latest accepted advert.</summary>
+internal sealed record PeerState(AdvertState State, ulong ActiveView, ulong AliveView, TimeSpan LastHeard, uint HeldCount, bool Settled);
+
+/// <summary>A membership or ownership change, logged exactly once with its cause (STYLE 22).</summary>
+internal readonly record struct MembershipEvent(int NodeId, string Change);
+
+/// <summary>The outcome of one step: what the kernel must accept now, and whether to advertise now.</summary>
+internal sealed record MembershipStep(BucketSet Held, bool HeldChanged, bool ViewChanged, bool AdvertiseNow, HandoverPlan Plan, OwnershipTable Target);
+
+/// <summary>
+/// The membership state machine of one node (DESIGN.md "Membership"): peers from accepted
+/// adverts, dead after the dead time, the view (which nodes are active), the ownership table
+/// of the view, and the hand-over handshake (HandoverPlanner) with its two timing gates.
+/// Pure: time is an explicit argument, no I/O (STYLE 7); the daemon feeds it adverts and ticks.
+/// </summary>
+internal sealed class MembershipEngine
+{
+    private const int TableCacheLimit = 64;
+    private readonly Dictionary<int, PeerState> _peers = [];
+    private readonly HashSet<int> _alive = [];
+    private readonly Dictionary<ulong, OwnershipTable> _tables = [];
+    private readonly List<MembershipEvent> _events = [];
+    private readonly TimeSpan _startedAt;
+    private TimeSpan _advertisedAt;
+    private TimeSpan _sentAt = TimeSpan.MinValue;
+    private ulong _advertisedMask = ulong.MaxValue;
+
+    public MembershipEngine(int self, int nodeCount, int buckets, TimeSpan advertInterval, TimeSpan deadTime, TimeSpan settleTime, TimeSpan now)
+    {
+        if (nodeCount is < 1 or > MembershipView.MaxNodes || self < 1 || self > nodeCount)
+        {
+            throw new ArgumentOutOfRangeException(nameof(self), "node id must be within 1..node count ≤ 64");
+        }
+        Self = self;
+        NodeCount = nodeCount;
+        Buckets = buckets;
+        AdvertInterval = advertInterval;
+        DeadTime = deadTime;
+        SettleTime = settleTime;
+        _startedAt = now;
+        Held = new BucketSet(buckets);
+    }
+
+    public int Self { get; }
+
+    public int NodeCount { get; }
+
+    public int Buckets { get; }
+
+    public TimeSpan AdvertInterval { get; }
+
+    public TimeSpan DeadTime { get; }
+
+    public TimeSpan SettleTime { get; }
+
+    /// <summary>This node's own state, as it advertises it.</summary>
+    public AdvertState LocalState { get; set; } = AdvertState.Active;
+
+    /// <summary>What this node's kernel accepts for new flows.</summary>
+    public BucketSet Held { get; private set; }
+
+    /// <summary>The active-node bitmap of the view this node last advertised.</summary>
+    public ulong AdvertisedMask => _advertisedMask == ulong.MaxValue ? 0 : _advertisedMask;
+
+    /// <summary>Peers heard from, with what they said last.</summary>
+    public IReadOnlyDictionary<int, PeerState> Peers => _peers;
+
+    /// <summary>Whether a peer is alive now (heard within the dead time and not leaving).</summary>
+    public bool IsAlive(int nodeId) => _alive.Contains(nodeId);
+
+    /// <summary>Takes the events raised since the last call.</summary>
+    public IReadOnlyList<MembershipEvent> TakeEvents()
+    {
+        var events = _events.ToArray();
+        _events.Clear();
+        return events;
+    }
+
+    /// <summary>The ownership table of the current view.</summary>
+    public OwnershipTable CurrentTable => Table(AdvertisedMask);
+
+    /// <summary>Records an advert that the verifier accepted (authentic, fresh, same configuration).</summary>
+    public void OnAdvert(in Advert advert, TimeSpan now)
+    {
+        var id = advert.NodeId;
+        _peers.TryGetValue(id, out var previous);
+        var settled = (advert.Flags & AdvertFlags.Settled) != 0;
+        _peers[id] = new PeerState(advert.State, advert.ActiveView, advert.AliveView, now, advert.HeldCount, settled);
+        if (previous is not null && previous.State != advert.State && _alive.Contains(id))
+        {
+            _events.Add(new MembershipEvent(id, $"peer {id} is now {Describe(advert.State)} (was {Describe(previous.State)})"));
+        }
+    }
+
+    /// <summary>One step: ages peers, recomputes the view, releases and claims buckets.</summary>
+    public MembershipStep Step(TimeSpan now)
+    {
+        UpdateLiveness(now);
+        var mask = LocalState == AdvertState.Active ? Bit(Self) : 0UL;
+        var livePeers = new List<PeerView>();
+        foreach (var id in _alive)
+        {
+            var peer = _peers[id];
+            if (peer.State == AdvertState.Active)
+            {
+                mask |= Bit(id);
+            }
+            livePeers.Add(new PeerView(id, Table(peer.ActiveView & AllNodesMask)));
+        }
+        var viewChanged = mask != _advertisedMask;
+        // Claim only under a view advertised at least SettleTime ago, and not before having
+        // listened for one dead time after start (HandoverPlanner remarks, both gates).
+        var claimsAllowed = !viewChanged && now - _advertisedAt >= SettleTime && now - _startedAt >= DeadTime;
+        var target = Table(mask);
+        var plan = HandoverPlanner.Plan(Self, Held, target, livePeers, claimsAllowed);
+        var heldChanged = !plan.Held.Equals(Held);
+        Held = plan.Held;
+        if (viewChanged)
+        {
+            if (_advertisedMask != ulong.MaxValue)
+            {
+                _events.Add(new MembershipEvent(Self, $"view changed: active nodes {FormatMask(_advertisedMask)} -> {FormatMask(mask)}"));
+            }
+            _advertisedMask = mask;
+            _advertisedAt = now;
+        }
+        if (heldChanged)
+        {
+            _events.Add(new MembershipEvent(Self,
+                $"now holding {Held.Count} of {Buckets} buckets (claimed {plan.Claimed}, released {plan.Released}, waiting for {plan.Pending})"));
+        }
+        var advertiseNow = viewChanged || heldChanged || _sentAt == TimeSpan.MinValue || now - _sentAt >= AdvertInterval;
+        return new MembershipStep(Held, heldChanged, viewChanged, advertiseNow, plan, target);
+    }
+
+    /// <summary>The advert to send now; call after <see cref="Step"/> when it says so.</summary>
+    public Advert BuildAdvert(uint clusterId, UInt128 configDigest, ulong incarnation, ulong sequence, TimeSpan now, bool settled)
+    {
+        _sentAt = now;
+        var alive = Bit(Self);
+        foreach (var id in _alive)
+        {
+            alive |= Bit(id);
+        }
+        return new Advert(clusterId, (ushort)Self, (ushort)NodeCount, LocalState, incarnation, sequence, configDigest,
+            alive, AdvertisedMask, (uint)Held.Count, settled ? AdvertFlags.Settled : AdvertFlags.None);
+    }
+
+    private ulong AllNodesMask => NodeCount == 64 ? ulong.MaxValue : (1UL << NodeCount) - 1;
+
+    private void UpdateLiveness(TimeSpan now)
+    {
+        foreach (var (id, peer) in _peers)
+        {
+            var alive = now - peer.LastHeard <= DeadTime && peer.State != AdvertState.Leaving;
+            if (alive && _alive.Add(id))
+            {
+                _events.Add(new MembershipEvent(id, $"peer {id} is alive ({Describe(peer.State)})"));
+            }
+            else if (!alive && _alive.Remove(id))
+            {
+                var why = peer.State == AdvertState.Leaving
+                    ? "it announced it is leaving"
+                    : $"no advert for {(now - peer.LastHeard).TotalMilliseconds:0} ms (dead time {DeadTime.TotalMilliseconds:0} ms)";
+                _events.Add(new MembershipEvent(id, $"peer {id} is dead: {why}"));
+            }
+        }
+    }
+
+    private OwnershipTable Table(ulong mask)
+    {
+        if (!_tables.TryGetValue(mask, out var table))
+        {
+            if (_tables.Count >= TableCacheLimit)
+            {
+                _tables.Clear();
+            }
+            _tables[mask] = table = Ownership.Compute(MembershipView.FromActiveMask(NodeCount, Buckets, mask));
+        }
+        return table;
+    }
+
+    private static ulong Bit(int id) => 1UL << (id - 1);
+
+    internal static string FormatMask(ulong mask)
+    {
+        if (mask == 0 || mask == ulong.MaxValue)
+        {
+            return "{}";
+        }
+        var ids = Enumerable.Range(1, 64).Where(i => (mask & Bit(i)) != 0);
+        return "{" + string.Join(",", ids) + "}";
+    }
+
+    internal static string Describe(AdvertState state) => state switch
+    {
+        AdvertState.Active => "active",
+        AdvertState.Unhealthy => "unhealthy",
+        AdvertState.Draining => "draining",
+        AdvertState.Leaving => "leaving",
+        _ => state.ToString(),
+    };
+}

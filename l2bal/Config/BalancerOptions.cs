@@ -1,0 +1,129 @@
+using System.Net;
+using L2Balance.Balancer.Kernel;
+
+namespace L2Balance.Balancer.Config;
+
+/// <summary>How the local service is probed (<c>--health</c>).</summary>
+internal enum HealthProbeKind
+{
+    /// <summary>No probe: the node is always healthy.</summary>
+    None,
+    /// <summary><c>socks5://HOST:PORT</c>: a real SOCKS5 greeting, expecting method "no authentication" or "username".</summary>
+    Socks5,
+    /// <summary><c>tcp://HOST:PORT</c>: a TCP connect.</summary>
+    Tcp,
+    /// <summary><c>exec:COMMAND</c>: a command that exits 0 when healthy (run through /bin/sh -c).</summary>
+    Exec,
+}
+
+/// <summary>The health probe: kind, target endpoint or command.</summary>
+internal sealed record HealthProbeSpec(HealthProbeKind Kind, IPEndPoint? EndPoint = null, string? Command = null)
+{
+    public static HealthProbeSpec None { get; } = new(HealthProbeKind.None);
+
+    public override string ToString() => Kind switch
+    {
+        HealthProbeKind.Socks5 => $"socks5://{EndPoint}",
+        HealthProbeKind.Tcp => $"tcp://{EndPoint}",
+        HealthProbeKind.Exec => $"exec:{Command}",
+        _ => "none",
+    };
+}
+
+/// <summary>A service the VIP offers (<c>--service tcp/1080</c>); informational for status (the filter balances every port).</summary>
+internal readonly record struct ServiceSpec(string Protocol, int Port)
+{
+    public override string ToString() => $"{Protocol}/{Port}";
+}
+
+/// <summary>
+/// The balancer's configuration, from flags or a <c>--config</c> file (both produce this one
+/// immutable record, STYLE 17). Each default is stated once, here, with its provenance (STYLE 19).
+/// </summary>
+internal sealed record BalancerOptions
+{
+    /// <summary>The segment interface.</summary>
+    public required string Interface { get; init; }
+
+    /// <summary>The shared IPv4 address.</summary>
+    public required IPAddress Vip { get; init; }
+
+    /// <summary>The VIP's prefix length as given (informational: the VIP is installed as /32 on lo).</summary>
+    public int VipPrefix { get; init; } = 32;
+
+    /// <summary>This node's id, 1..NodeCount.</summary>
+    public required int NodeId { get; init; }
+
+    /// <summary>How many nodes the cluster has (N); at most 64 (one bit each in an advert).</summary>
+    public required int NodeCount { get; init; }
+
+    /// <summary>The shared HMAC key file (at least 16 bytes; <c>l2bal genkey</c> makes one).</summary>
+    public required string KeyFile { get; init; }
+
+    /// <summary>B, hash buckets; 4096 gives per-node shares within a fraction of a percent for N ≤ 64.</summary>
+    public int Buckets { get; init; } = 4096;
+
+    /// <summary>The jhash seed; null: derived from the cluster id, so every node agrees with no setting.</summary>
+    public uint? Seed { get; init; }
+
+    /// <summary>The cluster id carried in adverts; null: the VIP as a 32-bit number (unique per segment).</summary>
+    public uint? ClusterId { get; init; }
+
+    /// <summary>Interval between advertisements; 50 ms (DESIGN.md), CARP's default is 1 s.</summary>
+    public TimeSpan AdvertInterval { get; init; } = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>Missed adverts before a peer is dead; 3 × 50 ms ≈ 150 ms to declare a peer dead.</summary>
+    public int DeadAfterMisses { get; init; } = 3;
+
+    /// <summary>Multicast (default, no switch configuration on most switches) or unicast-flood.</summary>
+    public MacMode MacMode { get; init; } = MacMode.Multicast;
+
+    /// <summary>Services the VIP offers, for status and documentation.</summary>
+    public IReadOnlyList<ServiceSpec> Services { get; init; } = [];
+
+    /// <summary>The local service's health probe; none by default.</summary>
+    public HealthProbeSpec Health { get; init; } = HealthProbeSpec.None;
+
+    /// <summary>Consecutive failed probes before the node advertises unhealthy; 3 (≈ 150 ms at 50 ms).</summary>
+    public int HealthFall { get; init; } = 3;
+
+    /// <summary>Consecutive good probes before an unhealthy node is healthy again; 5, so a flapping service does not flap buckets.</summary>
+    public int HealthRise { get; init; } = 5;
+
+    /// <summary>The control socket path; null: the abstract socket "@l2bal", one per network namespace.</summary>
+    public string? ControlPath { get; init; }
+
+    /// <summary>Prometheus endpoint; null: none.</summary>
+    public IPEndPoint? Metrics { get; init; }
+
+    /// <summary>Where the options came from, for messages.</summary>
+    public string Source { get; init; } = "flags";
+
+    /// <summary>The effective cluster id.</summary>
+    public uint EffectiveClusterId => ClusterId ?? VipAsNumber(Vip);
+
+    /// <summary>The effective seed.</summary>
+    public uint EffectiveSeed => Seed ?? EffectiveClusterId;
+
+    /// <summary>A peer is dead after this long without an advert.</summary>
+    public TimeSpan DeadTime => AdvertInterval * DeadAfterMisses;
+
+    /// <summary>
+    /// The kernel ownership lease: two thirds of the dead time, renewed every interval, so a hung
+    /// daemon stops taking new flows before its peers declare it dead and take its buckets.
+    /// </summary>
+    public TimeSpan LeaseTime => DeadTime * 2 / 3;
+
+    /// <summary>
+    /// How long a changed view must have been advertised before claiming under it: half an
+    /// interval, far above one-way delivery delay on a segment (HandoverPlanner remarks).
+    /// </summary>
+    public TimeSpan SettleTime => AdvertInterval / 2;
+
+    private static uint VipAsNumber(IPAddress vip)
+    {
+        Span<byte> bytes = stackalloc byte[4];
+        vip.TryWriteBytes(bytes, out _);
+        return System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(bytes);
+    }
+}
