@@ -1,10 +1,124 @@
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using L2Balance.Balancer.Cluster;
+using L2Balance.Balancer.Config;
+using L2Balance.Balancer.Control;
+using L2Balance.Balancer.Daemon;
+using L2Balance.Balancer.Diagnostics;
+using L2Balance.Balancer.Kernel;
+
 namespace L2Balance.Balancer;
 
+/// <summary>The l2bal command: run the daemon, or talk to the one running on this node.</summary>
 internal static class Program
 {
-    public static int Main(string[] args)
+    private const int ExitOk = 0;
+    private const int ExitFailure = 1;
+    private const int ExitUsage = 64;
+    private const int ExitConfig = 78;
+
+    public static async Task<int> Main(string[] args)
     {
-        Console.Error.WriteLine("l2bal: not implemented yet (issue 4)");
-        return 2;
+        switch (BalancerCommandLine.Parse(args))
+        {
+            case BalancerCommand.Help help:
+                Console.Out.Write(help.Text);
+                return ExitOk;
+            case BalancerCommand.Invalid invalid:
+                foreach (var message in invalid.Messages)
+                {
+                    Console.Error.WriteLine($"l2bal: {message}");
+                }
+                Console.Error.WriteLine("l2bal: see 'l2bal --help'");
+                return ExitUsage;
+            case BalancerCommand.Slice slice:
+                var (low, high) = PortSlice.For(slice.NodeId, slice.NodeCount);
+                Console.Out.WriteLine($"{low}-{high}");
+                return ExitOk;
+            case BalancerCommand.GenKey:
+                Console.Out.WriteLine(Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32)));
+                return ExitOk;
+            case BalancerCommand.Control control:
+                return await ControlAsync(control).ConfigureAwait(false);
+            case BalancerCommand.Run run:
+                return await RunAsync(run.Options).ConfigureAwait(false);
+            default:
+                return ExitUsage;
+        }
+    }
+
+    private static async Task<int> ControlAsync(BalancerCommand.Control control)
+    {
+        try
+        {
+            var answer = await ControlServer.SendAsync(control.ControlPath, control.Request, TimeSpan.FromSeconds(5)).ConfigureAwait(false);
+            Console.Out.Write(answer);
+            return answer.StartsWith("error:", StringComparison.Ordinal) ? ExitFailure : ExitOk;
+        }
+        catch (Exception e) when (e is System.Net.Sockets.SocketException or OperationCanceledException)
+        {
+            var where = control.ControlPath ?? "@" + ControlServer.DefaultName;
+            Console.Error.WriteLine($"l2bal: no daemon answers on {where} in this network namespace ({e.Message})");
+            return ExitFailure;
+        }
+    }
+
+    private static async Task<int> RunAsync(BalancerOptions options)
+    {
+        var log = new BalancerLog(Console.Error);
+        if (LoadKey(options.KeyFile, log) is not { } key)
+        {
+            return ExitConfig;
+        }
+        using var stop = new CancellationTokenSource();
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
+        using var filter = new NftablesFilter();
+        var daemon = new BalancerDaemon(options, key, log, filter);
+        try
+        {
+            return await daemon.RunAsync(stop.Token).ConfigureAwait(false);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(key);
+        }
+    }
+
+    /// <summary>Reads the cluster key: the file's bytes without surrounding white space, at least 16 bytes.</summary>
+    private static byte[]? LoadKey(string path, BalancerLog log)
+    {
+        byte[] raw;
+        try
+        {
+            raw = File.ReadAllBytes(path);
+            var mode = File.GetUnixFileMode(path);
+            if ((mode & (UnixFileMode.GroupRead | UnixFileMode.OtherRead)) != 0)
+            {
+                log.Warning(EventIds.Started, $"key file {path} is readable by group or others: chmod 600 it");
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"l2bal: key file {path}: {e.Message}");
+            return null;
+        }
+        var text = raw.AsSpan();
+        while (text.Length > 0 && char.IsWhiteSpace((char)text[^1]))
+        {
+            text = text[..^1];
+        }
+        while (text.Length > 0 && char.IsWhiteSpace((char)text[0]))
+        {
+            text = text[1..];
+        }
+        var key = text.ToArray();
+        CryptographicOperations.ZeroMemory(raw);
+        if (key.Length < 16)
+        {
+            Console.Error.WriteLine($"l2bal: key file {path}: the key has {key.Length} bytes; at least 16 are needed (make one with 'l2bal genkey > {path}')");
+            return null;
+        }
+        return key;
     }
 }

@@ -1,0 +1,352 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using L2Balance.Balancer.Cluster;
+using L2Balance.Balancer.Config;
+using L2Balance.Balancer.Control;
+using L2Balance.Balancer.Diagnostics;
+using L2Balance.Balancer.Health;
+using L2Balance.Balancer.Kernel;
+using L2Balance.Balancer.Net;
+using L2Balance.Balancer.Protocol;
+
+namespace L2Balance.Balancer.Daemon;
+
+/// <summary>
+/// The l2bal daemon: one loop that owns all state. Every tick it takes accepted adverts, applies
+/// the health and drain state, steps the membership engine, writes ownership changes to the
+/// kernel filter (and renews its lease every interval), advertises, and answers control
+/// requests. The network and kernel pieces only apply what the loop decided.
+/// </summary>
+internal sealed partial class BalancerDaemon
+{
+    /// <summary>How often draining buckets are checked against conntrack: once a second.</summary>
+    private static readonly TimeSpan DrainCheckPeriod = TimeSpan.FromSeconds(1);
+
+    private readonly BalancerOptions _options;
+    private readonly byte[] _key;
+    private readonly BalancerLog _log;
+    private readonly BalancerCounters _counters = new();
+    private readonly IKernelFilter _filter;
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private readonly ConcurrentQueue<AdvertFrame> _inbox = new();
+    private readonly ConcurrentQueue<TaskCompletionSource<string>> _metricsRequests = new();
+    private readonly HealthPolicy _health;
+    private readonly ulong _incarnation = (ulong)(DateTime.UtcNow - DateTime.UnixEpoch).Ticks * 100;
+    private readonly UInt128 _configDigest;
+    private readonly MembershipEngine _engine;
+    private readonly MacAddress _clusterMac;
+    private BucketSet _draining;
+    private ulong _sequence;
+    private bool _drainRequested;
+    private TimeSpan _lastLease = TimeSpan.MinValue;
+    private TimeSpan _lastDrainCheck;
+    private volatile bool _healthy = true;
+    private volatile string? _healthFailure;
+
+    public BalancerDaemon(BalancerOptions options, byte[] key, BalancerLog log, IKernelFilter filter)
+    {
+        _options = options;
+        _key = key;
+        _log = log;
+        _filter = filter;
+        _health = new HealthPolicy(options.HealthFall, options.HealthRise);
+        _configDigest = AdvertConfigDigest.Compute(options.Vip, options.Buckets, options.EffectiveSeed, options.NodeCount, options.EffectiveClusterId);
+        _engine = new MembershipEngine(options.NodeId, options.NodeCount, options.Buckets, options.AdvertInterval, options.DeadTime, options.SettleTime, Now);
+        _clusterMac = options.MacMode == MacMode.Multicast
+            ? ClusterMac.Multicast(options.EffectiveClusterId)
+            : ClusterMac.UnicastFlood(options.EffectiveClusterId);
+        _draining = new BucketSet(options.Buckets);
+    }
+
+    private TimeSpan Now => _clock.Elapsed;
+
+    /// <summary>The loop's tick: a fifth of the advert interval, at most 10 ms, so dead peers and health changes act within ~10 ms.</summary>
+    private TimeSpan Tick => TimeSpan.FromTicks(Math.Min(_options.AdvertInterval.Ticks / 5, TimeSpan.FromMilliseconds(10).Ticks));
+
+    public async Task<int> RunAsync(CancellationToken stop)
+    {
+        var o = _options;
+        var slice = PortSlice.For(o.NodeId, o.NodeCount);
+        var settings = new FilterSettings(o.Interface, o.Vip, _clusterMac, o.MacMode, o.Buckets, o.EffectiveSeed,
+            new PortSpan(slice.Low, slice.High), new PortSpan(PortSlice.RangeLow, PortSlice.RangeHigh));
+        NodeSetup? node = null;
+        ArpResponder? arp = null;
+        AdvertChannel? adverts = null;
+        ControlServer? control = null;
+        MetricsEndpoint? metrics = null;
+        using var verifier = new AdvertVerifier(_key, o.EffectiveClusterId, o.NodeId, _configDigest);
+        try
+        {
+            node = NodeSetup.Apply(o.Interface, o.Vip, o.MacMode == MacMode.Multicast);
+            _filter.Install(settings);
+            arp = ArpResponder.Open(o.Interface, o.Vip, _clusterMac);
+            adverts = AdvertChannel.Open(o.Interface);
+            control = new ControlServer(o.ControlPath);
+            if (o.Metrics is { } metricsEndPoint)
+            {
+                metrics = new MetricsEndpoint(metricsEndPoint, RequestMetrics);
+            }
+        }
+        catch (Exception e) when (e is IOException or InvalidOperationException or KernelFilterException or System.Net.Sockets.SocketException or UnauthorizedAccessException)
+        {
+            _log.Error(EventIds.Started, $"cannot start on {o.Interface}: {e.Message}");
+            await CleanupAsync(node, arp, adverts, control, metrics).ConfigureAwait(false);
+            return 1;
+        }
+        arp.Start();
+        adverts.Start();
+        arp.SendGratuitous();
+        _log.Info(EventIds.Started,
+            $"node {o.NodeId} of {o.NodeCount} on {o.Interface}: VIP {o.Vip}, cluster MAC {_clusterMac} ({(o.MacMode == MacMode.Multicast ? "multicast" : "unicast-flood")}), " +
+            $"{o.Buckets} buckets, seed 0x{o.EffectiveSeed:x8}, adverts every {o.AdvertInterval.TotalMilliseconds:0} ms, dead after {o.DeadTime.TotalMilliseconds:0} ms, " +
+            $"port slice {slice.Low}-{slice.High}, health {o.Health}; listening for peers for {o.DeadTime.TotalMilliseconds:0} ms before claiming buckets");
+
+        var pump = PumpAdvertsAsync(adverts, stop);
+        var probes = o.Health.Kind == HealthProbeKind.None ? Task.CompletedTask : ProbeLoopAsync(stop);
+        using var timer = new PeriodicTimer(Tick);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stop).ConfigureAwait(false))
+            {
+                Step(verifier, adverts, arp);
+                while (control.Requests.TryRead(out var request))
+                {
+                    request.Reply.TrySetResult(Handle(request.Text));
+                }
+                while (_metricsRequests.TryDequeue(out var scrape))
+                {
+                    scrape.TrySetResult(RenderMetrics());
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        catch (KernelFilterException e)
+        {
+            // The filter can no longer be changed (its tables were deleted by force, or the kernel refused):
+            // stop rather than advertise ownership this node cannot enforce.
+            _log.Error(EventIds.KernelError, $"kernel filter failed, stopping: {e.Message}");
+            await LeaveAsync(adverts).ConfigureAwait(false);
+            await CleanupAsync(node, arp, adverts, control, metrics).ConfigureAwait(false);
+            return 1;
+        }
+        _log.Info(EventIds.Stopping, $"stopping: telling peers this node leaves, removing its rules and the VIP");
+        await LeaveAsync(adverts).ConfigureAwait(false);
+        await CleanupAsync(node, arp, adverts, control, metrics).ConfigureAwait(false);
+        await pump.ConfigureAwait(false);
+        await probes.ConfigureAwait(false);
+        return 0;
+    }
+
+    private void Step(AdvertVerifier verifier, AdvertChannel adverts, ArpResponder arp)
+    {
+        var now = Now;
+        while (_inbox.TryDequeue(out var frame))
+        {
+            if (verifier.TryAccept(frame.Payload, out var advert, out var rejection))
+            {
+                _counters.Received();
+                _engine.OnAdvert(advert, now);
+            }
+            else
+            {
+                var total = _counters.Reject(rejection);
+                if (rejection != AdvertRejection.FromSelf)
+                {
+                    _log.AdvertRejected(rejection, frame.Source.ToString(), total);
+                }
+            }
+        }
+        var wanted = _drainRequested ? AdvertState.Draining : _healthy ? AdvertState.Active : AdvertState.Unhealthy;
+        if (wanted != _engine.LocalState)
+        {
+            var why = wanted switch
+            {
+                AdvertState.Draining => "drain requested",
+                AdvertState.Unhealthy => $"health probe {_options.Health} failing: {_healthFailure}",
+                _ => _engine.LocalState == AdvertState.Draining ? "undrain requested" : $"health probe {_options.Health} passing again",
+            };
+            _log.Info(EventIds.Health, $"this node is now {MembershipEngine.Describe(wanted)}: {why}");
+            _engine.LocalState = wanted;
+        }
+        var before = _engine.Held;
+        var step = _engine.Step(now);
+        foreach (var change in _engine.TakeEvents())
+        {
+            _log.Info(change.NodeId == _options.NodeId ? EventIds.Ownership : EventIds.Membership, change.Change);
+        }
+        var drainingChanged = false;
+        if (step.HeldChanged)
+        {
+            // Released buckets keep passing the early drop while this node has flows in them.
+            foreach (var bucket in before.Buckets())
+            {
+                if (!step.Held.Contains(bucket))
+                {
+                    _draining.Add(bucket);
+                    drainingChanged = true;
+                }
+            }
+            foreach (var bucket in step.Held.Buckets())
+            {
+                if (_draining.Contains(bucket))
+                {
+                    _draining.Remove(bucket);
+                    drainingChanged = true;
+                }
+            }
+            _counters.OwnershipChanged();
+        }
+        if (now - _lastDrainCheck >= DrainCheckPeriod && _draining.Count > 0)
+        {
+            _lastDrainCheck = now;
+            drainingChanged |= PruneDraining();
+        }
+        if (step.HeldChanged || drainingChanged)
+        {
+            var accepted = step.Held.Clone();
+            foreach (var bucket in _draining.Buckets())
+            {
+                accepted.Add(bucket);
+            }
+            _filter.Apply(step.Held, accepted, _options.LeaseTime);
+            _lastLease = now;
+            if (step.HeldChanged && before.Count == 0 && step.Held.Count > 0)
+            {
+                arp.SendGratuitous();
+            }
+        }
+        else if (now - _lastLease >= _options.AdvertInterval)
+        {
+            _filter.RenewLease(_options.LeaseTime);
+            _lastLease = now;
+        }
+        if (step.AdvertiseNow)
+        {
+            Send(adverts, step.Plan.Settled);
+        }
+    }
+
+    /// <summary>Drops from the draining set the buckets in which conntrack holds no established flow of this node.</summary>
+    private bool PruneDraining()
+    {
+        var flows = _filter.FlowsByBucket();
+        var finished = _draining.Buckets().Where(b => !flows.ContainsKey(b)).ToList();
+        foreach (var bucket in finished)
+        {
+            _draining.Remove(bucket);
+        }
+        if (finished.Count > 0)
+        {
+            _log.Info(EventIds.Drain, $"{finished.Count} released buckets have no flows left here; {_draining.Count} still draining");
+        }
+        return finished.Count > 0;
+    }
+
+    private void Send(AdvertChannel adverts, bool settled)
+    {
+        var advert = _engine.BuildAdvert(_options.EffectiveClusterId, _configDigest, _incarnation, ++_sequence, Now, settled);
+        Span<byte> buffer = stackalloc byte[AdvertCodec.Length];
+        AdvertCodec.Write(advert, _key, buffer);
+        try
+        {
+            adverts.Send(buffer);
+            _counters.Sent();
+        }
+        catch (IOException e)
+        {
+            // A link that is down: peers will miss us, which is the truth.
+            _log.Warning(EventIds.Membership, $"cannot send advert: {e.Message}");
+        }
+    }
+
+    private async Task LeaveAsync(AdvertChannel? adverts)
+    {
+        if (adverts is null)
+        {
+            return;
+        }
+        _engine.LocalState = AdvertState.Leaving;
+        for (var i = 0; i < 2; i++)
+        {
+            Send(adverts, settled: false);
+            await Task.Delay(TimeSpan.FromMilliseconds(5)).ConfigureAwait(false);
+        }
+    }
+
+    private async Task CleanupAsync(NodeSetup? node, ArpResponder? arp, AdvertChannel? adverts, ControlServer? control, MetricsEndpoint? metrics)
+    {
+        try
+        {
+            _filter.Remove();
+        }
+        catch (KernelFilterException e)
+        {
+            _log.Warning(EventIds.KernelError, $"removing the rules: {e.Message}");
+        }
+        if (arp is not null)
+        {
+            await arp.DisposeAsync().ConfigureAwait(false);
+        }
+        if (adverts is not null)
+        {
+            await adverts.DisposeAsync().ConfigureAwait(false);
+        }
+        if (control is not null)
+        {
+            await control.DisposeAsync().ConfigureAwait(false);
+        }
+        if (metrics is not null)
+        {
+            await metrics.DisposeAsync().ConfigureAwait(false);
+        }
+        node?.Undo();
+    }
+
+    private async Task PumpAdvertsAsync(AdvertChannel adverts, CancellationToken stop)
+    {
+        try
+        {
+            await foreach (var frame in adverts.Reader.ReadAllAsync(stop).ConfigureAwait(false))
+            {
+                _inbox.Enqueue(frame);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private async Task ProbeLoopAsync(CancellationToken stop)
+    {
+        using var timer = new PeriodicTimer(_options.AdvertInterval);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stop).ConfigureAwait(false))
+            {
+                var failure = await HealthProbe.RunAsync(_options.Health, _options.AdvertInterval * 4, stop).ConfigureAwait(false);
+                if (_health.Record(failure is null, failure))
+                {
+                    _healthFailure = _health.LastFailure;
+                    _healthy = _health.State == HealthState.Healthy;
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    /// <summary>A scrape: rendered by the loop, which owns the state.</summary>
+    private Task<string> RequestMetrics()
+    {
+        var scrape = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _metricsRequests.Enqueue(scrape);
+        return scrape.Task;
+    }
+
+    /// <summary>The bucket of a client address, with the cluster's seed and bucket count.</summary>
+    private int BucketOf(IPAddress client) => BucketHash.Bucket(client, _options.Buckets, _options.EffectiveSeed);
+}
