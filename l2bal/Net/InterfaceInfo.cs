@@ -21,7 +21,18 @@ internal readonly record struct InterfaceInfo(string Name, int Index, MacAddress
         return Lookup(socket.SafeHandle, interfaceName);
     }
 
-    /// <summary>Looks <paramref name="interfaceName"/> up in the namespace of <paramref name="socket"/>.</summary>
+    /// <summary>The index of any interface (lo included) in the namespace of the calling thread.</summary>
+    /// <exception cref="InterfaceNotFoundException">No such interface.</exception>
+    public static int LookupIndex(string interfaceName)
+    {
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        Span<byte> ifreq = stackalloc byte[SizeOfIfreq];
+        PacketStructs.WriteIfreqName(ifreq, interfaceName);
+        Ioctl(socket.SafeHandle, SIOCGIFINDEX, "SIOCGIFINDEX", interfaceName, ifreq);
+        return MemoryMarshal.Read<int>(ifreq[IFNAMSIZ..]);
+    }
+
+    /// <summary>Looks an Ethernet interface up in the namespace of <paramref name="socket"/>.</summary>
     /// <exception cref="InterfaceNotFoundException">No such interface.</exception>
     public static InterfaceInfo Lookup(SafeSocketHandle socket, string interfaceName)
     {
