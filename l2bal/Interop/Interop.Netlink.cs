@@ -1,0 +1,72 @@
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+
+namespace L2Balance.Balancer;
+
+internal static partial class Interop
+{
+    /// <summary>
+    /// rtnetlink (linux/netlink.h, linux/rtnetlink.h, linux/if_addr.h), C names kept (STYLE 9).
+    /// .NET's AddressFamily has no AF_NETLINK member (16 is AppleTalk there, which the runtime maps
+    /// to AF_APPLETALK), so the socket and its I/O are plain syscalls on a SafeSocketHandle.
+    /// </summary>
+    internal static partial class Netlink
+    {
+        /// <summary>linux/socket.h.</summary>
+        internal const int AF_NETLINK = 16;
+        internal const int SOCK_RAW = 3;
+        internal const int SOCK_CLOEXEC = 0x80000;
+        internal const int SOL_SOCKET = 1;
+        internal const int SO_RCVTIMEO = 20;
+        internal const int EINTR = 4;
+        internal const int EAGAIN = 11;
+
+        /// <summary>socket(2); an invalid handle (-1) on failure.</summary>
+        [LibraryImport(Packet.Libc, EntryPoint = "socket", SetLastError = true)]
+        internal static partial SafeSocketHandle socket(int domain, int type, int protocol);
+
+        /// <summary>send(2).</summary>
+        [LibraryImport(Packet.Libc, EntryPoint = "send", SetLastError = true)]
+        internal static partial nint send(SafeSocketHandle socket, ReadOnlySpan<byte> buffer, nuint length, int flags);
+
+        /// <summary>recv(2).</summary>
+        [LibraryImport(Packet.Libc, EntryPoint = "recv", SetLastError = true)]
+        internal static partial nint recv(SafeSocketHandle socket, Span<byte> buffer, nuint length, int flags);
+
+        /// <summary>setsockopt(2).</summary>
+        [LibraryImport(Packet.Libc, EntryPoint = "setsockopt", SetLastError = true)]
+        internal static partial int setsockopt(SafeSocketHandle socket, int level, int optionName, ReadOnlySpan<byte> optionValue, int optionLength);
+
+        /// <summary>linux/netlink.h: the routing family of AF_NETLINK.</summary>
+        internal const int NETLINK_ROUTE = 0;
+
+        /// <summary>sizeof(struct nlmsghdr), sizeof(struct ifaddrmsg), sizeof(struct rtattr), sizeof(struct nlmsgerr) without the echoed header.</summary>
+        internal const int NLMSG_HDRLEN = 16;
+        internal const int SizeOfIfaddrmsg = 8;
+        internal const int RTA_HDRLEN = 4;
+        internal const int NLMSG_ALIGNTO = 4;
+
+        /// <summary>nlmsghdr.nlmsg_type.</summary>
+        internal const ushort NLMSG_NOOP = 1;
+        internal const ushort NLMSG_ERROR = 2;
+        internal const ushort NLMSG_DONE = 3;
+        internal const ushort RTM_NEWADDR = 20;
+        internal const ushort RTM_DELADDR = 21;
+
+        /// <summary>nlmsghdr.nlmsg_flags.</summary>
+        internal const ushort NLM_F_REQUEST = 0x001;
+        internal const ushort NLM_F_ACK = 0x004;
+        internal const ushort NLM_F_EXCL = 0x200;
+        internal const ushort NLM_F_CREATE = 0x400;
+
+        /// <summary>rtattr types of RTM_*ADDR.</summary>
+        internal const ushort IFA_ADDRESS = 1;
+        internal const ushort IFA_LOCAL = 2;
+
+        /// <summary>linux/socket.h.</summary>
+        internal const byte AF_INET = 2;
+
+        /// <summary>rtnetlink.h rt_scope_t: RT_SCOPE_UNIVERSE, what `ip addr add` uses for a non-127/8 address.</summary>
+        internal const byte RT_SCOPE_UNIVERSE = 0;
+    }
+}

@@ -1,0 +1,73 @@
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+
+namespace L2Balance.Balancer;
+
+internal static partial class Interop
+{
+    /// <summary>
+    /// AF_PACKET sockets (packet(7), linux/if_packet.h, linux/if_ether.h) and the few socket
+    /// syscalls .NET's <see cref="System.Net.Sockets.Socket"/> does not expose for them.
+    /// Constant names are the C names (STYLE 9); layouts are checked against C in the unit tests.
+    /// </summary>
+    internal static partial class Packet
+    {
+        /// <summary>Kept inside this nested class so it never collides with a shared Interop.Libraries.</summary>
+        internal const string Libc = "libc";
+
+        /// <summary>linux/socket.h.</summary>
+        internal const int AF_PACKET = 17;
+
+        /// <summary>linux/socket.h: option level of packet(7) options.</summary>
+        internal const int SOL_PACKET = 263;
+
+        /// <summary>linux/if_packet.h option names.</summary>
+        internal const int PACKET_ADD_MEMBERSHIP = 1;
+        internal const int PACKET_DROP_MEMBERSHIP = 2;
+
+        /// <summary>linux/if_packet.h (kernel 4.20+): never queue frames this host sends to this socket.</summary>
+        internal const int PACKET_IGNORE_OUTGOING = 23;
+
+        /// <summary>linux/if_packet.h: packet_mreq.mr_type.</summary>
+        internal const ushort PACKET_MR_MULTICAST = 0;
+        internal const ushort PACKET_MR_PROMISC = 1;
+        internal const ushort PACKET_MR_ALLMULTI = 2;
+        internal const ushort PACKET_MR_UNICAST = 3;
+
+        /// <summary>linux/if_packet.h: sockaddr_ll.sll_pkttype.</summary>
+        internal const byte PACKET_HOST = 0;
+        internal const byte PACKET_BROADCAST = 1;
+        internal const byte PACKET_MULTICAST = 2;
+        internal const byte PACKET_OTHERHOST = 3;
+        internal const byte PACKET_OUTGOING = 4;
+
+        /// <summary>linux/if_arp.h: ARPHRD_ETHER, sockaddr_ll.sll_hatype of Ethernet.</summary>
+        internal const ushort ARPHRD_ETHER = 1;
+
+        /// <summary>linux/sockios.h: interface index / hardware address by name (struct ifreq).</summary>
+        internal const uint SIOCGIFINDEX = 0x8933;
+        internal const uint SIOCGIFHWADDR = 0x8927;
+
+        /// <summary>net/if.h IFNAMSIZ, sizeof(struct ifreq) on 64-bit Linux.</summary>
+        internal const int IFNAMSIZ = 16;
+        internal const int SizeOfIfreq = 40;
+
+        /// <summary>sizeof(struct sockaddr_ll).</summary>
+        internal const int SizeOfSockaddrLl = 20;
+
+        /// <summary>sizeof(struct packet_mreq).</summary>
+        internal const int SizeOfPacketMreq = 16;
+
+        /// <summary>bind(2).</summary>
+        [LibraryImport(Libc, EntryPoint = "bind", SetLastError = true)]
+        internal static partial int bind(SafeSocketHandle socket, ReadOnlySpan<byte> address, int addressLength);
+
+        /// <summary>setsockopt(2).</summary>
+        [LibraryImport(Libc, EntryPoint = "setsockopt", SetLastError = true)]
+        internal static partial int setsockopt(SafeSocketHandle socket, int level, int optionName, ReadOnlySpan<byte> optionValue, int optionLength);
+
+        /// <summary>ioctl(2) with a struct ifreq argument.</summary>
+        [LibraryImport(Libc, EntryPoint = "ioctl", SetLastError = true)]
+        internal static partial int ioctl(SafeSocketHandle fd, nuint request, Span<byte> ifreq);
+    }
+}

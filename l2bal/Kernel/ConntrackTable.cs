@@ -1,0 +1,78 @@
+using System.Globalization;
+using System.Net;
+
+namespace L2Balance.Balancer.Kernel;
+
+/// <summary>
+/// Counts this node's flows per bucket from the procfs conntrack table (one line per flow,
+/// per network namespace; present on this kernel, checked in the lab). Pure parser plus one read.
+/// </summary>
+/// <remarks>
+/// A line looks like
+/// <c>ipv4 2 tcp 6 431999 ESTABLISHED src=198.18.0.101 dst=198.18.0.10 sport=44369 dport=8080 src=… [ASSURED] mark=65870 zone=0 use=2</c>.
+/// A flow counts when its original destination is the VIP and its mark is
+/// <c>0x10000 | bucket</c> (set by the accept-new rule). TCP flows count only while ESTABLISHED
+/// (a closing flow needs nothing more from this node); UDP and ICMP flows have no state and count
+/// until conntrack expires them.
+/// </remarks>
+internal static class ConntrackTable
+{
+    /// <summary>The calling thread's namespace's table (/proc/net follows the process, not the thread).</summary>
+    public const string ProcPath = "/proc/thread-self/net/nf_conntrack";
+
+    /// <summary>Counts flows per bucket in the text of <see cref="ProcPath"/>.</summary>
+    public static Dictionary<int, int> CountByBucket(TextReader table, IPAddress vip, int buckets)
+    {
+        ArgumentNullException.ThrowIfNull(table);
+        ArgumentNullException.ThrowIfNull(vip);
+        string vipDst = "dst=" + vip;
+        var counts = new Dictionary<int, int>();
+        while (table.ReadLine() is { } line)
+        {
+            var fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (fields.Length < 6 || fields[0] != "ipv4")
+            {
+                continue;
+            }
+
+            string protocol = fields[2];
+            if (protocol == "tcp" && fields[5] != "ESTABLISHED")
+            {
+                continue;
+            }
+
+            // The first dst= is the original direction's destination.
+            string? dst = fields.FirstOrDefault(f => f.StartsWith("dst=", StringComparison.Ordinal));
+            string? mark = fields.FirstOrDefault(f => f.StartsWith("mark=", StringComparison.Ordinal));
+            if (dst != vipDst || mark is null
+                || !uint.TryParse(mark.AsSpan(5), NumberStyles.None, CultureInfo.InvariantCulture, out uint value)
+                || (value & ~0xFFFFu) != NftRuleset.FlowMarkBase)
+            {
+                continue;
+            }
+
+            int bucket = (int)(value & 0xFFFF);
+            if (bucket < buckets)
+            {
+                counts[bucket] = counts.GetValueOrDefault(bucket) + 1;
+            }
+        }
+
+        return counts;
+    }
+
+    /// <summary>Reads <see cref="ProcPath"/> of the calling thread's namespace.</summary>
+    /// <exception cref="KernelFilterException">The kernel has no procfs conntrack table.</exception>
+    public static Dictionary<int, int> Read(IPAddress vip, int buckets)
+    {
+        try
+        {
+            using var reader = new StreamReader(ProcPath);
+            return CountByBucket(reader, vip, buckets);
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new KernelFilterException($"{ProcPath}: absent (kernel without CONFIG_NF_CONNTRACK_PROCFS)", ex);
+        }
+    }
+}

@@ -1,0 +1,266 @@
+using System.Globalization;
+using System.Net.Sockets;
+using System.Text;
+using L2Balance.Balancer.Cluster;
+
+namespace L2Balance.Balancer.Kernel;
+
+/// <summary>
+/// Pure generator of the nft text (1.0.6 syntax) that implements DESIGN.md "The kernel filter",
+/// following the verified recipe of shared/notes/l2-mechanics.md. No I/O: <see cref="NftablesFilter"/>
+/// feeds the text to libnftables, one buffer = one atomic transaction.
+/// </summary>
+/// <remarks>
+/// Two tables, both <c>flags owner</c> (they vanish with the daemon's netlink socket and survive
+/// <c>nft flush ruleset</c>):
+/// netdev <c>{name}</c>: ingress at -500 makes cluster-MAC frames PACKET_HOST and drops early
+/// (before conntrack) every packet whose bucket is neither owned nor draining; in unicast-flood
+/// mode an egress guard drops any frame leaving with the cluster MAC as source.
+/// ip <c>{name}</c>: prerouting at -150 (after conntrack at -200) accepts established flows
+/// whatever their bucket, and new flows only while the lease lives and only for owned buckets,
+/// TCP only on a bare SYN; output drops ICMP port-unreachable from the VIP.
+/// </remarks>
+internal static class NftRuleset
+{
+    /// <summary>Name of the netdev set of owned ∪ draining buckets (passes the early drop). "accept" is an nft keyword.</summary>
+    public const string AcceptSet = "accept_buckets";
+
+    /// <summary>Name of the ip set of owned buckets (new flows accepted).</summary>
+    public const string OwnedSet = "owned";
+
+    /// <summary>Name of the ip one-element timeout set whose element is the ownership lease.</summary>
+    public const string LeaseSet = "lease";
+
+    /// <summary>The lease element's key (the mark value the lease rule tests).</summary>
+    public const int LeaseKey = 1;
+
+    /// <summary>Conntrack mark of a flow accepted as new: <c>FlowMarkBase | bucket</c> (0 means untagged).</summary>
+    public const uint FlowMarkBase = 0x10000;
+
+    /// <summary>Largest B: the bucket must fit below <see cref="FlowMarkBase"/> in the conntrack mark.</summary>
+    public const int MaxBuckets = 0x10000;
+
+    /// <summary>Priority of the netdev ingress chain: first in ingress.</summary>
+    public const int IngressPriority = -500;
+
+    /// <summary>Priority of the ip prerouting chain: after conntrack (-200) and defragmentation (-400).</summary>
+    public const int PreroutingPriority = -150;
+
+    /// <summary>Named counters (one per reason, STYLE 6) and the table family each lives in.</summary>
+    internal static class Counters
+    {
+        public const string AcceptedNew = "accepted_new";
+        public const string AcceptedEstablished = "accepted_established";
+        public const string AcceptedSlice = "accepted_slice";
+        public const string DroppedNotOwnedEarly = "dropped_not_owned_early";
+        public const string DroppedNotOwned = "dropped_not_owned";
+        public const string DroppedOtherSlice = "dropped_other_slice";
+        public const string DroppedNoLease = "dropped_no_lease";
+        public const string DroppedMidFlow = "dropped_mid_flow";
+        public const string DroppedNotIpv4 = "dropped_not_ipv4";
+        public const string DroppedPortUnreachable = "dropped_port_unreachable";
+        public const string DroppedClusterMacSource = "dropped_cluster_mac_source";
+    }
+
+    /// <summary>
+    /// The install transaction: idempotent (each table is first created empty and deleted, so a
+    /// leftover from an earlier run of this context goes), then both tables with empty sets. Nothing
+    /// new is accepted until <see cref="Apply"/> fills the sets and the lease.
+    /// </summary>
+    public static string Install(FilterSettings settings)
+    {
+        Validate(settings);
+        var s = settings;
+        string vip = s.Vip.ToString();
+        string cmac = s.ClusterMac.ToString();
+        string hash = Jhash(s);
+        string own = s.OwnSlice.ToString();
+        string all = s.AllSlices.ToString();
+        var t = new StringBuilder();
+        t.Append(CultureInfo.InvariantCulture, $"table netdev {s.TableName}\ndelete table netdev {s.TableName}\n");
+        t.Append(CultureInfo.InvariantCulture, $"table ip {s.TableName}\ndelete table ip {s.TableName}\n");
+
+        t.Append(CultureInfo.InvariantCulture, $"table netdev {s.TableName} {{\n");
+        t.Append("\tflags owner;\n");
+        t.Append(CultureInfo.InvariantCulture, $"\tcomment \"l2bal early filter on {s.Interface}: buckets neither owned nor draining never reach conntrack\";\n");
+        t.Append(CultureInfo.InvariantCulture, $"\tset {AcceptSet} {{ type mark; flags interval; comment \"buckets owned or draining\"; }}\n");
+        Counter(t, Counters.DroppedNotIpv4, "non-IPv4 frames to the cluster MAC");
+        Counter(t, Counters.DroppedOtherSlice, "packets to another node's port slice (L2)");
+        Counter(t, Counters.DroppedNotOwnedEarly, "packets whose bucket is neither owned nor draining");
+        if (s.Mode == MacMode.UnicastFlood)
+        {
+            Counter(t, Counters.DroppedClusterMacSource, "frames leaving with the cluster MAC as source");
+        }
+
+        t.Append("\tchain ingress {\n");
+        t.Append(CultureInfo.InvariantCulture, $"\t\ttype filter hook ingress device \"{s.Interface}\" priority {IngressPriority}; policy accept;\n");
+        Rule(t, $"ether daddr != {cmac} accept", "not to the cluster MAC: not ours to judge");
+        Rule(t, "meta pkttype set host", "cluster-MAC frames are for this host: TCP discards multicast, ip_rcv drops otherhost");
+        Rule(t, "ether type arp accept", "ARP to the cluster MAC (unicast NUD probes): l2bal answers");
+        Rule(t, $"meta protocol != ip counter name \"{Counters.DroppedNotIpv4}\" drop", "the VIP is IPv4 only");
+        Rule(t, "ip frag-off & 0x3fff != 0 accept", "fragments: judged after reassembly in ip prerouting");
+        Rule(t, "meta l4proto icmp accept", "ICMP: errors judged by conntrack (related), echo by bucket in ip prerouting");
+        Rule(t, $"meta l4proto {{ tcp, udp }} th dport {own} accept", "own port slice: accepted by port whatever the bucket");
+        Rule(t, $"meta l4proto {{ tcp, udp }} th dport {all} counter name \"{Counters.DroppedOtherSlice}\" drop", "another node's port slice");
+        Rule(t, $"meta mark set {hash}", "bucket of the source address (seed explicit: nft draws one per rule otherwise)");
+        Rule(t, $"meta mark @{AcceptSet} meta mark set 0x0 accept", "bucket owned or draining: on to conntrack");
+        Rule(t, $"counter name \"{Counters.DroppedNotOwnedEarly}\" drop", "bucket neither owned nor draining: early drop, no conntrack cost");
+        t.Append("\t}\n");
+        if (s.Mode == MacMode.UnicastFlood)
+        {
+            t.Append("\tchain egress {\n");
+            t.Append(CultureInfo.InvariantCulture, $"\t\ttype filter hook egress device \"{s.Interface}\" priority 0; policy accept;\n");
+            Rule(t, $"ether saddr {cmac} counter name \"{Counters.DroppedClusterMacSource}\" drop", "a switch that learns the cluster MAC stops flooding it: never send from it");
+            t.Append("\t}\n");
+        }
+
+        t.Append("}\n");
+
+        t.Append(CultureInfo.InvariantCulture, $"table ip {s.TableName} {{\n");
+        t.Append("\tflags owner;\n");
+        t.Append(CultureInfo.InvariantCulture, $"\tcomment \"l2bal flow filter for {vip}: established flows stay, new flows by owned bucket under the lease\";\n");
+        t.Append(CultureInfo.InvariantCulture, $"\tset {OwnedSet} {{ type mark; flags interval; comment \"buckets owned: new flows accepted\"; }}\n");
+        t.Append(CultureInfo.InvariantCulture, $"\tset {LeaseSet} {{ type mark; flags timeout; comment \"ownership lease: one element, renewed by the daemon\"; }}\n");
+        Counter(t, Counters.AcceptedEstablished, "packets of established or related flows");
+        Counter(t, Counters.AcceptedSlice, "packets to the own port slice");
+        Counter(t, Counters.DroppedOtherSlice, "packets to another node's port slice (after reassembly)");
+        Counter(t, Counters.DroppedNoLease, "new flows refused: the lease expired (hung daemon)");
+        Counter(t, Counters.DroppedNotOwned, "new flows refused: bucket not owned");
+        Counter(t, Counters.AcceptedNew, "new flows accepted in an owned bucket");
+        Counter(t, Counters.DroppedMidFlow, "mid-flow packets of flows this node does not know");
+        Counter(t, Counters.DroppedPortUnreachable, "ICMP port-unreachable from the VIP suppressed");
+        t.Append("\tchain prerouting {\n");
+        t.Append(CultureInfo.InvariantCulture, $"\t\ttype filter hook prerouting priority {PreroutingPriority}; policy accept;\n");
+        Rule(t, $"ip daddr != {vip} accept", "not to the VIP");
+        Rule(t, $"ct state established,related counter name \"{Counters.AcceptedEstablished}\" accept", "flows this node holds stay here whatever their bucket");
+        Rule(t, $"meta l4proto {{ tcp, udp }} th dport {own} counter name \"{Counters.AcceptedSlice}\" accept", "own port slice");
+        Rule(t, $"meta l4proto {{ tcp, udp }} th dport {all} counter name \"{Counters.DroppedOtherSlice}\" drop", "another node's port slice");
+        Rule(t, $"meta mark set 0x{LeaseKey:x} meta mark != @{LeaseSet} counter name \"{Counters.DroppedNoLease}\" drop", "new flows only while the lease lives (tested before the mark carries the bucket)");
+        Rule(t, $"meta mark set {hash}", "bucket of the source address");
+        Rule(t, $"meta mark != @{OwnedSet} counter name \"{Counters.DroppedNotOwned}\" drop", "new flow in a bucket not owned");
+        Rule(t, $"tcp flags & (fin|syn|rst|ack) == syn ct mark set meta mark or 0x{FlowMarkBase:x} meta mark set 0x0 counter name \"{Counters.AcceptedNew}\" accept", "new TCP flow on a bare SYN: conntrack mark carries the bucket");
+        Rule(t, $"meta l4proto {{ udp, icmp }} ct mark set meta mark or 0x{FlowMarkBase:x} meta mark set 0x0 counter name \"{Counters.AcceptedNew}\" accept", "new UDP or ICMP flow: conntrack mark carries the bucket");
+        Rule(t, $"counter name \"{Counters.DroppedMidFlow}\" drop", "mid-flow packet of a flow this node does not know: silent drop, never a RST");
+        t.Append("\t}\n");
+        t.Append("\tchain output {\n");
+        t.Append("\t\ttype filter hook output priority 0; policy accept;\n");
+        Rule(t, $"ip saddr {vip} icmp type destination-unreachable icmp code port-unreachable counter name \"{Counters.DroppedPortUnreachable}\" drop", "no node sends an ICMP error for another node's flow");
+        t.Append("\t}\n");
+        t.Append("}\n");
+        return t.ToString();
+    }
+
+    /// <summary>
+    /// The per-change transaction: replaces both sets and renews the lease, atomically.
+    /// <paramref name="owned"/> must be a subset of <paramref name="accepted"/> (owned ∪ draining).
+    /// </summary>
+    public static string Apply(FilterSettings settings, BucketSet owned, BucketSet accepted, TimeSpan lease)
+    {
+        Validate(settings);
+        ArgumentNullException.ThrowIfNull(owned);
+        ArgumentNullException.ThrowIfNull(accepted);
+        CheckCapacity(settings, owned, nameof(owned));
+        CheckCapacity(settings, accepted, nameof(accepted));
+        foreach (int b in owned.Buckets())
+        {
+            if (!accepted.Contains(b))
+            {
+                throw new ArgumentException($"Owned bucket {b} is not in the accepted set: its new flows would be dropped early.", nameof(accepted));
+            }
+        }
+
+        var t = new StringBuilder();
+        ReplaceSet(t, $"ip {settings.TableName} {OwnedSet}", owned);
+        ReplaceSet(t, $"netdev {settings.TableName} {AcceptSet}", accepted);
+        t.Append(RenewLease(settings, lease));
+        return t.ToString();
+    }
+
+    /// <summary>
+    /// Renews the lease: <c>flush set</c> + <c>add element … timeout</c> in one transaction. Checked
+    /// in the lab: this refreshes the timeout, works when the element has expired or never existed,
+    /// whereas re-adding an existing element keeps its old expiry and <c>delete element</c> of an
+    /// absent one fails the whole transaction.
+    /// </summary>
+    public static string RenewLease(FilterSettings settings, TimeSpan lease)
+    {
+        Validate(settings);
+        long ms = (long)Math.Ceiling(lease.TotalMilliseconds);
+        ArgumentOutOfRangeException.ThrowIfLessThan(ms, 1, nameof(lease));
+        return string.Create(CultureInfo.InvariantCulture,
+            $"flush set ip {settings.TableName} {LeaseSet}\nadd element ip {settings.TableName} {LeaseSet} {{ 0x{LeaseKey:x} timeout {ms}ms }}\n");
+    }
+
+    /// <summary>Deletes both tables; idempotent (a missing table is created then deleted).</summary>
+    public static string Remove(FilterSettings settings)
+    {
+        Validate(settings);
+        return string.Create(CultureInfo.InvariantCulture,
+            $"table netdev {settings.TableName}\ndelete table netdev {settings.TableName}\ntable ip {settings.TableName}\ndelete table ip {settings.TableName}\n");
+    }
+
+    /// <summary>An interval-set element list, <c>0-333, 335, 337-341</c>; empty for an empty set.</summary>
+    public static string Elements(BucketSet buckets)
+    {
+        ArgumentNullException.ThrowIfNull(buckets);
+        return string.Join(", ", buckets.ToRanges().Select(r => r.Low == r.High
+            ? r.Low.ToString(CultureInfo.InvariantCulture)
+            : string.Create(CultureInfo.InvariantCulture, $"{r.Low}-{r.High}")));
+    }
+
+    private static string Jhash(FilterSettings s) =>
+        string.Create(CultureInfo.InvariantCulture, $"jhash ip saddr mod {s.Buckets} seed 0x{s.Seed:x}");
+
+    private static void ReplaceSet(StringBuilder t, string set, BucketSet buckets)
+    {
+        t.Append(CultureInfo.InvariantCulture, $"flush set {set}\n");
+        if (buckets.Count > 0)
+        {
+            // An empty "{ }" is a syntax error: an empty set is just the flush.
+            t.Append(CultureInfo.InvariantCulture, $"add element {set} {{ {Elements(buckets)} }}\n");
+        }
+    }
+
+    private static void Rule(StringBuilder t, string statement, string comment) =>
+        t.Append(CultureInfo.InvariantCulture, $"\t\t{statement} comment \"{comment}\"\n");
+
+    private static void Counter(StringBuilder t, string name, string comment) =>
+        t.Append(CultureInfo.InvariantCulture, $"\tcounter {name} {{ comment \"{comment}\"; }}\n");
+
+    private static void CheckCapacity(FilterSettings settings, BucketSet set, string name)
+    {
+        if (set.Capacity != settings.Buckets)
+        {
+            throw new ArgumentException($"The set ranges over {set.Capacity} buckets, the filter over {settings.Buckets}.", name);
+        }
+    }
+
+    private static void Validate(FilterSettings s)
+    {
+        ArgumentNullException.ThrowIfNull(s);
+        if (s.Vip.AddressFamily != AddressFamily.InterNetwork)
+        {
+            throw new ArgumentException("The VIP must be IPv4.", nameof(s));
+        }
+
+        if (s.Buckets is < 1 or > MaxBuckets)
+        {
+            throw new ArgumentException($"Buckets must be 1..{MaxBuckets} (the conntrack mark holds 0x{FlowMarkBase:x} | bucket).", nameof(s));
+        }
+
+        if (!IsName(s.Interface, 15, allowDots: true) || !IsName(s.TableName, 64, allowDots: false))
+        {
+            throw new ArgumentException($"Interface '{s.Interface}' or table '{s.TableName}' is not a plain name.", nameof(s));
+        }
+
+        if (s.OwnSlice.Low < 1 || s.OwnSlice.High > 65535 || s.OwnSlice.Low > s.OwnSlice.High
+            || s.AllSlices.Low > s.OwnSlice.Low || s.AllSlices.High < s.OwnSlice.High)
+        {
+            throw new ArgumentException($"Own slice {s.OwnSlice} must be a port range inside {s.AllSlices}.", nameof(s));
+        }
+    }
+
+    private static bool IsName(string text, int maxLength, bool allowDots) =>
+        !string.IsNullOrEmpty(text) && text.Length <= maxLength && char.IsAsciiLetter(text[0])
+        && text.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-' || (allowDots && c == '.'));
+}

@@ -1,0 +1,196 @@
+using System.Threading.Channels;
+using L2Balance.Balancer.Protocol;
+
+namespace L2Balance.Balancer.Net;
+
+/// <summary>One advertisement frame as received: its payload (unparsed) and Ethernet source.</summary>
+internal readonly record struct AdvertFrame(MacAddress Source, byte[] Payload);
+
+/// <summary>Why a received advertisement frame was dropped before reaching the verifier.</summary>
+internal enum AdvertFrameDrop
+{
+    /// <summary>Not an untagged Ethernet II frame of our EtherType.</summary>
+    BadEthernet,
+
+    /// <summary>Payload shorter than <see cref="AdvertChannel.MinimumPayloadLength"/>.</summary>
+    Short,
+
+    /// <summary>Payload longer than the channel's maximum.</summary>
+    Oversize,
+
+    /// <summary>Ethernet source is this node's own MAC.</summary>
+    FromSelf,
+
+    /// <summary>The reader is behind and the queue is full.</summary>
+    QueueFull,
+}
+
+/// <summary>
+/// Membership advertisements as raw Ethernet frames, EtherType 0x88B5 (IEEE 802 "local
+/// experimental 1"), broadcast, Ethernet source = own MAC. Payloads are opaque here: the daemon's
+/// AdvertVerifier checks them (STYLE 20). Received frames go to <see cref="Reader"/>.
+/// </summary>
+internal sealed class AdvertChannel : IAsyncDisposable
+{
+    /// <summary>IEEE Std 802 local experimental EtherType 1.</summary>
+    public const ushort EtherType = 0x88B5;
+
+    /// <summary>
+    /// 60-byte minimum frame minus the header: shorter payloads would arrive zero-padded by the NIC
+    /// and could not be told from their padding (an advert is 100 bytes).
+    /// </summary>
+    public const int MinimumPayloadLength = EthernetFrame.MinimumLength - EthernetFrame.HeaderLength;
+
+    /// <summary>Ethernet MTU.</summary>
+    public const int DefaultMaximumPayloadLength = 1500;
+
+    private const int QueueCapacity = 256;
+
+    private readonly PacketSocket _socket;
+    private readonly int _maximumPayloadLength;
+    private readonly Channel<AdvertFrame> _received = Channel.CreateBounded<AdvertFrame>(
+        new BoundedChannelOptions(QueueCapacity) { SingleWriter = true, FullMode = BoundedChannelFullMode.Wait });
+
+    private readonly CancellationTokenSource _stop = new();
+    private readonly long[] _dropped = new long[Enum.GetValues<AdvertFrameDrop>().Length];
+    private Task _loop = Task.CompletedTask;
+    private long _sent;
+    private long _receivedCount;
+
+    private AdvertChannel(PacketSocket socket, int maximumPayloadLength)
+    {
+        _socket = socket;
+        _maximumPayloadLength = maximumPayloadLength;
+    }
+
+    /// <summary>Opens the channel on <paramref name="interfaceName"/> in the calling thread's network namespace.</summary>
+    public static AdvertChannel Open(string interfaceName, int maximumPayloadLength = DefaultMaximumPayloadLength)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maximumPayloadLength, MinimumPayloadLength);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(maximumPayloadLength, DefaultMaximumPayloadLength);
+        return new AdvertChannel(PacketSocket.Open(interfaceName, EtherType), maximumPayloadLength);
+    }
+
+    /// <summary>This node's MAC, the Ethernet source of what it sends.</summary>
+    public MacAddress OwnMac => _socket.InterfaceMac;
+
+    /// <summary>Frames received from peers, in arrival order.</summary>
+    public ChannelReader<AdvertFrame> Reader => _received.Reader;
+
+    /// <summary>Frames sent.</summary>
+    public long Sent => Interlocked.Read(ref _sent);
+
+    /// <summary>Frames queued to <see cref="Reader"/>.</summary>
+    public long Received => Interlocked.Read(ref _receivedCount);
+
+    /// <summary>The receive loop.</summary>
+    public Task Completion => _loop;
+
+    /// <summary>Frames dropped for <paramref name="reason"/>.</summary>
+    public long Dropped(AdvertFrameDrop reason) =>
+        reason == AdvertFrameDrop.FromSelf
+            ? Interlocked.Read(ref _dropped[(int)reason]) + _socket.OwnFramesSkipped
+            : Interlocked.Read(ref _dropped[(int)reason]);
+
+    /// <summary>Starts the receive loop (once).</summary>
+    public void Start()
+    {
+        if (!_loop.IsCompleted || _stop.IsCancellationRequested)
+        {
+            throw new InvalidOperationException("The channel is already running or stopped.");
+        }
+
+        _loop = Task.Run(() => RunAsync(_stop.Token));
+    }
+
+    /// <summary>Broadcasts one payload.</summary>
+    /// <exception cref="ArgumentException">Shorter than <see cref="MinimumPayloadLength"/> or longer than the maximum.</exception>
+    /// <exception cref="IOException">The kernel refused the frame.</exception>
+    public void Send(ReadOnlySpan<byte> payload)
+    {
+        if (payload.Length < MinimumPayloadLength || payload.Length > _maximumPayloadLength)
+        {
+            throw new ArgumentException(
+                $"An advert payload has {MinimumPayloadLength}..{_maximumPayloadLength} bytes, not {payload.Length}.", nameof(payload));
+        }
+
+        Span<byte> frame = stackalloc byte[EthernetFrame.HeaderLength + payload.Length];
+        EthernetFrame.Write(new EthernetHeader(MacAddress.Broadcast, OwnMac, EtherType), frame);
+        payload.CopyTo(frame[EthernetFrame.HeaderLength..]);
+        _socket.Send(frame);
+        Interlocked.Increment(ref _sent);
+    }
+
+    /// <summary>Decides what to do with one received frame; null means deliver.</summary>
+    internal AdvertFrameDrop? Classify(ReadOnlySpan<byte> frame, out EthernetHeader header)
+    {
+        if (!EthernetFrame.TryParse(frame, out header, out _) || header.EtherType != EtherType)
+        {
+            return AdvertFrameDrop.BadEthernet;
+        }
+
+        if (header.Source == OwnMac)
+        {
+            return AdvertFrameDrop.FromSelf;
+        }
+
+        int payloadLength = frame.Length - EthernetFrame.HeaderLength;
+        if (payloadLength < MinimumPayloadLength)
+        {
+            return AdvertFrameDrop.Short;
+        }
+
+        return payloadLength > _maximumPayloadLength ? AdvertFrameDrop.Oversize : null;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            await _loop.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopping.
+        }
+
+        _received.Writer.TryComplete();
+        _socket.Dispose();
+        _stop.Dispose();
+    }
+
+    private async Task RunAsync(CancellationToken cancellationToken)
+    {
+        // One byte more than the largest accepted frame, so an oversize frame shows as such.
+        var buffer = new byte[EthernetFrame.HeaderLength + _maximumPayloadLength + 1];
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            int n;
+            try
+            {
+                n = await _socket.ReceiveAsync(buffer, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
+
+            var frame = buffer.AsSpan(0, n);
+            var drop = Classify(frame, out var header);
+            if (drop is null && !_received.Writer.TryWrite(new AdvertFrame(header.Source, frame[EthernetFrame.HeaderLength..].ToArray())))
+            {
+                drop = AdvertFrameDrop.QueueFull;
+            }
+
+            if (drop is { } reason)
+            {
+                Interlocked.Increment(ref _dropped[(int)reason]);
+            }
+            else
+            {
+                Interlocked.Increment(ref _receivedCount);
+            }
+        }
+    }
+}

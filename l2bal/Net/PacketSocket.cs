@@ -1,0 +1,185 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using L2Balance.Balancer.Protocol;
+using static L2Balance.Balancer.Interop.Packet;
+
+namespace L2Balance.Balancer.Net;
+
+/// <summary>
+/// An AF_PACKET SOCK_RAW socket (packet(7)) bound to one interface and one EtherType, so the kernel
+/// copies only that EtherType from that interface to user space: under load the VIP's data
+/// frames never reach this process. Frames are whole Ethernet frames without FCS.
+/// </summary>
+/// <remarks>
+/// The socket is created with protocol 0, which registers no receive hook at all, and gets its
+/// EtherType only in bind(2): created with htons(type) it would queue that type from every
+/// interface between socket() and bind(). Frames this host sends are never queued
+/// (PACKET_IGNORE_OUTGOING, kernel 4.20+) and are dropped again by source MAC as a second guard.
+/// </remarks>
+internal sealed class PacketSocket : IDisposable
+{
+    private readonly Socket _socket;
+
+    private PacketSocket(Socket socket, InterfaceInfo info, ushort etherType)
+    {
+        _socket = socket;
+        InterfaceName = info.Name;
+        InterfaceIndex = info.Index;
+        InterfaceMac = info.Mac;
+        EtherType = etherType;
+    }
+
+    /// <summary>The bound interface's name.</summary>
+    public string InterfaceName { get; }
+
+    /// <summary>The bound interface's index (in the socket's network namespace).</summary>
+    public int InterfaceIndex { get; }
+
+    /// <summary>The bound interface's own MAC: the Ethernet source of everything sent here.</summary>
+    public MacAddress InterfaceMac { get; }
+
+    /// <summary>The one EtherType received.</summary>
+    public ushort EtherType { get; }
+
+    /// <summary>Frames received whose source was <see cref="InterfaceMac"/> and were skipped.</summary>
+    public long OwnFramesSkipped => Interlocked.Read(ref _ownFramesSkipped);
+
+    private long _ownFramesSkipped;
+
+    /// <summary>
+    /// Opens a socket on <paramref name="interfaceName"/> receiving only <paramref name="etherType"/>,
+    /// in the network namespace of the calling thread. Needs CAP_NET_RAW.
+    /// </summary>
+    /// <exception cref="InterfaceNotFoundException">No such interface.</exception>
+    /// <exception cref="IOException">A syscall failed; the message names it and its errno.</exception>
+    public static PacketSocket Open(string interfaceName, ushort etherType)
+    {
+        PacketStructs.ValidateInterfaceName(interfaceName);
+        if (etherType < 0x0600)
+        {
+            throw new ArgumentOutOfRangeException(nameof(etherType), "An Ethernet II type is at least 0x0600.");
+        }
+
+        Socket socket;
+        try
+        {
+            socket = new Socket(AddressFamily.Packet, SocketType.Raw, ProtocolType.Unspecified);
+        }
+        catch (SocketException ex)
+        {
+            throw new IOException($"socket(AF_PACKET, SOCK_RAW): {ex.SocketErrorCode}", ex);
+        }
+
+        try
+        {
+            var info = InterfaceInfo.Lookup(socket.SafeHandle, interfaceName);
+            SetOption(socket, PACKET_IGNORE_OUTGOING, "PACKET_IGNORE_OUTGOING", BitConverter.GetBytes(1));
+            Bind(socket, etherType, info.Index);
+            return new PacketSocket(socket, info, etherType);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Adds <paramref name="mac"/> to the interface's receive filter for as long as this socket lives
+    /// (the kernel drops the membership when the socket closes, so it is tied to the daemon's
+    /// life): PACKET_MR_MULTICAST for a group address, PACKET_MR_UNICAST for a unicast one. On an
+    /// interface without a unicast filter (veth), the kernel raises promiscuity instead.
+    /// </summary>
+    public void AddMembership(MacAddress mac) =>
+        Membership(PACKET_ADD_MEMBERSHIP, "PACKET_ADD_MEMBERSHIP", mac);
+
+    /// <summary>Undoes one <see cref="AddMembership"/>.</summary>
+    public void DropMembership(MacAddress mac) =>
+        Membership(PACKET_DROP_MEMBERSHIP, "PACKET_DROP_MEMBERSHIP", mac);
+
+    /// <summary>
+    /// Receives the next frame not sent by this host into <paramref name="frame"/>; returns its
+    /// length. A frame longer than the buffer is cut to the buffer's length.
+    /// </summary>
+    public async ValueTask<int> ReceiveAsync(Memory<byte> frame, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            int n = await _socket.ReceiveAsync(frame, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+            if (n >= 2 * MacAddress.Length && MacAddress.Read(frame.Span[MacAddress.Length..]) == InterfaceMac)
+            {
+                Interlocked.Increment(ref _ownFramesSkipped);
+                continue;
+            }
+
+            return n;
+        }
+    }
+
+    /// <summary>Sends one whole Ethernet frame on the bound interface.</summary>
+    /// <exception cref="IOException">send(2) failed or sent a partial frame.</exception>
+    public void Send(ReadOnlySpan<byte> frame)
+    {
+        int sent;
+        try
+        {
+            sent = _socket.Send(frame, SocketFlags.None);
+        }
+        catch (SocketException ex)
+        {
+            throw new IOException($"send(AF_PACKET, {InterfaceName}): {ex.SocketErrorCode}", ex);
+        }
+
+        if (sent != frame.Length)
+        {
+            throw new IOException($"send(AF_PACKET, {InterfaceName}): sent {sent} of {frame.Length} bytes");
+        }
+    }
+
+    public void Dispose() => _socket.Dispose();
+
+    private void Membership(int option, string optionName, MacAddress mac)
+    {
+        Span<byte> mreq = stackalloc byte[SizeOfPacketMreq];
+        PacketStructs.WritePacketMreq(mreq, InterfaceIndex, mac.IsMulticast ? PACKET_MR_MULTICAST : PACKET_MR_UNICAST, mac);
+        SetOption(_socket, option, optionName, mreq);
+    }
+
+    private static void SetOption(Socket socket, int option, string optionName, ReadOnlySpan<byte> value)
+    {
+        if (setsockopt(socket.SafeHandle, SOL_PACKET, option, value, value.Length) != 0)
+        {
+            throw new IOException($"setsockopt({optionName}): {Errno.Name(Marshal.GetLastPInvokeError())}");
+        }
+    }
+
+    private static void Bind(Socket socket, ushort etherType, int interfaceIndex)
+    {
+        // .NET accepts any EndPoint whose Serialize() yields the raw sockaddr bytes, so bind goes
+        // through Socket.Bind (keeping the Socket's own bookkeeping) with no P/Invoke.
+        try
+        {
+            socket.Bind(new LinkLayerEndPoint(etherType, interfaceIndex));
+        }
+        catch (SocketException ex)
+        {
+            throw new IOException($"bind(AF_PACKET, ifindex {interfaceIndex}, 0x{etherType:x4}): {ex.SocketErrorCode}", ex);
+        }
+    }
+
+    /// <summary>A sockaddr_ll as a .NET <see cref="EndPoint"/>.</summary>
+    private sealed class LinkLayerEndPoint(ushort etherType, int interfaceIndex) : EndPoint
+    {
+        public override AddressFamily AddressFamily => AddressFamily.Packet;
+
+        public override SocketAddress Serialize()
+        {
+            var address = new SocketAddress(AddressFamily.Packet, SizeOfSockaddrLl);
+            PacketStructs.WriteSockaddrLl(address.Buffer.Span, etherType, interfaceIndex);
+            return address;
+        }
+
+        public override EndPoint Create(SocketAddress socketAddress) => this;
+    }
+}

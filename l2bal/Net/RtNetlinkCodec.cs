@@ -1,0 +1,141 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.Sockets;
+using static L2Balance.Balancer.Interop.Netlink;
+
+namespace L2Balance.Balancer.Net;
+
+/// <summary>What an rtnetlink reply says about one request.</summary>
+internal enum NetlinkAckStatus
+{
+    /// <summary>NLMSG_ERROR with error 0: done.</summary>
+    Ok,
+
+    /// <summary>NLMSG_ERROR with a negative errno: the kernel refused (see the errno).</summary>
+    Error,
+
+    /// <summary>Not the answer to our sequence number (another message; keep reading).</summary>
+    OtherMessage,
+
+    /// <summary>Malformed: shorter than its headers or a length that does not fit.</summary>
+    Invalid,
+}
+
+/// <summary>
+/// Pure codec for the two rtnetlink messages NodeSetup needs (rtnetlink(7), netlink(7)); all
+/// integers in host order (little-endian here), every part 4-byte aligned:
+/// <code>
+/// nlmsghdr (16)  | u32 nlmsg_len | u16 nlmsg_type | u16 nlmsg_flags | u32 nlmsg_seq | u32 nlmsg_pid |
+/// ifaddrmsg (8)  | u8 ifa_family | u8 ifa_prefixlen | u8 ifa_flags | u8 ifa_scope | u32 ifa_index |
+/// rtattr (4+4)   | u16 rta_len = 8 | u16 rta_type = IFA_LOCAL   | 4 address bytes |
+/// rtattr (4+4)   | u16 rta_len = 8 | u16 rta_type = IFA_ADDRESS | 4 address bytes |
+/// ack: nlmsghdr (type NLMSG_ERROR) | s32 error (0 or -errno) | the request's nlmsghdr ...
+/// </code>
+/// </summary>
+internal static class RtNetlinkCodec
+{
+    /// <summary>Length of an IPv4 RTM_NEWADDR / RTM_DELADDR request.</summary>
+    public const int AddressRequestLength = NLMSG_HDRLEN + SizeOfIfaddrmsg + (2 * (RTA_HDRLEN + 4));
+
+    /// <summary>Rounds up to the 4-byte netlink alignment (NLMSG_ALIGN / RTA_ALIGN).</summary>
+    public static int Align(int length) => (length + NLMSG_ALIGNTO - 1) & ~(NLMSG_ALIGNTO - 1);
+
+    /// <summary>
+    /// Writes an IPv4 address request: <paramref name="type"/> RTM_NEWADDR (with NLM_F_CREATE |
+    /// NLM_F_EXCL, so an address already present yields EEXIST) or RTM_DELADDR, always with
+    /// NLM_F_ACK so every outcome is reported. Returns the length written.
+    /// </summary>
+    public static int WriteAddressRequest(Span<byte> destination, ushort type, uint sequence, int interfaceIndex, IPAddress address, byte prefixLength)
+    {
+        ArgumentNullException.ThrowIfNull(address);
+        if (address.AddressFamily != AddressFamily.InterNetwork)
+        {
+            throw new ArgumentException($"Only IPv4 addresses: {address}.", nameof(address));
+        }
+
+        if (type is not (RTM_NEWADDR or RTM_DELADDR))
+        {
+            throw new ArgumentOutOfRangeException(nameof(type), "RTM_NEWADDR or RTM_DELADDR.");
+        }
+
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(prefixLength, (byte)32);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(interfaceIndex);
+        if (destination.Length < AddressRequestLength)
+        {
+            throw new ArgumentException("Destination too small for an address request.", nameof(destination));
+        }
+
+        var d = destination[..AddressRequestLength];
+        d.Clear();
+        ushort flags = (ushort)(NLM_F_REQUEST | NLM_F_ACK | (type == RTM_NEWADDR ? NLM_F_CREATE | NLM_F_EXCL : 0));
+        BinaryPrimitives.WriteUInt32LittleEndian(d, AddressRequestLength);
+        BinaryPrimitives.WriteUInt16LittleEndian(d[4..], type);
+        BinaryPrimitives.WriteUInt16LittleEndian(d[6..], flags);
+        BinaryPrimitives.WriteUInt32LittleEndian(d[8..], sequence);
+        // nlmsg_pid 0: the kernel fills in the sender's port id.
+
+        var ifa = d[NLMSG_HDRLEN..];
+        ifa[0] = AF_INET;
+        ifa[1] = prefixLength;
+        ifa[2] = 0;
+        ifa[3] = RT_SCOPE_UNIVERSE;
+        BinaryPrimitives.WriteInt32LittleEndian(ifa[4..], interfaceIndex);
+
+        int offset = NLMSG_HDRLEN + SizeOfIfaddrmsg;
+        offset += WriteAddressAttribute(d[offset..], IFA_LOCAL, address);
+        WriteAddressAttribute(d[offset..], IFA_ADDRESS, address);
+        return AddressRequestLength;
+    }
+
+    /// <summary>
+    /// Reads one netlink message from <paramref name="source"/> and, if it is the NLMSG_ERROR
+    /// answering <paramref name="sequence"/>, its errno (positive; 0 for success).
+    /// <paramref name="consumed"/> is the aligned length of the message, to step to the next.
+    /// </summary>
+    public static NetlinkAckStatus TryReadAck(ReadOnlySpan<byte> source, uint sequence, out int errno, out int consumed)
+    {
+        errno = 0;
+        consumed = 0;
+        if (source.Length < NLMSG_HDRLEN)
+        {
+            return NetlinkAckStatus.Invalid;
+        }
+
+        uint length = BinaryPrimitives.ReadUInt32LittleEndian(source);
+        if (length < NLMSG_HDRLEN || length > (uint)source.Length)
+        {
+            return NetlinkAckStatus.Invalid;
+        }
+
+        consumed = Math.Min(Align((int)length), source.Length);
+        ushort type = BinaryPrimitives.ReadUInt16LittleEndian(source[4..]);
+        uint seq = BinaryPrimitives.ReadUInt32LittleEndian(source[8..]);
+        if (type != NLMSG_ERROR || seq != sequence)
+        {
+            return NetlinkAckStatus.OtherMessage;
+        }
+
+        if (length < NLMSG_HDRLEN + 4)
+        {
+            return NetlinkAckStatus.Invalid;
+        }
+
+        int error = BinaryPrimitives.ReadInt32LittleEndian(source[NLMSG_HDRLEN..]);
+        if (error > 0)
+        {
+            return NetlinkAckStatus.Invalid;
+        }
+
+        errno = -error;
+        return error == 0 ? NetlinkAckStatus.Ok : NetlinkAckStatus.Error;
+    }
+
+    private static int WriteAddressAttribute(Span<byte> destination, ushort type, IPAddress address)
+    {
+        const int length = RTA_HDRLEN + 4;
+        BinaryPrimitives.WriteUInt16LittleEndian(destination, length);
+        BinaryPrimitives.WriteUInt16LittleEndian(destination[2..], type);
+        address.TryWriteBytes(destination.Slice(RTA_HDRLEN, 4), out _);
+        return Align(length);
+    }
+}

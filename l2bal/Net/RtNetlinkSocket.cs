@@ -1,0 +1,113 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using static L2Balance.Balancer.Interop.Netlink;
+
+namespace L2Balance.Balancer.Net;
+
+/// <summary>
+/// A NETLINK_ROUTE socket for adding and removing interface addresses, in the network namespace
+/// of the thread that opened it. Requests are synchronous and acknowledged (NLM_F_ACK): every
+/// errno the kernel returns becomes an exception naming it, so nothing fails silently.
+/// </summary>
+internal sealed class RtNetlinkSocket : IDisposable
+{
+    /// <summary>The kernel answers an address request at once; this only bounds a lost ack.</summary>
+    private static readonly TimeSpan AckTimeout = TimeSpan.FromSeconds(5);
+
+    private readonly SafeSocketHandle _socket;
+    private readonly byte[] _receiveBuffer = new byte[8192];
+    private uint _sequence;
+
+    private RtNetlinkSocket(SafeSocketHandle socket)
+    {
+        _socket = socket;
+        _sequence = (uint)Environment.TickCount;
+    }
+
+    /// <summary>Opens the socket in the calling thread's network namespace.</summary>
+    public static RtNetlinkSocket Open()
+    {
+        var handle = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+        if (handle.IsInvalid)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            handle.Dispose();
+            throw new IOException($"socket(AF_NETLINK, NETLINK_ROUTE): {Errno.Name(errno)}");
+        }
+
+        // struct timeval { long tv_sec; long tv_usec; } on 64-bit Linux.
+        Span<byte> timeval = stackalloc byte[16];
+        BinaryPrimitives.WriteInt64LittleEndian(timeval, (long)AckTimeout.TotalSeconds);
+        BinaryPrimitives.WriteInt64LittleEndian(timeval[8..], 0);
+        if (setsockopt(handle, SOL_SOCKET, SO_RCVTIMEO, timeval, timeval.Length) != 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            handle.Dispose();
+            throw new IOException($"setsockopt(SO_RCVTIMEO): {Errno.Name(errno)}");
+        }
+
+        return new RtNetlinkSocket(handle);
+    }
+
+    /// <summary>Adds <paramref name="address"/>/<paramref name="prefixLength"/>; false if it was already there (EEXIST).</summary>
+    public bool AddAddress(int interfaceIndex, IPAddress address, byte prefixLength) =>
+        Request(RTM_NEWADDR, "RTM_NEWADDR", interfaceIndex, address, prefixLength, toleratedErrno: Errno.EEXIST);
+
+    /// <summary>Removes <paramref name="address"/>/<paramref name="prefixLength"/>; false if it was not there (EADDRNOTAVAIL).</summary>
+    public bool DeleteAddress(int interfaceIndex, IPAddress address, byte prefixLength) =>
+        Request(RTM_DELADDR, "RTM_DELADDR", interfaceIndex, address, prefixLength, toleratedErrno: Errno.EADDRNOTAVAIL);
+
+    public void Dispose() => _socket.Dispose();
+
+    private bool Request(ushort type, string typeName, int interfaceIndex, IPAddress address, byte prefixLength, int toleratedErrno)
+    {
+        uint sequence = unchecked(++_sequence);
+        Span<byte> request = stackalloc byte[RtNetlinkCodec.AddressRequestLength];
+        int length = RtNetlinkCodec.WriteAddressRequest(request, type, sequence, interfaceIndex, address, prefixLength);
+        string what = $"{typeName}({address}/{prefixLength}, ifindex {interfaceIndex})";
+
+        // No destination: a netlink socket sends to the kernel (port id 0) by default.
+        if (send(_socket, request, (nuint)length, 0) != length)
+        {
+            throw new IOException($"netlink send {what}: {Errno.Name(Marshal.GetLastPInvokeError())}");
+        }
+
+        while (true)
+        {
+            nint n = recv(_socket, _receiveBuffer, (nuint)_receiveBuffer.Length, 0);
+            if (n < 0)
+            {
+                int errno = Marshal.GetLastPInvokeError();
+                if (errno == EINTR)
+                {
+                    continue;
+                }
+
+                throw new IOException(errno == EAGAIN
+                    ? $"netlink {what}: no ack within {AckTimeout.TotalSeconds:0} s"
+                    : $"netlink recv {what}: {Errno.Name(errno)}");
+            }
+
+            var data = _receiveBuffer.AsSpan(0, (int)n);
+            while (!data.IsEmpty)
+            {
+                var status = RtNetlinkCodec.TryReadAck(data, sequence, out int errno, out int consumed);
+                switch (status)
+                {
+                    case NetlinkAckStatus.Ok:
+                        return true;
+                    case NetlinkAckStatus.Error when errno == toleratedErrno:
+                        return false;
+                    case NetlinkAckStatus.Error:
+                        throw new IOException($"netlink {what}: {Errno.Name(errno)}");
+                    case NetlinkAckStatus.Invalid:
+                        throw new IOException($"netlink {what}: malformed reply");
+                }
+
+                data = data[consumed..];
+            }
+        }
+    }
+}

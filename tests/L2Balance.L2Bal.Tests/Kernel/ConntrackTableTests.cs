@@ -1,0 +1,34 @@
+using System.Net;
+using L2Balance.Balancer.Kernel;
+using Xunit;
+
+namespace L2Balance.L2Bal.Tests.Kernel;
+
+public class ConntrackTableTests
+{
+    private const string Table =
+        "ipv4     2 tcp      6 431999 ESTABLISHED src=198.18.0.101 dst=198.18.0.10 sport=44369 dport=8080 src=198.18.0.10 dst=198.18.0.101 sport=8080 dport=44369 [ASSURED] mark=65870 zone=0 use=2\n"
+        + "ipv4     2 tcp      6 431999 ESTABLISHED src=198.18.0.102 dst=198.18.0.10 sport=44370 dport=8080 src=198.18.0.10 dst=198.18.0.102 sport=8080 dport=44370 [ASSURED] mark=65870 zone=0 use=2\n"
+        + "ipv4     2 tcp      6 110 TIME_WAIT src=198.18.0.103 dst=198.18.0.10 sport=1 dport=8080 src=198.18.0.10 dst=198.18.0.103 sport=8080 dport=1 [ASSURED] mark=65536 zone=0 use=2\n"
+        + "ipv4     2 udp      17 29 src=198.18.0.104 dst=198.18.0.10 sport=5000 dport=53 [UNREPLIED] src=198.18.0.10 dst=198.18.0.104 sport=53 dport=5000 mark=65537 zone=0 use=2\n"
+        + "ipv4     2 tcp      6 431999 ESTABLISHED src=198.18.0.1 dst=198.18.0.200 sport=2 dport=22 src=198.18.0.200 dst=198.18.0.1 sport=22 dport=2 [ASSURED] mark=65538 zone=0 use=2\n"
+        + "ipv4     2 tcp      6 431999 ESTABLISHED src=198.18.0.105 dst=198.18.0.10 sport=3 dport=8080 src=198.18.0.10 dst=198.18.0.105 sport=8080 dport=3 [ASSURED] mark=0 zone=0 use=2\n"
+        + "ipv6     10 tcp      6 431999 ESTABLISHED src=fdc6::1 dst=fdc6::10 sport=3 dport=8080 src=fdc6::10 dst=fdc6::1 sport=8080 dport=3 [ASSURED] mark=65539 zone=0 use=2\n";
+
+    [Fact]
+    public void CountByBucket_EstablishedTcpAndUdpToTheVip_ByMark()
+    {
+        var counts = ConntrackTable.CountByBucket(new StringReader(Table), IPAddress.Parse("198.18.0.10"), 4096);
+
+        // 0x1014e = 65870 → bucket 334 (twice); TIME_WAIT skipped; UDP 65537 → bucket 1; other dst, mark 0, IPv6 skipped.
+        Assert.Equal(new Dictionary<int, int> { [334] = 2, [1] = 1 }, counts);
+    }
+
+    [Fact]
+    public void CountByBucket_IgnoresBucketsBeyondB_AndGarbage()
+    {
+        var counts = ConntrackTable.CountByBucket(new StringReader(Table + "garbage\n\n"), IPAddress.Parse("198.18.0.10"), 100);
+
+        Assert.Equal(new Dictionary<int, int> { [1] = 1 }, counts);
+    }
+}

@@ -1,0 +1,243 @@
+using System.Net;
+using L2Balance.Balancer.Cluster;
+using L2Balance.Balancer.Kernel;
+using L2Balance.Balancer.Protocol;
+using Xunit;
+
+namespace L2Balance.L2Bal.Tests.Kernel;
+
+public class NftRulesetTests
+{
+    internal static FilterSettings Sample(MacMode mode = MacMode.Multicast, int buckets = 4096) => new(
+        Interface: "eth0",
+        Vip: IPAddress.Parse("198.18.0.10"),
+        ClusterMac: MacAddress.Parse(mode == MacMode.Multicast ? "01:00:5e:00:00:0a" : "02:c1:00:00:00:0a"),
+        Mode: mode,
+        Buckets: buckets,
+        Seed: 0x5eed,
+        OwnSlice: new PortSpan(32768, 42178),
+        AllSlices: new PortSpan(32768, 60999));
+
+    private static IEnumerable<string> RuleLines(string text) =>
+        text.Split('\n').Select(l => l.Trim()).Where(l =>
+            l.Length > 0 && !l.StartsWith("table ", StringComparison.Ordinal) && !l.StartsWith("delete table", StringComparison.Ordinal)
+            && !l.StartsWith("chain ", StringComparison.Ordinal) && !l.StartsWith("type filter hook", StringComparison.Ordinal)
+            && !l.StartsWith("set ", StringComparison.Ordinal) && !System.Text.RegularExpressions.Regex.IsMatch(l, "^counter [a-z0-9_]+ \\{")
+            && !l.StartsWith("flags ", StringComparison.Ordinal) && !l.StartsWith("comment ", StringComparison.Ordinal) && l != "}");
+
+    [Fact]
+    public void Install_IsIdempotent_CreateDeletePairsFirst()
+    {
+        var text = NftRuleset.Install(Sample());
+        var lines = text.Split('\n');
+
+        Assert.Equal(["table netdev l2bal", "delete table netdev l2bal", "table ip l2bal", "delete table ip l2bal"], lines[..4]);
+        Assert.Equal("table netdev l2bal {", lines[4]);
+    }
+
+    [Fact]
+    public void Install_BothTablesOwned()
+    {
+        var text = NftRuleset.Install(Sample());
+
+        Assert.Equal(2, text.Split('\n').Count(l => l.Trim() == "flags owner;"));
+        Assert.Contains("table netdev l2bal {\n\tflags owner;\n", text, StringComparison.Ordinal);
+        Assert.Contains("table ip l2bal {\n\tflags owner;\n", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Install_EveryRuleHasAComment()
+    {
+        var rules = RuleLines(NftRuleset.Install(Sample(MacMode.UnicastFlood))).ToList();
+
+        Assert.True(rules.Count >= 22, string.Join('\n', rules));
+        Assert.All(rules, r => Assert.Matches(" comment \"[^\"]+\"$", r));
+    }
+
+    [Theory]
+    [InlineData(4096, 0x5eedu, "jhash ip saddr mod 4096 seed 0x5eed")]
+    [InlineData(1024, 0xdeadbeefu, "jhash ip saddr mod 1024 seed 0xdeadbeef")]
+    [InlineData(4096, 0u, "jhash ip saddr mod 4096 seed 0x0")]
+    public void Install_HashHasExplicitSeedAndModulus_InBothTables(int buckets, uint seed, string expected)
+    {
+        var text = NftRuleset.Install(Sample(buckets: buckets) with { Seed = seed });
+
+        Assert.Equal(2, text.Split('\n').Count(l => l.Contains("meta mark set " + expected + " comment", StringComparison.Ordinal)));
+        Assert.DoesNotContain("jhash ip saddr mod " + buckets + " comment", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Install_IngressChain_InRecipeOrder()
+    {
+        var text = NftRuleset.Install(Sample());
+
+        AssertInOrder(text,
+            "type filter hook ingress device \"eth0\" priority -500; policy accept;",
+            "ether daddr != 01:00:5e:00:00:0a accept comment",
+            "meta pkttype set host comment",
+            "ether type arp accept comment",
+            "meta protocol != ip counter name \"dropped_not_ipv4\" drop comment",
+            "ip frag-off & 0x3fff != 0 accept comment",
+            "meta l4proto icmp accept comment",
+            "meta l4proto { tcp, udp } th dport 32768-42178 accept comment",
+            "meta l4proto { tcp, udp } th dport 32768-60999 counter name \"dropped_other_slice\" drop comment",
+            "meta mark set jhash ip saddr mod 4096 seed 0x5eed comment",
+            "meta mark @accept_buckets meta mark set 0x0 accept comment",
+            "counter name \"dropped_not_owned_early\" drop comment");
+    }
+
+    [Fact]
+    public void Install_PreroutingChain_LeaseBeforeBucket_SynOnly_SilentMidFlowDrop()
+    {
+        var text = NftRuleset.Install(Sample());
+
+        AssertInOrder(text,
+            "type filter hook prerouting priority -150; policy accept;",
+            "ip daddr != 198.18.0.10 accept comment",
+            "ct state established,related counter name \"accepted_established\" accept comment",
+            "meta l4proto { tcp, udp } th dport 32768-42178 counter name \"accepted_slice\" accept comment",
+            "meta l4proto { tcp, udp } th dport 32768-60999 counter name \"dropped_other_slice\" drop comment",
+            "meta mark set 0x1 meta mark != @lease counter name \"dropped_no_lease\" drop comment",
+            "meta mark set jhash ip saddr mod 4096 seed 0x5eed comment",
+            "meta mark != @owned counter name \"dropped_not_owned\" drop comment",
+            "tcp flags & (fin|syn|rst|ack) == syn ct mark set meta mark or 0x10000 meta mark set 0x0 counter name \"accepted_new\" accept comment",
+            "meta l4proto { udp, icmp } ct mark set meta mark or 0x10000 meta mark set 0x0 counter name \"accepted_new\" accept comment",
+            "counter name \"dropped_mid_flow\" drop comment",
+            "type filter hook output priority 0; policy accept;",
+            "ip saddr 198.18.0.10 icmp type destination-unreachable icmp code port-unreachable counter name \"dropped_port_unreachable\" drop comment");
+        Assert.DoesNotContain("reject", text, StringComparison.Ordinal);
+        Assert.Contains("set lease { type mark; flags timeout;", text, StringComparison.Ordinal);
+        Assert.Contains("set owned { type mark; flags interval;", text, StringComparison.Ordinal);
+        Assert.Contains("set accept_buckets { type mark; flags interval;", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Install_EgressGuard_OnlyInUnicastFloodMode()
+    {
+        var unicast = NftRuleset.Install(Sample(MacMode.UnicastFlood));
+        var multicast = NftRuleset.Install(Sample(MacMode.Multicast));
+
+        Assert.Contains("type filter hook egress device \"eth0\" priority 0; policy accept;", unicast, StringComparison.Ordinal);
+        Assert.Contains("ether saddr 02:c1:00:00:00:0a counter name \"dropped_cluster_mac_source\" drop comment", unicast, StringComparison.Ordinal);
+        Assert.Contains("ether daddr != 02:c1:00:00:00:0a accept", unicast, StringComparison.Ordinal);
+        Assert.DoesNotContain("egress", multicast, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Install_DeclaresEveryNamedCounterItUses()
+    {
+        var text = NftRuleset.Install(Sample(MacMode.UnicastFlood));
+        var used = System.Text.RegularExpressions.Regex.Matches(text, "counter name \"([a-z0-9_]+)\"").Select(m => m.Groups[1].Value).Distinct();
+
+        Assert.All(used, name => Assert.Contains($"\tcounter {name} {{ comment", text, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Apply_ReplacesBothSetsFromRanges_AndRenewsLease()
+    {
+        var owned = new BucketSet(4096);
+        var accepted = new BucketSet(4096);
+        foreach (int b in new[] { 0, 1, 2, 3, 7, 4095 })
+        {
+            owned.Add(b);
+            accepted.Add(b);
+        }
+
+        accepted.Add(9);
+
+        var text = NftRuleset.Apply(Sample(), owned, accepted, TimeSpan.FromMilliseconds(300));
+
+        Assert.Equal(
+            "flush set ip l2bal owned\n"
+            + "add element ip l2bal owned { 0-3, 7, 4095 }\n"
+            + "flush set netdev l2bal accept_buckets\n"
+            + "add element netdev l2bal accept_buckets { 0-3, 7, 9, 4095 }\n"
+            + "flush set ip l2bal lease\n"
+            + "add element ip l2bal lease { 0x1 timeout 300ms }\n",
+            text);
+    }
+
+    [Fact]
+    public void Apply_EmptySets_OnlyFlush()
+    {
+        var text = NftRuleset.Apply(Sample(), new BucketSet(4096), new BucketSet(4096), TimeSpan.FromSeconds(1.5));
+
+        Assert.Equal(
+            "flush set ip l2bal owned\nflush set netdev l2bal accept_buckets\nflush set ip l2bal lease\nadd element ip l2bal lease { 0x1 timeout 1500ms }\n",
+            text);
+        Assert.DoesNotContain("{ }", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Apply_OwnedOutsideAccepted_Throws()
+    {
+        var owned = new BucketSet(4096);
+        owned.Add(5);
+
+        Assert.Throws<ArgumentException>(() => NftRuleset.Apply(Sample(), owned, new BucketSet(4096), TimeSpan.FromSeconds(1)));
+    }
+
+    [Fact]
+    public void Apply_WrongCapacity_Throws()
+    {
+        Assert.Throws<ArgumentException>(() => NftRuleset.Apply(Sample(), new BucketSet(1024), new BucketSet(4096), TimeSpan.FromSeconds(1)));
+    }
+
+    [Fact]
+    public void RenewLease_FlushThenAddWithTimeout_RoundsUpToMilliseconds()
+    {
+        Assert.Equal(
+            "flush set ip l2bal lease\nadd element ip l2bal lease { 0x1 timeout 251ms }\n",
+            NftRuleset.RenewLease(Sample(), TimeSpan.FromMilliseconds(250.2)));
+        Assert.Throws<ArgumentOutOfRangeException>(() => NftRuleset.RenewLease(Sample(), TimeSpan.Zero));
+    }
+
+    [Fact]
+    public void Remove_IsIdempotent()
+    {
+        Assert.Equal(
+            "table netdev l2bal\ndelete table netdev l2bal\ntable ip l2bal\ndelete table ip l2bal\n",
+            NftRuleset.Remove(Sample()));
+    }
+
+    [Theory]
+    [InlineData("eth0; flush ruleset", "l2bal")]
+    [InlineData("eth0", "l2bal\"")]
+    [InlineData("", "l2bal")]
+    public void Install_RejectsNamesThatAreNotPlain(string iface, string table)
+    {
+        Assert.Throws<ArgumentException>(() => NftRuleset.Install(Sample() with { Interface = iface, TableName = table }));
+    }
+
+    [Fact]
+    public void Install_RejectsBadSettings()
+    {
+        Assert.Throws<ArgumentException>(() => NftRuleset.Install(Sample() with { Vip = IPAddress.Parse("fdc6::10") }));
+        Assert.Throws<ArgumentException>(() => NftRuleset.Install(Sample(buckets: 0x10001)));
+        Assert.Throws<ArgumentException>(() => NftRuleset.Install(Sample() with { OwnSlice = new PortSpan(30000, 40000) }));
+    }
+
+    [Fact]
+    public void Elements_SingletonsAndRuns()
+    {
+        var set = new BucketSet(16);
+        foreach (int b in new[] { 0, 2, 3, 4, 15 })
+        {
+            set.Add(b);
+        }
+
+        Assert.Equal("0, 2-4, 15", NftRuleset.Elements(set));
+        Assert.Equal("", NftRuleset.Elements(new BucketSet(16)));
+    }
+
+    private static void AssertInOrder(string text, params string[] fragments)
+    {
+        int at = 0;
+        foreach (var f in fragments)
+        {
+            int next = text.IndexOf(f, at, StringComparison.Ordinal);
+            Assert.True(next >= 0, $"missing (in order) after offset {at}: {f}\n{text}");
+            at = next + f.Length;
+        }
+    }
+}
