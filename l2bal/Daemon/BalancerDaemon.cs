@@ -36,10 +36,10 @@ internal sealed partial class BalancerDaemon
     private readonly UInt128 _configDigest;
     private readonly MembershipEngine _engine;
     private readonly MacAddress _clusterMac;
-    private BucketSet _draining;
+    private readonly BucketSet _draining;
     private ulong _sequence;
     private bool _drainRequested;
-    private TimeSpan _lastLease = TimeSpan.MinValue;
+    private TimeSpan _lastLease = TimeSpan.FromDays(-1);
     private TimeSpan _lastDrainCheck;
     private volatile bool _healthy = true;
     private volatile string? _healthFailure;
@@ -128,6 +128,13 @@ internal sealed partial class BalancerDaemon
             // The filter can no longer be changed (its tables were deleted by force, or the kernel refused):
             // stop rather than advertise ownership this node cannot enforce.
             _log.Error(EventIds.KernelError, $"kernel filter failed, stopping: {e.Message}");
+            await LeaveAsync(adverts).ConfigureAwait(false);
+            await CleanupAsync(node, arp, adverts, control, metrics).ConfigureAwait(false);
+            return 1;
+        }
+        catch (Exception e)
+        {
+            _log.Error(EventIds.Unexpected, $"unexpected error, stopping: {e}");
             await LeaveAsync(adverts).ConfigureAwait(false);
             await CleanupAsync(node, arp, adverts, control, metrics).ConfigureAwait(false);
             return 1;

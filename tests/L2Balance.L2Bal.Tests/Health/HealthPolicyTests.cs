@@ -1,0 +1,36 @@
+using L2Balance.Balancer.Health;
+using Xunit;
+
+namespace L2Balance.L2Bal.Tests.Health;
+
+public class HealthPolicyTests
+{
+    [Fact]
+    public void Unhealthy_after_fall_failures_in_a_row_only()
+    {
+        var policy = new HealthPolicy(fall: 3, rise: 2);
+        Assert.False(policy.Record(false, "refused"));
+        Assert.False(policy.Record(false, "refused"));
+        Assert.False(policy.Record(true));
+        Assert.False(policy.Record(false, "refused"));
+        Assert.False(policy.Record(false, "refused"));
+        Assert.Equal(HealthState.Healthy, policy.State);
+        Assert.True(policy.Record(false, "timeout"));
+        Assert.Equal(HealthState.Unhealthy, policy.State);
+        Assert.Equal("timeout", policy.LastFailure);
+    }
+
+    [Fact]
+    public void Healthy_again_after_rise_successes_in_a_row_only()
+    {
+        var policy = new HealthPolicy(fall: 1, rise: 3);
+        Assert.True(policy.Record(false, "refused"));
+        Assert.False(policy.Record(true));
+        Assert.False(policy.Record(true));
+        Assert.False(policy.Record(false, "refused"));
+        Assert.False(policy.Record(true));
+        Assert.False(policy.Record(true));
+        Assert.True(policy.Record(true));
+        Assert.Equal(HealthState.Healthy, policy.State);
+    }
+}
