@@ -108,6 +108,9 @@ public sealed class ProxyLog
         }
     }
 
+    public void Probed(EndPoint client) =>
+        Write(LogLevel.Debug, EventIds.SessionFailed, $"negotiation: {client}: closed before sending anything (a port check)");
+
     public void UdpAssociated(EndPoint client, EndPoint relay) =>
         Write(LogLevel.Debug, EventIds.UdpAssociated, $"udp associate: {client} relay {relay}");
 

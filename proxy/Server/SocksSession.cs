@@ -176,7 +176,8 @@ internal sealed partial class SocksSession
         switch (first)
         {
             case -1:
-                Log.NegotiationFailed(Client, SessionOutcome.ClientClosedEarly, "client closed before sending anything");
+                // A connect-and-close is a port check (load balancer, readiness probe), not an error.
+                Log.Probed(Client);
                 return SessionOutcome.ClientClosedEarly;
             case 5:
                 _version = 5;
