@@ -64,7 +64,7 @@ internal static class NftRuleset
 
     /// <summary>
     /// The install transaction: idempotent (each table is first created empty and deleted, so a
-    /// leftover from an earlier run of this context goes), then both tables with empty sets. Nothing
+    /// leftover of this context goes; another live process's owner table makes it fail, EPERM), then both tables with empty sets. Nothing
     /// new is accepted until <see cref="Apply"/> fills the sets and the lease.
     /// </summary>
     public static string Install(FilterSettings settings)
@@ -77,8 +77,7 @@ internal static class NftRuleset
         string own = s.OwnSlice.ToString();
         string all = s.AllSlices.ToString();
         var t = new StringBuilder();
-        t.Append(CultureInfo.InvariantCulture, $"table netdev {s.TableName}\ndelete table netdev {s.TableName}\n");
-        t.Append(CultureInfo.InvariantCulture, $"table ip {s.TableName}\ndelete table ip {s.TableName}\n");
+        t.Append(DeletePairs(s.TableName));
 
         t.Append(CultureInfo.InvariantCulture, $"table netdev {s.TableName} {{\n");
         t.Append("\tflags owner;\n");
@@ -195,9 +194,16 @@ internal static class NftRuleset
     public static string Remove(FilterSettings settings)
     {
         Validate(settings);
-        return string.Create(CultureInfo.InvariantCulture,
-            $"table netdev {settings.TableName}\ndelete table netdev {settings.TableName}\ntable ip {settings.TableName}\ndelete table ip {settings.TableName}\n");
+        return DeletePairs(settings.TableName);
     }
+
+    /// <summary>
+    /// <c>table … { flags owner; }</c> + <c>delete table …</c> per family: deletes the table whether
+    /// or not it exists. The pair must carry the owner flag: on an existing owner table a plain
+    /// <c>table …</c> asks the kernel to clear the flag, which it refuses (EOPNOTSUPP, seen in the lab).
+    /// </summary>
+    private static string DeletePairs(string table) => string.Create(CultureInfo.InvariantCulture,
+        $"table netdev {table} {{ flags owner; }}\ndelete table netdev {table}\ntable ip {table} {{ flags owner; }}\ndelete table ip {table}\n");
 
     /// <summary>An interval-set element list, <c>0-333, 335, 337-341</c>; empty for an empty set.</summary>
     public static string Elements(BucketSet buckets)

@@ -31,7 +31,7 @@ public class NftRulesetTests
         var text = NftRuleset.Install(Sample());
         var lines = text.Split('\n');
 
-        Assert.Equal(["table netdev l2bal", "delete table netdev l2bal", "table ip l2bal", "delete table ip l2bal"], lines[..4]);
+        Assert.Equal(["table netdev l2bal { flags owner; }", "delete table netdev l2bal", "table ip l2bal { flags owner; }", "delete table ip l2bal"], lines[..4]);
         Assert.Equal("table netdev l2bal {", lines[4]);
     }
 
@@ -41,6 +41,7 @@ public class NftRulesetTests
         var text = NftRuleset.Install(Sample());
 
         Assert.Equal(2, text.Split('\n').Count(l => l.Trim() == "flags owner;"));
+        Assert.Equal(4, text.Split('\n').Count(l => l.Contains("flags owner;", StringComparison.Ordinal)));
         Assert.Contains("table netdev l2bal {\n\tflags owner;\n", text, StringComparison.Ordinal);
         Assert.Contains("table ip l2bal {\n\tflags owner;\n", text, StringComparison.Ordinal);
     }
@@ -196,7 +197,7 @@ public class NftRulesetTests
     public void Remove_IsIdempotent()
     {
         Assert.Equal(
-            "table netdev l2bal\ndelete table netdev l2bal\ntable ip l2bal\ndelete table ip l2bal\n",
+            "table netdev l2bal { flags owner; }\ndelete table netdev l2bal\ntable ip l2bal { flags owner; }\ndelete table ip l2bal\n",
             NftRuleset.Remove(Sample()));
     }
 

@@ -1,0 +1,238 @@
+using System.Net;
+using L2Balance.Balancer.Cluster;
+using L2Balance.Balancer.Kernel;
+using L2Balance.Tests.Common;
+using Xunit;
+
+namespace L2Balance.Lab.Tests.Kernel;
+
+/// <summary>
+/// The nftables filter in a node namespace, driven in-process through libnftables (a context opened
+/// on a thread that entered the node's namespace), judged by what a client namespace observes.
+/// </summary>
+public sealed class KernelFilterLabTests
+{
+    private static readonly TimeSpan Lease = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan EchoTimeout = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// The hash mirror proof: exactly the sources whose <see cref="BucketHash"/> bucket is owned get a
+    /// SYN-ACK; the rest time out (never a RST). Once with the early drop deciding (owned = accepted),
+    /// once with ip prerouting deciding (accepted = all buckets), in both MAC modes.
+    /// </summary>
+    [Theory]
+    [InlineData(false, 4096, 0xdeadbeefu)]
+    [InlineData(true, 1024, 0x5eedu)]
+    public async Task OwnedBuckets_ExactlyTheMirrorsSourcesConnect(bool unicastFlood, int buckets, uint seed)
+    {
+        var mode = unicastFlood ? MacMode.UnicastFlood : MacMode.Multicast;
+        using var lab = await FilterLab.CreateAsync(mode);
+        using var filter = new NftablesFilter(lab.Node.NamespacePath);
+        filter.Install(lab.Settings(mode, buckets, seed));
+
+        // Own the buckets of every other source (so both outcomes occur), nothing else.
+        var owned = new BucketSet(buckets);
+        var expected = new HashSet<IPAddress>();
+        for (int i = 0; i < FilterLab.Sources.Count; i += 2)
+        {
+            owned.Add(BucketHash.Bucket(FilterLab.Sources[i], buckets, seed));
+        }
+
+        foreach (var s in FilterLab.Sources.Where(s => owned.Contains(BucketHash.Bucket(s, buckets, seed))))
+        {
+            expected.Add(s);
+        }
+
+        Assert.InRange(expected.Count, FilterLab.Sources.Count / 2, FilterLab.Sources.Count - 1);
+
+        filter.Apply(owned, owned, Lease);
+        var early = await lab.ConnectingSourcesAsync(FilterLab.Sources);
+        var afterEarly = filter.ReadCounters();
+
+        var all = new BucketSet(buckets);
+        for (int b = 0; b < buckets; b++)
+        {
+            all.Add(b);
+        }
+
+        filter.Apply(owned, all, Lease);
+        var late = await lab.ConnectingSourcesAsync(FilterLab.Sources);
+        var afterLate = filter.ReadCounters();
+
+        Assert.Equal(Sorted(expected), Sorted(early));
+        Assert.Equal(Sorted(expected), Sorted(late));
+        Assert.True(afterEarly.DroppedNotOwnedEarly >= FilterLab.Sources.Count - expected.Count, afterEarly.ToString());
+        Assert.Equal(0, afterEarly.DroppedNotOwned);
+        Assert.True(afterLate.DroppedNotOwned >= FilterLab.Sources.Count - expected.Count, afterLate.ToString());
+        Assert.True(afterLate.AcceptedNew >= 2 * expected.Count, afterLate.ToString());
+    }
+
+    /// <summary>
+    /// Moving a bucket away (owned → draining) keeps the established flow and refuses new ones from
+    /// that source; the conntrack mark shows the draining flow under its bucket.
+    /// </summary>
+    [Fact]
+    public async Task Apply_MovesBucketAway_EstablishedFlowSurvives_NewFlowRefused()
+    {
+        const int buckets = 4096;
+        const uint seed = 0x5eed;
+        using var lab = await FilterLab.CreateAsync(MacMode.Multicast);
+        using var filter = new NftablesFilter(lab.Node.NamespacePath);
+        filter.Install(lab.Settings(MacMode.Multicast, buckets, seed));
+        var source = FilterLab.Sources[0];
+        int bucket = BucketHash.Bucket(source, buckets, seed);
+        var owned = new BucketSet(buckets);
+        owned.Add(bucket);
+        filter.Apply(owned, owned, Lease);
+
+        using var established = await lab.TryConnectAsync(source);
+        Assert.NotNull(established);
+        Assert.True(await FilterLab.EchoAsync(established, "before", EchoTimeout).WithTimeout());
+        Assert.Equal(1, filter.FlowsByBucket().GetValueOrDefault(bucket));
+
+        var draining = owned.Clone();
+        owned.Remove(bucket);
+        filter.Apply(owned, draining, Lease);
+
+        Assert.True(await FilterLab.EchoAsync(established, "during the drain", EchoTimeout).WithTimeout());
+        using var refused = await lab.TryConnectAsync(source);
+        Assert.Null(refused);
+        Assert.Equal(1, filter.FlowsByBucket().GetValueOrDefault(bucket));
+        Assert.True(filter.ReadCounters().DroppedNotOwned >= 1);
+    }
+
+    /// <summary>Without renewal the lease expires: new flows are refused, established ones go on; renewing restores.</summary>
+    [Fact]
+    public async Task Lease_Expired_RefusesNewFlows_KeepsEstablished_RenewRestores()
+    {
+        const int buckets = 1024;
+        using var lab = await FilterLab.CreateAsync(MacMode.Multicast);
+        using var filter = new NftablesFilter(lab.Node.NamespacePath);
+        filter.Install(lab.Settings(MacMode.Multicast, buckets, 0x5eed));
+        var all = new BucketSet(buckets);
+        for (int b = 0; b < buckets; b++)
+        {
+            all.Add(b);
+        }
+
+        filter.Apply(all, all, Lease);
+        filter.RenewLease(TimeSpan.FromMilliseconds(300));
+        using var established = await lab.TryConnectAsync(FilterLab.Sources[0]);
+        Assert.NotNull(established);
+
+        await Task.Delay(TimeSpan.FromSeconds(1));
+
+        using var refused = await lab.TryConnectAsync(FilterLab.Sources[1]);
+        Assert.Null(refused);
+        Assert.True(await FilterLab.EchoAsync(established, "still here", EchoTimeout).WithTimeout());
+        Assert.True(filter.ReadCounters().DroppedNoLease >= 1);
+
+        filter.RenewLease(Lease);
+        using var restored = await lab.TryConnectAsync(FilterLab.Sources[1]);
+        Assert.NotNull(restored);
+    }
+
+    /// <summary>
+    /// Owner tables: they survive <c>nft flush ruleset</c> from another process, nobody else may
+    /// change them (another process, another context), the owning context keeps changing them across
+    /// transactions, and they vanish when the context closes (no Remove).
+    /// </summary>
+    [Fact]
+    public async Task OwnerTables_SurviveFlushRuleset_RefuseOthers_VanishWithTheContext()
+    {
+        using var lab = await FilterLab.CreateAsync(MacMode.Multicast);
+        var settings = lab.Settings(MacMode.Multicast, 4096, 0x5eed);
+        var filter = new NftablesFilter(lab.Node.NamespacePath);
+        try
+        {
+            filter.Install(settings);
+            var all = new BucketSet(4096);
+            for (int b = 0; b < 4096; b++)
+            {
+                all.Add(b);
+            }
+
+            (await lab.Node.RunAsync("nft", ["flush", "ruleset"], TimeSpan.FromSeconds(10)).WithTimeout()).EnsureSuccess();
+            var tables = await lab.ListTablesAsync();
+            Assert.Contains("table netdev l2bal", tables, StringComparison.Ordinal);
+            Assert.Contains("table ip l2bal", tables, StringComparison.Ordinal);
+
+            var other = await lab.Node.RunAsync("nft", ["delete", "table", "ip", "l2bal"], TimeSpan.FromSeconds(10)).WithTimeout();
+            Assert.False(other.Succeeded, other.ToString());
+            using (var second = new NftContext(lab.Node.NamespacePath))
+            {
+                var ex = Assert.Throws<KernelFilterException>(() => second.Run(NftRuleset.RenewLease(settings, Lease)));
+                Assert.Contains("flush set ip l2bal lease", ex.Message, StringComparison.Ordinal);
+            }
+
+            // The same context (one netlink socket for its lifetime) still owns and changes them.
+            filter.Apply(all, all, Lease);
+            filter.RenewLease(Lease);
+            using var connected = await lab.TryConnectAsync(FilterLab.Sources[0]);
+            Assert.NotNull(connected);
+        }
+        finally
+        {
+            filter.Dispose();
+        }
+
+        var after = await lab.ListTablesAsync();
+        Assert.DoesNotContain("l2bal", after, StringComparison.Ordinal);
+    }
+
+    /// <summary>A process that installed owner tables and is killed takes them with it (the kernel closes its socket).</summary>
+    [Fact]
+    public async Task OwnerTables_VanishWhenTheInstallingProcessIsKilled()
+    {
+        using var lab = await FilterLab.CreateAsync(MacMode.UnicastFlood);
+        var dir = lab.Network.CreateTempDirectory("owner");
+        var rules = Path.Combine(dir, "install.nft");
+        await File.WriteAllTextAsync(rules, NftRuleset.Install(lab.Settings(MacMode.UnicastFlood, 4096, 0x5eed)));
+        const string Helper =
+            "import ctypes, sys, time\n"
+            + "lib = ctypes.CDLL('libnftables.so.1')\n"
+            + "lib.nft_ctx_new.restype = ctypes.c_void_p\n"
+            + "lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]\n"
+            + "ctx = lib.nft_ctx_new(0)\n"
+            + "print('rc', lib.nft_run_cmd_from_buffer(ctx, open(sys.argv[1], 'rb').read()), flush=True)\n"
+            + "time.sleep(120)\n";
+        var helper = lab.Node.Start("/usr/bin/python3", "-c", Helper, rules);
+
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        string tables;
+        while (!(tables = await lab.ListTablesAsync()).Contains("table ip l2bal", StringComparison.Ordinal))
+        {
+            Assert.False(helper.HasExited, helper.Describe());
+            Assert.True(DateTime.UtcNow < deadline, "helper never installed the tables\n" + helper.Describe());
+            await Task.Delay(50);
+        }
+
+        Assert.Contains("table netdev l2bal", tables, StringComparison.Ordinal);
+        helper.Kill(9);
+        Assert.True(await helper.WaitForExitAsync(TimeSpan.FromSeconds(10)).WithTimeout());
+
+        Assert.DoesNotContain("l2bal", await lab.ListTablesAsync(), StringComparison.Ordinal);
+    }
+
+    /// <summary>Remove deletes both tables; Install after Remove works again.</summary>
+    [Fact]
+    public async Task Remove_DeletesTables_InstallAgainWorks()
+    {
+        using var lab = await FilterLab.CreateAsync(MacMode.Multicast);
+        using var filter = new NftablesFilter(lab.Node.NamespacePath);
+        var settings = lab.Settings(MacMode.Multicast, 4096, 0x5eed);
+        filter.Install(settings);
+        filter.Install(settings);
+
+        filter.Remove();
+        Assert.DoesNotContain("l2bal", await lab.ListTablesAsync(), StringComparison.Ordinal);
+
+        filter.Install(settings);
+        Assert.Contains("table ip l2bal", await lab.ListTablesAsync(), StringComparison.Ordinal);
+        Assert.Empty(filter.FlowsByBucket());
+        Assert.Equal(0, filter.ReadCounters().AcceptedNew);
+    }
+
+    private static List<string> Sorted(IEnumerable<IPAddress> addresses) =>
+        addresses.Select(a => a.ToString()).Order(StringComparer.Ordinal).ToList();
+}
