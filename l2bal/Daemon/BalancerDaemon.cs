@@ -94,9 +94,11 @@ internal sealed partial class BalancerDaemon
             await CleanupAsync(node, arp, adverts, control, metrics).ConfigureAwait(false);
             return 1;
         }
+        // Every running node answers who-has for the VIP identically (cluster MAC); a node that is down answers nothing.
+        arp.Enabled = true;
         arp.Start();
         adverts.Start();
-        arp.SendGratuitous();
+        Announce(arp);
         _log.Info(EventIds.Started,
             $"node {o.NodeId} of {o.NodeCount} on {o.Interface}: VIP {o.Vip}, cluster MAC {_clusterMac} ({(o.MacMode == MacMode.Multicast ? "multicast" : "unicast-flood")}), " +
             $"{o.Buckets} buckets, seed 0x{o.EffectiveSeed:x8}, adverts every {o.AdvertInterval.TotalMilliseconds:0} ms, dead after {o.DeadTime.TotalMilliseconds:0} ms, " +
@@ -222,7 +224,7 @@ internal sealed partial class BalancerDaemon
             _lastLease = now;
             if (step.HeldChanged && before.Count == 0 && step.Held.Count > 0)
             {
-                arp.SendGratuitous();
+                Announce(arp);
             }
         }
         else if (now - _lastLease >= _options.AdvertInterval)
@@ -233,6 +235,19 @@ internal sealed partial class BalancerDaemon
         if (step.AdvertiseNow)
         {
             Send(adverts, step.Plan.Settled);
+        }
+    }
+
+    /// <summary>Sends a gratuitous ARP (VIP is at the cluster MAC), so neighbours' caches point at the cluster.</summary>
+    private void Announce(ArpResponder arp)
+    {
+        try
+        {
+            arp.SendGratuitous();
+        }
+        catch (IOException e)
+        {
+            _log.Warning(EventIds.Membership, $"cannot send gratuitous ARP: {e.Message}");
         }
     }
 

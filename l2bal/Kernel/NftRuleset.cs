@@ -131,6 +131,7 @@ internal static class NftRuleset
         t.Append("\tchain prerouting {\n");
         t.Append(CultureInfo.InvariantCulture, $"\t\ttype filter hook prerouting priority {PreroutingPriority}; policy accept;\n");
         Rule(t, $"ip daddr != {vip} accept", "not to the VIP");
+        Rule(t, "iif \"lo\" accept", "from this node itself (health probe, local clients): never balanced");
         Rule(t, $"ct state established,related counter name \"{Counters.AcceptedEstablished}\" accept", "flows this node holds stay here whatever their bucket");
         Rule(t, $"meta l4proto {{ tcp, udp }} th dport {own} counter name \"{Counters.AcceptedSlice}\" accept", "own port slice");
         Rule(t, $"meta l4proto {{ tcp, udp }} th dport {all} counter name \"{Counters.DroppedOtherSlice}\" drop", "another node's port slice");
