@@ -104,6 +104,10 @@ internal sealed partial class BalancerDaemon
             $"{o.Buckets} buckets, seed 0x{o.EffectiveSeed:x8}, adverts every {o.AdvertInterval.TotalMilliseconds:0} ms, dead after {o.DeadTime.TotalMilliseconds:0} ms, " +
             $"port slice {slice.Low}-{slice.High}, health {o.Health}; listening for peers for {o.DeadTime.TotalMilliseconds:0} ms before claiming buckets");
 
+        if (ThreadPriority.RaiseAll() is not 0 and var errno)
+        {
+            _log.Warning(EventIds.Started, $"cannot raise thread priority (errno {errno}): under CPU saturation peers may see this node's adverts late");
+        }
         var pump = PumpAdvertsAsync(adverts, stop);
         var probes = o.Health.Kind == HealthProbeKind.None ? Task.CompletedTask : ProbeLoopAsync(stop);
         using var timer = new PeriodicTimer(Tick);
@@ -208,10 +212,14 @@ internal sealed partial class BalancerDaemon
             }
             _counters.OwnershipChanged();
         }
-        if (now - _lastDrainCheck >= DrainCheckPeriod && _draining.Count > 0)
+        if (now - _lastDrainCheck >= DrainCheckPeriod)
         {
             _lastDrainCheck = now;
-            drainingChanged |= PruneDraining();
+            ThreadPriority.RaiseAll();
+            if (_draining.Count > 0)
+            {
+                drainingChanged |= PruneDraining();
+            }
         }
         if (step.HeldChanged || drainingChanged)
         {

@@ -1,0 +1,50 @@
+using System.Globalization;
+using System.Runtime.InteropServices;
+
+namespace L2Balance.Balancer.Daemon;
+
+/// <summary>
+/// Raises the scheduling priority (nice −10) of every thread of the daemon. Advertisements must
+/// leave and be read on time even when the node's CPUs are saturated by the service it
+/// balances, or peers declare a busy node dead (keepalived does the same with its vrrp
+/// priority settings). Threads the runtime starts later are caught by calling this again.
+/// </summary>
+internal static class ThreadPriority
+{
+    /// <summary>The nice value: far enough above ordinary work, below what the kernel's own helpers use.</summary>
+    public const int Nice = -10;
+
+    private static readonly HashSet<uint> Raised = [];
+
+    /// <summary>Applies the priority to threads not raised yet; returns the errno of the first failure, 0 if none.</summary>
+    public static int RaiseAll()
+    {
+        var firstError = 0;
+        string[] tasks;
+        try
+        {
+            tasks = Directory.GetDirectories("/proc/self/task");
+        }
+        catch (IOException)
+        {
+            return 0;
+        }
+        foreach (var task in tasks)
+        {
+            if (!uint.TryParse(Path.GetFileName(task), NumberStyles.None, CultureInfo.InvariantCulture, out var tid) || Raised.Contains(tid))
+            {
+                continue;
+            }
+            if (Interop.Priority.setpriority(Interop.Priority.PRIO_PROCESS, tid, Nice) == 0)
+            {
+                Raised.Add(tid);
+            }
+            else if (firstError == 0)
+            {
+                firstError = Marshal.GetLastPInvokeError();
+                Raised.Add(tid);
+            }
+        }
+        return firstError;
+    }
+}
