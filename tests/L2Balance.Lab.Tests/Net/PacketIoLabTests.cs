@@ -87,6 +87,43 @@ public sealed class PacketIoLabTests(PacketIoLab lab) : IClassFixture<PacketIoLa
     }
 
     [Fact]
+    public async Task ArpResponder_AnswersRequestUnicastToClusterMac_AsNudProbesAre()
+    {
+        var responder = InNamespace.Run(lab.Node1, () => ArpResponder.Open("eth0", Vip, ClusterMacValue));
+        using var client = InNamespace.Run(lab.Client, () => PacketSocket.Open("eth0", EthernetFrame.EtherTypeArp));
+        await using (responder)
+        {
+            responder.Enabled = true;
+            responder.Start();
+
+            // The request a client sends to refresh a STALE entry: unicast to the cached (cluster) MAC.
+            var probe = new ArpPacket(ArpOperation.Request, client.InterfaceMac, IPAddress.Parse("198.18.0.100"), MacAddress.Zero, Vip);
+            var frame = new byte[EthernetFrame.MinimumLength];
+            int length = probe.WriteFrame(frame, ClusterMacValue, client.InterfaceMac);
+            client.Send(frame.AsSpan(0, length));
+
+            var buffer = new byte[2048];
+            using var cts = new CancellationTokenSource(Step);
+            while (true)
+            {
+                int n = await client.ReceiveAsync(buffer, cts.Token);
+                Assert.True(EthernetFrame.TryParse(buffer.AsSpan(0, n), out var ethernet, out _));
+                if (ArpPacket.TryParse(buffer.AsSpan(EthernetFrame.HeaderLength, n - EthernetFrame.HeaderLength), out var reply, out _)
+                    && reply.Operation == ArpOperation.Reply && reply.SenderIp.Equals(Vip))
+                {
+                    Assert.Equal(responder.OwnMac, ethernet.Source);
+                    Assert.Equal(client.InterfaceMac, ethernet.Destination);
+                    Assert.Equal(ClusterMacValue, reply.SenderMac);
+                    Assert.Equal(client.InterfaceMac, reply.TargetMac);
+                    break;
+                }
+            }
+
+            Assert.Equal(1, responder.RepliesSent);
+        }
+    }
+
+    [Fact]
     public async Task ArpResponder_Gratuitous_UpdatesStaleClientEntry()
     {
         var responder = InNamespace.Run(lab.Node1, () => ArpResponder.Open("eth0", Vip, ClusterMacValue));
