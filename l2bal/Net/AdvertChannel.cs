@@ -54,6 +54,7 @@ internal sealed class AdvertChannel : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly long[] _dropped = new long[Enum.GetValues<AdvertFrameDrop>().Length];
     private Task _loop = Task.CompletedTask;
+    private int _disposed;
     private long _sent;
     private long _receivedCount;
 
@@ -143,21 +144,29 @@ internal sealed class AdvertChannel : IAsyncDisposable
         return payloadLength > _maximumPayloadLength ? AdvertFrameDrop.Oversize : null;
     }
 
+    /// <summary>Stops the receive loop and closes the socket (dropping its memberships). Never throws.</summary>
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
         await _stop.CancelAsync().ConfigureAwait(false);
         try
         {
             await _loop.ConfigureAwait(false);
         }
-        catch (OperationCanceledException)
+        catch (Exception)
         {
-            // Stopping.
+            // Stopping: a loop fault was already observable through Completion.
         }
-
-        _received.Writer.TryComplete();
-        _socket.Dispose();
-        _stop.Dispose();
+        finally
+        {
+            _received.Writer.TryComplete();
+            _socket.Dispose();
+            _stop.Dispose();
+        }
     }
 
     private async Task RunAsync(CancellationToken cancellationToken)

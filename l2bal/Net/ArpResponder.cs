@@ -49,6 +49,7 @@ internal sealed class ArpResponder : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly long[] _ignored = new long[Enum.GetValues<ArpIgnoreReason>().Length];
     private Task _loop = Task.CompletedTask;
+    private int _disposed;
     private volatile bool _enabled;
     private long _requestsSeen;
     private long _repliesSent;
@@ -191,20 +192,28 @@ internal sealed class ArpResponder : IAsyncDisposable
         return _enabled ? null : ArpIgnoreReason.Disabled;
     }
 
+    /// <summary>Stops the receive loop and closes the socket (dropping its memberships). Never throws.</summary>
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
         await _stop.CancelAsync().ConfigureAwait(false);
         try
         {
             await _loop.ConfigureAwait(false);
         }
-        catch (OperationCanceledException)
+        catch (Exception)
         {
-            // Stopping.
+            // Stopping: a loop fault was already observable through Completion.
         }
-
-        _socket.Dispose();
-        _stop.Dispose();
+        finally
+        {
+            _socket.Dispose();
+            _stop.Dispose();
+        }
     }
 
     private async Task RunAsync(CancellationToken cancellationToken)

@@ -20,6 +20,7 @@ namespace L2Balance.Balancer.Net;
 internal sealed class PacketSocket : IDisposable
 {
     private readonly Socket _socket;
+    private long _ownFramesSkipped;
 
     private PacketSocket(Socket socket, InterfaceInfo info, ushort etherType)
     {
@@ -44,8 +45,6 @@ internal sealed class PacketSocket : IDisposable
 
     /// <summary>Frames received whose source was <see cref="InterfaceMac"/> and were skipped.</summary>
     public long OwnFramesSkipped => Interlocked.Read(ref _ownFramesSkipped);
-
-    private long _ownFramesSkipped;
 
     /// <summary>
     /// Opens a socket on <paramref name="interfaceName"/> receiving only <paramref name="etherType"/>,

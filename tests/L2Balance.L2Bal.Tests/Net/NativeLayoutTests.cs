@@ -1,0 +1,179 @@
+using System.Diagnostics;
+using System.Globalization;
+using L2Balance.Balancer.Net;
+using Xunit;
+using static L2Balance.Balancer.Interop.Netlink;
+using static L2Balance.Balancer.Interop.Packet;
+
+namespace L2Balance.L2Bal.Tests.Net;
+
+/// <summary>
+/// The C layouts and constants the Net shell shares with the kernel, checked against the system
+/// headers by compiling a tiny C program (STYLE 11, Tmds.LibC StructTests/ConstantsTests).
+/// </summary>
+public sealed class NativeLayoutTests
+{
+    private const string Program = """
+        #include <stdio.h>
+        #include <stddef.h>
+        #include <sys/socket.h>
+        #include <sys/ioctl.h>
+        #include <net/if.h>
+        #include <net/if_arp.h>
+        #include <linux/if_packet.h>
+        #include <linux/netlink.h>
+        #include <linux/rtnetlink.h>
+        #include <linux/if_addr.h>
+        #define P(name, value) printf("%s %ld\n", name, (long)(value))
+        int main(void) {
+            P("sizeof(sockaddr_ll)", sizeof(struct sockaddr_ll));
+            P("offsetof(sockaddr_ll.sll_protocol)", offsetof(struct sockaddr_ll, sll_protocol));
+            P("offsetof(sockaddr_ll.sll_ifindex)", offsetof(struct sockaddr_ll, sll_ifindex));
+            P("offsetof(sockaddr_ll.sll_pkttype)", offsetof(struct sockaddr_ll, sll_pkttype));
+            P("sizeof(packet_mreq)", sizeof(struct packet_mreq));
+            P("offsetof(packet_mreq.mr_type)", offsetof(struct packet_mreq, mr_type));
+            P("offsetof(packet_mreq.mr_alen)", offsetof(struct packet_mreq, mr_alen));
+            P("offsetof(packet_mreq.mr_address)", offsetof(struct packet_mreq, mr_address));
+            P("sizeof(ifreq)", sizeof(struct ifreq));
+            P("offsetof(ifreq.ifr_ifindex)", offsetof(struct ifreq, ifr_ifindex));
+            P("offsetof(ifreq.ifr_hwaddr)", offsetof(struct ifreq, ifr_hwaddr));
+            P("sizeof(nlmsghdr)", sizeof(struct nlmsghdr));
+            P("sizeof(ifaddrmsg)", sizeof(struct ifaddrmsg));
+            P("offsetof(ifaddrmsg.ifa_index)", offsetof(struct ifaddrmsg, ifa_index));
+            P("sizeof(rtattr)", sizeof(struct rtattr));
+            P("AF_PACKET", AF_PACKET);
+            P("AF_NETLINK", AF_NETLINK);
+            P("SOL_PACKET", SOL_PACKET);
+            P("PACKET_ADD_MEMBERSHIP", PACKET_ADD_MEMBERSHIP);
+            P("PACKET_DROP_MEMBERSHIP", PACKET_DROP_MEMBERSHIP);
+            P("PACKET_IGNORE_OUTGOING", PACKET_IGNORE_OUTGOING);
+            P("PACKET_MR_MULTICAST", PACKET_MR_MULTICAST);
+            P("PACKET_MR_UNICAST", PACKET_MR_UNICAST);
+            P("PACKET_OUTGOING", PACKET_OUTGOING);
+            P("ARPHRD_ETHER", ARPHRD_ETHER);
+            P("SIOCGIFINDEX", SIOCGIFINDEX);
+            P("SIOCGIFHWADDR", SIOCGIFHWADDR);
+            P("IFNAMSIZ", IFNAMSIZ);
+            P("NLMSG_ERROR", NLMSG_ERROR);
+            P("RTM_NEWADDR", RTM_NEWADDR);
+            P("RTM_DELADDR", RTM_DELADDR);
+            P("NLM_F_REQUEST", NLM_F_REQUEST);
+            P("NLM_F_ACK", NLM_F_ACK);
+            P("NLM_F_EXCL", NLM_F_EXCL);
+            P("NLM_F_CREATE", NLM_F_CREATE);
+            P("IFA_ADDRESS", IFA_ADDRESS);
+            P("IFA_LOCAL", IFA_LOCAL);
+            P("SOCK_CLOEXEC", SOCK_CLOEXEC);
+            P("SO_RCVTIMEO", SO_RCVTIMEO);
+            return 0;
+        }
+        """;
+
+    private static readonly Lazy<Dictionary<string, long>> Native = new(CompileAndRun);
+
+    public static TheoryData<string, long> Expected => new()
+    {
+        { "sizeof(sockaddr_ll)", SizeOfSockaddrLl },
+        { "offsetof(sockaddr_ll.sll_protocol)", 2 },
+        { "offsetof(sockaddr_ll.sll_ifindex)", 4 },
+        { "offsetof(sockaddr_ll.sll_pkttype)", 10 },
+        { "sizeof(packet_mreq)", SizeOfPacketMreq },
+        { "offsetof(packet_mreq.mr_type)", 4 },
+        { "offsetof(packet_mreq.mr_alen)", 6 },
+        { "offsetof(packet_mreq.mr_address)", 8 },
+        { "sizeof(ifreq)", SizeOfIfreq },
+        { "offsetof(ifreq.ifr_ifindex)", IFNAMSIZ },
+        { "offsetof(ifreq.ifr_hwaddr)", IFNAMSIZ },
+        { "sizeof(nlmsghdr)", NLMSG_HDRLEN },
+        { "sizeof(ifaddrmsg)", SizeOfIfaddrmsg },
+        { "offsetof(ifaddrmsg.ifa_index)", 4 },
+        { "sizeof(rtattr)", RTA_HDRLEN },
+        { "AF_PACKET", AF_PACKET },
+        { "AF_NETLINK", AF_NETLINK },
+        { "SOL_PACKET", SOL_PACKET },
+        { "PACKET_ADD_MEMBERSHIP", PACKET_ADD_MEMBERSHIP },
+        { "PACKET_DROP_MEMBERSHIP", PACKET_DROP_MEMBERSHIP },
+        { "PACKET_IGNORE_OUTGOING", PACKET_IGNORE_OUTGOING },
+        { "PACKET_MR_MULTICAST", PACKET_MR_MULTICAST },
+        { "PACKET_MR_UNICAST", PACKET_MR_UNICAST },
+        { "PACKET_OUTGOING", PACKET_OUTGOING },
+        { "ARPHRD_ETHER", ARPHRD_ETHER },
+        { "SIOCGIFINDEX", SIOCGIFINDEX },
+        { "SIOCGIFHWADDR", SIOCGIFHWADDR },
+        { "IFNAMSIZ", IFNAMSIZ },
+        { "NLMSG_ERROR", NLMSG_ERROR },
+        { "RTM_NEWADDR", RTM_NEWADDR },
+        { "RTM_DELADDR", RTM_DELADDR },
+        { "NLM_F_REQUEST", NLM_F_REQUEST },
+        { "NLM_F_ACK", NLM_F_ACK },
+        { "NLM_F_EXCL", NLM_F_EXCL },
+        { "NLM_F_CREATE", NLM_F_CREATE },
+        { "IFA_ADDRESS", IFA_ADDRESS },
+        { "IFA_LOCAL", IFA_LOCAL },
+        { "SOCK_CLOEXEC", SOCK_CLOEXEC },
+        { "SO_RCVTIMEO", SO_RCVTIMEO },
+    };
+
+    [Theory]
+    [MemberData(nameof(Expected))]
+    public void MatchesSystemHeaders(string name, long managed)
+    {
+        Assert.True(Native.Value.TryGetValue(name, out long native), $"{name} not printed by the C program");
+        Assert.Equal(native, managed);
+    }
+
+    [Fact]
+    public void AddressRequestLength_MatchesNlmsgSpace()
+    {
+        // NLMSG_SPACE(sizeof(ifaddrmsg)) + 2 * RTA_SPACE(4)
+        long native = Native.Value["sizeof(nlmsghdr)"] + Native.Value["sizeof(ifaddrmsg)"] + (2 * (Native.Value["sizeof(rtattr)"] + 4));
+        Assert.Equal(RtNetlinkCodec.AddressRequestLength, native);
+    }
+
+    private static Dictionary<string, long> CompileAndRun()
+    {
+        var compiler = new[] { "clang", "gcc", "cc" }.FirstOrDefault(c => Environment.GetEnvironmentVariable("PATH")!.Split(':').Any(d => File.Exists(Path.Combine(d, c))))
+            ?? throw new InvalidOperationException("no C compiler: apt-get install -y clang (or gcc)");
+        var dir = Directory.CreateTempSubdirectory("l2bal-layout-");
+        try
+        {
+            var source = Path.Combine(dir.FullName, "layout.c");
+            var binary = Path.Combine(dir.FullName, "layout");
+            File.WriteAllText(source, Program);
+            Run(compiler, ["-o", binary, source]);
+            return Run(binary, [])
+                .Split('\n', StringSplitOptions.RemoveEmptyEntries)
+                .Select(line => line.Split(' '))
+                .ToDictionary(w => w[0], w => long.Parse(w[1], CultureInfo.InvariantCulture));
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
+    private static string Run(string file, string[] args)
+    {
+        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in args)
+        {
+            psi.ArgumentList.Add(a);
+        }
+
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(30_000))
+        {
+            p.Kill(entireProcessTree: true);
+            throw new TimeoutException($"{file} did not finish within 30 s");
+        }
+
+        if (p.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"{file} exited {p.ExitCode}: {stderr.Result}");
+        }
+
+        return stdout.Result;
+    }
+}

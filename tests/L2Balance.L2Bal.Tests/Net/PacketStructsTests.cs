@@ -1,0 +1,87 @@
+using L2Balance.Balancer.Net;
+using L2Balance.Balancer.Protocol;
+using Xunit;
+
+namespace L2Balance.L2Bal.Tests.Net;
+
+public sealed class PacketStructsTests
+{
+    [Fact]
+    public void SockaddrLl_ExactLayout_AndRoundTrip()
+    {
+        var b = Enumerable.Repeat((byte)0xAA, 24).ToArray();
+        PacketStructs.WriteSockaddrLl(b, 0x0806, 0x01020304);
+
+        // family 17 host order, protocol big-endian, ifindex host order, rest zero; bytes past 20 untouched.
+        byte[] expected = [17, 0, 0x08, 0x06, 4, 3, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xAA, 0xAA, 0xAA, 0xAA];
+        Assert.Equal(expected, b);
+
+        b[10] = 4; // PACKET_OUTGOING
+        Assert.Equal(((ushort)0x0806, 0x01020304, (byte)4), PacketStructs.ReadSockaddrLl(b));
+    }
+
+    [Fact]
+    public void PacketMreq_ExactLayout()
+    {
+        var b = new byte[16];
+        PacketStructs.WritePacketMreq(b, 5, 3, MacAddress.Parse("02:c1:00:00:00:0a"));
+
+        byte[] expected = [5, 0, 0, 0, 3, 0, 6, 0, 0x02, 0xc1, 0, 0, 0, 0x0a, 0, 0];
+        Assert.Equal(expected, b);
+    }
+
+    [Fact]
+    public void IfreqName_NulTerminated_ZeroFilled()
+    {
+        var b = Enumerable.Repeat((byte)0xAA, 40).ToArray();
+        PacketStructs.WriteIfreqName(b, "eth0");
+
+        Assert.Equal("eth0"u8.ToArray(), b[..4]);
+        Assert.All(b[4..], x => Assert.Equal(0, x));
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("0123456789abcdef")]
+    [InlineData("eth 0")]
+    [InlineData("a/b")]
+    [InlineData("a:b")]
+    [InlineData("..")]
+    [InlineData("ethé")]
+    public void InterfaceName_Invalid_Throws(string name)
+    {
+        Assert.Throws<ArgumentException>(() => PacketStructs.ValidateInterfaceName(name));
+    }
+
+    [Theory]
+    [InlineData("eth0")]
+    [InlineData("lo")]
+    [InlineData("0123456789abcde")]
+    [InlineData("br-lan.10")]
+    public void InterfaceName_Valid(string name)
+    {
+        PacketStructs.ValidateInterfaceName(name);
+    }
+
+    [Theory]
+    [InlineData(1, "EPERM")]
+    [InlineData(17, "EEXIST")]
+    [InlineData(99, "EADDRNOTAVAIL")]
+    [InlineData(4242, "errno 4242")]
+    public void Errno_Names(int errno, string name)
+    {
+        Assert.Equal(name, Errno.Name(errno));
+    }
+
+    [Fact]
+    public void NodeSetup_DesiredSysctls_PerDesign()
+    {
+        var unicast = NodeSetup.DesiredSysctls("/p", "eth0", multicastMode: false);
+        var multicast = NodeSetup.DesiredSysctls("/p", "eth0", multicastMode: true);
+
+        Assert.Equal(
+            [("/p/net/ipv4/conf/eth0/arp_ignore", "1"), ("/p/net/ipv4/conf/eth0/arp_announce", "2"), ("/p/net/ipv4/conf/all/arp_announce", "2")],
+            unicast);
+        Assert.Equal(unicast.Append(("/p/net/ipv4/conf/eth0/drop_unicast_in_l2_multicast", "1")), multicast);
+    }
+}
