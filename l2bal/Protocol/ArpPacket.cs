@@ -166,14 +166,16 @@ internal readonly record struct ArpPacket(
 
     /// <summary>
     /// Gratuitous ARP announcing the VIP at the cluster MAC: sender IP = target IP = VIP,
-    /// sender MAC = cluster MAC, target MAC broadcast, op = reply. Sent on start and whenever
+    /// sender MAC = target MAC = cluster MAC, op = reply. The target MAC must equal the sender MAC:
+    /// Linux (net/ipv4/arp.c arp_is_garp) treats only such a reply as gratuitous and then updates
+    /// even a fresh neighbour entry, instead of waiting out locktime. Sent on start and whenever
     /// the cluster MAC changes: one such frame fixed stale neighbour entries in the lab
     /// (l2-mechanics.md section 6).
     /// </summary>
     public static ArpPacket Gratuitous(MacAddress clusterMac, IPAddress vip)
     {
         RequireV4(vip, nameof(vip));
-        return new ArpPacket(ArpOperation.Reply, clusterMac, vip, MacAddress.Broadcast, vip);
+        return new ArpPacket(ArpOperation.Reply, clusterMac, vip, clusterMac, vip);
     }
 
     /// <summary>

@@ -84,21 +84,22 @@ public class ArpPacketTests
     }
 
     [Fact]
-    public void Gratuitous_frame_matches_the_lab_responder_bytes()
+    public void Gratuitous_frame_has_target_mac_equal_to_sender_mac()
     {
-        // python: b'\xff'*6 + own + b'\x08\x06' + arp(2, cmac, sip, b'\xff'*6, sip), padded to 60.
+        // Linux arp_is_garp(): a reply is gratuitous only when target MAC == sender MAC (and
+        // target IP == sender IP); only then does it replace a fresh neighbour entry at once.
         byte[] expected =
         [
             0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 0x01, 0x08, 0x06,
             0x00, 0x01, 0x08, 0x00, 0x06, 0x04, 0x00, 0x02,
             0x01, 0x00, 0x5e, 0x00, 0x00, 0x0a, 198, 18, 0, 10,
-            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 198, 18, 0, 10,
+            0x01, 0x00, 0x5e, 0x00, 0x00, 0x0a, 198, 18, 0, 10,
             0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
         ];
         var frame = new byte[60];
         Assert.Equal(60, ArpPacket.WriteGratuitousFrame(frame, Own, Cluster, Vip));
         Assert.Equal(expected, frame);
-        Assert.Equal(new ArpPacket(ArpOperation.Reply, Cluster, Vip, MacAddress.Broadcast, Vip), ArpPacket.Gratuitous(Cluster, Vip));
+        Assert.Equal(new ArpPacket(ArpOperation.Reply, Cluster, Vip, Cluster, Vip), ArpPacket.Gratuitous(Cluster, Vip));
     }
 
     [Fact]

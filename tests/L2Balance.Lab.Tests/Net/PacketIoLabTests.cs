@@ -132,12 +132,8 @@ public sealed class PacketIoLabTests(PacketIoLab lab) : IClassFixture<PacketIoLa
             await Ip(lab.Client, "neigh", "replace", Vip.ToString(), "lladdr", "02:00:00:00:00:99", "dev", "eth0", "nud", "stale");
             Assert.Contains("02:00:00:00:00:99", await Neighbour(), StringComparison.Ordinal);
 
-            // Linux takes a new lladdr from a broadcast ARP reply only once the entry is older than
-            // locktime (1 s by default): ArpPacket.Gratuitous has target MAC = broadcast, not = sender
-            // MAC, so arp_is_garp() does not treat it as a GARP that overrides at once
-            // (net/ipv4/arp.c). An entry this fresh is a lab artefact; real entries are older.
-            await Task.Delay(TimeSpan.FromSeconds(1.2));
-
+            // No wait for locktime: a reply with target MAC = sender MAC is a GARP to Linux
+            // (arp_is_garp in net/ipv4/arp.c) and replaces even a fresh entry at once.
             var capture = await StartCaptureAsync(lab.Client, "arp");
             responder.SendGratuitous();
 
