@@ -282,6 +282,14 @@ public sealed class ClusterLab : IAsyncDisposable, IDisposable
     public Task<LabRunResult> RunOnNode(int nodeId, string file, IReadOnlyList<string> args, TimeSpan? timeout = null, CancellationToken cancellationToken = default) =>
         Nodes[CheckNode(nodeId) - 1].RunAsync(file, args, timeout ?? TimeSpan.FromSeconds(20), cancellationToken: cancellationToken);
 
+    /// <summary>
+    /// Puts the VIP statically on node k's eth0 (/32), or removes it. With the VIP on eth0 the
+    /// node's kernel answers ARP for it, so the whole VIP goes to that node: for validating the lab
+    /// and the traffic generator without l2bal (which keeps the VIP on lo instead).
+    /// </summary>
+    public void SetStaticVip(int nodeId, bool present) =>
+        LabNetwork.Ip(["-n", Nodes[CheckNode(nodeId) - 1].Namespace, "addr", present ? "add" : "del", $"{VipAddress}/32", "dev", "eth0"]);
+
     /// <summary>Sets node k's switch-side port down: the node loses carrier, the segment loses the node.</summary>
     public void LinkDown(int nodeId) => LabNetwork.Ip(["-n", Switch.Namespace, "link", "set", SwitchPort(nodeId), "down"]);
 
@@ -306,10 +314,12 @@ public sealed class ClusterLab : IAsyncDisposable, IDisposable
         var script = $"add table netdev {table}\ndelete table netdev {table}\n";
         if (percent > 0)
         {
+            // numgen's value must be below its modulus: 100% is a plain drop.
+            var match = percent < 100 ? $"numgen random mod 100 < {percent} " : string.Empty;
             script += $$"""
                 table netdev {{table}} {
-                  chain in { type filter hook ingress device "{{port}}" priority 0; policy accept; numgen random mod 100 < {{percent}} counter drop comment "lab: loss from node {{nodeId}}"; }
-                  chain out { type filter hook egress device "{{port}}" priority 0; policy accept; numgen random mod 100 < {{percent}} counter drop comment "lab: loss to node {{nodeId}}"; }
+                  chain in { type filter hook ingress device "{{port}}" priority 0; policy accept; {{match}}counter drop comment "lab: loss from node {{nodeId}}"; }
+                  chain out { type filter hook egress device "{{port}}" priority 0; policy accept; {{match}}counter drop comment "lab: loss to node {{nodeId}}"; }
                 }
 
                 """;
