@@ -5,6 +5,7 @@ using System.Text.Json;
 using L2Balance.Lab.Cluster;
 using L2Balance.Tests.Common;
 using Xunit;
+using Xunit.Abstractions;
 
 namespace L2Balance.Lab.Tests.Cluster;
 
@@ -14,7 +15,7 @@ namespace L2Balance.Lab.Tests.Cluster;
 /// served by node 1 and killing the proxy must show up as failures.
 /// </summary>
 [Collection(ClusterLabGroup.Name)]
-public sealed class ClusterLabTests(ClusterLabFixture fixture)
+public sealed class ClusterLabTests(ClusterLabFixture fixture, ITestOutputHelper output)
 {
     private static readonly TimeSpan Step = TimeSpan.FromSeconds(5);
     private ClusterLab Lab => fixture.Lab;
@@ -140,6 +141,7 @@ public sealed class ClusterLabTests(ClusterLabFixture fixture)
 
             // Healthy: every CONNECT from every source is served by node 1; sessions and UDP unbroken.
             var healthy = await new TrafficGenerator(Lab.Client, Options(TimeSpan.FromSeconds(3))).RunAsync().WithTimeout(StepLong);
+            output.WriteLine($"healthy: {healthy.Summary()}");
             var why = $"{healthy.Summary()}\n{fixture.Describe()}";
             Assert.True(healthy.Connects.Count >= ClusterLabFixture.ClientCount, why);
             Assert.All(healthy.Connects, c => Assert.True(c.Outcome == TrafficOutcome.Ok && c.Node == 1, $"{c}\n{why}"));
@@ -156,6 +158,17 @@ public sealed class ClusterLabTests(ClusterLabFixture fixture)
             Assert.Equal(healthy.Connects.Count, json.RootElement.GetProperty("Connects").GetArrayLength());
             Assert.True(json.RootElement.GetProperty("PerSource").TryGetProperty(Lab.ClientAddresses[0].ToString(), out _));
 
+            // The HTTP payload: a GET of the known file through each CONNECT.
+            var http = await new TrafficGenerator(Lab.Client, Options(TimeSpan.FromSeconds(1)) with
+            {
+                ConnectTarget = new IPEndPoint(ClusterLab.TargetAddress, TargetServers.HttpPort),
+                ConnectPayload = ConnectPayload.Http,
+                SessionSources = [],
+                UdpSources = [],
+            }).RunAsync().WithTimeout(StepLong);
+            output.WriteLine($"http: {http.Summary()}");
+            Assert.True(http.Connects.Count > 0 && http.ConnectsOk == http.Connects.Count && http.PerNode.Keys.SequenceEqual([1]), $"{http.Summary()}\n{fixture.Describe()}");
+
             // Killed mid-run: the generator must see it (the tool can fail).
             var generator = new TrafficGenerator(Lab.Client, Options(TimeSpan.FromSeconds(4)));
             var run = generator.RunAsync();
@@ -163,6 +176,7 @@ public sealed class ClusterLabTests(ClusterLabFixture fixture)
             var killedAt = generator.ElapsedMs;
             proxy.Kill(LabSignals.Kill);
             var broken = await run.WithTimeout(StepLong);
+            output.WriteLine($"proxy killed at {killedAt:0} ms: {broken.Summary()}");
             why = $"{broken.Summary()}\n{fixture.Describe()}";
 
             Assert.Contains(broken.Connects, c => c.Outcome == TrafficOutcome.Ok && c.EndMs < killedAt);
