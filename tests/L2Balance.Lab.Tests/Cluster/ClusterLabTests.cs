@@ -193,6 +193,37 @@ public sealed class ClusterLabTests(ClusterLabFixture fixture, ITestOutputHelper
         }
     }
 
+    [Fact]
+    public async Task StaticVipOnNode1_StoppedProxyTimesOut_ContinuedProxyServesAgain()
+    {
+        Lab.SetStaticVip(1, present: true);
+        LabProcess? proxy = null;
+        try
+        {
+            proxy = Lab.StartProxy(1);
+            await Lab.Client.WaitForTcpPortAsync(ClusterLab.VipAddress, ClusterLab.ProxyPort, TimeSpan.FromSeconds(20), fixture.Describe, proxy).WithTimeout(StepLong);
+            var connectsOnly = Options(TimeSpan.FromSeconds(1)) with { SessionSources = [], UdpSources = [], StepTimeout = TimeSpan.FromMilliseconds(500) };
+
+            // SIGSTOP: the kernel still completes the TCP handshake (listen backlog), the SOCKS greeting is never answered.
+            proxy.Kill(LabSignals.Stop);
+            var stopped = await new TrafficGenerator(Lab.Client, connectsOnly).RunAsync().WithTimeout(StepLong);
+            output.WriteLine($"stopped: {stopped.Summary()}");
+            Assert.True(stopped.Connects.Count > 0 && stopped.Connects.All(c => c.Outcome == TrafficOutcome.Timeout), $"{stopped.Summary()}\n{fixture.Describe()}");
+
+            // Continued: it works through its backlog first, so each step gets the default 2 s again.
+            proxy.Kill(LabSignals.Cont);
+            var resumed = await new TrafficGenerator(Lab.Client, connectsOnly with { StepTimeout = TimeSpan.FromSeconds(2) }).RunAsync().WithTimeout(StepLong);
+            output.WriteLine($"continued: {resumed.Summary()}");
+            Assert.True(resumed.Connects.Count > 0 && resumed.ConnectsOk == resumed.Connects.Count, $"{resumed.Summary()}\n{fixture.Describe()}");
+        }
+        finally
+        {
+            proxy?.Kill(LabSignals.Cont);
+            proxy?.Stop();
+            Lab.SetStaticVip(1, present: false);
+        }
+    }
+
     private static readonly TimeSpan StepLong = TimeSpan.FromSeconds(30);
 
     private TrafficOptions Options(TimeSpan duration) => new()
