@@ -434,7 +434,10 @@ public sealed class TrafficGenerator
         return TimeSpan.FromMilliseconds(RandomNumberGenerator.GetInt32(min, max + 1));
     }
 
-    /// <summary>The outcome of a failed step, or null for exceptions that are not traffic failures (they propagate).</summary>
+    /// <summary>
+    /// The outcome of a failed step. Anything unexpected is recorded as <see cref="TrafficOutcome.Other"/>
+    /// with its message rather than thrown: one odd failure must not lose a whole run's records.
+    /// </summary>
     private static TrafficOutcome? Classify(Exception ex, CancellationTokenSource step, CancellationToken abort) => ex switch
     {
         OperationCanceledException when abort.IsCancellationRequested => TrafficOutcome.Other,
@@ -442,8 +445,7 @@ public sealed class TrafficGenerator
         SocketException se => MapSocketError(se.SocketErrorCode),
         EndOfStreamException => TrafficOutcome.Eof,
         InvalidDataException => TrafficOutcome.Corrupt,
-        IOException or ObjectDisposedException => TrafficOutcome.Other,
-        _ => null,
+        _ => TrafficOutcome.Other,
     };
 
     private static TrafficOutcome MapSocketError(SocketError error) => error switch
