@@ -22,6 +22,7 @@ internal static class Program
             {
                 ["clean"] => Clean(),
                 ["proxy-demo"] => await ProxyDemoAsync().ConfigureAwait(false),
+                ["cluster-up", .. var rest] => await ClusterCommands.UpAsync(rest).ConfigureAwait(false),
                 _ => Fail(Usage),
             };
         }
