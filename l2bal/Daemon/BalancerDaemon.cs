@@ -42,6 +42,10 @@ internal sealed partial class BalancerDaemon
     private TimeSpan _lastLease = TimeSpan.FromDays(-1);
     private TimeSpan _lastDrainCheck;
     private volatile bool _healthy = true;
+    private TimeSpan _conflictSeenAt = TimeSpan.FromDays(-1);
+    private string? _conflictReason;
+    private string? _lastConflictReason;
+    private TimeSpan _badKeySeenAt = TimeSpan.FromDays(-1);
     private volatile string? _healthFailure;
 
     public BalancerDaemon(BalancerOptions options, byte[] key, BalancerLog log, IKernelFilter filter)
@@ -166,23 +170,32 @@ internal sealed partial class BalancerDaemon
             else
             {
                 var total = _counters.Reject(rejection);
-                if (rejection != AdvertRejection.FromSelf)
+                if (rejection == AdvertRejection.FromSelf && advert.Incarnation == _incarnation)
                 {
-                    _log.AdvertRejected(rejection, frame.Source.ToString(), total);
+                    continue; // our own frame, looped back
                 }
+                _log.AdvertRejected(rejection, frame.Source.ToString(), total);
+                NoteConflict(rejection, advert, frame.Source, now);
             }
         }
-        var wanted = _drainRequested ? AdvertState.Draining : _healthy ? AdvertState.Active : AdvertState.Unhealthy;
+        var conflict = Conflict(now);
+        var wanted = _drainRequested ? AdvertState.Draining
+            : conflict is not null ? AdvertState.Unhealthy
+            : _healthy ? AdvertState.Active : AdvertState.Unhealthy;
         if (wanted != _engine.LocalState)
         {
             var why = wanted switch
             {
                 AdvertState.Draining => "drain requested",
+                AdvertState.Unhealthy when conflict is not null => $"refusing to take buckets: {conflict}",
                 AdvertState.Unhealthy => $"health probe {_options.Health} failing: {_healthFailure}",
-                _ => _engine.LocalState == AdvertState.Draining ? "undrain requested" : $"health probe {_options.Health} passing again",
+                _ => _engine.LocalState == AdvertState.Draining ? "undrain requested"
+                    : _lastConflictReason is not null ? $"no conflicting adverts for {_options.DeadTime.TotalMilliseconds:0} ms"
+                    : $"health probe {_options.Health} passing again",
             };
             _log.Info(EventIds.Health, $"this node is now {MembershipEngine.Describe(wanted)}: {why}");
             _engine.LocalState = wanted;
+            _lastConflictReason = conflict;
         }
         var before = _engine.Held;
         var step = _engine.Step(now);
@@ -244,6 +257,47 @@ internal sealed partial class BalancerDaemon
         {
             Send(adverts, step.Plan.Settled);
         }
+    }
+
+    /// <summary>
+    /// Records a misconfiguration seen in an advert. Two nodes with one id, or with different
+    /// cluster settings, would compute different tables and answer the same clients: the node
+    /// that started later yields (holds nothing) while the conflict lasts, so a misconfigured
+    /// newcomer never disturbs a running cluster. Adverts that fail the HMAC cannot be trusted to
+    /// say who started first; a node that has never accepted a valid advert yields to them.
+    /// </summary>
+    private void NoteConflict(AdvertRejection rejection, in Advert advert, MacAddress source, TimeSpan now)
+    {
+        switch (rejection)
+        {
+            case AdvertRejection.FromSelf when advert.Incarnation < _incarnation:
+                _conflictSeenAt = now;
+                _conflictReason = $"another node ({source}) runs with node id {_options.NodeId} and started earlier";
+                break;
+            case AdvertRejection.ConfigMismatch when advert.Incarnation < _incarnation:
+                _conflictSeenAt = now;
+                _conflictReason = $"node {advert.NodeId} ({source}) runs with other cluster settings (VIP, buckets, seed or node count {advert.NodeCount}) and started earlier";
+                break;
+            case AdvertRejection.BadHmac when _counters.AdvertsReceived == 0:
+                _badKeySeenAt = now;
+                break;
+            default:
+                break;
+        }
+    }
+
+    /// <summary>Why this node must hold nothing now, or null.</summary>
+    private string? Conflict(TimeSpan now)
+    {
+        if (now - _conflictSeenAt <= _options.DeadTime)
+        {
+            return _conflictReason;
+        }
+        if (now - _badKeySeenAt <= _options.DeadTime && _counters.AdvertsReceived == 0)
+        {
+            return "adverts on this segment fail authentication and none passes: is the key file the cluster's?";
+        }
+        return null;
     }
 
     /// <summary>Sends a gratuitous ARP (VIP is at the cluster MAC), so neighbours' caches point at the cluster.</summary>

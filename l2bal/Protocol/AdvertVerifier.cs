@@ -29,7 +29,8 @@ internal sealed class AdvertVerifier : IDisposable
         _configDigest = configDigest;
     }
 
-    /// <summary>Accepts a datagram or names why not. Only an accepted advert advances the replay state.</summary>
+    /// <summary>Accepts a datagram or names why not. Only an accepted advert advances the replay state.
+    /// On FromSelf and ConfigMismatch (authentic, but not to be acted on) <paramref name="advert"/> holds it.</summary>
     public bool TryAccept(ReadOnlySpan<byte> datagram, out Advert advert, out AdvertRejection rejection)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -44,7 +45,12 @@ internal sealed class AdvertVerifier : IDisposable
             : AdvertRejection.None;
         if (rejection != AdvertRejection.None)
         {
-            advert = default;
+            // An authentic advert from a node claiming our id, or with other cluster settings, is
+            // kept for the caller: it is a misconfiguration to report and to yield to, never to act on.
+            if (rejection is not (AdvertRejection.FromSelf or AdvertRejection.ConfigMismatch))
+            {
+                advert = default;
+            }
             return false;
         }
 

@@ -198,7 +198,9 @@ public class AdvertVerifierTests
     {
         bool ok = verifier.TryAccept(AdvertCodecTests.Encode(advert, key), out var parsed, out var reason);
         Assert.Equal(ok, reason == AdvertRejection.None);
-        Assert.Equal(ok ? advert : default, parsed);
+        // Accepted and authentic-but-misconfigured adverts come back whole; everything else as default.
+        var handedBack = ok || reason is AdvertRejection.FromSelf or AdvertRejection.ConfigMismatch;
+        Assert.Equal(handedBack ? advert : default, parsed);
         return reason;
     }
 
@@ -223,6 +225,26 @@ public class AdvertVerifierTests
         using var v = Node1();
         Assert.Equal(AdvertRejection.FromSelf, Accept(v, AdvertCodecTests.Sample with { NodeId = 1 }));
         Assert.Equal(AdvertRejection.ConfigMismatch, Accept(v, AdvertCodecTests.Sample with { ConfigDigest = 1 }));
+    }
+
+    [Fact]
+    public void Authentic_misconfigured_adverts_are_handed_back_for_reporting_forged_ones_are_not()
+    {
+        using var v = Node1();
+        var sameId = AdvertCodecTests.Sample with { NodeId = 1, Incarnation = 5 };
+        var bytes = new byte[AdvertCodec.Length];
+        AdvertCodec.Write(sameId, AdvertCodecTests.Key, bytes);
+        Assert.False(v.TryAccept(bytes, out var advert, out var reason));
+        Assert.Equal((AdvertRejection.FromSelf, 5ul, (ushort)1), (reason, advert.Incarnation, advert.NodeId));
+
+        var otherSettings = AdvertCodecTests.Sample with { ConfigDigest = 9, NodeCount = 4 };
+        AdvertCodec.Write(otherSettings, AdvertCodecTests.Key, bytes);
+        Assert.False(v.TryAccept(bytes, out advert, out reason));
+        Assert.Equal((AdvertRejection.ConfigMismatch, (ushort)4), (reason, advert.NodeCount));
+
+        AdvertCodec.Write(otherSettings with { Sequence = 99 }, new byte[32], bytes);
+        Assert.False(v.TryAccept(bytes, out advert, out reason));
+        Assert.Equal((AdvertRejection.BadHmac, default(Advert)), (reason, advert));
     }
 
     [Fact]
