@@ -169,22 +169,40 @@ internal static class Program
             var server = new ProxyServer(options, log, users);
             await using (server.ConfigureAwait(false))
             {
+                MetricsEndpoint? metrics = null;
                 try
                 {
                     server.Bind();
+                    // Bound before privileges are dropped, like the SOCKS listeners.
+                    metrics = options.Metrics is { } metricsAt ? new MetricsEndpoint(metricsAt, server.Counters, log) : null;
                     Privileges.DropTo(options.UserUnprivileged, log);
                 }
                 catch (InvalidOperationException e)
                 {
                     log.ListenFailed(options.Source, e.Message);
+                    if (metrics is not null)
+                    {
+                        await metrics.DisposeAsync().ConfigureAwait(false);
+                    }
                     return ExitFailure;
                 }
-                var stop = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-                using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult("SIGTERM"); });
-                using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult("SIGINT"); });
-                server.Start();
-                var reason = await stop.Task.ConfigureAwait(false);
-                log.Stopping(reason, server.Counters.SessionsActive);
+                try
+                {
+                    metrics?.Start();
+                    var stop = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+                    using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult("SIGTERM"); });
+                    using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult("SIGINT"); });
+                    server.Start();
+                    var reason = await stop.Task.ConfigureAwait(false);
+                    log.Stopping(reason, server.Counters.SessionsActive);
+                }
+                finally
+                {
+                    if (metrics is not null)
+                    {
+                        await metrics.DisposeAsync().ConfigureAwait(false);
+                    }
+                }
             }
         }
         return ExitOk;

@@ -77,6 +77,12 @@ public sealed record ProxyOptions
     /// <summary>Most concurrent UDP associations; 2 000 by default.</summary>
     public int MaxUdpAssociations { get; init; } = 2_000;
 
+    /// <summary>
+    /// Where to serve Prometheus metrics (<c>--metrics ADDR:PORT</c>, <c>metrics: ADDR port = N</c>,
+    /// an l2proxy extension); null: no metrics endpoint (the default).
+    /// </summary>
+    public IPEndPoint? Metrics { get; init; }
+
     /// <summary>Worker processes (<c>--workers</c>, <c>workers:</c>); 1 means no supervisor.</summary>
     public int Workers { get; init; } = 1;
 

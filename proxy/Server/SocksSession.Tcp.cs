@@ -72,6 +72,7 @@ internal sealed partial class SocksSession
         target.NoDelay = true;
         var bound = (IPEndPoint)target.LocalEndPoint!;
         await SendReplyAsync(ReplyCode.Succeeded, bound).ConfigureAwait(false);
+        _server.Counters.HandshakeCompleted(Elapsed);
         Log.RequestPassed(in verdict, what, Client, $"-> {Local} => {bound} -> {target.RemoteEndPoint}");
         return await RelayAsync(target, verdict.Log, what, destination.ToString()).ConfigureAwait(false);
     }
@@ -114,6 +115,7 @@ internal sealed partial class SocksSession
         }
         var listening = (IPEndPoint)listener.LocalEndPoint!;
         await SendReplyAsync(ReplyCode.Succeeded, listening).ConfigureAwait(false);
+        _server.Counters.HandshakeCompleted(Elapsed);
         Log.RequestPassed(in verdict, what, Client, $"-> {Local} => listening on {listening}");
 
         Socket peerSocket;

@@ -37,6 +37,15 @@ public class CommandLineTests
     }
 
     [Fact]
+    public void Metrics_ParsesAddressAndPort()
+    {
+        var run = Run("--listen", "127.0.0.1:1080", "--metrics", "[::1]:9180");
+
+        Assert.Equal(new IPEndPoint(IPAddress.IPv6Loopback, 9180), run.Options.Metrics);
+        Assert.Null(Run("--listen", "127.0.0.1:1080").Options.Metrics);
+    }
+
+    [Fact]
     public void AllFlags()
     {
         var run = Run(
@@ -97,6 +106,8 @@ public class CommandLineTests
     [InlineData(new[] { "stray" }, "unexpected argument 'stray'")]
     [InlineData(new string[0], "nothing to do: give --listen ADDR:PORT or --config FILE (see --help)")]
     [InlineData(new[] { "--listen", "127.0.0.1:1080", "--workers", "4" }, "--workers: not supported yet (issue 3)")]
+    [InlineData(new[] { "--listen", "127.0.0.1:1080", "--metrics", "eth0:9100" }, "--metrics: 'eth0:9100': give an address, not an interface name")]
+    [InlineData(new[] { "--listen", "127.0.0.1:1080", "--metrics", "127.0.0.1" }, "--metrics: '127.0.0.1': expected ADDR:PORT (write IPv6 as [ADDR]:PORT)")]
     [InlineData(new[] { "--listen", "127.0.0.1" }, "--listen: '127.0.0.1': expected ADDR:PORT (write IPv6 as [ADDR]:PORT)")]
     [InlineData(new[] { "--listen", "::1:1080" }, "--listen: '::1:1080': expected ADDR:PORT (write IPv6 as [ADDR]:PORT)")]
     [InlineData(new[] { "--listen", "[::1]1080" }, "--listen: '[::1]1080': expected [IPv6]:PORT")]
