@@ -68,6 +68,7 @@ public static class CommandLine
           --log TARGET               stderr, stdout, syslog[/FACILITY] or an absolute path (repeatable)
           --debug N                  0, 1 or 2
           --metrics ADDR:PORT        serve Prometheus metrics on http://ADDR:PORT/metrics
+          --workers N                N worker processes under a supervisor (default 1: no supervisor)
         """;
 
     private static readonly HashSet<string> ValueFlags = new(StringComparer.Ordinal)
@@ -359,7 +360,7 @@ public static class CommandLine
 
                     break;
                 case "--workers":
-                    errors.Add("--workers: not supported yet (issue 3)");
+                    options = options with { Workers = ParseCount(name, value, errors) ?? options.Workers };
                     break;
             }
         }

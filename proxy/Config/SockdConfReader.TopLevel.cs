@@ -50,7 +50,7 @@ internal sealed partial class SockdConfReader
     private static readonly HashSet<string> SingleValued = new(StringComparer.Ordinal)
     {
         "external.rotation", "clientmethod", "socksmethod", "user.privileged", "user.unprivileged", "user.notprivileged",
-        "timeout.negotiate", "timeout.connect", "timeout.io", "debug", "udp.portrange", "users.file", "metrics",
+        "timeout.negotiate", "timeout.connect", "timeout.io", "debug", "udp.portrange", "users.file", "metrics", "workers",
     };
 
     private readonly HashSet<string> _seenTopLevel = new(StringComparer.Ordinal);
@@ -177,8 +177,20 @@ internal sealed partial class SockdConfReader
                 ReadMetrics(keyword, values);
                 return;
             case "workers":
-                // l2proxy extension, reserved: several worker processes (STYLE 16).
-                Error(keyword, "workers: not supported yet (issue 3)");
+                // l2proxy extension: several worker processes under a supervisor (STYLE 16; Dante's sockd -N).
+                Mark(nameof(ProxyOptions.Workers), keyword);
+                if (One(keyword, values, out var workers))
+                {
+                    if (AddressSyntax.IsDigits(workers.Text) && int.TryParse(workers.Text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var count))
+                    {
+                        _workers = count;
+                    }
+                    else
+                    {
+                        Error(workers, $"bad number of workers '{workers.Text}'");
+                    }
+                }
+
                 return;
         }
 

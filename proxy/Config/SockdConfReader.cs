@@ -27,6 +27,7 @@ internal sealed partial class SockdConfReader
     private TimeSpan? _connectTimeout;
     private PortRange? _portRange;
     private System.Net.IPEndPoint? _metrics;
+    private int _workers = 1;
     private List<LogTarget>? _logOutput;
     private List<LogTarget>? _errorLog;
     private int _debug;
@@ -76,6 +77,7 @@ internal sealed partial class SockdConfReader
             UserUnprivileged = _userUnprivileged,
             PortRange = _portRange,
             Metrics = _metrics,
+            Workers = _workers,
             ClientRules = _clientRules,
             SocksRules = _socksRules,
             Debug = _debug,
