@@ -16,7 +16,8 @@ namespace L2Balance.Lab.Cli.Bench;
 /// </summary>
 internal static class ProxyBench
 {
-    private const int Repeats = 3;
+    /// <summary>Runs per subject; env L2LAB_BENCH_REPEATS overrides (1..9) for quick looks.</summary>
+    private static readonly int Repeats = int.TryParse(Environment.GetEnvironmentVariable("L2LAB_BENCH_REPEATS"), CultureInfo.InvariantCulture, out var r) && r is >= 1 and <= 9 ? r : 3;
     private const int ConnectWorkers = 50;
     private const int IdleSessions = 1000;
     private static readonly TimeSpan ThroughputDuration = TimeSpan.FromSeconds(3);
@@ -54,6 +55,13 @@ internal static class ProxyBench
             new Subject("dante", (lab, dir) => StartDante(lab, dir, prlimit, danted), true, true),
             new Subject("microsocks", (lab, _) => lab.Proxy.Start(prlimit, "--nofile=20000:20000", microsocks, "-i", "198.18.1.1", "-p", "1080", "-b", "198.18.2.1"), false, true),
         };
+
+        // Env L2LAB_BENCH_ONLY=direct,l2proxy runs a subset (while tuning); the full run is the benchmark.
+        if (Environment.GetEnvironmentVariable("L2LAB_BENCH_ONLY") is { Length: > 0 } only)
+        {
+            var names = only.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+            subjects = subjects.Where(s => names.Contains(s.Name)).ToArray();
+        }
 
         Console.WriteLine($"bench-proxy: {Environment.ProcessorCount} cores, kernel {Environment.OSVersion.Version}; {Repeats} runs each, medians");
         await using var lab = await ProxyLab.CreateAsync().ConfigureAwait(false);
@@ -222,7 +230,7 @@ internal static class ProxyBench
         // No per-session log lines (no log: in the rules), like the Dante configuration.
         var path = Path.Combine(dir, "l2proxy.conf");
         File.WriteAllText(path, Conf);
-        return lab.Proxy.Start(prlimit, "--nofile=20000:20000", "/usr/bin/env", $"L2PROXY_RELAY={relay}", l2proxy, "--config", path);
+        return lab.Proxy.Start(prlimit, "--nofile=20000:20000", "/usr/bin/env", $"L2PROXY_RELAY={relay}", $"L2PROXY_PIPE_SIZE={Environment.GetEnvironmentVariable("L2PROXY_PIPE_SIZE") ?? "262144"}", l2proxy, "--config", path);
     }
 
     private static LabProcess StartDante(ProxyLab lab, string dir, string prlimit, string danted)
@@ -247,6 +255,7 @@ internal static class ProxyBench
     {
         var text = new StringBuilder();
         string Cell(double v) => double.IsNaN(v) ? "n/a" : v >= 100 ? v.ToString("0", CultureInfo.InvariantCulture) : v.ToString("0.00", CultureInfo.InvariantCulture);
+        double Of(string name, string metric) => medians.TryGetValue(name, out var m) ? m[metric] : double.NaN;
         string Ratio(double a, double b) => double.IsNaN(a) || double.IsNaN(b) || b == 0 ? "n/a" : (a / b).ToString("0.00", CultureInfo.InvariantCulture);
         text.Append($"{"metric (median of " + Repeats + ")",-32}");
         foreach (var name in names)
@@ -263,7 +272,7 @@ internal static class ProxyBench
                 text.Append($"{Cell(medians[name][metric]),14}");
             }
 
-            text.Append($"{Ratio(medians["l2proxy"][metric], medians["dante"][metric]),11}{Ratio(medians["l2proxy"][metric], medians["direct"][metric]),11}\n");
+            text.Append($"{Ratio(Of("l2proxy", metric), Of("dante", metric)),11}{Ratio(Of("l2proxy", metric), Of("direct", metric)),11}\n");
         }
 
         return text.ToString();
