@@ -18,8 +18,22 @@ internal static class Program
     private const int ExitUsage = 64;
     private const int ExitConfig = 78;
 
+    /// <summary>
+    /// Runs socket continuations on the epoll thread instead of queueing them to the thread pool
+    /// (read by System.Net.Sockets at its first use, hence set before any socket exists). The proxy
+    /// never blocks in a continuation (password hashing goes to the pool), so every hop saves a
+    /// thread-pool dispatch: in lab/bench/proxy UDP round trips rose from about 8,700/s to 12,900/s.
+    /// An explicit value in the environment wins.
+    /// </summary>
+    private const string InlineCompletions = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
+
     public static async Task<int> Main(string[] args)
     {
+        if (Environment.GetEnvironmentVariable(InlineCompletions) is null)
+        {
+            Environment.SetEnvironmentVariable(InlineCompletions, "1");
+        }
+
         // The hidden "--worker I" (always last, added by the supervisor) makes this process a worker.
         int? worker = null;
         if (args.Length >= 2 && args[^2] == WorkerSupervisor.WorkerFlag && int.TryParse(args[^1], NumberStyles.None, CultureInfo.InvariantCulture, out var index))
