@@ -10,7 +10,7 @@ namespace L2Balance.Lab.Cli.Bench;
 /// <summary>
 /// <c>l2lab bench-proxy</c> (issue 3): in one ProxyLab (client — proxy — target namespaces), measures
 /// the direct path (forwarding on the proxy host, no proxy), l2proxy (splice relay and the copy
-/// relay), Dante's sockd and microsocks, each <see cref="Repeats"/> times, and prints medians with
+/// relay, and 2 worker processes), Dante's sockd and microsocks, each <see cref="Repeats"/> times, and prints medians with
 /// ratios against Dante and the direct path; writes JSON to artifacts/bench/. A benchmark, not a
 /// test: nothing passes or fails. Every measurement is bounded in time.
 /// </summary>
@@ -52,6 +52,7 @@ internal static class ProxyBench
             new Subject("direct", (_, _) => null, true, false),
             new Subject("l2proxy", (lab, dir) => StartL2Proxy(lab, dir, prlimit, l2proxy, "splice"), true, true),
             new Subject("l2proxy-copy", (lab, dir) => StartL2Proxy(lab, dir, prlimit, l2proxy, "copy"), true, true),
+            new Subject("l2proxy-w2", (lab, dir) => StartL2Proxy(lab, dir, prlimit, l2proxy, "splice", workers: 2), true, true),
             new Subject("dante", (lab, dir) => StartDante(lab, dir, prlimit, danted), true, true),
             new Subject("microsocks", (lab, _) => lab.Proxy.Start(prlimit, "--nofile=20000:20000", microsocks, "-i", "198.18.1.1", "-p", "1080", "-b", "198.18.2.1"), false, true),
         };
@@ -225,11 +226,11 @@ internal static class ProxyBench
 
         """;
 
-    private static LabProcess StartL2Proxy(ProxyLab lab, string dir, string prlimit, string l2proxy, string relay)
+    private static LabProcess StartL2Proxy(ProxyLab lab, string dir, string prlimit, string l2proxy, string relay, int workers = 1)
     {
         // No per-session log lines (no log: in the rules), like the Dante configuration.
-        var path = Path.Combine(dir, "l2proxy.conf");
-        File.WriteAllText(path, Conf);
+        var path = Path.Combine(dir, $"l2proxy-{workers}.conf");
+        File.WriteAllText(path, Conf + (workers > 1 ? $"workers: {workers}\n" : string.Empty));
         return lab.Proxy.Start(prlimit, "--nofile=20000:20000", "/usr/bin/env", $"L2PROXY_RELAY={relay}", $"L2PROXY_PIPE_SIZE={Environment.GetEnvironmentVariable("L2PROXY_PIPE_SIZE") ?? "262144"}", l2proxy, "--config", path);
     }
 
