@@ -1,9 +1,11 @@
+using System.Globalization;
 using System.Reflection;
 using System.Runtime.InteropServices;
 using L2Balance.Proxy.Auth;
 using L2Balance.Proxy.Config;
 using L2Balance.Proxy.Diagnostics;
 using L2Balance.Proxy.Server;
+using L2Balance.Proxy.Workers;
 
 namespace L2Balance.Proxy;
 
@@ -16,8 +18,30 @@ internal static class Program
     private const int ExitUsage = 64;
     private const int ExitConfig = 78;
 
+    /// <summary>
+    /// Runs socket continuations on the epoll thread instead of queueing them to the thread pool
+    /// (read by System.Net.Sockets at its first use, hence set before any socket exists). The proxy
+    /// never blocks in a continuation (password hashing goes to the pool), so every hop saves a
+    /// thread-pool dispatch: in lab/bench/proxy UDP round trips rose from about 8,700/s to 12,900/s.
+    /// An explicit value in the environment wins.
+    /// </summary>
+    private const string InlineCompletions = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
+
     public static async Task<int> Main(string[] args)
     {
+        if (Environment.GetEnvironmentVariable(InlineCompletions) is null)
+        {
+            Environment.SetEnvironmentVariable(InlineCompletions, "1");
+        }
+
+        // The hidden "--worker I" (always last, added by the supervisor) makes this process a worker.
+        int? worker = null;
+        if (args.Length >= 2 && args[^2] == WorkerSupervisor.WorkerFlag && int.TryParse(args[^1], NumberStyles.None, CultureInfo.InvariantCulture, out var index))
+        {
+            worker = index;
+            args = args[..^2];
+        }
+
         switch (CommandLine.Parse(args))
         {
             case CommandLineResult.Help help:
@@ -38,10 +62,19 @@ internal static class Program
             case CommandLineResult.Passwd passwd:
                 return SetPassword(passwd.UsersFile, passwd.User);
             case CommandLineResult.Run run:
-                return await RunAsync(run.Options, run.Warnings).ConfigureAwait(false);
+                return await RunAsync(run.Options, run.Warnings, args, worker).ConfigureAwait(false);
             default:
                 return ExitUsage;
         }
+    }
+
+    private static async Task<int> SuperviseAsync(int workers, string[] args, ProxyLog log)
+    {
+        var stop = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult("SIGTERM"); });
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult("SIGINT"); });
+        await new WorkerSupervisor(workers, args, log).RunAsync(stop.Task).ConfigureAwait(false);
+        return ExitOk;
     }
 
     private static int CheckConfig(string path)
@@ -142,7 +175,7 @@ internal static class Program
         }
     }
 
-    private static async Task<int> RunAsync(ProxyOptions options, IReadOnlyList<string> warnings)
+    private static async Task<int> RunAsync(ProxyOptions options, IReadOnlyList<string> warnings, string[] args, int? worker)
     {
         UserStore? users = null;
         if (options.UsersFile is { } usersFile && (users = LoadUsers(usersFile)) is null)
@@ -166,25 +199,55 @@ internal static class Program
             {
                 log.ConfigWarning(warning);
             }
-            var server = new ProxyServer(options, log, users);
+            if (options.Workers > 1 && worker is null)
+            {
+                return await SuperviseAsync(options.Workers, args, log).ConfigureAwait(false);
+            }
+
+            if (worker is { } i && options.Metrics is { } shared)
+            {
+                // One metrics endpoint per worker: worker i on the configured port + i.
+                options = options with { Metrics = new System.Net.IPEndPoint(shared.Address, shared.Port + i) };
+            }
+
+            var server = new ProxyServer(options, log, users) { ReusePort = worker is not null };
             await using (server.ConfigureAwait(false))
             {
+                MetricsEndpoint? metrics = null;
                 try
                 {
                     server.Bind();
+                    // Bound before privileges are dropped, like the SOCKS listeners.
+                    metrics = options.Metrics is { } metricsAt ? new MetricsEndpoint(metricsAt, server.Counters, log) : null;
                     Privileges.DropTo(options.UserUnprivileged, log);
                 }
                 catch (InvalidOperationException e)
                 {
                     log.ListenFailed(options.Source, e.Message);
+                    if (metrics is not null)
+                    {
+                        await metrics.DisposeAsync().ConfigureAwait(false);
+                    }
                     return ExitFailure;
                 }
-                var stop = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-                using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult("SIGTERM"); });
-                using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult("SIGINT"); });
-                server.Start();
-                var reason = await stop.Task.ConfigureAwait(false);
-                log.Stopping(reason, server.Counters.SessionsActive);
+                try
+                {
+                    metrics?.Start();
+                    var stop = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+                    using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult("SIGTERM"); });
+                    using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult("SIGINT"); });
+                    using var orphanWatch = worker is null ? null : WorkerSupervisor.WatchSupervisor(() => stop.TrySetResult("supervisor gone"));
+                    server.Start();
+                    var reason = await stop.Task.ConfigureAwait(false);
+                    log.Stopping(reason, server.Counters.SessionsActive);
+                }
+                finally
+                {
+                    if (metrics is not null)
+                    {
+                        await metrics.DisposeAsync().ConfigureAwait(false);
+                    }
+                }
             }
         }
         return ExitOk;

@@ -110,6 +110,13 @@ public sealed class LabHost
     public Task<LabRunResult> RunAsync(string file, IReadOnlyList<string> args, TimeSpan timeout, string? stdin = null, CancellationToken cancellationToken = default) =>
         CommandRunner.RunAsync("ip", new[] { "netns", "exec", Namespace, file }.Concat(args).ToArray(), timeout, stdin, cancellationToken);
 
+    /// <summary>The PIDs of every process whose network namespace is this host's (<c>ip netns pids</c>).</summary>
+    public IReadOnlyList<int> ProcessIds() =>
+        CommandRunner.Run("ip", ["netns", "pids", Namespace]).EnsureSuccess().StdOut
+            .Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(p => int.Parse(p, System.Globalization.CultureInfo.InvariantCulture))
+            .ToArray();
+
     /// <summary>Opens a socket that lives in this namespace (created on a thread that entered it with setns(2)).</summary>
     public Socket OpenSocket(AddressFamily addressFamily, SocketType socketType, ProtocolType protocolType) =>
         NamespaceThread.Run(NamespacePath, () => new Socket(addressFamily, socketType, protocolType));

@@ -12,6 +12,7 @@ internal static class Program
     private const string Usage = """
         usage: l2lab clean        remove lab namespaces left by dead runs
                l2lab proxy-demo   client -> l2proxy -> target, one curl through the proxy
+               l2lab bench-proxy  direct path vs l2proxy vs Dante vs microsocks (issue 3; a few minutes)
         """;
 
     public static async Task<int> Main(string[] args)
@@ -23,6 +24,7 @@ internal static class Program
                 ["clean"] => Clean(),
                 ["proxy-demo"] => await ProxyDemoAsync().ConfigureAwait(false),
                 ["cluster-up", .. var rest] => await ClusterCommands.UpAsync(rest).ConfigureAwait(false),
+                ["bench-proxy"] => await Bench.ProxyBench.RunAsync().ConfigureAwait(false),
                 _ => Fail(Usage),
             };
         }

@@ -67,13 +67,15 @@ public static class CommandLine
           --max-udp N                concurrent UDP associations (default 2000)
           --log TARGET               stderr, stdout, syslog[/FACILITY] or an absolute path (repeatable)
           --debug N                  0, 1 or 2
+          --metrics ADDR:PORT        serve Prometheus metrics on http://ADDR:PORT/metrics
+          --workers N                N worker processes under a supervisor (default 1: no supervisor)
         """;
 
     private static readonly HashSet<string> ValueFlags = new(StringComparer.Ordinal)
     {
         "--listen", "--external", "--allow", "--users", "--port-range", "--negotiate-timeout", "--io-timeout",
         "--connect-timeout", "--max-clients", "--max-per-client", "--max-udp", "--log", "--debug", "--config",
-        "--check-config", "--workers",
+        "--check-config", "--workers", "--metrics",
     };
 
     public static CommandLineResult Parse(IReadOnlyList<string> args)
@@ -342,8 +344,23 @@ public static class CommandLine
                 case "--debug":
                     options = options with { Debug = ParseDebug(value, errors) ?? options.Debug };
                     break;
+                case "--metrics":
+                    if (ParseListen(value, out var metrics) is { } metricsError)
+                    {
+                        errors.Add($"--metrics: {metricsError}");
+                    }
+                    else if (metrics.Address is null)
+                    {
+                        errors.Add($"--metrics: '{value}': give an address, not an interface name");
+                    }
+                    else
+                    {
+                        options = options with { Metrics = new IPEndPoint(metrics.Address, metrics.Port) };
+                    }
+
+                    break;
                 case "--workers":
-                    errors.Add("--workers: not supported yet (issue 3)");
+                    options = options with { Workers = ParseCount(name, value, errors) ?? options.Workers };
                     break;
             }
         }

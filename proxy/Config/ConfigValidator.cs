@@ -89,9 +89,9 @@ public static class ConfigValidator
             errors.Add(new(nameof(ProxyOptions.MaxUdpAssociations), "max UDP associations must not be negative"));
         }
 
-        if (options.Workers != 1)
+        if (options.Workers is < 1 or > ProxyOptions.MaxWorkers)
         {
-            errors.Add(new(nameof(ProxyOptions.Workers), "workers: not supported yet (issue 3)"));
+            errors.Add(new(nameof(ProxyOptions.Workers), $"workers must be between 1 and {ProxyOptions.MaxWorkers}"));
         }
 
         if (options.LogOutput.Count == 0)

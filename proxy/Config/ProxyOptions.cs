@@ -77,8 +77,21 @@ public sealed record ProxyOptions
     /// <summary>Most concurrent UDP associations; 2 000 by default.</summary>
     public int MaxUdpAssociations { get; init; } = 2_000;
 
-    /// <summary>Worker processes (<c>--workers</c>, <c>workers:</c>); 1 means no supervisor.</summary>
+    /// <summary>
+    /// Where to serve Prometheus metrics (<c>--metrics ADDR:PORT</c>, <c>metrics: ADDR port = N</c>,
+    /// an l2proxy extension); null: no metrics endpoint (the default).
+    /// </summary>
+    public IPEndPoint? Metrics { get; init; }
+
+    /// <summary>
+    /// Worker processes (<c>--workers</c>, <c>workers:</c>, an l2proxy extension like Dante's <c>sockd -N</c>);
+    /// 1, the default, means one process and no supervisor. Each worker accepts on the same addresses
+    /// (SO_REUSEPORT); with metrics, worker i serves them on the metrics port + i.
+    /// </summary>
     public int Workers { get; init; } = 1;
+
+    /// <summary>Upper bound on <see cref="Workers"/>: 64, far above any core count this runs on.</summary>
+    public const int MaxWorkers = 64;
 
     /// <summary>Where the configuration came from, for messages ("flags" or a file path).</summary>
     public string Source { get; init; } = "flags";

@@ -18,7 +18,8 @@ namespace L2Balance.Proxy.Config;
 /// port slice for all UDP relay and BIND sockets (DESIGN.md, Port slices) → <see cref="ProxyOptions.PortRange"/>.</item>
 /// <item><c>users.file: PATH</c>: the users file of <c>l2proxy passwd</c> for <c>socksmethod: username</c>,
 /// where Dante uses the system password database → <see cref="ProxyOptions.UsersFile"/>.</item>
-/// <item><c>workers: N</c>: reserved; refused with "workers: not supported yet (issue 3)".</item>
+/// <item><c>metrics: ADDR port = N</c>: serve Prometheus metrics there → <see cref="ProxyOptions.Metrics"/>.</item>
+/// <item><c>workers: N</c>: N worker processes under a supervisor → <see cref="ProxyOptions.Workers"/>.</item>
 /// </list>
 /// <para>Divergences: <c>0/0</c> matches IPv4, IPv6 and names (as Dante); <c>timeout.negotiate</c> and
 /// <c>timeout.connect</c> of 0 ("forever" in Dante) are refused; <c>timeout.io.tcp</c> and <c>timeout.io.udp</c>

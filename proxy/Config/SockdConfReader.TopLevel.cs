@@ -12,7 +12,7 @@ internal sealed partial class SockdConfReader
         "internal", "external", "external.rotation", "clientmethod", "socksmethod", "method",
         "user.privileged", "user.unprivileged", "user.notprivileged", "user.libwrap",
         "timeout.negotiate", "timeout.io", "timeout.io.tcp", "timeout.io.udp", "timeout.connect",
-        "logoutput", "errorlog", "debug", "udp.portrange", "users.file", "workers",
+        "logoutput", "errorlog", "debug", "udp.portrange", "users.file", "workers", "metrics",
     };
 
     /// <summary>Dante 1.4 server settings that l2proxy refuses by name.</summary>
@@ -50,7 +50,7 @@ internal sealed partial class SockdConfReader
     private static readonly HashSet<string> SingleValued = new(StringComparer.Ordinal)
     {
         "external.rotation", "clientmethod", "socksmethod", "user.privileged", "user.unprivileged", "user.notprivileged",
-        "timeout.negotiate", "timeout.connect", "timeout.io", "debug", "udp.portrange", "users.file",
+        "timeout.negotiate", "timeout.connect", "timeout.io", "debug", "udp.portrange", "users.file", "metrics", "workers",
     };
 
     private readonly HashSet<string> _seenTopLevel = new(StringComparer.Ordinal);
@@ -171,9 +171,26 @@ internal sealed partial class SockdConfReader
                 }
 
                 return;
+            case "metrics":
+                // l2proxy extension: Prometheus metrics endpoint, written like internal (address and port).
+                Mark(nameof(ProxyOptions.Metrics), keyword);
+                ReadMetrics(keyword, values);
+                return;
             case "workers":
-                // l2proxy extension, reserved: several worker processes (STYLE 16).
-                Error(keyword, "workers: not supported yet (issue 3)");
+                // l2proxy extension: several worker processes under a supervisor (STYLE 16; Dante's sockd -N).
+                Mark(nameof(ProxyOptions.Workers), keyword);
+                if (One(keyword, values, out var workers))
+                {
+                    if (AddressSyntax.IsDigits(workers.Text) && int.TryParse(workers.Text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var count))
+                    {
+                        _workers = count;
+                    }
+                    else
+                    {
+                        Error(workers, $"bad number of workers '{workers.Text}'");
+                    }
+                }
+
                 return;
         }
 
@@ -251,6 +268,30 @@ internal sealed partial class SockdConfReader
             {
                 Error(where, $"'{where.Text}' is neither an address nor an interface name");
             }
+        }
+    }
+
+    /// <summary><c>metrics: ADDR port = N</c>: one address, the port required.</summary>
+    private void ReadMetrics(Token keyword, List<Token> values)
+    {
+        if (values.Count is not (3 or 4) || values[1].Text != "port" || (values.Count == 4 && values[2].Text is not ("=" or "eq")))
+        {
+            Error(keyword, "expected 'metrics: ADDR port = N'");
+            return;
+        }
+
+        var portToken = values[^1];
+        if (!AddressSyntax.TryParseIP(values[0].Text, out var address))
+        {
+            Error(values[0], $"metrics: '{values[0].Text}' is not an address");
+        }
+        else if (AddressSyntax.ParsePort(portToken.Text, allowZero: false, out ushort port) is { } portError)
+        {
+            Error(portToken, portError);
+        }
+        else
+        {
+            _metrics = new System.Net.IPEndPoint(address, port);
         }
     }
 

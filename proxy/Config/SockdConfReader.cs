@@ -26,6 +26,8 @@ internal sealed partial class SockdConfReader
     private TimeSpan? _ioTimeout;
     private TimeSpan? _connectTimeout;
     private PortRange? _portRange;
+    private System.Net.IPEndPoint? _metrics;
+    private int _workers = 1;
     private List<LogTarget>? _logOutput;
     private List<LogTarget>? _errorLog;
     private int _debug;
@@ -74,6 +76,8 @@ internal sealed partial class SockdConfReader
             UserPrivileged = _userPrivileged,
             UserUnprivileged = _userUnprivileged,
             PortRange = _portRange,
+            Metrics = _metrics,
+            Workers = _workers,
             ClientRules = _clientRules,
             SocksRules = _socksRules,
             Debug = _debug,

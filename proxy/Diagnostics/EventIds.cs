@@ -22,6 +22,9 @@ public static class EventIds
     public const int UdpAssociated = 18;
     public const int UdpDropped = 19;
 
+    public const int WorkerStarted = 40;
+    public const int WorkerExited = 41;
+
     public const int AcceptError = 30;
     public const int UnexpectedError = 31;
     public const int LogDropped = 32;

@@ -4,10 +4,19 @@ namespace L2Balance.Proxy.Diagnostics;
 
 /// <summary>
 /// Every counter of the proxy, always present (STYLE 23). Updated with Interlocked; read by logs,
-/// tests and the metrics endpoint.
+/// tests and the metrics endpoint (<see cref="WritePrometheus"/>, in ProxyCounters.Prometheus.cs).
 /// </summary>
-public sealed class ProxyCounters
+public sealed partial class ProxyCounters
 {
+    /// <summary>
+    /// Upper bounds (seconds) of the handshake latency histogram: 100 µs to 10 s. The low end
+    /// resolves a namespace-local CONNECT (a few hundred µs); the high end the connect timeout range.
+    /// </summary>
+    public static readonly double[] HandshakeBuckets = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+    private readonly long[] _handshakeBuckets = new long[HandshakeBuckets.Length];
+    private long _handshakeCount;
+    private long _handshakeTicks;
     private readonly long[] _outcomes = new long[Enum.GetValues<SessionOutcome>().Length];
     private readonly long[] _commands = new long[4];
     private readonly long[] _udpDrops = new long[Enum.GetValues<UdpDropReason>().Length];
@@ -63,4 +72,25 @@ public sealed class ProxyCounters
     public void UdpRelayed() => Interlocked.Increment(ref _udpDatagramsRelayed);
 
     public void UdpDrop(UdpDropReason reason) => Interlocked.Increment(ref _udpDrops[(int)reason]);
+
+    /// <summary>Handshakes measured so far (accept to the success reply sent).</summary>
+    public long HandshakeCount => Interlocked.Read(ref _handshakeCount);
+
+    /// <summary>Records one handshake: from accept to the success reply sent.</summary>
+    public void HandshakeCompleted(TimeSpan elapsed)
+    {
+        var seconds = elapsed.TotalSeconds;
+        // Non-cumulative per bucket; the exposition sums them (Prometheus buckets are cumulative).
+        int i = 0;
+        while (i < HandshakeBuckets.Length && seconds > HandshakeBuckets[i])
+        {
+            i++;
+        }
+        if (i < HandshakeBuckets.Length)
+        {
+            Interlocked.Increment(ref _handshakeBuckets[i]);
+        }
+        Interlocked.Add(ref _handshakeTicks, elapsed.Ticks);
+        Interlocked.Increment(ref _handshakeCount);
+    }
 }

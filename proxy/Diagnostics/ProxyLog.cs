@@ -114,6 +114,12 @@ public sealed class ProxyLog
     public void UdpAssociated(EndPoint client, EndPoint relay) =>
         Write(LogLevel.Debug, EventIds.UdpAssociated, $"udp associate: {client} relay {relay}");
 
+    public void WorkerStarted(int index, int pid) =>
+        Write(LogLevel.Info, EventIds.WorkerStarted, $"worker {index} started (pid {pid})");
+
+    public void WorkerExited(int index, int pid, string cause) =>
+        Write(LogLevel.Error, EventIds.WorkerExited, $"worker {index} (pid {pid}) {cause}; restarting");
+
     public void AcceptError(EndPoint listener, string error) =>
         Write(LogLevel.Warning, EventIds.AcceptError, $"accept on {listener} failed: {error}");
 

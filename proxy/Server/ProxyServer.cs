@@ -16,6 +16,10 @@ namespace L2Balance.Proxy.Server;
 public sealed class ProxyServer : IAsyncDisposable
 {
     private const int ListenBacklog = 4096;
+
+    /// <summary>asm-generic/socket.h SOL_SOCKET and SO_REUSEPORT (.NET's SocketOptionName has no ReusePort on Linux).</summary>
+    private const int SolSocket = 1;
+    private const int SoReusePort = 15;
     private readonly List<Socket> _listeners = [];
     private readonly List<Task> _acceptLoops = [];
     private readonly ConcurrentDictionary<SocksSession, byte> _sessions = new();
@@ -48,6 +52,9 @@ public sealed class ProxyServer : IAsyncDisposable
 
     public ProxyCounters Counters { get; } = new();
 
+    /// <summary>Set SO_REUSEPORT on the listeners: a worker of <c>--workers</c> shares them with its siblings.</summary>
+    public bool ReusePort { get; init; }
+
     /// <summary>The endpoints actually bound (ports resolved), in configuration order.</summary>
     public IReadOnlyList<IPEndPoint> LocalEndPoints => _listeners.Select(l => (IPEndPoint)l.LocalEndPoint!).ToArray();
 
@@ -70,6 +77,10 @@ public sealed class ProxyServer : IAsyncDisposable
                 try
                 {
                     socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+                    if (ReusePort)
+                    {
+                        socket.SetRawSocketOption(SolSocket, SoReusePort, BitConverter.GetBytes(1));
+                    }
                     if (address.AddressFamily == AddressFamily.InterNetworkV6)
                     {
                         socket.DualMode = address.Equals(IPAddress.IPv6Any);

@@ -72,8 +72,13 @@ internal sealed partial class SocksSession
         target.NoDelay = true;
         var bound = (IPEndPoint)target.LocalEndPoint!;
         await SendReplyAsync(ReplyCode.Succeeded, bound).ConfigureAwait(false);
-        Log.RequestPassed(in verdict, what, Client, $"-> {Local} => {bound} -> {target.RemoteEndPoint}");
-        return await RelayAsync(target, verdict.Log, what, destination.ToString()).ConfigureAwait(false);
+        _server.Counters.HandshakeCompleted(Elapsed);
+        if ((verdict.Log & RuleLog.Connect) != 0)
+        {
+            // Only built when logged: three endpoint strings per CONNECT are measurable at thousands per second.
+            Log.RequestPassed(in verdict, what, Client, $"-> {Local} => {bound} -> {target.RemoteEndPoint}");
+        }
+        return await RelayAsync(target, verdict.Log, what, destination).ConfigureAwait(false);
     }
 
     private async Task<SessionOutcome> BindAsync(SocksEndpoint expected)
@@ -114,6 +119,7 @@ internal sealed partial class SocksSession
         }
         var listening = (IPEndPoint)listener.LocalEndPoint!;
         await SendReplyAsync(ReplyCode.Succeeded, listening).ConfigureAwait(false);
+        _server.Counters.HandshakeCompleted(Elapsed);
         Log.RequestPassed(in verdict, what, Client, $"-> {Local} => listening on {listening}");
 
         Socket peerSocket;
@@ -149,7 +155,7 @@ internal sealed partial class SocksSession
         peerSocket.NoDelay = true;
         await SendReplyAsync(ReplyCode.Succeeded, peer).ConfigureAwait(false);
         Log.RequestPassed(in replyVerdict, CommandName(RuleCommand.BindReply), peer, $"-> {listening} => {Local} -> {Client}");
-        return await RelayAsync(peerSocket, verdict.Log, what, peer.ToString()).ConfigureAwait(false);
+        return await RelayAsync(peerSocket, verdict.Log, what, peer).ConfigureAwait(false);
     }
 
     /// <summary>The source address the kernel's routing would pick to reach <paramref name="destination"/>.</summary>
@@ -172,7 +178,8 @@ internal sealed partial class SocksSession
         }
     }
 
-    private async Task<SessionOutcome> RelayAsync(Socket target, RuleLog log, string what, string destination)
+    /// <summary>Relays until both sides are done; <paramref name="destination"/> is formatted only if the end is logged.</summary>
+    private async Task<SessionOutcome> RelayAsync(Socket target, RuleLog log, string what, object destination)
     {
         EnterRelay();
         var early = _handshake.Remaining;
@@ -181,11 +188,17 @@ internal sealed partial class SocksSession
             // Data the client sent right behind its request goes first.
             await target.SendAsync(early, SocketFlags.None).ConfigureAwait(false);
         }
+        // The handshake buffer goes back to the pool now: an established session holds no buffer.
+        _handshake.Dispose();
         var result = await TcpRelay.RunAsync(_client, target, this).ConfigureAwait(false);
         var up = result.FromClient + early.Length;
         _server.Counters.AddBytes(up, result.ToClient);
-        var how = Aborted ? ((SessionOutcome)Volatile.Read(ref _abortReason)).ToString() : result.Describe();
-        Log.SessionEnded(log | _clientRuleLog & RuleLog.Disconnect, what, Client, destination, up, result.ToClient, Elapsed, how);
+        var how = (log & RuleLog.Disconnect) == 0 && (_clientRuleLog & RuleLog.Disconnect) == 0 ? string.Empty : Aborted ? ((SessionOutcome)Volatile.Read(ref _abortReason)).ToString() : result.Describe();
+        log |= _clientRuleLog & RuleLog.Disconnect;
+        if ((log & RuleLog.Disconnect) != 0)
+        {
+            Log.SessionEnded(log, what, Client, destination.ToString()!, up, result.ToClient, Elapsed, how);
+        }
         return result.Failed ? SessionOutcome.RelayError : SessionOutcome.Completed;
     }
 }

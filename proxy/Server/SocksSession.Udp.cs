@@ -62,6 +62,7 @@ internal sealed partial class SocksSession
         var relayEndPoint = (IPEndPoint)relay.LocalEndPoint!;
         var association = new UdpAssociation(this, relay, clientHint);
         await SendReplyAsync(ReplyCode.Succeeded, relayEndPoint).ConfigureAwait(false);
+        _server.Counters.HandshakeCompleted(Elapsed);
         Log.UdpAssociated(Client, relayEndPoint);
         var passLog = new RuleVerdict(RuleAction.Pass, _clientRuleLog, null, null);
         Log.RequestPassed(in passLog, what, Client, $"-> {Local} => relay {relayEndPoint}");

@@ -214,7 +214,8 @@ internal sealed partial class SocksSession
                 Log.NegotiationFailed(Client, SessionOutcome.Malformed, $"username/password request: {authReason}");
                 return SessionOutcome.Malformed;
             }
-            var ok = _server.Users is { } users && users.Verify(credentials.UserName, credentials.Password);
+            // PBKDF2 is deliberately slow: off the socket completion thread (Program turns inline completions on).
+            var ok = _server.Users is { } users && await Task.Run(() => users.Verify(credentials.UserName, credentials.Password)).ConfigureAwait(false);
             await SendAsync(static (s, w) => UserPassCodec.WriteReply(s, w), ok).ConfigureAwait(false);
             if (!ok)
             {

@@ -12,6 +12,9 @@ namespace L2Balance.Lab.Tests;
 public sealed class ProxyLabFixture : IAsyncLifetime
 {
     public const int MainPort = 1080;
+
+    /// <summary>The main l2proxy's Prometheus endpoint, on loopback inside the proxy namespace.</summary>
+    public const int MetricsPort = 9180;
     public static readonly TimeSpan ReadyTimeout = TimeSpan.FromSeconds(20);
     public static readonly TimeSpan StepTimeout = TimeSpan.FromSeconds(30);
 
@@ -130,7 +133,7 @@ public sealed class ProxyLabFixture : IAsyncLifetime
                     "--listen", "198.18.1.1:1080", "--listen", "[fdc6:1200:1::1]:1080",
                     "--external", "198.18.2.1", "--external", "fdc6:1200:2::1",
                     "--allow", "198.18.1.0/24", "--allow", "fdc6:1200:1::/64",
-                    "--negotiate-timeout", "2");
+                    "--negotiate-timeout", "2", "--metrics", $"127.0.0.1:{MetricsPort}");
         }
     }
 }

@@ -37,6 +37,22 @@ public class CommandLineTests
     }
 
     [Fact]
+    public void Metrics_ParsesAddressAndPort()
+    {
+        var run = Run("--listen", "127.0.0.1:1080", "--metrics", "[::1]:9180");
+
+        Assert.Equal(new IPEndPoint(IPAddress.IPv6Loopback, 9180), run.Options.Metrics);
+        Assert.Null(Run("--listen", "127.0.0.1:1080").Options.Metrics);
+    }
+
+    [Fact]
+    public void Workers_ParsesCount()
+    {
+        Assert.Equal(4, Run("--listen", "127.0.0.1:1080", "--workers", "4").Options.Workers);
+        Assert.Equal(1, Run("--listen", "127.0.0.1:1080").Options.Workers);
+    }
+
+    [Fact]
     public void AllFlags()
     {
         var run = Run(
@@ -96,7 +112,10 @@ public class CommandLineTests
     [InlineData(new[] { "--frobnicate=1" }, "unknown option '--frobnicate'")]
     [InlineData(new[] { "stray" }, "unexpected argument 'stray'")]
     [InlineData(new string[0], "nothing to do: give --listen ADDR:PORT or --config FILE (see --help)")]
-    [InlineData(new[] { "--listen", "127.0.0.1:1080", "--workers", "4" }, "--workers: not supported yet (issue 3)")]
+    [InlineData(new[] { "--listen", "127.0.0.1:1080", "--workers", "0" }, "workers must be between 1 and 64")]
+    [InlineData(new[] { "--listen", "127.0.0.1:1080", "--workers", "four" }, "--workers: bad number 'four'")]
+    [InlineData(new[] { "--listen", "127.0.0.1:1080", "--metrics", "eth0:9100" }, "--metrics: 'eth0:9100': give an address, not an interface name")]
+    [InlineData(new[] { "--listen", "127.0.0.1:1080", "--metrics", "127.0.0.1" }, "--metrics: '127.0.0.1': expected ADDR:PORT (write IPv6 as [ADDR]:PORT)")]
     [InlineData(new[] { "--listen", "127.0.0.1" }, "--listen: '127.0.0.1': expected ADDR:PORT (write IPv6 as [ADDR]:PORT)")]
     [InlineData(new[] { "--listen", "::1:1080" }, "--listen: '::1:1080': expected ADDR:PORT (write IPv6 as [ADDR]:PORT)")]
     [InlineData(new[] { "--listen", "[::1]1080" }, "--listen: '[::1]1080': expected [IPv6]:PORT")]

@@ -29,7 +29,8 @@ public class ConfigValidatorTests
         { "max clients", Valid with { MaxClients = 0 }, "max clients must be at least 1" },
         { "per client", Valid with { MaxClientsPerAddress = 0 }, "max clients per address must be at least 1" },
         { "udp", Valid with { MaxUdpAssociations = -1 }, "max UDP associations must not be negative" },
-        { "workers", Valid with { Workers = 2 }, "workers: not supported yet (issue 3)" },
+        { "workers", Valid with { Workers = 0 }, "workers must be between 1 and 64" },
+        { "too many workers", Valid with { Workers = 65 }, "workers must be between 1 and 64" },
         { "no log", Valid with { LogOutput = [] }, "logoutput has no target" },
     };
 
@@ -70,7 +71,7 @@ public class ConfigValidatorTests
     [Fact]
     public void AllProblemsAreCollected()
     {
-        var bad = Valid with { Internal = [], Debug = 9, Workers = 3, MaxClients = 0 };
+        var bad = Valid with { Internal = [], Debug = 9, Workers = 0, MaxClients = 0 };
         Assert.Equal(4, ConfigValidator.Validate(bad).Errors.Count);
     }
 }

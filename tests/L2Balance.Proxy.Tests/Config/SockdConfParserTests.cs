@@ -32,6 +32,20 @@ public class SockdConfParserTests
         """;
 
     [Fact]
+    public void Metrics_AddressAndPort()
+    {
+        var options = Ok("internal: 127.0.0.1 port = 1080\nmetrics: 127.0.0.1 port = 9180" + Rules);
+
+        Assert.Equal(new IPEndPoint(IPAddress.Loopback, 9180), options.Metrics);
+    }
+
+    [Fact]
+    public void Workers_Count()
+    {
+        Assert.Equal(4, Ok("internal: 127.0.0.1 port = 1080\nworkers: 4" + Rules).Workers);
+    }
+
+    [Fact]
     public void DanteRedundancyExample_IsAcceptedAsIs()
     {
         var options = Ok("""
@@ -301,7 +315,10 @@ public class SockdConfParserTests
     [InlineData("user.libwrap: nobody", "sockd.conf:2:1: unsupported keyword 'user.libwrap'")]
     [InlineData("route { from: 0/0 to: 0/0 via: 10.0.0.1 port = 1080 }", "sockd.conf:2:1: unsupported keyword 'route'")]
     [InlineData("iotimeout: 10", "sockd.conf:2:1: 'iotimeout' is Dante 1.2 syntax: use timeout.io")]
-    [InlineData("workers: 4", "sockd.conf:2:1: workers: not supported yet (issue 3)")]
+    [InlineData("workers: four", "sockd.conf:2:10: bad number of workers 'four'")]
+    [InlineData("workers: 0", "sockd.conf:2:1: workers must be between 1 and 64")]
+    [InlineData("metrics: 127.0.0.1", "sockd.conf:2:1: expected 'metrics: ADDR port = N'")]
+    [InlineData("metrics: eth0 port = 9100", "sockd.conf:2:10: metrics: 'eth0' is not an address")]
     [InlineData("from: 0/0", "sockd.conf:2:1: 'from' belongs inside a client or socks rule")]
     [InlineData("debug: 1 garbage", "sockd.conf:2:10: 'debug' takes one value; unexpected 'garbage'")]
     [InlineData("pass { from: 0/0 to: 0/0 }", "sockd.conf:2:1: 'pass {' is Dante 1.2 syntax: write 'socks pass {' (or 'client pass {')")]

@@ -1,0 +1,281 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using L2Balance.Lab;
+
+namespace L2Balance.Lab.Cli.Bench;
+
+/// <summary>
+/// <c>l2lab bench-proxy</c> (issue 3): in one ProxyLab (client — proxy — target namespaces), measures
+/// the direct path (forwarding on the proxy host, no proxy), l2proxy (splice relay and the copy
+/// relay, and 2 worker processes), Dante's sockd and microsocks, each <see cref="Repeats"/> times, and prints medians with
+/// ratios against Dante and the direct path; writes JSON to artifacts/bench/. A benchmark, not a
+/// test: nothing passes or fails. Every measurement is bounded in time.
+/// </summary>
+internal static class ProxyBench
+{
+    /// <summary>Runs per subject; env L2LAB_BENCH_REPEATS overrides (1..9) for quick looks.</summary>
+    private static readonly int Repeats = int.TryParse(Environment.GetEnvironmentVariable("L2LAB_BENCH_REPEATS"), CultureInfo.InvariantCulture, out var r) && r is >= 1 and <= 9 ? r : 3;
+    private const int ConnectWorkers = 50;
+    private const int IdleSessions = 1000;
+    private static readonly TimeSpan ThroughputDuration = TimeSpan.FromSeconds(3);
+    private static readonly TimeSpan ConnectDuration = TimeSpan.FromSeconds(4);
+    private static readonly TimeSpan UdpDuration = TimeSpan.FromSeconds(3);
+    private static readonly IPEndPoint ProxyEndPoint = new(ProxyLab.ProxyInsideV4, 1080);
+
+    private static readonly string[] Metrics =
+    [
+        "tcp_1_stream_gbit_s", "tcp_8_streams_gbit_s",
+        "connect_per_s_target_closes", "connect_p50_ms_target_closes", "connect_p99_ms_target_closes",
+        "connect_per_s_client_closes", "connect_p50_ms_client_closes", "connect_p99_ms_client_closes",
+        "rss_kib_per_idle_session", "udp_round_trips_per_s",
+    ];
+
+    private static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        WriteIndented = true,
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
+    private sealed record Subject(string Name, Func<ProxyLab, string, LabProcess?> Start, bool HasUdp, bool HasRss);
+
+    public static async Task<int> RunAsync()
+    {
+        var l2proxy = LabBinaries.L2Proxy;
+        var danted = LabBinaries.Find("danted") ?? LabBinaries.Require("sockd", "dante-server");
+        var microsocks = LabBinaries.Require("microsocks", "microsocks");
+        var prlimit = LabBinaries.Require("prlimit", "util-linux");
+        var subjects = new[]
+        {
+            new Subject("direct", (_, _) => null, true, false),
+            new Subject("l2proxy", (lab, dir) => StartL2Proxy(lab, dir, prlimit, l2proxy, "splice"), true, true),
+            new Subject("l2proxy-copy", (lab, dir) => StartL2Proxy(lab, dir, prlimit, l2proxy, "copy"), true, true),
+            new Subject("l2proxy-w2", (lab, dir) => StartL2Proxy(lab, dir, prlimit, l2proxy, "splice", workers: 2), true, true),
+            new Subject("dante", (lab, dir) => StartDante(lab, dir, prlimit, danted), true, true),
+            new Subject("microsocks", (lab, _) => lab.Proxy.Start(prlimit, "--nofile=20000:20000", microsocks, "-i", "198.18.1.1", "-p", "1080", "-b", "198.18.2.1"), false, true),
+        };
+
+        // Env L2LAB_BENCH_ONLY=direct,l2proxy runs a subset (while tuning); the full run is the benchmark.
+        if (Environment.GetEnvironmentVariable("L2LAB_BENCH_ONLY") is { Length: > 0 } only)
+        {
+            var names = only.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+            subjects = subjects.Where(s => names.Contains(s.Name)).ToArray();
+        }
+
+        Console.WriteLine($"bench-proxy: {Environment.ProcessorCount} cores, kernel {Environment.OSVersion.Version}; {Repeats} runs each, medians");
+        await using var lab = await ProxyLab.CreateAsync().ConfigureAwait(false);
+        foreach (var host in new[] { lab.Client, lab.Proxy, lab.Target })
+        {
+            // Every subject gets the same tuning: wide ephemeral range, TIME_WAIT reuse for outgoing connects.
+            host.SetSysctl("net.ipv4.ip_local_port_range", "1024 65000");
+            host.SetSysctl("net.ipv4.tcp_tw_reuse", "1");
+        }
+
+        var dir = lab.Network.CreateTempDirectory("bench");
+        using var targets = BenchTargets.Start(lab.Target);
+        using var supply = new NamespaceSocketSupply(lab.Client, AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp, 512);
+        var results = new Dictionary<string, Dictionary<string, List<double>>>();
+        foreach (var subject in subjects)
+        {
+            var values = results[subject.Name] = Metrics.ToDictionary(m => m, _ => new List<double>());
+            for (int run = 1; run <= Repeats; run++)
+            {
+                Console.WriteLine($"== {subject.Name} run {run}/{Repeats}");
+                await MeasureAsync(lab, dir, subject, targets, supply, values).ConfigureAwait(false);
+            }
+        }
+
+        var medians = results.ToDictionary(r => r.Key, r => r.Value.ToDictionary(m => m.Key, m => Median(m.Value)));
+        Console.WriteLine();
+        Console.WriteLine(Table(medians, subjects.Select(s => s.Name).ToArray()));
+        var artifacts = Path.Combine(LabBinaries.RepoRoot, "artifacts", "bench");
+        Directory.CreateDirectory(artifacts);
+        var file = Path.Combine(artifacts, $"proxy-{DateTime.UtcNow:yyyyMMdd-HHmmss}.json");
+        var json = new
+        {
+            machine = new { cores = Environment.ProcessorCount, kernel = Environment.OSVersion.VersionString },
+            settings = new
+            {
+                repeats = Repeats, connect_workers = ConnectWorkers, idle_sessions = IdleSessions,
+                throughput_seconds = ThroughputDuration.TotalSeconds, connect_seconds = ConnectDuration.TotalSeconds, udp_seconds = UdpDuration.TotalSeconds,
+            },
+            medians,
+            runs = results,
+        };
+        await File.WriteAllTextAsync(file, JsonSerializer.Serialize(json, JsonOptions)).ConfigureAwait(false);
+        Console.WriteLine($"written {file}");
+        return 0;
+    }
+
+    private static async Task MeasureAsync(ProxyLab lab, string dir, Subject subject, BenchTargets targets, NamespaceSocketSupply supply, Dictionary<string, List<double>> values)
+    {
+        // A fresh proxy process per run: RSS starts from the same point and no run inherits another's state.
+        var process = subject.Start(lab, dir);
+        if (process is null)
+        {
+            lab.Proxy.EnableForwarding();
+        }
+        else
+        {
+            await lab.Client.WaitForTcpPortAsync(ProxyLab.ProxyInsideV4, 1080, TimeSpan.FromSeconds(15), process.Describe, process).ConfigureAwait(false);
+        }
+
+        try
+        {
+            var load = new SocksLoad(supply, process is null ? null : ProxyEndPoint);
+            var target = ProxyLab.TargetV4;
+            if (subject.HasRss)
+            {
+                values["rss_kib_per_idle_session"].Add(await IdleRssAsync(lab, load, new IPEndPoint(target, BenchTargets.SinkPort)).ConfigureAwait(false));
+                await Task.Delay(500).ConfigureAwait(false);
+            }
+
+            var sink = new IPEndPoint(target, BenchTargets.SinkPort);
+            values["tcp_1_stream_gbit_s"].Add(await load.ThroughputAsync(targets, sink, 1, ThroughputDuration).ConfigureAwait(false) / 1e9);
+            values["tcp_8_streams_gbit_s"].Add(await load.ThroughputAsync(targets, sink, 8, ThroughputDuration).ConfigureAwait(false) / 1e9);
+            foreach (var (closes, port) in new[] { ("target_closes", BenchTargets.TargetClosesPort), ("client_closes", BenchTargets.ClientClosesPort) })
+            {
+                var r = await load.ConnectRateAsync(new IPEndPoint(target, port), closes == "target_closes", ConnectWorkers, ConnectDuration).ConfigureAwait(false);
+                values[$"connect_per_s_{closes}"].Add(r.PerSecond);
+                values[$"connect_p50_ms_{closes}"].Add(r.P50Ms);
+                values[$"connect_p99_ms_{closes}"].Add(r.P99Ms);
+                Console.WriteLine($"   connect ({closes.Replace('_', ' ')}): {r.PerSecond:0}/s p50 {r.P50Ms:0.00} ms p99 {r.P99Ms:0.00} ms, {r.Failures} failed");
+                await Task.Delay(500).ConfigureAwait(false);
+            }
+
+            if (subject.HasUdp)
+            {
+                values["udp_round_trips_per_s"].Add(await load.UdpRoundTripsAsync(lab.Client, new IPEndPoint(target, BenchTargets.UdpEchoPort), UdpDuration).ConfigureAwait(false));
+            }
+
+            Console.WriteLine("   " + string.Join(", ", values.Where(v => v.Value.Count > 0).Select(v => $"{v.Key} {v.Value[^1].ToString("0.###", CultureInfo.InvariantCulture)}")));
+        }
+        finally
+        {
+            if (process is null)
+            {
+                lab.Proxy.SetSysctl("net.ipv4.ip_forward", "0");
+                lab.Proxy.SetSysctl("net.ipv6.conf.all.forwarding", "0");
+            }
+            else
+            {
+                if (process.HasExited)
+                {
+                    Console.WriteLine($"   {subject.Name} exited during the run:\n{process.Describe()}");
+                }
+
+                process.Dispose();
+            }
+        }
+    }
+
+    /// <summary>RSS of everything in the proxy namespace with <see cref="IdleSessions"/> idle sessions, minus without, per session (KiB).</summary>
+    private static async Task<double> IdleRssAsync(ProxyLab lab, SocksLoad load, IPEndPoint target)
+    {
+        // Warm the process up (JIT, pools) with a few sessions first, so the delta is the sessions' own cost.
+        foreach (var s in await load.HoldAsync(target, 20).ConfigureAwait(false))
+        {
+            s.Dispose();
+        }
+
+        await Task.Delay(500).ConfigureAwait(false);
+        var before = ProxyRssKiB(lab);
+        var held = await load.HoldAsync(target, IdleSessions).ConfigureAwait(false);
+        await Task.Delay(1000).ConfigureAwait(false);
+        var after = ProxyRssKiB(lab);
+        foreach (var s in held)
+        {
+            s.Dispose();
+        }
+
+        return (after - before) / (double)IdleSessions;
+    }
+
+    /// <summary>Sum of VmRSS (KiB) of every process in the proxy namespace (Dante runs several).</summary>
+    private static long ProxyRssKiB(ProxyLab lab)
+    {
+        long total = 0;
+        var pids = lab.Proxy.ProcessIds();
+        foreach (var pid in pids)
+        {
+            try
+            {
+                var line = File.ReadLines($"/proc/{pid}/status").FirstOrDefault(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
+                if (line is not null)
+                {
+                    total += long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture);
+                }
+            }
+            catch (IOException)
+            {
+                // Exited meanwhile.
+            }
+        }
+
+        return total;
+    }
+
+    private const string Conf = """
+        internal: 198.18.1.1 port = 1080
+        external: 198.18.2.1
+        logoutput: stderr
+        client pass { from: 198.18.1.0/24 to: 0/0 }
+        socks pass { from: 0/0 to: 0/0 }
+
+        """;
+
+    private static LabProcess StartL2Proxy(ProxyLab lab, string dir, string prlimit, string l2proxy, string relay, int workers = 1)
+    {
+        // No per-session log lines (no log: in the rules), like the Dante configuration.
+        var path = Path.Combine(dir, $"l2proxy-{workers}.conf");
+        File.WriteAllText(path, Conf + (workers > 1 ? $"workers: {workers}\n" : string.Empty));
+        return lab.Proxy.Start(prlimit, "--nofile=20000:20000", "/usr/bin/env", $"L2PROXY_RELAY={relay}", $"L2PROXY_PIPE_SIZE={Environment.GetEnvironmentVariable("L2PROXY_PIPE_SIZE") ?? "262144"}", l2proxy, "--config", path);
+    }
+
+    private static LabProcess StartDante(ProxyLab lab, string dir, string prlimit, string danted)
+    {
+        var path = Path.Combine(dir, "sockd.conf");
+        File.WriteAllText(path, "clientmethod: none\nsocksmethod: none\nuser.privileged: root\nuser.unprivileged: nobody\n" + Conf);
+        return lab.Proxy.Start(prlimit, "--nofile=20000:20000", danted, "-f", path);
+    }
+
+    private static double Median(List<double> values)
+    {
+        if (values.Count == 0)
+        {
+            return double.NaN;
+        }
+
+        var sorted = values.Order().ToArray();
+        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
+    }
+
+    private static string Table(Dictionary<string, Dictionary<string, double>> medians, string[] names)
+    {
+        var text = new StringBuilder();
+        string Cell(double v) => double.IsNaN(v) ? "n/a" : v >= 100 ? v.ToString("0", CultureInfo.InvariantCulture) : v.ToString("0.00", CultureInfo.InvariantCulture);
+        double Of(string name, string metric) => medians.TryGetValue(name, out var m) ? m[metric] : double.NaN;
+        string Ratio(double a, double b) => double.IsNaN(a) || double.IsNaN(b) || b == 0 ? "n/a" : (a / b).ToString("0.00", CultureInfo.InvariantCulture);
+        text.Append($"{"metric (median of " + Repeats + ")",-32}");
+        foreach (var name in names)
+        {
+            text.Append($"{name,14}");
+        }
+
+        text.Append($"{"l2p/dante",11}{"l2p/direct",11}\n");
+        foreach (var metric in Metrics)
+        {
+            text.Append($"{metric,-32}");
+            foreach (var name in names)
+            {
+                text.Append($"{Cell(medians[name][metric]),14}");
+            }
+
+            text.Append($"{Ratio(Of("l2proxy", metric), Of("dante", metric)),11}{Ratio(Of("l2proxy", metric), Of("direct", metric)),11}\n");
+        }
+
+        return text.ToString();
+    }
+}

@@ -1,0 +1,264 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+
+namespace L2Balance.Lab.Cli.Bench;
+
+/// <summary>Results of one CONNECT-rate run.</summary>
+internal readonly record struct ConnectRateResult(double PerSecond, double P50Ms, double P99Ms, long Failures);
+
+/// <summary>
+/// The load generator: SOCKS5 (no authentication) CONNECT and UDP ASSOCIATE clients on sockets from
+/// the client namespace, or plain connects when <c>proxy</c> is null (the direct path).
+/// </summary>
+internal sealed class SocksLoad(NamespaceSocketSupply tcp, IPEndPoint? proxy)
+{
+    /// <summary>Opens a TCP connection to <paramref name="target"/>, through the proxy when there is one.</summary>
+    public async Task<Socket> OpenAsync(IPEndPoint target, CancellationToken cancellationToken)
+    {
+        var socket = await tcp.TakeAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            socket.NoDelay = true;
+            if (proxy is null)
+            {
+                await socket.ConnectAsync(target, cancellationToken).ConfigureAwait(false);
+                return socket;
+            }
+
+            await socket.ConnectAsync(proxy, cancellationToken).ConfigureAwait(false);
+            await RequestAsync(socket, 1, target, cancellationToken).ConfigureAwait(false);
+            return socket;
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Greeting, method reply, request, reply; returns the reply's bound address.</summary>
+    public static async Task<IPEndPoint> RequestAsync(Socket socket, byte command, IPEndPoint target, CancellationToken cancellationToken)
+    {
+        var buffer = new byte[32];
+        await socket.SendAsync(new byte[] { 5, 1, 0 }, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+        await ReadExactlyAsync(socket, buffer.AsMemory(0, 2), cancellationToken).ConfigureAwait(false);
+        if (buffer[0] != 5 || buffer[1] != 0)
+        {
+            throw new IOException($"method reply {buffer[0]} {buffer[1]}");
+        }
+
+        var request = new byte[10];
+        request[0] = 5;
+        request[1] = command;
+        request[3] = 1;
+        target.Address.TryWriteBytes(request.AsSpan(4), out _);
+        BinaryPrimitives.WriteUInt16BigEndian(request.AsSpan(8), (ushort)target.Port);
+        await socket.SendAsync(request, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+        await ReadExactlyAsync(socket, buffer.AsMemory(0, 4), cancellationToken).ConfigureAwait(false);
+        if (buffer[1] != 0)
+        {
+            throw new IOException($"SOCKS reply {buffer[1]}");
+        }
+
+        int length = buffer[3] switch { 1 => 4, 4 => 16, _ => throw new IOException($"reply ATYP {buffer[3]}") };
+        await ReadExactlyAsync(socket, buffer.AsMemory(0, length + 2), cancellationToken).ConfigureAwait(false);
+        return new IPEndPoint(new IPAddress(buffer.AsSpan(0, length)), BinaryPrimitives.ReadUInt16BigEndian(buffer.AsSpan(length)));
+    }
+
+    public static async Task ReadExactlyAsync(Socket socket, Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        while (buffer.Length > 0)
+        {
+            int n = await socket.ReceiveAsync(buffer, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+            if (n == 0)
+            {
+                throw new EndOfStreamException();
+            }
+
+            buffer = buffer[n..];
+        }
+    }
+
+    /// <summary>Bulk throughput: <paramref name="streams"/> connections send for a warm-up, then for <paramref name="duration"/>; bits/s at the sink.</summary>
+    public async Task<double> ThroughputAsync(BenchTargets targets, IPEndPoint sink, int streams, TimeSpan duration)
+    {
+        using var stop = new CancellationTokenSource(duration + TimeSpan.FromSeconds(10));
+        var sockets = new List<Socket>();
+        try
+        {
+            for (int i = 0; i < streams; i++)
+            {
+                sockets.Add(await OpenAsync(sink, stop.Token).ConfigureAwait(false));
+            }
+
+            var running = new CancellationTokenSource();
+            var senders = sockets.Select(s => Task.Run(async () =>
+            {
+                var chunk = new byte[128 * 1024];
+                try
+                {
+                    while (!running.IsCancellationRequested)
+                    {
+                        await s.SendAsync(chunk, SocketFlags.None, running.Token).ConfigureAwait(false);
+                    }
+                }
+                catch (Exception e) when (e is SocketException or OperationCanceledException or ObjectDisposedException)
+                {
+                }
+            })).ToArray();
+            await Task.Delay(TimeSpan.FromMilliseconds(500)).ConfigureAwait(false);
+            long start = targets.SinkBytes;
+            var clock = Stopwatch.StartNew();
+            await Task.Delay(duration).ConfigureAwait(false);
+            double bits = (targets.SinkBytes - start) * 8.0 / clock.Elapsed.TotalSeconds;
+            await running.CancelAsync().ConfigureAwait(false);
+            await Task.WhenAll(senders).ConfigureAwait(false);
+            running.Dispose();
+            return bits;
+        }
+        finally
+        {
+            foreach (var s in sockets)
+            {
+                s.Dispose();
+            }
+        }
+    }
+
+    /// <summary>
+    /// CONNECT rate: <paramref name="workers"/> loops of connect + SOCKS CONNECT + 32-byte request and
+    /// response + close, for <paramref name="duration"/>. Setup latency is connect start to CONNECT reply.
+    /// </summary>
+    public async Task<ConnectRateResult> ConnectRateAsync(IPEndPoint target, bool targetCloses, int workers, TimeSpan duration)
+    {
+        using var hardStop = new CancellationTokenSource(duration + TimeSpan.FromSeconds(5));
+        var deadline = Stopwatch.GetTimestamp() + (long)(duration.TotalSeconds * Stopwatch.Frequency);
+        long failures = 0;
+        var clock = Stopwatch.StartNew();
+        var perWorker = await Task.WhenAll(Enumerable.Range(0, workers).Select(_ => Task.Run(async () =>
+        {
+            var latencies = new List<double>(4096);
+            var buffer = new byte[BenchTargets.ExchangeBytes];
+            while (Stopwatch.GetTimestamp() < deadline)
+            {
+                long t0 = Stopwatch.GetTimestamp();
+                Socket? socket = null;
+                try
+                {
+                    socket = await OpenAsync(target, hardStop.Token).ConfigureAwait(false);
+                    latencies.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+                    await socket.SendAsync(buffer, SocketFlags.None, hardStop.Token).ConfigureAwait(false);
+                    await ReadExactlyAsync(socket, buffer, hardStop.Token).ConfigureAwait(false);
+                    if (targetCloses)
+                    {
+                        while (await socket.ReceiveAsync(buffer, SocketFlags.None, hardStop.Token).ConfigureAwait(false) > 0)
+                        {
+                        }
+                    }
+                }
+                catch (Exception e) when (e is SocketException or IOException or OperationCanceledException or ObjectDisposedException)
+                {
+                    Interlocked.Increment(ref failures);
+                }
+                finally
+                {
+                    socket?.Dispose();
+                }
+            }
+
+            return latencies;
+        }))).ConfigureAwait(false);
+        var elapsed = clock.Elapsed.TotalSeconds;
+        var all = perWorker.SelectMany(l => l).Order().ToArray();
+        return all.Length == 0
+            ? new ConnectRateResult(0, double.NaN, double.NaN, failures)
+            : new ConnectRateResult(all.Length / elapsed, all[all.Length / 2], all[Math.Min(all.Length - 1, (int)(all.Length * 0.99))], failures);
+    }
+
+    /// <summary>Opens <paramref name="count"/> sessions to <paramref name="target"/> and keeps them open (idle).</summary>
+    public async Task<List<Socket>> HoldAsync(IPEndPoint target, int count)
+    {
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var held = new List<Socket>(count);
+        var gate = new SemaphoreSlim(20);
+        var tasks = Enumerable.Range(0, count).Select(async _ =>
+        {
+            await gate.WaitAsync(stop.Token).ConfigureAwait(false);
+            try
+            {
+                var s = await OpenAsync(target, stop.Token).ConfigureAwait(false);
+                lock (held)
+                {
+                    held.Add(s);
+                }
+            }
+            finally
+            {
+                gate.Release();
+            }
+        });
+        await Task.WhenAll(tasks).ConfigureAwait(false);
+        return held;
+    }
+
+    /// <summary>
+    /// UDP round trips per second: one client, one datagram in flight, for <paramref name="duration"/>;
+    /// through a UDP ASSOCIATE when there is a proxy, else straight to the echo.
+    /// </summary>
+    public async Task<double> UdpRoundTripsAsync(LabHost client, IPEndPoint echo, TimeSpan duration)
+    {
+        using var stop = new CancellationTokenSource(duration + TimeSpan.FromSeconds(10));
+        using var udp = client.OpenSocket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        udp.Bind(new IPEndPoint(IPAddress.Any, 0));
+        Socket? control = null;
+        IPEndPoint sendTo = echo;
+        var payload = new byte[64];
+        int header = 0;
+        if (proxy is not null)
+        {
+            control = await tcp.TakeAsync(stop.Token).ConfigureAwait(false);
+            await control.ConnectAsync(proxy, stop.Token).ConfigureAwait(false);
+            var relay = await RequestAsync(control, 3, new IPEndPoint(IPAddress.Any, 0), stop.Token).ConfigureAwait(false);
+            sendTo = relay.Address.Equals(IPAddress.Any) ? new IPEndPoint(proxy.Address, relay.Port) : relay;
+            // RFC 1928 section 7: RSV RSV FRAG ATYP DST.ADDR DST.PORT, then the data.
+            header = 10;
+            payload[3] = 1;
+            echo.Address.TryWriteBytes(payload.AsSpan(4), out _);
+            BinaryPrimitives.WriteUInt16BigEndian(payload.AsSpan(8), (ushort)echo.Port);
+        }
+
+        try
+        {
+            var receive = new byte[2048];
+            long ok = 0;
+            var clock = Stopwatch.StartNew();
+            while (clock.Elapsed < duration)
+            {
+                BinaryPrimitives.WriteInt64LittleEndian(payload.AsSpan(header), ok);
+                await udp.SendToAsync(payload, SocketFlags.None, sendTo, stop.Token).ConfigureAwait(false);
+                using var one = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
+                one.CancelAfter(TimeSpan.FromMilliseconds(500));
+                try
+                {
+                    int n = await udp.ReceiveAsync(receive, SocketFlags.None, one.Token).ConfigureAwait(false);
+                    if (n == payload.Length)
+                    {
+                        ok++;
+                    }
+                }
+                catch (OperationCanceledException) when (!stop.IsCancellationRequested)
+                {
+                    // Lost: counted by not counting it.
+                }
+            }
+
+            return ok / clock.Elapsed.TotalSeconds;
+        }
+        finally
+        {
+            control?.Dispose();
+        }
+    }
+}
