@@ -10,6 +10,7 @@ internal static class RawSocks5
 {
     public const byte Connect = 1;
     public const byte Bind = 2;
+    public const byte UdpAssociate = 3;
 
     /// <summary>Greeting with method 0 (no authentication); asserts the server picks it.</summary>
     public static async Task NegotiateNoAuthAsync(Socket socket)

@@ -1,0 +1,95 @@
+using System.Net;
+using System.Net.Sockets;
+using L2Balance.Tests.Common;
+using Xunit;
+
+namespace L2Balance.Lab.Tests;
+
+/// <summary>--max-per-client and --max-udp: the client over the limit is refused, the others are served.</summary>
+[Collection(ProxyLabGroup.Name)]
+public sealed class LimitsTests(ProxyLabFixture lab)
+{
+    private static readonly TimeSpan Step = TimeSpan.FromSeconds(10);
+
+    [Fact]
+    public async Task ClientsOverThePerAddressLimit_AreClosed_OthersServed()
+    {
+        if (ProxyUnderTest.Kind != ProxyKind.L2Proxy)
+        {
+            return; // l2proxy's own flags
+        }
+        const int port = 1083;
+        using var proxy = await StartAsync(port, "--max-per-client", "2");
+        var endPoint = new IPEndPoint(ProxyLab.ProxyInsideV4, port);
+        using var first = await lab.Lab.Client.ConnectTcpAsync(endPoint, Step).WithTimeout();
+        using var second = await lab.Lab.Client.ConnectTcpAsync(endPoint, Step).WithTimeout();
+        await RawSocks5.NegotiateNoAuthAsync(first);
+        await RawSocks5.NegotiateNoAuthAsync(second);
+
+        using var third = await lab.Lab.Client.ConnectTcpAsync(endPoint, Step).WithTimeout();
+        Assert.True(await ClosedByProxyAsync(third), $"a third session from one address was served\n{proxy.Describe()}");
+
+        first.Dispose();
+        // Once a slot is free, the same address is served again (poll: the proxy sees the close asynchronously).
+        var served = false;
+        for (var attempt = 0; attempt < 50 && !served; attempt++)
+        {
+            using var again = await lab.Lab.Client.ConnectTcpAsync(endPoint, Step).WithTimeout();
+            try
+            {
+                await RawSocks5.NegotiateNoAuthAsync(again);
+                served = true;
+            }
+            catch (Exception e) when (e is SocketException or IOException or InvalidDataException or TimeoutException)
+            {
+                await Task.Delay(100);
+            }
+        }
+        Assert.True(served, $"the address was not served again after a session closed\n{proxy.Describe()}");
+    }
+
+    [Fact]
+    public async Task UdpAssociationsOverTheLimit_GetGeneralFailure()
+    {
+        if (ProxyUnderTest.Kind != ProxyKind.L2Proxy)
+        {
+            return;
+        }
+        const int port = 1084;
+        using var proxy = await StartAsync(port, "--max-udp", "1");
+        var endPoint = new IPEndPoint(ProxyLab.ProxyInsideV4, port);
+        using var first = await lab.Lab.Client.ConnectTcpAsync(endPoint, Step).WithTimeout();
+        await RawSocks5.NegotiateNoAuthAsync(first);
+        await RawSocks5.SendRequestAsync(first, RawSocks5.UdpAssociate, new IPEndPoint(IPAddress.Any, 0));
+        var (firstCode, _) = await RawSocks5.ReadReplyAsync(first);
+
+        using var second = await lab.Lab.Client.ConnectTcpAsync(endPoint, Step).WithTimeout();
+        await RawSocks5.NegotiateNoAuthAsync(second);
+        await RawSocks5.SendRequestAsync(second, RawSocks5.UdpAssociate, new IPEndPoint(IPAddress.Any, 0));
+        var (secondCode, _) = await RawSocks5.ReadReplyAsync(second);
+
+        Assert.True(firstCode == 0, $"first association: reply {firstCode}\n{proxy.Describe()}");
+        Assert.True(secondCode == 1, $"association over the limit: reply {secondCode}, want 1 (general failure)\n{proxy.Describe()}");
+    }
+
+    private async Task<LabProcess> StartAsync(int port, params string[] limits)
+    {
+        var process = lab.Lab.Proxy.Start(LabBinaries.L2Proxy,
+            ["--listen", $"198.18.1.1:{port}", "--external", "198.18.2.1", "--allow", "198.18.1.0/24", .. limits]);
+        await lab.Lab.Client.WaitForTcpPortAsync(ProxyLab.ProxyInsideV4, port, Step, lab.Describe, process).WithTimeout(Step * 2);
+        return process;
+    }
+
+    private static async Task<bool> ClosedByProxyAsync(Socket socket)
+    {
+        try
+        {
+            await socket.SendAsync(new byte[] { 5, 1, 0 });
+            return await socket.ReceiveAsync(new byte[8].AsMemory()).AsTask().WithTimeout(Step) == 0;
+        }
+        catch (SocketException)
+        {
+            return true;
+        }
+    }
+}
