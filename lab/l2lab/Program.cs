@@ -12,6 +12,7 @@ internal static class Program
     private const string Usage = """
         usage: l2lab clean        remove lab namespaces left by dead runs
                l2lab proxy-demo   client -> l2proxy -> target, one curl through the proxy
+               l2lab cluster-demo three nodes (l2bal + l2proxy), real traffic, kill node 2, bring it back
         """;
 
     public static async Task<int> Main(string[] args)
@@ -22,6 +23,7 @@ internal static class Program
             {
                 ["clean"] => Clean(),
                 ["proxy-demo"] => await ProxyDemoAsync().ConfigureAwait(false),
+                ["cluster-demo"] => await ClusterDemo.RunAsync().ConfigureAwait(false),
                 ["cluster-up", .. var rest] => await ClusterCommands.UpAsync(rest).ConfigureAwait(false),
                 _ => Fail(Usage),
             };
