@@ -303,8 +303,11 @@ internal static class BenchFailover
         stop.CancelAfter(CoverBound + TimeSpan.FromSeconds(1));
         var probes = sources.Select(s => Task.Run(() => ProbeAsync(lab.Client, s, target, () => Volatile.Read(ref killMs), stop.Token), CancellationToken.None)).ToArray();
         await Task.Delay(300, ct).ConfigureAwait(false);
-        Volatile.Write(ref killMs, Clock.Elapsed.TotalMilliseconds);
+        // The kill instant is when the link-down has taken effect (`ip` returned), not when it was
+        // asked for: spawning `ip` takes 5-100 ms on a loaded machine, and connects started in that
+        // window still reach the node and would count as an instant cover.
         kill();
+        Volatile.Write(ref killMs, Clock.Elapsed.TotalMilliseconds);
         var attempts = await Task.WhenAll(probes).ConfigureAwait(false);
         var gaps = new List<double>();
         var uncovered = 0;

@@ -103,9 +103,12 @@ internal static class ClusterDemo
 
         // The kill: the node vanishes (link down), both its daemons SIGKILLed.
         Phase($"killing node {Victim}: link down, SIGKILL l2bal (pid {lab.Balancer(Victim)!.Id}) and l2proxy (pid {lab.Proxy(Victim)!.Id})");
-        var killStream = stream.ElapsedMs;
         var killedBalancer = lab.Balancer(Victim)!;
         lab.LinkDown(Victim);
+
+        // The kill instant: once the link-down has taken effect (`ip` has returned); CONNECTs started
+        // while `ip` ran could still reach node 2 and would look like an instant cover.
+        var killStream = stream.ElapsedMs;
         lab.Balancer(Victim)!.Kill(LabSignals.Kill);
         lab.Proxy(Victim)!.Kill(LabSignals.Kill);
         var victims = home.Where(h => h.Value == Victim).Select(h => h.Key).ToHashSet();
