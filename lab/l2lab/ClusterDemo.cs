@@ -150,6 +150,7 @@ internal static class ClusterDemo
         await Task.Delay(TimeSpan.FromSeconds(2), ct).ConfigureAwait(false);
 
         Phase($"node {Victim} returns: link up, start l2bal then l2proxy; waiting for its buckets to come back by hand-over");
+        var rejoinStream = stream.ElapsedMs;
         lab.LinkUp(Victim);
         await ClusterOps.StartNodeAsync(lab, Victim, ct).ConfigureAwait(false);
         var returned = await ClusterOps.WaitForSharesAsync(lab, all, TimeSpan.FromSeconds(40), Info, ct).ConfigureAwait(false);
@@ -162,12 +163,12 @@ internal static class ClusterDemo
         await stopTicker.CancelAsync().ConfigureAwait(false);
         await ticker.ConfigureAwait(false);
 
-        return Report(lab, streamResult, sessionResult, outageResult, home, victims, killStream, mismatches, initial, covered, returned, killedBalancer.Log, survivors.Length);
+        return Report(lab, streamResult, sessionResult, outageResult, home, victims, killStream, rejoinStream, mismatches, initial, covered, returned, killedBalancer.Log, survivors.Length);
     }
 
     private static int Report(
         ClusterLab lab, TrafficResults stream, TrafficResults sessions, TrafficResults outage, Dictionary<string, int> home,
-        HashSet<string> victims, double killStream, int mismatches,
+        HashSet<string> victims, double killStream, double rejoinStream, int mismatches,
         IReadOnlyDictionary<int, NodeStatusView> initial, IReadOnlyDictionary<int, NodeStatusView> covered, IReadOnlyDictionary<int, NodeStatusView> returned,
         string killedLog, int survivorsCount)
     {
@@ -175,6 +176,16 @@ internal static class ClusterDemo
         Info($"CONNECT stream: {stream.Summary()}");
         Info($"sessions:       {sessions.Summary()}");
         Info($"outage sessions: {outage.Summary()}");
+
+        // Failed CONNECTs other than timeouts (a timeout is a SYN nobody answered: expected while a
+        // bucket has no owner). A reset or refusal means some node answered a flow it should not have.
+        var odd = stream.Connects.Where(c => c.Outcome is not (TrafficOutcome.Ok or TrafficOutcome.Timeout)).ToArray();
+        foreach (var c in odd.Take(10))
+        {
+            var when = c.StartMs < killStream ? "before the kill" : c.StartMs < rejoinStream ? "while node 2 was away" : "after node 2 returned";
+            Info(string.Create(CultureInfo.InvariantCulture,
+                $"CONNECT {c.Outcome} from {c.Source} (home node {home[c.Source]}) at {c.StartMs:0}-{c.EndMs:0} ms, {when} (kill at {killStream:0} ms, return at {rejoinStream:0} ms): {c.Detail}"));
+        }
 
         // Time to cover, per client address of the dead node: last success before the kill to the
         // first success after it (served by a survivor).
@@ -288,7 +299,15 @@ internal static class ClusterDemo
             PeersDeclaredDead = deaths,
             FalseCovers = falseDeaths,
             Balance = balance,
-            Stream = new { Ok = stream.ConnectsOk, Total = stream.Connects.Count, Failures = stream.ConnectFailures },
+            Stream = new
+            {
+                Ok = stream.ConnectsOk,
+                Total = stream.Connects.Count,
+                Failures = stream.ConnectFailures.ToDictionary(f => f.Key.ToString(), f => f.Value),
+                NotTimeouts = odd.Select(c => new { c.Source, Outcome = c.Outcome.ToString(), c.StartMs, c.EndMs, c.Detail }),
+            },
+            KillAtMs = killStream,
+            ReturnAtMs = rejoinStream,
             Promises = promises.Select(p => new { p.Name, p.Held, p.Detail }),
             DurationS = Math.Round(Clock.Elapsed.TotalSeconds, 1),
         };
