@@ -13,6 +13,8 @@ internal static class Program
         usage: l2lab clean        remove lab namespaces left by dead runs
                l2lab proxy-demo   client -> l2proxy -> target, one curl through the proxy
                l2lab bench-proxy  direct path vs l2proxy vs Dante vs microsocks (issue 3; a few minutes)
+               l2lab cluster-demo three nodes (l2bal + l2proxy), real traffic, kill node 2, bring it back
+               l2lab bench-failover [--kills N]  time to cover vs keepalived and ucarp, balance, idle CPU
         """;
 
     public static async Task<int> Main(string[] args)
@@ -23,6 +25,8 @@ internal static class Program
             {
                 ["clean"] => Clean(),
                 ["proxy-demo"] => await ProxyDemoAsync().ConfigureAwait(false),
+                ["cluster-demo"] => await ClusterDemo.RunAsync().ConfigureAwait(false),
+                ["bench-failover", .. var benchArgs] => await BenchFailover.RunAsync(benchArgs).ConfigureAwait(false),
                 ["cluster-up", .. var rest] => await ClusterCommands.UpAsync(rest).ConfigureAwait(false),
                 ["bench-proxy"] => await Bench.ProxyBench.RunAsync().ConfigureAwait(false),
                 _ => Fail(Usage),

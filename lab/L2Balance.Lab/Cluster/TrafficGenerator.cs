@@ -72,6 +72,13 @@ public sealed record TrafficOptions
 
     /// <summary>Clock for timestamps and send intervals.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    /// <summary>
+    /// Ends the run early exactly as <see cref="Duration"/> does: no new work, sessions end unbroken.
+    /// Unlike cancelling <c>RunAsync</c>'s token (an abort, recorded as failures), for callers that
+    /// run traffic "until done" (the demo), with <see cref="Duration"/> as the upper bound.
+    /// </summary>
+    public CancellationToken Stop { get; init; }
 }
 
 /// <summary>
@@ -114,12 +121,15 @@ public sealed class TrafficGenerator
     /// <summary>Milliseconds since the run started (the time base of every record).</summary>
     public double ElapsedMs => _options.TimeProvider.GetElapsedTime(_start).TotalMilliseconds;
 
+    /// <summary>The CONNECT records so far, in completion order (a snapshot, for progress output mid-run).</summary>
+    public IReadOnlyList<ConnectRecord> ConnectsSoFar => [.. _connects];
+
     /// <summary>Runs until <see cref="TrafficOptions.Duration"/> or <see cref="TrafficOptions.MaxConnects"/>, then returns every record.</summary>
     public async Task<TrafficResults> RunAsync(CancellationToken cancellationToken = default)
     {
         var startedUtc = _options.TimeProvider.GetUtcNow();
         _start = _options.TimeProvider.GetTimestamp();
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _options.Stop);
         stop.CancelAfter(_options.Duration);
 
         var tasks = new List<Task>();

@@ -1,0 +1,559 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using L2Balance.Lab.Cluster;
+
+namespace L2Balance.Lab.Cli;
+
+/// <summary>One fresh TCP connect of a dense probe: when it started and ended (ms on the bench clock) and whether a SYN-ACK came.</summary>
+internal readonly record struct ProbeAttempt(double StartMs, double EndMs, bool Ok);
+
+/// <summary>Time to cover for one setting: per-source gaps over all kills.</summary>
+/// <param name="Name">The system and setting.</param>
+/// <param name="Kills">Kills done.</param>
+/// <param name="GapsMs">Per (kill, source): last success before the kill → first success after it.</param>
+/// <param name="Uncovered">Sources that never succeeded after a kill within the bound.</param>
+internal sealed record CoverResult(string Name, int Kills, IReadOnlyList<double> GapsMs, int Uncovered)
+{
+    public double MedianMs => ClusterOps.Median(GapsMs);
+
+    public double MaxMs => GapsMs.DefaultIfEmpty(double.NaN).Max();
+
+    /// <summary>Why there are no figures (a setting that never settled), or null.</summary>
+    public string? Note { get; init; }
+}
+
+/// <summary>
+/// <c>l2lab bench-failover [--kills N]</c>: time to cover a killed node for l2bal (default and fast
+/// timing) against keepalived (VRRP) and ucarp (CARP) with a VIP on the same lab; balance from the
+/// hash mirror and from real connections; buckets moved on loss and on return; l2bal's idle CPU.
+/// Prints a table with ratios and writes artifacts/bench/failover-TIMESTAMP.json. Not a test: it
+/// measures, it does not pass or fail (STYLE.md 27). Every loop is bounded in count and time.
+/// </summary>
+/// <remarks>
+/// The probe: each affected client source tries a fresh TCP connect to VIP:1080 every 10 ms with a
+/// 50 ms connect timeout (a SYN-ACK from whichever node owns the flow is an answer). The gap per
+/// source is its last answer before the kill to its first answer after it. Kill = the node's switch
+/// port down (it vanishes from the segment) plus, for l2bal, SIGKILL of l2bal and l2proxy; for
+/// keepalived and ucarp the master's port down only (their daemons keep running on the cut-off node,
+/// which is what a dead link or a dead host looks like to the backup).
+/// </remarks>
+internal static class BenchFailover
+{
+    private const int Victim = 2;
+    private const int ProbePort = 1080;
+    private static readonly TimeSpan ProbeInterval = TimeSpan.FromMilliseconds(10);
+    private static readonly TimeSpan ProbeTimeout = TimeSpan.FromMilliseconds(50);
+    private static readonly TimeSpan CoverBound = TimeSpan.FromSeconds(10);
+    private static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        WriteIndented = true,
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+    private static readonly Stopwatch Clock = new();
+
+    public static async Task<int> RunAsync(IReadOnlyList<string> args)
+    {
+        var kills = 5;
+        if (args is ["--kills", var n] && int.TryParse(n, CultureInfo.InvariantCulture, out var k) && k is >= 1 and <= 20)
+        {
+            kills = k;
+        }
+        else if (args.Count > 0)
+        {
+            Console.Error.WriteLine("usage: l2lab bench-failover [--kills 1-20]");
+            return 2;
+        }
+
+        Clock.Restart();
+        var loadAtStart = File.ReadAllText("/proc/loadavg").Trim();
+        Log($"load average at start: {loadAtStart} ({Environment.ProcessorCount} cores; a shared machine's load distorts every timing below)");
+        using var bound = new CancellationTokenSource(TimeSpan.FromMinutes(10));
+        var ct = bound.Token;
+        var keepalived = LabBinaries.Find("/usr/sbin/keepalived");
+        var ucarp = LabBinaries.Find("/usr/sbin/ucarp");
+
+        var hashBalance = HashBalance(10_000, 3);
+        Log($"balance from the hash mirror, 10 000 client addresses over 3 nodes: {string.Join(", ", hashBalance.Select(b => string.Create(CultureInfo.InvariantCulture, $"n{b.Key} {b.Value:P2}")))}");
+
+        var results = new List<CoverResult>();
+        var l2balDefault = await L2BalAsync("l2bal default (50 ms adverts, dead after 3)", [], kills, details: true, ct).ConfigureAwait(false);
+        results.Add(l2balDefault.Cover);
+        var l2balFast = await L2BalAsync("l2bal fast (10 ms adverts, dead after 3)", ["--advert-interval", "10ms", "--dead-after", "3"], kills, details: false, ct).ConfigureAwait(false);
+        results.Add(l2balFast.Cover);
+
+        var skipped = new List<string>();
+        if (keepalived is null)
+        {
+            skipped.Add("keepalived (not installed: apt-get install keepalived)");
+        }
+        else
+        {
+            results.Add(await TryVipAsync("keepalived default (VRRPv2, advert_int 1)", kills, (lab, node, dir) => StartKeepalived(lab, node, dir, keepalived, 2, "1"), ct).ConfigureAwait(false));
+            results.Add(await TryVipAsync("keepalived fastest (VRRPv3, advert_int 0.01)", kills, (lab, node, dir) => StartKeepalived(lab, node, dir, keepalived, 3, "0.01"), ct).ConfigureAwait(false));
+        }
+
+        if (ucarp is null)
+        {
+            skipped.Add("ucarp (not installed: apt-get install ucarp)");
+        }
+        else
+        {
+            results.Add(await TryVipAsync("ucarp default (advbase 1, advskew 0/10)", kills, (lab, node, dir) => StartUcarp(lab, node, dir, ucarp, 1, node == 1 ? 0 : 10), ct).ConfigureAwait(false));
+            // advbase 0 makes the advert interval advskew/256 s. 3/6 (12 ms adverts) is the fastest
+            // tried; if it flaps (no single master) the row says so and 20/40 (78 ms adverts) follows.
+            var fastest = await TryVipAsync("ucarp fastest (advbase 0, advskew 3/6)", kills, (lab, node, dir) => StartUcarp(lab, node, dir, ucarp, 0, node == 1 ? 3 : 6), ct).ConfigureAwait(false);
+            results.Add(fastest);
+            if (fastest.Kills == 0)
+            {
+                var fast = await TryVipAsync("ucarp fast (advbase 0, advskew 20/40)", kills, (lab, node, dir) => StartUcarp(lab, node, dir, ucarp, 0, node == 1 ? 20 : 40), ct).ConfigureAwait(false);
+                results.Add(fast);
+                if (fast.Kills == 0)
+                {
+                    // Whole-second adverts, but the backup takes over after one missed advert, not three.
+                    results.Add(await TryVipAsync("ucarp fast (advbase 1, advskew 0/10, deadratio 1)", kills, (lab, node, dir) => StartUcarp(lab, node, dir, ucarp, 1, node == 1 ? 0 : 10, deadRatio: 1), ct).ConfigureAwait(false));
+                }
+            }
+        }
+
+        Console.WriteLine();
+        Console.WriteLine("time to cover a killed node (gap per affected client source, 10 ms probe, 50 ms connect timeout)");
+        Console.WriteLine($"{"system / setting",-46} {"kills",5} {"samples",7} {"median ms",10} {"max ms",8} {"l2bal default vs",17} {"l2bal fast vs",14}");
+        foreach (var r in results)
+        {
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{r.Name,-46} {r.Kills,5} {r.GapsMs.Count,7} {r.MedianMs,10:0} {r.MaxMs,8:0} {Ratio(r, l2balDefault.Cover),17} {Ratio(r, l2balFast.Cover),14}{(r.Uncovered > 0 ? $"  ({r.Uncovered} never covered)" : string.Empty)}{(r.Note is null ? string.Empty : $"  {r.Note}")}"));
+        }
+
+        Console.WriteLine("(ratio column: this row's median / l2bal's median; > 1 means l2bal covers faster)");
+        var d = l2balDefault;
+        Console.WriteLine();
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"balance, hash mirror (10 000 addresses): {string.Join(", ", hashBalance.Select(b => $"n{b.Key} {b.Value:P2}"))} (target 33.33 % +- 2 %)"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"balance, real CONNECTs ({d.ConnectsTotal} from 60 addresses): {string.Join(", ", d.ConnectShare.Select(b => $"n{b.Key} {b.Value:P1}"))}; addresses per node {string.Join(", ", d.AddressesPerNode.Select(b => $"n{b.Key} {b.Value}"))}"));
+        Console.WriteLine($"buckets moved on loss of node {Victim}: {d.MovedOnLoss} (its share: {d.VictimShare}); on return: {d.MovedOnReturn}");
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"l2bal idle CPU, % of one core per node (10 s): default {string.Join(" ", d.IdleCpu.Select(c => $"{c:0.00}"))}; fast {string.Join(" ", l2balFast.IdleCpu.Select(c => $"{c:0.00}"))} (target <= 1 % at default)"));
+        Console.WriteLine($"load average: start {loadAtStart}, end {File.ReadAllText("/proc/loadavg").Trim()} ({Environment.ProcessorCount} cores)");
+        foreach (var s in skipped)
+        {
+            Console.WriteLine($"skipped: {s}");
+        }
+
+        var path = ClusterOps.ArtifactPath("bench", "failover");
+        var json = new
+        {
+            StartedUtc = DateTimeOffset.UtcNow - Clock.Elapsed,
+            Probe = "fresh TCP connect to VIP:1080 every 10 ms per affected source, 50 ms connect timeout",
+            Kill = "l2bal: switch port of node 2 down + SIGKILL l2bal + SIGKILL l2proxy; keepalived/ucarp: switch port of the master down",
+            Cover = results.Select(r => new { r.Name, r.Kills, Samples = r.GapsMs.Count, r.MedianMs, r.MaxMs, r.Uncovered, r.Note, r.GapsMs }),
+            LoadAverageAtStart = loadAtStart,
+            LoadAverageAtEnd = File.ReadAllText("/proc/loadavg").Trim(),
+            RatioToL2BalDefault = results.ToDictionary(r => r.Name, r => r.MedianMs / l2balDefault.Cover.MedianMs),
+            RatioToL2BalFast = results.ToDictionary(r => r.Name, r => r.MedianMs / l2balFast.Cover.MedianMs),
+            HashBalance10000 = hashBalance,
+            ConnectShare = d.ConnectShare,
+            ConnectsTotal = d.ConnectsTotal,
+            AddressesPerNode = d.AddressesPerNode,
+            BucketsMovedOnLoss = d.MovedOnLoss,
+            BucketsMovedOnReturn = d.MovedOnReturn,
+            VictimShare = d.VictimShare,
+            IdleCpuPercentDefault = d.IdleCpu,
+            IdleCpuPercentFast = l2balFast.IdleCpu,
+            FalseDeathsDefault = d.FalseDeaths,
+            FalseDeathsFast = l2balFast.FalseDeaths,
+            Skipped = skipped,
+            DurationS = Math.Round(Clock.Elapsed.TotalSeconds, 1),
+        };
+        File.WriteAllText(path, JsonSerializer.Serialize(json, JsonOptions) + "\n");
+        Console.WriteLine($"written to {path} ({Clock.Elapsed.TotalSeconds:0} s in all)");
+        return 0;
+    }
+
+    private static string Ratio(CoverResult row, CoverResult l2bal) =>
+        double.IsNaN(row.MedianMs) || double.IsNaN(l2bal.MedianMs) || l2bal.MedianMs <= 0
+            ? "-"
+            : string.Create(CultureInfo.InvariantCulture, $"{row.MedianMs / l2bal.MedianMs:0.0}x");
+
+    /// <summary>Per-node share of <paramref name="count"/> client addresses (198.19.0.0 upwards) with every node up.</summary>
+    private static Dictionary<int, double> HashBalance(int count, int nodes)
+    {
+        var table = ClusterOps.Table(nodes, Enumerable.Range(1, nodes));
+        var counts = new int[nodes + 1];
+        for (var i = 0; i < count; i++)
+        {
+            counts[ClusterOps.OwnerOf(table, new IPAddress([198, 19, (byte)(i >> 8), (byte)i]))]++;
+        }
+
+        return Enumerable.Range(1, nodes).ToDictionary(k => k, k => Math.Round(counts[k] / (double)count, 4));
+    }
+
+    private sealed record L2BalRun(
+        CoverResult Cover, Dictionary<int, double> ConnectShare, int ConnectsTotal, Dictionary<int, int> AddressesPerNode,
+        int MovedOnLoss, int MovedOnReturn, int VictimShare, double[] IdleCpu, int FalseDeaths);
+
+    private static async Task<L2BalRun> L2BalAsync(string name, string[] balancerArgs, int kills, bool details, CancellationToken ct)
+    {
+        Log($"{name}: building a 3-node lab");
+        await using var lab = await ClusterLab.CreateAsync(3, 60).ConfigureAwait(false);
+        int[] all = [1, 2, 3];
+        int[] survivors = [1, 3];
+        await Task.WhenAll(all.Select(k => ClusterOps.StartNodeAsync(lab, k, ct, balancerArgs))).ConfigureAwait(false);
+        var before = await ClusterOps.WaitForSharesAsync(lab, all, TimeSpan.FromSeconds(60), Progress, ct).ConfigureAwait(false);
+
+        Log($"{name}: idle CPU of each l2bal over 10 s");
+        var idle = await IdleCpuAsync(all.Select(k => lab.Balancer(k)!.Id).ToArray(), TimeSpan.FromSeconds(10), ct).ConfigureAwait(false);
+        Log(string.Create(CultureInfo.InvariantCulture, $"{name}: idle CPU % of a core: {string.Join(" ", idle.Select(c => $"{c:0.00}"))}"));
+
+        var full = ClusterOps.Table(3, all);
+        var home = lab.ClientAddresses.ToDictionary(a => a, a => ClusterOps.OwnerOf(full, a));
+        var share = new Dictionary<int, double>();
+        var total = 0;
+        if (details)
+        {
+            Log($"{name}: 3 s of real CONNECTs from all 60 addresses");
+            var traffic = await new TrafficGenerator(lab.Client, new TrafficOptions
+            {
+                Proxy = lab.ProxyEndPoint,
+                Sources = lab.ClientAddresses,
+                ConnectTarget = new IPEndPoint(ClusterLab.TargetAddress, TargetServers.TcpEchoPort),
+                ConnectConcurrency = 6,
+                MaxConnects = 20_000,
+                Duration = TimeSpan.FromSeconds(3),
+                NodeOf = lab.NodeOf,
+            }).RunAsync(ct).ConfigureAwait(false);
+            Log($"{name}: {traffic.Summary()}");
+            var ok = traffic.Connects.Where(c => c.Outcome == TrafficOutcome.Ok && c.Node is not null).ToArray();
+            total = ok.Length;
+            share = all.ToDictionary(k => k, k => ok.Length == 0 ? 0 : Math.Round(ok.Count(c => c.Node == k) / (double)ok.Length, 4));
+        }
+
+        var sources = lab.ClientAddresses.Where(a => home[a] == Victim).Take(6).ToArray();
+        var gaps = new List<double>();
+        var uncovered = 0;
+        int movedOnLoss = 0, movedOnReturn = 0;
+        for (var kill = 1; kill <= kills; kill++)
+        {
+            var (killGaps, missing) = await KillAndProbeAsync(lab, sources, () =>
+            {
+                lab.LinkDown(Victim);
+                lab.Balancer(Victim)!.Kill(LabSignals.Kill);
+                lab.Proxy(Victim)!.Kill(LabSignals.Kill);
+            }, ct).ConfigureAwait(false);
+            gaps.AddRange(killGaps);
+            uncovered += missing;
+            var covered = await ClusterOps.WaitForSharesAsync(lab, survivors, TimeSpan.FromSeconds(20), Progress, ct).ConfigureAwait(false);
+            Log(string.Create(CultureInfo.InvariantCulture, $"{name}: kill {kill}: gaps {string.Join(" ", killGaps.Select(g => $"{g:0}"))} ms{(missing > 0 ? $", {missing} never covered" : string.Empty)}"));
+            lab.LinkUp(Victim);
+            await ClusterOps.StartNodeAsync(lab, Victim, ct, balancerArgs).ConfigureAwait(false);
+            var returned = await ClusterOps.WaitForSharesAsync(lab, all, TimeSpan.FromSeconds(60), Progress, ct).ConfigureAwait(false);
+            if (kill == 1)
+            {
+                movedOnLoss = survivors.Sum(k => covered[k].Held - before[k].Held);
+                movedOnReturn = survivors.Sum(k => covered[k].Held - returned[k].Held);
+            }
+        }
+
+        var falseDeaths = CountFalseDeaths(lab.Network.DescribeProcesses(), kills);
+        Log($"{name}: peers declared dead beyond the kills' own (false covers): {falseDeaths}");
+        var cover = new CoverResult(name, kills, gaps, uncovered);
+        Log(string.Create(CultureInfo.InvariantCulture, $"{name}: median {cover.MedianMs:0} ms, max {cover.MaxMs:0} ms over {gaps.Count} samples"));
+        return new L2BalRun(cover, share, total, all.ToDictionary(k => k, k => home.Count(h => h.Value == k)), movedOnLoss, movedOnReturn, before[Victim].Held, idle, falseDeaths);
+    }
+
+    /// <summary>
+    /// "peer K is dead" lines in every l2bal log of the lab, minus the two per kill that the kill
+    /// itself causes (each survivor sees the victim die).
+    /// </summary>
+    private static int CountFalseDeaths(string logs, int kills) =>
+        Math.Max(0, logs.Split('\n').Count(l => l.Contains("l2bal[", StringComparison.Ordinal) && l.Contains("is dead:", StringComparison.Ordinal)) - (2 * kills));
+
+    /// <summary>CPU (utime+stime from /proc/PID/stat) of each process over <paramref name="window"/>, in % of one core.</summary>
+    private static async Task<double[]> IdleCpuAsync(int[] pids, TimeSpan window, CancellationToken ct)
+    {
+        var before = pids.Select(CpuTicks).ToArray();
+        var sw = Stopwatch.StartNew();
+        await Task.Delay(window, ct).ConfigureAwait(false);
+        var after = pids.Select(CpuTicks).ToArray();
+        var seconds = sw.Elapsed.TotalSeconds;
+
+        // USER_HZ is 100 on Linux x86-64 and arm64 (sysconf(_SC_CLK_TCK)).
+        return pids.Select((_, i) => Math.Round((after[i] - before[i]) / 100.0 / seconds * 100, 3)).ToArray();
+    }
+
+    private static long CpuTicks(int pid)
+    {
+        var stat = File.ReadAllText($"/proc/{pid}/stat");
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+
+        // After "pid (comm) ", field 3 (state) is index 0: utime is field 14 (index 11), stime field 15.
+        return long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>
+    /// Probes from every source for 300 ms, runs <paramref name="kill"/>, and keeps probing until
+    /// every source has had an answer after it (bounded by <see cref="CoverBound"/>). Returns the gap
+    /// per covered source and the number never covered.
+    /// </summary>
+    private static async Task<(List<double> Gaps, int Uncovered)> KillAndProbeAsync(ClusterLab lab, IReadOnlyList<IPAddress> sources, Action kill, CancellationToken ct)
+    {
+        var target = new IPEndPoint(ClusterLab.VipAddress, ProbePort);
+        var killMs = double.MaxValue;
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        stop.CancelAfter(CoverBound + TimeSpan.FromSeconds(1));
+        var probes = sources.Select(s => Task.Run(() => ProbeAsync(lab.Client, s, target, () => Volatile.Read(ref killMs), stop.Token), CancellationToken.None)).ToArray();
+        await Task.Delay(300, ct).ConfigureAwait(false);
+        // The kill instant is when the link-down has taken effect (`ip` returned), not when it was
+        // asked for: spawning `ip` takes 5-100 ms on a loaded machine, and connects started in that
+        // window still reach the node and would count as an instant cover.
+        kill();
+        Volatile.Write(ref killMs, Clock.Elapsed.TotalMilliseconds);
+        var attempts = await Task.WhenAll(probes).ConfigureAwait(false);
+        var gaps = new List<double>();
+        var uncovered = 0;
+        foreach (var list in attempts)
+        {
+            var last = list.Where(a => a.Ok && a.EndMs <= killMs).Select(a => a.EndMs).DefaultIfEmpty(double.NaN).Max();
+            // An answer after the kill counts only from a connect started after it: a SYN-ACK already
+            // in flight at the kill says nothing about the cover.
+            var first = list.Where(a => a.Ok && a.StartMs >= killMs).Select(a => a.EndMs).DefaultIfEmpty(double.NaN).Min();
+            if (double.IsNaN(first))
+            {
+                uncovered++;
+            }
+            else
+            {
+                gaps.Add(first - (double.IsNaN(last) ? killMs : last));
+            }
+        }
+
+        return (gaps, uncovered);
+    }
+
+    /// <summary>
+    /// A fresh TCP connect from <paramref name="source"/> every 10 ms (50 ms timeout), until the
+    /// first success after the kill or the stop. Bounded: at most 2 000 attempts.
+    /// </summary>
+    private static async Task<List<ProbeAttempt>> ProbeAsync(LabHost client, IPAddress source, IPEndPoint target, Func<double> killMs, CancellationToken stop)
+    {
+        var attempts = new List<ProbeAttempt>();
+        while (!stop.IsCancellationRequested && attempts.Count < 2000)
+        {
+            var start = Clock.Elapsed;
+            var startMs = start.TotalMilliseconds;
+            var ok = false;
+            using (var socket = client.OpenSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
+            using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(stop))
+            {
+                timeout.CancelAfter(ProbeTimeout);
+                try
+                {
+                    socket.Bind(new IPEndPoint(source, 0));
+                    await socket.ConnectAsync(target, timeout.Token).ConfigureAwait(false);
+                    ok = true;
+                }
+                catch (Exception ex) when (ex is SocketException or OperationCanceledException)
+                {
+                    // No answer (or a refusal): a miss.
+                }
+            }
+
+            var end = Clock.Elapsed.TotalMilliseconds;
+            attempts.Add(new ProbeAttempt(startMs, end, ok));
+            if (ok && startMs >= killMs())
+            {
+                break;
+            }
+
+            var wait = ProbeInterval - (Clock.Elapsed - start);
+            if (wait > TimeSpan.Zero)
+            {
+                try
+                {
+                    await Task.Delay(wait, stop).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+            }
+        }
+
+        return attempts;
+    }
+
+    /// <summary>
+    /// keepalived or ucarp on a two-node lab: a VIP as a normal address on eth0, a TCP listener on
+    /// every node (so whichever holds the VIP answers), one client source probing; each kill takes
+    /// the current master's link down, then restores it and waits until one node holds the VIP again.
+    /// </summary>
+    private static async Task<CoverResult> TryVipAsync(string name, int kills, Func<ClusterLab, int, string, LabProcess> start, CancellationToken ct)
+    {
+        try
+        {
+            return await VipAsync(name, kills, start, ct).ConfigureAwait(false);
+        }
+        catch (TimeoutException ex)
+        {
+            Log($"{name}: UNSTABLE: {ex.Message.Split('\n')[0]} (the VIP flaps between the nodes)");
+            return new CoverResult(name, 0, [], 0) { Note = "UNSTABLE: the VIP flaps, no single holder for 1.5 s within 15 s" };
+        }
+    }
+
+    private static async Task<CoverResult> VipAsync(string name, int kills, Func<ClusterLab, int, string, LabProcess> start, CancellationToken ct)
+    {
+        Log($"{name}: building a 2-node lab");
+        await using var lab = await ClusterLab.CreateAsync(2, 1).ConfigureAwait(false);
+        var listeners = new List<Socket>();
+        using var stopAccept = new CancellationTokenSource();
+        var accepts = new List<Task>();
+        try
+        {
+            for (var k = 1; k <= 2; k++)
+            {
+                var listener = lab.Nodes[k - 1].OpenSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+                listener.Bind(new IPEndPoint(IPAddress.Any, ProbePort));
+                listener.Listen(512);
+                listeners.Add(listener);
+                accepts.Add(AcceptLoopAsync(listener, stopAccept.Token));
+                start(lab, k, lab.Network.CreateTempDirectory($"vip{k}"));
+                await Task.Delay(200, ct).ConfigureAwait(false); // node 1 first: it becomes the master
+            }
+
+            var gaps = new List<double>();
+            var uncovered = 0;
+            for (var kill = 1; kill <= kills; kill++)
+            {
+                var master = await WaitForSingleMasterAsync(lab, TimeSpan.FromSeconds(15), ct).ConfigureAwait(false);
+                var (killGaps, missing) = await KillAndProbeAsync(lab, [lab.ClientAddresses[0]], () => lab.LinkDown(master), ct).ConfigureAwait(false);
+                gaps.AddRange(killGaps);
+                uncovered += missing;
+                Log(string.Create(CultureInfo.InvariantCulture, $"{name}: kill {kill} (node {master}'s link down): gap {string.Join(" ", killGaps.Select(g => $"{g:0}"))} ms{(missing > 0 ? " never covered" : string.Empty)}"));
+                lab.LinkUp(master);
+            }
+
+            var cover = new CoverResult(name, kills, gaps, uncovered);
+            Log(string.Create(CultureInfo.InvariantCulture, $"{name}: median {cover.MedianMs:0} ms, max {cover.MaxMs:0} ms"));
+            return cover;
+        }
+        finally
+        {
+            await stopAccept.CancelAsync().ConfigureAwait(false);
+            foreach (var l in listeners)
+            {
+                l.Dispose();
+            }
+
+            await Task.WhenAll(accepts).ConfigureAwait(false);
+        }
+    }
+
+    private static async Task AcceptLoopAsync(Socket listener, CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                using var accepted = await listener.AcceptAsync(ct).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or SocketException or ObjectDisposedException)
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>Waits until exactly one node has the VIP on eth0 (and the client reaches it); returns that node.</summary>
+    private static async Task<int> WaitForSingleMasterAsync(ClusterLab lab, TimeSpan timeout, CancellationToken ct)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        var stableSince = DateTime.MaxValue;
+        var last = 0;
+        while (DateTime.UtcNow < deadline)
+        {
+            var holders = new List<int>();
+            for (var k = 1; k <= lab.Nodes.Count; k++)
+            {
+                var r = await lab.RunOnNode(k, "ip", ["-o", "-4", "addr", "show", "dev", "eth0"], TimeSpan.FromSeconds(10), ct).ConfigureAwait(false);
+                if (r.StdOut.Contains($" {ClusterLab.VipAddress}/", StringComparison.Ordinal))
+                {
+                    holders.Add(k);
+                }
+            }
+
+            if (holders is [var only])
+            {
+                if (only != last)
+                {
+                    stableSince = DateTime.UtcNow;
+                    last = only;
+                }
+
+                // One holder for 1.5 s, and the client reaches the VIP.
+                if (DateTime.UtcNow - stableSince > TimeSpan.FromSeconds(1.5))
+                {
+                    try
+                    {
+                        using var s = await lab.Client.ConnectTcpAsync(new IPEndPoint(ClusterLab.VipAddress, ProbePort), TimeSpan.FromSeconds(1), ct).ConfigureAwait(false);
+                        return only;
+                    }
+                    catch (Exception ex) when (ex is SocketException or OperationCanceledException)
+                    {
+                        // Not reachable yet (ARP not updated): keep waiting.
+                    }
+                }
+            }
+            else
+            {
+                last = 0;
+            }
+
+            await Task.Delay(100, ct).ConfigureAwait(false);
+        }
+
+        throw new TimeoutException($"no single VIP holder within {timeout.TotalSeconds:0} s\n{lab.Describe()}");
+    }
+
+    private static LabProcess StartKeepalived(ClusterLab lab, int node, string dir, string keepalived, int version, string advertInt)
+    {
+        var conf = Path.Combine(dir, "keepalived.conf");
+        File.WriteAllText(conf, $$"""
+            global_defs {
+              router_id n{{node}}
+              vrrp_version {{version}}
+            }
+            vrrp_instance VI_1 {
+              state BACKUP
+              interface eth0
+              virtual_router_id 51
+              priority {{(node == 1 ? 150 : 100)}}
+              advert_int {{advertInt}}
+              virtual_ipaddress {
+                {{ClusterLab.VipCidr}} dev eth0
+              }
+            }
+
+            """);
+        return lab.Nodes[node - 1].Start(keepalived,
+            "--dont-fork", "--log-console", "--vrrp", "--use-file", conf,
+            "--pid", Path.Combine(dir, "keepalived.pid"), "--vrrp_pid", Path.Combine(dir, "vrrp.pid"));
+    }
+
+    private static LabProcess StartUcarp(ClusterLab lab, int node, string dir, string ucarp, int advbase, int advskew, int deadRatio = 3)
+    {
+        var up = Path.Combine(dir, "vip-up.sh");
+        var down = Path.Combine(dir, "vip-down.sh");
+        File.WriteAllText(up, $"#!/bin/sh\nexec ip addr add {ClusterLab.VipCidr} dev \"$1\"\n");
+        File.WriteAllText(down, $"#!/bin/sh\nexec ip addr del {ClusterLab.VipCidr} dev \"$1\"\n");
+        File.SetUnixFileMode(up, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        File.SetUnixFileMode(down, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        return lab.Nodes[node - 1].Start(ucarp,
+            "--interface=eth0", $"--srcip={ClusterLab.NodeAddress(node)}", "--vhid=1", "--pass=l2lab", $"--addr={ClusterLab.VipAddress}",
+            $"--advbase={advbase}", $"--advskew={advskew}", $"--deadratio={deadRatio}", "--preempt", "--shutdown", $"--upscript={up}", $"--downscript={down}");
+    }
+
+    private static void Progress(string line) => Console.WriteLine($"             {line}");
+
+    private static void Log(string text) =>
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"[{Clock.Elapsed.TotalSeconds,6:0.0} s] {text}"));
+}
