@@ -159,7 +159,12 @@ public sealed class ProxyServer : IAsyncDisposable
         var remoteAddress = OutboundAddresses.Normalize(remote.Address);
         Counters.SessionStarted();
         string? refusal = null;
-        var verdict = RuleEvaluator.EvaluateClient(Options.ClientRules, remote, local);
+        // A connection from the very address it reached comes from this host itself: a local
+        // health check (l2bal probes the VIP from the VIP). It is admitted whatever the client
+        // rules say; its requests still go through the socks rules.
+        var verdict = remoteAddress.Equals(OutboundAddresses.Normalize(local.Address))
+            ? new RuleVerdict(RuleAction.Pass, RuleLog.None, null, null)
+            : RuleEvaluator.EvaluateClient(Options.ClientRules, remote, local);
         if (!verdict.Passed)
         {
             refusal = verdict.Rule is { } rule ? $"client rule #{rule.Number} (line {rule.Line})" : "no client rule passes it";

@@ -72,6 +72,28 @@ public sealed class LimitsTests(ProxyLabFixture lab)
         Assert.True(secondCode == 1, $"association over the limit: reply {secondCode}, want 1 (general failure)\n{proxy.Describe()}");
     }
 
+    [Fact]
+    public async Task LocalHealthCheck_IsAdmitted_OutsideClientsStillRefused()
+    {
+        if (ProxyUnderTest.Kind != ProxyKind.L2Proxy)
+        {
+            return;
+        }
+        const int port = 1085;
+        var endPoint = new IPEndPoint(ProxyLab.ProxyInsideV4, port);
+        var process = lab.Lab.Proxy.Start(LabBinaries.L2Proxy,
+            ["--listen", $"198.18.1.1:{port}", "--external", "198.18.2.1", "--allow", "198.18.99.0/24"]);
+        using var proxy = process;
+        await lab.Lab.Proxy.WaitForTcpPortAsync(ProxyLab.ProxyInsideV4, port, Step, lab.Describe, process).WithTimeout(Step * 2);
+
+        // From the proxy host itself (source = the listening address), as l2bal's probe connects.
+        using var local = await lab.Lab.Proxy.ConnectTcpAsync(endPoint, Step).WithTimeout();
+        await RawSocks5.NegotiateNoAuthAsync(local);
+
+        using var outside = await lab.Lab.Client.ConnectTcpAsync(endPoint, Step).WithTimeout();
+        Assert.True(await ClosedByProxyAsync(outside), $"a client outside --allow was served\n{proxy.Describe()}");
+    }
+
     private async Task<LabProcess> StartAsync(int port, params string[] limits)
     {
         var process = lab.Lab.Proxy.Start(LabBinaries.L2Proxy,
