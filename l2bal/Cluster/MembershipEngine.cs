@@ -24,10 +24,12 @@ internal sealed class MembershipEngine
     private readonly HashSet<int> _alive = [];
     private readonly Dictionary<ulong, OwnershipTable> _tables = [];
     private readonly List<MembershipEvent> _events = [];
-    private readonly TimeSpan _startedAt;
+    private TimeSpan _startedAt;
     private TimeSpan _advertisedAt;
     private TimeSpan _sentAt = TimeSpan.MinValue;
     private ulong _advertisedMask = ulong.MaxValue;
+    private HandoverPlan? _lastPlan;
+    private string? _lastPlanKey;
 
     public MembershipEngine(int self, int nodeCount, int buckets, TimeSpan advertInterval, TimeSpan deadTime, TimeSpan settleTime, TimeSpan now)
     {
@@ -83,6 +85,21 @@ internal sealed class MembershipEngine
     /// <summary>The ownership table of the current view.</summary>
     public OwnershipTable CurrentTable => Table(AdvertisedMask);
 
+    /// <summary>
+    /// After this node was stalled for longer than its lease: hold nothing and listen for one
+    /// dead time before claiming again, exactly as after a start (peers may have taken over).
+    /// </summary>
+    public void Restart(TimeSpan now)
+    {
+        if (Held.Count > 0)
+        {
+            _events.Add(new MembershipEvent(Self, $"released all {Held.Count} buckets after a stall"));
+        }
+        Held = new BucketSet(Buckets);
+        _startedAt = now;
+        _lastPlanKey = null;
+    }
+
     /// <summary>Records an advert that the verifier accepted (authentic, fresh, same configuration).</summary>
     public void OnAdvert(in Advert advert, TimeSpan now)
     {
@@ -116,8 +133,21 @@ internal sealed class MembershipEngine
         // listened for one dead time after start (HandoverPlanner remarks, both gates).
         var claimsAllowed = !viewChanged && now - _advertisedAt >= SettleTime && now - _startedAt >= DeadTime;
         var target = Table(mask);
-        var plan = HandoverPlanner.Plan(Self, Held, target, livePeers, claimsAllowed);
-        var heldChanged = !plan.Held.Equals(Held);
+        // The plan is a pure function of these inputs: when none changed and nothing is pending,
+        // the last plan stands (saves a pass over every bucket on each tick).
+        var planKey = PlanKey(mask, livePeers, claimsAllowed);
+        HandoverPlan plan;
+        if (_lastPlan is { Pending: 0 } last && planKey == _lastPlanKey)
+        {
+            plan = last;
+        }
+        else
+        {
+            plan = HandoverPlanner.Plan(Self, Held, target, livePeers, claimsAllowed);
+            _lastPlan = plan;
+            _lastPlanKey = planKey;
+        }
+        var heldChanged = !ReferenceEquals(plan.Held, Held) && !plan.Held.Equals(Held);
         Held = plan.Held;
         if (viewChanged)
         {
@@ -148,6 +178,17 @@ internal sealed class MembershipEngine
         }
         return new Advert(clusterId, (ushort)Self, (ushort)NodeCount, LocalState, incarnation, sequence, configDigest,
             alive, AdvertisedMask, (uint)Held.Count, settled ? AdvertFlags.Settled : AdvertFlags.None);
+    }
+
+    private string PlanKey(ulong mask, List<PeerView> livePeers, bool claimsAllowed)
+    {
+        var key = new System.Text.StringBuilder();
+        key.Append(mask).Append('/').Append(claimsAllowed).Append('/').Append(Held.Count);
+        foreach (var peer in livePeers.OrderBy(p => p.NodeId))
+        {
+            key.Append('/').Append(peer.NodeId).Append(':').Append(peer.Table.ActiveMask);
+        }
+        return key.ToString();
     }
 
     private ulong AllNodesMask => NodeCount == 64 ? ulong.MaxValue : (1UL << NodeCount) - 1;

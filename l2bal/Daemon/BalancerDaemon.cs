@@ -29,7 +29,6 @@ internal sealed partial class BalancerDaemon
     private readonly BalancerCounters _counters = new();
     private readonly IKernelFilter _filter;
     private readonly Stopwatch _clock = Stopwatch.StartNew();
-    private readonly ConcurrentQueue<AdvertFrame> _inbox = new();
     private readonly ConcurrentQueue<TaskCompletionSource<string>> _metricsRequests = new();
     private readonly HealthPolicy _health;
     private readonly ulong _incarnation = (ulong)(DateTime.UtcNow - DateTime.UnixEpoch).Ticks * 100;
@@ -40,6 +39,7 @@ internal sealed partial class BalancerDaemon
     private ulong _sequence;
     private bool _drainRequested;
     private TimeSpan _lastLease = TimeSpan.FromDays(-1);
+    private TimeSpan _lastStepAt;
     private TimeSpan _lastDrainCheck;
     private volatile bool _healthy = true;
     private TimeSpan _conflictSeenAt = TimeSpan.FromDays(-1);
@@ -101,7 +101,6 @@ internal sealed partial class BalancerDaemon
         // Every running node answers who-has for the VIP identically (cluster MAC); a node that is down answers nothing.
         arp.Enabled = true;
         arp.Start();
-        adverts.Start();
         Announce(arp);
         _log.Info(EventIds.Started,
             $"node {o.NodeId} of {o.NodeCount} on {o.Interface}: VIP {o.Vip}, cluster MAC {_clusterMac} ({(o.MacMode == MacMode.Multicast ? "multicast" : "unicast-flood")}), " +
@@ -112,7 +111,6 @@ internal sealed partial class BalancerDaemon
         {
             _log.Warning(EventIds.Started, $"cannot raise thread priority (errno {errno}): under CPU saturation peers may see this node's adverts late");
         }
-        var pump = PumpAdvertsAsync(adverts, stop);
         var probes = o.Health.Kind == HealthProbeKind.None ? Task.CompletedTask : ProbeLoopAsync(stop);
         using var timer = new PeriodicTimer(Tick);
         try
@@ -152,7 +150,6 @@ internal sealed partial class BalancerDaemon
         _log.Info(EventIds.Stopping, $"stopping: telling peers this node leaves, removing its rules and the VIP");
         await LeaveAsync(adverts).ConfigureAwait(false);
         await CleanupAsync(node, arp, adverts, control, metrics).ConfigureAwait(false);
-        await pump.ConfigureAwait(false);
         await probes.ConfigureAwait(false);
         return 0;
     }
@@ -160,7 +157,17 @@ internal sealed partial class BalancerDaemon
     private void Step(AdvertVerifier verifier, AdvertChannel adverts, ArpResponder arp)
     {
         var now = Now;
-        while (_inbox.TryDequeue(out var frame))
+        if (now - _lastStepAt > _options.LeaseTime)
+        {
+            // This loop did not run for longer than the lease (SIGSTOP, a long pause): the kernel
+            // stopped taking new flows here and peers may have declared this node dead and taken
+            // its buckets. Hold nothing and listen again before claiming, as after a start.
+            _log.Warning(EventIds.Membership,
+                $"this daemon was stalled for {(now - _lastStepAt).TotalMilliseconds:0} ms (lease {_options.LeaseTime.TotalMilliseconds:0} ms): releasing every bucket and listening for peers again");
+            _engine.Restart(now);
+        }
+        _lastStepAt = now;
+        while (adverts.TryReceive(out var frame))
         {
             if (verifier.TryAccept(frame.Payload, out var advert, out var rejection))
             {
@@ -387,20 +394,6 @@ internal sealed partial class BalancerDaemon
             await metrics.DisposeAsync().ConfigureAwait(false);
         }
         node?.Undo();
-    }
-
-    private async Task PumpAdvertsAsync(AdvertChannel adverts, CancellationToken stop)
-    {
-        try
-        {
-            await foreach (var frame in adverts.Reader.ReadAllAsync(stop).ConfigureAwait(false))
-            {
-                _inbox.Enqueue(frame);
-            }
-        }
-        catch (OperationCanceledException)
-        {
-        }
     }
 
     private async Task ProbeLoopAsync(CancellationToken stop)

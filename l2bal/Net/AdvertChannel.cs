@@ -122,6 +122,36 @@ internal sealed class AdvertChannel : IAsyncDisposable
         Interlocked.Increment(ref _sent);
     }
 
+    /// <summary>
+    /// Takes the next queued advert without waiting (for a caller that polls instead of calling
+    /// <see cref="Start"/>): the frames that arrived while the caller slept are read at once, so a
+    /// late caller never mistakes its own delay for a silent peer.
+    /// </summary>
+    public bool TryReceive(out AdvertFrame advert)
+    {
+        Span<byte> buffer = stackalloc byte[EthernetFrame.HeaderLength + _maximumPayloadLength + 1];
+        while (true)
+        {
+            int n = _socket.TryReceive(buffer);
+            if (n == 0)
+            {
+                advert = default;
+                return false;
+            }
+
+            var frame = buffer[..n];
+            if (Classify(frame, out var header) is { } reason)
+            {
+                Interlocked.Increment(ref _dropped[(int)reason]);
+                continue;
+            }
+
+            Interlocked.Increment(ref _receivedCount);
+            advert = new AdvertFrame(header.Source, frame[EthernetFrame.HeaderLength..].ToArray());
+            return true;
+        }
+    }
+
     /// <summary>Decides what to do with one received frame; null means deliver.</summary>
     internal AdvertFrameDrop? Classify(ReadOnlySpan<byte> frame, out EthernetHeader header)
     {

@@ -116,6 +116,27 @@ internal sealed class PacketSocket : IDisposable
         }
     }
 
+    /// <summary>
+    /// Receives the next queued frame not sent by this host without waiting; returns its length,
+    /// or 0 when nothing is queued. For a caller that polls on its own schedule (the daemon's loop).
+    /// </summary>
+    public int TryReceive(Span<byte> frame)
+    {
+        while (_socket.Available > 0)
+        {
+            int n = _socket.Receive(frame, SocketFlags.None);
+            if (n >= 2 * MacAddress.Length && MacAddress.Read(frame[MacAddress.Length..]) == InterfaceMac)
+            {
+                Interlocked.Increment(ref _ownFramesSkipped);
+                continue;
+            }
+
+            return n;
+        }
+
+        return 0;
+    }
+
     /// <summary>Sends one whole Ethernet frame on the bound interface.</summary>
     /// <exception cref="IOException">send(2) failed or sent a partial frame.</exception>
     public void Send(ReadOnlySpan<byte> frame)
