@@ -62,6 +62,21 @@ public class MembershipEngineTests
     }
 
     [Fact]
+    public void After_a_stall_a_node_holds_nothing_and_listens_before_claiming_again()
+    {
+        var cluster = new Cluster(2);
+        cluster.Run(TimeSpan.FromMilliseconds(600));
+        var node = cluster.Nodes[0];
+        Assert.True(node.Engine.Held.Count > 0);
+        cluster.StallRestart(1);
+        Assert.Equal(0, node.Engine.Held.Count);
+        cluster.Run(Dead - TimeSpan.FromMilliseconds(30));
+        Assert.Equal(0, node.Engine.Held.Count);
+        cluster.Run(TimeSpan.FromMilliseconds(400));
+        cluster.AssertHolds(0b11);
+    }
+
+    [Fact]
     public void A_leaving_node_is_dead_at_once_for_its_peers()
     {
         var cluster = new Cluster(2);
@@ -149,6 +164,8 @@ public class MembershipEngineTests
         public void Crash(int id) => Nodes[id - 1].Running = false;
 
         public void Restart(int id) => Nodes[id - 1].Reset(_now);
+
+        public void StallRestart(int id) => Nodes[id - 1].Engine.Restart(_now);
 
         public void Run(TimeSpan duration)
         {
