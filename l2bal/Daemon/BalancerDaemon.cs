@@ -40,6 +40,9 @@ internal sealed partial class BalancerDaemon
     private bool _drainRequested;
     private TimeSpan _lastLease = TimeSpan.FromDays(-1);
     private TimeSpan _lastStepAt;
+    private bool _linkDown;
+    private TimeSpan _carrierCheckedAt = TimeSpan.FromDays(-1);
+    private bool _carrier = true;
     private TimeSpan _lastDrainCheck;
     private volatile bool _healthy = true;
     private TimeSpan _conflictSeenAt = TimeSpan.FromDays(-1);
@@ -167,6 +170,24 @@ internal sealed partial class BalancerDaemon
             _engine.Restart(now);
         }
         _lastStepAt = now;
+        if (!CarrierUp(now))
+        {
+            // Cut off from the segment: peers cover this node's buckets and cannot hear it. Hold
+            // nothing, so that when the link returns this node listens first and gets its buckets
+            // back by the hand-over instead of answering clients the covering nodes now serve.
+            if (_engine.Held.Count > 0 || !_linkDown)
+            {
+                _log.Warning(EventIds.Membership, $"link {_options.Interface} is down: releasing every bucket until it is back");
+            }
+            _linkDown = true;
+            _engine.Restart(now);
+        }
+        else if (_linkDown)
+        {
+            _linkDown = false;
+            _log.Info(EventIds.Membership, $"link {_options.Interface} is up: listening for peers for {_options.DeadTime.TotalMilliseconds:0} ms before claiming buckets");
+            _engine.Restart(now);
+        }
         while (adverts.TryReceive(out var frame))
         {
             if (verifier.TryAccept(frame.Payload, out var advert, out var rejection))
@@ -305,6 +326,29 @@ internal sealed partial class BalancerDaemon
             return "adverts on this segment fail authentication and none passes: is the key file the cluster's?";
         }
         return null;
+    }
+
+    /// <summary>
+    /// Whether the segment interface has carrier, read from sysfs at most once per advert
+    /// interval (ip netns exec mounts the namespace's own /sys). Unknown counts as up.
+    /// </summary>
+    private bool CarrierUp(TimeSpan now)
+    {
+        if (now - _carrierCheckedAt < _options.AdvertInterval)
+        {
+            return _carrier;
+        }
+        _carrierCheckedAt = now;
+        try
+        {
+            _carrier = File.ReadAllText($"/sys/class/net/{_options.Interface}/carrier").Trim() != "0";
+        }
+        catch (IOException)
+        {
+            // Reading carrier of an interface that is administratively down fails with EINVAL: down.
+            _carrier = !File.Exists($"/sys/class/net/{_options.Interface}/carrier");
+        }
+        return _carrier;
     }
 
     /// <summary>Sends a gratuitous ARP (VIP is at the cluster MAC), so neighbours' caches point at the cluster.</summary>
