@@ -128,7 +128,9 @@ public abstract class BalancerClusterFixtureBase : IAsyncLifetime
             await Task.Delay(50);
         }
 
-        return Lab.StartProxy(k, "--negotiate-timeout", "2", "--allow", $"{ClusterLab.VipAddress}/32");
+        // The proxy's default negotiate timeout (longer than the generator's 2 s step): a client that
+        // gives up closes first (FIN), so an RST from the VIP can only mean a balancer fault.
+        return Lab.StartProxy(k, "--allow", $"{ClusterLab.VipAddress}/32");
     }
 
     /// <summary>Starts node k's l2bal with the fixture's options (and <paramref name="extra"/>, which makes it non-standard).</summary>
