@@ -1,0 +1,287 @@
+using System.Net;
+using L2Balance.Lab.Cluster;
+using L2Balance.Tests.Common;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace L2Balance.Lab.Tests.Cluster;
+
+/// <summary>
+/// Issue 4's lab checks of l2bal on a three-node segment: who serves whom, UDP ASSOCIATE
+/// locality, SIGKILL and SIGSTOP of a daemon, a firewall reload, both MAC modes, forged adverts.
+/// Each test starts from an all-up cluster (<see cref="BalancerClusterFixtureBase.RestoreAsync"/>).
+/// </summary>
+[Collection(BalancerClusterGroup.Name)]
+public sealed class BalancerLabTests(BalancerClusterFixture fixture, ITestOutputHelper output) : IAsyncLifetime
+{
+    private static readonly TimeSpan RunBound = TimeSpan.FromSeconds(60);
+    private ClusterLab Lab => fixture.Lab;
+
+    public Task InitializeAsync() => fixture.RestoreAsync();
+
+    public Task DisposeAsync() => Task.CompletedTask;
+
+    [Fact]
+    public async Task EveryConnection_IsServedByTheOwnerL2BalNames_AndByExactlyOneNode()
+    {
+        var owners = await fixture.OwnersAsync();
+        Assert.Equal([1, 2, 3], owners.Values.Distinct().Order());
+
+        using var detector = await DuplicateAnswerDetector.StartAsync(Lab);
+        var results = await new TrafficGenerator(Lab.Client, fixture.Traffic(TimeSpan.FromSeconds(3))).RunAsync().WithTimeout(RunBound);
+        var seen = await detector.StopAsync();
+        output.WriteLine($"{results.Summary()}\n{seen.Summary()}");
+        var why = $"{results.Summary()}\n{seen.Summary()}\n{fixture.Describe()}";
+
+        Assert.True(results.Connects.Count >= 2 * BalancerClusterFixtureBase.ClientCount, why);
+        Assert.All(results.Connects, c => Assert.True(c.Outcome == TrafficOutcome.Ok && c.Node == owners[c.Source], $"{c} (owner {owners[c.Source]})\n{why}"));
+        seen.AssertSingleAnswers(fixture.Describe);
+
+        // Multicast mode (the fixture's): the router resolved the VIP to a group MAC.
+        var neigh = await Lab.Router.RunAsync("ip", ["neigh", "show", ClusterLab.VipAddress.ToString()], BalancerClusterFixtureBase.Deadline).WithTimeout(BalancerClusterFixtureBase.Deadline);
+        var mac = System.Text.RegularExpressions.Regex.Match(neigh.StdOut, "lladdr ([0-9a-f:]{17})").Groups[1].Value;
+        Assert.True(mac.Length == 17 && (Convert.ToByte(mac[..2], 16) & 1) == 1, $"router has '{mac}' for the VIP: {neigh}");
+    }
+
+    [Fact]
+    public async Task UdpAssociate_DataLandsOnTheNodeHoldingTheControlConnection()
+    {
+        var owners = await fixture.OwnersAsync();
+
+        // Three sources per node, so every node's slice is exercised.
+        var sources = Lab.ClientAddresses.GroupBy(a => owners[a.ToString()]).SelectMany(g => g.Take(3)).ToArray();
+        Assert.Equal(9, sources.Length);
+        var options = fixture.Traffic(TimeSpan.FromSeconds(2), udp: sources) with { ConnectTarget = null };
+        var results = await new TrafficGenerator(Lab.Client, options).RunAsync().WithTimeout(RunBound);
+        output.WriteLine(results.Summary());
+        var why = $"{results.Summary()}\n{fixture.Describe()}";
+
+        Assert.Equal(sources.Length, results.Udp.Count);
+        Assert.All(results.Udp, u =>
+        {
+            // The relay port lies in the slice of the node that answered the control connection.
+            var relay = IPEndPoint.Parse(u.Relay ?? "0.0.0.0:0");
+            Assert.True(
+                u.SetupFailure is null && u.ControlBreak is null && relay.Address.Equals(ClusterLab.VipAddress)
+                && u.Node == owners[u.Source] && u.Sent > 5 && u.Lost == 0,
+                $"{u} (owner {owners[u.Source]})\n{why}");
+        });
+    }
+
+    [Fact]
+    public async Task SigkillOfL2Bal_OthersCoverItsBuckets_AndItsTablesAreGone()
+    {
+        const int victim = 2;
+        var before = await fixture.OwnersAsync();
+        var victimSources = before.Where(o => o.Value == victim).Select(o => o.Key).ToHashSet();
+        Assert.NotEmpty(victimSources);
+
+        var l2bal = Lab.Balancer(victim)!;
+        ClusterLab.Signal(l2bal, LabSignals.Kill);
+        Assert.True(await l2bal.WaitForExitAsync(TimeSpan.FromSeconds(10)), fixture.Describe());
+
+        // Survivors: the victim is dead, every bucket has an owner, and they hold all of them between them.
+        await fixture.WaitForStatusAsync([1, 3], s =>
+            s.Values.All(v => v.PeerStates[victim] == "dead" && v.Owners.GetValueOrDefault("none") == 0 && v.OwnedBy(victim) == 0)
+            && s[1].Held + s[3].Held == s[1].Buckets,
+            "nodes 1 and 3 cover node 2's buckets");
+
+        // The owner-flagged tables died with the process.
+        var tables = await fixture.ListTablesAsync(victim);
+        Assert.DoesNotContain("l2bal", tables, StringComparison.Ordinal);
+
+        var after = await fixture.OwnersAsync();
+        using var detector = await DuplicateAnswerDetector.StartAsync(Lab);
+
+        // Bounded in count, not only in time: every source twice, however loaded the machine is.
+        var options = fixture.Traffic(TimeSpan.FromSeconds(20)) with { MaxConnects = 2 * BalancerClusterFixtureBase.ClientCount };
+        var results = await new TrafficGenerator(Lab.Client, options).RunAsync().WithTimeout(RunBound);
+        var seen = await detector.StopAsync();
+        output.WriteLine($"{results.Summary()}\n{seen.Summary()}");
+        var why = $"{results.Summary()}\n{seen.Summary()}\n{fixture.Describe()}";
+
+        Assert.All(results.Connects, c => Assert.True(c.Outcome == TrafficOutcome.Ok && c.Node == after[c.Source] && c.Node != victim, $"{c}\n{why}"));
+        Assert.All(victimSources, s => Assert.True(results.PerSource[s].Succeeded > 0, $"{s}: {results.PerSource[s]}\n{why}"));
+
+        // Only the victim's sources moved (DESIGN: only the lost node's buckets move).
+        Assert.All(before.Where(o => o.Value != victim), o => Assert.Equal(o.Value, after[o.Key]));
+        seen.AssertSingleAnswers(fixture.Describe);
+    }
+
+    [Fact(Skip = "l2bal bug (reported on branch h-matrix): on SIGCONT the resumed daemon renews its lapsed kernel lease (BalancerDaemon.Step, RenewLease when nothing changed) before it has processed the adverts in which its peers took its buckets over, so for a few ms it and the covering node both answer SYNs of its buckets: duplicate SYN-ACKs from 02:00:00:00:00:02 and :01 for the same client SYN, then RSTs from the loser")]
+    public async Task SigstopOfL2Bal_NoFlowAnsweredTwice_AndSigcontConverges()
+    {
+        const int victim = 2;
+        var owners = await fixture.OwnersAsync();
+        var sessions = Lab.ClientAddresses.GroupBy(a => owners[a.ToString()]).SelectMany(g => g.Take(2)).ToArray();
+
+        using var detector = await DuplicateAnswerDetector.StartAsync(Lab);
+        var generator = new TrafficGenerator(Lab.Client, fixture.Traffic(TimeSpan.FromSeconds(5), sessions));
+        var run = generator.RunAsync();
+        await LabWait.UntilAsync(() => generator.Live.SessionsUp == sessions.Length && generator.Live.ConnectsOk >= 30, run, "sessions up and connects flowing");
+        var l2bal = Lab.Balancer(victim)!;
+        ClusterLab.Signal(l2bal, LabSignals.Stop);
+        try
+        {
+            await Task.Delay(TimeSpan.FromSeconds(2));
+        }
+        finally
+        {
+            ClusterLab.Signal(l2bal, LabSignals.Cont);
+        }
+
+        var results = await run.WithTimeout(RunBound);
+        var seen = await detector.StopAsync();
+        output.WriteLine($"{results.Summary()}\n{seen.Summary()}");
+        var why = $"{results.Summary()}\n{seen.Summary()}\n{fixture.Describe()}";
+
+        seen.AssertSingleAnswers(fixture.Describe);
+
+        // Established flows are accepted whatever their bucket, on every node, the stopped one included.
+        Assert.All(results.Sessions, s => Assert.True(s.Break is null, $"{s}\n{why}"));
+        await fixture.WaitAllUpAsync();
+    }
+
+    [Fact]
+    public async Task NftFlushRuleset_OnANode_ChangesNothing()
+    {
+        const int k = 2;
+        var owners = await fixture.OwnersAsync();
+        var flush = await Lab.RunOnNode(k, "nft", ["flush", "ruleset"]).WithTimeout(BalancerClusterFixtureBase.Deadline);
+        Assert.True(flush.Succeeded, flush.ToString());
+
+        var tables = await fixture.ListTablesAsync(k);
+        Assert.Contains("table netdev l2bal", tables, StringComparison.Ordinal);
+        Assert.Contains("table ip l2bal", tables, StringComparison.Ordinal);
+
+        using var detector = await DuplicateAnswerDetector.StartAsync(Lab);
+        var results = await new TrafficGenerator(Lab.Client, fixture.Traffic(TimeSpan.FromSeconds(2))).RunAsync().WithTimeout(RunBound);
+        var seen = await detector.StopAsync();
+        output.WriteLine($"{results.Summary()}\n{seen.Summary()}");
+        var why = $"{results.Summary()}\n{seen.Summary()}\n{fixture.Describe()}";
+        Assert.All(results.Connects, c => Assert.True(c.Outcome == TrafficOutcome.Ok && c.Node == owners[c.Source], $"{c}\n{why}"));
+        Assert.Contains(results.Connects, c => c.Node == k);
+        seen.AssertSingleAnswers(fixture.Describe);
+        Assert.All((await fixture.WaitForStatusAsync([1, 2, 3], s => true, "status")).Values, s => Assert.True(BalancerClusterFixtureBase.AllUp(s), s.Json));
+    }
+
+    /// <summary>
+    /// The fixture runs multicast mode (every other test here covers it, and
+    /// <see cref="EveryConnection_IsServedByTheOwnerL2BalNames_AndByExactlyOneNode"/> checks its
+    /// group MAC); this one restarts the cluster in unicast-flood mode.
+    /// </summary>
+    [Fact]
+    public async Task UnicastFloodMacMode_ServesEveryClientByItsOwner()
+    {
+        const string mode = "unicast-flood";
+        // Every node must run the same mode: stop all three, then start all three in the mode.
+        try
+        {
+            for (var k = 1; k <= BalancerClusterFixtureBase.NodeCount; k++)
+            {
+                Lab.Balancer(k)!.Stop();
+            }
+
+            for (var k = 1; k <= BalancerClusterFixtureBase.NodeCount; k++)
+            {
+                fixture.StartBalancer(k, "--mac-mode", mode);
+            }
+
+            var statuses = await fixture.WaitForStatusAsync([1, 2, 3], s => s.Values.All(BalancerClusterFixtureBase.AllUp), $"all up in {mode} mode");
+            var owners = await fixture.OwnersAsync();
+            using var detector = await DuplicateAnswerDetector.StartAsync(Lab);
+            var results = await new TrafficGenerator(Lab.Client, fixture.Traffic(TimeSpan.FromSeconds(2))).RunAsync().WithTimeout(RunBound);
+            var seen = await detector.StopAsync();
+            output.WriteLine($"{mode}: {results.Summary()}\n{seen.Summary()}");
+            var why = $"{results.Summary()}\n{seen.Summary()}\n{fixture.Describe()}";
+            Assert.Equal(BalancerClusterFixtureBase.ClientCount, results.PerSource.Count);
+            Assert.All(results.Connects, c => Assert.True(c.Outcome == TrafficOutcome.Ok && c.Node == owners[c.Source], $"{c}\n{why}"));
+            Assert.Equal([1, 2, 3], results.PerNode.Keys.Order());
+            seen.AssertSingleAnswers(fixture.Describe);
+
+            // The router resolved the VIP to the cluster MAC of the mode: group bit set only in multicast mode.
+            var neigh = await Lab.Router.RunAsync("ip", ["neigh", "show", ClusterLab.VipAddress.ToString()], BalancerClusterFixtureBase.Deadline).WithTimeout(BalancerClusterFixtureBase.Deadline);
+            var mac = System.Text.RegularExpressions.Regex.Match(neigh.StdOut, "lladdr ([0-9a-f:]{17})").Groups[1].Value;
+            Assert.False(string.IsNullOrEmpty(mac), neigh.ToString());
+            var groupBit = (Convert.ToByte(mac[..2], 16) & 1) == 1;
+            Assert.True(groupBit == (mode == "multicast"), $"{mode}: router has {mac} for the VIP\n{statuses[1].Json}");
+        }
+        finally
+        {
+            for (var k = 1; k <= BalancerClusterFixtureBase.NodeCount; k++)
+            {
+                Lab.Balancer(k)!.Stop();
+            }
+
+            for (var k = 1; k <= BalancerClusterFixtureBase.NodeCount; k++)
+            {
+                fixture.StartBalancer(k);
+            }
+
+            await fixture.WaitAllUpAsync();
+        }
+    }
+
+    [Fact]
+    public async Task ForgedAdverts_FromAHostWithoutTheKey_AreRejectedAndChangeNothing()
+    {
+        var owners = await fixture.OwnersAsync();
+        var rejectedBefore = new Dictionary<int, long>();
+        for (var k = 1; k <= BalancerClusterFixtureBase.NodeCount; k++)
+        {
+            rejectedBefore[k] = (await fixture.StatusAsync(k)).Rejected("BadHmac");
+        }
+
+        // A forger on the segment: l2bal with the right VIP and ids but another key, claiming to be node 2.
+        await using var forger = await ForgerHost.StartAsync(Lab, Lab.WriteKeyFile("forger"), nodeId: 2, nodeCount: BalancerClusterFixtureBase.NodeCount);
+        try
+        {
+            await fixture.WaitForStatusAsync([1, 2, 3], s => s.Values.All(v => v.Rejected("BadHmac") > rejectedBefore[v.NodeId] + 10), "every node counts the forged adverts as BadHmac");
+            var statuses = await fixture.WaitForStatusAsync([1, 2, 3], s => true, "status");
+            Assert.All(statuses.Values, s => Assert.True(BalancerClusterFixtureBase.AllUp(s), $"ownership changed:\n{s.Json}\n{fixture.Describe()}"));
+            var during = await fixture.OwnersAsync();
+            Assert.Equal(owners.OrderBy(o => o.Key), during.OrderBy(o => o.Key));
+        }
+        finally
+        {
+            output.WriteLine(forger.Process.Describe());
+        }
+    }
+}
+
+/// <summary>An extra namespace on the cluster's switch running an l2bal with a key of its own (a forger or a misconfigured node).</summary>
+public sealed class ForgerHost : IAsyncDisposable
+{
+    private ForgerHost(LabHost host, LabProcess process)
+    {
+        Host = host;
+        Process = process;
+    }
+
+    public LabHost Host { get; }
+
+    public LabProcess Process { get; }
+
+    /// <summary>Address 198.18.0.20, MAC 02:00:00:00:00:14, no proxy and no health probe.</summary>
+    public static async Task<ForgerHost> StartAsync(ClusterLab lab, string keyFile, int nodeId, int nodeCount)
+    {
+        ArgumentNullException.ThrowIfNull(lab);
+        var name = $"x{Environment.TickCount64 % 100000}";
+        var host = lab.Network.AddHost(name);
+        lab.Network.ConnectToSwitch(lab.Switch, host, "eth0");
+        (await host.RunAsync("ip", ["link", "set", "eth0", "address", "02:00:00:00:00:14"], TimeSpan.FromSeconds(10)).WithTimeout()).EnsureSuccess();
+        host.AddAddress("eth0", "198.18.0.20/24");
+        var process = host.Start(ClusterBinaries.L2Bal,
+            "run", "--interface", "eth0", "--vip", ClusterLab.VipCidr, "--node-id", $"{nodeId}", "--node-count", $"{nodeCount}", "--key-file", keyFile);
+        return new ForgerHost(host, process);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Process.Stop();
+        await Process.WaitForExitAsync(TimeSpan.FromSeconds(5));
+
+        // Its switch port goes with its namespace when the lab is torn down; take the link down now so it stays off the segment.
+        await Host.RunAsync("ip", ["link", "set", "eth0", "down"], TimeSpan.FromSeconds(10)).WithTimeout();
+    }
+}

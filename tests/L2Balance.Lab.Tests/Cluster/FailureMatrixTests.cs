@@ -1,0 +1,378 @@
+using System.Net;
+using System.Text.RegularExpressions;
+using L2Balance.Lab.Cluster;
+using L2Balance.Tests.Common;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace L2Balance.Lab.Tests.Cluster;
+
+/// <summary>
+/// Issue 5's failure matrix. Each fault runs under continuous traffic (three long-lived sessions
+/// per node and a stream of new CONNECTs from all 60 clients) while a capture on the router watches
+/// for SYNs answered twice and RSTs. Each asserts: sessions on surviving nodes all survive; once
+/// covered (by the survivors' status), every client of the failed node connects again, served by a
+/// survivor; nothing leaks (processes, tables, namespaces) once the cluster is restored.
+/// </summary>
+[Collection(BalancerClusterGroup.Name)]
+public sealed class FailureMatrixTests(BalancerClusterFixture fixture, ITestOutputHelper output) : IAsyncLifetime
+{
+    private const int Victim = 2;
+    private static readonly int[] Survivors = [1, 3];
+    private static readonly TimeSpan RunBound = TimeSpan.FromSeconds(90);
+
+    /// <summary>The background run: long enough for fault, cover, probe and heal even on a loaded machine.</summary>
+    private static readonly TimeSpan BackgroundDuration = TimeSpan.FromSeconds(12);
+
+    private ClusterLab Lab => fixture.Lab;
+
+    public Task InitializeAsync() => fixture.RestoreAsync();
+
+    public async Task DisposeAsync()
+    {
+        await fixture.RestoreAsync();
+        await AssertNoLeaksAsync();
+    }
+
+    [Fact]
+    public async Task M1_SigkillOfProxy_HealthProbeFails_SurvivorsCover()
+    {
+        var run = await RunFaultAsync(
+            fault: () =>
+            {
+                ClusterLab.Signal(Lab.Proxy(Victim)!, LabSignals.Kill);
+                return Task.CompletedTask;
+            },
+            covered: s => s.PeerStates[Victim] == "unhealthy",
+            heal: async () => await fixture.StartProxyAsync(Victim));
+
+        // The dead proxy's own sessions end with it, and until the probe fails (3 × 50 ms) its kernel
+        // answers SYNs for its buckets with RST (nothing listens): both come from node 2 only.
+        run.Detector.AssertSingleAnswers(fixture.Describe, ClusterLab.NodeMac(Victim));
+        AssertSurvivorSessionsUnbroken(run);
+    }
+
+    [Fact]
+    public async Task M2_SigkillOfL2Bal_SurvivorsCover_ThenItRejoins()
+    {
+        var run = await RunFaultAsync(
+            fault: async () =>
+            {
+                var l2bal = Lab.Balancer(Victim)!;
+                ClusterLab.Signal(l2bal, LabSignals.Kill);
+                Assert.True(await l2bal.WaitForExitAsync(TimeSpan.FromSeconds(10)), fixture.Describe());
+            },
+            covered: s => s.PeerStates[Victim] == "dead",
+            heal: () =>
+            {
+                fixture.StartBalancer(Victim);
+                return Task.CompletedTask;
+            });
+
+        run.Detector.AssertSingleAnswers(fixture.Describe);
+        AssertSurvivorSessionsUnbroken(run);
+    }
+
+    [Fact(Skip = "l2bal bug: after SIGCONT the resumed daemon renews its lapsed kernel lease before it has processed the peers' take-over, so for a few ms it and the covering node both answer SYNs of its buckets (duplicate SYN-ACKs + RSTs); see the report of branch h-matrix and BalancerLabTests.SigstopOfL2Bal_NoFlowAnsweredTwice_AndSigcontConverges")]
+    public async Task M3_SigstopOfL2Bal_ThenSigcont()
+    {
+        var l2bal = Lab.Balancer(Victim)!;
+        try
+        {
+            var run = await RunFaultAsync(
+                fault: () =>
+                {
+                    ClusterLab.Signal(l2bal, LabSignals.Stop);
+                    return Task.CompletedTask;
+                },
+                covered: s => s.PeerStates[Victim] == "dead",
+                heal: () =>
+                {
+                    ClusterLab.Signal(l2bal, LabSignals.Cont);
+                    return Task.CompletedTask;
+                });
+
+            run.Detector.AssertSingleAnswers(fixture.Describe);
+
+            // A hung daemon's kernel still accepts its established flows: every session survives, node 2's too.
+            Assert.All(run.Background.Sessions, s => Assert.True(s.Break is null, $"{s}\n{run.Why}"));
+        }
+        finally
+        {
+            ClusterLab.Signal(l2bal, LabSignals.Cont);
+        }
+    }
+
+    [Fact(Skip = "l2bal bug (reported on branch h-matrix): with its link down (no carrier) node 2 declares both peers dead and claims all 4096 buckets; on link up it still holds them until it has processed the peers' adverts (~80 ms), and answers SYNs of buckets that nodes 1 and 3 hold: duplicate SYN-ACKs (same client ISN, same TCP timestamp) from 02:00:00:00:00:02 and :01/:03, then RSTs")]
+    public async Task M4_LinkDown_ThenUp()
+    {
+        var run = await RunFaultAsync(
+            fault: () =>
+            {
+                Lab.LinkDown(Victim);
+                return Task.CompletedTask;
+            },
+            covered: s => s.PeerStates[Victim] == "dead",
+            heal: () =>
+            {
+                Lab.LinkUp(Victim);
+                return Task.CompletedTask;
+            });
+
+        run.Detector.AssertSingleAnswers(fixture.Describe);
+        AssertSurvivorSessionsUnbroken(run);
+    }
+
+    [Fact]
+    public async Task M5_ThirtyPercentLoss_OnOneNodesLink()
+    {
+        // What the loss forces: the fixture's l2bal declares a peer dead after 6 missed adverts
+        // (50 ms each). With 30 % independent loss per frame, 6 in a row are lost with p = 0.3^6 ≈
+        // 7e-4 per advert; node 2's adverts (lost once, at the switch port, for both receivers) and
+        // the adverts to it (each lost on egress) give about 2 × 20 × 7e-4 ≈ 0.03 false deaths a
+        // second, i.e. ~0.2 in this run's few seconds of loss. So: at most 2 "peer 2 is dead" (or
+        // node 2 seeing a peer dead) events are what the loss may force; more is flapping.
+        var marks = LogMarks();
+        var owners = await fixture.OwnersAsync();
+        var sessions = SessionSources(owners);
+        using var detector = await DuplicateAnswerDetector.StartAsync(Lab);
+        var generator = new TrafficGenerator(Lab.Client, fixture.Traffic(TimeSpan.FromSeconds(6), sessions));
+        var running = generator.RunAsync();
+        await LabWait.UntilAsync(() => generator.Live.SessionsUp == sessions.Length && generator.Live.ConnectsOk >= 30, running, "sessions up and connects flowing", TimeSpan.FromSeconds(20));
+        await Lab.SetLossAsync(Victim, 30).WithTimeout(BalancerClusterFixtureBase.Deadline);
+        try
+        {
+            await Task.Delay(TimeSpan.FromSeconds(4));
+        }
+        finally
+        {
+            await Lab.SetLossAsync(Victim, 0).WithTimeout(BalancerClusterFixtureBase.Deadline);
+        }
+
+        var results = await running.WithTimeout(RunBound);
+        var seen = await detector.StopAsync();
+        var deaths = DeathsSince(marks);
+        var why = $"{results.Summary()}\n{seen.Summary()}\nfalse deaths: {string.Join("; ", deaths)}\n{fixture.Describe()}";
+        output.WriteLine(why[..Math.Min(why.Length, 2000)]);
+
+        Assert.True(deaths.Count <= 2, $"flapping beyond what 30 % loss forces: {deaths.Count} deaths\n{why}");
+        seen.AssertSingleAnswers(fixture.Describe);
+        Assert.All(results.Sessions.Where(s => s.Node != Victim), s => Assert.True(s.Break is null, $"{s}\n{why}"));
+
+        // Clients of node 2 still get through (TCP retransmits what the loss takes).
+        Assert.All(owners.Where(o => o.Value == Victim), o =>
+            Assert.True(results.PerSource.TryGetValue(o.Key, out var stats) && stats.Succeeded > 0, $"{o.Key}: no connect succeeded\n{why}"));
+    }
+
+    [Fact]
+    public async Task M6_Rejoin_BucketsReturnByHandshake_CoveringNodesSessionsLiveOn()
+    {
+        var owners = await fixture.OwnersAsync();
+        var victimSources = Lab.ClientAddresses.Where(a => owners[a.ToString()] == Victim).Take(6).ToArray();
+
+        // Fault: node 2's l2bal dies; survivors cover its buckets.
+        var l2bal = Lab.Balancer(Victim)!;
+        ClusterLab.Signal(l2bal, LabSignals.Kill);
+        Assert.True(await l2bal.WaitForExitAsync(TimeSpan.FromSeconds(10)), fixture.Describe());
+        await WaitCoveredAsync(s => s.PeerStates[Victim] == "dead");
+
+        // Sessions from node 2's clients, now held by the covering nodes, run across the rejoin.
+        using var detector = await DuplicateAnswerDetector.StartAsync(Lab);
+        var generator = new TrafficGenerator(Lab.Client, fixture.Traffic(TimeSpan.FromSeconds(8), victimSources) with { Sources = victimSources });
+        var running = generator.RunAsync();
+        await LabWait.UntilAsync(() => generator.Live.SessionsUp == victimSources.Length && generator.Live.ConnectsOk >= 10, running, "sessions up on the covering nodes", TimeSpan.FromSeconds(20));
+        fixture.StartBalancer(Victim);
+        await fixture.WaitAllUpAsync();
+        var rejoinedAt = generator.ElapsedMs;
+        var results = await running.WithTimeout(RunBound);
+        var seen = await detector.StopAsync();
+        var why = $"rejoined at {rejoinedAt:0} ms\n{results.Summary()}\n{seen.Summary()}\n{fixture.Describe()}";
+        output.WriteLine(why[..Math.Min(why.Length, 2000)]);
+
+        Assert.True(rejoinedAt < results.DurationMs - 1000, $"the rejoin came too late to watch the sessions after it\n{why}");
+        seen.AssertSingleAnswers(fixture.Describe);
+        Assert.All(results.Sessions, s => Assert.True(s.Break is null && s.Node != Victim && s.LastOkMs > rejoinedAt, $"{s}\n{why}"));
+
+        // New connections after the hand-back go to node 2 again.
+        Assert.Contains(results.Connects, c => c.StartMs > rejoinedAt + 500 && c.Outcome == TrafficOutcome.Ok && c.Node == Victim);
+        Assert.DoesNotContain(results.Connects, c => c.StartMs > rejoinedAt + 500 && c.Node is not null && c.Node != Victim);
+    }
+
+    [Fact]
+    public async Task M7_Drain_NoNewFlowsThere_EstablishedFinish_ThenStopsWithNoSessionCut()
+    {
+        var owners = await fixture.OwnersAsync();
+        var sessions = SessionSources(owners);
+        using var detector = await DuplicateAnswerDetector.StartAsync(Lab);
+        var generator = new TrafficGenerator(Lab.Client, fixture.Traffic(TimeSpan.FromSeconds(8), sessions));
+        var running = generator.RunAsync();
+        await LabWait.UntilAsync(() => generator.Live.SessionsUp == sessions.Length && generator.Live.ConnectsOk >= 30, running, "sessions up and connects flowing", TimeSpan.FromSeconds(20));
+
+        var drain = await Lab.RunOnNode(Victim, ClusterBinaries.L2Bal, ["drain"]).WithTimeout(BalancerClusterFixtureBase.Deadline);
+        Assert.True(drain.Succeeded, drain.ToString());
+        var drainedAt = generator.ElapsedMs;
+        await fixture.WaitForStatusAsync([1, 2, 3], s =>
+            s[Victim].State == "draining" && s[Victim].Held == 0 && s[Victim].Draining > 0
+            && Survivors.All(k => s[k].PeerStates[Victim] == "draining") && s[1].Held + s[3].Held == s[1].Buckets,
+            "node 2 draining, its buckets held by 1 and 3, its flows still accepted");
+        var coveredAt = generator.ElapsedMs;
+        var results = await running.WithTimeout(RunBound);
+        var why = $"drained at {drainedAt:0} ms, covered at {coveredAt:0} ms\n{results.Summary()}\n{fixture.Describe()}";
+
+        // Its established flows finish (the run's end closes them); then nothing is left to drain.
+        await fixture.WaitForStatusAsync([Victim], s => s[Victim].Draining == 0, "node 2 has no flows left to drain");
+        var l2bal = Lab.Balancer(Victim)!;
+        l2bal.Stop();
+        Assert.True(await l2bal.WaitForExitAsync(TimeSpan.FromSeconds(10)), fixture.Describe());
+        var seen = await detector.StopAsync();
+        output.WriteLine(why[..Math.Min(why.Length, 2000)]);
+
+        seen.AssertSingleAnswers(fixture.Describe);
+        Assert.All(results.Sessions, s => Assert.True(s.Break is null, $"{s}\n{why}"));
+        Assert.Contains(results.Sessions, s => s.Node == Victim);
+        Assert.DoesNotContain(results.Connects, c => c.StartMs > coveredAt && c.Node == Victim);
+        Assert.All(results.Connects.Where(c => c.StartMs > coveredAt), c => Assert.True(c.Outcome == TrafficOutcome.Ok, $"{c}\n{why}"));
+    }
+
+    [Theory(Skip = "l2bal bug (reported on branch h-matrix): a node whose adverts and peers' adverts are rejected (BadHmac, ConfigMismatch: same cluster id) counts and logs them but then behaves as if alone and claims all 4096 buckets ('now holding 4096 of 4096'), so it and the real owners answer the same SYNs (thousands of duplicate SYN-ACKs and RSTs in 8 s). Refused and reported work; 'nothing disturbed' does not")]
+    [InlineData("key")]
+    [InlineData("node-count")]
+    public async Task M8_NodeWithDifferentKeyOrNodeCount_IsRefusedReportedAndDisturbsNothing(string mismatch)
+    {
+        var owners = await fixture.OwnersAsync();
+        var reason = mismatch == "key" ? "BadHmac" : "ConfigMismatch";
+        var before = new Dictionary<int, long>();
+        foreach (var k in Survivors)
+        {
+            before[k] = (await fixture.StatusAsync(k)).Rejected(reason);
+        }
+
+        // Node 2's daemon is replaced by one with the wrong key or N = 4 (same id, same VIP).
+        var sessions = SessionSources(owners).Where(a => owners[a.ToString()] != Victim).ToArray();
+        using var detector = await DuplicateAnswerDetector.StartAsync(Lab);
+        var generator = new TrafficGenerator(Lab.Client, fixture.Traffic(TimeSpan.FromSeconds(8), sessions));
+        var running = generator.RunAsync();
+        await LabWait.UntilAsync(() => generator.Live.SessionsUp == sessions.Length && generator.Live.ConnectsOk >= 30, running, "sessions up and connects flowing", TimeSpan.FromSeconds(20));
+        var old = Lab.Balancer(Victim)!;
+        old.Stop();
+        Assert.True(await old.WaitForExitAsync(TimeSpan.FromSeconds(10)), fixture.Describe());
+        var misfit = mismatch == "key"
+            ? Lab.StartBalancerWith(Victim, Lab.WriteKeyFile("other"), BalancerClusterFixtureBase.NodeCount, [.. BalancerClusterFixtureBase.HealthArgs, .. fixture.BalancerArgs])
+            : Lab.StartBalancerWith(Victim, Lab.KeyFile!, 4, [.. BalancerClusterFixtureBase.HealthArgs, .. fixture.BalancerArgs]);
+
+        // Reported: both sides count the other's adverts as rejected, for the right reason.
+        var statuses = await fixture.WaitForStatusAsync([1, 2, 3], s =>
+            Survivors.All(k => s[k].Rejected(reason) > before[k] + 10) && s[Victim].Rejected(reason) > 10,
+            $"adverts rejected as {reason} on every node");
+        var results = await running.WithTimeout(RunBound);
+        var seen = await detector.StopAsync();
+        var why = $"{results.Summary()}\n{seen.Summary()}\n{string.Join('\n', statuses.Values.Select(s => s.Json))}\n{fixture.Describe()}";
+        output.WriteLine(why[..Math.Min(why.Length, 3000)]);
+        Assert.Contains(reason == "BadHmac" ? "HMAC" : "settings differ", misfit.Log, StringComparison.OrdinalIgnoreCase);
+
+        // Nothing disturbed: no flow answered twice, no RST, sessions on 1 and 3 unbroken, and
+        // every new connection succeeds.
+        seen.AssertSingleAnswers(fixture.Describe);
+        Assert.All(results.Sessions, s => Assert.True(s.Break is null, $"{s}\n{why}"));
+        Assert.All(results.Connects, c => Assert.True(c.Outcome == TrafficOutcome.Ok, $"{c}\n{why}"));
+    }
+
+    private sealed record FaultRun(TrafficResults Background, DetectorReport Detector, double FaultAtMs, double HealedAtMs, string Why);
+
+    /// <summary>
+    /// Starts the background traffic and the capture, injects <paramref name="fault"/> on node 2,
+    /// waits until the survivors report it <paramref name="covered"/> and hold every bucket, checks
+    /// that every client of node 2 connects through a survivor, heals, waits for all shares again,
+    /// and returns what the background run saw.
+    /// </summary>
+    private async Task<FaultRun> RunFaultAsync(Func<Task> fault, Func<BalancerStatus, bool> covered, Func<Task> heal)
+    {
+        var owners = await fixture.OwnersAsync();
+        var victimSources = Lab.ClientAddresses.Where(a => owners[a.ToString()] == Victim).ToArray();
+        var sessions = SessionSources(owners);
+        using var detector = await DuplicateAnswerDetector.StartAsync(Lab);
+        var generator = new TrafficGenerator(Lab.Client, fixture.Traffic(BackgroundDuration, sessions));
+        var running = generator.RunAsync();
+        await LabWait.UntilAsync(() => generator.Live.SessionsUp == sessions.Length && generator.Live.ConnectsOk >= 30, running, "sessions up and connects flowing", TimeSpan.FromSeconds(20));
+
+        var faultAt = generator.ElapsedMs;
+        await fault();
+        double healedAt;
+        TrafficResults probe;
+        try
+        {
+            await WaitCoveredAsync(covered);
+
+            // Once covered: every client of node 2 connects again, through a survivor.
+            probe = await new TrafficGenerator(Lab.Client, fixture.Traffic(TimeSpan.FromSeconds(15)) with
+            {
+                Sources = victimSources,
+                MaxConnects = victimSources.Length,
+                ConnectConcurrency = 2,
+            }).RunAsync().WithTimeout(RunBound);
+        }
+        finally
+        {
+            await heal();
+            healedAt = generator.ElapsedMs;
+        }
+
+        await fixture.WaitAllUpAsync();
+        var background = await running.WithTimeout(RunBound);
+        var seen = await detector.StopAsync();
+        var why = $"fault at {faultAt:0} ms, healed at {healedAt:0} ms\nbackground: {background.Summary()}\nprobe: {probe.Summary()}\n{seen.Summary()}\n{fixture.Describe()}";
+        output.WriteLine(why[..Math.Min(why.Length, 2000)]);
+
+        Assert.Equal(victimSources.Length, probe.Connects.Count);
+        Assert.All(probe.Connects, c => Assert.True(c.Outcome == TrafficOutcome.Ok && c.Node is not null && c.Node != Victim, $"{c}\n{why}"));
+        return new FaultRun(background, seen, faultAt, healedAt, why);
+    }
+
+    private async Task WaitCoveredAsync(Func<BalancerStatus, bool> covered) =>
+        await fixture.WaitForStatusAsync(Survivors, s =>
+            s.Values.All(v => covered(v) && v.Owners.GetValueOrDefault("none") == 0 && v.OwnedBy(Victim) == 0)
+            && s[1].Held + s[3].Held == s[1].Buckets,
+            "nodes 1 and 3 cover node 2's buckets");
+
+    private static void AssertSurvivorSessionsUnbroken(FaultRun run)
+    {
+        Assert.Contains(run.Background.Sessions, s => s.Node == Victim);
+        Assert.All(run.Background.Sessions.Where(s => s.Node != Victim), s => Assert.True(s.Node is not null && s.Break is null, $"{s}\n{run.Why}"));
+    }
+
+    /// <summary>Three session sources per node (by the owner l2bal names).</summary>
+    private IPAddress[] SessionSources(IReadOnlyDictionary<string, int> owners) =>
+        [.. Lab.ClientAddresses.GroupBy(a => owners[a.ToString()]).OrderBy(g => g.Key).SelectMany(g => g.Skip(10).Take(3))];
+
+    /// <summary>Where each node's l2bal log stands now.</summary>
+    private Dictionary<int, int> LogMarks() =>
+        Enumerable.Range(1, BalancerClusterFixtureBase.NodeCount).ToDictionary(k => k, k => Lab.Balancer(k)!.Log.Length);
+
+    /// <summary>"peer K is dead" lines logged since <paramref name="marks"/>.</summary>
+    private List<string> DeathsSince(Dictionary<int, int> marks) =>
+        [.. marks.SelectMany(m => Regex.Matches(Lab.Balancer(m.Key)!.Log[m.Value..], @"peer \d is dead[^\n]*").Select(x => $"node {m.Key}: {x.Value}"))];
+
+    /// <summary>
+    /// Nothing leaked: each node runs exactly its l2bal and l2proxy, has exactly l2bal's two tables,
+    /// the router runs no capture any more, and every namespace of this lab is one the lab made.
+    /// </summary>
+    private async Task AssertNoLeaksAsync()
+    {
+        for (var k = 1; k <= BalancerClusterFixtureBase.NodeCount; k++)
+        {
+            var pids = await Lab.RunOnNode(k, "ip", ["netns", "pids", Lab.Nodes[k - 1].Namespace]).WithTimeout(BalancerClusterFixtureBase.Deadline);
+            var names = pids.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+                .Select(p => File.Exists($"/proc/{p.Trim()}/comm") ? File.ReadAllText($"/proc/{p.Trim()}/comm").Trim() : "?")
+                .Where(n => n is not "?" and not "ip").Order().ToArray();
+            Assert.True(names.SequenceEqual(["l2bal", "l2proxy"]), $"node {k} runs: {string.Join(", ", names)}");
+            var tables = (await fixture.ListTablesAsync(k)).Split('\n', StringSplitOptions.RemoveEmptyEntries).Order().ToArray();
+            Assert.True(tables.SequenceEqual(["table ip l2bal", "table netdev l2bal"]), $"node {k} tables: {string.Join(", ", tables)}");
+        }
+
+        var routerPids = (await Lab.Router.RunAsync("ip", ["netns", "pids", Lab.Router.Namespace], BalancerClusterFixtureBase.Deadline).WithTimeout(BalancerClusterFixtureBase.Deadline)).StdOut;
+        Assert.DoesNotContain(routerPids.Split('\n', StringSplitOptions.RemoveEmptyEntries),
+            p => File.Exists($"/proc/{p.Trim()}/comm") && File.ReadAllText($"/proc/{p.Trim()}/comm").Trim() == "tcpdump");
+        var ours = LabNetwork.ListNamespaces().Where(n => n.StartsWith(Lab.Network.Prefix, StringComparison.Ordinal)).Order().ToArray();
+        Assert.Equal(Lab.Network.Hosts.Select(h => h.Namespace).Order(), ours);
+    }
+}
