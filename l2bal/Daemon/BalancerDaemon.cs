@@ -160,6 +160,9 @@ internal sealed partial class BalancerDaemon
     private void Step(AdvertVerifier verifier, AdvertChannel adverts, ArpResponder arp)
     {
         var now = Now;
+        // What the kernel holds now: a restart below empties the engine's set, and the kernel
+        // must then be told, even though the engine itself sees no change in this step.
+        var before = _engine.Held;
         if (now - _lastStepAt > _options.LeaseTime)
         {
             // This loop did not run for longer than the lease (SIGSTOP, a long pause): the kernel
@@ -225,14 +228,14 @@ internal sealed partial class BalancerDaemon
             _engine.LocalState = wanted;
             _lastConflictReason = conflict;
         }
-        var before = _engine.Held;
         var step = _engine.Step(now);
+        var heldChanged = !step.Held.Equals(before);
         foreach (var change in _engine.TakeEvents())
         {
             _log.Info(change.NodeId == _options.NodeId ? EventIds.Ownership : EventIds.Membership, change.Change);
         }
         var drainingChanged = false;
-        if (step.HeldChanged)
+        if (heldChanged)
         {
             // Released buckets keep passing the early drop while this node has flows in them.
             foreach (var bucket in before.Buckets())
@@ -262,7 +265,7 @@ internal sealed partial class BalancerDaemon
                 drainingChanged |= PruneDraining();
             }
         }
-        if (step.HeldChanged || drainingChanged)
+        if (heldChanged || drainingChanged)
         {
             var accepted = step.Held.Clone();
             foreach (var bucket in _draining.Buckets())
@@ -271,7 +274,7 @@ internal sealed partial class BalancerDaemon
             }
             _filter.Apply(step.Held, accepted, _options.LeaseTime);
             _lastLease = now;
-            if (step.HeldChanged && before.Count == 0 && step.Held.Count > 0)
+            if (heldChanged && before.Count == 0 && step.Held.Count > 0)
             {
                 Announce(arp);
             }

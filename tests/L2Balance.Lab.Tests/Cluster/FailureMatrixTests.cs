@@ -73,7 +73,7 @@ public sealed class FailureMatrixTests(BalancerClusterFixture fixture, ITestOutp
         AssertSurvivorSessionsUnbroken(run);
     }
 
-    [Fact(Skip = "l2bal bug: after SIGCONT the resumed daemon renews its lapsed kernel lease before it has processed the peers' take-over, so for a few ms it and the covering node both answer SYNs of its buckets (duplicate SYN-ACKs + RSTs); see the report of branch h-matrix and BalancerLabTests.SigstopOfL2Bal_NoFlowAnsweredTwice_AndSigcontConverges")]
+    [Fact]
     public async Task M3_SigstopOfL2Bal_ThenSigcont()
     {
         var l2bal = Lab.Balancer(Victim)!;
@@ -103,7 +103,7 @@ public sealed class FailureMatrixTests(BalancerClusterFixture fixture, ITestOutp
         }
     }
 
-    [Fact(Skip = "l2bal bug (reported on branch h-matrix): with its link down (no carrier) node 2 declares both peers dead and claims all 4096 buckets; on link up it still holds them until it has processed the peers' adverts (~80 ms), and answers SYNs of buckets that nodes 1 and 3 hold: duplicate SYN-ACKs (same client ISN, same TCP timestamp) from 02:00:00:00:00:02 and :01/:03, then RSTs")]
+    [Fact]
     public async Task M4_LinkDown_ThenUp()
     {
         var run = await RunFaultAsync(
@@ -234,7 +234,7 @@ public sealed class FailureMatrixTests(BalancerClusterFixture fixture, ITestOutp
         Assert.All(results.Connects.Where(c => c.StartMs > coveredAt), c => Assert.True(c.Outcome == TrafficOutcome.Ok, $"{c}\n{why}"));
     }
 
-    [Theory(Skip = "l2bal bug (reported on branch h-matrix): a node whose adverts and peers' adverts are rejected (BadHmac, ConfigMismatch: same cluster id) counts and logs them but then behaves as if alone and claims all 4096 buckets ('now holding 4096 of 4096'), so it and the real owners answer the same SYNs (thousands of duplicate SYN-ACKs and RSTs in 8 s). Refused and reported work; 'nothing disturbed' does not")]
+    [Theory]
     [InlineData("key")]
     [InlineData("node-count")]
     public async Task M8_NodeWithDifferentKeyOrNodeCount_IsRefusedReportedAndDisturbsNothing(string mismatch)
@@ -256,6 +256,7 @@ public sealed class FailureMatrixTests(BalancerClusterFixture fixture, ITestOutp
         var old = Lab.Balancer(Victim)!;
         old.Stop();
         Assert.True(await old.WaitForExitAsync(TimeSpan.FromSeconds(10)), fixture.Describe());
+        var stoppedAt = generator.ElapsedMs;
         var misfit = mismatch == "key"
             ? Lab.StartBalancerWith(Victim, Lab.WriteKeyFile("other"), BalancerClusterFixtureBase.NodeCount, [.. BalancerClusterFixtureBase.HealthArgs, .. fixture.BalancerArgs])
             : Lab.StartBalancerWith(Victim, Lab.KeyFile!, 4, [.. BalancerClusterFixtureBase.HealthArgs, .. fixture.BalancerArgs]);
@@ -271,10 +272,14 @@ public sealed class FailureMatrixTests(BalancerClusterFixture fixture, ITestOutp
         Assert.Contains(reason == "BadHmac" ? "HMAC" : "settings differ", misfit.Log, StringComparison.OrdinalIgnoreCase);
 
         // Nothing disturbed: no flow answered twice, no RST, sessions on 1 and 3 unbroken, and
-        // every new connection succeeds.
+        // every connection that nodes 1 and 3 answered succeeds. (A connection node 2 accepted
+        // before this test stopped its correct daemon ends with that daemon, whether or not its
+        // SOCKS reply had arrived.)
         seen.AssertSingleAnswers(fixture.Describe);
         Assert.All(results.Sessions, s => Assert.True(s.Break is null, $"{s}\n{why}"));
-        Assert.All(results.Connects, c => Assert.True(c.Outcome == TrafficOutcome.Ok, $"{c}\n{why}"));
+        Assert.All(results.Connects.Where(c => c.Node != Victim && !(c.Node is null && c.StartMs <= stoppedAt)),
+            c => Assert.True(c.Outcome == TrafficOutcome.Ok, $"{c}\n{why}"));
+        Assert.DoesNotContain(results.Connects, c => c.Node == Victim && c.StartMs > stoppedAt);
     }
 
     private sealed record FaultRun(TrafficResults Background, DetectorReport Detector, double FaultAtMs, double HealedAtMs, string Why);
