@@ -55,7 +55,7 @@ internal static class BalancerCommandLine
           --advert-interval T       e.g. 50ms (default 50ms)
           --dead-after K            missed adverts before a peer is dead (default 3)
           --mac-mode M              multicast (default) or unicast-flood
-          --service P/PORT          a service on the VIP, e.g. tcp/1080 (repeatable; informational)
+          --service P/PORT          a service on the VIP, e.g. tcp/1080 (repeatable; new flows to other ports are dropped)
           --health URL              socks5://HOST:PORT, tcp://HOST:PORT or exec:COMMAND
           --health-fall N           failed probes before unhealthy (default 3)
           --health-rise N           good probes before healthy again (default 5)

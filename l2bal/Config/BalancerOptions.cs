@@ -30,7 +30,7 @@ internal sealed record HealthProbeSpec(HealthProbeKind Kind, IPEndPoint? EndPoin
     };
 }
 
-/// <summary>A service the VIP offers (<c>--service tcp/1080</c>); informational for status (the filter balances every port).</summary>
+/// <summary>A service the VIP offers (<c>--service tcp/1080</c>). With none given every port is balanced; with some, new flows to other ports are dropped silently.</summary>
 internal readonly record struct ServiceSpec(string Protocol, int Port)
 {
     public override string ToString() => $"{Protocol}/{Port}";
@@ -78,7 +78,7 @@ internal sealed record BalancerOptions
     /// <summary>Multicast (default, no switch configuration on most switches) or unicast-flood.</summary>
     public MacMode MacMode { get; init; } = MacMode.Multicast;
 
-    /// <summary>Services the VIP offers, for status and documentation.</summary>
+    /// <summary>Services the VIP offers; empty (default): every port is balanced.</summary>
     public IReadOnlyList<ServiceSpec> Services { get; init; } = [];
 
     /// <summary>The local service's health probe; none by default.</summary>

@@ -62,6 +62,7 @@ internal sealed partial class BalancerDaemon
             MembershipEngine.Describe(_engine.LocalState),
             _healthy ? "healthy" : $"unhealthy: {_healthFailure}",
             _options.Vip.ToString(),
+            _options.Services.Count == 0 ? "all ports" : string.Join(", ", _options.Services),
             _clusterMac.ToString(),
             _options.Buckets,
             _engine.Held.Count,
@@ -79,7 +80,7 @@ internal sealed partial class BalancerDaemon
     {
         var text = new StringBuilder();
         text.Append(CultureInfo.InvariantCulture, $"node {s.NodeId}/{s.NodeCount}: {s.State}, {s.Health}\n");
-        text.Append(CultureInfo.InvariantCulture, $"VIP {s.Vip} cluster MAC {s.ClusterMac}; view {s.View}\n");
+        text.Append(CultureInfo.InvariantCulture, $"VIP {s.Vip} cluster MAC {s.ClusterMac}; view {s.View}; services {s.Services}\n");
         text.Append(CultureInfo.InvariantCulture, $"buckets: {s.Held} of {s.Buckets} held here, {s.Draining} draining\n");
         text.Append("bucket map: ").AppendJoin(", ", s.Owners.Select(o => $"node {o.Key}: {o.Value}")).Append('\n');
         foreach (var peer in s.Peers)
@@ -136,6 +137,7 @@ internal sealed partial class BalancerDaemon
         string State,
         string Health,
         string Vip,
+        string Services,
         string ClusterMac,
         int Buckets,
         int Held,

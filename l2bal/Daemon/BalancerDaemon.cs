@@ -76,7 +76,8 @@ internal sealed partial class BalancerDaemon
         var o = _options;
         var slice = PortSlice.For(o.NodeId, o.NodeCount);
         var settings = new FilterSettings(o.Interface, o.Vip, _clusterMac, o.MacMode, o.Buckets, o.EffectiveSeed,
-            new PortSpan(slice.Low, slice.High), new PortSpan(PortSlice.RangeLow, PortSlice.RangeHigh));
+            new PortSpan(slice.Low, slice.High), new PortSpan(PortSlice.RangeLow, PortSlice.RangeHigh),
+            ServicePorts: [.. o.Services.Select(v => (v.Protocol, v.Port))]);
         NodeSetup? node = null;
         ArpResponder? arp = null;
         AdvertChannel? adverts = null;

@@ -29,6 +29,7 @@ internal readonly record struct PortSpan(int Low, int High)
 /// <param name="OwnSlice">This node's port slice (accepted by port, whatever the bucket).</param>
 /// <param name="AllSlices">The union of every node's slice (other nodes' slices are dropped).</param>
 /// <param name="TableName">Name of the tables this daemon owns (one per family), e.g. "l2bal".</param>
+/// <param name="ServicePorts">The VIP's services (protocol, port); when any are given, new flows to other ports are dropped.</param>
 internal sealed record FilterSettings(
     string Interface,
     IPAddress Vip,
@@ -38,7 +39,12 @@ internal sealed record FilterSettings(
     uint Seed,
     PortSpan OwnSlice,
     PortSpan AllSlices,
-    string TableName = "l2bal");
+    string TableName = "l2bal",
+    IReadOnlyList<(string Protocol, int Port)>? ServicePorts = null)
+{
+    /// <summary>The services, never null.</summary>
+    public IReadOnlyList<(string Protocol, int Port)> Services => ServicePorts ?? [];
+}
 
 /// <summary>Packet counters the filter keeps, by reason (read for status and metrics).</summary>
 internal sealed record KernelCounters(

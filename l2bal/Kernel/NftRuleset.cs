@@ -56,6 +56,9 @@ internal static class NftRuleset
         public const string DroppedNotOwned = "dropped_not_owned";
         public const string DroppedOtherSlice = "dropped_other_slice";
         public const string DroppedNoLease = "dropped_no_lease";
+
+        /// <summary>New flows to a port that is not one of the VIP's services (only with --service).</summary>
+        public const string DroppedNotService = "dropped_not_service";
         public const string DroppedMidFlow = "dropped_mid_flow";
         public const string DroppedNotIpv4 = "dropped_not_ipv4";
         public const string DroppedPortUnreachable = "dropped_port_unreachable";
@@ -127,6 +130,10 @@ internal static class NftRuleset
         Counter(t, Counters.DroppedNotOwned, "new flows refused: bucket not owned");
         Counter(t, Counters.AcceptedNew, "new flows accepted in an owned bucket");
         Counter(t, Counters.DroppedMidFlow, "mid-flow packets of flows this node does not know");
+        if (s.Services.Count > 0)
+        {
+            Counter(t, Counters.DroppedNotService, "new flows to a port that is not a service of the VIP");
+        }
         Counter(t, Counters.DroppedPortUnreachable, "ICMP port-unreachable from the VIP suppressed");
         t.Append("\tchain prerouting {\n");
         t.Append(CultureInfo.InvariantCulture, $"\t\ttype filter hook prerouting priority {PreroutingPriority}; policy accept;\n");
@@ -138,6 +145,12 @@ internal static class NftRuleset
         Rule(t, $"meta mark set 0x{LeaseKey:x} meta mark != @{LeaseSet} counter name \"{Counters.DroppedNoLease}\" drop", "new flows only while the lease lives (tested before the mark carries the bucket)");
         Rule(t, $"meta mark set {hash}", "bucket of the source address");
         Rule(t, $"meta mark != @{OwnedSet} counter name \"{Counters.DroppedNotOwned}\" drop", "new flow in a bucket not owned");
+        if (s.Services.Count > 0)
+        {
+            var services = string.Join(", ", s.Services.Select(v => $"{v.Protocol} . {v.Port}"));
+            Rule(t, $"meta l4proto {{ tcp, udp }} meta l4proto . th dport != {{ {services} }} counter name \"{Counters.DroppedNotService}\" drop",
+                "new flow to a port the VIP does not offer (--service): silent drop, never a RST");
+        }
         Rule(t, $"tcp flags & (fin|syn|rst|ack) == syn ct mark set meta mark or 0x{FlowMarkBase:x} meta mark set 0x0 counter name \"{Counters.AcceptedNew}\" accept", "new TCP flow on a bare SYN: conntrack mark carries the bucket");
         Rule(t, $"meta l4proto {{ udp, icmp }} ct mark set meta mark or 0x{FlowMarkBase:x} meta mark set 0x0 counter name \"{Counters.AcceptedNew}\" accept", "new UDP or ICMP flow: conntrack mark carries the bucket");
         Rule(t, $"counter name \"{Counters.DroppedMidFlow}\" drop", "mid-flow packet of a flow this node does not know: silent drop, never a RST");

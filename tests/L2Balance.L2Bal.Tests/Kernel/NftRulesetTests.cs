@@ -242,3 +242,21 @@ public class NftRulesetTests
         }
     }
 }
+
+public class NftRulesetServiceTests
+{
+    [Fact]
+    public void Services_restrict_new_flows_to_their_ports_and_only_when_given()
+    {
+        var without = NftRuleset.Install(NftRulesetTests.Sample());
+        Assert.DoesNotContain("dropped_not_service", without, StringComparison.Ordinal);
+
+        var with = NftRuleset.Install(NftRulesetTests.Sample() with { ServicePorts = [("tcp", 1080), ("udp", 1080)] });
+        Assert.Contains(
+            "meta l4proto { tcp, udp } meta l4proto . th dport != { tcp . 1080, udp . 1080 } counter name \"dropped_not_service\" drop comment",
+            with, StringComparison.Ordinal);
+        // Judged after the bucket and lease checks, before the new-flow accepts.
+        Assert.True(with.IndexOf("dropped_not_service\" drop", StringComparison.Ordinal) > with.IndexOf("\"dropped_not_owned\" drop", StringComparison.Ordinal));
+        Assert.True(with.IndexOf("dropped_not_service\" drop", StringComparison.Ordinal) < with.IndexOf("\"accepted_new\" accept", StringComparison.Ordinal));
+    }
+}

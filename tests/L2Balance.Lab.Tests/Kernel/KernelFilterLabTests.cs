@@ -103,6 +103,32 @@ public sealed class KernelFilterLabTests
 
     /// <summary>Without renewal the lease expires: new flows are refused, established ones go on; renewing restores.</summary>
     [Fact]
+    public async Task Services_OnlyListedPortsTakeNewFlows()
+    {
+        const int buckets = 1024;
+        using var lab = await FilterLab.CreateAsync(MacMode.Multicast);
+        using var filter = new NftablesFilter(lab.Node.NamespacePath);
+        var all = new BucketSet(buckets);
+        for (int b = 0; b < buckets; b++)
+        {
+            all.Add(b);
+        }
+
+        // The echo server listens on FilterLab.Port: offered, it connects; not offered, it is dropped.
+        filter.Install(lab.Settings(MacMode.Multicast, buckets, 0x5eed) with { ServicePorts = [("tcp", FilterLab.Port)] });
+        filter.Apply(all, all, Lease);
+        using (var offered = await lab.TryConnectAsync(FilterLab.Sources[0]))
+        {
+            Assert.NotNull(offered);
+        }
+
+        filter.Install(lab.Settings(MacMode.Multicast, buckets, 0x5eed) with { ServicePorts = [("tcp", FilterLab.Port + 1)] });
+        filter.Apply(all, all, Lease);
+        using var other = await lab.TryConnectAsync(FilterLab.Sources[1]);
+        Assert.Null(other);
+    }
+
+    [Fact]
     public async Task Lease_Expired_RefusesNewFlows_KeepsEstablished_RenewRestores()
     {
         const int buckets = 1024;
