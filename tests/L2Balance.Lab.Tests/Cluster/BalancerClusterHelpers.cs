@@ -313,13 +313,16 @@ public abstract class BalancerClusterFixtureBase : IAsyncLifetime
 /// <summary>The shared cluster in multicast MAC mode (l2bal's default).</summary>
 public sealed class BalancerClusterFixture : BalancerClusterFixtureBase
 {
+    /// <summary>Each node's l2bal serves Prometheus metrics on its own loopback (one per namespace).</summary>
+    public const int MetricsPort = 9100;
+
     public BalancerClusterFixture()
     {
         // No test of this collection is about failover timing. On the shared 2-core machine (load
         // average 20-25 while other engineers' suites run) the default 150 ms dead time produced
         // false "peer K is dead: no advert for 152..293 ms" every few seconds, each one a transient
         // double owner; 300 ms keeps the tests about correctness. Timing is lab/bench's job.
-        BalancerArgs = ["--dead-after", "6"];
+        BalancerArgs = ["--dead-after", "6", "--metrics", $"127.0.0.1:{MetricsPort}"];
     }
 }
 

@@ -22,6 +22,19 @@ public sealed class BalancerLabTests(BalancerClusterFixture fixture, ITestOutput
     public Task DisposeAsync() => Task.CompletedTask;
 
     [Fact]
+    public async Task Metrics_ArePrometheusText_WithThisNodesShare()
+    {
+        var share = (await fixture.StatusAsync(1)).Held;
+        var scrape = await Lab.RunOnNode(1, "curl", ["-sS", "-m", "5", $"http://127.0.0.1:{BalancerClusterFixture.MetricsPort}/metrics"])
+            .WithTimeout(BalancerClusterFixtureBase.Deadline);
+        Assert.True(scrape.Succeeded, scrape.ToString());
+        Assert.Contains("# TYPE l2bal_buckets_held gauge", scrape.StdOut, StringComparison.Ordinal);
+        Assert.Contains($"\nl2bal_buckets_held {share}\n", scrape.StdOut, StringComparison.Ordinal);
+        Assert.Matches(@"(?m)^l2bal_adverts_received_total [1-9][0-9]*$", scrape.StdOut);
+        Assert.Matches(@"(?m)^l2bal_peers_alive 2$", scrape.StdOut);
+    }
+
+    [Fact]
     public async Task EveryConnection_IsServedByTheOwnerL2BalNames_AndByExactlyOneNode()
     {
         var owners = await fixture.OwnersAsync();
