@@ -122,9 +122,11 @@ internal static class NftRuleset
         t.Append("\tflags owner;\n");
         t.Append(CultureInfo.InvariantCulture, $"\tcomment \"l2bal flow filter for {vip}: established flows stay, new flows by owned bucket under the lease\";\n");
         t.Append(CultureInfo.InvariantCulture, $"\tset {OwnedSet} {{ type mark; flags interval; comment \"buckets owned: new flows accepted\"; }}\n");
+        t.Append(CultureInfo.InvariantCulture, $"\tset {LeaseSet} {{ type mark; flags timeout; comment \"ownership lease: one element, renewed by the daemon\"; }}\n");
         Counter(t, Counters.AcceptedEstablished, "packets of established or related flows");
         Counter(t, Counters.AcceptedSlice, "packets to the own port slice");
         Counter(t, Counters.DroppedOtherSlice, "packets to another node's port slice (after reassembly)");
+        Counter(t, Counters.DroppedNoLease, "new flows refused: the lease expired (hung daemon)");
         Counter(t, Counters.DroppedNotOwned, "new flows refused: bucket not owned");
         Counter(t, Counters.AcceptedNew, "new flows accepted in an owned bucket");
         Counter(t, Counters.DroppedMidFlow, "mid-flow packets of flows this node does not know");
@@ -140,6 +142,7 @@ internal static class NftRuleset
         Rule(t, $"ct state established,related counter name \"{Counters.AcceptedEstablished}\" accept", "flows this node holds stay here whatever their bucket");
         Rule(t, $"meta l4proto {{ tcp, udp }} th dport {own} counter name \"{Counters.AcceptedSlice}\" accept", "own port slice");
         Rule(t, $"meta l4proto {{ tcp, udp }} th dport {all} counter name \"{Counters.DroppedOtherSlice}\" drop", "another node's port slice");
+        Rule(t, $"meta mark set 0x{LeaseKey:x} meta mark != @{LeaseSet} counter name \"{Counters.DroppedNoLease}\" drop", "new flows only while the lease lives (tested before the mark carries the bucket)");
         Rule(t, $"meta mark set {hash}", "bucket of the source address");
         Rule(t, $"meta mark != @{OwnedSet} counter name \"{Counters.DroppedNotOwned}\" drop", "new flow in a bucket not owned");
         if (s.Services.Count > 0)
@@ -155,24 +158,6 @@ internal static class NftRuleset
         t.Append("\tchain output {\n");
         t.Append("\t\ttype filter hook output priority 0; policy accept;\n");
         Rule(t, $"ip saddr {vip} icmp type destination-unreachable icmp code port-unreachable counter name \"{Counters.DroppedPortUnreachable}\" drop", "no node sends an ICMP error for another node's flow");
-        t.Append("\t}\n");
-        t.Append("}\n");
-        // The lease has a table of its own: libnftables loads the cache of the table a command
-        // names, and renewing the lease 20 times a second next to 4096-bucket sets cost 2.9 ms of
-        // CPU each (0.06 ms alone), measured with libnftables 1.0.6 on this kernel.
-        t.Append(CultureInfo.InvariantCulture, $"table ip {LeaseTable(s)} {{\n");
-        t.Append("\tflags owner;\n");
-        t.Append(CultureInfo.InvariantCulture, $"\tcomment \"l2bal ownership lease for {vip}: new flows only while the daemon renews it\";\n");
-        t.Append(CultureInfo.InvariantCulture, $"\tset {LeaseSet} {{ type mark; flags timeout; comment \"ownership lease: one element, renewed by the daemon\"; }}\n");
-        Counter(t, Counters.DroppedNoLease, "new flows refused: the lease expired (hung daemon)");
-        t.Append("\tchain prerouting {\n");
-        t.Append(CultureInfo.InvariantCulture, $"\t\ttype filter hook prerouting priority {PreroutingPriority - 1}; policy accept;\n");
-        Rule(t, $"ip daddr != {vip} accept", "not to the VIP");
-        Rule(t, "iif \"lo\" accept", "from this node itself");
-        Rule(t, "ct state established,related accept", "flows this node holds need no lease");
-        Rule(t, $"meta l4proto {{ tcp, udp }} th dport {own} accept", "own port slice: this node's sockets need no lease");
-        Rule(t, $"meta mark set 0x{LeaseKey:x} meta mark != @{LeaseSet} counter name \"{Counters.DroppedNoLease}\" drop", "new flows only while the lease lives");
-        Rule(t, "meta mark set 0x0", "the mark is the flow filter's to set");
         t.Append("\t}\n");
         t.Append("}\n");
         return t.ToString();
@@ -216,7 +201,7 @@ internal static class NftRuleset
         long ms = (long)Math.Ceiling(lease.TotalMilliseconds);
         ArgumentOutOfRangeException.ThrowIfLessThan(ms, 1, nameof(lease));
         return string.Create(CultureInfo.InvariantCulture,
-            $"flush set ip {LeaseTable(settings)} {LeaseSet}\nadd element ip {LeaseTable(settings)} {LeaseSet} {{ 0x{LeaseKey:x} timeout {ms}ms }}\n");
+            $"flush set ip {settings.TableName} {LeaseSet}\nadd element ip {settings.TableName} {LeaseSet} {{ 0x{LeaseKey:x} timeout {ms}ms }}\n");
     }
 
     /// <summary>Deletes both tables; idempotent (a missing table is created then deleted).</summary>
@@ -232,14 +217,7 @@ internal static class NftRuleset
     /// <c>table …</c> asks the kernel to clear the flag, which it refuses (EOPNOTSUPP, seen in the lab).
     /// </summary>
     private static string DeletePairs(string table) => string.Create(CultureInfo.InvariantCulture,
-        $"table netdev {table} {{ flags owner; }}\ndelete table netdev {table}\ntable ip {table} {{ flags owner; }}\ndelete table ip {table}\ntable ip {table}_lease {{ flags owner; }}\ndelete table ip {table}_lease\n");
-
-    /// <summary>The ip table that holds the lease: the daemon's table name with "_lease".</summary>
-    public static string LeaseTable(FilterSettings settings)
-    {
-        ArgumentNullException.ThrowIfNull(settings);
-        return settings.TableName + "_lease";
-    }
+        $"table netdev {table} {{ flags owner; }}\ndelete table netdev {table}\ntable ip {table} {{ flags owner; }}\ndelete table ip {table}\n");
 
     /// <summary>An interval-set element list, <c>0-333, 335, 337-341</c>; empty for an empty set.</summary>
     public static string Elements(BucketSet buckets)

@@ -41,11 +41,6 @@ internal sealed class NftablesFilter : IKernelFilter
         {
             values[key] = packets;
         }
-        var leaseTable = NftRuleset.LeaseTable(s);
-        foreach (var (key, packets) in ParseCounters(_context.RunJson($"list counters table ip {leaseTable}"), "ip", leaseTable))
-        {
-            values[key] = packets;
-        }
 
         long Get(string family, string name) => values.GetValueOrDefault((family, name));
         return new KernelCounters(

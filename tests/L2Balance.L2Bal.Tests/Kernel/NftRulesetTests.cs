@@ -31,19 +31,17 @@ public class NftRulesetTests
         var text = NftRuleset.Install(Sample());
         var lines = text.Split('\n');
 
-        Assert.Equal(["table netdev l2bal { flags owner; }", "delete table netdev l2bal", "table ip l2bal { flags owner; }", "delete table ip l2bal",
-            "table ip l2bal_lease { flags owner; }", "delete table ip l2bal_lease"], lines[..6]);
-        Assert.Equal("table netdev l2bal {", lines[6]);
+        Assert.Equal(["table netdev l2bal { flags owner; }", "delete table netdev l2bal", "table ip l2bal { flags owner; }", "delete table ip l2bal"], lines[..4]);
+        Assert.Equal("table netdev l2bal {", lines[4]);
     }
 
     [Fact]
-    public void Install_EveryTableOwned()
+    public void Install_BothTablesOwned()
     {
         var text = NftRuleset.Install(Sample());
 
-        Assert.Equal(3, text.Split('\n').Count(l => l.Trim() == "flags owner;"));
-        Assert.Equal(6, text.Split('\n').Count(l => l.Contains("flags owner;", StringComparison.Ordinal)));
-        Assert.Contains("table ip l2bal_lease {\n\tflags owner;\n", text, StringComparison.Ordinal);
+        Assert.Equal(2, text.Split('\n').Count(l => l.Trim() == "flags owner;"));
+        Assert.Equal(4, text.Split('\n').Count(l => l.Contains("flags owner;", StringComparison.Ordinal)));
         Assert.Contains("table netdev l2bal {\n\tflags owner;\n", text, StringComparison.Ordinal);
         Assert.Contains("table ip l2bal {\n\tflags owner;\n", text, StringComparison.Ordinal);
     }
@@ -100,21 +98,14 @@ public class NftRulesetTests
             "ct state established,related counter name \"accepted_established\" accept comment",
             "meta l4proto { tcp, udp } th dport 32768-42178 counter name \"accepted_slice\" accept comment",
             "meta l4proto { tcp, udp } th dport 32768-60999 counter name \"dropped_other_slice\" drop comment",
+            "meta mark set 0x1 meta mark != @lease counter name \"dropped_no_lease\" drop comment",
             "meta mark set jhash ip saddr mod 4096 seed 0x5eed comment",
             "meta mark != @owned counter name \"dropped_not_owned\" drop comment",
             "tcp flags & (fin|syn|rst|ack) == syn ct mark set meta mark or 0x10000 meta mark set 0x0 counter name \"accepted_new\" accept comment",
             "meta l4proto { udp, icmp } ct mark set meta mark or 0x10000 meta mark set 0x0 counter name \"accepted_new\" accept comment",
             "counter name \"dropped_mid_flow\" drop comment",
             "type filter hook output priority 0; policy accept;",
-            "ip saddr 198.18.0.10 icmp type destination-unreachable icmp code port-unreachable counter name \"dropped_port_unreachable\" drop comment",
-            // The lease, in its own table, runs just before the flow filter: new flows only while it lives.
-            "table ip l2bal_lease {",
-            "type filter hook prerouting priority -151; policy accept;",
-            "ip daddr != 198.18.0.10 accept comment",
-            "ct state established,related accept comment",
-            "meta l4proto { tcp, udp } th dport 32768-42178 accept comment",
-            "meta mark set 0x1 meta mark != @lease counter name \"dropped_no_lease\" drop comment",
-            "meta mark set 0x0 comment");
+            "ip saddr 198.18.0.10 icmp type destination-unreachable icmp code port-unreachable counter name \"dropped_port_unreachable\" drop comment");
         Assert.DoesNotContain("reject", text, StringComparison.Ordinal);
         Assert.Contains("set lease { type mark; flags timeout;", text, StringComparison.Ordinal);
         Assert.Contains("set owned { type mark; flags interval;", text, StringComparison.Ordinal);
@@ -162,8 +153,8 @@ public class NftRulesetTests
             + "add element ip l2bal owned { 0-3, 7, 4095 }\n"
             + "flush set netdev l2bal accept_buckets\n"
             + "add element netdev l2bal accept_buckets { 0-3, 7, 9, 4095 }\n"
-            + "flush set ip l2bal_lease lease\n"
-            + "add element ip l2bal_lease lease { 0x1 timeout 300ms }\n",
+            + "flush set ip l2bal lease\n"
+            + "add element ip l2bal lease { 0x1 timeout 300ms }\n",
             text);
     }
 
@@ -173,7 +164,7 @@ public class NftRulesetTests
         var text = NftRuleset.Apply(Sample(), new BucketSet(4096), new BucketSet(4096), TimeSpan.FromSeconds(1.5));
 
         Assert.Equal(
-            "flush set ip l2bal owned\nflush set netdev l2bal accept_buckets\nflush set ip l2bal_lease lease\nadd element ip l2bal_lease lease { 0x1 timeout 1500ms }\n",
+            "flush set ip l2bal owned\nflush set netdev l2bal accept_buckets\nflush set ip l2bal lease\nadd element ip l2bal lease { 0x1 timeout 1500ms }\n",
             text);
         Assert.DoesNotContain("{ }", text, StringComparison.Ordinal);
     }
@@ -197,7 +188,7 @@ public class NftRulesetTests
     public void RenewLease_FlushThenAddWithTimeout_RoundsUpToMilliseconds()
     {
         Assert.Equal(
-            "flush set ip l2bal_lease lease\nadd element ip l2bal_lease lease { 0x1 timeout 251ms }\n",
+            "flush set ip l2bal lease\nadd element ip l2bal lease { 0x1 timeout 251ms }\n",
             NftRuleset.RenewLease(Sample(), TimeSpan.FromMilliseconds(250.2)));
         Assert.Throws<ArgumentOutOfRangeException>(() => NftRuleset.RenewLease(Sample(), TimeSpan.Zero));
     }
@@ -206,8 +197,7 @@ public class NftRulesetTests
     public void Remove_IsIdempotent()
     {
         Assert.Equal(
-            "table netdev l2bal { flags owner; }\ndelete table netdev l2bal\ntable ip l2bal { flags owner; }\ndelete table ip l2bal\n" +
-            "table ip l2bal_lease { flags owner; }\ndelete table ip l2bal_lease\n",
+            "table netdev l2bal { flags owner; }\ndelete table netdev l2bal\ntable ip l2bal { flags owner; }\ndelete table ip l2bal\n",
             NftRuleset.Remove(Sample()));
     }
 

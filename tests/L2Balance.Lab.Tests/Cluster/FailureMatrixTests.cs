@@ -371,7 +371,7 @@ public sealed class FailureMatrixTests(BalancerClusterFixture fixture, ITestOutp
                 .Where(n => n is not "?" and not "ip").Order().ToArray();
             Assert.True(names.SequenceEqual(["l2bal", "l2proxy"]), $"node {k} runs: {string.Join(", ", names)}");
             var tables = (await fixture.ListTablesAsync(k)).Split('\n', StringSplitOptions.RemoveEmptyEntries).Order().ToArray();
-            Assert.True(tables.SequenceEqual(["table ip l2bal", "table ip l2bal_lease", "table netdev l2bal"]), $"node {k} tables: {string.Join(", ", tables)}");
+            Assert.True(tables.SequenceEqual(["table ip l2bal", "table netdev l2bal"]), $"node {k} tables: {string.Join(", ", tables)}");
         }
 
         var routerPids = (await Lab.Router.RunAsync("ip", ["netns", "pids", Lab.Router.Namespace], BalancerClusterFixtureBase.Deadline).WithTimeout(BalancerClusterFixtureBase.Deadline)).StdOut;

@@ -188,7 +188,7 @@ public sealed class KernelFilterLabTests
             using (var second = new NftContext(lab.Node.NamespacePath))
             {
                 var ex = Assert.Throws<KernelFilterException>(() => second.Run(NftRuleset.RenewLease(settings, Lease)));
-                Assert.Contains("flush set ip l2bal_lease lease", ex.Message, StringComparison.Ordinal);
+                Assert.Contains("flush set ip l2bal lease", ex.Message, StringComparison.Ordinal);
             }
 
             // The same context (one netlink socket for its lifetime) still owns and changes them.
