@@ -14,14 +14,14 @@ public class OwnershipTests
         Ownership.Compute(MembershipView.FromActiveMask(n, buckets, active));
 
     [Fact]
-    public void All_up_is_b_mod_n_and_exactly_balanced()
+    public void All_up_is_contiguous_blocks_and_exactly_balanced()
     {
         for (int n = 1; n <= 8; n++)
         {
             var t = Table(n, All(n));
             for (int b = 0; b < B; b++)
             {
-                Assert.Equal((b % n) + 1, t.Owner(b));
+                Assert.Equal((int)((long)b * n / t.Buckets) + 1, t.Owner(b));
             }
 
             for (int id = 1; id <= n; id++)
@@ -129,7 +129,10 @@ public class OwnershipTests
     public void Ranges_are_nft_interval_elements()
     {
         var t = Table(3, All(3), 12);
-        Assert.Equal([(0, 0), (3, 3), (6, 6), (9, 9)], t.BucketsOf(1));
+        // All up: one contiguous block per node, so one interval element each in nft.
+        Assert.Equal([(0, 3)], t.BucketsOf(1));
+        Assert.Equal([(4, 7)], t.BucketsOf(2));
+        Assert.Equal([(8, 11)], t.BucketsOf(3));
         Assert.Equal([(0, 11)], Table(1, 1, 12).BucketsOf(1));
         Assert.Equal([(0, 11)], Table(2, 0b10, 12).BucketsOf(2));
     }
@@ -156,7 +159,7 @@ public class OwnershipTests
         var before = Table(3, 0b111, 12);
         var after = Table(3, 0b011, 12);
         var moves = OwnershipTable.Diff(before, after);
-        Assert.Equal(new[] { 2, 5, 8, 11 }, moves.SelectMany(m => m.Buckets).Order());
+        Assert.Equal(new[] { 8, 9, 10, 11 }, moves.SelectMany(m => m.Buckets).Order());
         Assert.All(moves, m => Assert.Equal(3, m.From));
         Assert.Equal(moves.OrderBy(m => m.To).Select(m => m.To), moves.Select(m => m.To));
         Assert.Empty(OwnershipTable.Diff(before, before));

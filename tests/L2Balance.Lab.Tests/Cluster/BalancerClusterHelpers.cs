@@ -40,7 +40,7 @@ public sealed record BalancerStatus(
     }
 
     /// <summary>Buckets b with (b mod N) + 1 == k: node k's share with every node up (DESIGN "Buckets and ownership").</summary>
-    public static int ShareOf(int nodeId, int nodeCount, int buckets) => Enumerable.Range(0, buckets).Count(b => (b % nodeCount) + 1 == nodeId);
+    public static int ShareOf(int nodeId, int nodeCount, int buckets) => Enumerable.Range(0, buckets).Count(b => L2Balance.Balancer.Cluster.Ownership.DefaultOwner(b, nodeCount, buckets) == nodeId);
 
     public long Rejected(string reason) => AdvertsRejected.TryGetValue(reason, out var n) ? n : 0;
 
