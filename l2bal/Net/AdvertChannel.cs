@@ -1,4 +1,3 @@
-using System.Threading.Channels;
 using L2Balance.Balancer.Protocol;
 
 namespace L2Balance.Balancer.Net;
@@ -20,15 +19,13 @@ internal enum AdvertFrameDrop
 
     /// <summary>Ethernet source is this node's own MAC.</summary>
     FromSelf,
-
-    /// <summary>The reader is behind and the queue is full.</summary>
-    QueueFull,
 }
 
 /// <summary>
 /// Membership advertisements as raw Ethernet frames, EtherType 0x88B5 (IEEE 802 "local
 /// experimental 1"), broadcast, Ethernet source = own MAC. Payloads are opaque here: the daemon's
-/// AdvertVerifier checks them (STYLE 20). Received frames go to <see cref="Reader"/>.
+/// AdvertVerifier checks them (STYLE 20). The daemon's loop takes received frames with
+/// <see cref="TryReceive"/> on its own schedule, so there is no receive task of its own.
 /// </summary>
 internal sealed class AdvertChannel : IAsyncDisposable
 {
@@ -44,16 +41,9 @@ internal sealed class AdvertChannel : IAsyncDisposable
     /// <summary>Ethernet MTU.</summary>
     public const int DefaultMaximumPayloadLength = 1500;
 
-    private const int QueueCapacity = 256;
-
     private readonly PacketSocket _socket;
     private readonly int _maximumPayloadLength;
-    private readonly Channel<AdvertFrame> _received = Channel.CreateBounded<AdvertFrame>(
-        new BoundedChannelOptions(QueueCapacity) { SingleWriter = true, FullMode = BoundedChannelFullMode.Wait });
-
-    private readonly CancellationTokenSource _stop = new();
     private readonly long[] _dropped = new long[Enum.GetValues<AdvertFrameDrop>().Length];
-    private Task _loop = Task.CompletedTask;
     private int _disposed;
     private long _sent;
     private long _receivedCount;
@@ -75,34 +65,17 @@ internal sealed class AdvertChannel : IAsyncDisposable
     /// <summary>This node's MAC, the Ethernet source of what it sends.</summary>
     public MacAddress OwnMac => _socket.InterfaceMac;
 
-    /// <summary>Frames received from peers, in arrival order.</summary>
-    public ChannelReader<AdvertFrame> Reader => _received.Reader;
-
     /// <summary>Frames sent.</summary>
     public long Sent => Interlocked.Read(ref _sent);
 
-    /// <summary>Frames queued to <see cref="Reader"/>.</summary>
+    /// <summary>Frames handed out by <see cref="TryReceive"/>.</summary>
     public long Received => Interlocked.Read(ref _receivedCount);
-
-    /// <summary>The receive loop.</summary>
-    public Task Completion => _loop;
 
     /// <summary>Frames dropped for <paramref name="reason"/>.</summary>
     public long Dropped(AdvertFrameDrop reason) =>
         reason == AdvertFrameDrop.FromSelf
             ? Interlocked.Read(ref _dropped[(int)reason]) + _socket.OwnFramesSkipped
             : Interlocked.Read(ref _dropped[(int)reason]);
-
-    /// <summary>Starts the receive loop (once).</summary>
-    public void Start()
-    {
-        if (!_loop.IsCompleted || _stop.IsCancellationRequested)
-        {
-            throw new InvalidOperationException("The channel is already running or stopped.");
-        }
-
-        _loop = Task.Run(() => RunAsync(_stop.Token));
-    }
 
     /// <summary>Broadcasts one payload.</summary>
     /// <exception cref="ArgumentException">Shorter than <see cref="MinimumPayloadLength"/> or longer than the maximum.</exception>
@@ -123,9 +96,8 @@ internal sealed class AdvertChannel : IAsyncDisposable
     }
 
     /// <summary>
-    /// Takes the next queued advert without waiting (for a caller that polls instead of calling
-    /// <see cref="Start"/>): the frames that arrived while the caller slept are read at once, so a
-    /// late caller never mistakes its own delay for a silent peer.
+    /// Takes the next queued advert without waiting: the frames that arrived while the caller
+    /// slept are read at once, so a late caller never mistakes its own delay for a silent peer.
     /// </summary>
     public bool TryReceive(out AdvertFrame advert)
     {
@@ -174,62 +146,14 @@ internal sealed class AdvertChannel : IAsyncDisposable
         return payloadLength > _maximumPayloadLength ? AdvertFrameDrop.Oversize : null;
     }
 
-    /// <summary>Stops the receive loop and closes the socket (dropping its memberships). Never throws.</summary>
-    public async ValueTask DisposeAsync()
+    /// <summary>Closes the socket (dropping its memberships). Never throws.</summary>
+    public ValueTask DisposeAsync()
     {
-        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
         {
-            return;
-        }
-
-        await _stop.CancelAsync().ConfigureAwait(false);
-        try
-        {
-            await _loop.ConfigureAwait(false);
-        }
-        catch (Exception)
-        {
-            // Stopping: a loop fault was already observable through Completion.
-        }
-        finally
-        {
-            _received.Writer.TryComplete();
             _socket.Dispose();
-            _stop.Dispose();
         }
-    }
 
-    private async Task RunAsync(CancellationToken cancellationToken)
-    {
-        // One byte more than the largest accepted frame, so an oversize frame shows as such.
-        var buffer = new byte[EthernetFrame.HeaderLength + _maximumPayloadLength + 1];
-        while (!cancellationToken.IsCancellationRequested)
-        {
-            int n;
-            try
-            {
-                n = await _socket.ReceiveAsync(buffer, cancellationToken).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-            {
-                return;
-            }
-
-            var frame = buffer.AsSpan(0, n);
-            var drop = Classify(frame, out var header);
-            if (drop is null && !_received.Writer.TryWrite(new AdvertFrame(header.Source, frame[EthernetFrame.HeaderLength..].ToArray())))
-            {
-                drop = AdvertFrameDrop.QueueFull;
-            }
-
-            if (drop is { } reason)
-            {
-                Interlocked.Increment(ref _dropped[(int)reason]);
-            }
-            else
-            {
-                Interlocked.Increment(ref _receivedCount);
-            }
-        }
+        return ValueTask.CompletedTask;
     }
 }
