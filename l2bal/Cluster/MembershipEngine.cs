@@ -130,8 +130,10 @@ internal sealed class MembershipEngine
         }
         var viewChanged = mask != _advertisedMask;
         // Claim only under a view advertised at least SettleTime ago, and not before having
-        // listened for one dead time after start (HandoverPlanner remarks, both gates).
-        var claimsAllowed = !viewChanged && now - _advertisedAt >= SettleTime && now - _startedAt >= DeadTime;
+        // listened for one dead time after start (HandoverPlanner remarks, both gates), except
+        // for a cover: see IsCover.
+        var settled = viewChanged ? IsCover(mask, livePeers, now) : now - _advertisedAt >= SettleTime;
+        var claimsAllowed = settled && now - _startedAt >= DeadTime;
         var target = Table(mask);
         // The plan is a pure function of these inputs: when none changed and nothing is pending,
         // the last plan stands (saves a pass over every bucket on each tick).
@@ -167,6 +169,30 @@ internal sealed class MembershipEngine
         return new MembershipStep(Held, heldChanged, viewChanged, advertiseNow, plan, target);
     }
 
+    /// <summary>
+    /// The earliest time at which <see cref="Step"/> can decide differently with no new advert: a
+    /// live peer's dead time running out, the next periodic advert, or a claim gate opening while
+    /// buckets wait for it. The daemon sleeps until then unless an advert comes first.
+    /// </summary>
+    public TimeSpan NextDeadline(TimeSpan now)
+    {
+        var next = _sentAt == TimeSpan.MinValue ? now : _sentAt + AdvertInterval;
+        foreach (var id in _alive)
+        {
+            // Alive while now - LastHeard <= DeadTime: dead one tick later.
+            var expiry = _peers[id].LastHeard + DeadTime + TimeSpan.FromTicks(1);
+            next = expiry < next ? expiry : next;
+        }
+        if (_lastPlan is not { Pending: 0 })
+        {
+            foreach (var gate in (ReadOnlySpan<TimeSpan>)[_advertisedAt + SettleTime, _startedAt + DeadTime])
+            {
+                next = gate > now && gate < next ? gate : next;
+            }
+        }
+        return next;
+    }
+
     /// <summary>The advert to send now; call after <see cref="Step"/> when it says so.</summary>
     public Advert BuildAdvert(uint clusterId, UInt128 configDigest, ulong incarnation, ulong sequence, TimeSpan now, bool settled)
     {
@@ -178,6 +204,37 @@ internal sealed class MembershipEngine
         }
         return new Advert(clusterId, (ushort)Self, (ushort)NodeCount, LocalState, incarnation, sequence, configDigest,
             alive, AdvertisedMask, (uint)Held.Count, settled ? AdvertFlags.Settled : AdvertFlags.None);
+    }
+
+    /// <summary>
+    /// Whether a view change is a cover that may claim at once, without the settle gate: it only
+    /// removes nodes (dead, unhealthy, draining or leaving), the view it replaces was advertised at
+    /// least SettleTime ago, and every live peer's latest advert carries the old view or the new
+    /// one. Why that is safe: removing nodes moves only their buckets (Ownership), so two nodes
+    /// that remove different nodes at once never gain the same bucket, and a peer that announced
+    /// the same removal computes the same table. A peer whose own view change is still in flight
+    /// (say a join it saw first) claims only SettleTime after announcing it; this node's new view
+    /// goes out in this very step and reaches that peer within one delivery delay D of its
+    /// announcement, before its claim, as long as SettleTime ≥ 2·D. Every other change waits.
+    /// This is what makes a dead node covered one dead time after its last advert, not one dead
+    /// time plus the settle time.
+    /// </summary>
+    private bool IsCover(ulong mask, List<PeerView> livePeers, TimeSpan now)
+    {
+        var previous = _advertisedMask;
+        if (previous == ulong.MaxValue || (mask & ~previous) != 0 || now - _advertisedAt < SettleTime)
+        {
+            return false;
+        }
+        foreach (var peer in livePeers)
+        {
+            var view = _peers[peer.NodeId].ActiveView & AllNodesMask;
+            if (view != previous && view != mask)
+            {
+                return false;
+            }
+        }
+        return true;
     }
 
     private string PlanKey(ulong mask, List<PeerView> livePeers, bool claimsAllowed)

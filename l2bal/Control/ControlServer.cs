@@ -23,7 +23,9 @@ internal sealed class ControlServer : IAsyncDisposable
     private readonly Channel<ControlRequest> _requests = Channel.CreateBounded<ControlRequest>(16);
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
+    private volatile Action? _queued;
 
+    /// <summary>Listens on <paramref name="path"/>, or on the abstract default when null.</summary>
     public ControlServer(string? path)
     {
         _listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
@@ -34,6 +36,13 @@ internal sealed class ControlServer : IAsyncDisposable
         _listener.Bind(EndPoint(path));
         _listener.Listen(16);
         _loop = AcceptLoopAsync();
+    }
+
+    /// <summary>Runs after each request is queued: wakes the daemon's loop.</summary>
+    public Action? Queued
+    {
+        get => _queued;
+        set => _queued = value;
     }
 
     /// <summary>Requests waiting for the daemon's loop.</summary>
@@ -80,6 +89,7 @@ internal sealed class ControlServer : IAsyncDisposable
                 var text = Encoding.UTF8.GetString(buffer, 0, length).Trim();
                 var request = new ControlRequest(text, new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously));
                 await _requests.Writer.WriteAsync(request, timeout.Token).ConfigureAwait(false);
+                _queued?.Invoke();
                 var answer = await request.Reply.Task.WaitAsync(timeout.Token).ConfigureAwait(false);
                 await client.SendAsync(Encoding.UTF8.GetBytes(answer), SocketFlags.None, timeout.Token).ConfigureAwait(false);
             }

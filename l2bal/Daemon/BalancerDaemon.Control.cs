@@ -120,6 +120,8 @@ internal sealed partial class BalancerDaemon
         Metric("l2bal_adverts_rejected_total", "counter", "Advertisements rejected, by reason.",
             Enum.GetValues<AdvertRejection>().Where(r => r != AdvertRejection.None).Select(r => ($"{{reason=\"{r}\"}}", _counters.Rejected(r))));
         Metric("l2bal_ownership_changes_total", "counter", "Changes of the held bucket set.", [("", _counters.OwnershipChanges)]);
+        Metric("l2bal_loop_wakeups_total", "counter", "Times the daemon's loop woke (adverts, requests, deadlines): its idle cost.", [("", Interlocked.Read(ref _wakeups))]);
+        Metric("l2bal_lease_renewals_total", "counter", "Kernel lease renewals the filter counted.", [("", s.Kernel.LeaseRenewals)]);
         var k = s.Kernel;
         Metric("l2bal_packets_accepted_total", "counter", "Packets to the VIP accepted by the kernel filter, by reason.",
             [("{reason=\"new\"}", k.AcceptedNew), ("{reason=\"established\"}", k.AcceptedEstablished), ("{reason=\"slice\"}", k.AcceptedSlice)]);

@@ -50,6 +50,8 @@ internal sealed partial class BalancerDaemon
     private string? _lastConflictReason;
     private TimeSpan _badKeySeenAt = TimeSpan.FromDays(-1);
     private volatile string? _healthFailure;
+    private Action? _wake;
+    private long _wakeups;
 
     public BalancerDaemon(BalancerOptions options, byte[] key, BalancerLog log, IKernelFilter filter)
     {
@@ -68,8 +70,11 @@ internal sealed partial class BalancerDaemon
 
     private TimeSpan Now => _clock.Elapsed;
 
-    /// <summary>The loop's tick: a fifth of the advert interval, at most 10 ms, so dead peers and health changes act within ~10 ms.</summary>
-    private TimeSpan Tick => TimeSpan.FromTicks(Math.Min(_options.AdvertInterval.Ticks / 5, TimeSpan.FromMilliseconds(10).Ticks));
+    /// <summary>
+    /// Added to every sleep: a wake-up a hair early would find nothing due and sleep again for
+    /// microseconds; 100 µs late costs nothing measurable.
+    /// </summary>
+    private static readonly TimeSpan DeadlineSlack = TimeSpan.FromMilliseconds(0.1);
 
     public async Task<int> RunAsync(CancellationToken stop)
     {
@@ -77,7 +82,7 @@ internal sealed partial class BalancerDaemon
         var slice = PortSlice.For(o.NodeId, o.NodeCount);
         var settings = new FilterSettings(o.Interface, o.Vip, _clusterMac, o.MacMode, o.Buckets, o.EffectiveSeed,
             new PortSpan(slice.Low, slice.High), new PortSpan(PortSlice.RangeLow, PortSlice.RangeHigh),
-            ServicePorts: [.. o.Services.Select(v => (v.Protocol, v.Port))]);
+            ServicePorts: [.. o.Services.Select(v => (v.Protocol, v.Port))], Lease: o.LeaseTime);
         NodeSetup? node = null;
         ArpResponder? arp = null;
         AdvertChannel? adverts = null;
@@ -115,22 +120,34 @@ internal sealed partial class BalancerDaemon
         {
             _log.Warning(EventIds.Started, $"cannot raise thread priority (errno {errno}): under CPU saturation peers may see this node's adverts late");
         }
-        var probes = o.Health.Kind == HealthProbeKind.None ? Task.CompletedTask : ProbeLoopAsync(stop);
-        using var timer = new PeriodicTimer(Tick);
+        using var waiter = new LoopWaiter(adverts.Handle);
+        _wake = waiter.Wake;
+        control.Queued = waiter.Wake;
+        var probes = o.Health.Kind == HealthProbeKind.None ? Task.CompletedTask : StartProbes(stop);
+        var loop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var stopping = stop.Register(waiter.Wake);
+        // One dedicated thread owns all state and sleeps in ppoll until there is work: an advert,
+        // a request, or its next deadline (NextDeadline). No timer ticks while nothing happens.
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                RunLoop(verifier, adverts, arp, control, waiter, stop);
+                loop.SetResult();
+            }
+            catch (Exception e)
+            {
+                loop.SetException(e);
+            }
+        })
+        {
+            IsBackground = true,
+            Name = "l2bal loop",
+        };
+        thread.Start();
         try
         {
-            while (await timer.WaitForNextTickAsync(stop).ConfigureAwait(false))
-            {
-                Step(verifier, adverts, arp);
-                while (control.Requests.TryRead(out var request))
-                {
-                    request.Reply.TrySetResult(Handle(request.Text));
-                }
-                while (_metricsRequests.TryDequeue(out var scrape))
-                {
-                    scrape.TrySetResult(RenderMetrics());
-                }
-            }
+            await loop.Task.ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {
@@ -156,6 +173,50 @@ internal sealed partial class BalancerDaemon
         await CleanupAsync(node, arp, adverts, control, metrics).ConfigureAwait(false);
         await probes.ConfigureAwait(false);
         return 0;
+    }
+
+    /// <summary>The loop: step, answer what is queued, sleep until the next deadline or event.</summary>
+    private void RunLoop(AdvertVerifier verifier, AdvertChannel adverts, ArpResponder arp, ControlServer control, LoopWaiter waiter, CancellationToken stop)
+    {
+        ThreadPriority.RaiseAll();
+        while (!stop.IsCancellationRequested)
+        {
+            Step(verifier, adverts, arp);
+            while (control.Requests.TryRead(out var request))
+            {
+                request.Reply.TrySetResult(Handle(request.Text));
+            }
+            while (_metricsRequests.TryDequeue(out var scrape))
+            {
+                scrape.TrySetResult(RenderMetrics());
+            }
+            Interlocked.Increment(ref _wakeups);
+            waiter.Wait(NextDeadline(Now) - Now + DeadlineSlack);
+        }
+    }
+
+    /// <summary>
+    /// When the loop must run again if no advert or request comes first: the engine's next
+    /// deadline (a peer's dead time running out, the next advert, a claim gate opening), the
+    /// lease renewal and carrier check (both due with each advert), the drain check, the end of a
+    /// conflict. Everything else that can change a decision wakes the loop itself.
+    /// </summary>
+    private TimeSpan NextDeadline(TimeSpan now)
+    {
+        var next = _engine.NextDeadline(now);
+        next = Min(next, _lastLease + _options.AdvertInterval);
+        next = Min(next, _carrierCheckedAt + _options.AdvertInterval);
+        next = Min(next, _lastDrainCheck + DrainCheckPeriod);
+        foreach (var seen in (ReadOnlySpan<TimeSpan>)[_conflictSeenAt, _badKeySeenAt])
+        {
+            if (seen + _options.DeadTime >= now)
+            {
+                next = Min(next, seen + _options.DeadTime + TimeSpan.FromTicks(1));
+            }
+        }
+        return next;
+
+        static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
     }
 
     private void Step(AdvertVerifier verifier, AdvertChannel adverts, ArpResponder arp)
@@ -280,9 +341,11 @@ internal sealed partial class BalancerDaemon
                 Announce(arp);
             }
         }
-        else if (now - _lastLease >= _options.AdvertInterval)
+        else if (step.AdvertiseNow || now - _lastLease >= _options.AdvertInterval)
         {
-            _filter.RenewLease(_options.LeaseTime);
+            // With each advert (and at least every interval): a datagram the filter's output
+            // chain turns into a lease refresh, about 3 µs (NftRuleset.Install, lease rule).
+            _filter.RenewLease();
             _lastLease = now;
         }
         if (step.AdvertiseNow)
@@ -338,7 +401,7 @@ internal sealed partial class BalancerDaemon
     /// </summary>
     private bool CarrierUp(TimeSpan now)
     {
-        if (now - _carrierCheckedAt < _options.AdvertInterval)
+        if (now - _carrierCheckedAt < _options.AdvertInterval * 3 / 4)
         {
             return _carrier;
         }
@@ -407,6 +470,27 @@ internal sealed partial class BalancerDaemon
         {
             return;
         }
+        // Peers take a leaving node's buckets the moment they hear it leave, so the kernel stops
+        // taking new flows here first (established ones live until the tables go). If that fails,
+        // say nothing: peers then cover after the dead time, when this process and its owner
+        // tables are gone.
+        if (_engine.Held.Count > 0)
+        {
+            try
+            {
+                var accepted = _engine.Held.Clone();
+                foreach (var bucket in _draining.Buckets())
+                {
+                    accepted.Add(bucket);
+                }
+                _filter.Apply(new BucketSet(_options.Buckets), accepted, _options.LeaseTime);
+            }
+            catch (Exception e) when (e is KernelFilterException or InvalidOperationException)
+            {
+                _log.Warning(EventIds.KernelError, $"cannot release the buckets before leaving ({e.Message}): not announcing the leave, peers cover after the dead time");
+                return;
+            }
+        }
         _engine.LocalState = AdvertState.Leaving;
         for (var i = 0; i < 2; i++)
         {
@@ -444,23 +528,44 @@ internal sealed partial class BalancerDaemon
         node?.Undo();
     }
 
-    private async Task ProbeLoopAsync(CancellationToken stop)
+    /// <summary>Probes the local service every advert interval on a thread of its own (blocking probes, see HealthProbe).</summary>
+    private Task StartProbes(CancellationToken stop)
     {
-        using var timer = new PeriodicTimer(_options.AdvertInterval);
-        try
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var thread = new Thread(() =>
         {
-            while (await timer.WaitForNextTickAsync(stop).ConfigureAwait(false))
+            try
             {
-                var failure = await HealthProbe.RunAsync(_options.Health, _options.AdvertInterval * 4, stop).ConfigureAwait(false);
-                if (_health.Record(failure is null, failure))
-                {
-                    _healthFailure = _health.LastFailure;
-                    _healthy = _health.State == HealthState.Healthy;
-                }
+                ProbeLoop(stop);
             }
-        }
-        catch (OperationCanceledException)
+            finally
+            {
+                done.SetResult();
+            }
+        })
         {
+            IsBackground = true,
+            Name = "l2bal probe",
+        };
+        thread.Start();
+        return done.Task;
+    }
+
+    private void ProbeLoop(CancellationToken stop)
+    {
+        var interval = _options.AdvertInterval;
+        var next = Now + interval;
+        while (!stop.WaitHandle.WaitOne(next - Now > TimeSpan.Zero ? next - Now : TimeSpan.Zero))
+        {
+            // A probe slower than the interval delays the next one instead of queueing a burst.
+            next = next + interval > Now ? next + interval : Now + interval;
+            var failure = HealthProbe.Run(_options.Health, interval * 4);
+            if (_health.Record(failure is null, failure))
+            {
+                _healthFailure = _health.LastFailure;
+                _healthy = _health.State == HealthState.Healthy;
+                _wake?.Invoke();
+            }
         }
     }
 
@@ -469,6 +574,7 @@ internal sealed partial class BalancerDaemon
     {
         var scrape = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
         _metricsRequests.Enqueue(scrape);
+        _wake?.Invoke();
         return scrape.Task;
     }
 

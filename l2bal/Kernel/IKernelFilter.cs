@@ -30,6 +30,7 @@ internal readonly record struct PortSpan(int Low, int High)
 /// <param name="AllSlices">The union of every node's slice (other nodes' slices are dropped).</param>
 /// <param name="TableName">Name of the tables this daemon owns (one per family), e.g. "l2bal".</param>
 /// <param name="ServicePorts">The VIP's services (protocol, port); when any are given, new flows to other ports are dropped.</param>
+/// <param name="Lease">How long one lease renewal lets new flows in; null: <see cref="DefaultLease"/>.</param>
 internal sealed record FilterSettings(
     string Interface,
     IPAddress Vip,
@@ -40,8 +41,15 @@ internal sealed record FilterSettings(
     PortSpan OwnSlice,
     PortSpan AllSlices,
     string TableName = "l2bal",
-    IReadOnlyList<(string Protocol, int Port)>? ServicePorts = null)
+    IReadOnlyList<(string Protocol, int Port)>? ServicePorts = null,
+    TimeSpan? Lease = null)
 {
+    /// <summary>The daemon's default lease: two thirds of its default 150 ms dead time.</summary>
+    public static readonly TimeSpan DefaultLease = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>The lease time, never null.</summary>
+    public TimeSpan LeaseTime => Lease ?? DefaultLease;
+
     /// <summary>The services, never null.</summary>
     public IReadOnlyList<(string Protocol, int Port)> Services => ServicePorts ?? [];
 }
@@ -55,7 +63,8 @@ internal sealed record KernelCounters(
     long DroppedNotOwned,
     long DroppedOtherSlice,
     long DroppedNoLease,
-    long DroppedMidFlow);
+    long DroppedMidFlow,
+    long LeaseRenewals = 0);
 
 /// <summary>
 /// The per-node kernel filter (DESIGN.md "The kernel filter"). The daemon decides; this applies.
@@ -73,8 +82,12 @@ internal interface IKernelFilter : IDisposable
     /// </summary>
     public void Apply(BucketSet owned, BucketSet accepted, TimeSpan lease);
 
-    /// <summary>Renews the kernel-side ownership lease: new flows are taken only while it lives, so a hung daemon stops taking them.</summary>
-    public void RenewLease(TimeSpan lease);
+    /// <summary>
+    /// Renews the kernel-side ownership lease for <see cref="FilterSettings.LeaseTime"/>: new flows
+    /// are taken only while it lives, so a hung daemon stops taking them. Cheap enough to call
+    /// with every advert.
+    /// </summary>
+    public void RenewLease();
 
     /// <summary>The filter's packet counters.</summary>
     public KernelCounters ReadCounters();

@@ -18,7 +18,8 @@ namespace L2Balance.Balancer.Kernel;
 /// mode an egress guard drops any frame leaving with the cluster MAC as source.
 /// ip <c>{name}</c>: prerouting at -150 (after conntrack at -200) accepts established flows
 /// whatever their bucket, and new flows only while the lease lives and only for owned buckets,
-/// TCP only on a bare SYN; output drops ICMP port-unreachable from the VIP.
+/// TCP only on a bare SYN; output drops ICMP port-unreachable from the VIP and turns the daemon's
+/// marked lease datagrams into lease refreshes (packet path: no netlink transaction per renewal).
 /// </remarks>
 internal static class NftRuleset
 {
@@ -33,6 +34,16 @@ internal static class NftRuleset
 
     /// <summary>The lease element's key (the mark value the lease rule tests).</summary>
     public const int LeaseKey = 1;
+
+    /// <summary>
+    /// Socket mark (SO_MARK, which needs CAP_NET_ADMIN) of the daemon's lease datagrams, "L2BL":
+    /// the output chain turns such a datagram to <see cref="LeaseRenewPort"/> on 127.0.0.1 into a
+    /// refresh of the lease element and drops it (the sender sees EPERM).
+    /// </summary>
+    public const uint LeaseRenewMark = 0x4c32424c;
+
+    /// <summary>UDP port of the lease datagrams (discard).</summary>
+    public const int LeaseRenewPort = 9;
 
     /// <summary>Conntrack mark of a flow accepted as new: <c>FlowMarkBase | bucket</c> (0 means untagged).</summary>
     public const uint FlowMarkBase = 0x10000;
@@ -63,6 +74,7 @@ internal static class NftRuleset
         public const string DroppedNotIpv4 = "dropped_not_ipv4";
         public const string DroppedPortUnreachable = "dropped_port_unreachable";
         public const string DroppedClusterMacSource = "dropped_cluster_mac_source";
+        public const string LeaseRenewed = "lease_renewed";
     }
 
     /// <summary>
@@ -122,7 +134,7 @@ internal static class NftRuleset
         t.Append("\tflags owner;\n");
         t.Append(CultureInfo.InvariantCulture, $"\tcomment \"l2bal flow filter for {vip}: established flows stay, new flows by owned bucket under the lease\";\n");
         t.Append(CultureInfo.InvariantCulture, $"\tset {OwnedSet} {{ type mark; flags interval; comment \"buckets owned: new flows accepted\"; }}\n");
-        t.Append(CultureInfo.InvariantCulture, $"\tset {LeaseSet} {{ type mark; flags timeout; comment \"ownership lease: one element, renewed by the daemon\"; }}\n");
+        t.Append(CultureInfo.InvariantCulture, $"\tset {LeaseSet} {{ type mark; flags dynamic, timeout; comment \"ownership lease: one element, renewed by the daemon\"; }}\n");
         Counter(t, Counters.AcceptedEstablished, "packets of established or related flows");
         Counter(t, Counters.AcceptedSlice, "packets to the own port slice");
         Counter(t, Counters.DroppedOtherSlice, "packets to another node's port slice (after reassembly)");
@@ -135,6 +147,7 @@ internal static class NftRuleset
             Counter(t, Counters.DroppedNotService, "new flows to a port that is not a service of the VIP");
         }
         Counter(t, Counters.DroppedPortUnreachable, "ICMP port-unreachable from the VIP suppressed");
+        Counter(t, Counters.LeaseRenewed, "lease renewals by the daemon's marked datagrams");
         t.Append("\tchain prerouting {\n");
         t.Append(CultureInfo.InvariantCulture, $"\t\ttype filter hook prerouting priority {PreroutingPriority}; policy accept;\n");
         Rule(t, $"ip daddr != {vip} accept", "not to the VIP");
@@ -157,6 +170,9 @@ internal static class NftRuleset
         t.Append("\t}\n");
         t.Append("\tchain output {\n");
         t.Append("\t\ttype filter hook output priority 0; policy accept;\n");
+        long leaseMs = LeaseMilliseconds(s.LeaseTime);
+        Rule(t, $"meta mark 0x{LeaseRenewMark:x} ip daddr 127.0.0.1 udp dport {LeaseRenewPort} meta mark set 0x{LeaseKey:x} update @{LeaseSet} {{ meta mark timeout {leaseMs}ms }} counter name \"{Counters.LeaseRenewed}\" drop",
+            "the daemon's lease datagram (SO_MARK needs CAP_NET_ADMIN): refresh the lease, deliver nothing");
         Rule(t, $"ip saddr {vip} icmp type destination-unreachable icmp code port-unreachable counter name \"{Counters.DroppedPortUnreachable}\" drop", "no node sends an ICMP error for another node's flow");
         t.Append("\t}\n");
         t.Append("}\n");
@@ -190,16 +206,16 @@ internal static class NftRuleset
     }
 
     /// <summary>
-    /// Renews the lease: <c>flush set</c> + <c>add element … timeout</c> in one transaction. Checked
+    /// Grants the lease in a transaction: <c>flush set</c> + <c>add element … timeout</c>. Checked
     /// in the lab: this refreshes the timeout, works when the element has expired or never existed,
     /// whereas re-adding an existing element keeps its old expiry and <c>delete element</c> of an
-    /// absent one fails the whole transaction.
+    /// absent one fails the whole transaction. Part of every <see cref="Apply"/>; between changes
+    /// the daemon renews through the packet path instead (lease rule of the output chain).
     /// </summary>
     public static string RenewLease(FilterSettings settings, TimeSpan lease)
     {
         Validate(settings);
-        long ms = (long)Math.Ceiling(lease.TotalMilliseconds);
-        ArgumentOutOfRangeException.ThrowIfLessThan(ms, 1, nameof(lease));
+        long ms = LeaseMilliseconds(lease);
         return string.Create(CultureInfo.InvariantCulture,
             $"flush set ip {settings.TableName} {LeaseSet}\nadd element ip {settings.TableName} {LeaseSet} {{ 0x{LeaseKey:x} timeout {ms}ms }}\n");
     }
@@ -226,6 +242,13 @@ internal static class NftRuleset
         return string.Join(", ", buckets.ToRanges().Select(r => r.Low == r.High
             ? r.Low.ToString(CultureInfo.InvariantCulture)
             : string.Create(CultureInfo.InvariantCulture, $"{r.Low}-{r.High}")));
+    }
+
+    private static long LeaseMilliseconds(TimeSpan lease)
+    {
+        long ms = (long)Math.Ceiling(lease.TotalMilliseconds);
+        ArgumentOutOfRangeException.ThrowIfLessThan(ms, 1, nameof(lease));
+        return ms;
     }
 
     private static string Jhash(FilterSettings s) =>

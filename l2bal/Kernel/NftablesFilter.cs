@@ -1,5 +1,9 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using L2Balance.Balancer.Cluster;
+using L2Balance.Balancer.Net;
 
 namespace L2Balance.Balancer.Kernel;
 
@@ -10,8 +14,12 @@ namespace L2Balance.Balancer.Kernel;
 /// </summary>
 internal sealed class NftablesFilter : IKernelFilter
 {
+    private const int SOL_SOCKET = 1;
+    private const int SO_MARK = 36;
+    private const int EPERM = 1;
     private readonly NftContext _context;
     private FilterSettings? _settings;
+    private Socket? _leaseSocket;
 
     /// <summary>Opens the context in the current namespace, or in <paramref name="networkNamespacePath"/> (lab tests).</summary>
     public NftablesFilter(string? networkNamespacePath = null)
@@ -26,12 +34,32 @@ internal sealed class NftablesFilter : IKernelFilter
     {
         _context.Run(NftRuleset.Install(settings));
         _settings = settings;
+        _leaseSocket ??= _context.InNamespace(OpenLeaseSocket);
     }
 
     public void Apply(BucketSet owned, BucketSet accepted, TimeSpan lease) =>
         _context.Run(NftRuleset.Apply(Installed, owned, accepted, lease));
 
-    public void RenewLease(TimeSpan lease) => _context.Run(NftRuleset.RenewLease(Installed, lease));
+    /// <summary>
+    /// Sends one marked datagram to 127.0.0.1:9; the lease rule of the output chain refreshes the
+    /// lease and drops it, so send(2) fails with EPERM. A datagram that leaves means the rule is gone.
+    /// </summary>
+    public void RenewLease()
+    {
+        _ = Installed;
+        var socket = _leaseSocket ?? throw new InvalidOperationException("Install the filter first.");
+        ReadOnlySpan<byte> payload = [0x4c];
+        var sent = Interop.Netlink.send(socket.SafeHandle, payload, 1, 0);
+        if (sent >= 0)
+        {
+            throw new KernelFilterException("renewing the lease: the lease datagram was not taken by the filter's lease rule (were the tables changed by hand?)");
+        }
+        var errno = Marshal.GetLastPInvokeError();
+        if (errno != EPERM)
+        {
+            throw new KernelFilterException($"renewing the lease: send to 127.0.0.1:{NftRuleset.LeaseRenewPort}: {Errno.Name(errno)}");
+        }
+    }
 
     public KernelCounters ReadCounters()
     {
@@ -51,7 +79,8 @@ internal sealed class NftablesFilter : IKernelFilter
             DroppedNotOwned: Get("ip", NftRuleset.Counters.DroppedNotOwned),
             DroppedOtherSlice: Get("netdev", NftRuleset.Counters.DroppedOtherSlice) + Get("ip", NftRuleset.Counters.DroppedOtherSlice),
             DroppedNoLease: Get("ip", NftRuleset.Counters.DroppedNoLease),
-            DroppedMidFlow: Get("ip", NftRuleset.Counters.DroppedMidFlow));
+            DroppedMidFlow: Get("ip", NftRuleset.Counters.DroppedMidFlow),
+            LeaseRenewals: Get("ip", NftRuleset.Counters.LeaseRenewed));
     }
 
     public IReadOnlyDictionary<int, int> FlowsByBucket()
@@ -70,7 +99,27 @@ internal sealed class NftablesFilter : IKernelFilter
     }
 
     /// <summary>Closes the context without <see cref="Remove"/>: the kernel deletes the owner tables with the socket.</summary>
-    public void Dispose() => _context.Dispose();
+    public void Dispose()
+    {
+        _leaseSocket?.Dispose();
+        _context.Dispose();
+    }
+
+    private static Socket OpenLeaseSocket()
+    {
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        try
+        {
+            socket.SetRawSocketOption(SOL_SOCKET, SO_MARK, BitConverter.GetBytes(NftRuleset.LeaseRenewMark));
+            socket.Connect(new IPEndPoint(IPAddress.Loopback, NftRuleset.LeaseRenewPort));
+            return socket;
+        }
+        catch (SocketException e)
+        {
+            socket.Dispose();
+            throw new KernelFilterException($"opening the lease socket (SO_MARK needs CAP_NET_ADMIN, and lo must be up): {e.SocketErrorCode}");
+        }
+    }
 
     /// <summary>Packet counts of the named counters in <c>nft -j list counters</c> output, by (family, name).</summary>
     internal static Dictionary<(string Family, string Name), long> ParseCounters(string json, string family, string table)

@@ -54,6 +54,9 @@ internal sealed class AdvertChannel : IAsyncDisposable
         _maximumPayloadLength = maximumPayloadLength;
     }
 
+    /// <summary>The socket's handle, for the daemon's loop to wait on.</summary>
+    public System.Net.Sockets.SafeSocketHandle Handle => _socket.Handle;
+
     /// <summary>Opens the channel on <paramref name="interfaceName"/> in the calling thread's network namespace.</summary>
     public static AdvertChannel Open(string interfaceName, int maximumPayloadLength = DefaultMaximumPayloadLength)
     {

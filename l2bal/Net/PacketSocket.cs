@@ -43,6 +43,9 @@ internal sealed class PacketSocket : IDisposable
     /// <summary>The one EtherType received.</summary>
     public ushort EtherType { get; }
 
+    /// <summary>The socket's handle, for a caller that waits on it with poll(2).</summary>
+    public SafeSocketHandle Handle => _socket.SafeHandle;
+
     /// <summary>Frames received whose source was <see cref="InterfaceMac"/> and were skipped.</summary>
     public long OwnFramesSkipped => Interlocked.Read(ref _ownFramesSkipped);
 

@@ -33,8 +33,8 @@ internal sealed record CoverResult(string Name, int Kills, IReadOnlyList<double>
 /// measures, it does not pass or fail (STYLE.md 27). Every loop is bounded in count and time.
 /// </summary>
 /// <remarks>
-/// The probe: each affected client source tries a fresh TCP connect to VIP:1080 every 10 ms with a
-/// 50 ms connect timeout (a SYN-ACK from whichever node owns the flow is an answer). The gap per
+/// The probe: each affected client source starts a fresh TCP connect to VIP:1080 every 10 ms, each
+/// with a 50 ms connect timeout, overlapping (a SYN-ACK from whichever node owns the flow is an answer). The gap per
 /// source is its last answer before the kill to its first answer after it. Kill = the node's switch
 /// port down (it vanishes from the segment) plus, for l2bal, SIGKILL of l2bal and l2proxy; for
 /// keepalived and ucarp the master's port down only (their daemons keep running on the cut-off node,
@@ -57,21 +57,36 @@ internal static class BenchFailover
     public static async Task<int> RunAsync(IReadOnlyList<string> args)
     {
         var kills = 5;
-        if (args is ["--kills", var n] && int.TryParse(n, CultureInfo.InvariantCulture, out var k) && k is >= 1 and <= 20)
+        double? soakSeconds = null;
+        for (var i = 0; i < args.Count; i++)
         {
-            kills = k;
-        }
-        else if (args.Count > 0)
-        {
-            Console.Error.WriteLine("usage: l2lab bench-failover [--kills 1-20]");
-            return 2;
+            var value = i + 1 < args.Count ? args[i + 1] : null;
+            switch (args[i])
+            {
+                case "--kills" when int.TryParse(value, CultureInfo.InvariantCulture, out var k) && k is >= 1 and <= 20:
+                    kills = k;
+                    i++;
+                    break;
+                case "--soak" when double.TryParse(value, CultureInfo.InvariantCulture, out var seconds) && seconds is >= 20 and <= 1800:
+                    soakSeconds = seconds;
+                    i++;
+                    break;
+                default:
+                    Console.Error.WriteLine("usage: l2lab bench-failover [--kills 1-20] | --soak 20-1800");
+                    return 2;
+            }
         }
 
         Clock.Restart();
         var loadAtStart = File.ReadAllText("/proc/loadavg").Trim();
         Log($"load average at start: {loadAtStart} ({Environment.ProcessorCount} cores; a shared machine's load distorts every timing below)");
-        using var bound = new CancellationTokenSource(TimeSpan.FromMinutes(10));
+        using var bound = new CancellationTokenSource(TimeSpan.FromMinutes(10) + TimeSpan.FromSeconds(soakSeconds ?? 0));
         var ct = bound.Token;
+        if (soakSeconds is { } soak)
+        {
+            return await SoakAsync(TimeSpan.FromSeconds(soak), ct).ConfigureAwait(false);
+        }
+
         var keepalived = LabBinaries.Find("/usr/sbin/keepalived");
         var ucarp = LabBinaries.Find("/usr/sbin/ucarp");
 
@@ -119,7 +134,7 @@ internal static class BenchFailover
         }
 
         Console.WriteLine();
-        Console.WriteLine("time to cover a killed node (gap per affected client source, 10 ms probe, 50 ms connect timeout)");
+        Console.WriteLine("time to cover a killed node (gap per affected client source; a connect started every 10 ms, 50 ms timeout each)");
         Console.WriteLine($"{"system / setting",-46} {"kills",5} {"samples",7} {"median ms",10} {"max ms",8} {"l2bal default vs",17} {"l2bal fast vs",14}");
         foreach (var r in results)
         {
@@ -133,7 +148,12 @@ internal static class BenchFailover
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"balance, hash mirror (10 000 addresses): {string.Join(", ", hashBalance.Select(b => $"n{b.Key} {b.Value:P2}"))} (target 33.33 % +- 2 %)"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"balance, real CONNECTs ({d.ConnectsTotal} from 60 addresses): {string.Join(", ", d.ConnectShare.Select(b => $"n{b.Key} {b.Value:P1}"))}; addresses per node {string.Join(", ", d.AddressesPerNode.Select(b => $"n{b.Key} {b.Value}"))}"));
         Console.WriteLine($"buckets moved on loss of node {Victim}: {d.MovedOnLoss} (its share: {d.VictimShare}); on return: {d.MovedOnReturn}");
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"l2bal idle CPU, % of one core per node (10 s): default {string.Join(" ", d.IdleCpu.Select(c => $"{c:0.00}"))}; fast {string.Join(" ", l2balFast.IdleCpu.Select(c => $"{c:0.00}"))} (target <= 1 % at default)"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"l2bal idle CPU, % of one core per node (10 s, SOCKS5 health probe every interval): default {string.Join(" ", d.IdleCpu.Select(c => $"{c:0.00}"))}; fast {string.Join(" ", l2balFast.IdleCpu.Select(c => $"{c:0.00}"))} (target <= 1 % at default)"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"l2bal CPU under load (default timing, {d.LoadConnects} CONNECTs in 10 s), % of one core per node: {string.Join(" ", d.LoadCpu.Select(c => $"{c:0.00}"))}; the proxies meanwhile: {string.Join(" ", d.LoadProxyCpu.Select(c => $"{c:0.0}"))}"));
+        if (d.FilterCost is { } fc)
+        {
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"filter cost, one client's bulk TCP through the proxy: {fc.FilteredMedian:0.00} Gbit/s through the cluster vs {fc.PlainMedian:0.00} with the VIP plain on node 1 and no l2bal: {fc.CostPercent:0.0} % (target <= 5 %)"));
+        }
         Console.WriteLine($"load average: start {loadAtStart}, end {File.ReadAllText("/proc/loadavg").Trim()} ({Environment.ProcessorCount} cores)");
         foreach (var s in skipped)
         {
@@ -144,7 +164,7 @@ internal static class BenchFailover
         var json = new
         {
             StartedUtc = DateTimeOffset.UtcNow - Clock.Elapsed,
-            Probe = "fresh TCP connect to VIP:1080 every 10 ms per affected source, 50 ms connect timeout",
+            Probe = "fresh TCP connect to VIP:1080 started every 10 ms per affected source (overlapping), 50 ms connect timeout each",
             Kill = "l2bal: switch port of node 2 down + SIGKILL l2bal + SIGKILL l2proxy; keepalived/ucarp: switch port of the master down",
             Cover = results.Select(r => new { r.Name, r.Kills, Samples = r.GapsMs.Count, r.MedianMs, r.MaxMs, r.Uncovered, r.Note, r.GapsMs }),
             LoadAverageAtStart = loadAtStart,
@@ -160,12 +180,41 @@ internal static class BenchFailover
             VictimShare = d.VictimShare,
             IdleCpuPercentDefault = d.IdleCpu,
             IdleCpuPercentFast = l2balFast.IdleCpu,
+            LoadCpuPercentDefault = d.LoadCpu,
+            LoadProxyCpuPercent = d.LoadProxyCpu,
+            LoadConnects = d.LoadConnects,
+            FilterFilteredGbit = d.FilterCost?.FilteredGbit,
+            FilterPlainGbit = d.FilterCost?.PlainGbit,
+            FilterCostPercent = d.FilterCost?.CostPercent,
             FalseDeathsDefault = d.FalseDeaths,
             FalseDeathsFast = l2balFast.FalseDeaths,
             Skipped = skipped,
             DurationS = Math.Round(Clock.Elapsed.TotalSeconds, 1),
         };
         File.WriteAllText(path, JsonSerializer.Serialize(json, JsonOptions) + "\n");
+        Console.WriteLine($"written to {path} ({Clock.Elapsed.TotalSeconds:0} s in all)");
+        return 0;
+    }
+
+    /// <summary>
+    /// <c>--soak SECONDS</c>: the fast timing (10 ms × 3), then the default, each for the whole
+    /// length with every proxy under load; prints and writes the false covers seen.
+    /// </summary>
+    private static async Task<int> SoakAsync(TimeSpan length, CancellationToken ct)
+    {
+        var rows = new List<SoakResult>
+        {
+            await BenchFailoverLoad.SoakAsync(length, ["--advert-interval", "10ms", "--dead-after", "3"], "fast (10 ms adverts, dead after 3)", Log, ct).ConfigureAwait(false),
+        };
+        Console.WriteLine();
+        Console.WriteLine("soak: false covers (\"peer is dead\" with nothing killed) with every proxy under load");
+        foreach (var r in rows)
+        {
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{r.Setting}: {r.Seconds:0} s, false covers {r.FalseDeaths}, ownership changes {r.OwnershipChanges}, CONNECTs ok {r.ConnectsOk} failed {r.ConnectsFailed}, bulk {r.BulkGbit:0.00} Gbit/s, l2bal CPU {string.Join(" ", r.BalancerCpu.Select(c => $"{c:0.00}"))} %, proxies {string.Join(" ", r.ProxyCpu.Select(c => $"{c:0.0}"))} %, load {r.LoadAverage}"));
+        }
+        var path = ClusterOps.ArtifactPath("bench", "failover-soak");
+        File.WriteAllText(path, JsonSerializer.Serialize(new { StartedUtc = DateTimeOffset.UtcNow - Clock.Elapsed, Soak = rows }, JsonOptions) + "\n");
         Console.WriteLine($"written to {path} ({Clock.Elapsed.TotalSeconds:0} s in all)");
         return 0;
     }
@@ -190,7 +239,8 @@ internal static class BenchFailover
 
     private sealed record L2BalRun(
         CoverResult Cover, Dictionary<int, double> ConnectShare, int ConnectsTotal, Dictionary<int, int> AddressesPerNode,
-        int MovedOnLoss, int MovedOnReturn, int VictimShare, double[] IdleCpu, int FalseDeaths);
+        int MovedOnLoss, int MovedOnReturn, int VictimShare, double[] IdleCpu, int FalseDeaths,
+        double[] LoadCpu, double[] LoadProxyCpu, int LoadConnects, FilterCost? FilterCost);
 
     private static async Task<L2BalRun> L2BalAsync(string name, string[] balancerArgs, int kills, bool details, CancellationToken ct)
     {
@@ -202,27 +252,35 @@ internal static class BenchFailover
         var before = await ClusterOps.WaitForSharesAsync(lab, all, TimeSpan.FromSeconds(60), Progress, ct).ConfigureAwait(false);
 
         Log($"{name}: idle CPU of each l2bal over 10 s");
-        var idle = await IdleCpuAsync(all.Select(k => lab.Balancer(k)!.Id).ToArray(), TimeSpan.FromSeconds(10), ct).ConfigureAwait(false);
+        var idle = await BenchFailoverLoad.CpuAsync(all.Select(k => lab.Balancer(k)!.Id).ToArray(), TimeSpan.FromSeconds(10), ct).ConfigureAwait(false);
         Log(string.Create(CultureInfo.InvariantCulture, $"{name}: idle CPU % of a core: {string.Join(" ", idle.Select(c => $"{c:0.00}"))}"));
 
         var full = ClusterOps.Table(3, all);
         var home = lab.ClientAddresses.ToDictionary(a => a, a => ClusterOps.OwnerOf(full, a));
         var share = new Dictionary<int, double>();
         var total = 0;
+        double[] loadCpu = [], loadProxyCpu = [];
         if (details)
         {
-            Log($"{name}: 3 s of real CONNECTs from all 60 addresses");
-            var traffic = await new TrafficGenerator(lab.Client, new TrafficOptions
+            Log($"{name}: 10 s of real CONNECTs from all 60 addresses, 12 at a time; CPU of l2bal and the proxies meanwhile");
+            var pids = all.Select(k => lab.Balancer(k)!.Id).Concat(all.Select(k => lab.Proxy(k)!.Id)).ToArray();
+            var run = new TrafficGenerator(lab.Client, new TrafficOptions
             {
                 Proxy = lab.ProxyEndPoint,
                 Sources = lab.ClientAddresses,
                 ConnectTarget = new IPEndPoint(ClusterLab.TargetAddress, TargetServers.TcpEchoPort),
-                ConnectConcurrency = 6,
-                MaxConnects = 20_000,
-                Duration = TimeSpan.FromSeconds(3),
+                ConnectConcurrency = 12,
+                MaxConnects = 200_000,
+                Duration = TimeSpan.FromSeconds(10),
                 NodeOf = lab.NodeOf,
-            }).RunAsync(ct).ConfigureAwait(false);
+            }).RunAsync(ct);
+            await Task.Delay(1000, ct).ConfigureAwait(false);
+            var cpu = await BenchFailoverLoad.CpuAsync(pids, TimeSpan.FromSeconds(8), ct).ConfigureAwait(false);
+            loadCpu = cpu[..3];
+            loadProxyCpu = cpu[3..];
+            var traffic = await run.ConfigureAwait(false);
             Log($"{name}: {traffic.Summary()}");
+            Log(string.Create(CultureInfo.InvariantCulture, $"{name}: CPU under load, l2bal {string.Join(" ", loadCpu.Select(c => $"{c:0.00}"))} %, proxies {string.Join(" ", loadProxyCpu.Select(c => $"{c:0.0}"))} %"));
             var ok = traffic.Connects.Where(c => c.Outcome == TrafficOutcome.Ok && c.Node is not null).ToArray();
             total = ok.Length;
             share = all.ToDictionary(k => k, k => ok.Length == 0 ? 0 : Math.Round(ok.Count(c => c.Node == k) / (double)ok.Length, 4));
@@ -256,9 +314,16 @@ internal static class BenchFailover
 
         var falseDeaths = CountFalseDeaths(lab.Network.DescribeProcesses(), kills);
         Log($"{name}: peers declared dead beyond the kills' own (false covers): {falseDeaths}");
+        FilterCost? filterCost = null;
+        if (details)
+        {
+            // Last: it stops l2bal on every node.
+            filterCost = await BenchFailoverLoad.FilterCostAsync(lab, lab.ClientAddresses.First(a => home[a] == 1), Log, ct).ConfigureAwait(false);
+        }
         var cover = new CoverResult(name, kills, gaps, uncovered);
         Log(string.Create(CultureInfo.InvariantCulture, $"{name}: median {cover.MedianMs:0} ms, max {cover.MaxMs:0} ms over {gaps.Count} samples"));
-        return new L2BalRun(cover, share, total, all.ToDictionary(k => k, k => home.Count(h => h.Value == k)), movedOnLoss, movedOnReturn, before[Victim].Held, idle, falseDeaths);
+        return new L2BalRun(cover, share, total, all.ToDictionary(k => k, k => home.Count(h => h.Value == k)), movedOnLoss, movedOnReturn, before[Victim].Held, idle, falseDeaths,
+            loadCpu, loadProxyCpu, total, filterCost);
     }
 
     /// <summary>
@@ -267,28 +332,6 @@ internal static class BenchFailover
     /// </summary>
     private static int CountFalseDeaths(string logs, int kills) =>
         Math.Max(0, logs.Split('\n').Count(l => l.Contains("l2bal[", StringComparison.Ordinal) && l.Contains("is dead:", StringComparison.Ordinal)) - (2 * kills));
-
-    /// <summary>CPU (utime+stime from /proc/PID/stat) of each process over <paramref name="window"/>, in % of one core.</summary>
-    private static async Task<double[]> IdleCpuAsync(int[] pids, TimeSpan window, CancellationToken ct)
-    {
-        var before = pids.Select(CpuTicks).ToArray();
-        var sw = Stopwatch.StartNew();
-        await Task.Delay(window, ct).ConfigureAwait(false);
-        var after = pids.Select(CpuTicks).ToArray();
-        var seconds = sw.Elapsed.TotalSeconds;
-
-        // USER_HZ is 100 on Linux x86-64 and arm64 (sysconf(_SC_CLK_TCK)).
-        return pids.Select((_, i) => Math.Round((after[i] - before[i]) / 100.0 / seconds * 100, 3)).ToArray();
-    }
-
-    private static long CpuTicks(int pid)
-    {
-        var stat = File.ReadAllText($"/proc/{pid}/stat");
-        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-
-        // After "pid (comm) ", field 3 (state) is index 0: utime is field 14 (index 11), stime field 15.
-        return long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
-    }
 
     /// <summary>
     /// Probes from every source for 300 ms, runs <paramref name="kill"/>, and keeps probing until
@@ -331,41 +374,34 @@ internal static class BenchFailover
     }
 
     /// <summary>
-    /// A fresh TCP connect from <paramref name="source"/> every 10 ms (50 ms timeout), until the
-    /// first success after the kill or the stop. Bounded: at most 2 000 attempts.
+    /// A fresh TCP connect from <paramref name="source"/> started every 10 ms, each with a 50 ms
+    /// timeout, overlapping (up to five in flight), until one started after the kill succeeds or
+    /// the stop. Overlapping keeps the resolution at 10 ms: a SYN dropped just before the cover is
+    /// retransmitted only after 1 s, so the first answer comes from a connect started after the
+    /// cover, and with one attempt at a time that start waited for the previous timeout. Bounded:
+    /// at most 2 000 attempts.
     /// </summary>
     private static async Task<List<ProbeAttempt>> ProbeAsync(LabHost client, IPAddress source, IPEndPoint target, Func<double> killMs, CancellationToken stop)
     {
         var attempts = new List<ProbeAttempt>();
-        while (!stop.IsCancellationRequested && attempts.Count < 2000)
+        var inFlight = new List<Task<ProbeAttempt>>();
+        var started = 0;
+        var covered = false;
+        var next = Clock.Elapsed;
+        while (!stop.IsCancellationRequested && started < 2000 && !covered)
         {
-            var start = Clock.Elapsed;
-            var startMs = start.TotalMilliseconds;
-            var ok = false;
-            using (var socket = client.OpenSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
-            using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(stop))
+            inFlight.Add(AttemptAsync(client, source, target, stop));
+            started++;
+            foreach (var done in inFlight.Where(t => t.IsCompleted).ToList())
             {
-                timeout.CancelAfter(ProbeTimeout);
-                try
-                {
-                    socket.Bind(new IPEndPoint(source, 0));
-                    await socket.ConnectAsync(target, timeout.Token).ConfigureAwait(false);
-                    ok = true;
-                }
-                catch (Exception ex) when (ex is SocketException or OperationCanceledException)
-                {
-                    // No answer (or a refusal): a miss.
-                }
+                var attempt = await done.ConfigureAwait(false);
+                attempts.Add(attempt);
+                covered |= attempt.Ok && attempt.StartMs >= killMs();
+                inFlight.Remove(done);
             }
 
-            var end = Clock.Elapsed.TotalMilliseconds;
-            attempts.Add(new ProbeAttempt(startMs, end, ok));
-            if (ok && startMs >= killMs())
-            {
-                break;
-            }
-
-            var wait = ProbeInterval - (Clock.Elapsed - start);
+            next += ProbeInterval;
+            var wait = next - Clock.Elapsed;
             if (wait > TimeSpan.Zero)
             {
                 try
@@ -377,9 +413,37 @@ internal static class BenchFailover
                     break;
                 }
             }
+            else
+            {
+                next = Clock.Elapsed; // late (a loaded machine): no burst to catch up
+            }
         }
 
+        attempts.AddRange(await Task.WhenAll(inFlight).ConfigureAwait(false));
         return attempts;
+    }
+
+    private static async Task<ProbeAttempt> AttemptAsync(LabHost client, IPAddress source, IPEndPoint target, CancellationToken stop)
+    {
+        var startMs = Clock.Elapsed.TotalMilliseconds;
+        var ok = false;
+        using (var socket = client.OpenSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
+        using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(stop))
+        {
+            timeout.CancelAfter(ProbeTimeout);
+            try
+            {
+                socket.Bind(new IPEndPoint(source, 0));
+                await socket.ConnectAsync(target, timeout.Token).ConfigureAwait(false);
+                ok = true;
+            }
+            catch (Exception ex) when (ex is SocketException or OperationCanceledException)
+            {
+                // No answer (or a refusal): a miss.
+            }
+        }
+
+        return new ProbeAttempt(startMs, Clock.Elapsed.TotalMilliseconds, ok);
     }
 
     /// <summary>

@@ -86,13 +86,78 @@ public class MembershipEngineTests
         Assert.False(cluster.Nodes[0].Engine.IsAlive(2));
     }
 
+    /// <summary>
+    /// The daemon steps only when an advert arrives, its state changes, or <see cref="MembershipEngine.NextDeadline"/>
+    /// passes. Stepped that way (1 ms resolution), the engines settle, cover and hand back exactly
+    /// as with fixed ticks, and a dead peer is declared within a millisecond of its dead time.
+    /// </summary>
     [Fact]
-    public void Random_faults_never_give_a_bucket_two_holders()
+    public void Stepping_only_at_deadlines_and_adverts_covers_at_the_dead_time_and_hands_back()
     {
-        for (var seed = 0; seed < 20; seed++)
+        var cluster = new Cluster(3, eventDriven: true);
+        cluster.Run(TimeSpan.FromMilliseconds(600));
+        cluster.AssertHolds(0b111);
+        var lastHeard = cluster.Nodes[0].Engine.Peers[3].LastHeard;
+        cluster.Crash(3);
+        cluster.Run(TimeSpan.FromMilliseconds(400));
+        cluster.AssertHolds(0b011);
+        var death = cluster.Nodes[0].DeathSeen[3];
+        Assert.InRange(death - lastHeard, Dead, Dead + TimeSpan.FromMilliseconds(1));
+        // A cover claims in the step that sees the death, without waiting for the settle time.
+        Assert.Equal(death, cluster.Nodes[0].HeldChangedAt);
+        cluster.Restart(3);
+        cluster.Run(TimeSpan.FromMilliseconds(600));
+        cluster.AssertHolds(0b111);
+        // Idle: at most one step per own advert (20 a second) and per peer advert (2 × 20), nothing
+        // in between (fixed 10 ms ticks would be 100).
+        var before = cluster.Nodes[0].Steps;
+        cluster.Run(TimeSpan.FromSeconds(1));
+        Assert.InRange(cluster.Nodes[0].Steps - before, 20, 60);
+    }
+
+    /// <summary>
+    /// The settle gate is skipped only for a cover that everybody agrees on: when a live peer's
+    /// latest advert carries a third view, losing a node waits the settle time before claiming.
+    /// </summary>
+    [Fact]
+    public void A_cover_waits_for_the_settle_time_when_a_peer_advertises_another_view()
+    {
+        var t = TimeSpan.FromSeconds(10);
+        var engine = new MembershipEngine(1, 4, Buckets, Interval, Dead, Interval / 2, t);
+        // Peers 2 and 3 active, all agreeing on {1,2,3}; node 4 never started.
+        void Hear(int id, ulong view) => engine.OnAdvert(new Advert(10, (ushort)id, 4, AdvertState.Active, 1, 1, 0, 0b1111, view, 0, AdvertFlags.None), t);
+        for (var i = 0; i < 10; i++, t += Interval)
+        {
+            Hear(2, 0b0111);
+            Hear(3, 0b0111);
+            engine.Step(t);
+        }
+        var share = engine.Held.Count;
+        // Peer 2 now says {1,2,3,4} (it saw node 4 join, this node has not), and node 3 dies.
+        Hear(2, 0b1111);
+        t += Dead + TimeSpan.FromMilliseconds(1);
+        Hear(2, 0b1111);
+        var step = engine.Step(t);
+        Assert.False(engine.IsAlive(3));
+        Assert.Equal(share, step.Held.Count);
+        step = engine.Step(t + Interval / 2);
+        Assert.True(step.Held.Count > share);
+    }
+
+    /// <summary>
+    /// Crashes, restarts and health flaps at random. Event-driven runs deliver each advert after
+    /// 1 to 5 ms at random (reordering them), the most the cover rule allows with a 25 ms settle
+    /// time (MembershipEngine.IsCover: SettleTime ≥ 2 × delivery delay).
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Random_faults_never_give_a_bucket_two_holders(bool eventDriven)
+    {
+        for (var seed = 0; seed < (eventDriven ? 60 : 20); seed++)
         {
             var random = new Random(seed);
-            var cluster = new Cluster(4);
+            var cluster = new Cluster(4, eventDriven, eventDriven ? new Random(seed + 1000) : null);
             for (var round = 0; round < 30; round++)
             {
                 var node = cluster.Nodes[random.Next(4)];
@@ -137,26 +202,50 @@ public class MembershipEngineTests
 
         public List<MembershipEvent> Events { get; } = [];
 
+        /// <summary>When this node first saw each peer dead.</summary>
+        public Dictionary<int, TimeSpan> DeathSeen { get; } = [];
+
+        /// <summary>Event-driven mode: when the engine next needs a step, and the state it last stepped with.</summary>
+        public TimeSpan Due { get; set; }
+
+        public AdvertState SteppedState { get; set; } = AdvertState.Active;
+
+        public int Steps { get; set; }
+
+        public TimeSpan HeldChangedAt { get; set; }
+
         public void Reset(TimeSpan at)
         {
             Engine = Create(Id, count, at);
             Running = true;
             Sequence = 0;
+            Due = at;
         }
 
         private static MembershipEngine Create(int id, int count, TimeSpan now) =>
             new(id, count, Buckets, Interval, Dead, Interval / 2, now);
     }
 
+    /// <summary>
+    /// Fixed mode: every node steps every 10 ms. Event-driven mode (the daemon's loop): time moves
+    /// in 1 ms steps and a node steps only when an advert reaches it, its state was changed, or
+    /// its engine's NextDeadline has passed.
+    /// </summary>
     private sealed class Cluster
     {
-        private static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(10);
+        private readonly TimeSpan _tick;
+        private readonly bool _eventDriven;
         private readonly List<(TimeSpan At, int To, Advert Advert)> _wire = [];
         private TimeSpan _now = TimeSpan.FromSeconds(1);
 
-        public Cluster(int count)
+        private readonly Random? _jitter;
+
+        public Cluster(int count, bool eventDriven = false, Random? jitter = null)
         {
-            Nodes = [.. Enumerable.Range(1, count).Select(i => new Node(i, count, _now))];
+            _eventDriven = eventDriven;
+            _jitter = jitter;
+            _tick = TimeSpan.FromMilliseconds(eventDriven ? 1 : 10);
+            Nodes = [.. Enumerable.Range(1, count).Select(i => new Node(i, count, _now) { Due = _now })];
         }
 
         public Node[] Nodes { get; }
@@ -169,28 +258,43 @@ public class MembershipEngineTests
 
         public void Run(TimeSpan duration)
         {
-            for (var end = _now + duration; _now < end; _now += Tick)
+            for (var end = _now + duration; _now < end; _now += _tick)
             {
+                var reached = new HashSet<int>();
                 foreach (var (_, to, advert) in _wire.Where(m => m.At <= _now).ToList())
                 {
                     if (Nodes[to - 1].Running)
                     {
                         Nodes[to - 1].Engine.OnAdvert(advert, _now);
+                        reached.Add(to);
                     }
                 }
                 _wire.RemoveAll(m => m.At <= _now);
                 foreach (var node in Nodes.Where(n => n.Running))
                 {
+                    if (_eventDriven && !reached.Contains(node.Id) && _now < node.Due && node.Engine.LocalState == node.SteppedState)
+                    {
+                        continue;
+                    }
                     var step = node.Engine.Step(_now);
-                    node.Events.AddRange(node.Engine.TakeEvents());
+                    node.Steps++;
+                    node.HeldChangedAt = step.HeldChanged ? _now : node.HeldChangedAt;
+                    node.SteppedState = node.Engine.LocalState;
+                    var events = node.Engine.TakeEvents();
+                    node.Events.AddRange(events);
+                    foreach (var e in events.Where(e => e.Change.Contains("is dead", StringComparison.Ordinal)))
+                    {
+                        node.DeathSeen.TryAdd(e.NodeId, _now);
+                    }
                     if (step.AdvertiseNow)
                     {
                         var advert = node.Engine.BuildAdvert(10, 0, (ulong)node.Id, ++node.Sequence, _now, step.Plan.Settled);
                         foreach (var peer in Nodes.Where(p => p.Id != node.Id))
                         {
-                            _wire.Add((_now + TimeSpan.FromMilliseconds(1), peer.Id, advert));
+                            _wire.Add((_now + TimeSpan.FromMilliseconds(_jitter?.Next(1, 6) ?? 1), peer.Id, advert));
                         }
                     }
+                    node.Due = node.Engine.NextDeadline(_now);
                     AssertDisjoint();
                 }
             }

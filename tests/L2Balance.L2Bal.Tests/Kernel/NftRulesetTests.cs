@@ -105,9 +105,11 @@ public class NftRulesetTests
             "meta l4proto { udp, icmp } ct mark set meta mark or 0x10000 meta mark set 0x0 counter name \"accepted_new\" accept comment",
             "counter name \"dropped_mid_flow\" drop comment",
             "type filter hook output priority 0; policy accept;",
+            "meta mark 0x4c32424c ip daddr 127.0.0.1 udp dport 9 meta mark set 0x1 update @lease { meta mark timeout 100ms } counter name \"lease_renewed\" drop comment",
             "ip saddr 198.18.0.10 icmp type destination-unreachable icmp code port-unreachable counter name \"dropped_port_unreachable\" drop comment");
         Assert.DoesNotContain("reject", text, StringComparison.Ordinal);
-        Assert.Contains("set lease { type mark; flags timeout;", text, StringComparison.Ordinal);
+        Assert.Contains("set lease { type mark; flags dynamic, timeout;", text, StringComparison.Ordinal);
+        Assert.Contains("update @lease { meta mark timeout 250ms }", NftRuleset.Install(Sample() with { Lease = TimeSpan.FromMilliseconds(249.5) }), StringComparison.Ordinal);
         Assert.Contains("set owned { type mark; flags interval;", text, StringComparison.Ordinal);
         Assert.Contains("set accept_buckets { type mark; flags interval;", text, StringComparison.Ordinal);
     }

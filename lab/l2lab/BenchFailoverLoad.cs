@@ -1,0 +1,276 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using L2Balance.Lab.Cluster;
+
+namespace L2Balance.Lab.Cli;
+
+/// <summary>Filter cost: one client's bulk throughput through the cluster against the same proxy holding the VIP with no l2bal.</summary>
+/// <param name="FilteredGbit">Per run, through the VIP with l2bal's filter on every node.</param>
+/// <param name="PlainGbit">Per run, the VIP as a plain address on node 1's eth0, l2bal stopped.</param>
+internal sealed record FilterCost(IReadOnlyList<double> FilteredGbit, IReadOnlyList<double> PlainGbit)
+{
+    public double FilteredMedian => ClusterOps.Median(FilteredGbit);
+
+    public double PlainMedian => ClusterOps.Median(PlainGbit);
+
+    /// <summary>1 − filtered / plain, in %: what the filter costs one client.</summary>
+    public double CostPercent => PlainMedian > 0 ? (1 - (FilteredMedian / PlainMedian)) * 100 : double.NaN;
+}
+
+/// <summary>The soak: a long run at one timing with the proxies under load, counting false covers.</summary>
+internal sealed record SoakResult(
+    string Setting, double Seconds, int FalseDeaths, long OwnershipChanges, int ConnectsOk, int ConnectsFailed,
+    double BulkGbit, double[] BalancerCpu, double[] ProxyCpu, string LoadAverage);
+
+/// <summary>
+/// The load parts of <c>l2lab bench-failover</c>: CPU of l2bal while the proxies work, the filter's
+/// cost to one client's throughput, and the soak (<c>--soak SECONDS</c>): the fast timing for
+/// minutes with the proxies under full load, where any "peer is dead" is a false cover.
+/// </summary>
+internal static class BenchFailoverLoad
+{
+    /// <summary>TCP port of the bench's byte sink on the target host.</summary>
+    public const int SinkPort = 7100;
+
+    /// <summary>Each soak node's l2bal metrics endpoint, inside its own namespace.</summary>
+    private const int MetricsPort = 9100;
+
+    private const int BulkRuns = 3;
+    private static readonly TimeSpan BulkDuration = TimeSpan.FromSeconds(3);
+
+    /// <summary>CPU (% of a core) of each process over <paramref name="window"/>, from utime+stime in /proc.</summary>
+    public static async Task<double[]> CpuAsync(int[] pids, TimeSpan window, CancellationToken ct)
+    {
+        var before = pids.Select(CpuTicks).ToArray();
+        var sw = Stopwatch.StartNew();
+        await Task.Delay(window, ct).ConfigureAwait(false);
+        var after = pids.Select(CpuTicks).ToArray();
+        var seconds = sw.Elapsed.TotalSeconds;
+
+        // USER_HZ is 100 on Linux x86-64 and arm64 (sysconf(_SC_CLK_TCK)).
+        return pids.Select((_, i) => Math.Round((after[i] - before[i]) / 100.0 / seconds * 100, 3)).ToArray();
+    }
+
+    private static long CpuTicks(int pid)
+    {
+        var stat = File.ReadAllText($"/proc/{pid}/stat");
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+
+        // After "pid (comm) ", field 3 (state) is index 0: utime is field 14 (index 11), stime field 15.
+        return long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>
+    /// Measures <see cref="FilterCost"/> on a running 3-node cluster, then leaves it with l2bal
+    /// stopped on every node (call last). The client source is one that node 1 owns.
+    /// </summary>
+    public static async Task<FilterCost> FilterCostAsync(ClusterLab lab, IPAddress source, Action<string> log, CancellationToken ct)
+    {
+        await using var sink = ByteSink.Start(lab.Target, SinkPort);
+        var target = new IPEndPoint(ClusterLab.TargetAddress, SinkPort);
+        var filtered = new List<double>();
+        for (var i = 0; i < BulkRuns; i++)
+        {
+            filtered.Add(await BulkGbitAsync(lab.Client, source, lab.ProxyEndPoint, target, sink, BulkDuration, ct).ConfigureAwait(false));
+        }
+        log(string.Create(CultureInfo.InvariantCulture, $"filter cost: through the cluster (l2bal on every node) {string.Join(" ", filtered.Select(g => $"{g:0.00}"))} Gbit/s"));
+
+        // The same proxy on the same node with no filter: l2bal stopped everywhere (its tables and
+        // the VIP on lo go with it), the VIP a plain address of node 1 as keepalived would hold it.
+        for (var k = 1; k <= lab.Nodes.Count; k++)
+        {
+            var balancer = lab.Balancer(k)!;
+            balancer.Stop();
+            await balancer.WaitForExitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
+        }
+        lab.SetStaticVip(1, present: true);
+        (await lab.Router.RunAsync("ip", ["neigh", "flush", "to", ClusterLab.VipAddress.ToString()], TimeSpan.FromSeconds(10), cancellationToken: ct).ConfigureAwait(false)).EnsureSuccess();
+        var plain = new List<double>();
+        for (var i = 0; i < BulkRuns; i++)
+        {
+            plain.Add(await BulkGbitAsync(lab.Client, source, lab.ProxyEndPoint, target, sink, BulkDuration, ct).ConfigureAwait(false));
+        }
+        log(string.Create(CultureInfo.InvariantCulture, $"filter cost: same proxy, VIP on node 1's eth0, no l2bal {string.Join(" ", plain.Select(g => $"{g:0.00}"))} Gbit/s"));
+        lab.SetStaticVip(1, present: false);
+        return new FilterCost(filtered, plain);
+    }
+
+    /// <summary>
+    /// One SOCKS5 CONNECT from <paramref name="source"/> to the sink, then bulk writes for
+    /// <paramref name="duration"/>; the rate is what the sink received in the last
+    /// <paramref name="duration"/> minus its first half second (slow start excluded).
+    /// </summary>
+    public static async Task<double> BulkGbitAsync(LabHost client, IPAddress source, IPEndPoint proxy, IPEndPoint target, ByteSink sink, TimeSpan duration, CancellationToken ct)
+    {
+        using var socket = client.OpenSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        socket.Bind(new IPEndPoint(source, 0));
+        using var setup = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        setup.CancelAfter(TimeSpan.FromSeconds(5));
+        await socket.ConnectAsync(proxy, setup.Token).ConfigureAwait(false);
+        await Socks5Client.NegotiateNoAuthAsync(socket, setup.Token).ConfigureAwait(false);
+        await Socks5Client.SendRequestAsync(socket, Socks5Client.Connect, target, setup.Token).ConfigureAwait(false);
+        var (code, _) = await Socks5Client.ReadReplyAsync(socket, setup.Token).ConfigureAwait(false);
+        if (code != 0)
+        {
+            throw new InvalidOperationException($"bulk: SOCKS5 CONNECT to {target} refused with reply {code}");
+        }
+
+        var buffer = new byte[256 * 1024];
+        var warm = TimeSpan.FromMilliseconds(500);
+        var clock = Stopwatch.StartNew();
+        long startBytes = -1;
+        var startAt = TimeSpan.Zero;
+        while (clock.Elapsed < warm + duration)
+        {
+            await socket.SendAsync(buffer, SocketFlags.None, ct).ConfigureAwait(false);
+            if (startBytes < 0 && clock.Elapsed >= warm)
+            {
+                startBytes = sink.Bytes;
+                startAt = clock.Elapsed;
+            }
+        }
+        var bytes = sink.Bytes - startBytes;
+        var seconds = (clock.Elapsed - startAt).TotalSeconds;
+        socket.Shutdown(SocketShutdown.Both);
+        return bytes * 8 / seconds / 1e9;
+    }
+
+    /// <summary>
+    /// <c>--soak SECONDS</c>: 3 nodes at the fast timing, every proxy loaded (a CONNECT stream from
+    /// all 60 client addresses and one bulk stream per node) for the whole run. Counts "peer is
+    /// dead" lines (each a false cover: nothing is killed) and ownership changes.
+    /// </summary>
+    public static async Task<SoakResult> SoakAsync(TimeSpan length, string[] balancerArgs, string setting, Action<string> log, CancellationToken ct)
+    {
+        log($"soak, {setting}: building a 3-node lab");
+        await using var lab = await ClusterLab.CreateAsync(3, 60).ConfigureAwait(false);
+        int[] all = [1, 2, 3];
+        string[] args = [.. balancerArgs, "--metrics", $"127.0.0.1:{MetricsPort}"];
+        await Task.WhenAll(all.Select(k => ClusterOps.StartNodeAsync(lab, k, ct, args))).ConfigureAwait(false);
+        await ClusterOps.WaitForSharesAsync(lab, all, TimeSpan.FromSeconds(60), _ => { }, ct).ConfigureAwait(false);
+        var changesBefore = await OwnershipChangesAsync(lab, all, ct).ConfigureAwait(false);
+        await using var sink = ByteSink.Start(lab.Target, SinkPort);
+        var full = ClusterOps.Table(3, all);
+        var bulkSources = all.Select(k => lab.ClientAddresses.First(a => ClusterOps.OwnerOf(full, a) == k)).ToArray();
+        log(string.Create(CultureInfo.InvariantCulture, $"soak, {setting}: {length.TotalSeconds:0} s of CONNECTs from 60 addresses plus one bulk stream per node"));
+        var traffic = new TrafficGenerator(lab.Client, new TrafficOptions
+        {
+            Proxy = lab.ProxyEndPoint,
+            Sources = lab.ClientAddresses,
+            ConnectTarget = new IPEndPoint(ClusterLab.TargetAddress, TargetServers.TcpEchoPort),
+            ConnectConcurrency = 12,
+            MaxConnects = 5_000_000,
+            Duration = length,
+            NodeOf = lab.NodeOf,
+        }).RunAsync(ct);
+        var sinkTarget = new IPEndPoint(ClusterLab.TargetAddress, SinkPort);
+        var bulk = bulkSources.Select(s => Task.Run(() => BulkGbitAsync(lab.Client, s, lab.ProxyEndPoint, sinkTarget, sink, length - TimeSpan.FromSeconds(1), ct), ct)).ToArray();
+        var cpuWindow = TimeSpan.FromSeconds(Math.Min(60, length.TotalSeconds / 2));
+        await Task.Delay(TimeSpan.FromSeconds(Math.Min(10, length.TotalSeconds / 4)), ct).ConfigureAwait(false);
+        var pids = all.Select(k => lab.Balancer(k)!.Id).Concat(all.Select(k => lab.Proxy(k)!.Id)).ToArray();
+        var cpu = await CpuAsync(pids, cpuWindow, ct).ConfigureAwait(false);
+        var results = await traffic.ConfigureAwait(false);
+        var gbit = (await Task.WhenAll(bulk).ConfigureAwait(false)).Sum();
+        var changesAfter = await OwnershipChangesAsync(lab, all, ct).ConfigureAwait(false);
+        var deaths = lab.Network.DescribeProcesses().Split('\n').Count(l => l.Contains("l2bal[", StringComparison.Ordinal) && l.Contains("is dead:", StringComparison.Ordinal));
+        var ok = results.Connects.Count(c => c.Outcome == TrafficOutcome.Ok);
+        return new SoakResult(setting, length.TotalSeconds, deaths, changesAfter - changesBefore, ok, results.Connects.Count - ok, Math.Round(gbit, 2),
+            cpu[..3], cpu[3..], File.ReadAllText("/proc/loadavg").Trim());
+    }
+
+    private static async Task<long> OwnershipChangesAsync(ClusterLab lab, int[] nodes, CancellationToken ct)
+    {
+        long total = 0;
+        foreach (var k in nodes)
+        {
+            var r = await lab.RunOnNode(k, "curl", ["-s", "--max-time", "5", $"http://127.0.0.1:{MetricsPort}/metrics"], TimeSpan.FromSeconds(10), ct).ConfigureAwait(false);
+            var line = r.StdOut.Split('\n').FirstOrDefault(l => l.StartsWith("l2bal_ownership_changes_total ", StringComparison.Ordinal));
+            total += line is null ? 0 : long.Parse(line.Split(' ')[1], CultureInfo.InvariantCulture);
+        }
+        return total;
+    }
+}
+
+/// <summary>A TCP sink on a lab host that reads and discards, counting bytes (the bench's own process: no Python in the path).</summary>
+internal sealed class ByteSink : IAsyncDisposable
+{
+    private readonly Socket _listener;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _accept;
+    private readonly List<Task> _readers = [];
+    private long _bytes;
+
+    private ByteSink(Socket listener)
+    {
+        _listener = listener;
+        _accept = AcceptAsync();
+    }
+
+    /// <summary>Bytes received so far over every connection.</summary>
+    public long Bytes => Interlocked.Read(ref _bytes);
+
+    public static ByteSink Start(LabHost host, int port)
+    {
+        var listener = host.OpenSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        listener.Bind(new IPEndPoint(IPAddress.Any, port));
+        listener.Listen(64);
+        return new ByteSink(listener);
+    }
+
+    private async Task AcceptAsync()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            Socket connection;
+            try
+            {
+                connection = await _listener.AcceptAsync(_stop.Token).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or SocketException or ObjectDisposedException)
+            {
+                return;
+            }
+            lock (_readers)
+            {
+                _readers.Add(ReadAsync(connection));
+            }
+        }
+    }
+
+    private async Task ReadAsync(Socket connection)
+    {
+        using (connection)
+        {
+            var buffer = new byte[256 * 1024];
+            try
+            {
+                int n;
+                while ((n = await connection.ReceiveAsync(buffer, SocketFlags.None, _stop.Token).ConfigureAwait(false)) > 0)
+                {
+                    Interlocked.Add(ref _bytes, n);
+                }
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or SocketException or ObjectDisposedException)
+            {
+                // Stopped, or the sender went away.
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        _listener.Dispose();
+        await _accept.ConfigureAwait(false);
+        Task[] readers;
+        lock (_readers)
+        {
+            readers = [.. _readers];
+        }
+        await Task.WhenAll(readers).ConfigureAwait(false);
+        _stop.Dispose();
+    }
+}
