@@ -3,7 +3,7 @@ using L2Balance.Balancer.Protocol;
 namespace L2Balance.Balancer.Cluster;
 
 /// <summary>What this node knows of a peer from its latest accepted advert.</summary>
-internal sealed record PeerState(AdvertState State, ulong ActiveView, ulong AliveView, TimeSpan LastHeard, uint HeldCount, bool Settled);
+internal sealed record PeerState(AdvertState State, ulong ActiveView, ulong AliveView, TimeSpan LastHeard, uint HeldCount, bool Settled, ulong Incarnation = 0);
 
 /// <summary>A membership or ownership change, logged exactly once with its cause (STYLE 22).</summary>
 internal readonly record struct MembershipEvent(int NodeId, string Change);
@@ -89,11 +89,11 @@ internal sealed class MembershipEngine
     /// After this node was stalled for longer than its lease: hold nothing and listen for one
     /// dead time before claiming again, exactly as after a start (peers may have taken over).
     /// </summary>
-    public void Restart(TimeSpan now)
+    public void Restart(TimeSpan now, string why = "after a stall")
     {
         if (Held.Count > 0)
         {
-            _events.Add(new MembershipEvent(Self, $"released all {Held.Count} buckets after a stall"));
+            _events.Add(new MembershipEvent(Self, $"released all {Held.Count} buckets {why}"));
         }
         Held = new BucketSet(Buckets);
         _startedAt = now;
@@ -106,12 +106,33 @@ internal sealed class MembershipEngine
         var id = advert.NodeId;
         _peers.TryGetValue(id, out var previous);
         var settled = (advert.Flags & AdvertFlags.Settled) != 0;
-        _peers[id] = new PeerState(advert.State, advert.ActiveView, advert.AliveView, now, advert.HeldCount, settled);
+        _peers[id] = new PeerState(advert.State, advert.ActiveView, advert.AliveView, now, advert.HeldCount, settled, advert.Incarnation);
+        if (previous is not null && DeclaresSelfDead(previous, advert) && Held.Count > 0)
+        {
+            // The peer missed this node's adverts for its dead time (loss on the way) and took
+            // its buckets: both would answer the same clients until the peer hears this node
+            // again. Release now, within one delivery of the peer's claim, and rejoin as a newcomer.
+            Restart(now, $"because peer {id} declared this node dead (its advert no longer lists it alive); rejoining");
+        }
         if (previous is not null && previous.State != advert.State && _alive.Contains(id))
         {
             _events.Add(new MembershipEvent(id, $"peer {id} is now {Describe(advert.State)} (was {Describe(previous.State)})"));
         }
     }
+
+    /// <summary>
+    /// Whether <paramref name="advert"/> says its sender now holds buckets under a view it formed
+    /// after declaring this node dead, where its previous advert (same process) still listed this
+    /// node alive. A restarted peer (new incarnation) or one that just rejoined (holding nothing)
+    /// lists nobody at first and means nothing by it.
+    /// </summary>
+    private bool DeclaresSelfDead(PeerState previous, in Advert advert) =>
+        previous.Incarnation == advert.Incarnation
+        && (previous.AliveView & Bit(Self)) != 0
+        && (advert.AliveView & Bit(Self)) == 0
+        && (advert.ActiveView & Bit(Self)) == 0
+        && advert.State == AdvertState.Active
+        && advert.HeldCount > 0;
 
     /// <summary>One step: ages peers, recomputes the view, releases and claims buckets.</summary>
     public MembershipStep Step(TimeSpan now)

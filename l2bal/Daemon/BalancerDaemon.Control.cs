@@ -122,6 +122,7 @@ internal sealed partial class BalancerDaemon
         Metric("l2bal_ownership_changes_total", "counter", "Changes of the held bucket set.", [("", _counters.OwnershipChanges)]);
         Metric("l2bal_loop_wakeups_total", "counter", "Times the daemon's loop woke (adverts, requests, deadlines): its idle cost.", [("", Interlocked.Read(ref _wakeups))]);
         Metric("l2bal_lease_renewals_total", "counter", "Kernel lease renewals the filter counted.", [("", s.Kernel.LeaseRenewals)]);
+        Metric("l2bal_lease_fallbacks_total", "counter", "Lease renewals the packet path missed and a transaction made.", [("", s.Kernel.LeaseFallbacks)]);
         var k = s.Kernel;
         Metric("l2bal_packets_accepted_total", "counter", "Packets to the VIP accepted by the kernel filter, by reason.",
             [("{reason=\"new\"}", k.AcceptedNew), ("{reason=\"established\"}", k.AcceptedEstablished), ("{reason=\"slice\"}", k.AcceptedSlice)]);

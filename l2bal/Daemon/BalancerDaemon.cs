@@ -179,6 +179,13 @@ internal sealed partial class BalancerDaemon
     private void RunLoop(AdvertVerifier verifier, AdvertChannel adverts, ArpResponder arp, ControlServer control, LoopWaiter waiter, CancellationToken stop)
     {
         ThreadPriority.RaiseAll();
+        // Adverts must leave on time while the proxy saturates the node's CPUs: a late advert is
+        // a false death at peers. Real-time priority makes the loop run the moment it wakes.
+        if (ThreadPriority.MakeCurrentThreadRealTime() is not 0 and var errno)
+        {
+            _log.Warning(EventIds.Started, $"cannot give the loop real-time priority (SCHED_RR {ThreadPriority.RealTimePriority}, errno {Errno.Name(errno)}): it runs at nice {ThreadPriority.Nice}, and under CPU saturation peers may see its adverts late");
+        }
+        _lastStepAt = Now; // the stall check measures from the loop's start, not the daemon's
         while (!stop.IsCancellationRequested)
         {
             Step(verifier, adverts, arp);
@@ -198,14 +205,15 @@ internal sealed partial class BalancerDaemon
     /// <summary>
     /// When the loop must run again if no advert or request comes first: the engine's next
     /// deadline (a peer's dead time running out, the next advert, a claim gate opening), the
-    /// lease renewal and carrier check (both due with each advert), the drain check, the end of a
-    /// conflict. Everything else that can change a decision wakes the loop itself.
+    /// lease renewal (due with each advert), the drain check, the end of a conflict. The carrier
+    /// is read on any wake at least three quarters of an interval after the last read, so at
+    /// least once an interval with the adverts. Everything else that can change a decision wakes
+    /// the loop itself.
     /// </summary>
     private TimeSpan NextDeadline(TimeSpan now)
     {
         var next = _engine.NextDeadline(now);
         next = Min(next, _lastLease + _options.AdvertInterval);
-        next = Min(next, _carrierCheckedAt + _options.AdvertInterval);
         next = Min(next, _lastDrainCheck + DrainCheckPeriod);
         foreach (var seen in (ReadOnlySpan<TimeSpan>)[_conflictSeenAt, _badKeySeenAt])
         {
@@ -245,7 +253,7 @@ internal sealed partial class BalancerDaemon
                 _log.Warning(EventIds.Membership, $"link {_options.Interface} is down: releasing every bucket until it is back");
             }
             _linkDown = true;
-            _engine.Restart(now);
+            _engine.Restart(now, "with the link down");
         }
         else if (_linkDown)
         {

@@ -14,7 +14,21 @@ internal static class ThreadPriority
     /// <summary>The nice value: far enough above ordinary work, below what the kernel's own helpers use.</summary>
     public const int Nice = -10;
 
+    /// <summary>
+    /// The loop thread's real-time priority (SCHED_RR): above every ordinary task, far below the
+    /// kernel's interrupt threads (50). corosync runs its token thread the same way, keepalived
+    /// offers it (vrrp_rt_priority); the loop sleeps in ppoll almost all the time.
+    /// </summary>
+    public const int RealTimePriority = 10;
+
     private static readonly HashSet<uint> Raised = [];
+
+    /// <summary>Puts the calling thread under SCHED_RR at <see cref="RealTimePriority"/>; returns 0 or the errno.</summary>
+    public static unsafe int MakeCurrentThreadRealTime()
+    {
+        var priority = RealTimePriority;
+        return Interop.Priority.sched_setscheduler(0, Interop.Priority.SCHED_RR, &priority) == 0 ? 0 : Marshal.GetLastPInvokeError();
+    }
 
     /// <summary>Applies the priority to threads not raised yet; returns the errno of the first failure, 0 if none.</summary>
     public static int RaiseAll()

@@ -12,5 +12,12 @@ internal static partial class Interop
 
         [LibraryImport(Libraries.Libc, EntryPoint = "setpriority", SetLastError = true)]
         internal static partial int setpriority(int which, uint who, int prio);
+
+        /// <summary>sched.h: round-robin real-time policy.</summary>
+        internal const int SCHED_RR = 2;
+
+        /// <summary>sched_setscheduler(2); pid 0 is the calling thread on Linux. <paramref name="priority"/> points at struct sched_param.</summary>
+        [LibraryImport(Libraries.Libc, EntryPoint = "sched_setscheduler", SetLastError = true)]
+        internal static unsafe partial int sched_setscheduler(int pid, int policy, int* priority);
     }
 }

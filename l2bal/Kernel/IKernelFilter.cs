@@ -64,7 +64,8 @@ internal sealed record KernelCounters(
     long DroppedOtherSlice,
     long DroppedNoLease,
     long DroppedMidFlow,
-    long LeaseRenewals = 0);
+    long LeaseRenewals = 0,
+    long LeaseFallbacks = 0);
 
 /// <summary>
 /// The per-node kernel filter (DESIGN.md "The kernel filter"). The daemon decides; this applies.

@@ -20,6 +20,7 @@ internal sealed class NftablesFilter : IKernelFilter
     private readonly NftContext _context;
     private FilterSettings? _settings;
     private Socket? _leaseSocket;
+    private long _leaseFallbacks;
 
     /// <summary>Opens the context in the current namespace, or in <paramref name="networkNamespacePath"/> (lab tests).</summary>
     public NftablesFilter(string? networkNamespacePath = null)
@@ -42,17 +43,23 @@ internal sealed class NftablesFilter : IKernelFilter
 
     /// <summary>
     /// Sends one marked datagram to 127.0.0.1:9; the lease rule of the output chain refreshes the
-    /// lease and drops it, so send(2) fails with EPERM. A datagram that leaves means the rule is gone.
+    /// lease and drops it, so send(2) fails with EPERM. A datagram that leaves was not taken by
+    /// the rule: the set update can fail in the kernel (seen rarely at a 5 ms interval with late
+    /// renewals, when expired copies of the element had not been collected yet), so the lease is
+    /// then renewed by a transaction, which also flushes the set, and the fallback is counted. If
+    /// the tables are gone the transaction fails and says so.
     /// </summary>
     public void RenewLease()
     {
-        _ = Installed;
+        var settings = Installed;
         var socket = _leaseSocket ?? throw new InvalidOperationException("Install the filter first.");
         ReadOnlySpan<byte> payload = [0x4c];
         var sent = Interop.Netlink.send(socket.SafeHandle, payload, 1, 0);
         if (sent >= 0)
         {
-            throw new KernelFilterException("renewing the lease: the lease datagram was not taken by the filter's lease rule (were the tables changed by hand?)");
+            Interlocked.Increment(ref _leaseFallbacks);
+            _context.Run(NftRuleset.RenewLease(settings, settings.LeaseTime));
+            return;
         }
         var errno = Marshal.GetLastPInvokeError();
         if (errno != EPERM)
@@ -80,7 +87,8 @@ internal sealed class NftablesFilter : IKernelFilter
             DroppedOtherSlice: Get("netdev", NftRuleset.Counters.DroppedOtherSlice) + Get("ip", NftRuleset.Counters.DroppedOtherSlice),
             DroppedNoLease: Get("ip", NftRuleset.Counters.DroppedNoLease),
             DroppedMidFlow: Get("ip", NftRuleset.Counters.DroppedMidFlow),
-            LeaseRenewals: Get("ip", NftRuleset.Counters.LeaseRenewed));
+            LeaseRenewals: Get("ip", NftRuleset.Counters.LeaseRenewed),
+            LeaseFallbacks: Interlocked.Read(ref _leaseFallbacks));
     }
 
     public IReadOnlyDictionary<int, int> FlowsByBucket()
