@@ -58,6 +58,8 @@ internal static class BenchFailover
     {
         var kills = 5;
         double? soakSeconds = null;
+        var fastInterval = 10;
+        var fastDeadAfter = 3;
         for (var i = 0; i < args.Count; i++)
         {
             var value = i + 1 < args.Count ? args[i + 1] : null;
@@ -71,8 +73,16 @@ internal static class BenchFailover
                     soakSeconds = seconds;
                     i++;
                     break;
+                case "--fast-interval" when int.TryParse(value, CultureInfo.InvariantCulture, out var ms) && ms is >= 1 and <= 1000:
+                    fastInterval = ms;
+                    i++;
+                    break;
+                case "--fast-dead-after" when int.TryParse(value, CultureInfo.InvariantCulture, out var misses) && misses is >= 2 and <= 10:
+                    fastDeadAfter = misses;
+                    i++;
+                    break;
                 default:
-                    Console.Error.WriteLine("usage: l2lab bench-failover [--kills 1-20] | --soak 20-1800");
+                    Console.Error.WriteLine("usage: l2lab bench-failover [--kills 1-20] [--fast-interval MS] [--fast-dead-after K] [--soak 20-1800]");
                     return 2;
             }
         }
@@ -82,9 +92,11 @@ internal static class BenchFailover
         Log($"load average at start: {loadAtStart} ({Environment.ProcessorCount} cores; a shared machine's load distorts every timing below)");
         using var bound = new CancellationTokenSource(TimeSpan.FromMinutes(10) + TimeSpan.FromSeconds(soakSeconds ?? 0));
         var ct = bound.Token;
+        string[] fastArgs = ["--advert-interval", $"{fastInterval}ms", "--dead-after", $"{fastDeadAfter}"];
+        var fastName = $"l2bal fast ({fastInterval} ms adverts, dead after {fastDeadAfter})";
         if (soakSeconds is { } soak)
         {
-            return await SoakAsync(TimeSpan.FromSeconds(soak), ct).ConfigureAwait(false);
+            return await SoakAsync(TimeSpan.FromSeconds(soak), fastArgs, fastName, ct).ConfigureAwait(false);
         }
 
         var keepalived = LabBinaries.Find("/usr/sbin/keepalived");
@@ -96,7 +108,7 @@ internal static class BenchFailover
         var results = new List<CoverResult>();
         var l2balDefault = await L2BalAsync("l2bal default (50 ms adverts, dead after 3)", [], kills, details: true, ct).ConfigureAwait(false);
         results.Add(l2balDefault.Cover);
-        var l2balFast = await L2BalAsync("l2bal fast (10 ms adverts, dead after 3)", ["--advert-interval", "10ms", "--dead-after", "3"], kills, details: false, ct).ConfigureAwait(false);
+        var l2balFast = await L2BalAsync(fastName, fastArgs, kills, details: false, ct).ConfigureAwait(false);
         results.Add(l2balFast.Cover);
 
         var skipped = new List<string>();
@@ -197,14 +209,14 @@ internal static class BenchFailover
     }
 
     /// <summary>
-    /// <c>--soak SECONDS</c>: the fast timing (10 ms × 3), then the default, each for the whole
-    /// length with every proxy under load; prints and writes the false covers seen.
+    /// <c>--soak SECONDS</c>: the fast timing for the whole length with every proxy under load;
+    /// prints and writes the false covers seen.
     /// </summary>
-    private static async Task<int> SoakAsync(TimeSpan length, CancellationToken ct)
+    private static async Task<int> SoakAsync(TimeSpan length, string[] fastArgs, string fastName, CancellationToken ct)
     {
         var rows = new List<SoakResult>
         {
-            await BenchFailoverLoad.SoakAsync(length, ["--advert-interval", "10ms", "--dead-after", "3"], "fast (10 ms adverts, dead after 3)", Log, ct).ConfigureAwait(false),
+            await BenchFailoverLoad.SoakAsync(length, fastArgs, fastName, Log, ct).ConfigureAwait(false),
         };
         Console.WriteLine();
         Console.WriteLine("soak: false covers (\"peer is dead\" with nothing killed) with every proxy under load");
@@ -318,7 +330,7 @@ internal static class BenchFailover
         if (details)
         {
             // Last: it stops l2bal on every node.
-            filterCost = await BenchFailoverLoad.FilterCostAsync(lab, lab.ClientAddresses.First(a => home[a] == 1), Log, ct).ConfigureAwait(false);
+            filterCost = await BenchFailoverLoad.FilterCostAsync(lab, lab.ClientAddresses.First(a => home[a] == 1), balancerArgs, Log, ct).ConfigureAwait(false);
         }
         var cover = new CoverResult(name, kills, gaps, uncovered);
         Log(string.Create(CultureInfo.InvariantCulture, $"{name}: median {cover.MedianMs:0} ms, max {cover.MaxMs:0} ms over {gaps.Count} samples"));

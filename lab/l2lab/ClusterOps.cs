@@ -59,6 +59,15 @@ internal static partial class ClusterOps
     /// </summary>
     public static async Task StartNodeAsync(ClusterLab lab, int nodeId, CancellationToken cancellationToken, params string[] balancerArgs)
     {
+        await StartBalancerAsync(lab, nodeId, cancellationToken, balancerArgs).ConfigureAwait(false);
+
+        // l2bal's probe comes from the VIP itself (a local connection), so the proxy must allow it.
+        lab.StartProxy(nodeId, "--negotiate-timeout", "5", "--allow", $"{ClusterLab.VipAddress}/32");
+    }
+
+    /// <summary>Starts l2bal alone on node k (its proxy already runs) and waits until it has put the VIP on lo.</summary>
+    public static async Task StartBalancerAsync(ClusterLab lab, int nodeId, CancellationToken cancellationToken, params string[] balancerArgs)
+    {
         lab.StartBalancer(nodeId, ["--health", HealthUrl, .. balancerArgs]);
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
         while (true)
@@ -76,9 +85,6 @@ internal static partial class ClusterOps
 
             await Task.Delay(50, cancellationToken).ConfigureAwait(false);
         }
-
-        // l2bal's probe comes from the VIP itself (a local connection), so the proxy must allow it.
-        lab.StartProxy(nodeId, "--negotiate-timeout", "5", "--allow", $"{ClusterLab.VipAddress}/32");
     }
 
     /// <summary>Node k's <c>l2bal status --json</c>, or null if its daemon does not answer.</summary>

@@ -14,7 +14,8 @@ internal static class Program
                l2lab proxy-demo   client -> l2proxy -> target, one curl through the proxy
                l2lab bench-proxy  direct path vs l2proxy vs Dante vs microsocks (issue 3; a few minutes)
                l2lab cluster-demo three nodes (l2bal + l2proxy), real traffic, kill node 2, bring it back
-               l2lab bench-failover [--kills N]  time to cover vs keepalived and ucarp, balance, idle CPU
+               l2lab bench-failover [--kills N] [--fast-interval MS] [--fast-dead-after K] [--soak SECONDS]
+                                                 time to cover vs keepalived and ucarp, balance, CPU, filter cost; --soak: false covers under load
         """;
 
     public static async Task<int> Main(string[] args)
