@@ -3,6 +3,7 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using L2Balance.Balancer.Cluster;
+using L2Balance.Balancer.Kernel;
 using L2Balance.Balancer.Protocol;
 
 namespace L2Balance.Balancer.Daemon;
@@ -12,13 +13,38 @@ internal sealed partial class BalancerDaemon
 {
     private static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true };
 
-    private string Handle(string request)
+    /// <summary>
+    /// Answers a request. Runs on the loop, which owns the state; what reads the kernel (the
+    /// counters, tens of milliseconds) finishes on a pool thread, so the loop is never held up.
+    /// </summary>
+    private Task<string> HandleAsync(string request)
     {
         var parts = request.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        if (parts.FirstOrDefault() == "status")
+        {
+            var json = parts.Contains("--json");
+            return WithKernelCounters(Snapshot(), s => json ? JsonSerializer.Serialize(s, JsonOptions) + "\n" : StatusText(s));
+        }
+        return Task.FromResult(Handle(parts, request));
+    }
+
+    /// <summary>Completes a loop-made snapshot with the kernel counters and renders it, off the loop.</summary>
+    private Task<string> WithKernelCounters(StatusSnapshot partial, Func<StatusSnapshot, string> render) => Task.Run(() =>
+    {
+        try
+        {
+            return render(partial with { Kernel = _filter.ReadCounters() });
+        }
+        catch (Exception e) when (e is KernelFilterException or InvalidOperationException or IOException)
+        {
+            return $"error: reading the kernel filter's counters: {e.Message}\n";
+        }
+    });
+
+    private string Handle(string[] parts, string request)
+    {
         switch (parts.FirstOrDefault())
         {
-            case "status":
-                return parts.Contains("--json") ? JsonSerializer.Serialize(Snapshot(), JsonOptions) + "\n" : StatusText(Snapshot());
             case "owner" when parts.Length == 2 && IPAddress.TryParse(parts[1], out var address) && address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork:
             {
                 var bucket = BucketOf(address);
@@ -55,7 +81,6 @@ internal sealed partial class BalancerDaemon
         var rejected = Enum.GetValues<AdvertRejection>()
             .Where(r => r != AdvertRejection.None && _counters.Rejected(r) > 0)
             .ToDictionary(r => r.ToString(), _counters.Rejected);
-        var kernel = _filter.ReadCounters();
         return new StatusSnapshot(
             _options.NodeId,
             _options.NodeCount,
@@ -73,7 +98,9 @@ internal sealed partial class BalancerDaemon
             _counters.AdvertsSent,
             _counters.AdvertsReceived,
             rejected,
-            kernel);
+            NoKernelCounters,
+            _counters.OwnershipChanges,
+            Interlocked.Read(ref _wakeups));
     }
 
     private static string StatusText(StatusSnapshot s)
@@ -99,9 +126,11 @@ internal sealed partial class BalancerDaemon
         return text.ToString();
     }
 
-    private string RenderMetrics()
+    /// <summary>A scrape's answer: the snapshot on the loop, the kernel counters and the text off it.</summary>
+    private Task<string> RenderMetricsAsync() => WithKernelCounters(Snapshot(), RenderMetrics);
+
+    private string RenderMetrics(StatusSnapshot s)
     {
-        var s = Snapshot();
         var text = new StringBuilder();
         void Metric(string name, string type, string help, IEnumerable<(string Labels, long Value)> values)
         {
@@ -119,8 +148,9 @@ internal sealed partial class BalancerDaemon
         Metric("l2bal_adverts_received_total", "counter", "Advertisements accepted.", [("", s.AdvertsReceived)]);
         Metric("l2bal_adverts_rejected_total", "counter", "Advertisements rejected, by reason.",
             Enum.GetValues<AdvertRejection>().Where(r => r != AdvertRejection.None).Select(r => ($"{{reason=\"{r}\"}}", _counters.Rejected(r))));
-        Metric("l2bal_ownership_changes_total", "counter", "Changes of the held bucket set.", [("", _counters.OwnershipChanges)]);
-        Metric("l2bal_loop_wakeups_total", "counter", "Times the daemon's loop woke (adverts, requests, deadlines): its idle cost.", [("", Interlocked.Read(ref _wakeups))]);
+        Metric("l2bal_ownership_changes_total", "counter", "Changes of the held bucket set.", [("", s.OwnershipChanges)]);
+        Metric("l2bal_loop_wakeups_total", "counter", "Times the daemon's loop woke (adverts, requests, deadlines): its idle cost.", [("", s.Wakeups)]);
+        Metric("l2bal_gc_pause_seconds_total", "counter", "Time the runtime paused the daemon's threads for garbage collection.", [("", (long)GC.GetTotalPauseDuration().TotalSeconds)]);
         Metric("l2bal_lease_renewals_total", "counter", "Kernel lease renewals the filter counted.", [("", s.Kernel.LeaseRenewals)]);
         Metric("l2bal_lease_fallbacks_total", "counter", "Lease renewals the packet path missed and a transaction made.", [("", s.Kernel.LeaseFallbacks)]);
         var k = s.Kernel;
@@ -151,5 +181,10 @@ internal sealed partial class BalancerDaemon
         long AdvertsSent,
         long AdvertsReceived,
         Dictionary<string, long> AdvertsRejected,
-        Kernel.KernelCounters Kernel);
+        Kernel.KernelCounters Kernel,
+        [property: System.Text.Json.Serialization.JsonIgnore] long OwnershipChanges,
+        [property: System.Text.Json.Serialization.JsonIgnore] long Wakeups);
+
+    /// <summary>Placeholder until the counters are read off the loop.</summary>
+    private static readonly Kernel.KernelCounters NoKernelCounters = new(0, 0, 0, 0, 0, 0, 0, 0);
 }

@@ -44,6 +44,8 @@ internal sealed partial class BalancerDaemon
     private TimeSpan _carrierCheckedAt = TimeSpan.FromDays(-1);
     private bool _carrier = true;
     private TimeSpan _lastDrainCheck;
+    private Task<(TimeSpan StartedAt, IReadOnlyDictionary<int, int> Flows)>? _drainRead;
+    private readonly TimeSpan[] _drainingSince;
     private volatile bool _healthy = true;
     private TimeSpan _conflictSeenAt = TimeSpan.FromDays(-1);
     private string? _conflictReason;
@@ -66,6 +68,7 @@ internal sealed partial class BalancerDaemon
             ? ClusterMac.Multicast(options.EffectiveClusterId)
             : ClusterMac.UnicastFlood(options.EffectiveClusterId);
         _draining = new BucketSet(options.Buckets);
+        _drainingSince = new TimeSpan[options.Buckets];
     }
 
     private TimeSpan Now => _clock.Elapsed;
@@ -191,11 +194,12 @@ internal sealed partial class BalancerDaemon
             Step(verifier, adverts, arp);
             while (control.Requests.TryRead(out var request))
             {
-                request.Reply.TrySetResult(Handle(request.Text));
+                var reply = request.Reply;
+                _ = HandleAsync(request.Text).ContinueWith(t => reply.TrySetResult(t.Result), TaskScheduler.Default);
             }
             while (_metricsRequests.TryDequeue(out var scrape))
             {
-                scrape.TrySetResult(RenderMetrics());
+                _ = RenderMetricsAsync().ContinueWith(t => scrape.TrySetResult(t.Result), TaskScheduler.Default);
             }
             Interlocked.Increment(ref _wakeups);
             waiter.Wait(NextDeadline(Now) - Now + DeadlineSlack);
@@ -238,8 +242,12 @@ internal sealed partial class BalancerDaemon
             // This loop did not run for longer than the lease (SIGSTOP, a long pause): the kernel
             // stopped taking new flows here and peers may have declared this node dead and taken
             // its buckets. Hold nothing and listen again before claiming, as after a start.
-            _log.Warning(EventIds.Membership,
-                $"this daemon was stalled for {(now - _lastStepAt).TotalMilliseconds:0} ms (lease {_options.LeaseTime.TotalMilliseconds:0} ms): releasing every bucket and listening for peers again");
+            // Holding nothing (just started, still listening), it only listens longer: no warning.
+            if (_engine.Held.Count > 0)
+            {
+                _log.Warning(EventIds.Membership,
+                    $"this daemon was stalled for {(now - _lastStepAt).TotalMilliseconds:0} ms (lease {_options.LeaseTime.TotalMilliseconds:0} ms): releasing every bucket and listening for peers again");
+            }
             _engine.Restart(now);
         }
         _lastStepAt = now;
@@ -313,6 +321,7 @@ internal sealed partial class BalancerDaemon
                 if (!step.Held.Contains(bucket))
                 {
                     _draining.Add(bucket);
+                    _drainingSince[bucket] = now;
                     drainingChanged = true;
                 }
             }
@@ -326,13 +335,28 @@ internal sealed partial class BalancerDaemon
             }
             _counters.OwnershipChanged();
         }
+        if (_drainRead is { IsCompleted: true } read)
+        {
+            _drainRead = null;
+            if (read.IsCompletedSuccessfully)
+            {
+                drainingChanged |= PruneDraining(read.Result);
+            }
+            else
+            {
+                _log.Warning(EventIds.KernelError, $"cannot read conntrack for draining buckets: {read.Exception?.InnerException?.Message}");
+            }
+        }
         if (now - _lastDrainCheck >= DrainCheckPeriod)
         {
             _lastDrainCheck = now;
             ThreadPriority.RaiseAll();
-            if (_draining.Count > 0)
+            if (_draining.Count > 0 && _drainRead is null)
             {
-                drainingChanged |= PruneDraining();
+                // Reading conntrack takes milliseconds per thousand flows: off the loop.
+                var startedAt = now;
+                _drainRead = Task.Run(() => (startedAt, _filter.FlowsByBucket()));
+                _drainRead.ContinueWith(_ => _wake?.Invoke(), TaskScheduler.Default);
             }
         }
         if (heldChanged || drainingChanged)
@@ -439,11 +463,14 @@ internal sealed partial class BalancerDaemon
         }
     }
 
-    /// <summary>Drops from the draining set the buckets in which conntrack holds no established flow of this node.</summary>
-    private bool PruneDraining()
+    /// <summary>
+    /// Drops from the draining set the buckets in which conntrack held no established flow of this
+    /// node when it was read. Only buckets that were already draining when the read began: one
+    /// released later may have taken a new flow the read did not see.
+    /// </summary>
+    private bool PruneDraining((TimeSpan StartedAt, IReadOnlyDictionary<int, int> Flows) read)
     {
-        var flows = _filter.FlowsByBucket();
-        var finished = _draining.Buckets().Where(b => !flows.ContainsKey(b)).ToList();
+        var finished = _draining.Buckets().Where(b => _drainingSince[b] < read.StartedAt && !read.Flows.ContainsKey(b)).ToList();
         foreach (var bucket in finished)
         {
             _draining.Remove(bucket);

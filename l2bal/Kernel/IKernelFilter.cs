@@ -90,7 +90,7 @@ internal interface IKernelFilter : IDisposable
     /// </summary>
     public void RenewLease();
 
-    /// <summary>The filter's packet counters.</summary>
+    /// <summary>The filter's packet counters. Callable from any thread, alongside the loop's changes.</summary>
     public KernelCounters ReadCounters();
 
     /// <summary>Established flows this node holds, by bucket (from the conntrack mark), for draining.</summary>

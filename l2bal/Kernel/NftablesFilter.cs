@@ -18,6 +18,9 @@ internal sealed class NftablesFilter : IKernelFilter
     private const int SO_MARK = 36;
     private const int EPERM = 1;
     private readonly NftContext _context;
+    private readonly string? _namespacePath;
+    private readonly Lock _readLock = new();
+    private NftContext? _readContext;
     private FilterSettings? _settings;
     private Socket? _leaseSocket;
     private long _leaseFallbacks;
@@ -26,6 +29,7 @@ internal sealed class NftablesFilter : IKernelFilter
     public NftablesFilter(string? networkNamespacePath = null)
     {
         _context = new NftContext(networkNamespacePath);
+        _namespacePath = networkNamespacePath;
     }
 
     /// <summary>The settings given to <see cref="Install"/>, or null before.</summary>
@@ -68,11 +72,23 @@ internal sealed class NftablesFilter : IKernelFilter
         }
     }
 
+    /// <summary>
+    /// Reads the counters through a second context of its own (reading an owner table is allowed
+    /// to any socket), so a caller on another thread never holds up the daemon's loop, which
+    /// changes the sets through the first: a listing costs tens of milliseconds.
+    /// </summary>
     public KernelCounters ReadCounters()
     {
         var s = Installed;
-        var values = ParseCounters(_context.RunJson($"list counters table netdev {s.TableName}"), "netdev", s.TableName);
-        foreach (var (key, packets) in ParseCounters(_context.RunJson($"list counters table ip {s.TableName}"), "ip", s.TableName))
+        string netdev, ip;
+        lock (_readLock)
+        {
+            _readContext ??= new NftContext(_namespacePath);
+            netdev = _readContext.RunJson($"list counters table netdev {s.TableName}");
+            ip = _readContext.RunJson($"list counters table ip {s.TableName}");
+        }
+        var values = ParseCounters(netdev, "netdev", s.TableName);
+        foreach (var (key, packets) in ParseCounters(ip, "ip", s.TableName))
         {
             values[key] = packets;
         }
@@ -91,10 +107,15 @@ internal sealed class NftablesFilter : IKernelFilter
             LeaseFallbacks: Interlocked.Read(ref _leaseFallbacks));
     }
 
+    /// <summary>Reads conntrack on the second context's thread (see <see cref="ReadCounters"/>): callable from any thread.</summary>
     public IReadOnlyDictionary<int, int> FlowsByBucket()
     {
         var s = Installed;
-        return _context.InNamespace(() => ConntrackTable.Read(s.Vip, s.Buckets));
+        lock (_readLock)
+        {
+            _readContext ??= new NftContext(_namespacePath);
+            return _readContext.InNamespace(() => ConntrackTable.Read(s.Vip, s.Buckets));
+        }
     }
 
     public void Remove()
@@ -110,6 +131,10 @@ internal sealed class NftablesFilter : IKernelFilter
     public void Dispose()
     {
         _leaseSocket?.Dispose();
+        lock (_readLock)
+        {
+            _readContext?.Dispose();
+        }
         _context.Dispose();
     }
 
