@@ -69,7 +69,19 @@ public sealed partial class ProxyCounters
 
     public void UdpAssociationEnded() => Interlocked.Decrement(ref _udpAssociationsActive);
 
-    public void UdpRelayed() => Interlocked.Increment(ref _udpDatagramsRelayed);
+    /// <summary>One UDP datagram relayed, with its payload bytes (one of the two is 0).</summary>
+    public void UdpRelayed(long fromClient, long toClient)
+    {
+        Interlocked.Increment(ref _udpDatagramsRelayed);
+        if (fromClient != 0)
+        {
+            Interlocked.Add(ref _bytesFromClients, fromClient);
+        }
+        if (toClient != 0)
+        {
+            Interlocked.Add(ref _bytesToClients, toClient);
+        }
+    }
 
     public void UdpDrop(UdpDropReason reason) => Interlocked.Increment(ref _udpDrops[(int)reason]);
 

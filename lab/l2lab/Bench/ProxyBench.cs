@@ -20,6 +20,14 @@ internal static class ProxyBench
     private static readonly int Repeats = int.TryParse(Environment.GetEnvironmentVariable("L2LAB_BENCH_REPEATS"), CultureInfo.InvariantCulture, out var r) && r is >= 1 and <= 9 ? r : 3;
     private const int ConnectWorkers = 50;
     private const int IdleSessions = 1000;
+    /// <summary>
+    /// Env L2LAB_BENCH_PARTS=rss,tcp,connect,udp measures only those parts (while tuning one path);
+    /// the full run, all parts, is the benchmark.
+    /// </summary>
+    private static readonly string[] Parts = Environment.GetEnvironmentVariable("L2LAB_BENCH_PARTS") is { Length: > 0 } parts
+        ? parts.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+        : ["rss", "tcp", "connect", "udp"];
+
     private static readonly TimeSpan ThroughputDuration = TimeSpan.FromSeconds(3);
     private static readonly TimeSpan ConnectDuration = TimeSpan.FromSeconds(4);
     private static readonly TimeSpan UdpDuration = TimeSpan.FromSeconds(3);
@@ -192,16 +200,20 @@ internal static class ProxyBench
         {
             var load = new SocksLoad(supply, process is null ? null : ProxyEndPoint);
             var target = ProxyLab.TargetV4;
-            if (subject.HasRss)
+            if (subject.HasRss && Parts.Contains("rss"))
             {
                 values["rss_kib_per_idle_session"].Add(await IdleRssAsync(lab, load, new IPEndPoint(target, BenchTargets.SinkPort)).ConfigureAwait(false));
                 await Task.Delay(500).ConfigureAwait(false);
             }
 
             var sink = new IPEndPoint(target, BenchTargets.SinkPort);
-            values["tcp_1_stream_gbit_s"].Add(await load.ThroughputAsync(targets, sink, 1, ThroughputDuration).ConfigureAwait(false) / 1e9);
-            values["tcp_8_streams_gbit_s"].Add(await load.ThroughputAsync(targets, sink, 8, ThroughputDuration).ConfigureAwait(false) / 1e9);
-            foreach (var (closes, port) in ClosingPatterns)
+            if (Parts.Contains("tcp"))
+            {
+                values["tcp_1_stream_gbit_s"].Add(await load.ThroughputAsync(targets, sink, 1, ThroughputDuration).ConfigureAwait(false) / 1e9);
+                values["tcp_8_streams_gbit_s"].Add(await load.ThroughputAsync(targets, sink, 8, ThroughputDuration).ConfigureAwait(false) / 1e9);
+            }
+
+            foreach (var (closes, port) in Parts.Contains("connect") ? ClosingPatterns : [])
             {
                 var r = await load.ConnectRateAsync(new IPEndPoint(target, port), closes == "target_closes", ConnectWorkers, ConnectDuration).ConfigureAwait(false);
                 values[$"connect_per_s_{closes}"].Add(r.PerSecond);
@@ -211,7 +223,7 @@ internal static class ProxyBench
                 await Task.Delay(500).ConfigureAwait(false);
             }
 
-            if (subject.HasUdp)
+            if (subject.HasUdp && Parts.Contains("udp"))
             {
                 values["udp_round_trips_per_s"].Add(await load.UdpRoundTripsAsync(lab.Client, new IPEndPoint(target, BenchTargets.UdpEchoPort), UdpDuration).ConfigureAwait(false));
             }
