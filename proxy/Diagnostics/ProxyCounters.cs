@@ -59,11 +59,11 @@ public sealed partial class ProxyCounters
 
     public void CommandRequested(SocksCommand command) => Interlocked.Increment(ref _commands[(int)command]);
 
-    public void AddBytes(long fromClient, long toClient)
-    {
-        Interlocked.Add(ref _bytesFromClients, fromClient);
-        Interlocked.Add(ref _bytesToClients, toClient);
-    }
+    /// <summary>Bytes relayed from a client towards its target; relays add each chunk as it moves.</summary>
+    public void AddBytesFromClients(long bytes) => Interlocked.Add(ref _bytesFromClients, bytes);
+
+    /// <summary>Bytes relayed from a target to its client; relays add each chunk as it moves.</summary>
+    public void AddBytesToClients(long bytes) => Interlocked.Add(ref _bytesToClients, bytes);
 
     public void UdpAssociationStarted() => Interlocked.Increment(ref _udpAssociationsActive);
 
@@ -75,11 +75,11 @@ public sealed partial class ProxyCounters
         Interlocked.Increment(ref _udpDatagramsRelayed);
         if (fromClient != 0)
         {
-            Interlocked.Add(ref _bytesFromClients, fromClient);
+            AddBytesFromClients(fromClient);
         }
         if (toClient != 0)
         {
-            Interlocked.Add(ref _bytesToClients, toClient);
+            AddBytesToClients(toClient);
         }
     }
 

@@ -91,8 +91,8 @@ internal static class TcpRelay
 
     public static async Task<RelayResult> RunAsync(Socket client, Socket target, SocksSession session)
     {
-        var up = PumpAsync(client, target, session);
-        var down = PumpAsync(target, client, session);
+        var up = PumpAsync(client, target, session, fromClient: true);
+        var down = PumpAsync(target, client, session, fromClient: false);
         var first = await Task.WhenAny(up, down).ConfigureAwait(false);
         if (first.Result.End != PumpEnd.ReadFin)
         {
@@ -103,12 +103,12 @@ internal static class TcpRelay
         return new RelayResult(await up.ConfigureAwait(false), await down.ConfigureAwait(false));
     }
 
-    private static Task<PumpResult> PumpAsync(Socket from, Socket to, SocksSession session) =>
+    private static Task<PumpResult> PumpAsync(Socket from, Socket to, SocksSession session, bool fromClient) =>
         Mode == RelayMode.Splice && Volatile.Read(ref s_spliceUnsupported) == 0
-            ? SplicePumpAsync(from, to, session)
-            : CopyPumpAsync(from, to, session, 0);
+            ? SplicePumpAsync(from, to, session, fromClient)
+            : CopyPumpAsync(from, to, session, fromClient, 0);
 
-    private static async Task<PumpResult> SplicePumpAsync(Socket from, Socket to, SocksSession session)
+    private static async Task<PumpResult> SplicePumpAsync(Socket from, Socket to, SocksSession session, bool fromClient)
     {
         long total = 0;
         SafePipeHandle? pipeRead = null, pipeWrite = null;
@@ -140,7 +140,7 @@ internal static class TcpRelay
                         return end;
                     }
                     total += copied.Bytes;
-                    session.Touch();
+                    session.Relayed(fromClient, copied.Bytes);
                     if (copied.Bytes < SmallCopySize)
                     {
                         continue;
@@ -165,7 +165,7 @@ internal static class TcpRelay
                         {
                             // This kernel cannot splice these sockets: copy from now on, for every session.
                             Volatile.Write(ref s_spliceUnsupported, 1);
-                            return await CopyPumpAsync(from, to, session, total).ConfigureAwait(false);
+                            return await CopyPumpAsync(from, to, session, fromClient, total).ConfigureAwait(false);
                         }
                         return new PumpResult(total, PumpEnd.ReadError, ToSocketError((int)-inPipe));
                     }
@@ -182,6 +182,7 @@ internal static class TcpRelay
                         {
                             inPipe -= sent;
                             total += sent;
+                            session.Relayed(fromClient, sent);
                             continue;
                         }
                         if (sent != -Splice.EAGAIN)
@@ -207,8 +208,8 @@ internal static class TcpRelay
                         }
                         inPipe--;
                         total++;
+                        session.Relayed(fromClient, 1);
                     }
-                    session.Touch();
                 }
             }
         }
@@ -262,7 +263,7 @@ internal static class TcpRelay
         }
     }
 
-    private static async Task<PumpResult> CopyPumpAsync(Socket from, Socket to, SocksSession session, long total)
+    private static async Task<PumpResult> CopyPumpAsync(Socket from, Socket to, SocksSession session, bool fromClient, long total)
     {
         byte[]? buffer = null;
         try
@@ -296,7 +297,7 @@ internal static class TcpRelay
                 ArrayPool<byte>.Shared.Return(buffer);
                 buffer = null;
                 total += received;
-                session.Touch();
+                session.Relayed(fromClient, received);
             }
         }
         catch (ObjectDisposedException)

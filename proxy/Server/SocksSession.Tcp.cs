@@ -194,12 +194,13 @@ internal sealed partial class SocksSession
         {
             // Data the client sent right behind its request goes first.
             await target.SendAsync(early, SocketFlags.None).ConfigureAwait(false);
+            Relayed(fromClient: true, early.Length);
         }
         // The handshake buffer goes back to the pool now: an established session holds no buffer.
         _handshake.Dispose();
         var result = await TcpRelay.RunAsync(_client, target, this).ConfigureAwait(false);
+        // The counters have the bytes already (TcpRelay counts each chunk as it moves).
         var up = result.FromClient + early.Length;
-        _server.Counters.AddBytes(up, result.ToClient);
         var how = (log & RuleLog.Disconnect) == 0 && (_clientRuleLog & RuleLog.Disconnect) == 0 ? string.Empty : Aborted ? ((SessionOutcome)Volatile.Read(ref _abortReason)).ToString() : result.Describe();
         log |= _clientRuleLog & RuleLog.Disconnect;
         if ((log & RuleLog.Disconnect) != 0)

@@ -141,6 +141,23 @@ internal sealed partial class SocksSession
     /// <summary>Marks traffic for timeout.io; called by relays for every chunk or datagram.</summary>
     internal void Touch() => Volatile.Write(ref _lastActivity, Environment.TickCount64);
 
+    /// <summary>
+    /// Called by the TCP relay for every chunk it moved: marks traffic for timeout.io and counts the
+    /// bytes at once, so the byte counters show sessions while they run, not only when they end.
+    /// </summary>
+    internal void Relayed(bool fromClient, long bytes)
+    {
+        Touch();
+        if (fromClient)
+        {
+            _server.Counters.AddBytesFromClients(bytes);
+        }
+        else
+        {
+            _server.Counters.AddBytesToClients(bytes);
+        }
+    }
+
     /// <summary>Tracks a socket (or other resource) that an abort must close.</summary>
     private T Own<T>(T resource)
         where T : IDisposable

@@ -93,7 +93,8 @@ public partial class PrometheusExpositionTests
         counters.SessionEnded(SessionOutcome.NegotiateTimeout);
         counters.CommandRequested(SocksCommand.Connect);
         counters.CommandRequested(SocksCommand.UdpAssociate);
-        counters.AddBytes(1000, 2000);
+        counters.AddBytesFromClients(1000);
+        counters.AddBytesToClients(2000);
         counters.UdpRelayed(fromClient: 30, toClient: 0);
         counters.UdpRelayed(fromClient: 0, toClient: 70);
         counters.UdpDrop(UdpDropReason.Blocked);
