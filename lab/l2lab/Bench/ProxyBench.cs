@@ -358,7 +358,9 @@ internal static class ProxyBench
         // No per-session log lines (no log: in the rules), like the Dante configuration.
         var path = Path.Combine(dir, $"l2proxy-{workers}.conf");
         File.WriteAllText(path, Conf + (workers > 1 ? $"workers: {workers}\n" : string.Empty));
-        return lab.Proxy.Start(prlimit, "--nofile=20000:20000", "/usr/bin/env", $"L2PROXY_RELAY={relay}", $"L2PROXY_PIPE_SIZE={Environment.GetEnvironmentVariable("L2PROXY_PIPE_SIZE") ?? "262144"}", l2proxy, "--config", path);
+        // Env L2PROXY_PIPE_SIZE passes through to the proxy (while tuning); unset, the proxy's default holds.
+        var pipeSize = Environment.GetEnvironmentVariable("L2PROXY_PIPE_SIZE") is { Length: > 0 } size ? $"L2PROXY_PIPE_SIZE={size}" : "L2PROXY_PIPE_SIZE=";
+        return lab.Proxy.Start(prlimit, "--nofile=20000:20000", "/usr/bin/env", $"L2PROXY_RELAY={relay}", pipeSize, l2proxy, "--config", path);
     }
 
     private static LabProcess StartDante(ProxyLab lab, string dir, string prlimit, string danted)
