@@ -13,7 +13,7 @@ internal static class Program
         usage: l2lab clean        remove lab namespaces left by dead runs
                l2lab proxy-demo   client -> l2proxy -> target, one curl through the proxy
                l2lab bench-proxy [--steady-seconds N] [--steady-subjects A,B]
-                                  direct path vs l2proxy vs Dante vs microsocks (issue 3; about 10 minutes)
+                                  direct path vs l2proxy vs Dante vs microsocks (issue 3; about 12 minutes)
                l2lab cluster-demo three nodes (l2bal + l2proxy), real traffic, kill node 2, bring it back
                l2lab bench-failover [--kills N]  time to cover vs keepalived and ucarp, balance, idle CPU
         """;

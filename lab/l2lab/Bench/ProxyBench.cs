@@ -307,7 +307,7 @@ internal static class ProxyBench
         {
             foreach (var (closes, r) in runs)
             {
-                text.Append(CultureInfo.InvariantCulture, $"{name,-12}{closes,-15}{"median " + r.median_per_s.ToString("0", CultureInfo.InvariantCulture),-14}{"max dev " + r.max_deviation_pct.ToString("0.0", CultureInfo.InvariantCulture) + " %",-17}");
+                text.Append(CultureInfo.InvariantCulture, $"{name,-12}{closes,-15}{"median " + r.median_per_s.ToString("0", CultureInfo.InvariantCulture),-14}{"max dev " + r.max_deviation_pct.ToString("0.0", CultureInfo.InvariantCulture) + " %",-17} ");
                 text.AppendJoin(' ', r.rates_per_s.Select(v => v.ToString("0", CultureInfo.InvariantCulture)));
                 text.Append('\n');
             }
