@@ -12,7 +12,8 @@ internal static class Program
     private const string Usage = """
         usage: l2lab clean        remove lab namespaces left by dead runs
                l2lab proxy-demo   client -> l2proxy -> target, one curl through the proxy
-               l2lab bench-proxy  direct path vs l2proxy vs Dante vs microsocks (issue 3; a few minutes)
+               l2lab bench-proxy [--steady-seconds N] [--steady-subjects A,B]
+                                  direct path vs l2proxy vs Dante vs microsocks (issue 3; about 12 minutes)
                l2lab cluster-demo three nodes (l2bal + l2proxy), real traffic, kill node 2, bring it back
                l2lab bench-failover [--kills N] [--fast-interval MS] [--fast-dead-after K] [--soak SECONDS]
                                                  time to cover vs keepalived and ucarp, balance, CPU, filter cost; --soak: false covers under load
@@ -29,7 +30,7 @@ internal static class Program
                 ["cluster-demo"] => await ClusterDemo.RunAsync().ConfigureAwait(false),
                 ["bench-failover", .. var benchArgs] => await BenchFailover.RunAsync(benchArgs).ConfigureAwait(false),
                 ["cluster-up", .. var rest] => await ClusterCommands.UpAsync(rest).ConfigureAwait(false),
-                ["bench-proxy"] => await Bench.ProxyBench.RunAsync().ConfigureAwait(false),
+                ["bench-proxy", .. var proxyArgs] => await Bench.ProxyBench.RunAsync(proxyArgs).ConfigureAwait(false),
                 _ => Fail(Usage),
             };
         }

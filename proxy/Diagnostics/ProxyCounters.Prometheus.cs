@@ -45,8 +45,8 @@ public sealed partial class ProxyCounters
         w.Sample("l2proxy_rule_blocks_total", "rule", "socks", Outcome(SessionOutcome.SocksBlocked));
         w.Sample("l2proxy_rule_blocks_total", "rule", "udp", UdpDropped(UdpDropReason.Blocked));
 
-        w.Metric("l2proxy_client_received_bytes_total", "counter", "Bytes relayed from clients to targets (counted when a session ends).", BytesFromClients);
-        w.Metric("l2proxy_client_sent_bytes_total", "counter", "Bytes relayed from targets to clients (counted when a session ends).", BytesToClients);
+        w.Metric("l2proxy_client_received_bytes_total", "counter", "Bytes relayed from clients to targets (TCP and UDP payload, counted as they move).", BytesFromClients);
+        w.Metric("l2proxy_client_sent_bytes_total", "counter", "Bytes relayed from targets to clients (TCP and UDP payload, counted as they move).", BytesToClients);
 
         w.Header("l2proxy_handshake_seconds", "histogram", "Time from accept to the success reply sent (CONNECT, BIND first reply, UDP ASSOCIATE).");
         long cumulative = 0;

@@ -59,17 +59,29 @@ public sealed partial class ProxyCounters
 
     public void CommandRequested(SocksCommand command) => Interlocked.Increment(ref _commands[(int)command]);
 
-    public void AddBytes(long fromClient, long toClient)
-    {
-        Interlocked.Add(ref _bytesFromClients, fromClient);
-        Interlocked.Add(ref _bytesToClients, toClient);
-    }
+    /// <summary>Bytes relayed from a client towards its target; relays add each chunk as it moves.</summary>
+    public void AddBytesFromClients(long bytes) => Interlocked.Add(ref _bytesFromClients, bytes);
+
+    /// <summary>Bytes relayed from a target to its client; relays add each chunk as it moves.</summary>
+    public void AddBytesToClients(long bytes) => Interlocked.Add(ref _bytesToClients, bytes);
 
     public void UdpAssociationStarted() => Interlocked.Increment(ref _udpAssociationsActive);
 
     public void UdpAssociationEnded() => Interlocked.Decrement(ref _udpAssociationsActive);
 
-    public void UdpRelayed() => Interlocked.Increment(ref _udpDatagramsRelayed);
+    /// <summary>One UDP datagram relayed, with its payload bytes (one of the two is 0).</summary>
+    public void UdpRelayed(long fromClient, long toClient)
+    {
+        Interlocked.Increment(ref _udpDatagramsRelayed);
+        if (fromClient != 0)
+        {
+            AddBytesFromClients(fromClient);
+        }
+        if (toClient != 0)
+        {
+            AddBytesToClients(toClient);
+        }
+    }
 
     public void UdpDrop(UdpDropReason reason) => Interlocked.Increment(ref _udpDrops[(int)reason]);
 

@@ -10,15 +10,23 @@ public delegate ParseStatus MessageParser<T>(in ReadOnlySequence<byte> input, ou
 /// <summary>
 /// The client's bytes during negotiation: feeds a pooled buffer to the pure codecs
 /// (STYLE 5) and keeps what follows the last message (data a client sent ahead of the reply),
-/// which the relay then forwards first.
+/// which the relay then forwards first. The same pooled array has room for one reply: the
+/// session's codecs write their replies into it through <see cref="IBufferWriter{T}"/>, so a
+/// handshake allocates no buffer per reply.
 /// </summary>
-internal sealed class HandshakeBuffer : IDisposable
+internal sealed class HandshakeBuffer : IDisposable, IBufferWriter<byte>
 {
     /// <summary>Longest handshake message: a SOCKS4a request with a 255-byte user id and name (about 520 bytes).</summary>
     private const int Capacity = 1024;
-    private byte[]? _buffer = ArrayPool<byte>.Shared.Rent(Capacity);
+
+    /// <summary>Longest reply: a SOCKS5 reply naming a host, 4 + 1 + 255 + 2 bytes.</summary>
+    private const int ReplyCapacity = 512;
+
+    private byte[]? _buffer = ArrayPool<byte>.Shared.Rent(Capacity + ReplyCapacity);
     private int _start;
     private int _end;
+    private byte[]? _replyFallback;
+    private int _replyLength;
 
     /// <summary>Bytes received but not consumed by any message.</summary>
     public ReadOnlyMemory<byte> Remaining => _buffer.AsMemory(_start, _end - _start);
@@ -64,20 +72,51 @@ internal sealed class HandshakeBuffer : IDisposable
 
     private async ValueTask<bool> ReceiveAsync(Socket socket)
     {
-        if (_end == _buffer!.Length)
+        if (_end == Capacity)
         {
             if (_start == 0)
             {
                 throw new InvalidDataException("handshake message longer than any SOCKS message");
             }
-            Buffer.BlockCopy(_buffer, _start, _buffer, 0, _end - _start);
+            Buffer.BlockCopy(_buffer!, _start, _buffer!, 0, _end - _start);
             _end -= _start;
             _start = 0;
         }
-        var n = await socket.ReceiveAsync(_buffer.AsMemory(_end), SocketFlags.None).ConfigureAwait(false);
+        var n = await socket.ReceiveAsync(_buffer!.AsMemory(_end, Capacity - _end), SocketFlags.None).ConfigureAwait(false);
         _end += n;
         return n > 0;
     }
+
+    /// <summary>The reply written so far; the next write starts a new reply.</summary>
+    public ReadOnlyMemory<byte> TakeReply()
+    {
+        var reply = ReplyArea()[.._replyLength];
+        _replyLength = 0;
+        return reply;
+    }
+
+    public void Advance(int count)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(count, ReplyCapacity - _replyLength);
+        _replyLength += count;
+    }
+
+    public Memory<byte> GetMemory(int sizeHint = 0)
+    {
+        if (sizeHint > ReplyCapacity - _replyLength)
+        {
+            throw new InvalidOperationException($"a SOCKS reply needs at most {ReplyCapacity} bytes, not {_replyLength + sizeHint}");
+        }
+        return ReplyArea()[_replyLength..];
+    }
+
+    public Span<byte> GetSpan(int sizeHint = 0) => GetMemory(sizeHint).Span;
+
+    /// <summary>The reply region behind the receive region; after <see cref="Dispose"/> (a late failure reply) an array of its own.</summary>
+    private Memory<byte> ReplyArea() => _buffer is { } buffer
+        ? buffer.AsMemory(Capacity, ReplyCapacity)
+        : (_replyFallback ??= new byte[ReplyCapacity]);
 
     public void Dispose()
     {

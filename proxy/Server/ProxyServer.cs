@@ -10,8 +10,8 @@ namespace L2Balance.Proxy.Server;
 
 /// <summary>
 /// Accepts clients on every <c>internal</c> address, applies the client rules and limits, and
-/// runs one <see cref="SocksSession"/> per connection. One sweep timer enforces the negotiate
-/// and io timeouts of all sessions, so no session needs a timer of its own.
+/// runs one <see cref="SocksSession"/> per connection. One sweep timer enforces the negotiate,
+/// connect and io timeouts of all sessions, so no session needs a timer of its own.
 /// </summary>
 public sealed class ProxyServer : IAsyncDisposable
 {
@@ -113,7 +113,8 @@ public sealed class ProxyServer : IAsyncDisposable
     private static TimeSpan SweepPeriod(ProxyOptions options)
     {
         // Timeouts are enforced to within a quarter of the shortest one, at most 1 s late.
-        var shortest = options.NegotiateTimeout;
+        var shortest = options.ConnectTimeout > TimeSpan.Zero && options.ConnectTimeout < options.NegotiateTimeout
+            ? options.ConnectTimeout : options.NegotiateTimeout;
         if (options.IoTimeout > TimeSpan.Zero && options.IoTimeout < shortest)
         {
             shortest = options.IoTimeout;

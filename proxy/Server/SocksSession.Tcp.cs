@@ -18,6 +18,9 @@ internal sealed partial class SocksSession
     /// so outgoing sockets bound to an external address share ports across destinations.</summary>
     private const int IpBindAddressNoPort = 24;
 
+    /// <summary>An int option value of 1, shared so setting an option allocates nothing.</summary>
+    private static readonly byte[] OptionOn = BitConverter.GetBytes(1);
+
     private async Task<SessionOutcome> ConnectAsync(SocksEndpoint destination)
     {
         var what = CommandName(RuleCommand.Connect);
@@ -43,22 +46,26 @@ internal sealed partial class SocksSession
             {
                 if (_server.Outbound.For(address.AddressFamily, Local.Address) is { } source)
                 {
-                    socket.SetRawSocketOption((int)SocketOptionLevel.IP, IpBindAddressNoPort, BitConverter.GetBytes(1));
+                    socket.SetRawSocketOption((int)SocketOptionLevel.IP, IpBindAddressNoPort, OptionOn);
                     socket.Bind(new IPEndPoint(source, 0));
                 }
-                using var timeout = new CancellationTokenSource(Options.ConnectTimeout);
-                await socket.ConnectAsync(new IPEndPoint(address, destination.Port), timeout.Token).ConfigureAwait(false);
+                // timeout.connect is enforced by the server's sweep (CheckDeadline), not a timer per connect.
+                Volatile.Write(ref _connectDeadline, Environment.TickCount64 + (long)Options.ConnectTimeout.TotalMilliseconds);
+                Volatile.Write(ref _connecting, socket);
+                await socket.ConnectAsync(new IPEndPoint(address, destination.Port)).ConfigureAwait(false);
+                if (Interlocked.Exchange(ref _connecting, null) is null)
+                {
+                    // The sweep took the socket (and closed it) just as the connect completed.
+                    throw new SocketException((int)SocketError.TimedOut);
+                }
                 target = socket;
                 break;
             }
-            catch (OperationCanceledException) when (!Aborted)
+            catch (Exception e) when (!Aborted && e is SocketException or ObjectDisposedException)
             {
-                lastError = SocketError.TimedOut;
-                socket.Dispose();
-            }
-            catch (SocketException e) when (!Aborted)
-            {
-                lastError = e.SocketErrorCode;
+                // Closed by the sweep: the connect timed out; else the connect's own error.
+                lastError = Interlocked.Exchange(ref _connecting, null) is null ? SocketError.TimedOut
+                    : e is SocketException se ? se.SocketErrorCode : SocketError.OperationAborted;
                 socket.Dispose();
             }
         }
@@ -187,12 +194,13 @@ internal sealed partial class SocksSession
         {
             // Data the client sent right behind its request goes first.
             await target.SendAsync(early, SocketFlags.None).ConfigureAwait(false);
+            Relayed(fromClient: true, early.Length);
         }
         // The handshake buffer goes back to the pool now: an established session holds no buffer.
         _handshake.Dispose();
         var result = await TcpRelay.RunAsync(_client, target, this).ConfigureAwait(false);
+        // The counters have the bytes already (TcpRelay counts each chunk as it moves).
         var up = result.FromClient + early.Length;
-        _server.Counters.AddBytes(up, result.ToClient);
         var how = (log & RuleLog.Disconnect) == 0 && (_clientRuleLog & RuleLog.Disconnect) == 0 ? string.Empty : Aborted ? ((SessionOutcome)Volatile.Read(ref _abortReason)).ToString() : result.Describe();
         log |= _clientRuleLog & RuleLog.Disconnect;
         if ((log & RuleLog.Disconnect) != 0)

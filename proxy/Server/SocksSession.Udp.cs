@@ -74,7 +74,6 @@ internal sealed partial class SocksSession
         await fromClient.ConfigureAwait(false);
         await association.WhenTargetLoopsDone().ConfigureAwait(false);
 
-        _server.Counters.AddBytes(association.BytesFromClient, association.BytesToClient);
         var how = Aborted ? ((SessionOutcome)Volatile.Read(ref _abortReason)).ToString() : "control connection closed";
         Log.SessionEnded(_clientRuleLog, what, Client, $"relay {relayEndPoint}", association.BytesFromClient, association.BytesToClient, Elapsed, how);
         return SessionOutcome.Completed;
@@ -99,9 +98,18 @@ internal sealed partial class SocksSession
         }
     }
 
-    /// <summary>The relay state of one association: the client-facing socket and one target-facing socket per address family.</summary>
+    /// <summary>
+    /// The relay state of one association: the client-facing socket and one target-facing socket per
+    /// address family. The per-datagram path allocates nothing: addresses are received into and sent
+    /// from <see cref="SocketAddress"/> buffers, and each loop remembers its last peer (the client's
+    /// last destination header, a target's source address with its encoded reply header), so a
+    /// datagram to or from the same peer as the one before skips parsing, resolving and the rules.
+    /// </summary>
     private sealed class UdpAssociation(SocksSession session, Socket relay, SocksEndpoint clientHint)
     {
+        /// <summary>Longest SOCKS UDP header: RSV RSV FRAG ATYP, a 255-byte name with its length byte, port.</summary>
+        private const int MaxHeaderLength = 4 + 1 + 255 + 2;
+
         private readonly Dictionary<(string Host, ushort Port), IPEndPoint?> _resolved = [];
         private readonly Dictionary<IPEndPoint, bool> _allowedTo = [];
         private readonly Dictionary<IPEndPoint, bool> _allowedFrom = [];
@@ -112,6 +120,9 @@ internal sealed partial class SocksSession
         private IPEndPoint? _clientUdp = clientHint.Port != 0 && clientHint.Address is { } a && !a.Equals(IPAddress.Any) && !a.Equals(IPAddress.IPv6Any)
             ? new IPEndPoint(OutboundAddresses.Normalize(a), clientHint.Port)
             : null;
+
+        /// <summary><see cref="_clientUdp"/> as the relay socket's address, once known; read by the target loops.</summary>
+        private volatile SocketAddress? _clientSocketAddress;
         private long _bytesFromClient;
         private long _bytesToClient;
 
@@ -139,22 +150,53 @@ internal sealed partial class SocksSession
         public async Task ClientLoopAsync()
         {
             var buffer = ArrayPool<byte>.Shared.Rent(DatagramBufferSize);
-            var any = new IPEndPoint(relay.AddressFamily == AddressFamily.InterNetworkV6 ? IPAddress.IPv6Any : IPAddress.Any, 0);
+            var from = new SocketAddress(relay.AddressFamily);
+            // The last destination: its header bytes as the client sent them, where they go, and the socket.
+            var lastHeader = new byte[MaxHeaderLength];
+            var lastHeaderLength = 0;
+            SocketAddress? lastDestination = null;
+            Socket? lastOutbound = null;
             try
             {
                 while (true)
                 {
-                    SocketReceiveFromResult received;
+                    int length;
                     try
                     {
-                        received = await relay.ReceiveFromAsync(buffer, SocketFlags.None, any).ConfigureAwait(false);
+                        length = await relay.ReceiveFromAsync(buffer, SocketFlags.None, from).ConfigureAwait(false);
                     }
                     catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionRefused)
                     {
                         // An ICMP error for an earlier reply to the client; keep going.
                         continue;
                     }
-                    await HandleFromClientAsync(buffer, received.ReceivedBytes, (IPEndPoint)received.RemoteEndPoint).ConfigureAwait(false);
+                    if (!from.Equals(_clientSocketAddress) && !AcceptClientSource(from))
+                    {
+                        Counters.UdpDrop(UdpDropReason.WrongSource);
+                        continue;
+                    }
+                    if (lastDestination is null || length < lastHeaderLength
+                        || !buffer.AsSpan(0, lastHeaderLength).SequenceEqual(lastHeader.AsSpan(0, lastHeaderLength)))
+                    {
+                        var route = await RouteFromClientAsync(buffer, length).ConfigureAwait(false);
+                        if (route is not { } r)
+                        {
+                            continue;
+                        }
+                        buffer.AsSpan(0, r.HeaderLength).CopyTo(lastHeader);
+                        (lastHeaderLength, lastDestination, lastOutbound) = (r.HeaderLength, r.Destination, r.Outbound);
+                    }
+                    try
+                    {
+                        await lastOutbound!.SendToAsync(buffer.AsMemory(lastHeaderLength, length - lastHeaderLength), SocketFlags.None, lastDestination).ConfigureAwait(false);
+                        session.Touch();
+                        Interlocked.Add(ref _bytesFromClient, length - lastHeaderLength);
+                        Counters.UdpRelayed(fromClient: length - lastHeaderLength, toClient: 0);
+                    }
+                    catch (SocketException e) when (e.SocketErrorCode != SocketError.OperationAborted)
+                    {
+                        Counters.UdpDrop(UdpDropReason.SendFailed);
+                    }
                 }
             }
             catch (SocketException)
@@ -169,13 +211,17 @@ internal sealed partial class SocksSession
             }
         }
 
-        private async ValueTask HandleFromClientAsync(byte[] buffer, int length, IPEndPoint source)
+        /// <summary>
+        /// The slow path of a datagram whose source is not the known client address: accepts it
+        /// (and learns the client's port) if it comes from the client's host and port.
+        /// </summary>
+        private bool AcceptClientSource(SocketAddress from)
         {
+            var source = ToEndPoint(from);
             source = new IPEndPoint(OutboundAddresses.Normalize(source.Address), source.Port);
             if (!source.Address.Equals(_clientAddress))
             {
-                Counters.UdpDrop(UdpDropReason.WrongSource);
-                return;
+                return false;
             }
             if (_clientUdp is null)
             {
@@ -184,42 +230,48 @@ internal sealed partial class SocksSession
             }
             else if (!_clientUdp.Equals(source))
             {
-                Counters.UdpDrop(UdpDropReason.WrongSource);
-                return;
+                return false;
             }
+            _clientSocketAddress = Copy(from);
+            return true;
+        }
+
+        /// <summary>
+        /// The slow path of a datagram to a destination other than the last one: parses its header,
+        /// resolves, checks the rules. Null when it is dropped (counted).
+        /// </summary>
+        private async ValueTask<(int HeaderLength, SocketAddress Destination, Socket Outbound)?> RouteFromClientAsync(byte[] buffer, int length)
+        {
             if (UdpHeaderCodec.TryParse(buffer.AsSpan(0, length), out var header, out var headerLength, out _) != ParseStatus.Ok)
             {
                 Counters.UdpDrop(UdpDropReason.Malformed);
-                return;
+                return null;
             }
             if (header.Fragment != 0)
             {
                 // RFC 1928 section 7: fragmentation is optional; we do not reassemble.
                 Counters.UdpDrop(UdpDropReason.Fragmented);
-                return;
+                return null;
             }
             var destination = await ResolveAsync(header.Destination).ConfigureAwait(false);
             if (destination is null)
             {
                 Counters.UdpDrop(UdpDropReason.ResolveFailed);
-                return;
+                return null;
             }
             if (!IsAllowedTo(header.Destination, destination))
             {
                 Counters.UdpDrop(UdpDropReason.Blocked);
-                return;
+                return null;
             }
             try
             {
-                var outbound = Outbound(destination.AddressFamily);
-                await outbound.SendToAsync(buffer.AsMemory(headerLength, length - headerLength), SocketFlags.None, destination).ConfigureAwait(false);
-                session.Touch();
-                Interlocked.Add(ref _bytesFromClient, length - headerLength);
-                Counters.UdpRelayed();
+                return (headerLength, destination.Serialize(), Outbound(destination.AddressFamily));
             }
             catch (SocketException)
             {
                 Counters.UdpDrop(UdpDropReason.SendFailed);
+                return null;
             }
         }
 
@@ -296,45 +348,55 @@ internal sealed partial class SocksSession
         private async Task TargetLoopAsync(Socket outbound)
         {
             var buffer = ArrayPool<byte>.Shared.Rent(DatagramBufferSize);
-            var any = new IPEndPoint(outbound.AddressFamily == AddressFamily.InterNetworkV6 ? IPAddress.IPv6Any : IPAddress.Any, 0);
+            var from = new SocketAddress(outbound.AddressFamily);
+            // The last target this loop heard from, and the SOCKS header that announces it to the client.
+            SocketAddress? lastSource = null;
+            var lastAllowed = false;
+            var lastHeader = new byte[ReplyHeadroom];
+            var lastHeaderLength = 0;
             try
             {
                 while (true)
                 {
-                    SocketReceiveFromResult received;
+                    int length;
                     try
                     {
-                        received = await outbound.ReceiveFromAsync(buffer.AsMemory(ReplyHeadroom, DatagramBufferSize - ReplyHeadroom), SocketFlags.None, any).ConfigureAwait(false);
+                        length = await outbound.ReceiveFromAsync(buffer.AsMemory(ReplyHeadroom, DatagramBufferSize - ReplyHeadroom), SocketFlags.None, from).ConfigureAwait(false);
                     }
                     catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionRefused)
                     {
                         // ICMP port unreachable from a target for an earlier datagram.
                         continue;
                     }
-                    var source = (IPEndPoint)received.RemoteEndPoint;
-                    source = new IPEndPoint(OutboundAddresses.Normalize(source.Address), source.Port);
-                    var client = _clientUdp;
+                    var client = _clientSocketAddress;
                     if (client is null)
                     {
                         Counters.UdpDrop(UdpDropReason.NoClientYet);
                         continue;
                     }
-                    if (!IsAllowedFrom(source))
+                    if (!from.Equals(lastSource))
+                    {
+                        var source = ToEndPoint(from);
+                        source = new IPEndPoint(OutboundAddresses.Normalize(source.Address), source.Port);
+                        lastAllowed = IsAllowedFrom(source);
+                        var header = new UdpHeader(0, SocksEndpoint.FromEndPoint(source));
+                        lastHeaderLength = UdpHeaderCodec.Write(in header, lastHeader);
+                        lastSource = Copy(from);
+                    }
+                    if (!lastAllowed)
                     {
                         Counters.UdpDrop(UdpDropReason.Blocked);
                         continue;
                     }
                     // Encapsulate in place: the header goes into the headroom right before the payload.
-                    var header = new UdpHeader(0, SocksEndpoint.FromEndPoint(source));
-                    var headerLength = UdpHeaderCodec.GetLength(header.Destination);
-                    var start = ReplyHeadroom - headerLength;
-                    UdpHeaderCodec.Write(in header, buffer.AsSpan(start, headerLength));
+                    var start = ReplyHeadroom - lastHeaderLength;
+                    lastHeader.AsSpan(0, lastHeaderLength).CopyTo(buffer.AsSpan(start));
                     try
                     {
-                        await relay.SendToAsync(buffer.AsMemory(start, headerLength + received.ReceivedBytes), SocketFlags.None, client).ConfigureAwait(false);
+                        await relay.SendToAsync(buffer.AsMemory(start, lastHeaderLength + length), SocketFlags.None, client).ConfigureAwait(false);
                         session.Touch();
-                        Interlocked.Add(ref _bytesToClient, received.ReceivedBytes);
-                        Counters.UdpRelayed();
+                        Interlocked.Add(ref _bytesToClient, length);
+                        Counters.UdpRelayed(fromClient: 0, toClient: length);
                     }
                     catch (SocketException e) when (e.SocketErrorCode != SocketError.OperationAborted)
                     {
@@ -352,6 +414,17 @@ internal sealed partial class SocksSession
             {
                 ArrayPool<byte>.Shared.Return(buffer);
             }
+        }
+
+        /// <summary>An address received into a <see cref="SocketAddress"/> as an <see cref="IPEndPoint"/> (slow paths only: it allocates).</summary>
+        private static IPEndPoint ToEndPoint(SocketAddress address) => (IPEndPoint)new IPEndPoint(IPAddress.Any, 0).Create(address);
+
+        /// <summary>A copy of a receive buffer's address, to keep while the buffer receives the next.</summary>
+        private static SocketAddress Copy(SocketAddress address)
+        {
+            var copy = new SocketAddress(address.Family, address.Size);
+            address.Buffer.Span[..address.Size].CopyTo(copy.Buffer.Span);
+            return copy;
         }
     }
 }

@@ -28,6 +28,8 @@ internal sealed partial class SocksSession
     private int _abortReason = NoAbort;
     private readonly long _negotiateDeadline;
     private long _lastActivity;
+    private Socket? _connecting;
+    private long _connectDeadline;
     private bool _relaying;
     private int _version;
     private MethodKind _method = MethodKind.None;
@@ -102,9 +104,18 @@ internal sealed partial class SocksSession
         }
     }
 
-    /// <summary>Called by the server's sweep: ends the session when its negotiate or io deadline passed.</summary>
+    /// <summary>
+    /// Called by the server's sweep: closes an outgoing connect that outlived timeout.connect, and
+    /// ends the session when its negotiate or io deadline passed.
+    /// </summary>
     public void CheckDeadline(long now)
     {
+        if (Volatile.Read(ref _connecting) is not null && now > Volatile.Read(ref _connectDeadline)
+            && Interlocked.Exchange(ref _connecting, null) is { } connecting)
+        {
+            // timeout.connect: closing the socket ends its ConnectAsync; ConnectAsync reports TimedOut.
+            connecting.Dispose();
+        }
         if (!Volatile.Read(ref _relaying))
         {
             if (now > _negotiateDeadline)
@@ -129,6 +140,23 @@ internal sealed partial class SocksSession
 
     /// <summary>Marks traffic for timeout.io; called by relays for every chunk or datagram.</summary>
     internal void Touch() => Volatile.Write(ref _lastActivity, Environment.TickCount64);
+
+    /// <summary>
+    /// Called by the TCP relay for every chunk it moved: marks traffic for timeout.io and counts the
+    /// bytes at once, so the byte counters show sessions while they run, not only when they end.
+    /// </summary>
+    internal void Relayed(bool fromClient, long bytes)
+    {
+        Touch();
+        if (fromClient)
+        {
+            _server.Counters.AddBytesFromClients(bytes);
+        }
+        else
+        {
+            _server.Counters.AddBytesToClients(bytes);
+        }
+    }
 
     /// <summary>Tracks a socket (or other resource) that an abort must close.</summary>
     private T Own<T>(T resource)
@@ -289,9 +317,9 @@ internal sealed partial class SocksSession
     /// <summary>Writes one message built by <paramref name="write"/> to the client.</summary>
     private async ValueTask SendAsync<TState>(Action<TState, IBufferWriter<byte>> write, TState state)
     {
-        var writer = new ArrayBufferWriter<byte>(64);
-        write(state, writer);
-        await _client.SendAsync(writer.WrittenMemory, SocketFlags.None).ConfigureAwait(false);
+        // The reply is built in the handshake buffer's reply area: no allocation per reply.
+        write(state, _handshake);
+        await _client.SendAsync(_handshake.TakeReply(), SocketFlags.None).ConfigureAwait(false);
     }
 
     /// <summary>Sends the reply for this session's SOCKS version; <paramref name="bound"/> null means 0.0.0.0:0.</summary>

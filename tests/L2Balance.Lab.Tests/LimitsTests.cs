@@ -72,6 +72,33 @@ public sealed class LimitsTests(ProxyLabFixture lab)
         Assert.True(secondCode == 1, $"association over the limit: reply {secondCode}, want 1 (general failure)\n{proxy.Describe()}");
     }
 
+    /// <summary>
+    /// timeout.connect is enforced by the server's sweep (no timer per connect): a connect to a host
+    /// that never answers (a permanent neighbour entry to a MAC nobody has, so SYNs vanish) ends
+    /// with reply 6 (TTL expired, the mapping of a timed-out connect), and the session is closed.
+    /// </summary>
+    [Fact]
+    public async Task ConnectToASilentHost_RepliesTtlExpired()
+    {
+        if (ProxyUnderTest.Kind != ProxyKind.L2Proxy)
+        {
+            return;
+        }
+        const int port = 1086;
+        var silent = IPAddress.Parse("198.18.2.77");
+        var neigh = await lab.Lab.Proxy.RunAsync("ip", ["neigh", "replace", silent.ToString(), "lladdr", "02:00:00:00:00:77", "dev", "eth1", "nud", "permanent"], Step);
+        Assert.True(neigh.Succeeded, neigh.ToString());
+        using var proxy = await StartAsync(port, "--connect-timeout", "1");
+        using var socket = await lab.Lab.Client.ConnectTcpAsync(new IPEndPoint(ProxyLab.ProxyInsideV4, port), Step).WithTimeout();
+        await RawSocks5.NegotiateNoAuthAsync(socket);
+        await RawSocks5.SendRequestAsync(socket, RawSocks5.Connect, new IPEndPoint(silent, 80));
+
+        var (code, _) = await RawSocks5.ReadReplyAsync(socket, Step);
+
+        Assert.True(code == 6, $"reply {code}, expected 6 (TTL expired)\n{proxy.Describe()}");
+        Assert.Empty(await RawSocks5.ReadToEndAsync(socket));
+    }
+
     [Fact]
     public async Task LocalHealthCheck_IsAdmitted_OutsideClientsStillRefused()
     {

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Net;
 using System.Text.RegularExpressions;
 using L2Balance.Tests.Common;
 using Xunit;
@@ -24,7 +25,7 @@ public sealed partial class MetricsTests(ProxyLabFixture lab)
         var fetch = await lab.CurlAsync("--socks5", "198.18.1.1:1080", $"http://198.18.2.2:{TargetServers.HttpPort}/{TargetServers.KnownFileName}");
         Assert.True(fetch.Succeeded, $"{fetch}\n{lab.Describe()}");
 
-        // The session's bytes are counted when it ends: poll until curl's session is closed on the proxy too.
+        // Poll until the relay has counted the whole file (the scrape can race its last chunk).
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
         Dictionary<string, double> after;
         do
@@ -41,6 +42,43 @@ public sealed partial class MetricsTests(ProxyLabFixture lab)
         Assert.True(after["l2proxy_client_sent_bytes_total"] - before["l2proxy_client_sent_bytes_total"] >= lab.Servers.KnownFileContent.Length,
             $"bytes to clients moved by {after["l2proxy_client_sent_bytes_total"] - before["l2proxy_client_sent_bytes_total"]}\n{lab.Describe()}");
         Assert.True(after["l2proxy_client_received_bytes_total"] > before["l2proxy_client_received_bytes_total"], lab.Describe());
+    }
+
+    [Fact]
+    public async Task BytesOfARunningSession_AreCountedBeforeItEnds()
+    {
+        if (ProxyUnderTest.Kind != ProxyKind.L2Proxy)
+        {
+            return;
+        }
+
+        var before = await ScrapeAsync();
+        using var socket = await lab.Lab.Client.ConnectTcpAsync(new IPEndPoint(ProxyLab.ProxyInsideV4, ProxyLabFixture.MainPort), TimeSpan.FromSeconds(5)).WithTimeout();
+        await RawSocks5.NegotiateNoAuthAsync(socket);
+        await RawSocks5.SendRequestAsync(socket, RawSocks5.Connect, new IPEndPoint(ProxyLab.TargetV4, TargetServers.TcpEchoPort));
+        var (code, _) = await RawSocks5.ReadReplyAsync(socket);
+        Assert.True(code == 0, $"CONNECT reply {code}\n{lab.Describe()}");
+        // Large enough that the relay leaves its first small copies and splices (or copies) in chunks.
+        var payload = new byte[256 * 1024];
+        Random.Shared.NextBytes(payload);
+        await socket.SendAsync(payload).WithTimeout();
+        Assert.Equal(payload, await RawSocks5.ReadExactlyAsync(socket, payload.Length));
+
+        // The session stays open: the counters must have moved already (poll: the scrape races the relay's last chunk).
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        Dictionary<string, double> during;
+        do
+        {
+            during = await ScrapeAsync();
+        }
+        while ((during["l2proxy_client_received_bytes_total"] - before["l2proxy_client_received_bytes_total"] < payload.Length
+                || during["l2proxy_client_sent_bytes_total"] - before["l2proxy_client_sent_bytes_total"] < payload.Length)
+            && DateTime.UtcNow < deadline && await Delay());
+
+        Assert.True(during["l2proxy_client_received_bytes_total"] - before["l2proxy_client_received_bytes_total"] >= payload.Length,
+            $"bytes from clients moved by {during["l2proxy_client_received_bytes_total"] - before["l2proxy_client_received_bytes_total"]} during the session\n{lab.Describe()}");
+        Assert.True(during["l2proxy_client_sent_bytes_total"] - before["l2proxy_client_sent_bytes_total"] >= payload.Length,
+            $"bytes to clients moved by {during["l2proxy_client_sent_bytes_total"] - before["l2proxy_client_sent_bytes_total"]} during the session\n{lab.Describe()}");
     }
 
     private static async Task<bool> Delay()

@@ -38,6 +38,42 @@ public sealed class UdpAndBindTests(ProxyLabFixture lab)
         Assert.Equal("echoed 20/20", result.StdOut.Trim());
     }
 
+    /// <summary>
+    /// Destinations alternate between an address and a name (different header bytes; the name may
+    /// resolve to the target's other family), so the relay's remembered destination and reply header
+    /// change often: each reply must still carry its data and name the target address it came from.
+    /// </summary>
+    private const string UdpAlternatingClient = """
+        import socket, sys, socks
+        s = socks.socksocket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.set_proxy(socks.SOCKS5, "198.18.1.1", 1080)
+        s.settimeout(3)
+        port = int(sys.argv[1])
+        ok = 0
+        for i in range(30):
+            msg = f"datagram {i} of many".encode() * (1 + i % 4)
+            s.sendto(msg, ("198.18.2.2" if i % 3 else "target.lab", port))
+            data, peer = s.recvfrom(4096)
+            # The name may resolve to the target's IPv6 address: then the reply comes from there.
+            sources = ["198.18.2.2"] if i % 3 else ["198.18.2.2", "fdc6:1200:2::2"]
+            ok += data == msg and peer[0] in sources and peer[1] == port
+        print(f"echoed {ok}/30")
+        """;
+
+    [Fact]
+    public async Task UdpAssociate_AlternatingDestinationForms_EveryReplyNamesTheTarget()
+    {
+        var python = LabBinaries.RequirePythonSocks();
+        var dir = lab.Lab.Network.CreateTempDirectory("udpalternating");
+        var script = Path.Combine(dir, "udp.py");
+        await File.WriteAllTextAsync(script, UdpAlternatingClient);
+
+        var result = await lab.Lab.Client.RunAsync(python, [script, $"{TargetServers.UdpEchoPort}"], TimeSpan.FromSeconds(30)).WithTimeout(TimeSpan.FromSeconds(40));
+
+        Assert.True(result.Succeeded, $"{result}\n{lab.Describe()}");
+        Assert.Equal("echoed 30/30", result.StdOut.Trim());
+    }
+
     [Fact]
     public async Task Bind_TargetConnectsBack_SecondReplyNamesTarget_DataFlowsBothWays()
     {

@@ -20,9 +20,23 @@ internal static class ProxyBench
     private static readonly int Repeats = int.TryParse(Environment.GetEnvironmentVariable("L2LAB_BENCH_REPEATS"), CultureInfo.InvariantCulture, out var r) && r is >= 1 and <= 9 ? r : 3;
     private const int ConnectWorkers = 50;
     private const int IdleSessions = 1000;
+    /// <summary>
+    /// Env L2LAB_BENCH_PARTS=rss,tcp,connect,udp measures only those parts (while tuning one path);
+    /// the full run, all parts, is the benchmark.
+    /// </summary>
+    private static readonly string[] Parts = Environment.GetEnvironmentVariable("L2LAB_BENCH_PARTS") is { Length: > 0 } parts
+        ? parts.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+        : ["rss", "tcp", "connect", "udp"];
+
     private static readonly TimeSpan ThroughputDuration = TimeSpan.FromSeconds(3);
     private static readonly TimeSpan ConnectDuration = TimeSpan.FromSeconds(4);
     private static readonly TimeSpan UdpDuration = TimeSpan.FromSeconds(3);
+
+    /// <summary>The steadiness run's window: issue 3 asks for the rate to hold within ±10 % over 60 s.</summary>
+    private static readonly TimeSpan SteadyWindow = TimeSpan.FromSeconds(5);
+    private const int DefaultSteadySeconds = 60;
+    private static readonly TimeSpan SteadyWarmUp = TimeSpan.FromSeconds(3);
+    private const string Usage = "usage: l2lab bench-proxy [--steady-seconds N (0 = skip, else a multiple of 5 up to 600; default 60)] [--steady-subjects l2proxy,dante,...]";
     private static readonly IPEndPoint ProxyEndPoint = new(ProxyLab.ProxyInsideV4, 1080);
 
     private static readonly string[] Metrics =
@@ -31,7 +45,18 @@ internal static class ProxyBench
         "connect_per_s_target_closes", "connect_p50_ms_target_closes", "connect_p99_ms_target_closes",
         "connect_per_s_client_closes", "connect_p50_ms_client_closes", "connect_p99_ms_client_closes",
         "rss_kib_per_idle_session", "udp_round_trips_per_s",
+        "steady_connect_per_s_target_closes", "steady_max_dev_pct_target_closes",
+        "steady_connect_per_s_client_closes", "steady_max_dev_pct_client_closes",
     ];
+
+    /// <summary>The two closing patterns of the CONNECT-rate runs and the target port of each.</summary>
+    private static readonly (string Closes, int Port)[] ClosingPatterns =
+        [("target_closes", BenchTargets.TargetClosesPort), ("client_closes", BenchTargets.ClientClosesPort)];
+
+    /// <summary>One steadiness run: a subject, a closing pattern, its per-window rates.</summary>
+    private sealed record SteadyRun(
+        double window_seconds, double seconds, double[] rates_per_s, double median_per_s, double max_deviation_pct,
+        double p50_ms, double p99_ms, long failures);
 
     private static readonly JsonSerializerOptions JsonOptions = new()
     {
@@ -41,8 +66,33 @@ internal static class ProxyBench
 
     private sealed record Subject(string Name, Func<ProxyLab, string, LabProcess?> Start, bool HasUdp, bool HasRss);
 
-    public static async Task<int> RunAsync()
+    public static async Task<int> RunAsync(string[] args)
     {
+        var steadySeconds = DefaultSteadySeconds;
+        string[] steadyNames = ["l2proxy", "dante"];
+        for (int i = 0; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--steady-seconds" when i + 1 < args.Length:
+                    if (!int.TryParse(args[++i], NumberStyles.None, CultureInfo.InvariantCulture, out steadySeconds)
+                        || steadySeconds > 600 || steadySeconds % (int)SteadyWindow.TotalSeconds != 0)
+                    {
+                        Console.Error.WriteLine($"l2lab bench-proxy: --steady-seconds: '{args[i]}' is not 0 or a multiple of {SteadyWindow.TotalSeconds:0} up to 600");
+                        return 64;
+                    }
+
+                    break;
+                case "--steady-subjects" when i + 1 < args.Length:
+                    steadyNames = args[++i].Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+                    break;
+                default:
+                    Console.Error.WriteLine($"l2lab bench-proxy: unsupported argument '{args[i]}'");
+                    Console.Error.WriteLine(Usage);
+                    return 64;
+            }
+        }
+
         var l2proxy = LabBinaries.L2Proxy;
         var danted = LabBinaries.Find("danted") ?? LabBinaries.Require("sockd", "dante-server");
         var microsocks = LabBinaries.Require("microsocks", "microsocks");
@@ -64,6 +114,13 @@ internal static class ProxyBench
             subjects = subjects.Where(s => names.Contains(s.Name)).ToArray();
         }
 
+        if (steadyNames.FirstOrDefault(n => !KnownSubject(n)) is { } unknown)
+        {
+            Console.Error.WriteLine($"l2lab bench-proxy: --steady-subjects: '{unknown}' is no proxy of this benchmark");
+            Console.Error.WriteLine(Usage);
+            return 64;
+        }
+
         Console.WriteLine($"bench-proxy: {Environment.ProcessorCount} cores, kernel {Environment.OSVersion.Version}; {Repeats} runs each, medians");
         await using var lab = await ProxyLab.CreateAsync().ConfigureAwait(false);
         foreach (var host in new[] { lab.Client, lab.Proxy, lab.Target })
@@ -77,19 +134,49 @@ internal static class ProxyBench
         using var targets = BenchTargets.Start(lab.Target);
         using var supply = new NamespaceSocketSupply(lab.Client, AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp, 512);
         var results = new Dictionary<string, Dictionary<string, List<double>>>();
+        var steady = new Dictionary<string, Dictionary<string, SteadyRun>>();
         foreach (var subject in subjects)
         {
             var values = results[subject.Name] = Metrics.ToDictionary(m => m, _ => new List<double>());
             for (int run = 1; run <= Repeats; run++)
             {
                 Console.WriteLine($"== {subject.Name} run {run}/{Repeats}");
-                await MeasureAsync(lab, dir, subject, targets, supply, values).ConfigureAwait(false);
+                try
+                {
+                    await MeasureAsync(lab, dir, subject, targets, supply, values).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is IOException or SocketException or OperationCanceledException)
+                {
+                    // One failed run (a proxy out of ports, say) leaves that run out; the benchmark goes on.
+                    Console.WriteLine($"   run failed: {e.GetType().Name}: {e.Message}");
+                }
             }
         }
 
-        var medians = results.ToDictionary(r => r.Key, r => r.Value.ToDictionary(m => m.Key, m => Median(m.Value)));
+        // The steadiness runs come last: a proxy that collapses in them (Dante, client closes: its
+        // outgoing sockets' TIME_WAIT) leaves the namespaces short of ports for 60 s.
+        foreach (var subject in subjects)
+        {
+            var values = results[subject.Name];
+            if (steadySeconds > 0 && steadyNames.Contains(subject.Name))
+            {
+                Console.WriteLine($"== {subject.Name} steadiness, {steadySeconds} s per closing pattern");
+                var runs = steady[subject.Name] = await SteadyAsync(lab, dir, subject, supply, TimeSpan.FromSeconds(steadySeconds)).ConfigureAwait(false);
+                foreach (var (closes, r) in runs)
+                {
+                    values[$"steady_connect_per_s_{closes}"].Add(r.median_per_s);
+                    values[$"steady_max_dev_pct_{closes}"].Add(r.max_deviation_pct);
+                }
+            }
+        }
+
+        var medians = results.ToDictionary(r => r.Key, r => r.Value.ToDictionary(m => m.Key, m => ConnectRateResult.Median(m.Value)));
         Console.WriteLine();
         Console.WriteLine(Table(medians, subjects.Select(s => s.Name).ToArray()));
+        if (steady.Count > 0)
+        {
+            Console.WriteLine(SteadyTable(steady));
+        }
         var artifacts = Path.Combine(LabBinaries.RepoRoot, "artifacts", "bench");
         Directory.CreateDirectory(artifacts);
         var file = Path.Combine(artifacts, $"proxy-{DateTime.UtcNow:yyyyMMdd-HHmmss}.json");
@@ -100,9 +187,11 @@ internal static class ProxyBench
             {
                 repeats = Repeats, connect_workers = ConnectWorkers, idle_sessions = IdleSessions,
                 throughput_seconds = ThroughputDuration.TotalSeconds, connect_seconds = ConnectDuration.TotalSeconds, udp_seconds = UdpDuration.TotalSeconds,
+                steady_seconds = steadySeconds, steady_window_seconds = SteadyWindow.TotalSeconds, steady_warm_up_seconds = SteadyWarmUp.TotalSeconds,
             },
             medians,
             runs = results,
+            steady,
         };
         await File.WriteAllTextAsync(file, JsonSerializer.Serialize(json, JsonOptions)).ConfigureAwait(false);
         Console.WriteLine($"written {file}");
@@ -126,16 +215,20 @@ internal static class ProxyBench
         {
             var load = new SocksLoad(supply, process is null ? null : ProxyEndPoint);
             var target = ProxyLab.TargetV4;
-            if (subject.HasRss)
+            if (subject.HasRss && Parts.Contains("rss"))
             {
                 values["rss_kib_per_idle_session"].Add(await IdleRssAsync(lab, load, new IPEndPoint(target, BenchTargets.SinkPort)).ConfigureAwait(false));
                 await Task.Delay(500).ConfigureAwait(false);
             }
 
             var sink = new IPEndPoint(target, BenchTargets.SinkPort);
-            values["tcp_1_stream_gbit_s"].Add(await load.ThroughputAsync(targets, sink, 1, ThroughputDuration).ConfigureAwait(false) / 1e9);
-            values["tcp_8_streams_gbit_s"].Add(await load.ThroughputAsync(targets, sink, 8, ThroughputDuration).ConfigureAwait(false) / 1e9);
-            foreach (var (closes, port) in new[] { ("target_closes", BenchTargets.TargetClosesPort), ("client_closes", BenchTargets.ClientClosesPort) })
+            if (Parts.Contains("tcp"))
+            {
+                values["tcp_1_stream_gbit_s"].Add(await load.ThroughputAsync(targets, sink, 1, ThroughputDuration).ConfigureAwait(false) / 1e9);
+                values["tcp_8_streams_gbit_s"].Add(await load.ThroughputAsync(targets, sink, 8, ThroughputDuration).ConfigureAwait(false) / 1e9);
+            }
+
+            foreach (var (closes, port) in Parts.Contains("connect") ? ClosingPatterns : [])
             {
                 var r = await load.ConnectRateAsync(new IPEndPoint(target, port), closes == "target_closes", ConnectWorkers, ConnectDuration).ConfigureAwait(false);
                 values[$"connect_per_s_{closes}"].Add(r.PerSecond);
@@ -145,7 +238,7 @@ internal static class ProxyBench
                 await Task.Delay(500).ConfigureAwait(false);
             }
 
-            if (subject.HasUdp)
+            if (subject.HasUdp && Parts.Contains("udp"))
             {
                 values["udp_round_trips_per_s"].Add(await load.UdpRoundTripsAsync(lab.Client, new IPEndPoint(target, BenchTargets.UdpEchoPort), UdpDuration).ConfigureAwait(false));
             }
@@ -169,6 +262,58 @@ internal static class ProxyBench
                 process.Dispose();
             }
         }
+    }
+
+    /// <summary>The proxies a steadiness run can be asked for (the direct path has no CONNECT to steady).</summary>
+    private static bool KnownSubject(string name) => name is "l2proxy" or "l2proxy-copy" or "l2proxy-w2" or "dante" or "microsocks";
+
+    /// <summary>
+    /// The steadiness run: per closing pattern a fresh proxy process and one CONNECT-rate run of
+    /// <paramref name="duration"/>, counted per <see cref="SteadyWindow"/>.
+    /// </summary>
+    private static async Task<Dictionary<string, SteadyRun>> SteadyAsync(ProxyLab lab, string dir, Subject subject, NamespaceSocketSupply supply, TimeSpan duration)
+    {
+        var runs = new Dictionary<string, SteadyRun>();
+        foreach (var (closes, port) in ClosingPatterns)
+        {
+            using var process = subject.Start(lab, dir) ?? throw new InvalidOperationException("the steadiness run needs a proxy");
+            await lab.Client.WaitForTcpPortAsync(ProxyLab.ProxyInsideV4, 1080, TimeSpan.FromSeconds(15), process.Describe, process).ConfigureAwait(false);
+            var load = new SocksLoad(supply, ProxyEndPoint);
+            // A fresh process first runs unoptimised code (l2proxy's JIT tiers up within seconds): a
+            // discarded warm-up, the same for every subject, so the windows show the steady state.
+            _ = await load.ConnectRateAsync(new IPEndPoint(ProxyLab.TargetV4, port), closes == "target_closes", ConnectWorkers, SteadyWarmUp).ConfigureAwait(false);
+            var r = await load.ConnectRateAsync(new IPEndPoint(ProxyLab.TargetV4, port), closes == "target_closes", ConnectWorkers, duration, SteadyWindow).ConfigureAwait(false);
+            var run = new SteadyRun(SteadyWindow.TotalSeconds, duration.TotalSeconds, r.WindowRates, r.WindowMedian, r.MaxDeviationPercent, r.P50Ms, r.P99Ms, r.Failures);
+            runs[closes] = run;
+            Console.WriteLine($"   steady ({closes.Replace('_', ' ')}): median {run.median_per_s:0}/s, max deviation {run.max_deviation_pct:0.0} %, p99 {run.p99_ms:0.00} ms, {run.failures} failed; per {SteadyWindow.TotalSeconds:0} s: {string.Join(' ', run.rates_per_s.Select(v => v.ToString("0", CultureInfo.InvariantCulture)))}");
+            if (process.HasExited)
+            {
+                Console.WriteLine($"   {subject.Name} exited during the run:\n{process.Describe()}");
+            }
+
+            // Let TIME_WAIT and the proxy's exit settle before the next pattern.
+            await Task.Delay(1000).ConfigureAwait(false);
+        }
+
+        return runs;
+    }
+
+    private static string SteadyTable(Dictionary<string, Dictionary<string, SteadyRun>> steady)
+    {
+        var text = new StringBuilder();
+        var first = steady.Values.First().Values.First();
+        text.Append(CultureInfo.InvariantCulture, $"steadiness: CONNECT/s per {first.window_seconds:0} s window over {first.seconds:0} s (a fresh process per pattern, {SteadyWarmUp.TotalSeconds:0} s warm-up not counted); max deviation from the run's median\n");
+        foreach (var (name, runs) in steady)
+        {
+            foreach (var (closes, r) in runs)
+            {
+                text.Append(CultureInfo.InvariantCulture, $"{name,-12}{closes,-15}{"median " + r.median_per_s.ToString("0", CultureInfo.InvariantCulture),-14}{"max dev " + r.max_deviation_pct.ToString("0.0", CultureInfo.InvariantCulture) + " %",-17} ");
+                text.AppendJoin(' ', r.rates_per_s.Select(v => v.ToString("0", CultureInfo.InvariantCulture)));
+                text.Append('\n');
+            }
+        }
+
+        return text.ToString();
     }
 
     /// <summary>RSS of everything in the proxy namespace with <see cref="IdleSessions"/> idle sessions, minus without, per session (KiB).</summary>
@@ -231,7 +376,9 @@ internal static class ProxyBench
         // No per-session log lines (no log: in the rules), like the Dante configuration.
         var path = Path.Combine(dir, $"l2proxy-{workers}.conf");
         File.WriteAllText(path, Conf + (workers > 1 ? $"workers: {workers}\n" : string.Empty));
-        return lab.Proxy.Start(prlimit, "--nofile=20000:20000", "/usr/bin/env", $"L2PROXY_RELAY={relay}", $"L2PROXY_PIPE_SIZE={Environment.GetEnvironmentVariable("L2PROXY_PIPE_SIZE") ?? "262144"}", l2proxy, "--config", path);
+        // Env L2PROXY_PIPE_SIZE passes through to the proxy (while tuning); unset, the proxy's default holds.
+        var pipeSize = Environment.GetEnvironmentVariable("L2PROXY_PIPE_SIZE") is { Length: > 0 } size ? $"L2PROXY_PIPE_SIZE={size}" : "L2PROXY_PIPE_SIZE=";
+        return lab.Proxy.Start(prlimit, "--nofile=20000:20000", "/usr/bin/env", $"L2PROXY_RELAY={relay}", pipeSize, l2proxy, "--config", path);
     }
 
     private static LabProcess StartDante(ProxyLab lab, string dir, string prlimit, string danted)
@@ -239,17 +386,6 @@ internal static class ProxyBench
         var path = Path.Combine(dir, "sockd.conf");
         File.WriteAllText(path, "clientmethod: none\nsocksmethod: none\nuser.privileged: root\nuser.unprivileged: nobody\n" + Conf);
         return lab.Proxy.Start(prlimit, "--nofile=20000:20000", danted, "-f", path);
-    }
-
-    private static double Median(List<double> values)
-    {
-        if (values.Count == 0)
-        {
-            return double.NaN;
-        }
-
-        var sorted = values.Order().ToArray();
-        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
     }
 
     private static string Table(Dictionary<string, Dictionary<string, double>> medians, string[] names)
@@ -273,7 +409,11 @@ internal static class ProxyBench
                 text.Append($"{Cell(medians[name][metric]),14}");
             }
 
-            text.Append($"{Ratio(Of("l2proxy", metric), Of("dante", metric)),11}{Ratio(Of("l2proxy", metric), Of("direct", metric)),11}\n");
+            // A deviation in % has no meaningful ratio.
+            var ratios = metric.Contains("_pct_", StringComparison.Ordinal)
+                ? ("", "")
+                : (Ratio(Of("l2proxy", metric), Of("dante", metric)), Ratio(Of("l2proxy", metric), Of("direct", metric)));
+            text.Append($"{ratios.Item1,11}{ratios.Item2,11}\n");
         }
 
         return text.ToString();

@@ -5,8 +5,36 @@ using System.Net.Sockets;
 
 namespace L2Balance.Lab.Cli.Bench;
 
-/// <summary>Results of one CONNECT-rate run.</summary>
-internal readonly record struct ConnectRateResult(double PerSecond, double P50Ms, double P99Ms, long Failures);
+/// <summary>
+/// Results of one CONNECT-rate run; <see cref="WindowRates"/> holds the rate (CONNECT/s) of each
+/// full window when the run was asked for windows, else it is empty.
+/// </summary>
+internal readonly record struct ConnectRateResult(double PerSecond, double P50Ms, double P99Ms, long Failures, double[] WindowRates)
+{
+    /// <summary>Median of the window rates (NaN without windows).</summary>
+    public double WindowMedian => Median(WindowRates);
+
+    /// <summary>Largest distance of a window's rate from <see cref="WindowMedian"/>, in % of it (NaN without windows).</summary>
+    public double MaxDeviationPercent
+    {
+        get
+        {
+            var median = WindowMedian;
+            return WindowRates.Length == 0 || median <= 0 ? double.NaN : WindowRates.Max(r => Math.Abs(r - median)) / median * 100;
+        }
+    }
+
+    public static double Median(IReadOnlyCollection<double> values)
+    {
+        if (values.Count == 0)
+        {
+            return double.NaN;
+        }
+
+        var sorted = values.Order().ToArray();
+        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
+    }
+}
 
 /// <summary>
 /// The load generator: SOCKS5 (no authentication) CONNECT and UDP ASSOCIATE clients on sockets from
@@ -130,11 +158,17 @@ internal sealed class SocksLoad(NamespaceSocketSupply tcp, IPEndPoint? proxy)
     /// <summary>
     /// CONNECT rate: <paramref name="workers"/> loops of connect + SOCKS CONNECT + 32-byte request and
     /// response + close, for <paramref name="duration"/>. Setup latency is connect start to CONNECT reply.
+    /// With a <paramref name="window"/>, also counts the setups completed in each full window of that
+    /// length (the steadiness run of issue 3: the rate per 5 s over 60 s).
     /// </summary>
-    public async Task<ConnectRateResult> ConnectRateAsync(IPEndPoint target, bool targetCloses, int workers, TimeSpan duration)
+    public async Task<ConnectRateResult> ConnectRateAsync(IPEndPoint target, bool targetCloses, int workers, TimeSpan duration, TimeSpan? window = null)
     {
         using var hardStop = new CancellationTokenSource(duration + TimeSpan.FromSeconds(5));
-        var deadline = Stopwatch.GetTimestamp() + (long)(duration.TotalSeconds * Stopwatch.Frequency);
+        var start = Stopwatch.GetTimestamp();
+        var deadline = start + (long)(duration.TotalSeconds * Stopwatch.Frequency);
+        var windowTicks = window is { } w ? (long)(w.TotalSeconds * Stopwatch.Frequency) : 0;
+        // Only full windows count; a setup finishing after the last full one is left out of them.
+        var windowCounts = new long[windowTicks > 0 ? (int)((deadline - start) / windowTicks) : 0];
         long failures = 0;
         var clock = Stopwatch.StartNew();
         var perWorker = await Task.WhenAll(Enumerable.Range(0, workers).Select(_ => Task.Run(async () =>
@@ -148,7 +182,12 @@ internal sealed class SocksLoad(NamespaceSocketSupply tcp, IPEndPoint? proxy)
                 try
                 {
                     socket = await OpenAsync(target, hardStop.Token).ConfigureAwait(false);
-                    latencies.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+                    long t1 = Stopwatch.GetTimestamp();
+                    latencies.Add(Stopwatch.GetElapsedTime(t0, t1).TotalMilliseconds);
+                    if (windowTicks > 0 && (t1 - start) / windowTicks is var slot && slot < windowCounts.Length)
+                    {
+                        Interlocked.Increment(ref windowCounts[slot]);
+                    }
                     await socket.SendAsync(buffer, SocketFlags.None, hardStop.Token).ConfigureAwait(false);
                     await ReadExactlyAsync(socket, buffer, hardStop.Token).ConfigureAwait(false);
                     if (targetCloses)
@@ -172,9 +211,10 @@ internal sealed class SocksLoad(NamespaceSocketSupply tcp, IPEndPoint? proxy)
         }))).ConfigureAwait(false);
         var elapsed = clock.Elapsed.TotalSeconds;
         var all = perWorker.SelectMany(l => l).Order().ToArray();
+        var windowRates = windowCounts.Select(c => c / window!.Value.TotalSeconds).ToArray();
         return all.Length == 0
-            ? new ConnectRateResult(0, double.NaN, double.NaN, failures)
-            : new ConnectRateResult(all.Length / elapsed, all[all.Length / 2], all[Math.Min(all.Length - 1, (int)(all.Length * 0.99))], failures);
+            ? new ConnectRateResult(0, double.NaN, double.NaN, failures, windowRates)
+            : new ConnectRateResult(all.Length / elapsed, all[all.Length / 2], all[Math.Min(all.Length - 1, (int)(all.Length * 0.99))], failures, windowRates);
     }
 
     /// <summary>Opens <paramref name="count"/> sessions to <paramref name="target"/> and keeps them open (idle).</summary>

@@ -93,8 +93,10 @@ public partial class PrometheusExpositionTests
         counters.SessionEnded(SessionOutcome.NegotiateTimeout);
         counters.CommandRequested(SocksCommand.Connect);
         counters.CommandRequested(SocksCommand.UdpAssociate);
-        counters.AddBytes(1000, 2000);
-        counters.UdpRelayed();
+        counters.AddBytesFromClients(1000);
+        counters.AddBytesToClients(2000);
+        counters.UdpRelayed(fromClient: 30, toClient: 0);
+        counters.UdpRelayed(fromClient: 0, toClient: 70);
         counters.UdpDrop(UdpDropReason.Blocked);
 
         var samples = Samples(Expose(counters));
@@ -107,9 +109,9 @@ public partial class PrometheusExpositionTests
         Assert.Equal(1, samples["l2proxy_auth_failures_total"]);
         Assert.Equal(1, samples["l2proxy_negotiate_timeouts_total"]);
         Assert.Equal(1, samples["l2proxy_rule_blocks_total{rule=\"udp\"}"]);
-        Assert.Equal(1000, samples["l2proxy_client_received_bytes_total"]);
-        Assert.Equal(2000, samples["l2proxy_client_sent_bytes_total"]);
-        Assert.Equal(1, samples["l2proxy_udp_datagrams_relayed_total"]);
+        Assert.Equal(1030, samples["l2proxy_client_received_bytes_total"]);
+        Assert.Equal(2070, samples["l2proxy_client_sent_bytes_total"]);
+        Assert.Equal(2, samples["l2proxy_udp_datagrams_relayed_total"]);
     }
 
     [Fact]
