@@ -25,6 +25,9 @@ internal sealed partial class BalancerDaemon
 
     private readonly BalancerOptions _options;
     private readonly byte[] _key;
+
+    /// <summary>The HMAC that signs this node's adverts, reused (the loop's thread only).</summary>
+    private readonly System.Security.Cryptography.IncrementalHash _signer;
     private readonly BalancerLog _log;
     private readonly BalancerCounters _counters = new();
     private readonly IKernelFilter _filter;
@@ -43,6 +46,7 @@ internal sealed partial class BalancerDaemon
     private bool _linkDown;
     private TimeSpan _carrierCheckedAt = TimeSpan.FromDays(-1);
     private bool _carrier = true;
+    private Microsoft.Win32.SafeHandles.SafeFileHandle? _carrierFile;
     private TimeSpan _lastDrainCheck;
     private Task<(TimeSpan StartedAt, IReadOnlyDictionary<int, int> Flows)>? _drainRead;
     private readonly TimeSpan[] _drainingSince;
@@ -59,6 +63,7 @@ internal sealed partial class BalancerDaemon
     {
         _options = options;
         _key = key;
+        _signer = System.Security.Cryptography.IncrementalHash.CreateHMAC(System.Security.Cryptography.HashAlgorithmName.SHA256, key);
         _log = log;
         _filter = filter;
         _health = new HealthPolicy(options.HealthFall, options.HealthRise);
@@ -438,14 +443,23 @@ internal sealed partial class BalancerDaemon
             return _carrier;
         }
         _carrierCheckedAt = now;
+        Span<byte> value = stackalloc byte[8];
         try
         {
-            _carrier = File.ReadAllText($"/sys/class/net/{_options.Interface}/carrier").Trim() != "0";
+            // One open for the daemon's life, then one pread(2) at offset 0 per check (sysfs
+            // renders the attribute afresh): no open, flock and close twenty times a second.
+            _carrierFile ??= File.OpenHandle($"/sys/class/net/{_options.Interface}/carrier");
+            var n = RandomAccess.Read(_carrierFile, value, 0);
+            _carrier = n > 0 && value[0] != (byte)'0';
         }
         catch (IOException)
         {
             // Reading carrier of an interface that is administratively down fails with EINVAL: down.
             _carrier = !File.Exists($"/sys/class/net/{_options.Interface}/carrier");
+        }
+        catch (UnauthorizedAccessException)
+        {
+            _carrier = true; // unknown counts as up
         }
         return _carrier;
     }
@@ -486,7 +500,7 @@ internal sealed partial class BalancerDaemon
     {
         var advert = _engine.BuildAdvert(_options.EffectiveClusterId, _configDigest, _incarnation, ++_sequence, Now, settled);
         Span<byte> buffer = stackalloc byte[AdvertCodec.Length];
-        AdvertCodec.Write(advert, _key, buffer);
+        AdvertCodec.Write(advert, _signer, buffer);
         try
         {
             adverts.Send(buffer);
@@ -561,6 +575,8 @@ internal sealed partial class BalancerDaemon
             await metrics.DisposeAsync().ConfigureAwait(false);
         }
         node?.Undo();
+        _carrierFile?.Dispose();
+        _signer.Dispose();
     }
 
     /// <summary>Probes the local service every advert interval on a thread of its own (blocking probes, see HealthProbe).</summary>

@@ -3,7 +3,7 @@ using System.Security.Cryptography;
 namespace L2Balance.Balancer.Protocol;
 
 /// <summary>
-/// The receive path of adverts: <see cref="AdvertCodec.TryParse"/> (length, magic, version,
+/// The receive path of adverts: <c>AdvertCodec.TryParse</c> (length, magic, version,
 /// cluster, HMAC, fields), then sender ≠ self, then replay, then configuration digest.
 /// Holds a private copy of the key, zeroed on dispose (relayd purge_key).
 /// </summary>
@@ -14,6 +14,7 @@ internal sealed class AdvertVerifier : IDisposable
     private readonly int _selfId;
     private readonly UInt128 _configDigest;
     private readonly ReplayGuard _replay = new();
+    private readonly IncrementalHash _hmac;
     private bool _disposed;
 
     public AdvertVerifier(ReadOnlySpan<byte> key, uint clusterId, int selfId, UInt128 configDigest)
@@ -24,6 +25,7 @@ internal sealed class AdvertVerifier : IDisposable
         }
 
         _key = key.ToArray();
+        _hmac = IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, _key);
         _clusterId = clusterId;
         _selfId = selfId;
         _configDigest = configDigest;
@@ -34,7 +36,7 @@ internal sealed class AdvertVerifier : IDisposable
     public bool TryAccept(ReadOnlySpan<byte> datagram, out Advert advert, out AdvertRejection rejection)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        if (!AdvertCodec.TryParse(datagram, _clusterId, _key, out advert, out rejection))
+        if (!AdvertCodec.TryParse(datagram, _clusterId, _hmac, out advert, out rejection))
         {
             return false;
         }
@@ -60,6 +62,7 @@ internal sealed class AdvertVerifier : IDisposable
     public void Dispose()
     {
         CryptographicOperations.ZeroMemory(_key);
+        _hmac.Dispose();
         _disposed = true;
     }
 }

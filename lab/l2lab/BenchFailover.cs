@@ -161,6 +161,7 @@ internal static class BenchFailover
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"balance, real CONNECTs ({d.ConnectsTotal} from 60 addresses): {string.Join(", ", d.ConnectShare.Select(b => $"n{b.Key} {b.Value:P1}"))}; addresses per node {string.Join(", ", d.AddressesPerNode.Select(b => $"n{b.Key} {b.Value}"))}"));
         Console.WriteLine($"buckets moved on loss of node {Victim}: {d.MovedOnLoss} (its share: {d.VictimShare}); on return: {d.MovedOnReturn}");
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"l2bal idle CPU, % of one core per node (10 s, SOCKS5 health probe every interval): default {string.Join(" ", d.IdleCpu.Select(c => $"{c:0.00}"))}; fast {string.Join(" ", l2balFast.IdleCpu.Select(c => $"{c:0.00}"))} (target <= 1 % at default)"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"l2bal idle CPU without a health probe (l2bal's default), default timing: {string.Join(" ", d.IdleCpuNoProbe.Select(c => $"{c:0.00}"))}"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"l2bal CPU under load (default timing, {d.LoadConnects} CONNECTs in 10 s), % of one core per node: {string.Join(" ", d.LoadCpu.Select(c => $"{c:0.00}"))}; the proxies meanwhile: {string.Join(" ", d.LoadProxyCpu.Select(c => $"{c:0.0}"))}"));
         if (d.FilterCost is { } fc)
         {
@@ -192,6 +193,7 @@ internal static class BenchFailover
             VictimShare = d.VictimShare,
             IdleCpuPercentDefault = d.IdleCpu,
             IdleCpuPercentFast = l2balFast.IdleCpu,
+            IdleCpuPercentDefaultNoProbe = d.IdleCpuNoProbe,
             LoadCpuPercentDefault = d.LoadCpu,
             LoadProxyCpuPercent = d.LoadProxyCpu,
             LoadConnects = d.LoadConnects,
@@ -252,7 +254,7 @@ internal static class BenchFailover
     private sealed record L2BalRun(
         CoverResult Cover, Dictionary<int, double> ConnectShare, int ConnectsTotal, Dictionary<int, int> AddressesPerNode,
         int MovedOnLoss, int MovedOnReturn, int VictimShare, double[] IdleCpu, int FalseDeaths,
-        double[] LoadCpu, double[] LoadProxyCpu, int LoadConnects, FilterCost? FilterCost);
+        double[] LoadCpu, double[] LoadProxyCpu, int LoadConnects, FilterCost? FilterCost, double[] IdleCpuNoProbe);
 
     private static async Task<L2BalRun> L2BalAsync(string name, string[] balancerArgs, int kills, bool details, CancellationToken ct)
     {
@@ -266,6 +268,15 @@ internal static class BenchFailover
         Log($"{name}: idle CPU of each l2bal over 10 s");
         var idle = await BenchFailoverLoad.CpuAsync(all.Select(k => lab.Balancer(k)!.Id).ToArray(), TimeSpan.FromSeconds(10), ct).ConfigureAwait(false);
         Log(string.Create(CultureInfo.InvariantCulture, $"{name}: idle CPU % of a core: {string.Join(" ", idle.Select(c => $"{c:0.00}"))}"));
+        double[] idleNoProbe = [];
+        if (details)
+        {
+            // l2bal's own default has no health probe: the same 10 s with every l2bal restarted without it.
+            await RestartBalancersAsync(lab, all, [.. balancerArgs, "--health", "none"], ct).ConfigureAwait(false);
+            idleNoProbe = await BenchFailoverLoad.CpuAsync(all.Select(k => lab.Balancer(k)!.Id).ToArray(), TimeSpan.FromSeconds(10), ct).ConfigureAwait(false);
+            Log(string.Create(CultureInfo.InvariantCulture, $"{name}: idle CPU % of a core without the health probe: {string.Join(" ", idleNoProbe.Select(c => $"{c:0.00}"))}"));
+            await RestartBalancersAsync(lab, all, balancerArgs, ct).ConfigureAwait(false);
+        }
 
         var full = ClusterOps.Table(3, all);
         var home = lab.ClientAddresses.ToDictionary(a => a, a => ClusterOps.OwnerOf(full, a));
@@ -335,7 +346,19 @@ internal static class BenchFailover
         var cover = new CoverResult(name, kills, gaps, uncovered);
         Log(string.Create(CultureInfo.InvariantCulture, $"{name}: median {cover.MedianMs:0} ms, max {cover.MaxMs:0} ms over {gaps.Count} samples"));
         return new L2BalRun(cover, share, total, all.ToDictionary(k => k, k => home.Count(h => h.Value == k)), movedOnLoss, movedOnReturn, before[Victim].Held, idle, falseDeaths,
-            loadCpu, loadProxyCpu, total, filterCost);
+            loadCpu, loadProxyCpu, total, filterCost, idleNoProbe);
+    }
+
+    private static async Task RestartBalancersAsync(ClusterLab lab, int[] nodes, string[] balancerArgs, CancellationToken ct)
+    {
+        foreach (var k in nodes)
+        {
+            var balancer = lab.Balancer(k)!;
+            balancer.Stop();
+            await balancer.WaitForExitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
+        }
+        await Task.WhenAll(nodes.Select(k => ClusterOps.StartBalancerAsync(lab, k, ct, balancerArgs))).ConfigureAwait(false);
+        await ClusterOps.WaitForSharesAsync(lab, nodes, TimeSpan.FromSeconds(30), _ => { }, ct).ConfigureAwait(false);
     }
 
     /// <summary>

@@ -65,10 +65,14 @@ internal static partial class ClusterOps
         lab.StartProxy(nodeId, "--negotiate-timeout", "5", "--allow", $"{ClusterLab.VipAddress}/32");
     }
 
-    /// <summary>Starts l2bal alone on node k (its proxy already runs) and waits until it has put the VIP on lo.</summary>
+    /// <summary>
+    /// Starts l2bal alone on node k (its proxy already runs), with the SOCKS5 health probe unless
+    /// the arguments name their own (<c>--health none</c>), and waits until it has put the VIP on lo.
+    /// </summary>
     public static async Task StartBalancerAsync(ClusterLab lab, int nodeId, CancellationToken cancellationToken, params string[] balancerArgs)
     {
-        lab.StartBalancer(nodeId, ["--health", HealthUrl, .. balancerArgs]);
+        string[] health = balancerArgs.Contains("--health") ? [] : ["--health", HealthUrl];
+        lab.StartBalancer(nodeId, [.. health, .. balancerArgs]);
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
         while (true)
         {

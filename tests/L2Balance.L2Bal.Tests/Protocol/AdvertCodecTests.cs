@@ -35,6 +35,27 @@ public class AdvertCodecTests
         return reason;
     }
 
+    /// <summary>The daemon's reusable HMAC signs exactly as the one-shot form, advert after advert, and verifies (and rejects) the same.</summary>
+    [Fact]
+    public void A_reused_hmac_signs_and_verifies_as_the_one_shot_form()
+    {
+        using var hmac = IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, Key);
+        for (ulong sequence = 1; sequence <= 5; sequence++)
+        {
+            var advert = Sample with { Sequence = sequence };
+            var reused = new byte[AdvertCodec.Length];
+            AdvertCodec.Write(advert, hmac, reused);
+            Assert.Equal(Encode(advert), reused);
+            Assert.True(AdvertCodec.TryParse(reused, 10, hmac, out var parsed, out _));
+            Assert.Equal(advert, parsed);
+        }
+        var forged = Encode(Sample, [.. Enumerable.Repeat((byte)7, 32)]);
+        Assert.False(AdvertCodec.TryParse(forged, 10, hmac, out _, out var reason));
+        Assert.Equal(AdvertRejection.BadHmac, reason);
+        // A rejection leaves the HMAC reset for the next advert.
+        Assert.True(AdvertCodec.TryParse(Encode(Sample), 10, hmac, out _, out _));
+    }
+
     [Fact]
     public void Round_trips()
     {
