@@ -165,7 +165,7 @@ internal static class BenchFailover
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"l2bal CPU under load (default timing, {d.LoadConnects} CONNECTs in 10 s), % of one core per node: {string.Join(" ", d.LoadCpu.Select(c => $"{c:0.00}"))}; the proxies meanwhile: {string.Join(" ", d.LoadProxyCpu.Select(c => $"{c:0.0}"))}"));
         if (d.FilterCost is { } fc)
         {
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"filter cost, one client's bulk TCP through the proxy: {fc.FilteredMedian:0.00} Gbit/s through the cluster vs {fc.PlainMedian:0.00} with the VIP plain on node 1 and no l2bal: {fc.CostPercent:0.0} % (target <= 5 %)"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"filter cost, one client's bulk TCP through the proxy: {fc.FilteredMedian:0.00} Gbit/s through the cluster vs {fc.PlainMedian:0.00} with the VIP plain on node 1 and no l2bal: {fc.CostPercent:0.0} % (target <= 5 %); node 1 alone on the segment (no flooded copies for other nodes on these shared cores): {fc.AloneMedian:0.00} Gbit/s, {fc.AloneCostPercent:0.0} %"));
         }
         Console.WriteLine($"load average: start {loadAtStart}, end {File.ReadAllText("/proc/loadavg").Trim()} ({Environment.ProcessorCount} cores)");
         foreach (var s in skipped)
@@ -200,6 +200,8 @@ internal static class BenchFailover
             FilterFilteredGbit = d.FilterCost?.FilteredGbit,
             FilterPlainGbit = d.FilterCost?.PlainGbit,
             FilterCostPercent = d.FilterCost?.CostPercent,
+            FilterAloneGbit = d.FilterCost?.AloneGbit,
+            FilterAloneCostPercent = d.FilterCost?.AloneCostPercent,
             FalseDeathsDefault = d.FalseDeaths,
             FalseDeathsFast = l2balFast.FalseDeaths,
             Skipped = skipped,

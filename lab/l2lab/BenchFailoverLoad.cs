@@ -9,8 +9,14 @@ namespace L2Balance.Lab.Cli;
 /// <summary>Filter cost: one client's bulk throughput through the cluster against the same proxy holding the VIP with no l2bal.</summary>
 /// <param name="FilteredGbit">Per run, through the VIP with l2bal's filter on every node.</param>
 /// <param name="PlainGbit">Per run, the VIP as a plain address on node 1's eth0, l2bal stopped.</param>
-internal sealed record FilterCost(IReadOnlyList<double> FilteredGbit, IReadOnlyList<double> PlainGbit)
+/// <param name="AloneGbit">Per run, through the cluster with the other nodes' links down: node 1's filter without the flooded copies the others drop.</param>
+internal sealed record FilterCost(IReadOnlyList<double> FilteredGbit, IReadOnlyList<double> PlainGbit, IReadOnlyList<double> AloneGbit)
 {
+    public double AloneMedian => ClusterOps.Median(AloneGbit);
+
+    /// <summary>1 − alone / plain, in %: the serving node's own filter cost.</summary>
+    public double AloneCostPercent => PlainMedian > 0 ? (1 - (AloneMedian / PlainMedian)) * 100 : double.NaN;
+
     public double FilteredMedian => ClusterOps.Median(FilteredGbit);
 
     public double PlainMedian => ClusterOps.Median(PlainGbit);
@@ -77,9 +83,22 @@ internal static class BenchFailoverLoad
         var nodes = Enumerable.Range(1, lab.Nodes.Count).ToArray();
         var filtered = new List<double>();
         var plain = new List<double>();
+        var alone = new List<double>();
+        var others = nodes.Where(k => k != 1).ToArray();
         for (var i = 0; i < BulkRuns; i++)
         {
             filtered.Add(await BulkGbitAsync(lab.Client, source, lab.ProxyEndPoint, target, sink, BulkDuration, ct).ConfigureAwait(false));
+            foreach (var k in others)
+            {
+                lab.LinkDown(k);
+            }
+            await ClusterOps.WaitForSharesAsync(lab, [1], TimeSpan.FromSeconds(30), _ => { }, ct).ConfigureAwait(false);
+            alone.Add(await BulkGbitAsync(lab.Client, source, lab.ProxyEndPoint, target, sink, BulkDuration, ct).ConfigureAwait(false));
+            foreach (var k in others)
+            {
+                lab.LinkUp(k);
+            }
+            await ClusterOps.WaitForSharesAsync(lab, nodes, TimeSpan.FromSeconds(30), _ => { }, ct).ConfigureAwait(false);
             foreach (var k in nodes)
             {
                 var balancer = lab.Balancer(k)!;
@@ -98,8 +117,9 @@ internal static class BenchFailoverLoad
             }
         }
         log(string.Create(CultureInfo.InvariantCulture, $"filter cost: through the cluster (l2bal on every node) {string.Join(" ", filtered.Select(g => $"{g:0.00}"))} Gbit/s"));
+        log(string.Create(CultureInfo.InvariantCulture, $"filter cost: through node 1 alone (the other nodes' links down) {string.Join(" ", alone.Select(g => $"{g:0.00}"))} Gbit/s"));
         log(string.Create(CultureInfo.InvariantCulture, $"filter cost: same proxy, VIP on node 1's eth0, no l2bal {string.Join(" ", plain.Select(g => $"{g:0.00}"))} Gbit/s"));
-        return new FilterCost(filtered, plain);
+        return new FilterCost(filtered, plain, alone);
     }
 
     /// <summary>
