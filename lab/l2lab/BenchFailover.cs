@@ -165,7 +165,7 @@ internal static class BenchFailover
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"l2bal CPU under load (default timing, {d.LoadConnects} CONNECTs in 10 s), % of one core per node: {string.Join(" ", d.LoadCpu.Select(c => $"{c:0.00}"))}; the proxies meanwhile: {string.Join(" ", d.LoadProxyCpu.Select(c => $"{c:0.0}"))}"));
         if (d.FilterCost is { } fc)
         {
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"filter cost, one client's bulk TCP through the proxy: {fc.FilteredMedian:0.00} Gbit/s through the cluster vs {fc.PlainMedian:0.00} with the VIP plain on node 1 and no l2bal: {fc.CostPercent:0.0} % (target <= 5 %); node 1 alone on the segment (no flooded copies for other nodes on these shared cores): {fc.AloneMedian:0.00} Gbit/s, {fc.AloneCostPercent:0.0} %"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"filter cost, one client's bulk TCP through the proxy: {fc.FilteredMedian:0.00} Gbit/s through the cluster vs {fc.PlainMedian:0.00} with the VIP plain on node 1 and no l2bal: {fc.CostPercent:0.0} % (target <= 5 %); node 1 alone on the segment (no flooded copies for other nodes on these shared cores): {fc.AloneMedian:0.00} Gbit/s, {fc.AloneCostPercent:0.0} %; the plain path with conntrack on: {fc.ConntrackMedian:0.00} Gbit/s"));
         }
         Console.WriteLine($"load average: start {loadAtStart}, end {File.ReadAllText("/proc/loadavg").Trim()} ({Environment.ProcessorCount} cores)");
         foreach (var s in skipped)
@@ -202,6 +202,7 @@ internal static class BenchFailover
             FilterCostPercent = d.FilterCost?.CostPercent,
             FilterAloneGbit = d.FilterCost?.AloneGbit,
             FilterAloneCostPercent = d.FilterCost?.AloneCostPercent,
+            FilterPlainConntrackGbit = d.FilterCost?.ConntrackGbit,
             FalseDeathsDefault = d.FalseDeaths,
             FalseDeathsFast = l2balFast.FalseDeaths,
             Skipped = skipped,
@@ -365,10 +366,12 @@ internal static class BenchFailover
 
     /// <summary>
     /// "peer K is dead" lines in every l2bal log of the lab, minus the two per kill that the kill
-    /// itself causes (each survivor sees the victim die).
+    /// itself causes (each survivor sees the victim die) and those of a peer that said it leaves
+    /// (the bench's own restarts).
     /// </summary>
     private static int CountFalseDeaths(string logs, int kills) =>
-        Math.Max(0, logs.Split('\n').Count(l => l.Contains("l2bal[", StringComparison.Ordinal) && l.Contains("is dead:", StringComparison.Ordinal)) - (2 * kills));
+        Math.Max(0, logs.Split('\n').Count(l => l.Contains("l2bal[", StringComparison.Ordinal) && l.Contains("is dead:", StringComparison.Ordinal)
+            && !l.Contains("announced it is leaving", StringComparison.Ordinal)) - (2 * kills));
 
     /// <summary>
     /// Probes from every source for 300 ms, runs <paramref name="kill"/>, and keeps probing until

@@ -10,8 +10,11 @@ namespace L2Balance.Lab.Cli;
 /// <param name="FilteredGbit">Per run, through the VIP with l2bal's filter on every node.</param>
 /// <param name="PlainGbit">Per run, the VIP as a plain address on node 1's eth0, l2bal stopped.</param>
 /// <param name="AloneGbit">Per run, through the cluster with the other nodes' links down: node 1's filter without the flooded copies the others drop.</param>
-internal sealed record FilterCost(IReadOnlyList<double> FilteredGbit, IReadOnlyList<double> PlainGbit, IReadOnlyList<double> AloneGbit)
+/// <param name="ConntrackGbit">Per run, the plain path with only a conntrack rule on node 1: what conntrack alone costs.</param>
+internal sealed record FilterCost(IReadOnlyList<double> FilteredGbit, IReadOnlyList<double> PlainGbit, IReadOnlyList<double> AloneGbit, IReadOnlyList<double> ConntrackGbit)
 {
+    public double ConntrackMedian => ClusterOps.Median(ConntrackGbit);
+
     public double AloneMedian => ClusterOps.Median(AloneGbit);
 
     /// <summary>1 − alone / plain, in %: the serving node's own filter cost.</summary>
@@ -84,6 +87,7 @@ internal static class BenchFailoverLoad
         var filtered = new List<double>();
         var plain = new List<double>();
         var alone = new List<double>();
+        var conntrack = new List<double>();
         var others = nodes.Where(k => k != 1).ToArray();
         for (var i = 0; i < BulkRuns; i++)
         {
@@ -108,6 +112,11 @@ internal static class BenchFailoverLoad
             lab.SetStaticVip(1, present: true);
             (await lab.Router.RunAsync("ip", ["neigh", "flush", "to", ClusterLab.VipAddress.ToString()], TimeSpan.FromSeconds(10), cancellationToken: ct).ConfigureAwait(false)).EnsureSuccess();
             plain.Add(await BulkGbitAsync(lab.Client, source, lab.ProxyEndPoint, target, sink, BulkDuration, ct).ConfigureAwait(false));
+            // The same plain path with conntrack switched on in node 1 (one rule that uses it), as
+            // l2bal's established-flow rule does: how much of the cost is conntrack itself.
+            (await lab.RunOnNode(1, "nft", ["add table ip l2bench; add chain ip l2bench pre { type filter hook prerouting priority -150; }; add rule ip l2bench pre ct state established accept"], TimeSpan.FromSeconds(10), ct).ConfigureAwait(false)).EnsureSuccess();
+            conntrack.Add(await BulkGbitAsync(lab.Client, source, lab.ProxyEndPoint, target, sink, BulkDuration, ct).ConfigureAwait(false));
+            (await lab.RunOnNode(1, "nft", ["delete table ip l2bench"], TimeSpan.FromSeconds(10), ct).ConfigureAwait(false)).EnsureSuccess();
             lab.SetStaticVip(1, present: false);
             (await lab.Router.RunAsync("ip", ["neigh", "flush", "to", ClusterLab.VipAddress.ToString()], TimeSpan.FromSeconds(10), cancellationToken: ct).ConfigureAwait(false)).EnsureSuccess();
             if (i < BulkRuns - 1)
@@ -119,7 +128,8 @@ internal static class BenchFailoverLoad
         log(string.Create(CultureInfo.InvariantCulture, $"filter cost: through the cluster (l2bal on every node) {string.Join(" ", filtered.Select(g => $"{g:0.00}"))} Gbit/s"));
         log(string.Create(CultureInfo.InvariantCulture, $"filter cost: through node 1 alone (the other nodes' links down) {string.Join(" ", alone.Select(g => $"{g:0.00}"))} Gbit/s"));
         log(string.Create(CultureInfo.InvariantCulture, $"filter cost: same proxy, VIP on node 1's eth0, no l2bal {string.Join(" ", plain.Select(g => $"{g:0.00}"))} Gbit/s"));
-        return new FilterCost(filtered, plain, alone);
+        log(string.Create(CultureInfo.InvariantCulture, $"filter cost: same plain path with conntrack on in node 1 {string.Join(" ", conntrack.Select(g => $"{g:0.00}"))} Gbit/s"));
+        return new FilterCost(filtered, plain, alone, conntrack);
     }
 
     /// <summary>
