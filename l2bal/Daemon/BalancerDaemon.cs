@@ -200,16 +200,20 @@ internal sealed partial class BalancerDaemon
             while (control.Requests.TryRead(out var request))
             {
                 var reply = request.Reply;
-                _ = HandleAsync(request.Text).ContinueWith(t => reply.TrySetResult(t.Result), TaskScheduler.Default);
+                _ = HandleAsync(request.Text).ContinueWith(t => reply.TrySetResult(Answer(t)), TaskScheduler.Default);
             }
             while (_metricsRequests.TryDequeue(out var scrape))
             {
-                _ = RenderMetricsAsync().ContinueWith(t => scrape.TrySetResult(t.Result), TaskScheduler.Default);
+                _ = RenderMetricsAsync().ContinueWith(t => scrape.TrySetResult(Answer(t)), TaskScheduler.Default);
             }
             Interlocked.Increment(ref _wakeups);
             waiter.Wait(NextDeadline(Now) - Now + DeadlineSlack);
         }
     }
+
+    /// <summary>A finished answer, or the error that ended it (the asker always gets a reply).</summary>
+    private static string Answer(Task<string> task) =>
+        task.IsCompletedSuccessfully ? task.Result : $"error: {task.Exception?.InnerException?.Message ?? "cancelled"}\n";
 
     /// <summary>
     /// When the loop must run again if no advert or request comes first: the engine's next

@@ -27,11 +27,22 @@ internal sealed class LoopWaiter : IDisposable
         }
     }
 
-    /// <summary>Wakes the loop from any thread (an eventfd write; wake-ups before the next wait are not lost).</summary>
+    /// <summary>
+    /// Wakes the loop from any thread (an eventfd write; wake-ups before the next wait are not
+    /// lost). After <see cref="Dispose"/> it does nothing: a probe or a request finishing while
+    /// the daemon stops has no loop left to wake.
+    /// </summary>
     public unsafe void Wake()
     {
         ulong one = 1;
-        _ = write(_event, &one, sizeof(ulong));
+        try
+        {
+            _ = write(_event, &one, sizeof(ulong));
+        }
+        catch (ObjectDisposedException)
+        {
+            // Stopped.
+        }
     }
 
     /// <summary>
