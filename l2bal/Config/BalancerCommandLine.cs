@@ -59,6 +59,7 @@ internal static class BalancerCommandLine
           --health URL              socks5://HOST:PORT, tcp://HOST:PORT or exec:COMMAND
           --health-fall N           failed probes before unhealthy (default 3)
           --health-rise N           good probes before healthy again (default 5)
+          --health-timeout T        a probe with no answer within T fails (default 500ms)
           --control PATH            control socket (default: abstract @l2bal, per network namespace)
           --metrics ADDR:PORT       Prometheus metrics endpoint
         """;
@@ -66,7 +67,7 @@ internal static class BalancerCommandLine
     private static readonly string[] RunKeys =
     [
         "interface", "vip", "node-id", "node-count", "key-file", "buckets", "seed", "cluster-id", "advert-interval",
-        "dead-after", "mac-mode", "service", "health", "health-fall", "health-rise", "control", "metrics",
+        "dead-after", "mac-mode", "service", "health", "health-fall", "health-rise", "health-timeout", "control", "metrics",
     ];
 
     public static BalancerCommand Parse(IReadOnlyList<string> args)
@@ -359,6 +360,11 @@ internal static class BalancerCommandLine
         var health = values.ContainsKey("health") ? Health(Single(values, "health")!, errors) : HealthProbeSpec.None;
         var fall = values.ContainsKey("health-fall") ? Int(values, "health-fall", 1, 100, errors) : 3;
         var rise = values.ContainsKey("health-rise") ? Int(values, "health-rise", 1, 100, errors) : 5;
+        var healthTimeout = values.ContainsKey("health-timeout") ? Duration(values, "health-timeout", errors) : TimeSpan.FromMilliseconds(500);
+        if (healthTimeout < TimeSpan.FromMilliseconds(1) || healthTimeout > TimeSpan.FromSeconds(60))
+        {
+            errors.Add($"--health-timeout {Single(values, "health-timeout")}: must be between 1ms and 60s");
+        }
         IPEndPoint? metrics = null;
         if (Single(values, "metrics") is { } metricsText && !IPEndPoint.TryParse(metricsText, out metrics))
         {
@@ -390,6 +396,7 @@ internal static class BalancerCommandLine
             Health = health,
             HealthFall = fall,
             HealthRise = rise,
+            HealthTimeout = healthTimeout,
             ControlPath = Single(values, "control"),
             Metrics = metrics,
             Source = source,

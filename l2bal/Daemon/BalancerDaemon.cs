@@ -50,7 +50,7 @@ internal sealed partial class BalancerDaemon
     private TimeSpan _lastDrainCheck;
     private Task<(TimeSpan StartedAt, IReadOnlyDictionary<int, int> Flows)>? _drainRead;
     private readonly TimeSpan[] _drainingSince;
-    private volatile bool _healthy = true;
+    private volatile bool _healthy;
     private TimeSpan _conflictSeenAt = TimeSpan.FromDays(-1);
     private string? _conflictReason;
     private string? _lastConflictReason;
@@ -67,6 +67,9 @@ internal sealed partial class BalancerDaemon
         _log = log;
         _filter = filter;
         _health = new HealthPolicy(options.HealthFall, options.HealthRise);
+        // Without a probe the node is healthy; with one it is not until the first probe passes.
+        _healthy = options.Health.Kind == HealthProbeKind.None;
+        _healthFailure = _health.LastFailure;
         _configDigest = AdvertConfigDigest.Compute(options.Vip, options.Buckets, options.EffectiveSeed, options.NodeCount, options.EffectiveClusterId);
         _engine = new MembershipEngine(options.NodeId, options.NodeCount, options.Buckets, options.AdvertInterval, options.DeadTime, options.SettleTime, Now);
         _clusterMac = options.MacMode == MacMode.Multicast
@@ -614,7 +617,7 @@ internal sealed partial class BalancerDaemon
         {
             // A probe slower than the interval delays the next one instead of queueing a burst.
             next = next + interval > Now ? next + interval : Now + interval;
-            var failure = HealthProbe.Run(_options.Health, interval * 4);
+            var failure = HealthProbe.Run(_options.Health, _options.HealthTimeout);
             if (_health.Record(failure is null, failure))
             {
                 _healthFailure = _health.LastFailure;

@@ -11,17 +11,19 @@ internal enum HealthState
 /// Health policy(results) → state (STYLE 7, YARP IActiveHealthCheckPolicy): unhealthy after
 /// <c>fall</c> consecutive failures, healthy again after <c>rise</c> consecutive successes
 /// (keepalived's fall/rise), so one lost probe does not move buckets and a flapping service
-/// does not flap them.
+/// does not flap them. It starts unhealthy and turns healthy at the first passing probe: a node
+/// takes no clients before its service answers (a proxy started after the daemon).
 /// </summary>
 internal sealed class HealthPolicy(int fall, int rise)
 {
     private int _failures;
     private int _successes;
+    private bool _passedOnce;
 
-    public HealthState State { get; private set; } = HealthState.Healthy;
+    public HealthState State { get; private set; } = HealthState.Unhealthy;
 
     /// <summary>The last probe's failure reason, for logs and status.</summary>
-    public string? LastFailure { get; private set; }
+    public string? LastFailure { get; private set; } = "no probe has passed yet";
 
     /// <summary>Feeds one probe result; returns true when the state changed.</summary>
     public bool Record(bool success, string? failure = null)
@@ -30,11 +32,13 @@ internal sealed class HealthPolicy(int fall, int rise)
         {
             _failures = 0;
             _successes++;
-            if (State == HealthState.Unhealthy && _successes >= rise)
+            if (State == HealthState.Unhealthy && (_successes >= rise || !_passedOnce))
             {
+                _passedOnce = true;
                 State = HealthState.Healthy;
                 return true;
             }
+            _passedOnce = true;
             return false;
         }
         LastFailure = failure;

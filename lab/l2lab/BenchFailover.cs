@@ -228,7 +228,11 @@ internal static class BenchFailover
         foreach (var r in rows)
         {
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{r.Setting}: {r.Seconds:0} s, false covers {r.FalseDeaths}, ownership changes {r.OwnershipChanges}, CONNECTs ok {r.ConnectsOk} failed {r.ConnectsFailed}, bulk {r.BulkGbit:0.00} Gbit/s, l2bal CPU {string.Join(" ", r.BalancerCpu.Select(c => $"{c:0.00}"))} %, proxies {string.Join(" ", r.ProxyCpu.Select(c => $"{c:0.0}"))} %, load {r.LoadAverage}"));
+                $"{r.Setting}: {r.Seconds:0} s, false covers {r.FalseDeaths}, stalls {r.Stalls}, unhealthy {r.Unhealthy}, released when declared dead {r.Fenced}, ownership changes {r.OwnershipChanges}, CONNECTs ok {r.ConnectsOk} failed {r.ConnectsFailed}, bulk {r.BulkGbit:0.00} Gbit/s, l2bal CPU {string.Join(" ", r.BalancerCpu.Select(c => $"{c:0.00}"))} %, proxies {string.Join(" ", r.ProxyCpu.Select(c => $"{c:0.0}"))} %, load {r.LoadAverage}"));
+            foreach (var cause in r.Causes)
+            {
+                Console.WriteLine($"  {cause}");
+            }
         }
         var path = ClusterOps.ArtifactPath("bench", "failover-soak");
         File.WriteAllText(path, JsonSerializer.Serialize(new { StartedUtc = DateTimeOffset.UtcNow - Clock.Elapsed, Soak = rows }, JsonOptions) + "\n");

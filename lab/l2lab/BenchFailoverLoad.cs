@@ -31,7 +31,8 @@ internal sealed record FilterCost(IReadOnlyList<double> FilteredGbit, IReadOnlyL
 /// <summary>The soak: a long run at one timing with the proxies under load, counting false covers.</summary>
 internal sealed record SoakResult(
     string Setting, double Seconds, int FalseDeaths, long OwnershipChanges, int ConnectsOk, int ConnectsFailed,
-    double BulkGbit, double[] BalancerCpu, double[] ProxyCpu, string LoadAverage);
+    double BulkGbit, double[] BalancerCpu, double[] ProxyCpu, string LoadAverage,
+    int Stalls, int Unhealthy, int Fenced, IReadOnlyList<string> Causes);
 
 /// <summary>
 /// The load parts of <c>l2lab bench-failover</c>: CPU of l2bal while the proxies work, the filter's
@@ -209,10 +210,17 @@ internal static class BenchFailoverLoad
         var results = await traffic.ConfigureAwait(false);
         var gbit = (await Task.WhenAll(bulk).ConfigureAwait(false)).Sum();
         var changesAfter = await OwnershipChangesAsync(lab, all, ct).ConfigureAwait(false);
-        var deaths = lab.Network.DescribeProcesses().Split('\n').Count(l => l.Contains("l2bal[", StringComparison.Ordinal) && l.Contains("is dead:", StringComparison.Ordinal));
+        var lines = lab.Network.DescribeProcesses().Split('\n').Where(l => l.Contains("l2bal[", StringComparison.Ordinal)).ToArray();
+        var deaths = lines.Count(l => l.Contains("is dead:", StringComparison.Ordinal));
+        var stalls = lines.Count(l => l.Contains("was stalled", StringComparison.Ordinal));
+        var unhealthy = lines.Count(l => l.Contains("this node is now unhealthy", StringComparison.Ordinal));
+        var fenced = lines.Count(l => l.Contains("declared this node dead", StringComparison.Ordinal));
+        // Why ownership moved: the first lines that say so, for the reader.
+        var causes = lines.Where(l => l.Contains("is dead:", StringComparison.Ordinal) || l.Contains("was stalled", StringComparison.Ordinal)
+            || l.Contains("this node is now", StringComparison.Ordinal) || l.Contains("declared this node dead", StringComparison.Ordinal)).Take(12).ToArray();
         var ok = results.Connects.Count(c => c.Outcome == TrafficOutcome.Ok);
         return new SoakResult(setting, length.TotalSeconds, deaths, changesAfter - changesBefore, ok, results.Connects.Count - ok, Math.Round(gbit, 2),
-            cpu[..3], cpu[3..], File.ReadAllText("/proc/loadavg").Trim());
+            cpu[..3], cpu[3..], File.ReadAllText("/proc/loadavg").Trim(), stalls, unhealthy, fenced, causes);
     }
 
     private static async Task<long> OwnershipChangesAsync(ClusterLab lab, int[] nodes, CancellationToken ct)

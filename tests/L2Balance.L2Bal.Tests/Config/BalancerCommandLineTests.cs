@@ -44,7 +44,7 @@ public class BalancerCommandLineTests
     {
         var o = Run("--buckets", "1024", "--seed", "0x5eed", "--cluster-id", "7", "--advert-interval", "20ms", "--dead-after", "4",
             "--mac-mode", "unicast-flood", "--service", "tcp/1080", "--service", "udp/1080", "--health", "socks5://198.18.0.10:1080",
-            "--health-fall", "2", "--health-rise", "4", "--control", "/run/l2bal.sock", "--metrics", "127.0.0.1:9100");
+            "--health-fall", "2", "--health-rise", "4", "--health-timeout", "250ms", "--control", "/run/l2bal.sock", "--metrics", "127.0.0.1:9100");
         Assert.Equal(1024, o.Buckets);
         Assert.Equal(0x5eedu, o.EffectiveSeed);
         Assert.Equal(7u, o.EffectiveClusterId);
@@ -55,6 +55,7 @@ public class BalancerCommandLineTests
         Assert.Equal(HealthProbeKind.Socks5, o.Health.Kind);
         Assert.Equal(IPEndPoint.Parse("198.18.0.10:1080"), o.Health.EndPoint);
         Assert.Equal((2, 4), (o.HealthFall, o.HealthRise));
+        Assert.Equal(TimeSpan.FromMilliseconds(250), o.HealthTimeout);
         Assert.Equal("/run/l2bal.sock", o.ControlPath);
         Assert.Equal(IPEndPoint.Parse("127.0.0.1:9100"), o.Metrics);
     }

@@ -6,9 +6,22 @@ namespace L2Balance.L2Bal.Tests.Health;
 public class HealthPolicyTests
 {
     [Fact]
+    public void Starts_unhealthy_and_turns_healthy_at_the_first_passing_probe()
+    {
+        var policy = new HealthPolicy(fall: 3, rise: 5);
+        Assert.Equal(HealthState.Unhealthy, policy.State);
+        Assert.False(policy.Record(false, "refused"));
+        Assert.False(policy.Record(false, "refused"));
+        Assert.Equal(HealthState.Unhealthy, policy.State);
+        Assert.True(policy.Record(true));
+        Assert.Equal(HealthState.Healthy, policy.State);
+    }
+
+    [Fact]
     public void Unhealthy_after_fall_failures_in_a_row_only()
     {
         var policy = new HealthPolicy(fall: 3, rise: 2);
+        Assert.True(policy.Record(true));
         Assert.False(policy.Record(false, "refused"));
         Assert.False(policy.Record(false, "refused"));
         Assert.False(policy.Record(true));
@@ -24,6 +37,7 @@ public class HealthPolicyTests
     public void Healthy_again_after_rise_successes_in_a_row_only()
     {
         var policy = new HealthPolicy(fall: 1, rise: 3);
+        Assert.True(policy.Record(true));
         Assert.True(policy.Record(false, "refused"));
         Assert.False(policy.Record(true));
         Assert.False(policy.Record(true));
