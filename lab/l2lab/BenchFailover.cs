@@ -382,8 +382,12 @@ internal static class BenchFailover
     /// every source has had an answer after it (bounded by <see cref="CoverBound"/>). Returns the gap
     /// per covered source and the number never covered.
     /// </summary>
-    private static async Task<(List<double> Gaps, int Uncovered)> KillAndProbeAsync(ClusterLab lab, IReadOnlyList<IPAddress> sources, Action kill, CancellationToken ct)
+    internal static async Task<(List<double> Gaps, int Uncovered)> KillAndProbeAsync(ClusterLab lab, IReadOnlyList<IPAddress> sources, Action kill, CancellationToken ct)
     {
+        if (!Clock.IsRunning)
+        {
+            Clock.Start(); // called from the demo: the bench's clock has not run yet
+        }
         var target = new IPEndPoint(ClusterLab.VipAddress, ProbePort);
         var killMs = double.MaxValue;
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);

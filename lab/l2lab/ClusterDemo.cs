@@ -104,14 +104,26 @@ internal static class ClusterDemo
         // The kill: the node vanishes (link down), both its daemons SIGKILLed.
         Phase($"killing node {Victim}: link down, SIGKILL l2bal (pid {lab.Balancer(Victim)!.Id}) and l2proxy (pid {lab.Proxy(Victim)!.Id})");
         var killedBalancer = lab.Balancer(Victim)!;
-        lab.LinkDown(Victim);
-
-        // The kill instant: once the link-down has taken effect (`ip` has returned); CONNECTs started
-        // while `ip` ran could still reach node 2 and would look like an instant cover.
-        var killStream = stream.ElapsedMs;
-        lab.Balancer(Victim)!.Kill(LabSignals.Kill);
-        lab.Proxy(Victim)!.Kill(LabSignals.Kill);
         var victims = home.Where(h => h.Value == Victim).Select(h => h.Key).ToHashSet();
+
+        // The cover itself, measured as the failover bench does: from six of node 2's client
+        // addresses a fresh TCP connect to the VIP every 10 ms (a SYN-ACK from whichever node owns
+        // the address is an answer), started 300 ms before the kill and kept up until each is
+        // answered again. The CONNECT stream's own gaps (below) add its pacing and timeouts.
+        var killStream = 0.0;
+        var probeSources = lab.ClientAddresses.Where(a => victims.Contains(a.ToString())).Take(6).ToArray();
+        var (probeGaps, probeMissing) = await BenchFailover.KillAndProbeAsync(lab, probeSources, () =>
+        {
+            lab.LinkDown(Victim);
+
+            // The kill instant: once the link-down has taken effect (`ip` has returned); CONNECTs
+            // started while `ip` ran could still reach node 2 and would look like an instant cover.
+            killStream = stream.ElapsedMs;
+            lab.Balancer(Victim)!.Kill(LabSignals.Kill);
+            lab.Proxy(Victim)!.Kill(LabSignals.Kill);
+        }, ct).ConfigureAwait(false);
+        Info(string.Create(CultureInfo.InvariantCulture,
+            $"covered: a fresh connect from each of {probeSources.Length} addresses of node {Victim} is answered again after a median of {ClusterOps.Median(probeGaps):0} ms (max {probeGaps.DefaultIfEmpty(double.NaN).Max():0} ms){(probeMissing > 0 ? $", {probeMissing} not answered" : string.Empty)}"));
 
         Phase($"waiting for nodes {string.Join(" and ", survivors)} to cover node {Victim}'s buckets and for its {victims.Count} client addresses to connect again");
         var covered = await ClusterOps.WaitForSharesAsync(lab, survivors, TimeSpan.FromSeconds(20), Info, ct).ConfigureAwait(false);
@@ -163,15 +175,18 @@ internal static class ClusterDemo
         await stopTicker.CancelAsync().ConfigureAwait(false);
         await ticker.ConfigureAwait(false);
 
-        return Report(lab, streamResult, sessionResult, outageResult, home, victims, killStream, rejoinStream, mismatches, initial, covered, returned, killedBalancer.Log, survivors.Length);
+        return Report(lab, streamResult, sessionResult, outageResult, home, victims, killStream, rejoinStream, mismatches, initial, covered, returned, killedBalancer.Log, survivors.Length,
+            new ProbeCover(probeGaps, probeMissing, probeSources.Length));
     }
 
     private static int Report(
         ClusterLab lab, TrafficResults stream, TrafficResults sessions, TrafficResults outage, Dictionary<string, int> home,
         HashSet<string> victims, double killStream, double rejoinStream, int mismatches,
         IReadOnlyDictionary<int, NodeStatusView> initial, IReadOnlyDictionary<int, NodeStatusView> covered, IReadOnlyDictionary<int, NodeStatusView> returned,
-        string killedLog, int survivorsCount)
+        string killedLog, int survivorsCount, ProbeCover probe)
     {
+        var probeGaps = probe.Gaps;
+        var probeMissing = probe.Missing;
         Phase("results");
         Info($"CONNECT stream: {stream.Summary()}");
         Info($"sessions:       {sessions.Summary()}");
@@ -210,7 +225,7 @@ internal static class ClusterDemo
         var gapMedian = ClusterOps.Median(gaps);
         var gapMax = gaps.DefaultIfEmpty(double.NaN).Max();
         Info(string.Create(CultureInfo.InvariantCulture,
-            $"time to cover node {Victim} ({gaps.Count} of its {victims.Count} client addresses): last success before the kill -> first after: median {gapMedian:0} ms, max {gapMax:0} ms; from the kill: median {ClusterOps.Median(fromKill):0} ms, max {fromKill.DefaultIfEmpty(double.NaN).Max():0} ms"));
+            $"SOCKS CONNECT stream, node {Victim}'s {gaps.Count} of {victims.Count} client addresses: last success before the kill -> first after: median {gapMedian:0} ms, max {gapMax:0} ms; from the kill: median {ClusterOps.Median(fromKill):0} ms, max {fromKill.DefaultIfEmpty(double.NaN).Max():0} ms"));
 
         // Sessions: those held by survivors must all live; node 2's own end with it (stated, not a failure).
         var survivorSessions = sessions.Sessions.Where(s => s.Node is { } n && n != Victim).ToArray();
@@ -271,7 +286,8 @@ internal static class ClusterDemo
         };
 
         Phase("summary");
-        Info(string.Create(CultureInfo.InvariantCulture, $"time to cover:             median {gapMedian:0} ms, max {gapMax:0} ms (per client address of node {Victim}, last success -> first success)"));
+        Info(string.Create(CultureInfo.InvariantCulture, $"time to cover:             median {ClusterOps.Median(probeGaps):0} ms, max {probeGaps.DefaultIfEmpty(double.NaN).Max():0} ms (a fresh connect every 10 ms from {probe.Sources} addresses of node {Victim}, last answer -> first answer)"));
+        Info(string.Create(CultureInfo.InvariantCulture, $"SOCKS clients of node {Victim}: median {gapMedian:0} ms, max {gapMax:0} ms without an answer (the CONNECT stream's pacing and 250 ms step timeout included)"));
         Info($"sessions lost on survivors: {lostOnSurvivors} of {survivorSessions.Length + survivorUdp.Length} (node {Victim}'s own {victimSessions} ended with it, as expected)");
         Info($"false covers:               {falseDeaths} (peers wrongly declared dead, from the l2bal logs)");
         Info($"sessions lost on rejoin:    {lostOnRejoin} of {outage.Sessions.Count + outage.Udp.Count}");
@@ -289,6 +305,7 @@ internal static class ClusterDemo
             ClientAddresses = ClientCount,
             Victim,
             Kill = "link down + SIGKILL l2bal + SIGKILL l2proxy",
+            ProbeCoverMs = new { Median = ClusterOps.Median(probeGaps), Max = probeGaps.DefaultIfEmpty(double.NaN).Max(), PerSource = probeGaps, NotAnswered = probeMissing },
             TimeToCoverMs = new { Median = gapMedian, Max = gapMax, FromKillMedian = ClusterOps.Median(fromKill), PerSource = gaps, NotCovered = notCovered },
             SessionsLostOnSurvivors = lostOnSurvivors,
             SessionsOnSurvivors = survivorSessions.Length + survivorUdp.Length,
@@ -322,6 +339,9 @@ internal static class ClusterDemo
 
         return failed.Length == 0 ? 0 : 1;
     }
+
+    /// <summary>The cover as the dense probe saw it: gap per probed address, how many never answered, how many probed.</summary>
+    private sealed record ProbeCover(IReadOnlyList<double> Gaps, int Missing, int Sources);
 
     private static int CountDeaths(string? log) =>
         log is null ? 0 : log.Split('\n').Count(l => l.Contains("is dead:", StringComparison.Ordinal));
