@@ -317,16 +317,16 @@ internal sealed partial class SocksSession
                 }
                 _resolved[(destination.Host!, destination.Port)] = addresses.Length == 0 ? null : new IPEndPoint(addresses[0], destination.Port);
             }
-            if (Route(datagram, datagram.Length) is { } r)
+            try
             {
-                try
+                if (Route(datagram, datagram.Length) is { } r)
                 {
                     SendToTarget(r.Outbound, datagram.AsSpan(r.HeaderLength), r.Destination);
                 }
-                catch (ObjectDisposedException)
-                {
-                    // The association closed meanwhile.
-                }
+            }
+            catch (ObjectDisposedException)
+            {
+                // The association closed (or the session was aborted) meanwhile.
             }
         }
 
