@@ -1,9 +1,10 @@
-using System.Buffers;
 using System.Net;
 using System.Net.Sockets;
 using L2Balance.Proxy.Diagnostics;
 using L2Balance.Proxy.Protocol;
+using L2Balance.Proxy.Relay;
 using L2Balance.Proxy.Rules;
+using Epoll = L2Balance.Proxy.Interop.Interop.Epoll;
 
 namespace L2Balance.Proxy.Server;
 
@@ -17,9 +18,6 @@ internal sealed partial class SocksSession
 {
     /// <summary>Room kept in front of a reply for its SOCKS UDP header: 4 + 16 (IPv6) + 2 bytes.</summary>
     private const int ReplyHeadroom = 22;
-
-    /// <summary>Largest UDP payload plus headroom.</summary>
-    private const int DatagramBufferSize = 65536 + ReplyHeadroom;
 
     /// <summary>Bound on the per-association caches of rule verdicts and resolved names.</summary>
     private const int CacheLimit = 1024;
@@ -68,11 +66,10 @@ internal sealed partial class SocksSession
         Log.RequestPassed(in passLog, what, Client, $"-> {Local} => relay {relayEndPoint}");
         EnterRelay();
 
-        var fromClient = association.ClientLoopAsync();
+        association.Start();
         await WaitForControlCloseAsync().ConfigureAwait(false);
         association.Close();
-        await fromClient.ConfigureAwait(false);
-        await association.WhenTargetLoopsDone().ConfigureAwait(false);
+        await association.WhenResolvesDone().ConfigureAwait(false);
 
         var how = Aborted ? ((SessionOutcome)Volatile.Read(ref _abortReason)).ToString() : "control connection closed";
         Log.SessionEnded(_clientRuleLog, what, Client, $"relay {relayEndPoint}", association.BytesFromClient, association.BytesToClient, Elapsed, how);
@@ -100,28 +97,44 @@ internal sealed partial class SocksSession
 
     /// <summary>
     /// The relay state of one association: the client-facing socket and one target-facing socket per
-    /// address family. The per-datagram path allocates nothing: addresses are received into and sent
-    /// from <see cref="SocketAddress"/> buffers, and each loop remembers its last peer (the client's
+    /// address family, all relayed by the <see cref="UdpPoller"/>'s thread with non-blocking receives
+    /// and sends. The per-datagram path allocates nothing: addresses are received into and sent from
+    /// <see cref="SocketAddress"/> buffers, and each direction remembers its last peer (the client's
     /// last destination header, a target's source address with its encoded reply header), so a
     /// datagram to or from the same peer as the one before skips parsing, resolving and the rules.
+    /// A name not yet resolved sends its datagram from a task once resolved.
     /// </summary>
-    private sealed class UdpAssociation(SocksSession session, Socket relay, SocksEndpoint clientHint)
+    private sealed class UdpAssociation(SocksSession session, Socket relay, SocksEndpoint clientHint) : IUdpReadable
     {
         /// <summary>Longest SOCKS UDP header: RSV RSV FRAG ATYP, a 255-byte name with its length byte, port.</summary>
         private const int MaxHeaderLength = 4 + 1 + 255 + 2;
 
+        /// <summary>Datagrams taken from one socket per wake-up before the poller serves the others (it wakes again: level-triggered).</summary>
+        private const int Budget = 64;
+
+        private readonly Lock _lock = new();
         private readonly Dictionary<(string Host, ushort Port), IPEndPoint?> _resolved = [];
         private readonly Dictionary<IPEndPoint, bool> _allowedTo = [];
         private readonly Dictionary<IPEndPoint, bool> _allowedFrom = [];
-        private readonly List<Task> _targetLoops = [];
+        private readonly List<TargetSide> _targets = [];
+        private readonly List<Task> _resolving = [];
         private readonly IPAddress _clientAddress = session.Client.Address;
-        private Socket? _outbound4;
-        private Socket? _outbound6;
+        private readonly SocketAddress _from = new(relay.AddressFamily);
+        private readonly byte[] _lastHeader = new byte[MaxHeaderLength];
+        private TargetSide? _outbound4;
+        private TargetSide? _outbound6;
+        private ulong _relayKey;
+        private bool _closed;
         private IPEndPoint? _clientUdp = clientHint.Port != 0 && clientHint.Address is { } a && !a.Equals(IPAddress.Any) && !a.Equals(IPAddress.IPv6Any)
             ? new IPEndPoint(OutboundAddresses.Normalize(a), clientHint.Port)
             : null;
 
-        /// <summary><see cref="_clientUdp"/> as the relay socket's address, once known; read by the target loops.</summary>
+        // The client's last destination (poller thread only): its header bytes as the client sent them, where they go, and the socket.
+        private int _lastHeaderLength;
+        private SocketAddress? _lastDestination;
+        private TargetSide? _lastOutbound;
+
+        /// <summary><see cref="_clientUdp"/> as the relay socket's address, once known; read by the target sides.</summary>
         private volatile SocketAddress? _clientSocketAddress;
         private long _bytesFromClient;
         private long _bytesToClient;
@@ -132,83 +145,84 @@ internal sealed partial class SocksSession
 
         private ProxyCounters Counters => session._server.Counters;
 
+        private Socket Relay => relay;
+
+        private SocksSession Session => session;
+
+        /// <summary>Starts relaying: the client-facing socket joins the poller.</summary>
+        public void Start() => _relayKey = UdpPoller.Shared.Register(relay, this);
+
+        /// <summary>Stops relaying and closes the sockets; then <see cref="WhenResolvesDone"/> awaits datagrams still resolving.</summary>
         public void Close()
         {
-            relay.Dispose();
-            _outbound4?.Dispose();
-            _outbound6?.Dispose();
-        }
-
-        public Task WhenTargetLoopsDone()
-        {
-            lock (_targetLoops)
+            TargetSide[] targets;
+            lock (_lock)
             {
-                return Task.WhenAll(_targetLoops);
+                _closed = true;
+                targets = [.. _targets];
+            }
+            UdpPoller.Shared.Unregister(relay, _relayKey);
+            relay.Dispose();
+            foreach (var target in targets)
+            {
+                UdpPoller.Shared.Unregister(target.Socket, target.Key);
+                target.Socket.Dispose();
             }
         }
 
-        public async Task ClientLoopAsync()
+        public Task WhenResolvesDone()
         {
-            var buffer = ArrayPool<byte>.Shared.Rent(DatagramBufferSize);
-            var from = new SocketAddress(relay.AddressFamily);
-            // The last destination: its header bytes as the client sent them, where they go, and the socket.
-            var lastHeader = new byte[MaxHeaderLength];
-            var lastHeaderLength = 0;
-            SocketAddress? lastDestination = null;
-            Socket? lastOutbound = null;
-            try
+            lock (_lock)
             {
-                while (true)
+                return Task.WhenAll(_resolving);
+            }
+        }
+
+        /// <summary>Datagrams from the client (poller thread).</summary>
+        public void OnReadable(byte[] buffer)
+        {
+            for (int budget = Budget; budget > 0; budget--)
+            {
+                var received = Epoll.ReceiveFrom(relay.SafeHandle, buffer, _from);
+                if (received < 0)
                 {
-                    int length;
-                    try
-                    {
-                        length = await relay.ReceiveFromAsync(buffer, SocketFlags.None, from).ConfigureAwait(false);
-                    }
-                    catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionRefused)
+                    if (received == -Epoll.ECONNREFUSED)
                     {
                         // An ICMP error for an earlier reply to the client; keep going.
                         continue;
                     }
-                    if (!from.Equals(_clientSocketAddress) && !AcceptClientSource(from))
+                    return;
+                }
+                var length = (int)received;
+                if (!_from.Equals(_clientSocketAddress) && !AcceptClientSource(_from))
+                {
+                    Counters.UdpDrop(UdpDropReason.WrongSource);
+                    continue;
+                }
+                if (_lastDestination is null || length < _lastHeaderLength
+                    || !buffer.AsSpan(0, _lastHeaderLength).SequenceEqual(_lastHeader.AsSpan(0, _lastHeaderLength)))
+                {
+                    if (Route(buffer, length) is not { } r)
                     {
-                        Counters.UdpDrop(UdpDropReason.WrongSource);
                         continue;
                     }
-                    if (lastDestination is null || length < lastHeaderLength
-                        || !buffer.AsSpan(0, lastHeaderLength).SequenceEqual(lastHeader.AsSpan(0, lastHeaderLength)))
-                    {
-                        var route = await RouteFromClientAsync(buffer, length).ConfigureAwait(false);
-                        if (route is not { } r)
-                        {
-                            continue;
-                        }
-                        buffer.AsSpan(0, r.HeaderLength).CopyTo(lastHeader);
-                        (lastHeaderLength, lastDestination, lastOutbound) = (r.HeaderLength, r.Destination, r.Outbound);
-                    }
-                    try
-                    {
-                        await lastOutbound!.SendToAsync(buffer.AsMemory(lastHeaderLength, length - lastHeaderLength), SocketFlags.None, lastDestination).ConfigureAwait(false);
-                        session.Touch();
-                        Interlocked.Add(ref _bytesFromClient, length - lastHeaderLength);
-                        Counters.UdpRelayed(fromClient: length - lastHeaderLength, toClient: 0);
-                    }
-                    catch (SocketException e) when (e.SocketErrorCode != SocketError.OperationAborted)
-                    {
-                        Counters.UdpDrop(UdpDropReason.SendFailed);
-                    }
+                    buffer.AsSpan(0, r.HeaderLength).CopyTo(_lastHeader);
+                    (_lastHeaderLength, _lastDestination, _lastOutbound) = (r.HeaderLength, r.Destination, r.Outbound);
                 }
+                SendToTarget(_lastOutbound!, buffer.AsSpan(_lastHeaderLength, length - _lastHeaderLength), _lastDestination);
             }
-            catch (SocketException)
+        }
+
+        private void SendToTarget(TargetSide outbound, ReadOnlySpan<byte> payload, SocketAddress destination)
+        {
+            if (Epoll.SendTo(outbound.Socket.SafeHandle, payload, destination) < 0)
             {
+                Counters.UdpDrop(UdpDropReason.SendFailed);
+                return;
             }
-            catch (ObjectDisposedException)
-            {
-            }
-            finally
-            {
-                ArrayPool<byte>.Shared.Return(buffer);
-            }
+            session.Touch();
+            Interlocked.Add(ref _bytesFromClient, payload.Length);
+            Counters.UdpRelayed(fromClient: payload.Length, toClient: 0);
         }
 
         /// <summary>
@@ -238,9 +252,10 @@ internal sealed partial class SocksSession
 
         /// <summary>
         /// The slow path of a datagram to a destination other than the last one: parses its header,
-        /// resolves, checks the rules. Null when it is dropped (counted).
+        /// checks the rules. Null when it is dropped (counted) or waits for its name to resolve (a
+        /// copy goes to <see cref="ResolveThenSendAsync"/>).
         /// </summary>
-        private async ValueTask<(int HeaderLength, SocketAddress Destination, Socket Outbound)?> RouteFromClientAsync(byte[] buffer, int length)
+        private (int HeaderLength, SocketAddress Destination, TargetSide Outbound)? Route(byte[] buffer, int length)
         {
             if (UdpHeaderCodec.TryParse(buffer.AsSpan(0, length), out var header, out var headerLength, out _) != ParseStatus.Ok)
             {
@@ -253,47 +268,66 @@ internal sealed partial class SocksSession
                 Counters.UdpDrop(UdpDropReason.Fragmented);
                 return null;
             }
-            var destination = await ResolveAsync(header.Destination).ConfigureAwait(false);
-            if (destination is null)
+            lock (_lock)
             {
-                Counters.UdpDrop(UdpDropReason.ResolveFailed);
-                return null;
-            }
-            if (!IsAllowedTo(header.Destination, destination))
-            {
-                Counters.UdpDrop(UdpDropReason.Blocked);
-                return null;
-            }
-            try
-            {
-                return (headerLength, destination.Serialize(), Outbound(destination.AddressFamily));
-            }
-            catch (SocketException)
-            {
-                Counters.UdpDrop(UdpDropReason.SendFailed);
-                return null;
+                IPEndPoint? destination;
+                if (header.Destination.Address is { } address)
+                {
+                    destination = new IPEndPoint(address, header.Destination.Port);
+                }
+                else if (!_resolved.TryGetValue((header.Destination.Host!, header.Destination.Port), out destination))
+                {
+                    if (!_closed)
+                    {
+                        _resolving.Add(ResolveThenSendAsync(buffer.AsSpan(0, length).ToArray(), header.Destination));
+                    }
+                    return null;
+                }
+                if (destination is null)
+                {
+                    Counters.UdpDrop(UdpDropReason.ResolveFailed);
+                    return null;
+                }
+                if (!IsAllowedTo(header.Destination, destination))
+                {
+                    Counters.UdpDrop(UdpDropReason.Blocked);
+                    return null;
+                }
+                try
+                {
+                    return Outbound(destination.AddressFamily) is { } outbound ? (headerLength, destination.Serialize(), outbound) : null;
+                }
+                catch (Exception e) when (e is SocketException or IOException)
+                {
+                    Counters.UdpDrop(UdpDropReason.SendFailed);
+                    return null;
+                }
             }
         }
 
-        private async ValueTask<IPEndPoint?> ResolveAsync(SocksEndpoint destination)
+        /// <summary>Resolves a datagram's destination name, caches the answer, then routes and sends the datagram.</summary>
+        private async Task ResolveThenSendAsync(byte[] datagram, SocksEndpoint destination)
         {
-            if (destination.Address is { } address)
-            {
-                return new IPEndPoint(address, destination.Port);
-            }
-            var key = (destination.Host!, destination.Port);
-            if (_resolved.TryGetValue(key, out var cached))
-            {
-                return cached;
-            }
             var addresses = await session.ResolveAsync(destination).ConfigureAwait(false);
-            var endPoint = addresses.Length == 0 ? null : new IPEndPoint(addresses[0], destination.Port);
-            if (_resolved.Count >= CacheLimit)
+            lock (_lock)
             {
-                _resolved.Clear();
+                if (_resolved.Count >= CacheLimit)
+                {
+                    _resolved.Clear();
+                }
+                _resolved[(destination.Host!, destination.Port)] = addresses.Length == 0 ? null : new IPEndPoint(addresses[0], destination.Port);
             }
-            _resolved[key] = endPoint;
-            return endPoint;
+            try
+            {
+                if (Route(datagram, datagram.Length) is { } r)
+                {
+                    SendToTarget(r.Outbound, datagram.AsSpan(r.HeaderLength), r.Destination);
+                }
+            }
+            catch (ObjectDisposedException)
+            {
+                // The association closed (or the session was aborted) meanwhile.
+            }
         }
 
         private bool IsAllowedTo(SocksEndpoint requested, IPEndPoint destination)
@@ -312,107 +346,103 @@ internal sealed partial class SocksSession
 
         private bool IsAllowedFrom(IPEndPoint source)
         {
-            lock (_allowedFrom)
+            if (!_allowedFrom.TryGetValue(source, out var allowed))
             {
-                if (!_allowedFrom.TryGetValue(source, out var allowed))
+                allowed = session.Check(RuleCommand.UdpReply, source, SocksEndpoint.FromEndPoint(session.Client), session.Client.Address, RuleProtocol.Udp).Passed;
+                if (_allowedFrom.Count >= CacheLimit)
                 {
-                    allowed = session.Check(RuleCommand.UdpReply, source, SocksEndpoint.FromEndPoint(session.Client), session.Client.Address, RuleProtocol.Udp).Passed;
-                    if (_allowedFrom.Count >= CacheLimit)
-                    {
-                        _allowedFrom.Clear();
-                    }
-                    _allowedFrom[source] = allowed;
+                    _allowedFrom.Clear();
                 }
-                return allowed;
+                _allowedFrom[source] = allowed;
             }
+            return allowed;
         }
 
-        private Socket Outbound(AddressFamily family)
+        /// <summary>The target-facing socket of a family, made and registered with the poller on first use (under <see cref="_lock"/>); null once closed.</summary>
+        private TargetSide? Outbound(AddressFamily family)
         {
             ref var slot = ref family == AddressFamily.InterNetwork ? ref _outbound4 : ref _outbound6;
-            if (slot is null)
+            if (slot is null && !_closed)
             {
                 var socket = session.Own(new Socket(family, SocketType.Dgram, ProtocolType.Udp));
                 var source = session._server.Outbound.For(family, session.Local.Address)
                     ?? (family == AddressFamily.InterNetwork ? IPAddress.Any : IPAddress.IPv6Any);
                 socket.Bind(new IPEndPoint(source, 0));
-                slot = socket;
-                lock (_targetLoops)
-                {
-                    _targetLoops.Add(TargetLoopAsync(socket));
-                }
+                var side = new TargetSide(this, socket);
+                side.Key = UdpPoller.Shared.Register(socket, side);
+                _targets.Add(side);
+                slot = side;
             }
             return slot;
         }
 
-        private async Task TargetLoopAsync(Socket outbound)
+        /// <summary>One target-facing socket: replies from targets, wrapped in a SOCKS header, go to the client (poller thread).</summary>
+        private sealed class TargetSide(UdpAssociation association, Socket socket) : IUdpReadable
         {
-            var buffer = ArrayPool<byte>.Shared.Rent(DatagramBufferSize);
-            var from = new SocketAddress(outbound.AddressFamily);
-            // The last target this loop heard from, and the SOCKS header that announces it to the client.
-            SocketAddress? lastSource = null;
-            var lastAllowed = false;
-            var lastHeader = new byte[ReplyHeadroom];
-            var lastHeaderLength = 0;
-            try
+            private readonly SocketAddress _from = new(socket.AddressFamily);
+            private readonly byte[] _lastHeader = new byte[ReplyHeadroom];
+
+            // The last target this side heard from, and the SOCKS header that announces it to the client.
+            private SocketAddress? _lastSource;
+            private bool _lastAllowed;
+            private int _lastHeaderLength;
+
+            public Socket Socket => socket;
+
+            /// <summary>The poller registration, for unregistering.</summary>
+            public ulong Key { get; set; }
+
+            public void OnReadable(byte[] buffer)
             {
-                while (true)
+                var counters = association.Counters;
+                for (int budget = Budget; budget > 0; budget--)
                 {
-                    int length;
-                    try
+                    var received = Epoll.ReceiveFrom(socket.SafeHandle, buffer.AsSpan(ReplyHeadroom), _from);
+                    if (received < 0)
                     {
-                        length = await outbound.ReceiveFromAsync(buffer.AsMemory(ReplyHeadroom, DatagramBufferSize - ReplyHeadroom), SocketFlags.None, from).ConfigureAwait(false);
+                        if (received == -Epoll.ECONNREFUSED)
+                        {
+                            // ICMP port unreachable from a target for an earlier datagram.
+                            continue;
+                        }
+                        return;
                     }
-                    catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionRefused)
-                    {
-                        // ICMP port unreachable from a target for an earlier datagram.
-                        continue;
-                    }
-                    var client = _clientSocketAddress;
+                    var length = (int)received;
+                    var client = association._clientSocketAddress;
                     if (client is null)
                     {
-                        Counters.UdpDrop(UdpDropReason.NoClientYet);
+                        counters.UdpDrop(UdpDropReason.NoClientYet);
                         continue;
                     }
-                    if (!from.Equals(lastSource))
+                    if (!_from.Equals(_lastSource))
                     {
-                        var source = ToEndPoint(from);
+                        var source = ToEndPoint(_from);
                         source = new IPEndPoint(OutboundAddresses.Normalize(source.Address), source.Port);
-                        lastAllowed = IsAllowedFrom(source);
+                        lock (association._lock)
+                        {
+                            _lastAllowed = association.IsAllowedFrom(source);
+                        }
                         var header = new UdpHeader(0, SocksEndpoint.FromEndPoint(source));
-                        lastHeaderLength = UdpHeaderCodec.Write(in header, lastHeader);
-                        lastSource = Copy(from);
+                        _lastHeaderLength = UdpHeaderCodec.Write(in header, _lastHeader);
+                        _lastSource = Copy(_from);
                     }
-                    if (!lastAllowed)
+                    if (!_lastAllowed)
                     {
-                        Counters.UdpDrop(UdpDropReason.Blocked);
+                        counters.UdpDrop(UdpDropReason.Blocked);
                         continue;
                     }
                     // Encapsulate in place: the header goes into the headroom right before the payload.
-                    var start = ReplyHeadroom - lastHeaderLength;
-                    lastHeader.AsSpan(0, lastHeaderLength).CopyTo(buffer.AsSpan(start));
-                    try
+                    var start = ReplyHeadroom - _lastHeaderLength;
+                    _lastHeader.AsSpan(0, _lastHeaderLength).CopyTo(buffer.AsSpan(start));
+                    if (Epoll.SendTo(association.Relay.SafeHandle, buffer.AsSpan(start, _lastHeaderLength + length), client) < 0)
                     {
-                        await relay.SendToAsync(buffer.AsMemory(start, lastHeaderLength + length), SocketFlags.None, client).ConfigureAwait(false);
-                        session.Touch();
-                        Interlocked.Add(ref _bytesToClient, length);
-                        Counters.UdpRelayed(fromClient: 0, toClient: length);
+                        counters.UdpDrop(UdpDropReason.SendFailed);
+                        continue;
                     }
-                    catch (SocketException e) when (e.SocketErrorCode != SocketError.OperationAborted)
-                    {
-                        Counters.UdpDrop(UdpDropReason.SendFailed);
-                    }
+                    association.Session.Touch();
+                    Interlocked.Add(ref association._bytesToClient, length);
+                    counters.UdpRelayed(fromClient: 0, toClient: length);
                 }
-            }
-            catch (SocketException)
-            {
-            }
-            catch (ObjectDisposedException)
-            {
-            }
-            finally
-            {
-                ArrayPool<byte>.Shared.Return(buffer);
             }
         }
 
