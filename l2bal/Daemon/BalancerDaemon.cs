@@ -51,6 +51,7 @@ internal sealed partial class BalancerDaemon
     private Task<(TimeSpan StartedAt, IReadOnlyDictionary<int, int> Flows)>? _drainRead;
     private readonly TimeSpan[] _drainingSince;
     private volatile bool _healthy;
+    private bool _everHealthy;
     private TimeSpan _conflictSeenAt = TimeSpan.FromDays(-1);
     private string? _conflictReason;
     private string? _lastConflictReason;
@@ -309,11 +310,14 @@ internal sealed partial class BalancerDaemon
             {
                 AdvertState.Draining => "drain requested",
                 AdvertState.Unhealthy when conflict is not null => $"refusing to take buckets: {conflict}",
+                AdvertState.Unhealthy when !_everHealthy => $"waiting for the first health probe {_options.Health} to pass: no clients before the service answers",
                 AdvertState.Unhealthy => $"health probe {_options.Health} failing: {_healthFailure}",
                 _ => _engine.LocalState == AdvertState.Draining ? "undrain requested"
                     : _lastConflictReason is not null ? $"no conflicting adverts for {_options.DeadTime.TotalMilliseconds:0} ms"
-                    : $"health probe {_options.Health} passing again",
+                    : _everHealthy ? $"health probe {_options.Health} passing again"
+                    : _options.Health.Kind == HealthProbeKind.None ? "started" : $"health probe {_options.Health} passing",
             };
+            _everHealthy |= wanted == AdvertState.Active;
             _log.Info(EventIds.Health, $"this node is now {MembershipEngine.Describe(wanted)}: {why}");
             _engine.LocalState = wanted;
             _lastConflictReason = conflict;

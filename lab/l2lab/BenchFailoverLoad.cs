@@ -214,7 +214,7 @@ internal static class BenchFailoverLoad
         var deaths = lines.Count(l => l.Contains("is dead:", StringComparison.Ordinal));
         var stalls = lines.Count(l => l.Contains("was stalled", StringComparison.Ordinal));
         // Not the start (a node is unhealthy until its first probe passes): only flaps under load.
-        var unhealthy = lines.Count(l => l.Contains("this node is now unhealthy", StringComparison.Ordinal) && !l.Contains("no probe has passed yet", StringComparison.Ordinal));
+        var unhealthy = lines.Count(l => l.Contains("this node is now unhealthy", StringComparison.Ordinal) && !l.Contains("waiting for the first health probe", StringComparison.Ordinal));
         var fenced = lines.Count(l => l.Contains("declared this node dead", StringComparison.Ordinal));
         // Why ownership moved: the first lines that say so, for the reader.
         var causes = lines.Where(l => l.Contains("is dead:", StringComparison.Ordinal) || l.Contains("was stalled", StringComparison.Ordinal)
