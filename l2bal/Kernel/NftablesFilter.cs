@@ -48,10 +48,10 @@ internal sealed class NftablesFilter : IKernelFilter
     /// <summary>
     /// Sends one marked datagram to 127.0.0.1:9; the lease rule of the output chain refreshes the
     /// lease and drops it, so send(2) fails with EPERM. A datagram that leaves was not taken by
-    /// the rule: the set update can fail in the kernel (seen rarely at a 5 ms interval with late
-    /// renewals, when expired copies of the element had not been collected yet), so the lease is
-    /// then renewed by a transaction, which also flushes the set, and the fallback is counted. If
-    /// the tables are gone the transaction fails and says so.
+    /// the rule: a set update that fails in the kernel ends the rule before its drop (seen once,
+    /// at a 5 ms interval with late renewals; the kernel's reason was not established). The lease
+    /// is then renewed by a transaction, which also flushes the set, and the fallback is counted.
+    /// If the tables are gone the transaction fails and says so.
     /// </summary>
     public void RenewLease()
     {
