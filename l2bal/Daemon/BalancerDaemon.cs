@@ -135,31 +135,14 @@ internal sealed partial class BalancerDaemon
         using var waiter = new LoopWaiter(adverts.Handle);
         _wake = waiter.Wake;
         control.Queued = waiter.Wake;
-        var probes = o.Health.Kind == HealthProbeKind.None ? Task.CompletedTask : StartProbes(stop);
-        var loop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var probes = o.Health.Kind == HealthProbeKind.None ? Task.CompletedTask : StartThread("l2bal probe", () => ProbeLoop(stop));
         using var stopping = stop.Register(waiter.Wake);
         // One dedicated thread owns all state and sleeps in ppoll until there is work: an advert,
         // a request, or its next deadline (NextDeadline). No timer ticks while nothing happens.
-        var thread = new Thread(() =>
-        {
-            try
-            {
-                RunLoop(verifier, adverts, arp, control, waiter, stop);
-                loop.SetResult();
-            }
-            catch (Exception e)
-            {
-                loop.SetException(e);
-            }
-        })
-        {
-            IsBackground = true,
-            Name = "l2bal loop",
-        };
-        thread.Start();
+        var loop = StartThread("l2bal loop", () => RunLoop(verifier, adverts, arp, control, waiter, stop));
         try
         {
-            await loop.Task.ConfigureAwait(false);
+            await loop.ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {
@@ -590,29 +573,31 @@ internal sealed partial class BalancerDaemon
         _signer.Dispose();
     }
 
-    /// <summary>Probes the local service every advert interval on a thread of its own (blocking probes, see HealthProbe).</summary>
-    private Task StartProbes(CancellationToken stop)
+    /// <summary>Runs <paramref name="body"/> on a background thread of its own; the task ends with it (or with its exception).</summary>
+    private static Task StartThread(string name, Action body)
     {
         var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var thread = new Thread(() =>
         {
             try
             {
-                ProbeLoop(stop);
-            }
-            finally
-            {
+                body();
                 done.SetResult();
+            }
+            catch (Exception e)
+            {
+                done.SetException(e);
             }
         })
         {
             IsBackground = true,
-            Name = "l2bal probe",
+            Name = name,
         };
         thread.Start();
         return done.Task;
     }
 
+    /// <summary>Probes the local service every advert interval on a thread of its own (blocking probes, see HealthProbe).</summary>
     private void ProbeLoop(CancellationToken stop)
     {
         var interval = _options.AdvertInterval;

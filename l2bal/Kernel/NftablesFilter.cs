@@ -83,9 +83,8 @@ internal sealed class NftablesFilter : IKernelFilter
         string netdev, ip;
         lock (_readLock)
         {
-            _readContext ??= new NftContext(_namespacePath);
-            netdev = _readContext.RunJson($"list counters table netdev {s.TableName}");
-            ip = _readContext.RunJson($"list counters table ip {s.TableName}");
+            netdev = ReadContext.RunJson($"list counters table netdev {s.TableName}");
+            ip = ReadContext.RunJson($"list counters table ip {s.TableName}");
         }
         var values = ParseCounters(netdev, "netdev", s.TableName);
         foreach (var (key, packets) in ParseCounters(ip, "ip", s.TableName))
@@ -113,8 +112,7 @@ internal sealed class NftablesFilter : IKernelFilter
         var s = Installed;
         lock (_readLock)
         {
-            _readContext ??= new NftContext(_namespacePath);
-            return _readContext.InNamespace(() => ConntrackTable.Read(s.Vip, s.Buckets));
+            return ReadContext.InNamespace(() => ConntrackTable.Read(s.Vip, s.Buckets));
         }
     }
 
@@ -171,6 +169,9 @@ internal sealed class NftablesFilter : IKernelFilter
 
         return result;
     }
+
+    /// <summary>The second context, for reads from any thread; only under <see cref="_readLock"/>.</summary>
+    private NftContext ReadContext => _readContext ??= new NftContext(_namespacePath);
 
     private FilterSettings Installed => _settings ?? throw new InvalidOperationException("Install the filter first.");
 }

@@ -358,14 +358,8 @@ internal static class BenchFailover
 
     private static async Task RestartBalancersAsync(ClusterLab lab, int[] nodes, string[] balancerArgs, CancellationToken ct)
     {
-        foreach (var k in nodes)
-        {
-            var balancer = lab.Balancer(k)!;
-            balancer.Stop();
-            await balancer.WaitForExitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
-        }
-        await Task.WhenAll(nodes.Select(k => ClusterOps.StartBalancerAsync(lab, k, ct, balancerArgs))).ConfigureAwait(false);
-        await ClusterOps.WaitForSharesAsync(lab, nodes, TimeSpan.FromSeconds(30), _ => { }, ct).ConfigureAwait(false);
+        await ClusterOps.StopBalancersAsync(lab, nodes).ConfigureAwait(false);
+        await ClusterOps.StartBalancersAsync(lab, nodes, balancerArgs, ct).ConfigureAwait(false);
     }
 
     /// <summary>

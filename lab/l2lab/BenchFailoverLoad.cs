@@ -92,38 +92,32 @@ internal static class BenchFailoverLoad
         var others = nodes.Where(k => k != 1).ToArray();
         for (var i = 0; i < BulkRuns; i++)
         {
-            filtered.Add(await BulkGbitAsync(lab.Client, source, lab.ProxyEndPoint, target, sink, BulkDuration, ct).ConfigureAwait(false));
+            filtered.Add(await BulkAsync().ConfigureAwait(false));
             foreach (var k in others)
             {
                 lab.LinkDown(k);
             }
             await ClusterOps.WaitForSharesAsync(lab, [1], TimeSpan.FromSeconds(30), _ => { }, ct).ConfigureAwait(false);
-            alone.Add(await BulkGbitAsync(lab.Client, source, lab.ProxyEndPoint, target, sink, BulkDuration, ct).ConfigureAwait(false));
+            alone.Add(await BulkAsync().ConfigureAwait(false));
             foreach (var k in others)
             {
                 lab.LinkUp(k);
             }
             await ClusterOps.WaitForSharesAsync(lab, nodes, TimeSpan.FromSeconds(30), _ => { }, ct).ConfigureAwait(false);
-            foreach (var k in nodes)
-            {
-                var balancer = lab.Balancer(k)!;
-                balancer.Stop();
-                await balancer.WaitForExitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
-            }
+            await ClusterOps.StopBalancersAsync(lab, nodes).ConfigureAwait(false);
             lab.SetStaticVip(1, present: true);
-            (await lab.Router.RunAsync("ip", ["neigh", "flush", "to", ClusterLab.VipAddress.ToString()], TimeSpan.FromSeconds(10), cancellationToken: ct).ConfigureAwait(false)).EnsureSuccess();
-            plain.Add(await BulkGbitAsync(lab.Client, source, lab.ProxyEndPoint, target, sink, BulkDuration, ct).ConfigureAwait(false));
+            await ForgetVipMacAsync().ConfigureAwait(false);
+            plain.Add(await BulkAsync().ConfigureAwait(false));
             // The same plain path with conntrack switched on in node 1 (one rule that uses it), as
             // l2bal's established-flow rule does: how much of the cost is conntrack itself.
             (await lab.RunOnNode(1, "nft", ["add table ip l2bench; add chain ip l2bench pre { type filter hook prerouting priority -150; }; add rule ip l2bench pre ct state established accept"], TimeSpan.FromSeconds(10), ct).ConfigureAwait(false)).EnsureSuccess();
-            conntrack.Add(await BulkGbitAsync(lab.Client, source, lab.ProxyEndPoint, target, sink, BulkDuration, ct).ConfigureAwait(false));
+            conntrack.Add(await BulkAsync().ConfigureAwait(false));
             (await lab.RunOnNode(1, "nft", ["delete table ip l2bench"], TimeSpan.FromSeconds(10), ct).ConfigureAwait(false)).EnsureSuccess();
             lab.SetStaticVip(1, present: false);
-            (await lab.Router.RunAsync("ip", ["neigh", "flush", "to", ClusterLab.VipAddress.ToString()], TimeSpan.FromSeconds(10), cancellationToken: ct).ConfigureAwait(false)).EnsureSuccess();
+            await ForgetVipMacAsync().ConfigureAwait(false);
             if (i < BulkRuns - 1)
             {
-                await Task.WhenAll(nodes.Select(k => ClusterOps.StartBalancerAsync(lab, k, ct, balancerArgs))).ConfigureAwait(false);
-                await ClusterOps.WaitForSharesAsync(lab, nodes, TimeSpan.FromSeconds(30), _ => { }, ct).ConfigureAwait(false);
+                await ClusterOps.StartBalancersAsync(lab, nodes, balancerArgs, ct).ConfigureAwait(false);
             }
         }
         log(string.Create(CultureInfo.InvariantCulture, $"filter cost: through the cluster (l2bal on every node) {string.Join(" ", filtered.Select(g => $"{g:0.00}"))} Gbit/s"));
@@ -131,6 +125,12 @@ internal static class BenchFailoverLoad
         log(string.Create(CultureInfo.InvariantCulture, $"filter cost: same proxy, VIP on node 1's eth0, no l2bal {string.Join(" ", plain.Select(g => $"{g:0.00}"))} Gbit/s"));
         log(string.Create(CultureInfo.InvariantCulture, $"filter cost: same plain path with conntrack on in node 1 {string.Join(" ", conntrack.Select(g => $"{g:0.00}"))} Gbit/s"));
         return new FilterCost(filtered, plain, alone, conntrack);
+
+        Task<double> BulkAsync() => BulkGbitAsync(lab.Client, source, lab.ProxyEndPoint, target, sink, BulkDuration, ct);
+
+        // The router must ask again who has the VIP: the cluster MAC, or node 1's own.
+        async Task ForgetVipMacAsync() =>
+            (await lab.Router.RunAsync("ip", ["neigh", "flush", "to", ClusterLab.VipAddress.ToString()], TimeSpan.FromSeconds(10), cancellationToken: ct).ConfigureAwait(false)).EnsureSuccess();
     }
 
     /// <summary>

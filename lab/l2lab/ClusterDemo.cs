@@ -74,21 +74,7 @@ internal static class ClusterDemo
             Stop = stopTraffic.Token,
             NodeOf = lab.NodeOf,
         });
-        var sessions = new TrafficGenerator(lab.Client, new TrafficOptions
-        {
-            Proxy = lab.ProxyEndPoint,
-            Sources = [],
-            SessionSources = sessionSources,
-            EchoTarget = echo,
-            UdpSources = udpSources,
-            UdpEchoTarget = udpEcho,
-            StepTimeout = TimeSpan.FromSeconds(3),
-            MinInterval = TimeSpan.FromMilliseconds(100),
-            MaxInterval = TimeSpan.FromMilliseconds(200),
-            Duration = Bound,
-            Stop = stopTraffic.Token,
-            NodeOf = lab.NodeOf,
-        });
+        var sessions = Sessions(lab, sessionSources, udpSources, echo, udpEcho, stopTraffic.Token);
 
         Phase($"traffic: CONNECT+echo from all {ClientCount} client addresses (8 in flight, 250 ms step timeout), {sessionSources.Length} long echo sessions, {udpSources.Length} UDP ASSOCIATE sessions");
         var streamRun = stream.RunAsync(ct);
@@ -136,21 +122,7 @@ internal static class ClusterDemo
         // Sessions started while node 2 is away: homed on node 2, held by the covering nodes; the
         // hand-back must not cut them.
         var outageSources = lab.ClientAddresses.Where(a => victims.Contains(a.ToString())).Skip(3).ToArray();
-        outageSessions = new TrafficGenerator(lab.Client, new TrafficOptions
-        {
-            Proxy = lab.ProxyEndPoint,
-            Sources = [],
-            SessionSources = outageSources.Take(4).ToArray(),
-            EchoTarget = echo,
-            UdpSources = outageSources.Skip(4).Take(2).ToArray(),
-            UdpEchoTarget = udpEcho,
-            StepTimeout = TimeSpan.FromSeconds(3),
-            MinInterval = TimeSpan.FromMilliseconds(100),
-            MaxInterval = TimeSpan.FromMilliseconds(200),
-            Duration = Bound,
-            Stop = stopTraffic.Token,
-            NodeOf = lab.NodeOf,
-        });
+        outageSessions = Sessions(lab, outageSources.Take(4).ToArray(), outageSources.Skip(4).Take(2).ToArray(), echo, udpEcho, stopTraffic.Token);
         Phase($"node {Victim} is away: opening 4 long sessions and 2 UDP sessions from its client addresses (held by the covering nodes)");
         var outageRun = outageSessions.RunAsync(ct);
         var upDeadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
@@ -342,6 +314,24 @@ internal static class ClusterDemo
 
     /// <summary>The cover as the dense probe saw it: gap per probed address, how many never answered, how many probed.</summary>
     private sealed record ProbeCover(IReadOnlyList<double> Gaps, int Missing, int Sources);
+
+    /// <summary>Long echo sessions and UDP associations from the given addresses, kept up until the stop.</summary>
+    private static TrafficGenerator Sessions(ClusterLab lab, IPAddress[] tcp, IPAddress[] udp, IPEndPoint echo, IPEndPoint udpEcho, CancellationToken stop) =>
+        new(lab.Client, new TrafficOptions
+        {
+            Proxy = lab.ProxyEndPoint,
+            Sources = [],
+            SessionSources = tcp,
+            EchoTarget = echo,
+            UdpSources = udp,
+            UdpEchoTarget = udpEcho,
+            StepTimeout = TimeSpan.FromSeconds(3),
+            MinInterval = TimeSpan.FromMilliseconds(100),
+            MaxInterval = TimeSpan.FromMilliseconds(200),
+            Duration = Bound,
+            Stop = stop,
+            NodeOf = lab.NodeOf,
+        });
 
     private static int CountDeaths(string? log) =>
         log is null ? 0 : log.Split('\n').Count(l => l.Contains("is dead:", StringComparison.Ordinal));

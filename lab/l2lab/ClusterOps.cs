@@ -65,6 +65,24 @@ internal static partial class ClusterOps
         lab.StartProxy(nodeId, "--negotiate-timeout", "5", "--allow", $"{ClusterLab.VipAddress}/32");
     }
 
+    /// <summary>Stops l2bal on each of <paramref name="nodes"/> (SIGTERM: it leaves and removes its tables and the VIP) and waits for it to exit.</summary>
+    public static async Task StopBalancersAsync(ClusterLab lab, IEnumerable<int> nodes)
+    {
+        foreach (var k in nodes)
+        {
+            var balancer = lab.Balancer(k)!;
+            balancer.Stop();
+            await balancer.WaitForExitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Starts l2bal on every one of <paramref name="nodes"/> (proxies already run) and waits until they hold their shares.</summary>
+    public static async Task StartBalancersAsync(ClusterLab lab, int[] nodes, string[] balancerArgs, CancellationToken cancellationToken)
+    {
+        await Task.WhenAll(nodes.Select(k => StartBalancerAsync(lab, k, cancellationToken, balancerArgs))).ConfigureAwait(false);
+        await WaitForSharesAsync(lab, nodes, TimeSpan.FromSeconds(30), _ => { }, cancellationToken).ConfigureAwait(false);
+    }
+
     /// <summary>
     /// Starts l2bal alone on node k (its proxy already runs), with the SOCKS5 health probe unless
     /// the arguments name their own (<c>--health none</c>), and waits until it has put the VIP on lo.

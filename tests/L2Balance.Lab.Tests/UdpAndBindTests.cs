@@ -27,12 +27,7 @@ public sealed class UdpAndBindTests(ProxyLabFixture lab)
     [Fact]
     public async Task UdpAssociate_TwentyDatagrams_AllEchoed()
     {
-        var python = LabBinaries.RequirePythonSocks();
-        var dir = lab.Lab.Network.CreateTempDirectory("udpclient");
-        var script = Path.Combine(dir, "udp.py");
-        await File.WriteAllTextAsync(script, UdpClient);
-
-        var result = await lab.Lab.Client.RunAsync(python, [script, $"{TargetServers.UdpEchoPort}"], TimeSpan.FromSeconds(30)).WithTimeout(TimeSpan.FromSeconds(40));
+        var result = await RunUdpClientAsync(UdpClient, "udpclient");
 
         Assert.True(result.Succeeded, $"{result}\n{lab.Describe()}");
         Assert.Equal("echoed 20/20", result.StdOut.Trim());
@@ -63,15 +58,19 @@ public sealed class UdpAndBindTests(ProxyLabFixture lab)
     [Fact]
     public async Task UdpAssociate_AlternatingDestinationForms_EveryReplyNamesTheTarget()
     {
-        var python = LabBinaries.RequirePythonSocks();
-        var dir = lab.Lab.Network.CreateTempDirectory("udpalternating");
-        var script = Path.Combine(dir, "udp.py");
-        await File.WriteAllTextAsync(script, UdpAlternatingClient);
-
-        var result = await lab.Lab.Client.RunAsync(python, [script, $"{TargetServers.UdpEchoPort}"], TimeSpan.FromSeconds(30)).WithTimeout(TimeSpan.FromSeconds(40));
+        var result = await RunUdpClientAsync(UdpAlternatingClient, "udpalternating");
 
         Assert.True(result.Succeeded, $"{result}\n{lab.Describe()}");
         Assert.Equal("echoed 30/30", result.StdOut.Trim());
+    }
+
+    /// <summary>Runs a python3-socks UDP client script on the client host against the target's UDP echo.</summary>
+    private async Task<LabRunResult> RunUdpClientAsync(string code, string directory)
+    {
+        var python = LabBinaries.RequirePythonSocks();
+        var script = Path.Combine(lab.Lab.Network.CreateTempDirectory(directory), "udp.py");
+        await File.WriteAllTextAsync(script, code);
+        return await lab.Lab.Client.RunAsync(python, [script, $"{TargetServers.UdpEchoPort}"], TimeSpan.FromSeconds(30)).WithTimeout(TimeSpan.FromSeconds(40));
     }
 
     [Fact]

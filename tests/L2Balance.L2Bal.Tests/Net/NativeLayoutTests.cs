@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using L2Balance.Balancer.Net;
+using L2Balance.Tests.Common;
 using Xunit;
 using static L2Balance.Balancer.Interop.Netlink;
 using static L2Balance.Balancer.Interop.Packet;
@@ -69,7 +70,7 @@ public sealed class NativeLayoutTests
         }
         """;
 
-    private static readonly Lazy<Dictionary<string, long>> Native = new(CompileAndRun);
+    private static readonly Lazy<Dictionary<string, long>> Native = new(() => NativeProgram.CompileAndRun(Program, "l2bal-layout-"));
 
     public static TheoryData<string, long> Expected => new()
     {
@@ -128,52 +129,5 @@ public sealed class NativeLayoutTests
         // NLMSG_SPACE(sizeof(ifaddrmsg)) + 2 * RTA_SPACE(4)
         long native = Native.Value["sizeof(nlmsghdr)"] + Native.Value["sizeof(ifaddrmsg)"] + (2 * (Native.Value["sizeof(rtattr)"] + 4));
         Assert.Equal(RtNetlinkCodec.AddressRequestLength, native);
-    }
-
-    private static Dictionary<string, long> CompileAndRun()
-    {
-        var compiler = new[] { "clang", "gcc", "cc" }.FirstOrDefault(c => Environment.GetEnvironmentVariable("PATH")!.Split(':').Any(d => File.Exists(Path.Combine(d, c))))
-            ?? throw new InvalidOperationException("no C compiler: apt-get install -y clang (or gcc)");
-        var dir = Directory.CreateTempSubdirectory("l2bal-layout-");
-        try
-        {
-            var source = Path.Combine(dir.FullName, "layout.c");
-            var binary = Path.Combine(dir.FullName, "layout");
-            File.WriteAllText(source, Program);
-            Run(compiler, ["-o", binary, source]);
-            return Run(binary, [])
-                .Split('\n', StringSplitOptions.RemoveEmptyEntries)
-                .Select(line => line.Split(' '))
-                .ToDictionary(w => w[0], w => long.Parse(w[1], CultureInfo.InvariantCulture));
-        }
-        finally
-        {
-            dir.Delete(recursive: true);
-        }
-    }
-
-    private static string Run(string file, string[] args)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args)
-        {
-            psi.ArgumentList.Add(a);
-        }
-
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(30_000))
-        {
-            p.Kill(entireProcessTree: true);
-            throw new TimeoutException($"{file} did not finish within 30 s");
-        }
-
-        if (p.ExitCode != 0)
-        {
-            throw new InvalidOperationException($"{file} exited {p.ExitCode}: {stderr.Result}");
-        }
-
-        return stdout.Result;
     }
 }
