@@ -104,13 +104,33 @@ public sealed partial class LabNetwork : IAsyncDisposable, IDisposable
     public LabHost AddHost(string name) => Add(name, isSwitch: false);
 
     /// <summary>
-    /// Adds a switch: a namespace with bridge br0 left at its defaults (mcast_snooping 1,
-    /// mcast_querier 0), which floods multicast-MAC frames (notes/l2-mechanics.md §1).
+    /// Adds a switch: a namespace with bridge br0 at its multicast defaults (mcast_snooping 1,
+    /// mcast_querier 0), which floods multicast-MAC frames (notes/l2-mechanics.md §1), made to
+    /// forward as a hardware switch does: no IP firewall on the frames it forwards, and no data
+    /// frames for its own CPU.
     /// </summary>
+    /// <remarks>
+    /// Linux's bridge otherwise runs the namespace's IP hooks on every bridged frame where
+    /// br_netfilter is built in (bridge-nf-call-*, on by default), and passes a copy of every
+    /// multicast-MAC frame up its own stack, where it costs a route lookup and a dropped route per
+    /// frame. On a lab whose nodes share the same cores that bills the cluster MAC with the
+    /// switch's own work: measured here, one TCP stream to a cluster MAC ran 13 % slower than to a
+    /// unicast MAC with both on, about 3 % with both off.
+    /// </remarks>
     public LabHost AddSwitch(string name)
     {
         var sw = Add(name, isSwitch: true);
         Ip(["-n", sw.Namespace, "link", "add", "br0", "type", "bridge"]);
+        CommandRunner.Run("ip", ["netns", "exec", sw.Namespace, "sh", "-c",
+            "for f in /proc/sys/net/bridge/bridge-nf-call-*; do if [ -e \"$f\" ]; then echo 0 > \"$f\"; fi; done"]).EnsureSuccess();
+        CommandRunner.RunAsync("ip", ["netns", "exec", sw.Namespace, LabBinaries.Require("nft", "nftables"), "-f", "-"], CommandRunner.SetupTimeout, """
+            table bridge l2lab_switch {
+                comment "lab switch: forwards frames, takes none for itself";
+                chain input {
+                    type filter hook input priority 0; policy drop;
+                }
+            }
+            """).GetAwaiter().GetResult().EnsureSuccess();
         sw.SetLinkUp("br0");
         return sw;
     }

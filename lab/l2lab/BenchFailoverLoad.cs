@@ -6,26 +6,42 @@ using L2Balance.Lab.Cluster;
 
 namespace L2Balance.Lab.Cli;
 
-/// <summary>Filter cost: one client's bulk throughput through the cluster against the same proxy holding the VIP with no l2bal.</summary>
-/// <param name="FilteredGbit">Per run, through the VIP with l2bal's filter on every node.</param>
-/// <param name="PlainGbit">Per run, the VIP as a plain address on node 1's eth0, l2bal stopped.</param>
-/// <param name="AloneGbit">Per run, through the cluster with the other nodes' links down: node 1's filter without the flooded copies the others drop.</param>
-/// <param name="ConntrackGbit">Per run, the plain path with only a conntrack rule on node 1: what conntrack alone costs.</param>
-internal sealed record FilterCost(IReadOnlyList<double> FilteredGbit, IReadOnlyList<double> PlainGbit, IReadOnlyList<double> AloneGbit, IReadOnlyList<double> ConntrackGbit)
+/// <summary>
+/// Filter cost: one client's bulk throughput through the proxy on node 1, in five settings that
+/// differ by one thing each, so the cost of each part shows on its own.
+/// </summary>
+/// <param name="FilteredGbit">Per run, through the cluster: l2bal on every node, every link up.</param>
+/// <param name="AloneGbit">Per run, l2bal on node 1 alone (the other nodes' links down): its filter, no flooded copies for others on these shared cores.</param>
+/// <param name="SegmentGbit">Per run, the same cluster-MAC frames to node 1 with no filter: l2bal stopped, the VIP on lo, the router's neighbour entry pinned to the cluster MAC, and the one rule any cluster-MAC receiver needs (pkttype host).</param>
+/// <param name="SegmentConntrackGbit">Per run, the no-filter path with conntrack switched on in node 1 by one rule: the conntrack part of the filter's cost.</param>
+/// <param name="PlainGbit">Per run, the VIP a plain address of node 1's eth0, as keepalived holds it: unicast frames, no l2bal.</param>
+internal sealed record FilterCost(
+    IReadOnlyList<double> FilteredGbit, IReadOnlyList<double> AloneGbit, IReadOnlyList<double> SegmentGbit,
+    IReadOnlyList<double> SegmentConntrackGbit, IReadOnlyList<double> PlainGbit)
 {
-    public double ConntrackMedian => ClusterOps.Median(ConntrackGbit);
+    public double FilteredMedian => ClusterOps.Median(FilteredGbit);
 
     public double AloneMedian => ClusterOps.Median(AloneGbit);
 
-    /// <summary>1 − alone / plain, in %: the serving node's own filter cost.</summary>
-    public double AloneCostPercent => PlainMedian > 0 ? (1 - (AloneMedian / PlainMedian)) * 100 : double.NaN;
+    public double SegmentMedian => ClusterOps.Median(SegmentGbit);
 
-    public double FilteredMedian => ClusterOps.Median(FilteredGbit);
+    public double SegmentConntrackMedian => ClusterOps.Median(SegmentConntrackGbit);
 
     public double PlainMedian => ClusterOps.Median(PlainGbit);
 
-    /// <summary>1 − filtered / plain, in %: what the filter costs one client.</summary>
-    public double CostPercent => PlainMedian > 0 ? (1 - (FilteredMedian / PlainMedian)) * 100 : double.NaN;
+    /// <summary>The filter's own cost (the issue's target): 1 − alone / no filter, same frames, in %.</summary>
+    public double CostPercent => Cost(AloneMedian, SegmentMedian);
+
+    /// <summary>What conntrack alone costs on the no-filter path, in %.</summary>
+    public double ConntrackCostPercent => Cost(SegmentConntrackMedian, SegmentMedian);
+
+    /// <summary>Node 1 alone with l2bal against the plain unicast VIP: the filter plus the cluster MAC's delivery, in %.</summary>
+    public double AloneVsPlainPercent => Cost(AloneMedian, PlainMedian);
+
+    /// <summary>The whole cluster against the plain unicast VIP, in %: adds the other nodes' flooded copies on these shared cores.</summary>
+    public double ClusterVsPlainPercent => Cost(FilteredMedian, PlainMedian);
+
+    private static double Cost(double with, double without) => without > 0 ? (1 - (with / without)) * 100 : double.NaN;
 }
 
 /// <summary>The soak: a long run at one timing with the proxies under load, counting false covers.</summary>
@@ -47,7 +63,7 @@ internal static class BenchFailoverLoad
     /// <summary>Each soak node's l2bal metrics endpoint, inside its own namespace.</summary>
     private const int MetricsPort = 9100;
 
-    private const int BulkRuns = 4;
+    private const int BulkRuns = 5;
     private static readonly TimeSpan BulkDuration = TimeSpan.FromSeconds(3);
 
     /// <summary>CPU (% of a core) of each process over <paramref name="window"/>, from utime+stime in /proc.</summary>
@@ -73,64 +89,96 @@ internal static class BenchFailoverLoad
     }
 
     /// <summary>
-    /// Measures <see cref="FilterCost"/> on a running cluster, alternating: a run through the
-    /// cluster (l2bal on every node), then a run with l2bal stopped on every node (its tables and
-    /// the VIP on lo go with it) and the VIP a plain address of node 1's eth0, as keepalived would
-    /// hold it, then l2bal back, and so on. The client source is one that node 1 owns. The lab's
-    /// nodes share the machine's cores, so the copies of each frame that the other nodes receive
-    /// and drop (the cluster MAC is flooded) are paid from the same CPUs here.
+    /// Measures <see cref="FilterCost"/> on a running cluster, the five settings in turn, five
+    /// rounds, medians. The client source is one that node 1 owns. The cluster MAC is read from the
+    /// router's neighbour entry while l2bal still answers for the VIP, so the no-filter setting
+    /// sends exactly the frames l2bal's nodes receive. Ends with l2bal stopped on every node.
     /// </summary>
     public static async Task<FilterCost> FilterCostAsync(ClusterLab lab, IPAddress source, string[] balancerArgs, Action<string> log, CancellationToken ct)
     {
         await using var sink = ByteSink.Start(lab.Target, SinkPort);
         var target = new IPEndPoint(ClusterLab.TargetAddress, SinkPort);
         var nodes = Enumerable.Range(1, lab.Nodes.Count).ToArray();
-        var filtered = new List<double>();
-        var plain = new List<double>();
-        var alone = new List<double>();
-        var conntrack = new List<double>();
         var others = nodes.Where(k => k != 1).ToArray();
+        var vip = ClusterLab.VipAddress.ToString();
+        List<double> filtered = [], alone = [], segment = [], conntrack = [], plain = [];
         for (var i = 0; i < BulkRuns; i++)
         {
             filtered.Add(await BulkAsync().ConfigureAwait(false));
+            var clusterMac = await VipMacAsync().ConfigureAwait(false);
             foreach (var k in others)
             {
                 lab.LinkDown(k);
             }
             await ClusterOps.WaitForSharesAsync(lab, [1], TimeSpan.FromSeconds(30), _ => { }, ct).ConfigureAwait(false);
             alone.Add(await BulkAsync().ConfigureAwait(false));
+
+            await ClusterOps.StopBalancersAsync(lab, nodes).ConfigureAwait(false);
+            await Node1IpAsync("addr", "add", $"{vip}/32", "dev", "lo").ConfigureAwait(false);
+            await NftOnNode1Async($$"""
+                table netdev l2bench {
+                    chain ingress {
+                        type filter hook ingress device "eth0" priority -500; policy accept;
+                        ether daddr {{clusterMac}} meta pkttype set host
+                    }
+                }
+                """).ConfigureAwait(false);
+            await RouterAsync("neigh", "replace", vip, "lladdr", clusterMac, "dev", "eth0", "nud", "permanent").ConfigureAwait(false);
+            segment.Add(await BulkAsync().ConfigureAwait(false));
+            // One rule that uses conntrack switches it on for every packet of node 1, as l2bal's
+            // established-flow rule does.
+            await NftOnNode1Async("add table ip l2bench\nadd chain ip l2bench pre { type filter hook prerouting priority -150; }\nadd rule ip l2bench pre ct state established accept\n").ConfigureAwait(false);
+            conntrack.Add(await BulkAsync().ConfigureAwait(false));
+            await NftOnNode1Async("delete table ip l2bench\ndelete table netdev l2bench\n").ConfigureAwait(false);
+            await Node1IpAsync("addr", "del", $"{vip}/32", "dev", "lo").ConfigureAwait(false);
+            await RouterAsync("neigh", "del", vip, "dev", "eth0").ConfigureAwait(false);
+
+            lab.SetStaticVip(1, present: true);
+            plain.Add(await BulkAsync().ConfigureAwait(false));
+            lab.SetStaticVip(1, present: false);
+            await RouterAsync("neigh", "flush", "to", vip).ConfigureAwait(false);
             foreach (var k in others)
             {
                 lab.LinkUp(k);
             }
-            await ClusterOps.WaitForSharesAsync(lab, nodes, TimeSpan.FromSeconds(30), _ => { }, ct).ConfigureAwait(false);
-            await ClusterOps.StopBalancersAsync(lab, nodes).ConfigureAwait(false);
-            lab.SetStaticVip(1, present: true);
-            await ForgetVipMacAsync().ConfigureAwait(false);
-            plain.Add(await BulkAsync().ConfigureAwait(false));
-            // The same plain path with conntrack switched on in node 1 (one rule that uses it), as
-            // l2bal's established-flow rule does: how much of the cost is conntrack itself.
-            (await lab.RunOnNode(1, "nft", ["add table ip l2bench; add chain ip l2bench pre { type filter hook prerouting priority -150; }; add rule ip l2bench pre ct state established accept"], TimeSpan.FromSeconds(10), ct).ConfigureAwait(false)).EnsureSuccess();
-            conntrack.Add(await BulkAsync().ConfigureAwait(false));
-            (await lab.RunOnNode(1, "nft", ["delete table ip l2bench"], TimeSpan.FromSeconds(10), ct).ConfigureAwait(false)).EnsureSuccess();
-            lab.SetStaticVip(1, present: false);
-            await ForgetVipMacAsync().ConfigureAwait(false);
             if (i < BulkRuns - 1)
             {
                 await ClusterOps.StartBalancersAsync(lab, nodes, balancerArgs, ct).ConfigureAwait(false);
+                await ClusterOps.WaitForSharesAsync(lab, nodes, TimeSpan.FromSeconds(30), _ => { }, ct).ConfigureAwait(false);
             }
         }
-        log(string.Create(CultureInfo.InvariantCulture, $"filter cost: through the cluster (l2bal on every node) {string.Join(" ", filtered.Select(g => $"{g:0.00}"))} Gbit/s"));
-        log(string.Create(CultureInfo.InvariantCulture, $"filter cost: through node 1 alone (the other nodes' links down) {string.Join(" ", alone.Select(g => $"{g:0.00}"))} Gbit/s"));
-        log(string.Create(CultureInfo.InvariantCulture, $"filter cost: same proxy, VIP on node 1's eth0, no l2bal {string.Join(" ", plain.Select(g => $"{g:0.00}"))} Gbit/s"));
-        log(string.Create(CultureInfo.InvariantCulture, $"filter cost: same plain path with conntrack on in node 1 {string.Join(" ", conntrack.Select(g => $"{g:0.00}"))} Gbit/s"));
-        return new FilterCost(filtered, plain, alone, conntrack);
+        Series("through the cluster (l2bal on every node)", filtered);
+        Series("l2bal on node 1 alone (the other nodes' links down)", alone);
+        Series("the same cluster-MAC frames to node 1, no filter", segment);
+        Series("no filter, conntrack on in node 1", conntrack);
+        Series("the VIP a plain address of node 1's eth0, no l2bal", plain);
+        return new FilterCost(filtered, alone, segment, conntrack, plain);
 
         Task<double> BulkAsync() => BulkGbitAsync(lab.Client, source, lab.ProxyEndPoint, target, sink, BulkDuration, ct);
 
-        // The router must ask again who has the VIP: the cluster MAC, or node 1's own.
-        async Task ForgetVipMacAsync() =>
-            (await lab.Router.RunAsync("ip", ["neigh", "flush", "to", ClusterLab.VipAddress.ToString()], TimeSpan.FromSeconds(10), cancellationToken: ct).ConfigureAwait(false)).EnsureSuccess();
+        void Series(string what, List<double> gbit) =>
+            log(string.Create(CultureInfo.InvariantCulture, $"filter cost: {what}: {string.Join(" ", gbit.Select(g => $"{g:0.00}"))} Gbit/s"));
+
+        async Task NftOnNode1Async(string script) =>
+            (await lab.Nodes[0].RunAsync("nft", ["-f", "-"], TimeSpan.FromSeconds(10), script, ct).ConfigureAwait(false)).EnsureSuccess();
+
+        async Task Node1IpAsync(params string[] args) =>
+            (await lab.Nodes[0].RunAsync("ip", args, TimeSpan.FromSeconds(10), cancellationToken: ct).ConfigureAwait(false)).EnsureSuccess();
+
+        async Task RouterAsync(params string[] args) =>
+            (await lab.Router.RunAsync("ip", args, TimeSpan.FromSeconds(10), cancellationToken: ct).ConfigureAwait(false)).EnsureSuccess();
+
+        // The MAC the router resolved the VIP to: l2bal's cluster MAC while l2bal runs.
+        async Task<string> VipMacAsync()
+        {
+            var result = await lab.Router.RunAsync("ip", ["neigh", "show", "to", vip, "dev", "eth0"], TimeSpan.FromSeconds(10), cancellationToken: ct).ConfigureAwait(false);
+            result.EnsureSuccess();
+            var words = result.StdOut.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            var at = Array.IndexOf(words, "lladdr");
+            return at >= 0 && at + 1 < words.Length
+                ? words[at + 1]
+                : throw new InvalidOperationException($"filter cost: the router has no MAC for the VIP: '{result.StdOut.Trim()}'");
+        }
     }
 
     /// <summary>

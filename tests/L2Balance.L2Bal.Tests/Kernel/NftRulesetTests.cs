@@ -63,27 +63,26 @@ public class NftRulesetTests
     {
         var text = NftRuleset.Install(Sample(buckets: buckets) with { Seed = seed });
 
-        Assert.Equal(2, text.Split('\n').Count(l => l.Contains("meta mark set " + expected + " comment", StringComparison.Ordinal)));
+        Assert.Equal(2, text.Split('\n').Count(l => l.Contains("meta mark set " + expected + " ", StringComparison.Ordinal)));
         Assert.DoesNotContain("jhash ip saddr mod " + buckets + " comment", text, StringComparison.Ordinal);
     }
 
     [Fact]
-    public void Install_IngressChain_InRecipeOrder()
+    public void Install_IngressChain_CommonCaseFirst_ThenTheChecks()
     {
         var text = NftRuleset.Install(Sample());
 
         AssertInOrder(text,
             "type filter hook ingress device \"eth0\" priority -500; policy accept;",
             "ether daddr != 01:00:5e:00:00:0a accept comment",
-            "meta pkttype set host comment",
+            "meta protocol ip meta mark set jhash ip saddr mod 4096 seed 0x5eed meta mark @accept_buckets meta mark set 0x0 meta pkttype set host accept comment",
+            "meta mark set 0x0 meta pkttype set host comment",
             "ether type arp accept comment",
             "meta protocol != ip counter name \"dropped_not_ipv4\" drop comment",
             "ip frag-off & 0x3fff != 0 accept comment",
             "meta l4proto icmp accept comment",
             "meta l4proto { tcp, udp } th dport 32768-42178 accept comment",
             "meta l4proto { tcp, udp } th dport 32768-60999 counter name \"dropped_other_slice\" drop comment",
-            "meta mark set jhash ip saddr mod 4096 seed 0x5eed comment",
-            "meta mark @accept_buckets meta mark set 0x0 accept comment",
             "counter name \"dropped_not_owned_early\" drop comment");
     }
 
@@ -96,6 +95,7 @@ public class NftRulesetTests
             "type filter hook prerouting priority -150; policy accept;",
             "ip daddr != 198.18.0.10 accept comment",
             "ct state established,related counter name \"accepted_established\" accept comment",
+            "iif \"lo\" accept comment",
             "meta l4proto { tcp, udp } th dport 32768-42178 counter name \"accepted_slice\" accept comment",
             "meta l4proto { tcp, udp } th dport 32768-60999 counter name \"dropped_other_slice\" drop comment",
             "meta mark set 0x1 meta mark != @lease counter name \"dropped_no_lease\" drop comment",
@@ -105,6 +105,7 @@ public class NftRulesetTests
             "meta l4proto { udp, icmp } ct mark set meta mark or 0x10000 meta mark set 0x0 counter name \"accepted_new\" accept comment",
             "counter name \"dropped_mid_flow\" drop comment",
             "type filter hook output priority 0; policy accept;",
+            "meta l4proto tcp accept comment",
             "meta mark 0x4c32424c ip daddr 127.0.0.1 udp dport 9 meta mark set 0x1 update @lease { meta mark timeout 100ms } counter name \"lease_renewed\" drop comment",
             "ip saddr 198.18.0.10 icmp type destination-unreachable icmp code port-unreachable counter name \"dropped_port_unreachable\" drop comment");
         Assert.DoesNotContain("reject", text, StringComparison.Ordinal);
@@ -124,6 +125,16 @@ public class NftRulesetTests
         Assert.Contains("ether saddr 02:c1:00:00:00:0a counter name \"dropped_cluster_mac_source\" drop comment", unicast, StringComparison.Ordinal);
         Assert.Contains("ether daddr != 02:c1:00:00:00:0a accept", unicast, StringComparison.Ordinal);
         Assert.DoesNotContain("egress", multicast, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Install_EveryComment_FitsNftsLimit()
+    {
+        var text = NftRuleset.Install(Sample(MacMode.UnicastFlood) with { ServicePorts = [("tcp", 1080)] });
+        var comments = System.Text.RegularExpressions.Regex.Matches(text, "comment \"([^\"]*)\"").Select(m => m.Groups[1].Value).ToList();
+
+        Assert.NotEmpty(comments);
+        Assert.All(comments, c => Assert.True(c.Length <= 128, $"nft refuses comments over 128 characters: {c.Length}: {c}"));
     }
 
     [Fact]

@@ -49,11 +49,7 @@ public sealed class KernelFilterLabTests
         var early = await lab.ConnectingSourcesAsync(FilterLab.Sources);
         var afterEarly = filter.ReadCounters();
 
-        var all = new BucketSet(buckets);
-        for (int b = 0; b < buckets; b++)
-        {
-            all.Add(b);
-        }
+        var all = AllBuckets(buckets);
 
         filter.Apply(owned, all, Lease);
         var late = await lab.ConnectingSourcesAsync(FilterLab.Sources);
@@ -101,18 +97,42 @@ public sealed class KernelFilterLabTests
         Assert.True(filter.ReadCounters().DroppedNotOwned >= 1);
     }
 
-    /// <summary>Without renewal the lease expires: new flows are refused, established ones go on; renewing restores.</summary>
+    /// <summary>
+    /// Port slices judge by port before the bucket: the own slice is accepted with no bucket owned,
+    /// and another node's slice is refused with every bucket owned (the ingress chain accepts an
+    /// owned bucket at once, so that refusal is ip prerouting's). The listener's port 8080 is put in
+    /// one slice or the other.
+    /// </summary>
+    [Fact]
+    public async Task PortSlices_OwnAcceptedWithNoBucketOwned_OtherRefusedWithEveryBucketOwned()
+    {
+        const int buckets = 1024;
+        using var lab = await FilterLab.CreateAsync(MacMode.Multicast);
+        using var filter = new NftablesFilter(lab.Node.NamespacePath);
+        var all = AllBuckets(buckets);
+
+        filter.Install(lab.Settings(MacMode.Multicast, buckets, 0x5eed) with { OwnSlice = new PortSpan(8000, 8999), AllSlices = new PortSpan(8000, 9999) });
+        filter.Apply(new BucketSet(buckets), new BucketSet(buckets), Lease);
+        using (var own = await lab.TryConnectAsync(FilterLab.Sources[0]))
+        {
+            Assert.NotNull(own);
+        }
+
+        filter.Install(lab.Settings(MacMode.Multicast, buckets, 0x5eed) with { OwnSlice = new PortSpan(9000, 9999), AllSlices = new PortSpan(8000, 9999) });
+        filter.Apply(all, all, Lease);
+        using var other = await lab.TryConnectAsync(FilterLab.Sources[1]);
+        Assert.Null(other);
+        Assert.True(filter.ReadCounters().DroppedOtherSlice >= 1, filter.ReadCounters().ToString());
+    }
+
+    /// <summary>With --service, only the listed ports take new flows; others are dropped without a RST.</summary>
     [Fact]
     public async Task Services_OnlyListedPortsTakeNewFlows()
     {
         const int buckets = 1024;
         using var lab = await FilterLab.CreateAsync(MacMode.Multicast);
         using var filter = new NftablesFilter(lab.Node.NamespacePath);
-        var all = new BucketSet(buckets);
-        for (int b = 0; b < buckets; b++)
-        {
-            all.Add(b);
-        }
+        var all = AllBuckets(buckets);
 
         // The echo server listens on FilterLab.Port: offered, it connects; not offered, it is dropped.
         filter.Install(lab.Settings(MacMode.Multicast, buckets, 0x5eed) with { ServicePorts = [("tcp", FilterLab.Port)] });
@@ -128,6 +148,7 @@ public sealed class KernelFilterLabTests
         Assert.Null(other);
     }
 
+    /// <summary>Without renewal the lease expires: new flows are refused, established ones go on; renewing restores.</summary>
     [Fact]
     public async Task Lease_Expired_RefusesNewFlows_KeepsEstablished_RenewRestores()
     {
@@ -135,11 +156,7 @@ public sealed class KernelFilterLabTests
         using var lab = await FilterLab.CreateAsync(MacMode.Multicast);
         using var filter = new NftablesFilter(lab.Node.NamespacePath);
         filter.Install(lab.Settings(MacMode.Multicast, buckets, 0x5eed) with { Lease = TimeSpan.FromMilliseconds(300) });
-        var all = new BucketSet(buckets);
-        for (int b = 0; b < buckets; b++)
-        {
-            all.Add(b);
-        }
+        var all = AllBuckets(buckets);
 
         filter.Apply(all, all, TimeSpan.FromMilliseconds(300));
         filter.RenewLease();
@@ -263,4 +280,15 @@ public sealed class KernelFilterLabTests
 
     private static List<string> Sorted(IEnumerable<IPAddress> addresses) =>
         addresses.Select(a => a.ToString()).Order(StringComparer.Ordinal).ToList();
+
+    private static BucketSet AllBuckets(int buckets)
+    {
+        var all = new BucketSet(buckets);
+        for (int b = 0; b < buckets; b++)
+        {
+            all.Add(b);
+        }
+
+        return all;
+    }
 }
