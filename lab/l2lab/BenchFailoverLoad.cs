@@ -12,28 +12,28 @@ namespace L2Balance.Lab.Cli;
 /// </summary>
 /// <param name="FilteredGbit">Per run, through the cluster: l2bal on every node, every link up.</param>
 /// <param name="AloneGbit">Per run, l2bal on node 1 alone (the other nodes' links down): its filter, no flooded copies for others on these shared cores.</param>
-/// <param name="SegmentGbit">Per run, the same cluster-MAC frames to node 1 with no filter: l2bal stopped, the VIP on lo, the router's neighbour entry pinned to the cluster MAC, and the one rule any cluster-MAC receiver needs (pkttype host).</param>
-/// <param name="SegmentConntrackGbit">Per run, the no-filter path with conntrack switched on in node 1 by one rule: the conntrack part of the filter's cost.</param>
+/// <param name="NoFilterGbit">Per run, the same cluster-MAC frames to node 1 with no filter: l2bal stopped, the VIP on lo, the router's neighbour entry pinned to the cluster MAC, and the one rule any cluster-MAC receiver needs (pkttype host).</param>
+/// <param name="NoFilterConntrackGbit">Per run, the no-filter path with conntrack switched on in node 1 by one rule: the conntrack part of the filter's cost.</param>
 /// <param name="PlainGbit">Per run, the VIP a plain address of node 1's eth0, as keepalived holds it: unicast frames, no l2bal.</param>
 internal sealed record FilterCost(
-    IReadOnlyList<double> FilteredGbit, IReadOnlyList<double> AloneGbit, IReadOnlyList<double> SegmentGbit,
-    IReadOnlyList<double> SegmentConntrackGbit, IReadOnlyList<double> PlainGbit)
+    IReadOnlyList<double> FilteredGbit, IReadOnlyList<double> AloneGbit, IReadOnlyList<double> NoFilterGbit,
+    IReadOnlyList<double> NoFilterConntrackGbit, IReadOnlyList<double> PlainGbit)
 {
     public double FilteredMedian => ClusterOps.Median(FilteredGbit);
 
     public double AloneMedian => ClusterOps.Median(AloneGbit);
 
-    public double SegmentMedian => ClusterOps.Median(SegmentGbit);
+    public double NoFilterMedian => ClusterOps.Median(NoFilterGbit);
 
-    public double SegmentConntrackMedian => ClusterOps.Median(SegmentConntrackGbit);
+    public double NoFilterConntrackMedian => ClusterOps.Median(NoFilterConntrackGbit);
 
     public double PlainMedian => ClusterOps.Median(PlainGbit);
 
     /// <summary>The filter's own cost (the issue's target): 1 − alone / no filter, same frames, in %.</summary>
-    public double CostPercent => Cost(AloneMedian, SegmentMedian);
+    public double CostPercent => Cost(AloneMedian, NoFilterMedian);
 
     /// <summary>What conntrack alone costs on the no-filter path, in %.</summary>
-    public double ConntrackCostPercent => Cost(SegmentConntrackMedian, SegmentMedian);
+    public double ConntrackCostPercent => Cost(NoFilterConntrackMedian, NoFilterMedian);
 
     /// <summary>Node 1 alone with l2bal against the plain unicast VIP: the filter plus the cluster MAC's delivery, in %.</summary>
     public double AloneVsPlainPercent => Cost(AloneMedian, PlainMedian);
@@ -101,7 +101,7 @@ internal static class BenchFailoverLoad
         var nodes = Enumerable.Range(1, lab.Nodes.Count).ToArray();
         var others = nodes.Where(k => k != 1).ToArray();
         var vip = ClusterLab.VipAddress.ToString();
-        List<double> filtered = [], alone = [], segment = [], conntrack = [], plain = [];
+        List<double> filtered = [], alone = [], noFilter = [], conntrack = [], plain = [];
         for (var i = 0; i < BulkRuns; i++)
         {
             filtered.Add(await BulkAsync().ConfigureAwait(false));
@@ -124,7 +124,7 @@ internal static class BenchFailoverLoad
                 }
                 """).ConfigureAwait(false);
             await RouterAsync("neigh", "replace", vip, "lladdr", clusterMac, "dev", "eth0", "nud", "permanent").ConfigureAwait(false);
-            segment.Add(await BulkAsync().ConfigureAwait(false));
+            noFilter.Add(await BulkAsync().ConfigureAwait(false));
             // One rule that uses conntrack switches it on for every packet of node 1, as l2bal's
             // established-flow rule does.
             await NftOnNode1Async("add table ip l2bench\nadd chain ip l2bench pre { type filter hook prerouting priority -150; }\nadd rule ip l2bench pre ct state established accept\n").ConfigureAwait(false);
@@ -149,35 +149,30 @@ internal static class BenchFailoverLoad
         }
         Series("through the cluster (l2bal on every node)", filtered);
         Series("l2bal on node 1 alone (the other nodes' links down)", alone);
-        Series("the same cluster-MAC frames to node 1, no filter", segment);
+        Series("the same cluster-MAC frames to node 1, no filter", noFilter);
         Series("no filter, conntrack on in node 1", conntrack);
         Series("the VIP a plain address of node 1's eth0, no l2bal", plain);
-        return new FilterCost(filtered, alone, segment, conntrack, plain);
+        return new FilterCost(filtered, alone, noFilter, conntrack, plain);
 
         Task<double> BulkAsync() => BulkGbitAsync(lab.Client, source, lab.ProxyEndPoint, target, sink, BulkDuration, ct);
 
         void Series(string what, List<double> gbit) =>
             log(string.Create(CultureInfo.InvariantCulture, $"filter cost: {what}: {string.Join(" ", gbit.Select(g => $"{g:0.00}"))} Gbit/s"));
 
-        async Task NftOnNode1Async(string script) =>
-            (await lab.Nodes[0].RunAsync("nft", ["-f", "-"], TimeSpan.FromSeconds(10), script, ct).ConfigureAwait(false)).EnsureSuccess();
+        async Task RunAsync(LabHost host, string file, string[] args, string? stdin = null) =>
+            (await host.RunAsync(file, args, TimeSpan.FromSeconds(10), stdin, ct).ConfigureAwait(false)).EnsureSuccess();
 
-        async Task Node1IpAsync(params string[] args) =>
-            (await lab.Nodes[0].RunAsync("ip", args, TimeSpan.FromSeconds(10), cancellationToken: ct).ConfigureAwait(false)).EnsureSuccess();
+        Task NftOnNode1Async(string script) => RunAsync(lab.Nodes[0], "nft", ["-f", "-"], script);
 
-        async Task RouterAsync(params string[] args) =>
-            (await lab.Router.RunAsync("ip", args, TimeSpan.FromSeconds(10), cancellationToken: ct).ConfigureAwait(false)).EnsureSuccess();
+        Task Node1IpAsync(params string[] args) => RunAsync(lab.Nodes[0], "ip", args);
+
+        Task RouterAsync(params string[] args) => RunAsync(lab.Router, "ip", args);
 
         // The MAC the router resolved the VIP to: l2bal's cluster MAC while l2bal runs.
         async Task<string> VipMacAsync()
         {
-            var result = await lab.Router.RunAsync("ip", ["neigh", "show", "to", vip, "dev", "eth0"], TimeSpan.FromSeconds(10), cancellationToken: ct).ConfigureAwait(false);
-            result.EnsureSuccess();
-            var words = result.StdOut.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            var at = Array.IndexOf(words, "lladdr");
-            return at >= 0 && at + 1 < words.Length
-                ? words[at + 1]
-                : throw new InvalidOperationException($"filter cost: the router has no MAC for the VIP: '{result.StdOut.Trim()}'");
+            var mac = await lab.RouterVipMacAsync(ct).ConfigureAwait(false);
+            return mac.Length > 0 ? mac : throw new InvalidOperationException("filter cost: the router has no MAC for the VIP");
         }
     }
 

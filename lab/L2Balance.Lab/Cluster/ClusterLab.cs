@@ -282,6 +282,14 @@ public sealed class ClusterLab : IAsyncDisposable, IDisposable
     public Task<LabRunResult> RunOnNode(int nodeId, string file, IReadOnlyList<string> args, TimeSpan? timeout = null, CancellationToken cancellationToken = default) =>
         Nodes[CheckNode(nodeId) - 1].RunAsync(file, args, timeout ?? TimeSpan.FromSeconds(20), cancellationToken: cancellationToken);
 
+    /// <summary>The MAC the router resolved the VIP to (<c>ip neigh</c>), or "" when it has none.</summary>
+    public async Task<string> RouterVipMacAsync(CancellationToken cancellationToken = default)
+    {
+        var neigh = await Router.RunAsync("ip", ["neigh", "show", "to", VipAddress.ToString(), "dev", "eth0"], TimeSpan.FromSeconds(10), cancellationToken: cancellationToken).ConfigureAwait(false);
+        neigh.EnsureSuccess();
+        return System.Text.RegularExpressions.Regex.Match(neigh.StdOut, "lladdr ([0-9a-f:]{17})").Groups[1].Value;
+    }
+
     /// <summary>
     /// Puts the VIP statically on node k's eth0 (/32), or removes it. With the VIP on eth0 the
     /// node's kernel answers ARP for it, so the whole VIP goes to that node: for validating the lab

@@ -51,9 +51,8 @@ public sealed class BalancerLabTests(BalancerClusterFixture fixture, ITestOutput
         seen.AssertSingleAnswers(fixture.Describe);
 
         // Multicast mode (the fixture's): the router resolved the VIP to a group MAC.
-        var neigh = await Lab.Router.RunAsync("ip", ["neigh", "show", ClusterLab.VipAddress.ToString()], BalancerClusterFixtureBase.Deadline).WithTimeout(BalancerClusterFixtureBase.Deadline);
-        var mac = System.Text.RegularExpressions.Regex.Match(neigh.StdOut, "lladdr ([0-9a-f:]{17})").Groups[1].Value;
-        Assert.True(mac.Length == 17 && (Convert.ToByte(mac[..2], 16) & 1) == 1, $"router has '{mac}' for the VIP: {neigh}");
+        var mac = await Lab.RouterVipMacAsync().WithTimeout(BalancerClusterFixtureBase.Deadline);
+        Assert.True(mac.Length == 17 && (Convert.ToByte(mac[..2], 16) & 1) == 1, $"router has '{mac}' for the VIP");
     }
 
     [Fact]
@@ -213,9 +212,8 @@ public sealed class BalancerLabTests(BalancerClusterFixture fixture, ITestOutput
             seen.AssertSingleAnswers(fixture.Describe);
 
             // The router resolved the VIP to the cluster MAC of the mode: group bit set only in multicast mode.
-            var neigh = await Lab.Router.RunAsync("ip", ["neigh", "show", ClusterLab.VipAddress.ToString()], BalancerClusterFixtureBase.Deadline).WithTimeout(BalancerClusterFixtureBase.Deadline);
-            var mac = System.Text.RegularExpressions.Regex.Match(neigh.StdOut, "lladdr ([0-9a-f:]{17})").Groups[1].Value;
-            Assert.False(string.IsNullOrEmpty(mac), neigh.ToString());
+            var mac = await Lab.RouterVipMacAsync().WithTimeout(BalancerClusterFixtureBase.Deadline);
+            Assert.False(string.IsNullOrEmpty(mac), $"{mode}: the router has no MAC for the VIP");
             var groupBit = (Convert.ToByte(mac[..2], 16) & 1) == 1;
             Assert.True(groupBit == (mode == "multicast"), $"{mode}: router has {mac} for the VIP\n{statuses[1].Json}");
         }
