@@ -52,12 +52,13 @@ internal static class BalancerCommandLine
           --buckets B               hash buckets (default 4096)
           --seed S                  jhash seed (default: the cluster id)
           --cluster-id ID           cluster id in adverts (default: the VIP as a number)
-          --advert-interval T       e.g. 50ms (default 50ms)
+          --advert-interval T       e.g. 40ms (default 40ms; dead after 3 missed: 120ms)
           --dead-after K            missed adverts before a peer is dead (default 3)
           --mac-mode M              multicast (default) or unicast-flood
           --service P/PORT          a service on the VIP, e.g. tcp/1080 (repeatable; new flows to other ports are dropped)
           --health URL              socks5://HOST:PORT, tcp://HOST:PORT or exec:COMMAND
-          --health-fall N           failed probes before unhealthy (default 3)
+          --health-interval T       time between probes (default 100ms)
+          --health-fall N           failed probes before unhealthy (default 3; a refused connect: at once)
           --health-rise N           good probes before healthy again (default 5)
           --health-timeout T        a probe with no answer within T fails (default 500ms)
           --control PATH            control socket (default: abstract @l2bal, per network namespace)
@@ -67,7 +68,7 @@ internal static class BalancerCommandLine
     private static readonly string[] RunKeys =
     [
         "interface", "vip", "node-id", "node-count", "key-file", "buckets", "seed", "cluster-id", "advert-interval",
-        "dead-after", "mac-mode", "service", "health", "health-fall", "health-rise", "health-timeout", "control", "metrics",
+        "dead-after", "mac-mode", "service", "health", "health-interval", "health-fall", "health-rise", "health-timeout", "control", "metrics",
     ];
 
     public static BalancerCommand Parse(IReadOnlyList<string> args)
@@ -318,7 +319,7 @@ internal static class BalancerCommandLine
         }
         var seed = values.ContainsKey("seed") ? UInt(values, "seed", errors) : null;
         var clusterId = values.ContainsKey("cluster-id") ? UInt(values, "cluster-id", errors) : null;
-        var interval = values.ContainsKey("advert-interval") ? Duration(values, "advert-interval", errors) : TimeSpan.FromMilliseconds(50);
+        var interval = values.ContainsKey("advert-interval") ? Duration(values, "advert-interval", errors) : BalancerOptions.DefaultAdvertInterval;
         if (interval < TimeSpan.FromMilliseconds(5) || interval > TimeSpan.FromSeconds(10))
         {
             errors.Add($"--advert-interval {Single(values, "advert-interval")}: must be between 5ms and 10s");
@@ -358,6 +359,11 @@ internal static class BalancerCommandLine
             }
         }
         var health = values.ContainsKey("health") ? Health(Single(values, "health")!, errors) : HealthProbeSpec.None;
+        var healthInterval = values.ContainsKey("health-interval") ? Duration(values, "health-interval", errors) : BalancerOptions.DefaultHealthInterval;
+        if (healthInterval < TimeSpan.FromMilliseconds(5) || healthInterval > TimeSpan.FromSeconds(60))
+        {
+            errors.Add($"--health-interval {Single(values, "health-interval")}: must be between 5ms and 60s");
+        }
         var fall = values.ContainsKey("health-fall") ? Int(values, "health-fall", 1, 100, errors) : 3;
         var rise = values.ContainsKey("health-rise") ? Int(values, "health-rise", 1, 100, errors) : 5;
         var healthTimeout = values.ContainsKey("health-timeout") ? Duration(values, "health-timeout", errors) : TimeSpan.FromMilliseconds(500);
@@ -394,6 +400,7 @@ internal static class BalancerCommandLine
             MacMode = macMode,
             Services = services,
             Health = health,
+            HealthInterval = healthInterval,
             HealthFall = fall,
             HealthRise = rise,
             HealthTimeout = healthTimeout,

@@ -597,17 +597,16 @@ internal sealed partial class BalancerDaemon
         return done.Task;
     }
 
-    /// <summary>Probes the local service every advert interval on a thread of its own (blocking probes, see HealthProbe).</summary>
+    /// <summary>Probes the local service every health interval on a thread of its own (blocking probes, see HealthProbe).</summary>
     private void ProbeLoop(CancellationToken stop)
     {
-        var interval = _options.AdvertInterval;
+        var interval = _options.HealthInterval;
         var next = Now + interval;
         while (!stop.WaitHandle.WaitOne(next - Now > TimeSpan.Zero ? next - Now : TimeSpan.Zero))
         {
             // A probe slower than the interval delays the next one instead of queueing a burst.
             next = next + interval > Now ? next + interval : Now + interval;
-            var failure = HealthProbe.Run(_options.Health, _options.HealthTimeout);
-            if (_health.Record(failure is null, failure))
+            if (_health.Record(HealthProbe.Run(_options.Health, _options.HealthTimeout)))
             {
                 _healthFailure = _health.LastFailure;
                 _healthy = _health.State == HealthState.Healthy;

@@ -11,7 +11,9 @@ internal enum HealthState
 /// Health policy(results) → state (STYLE 7, YARP IActiveHealthCheckPolicy): unhealthy after
 /// <c>fall</c> consecutive failures, healthy again after <c>rise</c> consecutive successes
 /// (keepalived's fall/rise), so one lost probe does not move buckets and a flapping service
-/// does not flap them. It starts unhealthy and turns healthy at the first passing probe: a node
+/// does not flap them. A refused connect is the exception: nothing listens, so the service is
+/// gone (killed, crashed, not yet restarted), and waiting for more refusals would only leave
+/// the node's clients refused for longer; it turns the node unhealthy at once. It starts unhealthy and turns healthy at the first passing probe: a node
 /// takes no clients before its service answers (a proxy started after the daemon).
 /// </summary>
 internal sealed class HealthPolicy(int fall, int rise)
@@ -26,7 +28,13 @@ internal sealed class HealthPolicy(int fall, int rise)
     public string? LastFailure { get; private set; } = "no probe has passed yet";
 
     /// <summary>Feeds one probe result; returns true when the state changed.</summary>
-    public bool Record(bool success, string? failure = null)
+    public bool Record(HealthProbeResult result) => Record(result.Passed, result.Failure, result.NothingListens);
+
+    /// <summary>Feeds one probe result; returns true when the state changed.</summary>
+    /// <param name="success">The service answered.</param>
+    /// <param name="failure">Why it did not, for logs and status.</param>
+    /// <param name="nothingListens">The connect was refused: unhealthy at once, whatever <c>fall</c>.</param>
+    public bool Record(bool success, string? failure = null, bool nothingListens = false)
     {
         if (success)
         {
@@ -44,7 +52,7 @@ internal sealed class HealthPolicy(int fall, int rise)
         LastFailure = failure;
         _successes = 0;
         _failures++;
-        if (State == HealthState.Healthy && _failures >= fall)
+        if (State == HealthState.Healthy && (_failures >= fall || nothingListens))
         {
             State = HealthState.Unhealthy;
             return true;

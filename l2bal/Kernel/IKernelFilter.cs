@@ -44,8 +44,8 @@ internal sealed record FilterSettings(
     IReadOnlyList<(string Protocol, int Port)>? ServicePorts = null,
     TimeSpan? Lease = null)
 {
-    /// <summary>The daemon's default lease: two thirds of its default 150 ms dead time.</summary>
-    public static readonly TimeSpan DefaultLease = TimeSpan.FromMilliseconds(100);
+    /// <summary>The daemon's default lease: two thirds of its default 120 ms dead time.</summary>
+    public static readonly TimeSpan DefaultLease = TimeSpan.FromMilliseconds(80);
 
     /// <summary>The lease time, never null.</summary>
     public TimeSpan LeaseTime => Lease ?? DefaultLease;

@@ -71,10 +71,16 @@ public sealed class LabProcess : IDisposable
         }
     }
 
-    /// <summary>Waits for exit; returns false if it is still running after <paramref name="timeout"/>.</summary>
+    /// <summary>
+    /// Waits for exit and for the last of its output to reach <see cref="Log"/>; returns false if it
+    /// is still running after <paramref name="timeout"/>. No shortcut on <see cref="HasExited"/>:
+    /// the process can have exited while its last lines are still on their way to the log (a
+    /// one-frame tcpdump capture was read as empty that way), and Process.WaitForExitAsync waits
+    /// for the redirected streams to end.
+    /// </summary>
     public async Task<bool> WaitForExitAsync(TimeSpan timeout)
     {
-        if (HasExited)
+        if (_disposed)
         {
             return true;
         }

@@ -108,7 +108,7 @@ internal static class BenchFailover
         Log($"balance from the hash mirror, 10 000 client addresses over 3 nodes: {string.Join(", ", hashBalance.Select(b => string.Create(CultureInfo.InvariantCulture, $"n{b.Key} {b.Value:P2}")))}");
 
         var results = new List<CoverResult>();
-        var l2balDefault = await L2BalAsync("l2bal default (50 ms adverts, dead after 3)", [], kills, details: true, ct).ConfigureAwait(false);
+        var l2balDefault = await L2BalAsync("l2bal default (40 ms adverts, dead after 3)", [], kills, details: true, ct).ConfigureAwait(false);
         results.Add(l2balDefault.Cover);
         var l2balFast = await L2BalAsync(fastName, fastArgs, kills, details: false, ct).ConfigureAwait(false);
         results.Add(l2balFast.Cover);
@@ -162,7 +162,7 @@ internal static class BenchFailover
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"balance, hash mirror (10 000 addresses): {string.Join(", ", hashBalance.Select(b => $"n{b.Key} {b.Value:P2}"))} (target 33.33 % +- 2 %)"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"balance, real CONNECTs ({d.ConnectsTotal} from 60 addresses): {string.Join(", ", d.ConnectShare.Select(b => $"n{b.Key} {b.Value:P1}"))}; addresses per node {string.Join(", ", d.AddressesPerNode.Select(b => $"n{b.Key} {b.Value}"))}"));
         Console.WriteLine($"buckets moved on loss of node {Victim}: {d.MovedOnLoss} (its share: {d.VictimShare}); on return: {d.MovedOnReturn}");
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"l2bal idle CPU, % of one core per node (10 s, SOCKS5 health probe every interval): default {string.Join(" ", d.IdleCpu.Select(c => $"{c:0.00}"))}; fast {string.Join(" ", l2balFast.IdleCpu.Select(c => $"{c:0.00}"))} (target <= 1 % at default)"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"l2bal idle CPU, % of one core per node (10 s, SOCKS5 health probe every 100 ms): default {string.Join(" ", d.IdleCpu.Select(c => $"{c:0.00}"))}; fast {string.Join(" ", l2balFast.IdleCpu.Select(c => $"{c:0.00}"))} (target <= 1 % at default)"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"l2bal idle CPU without a health probe (l2bal's default), default timing: {string.Join(" ", d.IdleCpuNoProbe.Select(c => $"{c:0.00}"))}"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"l2bal CPU under load (default timing, {d.LoadConnects} CONNECTs in 10 s), % of one core per node: {string.Join(" ", d.LoadCpu.Select(c => $"{c:0.00}"))}; the proxies meanwhile: {string.Join(" ", d.LoadProxyCpu.Select(c => $"{c:0.0}"))}"));
         if (d.FilterCost is { } fc)

@@ -29,12 +29,15 @@ public class BalancerCommandLineTests
         Assert.Equal(24, o.VipPrefix);
         Assert.Equal((2, 3), (o.NodeId, o.NodeCount));
         Assert.Equal(4096, o.Buckets);
-        Assert.Equal(TimeSpan.FromMilliseconds(50), o.AdvertInterval);
+        Assert.Equal(TimeSpan.FromMilliseconds(40), o.AdvertInterval);
         Assert.Equal(3, o.DeadAfterMisses);
-        Assert.Equal(TimeSpan.FromMilliseconds(150), o.DeadTime);
+        Assert.Equal(TimeSpan.FromMilliseconds(120), o.DeadTime);
+        Assert.Equal(TimeSpan.FromMilliseconds(80), o.LeaseTime);
         Assert.True(o.LeaseTime < o.DeadTime && o.LeaseTime > o.AdvertInterval);
         Assert.Equal(MacMode.Multicast, o.MacMode);
         Assert.Equal(HealthProbeKind.None, o.Health.Kind);
+        Assert.Equal(TimeSpan.FromMilliseconds(100), o.HealthInterval);
+        Assert.Equal((3, 5), (o.HealthFall, o.HealthRise));
         Assert.Equal(0xC612000Au, o.EffectiveClusterId);
         Assert.Equal(o.EffectiveClusterId, o.EffectiveSeed);
     }
@@ -44,7 +47,7 @@ public class BalancerCommandLineTests
     {
         var o = Run("--buckets", "1024", "--seed", "0x5eed", "--cluster-id", "7", "--advert-interval", "20ms", "--dead-after", "4",
             "--mac-mode", "unicast-flood", "--service", "tcp/1080", "--service", "udp/1080", "--health", "socks5://198.18.0.10:1080",
-            "--health-fall", "2", "--health-rise", "4", "--health-timeout", "250ms", "--control", "/run/l2bal.sock", "--metrics", "127.0.0.1:9100");
+            "--health-interval", "30ms", "--health-fall", "2", "--health-rise", "4", "--health-timeout", "250ms", "--control", "/run/l2bal.sock", "--metrics", "127.0.0.1:9100");
         Assert.Equal(1024, o.Buckets);
         Assert.Equal(0x5eedu, o.EffectiveSeed);
         Assert.Equal(7u, o.EffectiveClusterId);
@@ -54,6 +57,7 @@ public class BalancerCommandLineTests
         Assert.Equal([new ServiceSpec("tcp", 1080), new ServiceSpec("udp", 1080)], o.Services);
         Assert.Equal(HealthProbeKind.Socks5, o.Health.Kind);
         Assert.Equal(IPEndPoint.Parse("198.18.0.10:1080"), o.Health.EndPoint);
+        Assert.Equal(TimeSpan.FromMilliseconds(30), o.HealthInterval);
         Assert.Equal((2, 4), (o.HealthFall, o.HealthRise));
         Assert.Equal(TimeSpan.FromMilliseconds(250), o.HealthTimeout);
         Assert.Equal("/run/l2bal.sock", o.ControlPath);
@@ -67,6 +71,8 @@ public class BalancerCommandLineTests
     [InlineData("--node-count", "65", "--node-count '65': must be a whole number from 1 to 64")]
     [InlineData("--advert-interval", "50", "--advert-interval '50': give a duration with a unit, e.g. 50ms or 0.05s")]
     [InlineData("--advert-interval", "1ms", "--advert-interval 1ms: must be between 5ms and 10s")]
+    [InlineData("--health-interval", "2ms", "--health-interval 2ms: must be between 5ms and 60s")]
+    [InlineData("--health-interval", "100", "--health-interval '100': give a duration with a unit, e.g. 50ms or 0.05s")]
     [InlineData("--mac-mode", "broadcast", "--mac-mode 'broadcast': use multicast or unicast-flood")]
     [InlineData("--service", "tcp/40000", "--service 'tcp/40000': port 40000 lies inside the nodes' port slices (32768-60999); choose a service port outside them")]
     [InlineData("--service", "sctp/80", "--service 'sctp/80': use tcp/PORT or udp/PORT")]

@@ -47,4 +47,22 @@ public class HealthPolicyTests
         Assert.True(policy.Record(true));
         Assert.Equal(HealthState.Healthy, policy.State);
     }
+
+    [Fact]
+    public void A_refused_connect_is_unhealthy_at_once_other_failures_need_fall()
+    {
+        var policy = new HealthPolicy(fall: 3, rise: 2);
+        Assert.True(policy.Record(true));
+        Assert.False(policy.Record(new HealthProbeResult("no answer within 500 ms")));
+        Assert.Equal(HealthState.Healthy, policy.State);
+        Assert.True(policy.Record(new HealthProbeResult("connection refused: nothing listens on 198.18.0.10:1080", NothingListens: true)));
+        Assert.Equal(HealthState.Unhealthy, policy.State);
+        Assert.Equal("connection refused: nothing listens on 198.18.0.10:1080", policy.LastFailure);
+
+        // Back after rise good probes, as for any failure; then a lone timeout again does not count.
+        Assert.False(policy.Record(new HealthProbeResult(null)));
+        Assert.True(policy.Record(new HealthProbeResult(null)));
+        Assert.False(policy.Record(new HealthProbeResult("unexpected SOCKS5 method selection 05 ff")));
+        Assert.Equal(HealthState.Healthy, policy.State);
+    }
 }

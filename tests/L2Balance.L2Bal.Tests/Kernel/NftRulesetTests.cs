@@ -106,7 +106,7 @@ public class NftRulesetTests
             "counter name \"dropped_mid_flow\" drop comment",
             "type filter hook output priority 0; policy accept;",
             "meta l4proto tcp accept comment",
-            "meta mark 0x4c32424c ip daddr 127.0.0.1 udp dport 9 meta mark set 0x1 update @lease { meta mark timeout 100ms } counter name \"lease_renewed\" drop comment",
+            "meta mark 0x4c32424c ip daddr 127.0.0.1 udp dport 9 meta mark set 0x1 update @lease { meta mark timeout 80ms } counter name \"lease_renewed\" drop comment",
             "ip saddr 198.18.0.10 icmp type destination-unreachable icmp code port-unreachable counter name \"dropped_port_unreachable\" drop comment");
         Assert.DoesNotContain("reject", text, StringComparison.Ordinal);
         Assert.Contains("set lease { type mark; flags dynamic, timeout;", text, StringComparison.Ordinal);
