@@ -55,6 +55,8 @@ internal sealed partial class BalancerDaemon
     private TimeSpan _conflictSeenAt = TimeSpan.FromDays(-1);
     private string? _conflictReason;
     private string? _lastConflictReason;
+    private TimeSpan _loopStartedAt;
+    private bool _sliceGranted;
     private TimeSpan _badKeySeenAt = TimeSpan.FromDays(-1);
     private volatile string? _healthFailure;
     private Action? _wake;
@@ -181,6 +183,7 @@ internal sealed partial class BalancerDaemon
             _log.Warning(EventIds.Started, $"cannot give the loop real-time priority (SCHED_RR {ThreadPriority.RealTimePriority}, errno {Errno.Name(errno)}): it runs at nice {ThreadPriority.Nice}, and under CPU saturation peers may see its adverts late");
         }
         _lastStepAt = Now; // the stall check measures from the loop's start, not the daemon's
+        _loopStartedAt = _lastStepAt;
         while (!stop.IsCancellationRequested)
         {
             Step(verifier, adverts, arp);
@@ -292,7 +295,7 @@ internal sealed partial class BalancerDaemon
             var why = wanted switch
             {
                 AdvertState.Draining => "drain requested",
-                AdvertState.Unhealthy when conflict is not null => $"refusing to take buckets: {conflict}",
+                AdvertState.Unhealthy when conflict is not null => $"refusing to take buckets or its port slice: {conflict}",
                 AdvertState.Unhealthy when !_everHealthy => $"waiting for the first health probe {_options.Health} to pass: no clients before the service answers",
                 AdvertState.Unhealthy => $"health probe {_options.Health} failing: {_healthFailure}",
                 _ => _engine.LocalState == AdvertState.Draining ? "undrain requested"
@@ -307,6 +310,12 @@ internal sealed partial class BalancerDaemon
         }
         var step = _engine.Step(now);
         var heldChanged = !step.Held.Equals(before);
+        // The port slice, like the buckets, only after a dead time of listening and only while no
+        // conflict makes this node yield: a node started with another node count or a taken node
+        // id computes a slice that is its peers' too, and would answer their BIND and UDP
+        // flows' packets with RSTs and port-unreachables.
+        var slice = conflict is null && now - _loopStartedAt >= _options.DeadTime;
+        var sliceChanged = slice != _sliceGranted;
         foreach (var change in _engine.TakeEvents())
         {
             _log.Info(change.NodeId == _options.NodeId ? EventIds.Ownership : EventIds.Membership, change.Change);
@@ -358,14 +367,15 @@ internal sealed partial class BalancerDaemon
                 _drainRead.ContinueWith(_ => _wake?.Invoke(), TaskScheduler.Default);
             }
         }
-        if (heldChanged || drainingChanged)
+        if (heldChanged || drainingChanged || sliceChanged)
         {
             var accepted = step.Held.Clone();
             foreach (var bucket in _draining.Buckets())
             {
                 accepted.Add(bucket);
             }
-            _filter.Apply(step.Held, accepted, _options.LeaseTime);
+            _filter.Apply(step.Held, accepted, slice, _options.LeaseTime);
+            _sliceGranted = slice;
             _lastLease = now;
             if (heldChanged && before.Count == 0 && step.Held.Count > 0)
             {
@@ -526,7 +536,7 @@ internal sealed partial class BalancerDaemon
                 {
                     accepted.Add(bucket);
                 }
-                _filter.Apply(new BucketSet(_options.Buckets), accepted, _options.LeaseTime);
+                _filter.Apply(new BucketSet(_options.Buckets), accepted, _sliceGranted, _options.LeaseTime);
             }
             catch (Exception e) when (e is KernelFilterException or InvalidOperationException)
             {

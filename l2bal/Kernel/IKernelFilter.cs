@@ -26,7 +26,7 @@ internal readonly record struct PortSpan(int Low, int High)
 /// <param name="Mode">Multicast or unicast-flood.</param>
 /// <param name="Buckets">B, the number of hash buckets.</param>
 /// <param name="Seed">The cluster-wide jhash seed (always explicit: nft draws a random one per rule otherwise).</param>
-/// <param name="OwnSlice">This node's port slice (accepted by port, whatever the bucket).</param>
+/// <param name="OwnSlice">This node's port slice (accepted by port, whatever the bucket, once Apply grants it).</param>
 /// <param name="AllSlices">The union of every node's slice (other nodes' slices are dropped).</param>
 /// <param name="TableName">Name of the tables this daemon owns (one per family), e.g. "l2bal".</param>
 /// <param name="ServicePorts">The VIP's services (protocol, port); when any are given, new flows to other ports are dropped.</param>
@@ -77,11 +77,12 @@ internal interface IKernelFilter : IDisposable
     public void Install(FilterSettings settings);
 
     /// <summary>
-    /// Atomically replaces what this node takes: <paramref name="owned"/> (new flows accepted) and
-    /// <paramref name="accepted"/> (owned ∪ draining: passes the early drop, so established flows live on),
+    /// Atomically replaces what this node takes: <paramref name="owned"/> (new flows accepted),
+    /// <paramref name="accepted"/> (owned ∪ draining: passes the early drop, so established flows live on)
+    /// and, with <paramref name="ownSlice"/>, its port slice (<see cref="FilterSettings.OwnSlice"/>);
     /// and renews the ownership lease for <paramref name="lease"/>.
     /// </summary>
-    public void Apply(BucketSet owned, BucketSet accepted, TimeSpan lease);
+    public void Apply(BucketSet owned, BucketSet accepted, bool ownSlice, TimeSpan lease);
 
     /// <summary>
     /// Renews the kernel-side ownership lease for <see cref="FilterSettings.LeaseTime"/>: new flows

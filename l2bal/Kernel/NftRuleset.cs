@@ -34,6 +34,13 @@ internal static class NftRuleset
     /// <summary>Name of the ip set of owned buckets (new flows accepted).</summary>
     public const string OwnedSet = "owned";
 
+    /// <summary>
+    /// Name of the set (one in each table) holding this node's port slice while it may take it:
+    /// empty while the node yields to a conflict (another node with its id or other cluster
+    /// settings), whose slice overlaps its peers' (<see cref="Apply"/>).
+    /// </summary>
+    public const string SliceSet = "own_slice";
+
     /// <summary>Name of the ip one-element timeout set whose element is the ownership lease.</summary>
     public const string LeaseSet = "lease";
 
@@ -94,7 +101,6 @@ internal static class NftRuleset
         string vip = s.Vip.ToString();
         string cmac = s.ClusterMac.ToString();
         string hash = Jhash(s);
-        string own = s.OwnSlice.ToString();
         string all = s.AllSlices.ToString();
         var t = new StringBuilder();
         t.Append(DeletePairs(s.TableName));
@@ -103,6 +109,7 @@ internal static class NftRuleset
         t.Append("\tflags owner;\n");
         t.Append(CultureInfo.InvariantCulture, $"\tcomment \"l2bal early filter on {s.Interface}: buckets neither owned nor draining never reach conntrack\";\n");
         t.Append(CultureInfo.InvariantCulture, $"\tset {AcceptSet} {{ type mark; flags interval; comment \"buckets owned or draining\"; }}\n");
+        SliceSetDeclaration(t);
         Counter(t, Counters.DroppedNotIpv4, "non-IPv4 frames to the cluster MAC");
         Counter(t, Counters.DroppedOtherSlice, "packets to another node's port slice (L2)");
         Counter(t, Counters.DroppedNotOwnedEarly, "packets whose bucket is neither owned nor draining");
@@ -121,7 +128,7 @@ internal static class NftRuleset
         Rule(t, $"meta protocol != ip counter name \"{Counters.DroppedNotIpv4}\" drop", "the VIP is IPv4 only");
         Rule(t, "ip frag-off & 0x3fff != 0 accept", "fragments: judged after reassembly in ip prerouting");
         Rule(t, "meta l4proto icmp accept", "ICMP: errors judged by conntrack (related), echo by bucket in ip prerouting");
-        Rule(t, $"meta l4proto {{ tcp, udp }} th dport {own} accept", "own port slice: accepted by port whatever the bucket");
+        Rule(t, $"meta l4proto {{ tcp, udp }} th dport @{SliceSet} accept", "own port slice: accepted by port whatever the bucket");
         Rule(t, $"meta l4proto {{ tcp, udp }} th dport {all} counter name \"{Counters.DroppedOtherSlice}\" drop", "another node's port slice in a bucket not owned here (in an owned one ip prerouting drops it)");
         Rule(t, $"counter name \"{Counters.DroppedNotOwnedEarly}\" drop", "bucket neither owned nor draining: early drop, no conntrack cost");
         t.Append("\t}\n");
@@ -140,6 +147,7 @@ internal static class NftRuleset
         t.Append(CultureInfo.InvariantCulture, $"\tcomment \"l2bal flow filter for {vip}: established flows stay, new flows by owned bucket under the lease\";\n");
         t.Append(CultureInfo.InvariantCulture, $"\tset {OwnedSet} {{ type mark; flags interval; comment \"buckets owned: new flows accepted\"; }}\n");
         t.Append(CultureInfo.InvariantCulture, $"\tset {LeaseSet} {{ type mark; flags dynamic, timeout; comment \"ownership lease: one element, renewed by the daemon\"; }}\n");
+        SliceSetDeclaration(t);
         Counter(t, Counters.AcceptedEstablished, "packets of established or related flows");
         Counter(t, Counters.AcceptedSlice, "packets to the own port slice");
         Counter(t, Counters.DroppedOtherSlice, "packets to another node's port slice (after reassembly)");
@@ -158,7 +166,7 @@ internal static class NftRuleset
         Rule(t, $"ip daddr != {vip} accept", "not to the VIP");
         Rule(t, $"ct state established,related counter name \"{Counters.AcceptedEstablished}\" accept", "flows this node holds stay here whatever their bucket");
         Rule(t, "iif \"lo\" accept", "from this node itself (health probe, local clients): never balanced");
-        Rule(t, $"meta l4proto {{ tcp, udp }} th dport {own} counter name \"{Counters.AcceptedSlice}\" accept", "own port slice");
+        Rule(t, $"meta l4proto {{ tcp, udp }} th dport @{SliceSet} counter name \"{Counters.AcceptedSlice}\" accept", "own port slice");
         Rule(t, $"meta l4proto {{ tcp, udp }} th dport {all} counter name \"{Counters.DroppedOtherSlice}\" drop", "another node's port slice");
         Rule(t, $"meta mark set 0x{LeaseKey:x} meta mark != @{LeaseSet} counter name \"{Counters.DroppedNoLease}\" drop", "new flows only while the lease lives (tested before the mark carries the bucket)");
         Rule(t, $"meta mark set {hash}", "bucket of the source address");
@@ -186,10 +194,11 @@ internal static class NftRuleset
     }
 
     /// <summary>
-    /// The per-change transaction: replaces both sets and renews the lease, atomically.
-    /// <paramref name="owned"/> must be a subset of <paramref name="accepted"/> (owned ∪ draining).
+    /// The per-change transaction: replaces the bucket sets and the port-slice sets and renews the
+    /// lease, atomically. <paramref name="owned"/> must be a subset of <paramref name="accepted"/>
+    /// (owned ∪ draining); <paramref name="ownSlice"/>: whether this node takes its port slice.
     /// </summary>
-    public static string Apply(FilterSettings settings, BucketSet owned, BucketSet accepted, TimeSpan lease)
+    public static string Apply(FilterSettings settings, BucketSet owned, BucketSet accepted, bool ownSlice, TimeSpan lease)
     {
         Validate(settings);
         ArgumentNullException.ThrowIfNull(owned);
@@ -207,6 +216,15 @@ internal static class NftRuleset
         var t = new StringBuilder();
         ReplaceSet(t, $"ip {settings.TableName} {OwnedSet}", owned);
         ReplaceSet(t, $"netdev {settings.TableName} {AcceptSet}", accepted);
+        foreach (var family in (ReadOnlySpan<string>)["netdev", "ip"])
+        {
+            t.Append(CultureInfo.InvariantCulture, $"flush set {family} {settings.TableName} {SliceSet}\n");
+            if (ownSlice)
+            {
+                var slice = settings.OwnSlice;
+                t.Append(CultureInfo.InvariantCulture, $"add element {family} {settings.TableName} {SliceSet} {{ {(slice.Low == slice.High ? slice.Low.ToString(CultureInfo.InvariantCulture) : slice.ToString())} }}\n");
+            }
+        }
         t.Append(RenewLease(settings, lease));
         return t.ToString();
     }
@@ -269,6 +287,9 @@ internal static class NftRuleset
             t.Append(CultureInfo.InvariantCulture, $"add element {set} {{ {Elements(buckets)} }}\n");
         }
     }
+
+    private static void SliceSetDeclaration(StringBuilder t) =>
+        t.Append(CultureInfo.InvariantCulture, $"\tset {SliceSet} {{ type inet_service; flags interval; comment \"this node's port slice, empty while it yields to a conflict\"; }}\n");
 
     private static void Rule(StringBuilder t, string statement, string comment) =>
         t.Append(CultureInfo.InvariantCulture, $"\t\t{statement} comment \"{comment}\"\n");

@@ -42,8 +42,8 @@ internal sealed class NftablesFilter : IKernelFilter
         _leaseSocket ??= _context.InNamespace(OpenLeaseSocket);
     }
 
-    public void Apply(BucketSet owned, BucketSet accepted, TimeSpan lease) =>
-        _context.Run(NftRuleset.Apply(Installed, owned, accepted, lease));
+    public void Apply(BucketSet owned, BucketSet accepted, bool ownSlice, TimeSpan lease) =>
+        _context.Run(NftRuleset.Apply(Installed, owned, accepted, ownSlice, lease));
 
     /// <summary>
     /// Sends one marked datagram to 127.0.0.1:9; the lease rule of the output chain refreshes the

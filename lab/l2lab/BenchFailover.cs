@@ -46,6 +46,14 @@ internal static class BenchFailover
     private const int ProbePort = 1080;
     private static readonly TimeSpan ProbeInterval = TimeSpan.FromMilliseconds(10);
     private static readonly TimeSpan ProbeTimeout = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>
+    /// Idle CPU is a steady state: measured over 20 s (one clock tick is then 0.05 % of a core)
+    /// once the daemons have run 5 s, past start-up's claims and the JIT's tier-up of the loop.
+    /// </summary>
+    private static readonly TimeSpan IdleWindow = TimeSpan.FromSeconds(20);
+
+    private static readonly TimeSpan IdleSettle = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan CoverBound = TimeSpan.FromSeconds(10);
     private static readonly JsonSerializerOptions JsonOptions = new()
     {
@@ -162,7 +170,7 @@ internal static class BenchFailover
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"balance, hash mirror (10 000 addresses): {string.Join(", ", hashBalance.Select(b => $"n{b.Key} {b.Value:P2}"))} (target 33.33 % +- 2 %)"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"balance, real CONNECTs ({d.ConnectsTotal} from 60 addresses): {string.Join(", ", d.ConnectShare.Select(b => $"n{b.Key} {b.Value:P1}"))}; addresses per node {string.Join(", ", d.AddressesPerNode.Select(b => $"n{b.Key} {b.Value}"))}"));
         Console.WriteLine($"buckets moved on loss of node {Victim}: {d.MovedOnLoss} (its share: {d.VictimShare}); on return: {d.MovedOnReturn}");
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"l2bal idle CPU, % of one core per node (10 s, SOCKS5 health probe every 100 ms): default {string.Join(" ", d.IdleCpu.Select(c => $"{c:0.00}"))}; fast {string.Join(" ", l2balFast.IdleCpu.Select(c => $"{c:0.00}"))} (target <= 1 % at default)"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"l2bal idle CPU, % of one core per node (20 s, SOCKS5 health probe every 100 ms): default {string.Join(" ", d.IdleCpu.Select(c => $"{c:0.00}"))}; fast {string.Join(" ", l2balFast.IdleCpu.Select(c => $"{c:0.00}"))} (target <= 1 % at default)"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"l2bal idle CPU without a health probe (l2bal's default), default timing: {string.Join(" ", d.IdleCpuNoProbe.Select(c => $"{c:0.00}"))}"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"l2bal CPU under load (default timing, {d.LoadConnects} CONNECTs in 10 s), % of one core per node: {string.Join(" ", d.LoadCpu.Select(c => $"{c:0.00}"))}; the proxies meanwhile: {string.Join(" ", d.LoadProxyCpu.Select(c => $"{c:0.0}"))}"));
         if (d.FilterCost is { } fc)
@@ -278,15 +286,17 @@ internal static class BenchFailover
         await Task.WhenAll(all.Select(k => ClusterOps.StartNodeAsync(lab, k, ct, balancerArgs))).ConfigureAwait(false);
         var before = await ClusterOps.WaitForSharesAsync(lab, all, TimeSpan.FromSeconds(60), Progress, ct).ConfigureAwait(false);
 
-        Log($"{name}: idle CPU of each l2bal over 10 s");
-        var idle = await BenchFailoverLoad.CpuAsync(all.Select(k => lab.Balancer(k)!.Id).ToArray(), TimeSpan.FromSeconds(10), ct).ConfigureAwait(false);
+        Log($"{name}: idle CPU of each l2bal over {IdleWindow.TotalSeconds:0} s, after {IdleSettle.TotalSeconds:0} s of settling");
+        await Task.Delay(IdleSettle, ct).ConfigureAwait(false);
+        var idle = await BenchFailoverLoad.CpuAsync(all.Select(k => lab.Balancer(k)!.Id).ToArray(), IdleWindow, ct).ConfigureAwait(false);
         Log(string.Create(CultureInfo.InvariantCulture, $"{name}: idle CPU % of a core: {string.Join(" ", idle.Select(c => $"{c:0.00}"))}"));
         double[] idleNoProbe = [];
         if (details)
         {
-            // l2bal's own default has no health probe: the same 10 s with every l2bal restarted without it.
+            // l2bal's own default has no health probe: the same window with every l2bal restarted without it.
             await RestartBalancersAsync(lab, all, [.. balancerArgs, "--health", "none"], ct).ConfigureAwait(false);
-            idleNoProbe = await BenchFailoverLoad.CpuAsync(all.Select(k => lab.Balancer(k)!.Id).ToArray(), TimeSpan.FromSeconds(10), ct).ConfigureAwait(false);
+            await Task.Delay(IdleSettle, ct).ConfigureAwait(false);
+            idleNoProbe = await BenchFailoverLoad.CpuAsync(all.Select(k => lab.Balancer(k)!.Id).ToArray(), IdleWindow, ct).ConfigureAwait(false);
             Log(string.Create(CultureInfo.InvariantCulture, $"{name}: idle CPU % of a core without the health probe: {string.Join(" ", idleNoProbe.Select(c => $"{c:0.00}"))}"));
             await RestartBalancersAsync(lab, all, balancerArgs, ct).ConfigureAwait(false);
         }

@@ -81,7 +81,7 @@ public class NftRulesetTests
             "meta protocol != ip counter name \"dropped_not_ipv4\" drop comment",
             "ip frag-off & 0x3fff != 0 accept comment",
             "meta l4proto icmp accept comment",
-            "meta l4proto { tcp, udp } th dport 32768-42178 accept comment",
+            "meta l4proto { tcp, udp } th dport @own_slice accept comment",
             "meta l4proto { tcp, udp } th dport 32768-60999 counter name \"dropped_other_slice\" drop comment",
             "counter name \"dropped_not_owned_early\" drop comment");
     }
@@ -96,7 +96,7 @@ public class NftRulesetTests
             "ip daddr != 198.18.0.10 accept comment",
             "ct state established,related counter name \"accepted_established\" accept comment",
             "iif \"lo\" accept comment",
-            "meta l4proto { tcp, udp } th dport 32768-42178 counter name \"accepted_slice\" accept comment",
+            "meta l4proto { tcp, udp } th dport @own_slice counter name \"accepted_slice\" accept comment",
             "meta l4proto { tcp, udp } th dport 32768-60999 counter name \"dropped_other_slice\" drop comment",
             "meta mark set 0x1 meta mark != @lease counter name \"dropped_no_lease\" drop comment",
             "meta mark set jhash ip saddr mod 4096 seed 0x5eed comment",
@@ -159,13 +159,17 @@ public class NftRulesetTests
 
         accepted.Add(9);
 
-        var text = NftRuleset.Apply(Sample(), owned, accepted, TimeSpan.FromMilliseconds(300));
+        var text = NftRuleset.Apply(Sample(), owned, accepted, ownSlice: true, TimeSpan.FromMilliseconds(300));
 
         Assert.Equal(
             "flush set ip l2bal owned\n"
             + "add element ip l2bal owned { 0-3, 7, 4095 }\n"
             + "flush set netdev l2bal accept_buckets\n"
             + "add element netdev l2bal accept_buckets { 0-3, 7, 9, 4095 }\n"
+            + "flush set netdev l2bal own_slice\n"
+            + "add element netdev l2bal own_slice { 32768-42178 }\n"
+            + "flush set ip l2bal own_slice\n"
+            + "add element ip l2bal own_slice { 32768-42178 }\n"
             + "flush set ip l2bal lease\n"
             + "add element ip l2bal lease { 0x1 timeout 300ms }\n",
             text);
@@ -174,12 +178,27 @@ public class NftRulesetTests
     [Fact]
     public void Apply_EmptySets_OnlyFlush()
     {
-        var text = NftRuleset.Apply(Sample(), new BucketSet(4096), new BucketSet(4096), TimeSpan.FromSeconds(1.5));
+        var text = NftRuleset.Apply(Sample(), new BucketSet(4096), new BucketSet(4096), ownSlice: false, TimeSpan.FromSeconds(1.5));
 
         Assert.Equal(
-            "flush set ip l2bal owned\nflush set netdev l2bal accept_buckets\nflush set ip l2bal lease\nadd element ip l2bal lease { 0x1 timeout 1500ms }\n",
+            "flush set ip l2bal owned\nflush set netdev l2bal accept_buckets\n"
+            + "flush set netdev l2bal own_slice\nflush set ip l2bal own_slice\n"
+            + "flush set ip l2bal lease\nadd element ip l2bal lease { 0x1 timeout 1500ms }\n",
             text);
         Assert.DoesNotContain("{ }", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Install_SliceSets_StartEmpty_ApplyGrantsASinglePortSliceAsOneElement()
+    {
+        var settings = Sample() with { OwnSlice = new PortSpan(40000, 40000) };
+        var install = NftRuleset.Install(settings);
+        Assert.Equal(2, install.Split("set own_slice { type inet_service; flags interval;").Length - 1);
+        Assert.DoesNotContain("add element", install, StringComparison.Ordinal);
+
+        var apply = NftRuleset.Apply(settings, new BucketSet(4096), new BucketSet(4096), ownSlice: true, TimeSpan.FromSeconds(1));
+        Assert.Contains("add element netdev l2bal own_slice { 40000 }\n", apply, StringComparison.Ordinal);
+        Assert.Contains("add element ip l2bal own_slice { 40000 }\n", apply, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -188,13 +207,13 @@ public class NftRulesetTests
         var owned = new BucketSet(4096);
         owned.Add(5);
 
-        Assert.Throws<ArgumentException>(() => NftRuleset.Apply(Sample(), owned, new BucketSet(4096), TimeSpan.FromSeconds(1)));
+        Assert.Throws<ArgumentException>(() => NftRuleset.Apply(Sample(), owned, new BucketSet(4096), ownSlice: true, TimeSpan.FromSeconds(1)));
     }
 
     [Fact]
     public void Apply_WrongCapacity_Throws()
     {
-        Assert.Throws<ArgumentException>(() => NftRuleset.Apply(Sample(), new BucketSet(1024), new BucketSet(4096), TimeSpan.FromSeconds(1)));
+        Assert.Throws<ArgumentException>(() => NftRuleset.Apply(Sample(), new BucketSet(1024), new BucketSet(4096), ownSlice: true, TimeSpan.FromSeconds(1)));
     }
 
     [Fact]

@@ -268,6 +268,12 @@ public sealed class FailureMatrixTests(BalancerClusterFixture fixture, ITestOutp
         var statuses = await fixture.WaitForStatusAsync([1, 2, 3], s =>
             Survivors.All(k => s[k].Rejected(reason) > before[k] + 10) && s[Victim].Rejected(reason) > 10,
             $"adverts rejected as {reason} on every node");
+        // Nor does it take its port slice (with N = 4 its slice overlaps nodes 1 and 3's, and it
+        // would answer their BIND and UDP flows' packets), while node 1 holds its own.
+        var misfitSlice = await SliceSetAsync(Victim);
+        var survivorSlice = await SliceSetAsync(1);
+        Assert.DoesNotContain("elements", misfitSlice, StringComparison.Ordinal);
+        Assert.Contains("elements = { 32768-", survivorSlice, StringComparison.Ordinal);
         var results = await running.WithTimeout(RunBound);
         var seen = await detector.StopAsync();
         var why = $"{results.Summary()}\n{seen.Summary()}\n{string.Join('\n', statuses.Values.Select(s => s.Json))}\n{fixture.Describe()}";
@@ -284,6 +290,10 @@ public sealed class FailureMatrixTests(BalancerClusterFixture fixture, ITestOutp
             c => Assert.True(c.Outcome == TrafficOutcome.Ok, $"{c}\n{why}"));
         Assert.DoesNotContain(results.Connects, c => c.Node == Victim && c.StartMs > stoppedAt);
     }
+
+    /// <summary>Node k's ip-table port-slice set as <c>nft list set</c> prints it.</summary>
+    private async Task<string> SliceSetAsync(int k) =>
+        (await Lab.RunOnNode(k, LabBinaries.Require("nft", "nftables"), ["list", "set", "ip", "l2bal", "own_slice"]).WithTimeout(BalancerClusterFixtureBase.Deadline)).EnsureSuccess().StdOut;
 
     private sealed record FaultRun(TrafficResults Background, DetectorReport Detector, double FaultAtMs, double HealedAtMs, string Why);
 

@@ -45,13 +45,13 @@ public sealed class KernelFilterLabTests
 
         Assert.InRange(expected.Count, FilterLab.Sources.Count / 2, FilterLab.Sources.Count - 1);
 
-        filter.Apply(owned, owned, Lease);
+        filter.Apply(owned, owned, ownSlice: true, Lease);
         var early = await lab.ConnectingSourcesAsync(FilterLab.Sources);
         var afterEarly = filter.ReadCounters();
 
         var all = AllBuckets(buckets);
 
-        filter.Apply(owned, all, Lease);
+        filter.Apply(owned, all, ownSlice: true, Lease);
         var late = await lab.ConnectingSourcesAsync(FilterLab.Sources);
         var afterLate = filter.ReadCounters();
 
@@ -79,7 +79,7 @@ public sealed class KernelFilterLabTests
         int bucket = BucketHash.Bucket(source, buckets, seed);
         var owned = new BucketSet(buckets);
         owned.Add(bucket);
-        filter.Apply(owned, owned, Lease);
+        filter.Apply(owned, owned, ownSlice: true, Lease);
 
         using var established = await lab.TryConnectAsync(source);
         Assert.NotNull(established);
@@ -88,7 +88,7 @@ public sealed class KernelFilterLabTests
 
         var draining = owned.Clone();
         owned.Remove(bucket);
-        filter.Apply(owned, draining, Lease);
+        filter.Apply(owned, draining, ownSlice: true, Lease);
 
         Assert.True(await FilterLab.EchoAsync(established, "during the drain", EchoTimeout).WithTimeout());
         using var refused = await lab.TryConnectAsync(source);
@@ -101,7 +101,7 @@ public sealed class KernelFilterLabTests
     /// Port slices judge by port before the bucket: the own slice is accepted with no bucket owned,
     /// and another node's slice is refused with every bucket owned (the ingress chain accepts an
     /// owned bucket at once, so that refusal is ip prerouting's). The listener's port 8080 is put in
-    /// one slice or the other.
+    /// one slice or the other, and the own slice is refused while Apply does not grant it.
     /// </summary>
     [Fact]
     public async Task PortSlices_OwnAcceptedWithNoBucketOwned_OtherRefusedWithEveryBucketOwned()
@@ -112,14 +112,24 @@ public sealed class KernelFilterLabTests
         var all = AllBuckets(buckets);
 
         filter.Install(lab.Settings(MacMode.Multicast, buckets, 0x5eed) with { OwnSlice = new PortSpan(8000, 8999), AllSlices = new PortSpan(8000, 9999) });
-        filter.Apply(new BucketSet(buckets), new BucketSet(buckets), Lease);
+        filter.Apply(new BucketSet(buckets), new BucketSet(buckets), ownSlice: true, Lease);
         using (var own = await lab.TryConnectAsync(FilterLab.Sources[0]))
         {
             Assert.NotNull(own);
         }
 
+        // A node that yields to a conflict (its slice overlaps its peers') is not granted its slice:
+        // the same connect is dropped, silently, as another node's slice.
+        var droppedBefore = filter.ReadCounters().DroppedOtherSlice;
+        filter.Apply(new BucketSet(buckets), new BucketSet(buckets), ownSlice: false, Lease);
+        using (var yielded = await lab.TryConnectAsync(FilterLab.Sources[2]))
+        {
+            Assert.Null(yielded);
+        }
+        Assert.True(filter.ReadCounters().DroppedOtherSlice > droppedBefore, filter.ReadCounters().ToString());
+
         filter.Install(lab.Settings(MacMode.Multicast, buckets, 0x5eed) with { OwnSlice = new PortSpan(9000, 9999), AllSlices = new PortSpan(8000, 9999) });
-        filter.Apply(all, all, Lease);
+        filter.Apply(all, all, ownSlice: true, Lease);
         using var other = await lab.TryConnectAsync(FilterLab.Sources[1]);
         Assert.Null(other);
         Assert.True(filter.ReadCounters().DroppedOtherSlice >= 1, filter.ReadCounters().ToString());
@@ -136,14 +146,14 @@ public sealed class KernelFilterLabTests
 
         // The echo server listens on FilterLab.Port: offered, it connects; not offered, it is dropped.
         filter.Install(lab.Settings(MacMode.Multicast, buckets, 0x5eed) with { ServicePorts = [("tcp", FilterLab.Port)] });
-        filter.Apply(all, all, Lease);
+        filter.Apply(all, all, ownSlice: true, Lease);
         using (var offered = await lab.TryConnectAsync(FilterLab.Sources[0]))
         {
             Assert.NotNull(offered);
         }
 
         filter.Install(lab.Settings(MacMode.Multicast, buckets, 0x5eed) with { ServicePorts = [("tcp", FilterLab.Port + 1)] });
-        filter.Apply(all, all, Lease);
+        filter.Apply(all, all, ownSlice: true, Lease);
         using var other = await lab.TryConnectAsync(FilterLab.Sources[1]);
         Assert.Null(other);
     }
@@ -158,7 +168,7 @@ public sealed class KernelFilterLabTests
         filter.Install(lab.Settings(MacMode.Multicast, buckets, 0x5eed) with { Lease = TimeSpan.FromMilliseconds(300) });
         var all = AllBuckets(buckets);
 
-        filter.Apply(all, all, TimeSpan.FromMilliseconds(300));
+        filter.Apply(all, all, ownSlice: true, TimeSpan.FromMilliseconds(300));
         filter.RenewLease();
         using var established = await lab.TryConnectAsync(FilterLab.Sources[0]);
         Assert.NotNull(established);
@@ -211,7 +221,7 @@ public sealed class KernelFilterLabTests
             }
 
             // The same context (one netlink socket for its lifetime) still owns and changes them.
-            filter.Apply(all, all, Lease);
+            filter.Apply(all, all, ownSlice: true, Lease);
             filter.RenewLease();
             using var connected = await lab.TryConnectAsync(FilterLab.Sources[0]);
             Assert.NotNull(connected);
