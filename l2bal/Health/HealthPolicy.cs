@@ -13,7 +13,8 @@ internal enum HealthState
 /// (keepalived's fall/rise), so one lost probe does not move buckets and a flapping service
 /// does not flap them. A refused connect is the exception: nothing listens, so the service is
 /// gone (killed, crashed, not yet restarted), and waiting for more refusals would only leave
-/// the node's clients refused for longer; it turns the node unhealthy at once. It starts unhealthy and turns healthy at the first passing probe: a node
+/// the node's clients refused for longer; it turns the node unhealthy at once.
+/// It starts unhealthy and turns healthy at the first passing probe: a node
 /// takes no clients before its service answers (a proxy started after the daemon).
 /// </summary>
 internal sealed class HealthPolicy(int fall, int rise)
