@@ -43,6 +43,9 @@ internal sealed record CoverResult(string Name, int Kills, IReadOnlyList<double>
 internal static class BenchFailover
 {
     private const int Victim = 2;
+
+    /// <summary>Kills of node 2's l2proxy alone (its l2bal lives), at the default timing.</summary>
+    private const int ProxyKills = 3;
     private const int ProbePort = 1080;
     private static readonly TimeSpan ProbeInterval = TimeSpan.FromMilliseconds(10);
     private static readonly TimeSpan ProbeTimeout = TimeSpan.FromMilliseconds(50);
@@ -118,6 +121,10 @@ internal static class BenchFailover
         var results = new List<CoverResult>();
         var l2balDefault = await L2BalAsync("l2bal default (40 ms adverts, dead after 3)", [], kills, details: true, ct).ConfigureAwait(false);
         results.Add(l2balDefault.Cover);
+        if (l2balDefault.ProxyCover is { } proxyCover)
+        {
+            results.Add(proxyCover);
+        }
         var l2balFast = await L2BalAsync(fastName, fastArgs, kills, details: false, ct).ConfigureAwait(false);
         results.Add(l2balFast.Cover);
 
@@ -189,7 +196,7 @@ internal static class BenchFailover
         {
             StartedUtc = DateTimeOffset.UtcNow - Clock.Elapsed,
             Probe = "fresh TCP connect to VIP:1080 started every 10 ms per affected source (overlapping), 50 ms connect timeout each",
-            Kill = "l2bal: switch port of node 2 down + SIGKILL l2bal + SIGKILL l2proxy; keepalived/ucarp: switch port of the master down",
+            Kill = "l2bal: switch port of node 2 down + SIGKILL l2bal + SIGKILL l2proxy (proxy killed: SIGKILL of node 2's l2proxy alone); keepalived/ucarp: switch port of the master down",
             Cover = results.Select(r => new { r.Name, r.Kills, Samples = r.GapsMs.Count, r.MedianMs, r.MaxMs, r.Uncovered, r.Note, r.GapsMs }),
             LoadAverageAtStart = loadAtStart,
             LoadAverageAtEnd = File.ReadAllText("/proc/loadavg").Trim(),
@@ -275,7 +282,7 @@ internal static class BenchFailover
     private sealed record L2BalRun(
         CoverResult Cover, Dictionary<int, double> ConnectShare, int ConnectsTotal, Dictionary<int, int> AddressesPerNode,
         int MovedOnLoss, int MovedOnReturn, int VictimShare, double[] IdleCpu, int FalseDeaths,
-        double[] LoadCpu, double[] LoadProxyCpu, int LoadConnects, FilterCost? FilterCost, double[] IdleCpuNoProbe);
+        double[] LoadCpu, double[] LoadProxyCpu, int LoadConnects, FilterCost? FilterCost, double[] IdleCpuNoProbe, CoverResult? ProxyCover);
 
     private static async Task<L2BalRun> L2BalAsync(string name, string[] balancerArgs, int kills, bool details, CancellationToken ct)
     {
@@ -358,6 +365,28 @@ internal static class BenchFailover
             }
         }
 
+        CoverResult? proxyCover = null;
+        if (details)
+        {
+            // Failure matrix M1 timed: node 2's l2proxy SIGKILLed while its l2bal lives. The next
+            // health probe is refused (nothing listens), the node advertises itself unhealthy and
+            // the survivors cover; the proxy is then restarted and the node takes its share back.
+            var proxyGaps = new List<double>();
+            var proxyUncovered = 0;
+            for (var kill = 1; kill <= ProxyKills; kill++)
+            {
+                var (killGaps, missing) = await KillAndProbeAsync(lab, sources, () => lab.Proxy(Victim)!.Kill(LabSignals.Kill), ct).ConfigureAwait(false);
+                proxyGaps.AddRange(killGaps);
+                proxyUncovered += missing;
+                await ClusterOps.WaitForSharesAsync(lab, survivors, TimeSpan.FromSeconds(20), Progress, ct).ConfigureAwait(false);
+                Log(string.Create(CultureInfo.InvariantCulture, $"{name}: l2proxy kill {kill}: gaps {string.Join(" ", killGaps.Select(g => $"{g:0}"))} ms{(missing > 0 ? $", {missing} never covered" : string.Empty)}"));
+                ClusterOps.StartProxy(lab, Victim);
+                await ClusterOps.WaitForSharesAsync(lab, all, TimeSpan.FromSeconds(60), Progress, ct).ConfigureAwait(false);
+            }
+            proxyCover = new CoverResult("l2bal default, l2proxy killed (probe 100 ms)", ProxyKills, proxyGaps, proxyUncovered);
+            Log(string.Create(CultureInfo.InvariantCulture, $"{proxyCover.Name}: median {proxyCover.MedianMs:0} ms, max {proxyCover.MaxMs:0} ms over {proxyGaps.Count} samples"));
+        }
+
         var falseDeaths = CountFalseDeaths(lab.Network.DescribeProcesses(), kills);
         Log($"{name}: peers declared dead beyond the kills' own (false covers): {falseDeaths}");
         FilterCost? filterCost = null;
@@ -369,7 +398,7 @@ internal static class BenchFailover
         var cover = new CoverResult(name, kills, gaps, uncovered);
         Log(string.Create(CultureInfo.InvariantCulture, $"{name}: median {cover.MedianMs:0} ms, max {cover.MaxMs:0} ms over {gaps.Count} samples"));
         return new L2BalRun(cover, share, total, all.ToDictionary(k => k, k => home.Count(h => h.Value == k)), movedOnLoss, movedOnReturn, before[Victim].Held, idle, falseDeaths,
-            loadCpu, loadProxyCpu, total, filterCost, idleNoProbe);
+            loadCpu, loadProxyCpu, total, filterCost, idleNoProbe, proxyCover);
     }
 
     private static async Task RestartBalancersAsync(ClusterLab lab, int[] nodes, string[] balancerArgs, CancellationToken ct)

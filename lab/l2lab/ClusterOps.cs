@@ -60,10 +60,13 @@ internal static partial class ClusterOps
     public static async Task StartNodeAsync(ClusterLab lab, int nodeId, CancellationToken cancellationToken, params string[] balancerArgs)
     {
         await StartBalancerAsync(lab, nodeId, cancellationToken, balancerArgs).ConfigureAwait(false);
+        StartProxy(lab, nodeId);
+    }
 
+    /// <summary>Starts l2proxy on the VIP of node k (its l2bal has put the VIP on lo already).</summary>
+    public static void StartProxy(ClusterLab lab, int nodeId) =>
         // l2bal's probe comes from the VIP itself (a local connection), so the proxy must allow it.
         lab.StartProxy(nodeId, "--negotiate-timeout", "5", "--allow", $"{ClusterLab.VipAddress}/32");
-    }
 
     /// <summary>Stops l2bal on each of <paramref name="nodes"/> (SIGTERM: it leaves and removes its tables and the VIP) and waits for it to exit.</summary>
     public static async Task StopBalancersAsync(ClusterLab lab, IEnumerable<int> nodes)
