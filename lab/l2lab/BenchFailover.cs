@@ -387,8 +387,17 @@ internal static class BenchFailover
             Log(string.Create(CultureInfo.InvariantCulture, $"{proxyCover.Name}: median {proxyCover.MedianMs:0} ms, max {proxyCover.MaxMs:0} ms over {proxyGaps.Count} samples"));
         }
 
-        var falseDeaths = CountFalseDeaths(lab.Network.DescribeProcesses(), kills);
+        var logs = lab.Network.DescribeProcesses();
+        var falseDeaths = CountFalseDeaths(logs, kills);
         Log($"{name}: peers declared dead beyond the kills' own (false covers): {falseDeaths}");
+        if (falseDeaths > 0)
+        {
+            // Every verdict, the kills' own included, so the extra ones can be told apart by time and cause.
+            foreach (var line in DeathLines(logs))
+            {
+                Log($"{name}:   {line.Trim()}");
+            }
+        }
         FilterCost? filterCost = null;
         if (details)
         {
@@ -412,9 +421,12 @@ internal static class BenchFailover
     /// itself causes (each survivor sees the victim die) and those of a peer that said it leaves
     /// (the bench's own restarts).
     /// </summary>
-    private static int CountFalseDeaths(string logs, int kills) =>
-        Math.Max(0, logs.Split('\n').Count(l => l.Contains("l2bal[", StringComparison.Ordinal) && l.Contains("is dead:", StringComparison.Ordinal)
-            && !l.Contains("announced it is leaving", StringComparison.Ordinal)) - (2 * kills));
+    private static int CountFalseDeaths(string logs, int kills) => Math.Max(0, DeathLines(logs).Count() - (2 * kills));
+
+    /// <summary>The "peer K is dead" lines of every l2bal log, except those of a peer that said it leaves.</summary>
+    private static IEnumerable<string> DeathLines(string logs) =>
+        logs.Split('\n').Where(l => l.Contains("l2bal[", StringComparison.Ordinal) && l.Contains("is dead:", StringComparison.Ordinal)
+            && !l.Contains("announced it is leaving", StringComparison.Ordinal));
 
     /// <summary>
     /// Probes from every source for 300 ms, runs <paramref name="kill"/>, and keeps probing until
