@@ -74,8 +74,8 @@ internal sealed record BalancerOptions
     /// after the dead time (3 × 40 = 120 ms) less the time since its last advert (0–40 ms), plus
     /// the filter update: about 100–125 ms. At DESIGN.md's first 50 ms, 25 kills in 7 failover
     /// bench runs gave a median of 140 ms, and single 5-kill runs ranged from 122 to 151 ms
-    /// against the 150 ms target; 40 ms gave 116–124 ms in four runs. It costs about a quarter
-    /// more idle CPU (failover bench, no health probe: 0.3–0.8 % of a core at 50 ms, 0.5–1.0 % at
+    /// against the 150 ms target; 40 ms gave 95–124 ms in six runs. It costs about a quarter
+    /// more idle CPU (failover bench, no health probe: 0.3–0.8 % of a core at 50 ms, 0.4–1.0 % at
     /// 40 ms).
     /// </summary>
     public TimeSpan AdvertInterval { get; init; } = DefaultAdvertInterval;
