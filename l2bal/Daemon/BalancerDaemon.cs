@@ -313,7 +313,9 @@ internal sealed partial class BalancerDaemon
         // The port slice, like the buckets, only after a dead time of listening and only while no
         // conflict makes this node yield: a node started with another node count or a taken node
         // id computes a slice that is its peers' too, and would answer their BIND and UDP
-        // flows' packets with RSTs and port-unreachables.
+        // flows' packets with RSTs and port-unreachables. The listening is timed from the loop's
+        // start, not from the engine's restartable listen time: a node that listens again after a
+        // stall or a link-down keeps its slice, whose established flows the early drop would cut.
         var slice = conflict is null && now - _loopStartedAt >= _options.DeadTime;
         var sliceChanged = slice != _sliceGranted;
         foreach (var change in _engine.TakeEvents())
