@@ -100,6 +100,30 @@ internal sealed class MembershipEngine
         _lastPlanKey = null;
     }
 
+    /// <summary>
+    /// This node's loop did not run for <paramref name="notListening"/> (a stall: SIGSTOP, a
+    /// paused VM, a starved CPU). A peer's silence counts only while this node could have heard
+    /// it: adverts that arrived meanwhile wait in the socket and are read next, so a live peer is
+    /// heard anyway, and a peer that sent nothing was stalled too (one VM pause stops every
+    /// daemon on it at once) or died, and is then declared dead one dead time of listening after
+    /// its last advert, late by the stall. Without this, whichever daemon wakes first from a
+    /// machine-wide pause declares every other dead before they could send a word. Peers already
+    /// dead stay dead.
+    /// </summary>
+    public void DiscountSilence(TimeSpan notListening, TimeSpan now)
+    {
+        if (notListening <= TimeSpan.Zero)
+        {
+            return;
+        }
+        foreach (var id in _alive)
+        {
+            var peer = _peers[id];
+            var lastHeard = peer.LastHeard + notListening;
+            _peers[id] = peer with { LastHeard = lastHeard < now ? lastHeard : now };
+        }
+    }
+
     /// <summary>Records an advert that the verifier accepted (authentic, fresh, same configuration).</summary>
     public void OnAdvert(in Advert advert, TimeSpan now)
     {

@@ -90,13 +90,20 @@ internal sealed partial class BalancerDaemon
     /// </summary>
     private static readonly TimeSpan DeadlineSlack = TimeSpan.FromMilliseconds(0.1);
 
+    /// <summary>What the kernel filter of a node run with <paramref name="o"/> is installed with.</summary>
+    internal static FilterSettings FilterSettingsFor(BalancerOptions o, MacAddress clusterMac)
+    {
+        var slice = PortSlice.For(o.NodeId, o.NodeCount);
+        return new FilterSettings(o.Interface, o.Vip, clusterMac, o.MacMode, o.Buckets, o.EffectiveSeed,
+            new PortSpan(slice.Low, slice.High), new PortSpan(PortSlice.RangeLow, PortSlice.RangeHigh),
+            ServicePorts: [.. o.Services.Select(v => (v.Protocol, v.Port))], Lease: o.LeaseTime);
+    }
+
     public async Task<int> RunAsync(CancellationToken stop)
     {
         var o = _options;
         var slice = PortSlice.For(o.NodeId, o.NodeCount);
-        var settings = new FilterSettings(o.Interface, o.Vip, _clusterMac, o.MacMode, o.Buckets, o.EffectiveSeed,
-            new PortSpan(slice.Low, slice.High), new PortSpan(PortSlice.RangeLow, PortSlice.RangeHigh),
-            ServicePorts: [.. o.Services.Select(v => (v.Protocol, v.Port))], Lease: o.LeaseTime);
+        var settings = FilterSettingsFor(o, _clusterMac);
         NodeSetup? node = null;
         ArpResponder? arp = null;
         AdvertChannel? adverts = null;
@@ -133,6 +140,15 @@ internal sealed partial class BalancerDaemon
         if (ThreadPriority.RaiseAll() is not 0 and var errno)
         {
             _log.Warning(EventIds.Started, $"cannot raise thread priority (errno {errno}): under CPU saturation peers may see this node's adverts late");
+        }
+        try
+        {
+            // Before the first advert: a loop that stops to compile code is silent to its peers.
+            LoopRehearsal.Run(o, _key, _configDigest, settings);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            _log.Warning(EventIds.Unexpected, $"rehearsing the loop failed ({e.Message}): its first steps may be slow while code compiles");
         }
         using var waiter = new LoopWaiter(adverts.Handle);
         _wake = waiter.Wake;
@@ -236,6 +252,9 @@ internal sealed partial class BalancerDaemon
         // What the kernel holds now: a restart below empties the engine's set, and the kernel
         // must then be told, even though the engine itself sees no change in this step.
         var before = _engine.Held;
+        // The loop sleeps at most one interval between steps (NextDeadline): time beyond that it
+        // did not run, and could not hear peers, so their silence in it does not count.
+        _engine.DiscountSilence(now - _lastStepAt - _options.AdvertInterval - DeadlineSlack, now);
         if (now - _lastStepAt > _options.LeaseTime)
         {
             // This loop did not run for longer than the lease (SIGSTOP, a long pause): the kernel

@@ -76,6 +76,56 @@ public class MembershipEngineTests
         cluster.AssertHolds(0b11);
     }
 
+    /// <summary>
+    /// One pause stops every node at once (a paused VM, where all of them run): for a second no
+    /// node steps or sends. Each wakes having missed its lease and listens again (the daemon's
+    /// stall rule), and discounts the pause from its peers' silence. Then nobody declares anybody
+    /// dead, and every node gets its own buckets back. Without the discount the first to wake
+    /// declares the others dead before they could send a word: the control case.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void A_pause_of_every_node_at_once_declares_nobody_dead(bool discount)
+    {
+        var cluster = new Cluster(3, eventDriven: true);
+        cluster.Run(TimeSpan.FromMilliseconds(600));
+        cluster.AssertHolds(0b111);
+        var marks = cluster.Nodes.Select(n => n.Events.Count).ToArray();
+        cluster.PauseAll(TimeSpan.FromSeconds(1), discount);
+        cluster.Run(TimeSpan.FromMilliseconds(600));
+        cluster.AssertHolds(0b111);
+        var deaths = cluster.Nodes.SelectMany((n, i) => n.Events.Skip(marks[i])).Count(e => e.Change.Contains("is dead", StringComparison.Ordinal));
+        if (discount)
+        {
+            Assert.Equal(0, deaths);
+        }
+        else
+        {
+            Assert.True(deaths > 0, "the control case should see false deaths");
+        }
+    }
+
+    [Fact]
+    public void The_discount_neither_revives_a_dead_peer_nor_spares_one_that_died_during_the_pause()
+    {
+        var cluster = new Cluster(3, eventDriven: true);
+        cluster.Run(TimeSpan.FromMilliseconds(600));
+        cluster.Crash(3);
+        cluster.Run(TimeSpan.FromMilliseconds(400));
+        Assert.False(cluster.Nodes[0].Engine.IsAlive(3));
+        // Node 2 dies and node 1 pauses for a second: node 3 stays dead, node 2 is declared dead
+        // one dead time of listening after the pause, and node 1 ends holding everything.
+        cluster.Crash(2);
+        cluster.PauseAll(TimeSpan.FromSeconds(1), discount: true);
+        cluster.Run(Dead - TimeSpan.FromMilliseconds(60));
+        Assert.False(cluster.Nodes[0].Engine.IsAlive(3));
+        Assert.True(cluster.Nodes[0].Engine.IsAlive(2));
+        cluster.Run(TimeSpan.FromMilliseconds(600));
+        Assert.False(cluster.Nodes[0].Engine.IsAlive(2));
+        cluster.AssertHolds(0b001);
+    }
+
     [Fact]
     public void A_leaving_node_is_dead_at_once_for_its_peers()
     {
@@ -284,6 +334,25 @@ public class MembershipEngineTests
         public void Restart(int id) => Nodes[id - 1].Reset(_now);
 
         public void StallRestart(int id) => Nodes[id - 1].Engine.Restart(_now);
+
+        /// <summary>
+        /// Every running node stops for <paramref name="duration"/>, then does what the daemon does
+        /// on waking after more than its lease (two intervals): listens again, and with
+        /// <paramref name="discount"/> takes the pause off its peers' silence.
+        /// </summary>
+        public void PauseAll(TimeSpan duration, bool discount)
+        {
+            _now += duration;
+            foreach (var node in Nodes.Where(n => n.Running))
+            {
+                if (discount)
+                {
+                    node.Engine.DiscountSilence(duration, _now);
+                }
+                node.Engine.Restart(_now);
+                node.Due = _now;
+            }
+        }
 
         public void Run(TimeSpan duration)
         {

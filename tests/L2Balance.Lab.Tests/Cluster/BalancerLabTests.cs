@@ -123,28 +123,7 @@ public sealed class BalancerLabTests(BalancerClusterFixture fixture, ITestOutput
     [Fact]
     public async Task SigstopOfL2Bal_NoFlowAnsweredTwice_AndSigcontConverges()
     {
-        const int victim = 2;
-        var owners = await fixture.OwnersAsync();
-        var sessions = Lab.ClientAddresses.GroupBy(a => owners[a.ToString()]).SelectMany(g => g.Take(2)).ToArray();
-
-        using var detector = await DuplicateAnswerDetector.StartAsync(Lab);
-        var generator = new TrafficGenerator(Lab.Client, fixture.Traffic(TimeSpan.FromSeconds(5), sessions));
-        var run = generator.RunAsync();
-        await LabWait.UntilAsync(() => generator.Live.SessionsUp == sessions.Length && generator.Live.ConnectsOk >= 30, run, "sessions up and connects flowing");
-        var l2bal = Lab.Balancer(victim)!;
-        ClusterLab.Signal(l2bal, LabSignals.Stop);
-        try
-        {
-            await Task.Delay(TimeSpan.FromSeconds(2));
-        }
-        finally
-        {
-            ClusterLab.Signal(l2bal, LabSignals.Cont);
-        }
-
-        var results = await run.WithTimeout(RunBound);
-        var seen = await detector.StopAsync();
-        output.WriteLine($"{results.Summary()}\n{seen.Summary()}");
+        var (results, seen) = await UnderTrafficAsync(() => StopForAsync(TimeSpan.FromSeconds(2), Lab.Balancer(2)!));
         var why = $"{results.Summary()}\n{seen.Summary()}\n{fixture.Describe()}";
 
         seen.AssertSingleAnswers(fixture.Describe);
@@ -152,6 +131,68 @@ public sealed class BalancerLabTests(BalancerClusterFixture fixture, ITestOutput
         // Established flows are accepted whatever their bucket, on every node, the stopped one included.
         Assert.All(results.Sessions, s => Assert.True(s.Break is null, $"{s}\n{why}"));
         await fixture.WaitAllUpAsync();
+    }
+
+    /// <summary>
+    /// A paused VM stops every daemon on it at once (measured here: all three logged a stall at
+    /// the same millisecond). SIGSTOP of all three l2bal for a second, far beyond the dead time:
+    /// each wakes, listens again (its lease ran out), and takes the pause off its peers' silence,
+    /// so nobody declares anybody dead, every node gets its own buckets back, and no session breaks.
+    /// </summary>
+    [Fact]
+    public async Task SigstopOfEveryL2BalAtOnce_AsInAPausedMachine_NobodyIsDeclaredDead()
+    {
+        var daemons = Enumerable.Range(1, 3).Select(k => Lab.Balancer(k)!).ToArray();
+        var marks = daemons.Select(d => d.Log.Length).ToArray();
+        var (results, seen) = await UnderTrafficAsync(() => StopForAsync(TimeSpan.FromSeconds(1), daemons));
+        await fixture.WaitAllUpAsync();
+        var logs = daemons.Select((d, i) => d.Log[marks[i]..]).ToArray();
+        var why = $"{results.Summary()}\n{seen.Summary()}\n{fixture.Describe()}";
+
+        Assert.All(logs, log => Assert.Contains("this daemon was stalled for", log, StringComparison.Ordinal));
+        Assert.All(logs, log => Assert.DoesNotMatch(@"peer \d+ is dead", log));
+        seen.AssertSingleAnswers(fixture.Describe);
+        Assert.All(results.Sessions, s => Assert.True(s.Break is null, $"{s}\n{why}"));
+    }
+
+    /// <summary>
+    /// Two long-lived sessions per node and a stream of new CONNECTs for 5 s, with <paramref name="fault"/>
+    /// run once they flow, while the router's capture watches for flows answered twice.
+    /// </summary>
+    private async Task<(TrafficResults Results, DetectorReport Seen)> UnderTrafficAsync(Func<Task> fault)
+    {
+        var owners = await fixture.OwnersAsync();
+        var sessions = Lab.ClientAddresses.GroupBy(a => owners[a.ToString()]).SelectMany(g => g.Take(2)).ToArray();
+
+        using var detector = await DuplicateAnswerDetector.StartAsync(Lab);
+        var generator = new TrafficGenerator(Lab.Client, fixture.Traffic(TimeSpan.FromSeconds(5), sessions));
+        var run = generator.RunAsync();
+        await LabWait.UntilAsync(() => generator.Live.SessionsUp == sessions.Length && generator.Live.ConnectsOk >= 30, run, "sessions up and connects flowing");
+        await fault();
+        var results = await run.WithTimeout(RunBound);
+        var seen = await detector.StopAsync();
+        output.WriteLine($"{results.Summary()}\n{seen.Summary()}");
+        return (results, seen);
+    }
+
+    /// <summary>SIGSTOP to every one of <paramref name="daemons"/>, then SIGCONT after <paramref name="duration"/>.</summary>
+    private static async Task StopForAsync(TimeSpan duration, params LabProcess[] daemons)
+    {
+        try
+        {
+            foreach (var daemon in daemons)
+            {
+                ClusterLab.Signal(daemon, LabSignals.Stop);
+            }
+            await Task.Delay(duration);
+        }
+        finally
+        {
+            foreach (var daemon in daemons)
+            {
+                ClusterLab.Signal(daemon, LabSignals.Cont);
+            }
+        }
     }
 
     [Fact]
