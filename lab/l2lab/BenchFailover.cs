@@ -45,7 +45,7 @@ internal static class BenchFailover
     private const int Victim = 2;
 
     /// <summary>Kills of node 2's l2proxy alone (its l2bal lives), at the default timing.</summary>
-    private const int ProxyKills = 3;
+    private const int ProxyKills = 5;
     private const int ProbePort = 1080;
     private static readonly TimeSpan ProbeInterval = TimeSpan.FromMilliseconds(10);
     private static readonly TimeSpan ProbeTimeout = TimeSpan.FromMilliseconds(50);
@@ -444,7 +444,11 @@ internal static class BenchFailover
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         stop.CancelAfter(CoverBound + TimeSpan.FromSeconds(1));
         var probes = sources.Select(s => Task.Run(() => ProbeAsync(lab.Client, s, target, () => Volatile.Read(ref killMs), stop.Token), CancellationToken.None)).ToArray();
-        await Task.Delay(300, ct).ConfigureAwait(false);
+        // Plus a random part of up to one health interval: a node turns healthy on a probe and the
+        // bench sees that a fixed delay later, so a fixed wait put every l2proxy kill at the same
+        // phase of the 100 ms probe schedule (three kills of one run all gave 104 ms, another
+        // run's 56 ms). A random phase gives the detection time an operator would see.
+        await Task.Delay(300 + Random.Shared.Next(100), ct).ConfigureAwait(false);
         // The kill instant is when the link-down has taken effect (`ip` returned), not when it was
         // asked for: spawning `ip` takes 5-100 ms on a loaded machine, and connects started in that
         // window still reach the node and would count as an instant cover.
