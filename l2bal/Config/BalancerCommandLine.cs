@@ -57,7 +57,7 @@ internal static class BalancerCommandLine
           --mac-mode M              multicast (default) or unicast-flood
           --service P/PORT          a service on the VIP, e.g. tcp/1080 (repeatable; new flows to other ports are dropped)
           --health URL              socks5://HOST:PORT, tcp://HOST:PORT or exec:COMMAND
-          --health-interval T       time between probes (default 100ms)
+          --health-interval T       time between health checks (default 100ms)
           --health-fall N           failed probes before unhealthy (default 3; a refused connect: at once)
           --health-rise N           good probes before healthy again (default 5)
           --health-timeout T        a probe with no answer within T fails (default 500ms)

@@ -632,17 +632,85 @@ internal sealed partial class BalancerDaemon
     private void ProbeLoop(CancellationToken stop)
     {
         var interval = _options.HealthInterval;
+        var listen = OpenListenCheck();
+        var sinceFull = 0;
         var next = Now + interval;
-        while (!stop.WaitHandle.WaitOne(next - Now > TimeSpan.Zero ? next - Now : TimeSpan.Zero))
+        try
         {
-            // A probe slower than the interval delays the next one instead of queueing a burst.
-            next = next + interval > Now ? next + interval : Now + interval;
-            if (_health.Record(HealthProbe.Run(_options.Health, _options.HealthTimeout)))
+            while (!stop.WaitHandle.WaitOne(next - Now > TimeSpan.Zero ? next - Now : TimeSpan.Zero))
             {
-                _healthFailure = _health.LastFailure;
-                _healthy = _health.State == HealthState.Healthy;
-                _wake?.Invoke();
+                // A probe slower than the interval delays the next one instead of queueing a burst.
+                next = next + interval > Now ? next + interval : Now + interval;
+                HealthProbeResult? result;
+                if (listen is null || _health.WantsFullProbe(sinceFull, FullProbeEvery))
+                {
+                    sinceFull = 0;
+                    result = HealthProbe.Run(_options.Health, _options.HealthTimeout);
+                }
+                else
+                {
+                    sinceFull++;
+                    result = CheckListening(ref listen);
+                }
+                if (result is { } r && _health.Record(r))
+                {
+                    _healthFailure = _health.LastFailure;
+                    _healthy = _health.State == HealthState.Healthy;
+                    _wake?.Invoke();
+                }
             }
+        }
+        finally
+        {
+            listen?.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// A healthy service gets the full probe (a TCP handshake and a SOCKS5 greeting) once in this
+    /// many health intervals, and the listen check in the others: at 100 ms, a killed proxy is
+    /// still seen within 100 ms, a hung one within 500 ms plus fall × the timeout. Measured in
+    /// the failover bench (20 s idle): l2bal with the full probe every 100 ms 1.05–1.30 % of a
+    /// core against 0.70–0.75 % with no probe.
+    /// </summary>
+    private const int FullProbeEvery = 5;
+
+    /// <summary>
+    /// The listen check, for a SOCKS5 or TCP probe of this node's own service (the VIP or a
+    /// loopback address: a listening socket elsewhere is not in this kernel); null for others.
+    /// </summary>
+    private ListenCheck? OpenListenCheck()
+    {
+        var spec = _options.Health;
+        if (spec.Kind is not (HealthProbeKind.Socks5 or HealthProbeKind.Tcp) || spec.EndPoint is not { } endPoint
+            || !(endPoint.Address.Equals(_options.Vip) || IPAddress.IsLoopback(endPoint.Address)))
+        {
+            return null;
+        }
+        try
+        {
+            return ListenCheck.Open(endPoint);
+        }
+        catch (IOException e)
+        {
+            _log.Warning(EventIds.Health, $"cannot ask the kernel for listening sockets ({e.Message}): the full probe runs at every health interval");
+            return null;
+        }
+    }
+
+    /// <summary>The listen check's verdict: a failure when nothing listens, null (nothing to record) when something does.</summary>
+    private HealthProbeResult? CheckListening(ref ListenCheck? listen)
+    {
+        try
+        {
+            return listen!.Listens() ? null : new HealthProbeResult($"nothing listens on {listen.EndPoint}", NothingListens: true);
+        }
+        catch (IOException e)
+        {
+            _log.Warning(EventIds.Health, $"the listen check failed ({e.Message}): the full probe runs at every health interval from now on");
+            listen!.Dispose();
+            listen = null;
+            return null;
         }
     }
 

@@ -28,6 +28,15 @@ internal sealed class HealthPolicy(int fall, int rise)
     /// <summary>The last probe's failure reason, for logs and status.</summary>
     public string? LastFailure { get; private set; } = "no probe has passed yet";
 
+    /// <summary>
+    /// Whether the next check must be the full probe rather than the listen check
+    /// (<see cref="ListenCheck"/>), after <paramref name="listenChecksSinceFull"/> listen checks:
+    /// always while the service is unhealthy or has failed a probe since it last passed (rise and
+    /// fall count full probes only, at the full rate), else once in <paramref name="fullEvery"/> checks.
+    /// </summary>
+    public bool WantsFullProbe(int listenChecksSinceFull, int fullEvery) =>
+        State != HealthState.Healthy || _failures > 0 || listenChecksSinceFull + 1 >= fullEvery;
+
     /// <summary>Feeds one probe result; returns true when the state changed.</summary>
     public bool Record(HealthProbeResult result) => Record(result.Passed, result.Failure, result.NothingListens);
 

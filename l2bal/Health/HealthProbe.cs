@@ -16,7 +16,8 @@ namespace L2Balance.Balancer.Health;
 /// the node's own filter, almost all of it kernel time (perf: 70 % of the probe thread's samples,
 /// `connect` alone a third): measured on the 3-node lab, probing every 50 ms cost each l2bal
 /// about 0.45 % of a core and each l2proxy 1.4 %, as much as everything else l2bal does idle.
-/// Hence a probe interval of its own (<see cref="Config.BalancerOptions.HealthInterval"/>).
+/// Hence a probe interval of its own (<see cref="Config.BalancerOptions.HealthInterval"/>), and
+/// between two full probes of a healthy local service the far cheaper <see cref="ListenCheck"/>.
 /// </remarks>
 internal static class HealthProbe
 {

@@ -65,6 +65,27 @@ internal static partial class Interop
 
         /// <summary>linux/socket.h.</summary>
         internal const byte AF_INET = 2;
+        internal const byte AF_INET6 = 10;
+
+        /// <summary>linux/netlink.h: the socket-diagnostics family of AF_NETLINK (sock_diag(7)).</summary>
+        internal const int NETLINK_SOCK_DIAG = 4;
+
+        /// <summary>linux/sock_diag.h: the request and reply type of an inet_diag dump.</summary>
+        internal const ushort SOCK_DIAG_BY_FAMILY = 20;
+
+        /// <summary>NLM_F_ROOT | NLM_F_MATCH: a dump of every matching object.</summary>
+        internal const ushort NLM_F_DUMP = 0x300;
+
+        /// <summary>linux/in.h.</summary>
+        internal const byte IPPROTO_TCP = 6;
+
+        /// <summary>include/net/tcp_states.h: TCP_LISTEN, as a bit of inet_diag_req_v2.idiag_states.</summary>
+        internal const int TCP_LISTEN = 10;
+
+        /// <summary>sizeof(struct inet_diag_req_v2), sizeof(struct inet_diag_msg), sizeof(struct inet_diag_sockid).</summary>
+        internal const int SizeOfInetDiagReqV2 = 56;
+        internal const int SizeOfInetDiagMsg = 72;
+        internal const int SizeOfInetDiagSockid = 48;
 
         /// <summary>rtnetlink.h rt_scope_t: RT_SCOPE_UNIVERSE, what `ip addr add` uses for a non-127/8 address.</summary>
         internal const byte RT_SCOPE_UNIVERSE = 0;

@@ -27,29 +27,7 @@ internal sealed class RtNetlinkSocket : IDisposable
     }
 
     /// <summary>Opens the socket in the calling thread's network namespace.</summary>
-    public static RtNetlinkSocket Open()
-    {
-        var handle = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-        if (handle.IsInvalid)
-        {
-            int errno = Marshal.GetLastPInvokeError();
-            handle.Dispose();
-            throw new IOException($"socket(AF_NETLINK, NETLINK_ROUTE): {Errno.Name(errno)}");
-        }
-
-        // struct timeval { long tv_sec; long tv_usec; } on 64-bit Linux.
-        Span<byte> timeval = stackalloc byte[16];
-        BinaryPrimitives.WriteInt64LittleEndian(timeval, (long)AckTimeout.TotalSeconds);
-        BinaryPrimitives.WriteInt64LittleEndian(timeval[8..], 0);
-        if (setsockopt(handle, SOL_SOCKET, SO_RCVTIMEO, timeval, timeval.Length) != 0)
-        {
-            int errno = Marshal.GetLastPInvokeError();
-            handle.Dispose();
-            throw new IOException($"setsockopt(SO_RCVTIMEO): {Errno.Name(errno)}");
-        }
-
-        return new RtNetlinkSocket(handle);
-    }
+    public static RtNetlinkSocket Open() => new(NetlinkSockets.Open(NETLINK_ROUTE, "NETLINK_ROUTE", AckTimeout));
 
     /// <summary>Adds <paramref name="address"/>/<paramref name="prefixLength"/>; false if it was already there (EEXIST).</summary>
     public bool AddAddress(int interfaceIndex, IPAddress address, byte prefixLength) =>
@@ -76,21 +54,8 @@ internal sealed class RtNetlinkSocket : IDisposable
 
         while (true)
         {
-            nint n = recv(_socket, _receiveBuffer, (nuint)_receiveBuffer.Length, 0);
-            if (n < 0)
-            {
-                int errno = Marshal.GetLastPInvokeError();
-                if (errno == EINTR)
-                {
-                    continue;
-                }
-
-                throw new IOException(errno == EAGAIN
-                    ? $"netlink {what}: no ack within {AckTimeout.TotalSeconds:0} s"
-                    : $"netlink recv {what}: {Errno.Name(errno)}");
-            }
-
-            var data = _receiveBuffer.AsSpan(0, (int)n);
+            int n = NetlinkSockets.Receive(_socket, _receiveBuffer, AckTimeout, what);
+            var data = _receiveBuffer.AsSpan(0, n);
             while (!data.IsEmpty)
             {
                 var status = RtNetlinkCodec.TryReadAck(data, sequence, out int errno, out int consumed);

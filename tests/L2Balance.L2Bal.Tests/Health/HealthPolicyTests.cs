@@ -65,4 +65,23 @@ public class HealthPolicyTests
         Assert.False(policy.Record(new HealthProbeResult("unexpected SOCKS5 method selection 05 ff")));
         Assert.Equal(HealthState.Healthy, policy.State);
     }
+
+    [Fact]
+    public void The_full_probe_runs_once_in_N_checks_while_healthy_and_always_otherwise()
+    {
+        var policy = new HealthPolicy(fall: 3, rise: 2);
+        // Unhealthy (at start): every check is the full probe, so rise counts at the full rate.
+        Assert.True(policy.WantsFullProbe(3, 5));
+        policy.Record(true);
+        // Healthy: listen checks in between, the full probe every 5th.
+        Assert.Equal([false, false, false, false, true], Enumerable.Range(0, 5).Select(i => policy.WantsFullProbe(i, 5)));
+        // One failed full probe (a timeout): full probes until one passes, so fall counts them in a row.
+        policy.Record(false, "no answer within 500 ms");
+        Assert.Equal(HealthState.Healthy, policy.State);
+        Assert.True(policy.WantsFullProbe(0, 5));
+        policy.Record(true);
+        Assert.False(policy.WantsFullProbe(0, 5));
+        // Every check is the full one when N is 1.
+        Assert.True(policy.WantsFullProbe(0, 1));
+    }
 }

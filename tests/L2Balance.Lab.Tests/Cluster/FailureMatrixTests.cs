@@ -47,12 +47,50 @@ public sealed class FailureMatrixTests(BalancerClusterFixture fixture, ITestOutp
             covered: s => s.PeerStates[Victim] == "unhealthy",
             heal: async () => await fixture.StartProxyAsync(Victim));
 
-        // The dead proxy's own sessions end with it, and until the next probe (within the 100 ms
+        // The dead proxy's own sessions end with it, and until the next check (within the 100 ms
         // health interval) its kernel answers SYNs for its buckets with RST (nothing listens): both
-        // come from node 2 only. The first refused probe is enough (HealthPolicy), whatever fall.
+        // come from node 2 only. The first check that finds nothing listening is enough
+        // (HealthPolicy), whatever fall.
         run.Detector.AssertSingleAnswers(fixture.Describe, ClusterLab.NodeMac(Victim));
         AssertSurvivorSessionsUnbroken(run);
-        Assert.Contains("failing: connection refused: nothing listens on", Lab.Balancer(Victim)!.Log[mark..], StringComparison.Ordinal);
+        // Seen by the listen check or by the full probe's refused connect, whichever runs first.
+        Assert.Matches("failing: (connection refused: )?nothing listens on", Lab.Balancer(Victim)!.Log[mark..]);
+    }
+
+    /// <summary>
+    /// M1's other half: a hung proxy (SIGSTOP). The kernel keeps its listening socket and even
+    /// completes handshakes for it, so the listen check passes; the full probe, once in five
+    /// health intervals and then at each interval after its first failure, times out 3 times
+    /// (fall) and the survivors cover. SIGCONT: healthy again after rise good probes.
+    /// </summary>
+    [Fact]
+    public async Task M1b_SigstopOfProxy_FullProbeTimesOut_SurvivorsCover()
+    {
+        var mark = Lab.Balancer(Victim)!.Log.Length;
+        var proxy = Lab.Proxy(Victim)!;
+        try
+        {
+            var run = await RunFaultAsync(
+                fault: () =>
+                {
+                    ClusterLab.Signal(proxy, LabSignals.Stop);
+                    return Task.CompletedTask;
+                },
+                covered: s => s.PeerStates[Victim] == "unhealthy",
+                heal: () =>
+                {
+                    ClusterLab.Signal(proxy, LabSignals.Cont);
+                    return Task.CompletedTask;
+                });
+
+            run.Detector.AssertSingleAnswers(fixture.Describe);
+            AssertSurvivorSessionsUnbroken(run);
+            Assert.Contains("failing: no answer within 500 ms", Lab.Balancer(Victim)!.Log[mark..], StringComparison.Ordinal);
+        }
+        finally
+        {
+            ClusterLab.Signal(proxy, LabSignals.Cont);
+        }
     }
 
     [Fact]

@@ -1,0 +1,59 @@
+using System.Buffers.Binary;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using static L2Balance.Balancer.Interop.Netlink;
+
+namespace L2Balance.Balancer.Net;
+
+/// <summary>The open and receive steps that every netlink socket of l2bal shares (rtnetlink, sock_diag).</summary>
+internal static class NetlinkSockets
+{
+    /// <summary>
+    /// Opens an AF_NETLINK socket of <paramref name="protocol"/> in the calling thread's network
+    /// namespace, with a receive timeout that bounds a lost reply.
+    /// </summary>
+    public static SafeSocketHandle Open(int protocol, string protocolName, TimeSpan replyTimeout)
+    {
+        var handle = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
+        if (handle.IsInvalid)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            handle.Dispose();
+            throw new IOException($"socket(AF_NETLINK, {protocolName}): {Errno.Name(errno)}");
+        }
+
+        // struct timeval { long tv_sec; long tv_usec; } on 64-bit Linux.
+        Span<byte> timeval = stackalloc byte[16];
+        BinaryPrimitives.WriteInt64LittleEndian(timeval, (long)replyTimeout.TotalSeconds);
+        BinaryPrimitives.WriteInt64LittleEndian(timeval[8..], replyTimeout.Milliseconds * 1000L);
+        if (setsockopt(handle, SOL_SOCKET, SO_RCVTIMEO, timeval, timeval.Length) != 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            handle.Dispose();
+            throw new IOException($"setsockopt(SO_RCVTIMEO): {Errno.Name(errno)}");
+        }
+
+        return handle;
+    }
+
+    /// <summary>Receives one datagram (retrying EINTR); a timeout or an error is an IOException naming <paramref name="what"/>.</summary>
+    public static int Receive(SafeSocketHandle socket, byte[] buffer, TimeSpan replyTimeout, string what)
+    {
+        while (true)
+        {
+            nint n = recv(socket, buffer, (nuint)buffer.Length, 0);
+            if (n >= 0)
+            {
+                return (int)n;
+            }
+
+            int errno = Marshal.GetLastPInvokeError();
+            if (errno != EINTR)
+            {
+                throw new IOException(errno == EAGAIN
+                    ? $"netlink {what}: no reply within {replyTimeout.TotalSeconds:0.#} s"
+                    : $"netlink recv {what}: {Errno.Name(errno)}");
+            }
+        }
+    }
+}

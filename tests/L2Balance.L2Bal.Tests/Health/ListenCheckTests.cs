@@ -1,0 +1,60 @@
+using System.Net;
+using System.Net.Sockets;
+using L2Balance.Balancer.Health;
+using Xunit;
+
+namespace L2Balance.L2Bal.Tests.Health;
+
+/// <summary>
+/// The listen check against the kernel of the test process: listening sockets only, on the
+/// loopback address; nothing is sent anywhere.
+/// </summary>
+public sealed class ListenCheckTests
+{
+    [Fact]
+    public void A_listener_on_the_address_is_seen_and_gone_once_closed()
+    {
+        IPEndPoint endPoint;
+        using (var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
+        {
+            listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+            listener.Listen();
+            endPoint = (IPEndPoint)listener.LocalEndPoint!;
+            using var check = ListenCheck.Open(endPoint);
+            Assert.True(check.Listens());
+        }
+        using var after = ListenCheck.Open(endPoint);
+        Assert.False(after.Listens());
+    }
+
+    [Fact]
+    public void A_bound_socket_that_does_not_listen_is_not_a_listener()
+    {
+        using var bound = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        bound.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        using var check = ListenCheck.Open((IPEndPoint)bound.LocalEndPoint!);
+        Assert.False(check.Listens());
+    }
+
+    [Fact]
+    public void A_dual_stack_wildcard_listener_takes_the_IPv4_address()
+    {
+        using var listener = new Socket(AddressFamily.InterNetworkV6, SocketType.Stream, ProtocolType.Tcp) { DualMode = true };
+        listener.Bind(new IPEndPoint(IPAddress.IPv6Any, 0));
+        listener.Listen();
+        var port = ((IPEndPoint)listener.LocalEndPoint!).Port;
+        using var check = ListenCheck.Open(new IPEndPoint(IPAddress.Loopback, port));
+        Assert.True(check.Listens());
+    }
+
+    [Fact]
+    public void A_listener_on_another_port_does_not_count()
+    {
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen();
+        var port = ((IPEndPoint)listener.LocalEndPoint!).Port;
+        using var check = ListenCheck.Open(new IPEndPoint(IPAddress.Loopback, port == 65535 ? port - 1 : port + 1));
+        Assert.False(check.Listens());
+    }
+}
