@@ -175,6 +175,9 @@ public sealed partial class LabNetwork : IAsyncDisposable, IDisposable
     /// <summary>Every started process's log, for failure messages.</summary>
     public string DescribeProcesses() => string.Join('\n', _processes.Select(p => p.Describe()));
 
+    /// <summary>Every process's whole log under its header, for a bench to read (DescribeProcesses keeps only the last lines).</summary>
+    public string ProcessLogs() => string.Join('\n', _processes.Select(p => $"{p.Header}\n{p.Log}"));
+
     public ValueTask DisposeAsync()
     {
         Dispose();

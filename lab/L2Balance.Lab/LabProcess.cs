@@ -58,9 +58,33 @@ public sealed class LabProcess : IDisposable
         }
     }
 
-    /// <summary>A block for assertion messages: the command, its state and its log.</summary>
-    public string Describe() =>
-        $"=== {Name} (pid {Id}, {(HasExited ? $"exited {ExitCode}" : "running")}): {CommandLine}\n{Log}";
+    /// <summary>Lines of the log that <see cref="Describe"/> shows: the last ones, where a failure is.</summary>
+    public const int DescribedLines = 200;
+
+    /// <summary>
+    /// A block for assertion messages: the command, its state and the last
+    /// <see cref="DescribedLines"/> lines of its log (a target server that logs each connection
+    /// reaches tens of thousands over a suite; <see cref="Log"/> has them all).
+    /// </summary>
+    public string Describe()
+    {
+        var log = Log;
+        var start = log.Length;
+        for (var lines = 0; lines <= DescribedLines && start > 0; lines++)
+        {
+            start = log.LastIndexOf('\n', start - 1);
+            if (start < 0)
+            {
+                start = 0;
+                break;
+            }
+        }
+        var cut = start > 0 ? $"[{log.AsSpan(0, start + 1).Count('\n')} earlier lines left out]\n" : string.Empty;
+        return $"{Header}\n{cut}{(start > 0 ? log[(start + 1)..] : log)}";
+    }
+
+    /// <summary>The command and its state, as the first line of <see cref="Describe"/>.</summary>
+    public string Header => $"=== {Name} (pid {Id}, {(HasExited ? $"exited {ExitCode}" : "running")}): {CommandLine}";
 
     /// <summary>Sends <paramref name="signal"/> to this program (only to its PID).</summary>
     public void Kill(int signal = Interop.Sys.SIGTERM)

@@ -387,7 +387,7 @@ internal static class BenchFailover
             Log(string.Create(CultureInfo.InvariantCulture, $"{proxyCover.Name}: median {proxyCover.MedianMs:0} ms, max {proxyCover.MaxMs:0} ms over {proxyGaps.Count} samples"));
         }
 
-        var logs = lab.Network.DescribeProcesses();
+        var logs = lab.Network.ProcessLogs();
         var falseDeaths = CountFalseDeaths(logs, kills);
         Log($"{name}: peers declared dead beyond the kills' own (false covers): {falseDeaths}");
         if (falseDeaths > 0)

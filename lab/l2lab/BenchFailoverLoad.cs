@@ -257,7 +257,7 @@ internal static class BenchFailoverLoad
         var results = await traffic.ConfigureAwait(false);
         var gbit = (await Task.WhenAll(bulk).ConfigureAwait(false)).Sum();
         var changesAfter = await OwnershipChangesAsync(lab, all, ct).ConfigureAwait(false);
-        var lines = lab.Network.DescribeProcesses().Split('\n').Where(l => l.Contains("l2bal[", StringComparison.Ordinal)).ToArray();
+        var lines = lab.Network.ProcessLogs().Split('\n').Where(l => l.Contains("l2bal[", StringComparison.Ordinal)).ToArray();
         var deaths = lines.Count(l => l.Contains("is dead:", StringComparison.Ordinal));
         var stalls = lines.Count(l => l.Contains("was stalled", StringComparison.Ordinal));
         // Not the start (a node is unhealthy until its first probe passes): only flaps under load.

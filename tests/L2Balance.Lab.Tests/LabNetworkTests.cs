@@ -25,6 +25,24 @@ public sealed class LabNetworkTests
     }
 
     [Fact]
+    public async Task Describe_ShowsTheLastLinesOfALongLog_LogKeepsThemAll()
+    {
+        using var lab = LabNetwork.Create();
+        var host = lab.AddHost("a");
+        var printer = host.Start("seq", "1", "300");
+        Assert.True(await printer.WaitForExitAsync(Step), printer.Describe());
+
+        var described = printer.Describe();
+        var lines = described.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.StartsWith("=== ", lines[0], StringComparison.Ordinal);
+        Assert.Contains($"[{300 - LabProcess.DescribedLines} earlier lines left out]", described, StringComparison.Ordinal);
+        Assert.EndsWith(" 300", lines[^1], StringComparison.Ordinal);
+        Assert.EndsWith(" 101", lines[2], StringComparison.Ordinal);
+        Assert.Equal(300, printer.Log.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+        Assert.Contains(" 1\n", lab.ProcessLogs(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Link_TwoHosts_HostsFileAndInNamespaceSocketsWork_TeardownRemovesEverything()
     {
         string[] namespaces;
