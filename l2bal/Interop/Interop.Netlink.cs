@@ -19,6 +19,9 @@ internal static partial class Interop
         internal const int SOL_SOCKET = 1;
         internal const int SO_RCVTIMEO = 20;
         internal const int EINTR = 4;
+
+        /// <summary>recv(2) flag: return the datagram's real length even when the buffer was shorter (netlink(7)).</summary>
+        internal const int MSG_TRUNC = 0x20;
         internal const int EAGAIN = 11;
 
         /// <summary>socket(2); an invalid handle (-1) on failure.</summary>

@@ -36,12 +36,19 @@ internal static class NetlinkSockets
         return handle;
     }
 
-    /// <summary>Receives one datagram (retrying EINTR); a timeout or an error is an IOException naming <paramref name="what"/>.</summary>
+    /// <summary>
+    /// Receives one datagram (retrying EINTR); a timeout, an error or a datagram larger than
+    /// <paramref name="buffer"/> (MSG_TRUNC gives its real length) is an IOException naming <paramref name="what"/>.
+    /// </summary>
     public static int Receive(SafeSocketHandle socket, byte[] buffer, TimeSpan replyTimeout, string what)
     {
         while (true)
         {
-            nint n = recv(socket, buffer, (nuint)buffer.Length, 0);
+            nint n = recv(socket, buffer, (nuint)buffer.Length, MSG_TRUNC);
+            if (n > buffer.Length)
+            {
+                throw new IOException($"netlink {what}: a {n}-byte reply does not fit the {buffer.Length}-byte buffer");
+            }
             if (n >= 0)
             {
                 return (int)n;

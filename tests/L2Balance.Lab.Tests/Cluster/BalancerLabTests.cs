@@ -47,7 +47,7 @@ public sealed class BalancerLabTests(BalancerClusterFixture fixture, ITestOutput
         var why = $"{results.Summary()}\n{seen.Summary()}\n{fixture.Describe()}";
 
         Assert.True(results.Connects.Count >= 2 * BalancerClusterFixtureBase.ClientCount, why);
-        Assert.All(results.Connects, c => Assert.True(c.Outcome == TrafficOutcome.Ok && c.Node == owners[c.Source], $"{c} (owner {owners[c.Source]})\n{why}"));
+        LabAssert.All(results.Connects, c => c.Outcome == TrafficOutcome.Ok && c.Node == owners[c.Source], c => $"{c} (owner {owners[c.Source]})\n{why}");
         seen.AssertSingleAnswers(fixture.Describe);
 
         // Multicast mode (the fixture's): the router resolved the VIP to a group MAC.
@@ -69,15 +69,11 @@ public sealed class BalancerLabTests(BalancerClusterFixture fixture, ITestOutput
         var why = $"{results.Summary()}\n{fixture.Describe()}";
 
         Assert.Equal(sources.Length, results.Udp.Count);
-        Assert.All(results.Udp, u =>
-        {
-            // The relay port lies in the slice of the node that answered the control connection.
-            var relay = IPEndPoint.Parse(u.Relay ?? "0.0.0.0:0");
-            Assert.True(
-                u.SetupFailure is null && u.ControlBreak is null && relay.Address.Equals(ClusterLab.VipAddress)
+        // The relay port lies in the slice of the node that answered the control connection.
+        LabAssert.All(results.Udp,
+            u => u.SetupFailure is null && u.ControlBreak is null && IPEndPoint.Parse(u.Relay ?? "0.0.0.0:0").Address.Equals(ClusterLab.VipAddress)
                 && u.Node == owners[u.Source] && u.Sent > 5 && u.Lost == 0,
-                $"{u} (owner {owners[u.Source]})\n{why}");
-        });
+            u => $"{u} (owner {owners[u.Source]})\n{why}");
     }
 
     [Fact]
@@ -112,8 +108,8 @@ public sealed class BalancerLabTests(BalancerClusterFixture fixture, ITestOutput
         output.WriteLine($"{results.Summary()}\n{seen.Summary()}");
         var why = $"{results.Summary()}\n{seen.Summary()}\n{fixture.Describe()}";
 
-        Assert.All(results.Connects, c => Assert.True(c.Outcome == TrafficOutcome.Ok && c.Node == after[c.Source] && c.Node != victim, $"{c}\n{why}"));
-        Assert.All(victimSources, s => Assert.True(results.PerSource[s].Succeeded > 0, $"{s}: {results.PerSource[s]}\n{why}"));
+        LabAssert.All(results.Connects, c => c.Outcome == TrafficOutcome.Ok && c.Node == after[c.Source] && c.Node != victim, c => $"{c}\n{why}");
+        LabAssert.All(victimSources, s => results.PerSource[s].Succeeded > 0, s => $"{s}: {results.PerSource[s]}\n{why}");
 
         // Only the victim's sources moved (DESIGN: only the lost node's buckets move).
         Assert.All(before.Where(o => o.Value != victim), o => Assert.Equal(o.Value, after[o.Key]));
@@ -129,7 +125,7 @@ public sealed class BalancerLabTests(BalancerClusterFixture fixture, ITestOutput
         seen.AssertSingleAnswers(fixture.Describe);
 
         // Established flows are accepted whatever their bucket, on every node, the stopped one included.
-        Assert.All(results.Sessions, s => Assert.True(s.Break is null, $"{s}\n{why}"));
+        LabAssert.All(results.Sessions, s => s.Break is null, s => $"{s}\n{why}");
         await fixture.WaitAllUpAsync();
     }
 
@@ -152,7 +148,7 @@ public sealed class BalancerLabTests(BalancerClusterFixture fixture, ITestOutput
         Assert.All(logs, log => Assert.Contains("this daemon was stalled for", log, StringComparison.Ordinal));
         Assert.All(logs, log => Assert.DoesNotMatch(@"peer \d+ is dead", log));
         seen.AssertSingleAnswers(fixture.Describe);
-        Assert.All(results.Sessions, s => Assert.True(s.Break is null, $"{s}\n{why}"));
+        LabAssert.All(results.Sessions, s => s.Break is null, s => $"{s}\n{why}");
     }
 
     /// <summary>
@@ -212,7 +208,7 @@ public sealed class BalancerLabTests(BalancerClusterFixture fixture, ITestOutput
         var seen = await detector.StopAsync();
         output.WriteLine($"{results.Summary()}\n{seen.Summary()}");
         var why = $"{results.Summary()}\n{seen.Summary()}\n{fixture.Describe()}";
-        Assert.All(results.Connects, c => Assert.True(c.Outcome == TrafficOutcome.Ok && c.Node == owners[c.Source], $"{c}\n{why}"));
+        LabAssert.All(results.Connects, c => c.Outcome == TrafficOutcome.Ok && c.Node == owners[c.Source], c => $"{c}\n{why}");
         Assert.Contains(results.Connects, c => c.Node == k);
         seen.AssertSingleAnswers(fixture.Describe);
         Assert.All((await fixture.WaitForStatusAsync([1, 2, 3], s => true, "status")).Values, s => Assert.True(BalancerClusterFixtureBase.AllUp(s), s.Json));
@@ -248,7 +244,7 @@ public sealed class BalancerLabTests(BalancerClusterFixture fixture, ITestOutput
             output.WriteLine($"{mode}: {results.Summary()}\n{seen.Summary()}");
             var why = $"{results.Summary()}\n{seen.Summary()}\n{fixture.Describe()}";
             Assert.Equal(BalancerClusterFixtureBase.ClientCount, results.PerSource.Count);
-            Assert.All(results.Connects, c => Assert.True(c.Outcome == TrafficOutcome.Ok && c.Node == owners[c.Source], $"{c}\n{why}"));
+            LabAssert.All(results.Connects, c => c.Outcome == TrafficOutcome.Ok && c.Node == owners[c.Source], c => $"{c}\n{why}");
             Assert.Equal([1, 2, 3], results.PerNode.Keys.Order());
             seen.AssertSingleAnswers(fixture.Describe);
 
@@ -290,7 +286,7 @@ public sealed class BalancerLabTests(BalancerClusterFixture fixture, ITestOutput
         {
             await fixture.WaitForStatusAsync([1, 2, 3], s => s.Values.All(v => v.Rejected("BadHmac") > rejectedBefore[v.NodeId] + 10), "every node counts the forged adverts as BadHmac");
             var statuses = await fixture.WaitForStatusAsync([1, 2, 3], s => true, "status");
-            Assert.All(statuses.Values, s => Assert.True(BalancerClusterFixtureBase.AllUp(s), $"ownership changed:\n{s.Json}\n{fixture.Describe()}"));
+            LabAssert.All(statuses.Values, s => BalancerClusterFixtureBase.AllUp(s), s => $"ownership changed:\n{s.Json}\n{fixture.Describe()}");
             var during = await fixture.OwnersAsync();
             Assert.Equal(owners.OrderBy(o => o.Key), during.OrderBy(o => o.Key));
         }

@@ -144,14 +144,13 @@ public sealed class ClusterLabTests(ClusterLabFixture fixture, ITestOutputHelper
             output.WriteLine($"healthy: {healthy.Summary()}");
             var why = $"{healthy.Summary()}\n{fixture.Describe()}";
             Assert.True(healthy.Connects.Count >= ClusterLabFixture.ClientCount, why);
-            Assert.All(healthy.Connects, c => Assert.True(c.Outcome == TrafficOutcome.Ok && c.Node == 1, $"{c}\n{why}"));
+            LabAssert.All(healthy.Connects, c => c.Outcome == TrafficOutcome.Ok && c.Node == 1, c => $"{c}\n{why}");
             Assert.Equal(ClusterLabFixture.ClientCount, healthy.PerSource.Count);
             Assert.Equal([1], healthy.PerNode.Keys);
             Assert.Equal(4, healthy.Sessions.Count);
-            Assert.All(healthy.Sessions, s => Assert.True(s.Break is null && s.Node == 1 && s.Exchanges > 5, $"{s}\n{why}"));
+            LabAssert.All(healthy.Sessions, s => s.Break is null && s.Node == 1 && s.Exchanges > 5, s => $"{s}\n{why}");
             Assert.Equal(3, healthy.Udp.Count);
-            Assert.All(healthy.Udp, u => Assert.True(
-                u.SetupFailure is null && u.ControlBreak is null && u.Node == 1 && u.Sent > 5 && u.Lost == 0, $"{u}\n{why}"));
+            LabAssert.All(healthy.Udp, u => u.SetupFailure is null && u.ControlBreak is null && u.Node == 1 && u.Sent > 5 && u.Lost == 0, u => $"{u}\n{why}");
 
             // JSON round-trips the records and carries the aggregates.
             using var json = JsonDocument.Parse(healthy.ToJson());
@@ -182,9 +181,9 @@ public sealed class ClusterLabTests(ClusterLabFixture fixture, ITestOutputHelper
             Assert.Contains(broken.Connects, c => c.Outcome == TrafficOutcome.Ok && c.EndMs < killedAt);
             Assert.Contains(broken.Connects, c => c.Outcome == TrafficOutcome.Refused && c.StartMs > killedAt);
             Assert.DoesNotContain(broken.Connects, c => c.Outcome == TrafficOutcome.Ok && c.StartMs > killedAt + 100);
-            Assert.All(broken.Sessions, s => Assert.True(s.Break is not null && s.BreakMs >= killedAt && s.Exchanges > 0, $"{s}\n{why}"));
-            Assert.All(broken.Udp, u => Assert.True(u.ControlBreak is not null && u.Lost > 0 && u.Received > 0, $"{u}\n{why}"));
-            Assert.All(broken.PerSource.Values, s => Assert.True(s.LongestGapMs >= broken.DurationMs - killedAt - 100, $"{s}\n{why}"));
+            LabAssert.All(broken.Sessions, s => s.Break is not null && s.BreakMs >= killedAt && s.Exchanges > 0, s => $"{s}\n{why}");
+            LabAssert.All(broken.Udp, u => u.ControlBreak is not null && u.Lost > 0 && u.Received > 0, u => $"{u}\n{why}");
+            LabAssert.All(broken.PerSource.Values, s => s.LongestGapMs >= broken.DurationMs - killedAt - 100, s => $"{s}\n{why}");
         }
         finally
         {

@@ -136,7 +136,7 @@ public sealed class FailureMatrixTests(BalancerClusterFixture fixture, ITestOutp
             run.Detector.AssertSingleAnswers(fixture.Describe);
 
             // A hung daemon's kernel still accepts its established flows: every session survives, node 2's too.
-            Assert.All(run.Background.Sessions, s => Assert.True(s.Break is null, $"{s}\n{run.Why}"));
+            LabAssert.All(run.Background.Sessions, s => s.Break is null, s => $"{s}\n{run.Why}");
         }
         finally
         {
@@ -198,11 +198,11 @@ public sealed class FailureMatrixTests(BalancerClusterFixture fixture, ITestOutp
 
         Assert.True(deaths.Count <= 2, $"flapping beyond what 30 % loss forces: {deaths.Count} deaths\n{why}");
         seen.AssertSingleAnswers(fixture.Describe);
-        Assert.All(results.Sessions.Where(s => s.Node != Victim), s => Assert.True(s.Break is null, $"{s}\n{why}"));
+        LabAssert.All(results.Sessions.Where(s => s.Node != Victim), s => s.Break is null, s => $"{s}\n{why}");
 
         // Clients of node 2 still get through (TCP retransmits what the loss takes).
-        Assert.All(owners.Where(o => o.Value == Victim), o =>
-            Assert.True(results.PerSource.TryGetValue(o.Key, out var stats) && stats.Succeeded > 0, $"{o.Key}: no connect succeeded\n{why}"));
+        LabAssert.All(owners.Where(o => o.Value == Victim), o => results.PerSource.TryGetValue(o.Key, out var stats) && stats.Succeeded > 0,
+            o => $"{o.Key}: no connect succeeded\n{why}");
     }
 
     [Fact]
@@ -232,7 +232,7 @@ public sealed class FailureMatrixTests(BalancerClusterFixture fixture, ITestOutp
 
         Assert.True(rejoinedAt < results.DurationMs - 1000, $"the rejoin came too late to watch the sessions after it\n{why}");
         seen.AssertSingleAnswers(fixture.Describe);
-        Assert.All(results.Sessions, s => Assert.True(s.Break is null && s.Node != Victim && s.LastOkMs > rejoinedAt, $"{s}\n{why}"));
+        LabAssert.All(results.Sessions, s => s.Break is null && s.Node != Victim && s.LastOkMs > rejoinedAt, s => $"{s}\n{why}");
 
         // New connections after the hand-back go to node 2 again.
         Assert.Contains(results.Connects, c => c.StartMs > rejoinedAt + 500 && c.Outcome == TrafficOutcome.Ok && c.Node == Victim);
@@ -269,10 +269,10 @@ public sealed class FailureMatrixTests(BalancerClusterFixture fixture, ITestOutp
         output.WriteLine(why[..Math.Min(why.Length, 2000)]);
 
         seen.AssertSingleAnswers(fixture.Describe);
-        Assert.All(results.Sessions, s => Assert.True(s.Break is null, $"{s}\n{why}"));
+        LabAssert.All(results.Sessions, s => s.Break is null, s => $"{s}\n{why}");
         Assert.Contains(results.Sessions, s => s.Node == Victim);
         Assert.DoesNotContain(results.Connects, c => c.StartMs > coveredAt && c.Node == Victim);
-        Assert.All(results.Connects.Where(c => c.StartMs > coveredAt), c => Assert.True(c.Outcome == TrafficOutcome.Ok, $"{c}\n{why}"));
+        LabAssert.All(results.Connects.Where(c => c.StartMs > coveredAt), c => c.Outcome == TrafficOutcome.Ok, c => $"{c}\n{why}");
     }
 
     [Theory]
@@ -323,9 +323,9 @@ public sealed class FailureMatrixTests(BalancerClusterFixture fixture, ITestOutp
         // before this test stopped its correct daemon ends with that daemon, whether or not its
         // SOCKS reply had arrived.)
         seen.AssertSingleAnswers(fixture.Describe);
-        Assert.All(results.Sessions, s => Assert.True(s.Break is null, $"{s}\n{why}"));
-        Assert.All(results.Connects.Where(c => c.Node != Victim && !(c.Node is null && c.StartMs <= stoppedAt)),
-            c => Assert.True(c.Outcome == TrafficOutcome.Ok, $"{c}\n{why}"));
+        LabAssert.All(results.Sessions, s => s.Break is null, s => $"{s}\n{why}");
+        LabAssert.All(results.Connects.Where(c => c.Node != Victim && !(c.Node is null && c.StartMs <= stoppedAt)),
+            c => c.Outcome == TrafficOutcome.Ok, c => $"{c}\n{why}");
         Assert.DoesNotContain(results.Connects, c => c.Node == Victim && c.StartMs > stoppedAt);
     }
 
@@ -380,7 +380,7 @@ public sealed class FailureMatrixTests(BalancerClusterFixture fixture, ITestOutp
         output.WriteLine(why[..Math.Min(why.Length, 2000)]);
 
         Assert.Equal(victimSources.Length, probe.Connects.Count);
-        Assert.All(probe.Connects, c => Assert.True(c.Outcome == TrafficOutcome.Ok && c.Node is not null && c.Node != Victim, $"{c}\n{why}"));
+        LabAssert.All(probe.Connects, c => c.Outcome == TrafficOutcome.Ok && c.Node is not null && c.Node != Victim, c => $"{c}\n{why}");
         return new FaultRun(background, seen, faultAt, healedAt, why);
     }
 
@@ -393,7 +393,7 @@ public sealed class FailureMatrixTests(BalancerClusterFixture fixture, ITestOutp
     private static void AssertSurvivorSessionsUnbroken(FaultRun run)
     {
         Assert.Contains(run.Background.Sessions, s => s.Node == Victim);
-        Assert.All(run.Background.Sessions.Where(s => s.Node != Victim), s => Assert.True(s.Node is not null && s.Break is null, $"{s}\n{run.Why}"));
+        LabAssert.All(run.Background.Sessions.Where(s => s.Node != Victim), s => s.Node is not null && s.Break is null, s => $"{s}\n{run.Why}");
     }
 
     /// <summary>Three session sources per node (by the owner l2bal names).</summary>
