@@ -375,11 +375,17 @@ internal static class BenchFailover
             var proxyUncovered = 0;
             for (var kill = 1; kill <= ProxyKills; kill++)
             {
-                var (killGaps, missing) = await KillAndProbeAsync(lab, sources, () => lab.Proxy(Victim)!.Kill(LabSignals.Kill), ct).ConfigureAwait(false);
+                var killedAt = DateTime.MinValue;
+                var logMark = lab.Balancer(Victim)!.Log.Length;
+                var (killGaps, missing) = await KillAndProbeAsync(lab, sources, () =>
+                {
+                    killedAt = DateTime.UtcNow;
+                    lab.Proxy(Victim)!.Kill(LabSignals.Kill);
+                }, ct).ConfigureAwait(false);
                 proxyGaps.AddRange(killGaps);
                 proxyUncovered += missing;
                 await ClusterOps.WaitForSharesAsync(lab, survivors, TimeSpan.FromSeconds(20), Progress, ct).ConfigureAwait(false);
-                Log(string.Create(CultureInfo.InvariantCulture, $"{name}: l2proxy kill {kill}: gaps {string.Join(" ", killGaps.Select(g => $"{g:0}"))} ms{(missing > 0 ? $", {missing} never covered" : string.Empty)}"));
+                Log(string.Create(CultureInfo.InvariantCulture, $"{name}: l2proxy kill {kill}: gaps {string.Join(" ", killGaps.Select(g => $"{g:0}"))} ms{(missing > 0 ? $", {missing} never covered" : string.Empty)}; {Detection(lab.Balancer(Victim)!.Log[logMark..], killedAt)}"));
                 ClusterOps.StartProxy(lab, Victim);
                 await ClusterOps.WaitForSharesAsync(lab, all, TimeSpan.FromSeconds(60), Progress, ct).ConfigureAwait(false);
             }
@@ -427,6 +433,25 @@ internal static class BenchFailover
     private static IEnumerable<string> DeathLines(string logs) =>
         logs.Split('\n').Where(l => l.Contains("l2bal[", StringComparison.Ordinal) && l.Contains("is dead:", StringComparison.Ordinal)
             && !l.Contains("announced it is leaving", StringComparison.Ordinal));
+
+    /// <summary>
+    /// When node 2's l2bal turned unhealthy after an l2proxy kill at <paramref name="killedAt"/>, from its
+    /// log's own timestamp (same clock: one machine), and why: the daemon's part of the gap.
+    /// </summary>
+    private static string Detection(string log, DateTime killedAt)
+    {
+        const string Marker = "this node is now unhealthy: ";
+        var line = log.Split('\n').FirstOrDefault(l => l.Contains(Marker, StringComparison.Ordinal));
+        if (line is null)
+        {
+            return "l2bal logged no unhealthy turn";
+        }
+        var stamp = System.Text.RegularExpressions.Regex.Match(line, @"\d{4}-\d\d-\d\dT[0-9:.]+Z");
+        var why = line[(line.IndexOf(Marker, StringComparison.Ordinal) + Marker.Length)..].Trim();
+        return stamp.Success && DateTime.TryParse(stamp.Value, CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal, out var at)
+            ? string.Create(CultureInfo.InvariantCulture, $"l2bal saw it after {(at - killedAt).TotalMilliseconds:0} ms ({why})")
+            : $"l2bal's unhealthy line has no timestamp: {line}";
+    }
 
     /// <summary>
     /// Probes from every source for 300 ms, runs <paramref name="kill"/>, and keeps probing until
