@@ -53,8 +53,9 @@ internal sealed class ListenCheck : IDisposable
     public void Dispose() => _socket.Dispose();
 
     private bool Takes(IPAddress address) =>
-        address.Equals(EndPoint.Address) || address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any)
-        || (address.IsIPv4MappedToIPv6 && address.MapToIPv4().Equals(EndPoint.Address));
+        address.Equals(EndPoint.Address) || address.Equals(IPAddress.IPv6Any)
+        || (EndPoint.AddressFamily == AddressFamily.InterNetwork
+            && (address.Equals(IPAddress.Any) || (address.IsIPv4MappedToIPv6 && address.MapToIPv4().Equals(EndPoint.Address))));
 
     private bool Dump(byte family)
     {

@@ -57,4 +57,17 @@ public sealed class ListenCheckTests
         using var check = ListenCheck.Open(new IPEndPoint(IPAddress.Loopback, port == 65535 ? port - 1 : port + 1));
         Assert.False(check.Listens());
     }
+
+    [Fact]
+    public void An_IPv4_wildcard_listener_does_not_take_an_IPv6_address()
+    {
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Any, 0));
+        listener.Listen();
+        var port = ((IPEndPoint)listener.LocalEndPoint!).Port;
+        using var v4 = ListenCheck.Open(new IPEndPoint(IPAddress.Loopback, port));
+        using var v6 = ListenCheck.Open(new IPEndPoint(IPAddress.IPv6Loopback, port));
+        Assert.True(v4.Listens());
+        Assert.False(v6.Listens());
+    }
 }
