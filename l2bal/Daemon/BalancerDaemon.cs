@@ -102,7 +102,6 @@ internal sealed partial class BalancerDaemon
     public async Task<int> RunAsync(CancellationToken stop)
     {
         var o = _options;
-        var slice = PortSlice.For(o.NodeId, o.NodeCount);
         var settings = FilterSettingsFor(o, _clusterMac);
         NodeSetup? node = null;
         ArpResponder? arp = null;
@@ -135,7 +134,7 @@ internal sealed partial class BalancerDaemon
         _log.Info(EventIds.Started,
             $"node {o.NodeId} of {o.NodeCount} on {o.Interface}: VIP {o.Vip}, cluster MAC {_clusterMac} ({(o.MacMode == MacMode.Multicast ? "multicast" : "unicast-flood")}), " +
             $"{o.Buckets} buckets, seed 0x{o.EffectiveSeed:x8}, adverts every {o.AdvertInterval.TotalMilliseconds:0} ms, dead after {o.DeadTime.TotalMilliseconds:0} ms, " +
-            $"port slice {slice.Low}-{slice.High}, health {o.Health}; listening for peers for {o.DeadTime.TotalMilliseconds:0} ms before claiming buckets");
+            $"port slice {settings.OwnSlice.Low}-{settings.OwnSlice.High}, health {o.Health}; listening for peers for {o.DeadTime.TotalMilliseconds:0} ms before claiming buckets");
 
         if (ThreadPriority.RaiseAll() is not 0 and var errno)
         {

@@ -16,7 +16,10 @@ internal enum MacMode
 /// <summary>An inclusive port range.</summary>
 internal readonly record struct PortSpan(int Low, int High)
 {
-    public override string ToString() => $"{Low}-{High}";
+    /// <summary>nft syntax: <c>low-high</c>, or the single port (an interval set refuses <c>p-p</c>).</summary>
+    public override string ToString() => Low == High
+        ? Low.ToString(System.Globalization.CultureInfo.InvariantCulture)
+        : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{Low}-{High}");
 }
 
 /// <summary>Everything the kernel filter needs to know, fixed for the daemon's lifetime.</summary>

@@ -221,8 +221,7 @@ internal static class NftRuleset
             t.Append(CultureInfo.InvariantCulture, $"flush set {family} {settings.TableName} {SliceSet}\n");
             if (ownSlice)
             {
-                var slice = settings.OwnSlice;
-                t.Append(CultureInfo.InvariantCulture, $"add element {family} {settings.TableName} {SliceSet} {{ {(slice.Low == slice.High ? slice.Low.ToString(CultureInfo.InvariantCulture) : slice.ToString())} }}\n");
+                t.Append(CultureInfo.InvariantCulture, $"add element {family} {settings.TableName} {SliceSet} {{ {settings.OwnSlice} }}\n");
             }
         }
         t.Append(RenewLease(settings, lease));

@@ -90,7 +90,7 @@ internal static class BenchFailoverLoad
     }
 
     /// <summary>
-    /// Measures <see cref="FilterCost"/> on a running cluster, the five settings in turn, five
+    /// Measures <see cref="FilterCost"/> on a running cluster, the five settings in turn, <see cref="BulkRuns"/>
     /// rounds, medians. The client source is one that node 1 owns. The cluster MAC is read from the
     /// router's neighbour entry while l2bal still answers for the VIP, so the no-filter setting
     /// sends exactly the frames l2bal's nodes receive. Ends with l2bal stopped on every node.
