@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
@@ -12,7 +13,10 @@ namespace L2Balance.Lab.Cli.Bench;
 /// the direct path (forwarding on the proxy host, no proxy), l2proxy (splice relay and the copy
 /// relay on request, and 2 worker processes), Dante's sockd and microsocks, each <see cref="Repeats"/> times (microsocks once), and prints medians with
 /// ratios against Dante and the direct path; writes JSON to artifacts/bench/. A benchmark, not a
-/// test: nothing passes or fails. Every measurement is bounded in time.
+/// test: nothing passes or fails. Every measurement is bounded in time. Beside each rate it gives
+/// the CPU the proxy and the load generator spent per CONNECT and per gigabyte: on a machine whose
+/// cores the three share, the rate is what the cores allow, and the CPU per unit of work shows
+/// which party costs what.
 /// </summary>
 internal static class ProxyBench
 {
@@ -20,6 +24,10 @@ internal static class ProxyBench
     private static readonly int Repeats = int.TryParse(Environment.GetEnvironmentVariable("L2LAB_BENCH_REPEATS"), CultureInfo.InvariantCulture, out var r) && r is >= 1 and <= 9 ? r : 3;
     private const int ConnectWorkers = 50;
     private const int IdleSessions = 1000;
+
+    /// <summary>USER_HZ, the unit of /proc/PID/stat times: 100 on every Linux architecture .NET runs on.</summary>
+    private const double ClockTicksPerSecond = 100;
+
     /// <summary>
     /// Env L2LAB_BENCH_PARTS=rss,tcp,connect,udp measures only those parts (while tuning one path);
     /// the full run, all parts, is the benchmark.
@@ -42,8 +50,11 @@ internal static class ProxyBench
     private static readonly string[] Metrics =
     [
         "tcp_1_stream_gbit_s", "tcp_8_streams_gbit_s",
+        "proxy_cpu_ms_per_gbyte_1_stream", "proxy_cpu_ms_per_gbyte_8_streams", "loadgen_cpu_ms_per_gbyte_8_streams",
         "connect_per_s_target_closes", "connect_p50_ms_target_closes", "connect_p99_ms_target_closes",
         "connect_per_s_client_closes", "connect_p50_ms_client_closes", "connect_p99_ms_client_closes",
+        "proxy_cpu_us_per_connect_target_closes", "proxy_cpu_us_per_connect_client_closes",
+        "loadgen_cpu_us_per_connect_target_closes", "loadgen_cpu_us_per_connect_client_closes",
         "rss_kib_per_idle_session", "udp_round_trips_per_s",
         "steady_connect_per_s_target_closes", "steady_max_dev_pct_target_closes",
         "steady_connect_per_s_client_closes", "steady_max_dev_pct_client_closes",
@@ -53,10 +64,16 @@ internal static class ProxyBench
     private static readonly (string Closes, int Port)[] ClosingPatterns =
         [("target_closes", BenchTargets.TargetClosesPort), ("client_closes", BenchTargets.ClientClosesPort)];
 
-    /// <summary>One steadiness run: a subject, a closing pattern, its per-window rates.</summary>
+    /// <summary>
+    /// One steadiness run: a subject, a closing pattern, its per-window rates and, per window, the
+    /// CPU per CONNECT of the proxy and of the load generator, how busy the machine's cores were and
+    /// how much of them neither of the two used (so a slow window shows whether the proxy, the load
+    /// generator or something else took the time).
+    /// </summary>
     private sealed record SteadyRun(
         double window_seconds, double seconds, double[] rates_per_s, double median_per_s, double max_deviation_pct,
-        double p50_ms, double p99_ms, long failures);
+        double p50_ms, double p99_ms, long failures,
+        double[] proxy_cpu_us_per_connect, double[] loadgen_cpu_us_per_connect, double[] machine_busy_pct, double[] others_cpu_pct);
 
     private static readonly JsonSerializerOptions JsonOptions = new()
     {
@@ -236,16 +253,26 @@ internal static class ProxyBench
             var sink = new IPEndPoint(target, BenchTargets.SinkPort);
             if (Parts.Contains("tcp"))
             {
-                values["tcp_1_stream_gbit_s"].Add(await load.ThroughputAsync(targets, sink, 1, ThroughputDuration).ConfigureAwait(false) / 1e9);
-                values["tcp_8_streams_gbit_s"].Add(await load.ThroughputAsync(targets, sink, 8, ThroughputDuration).ConfigureAwait(false) / 1e9);
+                // The direct path has no proxy process: its proxy CPU is n/a, not 0.
+                var one = await load.ThroughputAsync(targets, sink, 1, ThroughputDuration, () => Cpu(lab)).ConfigureAwait(false);
+                values["tcp_1_stream_gbit_s"].Add(one.BitsPerSecond / 1e9);
+                values["proxy_cpu_ms_per_gbyte_1_stream"].Add(process is null ? double.NaN : PerGigabyteMs(one.Cpu.ProxySeconds, one.Bytes));
+                var eight = await load.ThroughputAsync(targets, sink, 8, ThroughputDuration, () => Cpu(lab)).ConfigureAwait(false);
+                values["tcp_8_streams_gbit_s"].Add(eight.BitsPerSecond / 1e9);
+                values["proxy_cpu_ms_per_gbyte_8_streams"].Add(process is null ? double.NaN : PerGigabyteMs(eight.Cpu.ProxySeconds, eight.Bytes));
+                values["loadgen_cpu_ms_per_gbyte_8_streams"].Add(PerGigabyteMs(eight.Cpu.LoadGeneratorSeconds, eight.Bytes));
             }
 
             foreach (var (closes, port) in Parts.Contains("connect") ? ClosingPatterns : [])
             {
+                var cpuStart = Cpu(lab);
                 var r = await load.ConnectRateAsync(new IPEndPoint(target, port), closes == "target_closes", ConnectWorkers, ConnectDuration).ConfigureAwait(false);
+                var used = Cpu(lab) - cpuStart;
                 values[$"connect_per_s_{closes}"].Add(r.PerSecond);
                 values[$"connect_p50_ms_{closes}"].Add(r.P50Ms);
                 values[$"connect_p99_ms_{closes}"].Add(r.P99Ms);
+                values[$"proxy_cpu_us_per_connect_{closes}"].Add(process is null || r.Count == 0 ? double.NaN : used.ProxySeconds / r.Count * 1e6);
+                values[$"loadgen_cpu_us_per_connect_{closes}"].Add(r.Count == 0 ? double.NaN : used.LoadGeneratorSeconds / r.Count * 1e6);
                 Console.WriteLine($"   connect ({closes.Replace('_', ' ')}): {r.PerSecond:0}/s p50 {r.P50Ms:0.00} ms p99 {r.P99Ms:0.00} ms, {r.Failures} failed");
                 await Task.Delay(500).ConfigureAwait(false);
             }
@@ -291,13 +318,28 @@ internal static class ProxyBench
             using var process = subject.Start(lab, dir) ?? throw new InvalidOperationException("the steadiness run needs a proxy");
             await lab.Client.WaitForTcpPortAsync(ProxyLab.ProxyInsideV4, 1080, TimeSpan.FromSeconds(15), process.Describe, process).ConfigureAwait(false);
             var load = new SocksLoad(supply, ProxyEndPoint);
-            // A fresh process first runs unoptimised code (l2proxy's JIT tiers up within seconds): a
-            // discarded warm-up, the same for every subject, so the windows show the steady state.
+            // A discarded warm-up, the same for every subject (a fresh process fills its pools, Dante
+            // forks its children), so the windows show the steady state.
             _ = await load.ConnectRateAsync(new IPEndPoint(ProxyLab.TargetV4, port), closes == "target_closes", ConnectWorkers, SteadyWarmUp).ConfigureAwait(false);
+            var windows = (int)(duration / SteadyWindow);
+            var sampler = SampleWindowsAsync(lab, windows);
             var r = await load.ConnectRateAsync(new IPEndPoint(ProxyLab.TargetV4, port), closes == "target_closes", ConnectWorkers, duration, SteadyWindow).ConfigureAwait(false);
-            var run = new SteadyRun(SteadyWindow.TotalSeconds, duration.TotalSeconds, r.WindowRates, r.WindowMedian, r.MaxDeviationPercent, r.P50Ms, r.P99Ms, r.Failures);
+            var samples = await sampler.ConfigureAwait(false);
+            var connects = r.WindowRates.Select(rate => rate * SteadyWindow.TotalSeconds).ToArray();
+            var coreSeconds = SteadyWindow.TotalSeconds * Environment.ProcessorCount;
+            double[] PerWindow(Func<CpuTime, double, double, double> value) => Enumerable.Range(0, Math.Min(windows, r.WindowRates.Length))
+                .Select(i => value(samples[i + 1].Cpu - samples[i].Cpu, samples[i + 1].BusySeconds - samples[i].BusySeconds, connects[i]))
+                .ToArray();
+            var run = new SteadyRun(
+                SteadyWindow.TotalSeconds, duration.TotalSeconds, r.WindowRates, r.WindowMedian, r.MaxDeviationPercent, r.P50Ms, r.P99Ms, r.Failures,
+                PerWindow((cpu, _, n) => cpu.ProxySeconds / n * 1e6),
+                PerWindow((cpu, _, n) => cpu.LoadGeneratorSeconds / n * 1e6),
+                PerWindow((_, busy, _) => busy / coreSeconds * 100),
+                PerWindow((cpu, busy, _) => (busy - cpu.ProxySeconds - cpu.LoadGeneratorSeconds) / coreSeconds * 100));
             runs[closes] = run;
-            Console.WriteLine($"   steady ({closes.Replace('_', ' ')}): median {run.median_per_s:0}/s, max deviation {run.max_deviation_pct:0.0} %, p99 {run.p99_ms:0.00} ms, {run.failures} failed; per {SteadyWindow.TotalSeconds:0} s: {string.Join(' ', run.rates_per_s.Select(v => v.ToString("0", CultureInfo.InvariantCulture)))}");
+            string Row(double[] v) => string.Join(' ', v.Select(x => x.ToString("0", CultureInfo.InvariantCulture)));
+            Console.WriteLine($"   steady ({closes.Replace('_', ' ')}): median {run.median_per_s:0}/s, max deviation {run.max_deviation_pct:0.0} %, p99 {run.p99_ms:0.00} ms, {run.failures} failed; per {SteadyWindow.TotalSeconds:0} s: {Row(run.rates_per_s)}");
+            Console.WriteLine($"      proxy CPU us/CONNECT: {Row(run.proxy_cpu_us_per_connect)}; load generator: {Row(run.loadgen_cpu_us_per_connect)}; machine busy %: {Row(run.machine_busy_pct)}; of it neither's %: {Row(run.others_cpu_pct)}");
             if (process.HasExited)
             {
                 Console.WriteLine($"   {subject.Name} exited during the run:\n{process.Describe()}");
@@ -308,6 +350,46 @@ internal static class ProxyBench
         }
 
         return runs;
+    }
+
+    /// <summary>
+    /// Samples the CPU clocks at the start of the steadiness run and at the end of each of its
+    /// <paramref name="windows"/> windows (started just before the run, so aligned with its windows
+    /// to within a few milliseconds).
+    /// </summary>
+    private static async Task<List<(CpuTime Cpu, double BusySeconds)>> SampleWindowsAsync(ProxyLab lab, int windows)
+    {
+        var samples = new List<(CpuTime, double)>(windows + 1);
+        var start = Stopwatch.GetTimestamp();
+        for (int w = 0; w <= windows; w++)
+        {
+            var early = (SteadyWindow * w) - Stopwatch.GetElapsedTime(start);
+            if (early > TimeSpan.Zero)
+            {
+                await Task.Delay(early).ConfigureAwait(false);
+            }
+
+            samples.Add((Cpu(lab), MachineBusySeconds()));
+        }
+
+        return samples;
+    }
+
+    /// <summary>CPU seconds all cores have spent not idle since boot (/proc/stat: all but idle and iowait).</summary>
+    private static double MachineBusySeconds()
+    {
+        var fields = File.ReadLines("/proc/stat").First().Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        // cpu user nice system idle iowait irq softirq steal ...
+        long busy = 0;
+        for (int i = 1; i < Math.Min(fields.Length, 9); i++)
+        {
+            if (i is not 4 and not 5)
+            {
+                busy += long.Parse(fields[i], CultureInfo.InvariantCulture);
+            }
+        }
+
+        return busy / ClockTicksPerSecond;
     }
 
     private static string SteadyTable(Dictionary<string, Dictionary<string, SteadyRun>> steady)
@@ -321,6 +403,14 @@ internal static class ProxyBench
             {
                 text.Append(CultureInfo.InvariantCulture, $"{name,-12}{closes,-15}{"median " + r.median_per_s.ToString("0", CultureInfo.InvariantCulture),-14}{"max dev " + r.max_deviation_pct.ToString("0.0", CultureInfo.InvariantCulture) + " %",-17} ");
                 text.AppendJoin(' ', r.rates_per_s.Select(v => v.ToString("0", CultureInfo.InvariantCulture)));
+                text.Append('\n');
+                text.Append($"{string.Empty,-12}{"  CPU us/CONNECT, proxy | load generator:",-46}");
+                text.AppendJoin(' ', r.proxy_cpu_us_per_connect.Select(v => v.ToString("0", CultureInfo.InvariantCulture)));
+                text.Append(" | ");
+                text.AppendJoin(' ', r.loadgen_cpu_us_per_connect.Select(v => v.ToString("0", CultureInfo.InvariantCulture)));
+                text.Append('\n');
+                text.Append($"{string.Empty,-12}{"  % of the cores used by neither:",-46}");
+                text.AppendJoin(' ', r.others_cpu_pct.Select(v => v.ToString("0", CultureInfo.InvariantCulture)));
                 text.Append('\n');
             }
         }
@@ -348,6 +438,41 @@ internal static class ProxyBench
         }
 
         return (after - before) / (double)IdleSessions;
+    }
+
+    /// <summary>CPU milliseconds per 10^9 bytes.</summary>
+    private static double PerGigabyteMs(double cpuSeconds, long bytes) => bytes > 0 ? cpuSeconds / bytes * 1e12 : double.NaN;
+
+    /// <summary>
+    /// CPU used so far by the proxy and by the load generator. The proxy's is the sum over every
+    /// process in the proxy namespace of user and system time, its reaped children's included (Dante
+    /// forks), from /proc/PID/stat in clock ticks of 10 ms. Kernel work done for a packet is counted
+    /// where it runs: mostly in the sender's system call, so each side's figure includes the receive
+    /// processing of what it sends. The load generator is this process (clients and target servers).
+    /// </summary>
+    private static CpuTime Cpu(ProxyLab lab)
+    {
+        double ticks = 0;
+        foreach (var pid in lab.Proxy.ProcessIds())
+        {
+            try
+            {
+                var stat = File.ReadAllText($"/proc/{pid}/stat");
+                // The fields after the command's closing parenthesis: state is [0], utime [11], stime [12], cutime [13], cstime [14].
+                var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                for (int i = 11; i <= 14; i++)
+                {
+                    ticks += long.Parse(fields[i], CultureInfo.InvariantCulture);
+                }
+            }
+            catch (IOException)
+            {
+                // Exited meanwhile: a reaped child's time is in its parent's cutime.
+            }
+        }
+
+        using var self = Process.GetCurrentProcess();
+        return new CpuTime(ticks / ClockTicksPerSecond, self.TotalProcessorTime.TotalSeconds);
     }
 
     /// <summary>Sum of VmRSS (KiB) of every process in the proxy namespace (Dante runs several).</summary>

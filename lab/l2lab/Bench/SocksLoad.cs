@@ -6,10 +6,10 @@ using System.Net.Sockets;
 namespace L2Balance.Lab.Cli.Bench;
 
 /// <summary>
-/// Results of one CONNECT-rate run; <see cref="WindowRates"/> holds the rate (CONNECT/s) of each
-/// full window when the run was asked for windows, else it is empty.
+/// Results of one CONNECT-rate run: <see cref="Count"/> setups completed; <see cref="WindowRates"/>
+/// holds the rate (CONNECT/s) of each full window when the run was asked for windows, else it is empty.
 /// </summary>
-internal readonly record struct ConnectRateResult(double PerSecond, double P50Ms, double P99Ms, long Failures, double[] WindowRates)
+internal readonly record struct ConnectRateResult(double PerSecond, double P50Ms, double P99Ms, long Failures, double[] WindowRates, long Count)
 {
     /// <summary>Median of the window rates (NaN without windows).</summary>
     public double WindowMedian => Median(WindowRates);
@@ -34,6 +34,15 @@ internal readonly record struct ConnectRateResult(double PerSecond, double P50Ms
         var sorted = values.Order().ToArray();
         return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
     }
+}
+
+/// <summary>
+/// CPU seconds used so far by the proxy (every process in its namespace) and by the load generator
+/// (this process: the clients and the target servers).
+/// </summary>
+internal readonly record struct CpuTime(double ProxySeconds, double LoadGeneratorSeconds)
+{
+    public static CpuTime operator -(CpuTime a, CpuTime b) => new(a.ProxySeconds - b.ProxySeconds, a.LoadGeneratorSeconds - b.LoadGeneratorSeconds);
 }
 
 /// <summary>
@@ -109,8 +118,12 @@ internal sealed class SocksLoad(NamespaceSocketSupply tcp, IPEndPoint? proxy)
         }
     }
 
-    /// <summary>Bulk throughput: <paramref name="streams"/> connections send for a warm-up, then for <paramref name="duration"/>; bits/s at the sink.</summary>
-    public async Task<double> ThroughputAsync(BenchTargets targets, IPEndPoint sink, int streams, TimeSpan duration)
+    /// <summary>
+    /// Bulk throughput: <paramref name="streams"/> connections send for a warm-up, then for
+    /// <paramref name="duration"/>; bits/s at the sink, the bytes it received in that time and how
+    /// far <paramref name="cpu"/> (cumulative CPU clocks) advanced meanwhile.
+    /// </summary>
+    public async Task<(double BitsPerSecond, long Bytes, CpuTime Cpu)> ThroughputAsync(BenchTargets targets, IPEndPoint sink, int streams, TimeSpan duration, Func<CpuTime> cpu)
     {
         using var stop = new CancellationTokenSource(duration + TimeSpan.FromSeconds(10));
         var sockets = new List<Socket>();
@@ -138,13 +151,16 @@ internal sealed class SocksLoad(NamespaceSocketSupply tcp, IPEndPoint? proxy)
             })).ToArray();
             await Task.Delay(TimeSpan.FromMilliseconds(500)).ConfigureAwait(false);
             long start = targets.SinkBytes;
+            var cpuStart = cpu();
             var clock = Stopwatch.StartNew();
             await Task.Delay(duration).ConfigureAwait(false);
-            double bits = (targets.SinkBytes - start) * 8.0 / clock.Elapsed.TotalSeconds;
+            long bytes = targets.SinkBytes - start;
+            var used = cpu() - cpuStart;
+            double bits = bytes * 8.0 / clock.Elapsed.TotalSeconds;
             await running.CancelAsync().ConfigureAwait(false);
             await Task.WhenAll(senders).ConfigureAwait(false);
             running.Dispose();
-            return bits;
+            return (bits, bytes, used);
         }
         finally
         {
@@ -213,8 +229,8 @@ internal sealed class SocksLoad(NamespaceSocketSupply tcp, IPEndPoint? proxy)
         var all = perWorker.SelectMany(l => l).Order().ToArray();
         var windowRates = windowCounts.Select(c => c / window!.Value.TotalSeconds).ToArray();
         return all.Length == 0
-            ? new ConnectRateResult(0, double.NaN, double.NaN, failures, windowRates)
-            : new ConnectRateResult(all.Length / elapsed, all[all.Length / 2], all[Math.Min(all.Length - 1, (int)(all.Length * 0.99))], failures, windowRates);
+            ? new ConnectRateResult(0, double.NaN, double.NaN, failures, windowRates, 0)
+            : new ConnectRateResult(all.Length / elapsed, all[all.Length / 2], all[Math.Min(all.Length - 1, (int)(all.Length * 0.99))], failures, windowRates, all.Length);
     }
 
     /// <summary>Opens <paramref name="count"/> sessions to <paramref name="target"/> and keeps them open (idle).</summary>
