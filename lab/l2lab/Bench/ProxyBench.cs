@@ -421,7 +421,7 @@ internal static class ProxyBench
     /// <summary>RSS of everything in the proxy namespace with <see cref="IdleSessions"/> idle sessions, minus without, per session (KiB).</summary>
     private static async Task<double> IdleRssAsync(ProxyLab lab, SocksLoad load, IPEndPoint target)
     {
-        // Warm the process up (JIT, pools) with a few sessions first, so the delta is the sessions' own cost.
+        // Warm the process up (pools, Dante's children) with a few sessions first, so the delta is the sessions' own cost.
         foreach (var s in await load.HoldAsync(target, 20).ConfigureAwait(false))
         {
             s.Dispose();

@@ -15,10 +15,8 @@ public sealed class ListenCheckTests
     public void A_listener_on_the_address_is_seen_and_gone_once_closed()
     {
         IPEndPoint endPoint;
-        using (var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
+        using (var listener = Listening(new IPEndPoint(IPAddress.Loopback, 0)))
         {
-            listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-            listener.Listen();
             endPoint = (IPEndPoint)listener.LocalEndPoint!;
             using var check = ListenCheck.Open(endPoint);
             Assert.True(check.Listens());
@@ -39,9 +37,7 @@ public sealed class ListenCheckTests
     [Fact]
     public void A_dual_stack_wildcard_listener_takes_the_IPv4_address()
     {
-        using var listener = new Socket(AddressFamily.InterNetworkV6, SocketType.Stream, ProtocolType.Tcp) { DualMode = true };
-        listener.Bind(new IPEndPoint(IPAddress.IPv6Any, 0));
-        listener.Listen();
+        using var listener = Listening(new IPEndPoint(IPAddress.IPv6Any, 0), dualMode: true);
         var port = ((IPEndPoint)listener.LocalEndPoint!).Port;
         using var check = ListenCheck.Open(new IPEndPoint(IPAddress.Loopback, port));
         Assert.True(check.Listens());
@@ -50,9 +46,7 @@ public sealed class ListenCheckTests
     [Fact]
     public void A_listener_on_another_port_does_not_count()
     {
-        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        listener.Listen();
+        using var listener = Listening(new IPEndPoint(IPAddress.Loopback, 0));
         var port = ((IPEndPoint)listener.LocalEndPoint!).Port;
         using var check = ListenCheck.Open(new IPEndPoint(IPAddress.Loopback, port == 65535 ? port - 1 : port + 1));
         Assert.False(check.Listens());
@@ -61,13 +55,25 @@ public sealed class ListenCheckTests
     [Fact]
     public void An_IPv4_wildcard_listener_does_not_take_an_IPv6_address()
     {
-        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        listener.Bind(new IPEndPoint(IPAddress.Any, 0));
-        listener.Listen();
+        using var listener = Listening(new IPEndPoint(IPAddress.Any, 0));
         var port = ((IPEndPoint)listener.LocalEndPoint!).Port;
         using var v4 = ListenCheck.Open(new IPEndPoint(IPAddress.Loopback, port));
         using var v6 = ListenCheck.Open(new IPEndPoint(IPAddress.IPv6Loopback, port));
         Assert.True(v4.Listens());
         Assert.False(v6.Listens());
+    }
+
+    /// <summary>A TCP socket listening on <paramref name="at"/> (port 0: the kernel picks one).</summary>
+    private static Socket Listening(IPEndPoint at, bool dualMode = false)
+    {
+        var listener = new Socket(at.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        if (dualMode)
+        {
+            listener.DualMode = true;
+        }
+
+        listener.Bind(at);
+        listener.Listen();
+        return listener;
     }
 }
