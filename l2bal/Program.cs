@@ -95,7 +95,7 @@ internal static class Program
             var mode = File.GetUnixFileMode(path);
             if ((mode & (UnixFileMode.GroupRead | UnixFileMode.OtherRead)) != 0)
             {
-                log.Warning(EventIds.Started, $"key file {path} is readable by group or others: chmod 600 it");
+                log.KeyFileExposed(path);
             }
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)

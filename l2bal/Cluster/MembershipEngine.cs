@@ -1,12 +1,10 @@
+using L2Balance.Balancer.Diagnostics;
 using L2Balance.Balancer.Protocol;
 
 namespace L2Balance.Balancer.Cluster;
 
 /// <summary>What this node knows of a peer from its latest accepted advert.</summary>
 internal sealed record PeerState(AdvertState State, ulong ActiveView, ulong AliveView, TimeSpan LastHeard, uint HeldCount, bool Settled, ulong Incarnation = 0);
-
-/// <summary>A membership or ownership change, logged exactly once with its cause (STYLE 22).</summary>
-internal readonly record struct MembershipEvent(int NodeId, string Change);
 
 /// <summary>The outcome of one step: what the kernel must accept now, and whether to advertise now.</summary>
 internal sealed record MembershipStep(BucketSet Held, bool HeldChanged, bool ViewChanged, bool AdvertiseNow, HandoverPlan Plan, OwnershipTable Target);
@@ -23,7 +21,7 @@ internal sealed class MembershipEngine
     private readonly Dictionary<int, PeerState> _peers = [];
     private readonly HashSet<int> _alive = [];
     private readonly Dictionary<ulong, OwnershipTable> _tables = [];
-    private readonly List<MembershipEvent> _events = [];
+    private readonly List<BalancerEvent> _events = [];
     private TimeSpan _startedAt;
     private TimeSpan _advertisedAt;
     private TimeSpan _sentAt = TimeSpan.MinValue;
@@ -74,8 +72,8 @@ internal sealed class MembershipEngine
     /// <summary>Whether a peer is alive now (heard within the dead time and not leaving).</summary>
     public bool IsAlive(int nodeId) => _alive.Contains(nodeId);
 
-    /// <summary>Takes the events raised since the last call.</summary>
-    public IReadOnlyList<MembershipEvent> TakeEvents()
+    /// <summary>Takes the events raised since the last call (peers, view, buckets), each to be logged exactly once with its cause.</summary>
+    public IReadOnlyList<BalancerEvent> TakeEvents()
     {
         var events = _events.ToArray();
         _events.Clear();
@@ -86,14 +84,15 @@ internal sealed class MembershipEngine
     public OwnershipTable CurrentTable => Table(AdvertisedMask);
 
     /// <summary>
-    /// After this node was stalled for longer than its lease: hold nothing and listen for one
-    /// dead time before claiming again, exactly as after a start (peers may have taken over).
+    /// After a stall longer than the lease, a link without carrier, or a peer's cover of this
+    /// node: hold nothing and listen for one dead time before claiming again, exactly as after a
+    /// start (peers may have taken over).
     /// </summary>
-    public void Restart(TimeSpan now, string why = "after a stall")
+    public void Restart(TimeSpan now, ReleaseCause cause, int declaredBy = 0)
     {
         if (Held.Count > 0)
         {
-            _events.Add(new MembershipEvent(Self, $"released all {Held.Count} buckets {why}"));
+            _events.Add(new ReleasedAll(Held.Count, cause, declaredBy));
         }
         Held = new BucketSet(Buckets);
         _startedAt = now;
@@ -136,11 +135,11 @@ internal sealed class MembershipEngine
             // The peer missed this node's adverts for its dead time (loss on the way) and took
             // its buckets: both would answer the same clients until the peer hears this node
             // again. Release now, within one delivery of the peer's claim, and rejoin as a newcomer.
-            Restart(now, $"because peer {id} declared this node dead (its advert no longer lists it alive); rejoining");
+            Restart(now, ReleaseCause.DeclaredDead, id);
         }
         if (previous is not null && previous.State != advert.State && _alive.Contains(id))
         {
-            _events.Add(new MembershipEvent(id, $"peer {id} is now {Describe(advert.State)} (was {Describe(previous.State)})"));
+            _events.Add(new PeerStateChanged(id, previous.State, advert.State));
         }
     }
 
@@ -200,15 +199,14 @@ internal sealed class MembershipEngine
         {
             if (_advertisedMask != ulong.MaxValue)
             {
-                _events.Add(new MembershipEvent(Self, $"view changed: active nodes {FormatMask(_advertisedMask)} -> {FormatMask(mask)}"));
+                _events.Add(new ViewChanged(NodesOf(_advertisedMask), NodesOf(mask)));
             }
             _advertisedMask = mask;
             _advertisedAt = now;
         }
         if (heldChanged)
         {
-            _events.Add(new MembershipEvent(Self,
-                $"now holding {Held.Count} of {Buckets} buckets (claimed {plan.Claimed}, released {plan.Released}, waiting for {plan.Pending})"));
+            _events.Add(new BucketsChanged(Held.Count, Buckets, plan.Claimed, plan.Released, plan.Pending));
         }
         var advertiseNow = viewChanged || heldChanged || _sentAt == TimeSpan.MinValue || now - _sentAt >= AdvertInterval;
         return new MembershipStep(Held, heldChanged, viewChanged, advertiseNow, plan, target);
@@ -302,14 +300,13 @@ internal sealed class MembershipEngine
             var alive = now - peer.LastHeard <= DeadTime && peer.State != AdvertState.Leaving;
             if (alive && _alive.Add(id))
             {
-                _events.Add(new MembershipEvent(id, $"peer {id} is alive ({Describe(peer.State)})"));
+                _events.Add(new PeerAlive(id, peer.State));
             }
             else if (!alive && _alive.Remove(id))
             {
-                var why = peer.State == AdvertState.Leaving
-                    ? "it announced it is leaving"
-                    : $"no advert for {(now - peer.LastHeard).TotalMilliseconds:0} ms (dead time {DeadTime.TotalMilliseconds:0} ms)";
-                _events.Add(new MembershipEvent(id, $"peer {id} is dead: {why}"));
+                _events.Add(peer.State == AdvertState.Leaving
+                    ? new PeerLeft(id)
+                    : new PeerDead(id, (now - peer.LastHeard).TotalMilliseconds, DeadTime.TotalMilliseconds));
             }
         }
     }
@@ -329,15 +326,11 @@ internal sealed class MembershipEngine
 
     private static ulong Bit(int id) => 1UL << (id - 1);
 
-    internal static string FormatMask(ulong mask)
-    {
-        if (mask == 0 || mask == ulong.MaxValue)
-        {
-            return "{}";
-        }
-        var ids = Enumerable.Range(1, 64).Where(i => (mask & Bit(i)) != 0);
-        return "{" + string.Join(",", ids) + "}";
-    }
+    /// <summary>The node ids of an active-node bitmap, ascending (none for the "not yet advertised" mask).</summary>
+    internal static int[] NodesOf(ulong mask) =>
+        mask == ulong.MaxValue ? [] : [.. Enumerable.Range(1, 64).Where(i => (mask & Bit(i)) != 0)];
+
+    internal static string FormatMask(ulong mask) => "{" + string.Join(",", NodesOf(mask)) + "}";
 
     internal static string Describe(AdvertState state) => state switch
     {

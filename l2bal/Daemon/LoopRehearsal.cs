@@ -3,6 +3,8 @@ using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using L2Balance.Balancer.Cluster;
 using L2Balance.Balancer.Config;
+using L2Balance.Balancer.Diagnostics;
+using L2Balance.Balancer.Health;
 using L2Balance.Balancer.Kernel;
 using L2Balance.Balancer.Protocol;
 
@@ -20,7 +22,7 @@ namespace L2Balance.Balancer.Daemon;
 internal static class LoopRehearsal
 {
     /// <summary>Rehearses start-up, a join, the claims, a cover, a return, health changes and a stall; returns the throwaway engine's events.</summary>
-    public static IReadOnlyList<MembershipEvent> Run(BalancerOptions o, ReadOnlySpan<byte> key, UInt128 configDigest, FilterSettings settings)
+    public static IReadOnlyList<BalancerEvent> Run(BalancerOptions o, ReadOnlySpan<byte> key, UInt128 configDigest, FilterSettings settings)
     {
         CompileDaemon();
         var self = o.NodeId;
@@ -29,9 +31,12 @@ internal static class LoopRehearsal
         using var verifier = new AdvertVerifier(key, o.EffectiveClusterId, self, configDigest);
         var engine = new MembershipEngine(self, o.NodeCount, o.Buckets, o.AdvertInterval, o.DeadTime, o.SettleTime, TimeSpan.Zero);
         var other = new MembershipEngine(peer, o.NodeCount, o.Buckets, o.AdvertInterval, o.DeadTime, o.SettleTime, TimeSpan.Zero);
+        var policy = new NodePolicy(self, 2, o.AdvertInterval, o.DeadTime, o.LeaseTime, o.Health.ToString(), o.Buckets);
+        policy.StartListening(TimeSpan.Zero);
+        var healthy = new HealthView(true, HealthProbeResult.Pass);
+        var failing = new HealthView(false, new HealthProbeResult(HealthFailure.NothingListens, "rehearsal"));
         Span<byte> frame = stackalloc byte[AdvertCodec.Length];
-        var draining = new BucketSet(o.Buckets);
-        var events = new List<MembershipEvent>();
+        var events = new List<BalancerEvent>();
         ulong sequence = 0;
         var t = TimeSpan.Zero;
         // Twelve dead times: both start and claim; the peer falls silent (a cover); it returns
@@ -40,7 +45,14 @@ internal static class LoopRehearsal
         for (var round = 0; round < rounds; round++, t += o.AdvertInterval)
         {
             var phase = round * 12 / rounds;
-            engine.LocalState = phase switch { 7 => AdvertState.Unhealthy, 8 => AdvertState.Draining, _ => AdvertState.Active };
+            _ = policy.Wake(o.AdvertInterval, carrier: true);
+            policy.DrainRequested = phase == 8;
+            // Waiting for the first probe, passing, failing (phase 7), drained (phase 8), back.
+            if (policy.ChooseState(engine.LocalState, round == 0 || phase == 7 ? failing : healthy, t) is { } change)
+            {
+                engine.LocalState = change.State;
+                events.Add(change);
+            }
             var peerSilent = phase is 3 or 4;
             var before = engine.Held;
             var step = engine.Step(t);
@@ -58,21 +70,9 @@ internal static class LoopRehearsal
             {
                 other.OnAdvert(own, t);
             }
-            if (!step.Held.Equals(before))
+            if (policy.Draining.Follow(before, step.Held, t))
             {
-                foreach (var bucket in before.Buckets())
-                {
-                    if (!step.Held.Contains(bucket))
-                    {
-                        draining.Add(bucket);
-                    }
-                }
-                var accepted = step.Held.Clone();
-                foreach (var bucket in draining.Buckets())
-                {
-                    accepted.Add(bucket);
-                }
-                _ = NftRuleset.Apply(settings, step.Held, accepted, ownSlice: true, o.LeaseTime);
+                _ = NftRuleset.Apply(settings, step.Held, policy.Draining.AcceptedWith(step.Held), policy.GrantsSlice(t), o.LeaseTime);
             }
             _ = NftRuleset.RenewLease(settings, o.LeaseTime);
             _ = engine.NextDeadline(t);
@@ -81,24 +81,30 @@ internal static class LoopRehearsal
             if (round == rounds - 2)
             {
                 engine.DiscountSilence(o.LeaseTime, t);
-                engine.Restart(t);
+                engine.Restart(t, ReleaseCause.Stall);
+                _ = policy.Draining.Prune(t, new Dictionary<int, int>());
             }
         }
         return events;
     }
 
     /// <summary>
-    /// Compiles the daemon's own methods (the loop's body and its branches, which the rehearsal
-    /// cannot run without I/O). Their callees in the engine and codecs the rehearsal runs.
+    /// Compiles the methods of the loop's own types (its body and branches, which the rehearsal
+    /// cannot run without I/O, and the events it records and logs). Their callees in the engine,
+    /// the policy and the codecs the rehearsal runs.
     /// </summary>
     private static void CompileDaemon()
     {
         const BindingFlags all = BindingFlags.Instance | BindingFlags.Static | BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.DeclaredOnly;
-        foreach (var method in typeof(BalancerDaemon).GetMethods(all))
+        Type[] loopTypes = [typeof(BalancerDaemon), typeof(BalancerLog), typeof(EventJournal), typeof(BalancerCounters), typeof(Net.Carrier)];
+        foreach (var type in loopTypes.Concat(typeof(BalancerEvent).Assembly.GetTypes().Where(t => t.IsSubclassOf(typeof(BalancerEvent)))))
         {
-            if (!method.IsAbstract && !method.ContainsGenericParameters && method.GetMethodBody() is not null)
+            foreach (var method in type.GetMethods(all).Cast<MethodBase>().Concat(type.GetConstructors(all)))
             {
-                RuntimeHelpers.PrepareMethod(method.MethodHandle);
+                if (!method.IsAbstract && !method.ContainsGenericParameters && method.GetMethodBody() is not null)
+                {
+                    RuntimeHelpers.PrepareMethod(method.MethodHandle);
+                }
             }
         }
     }

@@ -1,28 +1,61 @@
 using System.Diagnostics;
 using System.Globalization;
+using L2Balance.Balancer.Cluster;
 using L2Balance.Balancer.Protocol;
 
 namespace L2Balance.Balancer.Diagnostics;
 
-/// <summary>Stable event ids of l2bal's log lines, never reused (STYLE 21).</summary>
+/// <summary>
+/// Stable ids of l2bal's log events: one per event, never reused (docs/events.md lists each with
+/// its level and meaning). Ids 10–13 and 30 named broad categories before each event had its own
+/// id, and stay retired.
+/// </summary>
 internal static class EventIds
 {
     public const int Started = 1;
     public const int Stopping = 2;
-    public const int Membership = 10;
-    public const int Ownership = 11;
-    public const int Health = 12;
-    public const int Drain = 13;
+    public const int StartFailed = 3;
+    public const int PriorityNotRaised = 4;
+    public const int RealTimeRefused = 5;
+    public const int RehearsalFailed = 6;
+    public const int KeyFileExposed = 7;
+
     public const int AdvertRejected = 20;
     public const int ConfigMismatch = 21;
-    public const int KernelError = 30;
+    public const int AdvertSendFailed = 22;
+    public const int GratuitousArpFailed = 23;
+
     public const int Unexpected = 31;
+
+    public const int ConntrackReadFailed = 40;
+    public const int KernelFilterFailed = 41;
+    public const int LeaveReleaseFailed = 42;
+    public const int RulesRemoveFailed = 43;
+
+    public const int ListenCheckUnavailable = 50;
+    public const int ListenCheckFailed = 51;
+
+    public const int PeerAlive = 100;
+    public const int PeerDead = 101;
+    public const int PeerLeft = 102;
+    public const int PeerStateChanged = 103;
+    public const int ViewChanged = 104;
+    public const int BucketsChanged = 105;
+    public const int ReleasedAll = 106;
+    public const int Stalled = 107;
+    public const int LinkDown = 108;
+    public const int LinkUp = 109;
+    public const int LocalStateChanged = 110;
+    public const int DrainFinished = 111;
 }
 
 /// <summary>
-/// l2bal's log: one line per event to standard error (journald adds the time when run as a
-/// service; we add it too for the lab). State changes are logged once at info; rejected adverts,
-/// which can arrive at packet rate, are counted always and logged once per reason per 10 s (STYLE 22).
+/// l2bal's log: one method per event, each with its own id (<see cref="EventIds"/>), one line per
+/// event to standard error (journald adds the time when run as a service; we add it too for the
+/// lab). State changes are logged once at info with their cause; rejected adverts, which can
+/// arrive at packet rate, are counted always and logged once per reason per 10 s
+/// (docs/conventions.md 22). Nothing reads these lines to learn a fact: the facts are counters
+/// and <see cref="BalancerEvent"/>s in <c>status --json</c>.
 /// </summary>
 internal sealed class BalancerLog(TextWriter output)
 {
@@ -30,11 +63,96 @@ internal sealed class BalancerLog(TextWriter output)
     private readonly long[] _lastRejectLog = new long[Enum.GetValues<AdvertRejection>().Length];
     private readonly Lock _gate = new();
 
-    public void Info(int eventId, string message) => Write("info", eventId, message);
+    public void Started(string description) => Info(EventIds.Started, description);
 
-    public void Warning(int eventId, string message) => Write("warning", eventId, message);
+    public void Stopping() => Info(EventIds.Stopping, "stopping: telling peers this node leaves, removing its rules and the VIP");
 
-    public void Error(int eventId, string message) => Write("error", eventId, message);
+    public void StartFailed(string iface, string error) => Error(EventIds.StartFailed, $"cannot start on {iface}: {error}");
+
+    public void PriorityNotRaised(string errno) =>
+        Warning(EventIds.PriorityNotRaised, $"cannot raise thread priority ({errno}): under CPU saturation peers may see this node's adverts late");
+
+    public void RealTimeRefused(int priority, int nice, string errno) =>
+        Warning(EventIds.RealTimeRefused, $"cannot give the loop real-time priority (SCHED_RR {priority}, {errno}): it runs at nice {nice}, and under CPU saturation peers may see its adverts late");
+
+    public void RehearsalFailed(string error) =>
+        Warning(EventIds.RehearsalFailed, $"rehearsing the loop failed ({error}): its first steps may be slow while code compiles");
+
+    public void KeyFileExposed(string path) => Warning(EventIds.KeyFileExposed, $"key file {path} is readable by group or others: chmod 600 it");
+
+    public void AdvertSendFailed(string error) => Warning(EventIds.AdvertSendFailed, $"cannot send advert: {error}");
+
+    public void GratuitousArpFailed(string error) => Warning(EventIds.GratuitousArpFailed, $"cannot send gratuitous ARP: {error}");
+
+    public void Unexpected(Exception e) => Error(EventIds.Unexpected, $"unexpected error, stopping: {e}");
+
+    public void ConntrackReadFailed(string error) => Warning(EventIds.ConntrackReadFailed, $"cannot read conntrack for draining buckets: {error}");
+
+    public void KernelFilterFailed(string error) => Error(EventIds.KernelFilterFailed, $"kernel filter failed, stopping: {error}");
+
+    public void LeaveReleaseFailed(string error) =>
+        Warning(EventIds.LeaveReleaseFailed, $"cannot release the buckets before leaving ({error}): not announcing the leave, peers cover after the dead time");
+
+    public void RulesRemoveFailed(string error) => Warning(EventIds.RulesRemoveFailed, $"removing the rules: {error}");
+
+    public void ListenCheckUnavailable(string error) =>
+        Warning(EventIds.ListenCheckUnavailable, $"cannot ask the kernel for listening sockets ({error}): the full probe runs at every health interval");
+
+    public void ListenCheckFailed(string error) =>
+        Warning(EventIds.ListenCheckFailed, $"the listen check failed ({error}): the full probe runs at every health interval from now on");
+
+    /// <summary>Logs a recorded event with its own id and level.</summary>
+    /// <param name="e">The event.</param>
+    /// <param name="self">This node's id, which the messages name.</param>
+    public void Event(BalancerEvent e, int self)
+    {
+        switch (e)
+        {
+            case PeerAlive a:
+                Info(EventIds.PeerAlive, $"peer {a.Peer} is alive ({Describe(a.State)})");
+                break;
+            case PeerDead d:
+                Info(EventIds.PeerDead, Invariant($"peer {d.Peer} is dead: no advert for {d.SilenceMs:0} ms (dead time {d.DeadTimeMs:0} ms)"));
+                break;
+            case PeerLeft l:
+                Info(EventIds.PeerLeft, $"peer {l.Peer} is dead: it announced it is leaving");
+                break;
+            case PeerStateChanged s:
+                Info(EventIds.PeerStateChanged, $"peer {s.Peer} is now {Describe(s.To)} (was {Describe(s.From)})");
+                break;
+            case ViewChanged v:
+                Info(EventIds.ViewChanged, $"node {self}: view changed: active nodes {{{string.Join(",", v.From)}}} -> {{{string.Join(",", v.To)}}}");
+                break;
+            case BucketsChanged b:
+                Info(EventIds.BucketsChanged, $"node {self} now holds {b.Held} of {b.Buckets} buckets (claimed {b.Claimed}, released {b.Released}, waiting for {b.Pending})");
+                break;
+            case ReleasedAll r:
+                Info(EventIds.ReleasedAll, $"node {self} released all {r.Count} buckets {r.Cause switch
+                {
+                    ReleaseCause.Stall => "after a stall",
+                    ReleaseCause.LinkDown => "with the link down",
+                    _ => $"because peer {r.DeclaredBy} declared this node dead (its advert no longer lists it alive); rejoining",
+                }}");
+                break;
+            case Stalled s:
+                Warning(EventIds.Stalled, Invariant($"this daemon was stalled for {s.DurationMs:0} ms (lease {s.LeaseMs:0} ms): releasing every bucket and listening for peers again"));
+                break;
+            case LinkDown l:
+                Warning(EventIds.LinkDown, $"link {l.Interface} is down: releasing every bucket until it is back");
+                break;
+            case LinkUp l:
+                Info(EventIds.LinkUp, $"link {l.Interface} is up: listening for peers for a dead time before claiming buckets");
+                break;
+            case LocalStateChanged c:
+                Info(EventIds.LocalStateChanged, $"this node is now {Describe(c.State)}: {Because(c)}");
+                break;
+            case DrainFinished f:
+                Info(EventIds.DrainFinished, $"{f.Buckets} released buckets have no flows left here; {f.StillDraining} still draining");
+                break;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(e), e.GetType().Name, "an event without a log method");
+        }
+    }
 
     /// <summary>A rejected advert: logged at most once per reason per 10 s; counters keep the count.</summary>
     public void AdvertRejected(AdvertRejection reason, string from, long total)
@@ -57,6 +175,38 @@ internal sealed class BalancerLog(TextWriter output)
         };
         Warning(eventId, $"advert from {from} rejected: {why} ({total} so far; logged once per 10 s)");
     }
+
+    /// <summary>The words for an advertised state, as status and the logs show it.</summary>
+    public static string Describe(AdvertState state) => state switch
+    {
+        AdvertState.Active => "active",
+        AdvertState.Unhealthy => "unhealthy",
+        AdvertState.Draining => "draining",
+        AdvertState.Leaving => "leaving",
+        _ => state.ToString(),
+    };
+
+    private static string Because(LocalStateChanged c) => c.Reason switch
+    {
+        StateReason.Started => "started",
+        StateReason.HealthPassing => $"health probe passing ({c.Detail})",
+        StateReason.WaitingForFirstProbe => $"waiting for the first health probe ({c.Detail}) to pass: no clients before the service answers",
+        StateReason.HealthFailing => $"health probe failing: {c.Detail}",
+        StateReason.HealthPassingAgain => $"health probe passing again ({c.Detail})",
+        StateReason.DrainRequested => "drain requested",
+        StateReason.UndrainRequested => "undrain requested",
+        StateReason.Conflict => $"refusing to take buckets or its port slice: {c.Detail}",
+        StateReason.ConflictEnded => $"no conflicting adverts for a dead time",
+        _ => c.Reason.ToString(),
+    };
+
+    private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
+
+    private void Info(int eventId, string message) => Write("info", eventId, message);
+
+    private void Warning(int eventId, string message) => Write("warning", eventId, message);
+
+    private void Error(int eventId, string message) => Write("error", eventId, message);
 
     private void Write(string level, int eventId, string message)
     {

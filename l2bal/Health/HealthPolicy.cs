@@ -1,3 +1,5 @@
+using L2Balance.Balancer.Diagnostics;
+
 namespace L2Balance.Balancer.Health;
 
 /// <summary>The local service's health as the node advertises it.</summary>
@@ -25,8 +27,8 @@ internal sealed class HealthPolicy(int fall, int rise)
 
     public HealthState State { get; private set; } = HealthState.Unhealthy;
 
-    /// <summary>The last probe's failure reason, for logs and status.</summary>
-    public string? LastFailure { get; private set; } = "no probe has passed yet";
+    /// <summary>The last failed probe's outcome, for logs and status.</summary>
+    public HealthProbeResult LastFailure { get; private set; } = new(HealthFailure.NotProbedYet, "no probe has passed yet");
 
     /// <summary>
     /// Whether the next check must be the full probe rather than the listen check
@@ -37,16 +39,13 @@ internal sealed class HealthPolicy(int fall, int rise)
     public bool WantsFullProbe(int listenChecksSinceFull, int fullEvery) =>
         State != HealthState.Healthy || _failures > 0 || listenChecksSinceFull + 1 >= fullEvery;
 
-    /// <summary>Feeds one probe result; returns true when the state changed.</summary>
-    public bool Record(HealthProbeResult result) => Record(result.Passed, result.Failure, result.NothingListens);
-
-    /// <summary>Feeds one probe result; returns true when the state changed.</summary>
-    /// <param name="success">The service answered.</param>
-    /// <param name="failure">Why it did not, for logs and status.</param>
-    /// <param name="nothingListens">The connect was refused: unhealthy at once, whatever <c>fall</c>.</param>
-    public bool Record(bool success, string? failure = null, bool nothingListens = false)
+    /// <summary>
+    /// Feeds one probe result; returns true when the state changed. A failure in which nothing
+    /// listens turns a healthy service unhealthy at once, whatever <c>fall</c>.
+    /// </summary>
+    public bool Record(HealthProbeResult result)
     {
-        if (success)
+        if (result.Passed)
         {
             _failures = 0;
             _successes++;
@@ -59,10 +58,10 @@ internal sealed class HealthPolicy(int fall, int rise)
             _passedOnce = true;
             return false;
         }
-        LastFailure = failure;
+        LastFailure = result;
         _successes = 0;
         _failures++;
-        if (State == HealthState.Healthy && (_failures >= fall || nothingListens))
+        if (State == HealthState.Healthy && (_failures >= fall || result.NothingListens))
         {
             State = HealthState.Unhealthy;
             return true;

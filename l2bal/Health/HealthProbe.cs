@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net.Sockets;
 using L2Balance.Balancer.Config;
+using L2Balance.Balancer.Diagnostics;
 
 namespace L2Balance.Balancer.Health;
 
@@ -26,25 +27,25 @@ internal static class HealthProbe
         ArgumentNullException.ThrowIfNull(spec);
         try
         {
-            return new HealthProbeResult(spec.Kind switch
+            return spec.Kind switch
             {
                 HealthProbeKind.Socks5 => Socks5(spec, timeout),
                 HealthProbeKind.Tcp => Tcp(spec, timeout),
                 HealthProbeKind.Exec => Exec(spec, timeout),
-                _ => null,
-            });
+                _ => HealthProbeResult.Pass,
+            };
         }
         catch (SocketException e) when (e.SocketErrorCode is SocketError.TimedOut or SocketError.WouldBlock or SocketError.InProgress)
         {
-            return new HealthProbeResult($"no answer within {timeout.TotalMilliseconds:0} ms");
+            return NoAnswer(timeout);
         }
         catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionRefused)
         {
-            return new HealthProbeResult("connection refused: nothing listens on " + spec.EndPoint, NothingListens: true);
+            return new HealthProbeResult(HealthFailure.NothingListens, "connection refused: nothing listens on " + spec.EndPoint);
         }
         catch (SocketException e)
         {
-            return new HealthProbeResult(e.SocketErrorCode.ToString());
+            return new HealthProbeResult(HealthFailure.SocketError, e.SocketErrorCode.ToString());
         }
     }
 
@@ -66,13 +67,16 @@ internal static class HealthProbe
         }
     }
 
-    private static string? Tcp(HealthProbeSpec spec, TimeSpan timeout)
+    private static HealthProbeResult NoAnswer(TimeSpan timeout) =>
+        new(HealthFailure.Timeout, $"no answer within {timeout.TotalMilliseconds:0} ms");
+
+    private static HealthProbeResult Tcp(HealthProbeSpec spec, TimeSpan timeout)
     {
         using var socket = Connect(spec, timeout);
-        return null;
+        return HealthProbeResult.Pass;
     }
 
-    private static string? Socks5(HealthProbeSpec spec, TimeSpan timeout)
+    private static HealthProbeResult Socks5(HealthProbeSpec spec, TimeSpan timeout)
     {
         using var socket = Connect(spec, timeout);
         // Greeting: version 5, two methods: no authentication, username/password.
@@ -85,14 +89,16 @@ internal static class HealthProbe
             var n = socket.Receive(reply[read..], SocketFlags.None);
             if (n == 0)
             {
-                return "the SOCKS server closed the connection during the greeting";
+                return new HealthProbeResult(HealthFailure.Closed, "the SOCKS server closed the connection during the greeting");
             }
             read += n;
         }
-        return reply[0] == 5 && reply[1] is 0 or 2 ? null : $"unexpected SOCKS5 method selection {reply[0]:x2} {reply[1]:x2}";
+        return reply[0] == 5 && reply[1] is 0 or 2
+            ? HealthProbeResult.Pass
+            : new HealthProbeResult(HealthFailure.WrongAnswer, $"unexpected SOCKS5 method selection {reply[0]:x2} {reply[1]:x2}");
     }
 
-    private static string? Exec(HealthProbeSpec spec, TimeSpan timeout)
+    private static HealthProbeResult Exec(HealthProbeSpec spec, TimeSpan timeout)
     {
         using var process = new Process
         {
@@ -107,19 +113,24 @@ internal static class HealthProbe
         if (!process.WaitForExit(timeout))
         {
             process.Kill(entireProcessTree: true);
-            return $"no answer within {timeout.TotalMilliseconds:0} ms";
+            return NoAnswer(timeout);
         }
-        return process.ExitCode == 0 ? null : $"command exited with {process.ExitCode}";
+        return process.ExitCode == 0 ? HealthProbeResult.Pass : new HealthProbeResult(HealthFailure.CommandFailed, $"command exited with {process.ExitCode}");
     }
 }
 
 /// <summary>
-/// One probe's outcome: <see cref="Failure"/> is null when the service answered, else the reason.
+/// One probe's outcome: <see cref="Failure"/> is <see cref="HealthFailure.None"/> when the service
+/// answered, else what went wrong, with <see cref="Detail"/> in words for people.
 /// <see cref="NothingListens"/>: the connect was refused (a RST to the SYN), so no process listens
 /// on the port: the service is gone, which no later probe can contradict until it is restarted.
 /// A timeout or a wrong answer is not that certain (a busy proxy answers late).
 /// </summary>
-internal readonly record struct HealthProbeResult(string? Failure, bool NothingListens = false)
+internal readonly record struct HealthProbeResult(HealthFailure Failure, string? Detail = null)
 {
-    public bool Passed => Failure is null;
+    public static HealthProbeResult Pass => default;
+
+    public bool Passed => Failure == HealthFailure.None;
+
+    public bool NothingListens => Failure == HealthFailure.NothingListens;
 }

@@ -290,6 +290,7 @@ internal static class BenchFailover
         await using var lab = await ClusterLab.CreateAsync(3, 60).ConfigureAwait(false);
         int[] all = [1, 2, 3];
         int[] survivors = [1, 3];
+        var ledger = new DeathLedger();
         await Task.WhenAll(all.Select(k => ClusterOps.StartNodeAsync(lab, k, ct, balancerArgs))).ConfigureAwait(false);
         var before = await ClusterOps.WaitForSharesAsync(lab, all, TimeSpan.FromSeconds(60), Progress, ct).ConfigureAwait(false);
 
@@ -301,11 +302,11 @@ internal static class BenchFailover
         if (details)
         {
             // l2bal's own default has no health probe: the same window with every l2bal restarted without it.
-            await RestartBalancersAsync(lab, all, [.. balancerArgs, "--health", "none"], ct).ConfigureAwait(false);
+            await RestartBalancersAsync(lab, all, [.. balancerArgs, "--health", "none"], ledger, ct).ConfigureAwait(false);
             await Task.Delay(IdleSettle, ct).ConfigureAwait(false);
             idleNoProbe = await BenchFailoverLoad.CpuAsync(all.Select(k => lab.Balancer(k)!.Id).ToArray(), IdleWindow, ct).ConfigureAwait(false);
             Log(string.Create(CultureInfo.InvariantCulture, $"{name}: idle CPU % of a core without the health probe: {string.Join(" ", idleNoProbe.Select(c => $"{c:0.00}"))}"));
-            await RestartBalancersAsync(lab, all, balancerArgs, ct).ConfigureAwait(false);
+            await RestartBalancersAsync(lab, all, balancerArgs, ledger, ct).ConfigureAwait(false);
         }
 
         var full = ClusterOps.Table(3, all);
@@ -345,6 +346,7 @@ internal static class BenchFailover
         int movedOnLoss = 0, movedOnReturn = 0;
         for (var kill = 1; kill <= kills; kill++)
         {
+            await ledger.SettleAsync(lab, [Victim], ct).ConfigureAwait(false);
             var (killGaps, missing) = await KillAndProbeAsync(lab, sources, () =>
             {
                 lab.LinkDown(Victim);
@@ -376,7 +378,7 @@ internal static class BenchFailover
             for (var kill = 1; kill <= ProxyKills; kill++)
             {
                 var killedAt = DateTime.MinValue;
-                var logMark = lab.Balancer(Victim)!.Log.Length;
+                var mark = (await ClusterOps.StatusAsync(lab, Victim, ct).ConfigureAwait(false))?.LastEventSeq ?? 0;
                 var (killGaps, missing) = await KillAndProbeAsync(lab, sources, () =>
                 {
                     killedAt = DateTime.UtcNow;
@@ -385,7 +387,8 @@ internal static class BenchFailover
                 proxyGaps.AddRange(killGaps);
                 proxyUncovered += missing;
                 await ClusterOps.WaitForSharesAsync(lab, survivors, TimeSpan.FromSeconds(20), Progress, ct).ConfigureAwait(false);
-                Log(string.Create(CultureInfo.InvariantCulture, $"{name}: l2proxy kill {kill}: gaps {string.Join(" ", killGaps.Select(g => $"{g:0}"))} ms{(missing > 0 ? $", {missing} never covered" : string.Empty)}; {Detection(lab.Balancer(Victim)!.Log[logMark..], killedAt)}"));
+                var seen = Detection(await ClusterOps.StatusAsync(lab, Victim, ct).ConfigureAwait(false), mark, killedAt);
+                Log(string.Create(CultureInfo.InvariantCulture, $"{name}: l2proxy kill {kill}: gaps {string.Join(" ", killGaps.Select(g => $"{g:0}"))} ms{(missing > 0 ? $", {missing} never covered" : string.Empty)}; {seen}"));
                 ClusterOps.StartProxy(lab, Victim);
                 await ClusterOps.WaitForSharesAsync(lab, all, TimeSpan.FromSeconds(60), Progress, ct).ConfigureAwait(false);
             }
@@ -393,15 +396,16 @@ internal static class BenchFailover
             Log(string.Create(CultureInfo.InvariantCulture, $"{proxyCover.Name}: median {proxyCover.MedianMs:0} ms, max {proxyCover.MaxMs:0} ms over {proxyGaps.Count} samples"));
         }
 
-        var logs = lab.Network.ProcessLogs();
-        var falseDeaths = CountFalseDeaths(logs, kills);
+        await ledger.SettleAsync(lab, all, ct).ConfigureAwait(false);
+        // Each kill accounts for two verdicts (each survivor sees the victim die); the rest are false covers.
+        var falseDeaths = (int)Math.Max(0, ledger.Deaths - (2 * kills));
         Log($"{name}: peers declared dead beyond the kills' own (false covers): {falseDeaths}");
         if (falseDeaths > 0)
         {
             // Every verdict, the kills' own included, so the extra ones can be told apart by time and cause.
-            foreach (var line in DeathLines(logs))
+            foreach (var line in ledger.Verdicts)
             {
-                Log($"{name}:   {line.Trim()}");
+                Log($"{name}:   {line}");
             }
         }
         FilterCost? filterCost = null;
@@ -416,41 +420,28 @@ internal static class BenchFailover
             loadCpu, loadProxyCpu, total, filterCost, idleNoProbe, proxyCover);
     }
 
-    private static async Task RestartBalancersAsync(ClusterLab lab, int[] nodes, string[] balancerArgs, CancellationToken ct)
+    private static async Task RestartBalancersAsync(ClusterLab lab, int[] nodes, string[] balancerArgs, DeathLedger ledger, CancellationToken ct)
     {
+        await ledger.SettleAsync(lab, nodes, ct).ConfigureAwait(false);
         await ClusterOps.StopBalancersAsync(lab, nodes).ConfigureAwait(false);
         await ClusterOps.StartBalancersAsync(lab, nodes, balancerArgs, ct).ConfigureAwait(false);
     }
 
     /// <summary>
-    /// "peer K is dead" lines in every l2bal log of the lab, minus the two per kill that the kill
-    /// itself causes (each survivor sees the victim die) and those of a peer that said it leaves
-    /// (the bench's own restarts).
+    /// When node 2's l2bal turned unhealthy after an l2proxy kill at <paramref name="killedAt"/>,
+    /// from the time of its first <c>state</c> event after <paramref name="mark"/> (same clock: one
+    /// machine), and what its probe saw: the daemon's part of the gap.
     /// </summary>
-    private static int CountFalseDeaths(string logs, int kills) => Math.Max(0, DeathLines(logs).Count() - (2 * kills));
-
-    /// <summary>The "peer K is dead" lines of every l2bal log, except those of a peer that said it leaves.</summary>
-    private static IEnumerable<string> DeathLines(string logs) =>
-        logs.Split('\n').Where(l => l.Contains("l2bal[", StringComparison.Ordinal) && l.Contains("is dead:", StringComparison.Ordinal)
-            && !l.Contains("announced it is leaving", StringComparison.Ordinal));
-
-    /// <summary>
-    /// When node 2's l2bal turned unhealthy after an l2proxy kill at <paramref name="killedAt"/>, from its
-    /// log's own timestamp (same clock: one machine), and why: the daemon's part of the gap.
-    /// </summary>
-    private static string Detection(string log, DateTime killedAt)
+    private static string Detection(BalancerStatus? status, long mark, DateTime killedAt)
     {
-        const string Marker = "this node is now unhealthy: ";
-        var line = log.Split('\n').FirstOrDefault(l => l.Contains(Marker, StringComparison.Ordinal));
-        if (line is null)
+        if (status is null)
         {
-            return "l2bal logged no unhealthy turn";
+            return "l2bal did not answer status";
         }
-        var stamp = System.Text.RegularExpressions.Regex.Match(line, @"\d{4}-\d\d-\d\dT[0-9:.]+Z");
-        var why = line[(line.IndexOf(Marker, StringComparison.Ordinal) + Marker.Length)..].Trim();
-        return stamp.Success && DateTime.TryParse(stamp.Value, CultureInfo.InvariantCulture, DateTimeStyles.AdjustToUniversal | DateTimeStyles.AssumeUniversal, out var at)
-            ? string.Create(CultureInfo.InvariantCulture, $"l2bal saw it after {(at - killedAt).TotalMilliseconds:0} ms ({why})")
-            : $"l2bal's unhealthy line has no timestamp: {line}";
+        var turn = status.EventsAfter(mark).FirstOrDefault(e => e.Kind == "state" && e.Text("state") == "unhealthy");
+        return turn is null
+            ? "l2bal recorded no unhealthy turn"
+            : string.Create(CultureInfo.InvariantCulture, $"l2bal saw it after {(turn.Time - killedAt).TotalMilliseconds:0} ms ({turn.Text("health")}: {turn.Text("detail")})");
     }
 
     /// <summary>

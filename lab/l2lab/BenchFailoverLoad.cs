@@ -222,8 +222,8 @@ internal static class BenchFailoverLoad
 
     /// <summary>
     /// <c>--soak SECONDS</c>: 3 nodes at the fast timing, every proxy loaded (a CONNECT stream from
-    /// all 60 client addresses and one bulk stream per node) for the whole run. Counts "peer is
-    /// dead" lines (each a false cover: nothing is killed) and ownership changes.
+    /// all 60 client addresses and one bulk stream per node) for the whole run. Counts peers
+    /// declared dead (each a false cover: nothing is killed) and ownership changes.
     /// </summary>
     public static async Task<SoakResult> SoakAsync(TimeSpan length, string[] balancerArgs, string setting, Action<string> log, CancellationToken ct)
     {
@@ -257,15 +257,23 @@ internal static class BenchFailoverLoad
         var results = await traffic.ConfigureAwait(false);
         var gbit = (await Task.WhenAll(bulk).ConfigureAwait(false)).Sum();
         var changesAfter = await OwnershipChangesAsync(lab, all, ct).ConfigureAwait(false);
-        var lines = lab.Network.ProcessLogs().Split('\n').Where(l => l.Contains("l2bal[", StringComparison.Ordinal)).ToArray();
-        var deaths = lines.Count(l => l.Contains("is dead:", StringComparison.Ordinal));
-        var stalls = lines.Count(l => l.Contains("was stalled", StringComparison.Ordinal));
+        // Facts from each daemon's status (docs/status-json.md): counters for deaths and stalls,
+        // the kept events for the rest and for the causes.
+        var statuses = new List<BalancerStatus>();
+        foreach (var k in all)
+        {
+            statuses.Add(await ClusterOps.StatusAsync(lab, k, ct).ConfigureAwait(false)
+                ?? throw new InvalidOperationException($"soak: l2bal on node {k} does not answer status\n{lab.Describe()}"));
+        }
+        var events = statuses.SelectMany(st => st.Events.Select(e => (Node: st.NodeId, Event: e))).OrderBy(e => e.Event.Time).ToArray();
+        var deaths = (int)statuses.Sum(st => st.Count("peer-dead"));
+        var stalls = (int)statuses.Sum(st => st.Count("stall"));
         // Not the start (a node is unhealthy until its first probe passes): only flaps under load.
-        var unhealthy = lines.Count(l => l.Contains("this node is now unhealthy", StringComparison.Ordinal) && !l.Contains("waiting for the first health probe", StringComparison.Ordinal));
-        var fenced = lines.Count(l => l.Contains("declared this node dead", StringComparison.Ordinal));
-        // Why ownership moved: the first lines that say so, for the reader.
-        var causes = lines.Where(l => l.Contains("is dead:", StringComparison.Ordinal) || l.Contains("was stalled", StringComparison.Ordinal)
-            || l.Contains("this node is now", StringComparison.Ordinal) || l.Contains("declared this node dead", StringComparison.Ordinal)).Take(12).ToArray();
+        var unhealthy = events.Count(e => e.Event.Kind == "state" && e.Event.Text("reason") == "health-failing");
+        var fenced = events.Count(e => e.Event.Kind == "released-all" && e.Event.Text("cause") == "declared-dead");
+        // Why ownership moved: the first events that say so, for the reader.
+        var causes = events.Where(e => e.Event.Kind is "peer-dead" or "stall" or "state" or "released-all" && !(e.Event.Kind == "state" && e.Event.Text("reason") is "waiting-for-first-probe" or "health-passing"))
+            .Take(12).Select(e => $"node {e.Node}: {e.Event}").ToArray();
         var ok = results.Connects.Count(c => c.Outcome == TrafficOutcome.Ok);
         return new SoakResult(setting, length.TotalSeconds, deaths, changesAfter - changesBefore, ok, results.Connects.Count - ok, Math.Round(gbit, 2),
             cpu[..3], cpu[3..], File.ReadAllText("/proc/loadavg").Trim(), stalls, unhealthy, fenced, causes);

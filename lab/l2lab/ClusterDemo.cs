@@ -89,7 +89,9 @@ internal static class ClusterDemo
 
         // The kill: the node vanishes (link down), both its daemons SIGKILLed.
         Phase($"killing node {Victim}: link down, SIGKILL l2bal (pid {lab.Balancer(Victim)!.Id}) and l2proxy (pid {lab.Proxy(Victim)!.Id})");
-        var killedBalancer = lab.Balancer(Victim)!;
+        // The deaths the victim's daemon declared in its life, read just before it is killed (a
+        // daemon killed with SIGKILL answers nothing afterwards).
+        var killedDaemonDeaths = (await ClusterOps.StatusAsync(lab, Victim, ct).ConfigureAwait(false))?.Count("peer-dead") ?? 0;
         var victims = home.Where(h => h.Value == Victim).Select(h => h.Key).ToHashSet();
 
         // The cover itself, measured as the failover bench does: from six of node 2's client
@@ -147,15 +149,15 @@ internal static class ClusterDemo
         await stopTicker.CancelAsync().ConfigureAwait(false);
         await ticker.ConfigureAwait(false);
 
-        return Report(lab, streamResult, sessionResult, outageResult, home, victims, killStream, rejoinStream, mismatches, initial, covered, returned, killedBalancer.Log, survivors.Length,
+        return Report(lab, streamResult, sessionResult, outageResult, home, victims, killStream, rejoinStream, mismatches, initial, covered, returned, killedDaemonDeaths, survivors.Length,
             new ProbeCover(probeGaps, probeMissing, probeSources.Length));
     }
 
     private static int Report(
         ClusterLab lab, TrafficResults stream, TrafficResults sessions, TrafficResults outage, Dictionary<string, int> home,
         HashSet<string> victims, double killStream, double rejoinStream, int mismatches,
-        IReadOnlyDictionary<int, NodeStatusView> initial, IReadOnlyDictionary<int, NodeStatusView> covered, IReadOnlyDictionary<int, NodeStatusView> returned,
-        string killedLog, int survivorsCount, ProbeCover probe)
+        IReadOnlyDictionary<int, BalancerStatus> initial, IReadOnlyDictionary<int, BalancerStatus> covered, IReadOnlyDictionary<int, BalancerStatus> returned,
+        long killedDaemonDeaths, int survivorsCount, ProbeCover probe)
     {
         var probeGaps = probe.Gaps;
         var probeMissing = probe.Missing;
@@ -238,11 +240,13 @@ internal static class ClusterDemo
                 $"node {k}: buckets {b.BucketsHeld} -> {b.BucketsWhileCovering} while covering -> {b.BucketsAfterReturn} after return; {b.ClientAddresses} client addresses; served {b.ConnectsServed} CONNECTs before the kill ({b.ConnectShare:P1})"));
         }
 
-        // Every "peer K is dead" any l2bal logged; the kill accounts for two (nodes 1 and 3 see node 2
-        // die). The rest are false: a live peer declared dead, its buckets covered for a moment.
-        var deaths = Enumerable.Range(1, NodeCount).Sum(k => CountDeaths(lab.Balancer(k)?.Log) + (k == Victim ? CountDeaths(killedLog) : 0));
+        // Every peer any l2bal declared dead (its peer-dead counter, docs/status-json.md): the
+        // survivors' and the returned daemon's at the end, the killed daemon's before the kill. The
+        // kill accounts for two (nodes 1 and 3 see node 2 die). The rest are false: a live peer
+        // declared dead, its buckets covered for a moment.
+        var deaths = returned.Values.Sum(s => s.Count("peer-dead")) + killedDaemonDeaths;
         var falseDeaths = Math.Max(0, deaths - survivorsCount);
-        Info($"peers declared dead: {deaths} times in all l2bal logs; {survivorsCount} expected (node {Victim}'s death seen by each survivor), so {falseDeaths} false (a live peer's buckets covered for a moment; established flows are kept)");
+        Info($"peers declared dead: {deaths} times by all l2bal daemons; {survivorsCount} expected (node {Victim}'s death seen by each survivor), so {falseDeaths} false (a live peer's buckets covered for a moment; established flows are kept)");
         var share = ClusterOps.Buckets / (double)NodeCount;
         var promises = new List<(string Name, bool Held, string Detail)>
         {
@@ -332,9 +336,6 @@ internal static class ClusterDemo
             Stop = stop,
             NodeOf = lab.NodeOf,
         });
-
-    private static int CountDeaths(string? log) =>
-        log is null ? 0 : log.Split('\n').Count(l => l.Contains("is dead:", StringComparison.Ordinal));
 
     private static bool AllReconnected(IReadOnlyList<ConnectRecord> records, IReadOnlySet<string> victims, double killMs) =>
         victims.All(v => records.Any(r => r.Source == v && r.Outcome == TrafficOutcome.Ok && r.EndMs > killMs && r.Node != Victim));

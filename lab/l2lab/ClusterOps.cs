@@ -7,14 +7,6 @@ using L2Balance.Lab.Cluster;
 
 namespace L2Balance.Lab.Cli;
 
-/// <summary>One node's <c>l2bal status --json</c>, the fields the demo and the benchmark read.</summary>
-/// <param name="NodeId">The node that answered.</param>
-/// <param name="State">Its membership state (active, unhealthy, draining).</param>
-/// <param name="Health">healthy, or unhealthy with the reason.</param>
-/// <param name="Held">Buckets it accepts new flows for.</param>
-/// <param name="Owners">Its view of the bucket map: node id (or "none") → buckets.</param>
-internal sealed record NodeStatusView(int NodeId, string State, string Health, int Held, IReadOnlyDictionary<string, int> Owners);
-
 /// <summary>
 /// Helpers over a <see cref="ClusterLab"/> running l2bal: the expected ownership from l2bal's own
 /// hash mirror (<see cref="BucketHash"/>, <see cref="Ownership"/>), status polling with a deadline,
@@ -113,7 +105,7 @@ internal static partial class ClusterOps
     }
 
     /// <summary>Node k's <c>l2bal status --json</c>, or null if its daemon does not answer.</summary>
-    public static async Task<NodeStatusView?> StatusAsync(ClusterLab lab, int nodeId, CancellationToken cancellationToken)
+    public static async Task<BalancerStatus?> StatusAsync(ClusterLab lab, int nodeId, CancellationToken cancellationToken)
     {
         var result = await lab.RunOnNode(nodeId, ClusterBinaries.L2Bal, ["status", "--json"], TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
         if (!result.Succeeded)
@@ -123,12 +115,7 @@ internal static partial class ClusterOps
 
         try
         {
-            using var json = JsonDocument.Parse(result.StdOut);
-            var root = json.RootElement;
-            var owners = root.GetProperty("Owners").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetInt32());
-            return new NodeStatusView(
-                root.GetProperty("NodeId").GetInt32(), root.GetProperty("State").GetString() ?? "?",
-                root.GetProperty("Health").GetString() ?? "?", root.GetProperty("Held").GetInt32(), owners);
+            return BalancerStatus.Parse(result.StdOut);
         }
         catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException)
         {
@@ -142,7 +129,7 @@ internal static partial class ClusterOps
     /// held count about once a second. Returns the final statuses.
     /// </summary>
     /// <exception cref="TimeoutException">Not reached within <paramref name="timeout"/>.</exception>
-    public static async Task<IReadOnlyDictionary<int, NodeStatusView>> WaitForSharesAsync(
+    public static async Task<IReadOnlyDictionary<int, BalancerStatus>> WaitForSharesAsync(
         ClusterLab lab, IReadOnlyCollection<int> alive, TimeSpan timeout, Action<string> progress, CancellationToken cancellationToken)
     {
         var table = Table(lab.Nodes.Count, alive);

@@ -1,4 +1,5 @@
 using L2Balance.Balancer.Cluster;
+using L2Balance.Balancer.Diagnostics;
 using L2Balance.Balancer.Protocol;
 using Xunit;
 
@@ -39,7 +40,7 @@ public class MembershipEngineTests
         cluster.Crash(3);
         cluster.Run(TimeSpan.FromMilliseconds(400));
         cluster.AssertHolds(0b011);
-        Assert.Contains(cluster.Nodes[0].Events, e => e.Change.StartsWith("peer 3 is dead", StringComparison.Ordinal));
+        Assert.Contains(cluster.Nodes[0].Events, e => e is PeerDead { Peer: 3 });
         cluster.Restart(3);
         cluster.Run(TimeSpan.FromMilliseconds(600));
         cluster.AssertHolds(0b111);
@@ -95,7 +96,7 @@ public class MembershipEngineTests
         cluster.PauseAll(TimeSpan.FromSeconds(1), discount);
         cluster.Run(TimeSpan.FromMilliseconds(600));
         cluster.AssertHolds(0b111);
-        var deaths = cluster.Nodes.SelectMany((n, i) => n.Events.Skip(marks[i])).Count(e => e.Change.Contains("is dead", StringComparison.Ordinal));
+        var deaths = cluster.Nodes.SelectMany((n, i) => n.Events.Skip(marks[i])).Count(e => e is PeerDead or PeerLeft);
         if (discount)
         {
             Assert.Equal(0, deaths);
@@ -185,7 +186,7 @@ public class MembershipEngineTests
         Assert.Equal(TimeSpan.FromMilliseconds(1), cluster.LongestOverlap);
         Assert.Equal(Buckets, cluster.Nodes[0].Engine.Held.Count);
         Assert.Equal(0, cluster.Nodes[1].Engine.Held.Count);
-        Assert.Contains(cluster.Nodes[1].Events, e => e.Change.Contains("peer 1 declared this node dead", StringComparison.Ordinal));
+        Assert.Contains(cluster.Nodes[1].Events, e => e is ReleasedAll { Cause: ReleaseCause.DeclaredDead, DeclaredBy: 1 });
         cluster.Drop = null;
         cluster.Run(TimeSpan.FromMilliseconds(600));
         cluster.AssertHolds(0b11);
@@ -276,7 +277,7 @@ public class MembershipEngineTests
 
         public ulong Sequence { get; set; }
 
-        public List<MembershipEvent> Events { get; } = [];
+        public List<BalancerEvent> Events { get; } = [];
 
         /// <summary>When this node first saw each peer dead.</summary>
         public Dictionary<int, TimeSpan> DeathSeen { get; } = [];
@@ -333,7 +334,7 @@ public class MembershipEngineTests
 
         public void Restart(int id) => Nodes[id - 1].Reset(_now);
 
-        public void StallRestart(int id) => Nodes[id - 1].Engine.Restart(_now);
+        public void StallRestart(int id) => Nodes[id - 1].Engine.Restart(_now, ReleaseCause.Stall);
 
         /// <summary>
         /// Every running node stops for <paramref name="duration"/>, then does what the daemon does
@@ -349,7 +350,7 @@ public class MembershipEngineTests
                 {
                     node.Engine.DiscountSilence(duration, _now);
                 }
-                node.Engine.Restart(_now);
+                node.Engine.Restart(_now, ReleaseCause.Stall);
                 node.Due = _now;
             }
         }
@@ -380,9 +381,13 @@ public class MembershipEngineTests
                     node.SteppedState = node.Engine.LocalState;
                     var events = node.Engine.TakeEvents();
                     node.Events.AddRange(events);
-                    foreach (var e in events.Where(e => e.Change.Contains("is dead", StringComparison.Ordinal)))
+                    foreach (var e in events)
                     {
-                        node.DeathSeen.TryAdd(e.NodeId, _now);
+                        var dead = e switch { PeerDead d => d.Peer, PeerLeft l => l.Peer, _ => 0 };
+                        if (dead != 0)
+                        {
+                            node.DeathSeen.TryAdd(dead, _now);
+                        }
                     }
                     if (step.AdvertiseNow)
                     {

@@ -1,5 +1,6 @@
 using L2Balance.Balancer.Config;
 using L2Balance.Balancer.Daemon;
+using L2Balance.Balancer.Diagnostics;
 using L2Balance.Balancer.Protocol;
 using Xunit;
 
@@ -17,26 +18,29 @@ public class LoopRehearsalTests
     [InlineData(64, 64, "1s")]
     public void It_rehearses_the_claims_a_cover_the_return_health_changes_and_a_stall(int nodeId, int nodeCount, string interval)
     {
-        var events = Rehearse(nodeId, nodeCount, interval).Select(e => e.Change).ToArray();
+        var events = Rehearse(nodeId, nodeCount, interval);
         var peer = nodeId % nodeCount + 1;
         var text = string.Join("\n", events);
-        Assert.Contains(events, e => e.StartsWith($"peer {peer} is alive", StringComparison.Ordinal));
-        Assert.Contains(events, e => e.StartsWith($"peer {peer} is dead", StringComparison.Ordinal));
-        Assert.True(events.Count(e => e.StartsWith($"peer {peer} is alive", StringComparison.Ordinal)) >= 2, $"the peer never returned:\n{text}");
-        Assert.Contains(events, e => e.StartsWith("now holding", StringComparison.Ordinal) && !e.Contains("claimed 0,", StringComparison.Ordinal));
-        Assert.Contains(events, e => e.StartsWith("now holding", StringComparison.Ordinal) && !e.Contains("released 0,", StringComparison.Ordinal));
-        Assert.Contains(events, e => e.StartsWith("released all", StringComparison.Ordinal));
+        Assert.Contains(events, e => e is PeerAlive a && a.Peer == peer);
+        Assert.Contains(events, e => e is PeerDead d && d.Peer == peer);
+        Assert.True(events.Count(e => e is PeerAlive a && a.Peer == peer) >= 2, $"the peer never returned:\n{text}");
+        Assert.Contains(events, e => e is BucketsChanged { Claimed: > 0 });
+        Assert.Contains(events, e => e is BucketsChanged { Released: > 0 });
+        Assert.Contains(events, e => e is ReleasedAll { Cause: ReleaseCause.Stall });
+        Assert.Contains(events, e => e is LocalStateChanged { Reason: StateReason.HealthFailing });
+        Assert.Contains(events, e => e is LocalStateChanged { Reason: StateReason.DrainRequested });
+        Assert.Contains(events, e => e is LocalStateChanged { Reason: StateReason.UndrainRequested });
     }
 
     [Fact]
     public void A_single_node_cluster_rehearses_alone()
     {
-        var events = Rehearse(1, 1, "40ms").Select(e => e.Change).ToArray();
-        Assert.Contains(events, e => e.StartsWith("now holding 4096 of 4096", StringComparison.Ordinal));
-        Assert.DoesNotContain(events, e => e.StartsWith("peer ", StringComparison.Ordinal));
+        var events = Rehearse(1, 1, "40ms");
+        Assert.Contains(events, e => e is BucketsChanged { Held: 4096, Buckets: 4096 });
+        Assert.DoesNotContain(events, e => e is PeerAlive or PeerDead or PeerLeft or PeerStateChanged);
     }
 
-    private static IReadOnlyList<Balancer.Cluster.MembershipEvent> Rehearse(int nodeId, int nodeCount, string interval)
+    private static IReadOnlyList<BalancerEvent> Rehearse(int nodeId, int nodeCount, string interval)
     {
         var run = Assert.IsType<BalancerCommand.Run>(BalancerCommandLine.Parse(
             ["run", "--interface", "eth0", "--vip", "198.18.0.10/24", "--node-id", $"{nodeId}", "--node-count", $"{nodeCount}",

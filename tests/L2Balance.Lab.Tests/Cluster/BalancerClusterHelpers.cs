@@ -9,44 +9,6 @@ using Xunit;
 
 namespace L2Balance.Lab.Tests.Cluster;
 
-/// <summary>One node's <c>l2bal status --json</c>, the fields the lab tests read.</summary>
-public sealed record BalancerStatus(
-    int NodeId,
-    string State,
-    string Health,
-    int Buckets,
-    int Held,
-    int Draining,
-    IReadOnlyDictionary<string, int> Owners,
-    IReadOnlyDictionary<int, string> PeerStates,
-    IReadOnlyDictionary<string, long> AdvertsRejected,
-    string Json)
-{
-    public static BalancerStatus Parse(string json)
-    {
-        using var doc = JsonDocument.Parse(json);
-        var root = doc.RootElement;
-        return new BalancerStatus(
-            root.GetProperty(nameof(NodeId)).GetInt32(),
-            root.GetProperty(nameof(State)).GetString() ?? string.Empty,
-            root.GetProperty(nameof(Health)).GetString() ?? string.Empty,
-            root.GetProperty(nameof(Buckets)).GetInt32(),
-            root.GetProperty(nameof(Held)).GetInt32(),
-            root.GetProperty(nameof(Draining)).GetInt32(),
-            root.GetProperty(nameof(Owners)).EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetInt32()),
-            root.GetProperty("Peers").EnumerateArray().ToDictionary(p => p.GetProperty(nameof(NodeId)).GetInt32(), p => p.GetProperty(nameof(State)).GetString() ?? string.Empty),
-            root.GetProperty(nameof(AdvertsRejected)).EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetInt64()),
-            json);
-    }
-
-    /// <summary>Buckets b with (b mod N) + 1 == k: node k's share with every node up (DESIGN "Buckets and ownership").</summary>
-    public static int ShareOf(int nodeId, int nodeCount, int buckets) => Enumerable.Range(0, buckets).Count(b => L2Balance.Balancer.Cluster.Ownership.DefaultOwner(b, nodeCount, buckets) == nodeId);
-
-    public long Rejected(string reason) => AdvertsRejected.TryGetValue(reason, out var n) ? n : 0;
-
-    public int OwnedBy(int nodeId) => Owners.TryGetValue(nodeId.ToString(CultureInfo.InvariantCulture), out var n) ? n : 0;
-}
-
 /// <summary>
 /// The cluster lab with l2proxy and l2bal running on every node (STYLE 26: built once per
 /// collection, readiness against a deadline, daemon logs on every failure, torn down even when
@@ -274,13 +236,17 @@ public abstract class BalancerClusterFixtureBase : IAsyncLifetime
         }
     }
 
+    /// <summary>Buckets b with (b mod N) + 1 == k: node k's share with every node up (docs/design.md, buckets and ownership).</summary>
+    public static int ShareOf(int nodeId, int nodeCount, int buckets) =>
+        Enumerable.Range(0, buckets).Count(b => L2Balance.Balancer.Cluster.Ownership.DefaultOwner(b, nodeCount, buckets) == nodeId);
+
     /// <summary>Every node active, healthy, holding exactly its share; every view has all buckets owned, each by its home node.</summary>
     public Task WaitAllUpAsync() => WaitForStatusAsync(Enumerable.Range(1, NodeCount), s => s.Values.All(AllUp), "every node holds its share");
 
     public static bool AllUp(BalancerStatus s) =>
-        s.State == "active" && s.Health == "healthy" && s.Held == BalancerStatus.ShareOf(s.NodeId, NodeCount, s.Buckets)
+        s.State == "active" && s.Healthy && s.Held == ShareOf(s.NodeId, NodeCount, s.Buckets)
         && s.OwnedBy(0) == 0 && s.Owners.GetValueOrDefault("none") == 0
-        && Enumerable.Range(1, NodeCount).All(k => s.OwnedBy(k) == BalancerStatus.ShareOf(k, NodeCount, s.Buckets))
+        && Enumerable.Range(1, NodeCount).All(k => s.OwnedBy(k) == ShareOf(k, NodeCount, s.Buckets))
         && s.PeerStates.Count == NodeCount - 1 && s.PeerStates.Values.All(p => p == "active");
 
     /// <summary><c>nft list tables</c> in node k.</summary>

@@ -1,5 +1,4 @@
 using System.Net;
-using System.Text.RegularExpressions;
 using L2Balance.Lab.Cluster;
 using L2Balance.Tests.Common;
 using Xunit;
@@ -37,7 +36,7 @@ public sealed class FailureMatrixTests(BalancerClusterFixture fixture, ITestOutp
     [Fact]
     public async Task M1_SigkillOfProxy_HealthProbeFails_SurvivorsCover()
     {
-        var mark = Lab.Balancer(Victim)!.Log.Length;
+        var mark = (await fixture.StatusAsync(Victim)).LastEventSeq;
         var run = await RunFaultAsync(
             fault: () =>
             {
@@ -54,7 +53,7 @@ public sealed class FailureMatrixTests(BalancerClusterFixture fixture, ITestOutp
         run.Detector.AssertSingleAnswers(fixture.Describe, ClusterLab.NodeMac(Victim));
         AssertSurvivorSessionsUnbroken(run);
         // Seen by the listen check or by the full probe's refused connect, whichever runs first.
-        Assert.Matches("failing: (connection refused: )?nothing listens on", Lab.Balancer(Victim)!.Log[mark..]);
+        await AssertTurnedUnhealthyAsync(mark, "nothing-listens");
     }
 
     /// <summary>
@@ -66,7 +65,7 @@ public sealed class FailureMatrixTests(BalancerClusterFixture fixture, ITestOutp
     [Fact]
     public async Task M1b_SigstopOfProxy_FullProbeTimesOut_SurvivorsCover()
     {
-        var mark = Lab.Balancer(Victim)!.Log.Length;
+        var mark = (await fixture.StatusAsync(Victim)).LastEventSeq;
         var proxy = Lab.Proxy(Victim)!;
         try
         {
@@ -85,7 +84,7 @@ public sealed class FailureMatrixTests(BalancerClusterFixture fixture, ITestOutp
 
             run.Detector.AssertSingleAnswers(fixture.Describe);
             AssertSurvivorSessionsUnbroken(run);
-            Assert.Contains("failing: no answer within 500 ms", Lab.Balancer(Victim)!.Log[mark..], StringComparison.Ordinal);
+            await AssertTurnedUnhealthyAsync(mark, "timeout");
         }
         finally
         {
@@ -173,7 +172,7 @@ public sealed class FailureMatrixTests(BalancerClusterFixture fixture, ITestOutp
         // the adverts to it (each lost on egress) give about 2 × 20 × 7e-4 ≈ 0.03 false deaths a
         // second, i.e. ~0.2 in this run's few seconds of loss. So: at most 2 "peer 2 is dead" (or
         // node 2 seeing a peer dead) events are what the loss may force; more is flapping.
-        var marks = LogMarks();
+        var marks = await StatusesAsync();
         var owners = await fixture.OwnersAsync();
         var sessions = SessionSources(owners);
         using var detector = await DuplicateAnswerDetector.StartAsync(Lab);
@@ -192,7 +191,7 @@ public sealed class FailureMatrixTests(BalancerClusterFixture fixture, ITestOutp
 
         var results = await running.WithTimeout(RunBound);
         var seen = await detector.StopAsync();
-        var deaths = DeathsSince(marks);
+        var deaths = await DeathsSinceAsync(marks);
         var why = $"{results.Summary()}\n{seen.Summary()}\nfalse deaths: {string.Join("; ", deaths)}\n{fixture.Describe()}";
         output.WriteLine(why[..Math.Min(why.Length, 2000)]);
 
@@ -316,7 +315,8 @@ public sealed class FailureMatrixTests(BalancerClusterFixture fixture, ITestOutp
         var seen = await detector.StopAsync();
         var why = $"{results.Summary()}\n{seen.Summary()}\n{string.Join('\n', statuses.Values.Select(s => s.Json))}\n{fixture.Describe()}";
         output.WriteLine(why[..Math.Min(why.Length, 3000)]);
-        Assert.Contains(reason == "BadHmac" ? "HMAC" : "settings differ", misfit.Log, StringComparison.OrdinalIgnoreCase);
+        // The newcomer yields, and says why.
+        Assert.Equal(reason == "BadHmac" ? "unverified-key" : "other-settings", statuses[Victim].Conflict);
 
         // Nothing disturbed: no flow answered twice, no RST, sessions on 1 and 3 unbroken, and
         // every connection that nodes 1 and 3 answered succeeds. (A connection node 2 accepted
@@ -400,13 +400,41 @@ public sealed class FailureMatrixTests(BalancerClusterFixture fixture, ITestOutp
     private IPAddress[] SessionSources(IReadOnlyDictionary<string, int> owners) =>
         [.. Lab.ClientAddresses.GroupBy(a => owners[a.ToString()]).OrderBy(g => g.Key).SelectMany(g => g.Skip(10).Take(3))];
 
-    /// <summary>Where each node's l2bal log stands now.</summary>
-    private Dictionary<int, int> LogMarks() =>
-        Enumerable.Range(1, BalancerClusterFixtureBase.NodeCount).ToDictionary(k => k, k => Lab.Balancer(k)!.Log.Length);
+    /// <summary>Every node's status now: the marks later counts and events are compared with.</summary>
+    private async Task<Dictionary<int, BalancerStatus>> StatusesAsync()
+    {
+        var statuses = new Dictionary<int, BalancerStatus>();
+        for (var k = 1; k <= BalancerClusterFixtureBase.NodeCount; k++)
+        {
+            statuses[k] = await fixture.StatusAsync(k);
+        }
+        return statuses;
+    }
 
-    /// <summary>"peer K is dead" lines logged since <paramref name="marks"/>.</summary>
-    private List<string> DeathsSince(Dictionary<int, int> marks) =>
-        [.. marks.SelectMany(m => Regex.Matches(Lab.Balancer(m.Key)!.Log[m.Value..], @"peer \d is dead[^\n]*").Select(x => $"node {m.Key}: {x.Value}"))];
+    /// <summary>
+    /// Peers declared dead since <paramref name="marks"/>, one entry per death: the count from the
+    /// counters (never lost), each described by its event where the node still keeps it.
+    /// </summary>
+    private async Task<List<string>> DeathsSinceAsync(Dictionary<int, BalancerStatus> marks)
+    {
+        var deaths = new List<string>();
+        foreach (var (k, mark) in marks)
+        {
+            var now = await fixture.StatusAsync(k);
+            var kept = now.EventsAfter(mark.LastEventSeq).Where(e => e.Kind == "peer-dead").Select(e => $"node {k}: {e}").ToList();
+            var count = (int)(now.Count("peer-dead") - mark.Count("peer-dead"));
+            deaths.AddRange(kept.Concat(Enumerable.Repeat($"node {k}: a death no longer kept in its events", Math.Max(0, count - kept.Count))));
+        }
+        return deaths;
+    }
+
+    /// <summary>The victim turned unhealthy after <paramref name="mark"/> because its probe saw <paramref name="failure"/>.</summary>
+    private async Task AssertTurnedUnhealthyAsync(long mark, string failure)
+    {
+        var status = await fixture.StatusAsync(Victim);
+        Assert.True(status.EventsAfter(mark).Any(e => e.Kind == "state" && e.Text("reason") == "health-failing" && e.Text("health") == failure),
+            $"node {Victim} recorded no turn to unhealthy for {failure}:\n{string.Join("\n", status.EventsAfter(mark))}");
+    }
 
     /// <summary>
     /// Nothing leaked: each node runs exactly its l2bal and l2proxy, has exactly l2bal's two tables,

@@ -1,0 +1,29 @@
+namespace L2Balance.Balancer.Daemon;
+
+/// <summary>A background thread of its own for a blocking loop (the daemon's loop, the health probes).</summary>
+internal static class DedicatedThread
+{
+    /// <summary>Runs <paramref name="body"/> on a new background thread; the task ends with it (or with its exception).</summary>
+    public static Task Start(string name, Action body)
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                body();
+                done.SetResult();
+            }
+            catch (Exception e)
+            {
+                done.SetException(e);
+            }
+        })
+        {
+            IsBackground = true,
+            Name = name,
+        };
+        thread.Start();
+        return done.Task;
+    }
+}

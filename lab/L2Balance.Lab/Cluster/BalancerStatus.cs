@@ -1,0 +1,108 @@
+using System.Globalization;
+using System.Text.Json;
+
+namespace L2Balance.Lab.Cluster;
+
+/// <summary>
+/// One node's <c>l2bal status --json</c> (docs/status-json.md, schema version 1), the fields the
+/// lab tests, the demo and the benchmarks read. Facts come from here, never from log lines.
+/// </summary>
+/// <param name="NodeId">The node that answered.</param>
+/// <param name="State">The state it advertises: active, unhealthy, draining.</param>
+/// <param name="Healthy">Whether its local service passes the probe.</param>
+/// <param name="HealthFailure">What the last failed probe saw (none while healthy).</param>
+/// <param name="Conflict">Why it yields to another node's adverts (a conflict kind), or null.</param>
+/// <param name="Buckets">B.</param>
+/// <param name="Held">Buckets it takes new flows for.</param>
+/// <param name="Draining">Released buckets still carrying its flows.</param>
+/// <param name="Owners">Its bucket map: node id (or "none") → buckets.</param>
+/// <param name="PeerStates">Each peer's advertised state, or "dead" when not alive.</param>
+/// <param name="AdvertsRejected">Rejected adverts by reason.</param>
+/// <param name="EventCounts">Events recorded since start, by kind.</param>
+/// <param name="LastEventSeq">The newest event's sequence number.</param>
+/// <param name="Events">The recent events, oldest first.</param>
+/// <param name="Json">The whole document, for failure messages.</param>
+public sealed record BalancerStatus(
+    int NodeId,
+    string State,
+    bool Healthy,
+    string HealthFailure,
+    string? Conflict,
+    int Buckets,
+    int Held,
+    int Draining,
+    IReadOnlyDictionary<string, int> Owners,
+    IReadOnlyDictionary<int, string> PeerStates,
+    IReadOnlyDictionary<string, long> AdvertsRejected,
+    IReadOnlyDictionary<string, long> EventCounts,
+    long LastEventSeq,
+    IReadOnlyList<BalancerStatusEvent> Events,
+    string Json)
+{
+    /// <summary>The schema version this reader understands (later versions only add fields).</summary>
+    public const int SchemaVersion = 1;
+
+    /// <summary>Parses the document; throws <see cref="JsonException"/> or <see cref="KeyNotFoundException"/> on anything else.</summary>
+    public static BalancerStatus Parse(string json)
+    {
+        using var doc = JsonDocument.Parse(json);
+        var root = doc.RootElement;
+        if (root.GetProperty("schemaVersion").GetInt32() < SchemaVersion)
+        {
+            throw new JsonException($"status schema {root.GetProperty("schemaVersion")} is older than {SchemaVersion}");
+        }
+        var health = root.GetProperty("health");
+        var counters = root.GetProperty("counters");
+        return new BalancerStatus(
+            root.GetProperty("nodeId").GetInt32(),
+            root.GetProperty("state").GetString() ?? string.Empty,
+            health.GetProperty("healthy").GetBoolean(),
+            health.GetProperty("failure").GetString() ?? string.Empty,
+            root.GetProperty("conflict") is { ValueKind: JsonValueKind.Object } conflict ? conflict.GetProperty("kind").GetString() : null,
+            root.GetProperty("buckets").GetInt32(),
+            root.GetProperty("held").GetInt32(),
+            root.GetProperty("draining").GetInt32(),
+            root.GetProperty("owners").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetInt32()),
+            root.GetProperty("peers").EnumerateArray().ToDictionary(
+                p => p.GetProperty("nodeId").GetInt32(),
+                p => p.GetProperty("alive").GetBoolean() ? p.GetProperty("state").GetString() ?? string.Empty : "dead"),
+            Counts(counters.GetProperty("advertsRejected")),
+            Counts(counters.GetProperty("events")),
+            root.GetProperty("lastEventSeq").GetInt64(),
+            [.. root.GetProperty("events").EnumerateArray().Select(BalancerStatusEvent.From)],
+            json);
+    }
+
+    /// <summary>Adverts rejected for <paramref name="reason"/> (an AdvertRejection name).</summary>
+    public long Rejected(string reason) => AdvertsRejected.TryGetValue(reason, out var n) ? n : 0;
+
+    /// <summary>Events of <paramref name="kind"/> recorded since the daemon started.</summary>
+    public long Count(string kind) => EventCounts.TryGetValue(kind, out var n) ? n : 0;
+
+    /// <summary>Buckets node <paramref name="nodeId"/> owns in this node's view.</summary>
+    public int OwnedBy(int nodeId) => Owners.TryGetValue(nodeId.ToString(CultureInfo.InvariantCulture), out var n) ? n : 0;
+
+    /// <summary>The kept events newer than <paramref name="seq"/> (a mark taken from an earlier <see cref="LastEventSeq"/>).</summary>
+    public IEnumerable<BalancerStatusEvent> EventsAfter(long seq) => Events.Where(e => e.Seq > seq);
+
+    private static Dictionary<string, long> Counts(JsonElement map) =>
+        map.EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetInt64(), StringComparer.Ordinal);
+}
+
+/// <summary>One recent event of a node (docs/status-json.md, <c>events[]</c>): its kind, number, time and its own fields.</summary>
+public sealed record BalancerStatusEvent(string Kind, long Seq, DateTime Time, JsonElement Fields)
+{
+    public static BalancerStatusEvent From(JsonElement e) =>
+        new(e.GetProperty("kind").GetString() ?? string.Empty, e.GetProperty("seq").GetInt64(), e.GetProperty("time").GetDateTime().ToUniversalTime(), e.Clone());
+
+    /// <summary>A number field (<c>peer</c>, <c>held</c>, …), or null when absent.</summary>
+    public double? Number(string name) => Fields.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : null;
+
+    /// <summary>A string field (<c>reason</c>, <c>health</c>, <c>cause</c>, …), or null when absent.</summary>
+    public string? Text(string name) => Fields.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+
+    /// <summary>The peer the event is about (<c>peer</c>), or 0.</summary>
+    public int Peer => (int)(Number("peer") ?? 0);
+
+    public override string ToString() => $"#{Seq} {Time:HH:mm:ss.fff} {Fields.GetRawText()}";
+}
