@@ -5,17 +5,17 @@ namespace L2Balance.Balancer.Cluster;
 /// <summary>What this node knows of a peer from its latest accepted advert.</summary>
 internal sealed record PeerState(AdvertState State, ulong ActiveView, ulong AliveView, TimeSpan LastHeard, uint HeldCount, bool Settled, ulong Incarnation = 0);
 
-/// <summary>A membership or ownership change, logged exactly once with its cause (STYLE 22).</summary>
+/// <summary>A membership or ownership change, logged exactly once with its cause (docs/conventions.md §22).</summary>
 internal readonly record struct MembershipEvent(int NodeId, string Change);
 
 /// <summary>The outcome of one step: what the kernel must accept now, and whether to advertise now.</summary>
 internal sealed record MembershipStep(BucketSet Held, bool HeldChanged, bool ViewChanged, bool AdvertiseNow, HandoverPlan Plan, OwnershipTable Target);
 
 /// <summary>
-/// The membership state machine of one node (DESIGN.md "Membership"): peers from accepted
+/// The membership state machine of one node (docs/design.md#membership): peers from accepted
 /// adverts, dead after the dead time, the view (which nodes are active), the ownership table
 /// of the view, and the hand-over handshake (HandoverPlanner) with its two timing gates.
-/// Pure: time is an explicit argument, no I/O (STYLE 7); the daemon feeds it adverts and ticks.
+/// Pure: time is an explicit argument, no I/O (docs/conventions.md §7); the daemon feeds it adverts and ticks.
 /// </summary>
 internal sealed class MembershipEngine
 {

@@ -4,7 +4,7 @@ using L2Balance.Balancer.Protocol;
 
 namespace L2Balance.Balancer.Diagnostics;
 
-/// <summary>Stable event ids of l2bal's log lines, never reused (STYLE 21).</summary>
+/// <summary>Stable event ids of l2bal's log lines, never reused (docs/conventions.md §21).</summary>
 internal static class EventIds
 {
     public const int Started = 1;
@@ -22,7 +22,7 @@ internal static class EventIds
 /// <summary>
 /// l2bal's log: one line per event to standard error (journald adds the time when run as a
 /// service; we add it too for the lab). State changes are logged once at info; rejected adverts,
-/// which can arrive at packet rate, are counted always and logged once per reason per 10 s (STYLE 22).
+/// which can arrive at packet rate, are counted always and logged once per reason per 10 s (docs/conventions.md §22).
 /// </summary>
 internal sealed class BalancerLog(TextWriter output)
 {

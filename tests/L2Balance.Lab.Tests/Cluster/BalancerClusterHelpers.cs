@@ -39,7 +39,7 @@ public sealed record BalancerStatus(
             json);
     }
 
-    /// <summary>Buckets b with (b mod N) + 1 == k: node k's share with every node up (DESIGN "Buckets and ownership").</summary>
+    /// <summary>Buckets whose default owner is node k: its share with every node up (docs/design.md#ownership).</summary>
     public static int ShareOf(int nodeId, int nodeCount, int buckets) => Enumerable.Range(0, buckets).Count(b => L2Balance.Balancer.Cluster.Ownership.DefaultOwner(b, nodeCount, buckets) == nodeId);
 
     public long Rejected(string reason) => AdvertsRejected.TryGetValue(reason, out var n) ? n : 0;
@@ -48,7 +48,7 @@ public sealed record BalancerStatus(
 }
 
 /// <summary>
-/// The cluster lab with l2proxy and l2bal running on every node (STYLE 26: built once per
+/// The cluster lab with l2proxy and l2bal running on every node (docs/conventions.md §26: built once per
 /// collection, readiness against a deadline, daemon logs on every failure, torn down even when
 /// the constructor throws). <see cref="RestoreAsync"/> brings it back to all-up between tests.
 /// </summary>
