@@ -14,7 +14,7 @@ namespace L2Balance.Balancer.Cluster;
 /// JHASH_INITVAL + length + initval; the 12-byte loop does not run for 4 bytes; the tail
 /// switch adds the 4 bytes little-endian into <c>a</c> (case 4..1) and <c>__jhash_final</c> mixes.
 /// The address bytes are hashed in network order, as they sit in the IP header.
-/// Verified against the kernel 40/40 in the lab (shared/notes/l2-mechanics.md, section 3).
+/// Verified against the kernel in the lab (docs/design.md#buckets-and-the-hash).
 /// </remarks>
 internal static class BucketHash
 {

@@ -12,7 +12,7 @@ internal sealed record HandoverPlan(BucketSet Held, int Released, int Claimed, i
 }
 
 /// <summary>
-/// The hand-over handshake (DESIGN.md "Membership"): release at once, claim only once nobody
+/// The hand-over handshake (docs/design.md#hand-back): release at once, claim only once nobody
 /// else can still be holding. Transiently a bucket may be owned by nobody, never by two nodes.
 /// </summary>
 /// <remarks>
@@ -22,7 +22,7 @@ internal sealed record HandoverPlan(BucketSet Held, int Released, int Claimed, i
 /// of a view it has already advertised. So a peer's advertised active-set view determines a
 /// superset of what it holds, which is all that safety needs (over-estimating a peer's holdings
 /// only delays a claim).</para>
-/// <para>Claim rule (DESIGN.md: "the joiner claims a bucket only after the current holder
+/// <para>Claim rule (docs/design.md#hand-back: "the joiner claims a bucket only after the current holder
 /// advertises a view in which it has released it"): bucket b of this node's target share is
 /// claimed only when no live peer's latest advertised view gives b to that peer. Dead peers are
 /// not consulted (their filter tables died with them, or their kernel lease expired), so

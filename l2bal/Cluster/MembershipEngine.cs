@@ -10,10 +10,10 @@ internal sealed record PeerState(AdvertState State, ulong ActiveView, ulong Aliv
 internal sealed record MembershipStep(BucketSet Held, bool HeldChanged, bool ViewChanged, bool AdvertiseNow, HandoverPlan Plan, OwnershipTable Target);
 
 /// <summary>
-/// The membership state machine of one node (DESIGN.md "Membership"): peers from accepted
+/// The membership state machine of one node (docs/design.md#membership): peers from accepted
 /// adverts, dead after the dead time, the view (which nodes are active), the ownership table
 /// of the view, and the hand-over handshake (HandoverPlanner) with its two timing gates.
-/// Pure: time is an explicit argument, no I/O (STYLE 7); the daemon feeds it adverts and ticks.
+/// Pure: time is an explicit argument, no I/O (docs/conventions.md §7); the daemon feeds it adverts and ticks.
 /// </summary>
 internal sealed class MembershipEngine
 {

@@ -2,15 +2,13 @@ namespace L2Balance.Balancer.Cluster;
 
 /// <summary>
 /// The ownership function: membership view → which node owns each bucket. Pure, so every node
-/// that holds the same view computes the same table without a coordinator (DESIGN.md "Buckets and ownership").
+/// that holds the same view computes the same table without a coordinator (docs/design.md#ownership).
 /// </summary>
 /// <remarks>
 /// Rule: bucket b's default owner is node ⌊b·N/B⌋+1: N contiguous blocks of B/N buckets (±1),
-/// which balances exactly when all are up, as DESIGN.md's (b mod N)+1 does. Contiguous blocks
-/// because they are a handful of ranges in the kernel's interval sets instead of B/N single
-/// elements: libnftables 1.0.6 reloads every set element into its cache on each transaction,
-/// and the lease is renewed 20 times a second (measured: 2.8 ms of CPU per renewal with mod-N
-/// singletons at B=4096, N=3).
+/// which balances exactly when all are up, as (b mod N)+1 would. Contiguous blocks because
+/// they are a handful of ranges in the kernel's interval sets instead of B/N single elements,
+/// and libnftables 1.0.6 reloads every set element on each transaction (docs/benchmarks.md#l2bal-idle-cpu).
 /// If the default owner is not active, b goes to the active node with the highest rendezvous
 /// weight splitmix64(b &lt;&lt; 16 | id) (Thaler and Ravishankar, "Using name-based mappings to
 /// increase hit rates", 1998). Properties this gives, tested in OwnershipTests:

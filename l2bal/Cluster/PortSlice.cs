@@ -1,7 +1,7 @@
 namespace L2Balance.Balancer.Cluster;
 
 /// <summary>
-/// Per-node slices of the ephemeral port range for sockets bound to the VIP (DESIGN.md "Port slices").
+/// Per-node slices of the ephemeral port range for sockets bound to the VIP (docs/design.md#port-slices).
 /// </summary>
 /// <remarks>
 /// Rule: the range 32768..60999 (Linux's default net.ipv4.ip_local_port_range, 28232 ports) is cut

@@ -38,7 +38,7 @@ internal readonly record struct ServiceSpec(string Protocol, int Port)
 
 /// <summary>
 /// The balancer's configuration, from flags or a <c>--config</c> file (both produce this one
-/// immutable record, STYLE 17). Each default is stated once, here, with its provenance (STYLE 19).
+/// immutable record, docs/conventions.md §17). Each default is stated once, here, with its provenance (§19).
 /// </summary>
 internal sealed record BalancerOptions
 {
@@ -72,7 +72,7 @@ internal sealed record BalancerOptions
     /// <summary>
     /// Interval between advertisements; 40 ms (CARP's default is 1 s). A killed node is covered
     /// after the dead time (3 × 40 = 120 ms) less the time since its last advert (0–40 ms), plus
-    /// the filter update: about 100–125 ms. At DESIGN.md's first 50 ms, 25 kills in 7 failover
+    /// the filter update: about 100–125 ms. At the first default of 50 ms, 25 kills in 7 failover
     /// bench runs gave a median of 140 ms, and single 5-kill runs ranged from 122 to 151 ms
     /// against the 150 ms target; 40 ms gave 95–124 ms in six runs. It costs about a quarter
     /// more idle CPU (failover bench, no health probe: 0.3–0.8 % of a core at 50 ms, 0.4–1.0 % at

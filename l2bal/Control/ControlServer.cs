@@ -10,7 +10,7 @@ internal sealed record ControlRequest(string Text, TaskCompletionSource<string> 
 /// <summary>
 /// The control socket: an abstract unix socket "@l2bal" by default, which is per network
 /// namespace, so each node of a lab on one machine has its own and commands reach their own
-/// daemon with no options (DESIGN.md "Operating the daemon"). One line in, the answer out, close.
+/// daemon with no options (docs/design.md#control-and-status). One line in, the answer out, close.
 /// Requests are handed to the daemon's loop, which owns all state.
 /// </summary>
 internal sealed class ControlServer : IAsyncDisposable

@@ -255,8 +255,8 @@ internal sealed partial class BalancerDaemon
         }
         else if (step.AdvertiseNow || now - _lastLease >= _options.AdvertInterval)
         {
-            // With each advert (and at least every interval): a datagram the filter's output
-            // chain turns into a lease refresh, about 3 µs (NftRuleset.Install, lease rule).
+            // With each advert (and at least every interval): a datagram the filter's output chain
+            // turns into a lease refresh (NftRuleset.Install, lease rule; its cost: docs/benchmarks.md#kernel-mechanics).
             _filter.RenewLease();
             _lastLease = now;
         }

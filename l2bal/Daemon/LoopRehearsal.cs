@@ -13,11 +13,10 @@ namespace L2Balance.Balancer.Daemon;
 /// <summary>
 /// Runs the loop's code once on throwaway state before the loop starts, so that the loop never
 /// stops to compile it. Why: l2bal compiles each method fully optimized on its first call
-/// (TieredCompilation off, L2Bal.csproj), and the HMAC loads the crypto library on first use.
-/// Measured in the lab at 8 ms adverts: the step that first verified a peer's advert and first
-/// planned a table with a peer took 21–36 ms, longer than the 24 ms dead time, so peers declared
-/// the newcomer dead right after its first advert, and the first cover paid for compiling the
-/// cover path. Nothing here touches the kernel, the network, the daemon's state or its log.
+/// (TieredCompilation off, L2Bal.csproj), and the HMAC loads the crypto library on first use: a
+/// newcomer's first steps with a peer took longer than the dead time at 8 ms adverts, and peers
+/// declared it dead (docs/benchmarks.md#start-up). Nothing here touches the kernel, the network,
+/// the daemon's state or its log.
 /// </summary>
 internal static class LoopRehearsal
 {

@@ -36,7 +36,7 @@ internal enum LinkNews
 /// This node's own decisions, apart from membership (MembershipEngine): which state it
 /// advertises and why (health, drain, conflicts), whether it may use its port slice, what a
 /// wake-up after a gap means (a stall, the carrier), and which released buckets still drain.
-/// Pure: inputs in, decisions out, time an explicit argument, no I/O (docs/conventions.md 7, 33);
+/// Pure: inputs in, decisions out, time an explicit argument, no I/O (docs/conventions.md §7, 33);
 /// the daemon's loop feeds it and applies what it decides.
 /// </summary>
 internal sealed class NodePolicy

@@ -2,7 +2,7 @@ using L2Balance.Balancer.Protocol;
 
 namespace L2Balance.Balancer.Diagnostics;
 
-/// <summary>The daemon's own counters; every one exists in every build, from the start (docs/conventions.md 23).</summary>
+/// <summary>The daemon's own counters; every one exists in every build, from the start (docs/conventions.md §23).</summary>
 internal sealed class BalancerCounters
 {
     private readonly long[] _rejected = new long[Enum.GetValues<AdvertRejection>().Length];

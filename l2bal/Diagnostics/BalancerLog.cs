@@ -54,7 +54,7 @@ internal static class EventIds
 /// event to standard error (journald adds the time when run as a service; we add it too for the
 /// lab). State changes are logged once at info with their cause; rejected adverts, which can
 /// arrive at packet rate, are counted always and logged once per reason per 10 s
-/// (docs/conventions.md 22). Nothing reads these lines to learn a fact: the facts are counters
+/// (docs/conventions.md §22). Nothing reads these lines to learn a fact: the facts are counters
 /// and <see cref="BalancerEvent"/>s in <c>status --json</c>.
 /// </summary>
 internal sealed class BalancerLog(TextWriter output)

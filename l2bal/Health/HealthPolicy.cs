@@ -10,7 +10,7 @@ internal enum HealthState
 }
 
 /// <summary>
-/// Health policy(results) → state (STYLE 7, YARP IActiveHealthCheckPolicy): unhealthy after
+/// Health policy(results) → state (docs/conventions.md §7, YARP IActiveHealthCheckPolicy): unhealthy after
 /// <c>fall</c> consecutive failures, healthy again after <c>rise</c> consecutive successes
 /// (keepalived's fall/rise), so one lost probe does not move buckets and a flapping service
 /// does not flap them. A refused connect is the exception: nothing listens, so the service is

@@ -10,14 +10,11 @@ namespace L2Balance.Balancer.Health;
 /// connect, or a command. Bounded by a timeout.
 /// </summary>
 /// <remarks>
-/// Blocking calls on the daemon's probe thread: a probe of a local service every advert interval
-/// is a handful of syscalls this way, where the asynchronous form cost a thread-pool hand-off per
-/// step (measured: about half of the daemon's idle CPU). SO_SNDTIMEO bounds connect(2) as well
-/// as send(2) on Linux, SO_RCVTIMEO bounds the reply. Each probe is a full TCP handshake through
-/// the node's own filter, almost all of it kernel time (perf: 70 % of the probe thread's samples,
-/// `connect` alone a third): measured on the 3-node lab, probing every 50 ms cost each l2bal
-/// about 0.45 % of a core and each l2proxy 1.4 %, as much as everything else l2bal does idle.
-/// Hence a probe interval of its own (<see cref="Config.BalancerOptions.HealthInterval"/>), and
+/// Blocking calls on the daemon's probe thread: a handful of syscalls, where the asynchronous form
+/// cost a thread-pool hand-off per probe. SO_SNDTIMEO bounds connect(2) as well as send(2) on
+/// Linux, SO_RCVTIMEO bounds the reply. Each probe is a full TCP handshake through the node's own
+/// filter, as costly as everything else l2bal does idle (docs/benchmarks.md#health-probe-cost):
+/// hence a probe interval of its own (<see cref="Config.BalancerOptions.HealthInterval"/>), and
 /// between two full probes of a healthy local service the far cheaper <see cref="ListenCheck"/>.
 /// </remarks>
 internal static class HealthProbe

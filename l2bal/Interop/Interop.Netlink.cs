@@ -6,7 +6,7 @@ namespace L2Balance.Balancer;
 internal static partial class Interop
 {
     /// <summary>
-    /// rtnetlink (linux/netlink.h, linux/rtnetlink.h, linux/if_addr.h), C names kept (STYLE 9).
+    /// rtnetlink (linux/netlink.h, linux/rtnetlink.h, linux/if_addr.h), C names kept (docs/conventions.md §9).
     /// .NET's AddressFamily has no AF_NETLINK member (16 is AppleTalk there, which the runtime maps
     /// to AF_APPLETALK), so the socket and its I/O are plain syscalls on a SafeSocketHandle.
     /// </summary>

@@ -8,7 +8,7 @@ internal static partial class Interop
     /// <summary>
     /// AF_PACKET sockets (packet(7), linux/if_packet.h, linux/if_ether.h) and the few socket
     /// syscalls .NET's <see cref="System.Net.Sockets.Socket"/> does not expose for them.
-    /// Constant names are the C names (STYLE 9); layouts are checked against C in the unit tests.
+    /// Constant names are the C names (docs/conventions.md §9); layouts are checked against C in the unit tests.
     /// </summary>
     internal static partial class Packet
     {

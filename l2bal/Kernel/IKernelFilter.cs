@@ -4,7 +4,7 @@ using L2Balance.Balancer.Protocol;
 
 namespace L2Balance.Balancer.Kernel;
 
-/// <summary>How the cluster MAC reaches every node (DESIGN.md, shared/notes/l2-mechanics.md sections 1 and 6).</summary>
+/// <summary>How the cluster MAC reaches every node (docs/design.md#the-vip-and-the-cluster-mac, #switches).</summary>
 internal enum MacMode
 {
     /// <summary>A multicast MAC (01:00:5e:…): flooded by switches without an IGMP querier.</summary>
@@ -71,8 +71,8 @@ internal sealed record KernelCounters(
     long LeaseFallbacks = 0);
 
 /// <summary>
-/// The per-node kernel filter (DESIGN.md "The kernel filter"). The daemon decides; this applies.
-/// Implementations: nftables through libnftables; test doubles only in tests (STYLE 8).
+/// The per-node kernel filter (docs/design.md#kernel-filter). The daemon decides; this applies.
+/// Implementations: nftables through libnftables; test doubles only in tests (docs/conventions.md §8).
 /// </summary>
 internal interface IKernelFilter : IDisposable
 {

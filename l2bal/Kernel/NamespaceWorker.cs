@@ -45,8 +45,8 @@ internal sealed class NamespaceWorker : IDisposable
         if (_namespacePath is null)
         {
             // Already in the right namespace (the daemon runs inside its node's): run on the
-            // caller's thread, serialized. The hop to the worker thread cost ~5 % of a core at 20
-            // lease renewals a second in spin-waits (perf: sched_yield), for nothing.
+            // caller's thread, serialized: the hop to the worker thread spin-waited for nothing
+            // (docs/benchmarks.md#l2bal-idle-cpu).
             lock (_inline)
             {
                 return action();

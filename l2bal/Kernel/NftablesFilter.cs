@@ -10,7 +10,7 @@ namespace L2Balance.Balancer.Kernel;
 /// <summary>
 /// <see cref="IKernelFilter"/> on nftables through libnftables: one <see cref="NftContext"/>
 /// (one netlink socket) for the daemon's lifetime, so the owner tables it creates stay
-/// changeable by it alone and vanish with it. About 0.2 ms a transaction (notes, section 3).
+/// changeable by it alone and vanish with it. About 0.2 ms a transaction (docs/benchmarks.md#kernel-mechanics).
 /// </summary>
 internal sealed class NftablesFilter : IKernelFilter
 {

@@ -24,7 +24,7 @@ internal enum AdvertFrameDrop
 /// <summary>
 /// Membership advertisements as raw Ethernet frames, EtherType 0x88B5 (IEEE 802 "local
 /// experimental 1"), broadcast, Ethernet source = own MAC. Payloads are opaque here: the daemon's
-/// AdvertVerifier checks them (STYLE 20). The daemon's loop takes received frames with
+/// AdvertVerifier checks them (docs/conventions.md §20). The daemon's loop takes received frames with
 /// <see cref="TryReceive"/> on its own schedule, so there is no receive task of its own.
 /// </summary>
 internal sealed class AdvertChannel : IAsyncDisposable

@@ -4,7 +4,7 @@ using L2Balance.Balancer.Protocol;
 
 namespace L2Balance.Balancer.Net;
 
-/// <summary>Why a received ARP frame got no answer; one member per reason (STYLE 6).</summary>
+/// <summary>Why a received ARP frame got no answer; one member per reason (docs/conventions.md §6).</summary>
 internal enum ArpIgnoreReason
 {
     /// <summary>Not an untagged Ethernet II frame (<see cref="EthernetFrame.TryParse"/> refused it).</summary>
@@ -31,15 +31,15 @@ internal enum ArpIgnoreReason
 
 /// <summary>
 /// Answers who-has for the VIP with the cluster MAC, on an AF_PACKET socket that receives ARP only.
-/// The kernel never answers for the VIP itself (VIP on lo, arp_ignore=1, arp_announce=2; DESIGN
-/// "ARP"), so a node whose responder is disabled or gone is simply silent.
+/// The kernel never answers for the VIP itself (VIP on lo, arp_ignore=1, arp_announce=2;
+/// docs/design.md#arp-suppression), so a node whose responder is disabled or gone is simply silent.
 /// </summary>
 /// <remarks>
 /// Replies carry Ethernet source = the node's own MAC and ARP sender MAC = the cluster MAC
 /// (<see cref="ArpPacket.WriteReplyFrame"/>); in unicast-flood mode a frame sourced from the cluster
 /// MAC would make the switch learn it on one port. Requests unicast to the cluster MAC (a client's
 /// NUD probe of a STALE entry) are answered like broadcast ones: the client otherwise falls back to
-/// broadcast only after 3 unanswered probes (l2-mechanics.md section 6).
+/// broadcast only after 3 unanswered probes (docs/design.md#gratuitous-arp-and-nud-probes).
 /// </remarks>
 internal sealed class ArpResponder : IAsyncDisposable
 {

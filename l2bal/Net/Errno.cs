@@ -4,7 +4,7 @@ namespace L2Balance.Balancer.Net;
 
 /// <summary>
 /// Names of Linux errno values (asm-generic/errno-base.h, errno.h), so that failures read
-/// "setsockopt(PACKET_ADD_MEMBERSHIP): EPERM" (STYLE 10) rather than a localized sentence.
+/// "setsockopt(PACKET_ADD_MEMBERSHIP): EPERM" (docs/conventions.md §10) rather than a localized sentence.
 /// </summary>
 internal static class Errno
 {

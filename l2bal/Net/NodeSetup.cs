@@ -8,8 +8,8 @@ namespace L2Balance.Balancer.Net;
 internal sealed record SysctlChange(string Path, string OldValue, string NewValue);
 
 /// <summary>
-/// What l2bal changes on the node outside its own sockets and tables (DESIGN "ARP", "Operating the
-/// daemon"), each recorded so that <see cref="Undo"/> restores it on a clean stop:
+/// What l2bal changes on the node outside its own sockets and tables (docs/design.md#node-setup),
+/// each recorded so that <see cref="Undo"/> restores it on a clean stop:
 /// <list type="bullet">
 /// <item>the VIP as a /32 on <c>lo</c>, through rtnetlink (no <c>ip</c> process), so local
 /// services can bind it while no interface on the segment carries it;</item>
@@ -17,14 +17,14 @@ internal sealed record SysctlChange(string Path, string OldValue, string NewValu
 /// <c>all/arp_announce=2</c>: the kernel then never answers who-has for the VIP nor uses it as an
 /// ARP source, whatever happens to l2bal (only l2bal's responder answers, with the cluster MAC);</item>
 /// <item>multicast mode only: <c>drop_unicast_in_l2_multicast=1</c>, so that without l2bal's
-/// pkttype fix the stack takes no VIP traffic (l2-mechanics.md section 2).</item>
+/// pkttype fix the stack takes no VIP traffic (docs/design.md#receiving-cluster-mac-frames).</item>
 /// </list>
 /// Everything runs in the network namespace of the calling thread (netlink socket and
 /// /proc/sys/net are both per namespace).
 /// </summary>
 internal sealed class NodeSetup
 {
-    /// <summary>Where the VIP lives: this kernel has no dummy interface (l2-mechanics.md).</summary>
+    /// <summary>Where the VIP lives: this kernel has no dummy interface (docs/design.md#arp-suppression).</summary>
     public const string LoopbackInterface = "lo";
 
     /// <summary>The VIP is a host address.</summary>

@@ -33,7 +33,7 @@ internal enum AdvertFlags : ushort
 
 /// <summary>
 /// Why a received advert was dropped. Counted per reason and logged once per interval; an
-/// advert is never acted on unless the reason is <see cref="None"/> (STYLE 6, 20; OpenBSD carpstats).
+/// advert is never acted on unless the reason is <see cref="None"/> (docs/conventions.md §6, §20; OpenBSD carpstats).
 /// </summary>
 internal enum AdvertRejection
 {

@@ -28,7 +28,7 @@ namespace L2Balance.Balancer.Protocol;
 /// |            HMAC-SHA256(cluster key, bytes 0..67) (256)        | 68
 /// +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 /// </code>
-/// Checks run in the order of OpenBSD carp_proto_input_if (STYLE 20): length, magic, version,
+/// Checks run in the order of OpenBSD carp_proto_input_if (docs/conventions.md §20): length, magic, version,
 /// cluster id, then the HMAC (constant-time compare), and only then are the authenticated fields
 /// interpreted. Replay and configuration checks need state: <see cref="AdvertVerifier"/>.
 /// </summary>

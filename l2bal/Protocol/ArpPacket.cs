@@ -170,7 +170,7 @@ internal readonly record struct ArpPacket(
     /// Linux (net/ipv4/arp.c arp_is_garp) treats only such a reply as gratuitous and then updates
     /// even a fresh neighbour entry, instead of waiting out locktime. Sent on start and whenever
     /// the cluster MAC changes: one such frame fixed stale neighbour entries in the lab
-    /// (l2-mechanics.md section 6).
+    /// (docs/design.md#gratuitous-arp-and-nud-probes).
     /// </summary>
     public static ArpPacket Gratuitous(MacAddress clusterMac, IPAddress vip)
     {
@@ -185,7 +185,7 @@ internal readonly record struct ArpPacket(
     /// <remarks>
     /// The Ethernet source is always the node's own MAC, never the cluster MAC: in
     /// unicast-flood mode a single frame sourced from the cluster MAC makes the switch learn it
-    /// on one port and all other nodes stop receiving (l2-mechanics.md section 6).
+    /// on one port and all other nodes stop receiving (docs/design.md#switches).
     /// </remarks>
     public int WriteFrame(Span<byte> destination, MacAddress ethernetDestination, MacAddress ownMac)
     {

@@ -105,7 +105,7 @@ public sealed partial class LabNetwork : IAsyncDisposable, IDisposable
 
     /// <summary>
     /// Adds a switch: a namespace with bridge br0 at its multicast defaults (mcast_snooping 1,
-    /// mcast_querier 0), which floods multicast-MAC frames (notes/l2-mechanics.md §1), made to
+    /// mcast_querier 0), which floods multicast-MAC frames (docs/design.md#switches), made to
     /// forward as a hardware switch does: no IP firewall on the frames it forwards, and no data
     /// frames for its own CPU.
     /// </summary>
@@ -114,8 +114,7 @@ public sealed partial class LabNetwork : IAsyncDisposable, IDisposable
     /// br_netfilter is built in (bridge-nf-call-*, on by default), and passes a copy of every
     /// multicast-MAC frame up its own stack, where it costs a route lookup and a dropped route per
     /// frame. On a lab whose nodes share the same cores that bills the cluster MAC with the
-    /// switch's own work: measured here, one TCP stream to a cluster MAC ran 13 % slower than to a
-    /// unicast MAC with both on, about 3 % with both off.
+    /// switch's own work (docs/benchmarks.md#lab-switch).
     /// </remarks>
     public LabHost AddSwitch(string name)
     {

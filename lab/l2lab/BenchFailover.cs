@@ -30,7 +30,7 @@ internal sealed record CoverResult(string Name, int Kills, IReadOnlyList<double>
 /// timing) against keepalived (VRRP) and ucarp (CARP) with a VIP on the same lab; balance from the
 /// hash mirror and from real connections; buckets moved on loss and on return; l2bal's idle CPU.
 /// Prints a table with ratios and writes artifacts/bench/failover-TIMESTAMP.json. Not a test: it
-/// measures, it does not pass or fail (STYLE.md 27). Every loop is bounded in count and time.
+/// measures, it does not pass or fail (docs/conventions.md §27). Every loop is bounded in count and time.
 /// </summary>
 /// <remarks>
 /// The probe: each affected client source starts a fresh TCP connect to VIP:1080 every 10 ms, each
@@ -69,8 +69,7 @@ internal static class BenchFailover
     {
         var kills = 5;
         double? soakSeconds = null;
-        // The fastest setting that held a 10-minute soak under full load here without a false cover
-        // (8 ms × 3: 0 false covers, 0 stalls in 600 s, 183 676 CONNECTs, load average about 30).
+        // The fastest setting that held 10-minute soaks under full load (docs/benchmarks.md#fast-timing-soaks).
         var fastInterval = 8;
         var fastDeadAfter = 3;
         for (var i = 0; i < args.Count; i++)
@@ -462,8 +461,8 @@ internal static class BenchFailover
         var probes = sources.Select(s => Task.Run(() => ProbeAsync(lab.Client, s, target, () => Volatile.Read(ref killMs), stop.Token), CancellationToken.None)).ToArray();
         // Plus a random part of up to one health interval: a node turns healthy on a probe and the
         // bench sees that a fixed delay later, so a fixed wait put every l2proxy kill at the same
-        // phase of the 100 ms probe schedule (three kills of one run all gave 104 ms, another
-        // run's 56 ms). A random phase gives the detection time an operator would see.
+        // phase of the 100 ms probe schedule (docs/benchmarks.md#cover-when-only-the-proxy-dies).
+        // A random phase gives the detection time an operator would see.
         await Task.Delay(300 + Random.Shared.Next(100), ct).ConfigureAwait(false);
         // The kill instant is when the link-down has taken effect (`ip` returned), not when it was
         // asked for: spawning `ip` takes 5-100 ms on a loaded machine, and connects started in that

@@ -34,7 +34,7 @@ public abstract record CommandLineResult
 }
 
 /// <summary>
-/// The flags front end (STYLE 17): builds the same <see cref="ProxyOptions"/> as sockd.conf does and
+/// The flags front end (docs/conventions.md §17): builds the same <see cref="ProxyOptions"/> as sockd.conf does and
 /// runs the same <see cref="ConfigValidator"/>. Flags take <c>--flag VALUE</c> or <c>--flag=VALUE</c>.
 /// </summary>
 public static class CommandLine

@@ -13,7 +13,7 @@ public readonly record struct ConfigProblem(string Setting, string Message, Rule
 public sealed record ConfigValidation(IReadOnlyList<ConfigProblem> Errors, IReadOnlyList<string> Warnings);
 
 /// <summary>
-/// Checks that hold across settings, shared by both front ends (STYLE 17, YARP ConfigValidator):
+/// Checks that hold across settings, shared by both front ends (docs/conventions.md §17, YARP ConfigValidator):
 /// it runs once on the finished options and collects every problem.
 /// </summary>
 public static class ConfigValidator

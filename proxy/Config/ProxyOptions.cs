@@ -6,7 +6,7 @@ namespace L2Balance.Proxy.Config;
 
 /// <summary>
 /// The proxy's whole configuration. Both front ends (command-line flags and a Dante
-/// sockd.conf) produce this one immutable model (STYLE 17). Each default is stated here once.
+/// sockd.conf) produce this one immutable model (docs/conventions.md §17). Each default is stated here once.
 /// </summary>
 public sealed record ProxyOptions
 {

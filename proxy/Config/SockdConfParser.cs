@@ -3,7 +3,7 @@ namespace L2Balance.Proxy.Config;
 /// <summary>
 /// Reads a Dante 1.4 <c>sockd.conf</c> into <see cref="ProxyOptions"/>. Every keyword is either
 /// supported, refused as unsupported by name, or refused as unknown; nothing is silently ignored
-/// (STYLE 18). All errors are collected with their <c>file:line:column</c>.
+/// (docs/conventions.md §18). All errors are collected with their <c>file:line:column</c>.
 /// </summary>
 /// <remarks>
 /// Supported at top level: <c>internal</c>, <c>external</c>, <c>external.rotation</c>,
@@ -15,7 +15,7 @@ namespace L2Balance.Proxy.Config;
 /// <para>l2proxy extensions (not in Dante):</para>
 /// <list type="bullet">
 /// <item><c>udp.portrange: LO-HI</c> at top level (Dante has it only inside socks rules): this node's
-/// port slice for all UDP relay and BIND sockets (DESIGN.md, Port slices) → <see cref="ProxyOptions.PortRange"/>.</item>
+/// port slice for all UDP relay and BIND sockets (docs/design.md#port-slices) → <see cref="ProxyOptions.PortRange"/>.</item>
 /// <item><c>users.file: PATH</c>: the users file of <c>l2proxy passwd</c> for <c>socksmethod: username</c>,
 /// where Dante uses the system password database → <see cref="ProxyOptions.UsersFile"/>.</item>
 /// <item><c>metrics: ADDR port = N</c>: serve Prometheus metrics there → <see cref="ProxyOptions.Metrics"/>.</item>

@@ -153,7 +153,7 @@ internal sealed partial class SockdConfReader
                 return;
             case "udp.portrange":
                 // l2proxy extension: Dante has udp.portrange only inside socks rules; at top level it is
-                // this node's port slice for every UDP relay and BIND socket (DESIGN.md, Port slices).
+                // this node's port slice for every UDP relay and BIND socket (docs/design.md#port-slices).
                 Mark(nameof(ProxyOptions.PortRange), keyword);
                 if (ReadPortRange(keyword, values) is { } range)
                 {
@@ -177,7 +177,7 @@ internal sealed partial class SockdConfReader
                 ReadMetrics(keyword, values);
                 return;
             case "workers":
-                // l2proxy extension: several worker processes under a supervisor (STYLE 16; Dante's sockd -N).
+                // l2proxy extension: several worker processes under a supervisor (docs/conventions.md §16; Dante's sockd -N).
                 Mark(nameof(ProxyOptions.Workers), keyword);
                 if (One(keyword, values, out var workers))
                 {

@@ -1,7 +1,7 @@
 namespace L2Balance.Proxy.Diagnostics;
 
 /// <summary>
-/// Registry of the proxy's log event ids. Ids are stable and never reused (STYLE 21, YARP EventIds.cs).
+/// Registry of the proxy's log event ids. Ids are stable and never reused (docs/conventions.md §21, YARP EventIds.cs).
 /// </summary>
 public static class EventIds
 {

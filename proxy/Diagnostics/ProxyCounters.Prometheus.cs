@@ -4,7 +4,7 @@ using L2Balance.Proxy.Protocol;
 
 namespace L2Balance.Proxy.Diagnostics;
 
-/// <summary>Prometheus text exposition format 0.0.4 of every counter (issue 3, STYLE 23).</summary>
+/// <summary>Prometheus text exposition format 0.0.4 of every counter (issue 3, docs/conventions.md §23).</summary>
 public sealed partial class ProxyCounters
 {
     /// <summary>The Content-Type of <see cref="WritePrometheus"/>'s output.</summary>

@@ -3,7 +3,7 @@ using L2Balance.Proxy.Protocol;
 namespace L2Balance.Proxy.Diagnostics;
 
 /// <summary>
-/// Every counter of the proxy, always present (STYLE 23). Updated with Interlocked; read by logs,
+/// Every counter of the proxy, always present (docs/conventions.md §23). Updated with Interlocked; read by logs,
 /// tests and the metrics endpoint (<see cref="WritePrometheus"/>, in ProxyCounters.Prometheus.cs).
 /// </summary>
 public sealed partial class ProxyCounters

@@ -6,7 +6,7 @@ namespace L2Balance.Proxy.Diagnostics;
 
 /// <summary>
 /// The proxy's log events, one method per event with a stable id (EventIds), in Dante's spirit:
-/// one line per session event naming client, destination and reason (STYLE 21, 22).
+/// one line per session event naming client, destination and reason (docs/conventions.md §21, §22).
 /// </summary>
 public sealed class ProxyLog
 {
@@ -86,7 +86,7 @@ public sealed class ProxyLog
     /// <summary>
     /// A session ended during negotiation (malformed input, timeout, bad version). These can
     /// repeat at packet rate from a scanner, so each reason is logged at most once per 10 s;
-    /// the counters always count them (STYLE 22).
+    /// the counters always count them (docs/conventions.md §22).
     /// </summary>
     public void NegotiationFailed(EndPoint client, SessionOutcome outcome, string detail)
     {

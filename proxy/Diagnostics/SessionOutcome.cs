@@ -2,7 +2,7 @@ namespace L2Balance.Proxy.Diagnostics;
 
 /// <summary>
 /// How a client session ended: one member per reason, reused by logs and counters
-/// (STYLE 6; Kestrel RequestRejectionReason, OpenBSD carpstats).
+/// (docs/conventions.md §6; Kestrel RequestRejectionReason, OpenBSD carpstats).
 /// </summary>
 public enum SessionOutcome
 {

@@ -100,7 +100,7 @@ internal static partial class Interop
     }
 }
 
-/// <summary>An epoll instance made by <see cref="Interop.Epoll.epoll_create1"/>; closes the descriptor (STYLE 10).</summary>
+/// <summary>An epoll instance made by <see cref="Interop.Epoll.epoll_create1"/>; closes the descriptor (docs/conventions.md §10).</summary>
 internal sealed class SafeEpollHandle : SafeHandle
 {
     public SafeEpollHandle()

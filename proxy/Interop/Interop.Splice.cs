@@ -90,7 +90,7 @@ internal static partial class Interop
     }
 }
 
-/// <summary>One end of a pipe made by <see cref="Interop.Splice.pipe2"/>; closes the descriptor (STYLE 10).</summary>
+/// <summary>One end of a pipe made by <see cref="Interop.Splice.pipe2"/>; closes the descriptor (docs/conventions.md §10).</summary>
 internal sealed class SafePipeHandle : SafeHandle
 {
     public SafePipeHandle()

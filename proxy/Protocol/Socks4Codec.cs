@@ -9,7 +9,7 @@ namespace L2Balance.Proxy.Protocol;
 
 /// <summary>
 /// SOCKS4 and SOCKS4a requests and replies (Ying-Da Lee, "SOCKS: A protocol for TCP proxy across
-/// firewalls", and "SOCKS 4A: A Simple Extension to SOCKS 4 Protocol"). Pure span codec (STYLE 5).
+/// firewalls", and "SOCKS 4A: A Simple Extension to SOCKS 4 Protocol"). Pure span codec (docs/conventions.md §5).
 /// Only CONNECT (1) and BIND (2) exist; any other CD is Invalid(<see cref="SocksRejection.BadCommand"/>).
 /// </summary>
 public static class Socks4Codec

@@ -4,7 +4,7 @@ namespace L2Balance.Proxy.Protocol;
 
 /// <summary>
 /// SOCKS5 TCP-control messages of RFC 1928: greeting, method selection, request and reply.
-/// Pure span codec (STYLE 5): no I/O, no DNS, no logging. Every TryParse checks each field as soon
+/// Pure span codec (docs/conventions.md §5): no I/O, no DNS, no logging. Every TryParse checks each field as soon
 /// as its byte is available, so a wrong version is refused after one byte; on Ok, <c>consumed</c>
 /// is the message length, otherwise 0, and <c>reason</c> is meaningful only for Invalid.
 /// </summary>

@@ -3,7 +3,7 @@ using System.Net.Sockets;
 namespace L2Balance.Proxy.Protocol;
 
 /// <summary>
-/// The one mapping from socket errors to SOCKS replies (STYLE 6; microsocks <c>enum errorcode</c>,
+/// The one mapping from socket errors to SOCKS replies (docs/conventions.md §6; microsocks <c>enum errorcode</c>,
 /// Dante <c>errno2reply</c>), and from SOCKS5 replies to SOCKS4 ones.
 /// </summary>
 public static class SocksErrors

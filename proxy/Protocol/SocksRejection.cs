@@ -2,7 +2,7 @@ namespace L2Balance.Proxy.Protocol;
 
 /// <summary>
 /// Why a SOCKS codec refused its input (<see cref="ParseStatus.Invalid"/>). A closed set, one member
-/// per reason, reused as the label of logs and metrics (STYLE 6; Kestrel <c>RequestRejectionReason</c>).
+/// per reason, reused as the label of logs and metrics (docs/conventions.md §6; Kestrel <c>RequestRejectionReason</c>).
 /// Values are explicit and never reused, because metrics and logs record them.
 /// </summary>
 public enum SocksRejection

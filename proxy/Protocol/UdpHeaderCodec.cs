@@ -1,7 +1,7 @@
 namespace L2Balance.Proxy.Protocol;
 
 /// <summary>
-/// The header of a SOCKS5 UDP datagram (RFC 1928 section 7). Pure span codec (STYLE 5). A datagram
+/// The header of a SOCKS5 UDP datagram (RFC 1928 section 7). Pure span codec (docs/conventions.md §5). A datagram
 /// arrives whole, so a short one is Invalid(<see cref="SocksRejection.Truncated"/>), never NeedMoreData.
 /// </summary>
 /// <remarks>

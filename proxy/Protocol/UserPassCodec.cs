@@ -6,7 +6,7 @@ using System.Text.Unicode;
 namespace L2Balance.Proxy.Protocol;
 
 /// <summary>
-/// Username/password sub-negotiation of RFC 1929. Pure span codec (STYLE 5). Names and passwords
+/// Username/password sub-negotiation of RFC 1929. Pure span codec (docs/conventions.md §5). Names and passwords
 /// are UTF-8: RFC 1929 says only "octets", and UTF-8 is what curl, Dante and browsers send.
 /// </summary>
 public static class UserPassCodec

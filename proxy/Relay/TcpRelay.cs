@@ -75,9 +75,8 @@ internal static class TcpRelay
 
     /// <summary>
     /// Bytes asked of one splice, and the pipe capacity asked for (F_SETPIPE_SZ, best effort: over
-    /// pipe-user-pages-soft the kernel refuses and the default stays). 1 MiB: in lab/bench/proxy on
-    /// 2 cores (medians of 3, alternating runs), 1 stream went from 8.4 Gbit/s with 256 KiB pipes to
-    /// 10.2-10.9, 8 streams from 8.9 to 9.9-13.6. Only a direction that has read a full
+    /// pipe-user-pages-soft the kernel refuses and the default stays). 1 MiB: faster than 256 KiB
+    /// (docs/benchmarks.md#splice-relay). Only a direction that has read a full
     /// <see cref="SmallCopySize"/> makes a pipe, so request/response sessions take none of the quota.
     /// Hidden env L2PROXY_PIPE_SIZE overrides it for such measurements.
     /// </summary>
@@ -134,8 +133,7 @@ internal static class TcpRelay
                 {
                     // Until a read fills the buffer, copy: a request or response of a few bytes does
                     // not pay for a pipe (pipe2, fcntl, two closes) and the extra splices. Only a
-                    // bulk transfer moves to splice. Measured with perf trace in lab/bench/proxy: the
-                    // proxy's syscalls per CONNECT of a 32-byte exchange fell from 46 to 38.
+                    // bulk transfer moves to splice (docs/benchmarks.md#splice-relay).
                     var copied = await CopyOnceAsync(from, to, total).ConfigureAwait(false);
                     if (copied.End is { } end)
                     {

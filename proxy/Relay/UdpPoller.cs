@@ -21,17 +21,10 @@ internal interface IUdpReadable
 
 /// <summary>
 /// The UDP relay's readiness loop: one thread and one epoll instance per process, where every
-/// association's sockets are registered for EPOLLIN (level-triggered) and relayed inline. Measured
-/// on the 2-core lab (issue 3): with the runtime's async sockets a relayed round trip cost 4
-/// epoll wake-ups and 4 context switches (the socket engine's thread hands each receive to a pool
-/// thread, and every send woke it again for EPOLLOUT); here it costs one wake-up per datagram.
-/// The thread blocks in epoll_wait as soon as no datagram is queued. Tried on the same lab and
-/// left out, as none raised the bench's round trips (L2LAB_BENCH_PARTS=udp, medians of 3 s runs
-/// against 15,159/s blocking, 15 runs): polling on with epoll_wait(0) for 50 or 200 µs after each
-/// wake-up (12,406 and 11,188/s, 6 runs each, single runs down to 4,069/s: the spinning thread takes
-/// a core from the client and the echo target), the same for 40 µs with a sched_yield between
-/// polls (13,631/s, 6 runs), and a raised priority for this thread, SCHED_FIFO 1 (14,168/s) or
-/// nice -15 (13,566/s), 3 runs each.
+/// association's sockets are registered for EPOLLIN (level-triggered) and relayed inline: one
+/// wake-up per datagram, where the runtime's async sockets hand each receive to a pool thread and
+/// wake again for EPOLLOUT on every send. The thread blocks in epoll_wait as soon as no datagram is
+/// queued; busy polling and a raised priority were measured slower (docs/benchmarks.md#udp-relay).
 /// </summary>
 internal sealed class UdpPoller
 {

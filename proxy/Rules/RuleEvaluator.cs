@@ -5,7 +5,7 @@ using L2Balance.Proxy.Protocol;
 namespace L2Balance.Proxy.Rules;
 
 /// <summary>
-/// Dante's rule semantics as pure functions (STYLE 7): first matching rule wins; when none
+/// Dante's rule semantics as pure functions (docs/conventions.md §7): first matching rule wins; when none
 /// matches the request is blocked with no rule named.
 /// </summary>
 /// <remarks>

@@ -9,7 +9,7 @@ public delegate ParseStatus MessageParser<T>(in ReadOnlySequence<byte> input, ou
 
 /// <summary>
 /// The client's bytes during negotiation: feeds a pooled buffer to the pure codecs
-/// (STYLE 5) and keeps what follows the last message (data a client sent ahead of the reply),
+/// (docs/conventions.md §5) and keeps what follows the last message (data a client sent ahead of the reply),
 /// which the relay then forwards first. The same pooled array has room for one reply: the
 /// session's codecs write their replies into it through <see cref="IBufferWriter{T}"/>, so a
 /// handshake allocates no buffer per reply.

@@ -3,7 +3,7 @@ using System.Net.Sockets;
 
 namespace L2Balance.Proxy.Server;
 
-/// <summary>Resolves a request's domain name; injected so tests can replace DNS (STYLE 8).</summary>
+/// <summary>Resolves a request's domain name; injected so tests can replace DNS (docs/conventions.md §8).</summary>
 public interface INameResolver
 {
     /// <summary>Addresses for <paramref name="host"/>; an empty array when the name does not exist.</summary>

@@ -6,7 +6,7 @@ namespace L2Balance.Proxy.Server;
 
 /// <summary>
 /// Binds the sockets the proxy opens for UDP relays and BIND inside the configured port range,
-/// so that in a cluster each node keeps to its own slice (DESIGN.md, Port slices).
+/// so that in a cluster each node keeps to its own slice (docs/design.md#port-slices).
 /// </summary>
 internal static class PortBinder
 {

@@ -12,7 +12,7 @@ namespace L2Balance.Proxy.Server;
 /// <summary>
 /// One client connection: negotiation (SOCKS4, 4a or 5, method selection, RFC 1929), the rule
 /// check, then the command (CONNECT, BIND, UDP ASSOCIATE) and its relay. Split by phase into
-/// partial files (STYLE 29). Every socket the session opens is tracked, so an abort (timeout,
+/// partial files (docs/conventions.md §29). Every socket the session opens is tracked, so an abort (timeout,
 /// shutdown) closes them all and every pending operation ends.
 /// </summary>
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "RunAsync owns the session's lifetime and disposes the handshake buffer in its finally block.")]

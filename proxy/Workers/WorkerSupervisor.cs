@@ -8,7 +8,7 @@ namespace L2Balance.Proxy.Workers;
 /// <c>--workers N</c>: this process supervises N workers, each a re-exec of the same binary with the
 /// same arguments plus the hidden <c>--worker I</c>. Every worker binds the listeners itself with
 /// SO_REUSEPORT, so the kernel spreads new connections over the live ones; a worker that dies is
-/// logged with its cause and restarted after a backoff (relayd logs and shuts down; STYLE 16 asks
+/// logged with its cause and restarted after a backoff (relayd logs and shuts down; docs/conventions.md §16 asks
 /// for a restart). UDP associations and BIND stay in the worker that accepted the control
 /// connection. SIGTERM or SIGINT to the supervisor stops every worker.
 /// </summary>

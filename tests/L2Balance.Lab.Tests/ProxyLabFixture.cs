@@ -7,7 +7,7 @@ namespace L2Balance.Lab.Tests;
 /// <summary>
 /// Builds the client—proxy—target lab once, starts the target servers and the proxy under test
 /// on 198.18.1.1:1080 and [fdc6:1200:1::1]:1080, and waits for readiness against deadlines.
-/// Tears everything down even when construction fails (STYLE 26).
+/// Tears everything down even when construction fails (docs/conventions.md §26).
 /// </summary>
 public sealed class ProxyLabFixture : IAsyncLifetime
 {

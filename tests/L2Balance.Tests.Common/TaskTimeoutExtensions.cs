@@ -1,6 +1,6 @@
 namespace L2Balance.Tests.Common;
 
-/// <summary>Every await in a test has a deadline (STYLE 26, Tmds.Ssh TaskTimeoutExtensions).</summary>
+/// <summary>Every await in a test has a deadline (docs/conventions.md §26, Tmds.Ssh TaskTimeoutExtensions).</summary>
 public static class TaskTimeoutExtensions
 {
     /// <summary>Default deadline for one awaited step in a test.</summary>

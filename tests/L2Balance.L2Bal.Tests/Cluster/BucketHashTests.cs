@@ -6,7 +6,7 @@ namespace L2Balance.L2Bal.Tests.Cluster;
 
 public class BucketHashTests
 {
-    // Vectors recorded from the kernel in the lab (l2-mechanics.md section 3 and appendix).
+    // Vectors recorded from the kernel in the lab (docs/design.md#buckets-and-the-hash).
     [Theory]
     [InlineData("198.18.0.101", 1024, 0x5eedu, 334)]
     [InlineData("198.18.0.102", 1024, 0x5eedu, 742)]

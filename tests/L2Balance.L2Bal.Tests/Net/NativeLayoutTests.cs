@@ -10,7 +10,7 @@ namespace L2Balance.L2Bal.Tests.Net;
 
 /// <summary>
 /// The C layouts and constants the Net shell shares with the kernel, checked against the system
-/// headers by compiling a tiny C program (STYLE 11, Tmds.LibC StructTests/ConstantsTests).
+/// headers by compiling a tiny C program (docs/conventions.md §11, Tmds.LibC StructTests/ConstantsTests).
 /// </summary>
 public sealed class NativeLayoutTests
 {

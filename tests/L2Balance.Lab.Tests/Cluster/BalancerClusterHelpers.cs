@@ -10,7 +10,7 @@ using Xunit;
 namespace L2Balance.Lab.Tests.Cluster;
 
 /// <summary>
-/// The cluster lab with l2proxy and l2bal running on every node (STYLE 26: built once per
+/// The cluster lab with l2proxy and l2bal running on every node (docs/conventions.md §26: built once per
 /// collection, readiness against a deadline, daemon logs on every failure, torn down even when
 /// the constructor throws). <see cref="RestoreAsync"/> brings it back to all-up between tests.
 /// </summary>
@@ -236,7 +236,7 @@ public abstract class BalancerClusterFixtureBase : IAsyncLifetime
         }
     }
 
-    /// <summary>Buckets b with (b mod N) + 1 == k: node k's share with every node up (docs/design.md, buckets and ownership).</summary>
+    /// <summary>Buckets whose default owner is node k: its share with every node up (docs/design.md#ownership).</summary>
     public static int ShareOf(int nodeId, int nodeCount, int buckets) =>
         Enumerable.Range(0, buckets).Count(b => L2Balance.Balancer.Cluster.Ownership.DefaultOwner(b, nodeCount, buckets) == nodeId);
 

@@ -111,7 +111,7 @@ public sealed class BalancerLabTests(BalancerClusterFixture fixture, ITestOutput
         LabAssert.All(results.Connects, c => c.Outcome == TrafficOutcome.Ok && c.Node == after[c.Source] && c.Node != victim, c => $"{c}\n{why}");
         LabAssert.All(victimSources, s => results.PerSource[s].Succeeded > 0, s => $"{s}: {results.PerSource[s]}\n{why}");
 
-        // Only the victim's sources moved (DESIGN: only the lost node's buckets move).
+        // Only the victim's sources moved (docs/design.md#ownership: only the lost node's buckets move).
         Assert.All(before.Where(o => o.Value != victim), o => Assert.Equal(o.Value, after[o.Key]));
         seen.AssertSingleAnswers(fixture.Describe);
     }

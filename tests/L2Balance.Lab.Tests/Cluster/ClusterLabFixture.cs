@@ -6,7 +6,7 @@ namespace L2Balance.Lab.Tests.Cluster;
 
 /// <summary>
 /// Builds the cluster lab once (3 nodes, 60 client addresses, target servers) and tears it down
-/// even when construction fails (STYLE 26). Tests that change a node undo it in a finally.
+/// even when construction fails (docs/conventions.md §26). Tests that change a node undo it in a finally.
 /// </summary>
 public sealed class ClusterLabFixture : IAsyncLifetime
 {

@@ -204,7 +204,7 @@ public sealed class PacketIoLabTests(PacketIoLab lab) : IClassFixture<PacketIoLa
         {
             socket.AddMembership(ClusterMac.Multicast(7));
             socket.AddMembership(ClusterMac.UnicastFlood(7));
-            // veth has no unicast filter: the kernel turns promiscuity on instead (l2-mechanics.md section 6).
+            // veth has no unicast filter: the kernel turns promiscuity on instead (docs/design.md#receiving-cluster-mac-frames).
             Assert.Contains("promiscuity 1", await LinkDetails(), StringComparison.Ordinal);
         }
 

@@ -8,7 +8,7 @@ namespace L2Balance.Proxy.Tests.Interop;
 
 /// <summary>
 /// The epoll layout and the constants the UDP poller shares with the kernel, checked against the
-/// system headers by compiling a tiny C program (STYLE 11, Tmds.LibC StructTests/ConstantsTests).
+/// system headers by compiling a tiny C program (docs/conventions.md §11, Tmds.LibC StructTests/ConstantsTests).
 /// </summary>
 public sealed class NativeLayoutTests
 {

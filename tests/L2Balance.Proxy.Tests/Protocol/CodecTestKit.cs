@@ -54,7 +54,7 @@ internal static class Wire
     }
 }
 
-/// <summary>The STYLE 24 checks, shared by every codec test class.</summary>
+/// <summary>The docs/conventions.md §24 checks, shared by every codec test class.</summary>
 internal static class CodecAssert
 {
     private static readonly byte[] Trailer = [0x05, 0x00, 0xAA];

@@ -64,7 +64,7 @@ public class SocksErrorsTests
     [Fact]
     public void SocksRejection_ValuesAreStableAndUnique()
     {
-        // Metrics and logs record these numbers (STYLE 6): a renumbering must fail a test.
+        // Metrics and logs record these numbers (docs/conventions.md §6): a renumbering must fail a test.
         SocksRejection[] values = Enum.GetValues<SocksRejection>();
         Assert.Equal(values.Length, values.Select(v => (int)v).Distinct().Count());
         Assert.Equal(0, (int)SocksRejection.None);
