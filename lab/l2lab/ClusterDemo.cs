@@ -265,7 +265,7 @@ internal static class ClusterDemo
         Info(string.Create(CultureInfo.InvariantCulture, $"time to cover:             median {ClusterOps.Median(probeGaps):0} ms, max {probeGaps.DefaultIfEmpty(double.NaN).Max():0} ms (a fresh connect every 10 ms from {probe.Sources} addresses of node {Victim}, last answer -> first answer)"));
         Info(string.Create(CultureInfo.InvariantCulture, $"SOCKS clients of node {Victim}: median {gapMedian:0} ms, max {gapMax:0} ms without an answer (the CONNECT stream's pacing and 250 ms step timeout included)"));
         Info($"sessions lost on survivors: {lostOnSurvivors} of {survivorSessions.Length + survivorUdp.Length} (node {Victim}'s own {victimSessions} ended with it, as expected)");
-        Info($"false covers:               {falseDeaths} (peers wrongly declared dead, from the l2bal logs)");
+        Info($"false covers:               {falseDeaths} (peers wrongly declared dead, from the daemons' peer-dead counters)");
         Info($"sessions lost on rejoin:    {lostOnRejoin} of {outage.Sessions.Count + outage.Udp.Count}");
         Info($"balance (buckets):          {string.Join(", ", balance.Select(b => $"n{b.Key} {b.Value.BucketsHeld}"))}; CONNECTs served: {string.Join(", ", balance.Select(b => string.Create(CultureInfo.InvariantCulture, $"n{b.Key} {b.Value.ConnectShare:P1}")))}");
         foreach (var (name, held, detail) in promises)
