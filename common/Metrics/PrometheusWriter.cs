@@ -55,8 +55,9 @@ public sealed class PrometheusWriter
     /// <param name="type">The family's type.</param>
     /// <param name="help">One line for humans; backslashes and line feeds are escaped.</param>
     /// <exception cref="ArgumentException">The name is not a metric name, or a counter's does not end in <c>_total</c>.</exception>
+    /// <returns>This writer, for the family's first sample.</returns>
     /// <exception cref="InvalidOperationException">The family was already declared in this exposition.</exception>
-    public void Family(string name, MetricType type, string help)
+    public PrometheusWriter Family(string name, MetricType type, string help)
     {
         ValidateName(name, allowColon: true, nameof(name));
         ArgumentNullException.ThrowIfNull(help);
@@ -75,6 +76,7 @@ public sealed class PrometheusWriter
         _output.Append("# HELP ").Append(name).Append(' ');
         AppendEscaped(help, escapeQuote: false);
         _output.Append("\n# TYPE ").Append(name).Append(' ').Append(TypeName(type)).Append('\n');
+        return this;
     }
 
     /// <summary>Writes the current family's sample without labels.</summary>
@@ -121,32 +123,16 @@ public sealed class PrometheusWriter
     }
 
     /// <summary>Declares a counter family and writes its one sample.</summary>
-    public void Counter(string name, string help, long value)
-    {
-        Family(name, MetricType.Counter, help);
-        Sample(value);
-    }
+    public void Counter(string name, string help, long value) => Family(name, MetricType.Counter, help).Sample(value);
 
     /// <summary>Declares a counter family and writes its one sample, e.g. seconds as fractional seconds.</summary>
-    public void Counter(string name, string help, double value)
-    {
-        Family(name, MetricType.Counter, help);
-        Sample(value);
-    }
+    public void Counter(string name, string help, double value) => Family(name, MetricType.Counter, help).Sample(value);
 
     /// <summary>Declares a gauge family and writes its one sample.</summary>
-    public void Gauge(string name, string help, long value)
-    {
-        Family(name, MetricType.Gauge, help);
-        Sample(value);
-    }
+    public void Gauge(string name, string help, long value) => Family(name, MetricType.Gauge, help).Sample(value);
 
     /// <summary>Declares a gauge family and writes its one sample.</summary>
-    public void Gauge(string name, string help, double value)
-    {
-        Family(name, MetricType.Gauge, help);
-        Sample(value);
-    }
+    public void Gauge(string name, string help, double value) => Family(name, MetricType.Gauge, help).Sample(value);
 
     /// <summary>
     /// Declares a histogram family and writes it whole: one <c>_bucket</c> sample per upper bound

@@ -15,48 +15,20 @@ public sealed class MetricsEndpointTests
     private static readonly MetricsEndpointLimits Short =
         new(MaxRequestBytes: 256, ReadTimeout: TimeSpan.FromMilliseconds(300), RenderTimeout: TimeSpan.FromMilliseconds(300), SendTimeout: TimeSpan.FromSeconds(2), MaxClients: 2);
 
-    [Fact]
-    public async Task Get_Metrics_AnswersTheExpositionAsPrometheusText()
+    [Theory]
+    [InlineData("GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n", true)]
+    [InlineData("GET /metrics?name=x HTTP/1.0\n\n", true)]
+    [InlineData("HEAD /metrics HTTP/1.1\r\n\r\n", false)]
+    public async Task Request_GetOrHeadOfMetrics_AnswersPrometheusTextWithItsLength(string request, bool withBody)
     {
         await using var endpoint = Open(() => Task.FromResult(Exposition));
 
-        var answer = await RequestAsync(endpoint, "GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n");
+        var answer = await RequestAsync(endpoint, request);
 
         Assert.StartsWith("HTTP/1.1 200 OK\r\n", answer, StringComparison.Ordinal);
         Assert.Contains("\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n", answer, StringComparison.Ordinal);
         Assert.Contains($"\r\nContent-Length: {Exposition.Length}\r\n", answer, StringComparison.Ordinal);
-        Assert.EndsWith("\r\n\r\n" + Exposition, answer, StringComparison.Ordinal);
-    }
-
-    [Fact]
-    public async Task Get_MetricsWithQueryAndBareLineFeeds_IsServed()
-    {
-        await using var endpoint = Open(() => Task.FromResult(Exposition));
-
-        Assert.StartsWith("HTTP/1.1 200 OK\r\n", await RequestAsync(endpoint, "GET /metrics?name=x HTTP/1.0\n\n"), StringComparison.Ordinal);
-    }
-
-    [Fact]
-    public async Task Head_Metrics_AnswersTheHeadersWithoutTheBody()
-    {
-        await using var endpoint = Open(() => Task.FromResult(Exposition));
-
-        var answer = await RequestAsync(endpoint, "HEAD /metrics HTTP/1.1\r\n\r\n");
-
-        Assert.StartsWith("HTTP/1.1 200 OK\r\n", answer, StringComparison.Ordinal);
-        Assert.Contains($"\r\nContent-Length: {Exposition.Length}\r\n", answer, StringComparison.Ordinal);
-        Assert.EndsWith("\r\n\r\n", answer, StringComparison.Ordinal);
-    }
-
-    [Theory]
-    [InlineData("GET / HTTP/1.1\r\n\r\n")]
-    [InlineData("GET /metricsx HTTP/1.1\r\n\r\n")]
-    [InlineData("GET /other/metrics HTTP/1.1\r\n\r\n")]
-    public async Task Get_OtherPath_IsNotFound(string request)
-    {
-        await using var endpoint = Open(() => Task.FromResult(Exposition));
-
-        Assert.StartsWith("HTTP/1.1 404 Not Found\r\n", await RequestAsync(endpoint, request), StringComparison.Ordinal);
+        Assert.EndsWith("\r\n\r\n" + (withBody ? Exposition : ""), answer, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -71,21 +43,24 @@ public sealed class MetricsEndpointTests
     }
 
     [Theory]
-    [InlineData("garbage\r\n\r\n")]
-    [InlineData("GET /metrics\r\n\r\n")]
-    [InlineData("GET /metrics HTTP/2.0\r\n\r\n")]
-    [InlineData("GET  /metrics HTTP/1.1\r\n\r\n")]
-    [InlineData("GET metrics HTTP/1.1\r\n\r\n")]
-    [InlineData("G(T /metrics HTTP/1.1\r\n\r\n")]
-    [InlineData("GET /metrics HTTP/1.1\r\nno colon here\r\n\r\n")]
-    [InlineData("GET /metrics HTTP/1.1\r\n folded: header\r\n\r\n")]
-    [InlineData("GET /metrics HTTP/1.1\r\nHost: a\u0001b\r\n\r\n")]
-    [InlineData("\u0016\u0003\u0001\u0002\u0000\u0001\u0000\n\n")]
-    public async Task Request_Malformed_IsBadRequest(string request)
+    [InlineData("GET / HTTP/1.1\r\n\r\n", "404 Not Found")]
+    [InlineData("GET /metricsx HTTP/1.1\r\n\r\n", "404 Not Found")]
+    [InlineData("GET /other/metrics HTTP/1.1\r\n\r\n", "404 Not Found")]
+    [InlineData("garbage\r\n\r\n", "400 Bad Request")]
+    [InlineData("GET /metrics\r\n\r\n", "400 Bad Request")]
+    [InlineData("GET /metrics HTTP/2.0\r\n\r\n", "400 Bad Request")]
+    [InlineData("GET  /metrics HTTP/1.1\r\n\r\n", "400 Bad Request")]
+    [InlineData("GET metrics HTTP/1.1\r\n\r\n", "400 Bad Request")]
+    [InlineData("G(T /metrics HTTP/1.1\r\n\r\n", "400 Bad Request")]
+    [InlineData("GET /metrics HTTP/1.1\r\nno colon here\r\n\r\n", "400 Bad Request")]
+    [InlineData("GET /metrics HTTP/1.1\r\n folded: header\r\n\r\n", "400 Bad Request")]
+    [InlineData("GET /metrics HTTP/1.1\r\nHost: a\u0001b\r\n\r\n", "400 Bad Request")]
+    [InlineData("\u0016\u0003\u0001\u0002\u0000\u0001\u0000\n\n", "400 Bad Request")]
+    public async Task Request_OtherPathOrMalformed_IsRefusedWithItsStatus(string request, string status)
     {
         await using var endpoint = Open(() => Task.FromResult(Exposition));
 
-        Assert.StartsWith("HTTP/1.1 400 Bad Request\r\n", await RequestAsync(endpoint, request), StringComparison.Ordinal);
+        Assert.StartsWith($"HTTP/1.1 {status}\r\n", await RequestAsync(endpoint, request), StringComparison.Ordinal);
     }
 
     [Fact]
