@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Reflection;
 using System.Runtime.InteropServices;
+using L2Balance.Common.Metrics;
 using L2Balance.Proxy.Auth;
 using L2Balance.Proxy.Config;
 using L2Balance.Proxy.Diagnostics;
@@ -218,7 +219,7 @@ internal static class Program
                 {
                     server.Bind();
                     // Bound before privileges are dropped, like the SOCKS listeners.
-                    metrics = options.Metrics is { } metricsAt ? new MetricsEndpoint(metricsAt, server.Counters, log) : null;
+                    metrics = options.Metrics is { } metricsAt ? ProxyMetrics.Open(metricsAt, server.Counters, log) : null;
                     Privileges.DropTo(options.UserUnprivileged, log);
                 }
                 catch (InvalidOperationException e)
@@ -232,7 +233,6 @@ internal static class Program
                 }
                 try
                 {
-                    metrics?.Start();
                     var stop = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
                     using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult("SIGTERM"); });
                     using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult("SIGINT"); });

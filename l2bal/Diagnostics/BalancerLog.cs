@@ -1,6 +1,5 @@
-using System.Diagnostics;
 using System.Globalization;
-using L2Balance.Balancer.Cluster;
+using L2Balance.Common.Logging;
 using L2Balance.Balancer.Protocol;
 
 namespace L2Balance.Balancer.Diagnostics;
@@ -57,10 +56,9 @@ internal static class EventIds
 /// (docs/conventions.md §22). Nothing reads these lines to learn a fact: the facts are counters
 /// and <see cref="BalancerEvent"/>s in <c>status --json</c>.
 /// </summary>
-internal sealed class BalancerLog(TextWriter output)
+internal sealed class BalancerLog(TextWriter output, TimeProvider? time = null)
 {
-    private static readonly long RateLimitTicks = Stopwatch.Frequency * 10;
-    private readonly long[] _lastRejectLog = new long[Enum.GetValues<AdvertRejection>().Length];
+    private readonly LogRateLimiter<AdvertRejection> _rejections = new(TimeSpan.FromSeconds(10), time);
     private readonly Lock _gate = new();
 
     public void Started(string description) => Info(EventIds.Started, description);
@@ -157,13 +155,10 @@ internal sealed class BalancerLog(TextWriter output)
     /// <summary>A rejected advert: logged at most once per reason per 10 s; counters keep the count.</summary>
     public void AdvertRejected(AdvertRejection reason, string from, long total)
     {
-        var now = Stopwatch.GetTimestamp();
-        ref var last = ref _lastRejectLog[(int)reason];
-        if (last != 0 && now - last < RateLimitTicks)
+        if (!_rejections.ShouldLog(reason, out _))
         {
             return;
         }
-        last = now;
         var eventId = reason == AdvertRejection.ConfigMismatch ? EventIds.ConfigMismatch : EventIds.AdvertRejected;
         var why = reason switch
         {

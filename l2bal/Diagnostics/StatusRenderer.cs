@@ -48,40 +48,44 @@ internal static class StatusRenderer
     public static string Prometheus(StatusSnapshot s, TimeSpan gcPause)
     {
         var text = new StringBuilder();
-        void Metric(string name, string type, string help, IEnumerable<(string Labels, double Value)> values)
-        {
-            text.Append(CultureInfo.InvariantCulture, $"# HELP {name} {help}\n# TYPE {name} {type}\n");
-            foreach (var (labels, value) in values)
-            {
-                text.Append(CultureInfo.InvariantCulture, $"{name}{labels} {value}\n");
-            }
-        }
+        var w = new PrometheusWriter(text);
         var c = s.Counters;
-        Metric("l2bal_buckets_held", "gauge", "Buckets this node accepts new flows for.", [("", s.Held)]);
-        Metric("l2bal_buckets_draining", "gauge", "Released buckets still carrying this node's established flows.", [("", s.Draining)]);
-        Metric("l2bal_peers_alive", "gauge", "Peers heard within the dead time.", [("", s.Peers.Count(p => p.Alive))]);
-        Metric("l2bal_healthy", "gauge", "1 when the local service passes its probe.", [("", s.Health.Healthy ? 1 : 0)]);
-        Metric("l2bal_adverts_sent_total", "counter", "Advertisements sent.", [("", c.AdvertsSent)]);
-        Metric("l2bal_advert_send_failures_total", "counter", "Advertisements that could not be sent (link down).", [("", c.AdvertSendFailures)]);
-        Metric("l2bal_adverts_received_total", "counter", "Advertisements accepted.", [("", c.AdvertsReceived)]);
-        Metric("l2bal_adverts_rejected_total", "counter", "Advertisements rejected, by reason.",
-            c.AdvertsRejected.Select(r => ($"{{reason=\"{r.Key}\"}}", (double)r.Value)));
-        Metric("l2bal_ownership_changes_total", "counter", "Changes of the held bucket set.", [("", c.OwnershipChanges)]);
-        Metric("l2bal_events_total", "counter", "Events recorded, by kind (docs/status-json.md).",
-            c.Events.Select(e => ($"{{kind=\"{e.Key}\"}}", (double)e.Value)));
-        Metric("l2bal_loop_wakeups_total", "counter", "Times the daemon's loop woke (adverts, requests, deadlines): its idle cost.", [("", c.LoopWakeups)]);
-        Metric("l2bal_gc_pause_seconds_total", "counter", "Time the runtime paused the daemon's threads for garbage collection.", [("", gcPause.TotalSeconds)]);
+        w.Gauge("l2bal_buckets_held", "Buckets this node accepts new flows for.", s.Held);
+        w.Gauge("l2bal_buckets_draining", "Released buckets still carrying this node's established flows.", s.Draining);
+        w.Gauge("l2bal_peers_alive", "Peers heard within the dead time.", s.Peers.Count(p => p.Alive));
+        w.Gauge("l2bal_healthy", "1 when the local service passes its probe.", s.Health.Healthy ? 1 : 0);
+        w.Counter("l2bal_adverts_sent_total", "Advertisements sent.", c.AdvertsSent);
+        w.Counter("l2bal_advert_send_failures_total", "Advertisements that could not be sent (link down).", c.AdvertSendFailures);
+        w.Counter("l2bal_adverts_received_total", "Advertisements accepted.", c.AdvertsReceived);
+        Labelled(w.Family("l2bal_adverts_rejected_total", MetricType.Counter, "Advertisements rejected, by reason."), "reason", c.AdvertsRejected);
+        w.Counter("l2bal_ownership_changes_total", "Changes of the held bucket set.", c.OwnershipChanges);
+        Labelled(w.Family("l2bal_events_total", MetricType.Counter, "Events recorded, by kind (docs/status-json.md)."), "kind", c.Events);
+        w.Counter("l2bal_loop_wakeups_total", "Times the daemon's loop woke (adverts, requests, deadlines): its idle cost.", c.LoopWakeups);
+        w.Counter("l2bal_gc_pause_seconds_total", "Time the runtime paused the daemon's threads for garbage collection.", gcPause.TotalSeconds);
         if (s.Kernel is { } k)
         {
-            Metric("l2bal_lease_renewals_total", "counter", "Kernel lease renewals the filter counted.", [("", k.LeaseRenewals)]);
-            Metric("l2bal_lease_fallbacks_total", "counter", "Lease renewals the packet path missed and a transaction made.", [("", k.LeaseFallbacks)]);
-            Metric("l2bal_packets_accepted_total", "counter", "Packets to the VIP accepted by the kernel filter, by reason.",
-                [("{reason=\"new\"}", k.AcceptedNew), ("{reason=\"established\"}", k.AcceptedEstablished), ("{reason=\"slice\"}", k.AcceptedSlice)]);
-            Metric("l2bal_packets_dropped_total", "counter", "Packets to the VIP dropped by the kernel filter, by reason.",
-                [("{reason=\"not_owned_early\"}", k.DroppedNotOwnedEarly), ("{reason=\"not_owned\"}", k.DroppedNotOwned),
-                 ("{reason=\"other_slice\"}", k.DroppedOtherSlice), ("{reason=\"no_lease\"}", k.DroppedNoLease), ("{reason=\"mid_flow\"}", k.DroppedMidFlow)]);
+            w.Counter("l2bal_lease_renewals_total", "Kernel lease renewals the filter counted.", k.LeaseRenewals);
+            w.Counter("l2bal_lease_fallbacks_total", "Lease renewals the packet path missed and a transaction made.", k.LeaseFallbacks);
+            var accepted = w.Family("l2bal_packets_accepted_total", MetricType.Counter, "Packets to the VIP accepted by the kernel filter, by reason.");
+            accepted.Sample("reason", "new", k.AcceptedNew);
+            accepted.Sample("reason", "established", k.AcceptedEstablished);
+            accepted.Sample("reason", "slice", k.AcceptedSlice);
+            var dropped = w.Family("l2bal_packets_dropped_total", MetricType.Counter, "Packets to the VIP dropped by the kernel filter, by reason.");
+            dropped.Sample("reason", "not_owned_early", k.DroppedNotOwnedEarly);
+            dropped.Sample("reason", "not_owned", k.DroppedNotOwned);
+            dropped.Sample("reason", "other_slice", k.DroppedOtherSlice);
+            dropped.Sample("reason", "no_lease", k.DroppedNoLease);
+            dropped.Sample("reason", "mid_flow", k.DroppedMidFlow);
         }
         return text.ToString();
+    }
+
+    private static void Labelled(PrometheusWriter family, string label, IReadOnlyDictionary<string, long> values)
+    {
+        foreach (var (name, value) in values)
+        {
+            family.Sample(label, name, value);
+        }
     }
 
     /// <summary>Every rejection reason with its count (zero included: every counter exists from the start).</summary>

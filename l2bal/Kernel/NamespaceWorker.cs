@@ -1,123 +1,61 @@
-using System.Collections.Concurrent;
-using System.Runtime.ExceptionServices;
-using System.Runtime.InteropServices;
-using Microsoft.Win32.SafeHandles;
-
 namespace L2Balance.Balancer.Kernel;
 
 /// <summary>
-/// One dedicated thread that runs every call of a component, optionally inside a network
-/// namespace it entered once with setns(2).
+/// Runs every call of a component one at a time, in a given network namespace or in the caller's.
 /// </summary>
 /// <remarks>
 /// A netlink socket is bound to the namespace of the thread that opens it, and libnftables may
-/// (re)open its socket during a call; /proc/thread-self/net is the calling thread's namespace. Keeping
-/// all of them on one thread keeps them in one namespace, and serializes use of an nft_ctx, which is
-/// not thread-safe. The daemon itself runs inside the node's namespace and passes no path.
+/// (re)open its socket during a call; /proc/thread-self/net is the calling thread's namespace. With a
+/// namespace path, every call runs on one <see cref="NamespaceThread"/> that entered it, which keeps
+/// them in that namespace and serializes use of an nft_ctx (not thread-safe). The daemon itself runs
+/// inside its node's namespace and passes no path: calls then run on the caller's thread under a lock.
 /// </remarks>
 internal sealed class NamespaceWorker : IDisposable
 {
-    private readonly BlockingCollection<Action> _queue = new();
+    private readonly NamespaceThread? _thread;
     private readonly Lock _inline = new();
-    private readonly Thread _thread;
-    private readonly string? _namespacePath;
-    private Exception? _startFailure;
+    private bool _disposed;
 
-    /// <summary>Starts the thread, entering <paramref name="namespacePath"/> (e.g. /var/run/netns/NS) if given.</summary>
+    /// <summary>Starts a thread named <paramref name="name"/> in <paramref name="namespacePath"/> (e.g. /var/run/netns/NS) if given.</summary>
+    /// <exception cref="KernelFilterException">The namespace cannot be entered; the message names the path and errno.</exception>
     public NamespaceWorker(string name, string? namespacePath)
     {
-        _namespacePath = namespacePath;
-        using var started = new ManualResetEventSlim();
-        _thread = new Thread(() => Loop(started)) { IsBackground = true, Name = name };
-        _thread.Start();
-        started.Wait();
-        if (_startFailure is not null)
+        if (namespacePath is null)
         {
-            _thread.Join();
-            throw _startFailure;
-        }
-    }
-
-    /// <summary>Runs <paramref name="action"/> on the worker thread and returns its result (or rethrows its exception).</summary>
-    public T Invoke<T>(Func<T> action)
-    {
-        ObjectDisposedException.ThrowIf(_queue.IsAddingCompleted, this);
-        if (_namespacePath is null)
-        {
-            // Already in the right namespace (the daemon runs inside its node's): run on the
-            // caller's thread, serialized: the hop to the worker thread spin-waited for nothing
-            // (docs/benchmarks.md#l2bal-idle-cpu).
-            lock (_inline)
-            {
-                return action();
-            }
-        }
-
-        T? result = default;
-        ExceptionDispatchInfo? failure = null;
-        using var done = new ManualResetEventSlim(false, spinCount: 1);
-        _queue.Add(() =>
-        {
-            try
-            {
-                result = action();
-            }
-            catch (Exception ex)
-            {
-                failure = ExceptionDispatchInfo.Capture(ex);
-            }
-            finally
-            {
-                done.Set();
-            }
-        });
-        done.Wait();
-        failure?.Throw();
-        return result!;
-    }
-
-    /// <summary>Finishes queued work and ends the thread (which ends with it, in its namespace).</summary>
-    public void Dispose()
-    {
-        if (!_queue.IsAddingCompleted)
-        {
-            _queue.CompleteAdding();
-            _thread.Join();
-            _queue.Dispose();
-        }
-    }
-
-    private void Loop(ManualResetEventSlim started)
-    {
-        try
-        {
-            if (_namespacePath is not null)
-            {
-                EnterNamespace(_namespacePath);
-            }
-        }
-        catch (Exception ex)
-        {
-            _startFailure = ex;
-            _queue.CompleteAdding();
-            started.Set();
             return;
         }
 
-        started.Set();
-        foreach (var work in _queue.GetConsumingEnumerable())
+        try
         {
-            work();
+            _thread = new NamespaceThread(namespacePath, name);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new KernelFilterException(e.Message, e);
         }
     }
 
-    private static void EnterNamespace(string path)
+    /// <summary>Runs <paramref name="action"/> after the calls before it and returns its result (or rethrows its exception with its stack).</summary>
+    public T Invoke<T>(Func<T> action)
     {
-        using SafeFileHandle fd = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-        if (Interop.Sys.setns(fd, Interop.Sys.CLONE_NEWNET) != 0)
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_thread is not null)
         {
-            int errno = Marshal.GetLastPInvokeError();
-            throw new KernelFilterException($"setns({path}, CLONE_NEWNET): {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})");
+            return _thread.Invoke(action);
         }
+
+        // Already in the right namespace: run here, serialized. The hop to a worker thread
+        // spin-waited for nothing (docs/benchmarks.md#l2bal-idle-cpu).
+        lock (_inline)
+        {
+            return action();
+        }
+    }
+
+    /// <summary>Finishes queued work and ends the thread, if there is one.</summary>
+    public void Dispose()
+    {
+        _disposed = true;
+        _thread?.Dispose();
     }
 }

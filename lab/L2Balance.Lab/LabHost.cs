@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using L2Balance.Common.Linux;
 
 namespace L2Balance.Lab;
 
@@ -119,7 +120,7 @@ public sealed class LabHost
 
     /// <summary>Opens a socket that lives in this namespace (created on a thread that entered it with setns(2)).</summary>
     public Socket OpenSocket(AddressFamily addressFamily, SocketType socketType, ProtocolType protocolType) =>
-        NamespaceThread.Run(NamespacePath, () => new Socket(addressFamily, socketType, protocolType));
+        NamespaceThread.Run(NamespacePath, () => new Socket(addressFamily, socketType, protocolType), "lab-setns");
 
     /// <summary>Connects a TCP socket from inside this namespace.</summary>
     public async Task<Socket> ConnectTcpAsync(IPEndPoint endPoint, TimeSpan timeout, CancellationToken cancellationToken = default)

@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using System.Threading.Channels;
+using L2Balance.Common.Linux;
 
 namespace L2Balance.Lab;
 
@@ -12,37 +13,36 @@ public sealed class NamespaceSocketSupply : IDisposable
 {
     private readonly Channel<Socket> _queue;
     private readonly CancellationTokenSource _stop = new();
-    private readonly Task _producer;
+    private readonly NamespaceThread _thread;
+    private readonly Task<bool> _producer;
 
     public NamespaceSocketSupply(LabHost host, AddressFamily family, SocketType type, ProtocolType protocol, int capacity = 256)
     {
         ArgumentNullException.ThrowIfNull(host);
         _queue = Channel.CreateBounded<Socket>(new BoundedChannelOptions(capacity) { SingleWriter = true });
+        _thread = new NamespaceThread(host.NamespacePath, "lab-socket-supply");
         var token = _stop.Token;
-        _producer = Task.Factory.StartNew(
-            () => NamespaceThread.Run(host.NamespacePath, () =>
+        // The producer holds the namespace thread until Dispose: it is this supply's only work item.
+        _producer = _thread.InvokeAsync(() =>
+        {
+            try
             {
-                try
+                while (!token.IsCancellationRequested)
                 {
-                    while (!token.IsCancellationRequested)
+                    var socket = new Socket(family, type, protocol);
+                    if (!_queue.Writer.WriteAsync(socket, token).AsTask().Wait(Timeout.Infinite, token))
                     {
-                        var socket = new Socket(family, type, protocol);
-                        if (!_queue.Writer.WriteAsync(socket, token).AsTask().Wait(Timeout.Infinite, token))
-                        {
-                            socket.Dispose();
-                        }
+                        socket.Dispose();
                     }
                 }
-                catch (OperationCanceledException)
-                {
-                    // Stopped.
-                }
+            }
+            catch (OperationCanceledException)
+            {
+                // Stopped.
+            }
 
-                return 0;
-            }),
-            CancellationToken.None,
-            TaskCreationOptions.LongRunning,
-            TaskScheduler.Default);
+            return true;
+        });
     }
 
     /// <summary>The next socket (the caller owns it).</summary>
@@ -60,6 +60,7 @@ public sealed class NamespaceSocketSupply : IDisposable
             // The producer ended with the cancellation.
         }
 
+        _thread.Dispose();
         while (_queue.Reader.TryRead(out var socket))
         {
             socket.Dispose();

@@ -1,7 +1,9 @@
 namespace L2Balance.Proxy.Diagnostics;
 
 /// <summary>
-/// Registry of the proxy's log event ids. Ids are stable and never reused (docs/conventions.md §21, YARP EventIds.cs).
+/// The proxy's log event ids: one per event, each logged by one <see cref="ProxyLog"/> method of the
+/// same name. Ids are stable and never reused; every one is documented in docs/events.md (## l2proxy).
+/// 10, 17, 19 and 32 were declared by early versions and never logged: they stay unused.
 /// </summary>
 public static class EventIds
 {
@@ -10,22 +12,21 @@ public static class EventIds
     public const int ConfigWarning = 3;
     public const int ListenFailed = 4;
     public const int PrivilegesDropped = 5;
+    public const int MetricsListening = 6;
 
-    public const int ClientAccepted = 10;
     public const int ClientRefused = 11;
     public const int RequestPassed = 12;
     public const int RequestBlocked = 13;
     public const int SessionEnded = 14;
     public const int SessionFailed = 15;
     public const int AuthFailed = 16;
-    public const int BindReplyPassed = 17;
     public const int UdpAssociated = 18;
-    public const int UdpDropped = 19;
+    public const int NegotiationFailed = 20;
+    public const int Probed = 21;
+
+    public const int AcceptError = 30;
+    public const int Unexpected = 31;
 
     public const int WorkerStarted = 40;
     public const int WorkerExited = 41;
-
-    public const int AcceptError = 30;
-    public const int UnexpectedError = 31;
-    public const int LogDropped = 32;
 }

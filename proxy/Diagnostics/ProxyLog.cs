@@ -1,32 +1,39 @@
-using System.Diagnostics;
 using System.Net;
+using L2Balance.Common.Logging;
 using L2Balance.Proxy.Rules;
 
 namespace L2Balance.Proxy.Diagnostics;
 
 /// <summary>
-/// The proxy's log events, one method per event with a stable id (EventIds), in Dante's spirit:
-/// one line per session event naming client, destination and reason (docs/conventions.md §21, §22).
+/// The proxy's log events, one method per event, each with its own stable id (<see cref="EventIds"/>,
+/// docs/events.md), in Dante's spirit: one line per session event naming client, destination and
+/// reason. A line reads <c>l2proxy[PID]: LEVEL[ID]: message</c>.
 /// </summary>
 public sealed class ProxyLog
 {
-    private static readonly long RateLimitTicks = Stopwatch.Frequency * 10;
     private readonly LogWriter _writer;
     private readonly LogLevel _minimum;
     private readonly string _prefix;
-    private readonly long[] _lastMalformedLog = new long[Enum.GetValues<SessionOutcome>().Length];
+    private readonly LogRateLimiter<SessionOutcome> _negotiationFailures;
 
-    public ProxyLog(LogWriter writer, int debug)
+    /// <param name="writer">Where the lines go.</param>
+    /// <param name="debug">Dante's <c>debug</c> level: above 0, debug lines are written and negotiation failures are not rate-limited.</param>
+    /// <param name="time">The clock of the rate limit; the system's when null (tests pass their own).</param>
+    public ProxyLog(LogWriter writer, int debug, TimeProvider? time = null)
     {
         _writer = writer;
         _minimum = debug > 0 ? LogLevel.Debug : LogLevel.Info;
         _prefix = $"l2proxy[{Environment.ProcessId}]: ";
+        _negotiationFailures = new LogRateLimiter<SessionOutcome>(TimeSpan.FromSeconds(10), time);
     }
 
     public bool IsEnabled(LogLevel level) => level >= _minimum;
 
     public void Listening(EndPoint endPoint) =>
         Write(LogLevel.Info, EventIds.Listening, $"listening on {endPoint}");
+
+    public void MetricsListening(EndPoint endPoint) =>
+        Write(LogLevel.Info, EventIds.MetricsListening, $"metrics at http://{endPoint}/metrics");
 
     public void ListenFailed(string what, string error) =>
         Write(LogLevel.Error, EventIds.ListenFailed, $"cannot listen on {what}: {error}");
@@ -85,31 +92,25 @@ public sealed class ProxyLog
 
     /// <summary>
     /// A session ended during negotiation (malformed input, timeout, bad version). These can
-    /// repeat at packet rate from a scanner, so each reason is logged at most once per 10 s;
-    /// the counters always count them (docs/conventions.md §22).
+    /// repeat at packet rate from a scanner, so each outcome is logged at most once per 10 s, with
+    /// how many were not (every one when debug is on); the counters always count them.
     /// </summary>
     public void NegotiationFailed(EndPoint client, SessionOutcome outcome, string detail)
     {
+        var due = _negotiationFailures.ShouldLog(outcome, out var notLogged);
         if (IsEnabled(LogLevel.Debug))
         {
-            Write(LogLevel.Debug, EventIds.SessionFailed, $"negotiation: {client}: {outcome}: {detail}");
-            return;
+            Write(LogLevel.Info, EventIds.NegotiationFailed, $"negotiation: {client}: {outcome}: {detail}");
         }
-        var now = Stopwatch.GetTimestamp();
-        ref var last = ref _lastMalformedLog[(int)outcome];
-        var previous = Volatile.Read(ref last);
-        if (previous != 0 && now - previous < RateLimitTicks)
+        else if (due)
         {
-            return;
-        }
-        if (Interlocked.CompareExchange(ref last, now, previous) == previous)
-        {
-            Write(LogLevel.Info, EventIds.SessionFailed, $"negotiation: {client}: {outcome}: {detail} (logged once per 10 s per reason)");
+            var skipped = notLogged == 0 ? "" : $", {notLogged} more since the last";
+            Write(LogLevel.Info, EventIds.NegotiationFailed, $"negotiation: {client}: {outcome}: {detail} (logged once per 10 s per reason{skipped})");
         }
     }
 
     public void Probed(EndPoint client) =>
-        Write(LogLevel.Debug, EventIds.SessionFailed, $"negotiation: {client}: closed before sending anything (a port check)");
+        Write(LogLevel.Debug, EventIds.Probed, $"negotiation: {client}: closed before sending anything (a port check)");
 
     public void UdpAssociated(EndPoint client, EndPoint relay) =>
         Write(LogLevel.Debug, EventIds.UdpAssociated, $"udp associate: {client} relay {relay}");
@@ -124,7 +125,7 @@ public sealed class ProxyLog
         Write(LogLevel.Warning, EventIds.AcceptError, $"accept on {listener} failed: {error}");
 
     public void Unexpected(string where, Exception exception) =>
-        Write(LogLevel.Error, EventIds.UnexpectedError, $"unexpected error in {where}: {exception}");
+        Write(LogLevel.Error, EventIds.Unexpected, $"unexpected error in {where}: {exception}");
 
     private static string RuleNumber(in RuleVerdict verdict) => verdict.Rule is { } rule ? rule.Number.ToString(System.Globalization.CultureInfo.InvariantCulture) : "0";
 

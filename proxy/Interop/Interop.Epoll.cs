@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using L2Balance.Common.Linux;
 
 namespace L2Balance.Proxy.Interop;
 
@@ -120,7 +121,7 @@ internal sealed class SafeEpollHandle : SafeHandle
         if (fd < 0)
         {
             var errno = Marshal.GetLastPInvokeError();
-            throw new IOException($"epoll_create1(EPOLL_CLOEXEC): {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})");
+            throw new IOException($"epoll_create1(EPOLL_CLOEXEC): {Errno.Name(errno)}");
         }
         return new SafeEpollHandle(fd);
     }

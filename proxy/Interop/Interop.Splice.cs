@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using L2Balance.Common.Linux;
 
 namespace L2Balance.Proxy.Interop;
 
@@ -113,7 +114,7 @@ internal sealed class SafePipeHandle : SafeHandle
         if (Interop.Splice.pipe2(fds, Interop.Splice.O_NONBLOCK | Interop.Splice.O_CLOEXEC) != 0)
         {
             var errno = Marshal.GetLastPInvokeError();
-            throw new IOException($"pipe2(O_NONBLOCK|O_CLOEXEC): {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})");
+            throw new IOException($"pipe2(O_NONBLOCK|O_CLOEXEC): {Errno.Name(errno)}");
         }
         return (new SafePipeHandle(fds[0]), new SafePipeHandle(fds[1]));
     }

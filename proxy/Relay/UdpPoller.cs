@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using L2Balance.Common.Linux;
 using L2Balance.Proxy.Interop;
 using Epoll = L2Balance.Proxy.Interop.Interop.Epoll;
 
@@ -64,7 +65,7 @@ internal sealed class UdpPoller
         {
             var errno = Marshal.GetLastPInvokeError();
             _handlers.TryRemove(key, out _);
-            throw new IOException($"epoll_ctl(EPOLL_CTL_ADD): {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})");
+            throw new IOException($"epoll_ctl(EPOLL_CTL_ADD): {Errno.Name(errno)}");
         }
         return key;
     }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
+using L2Balance.Common.Linux;
 using L2Balance.Proxy.Diagnostics;
 using static L2Balance.Proxy.Interop.Interop;
 
@@ -45,7 +46,7 @@ internal static class Privileges
     {
         if (result != 0)
         {
-            throw new InvalidOperationException($"{call}: errno {Marshal.GetLastPInvokeError()}");
+            throw new InvalidOperationException($"{call}: {Errno.Name(Marshal.GetLastPInvokeError())}");
         }
     }
 }

@@ -63,16 +63,6 @@ public sealed class PacketStructsTests
         PacketStructs.ValidateInterfaceName(name);
     }
 
-    [Theory]
-    [InlineData(1, "EPERM")]
-    [InlineData(17, "EEXIST")]
-    [InlineData(99, "EADDRNOTAVAIL")]
-    [InlineData(4242, "errno 4242")]
-    public void Errno_Names(int errno, string name)
-    {
-        Assert.Equal(name, Errno.Name(errno));
-    }
-
     [Fact]
     public void NodeSetup_DesiredSysctls_PerDesign()
     {

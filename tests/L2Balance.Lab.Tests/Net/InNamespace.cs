@@ -1,6 +1,4 @@
-using System.Runtime.ExceptionServices;
-using System.Runtime.InteropServices;
-using Microsoft.Win32.SafeHandles;
+using L2Balance.Common.Linux;
 
 namespace L2Balance.Lab.Tests.Net;
 
@@ -9,44 +7,30 @@ namespace L2Balance.Lab.Tests.Net;
 /// would run inside its node: sockets opened there stay in that namespace and work from any thread;
 /// /proc/sys/net is resolved per thread.
 /// </summary>
-internal static partial class InNamespace
+internal static class InNamespace
 {
-    private const int CLONE_NEWNET = 0x40000000;
+    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(20);
 
     public static T Run<T>(LabHost host, Func<T> action)
     {
-        T? result = default;
-        ExceptionDispatchInfo? failure = null;
-        var thread = new Thread(() =>
+        var thread = new NamespaceThread(host.NamespacePath, "l2bal-test-setns");
+        var work = thread.InvokeAsync(action);
+        try
         {
-            try
-            {
-                using var target = File.OpenHandle(host.NamespacePath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-                if (setns(target, CLONE_NEWNET) != 0)
-                {
-                    throw new InvalidOperationException($"setns({host.Namespace}): errno {Marshal.GetLastPInvokeError()}");
-                }
-
-                // The thread ends here: it never returns to the pool in the wrong namespace.
-                result = action();
-            }
-            catch (Exception ex)
-            {
-                failure = ExceptionDispatchInfo.Capture(ex);
-            }
-        })
-        {
-            IsBackground = true,
-            Name = "l2bal-test-setns",
-        };
-        thread.Start();
-        if (!thread.Join(TimeSpan.FromSeconds(20)))
-        {
-            throw new TimeoutException($"action in {host.Namespace} did not finish within 20 s");
+            return work.WaitAsync(Deadline).GetAwaiter().GetResult();
         }
-
-        failure?.Throw();
-        return result!;
+        catch (TimeoutException) when (!work.IsCompleted)
+        {
+            // The stuck thread is left behind (a background thread); disposing it would wait for it.
+            throw new TimeoutException($"action in {host.Namespace} did not finish within {Deadline.TotalSeconds:0} s");
+        }
+        finally
+        {
+            if (work.IsCompleted)
+            {
+                thread.Dispose();
+            }
+        }
     }
 
     public static void Run(LabHost host, Action action) => Run(host, () =>
@@ -54,7 +38,4 @@ internal static partial class InNamespace
         action();
         return 0;
     });
-
-    [LibraryImport("libc", EntryPoint = "setns", SetLastError = true)]
-    private static partial int setns(SafeFileHandle fd, int nstype);
 }

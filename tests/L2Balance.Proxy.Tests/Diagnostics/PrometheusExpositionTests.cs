@@ -1,10 +1,13 @@
 using System.Globalization;
 using System.Net;
+using System.Net.Sockets;
 using System.Text;
 using System.Text.RegularExpressions;
+using L2Balance.Common.Metrics;
 using L2Balance.Proxy.Config;
 using L2Balance.Proxy.Diagnostics;
 using L2Balance.Proxy.Protocol;
+using L2Balance.Tests.Common;
 using Xunit;
 
 namespace L2Balance.Proxy.Tests.Diagnostics;
@@ -136,24 +139,26 @@ public partial class PrometheusExpositionTests
     }
 
     [Fact]
-    public async Task Endpoint_ServesGetMetrics_RefusesOtherPathsAndMethods()
+    public async Task Endpoint_GetMetrics_ServesTheCountersOverHttp()
     {
         var counters = new ProxyCounters();
         counters.SessionStarted();
-        var endpoint = new MetricsEndpoint(new IPEndPoint(IPAddress.Loopback, 0), counters, new ProxyLog(new LogWriter([], []), 0));
-        try
+        await using var endpoint = ProxyMetrics.Open(new IPEndPoint(IPAddress.Loopback, 0), counters, new ProxyLog(new LogWriter([], []), 0));
+        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await client.ConnectAsync(endpoint.LocalEndPoint).WithTimeout();
+
+        await client.SendAsync("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"u8.ToArray()).WithTimeout();
+        var answer = new StringBuilder();
+        var buffer = new byte[65536];
+        int n;
+        while ((n = await client.ReceiveAsync(buffer).WithTimeout()) > 0)
         {
-            var (status, type, body) = endpoint.Respond("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"u8);
-            Assert.Equal("200 OK", status);
-            Assert.Equal(ProxyCounters.PrometheusContentType, type);
-            Assert.Contains("l2proxy_sessions_total 1\n", body, StringComparison.Ordinal);
-            Assert.Equal("404 Not Found", endpoint.Respond("GET /other HTTP/1.1\r\n\r\n"u8).Status);
-            Assert.Equal("405 Method Not Allowed", endpoint.Respond("POST /metrics HTTP/1.1\r\n\r\n"u8).Status);
-            Assert.Equal("400 Bad Request", endpoint.Respond("garbage\r\n\r\n"u8).Status);
+            answer.Append(Encoding.UTF8.GetString(buffer, 0, n));
         }
-        finally
-        {
-            await endpoint.DisposeAsync();
-        }
+
+        var text = answer.ToString();
+        Assert.StartsWith("HTTP/1.1 200 OK\r\n", text, StringComparison.Ordinal);
+        Assert.Contains($"\r\nContent-Type: {PrometheusWriter.ContentType}\r\n", text, StringComparison.Ordinal);
+        Assert.EndsWith("\r\n\r\n" + Expose(counters), text, StringComparison.Ordinal);
     }
 }
