@@ -161,7 +161,7 @@ internal static class BalancerCommandLine
         {
             var nodeId = new SettingValue(BalancerSettings.NodeId, result.Given(_sliceNodeId)!);
             var nodeCount = new SettingValue(BalancerSettings.NodeCount, result.Given(_sliceNodeCount)!);
-            var errors = new List<string>();
+            var errors = new List<SettingError>();
             var values = new List<int>();
             foreach (var value in new[] { nodeId, nodeCount })
             {
@@ -176,7 +176,7 @@ internal static class BalancerCommandLine
                 errors.Add(nodeId.Relation("is larger than", nodeCount));
             }
             return errors.Count > 0
-                ? new BalancerCommand.Invalid(errors) { SeeHelp = "l2bal slice --help" }
+                ? new BalancerCommand.Invalid(SettingError.InOrder(errors)) { SeeHelp = "l2bal slice --help" }
                 : new BalancerCommand.Slice(values[0], values[1]);
         }
     }
@@ -212,15 +212,15 @@ internal static class BalancerCommandLine
                 var given = flag is Option<string[]> repeatable ? result.GivenAll(repeatable) : result.Given((Option<string>)flag) is { } one ? [one] : [];
                 fromFlags.AddRange(given.Select(text => new SettingValue(setting, text)));
             }
-            var fileErrors = new List<string>();
+            var fileErrors = new List<SettingError>();
             var fromFile = configFile is null ? [] : BalancerConfigFile.Read(configFile, fileErrors);
             if (fromFile is null)
             {
-                errors = fileErrors;
+                errors = SettingError.InOrder(fileErrors);
                 return null;
             }
             var options = BalancerOptionsBuilder.Build(BalancerOptionsBuilder.Merge(fromFile, fromFlags), configFile, out var buildErrors);
-            errors = [.. fileErrors, .. buildErrors];
+            errors = SettingError.InOrder([.. fileErrors, .. buildErrors]);
             return errors.Count == 0 ? options : null;
         }
     }

@@ -12,7 +12,7 @@ internal static class BalancerConfigFile
     public const long MaxFileBytes = 1 << 20;
 
     /// <summary>Reads <paramref name="path"/>; every problem is added to <paramref name="errors"/>; null when it cannot be read.</summary>
-    public static IReadOnlyList<SettingValue>? Read(string path, List<string> errors)
+    public static IReadOnlyList<SettingValue>? Read(string path, List<SettingError> errors)
     {
         ArgumentNullException.ThrowIfNull(errors);
         string text;
@@ -20,26 +20,26 @@ internal static class BalancerConfigFile
         {
             if (new FileInfo(path).Length > MaxFileBytes)
             {
-                errors.Add($"{path}: larger than {MaxFileBytes} bytes; is this the configuration file?");
+                errors.Add(new(null, $"{path}: larger than {MaxFileBytes} bytes; is this the configuration file?"));
                 return null;
             }
             text = File.ReadAllText(path);
         }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
-            errors.Add($"{path}: no such configuration file");
+            errors.Add(new(null, $"{path}: no such configuration file"));
             return null;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            errors.Add($"{path}: cannot read the configuration file: {e.Message}");
+            errors.Add(new(null, $"{path}: cannot read the configuration file: {e.Message}"));
             return null;
         }
         return Parse(text, path, errors);
     }
 
     /// <summary>Reads configuration text; <paramref name="path"/> names it in positions.</summary>
-    public static IReadOnlyList<SettingValue> Parse(string text, string path, List<string> errors)
+    public static IReadOnlyList<SettingValue> Parse(string text, string path, List<SettingError> errors)
     {
         ArgumentNullException.ThrowIfNull(text);
         ArgumentNullException.ThrowIfNull(errors);
@@ -75,15 +75,15 @@ internal static class BalancerConfigFile
             var setting = BalancerSettings.All.FirstOrDefault(s => s.Name == name);
             if (setting is null)
             {
-                errors.Add($"{at}: unknown setting '{name}' (the settings are the flags of 'l2bal run --help', without their dashes)");
+                errors.Add(new(at, $"{at}: unknown setting '{name}' (the settings are the flags of 'l2bal run --help', without their dashes)"));
             }
             else if (value.Length == 0)
             {
-                errors.Add($"{at}: {name} needs a value");
+                errors.Add(new(at, $"{at}: {name} needs a value"));
             }
             else if (!setting.Repeatable && firstLine.TryGetValue(setting, out var first))
             {
-                errors.Add($"{at}: {name} is set again (first on line {first}); give it once");
+                errors.Add(new(at, $"{at}: {name} is set again (first on line {first}); give it once"));
             }
             else
             {

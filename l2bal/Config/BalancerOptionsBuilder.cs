@@ -17,7 +17,7 @@ internal sealed class BalancerOptionsBuilder
 {
     private readonly Dictionary<Setting, List<SettingValue>> _values;
     private readonly string? _configFile;
-    private readonly List<string> _errors = [];
+    private readonly List<SettingError> _errors = [];
 
     private BalancerOptionsBuilder(IEnumerable<SettingValue> values, string? configFile)
     {
@@ -29,7 +29,7 @@ internal sealed class BalancerOptionsBuilder
     /// Builds the options from <paramref name="values"/> (each single-valued setting at most once;
     /// <see cref="Merge"/> makes it so). Returns null and every error when one is wrong.
     /// </summary>
-    public static BalancerOptions? Build(IEnumerable<SettingValue> values, string? configFile, out IReadOnlyList<string> errors)
+    public static BalancerOptions? Build(IEnumerable<SettingValue> values, string? configFile, out IReadOnlyList<SettingError> errors)
     {
         var builder = new BalancerOptionsBuilder(values, configFile);
         var options = builder.Build();
@@ -100,9 +100,9 @@ internal sealed class BalancerOptionsBuilder
             return value;
         }
         var why = what is null ? "" : $" ({what})";
-        _errors.Add(_configFile is null
+        _errors.Add(new(null, _configFile is null
             ? $"{setting.Flag} is required{why}"
-            : $"{_configFile}: {setting.Name} is required{why}: set it in the file or give {setting.Flag}");
+            : $"{_configFile}: {setting.Name} is required{why}: set it in the file or give {setting.Flag}"));
         return null;
     }
 

@@ -22,13 +22,21 @@ internal sealed record SettingValue(Setting Setting, string Text, ConfigPosition
     /// <summary>The setting as the user wrote it: <c>--node-id</c> on the command line, <c>node-id</c> in a file.</summary>
     public string Label => Position is null ? Setting.Flag : Setting.Name;
 
-    /// <summary>A message about the value: <c>--name 'text': problem</c>, or <c>FILE:LINE:COLUMN: name 'text': problem</c>.</summary>
-    public string Problem(string problem) => $"{Where}{Label} '{Text}': {problem}";
+    /// <summary>An error about the value: <c>--name 'text': problem</c>, or <c>FILE:LINE:COLUMN: name 'text': problem</c>.</summary>
+    public SettingError Problem(string problem) => new(Position, $"{Where}{Label} '{Text}': {problem}");
 
-    /// <summary>A message about the value in relation to another: <c>--node-id 4 is larger than --node-count 3</c>.</summary>
-    public string Relation(string relation, SettingValue other) => $"{Where}{Label} {Text} {relation} {other.Label} {other.Text}";
+    /// <summary>An error about the value in relation to another: <c>--node-id 4 is larger than --node-count 3</c>.</summary>
+    public SettingError Relation(string relation, SettingValue other) => new(Position, $"{Where}{Label} {Text} {relation} {other.Label} {other.Text}");
 
     private string Where => Position is { } position ? $"{position}: " : "";
+}
+
+/// <summary>An error in the settings; <see cref="Position"/> (null for a flag or a missing setting) orders a file's errors by line.</summary>
+internal readonly record struct SettingError(ConfigPosition? Position, string Message)
+{
+    /// <summary>The messages, a file's first and in the order of their lines, then the others in the order found.</summary>
+    public static IReadOnlyList<string> InOrder(IEnumerable<SettingError> errors) =>
+        [.. errors.OrderBy(e => e.Position is null).ThenBy(e => e.Position?.Line).ThenBy(e => e.Position?.Column).Select(e => e.Message)];
 }
 
 /// <summary>Where a value stands in a configuration file; 1-based, printed as <c>FILE:LINE:COLUMN</c>.</summary>

@@ -69,9 +69,9 @@ public sealed class BalancerConfigFileTests : IDisposable
         var invalid = RunInvalid(NodeTwo + "\nadvert-interval 50\n  health-timeout:  fast\nnode-count 1\n");
         Assert.Equal(
             [
-                $"{_path}:9:1: node-count is set again (first on line 5); give it once",
                 $"{_path}:7:17: advert-interval '50': a number alone has no unit: write 50ms or 50s",
                 $"{_path}:8:20: health-timeout 'fast': not a duration: write a number and its unit (ms, s, m or h), e.g. 40ms or 5s",
+                $"{_path}:9:1: node-count is set again (first on line 5); give it once",
             ],
             invalid.Messages);
         Assert.Equal(ExitCodes.Config, invalid.ExitCode);
@@ -160,7 +160,7 @@ public sealed class BalancerConfigFileTests : IDisposable
     [Fact]
     public void Parse_CarriageReturnsAndTabs_AreWhiteSpace()
     {
-        var errors = new List<string>();
+        var errors = new List<SettingError>();
         var values = BalancerConfigFile.Parse("interface\teth0\r\nvip:198.18.0.10\r\n", "f", errors);
         Assert.Empty(errors);
         Assert.Equal(
