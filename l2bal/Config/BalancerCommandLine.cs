@@ -71,7 +71,7 @@ internal static class BalancerCommandLine
         };
     }
 
-    /// <summary>The commands and their flags, made anew for each parse (System.CommandLine's symbols are not meant to be shared across threads).</summary>
+    /// <summary>The commands and their flags, made anew for each parse so that parses share no state.</summary>
     private sealed class CommandTree
     {
         private readonly SettingsCommand _run = new("run", RunDescription);

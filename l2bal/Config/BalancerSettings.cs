@@ -60,7 +60,7 @@ internal static class BalancerSettings
 
     public static readonly Setting Interface = new("interface", "IF", "The segment interface, e.g. eth0 (required)");
     public static readonly Setting Vip = new("vip", "ADDR/PREFIX", "The shared IPv4 address, e.g. 198.18.0.10/24 (required)");
-    public static readonly Setting NodeId = new("node-id", "K", $"This node's id, 1 to N (required)");
+    public static readonly Setting NodeId = new("node-id", "K", "This node's id, 1 to N (required)");
     public static readonly Setting NodeCount = new("node-count", "N", $"Nodes in the cluster, 1 to {MembershipView.MaxNodes} (required)");
     public static readonly Setting KeyFile = new("key-file", "FILE", "The cluster's shared key; make one with 'l2bal genkey > FILE' (required)");
     public static readonly Setting Buckets = new("buckets", "B", $"Hash buckets, N to {MaxBuckets}", Whole(BalancerOptions.DefaultBuckets));
