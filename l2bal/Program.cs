@@ -6,45 +6,64 @@ using L2Balance.Balancer.Control;
 using L2Balance.Balancer.Daemon;
 using L2Balance.Balancer.Diagnostics;
 using L2Balance.Balancer.Kernel;
+using L2Balance.Common.CommandLine;
 
 namespace L2Balance.Balancer;
 
 /// <summary>The l2bal command: run the daemon, or talk to the one running on this node.</summary>
 internal static class Program
 {
-    private const int ExitOk = 0;
-    private const int ExitFailure = 1;
-    private const int ExitUsage = 64;
-    private const int ExitConfig = 78;
-
     public static async Task<int> Main(string[] args)
     {
         switch (BalancerCommandLine.Parse(args))
         {
-            case BalancerCommand.Help help:
-                Console.Out.Write(help.Text);
-                return ExitOk;
+            case BalancerCommand.Output output:
+                Console.Out.Write(output.Text);
+                return ExitCodes.Ok;
+            case BalancerCommand.Invalid invalid when invalid.ExitCode == ExitCodes.Usage:
+                return ProgramCommandLine.ReportUsage(Console.Error, BalancerCommandLine.Program, invalid.Messages, invalid.SeeHelp);
             case BalancerCommand.Invalid invalid:
                 foreach (var message in invalid.Messages)
                 {
                     Console.Error.WriteLine($"l2bal: {message}");
                 }
-                Console.Error.WriteLine("l2bal: see 'l2bal --help'");
-                return ExitUsage;
+                return invalid.ExitCode;
+            case BalancerCommand.CheckConfig check:
+                return CheckConfig(check);
             case BalancerCommand.Slice slice:
                 var (low, high) = PortSlice.For(slice.NodeId, slice.NodeCount);
                 Console.Out.WriteLine($"{low}-{high}");
-                return ExitOk;
+                return ExitCodes.Ok;
             case BalancerCommand.GenKey:
                 Console.Out.WriteLine(Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32)));
-                return ExitOk;
+                return ExitCodes.Ok;
             case BalancerCommand.Control control:
                 return await ControlAsync(control).ConfigureAwait(false);
             case BalancerCommand.Run run:
                 return await RunAsync(run.Options).ConfigureAwait(false);
             default:
-                return ExitUsage;
+                return ExitCodes.Usage;
         }
+    }
+
+    /// <summary>Every error on a line of its own (FILE:LINE:COLUMN first for a file's), as compilers print them; the key file is read as <c>run</c> reads it.</summary>
+    private static int CheckConfig(BalancerCommand.CheckConfig check)
+    {
+        foreach (var error in check.Errors)
+        {
+            Console.Error.WriteLine(error);
+        }
+        if (check.Options is null)
+        {
+            return ExitCodes.Config;
+        }
+        if (LoadKey(check.Options.KeyFile, new BalancerLog(Console.Error)) is not { } key)
+        {
+            return ExitCodes.Config;
+        }
+        CryptographicOperations.ZeroMemory(key);
+        Console.Out.WriteLine("configuration OK");
+        return ExitCodes.Ok;
     }
 
     private static async Task<int> ControlAsync(BalancerCommand.Control control)
@@ -53,13 +72,13 @@ internal static class Program
         {
             var answer = await ControlServer.SendAsync(control.ControlPath, control.Request, TimeSpan.FromSeconds(5)).ConfigureAwait(false);
             Console.Out.Write(answer);
-            return answer.StartsWith("error:", StringComparison.Ordinal) ? ExitFailure : ExitOk;
+            return answer.StartsWith("error:", StringComparison.Ordinal) ? ExitCodes.Failure : ExitCodes.Ok;
         }
         catch (Exception e) when (e is System.Net.Sockets.SocketException or OperationCanceledException)
         {
             var where = control.ControlPath ?? "@" + ControlServer.DefaultName;
             Console.Error.WriteLine($"l2bal: no daemon answers on {where} in this network namespace ({e.Message})");
-            return ExitFailure;
+            return ExitCodes.Failure;
         }
     }
 
@@ -68,7 +87,7 @@ internal static class Program
         var log = new BalancerLog(Console.Error);
         if (LoadKey(options.KeyFile, log) is not { } key)
         {
-            return ExitConfig;
+            return ExitCodes.Config;
         }
         using var stop = new CancellationTokenSource();
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });

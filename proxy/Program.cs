@@ -1,6 +1,6 @@
 using System.Globalization;
-using System.Reflection;
 using System.Runtime.InteropServices;
+using L2Balance.Common.CommandLine;
 using L2Balance.Common.Metrics;
 using L2Balance.Proxy.Auth;
 using L2Balance.Proxy.Config;
@@ -14,10 +14,10 @@ namespace L2Balance.Proxy;
 internal static class Program
 {
     /// <summary>Exit codes follow sysexits(3): usage and configuration errors are told apart from runtime failures.</summary>
-    private const int ExitOk = 0;
-    private const int ExitFailure = 1;
-    private const int ExitUsage = 64;
-    private const int ExitConfig = 78;
+    private const int ExitOk = ExitCodes.Ok;
+    private const int ExitFailure = ExitCodes.Failure;
+    private const int ExitUsage = ExitCodes.Usage;
+    private const int ExitConfig = ExitCodes.Config;
 
     /// <summary>
     /// Runs socket continuations on the epoll thread instead of queueing them to the thread pool
@@ -45,19 +45,17 @@ internal static class Program
 
         switch (CommandLine.Parse(args))
         {
-            case CommandLineResult.Help help:
-                Console.Out.Write(help.Text);
+            case CommandLineResult.Output output:
+                Console.Out.Write(output.Text);
                 return ExitOk;
-            case CommandLineResult.Version:
-                Console.Out.WriteLine($"l2proxy {typeof(Program).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion}");
-                return ExitOk;
+            case CommandLineResult.Invalid invalid when invalid.ExitCode == ExitCodes.Usage:
+                return ProgramCommandLine.ReportUsage(Console.Error, CommandLine.Program, invalid.Messages, invalid.SeeHelp);
             case CommandLineResult.Invalid invalid:
                 foreach (var message in invalid.Messages)
                 {
                     Console.Error.WriteLine($"l2proxy: {message}");
                 }
-                Console.Error.WriteLine("l2proxy: see 'l2proxy --help'");
-                return ExitUsage;
+                return invalid.ExitCode;
             case CommandLineResult.CheckConfig check:
                 return CheckConfig(check.Path);
             case CommandLineResult.Passwd passwd:

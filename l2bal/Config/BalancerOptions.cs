@@ -37,11 +37,36 @@ internal readonly record struct ServiceSpec(string Protocol, int Port)
 }
 
 /// <summary>
-/// The balancer's configuration, from flags or a <c>--config</c> file (both produce this one
-/// immutable record, docs/conventions.md §17). Each default is stated once, here, with its provenance (§19).
+/// The balancer's configuration, from flags, a <c>--config</c> file or both (all produce this one
+/// immutable record). Each default is declared once, here, with its unit and why; <c>--help</c>
+/// shows it from here (BalancerSettings).
 /// </summary>
 internal sealed record BalancerOptions
 {
+    /// <summary>4096 buckets give per-node shares within a fraction of a percent for N ≤ 64.</summary>
+    public const int DefaultBuckets = 4096;
+
+    /// <summary>40 ms: a killed node is covered in about 100–125 ms (docs/benchmarks.md); CARP's default is 1 s.</summary>
+    public static readonly TimeSpan DefaultAdvertInterval = TimeSpan.FromMilliseconds(40);
+
+    /// <summary>3 missed adverts: dead after 3 × 40 ms = 120 ms, and one late advert is not a death.</summary>
+    public const int DefaultDeadAfterMisses = 3;
+
+    /// <summary>Multicast: flooded without switch configuration on most switches.</summary>
+    public const MacMode DefaultMacMode = MacMode.Multicast;
+
+    /// <summary>100 ms: a killed local service is seen at the next check (docs/benchmarks.md).</summary>
+    public static readonly TimeSpan DefaultHealthInterval = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>3 failed probes: one lost greeting does not move buckets (a refused connect counts at once).</summary>
+    public const int DefaultHealthFall = 3;
+
+    /// <summary>5 good probes: a flapping service does not flap buckets.</summary>
+    public const int DefaultHealthRise = 5;
+
+    /// <summary>500 ms: bounds only a hung service; one under full load answers late without being unhealthy.</summary>
+    public static readonly TimeSpan DefaultHealthTimeout = TimeSpan.FromMilliseconds(500);
+
     /// <summary>The segment interface.</summary>
     public required string Interface { get; init; }
 
@@ -60,8 +85,8 @@ internal sealed record BalancerOptions
     /// <summary>The shared HMAC key file (at least 16 bytes; <c>l2bal genkey</c> makes one).</summary>
     public required string KeyFile { get; init; }
 
-    /// <summary>B, hash buckets; 4096 gives per-node shares within a fraction of a percent for N ≤ 64.</summary>
-    public int Buckets { get; init; } = 4096;
+    /// <summary>B, hash buckets; <see cref="DefaultBuckets"/>.</summary>
+    public int Buckets { get; init; } = DefaultBuckets;
 
     /// <summary>The jhash seed; null: derived from the cluster id, so every node agrees with no setting.</summary>
     public uint? Seed { get; init; }
@@ -69,25 +94,14 @@ internal sealed record BalancerOptions
     /// <summary>The cluster id carried in adverts; null: the VIP as a 32-bit number (unique per segment).</summary>
     public uint? ClusterId { get; init; }
 
-    /// <summary>
-    /// Interval between advertisements; 40 ms (CARP's default is 1 s). A killed node is covered
-    /// after the dead time (3 × 40 = 120 ms) less the time since its last advert (0–40 ms), plus
-    /// the filter update: about 100–125 ms. At the first default of 50 ms, 25 kills in 7 failover
-    /// bench runs gave a median of 140 ms, and single 5-kill runs ranged from 122 to 151 ms
-    /// against the 150 ms target; 40 ms gave 95–124 ms in six runs. It costs about a quarter
-    /// more idle CPU (failover bench, no health probe: 0.3–0.8 % of a core at 50 ms, 0.4–1.0 % at
-    /// 40 ms).
-    /// </summary>
+    /// <summary>Interval between advertisements; <see cref="DefaultAdvertInterval"/>.</summary>
     public TimeSpan AdvertInterval { get; init; } = DefaultAdvertInterval;
 
-    /// <summary>The default of <see cref="AdvertInterval"/>, for the command line.</summary>
-    public static readonly TimeSpan DefaultAdvertInterval = TimeSpan.FromMilliseconds(40);
+    /// <summary>Missed adverts before a peer is dead; <see cref="DefaultDeadAfterMisses"/>.</summary>
+    public int DeadAfterMisses { get; init; } = DefaultDeadAfterMisses;
 
-    /// <summary>Missed adverts before a peer is dead; 3 × 40 ms = 120 ms to declare a peer dead.</summary>
-    public int DeadAfterMisses { get; init; } = 3;
-
-    /// <summary>Multicast (default, no switch configuration on most switches) or unicast-flood.</summary>
-    public MacMode MacMode { get; init; } = MacMode.Multicast;
+    /// <summary>Multicast or unicast-flood; <see cref="DefaultMacMode"/>.</summary>
+    public MacMode MacMode { get; init; } = DefaultMacMode;
 
     /// <summary>Services the VIP offers; empty (default): every port is balanced.</summary>
     public IReadOnlyList<ServiceSpec> Services { get; init; } = [];
@@ -96,35 +110,21 @@ internal sealed record BalancerOptions
     public HealthProbeSpec Health { get; init; } = HealthProbeSpec.None;
 
     /// <summary>
-    /// Time between health checks; 100 ms. For the node's own SOCKS5 or TCP service a healthy
-    /// node runs the full probe (a TCP handshake and the greeting, see HealthProbe: at 50 ms it
-    /// cost each l2bal 0.45 % of a core and each l2proxy 1.4 %) once in five checks and asks the
+    /// Time between health checks; <see cref="DefaultHealthInterval"/>. For the node's own SOCKS5 or
+    /// TCP service a healthy node runs the full probe (HealthProbe) once in five checks and asks the
     /// kernel whether the service still listens in the others (ListenCheck); any other probe runs
-    /// at every check. A killed service is seen at the next check, within 100 ms, because nothing
-    /// listening turns the node unhealthy at once (HealthPolicy); earlier, probing every 50 ms
-    /// with three failures needed, it took 150 ms.
+    /// at every check.
     /// </summary>
     public TimeSpan HealthInterval { get; init; } = DefaultHealthInterval;
 
-    /// <summary>The default of <see cref="HealthInterval"/>, for the command line.</summary>
-    public static readonly TimeSpan DefaultHealthInterval = TimeSpan.FromMilliseconds(100);
+    /// <summary>Consecutive failed probes (timeouts, wrong answers) before the node advertises unhealthy; <see cref="DefaultHealthFall"/>.</summary>
+    public int HealthFall { get; init; } = DefaultHealthFall;
 
-    /// <summary>
-    /// Consecutive failed probes before the node advertises unhealthy; 3. Counts timeouts and wrong
-    /// answers; a refused connect (nothing listens) is unhealthy at the first one.
-    /// </summary>
-    public int HealthFall { get; init; } = 3;
+    /// <summary>Consecutive good probes before an unhealthy node is healthy again; <see cref="DefaultHealthRise"/>.</summary>
+    public int HealthRise { get; init; } = DefaultHealthRise;
 
-    /// <summary>Consecutive good probes before an unhealthy node is healthy again; 5, so a flapping service does not flap buckets.</summary>
-    public int HealthRise { get; init; } = 5;
-
-    /// <summary>
-    /// How long one probe may wait for its answer; 500 ms. A dead proxy refuses at once (detected
-    /// at the first refused probe); this bounds only a hung one, and a proxy under full
-    /// load answers its greeting late (measured: over 40 ms at a load average of 45 on 2 cores)
-    /// without being unhealthy.
-    /// </summary>
-    public TimeSpan HealthTimeout { get; init; } = TimeSpan.FromMilliseconds(500);
+    /// <summary>How long one probe may wait for its answer; <see cref="DefaultHealthTimeout"/>.</summary>
+    public TimeSpan HealthTimeout { get; init; } = DefaultHealthTimeout;
 
     /// <summary>The control socket path; null: the abstract socket "@l2bal", one per network namespace.</summary>
     public string? ControlPath { get; init; }
@@ -132,7 +132,7 @@ internal sealed record BalancerOptions
     /// <summary>Prometheus endpoint; null: none.</summary>
     public IPEndPoint? Metrics { get; init; }
 
-    /// <summary>Where the options came from, for messages.</summary>
+    /// <summary>Where the options came from, for messages: "flags", or the <c>--config</c> file (flags given with it win).</summary>
     public string Source { get; init; } = "flags";
 
     /// <summary>The effective cluster id.</summary>

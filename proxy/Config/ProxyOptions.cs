@@ -93,6 +93,9 @@ public sealed record ProxyOptions
     /// <summary>Upper bound on <see cref="Workers"/>: 64, far above any core count this runs on.</summary>
     public const int MaxWorkers = 64;
 
+    /// <summary>Every default, as the property initializers above declare them; <c>--help</c> shows them from here.</summary>
+    public static ProxyOptions Defaults { get; } = new();
+
     /// <summary>Where the configuration came from, for messages ("flags" or a file path).</summary>
     public string Source { get; init; } = "flags";
 }

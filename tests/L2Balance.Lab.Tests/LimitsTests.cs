@@ -88,7 +88,7 @@ public sealed class LimitsTests(ProxyLabFixture lab)
         var silent = IPAddress.Parse("198.18.2.77");
         var neigh = await lab.Lab.Proxy.RunAsync("ip", ["neigh", "replace", silent.ToString(), "lladdr", "02:00:00:00:00:77", "dev", "eth1", "nud", "permanent"], Step);
         Assert.True(neigh.Succeeded, neigh.ToString());
-        using var proxy = await StartAsync(port, "--connect-timeout", "1");
+        using var proxy = await StartAsync(port, "--connect-timeout", "1s");
         using var socket = await lab.Lab.Client.ConnectTcpAsync(new IPEndPoint(ProxyLab.ProxyInsideV4, port), Step).WithTimeout();
         await RawSocks5.NegotiateNoAuthAsync(socket);
         await RawSocks5.SendRequestAsync(socket, RawSocks5.Connect, new IPEndPoint(silent, 80));

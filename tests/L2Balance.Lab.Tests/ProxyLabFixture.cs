@@ -133,7 +133,7 @@ public sealed class ProxyLabFixture : IAsyncLifetime
                     "--listen", "198.18.1.1:1080", "--listen", "[fdc6:1200:1::1]:1080",
                     "--external", "198.18.2.1", "--external", "fdc6:1200:2::1",
                     "--allow", "198.18.1.0/24", "--allow", "fdc6:1200:1::/64",
-                    "--negotiate-timeout", "2", "--metrics", $"127.0.0.1:{MetricsPort}");
+                    "--negotiate-timeout", "2s", "--metrics", $"127.0.0.1:{MetricsPort}");
         }
     }
 }

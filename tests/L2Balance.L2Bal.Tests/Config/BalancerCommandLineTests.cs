@@ -1,6 +1,8 @@
 using System.Net;
+using System.Reflection;
 using L2Balance.Balancer.Config;
 using L2Balance.Balancer.Kernel;
+using L2Balance.Common.CommandLine;
 using Xunit;
 
 namespace L2Balance.L2Bal.Tests.Config;
@@ -10,18 +12,33 @@ public class BalancerCommandLineTests
     private static readonly string[] Required =
         ["run", "--interface", "eth0", "--vip", "198.18.0.10/24", "--node-id", "2", "--node-count", "3", "--key-file", "/etc/l2bal/key"];
 
-    private static BalancerOptions Run(params string[] extra)
+    private static BalancerOptions Run(params string[] extra) =>
+        Assert.IsType<BalancerCommand.Run>(BalancerCommandLine.Parse([.. Required, .. extra])).Options;
+
+    private static BalancerCommand.Invalid Invalid(params string[] args) =>
+        Assert.IsType<BalancerCommand.Invalid>(BalancerCommandLine.Parse(args));
+
+    private static string Output(params string[] args) =>
+        Assert.IsType<BalancerCommand.Output>(BalancerCommandLine.Parse(args)).Text;
+
+    /// <summary>The required flags with one of them replaced, or with a flag added.</summary>
+    private static string[] RequiredWith(string flag, string value)
     {
-        var result = BalancerCommandLine.Parse([.. Required, .. extra]);
-        var run = Assert.IsType<BalancerCommand.Run>(result);
-        return run.Options;
+        var args = Required.ToList();
+        var at = args.IndexOf(flag);
+        if (at >= 0)
+        {
+            args[at + 1] = value;
+        }
+        else
+        {
+            args.AddRange([flag, value]);
+        }
+        return [.. args];
     }
 
-    private static IReadOnlyList<string> Errors(params string[] args) =>
-        Assert.IsType<BalancerCommand.Invalid>(BalancerCommandLine.Parse(args)).Messages;
-
     [Fact]
-    public void Required_flags_give_the_documented_defaults()
+    public void Run_RequiredFlagsOnly_HasTheDocumentedDefaults()
     {
         var o = Run();
         Assert.Equal("eth0", o.Interface);
@@ -35,19 +52,25 @@ public class BalancerCommandLineTests
         Assert.Equal(TimeSpan.FromMilliseconds(80), o.LeaseTime);
         Assert.True(o.LeaseTime < o.DeadTime && o.LeaseTime > o.AdvertInterval);
         Assert.Equal(MacMode.Multicast, o.MacMode);
+        Assert.Empty(o.Services);
         Assert.Equal(HealthProbeKind.None, o.Health.Kind);
         Assert.Equal(TimeSpan.FromMilliseconds(100), o.HealthInterval);
         Assert.Equal((3, 5), (o.HealthFall, o.HealthRise));
+        Assert.Equal(TimeSpan.FromMilliseconds(500), o.HealthTimeout);
+        Assert.Null(o.ControlPath);
+        Assert.Null(o.Metrics);
         Assert.Equal(0xC612000Au, o.EffectiveClusterId);
         Assert.Equal(o.EffectiveClusterId, o.EffectiveSeed);
+        Assert.Equal("flags", o.Source);
     }
 
     [Fact]
-    public void Every_option_is_read()
+    public void Run_EveryFlag_IsRead()
     {
         var o = Run("--buckets", "1024", "--seed", "0x5eed", "--cluster-id", "7", "--advert-interval", "20ms", "--dead-after", "4",
-            "--mac-mode", "unicast-flood", "--service", "tcp/1080", "--service", "udp/1080", "--health", "socks5://198.18.0.10:1080",
-            "--health-interval", "30ms", "--health-fall", "2", "--health-rise", "4", "--health-timeout", "250ms", "--control", "/run/l2bal.sock", "--metrics", "127.0.0.1:9100");
+            "--mac-mode", "unicast-flood", "--service", "tcp/1080", "--service=udp/1080", "--health", "socks5://198.18.0.10:1080",
+            "--health-interval", "0.03s", "--health-fall", "2", "--health-rise", "4", "--health-timeout", "250ms", "--control", "/run/l2bal.sock",
+            "--metrics", "127.0.0.1:9100");
         Assert.Equal(1024, o.Buckets);
         Assert.Equal(0x5eedu, o.EffectiveSeed);
         Assert.Equal(7u, o.EffectiveClusterId);
@@ -65,82 +88,158 @@ public class BalancerCommandLineTests
     }
 
     [Theory]
+    [InlineData("tcp://127.0.0.1:1080", "Tcp")]
+    [InlineData("exec:/bin/true", "Exec")]
+    [InlineData("none", "None")]
+    public void Run_HealthProbe_IsReadByKind(string value, string kind) =>
+        Assert.Equal(kind, Assert.IsType<BalancerCommand.Run>(BalancerCommandLine.Parse(RequiredWith("--health", value))).Options.Health.Kind.ToString());
+
+    [Theory]
+    [InlineData("--interface", "a/b", "--interface 'a/b': not an interface name")]
     [InlineData("--vip", "2001:db8::1", "--vip '2001:db8::1': not an IPv4 address (l2bal balances one IPv4 VIP)")]
-    [InlineData("--vip", "198.18.0.10/33", "--vip '198.18.0.10/33': prefix must be 1..32")]
+    [InlineData("--vip", "198.18.0.10/33", "--vip '198.18.0.10/33': the prefix must be 1 to 32")]
     [InlineData("--node-id", "4", "--node-id 4 is larger than --node-count 3")]
-    [InlineData("--node-count", "65", "--node-count '65': must be a whole number from 1 to 64")]
-    [InlineData("--advert-interval", "50", "--advert-interval '50': give a duration with a unit, e.g. 50ms or 0.05s")]
-    [InlineData("--advert-interval", "1ms", "--advert-interval 1ms: must be between 5ms and 10s")]
-    [InlineData("--health-interval", "2ms", "--health-interval 2ms: must be between 5ms and 60s")]
-    [InlineData("--health-interval", "100", "--health-interval '100': give a duration with a unit, e.g. 50ms or 0.05s")]
+    [InlineData("--node-id", "0", "--node-id '0': give a whole number from 1 to 64")]
+    [InlineData("--node-count", "65", "--node-count '65': give a whole number from 1 to 64")]
+    [InlineData("--advert-interval", "50", "--advert-interval '50': a number alone has no unit: write 50ms or 50s")]
+    [InlineData("--advert-interval", "1ms", "--advert-interval '1ms': give a duration from 5ms to 10s")]
+    [InlineData("--advert-interval", "40 ms", "--advert-interval '40 ms': unknown unit ' ms': use ms, s, m or h, e.g. 40ms or 5s")]
+    [InlineData("--advert-interval", "-40ms", "--advert-interval '-40ms': a duration cannot be negative")]
+    [InlineData("--health-interval", "2ms", "--health-interval '2ms': give a duration from 5ms to 1m")]
+    [InlineData("--health-interval", "100", "--health-interval '100': a number alone has no unit: write 100ms or 100s")]
+    [InlineData("--health-timeout", "fast", "--health-timeout 'fast': not a duration: write a number and its unit (ms, s, m or h), e.g. 40ms or 5s")]
+    [InlineData("--dead-after", "1", "--dead-after '1': give a whole number from 2 to 100")]
+    [InlineData("--health-fall", "x", "--health-fall 'x': give a whole number from 1 to 100")]
     [InlineData("--mac-mode", "broadcast", "--mac-mode 'broadcast': use multicast or unicast-flood")]
-    [InlineData("--service", "tcp/40000", "--service 'tcp/40000': port 40000 lies inside the nodes' port slices (32768-60999); choose a service port outside them")]
+    [InlineData("--service", "tcp/40000",
+        "--service 'tcp/40000': port 40000 lies inside the nodes' port slices (32768-60999); choose a service port outside them")]
     [InlineData("--service", "sctp/80", "--service 'sctp/80': use tcp/PORT or udp/PORT")]
-    [InlineData("--health", "http://x", "--health 'http://x': use socks5://ADDR:PORT, tcp://ADDR:PORT or exec:COMMAND")]
-    [InlineData("--seed", "-1", "--seed '-1': must be a 32-bit unsigned number (decimal or 0x hex)")]
+    [InlineData("--health", "http://x", "--health 'http://x': use socks5://ADDR:PORT, tcp://ADDR:PORT, exec:COMMAND or none")]
+    [InlineData("--health", "tcp://localhost:80", "--health 'tcp://localhost:80': use tcp://ADDR:PORT with a numeric address")]
+    [InlineData("--seed", "-1", "--seed '-1': give a 32-bit unsigned number, decimal or 0x hex")]
     [InlineData("--buckets", "2", "--buckets 2 is smaller than --node-count 3")]
-    public void Bad_values_are_refused_by_name(string flag, string value, string message)
+    [InlineData("--metrics", "127.0.0.1", "--metrics '127.0.0.1': use ADDR:PORT with a numeric address and a port")]
+    public void Run_BadValue_IsRefusedNamingFlagAndValue(string flag, string value, string message)
     {
-        var args = Required.ToList();
-        var at = args.IndexOf(flag);
-        if (at >= 0)
-        {
-            args[at + 1] = value;
-        }
-        else
-        {
-            args.AddRange([flag, value]);
-        }
-        Assert.Contains(message, Errors([.. args]));
+        var invalid = Invalid(RequiredWith(flag, value));
+        Assert.Equal([message], invalid.Messages);
+        Assert.Equal(ExitCodes.Usage, invalid.ExitCode);
+        Assert.Equal("l2bal run --help", invalid.SeeHelp);
     }
 
     [Fact]
-    public void Missing_required_flags_are_all_reported()
+    public void Run_NoSettings_ReportsEveryMissingRequiredFlag()
     {
-        var errors = Errors("run");
-        Assert.Contains("--interface is required (the segment interface, e.g. eth0)", errors);
-        Assert.Contains("--vip is required (the shared IPv4 address, e.g. 198.18.0.10/24)", errors);
-        Assert.Contains("--node-id is required", errors);
-        Assert.Contains("--node-count is required", errors);
-        Assert.Contains("--key-file is required (the shared key; make one with 'l2bal genkey > FILE')", errors);
+        Assert.Equal(
+            [
+                "--interface is required (the segment interface, e.g. eth0)",
+                "--vip is required (the shared IPv4 address, e.g. 198.18.0.10/24)",
+                "--node-id is required",
+                "--node-count is required",
+                "--key-file is required (the shared key; make one with 'l2bal genkey > FILE')",
+            ],
+            Invalid("run").Messages);
+    }
+
+    [Theory]
+    [InlineData(new[] { "--weight", "3" }, "Unrecognized command or argument '--weight'.")]
+    [InlineData(new[] { "--buckets" }, "Required argument missing for option: '--buckets'.")]
+    [InlineData(new[] { "--buckets", "64", "--buckets", "128" }, "Option '--buckets' expects a single argument but 2 were provided.")]
+    [InlineData(new[] { "--service", "tcp/80", "--service" }, "Required argument missing for option: '--service'.")]
+    [InlineData(new[] { "stray" }, "Unrecognized command or argument 'stray'.")]
+    [InlineData(new[] { "--version" }, "Unrecognized command or argument '--version'.")]
+    public void Run_MalformedCommandLine_IsAUsageError(string[] extra, string message)
+    {
+        var invalid = Invalid([.. Required, .. extra]);
+        Assert.Contains(message, invalid.Messages);
+        Assert.Equal(ExitCodes.Usage, invalid.ExitCode);
+        Assert.Equal("l2bal run --help", invalid.SeeHelp);
+    }
+
+    [Theory]
+    [InlineData("run")]
+    [InlineData("check-config")]
+    [InlineData("status")]
+    [InlineData("owner")]
+    [InlineData("drain")]
+    [InlineData("undrain")]
+    [InlineData("slice")]
+    [InlineData("genkey")]
+    public void Help_OfEverySubcommand_ShowsItsUsage(string command)
+    {
+        Assert.Contains($"Usage:\n  l2bal {command}", Output(command, "--help").ReplaceLineEndings("\n"), StringComparison.Ordinal);
+        Assert.Equal(Output(command, "--help"), Output(command, "-h"));
     }
 
     [Fact]
-    public void Unknown_flags_and_missing_values_are_refused()
+    public void Help_OfRun_ShowsEachDefaultFromTheOptions()
     {
-        Assert.Contains("run: unknown flag '--weight'", Errors([.. Required, "--weight", "3"]));
-        Assert.Contains("--buckets needs a value", Errors([.. Required, "--buckets"]));
-        Assert.Contains("--buckets given 2 times", Errors([.. Required, "--buckets", "64", "--buckets", "128"]));
+        var help = Output("run", "--help");
+        Assert.Contains($"[default: {DurationSyntax.Format(BalancerOptions.DefaultAdvertInterval)}]", help, StringComparison.Ordinal);
+        Assert.Contains("--advert-interval <DURATION>  Time between adverts, 5ms to 10s [default: 40ms]", help, StringComparison.Ordinal);
+        Assert.Contains("[default: 4096]", help, StringComparison.Ordinal);
+        Assert.Contains("[default: 100ms]", help, StringComparison.Ordinal);
+        Assert.Contains("[default: 500ms]", help, StringComparison.Ordinal);
+        Assert.Contains("[default: multicast]", help, StringComparison.Ordinal);
+        Assert.All(BalancerSettings.All, s => Assert.Contains(s.Flag + " <" + s.HelpName + ">", help, StringComparison.Ordinal));
     }
 
     [Fact]
-    public void Config_file_gives_the_same_options_as_flags()
+    public void Help_WithoutArguments_ListsEveryCommand()
     {
-        var path = Path.GetTempFileName();
-        try
-        {
-            File.WriteAllText(path, "# node 2\ninterface eth0\nvip: 198.18.0.10/24\nnode-id 2\nnode-count 3\nkey-file /etc/l2bal/key\n");
-            var fromFile = Assert.IsType<BalancerCommand.Run>(BalancerCommandLine.Parse(["run", "--config", path])).Options;
-            var fromFlags = Run();
-            Assert.Empty(fromFile.Services);
-            Assert.Equal(fromFlags with { Source = path }, fromFile with { Services = fromFlags.Services });
-            File.WriteAllText(path, "interface eth0\nweight 3\n");
-            Assert.Contains($"{path}:2:1: unknown setting 'weight'", Errors("run", "--config", path));
-        }
-        finally
-        {
-            File.Delete(path);
-        }
+        var help = Output();
+        Assert.Equal(Output("--help"), help);
+        Assert.All(["run", "check-config", "status", "owner", "drain", "undrain", "slice", "genkey"], c => Assert.Contains($"\n  {c} ", help, StringComparison.Ordinal));
     }
 
     [Fact]
-    public void Client_commands()
+    public void Version_OfTheProgram_IsTheRepositorysVersion()
     {
+        var version = typeof(BalancerCommandLine).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()!.InformationalVersion;
+        Assert.Equal($"l2bal {version}\n", Output("--version").ReplaceLineEndings("\n"));
+        Assert.StartsWith("0.1.0", version, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Parse_UnknownCommand_IsAUsageError()
+    {
+        var invalid = Invalid("frobnicate");
+        Assert.Contains("Unrecognized command or argument 'frobnicate'.", invalid.Messages);
+        Assert.Equal("l2bal --help", invalid.SeeHelp);
+    }
+
+    [Fact]
+    public void ControlCommands_WithTheirFlags_BecomeRequests()
+    {
+        Assert.Equal(new BalancerCommand.Control("status", null), BalancerCommandLine.Parse(["status"]));
         Assert.Equal(new BalancerCommand.Control("status --json", null), BalancerCommandLine.Parse(["status", "--json"]));
         Assert.Equal(new BalancerCommand.Control("owner 198.18.64.10", "/run/x"), BalancerCommandLine.Parse(["owner", "198.18.64.10", "--control", "/run/x"]));
         Assert.Equal(new BalancerCommand.Control("drain", null), BalancerCommandLine.Parse(["drain"]));
+        Assert.Equal(new BalancerCommand.Control("undrain", "/run/y"), BalancerCommandLine.Parse(["undrain", "--control=/run/y"]));
+        Assert.IsType<BalancerCommand.GenKey>(BalancerCommandLine.Parse(["genkey"]));
+    }
+
+    [Theory]
+    [InlineData(new[] { "owner", "::1" }, "owner: '::1' is not an IPv4 address")]
+    [InlineData(new[] { "owner" }, "Required argument 'ADDR' missing for command: 'owner'.")]
+    [InlineData(new[] { "status", "--json", "--control" }, "Required argument missing for option: '--control'.")]
+    [InlineData(new[] { "drain", "now" }, "Unrecognized command or argument 'now'.")]
+    [InlineData(new[] { "genkey", "32" }, "Unrecognized command or argument '32'.")]
+    public void ControlCommands_Malformed_AreUsageErrors(string[] args, string message) =>
+        Assert.Contains(message, Invalid(args).Messages);
+
+    [Fact]
+    public void Slice_NodeIdAndCount_AreRead() =>
         Assert.Equal(new BalancerCommand.Slice(2, 3), BalancerCommandLine.Parse(["slice", "--node-id", "2", "--node-count", "3"]));
-        Assert.Contains("owner: '::1' is not an IPv4 address", Errors("owner", "::1"));
-        Assert.Contains("unknown command 'frobnicate'", Errors("frobnicate"));
+
+    [Theory]
+    [InlineData(new[] { "slice", "--node-id", "4", "--node-count", "3" }, "--node-id 4 is larger than --node-count 3")]
+    [InlineData(new[] { "slice", "--node-id", "1", "--node-count", "65" }, "--node-count '65': give a whole number from 1 to 64")]
+    [InlineData(new[] { "slice", "--node-id", "1" }, "Option '--node-count' is required.")]
+    public void Slice_BadOrMissingFlag_IsRefused(string[] args, string message)
+    {
+        var invalid = Invalid(args);
+        Assert.Equal([message], invalid.Messages);
+        Assert.Equal("l2bal slice --help", invalid.SeeHelp);
     }
 }

@@ -136,7 +136,7 @@ public sealed class ClusterLabTests(ClusterLabFixture fixture, ITestOutputHelper
         LabProcess? proxy = null;
         try
         {
-            proxy = Lab.StartProxy(1, "--negotiate-timeout", "2");
+            proxy = Lab.StartProxy(1, "--negotiate-timeout", "2s");
             await Lab.Client.WaitForTcpPortAsync(ClusterLab.VipAddress, ClusterLab.ProxyPort, TimeSpan.FromSeconds(20), fixture.Describe, proxy).WithTimeout(StepLong);
 
             // Healthy: every CONNECT from every source is served by node 1; sessions and UDP unbroken.

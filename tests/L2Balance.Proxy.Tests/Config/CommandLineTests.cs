@@ -1,4 +1,5 @@
 using System.Net;
+using L2Balance.Common.CommandLine;
 using L2Balance.Proxy.Config;
 using L2Balance.Proxy.Rules;
 using Xunit;
@@ -21,8 +22,11 @@ public class CommandLineTests
     private static IReadOnlyList<string> Invalid(params string[] args) =>
         Assert.IsType<CommandLineResult.Invalid>(CommandLine.Parse(args)).Messages;
 
+    private static string Output(params string[] args) =>
+        Assert.IsType<CommandLineResult.Output>(CommandLine.Parse(args)).Text;
+
     [Fact]
-    public void Minimal_ServesAnyoneWithAWarning()
+    public void Run_ListenOnly_ServesAnyoneWithAWarningAndTheDefaults()
     {
         var run = Run("--listen", "127.0.0.1:1080");
         Assert.Equal([new ListenSpec(IPAddress.Loopback, null, 1080)], run.Options.Internal);
@@ -34,10 +38,15 @@ public class CommandLineTests
         Assert.All(run.Options.SocksRules, r => Assert.Equal(RuleAction.Pass, r.Action));
         Assert.Equal([MethodKind.None], run.Options.SocksMethods);
         Assert.Equal("flags", run.Options.Source);
+        var (o, d) = (run.Options, ProxyOptions.Defaults);
+        Assert.Equal(
+            (d.NegotiateTimeout, d.IoTimeout, d.ConnectTimeout, d.MaxClients, d.MaxClientsPerAddress, d.MaxUdpAssociations, d.Debug, d.Workers, d.PortRange, d.Metrics),
+            (o.NegotiateTimeout, o.IoTimeout, o.ConnectTimeout, o.MaxClients, o.MaxClientsPerAddress, o.MaxUdpAssociations, o.Debug, o.Workers, o.PortRange, o.Metrics));
+        Assert.Equal(d.LogOutput, o.LogOutput);
     }
 
     [Fact]
-    public void Metrics_ParsesAddressAndPort()
+    public void Run_Metrics_IsAddressAndPort()
     {
         var run = Run("--listen", "127.0.0.1:1080", "--metrics", "[::1]:9180");
 
@@ -46,19 +55,19 @@ public class CommandLineTests
     }
 
     [Fact]
-    public void Workers_ParsesCount()
+    public void Run_Workers_IsACount()
     {
         Assert.Equal(4, Run("--listen", "127.0.0.1:1080", "--workers", "4").Options.Workers);
         Assert.Equal(1, Run("--listen", "127.0.0.1:1080").Options.Workers);
     }
 
     [Fact]
-    public void AllFlags()
+    public void Run_EveryFlag_IsRead()
     {
         var run = Run(
             "--listen", "0.0.0.0:1080", "--listen=[::1]:1081", "--external", "192.0.2.1", "--external", "eth1",
             "--allow", "10.0.0.0/8", "--allow", "2001:db8::/32", "--users", "/etc/users", "--port-range", "40000-40999",
-            "--negotiate-timeout", "5", "--io-timeout", "0", "--connect-timeout", "7", "--max-clients", "100",
+            "--negotiate-timeout", "5s", "--io-timeout", "0s", "--connect-timeout", "1.5s", "--max-clients", "100",
             "--max-per-client", "10", "--max-udp", "20", "--log", "syslog/daemon", "--log", "/var/log/p.log", "--debug", "1");
         var o = run.Options;
         Assert.Empty(run.Warnings);
@@ -76,44 +85,104 @@ public class CommandLineTests
         Assert.Equal(new PortRange(40000, 40999), o.PortRange);
         Assert.Equal(TimeSpan.FromSeconds(5), o.NegotiateTimeout);
         Assert.Equal(TimeSpan.Zero, o.IoTimeout);
-        Assert.Equal(TimeSpan.FromSeconds(7), o.ConnectTimeout);
+        Assert.Equal(TimeSpan.FromSeconds(1.5), o.ConnectTimeout);
         Assert.Equal((100, 10, 20), (o.MaxClients, o.MaxClientsPerAddress, o.MaxUdpAssociations));
         Assert.Equal([new LogTarget(LogTargetKind.Syslog, Facility: "daemon"), new LogTarget(LogTargetKind.File, Path: "/var/log/p.log")], o.LogOutput);
         Assert.Equal(1, o.Debug);
     }
 
     [Theory]
+    [InlineData("--negotiate-timeout", "500ms", 0.5)]
+    [InlineData("--negotiate-timeout", "2m", 120.0)]
+    [InlineData("--io-timeout", "0s", 0.0)]
+    [InlineData("--io-timeout", "1h", 3600.0)]
+    [InlineData("--connect-timeout", "0.25s", 0.25)]
+    public void Run_TimeoutWithUnit_IsRead(string flag, string value, double seconds)
+    {
+        var o = Run("--listen", "127.0.0.1:1080", flag, value).Options;
+        Assert.Equal(TimeSpan.FromSeconds(seconds), flag switch
+        {
+            "--negotiate-timeout" => o.NegotiateTimeout,
+            "--io-timeout" => o.IoTimeout,
+            _ => o.ConnectTimeout,
+        });
+    }
+
+    [Theory]
     [InlineData("--help")]
     [InlineData("-h")]
-    public void Help(string flag)
+    public void Help_OfTheProgram_ListsEveryFlagAndPasswd(string flag)
     {
-        var help = Assert.IsType<CommandLineResult.Help>(CommandLine.Parse([flag]));
-        Assert.Contains("--listen ADDR:PORT", help.Text, StringComparison.Ordinal);
+        var help = Output(flag);
+        Assert.Contains("--listen <ADDR:PORT>", help, StringComparison.Ordinal);
+        Assert.Contains("--check-config <FILE>", help, StringComparison.Ordinal);
+        Assert.Contains("passwd <USER>", help, StringComparison.Ordinal);
+        Assert.Contains("--version", help, StringComparison.Ordinal);
     }
 
     [Fact]
-    public void Version() => Assert.IsType<CommandLineResult.Version>(CommandLine.Parse(["--version"]));
+    public void Help_OfTheProgram_ShowsEachDefaultFromTheOptions()
+    {
+        var help = Output("--help");
+        var defaults = ProxyOptions.Defaults;
+        Assert.Contains($"Limit for the outgoing connect [default: {DurationSyntax.Format(defaults.ConnectTimeout)}]", help, StringComparison.Ordinal);
+        Assert.Contains("Limit for the outgoing connect [default: 30s]", help, StringComparison.Ordinal);
+        Assert.Contains("Close a session idle this long; 0s: never [default: 0s]", help, StringComparison.Ordinal);
+        Assert.Contains($"Concurrent sessions [default: {defaults.MaxClients}]", help, StringComparison.Ordinal);
+        Assert.Contains($"Concurrent UDP associations [default: {defaults.MaxUdpAssociations}]", help, StringComparison.Ordinal);
+    }
 
     [Fact]
-    public void CheckConfig() =>
+    public void Help_OfPasswd_ShowsItsUsage()
+    {
+        Assert.Contains("Usage:\n  l2proxy passwd <USER> [options]", Output("passwd", "--help").ReplaceLineEndings("\n"), StringComparison.Ordinal);
+        Assert.Equal(Output("passwd", "--help"), Output("passwd", "-h"));
+    }
+
+    [Fact]
+    public void Version_OfTheProgram_IsTheRepositorysVersion()
+    {
+        var version = ProgramCommandLine.VersionOf(typeof(CommandLine).Assembly);
+        Assert.Equal($"l2proxy {version}\n", Output("--version").ReplaceLineEndings("\n"));
+        Assert.StartsWith("0.1.0", version, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void CheckConfig_File_IsTheCommand() =>
         Assert.Equal(new CommandLineResult.CheckConfig("/etc/sockd.conf"), CommandLine.Parse(["--check-config", "/etc/sockd.conf"]));
 
     [Fact]
-    public void Passwd() =>
+    public void Passwd_UsersFileAndUser_IsTheCommand() =>
         Assert.Equal(new CommandLineResult.Passwd("/etc/users", "alice"), CommandLine.Parse(["passwd", "--users", "/etc/users", "alice"]));
 
+    [Fact]
+    public void Passwd_UserStartingWithAt_IsAUserNotAResponseFile() =>
+        Assert.Equal(new CommandLineResult.Passwd("/u", "@a"), CommandLine.Parse(["passwd", "--users", "/u", "@a"]));
+
+    [Fact]
+    public void Invalid_MalformedCommandLine_IsAUsageErrorPointingAtItsHelp()
+    {
+        var invalid = Assert.IsType<CommandLineResult.Invalid>(CommandLine.Parse(["passwd", "--users", "/u"]));
+        Assert.Equal(ExitCodes.Usage, invalid.ExitCode);
+        Assert.Equal("l2proxy passwd --help", invalid.SeeHelp);
+        Assert.Equal("l2proxy --help", Assert.IsType<CommandLineResult.Invalid>(CommandLine.Parse(["--io-timeout", "5"])).SeeHelp);
+    }
+
     [Theory]
-    [InlineData(new[] { "passwd", "alice" }, "passwd: --users FILE is required")]
-    [InlineData(new[] { "passwd", "--users", "/u" }, "passwd: USER is required")]
+    [InlineData(new[] { "passwd", "alice" }, "Option '--users' is required.")]
+    [InlineData(new[] { "passwd", "--users", "/u" }, "Required argument 'USER' missing for command: 'passwd'.")]
     [InlineData(new[] { "passwd", "--users", "/u", "a:b" }, "passwd: user name must not contain ':' or a line break")]
-    [InlineData(new[] { "passwd", "--users", "/u", "a", "b" }, "passwd: unexpected argument 'b'")]
-    [InlineData(new[] { "--listen" }, "--listen: missing value")]
-    [InlineData(new[] { "--frobnicate" }, "unknown option '--frobnicate'")]
-    [InlineData(new[] { "--frobnicate=1" }, "unknown option '--frobnicate'")]
-    [InlineData(new[] { "stray" }, "unexpected argument 'stray'")]
+    [InlineData(new[] { "passwd", "--users", "/u", "a", "b" }, "Unrecognized command or argument 'b'.")]
+    [InlineData(new[] { "--listen" }, "Required argument missing for option: '--listen'.")]
+    [InlineData(new[] { "--frobnicate" }, "Unrecognized command or argument '--frobnicate'.")]
+    [InlineData(new[] { "--frobnicate=1" }, "Unrecognized command or argument '--frobnicate=1'.")]
+    [InlineData(new[] { "stray" }, "Unrecognized command or argument 'stray'.")]
+    [InlineData(new[] { "--listen", "127.0.0.1:1080", "--version" }, "--version option cannot be combined with other arguments.")]
+    [InlineData(new[] { "--listen", "127.0.0.1:1080", "--debug", "1", "--debug", "2" }, "Option '--debug' expects a single argument but 2 were provided.")]
     [InlineData(new string[0], "nothing to do: give --listen ADDR:PORT or --config FILE (see --help)")]
-    [InlineData(new[] { "--listen", "127.0.0.1:1080", "--workers", "0" }, "workers must be between 1 and 64")]
-    [InlineData(new[] { "--listen", "127.0.0.1:1080", "--workers", "four" }, "--workers: bad number 'four'")]
+    [InlineData(new[] { "--listen", "127.0.0.1:1080", "--workers", "0" }, "--workers '0': workers must be between 1 and 64")]
+    [InlineData(new[] { "--listen", "127.0.0.1:1080", "--workers", "four" }, "--workers 'four': give a whole number, at least 0")]
+    [InlineData(new[] { "--listen", "127.0.0.1:1080", "--external", "no such" }, "--external 'no such': neither an address nor an interface name")]
     [InlineData(new[] { "--listen", "127.0.0.1:1080", "--metrics", "eth0:9100" }, "--metrics: 'eth0:9100': give an address, not an interface name")]
     [InlineData(new[] { "--listen", "127.0.0.1:1080", "--metrics", "127.0.0.1" }, "--metrics: '127.0.0.1': expected ADDR:PORT (write IPv6 as [ADDR]:PORT)")]
     [InlineData(new[] { "--listen", "127.0.0.1" }, "--listen: '127.0.0.1': expected ADDR:PORT (write IPv6 as [ADDR]:PORT)")]
@@ -124,28 +193,36 @@ public class CommandLineTests
     [InlineData(new[] { "--listen", "1.2.3.4:1080", "--allow", "10.0.0.0/40" }, "--allow: bad prefix length or netmask '40' in '10.0.0.0/40' (0..32)")]
     [InlineData(new[] { "--listen", "1.2.3.4:1080", "--allow", ".example.com" }, "--allow: '.example.com' is not an address or network")]
     [InlineData(new[] { "--listen", "1.2.3.4:1080", "--port-range", "9-1" }, "--port-range: bad port range '9-1': 9 is above 1")]
-    [InlineData(new[] { "--listen", "1.2.3.4:1080", "--io-timeout", "-5" }, "--io-timeout: negative duration '-5'")]
-    [InlineData(new[] { "--listen", "1.2.3.4:1080", "--negotiate-timeout", "0" }, "timeout.negotiate must be at least 1 second")]
-    [InlineData(new[] { "--listen", "1.2.3.4:1080", "--max-clients", "0" }, "max clients must be at least 1")]
-    [InlineData(new[] { "--listen", "1.2.3.4:1080", "--max-udp", "x" }, "--max-udp: bad number 'x'")]
+    [InlineData(new[] { "--listen", "1.2.3.4:1080", "--io-timeout", "-5s" }, "--io-timeout '-5s': a duration cannot be negative")]
+    [InlineData(new[] { "--listen", "1.2.3.4:1080", "--io-timeout", "0" }, "--io-timeout '0': a number alone has no unit: write 0ms or 0s")]
+    [InlineData(new[] { "--listen", "1.2.3.4:1080", "--negotiate-timeout", "30" }, "--negotiate-timeout '30': a number alone has no unit: write 30ms or 30s")]
+    [InlineData(new[] { "--listen", "1.2.3.4:1080", "--connect-timeout", "5 s" }, "--connect-timeout '5 s': unknown unit ' s': use ms, s, m or h, e.g. 40ms or 5s")]
+    [InlineData(new[] { "--listen", "1.2.3.4:1080", "--negotiate-timeout", "0s" }, "--negotiate-timeout '0s': timeout.negotiate must be at least 1 second")]
+    [InlineData(new[] { "--listen", "1.2.3.4:1080", "--connect-timeout", "30d" }, "--connect-timeout '30d': unknown unit 'd': use ms, s, m or h, e.g. 40ms or 5s")]
+    [InlineData(new[] { "--listen", "1.2.3.4:1080", "--connect-timeout", "600h" }, "--connect-timeout '600h': timeout.connect is too long (at most 2147483 s)")]
+    [InlineData(new[] { "--listen", "1.2.3.4:1080", "--max-clients", "0" }, "--max-clients '0': max clients must be at least 1")]
+    [InlineData(new[] { "--listen", "1.2.3.4:1080", "--max-udp", "x" }, "--max-udp 'x': give a whole number, at least 0")]
     [InlineData(new[] { "--listen", "1.2.3.4:1080", "--log", "file.log" }, "--log: bad log target 'file.log': expected stderr, stdout, syslog, syslog/FACILITY or an absolute path")]
-    [InlineData(new[] { "--listen", "1.2.3.4:1080", "--debug", "5" }, "--debug: bad level '5': expected 0, 1 or 2")]
+    [InlineData(new[] { "--listen", "1.2.3.4:1080", "--debug", "5" }, "--debug '5': give a whole number from 0 to 2")]
     [InlineData(new[] { "--allow", "10.0.0.0/8" }, "no internal address to listen on (internal: or --listen)")]
     [InlineData(new[] { "--check-config", "/a", "--debug", "1" }, "--check-config takes no other options")]
+    [InlineData(new[] { "--config", "/a", "--debug", "3" }, "--debug '3': give a whole number from 0 to 2")]
     [InlineData(new[] { "--config", "/a", "--listen", "1.2.3.4:1080" }, "--config cannot be combined with --listen (only --debug); put them in the file")]
     [InlineData(new[] { "--config", "/nonexistent/dir/sockd.conf" }, "/nonexistent/dir/sockd.conf: configuration file not found (no such directory)")]
-    public void Errors(string[] args, string expected) => Assert.Equal([expected], Invalid(args));
+    public void Invalid_BadFlagOrValue_IsRefusedNamingIt(string[] args, string expected) => Assert.Equal([expected], Invalid(args));
 
     [Fact]
-    public void SeveralErrors_AreAllReported()
+    public void Invalid_SeveralErrors_AreAllReported()
     {
         var messages = Invalid("--listen", "nope", "--bogus", "--io-timeout");
-        Assert.Equal(["unknown option '--bogus'", "--io-timeout: missing value"], messages);
+        Assert.Equal(
+            ["Required argument missing for option: '--io-timeout'.", "Unrecognized command or argument '--bogus'."],
+            messages.Order(StringComparer.Ordinal));
         Assert.Equal(2, Invalid("--listen", "1.2.3.4:99999", "--port-range", "5").Count);
     }
 
     [Fact]
-    public void ListenForms()
+    public void ParseListen_EveryForm_IsRead()
     {
         Assert.Null(CommandLine.ParseListen("[::1]:1080", out var v6));
         Assert.Equal(new ListenSpec(IPAddress.IPv6Loopback, null, 1080), v6);
@@ -156,7 +233,7 @@ public class CommandLineTests
     }
 
     [Fact]
-    public void Config_ReadsTheFile_AndDebugOverrides()
+    public void Config_FileWithDebugFlag_DebugFlagWins()
     {
         string path = Path.Combine(Path.GetTempPath(), $"l2proxy-{Guid.NewGuid():N}.conf");
         System.IO.File.WriteAllText(path, "internal: 127.0.0.1 port = 1090\ndebug: 0\nclient pass { from: 0/0 to: 0/0 }\nsocks pass { from: 0/0 to: 0/0 }\n");
@@ -175,13 +252,31 @@ public class CommandLineTests
     }
 
     [Fact]
-    public void Config_Errors_ArePositioned()
+    public void Config_DanteBareSeconds_StaySeconds()
     {
         string path = Path.Combine(Path.GetTempPath(), $"l2proxy-{Guid.NewGuid():N}.conf");
-        System.IO.File.WriteAllText(path, "internal: 127.0.0.1\nsocksmethod: gssapi\n");
+        System.IO.File.WriteAllText(path, "internal: 127.0.0.1 port = 1090\ntimeout.negotiate: 5\ntimeout.io: 0\ntimeout.connect: 7\n");
         try
         {
-            Assert.Equal([$"{path}:2:14: unsupported method 'gssapi'"], Invalid("--config", path));
+            var o = Run("--config", path).Options;
+            Assert.Equal((TimeSpan.FromSeconds(5), TimeSpan.Zero, TimeSpan.FromSeconds(7)), (o.NegotiateTimeout, o.IoTimeout, o.ConnectTimeout));
+        }
+        finally
+        {
+            System.IO.File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public void Config_ErrorsInTheFile_ArePositionedAndAConfigurationError()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"l2proxy-{Guid.NewGuid():N}.conf");
+        System.IO.File.WriteAllText(path, "internal: 127.0.0.1\nsocksmethod: gssapi\ntimeout.io: 5\n");
+        try
+        {
+            var invalid = Assert.IsType<CommandLineResult.Invalid>(CommandLine.Parse(["--config", path]));
+            Assert.Equal([$"{path}:2:14: unsupported method 'gssapi'"], invalid.Messages);
+            Assert.Equal(ExitCodes.Config, invalid.ExitCode);
         }
         finally
         {

@@ -1,0 +1,255 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using L2Balance.Balancer.Cluster;
+using L2Balance.Balancer.Kernel;
+using L2Balance.Common.CommandLine;
+using static L2Balance.Balancer.Config.BalancerSettings;
+
+namespace L2Balance.Balancer.Config;
+
+/// <summary>
+/// Turns the values of <c>l2bal run</c>'s settings, from flags and a configuration file alike, into
+/// <see cref="BalancerOptions"/>. Every bad value is reported, naming the flag (or FILE:LINE:COLUMN
+/// and the setting) and the value; a setting not given keeps the default of <see cref="BalancerOptions"/>.
+/// </summary>
+internal sealed class BalancerOptionsBuilder
+{
+    private readonly Dictionary<Setting, List<SettingValue>> _values;
+    private readonly string? _configFile;
+    private readonly List<SettingError> _errors = [];
+
+    private BalancerOptionsBuilder(IEnumerable<SettingValue> values, string? configFile)
+    {
+        _values = values.GroupBy(v => v.Setting).ToDictionary(g => g.Key, g => g.ToList());
+        _configFile = configFile;
+    }
+
+    /// <summary>
+    /// Builds the options from <paramref name="values"/> (each single-valued setting at most once;
+    /// <see cref="Merge"/> makes it so). Returns null and every error when one is wrong.
+    /// </summary>
+    public static BalancerOptions? Build(IEnumerable<SettingValue> values, string? configFile, out IReadOnlyList<SettingError> errors)
+    {
+        var builder = new BalancerOptionsBuilder(values, configFile);
+        var options = builder.Build();
+        errors = builder._errors;
+        return builder._errors.Count == 0 ? options : null;
+    }
+
+    /// <summary>The values of a file, less the settings that flags give: flags win (a repeatable one replaces the file's list).</summary>
+    public static IEnumerable<SettingValue> Merge(IReadOnlyList<SettingValue> fromFile, IReadOnlyList<SettingValue> fromFlags)
+    {
+        var flagged = fromFlags.Select(v => v.Setting).ToHashSet();
+        return fromFile.Where(v => !flagged.Contains(v.Setting)).Concat(fromFlags);
+    }
+
+    private BalancerOptions? Build()
+    {
+        var iface = Required(Interface, "the segment interface, e.g. eth0");
+        if (iface is not null && (iface.Text.Length > 15 || iface.Text.Contains('/', StringComparison.Ordinal) || iface.Text.Length == 0))
+        {
+            _errors.Add(iface.Problem("not an interface name"));
+        }
+        var (vip, prefix) = ReadVip(Required(Vip, "the shared IPv4 address, e.g. 198.18.0.10/24"));
+        var nodeId = Whole(Required(NodeId), 1, MembershipView.MaxNodes, 0);
+        var nodeCount = Whole(Required(NodeCount), 1, MembershipView.MaxNodes, 0);
+        if (nodeId > 0 && nodeCount > 0 && nodeId > nodeCount)
+        {
+            _errors.Add(Single(NodeId)!.Relation("is larger than", Single(NodeCount)!));
+        }
+        var keyFile = Required(KeyFile, "the shared key; make one with 'l2bal genkey > FILE'");
+        var buckets = Whole(Single(Buckets), 1, MaxBuckets, BalancerOptions.DefaultBuckets);
+        if (Single(Buckets) is { } bucketsValue && buckets > 0 && nodeCount > 0 && buckets < nodeCount)
+        {
+            _errors.Add(bucketsValue.Relation("is smaller than", Single(NodeCount)!));
+        }
+        var options = new BalancerOptions
+        {
+            Interface = iface?.Text ?? "",
+            Vip = vip ?? IPAddress.None,
+            VipPrefix = prefix,
+            NodeId = nodeId,
+            NodeCount = nodeCount,
+            KeyFile = keyFile?.Text ?? "",
+            Buckets = buckets,
+            Seed = UInt32(Single(Seed)),
+            ClusterId = UInt32(Single(ClusterId)),
+            AdvertInterval = Duration(Single(AdvertInterval), MinAdvertInterval, MaxAdvertInterval, BalancerOptions.DefaultAdvertInterval),
+            DeadAfterMisses = Whole(Single(DeadAfter), 2, MaxDeadAfter, BalancerOptions.DefaultDeadAfterMisses),
+            MacMode = ReadMacMode(Single(MacModeSetting)),
+            Services = ReadServices(),
+            Health = Single(BalancerSettings.Health) is { } health ? ReadHealth(health) : HealthProbeSpec.None,
+            HealthInterval = Duration(Single(HealthInterval), MinHealthInterval, MaxHealthInterval, BalancerOptions.DefaultHealthInterval),
+            HealthFall = Whole(Single(HealthFall), 1, MaxHealthCount, BalancerOptions.DefaultHealthFall),
+            HealthRise = Whole(Single(HealthRise), 1, MaxHealthCount, BalancerOptions.DefaultHealthRise),
+            HealthTimeout = Duration(Single(HealthTimeout), MinHealthTimeout, MaxHealthTimeout, BalancerOptions.DefaultHealthTimeout),
+            ControlPath = Single(BalancerSettings.Control)?.Text,
+            Metrics = Single(Metrics) is { } metrics ? ReadMetrics(metrics) : null,
+            Source = _configFile ?? "flags",
+        };
+        return _errors.Count == 0 ? options : null;
+    }
+
+    private SettingValue? Single(Setting setting) => _values.TryGetValue(setting, out var list) ? list[^1] : null;
+
+    private SettingValue? Required(Setting setting, string? what = null)
+    {
+        if (Single(setting) is { } value)
+        {
+            return value;
+        }
+        var why = what is null ? "" : $" ({what})";
+        _errors.Add(new(null, _configFile is null
+            ? $"{setting.Flag} is required{why}"
+            : $"{_configFile}: {setting.Name} is required{why}: set it in the file or give {setting.Flag}"));
+        return null;
+    }
+
+    private int Whole(SettingValue? value, int min, int max, int fallback)
+    {
+        if (value is null)
+        {
+            return fallback;
+        }
+        if (!WholeNumberSyntax.TryParse(value.Text, min, max, out var number, out var problem))
+        {
+            _errors.Add(value.Problem(problem));
+        }
+        return number;
+    }
+
+    private uint? UInt32(SettingValue? value)
+    {
+        if (value is null)
+        {
+            return null;
+        }
+        var text = value.Text;
+        var ok = text.StartsWith("0x", StringComparison.OrdinalIgnoreCase)
+            ? uint.TryParse(text[2..], NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out var number)
+            : uint.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out number);
+        if (!ok)
+        {
+            _errors.Add(value.Problem("give a 32-bit unsigned number, decimal or 0x hex"));
+            return null;
+        }
+        return number;
+    }
+
+    private TimeSpan Duration(SettingValue? value, TimeSpan min, TimeSpan max, TimeSpan fallback)
+    {
+        if (value is null)
+        {
+            return fallback;
+        }
+        if (!DurationSyntax.TryParse(value.Text, out var duration, out var problem))
+        {
+            _errors.Add(value.Problem(problem));
+        }
+        else if (duration < min || duration > max)
+        {
+            _errors.Add(value.Problem($"give a duration from {Range(min, max)}"));
+        }
+        return duration;
+    }
+
+    private (IPAddress? Vip, int Prefix) ReadVip(SettingValue? value)
+    {
+        if (value is null)
+        {
+            return (null, 32);
+        }
+        var text = value.Text;
+        var slash = text.IndexOf('/', StringComparison.Ordinal);
+        if (!IPAddress.TryParse(slash >= 0 ? text[..slash] : text, out var vip) || vip.AddressFamily != AddressFamily.InterNetwork)
+        {
+            _errors.Add(value.Problem("not an IPv4 address (l2bal balances one IPv4 VIP)"));
+            return (null, 32);
+        }
+        var prefix = 32;
+        if (slash >= 0 && (!int.TryParse(text[(slash + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out prefix) || prefix is < 1 or > 32))
+        {
+            _errors.Add(value.Problem("the prefix must be 1 to 32"));
+        }
+        return (vip, prefix);
+    }
+
+    private MacMode ReadMacMode(SettingValue? value)
+    {
+        if (value is null)
+        {
+            return BalancerOptions.DefaultMacMode;
+        }
+        foreach (var mode in new[] { MacMode.Multicast, MacMode.UnicastFlood })
+        {
+            if (value.Text == MacModeName(mode))
+            {
+                return mode;
+            }
+        }
+        _errors.Add(value.Problem($"use {MacModeName(MacMode.Multicast)} or {MacModeName(MacMode.UnicastFlood)}"));
+        return BalancerOptions.DefaultMacMode;
+    }
+
+    private List<ServiceSpec> ReadServices()
+    {
+        var services = new List<ServiceSpec>();
+        foreach (var value in _values.GetValueOrDefault(Service) ?? [])
+        {
+            var parts = value.Text.Split('/');
+            if (parts.Length != 2 || parts[0] is not ("tcp" or "udp")
+                || !int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var port) || port is < 1 or > 65535)
+            {
+                _errors.Add(value.Problem("use tcp/PORT or udp/PORT"));
+            }
+            else if (port >= PortSlice.RangeLow && port <= PortSlice.RangeHigh)
+            {
+                _errors.Add(value.Problem(
+                    $"port {port} lies inside the nodes' port slices ({PortSlice.RangeLow}-{PortSlice.RangeHigh}); choose a service port outside them"));
+            }
+            else
+            {
+                services.Add(new ServiceSpec(parts[0], port));
+            }
+        }
+        return services;
+    }
+
+    private HealthProbeSpec ReadHealth(SettingValue value)
+    {
+        var text = value.Text;
+        if (text == HealthProbeSpec.None.ToString())
+        {
+            return HealthProbeSpec.None;
+        }
+        if (text.StartsWith("exec:", StringComparison.Ordinal) && text.Length > 5)
+        {
+            return new HealthProbeSpec(HealthProbeKind.Exec, Command: text[5..]);
+        }
+        foreach (var (scheme, kind) in new[] { ("socks5://", HealthProbeKind.Socks5), ("tcp://", HealthProbeKind.Tcp) })
+        {
+            if (text.StartsWith(scheme, StringComparison.Ordinal))
+            {
+                if (IPEndPoint.TryParse(text[scheme.Length..], out var endPoint) && endPoint.Port != 0)
+                {
+                    return new HealthProbeSpec(kind, endPoint);
+                }
+                _errors.Add(value.Problem($"use {scheme}ADDR:PORT with a numeric address"));
+                return HealthProbeSpec.None;
+            }
+        }
+        _errors.Add(value.Problem("use socks5://ADDR:PORT, tcp://ADDR:PORT, exec:COMMAND or none"));
+        return HealthProbeSpec.None;
+    }
+
+    private IPEndPoint? ReadMetrics(SettingValue value)
+    {
+        if (!IPEndPoint.TryParse(value.Text, out var metrics) || metrics.Port == 0)
+        {
+            _errors.Add(value.Problem("use ADDR:PORT with a numeric address and a port"));
+            return null;
+        }
+        return metrics;
+    }
+}
