@@ -54,7 +54,7 @@ public sealed class NativeLayoutTests
         { "ECONNREFUSED", ECONNREFUSED },
     };
 
-    [Theory]
+    [SkippableTheory]
     [MemberData(nameof(Expected))]
     public void MatchesSystemHeaders(string name, long managed)
     {

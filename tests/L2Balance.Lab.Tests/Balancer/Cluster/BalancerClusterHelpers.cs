@@ -7,7 +7,7 @@ using L2Balance.Lab.Cluster;
 using L2Balance.Tests.Common;
 using Xunit;
 
-namespace L2Balance.Lab.Tests.Cluster;
+namespace L2Balance.Lab.Tests.Balancer.Cluster;
 
 /// <summary>One node's <c>l2bal status --json</c>, the fields the lab tests read.</summary>
 public sealed record BalancerStatus(

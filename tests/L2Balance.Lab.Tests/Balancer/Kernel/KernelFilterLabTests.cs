@@ -4,7 +4,7 @@ using L2Balance.Balancer.Kernel;
 using L2Balance.Tests.Common;
 using Xunit;
 
-namespace L2Balance.Lab.Tests.Kernel;
+namespace L2Balance.Lab.Tests.Balancer.Kernel;
 
 /// <summary>
 /// The nftables filter in a node namespace, driven in-process through libnftables (a context opened
@@ -20,7 +20,7 @@ public sealed class KernelFilterLabTests
     /// SYN-ACK; the rest time out (never a RST). Once with the early drop deciding (owned = accepted),
     /// once with ip prerouting deciding (accepted = all buckets), in both MAC modes.
     /// </summary>
-    [Theory]
+    [SkippableTheory(typeof(LabUnavailableException))]
     [InlineData(false, 4096, 0xdeadbeefu)]
     [InlineData(true, 1024, 0x5eedu)]
     public async Task OwnedBuckets_ExactlyTheMirrorsSourcesConnect(bool unicastFlood, int buckets, uint seed)
@@ -67,7 +67,7 @@ public sealed class KernelFilterLabTests
     /// Moving a bucket away (owned → draining) keeps the established flow and refuses new ones from
     /// that source; the conntrack mark shows the draining flow under its bucket.
     /// </summary>
-    [Fact]
+    [SkippableFact(typeof(LabUnavailableException))]
     public async Task Apply_MovesBucketAway_EstablishedFlowSurvives_NewFlowRefused()
     {
         const int buckets = 4096;
@@ -103,7 +103,7 @@ public sealed class KernelFilterLabTests
     /// owned bucket at once, so that refusal is ip prerouting's). The listener's port 8080 is put in
     /// one slice or the other, and the own slice is refused while Apply does not grant it.
     /// </summary>
-    [Fact]
+    [SkippableFact(typeof(LabUnavailableException))]
     public async Task PortSlices_OwnAcceptedWithNoBucketOwned_OtherRefusedWithEveryBucketOwned()
     {
         const int buckets = 1024;
@@ -136,7 +136,7 @@ public sealed class KernelFilterLabTests
     }
 
     /// <summary>With --service, only the listed ports take new flows; others are dropped without a RST.</summary>
-    [Fact]
+    [SkippableFact(typeof(LabUnavailableException))]
     public async Task Services_OnlyListedPortsTakeNewFlows()
     {
         const int buckets = 1024;
@@ -159,7 +159,7 @@ public sealed class KernelFilterLabTests
     }
 
     /// <summary>Without renewal the lease expires: new flows are refused, established ones go on; renewing restores.</summary>
-    [Fact]
+    [SkippableFact(typeof(LabUnavailableException))]
     public async Task Lease_Expired_RefusesNewFlows_KeepsEstablished_RenewRestores()
     {
         const int buckets = 1024;
@@ -192,7 +192,7 @@ public sealed class KernelFilterLabTests
     /// change them (another process, another context), the owning context keeps changing them across
     /// transactions, and they vanish when the context closes (no Remove).
     /// </summary>
-    [Fact]
+    [SkippableFact(typeof(LabUnavailableException))]
     public async Task OwnerTables_SurviveFlushRuleset_RefuseOthers_VanishWithTheContext()
     {
         using var lab = await FilterLab.CreateAsync(MacMode.Multicast);
@@ -236,7 +236,7 @@ public sealed class KernelFilterLabTests
     }
 
     /// <summary>A process that installed owner tables and is killed takes them with it (the kernel closes its socket).</summary>
-    [Fact]
+    [SkippableFact(typeof(LabUnavailableException))]
     public async Task OwnerTables_VanishWhenTheInstallingProcessIsKilled()
     {
         using var lab = await FilterLab.CreateAsync(MacMode.UnicastFlood);
@@ -270,7 +270,7 @@ public sealed class KernelFilterLabTests
     }
 
     /// <summary>Remove deletes both tables; Install after Remove works again.</summary>
-    [Fact]
+    [SkippableFact(typeof(LabUnavailableException))]
     public async Task Remove_DeletesTables_InstallAgainWorks()
     {
         using var lab = await FilterLab.CreateAsync(MacMode.Multicast);

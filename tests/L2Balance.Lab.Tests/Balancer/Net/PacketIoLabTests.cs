@@ -2,10 +2,11 @@ using System.Net;
 using System.Net.Sockets;
 using L2Balance.Balancer.Net;
 using L2Balance.Balancer.Protocol;
+using L2Balance.Lab.Tests.Net;
 using L2Balance.Tests.Common;
 using Xunit;
 
-namespace L2Balance.Lab.Tests.Net;
+namespace L2Balance.Lab.Tests.Balancer.Net;
 
 /// <summary>
 /// One segment (switch sw, nodes n1 and n2, client c on 198.18.0.0/24), built once for the class
@@ -56,7 +57,7 @@ public sealed class PacketIoLabTests(PacketIoLab lab) : IClassFixture<PacketIoLa
     /// <summary>Multicast cluster MAC outside 01:00:5e:00:00:xx (224.0.0.0/24).</summary>
     private static readonly MacAddress ClusterMacValue = MacAddress.Parse("01:00:5e:40:00:0a");
 
-    [Fact]
+    [SkippableFact(typeof(LabUnavailableException))]
     public async Task ArpResponder_AnswersWhoHasWithClusterMac_FromOwnMac_OnlyWhenEnabled()
     {
         var clientMac = InNamespace.Run(lab.Client, () => InterfaceInfo.Lookup("eth0").Mac);
@@ -86,7 +87,7 @@ public sealed class PacketIoLabTests(PacketIoLab lab) : IClassFixture<PacketIoLa
         }
     }
 
-    [Fact]
+    [SkippableFact(typeof(LabUnavailableException))]
     public async Task ArpResponder_AnswersRequestUnicastToClusterMac_AsNudProbesAre()
     {
         var responder = InNamespace.Run(lab.Node1, () => ArpResponder.Open("eth0", Vip, ClusterMacValue));
@@ -123,7 +124,7 @@ public sealed class PacketIoLabTests(PacketIoLab lab) : IClassFixture<PacketIoLa
         }
     }
 
-    [Fact]
+    [SkippableFact(typeof(LabUnavailableException))]
     public async Task ArpResponder_Gratuitous_UpdatesStaleClientEntry()
     {
         var responder = InNamespace.Run(lab.Node1, () => ArpResponder.Open("eth0", Vip, ClusterMacValue));
@@ -144,7 +145,7 @@ public sealed class PacketIoLabTests(PacketIoLab lab) : IClassFixture<PacketIoLa
         }
     }
 
-    [Fact]
+    [SkippableFact(typeof(LabUnavailableException))]
     public async Task AdvertChannel_PeerReceivesExactlyThePayloads_SenderNotItsOwn()
     {
         var sender = InNamespace.Run(lab.Node1, () => AdvertChannel.Open("eth0"));
@@ -179,7 +180,7 @@ public sealed class PacketIoLabTests(PacketIoLab lab) : IClassFixture<PacketIoLa
         }
     }
 
-    [Fact]
+    [SkippableFact(typeof(LabUnavailableException))]
     public async Task AdvertChannel_ShortFrame_IsCountedAndDropped()
     {
         var receiver = InNamespace.Run(lab.Node2, () => AdvertChannel.Open("eth0"));
@@ -195,7 +196,7 @@ public sealed class PacketIoLabTests(PacketIoLab lab) : IClassFixture<PacketIoLa
         }
     }
 
-    [Fact]
+    [SkippableFact(typeof(LabUnavailableException))]
     public async Task PacketSocket_Membership_MulticastAndUnicast_UnicastRaisesPromiscuityWhileOpen()
     {
         Assert.Contains("promiscuity 0", await LinkDetails(), StringComparison.Ordinal);
@@ -212,14 +213,14 @@ public sealed class PacketIoLabTests(PacketIoLab lab) : IClassFixture<PacketIoLa
         Assert.Contains("promiscuity 0", await LinkDetails(), StringComparison.Ordinal);
     }
 
-    [Fact]
+    [SkippableFact(typeof(LabUnavailableException))]
     public void PacketSocket_UnknownInterface_NamesIt()
     {
         var ex = Assert.Throws<InterfaceNotFoundException>(() => InNamespace.Run(lab.Node1, () => PacketSocket.Open("nosuch0", 0x88B5)));
         Assert.Contains("nosuch0", ex.Message, StringComparison.Ordinal);
     }
 
-    [Fact]
+    [SkippableFact(typeof(LabUnavailableException))]
     public async Task NodeSetup_AddsVipOnLoAndSysctls_UndoRestoresBoth_LeftoverIsAdopted()
     {
         var keys = new[] { "conf.eth0.arp_ignore", "conf.eth0.arp_announce", "conf.all.arp_announce", "conf.eth0.drop_unicast_in_l2_multicast" };
@@ -241,7 +242,7 @@ public sealed class PacketIoLabTests(PacketIoLab lab) : IClassFixture<PacketIoLa
         Assert.Equal(before, await Task.WhenAll(keys.Select(k => Sysctl(lab.Node1, k))));
     }
 
-    [Fact]
+    [SkippableFact(typeof(LabUnavailableException))]
     public void NodeSetup_BadInputs_ClearErrors()
     {
         Assert.Throws<InterfaceNotFoundException>(() => InNamespace.Run(lab.Node1, () => NodeSetup.Apply("nosuch0", Vip, false)));

@@ -3,7 +3,7 @@ using System.Net.Sockets;
 using L2Balance.Tests.Common;
 using Xunit;
 
-namespace L2Balance.Lab.Tests;
+namespace L2Balance.Lab.Tests.Proxy;
 
 /// <summary>
 /// Bad input of any kind closes that session only: the proxy answers what RFC 1928 says it must
@@ -15,26 +15,26 @@ public sealed class MalformedInputTests(ProxyLabFixture lab)
     private static readonly string KnownUrl = $"http://198.18.2.2:{TargetServers.HttpPort}/{TargetServers.KnownFileName}";
     private static readonly IPEndPoint Proxy = new(ProxyLab.ProxyInsideV4, ProxyLabFixture.MainPort);
 
-    [Fact]
+    [SkippableFact(typeof(LabUnavailableException))]
     public async Task UnknownCommand_GetsReply7_UnknownAddressType_GetsReply8()
     {
         using (var socket = await lab.Lab.Client.ConnectTcpAsync(Proxy, TimeSpan.FromSeconds(5)).WithTimeout())
         {
-            await RawSocks5.NegotiateNoAuthAsync(socket);
+            await Socks5Client.NegotiateNoAuthAsync(socket).WithTimeout();
             await socket.SendAsync(new byte[] { 5, 9, 0, 1, 198, 18, 2, 2, 0, 80 });
-            var reply = await RawSocks5.ReadExactlyAsync(socket, 2);
+            var reply = await Socks5Client.ReadExactlyAsync(socket, 2).WithTimeout();
             Assert.Equal(new byte[] { 5, 7 }, reply);
         }
         using (var socket = await lab.Lab.Client.ConnectTcpAsync(Proxy, TimeSpan.FromSeconds(5)).WithTimeout())
         {
-            await RawSocks5.NegotiateNoAuthAsync(socket);
+            await Socks5Client.NegotiateNoAuthAsync(socket).WithTimeout();
             await socket.SendAsync(new byte[] { 5, 1, 0, 9, 198, 18, 2, 2, 0, 80 });
-            var reply = await RawSocks5.ReadExactlyAsync(socket, 2);
+            var reply = await Socks5Client.ReadExactlyAsync(socket, 2).WithTimeout();
             Assert.Equal(new byte[] { 5, 8 }, reply);
         }
     }
 
-    [Fact]
+    [SkippableFact(typeof(LabUnavailableException))]
     public async Task GarbageFromManyClients_ClosesThoseSessions_ProxyKeepsServing()
     {
         var random = new Random(1928);

@@ -1,4 +1,6 @@
-namespace L2Balance.Lab.Tests;
+using Xunit;
+
+namespace L2Balance.Lab.Tests.Proxy;
 
 /// <summary>
 /// Which SOCKS server the lab tests drive. The product is l2proxy; env
@@ -20,6 +22,13 @@ public static class ProxyUnderTest
         "microsocks" => ProxyKind.Microsocks,
         _ => ProxyKind.L2Proxy,
     };
+
+    /// <summary>
+    /// Reports the calling test as skipped unless l2proxy is under test: Dante and microsocks lack
+    /// <paramref name="feature"/>, so the test cannot judge them. Needs [SkippableFact].
+    /// </summary>
+    public static void SkipUnlessL2Proxy(string feature) =>
+        Skip.If(Kind != ProxyKind.L2Proxy, $"{Kind} is under test (L2PROXY_UNDER_TEST) and lacks {feature}");
 
     /// <summary>Dante's server binary: Debian ships it as danted (package dante-server).</summary>
     public static string Danted => LabBinaries.Find("danted") ?? LabBinaries.Require("sockd", "dante-server");
