@@ -117,14 +117,14 @@ public sealed class NativeLayoutTests
 
     [SkippableTheory]
     [MemberData(nameof(Expected))]
-    public void MatchesSystemHeaders(string name, long managed)
+    public void NativeConstant_ComparedWithSystemHeaders_IsEqual(string name, long managed)
     {
         Assert.True(Native.Value.TryGetValue(name, out long native), $"{name} not printed by the C program");
         Assert.Equal(native, managed);
     }
 
     [SkippableFact]
-    public void AddressRequestLength_MatchesNlmsgSpace()
+    public void AddressRequestLength_ComparedWithNlmsgSpace_IsEqual()
     {
         // NLMSG_SPACE(sizeof(ifaddrmsg)) + 2 * RTA_SPACE(4)
         long native = Native.Value["sizeof(nlmsghdr)"] + Native.Value["sizeof(ifaddrmsg)"] + (2 * (Native.Value["sizeof(rtattr)"] + 4));

@@ -21,7 +21,7 @@ public sealed class ClusterLabTests(ClusterLabFixture fixture, ITestOutputHelper
     private ClusterLab Lab => fixture.Lab;
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task Router_ForwardsClientsToNodeAddresses_WithoutNat_AndNodesToTarget()
+    public async Task Router_ClientsAndNodes_AreForwardedWithoutNat()
     {
         for (var k = 1; k <= ClusterLabFixture.NodeCount; k++)
         {
@@ -44,7 +44,7 @@ public sealed class ClusterLabTests(ClusterLabFixture fixture, ITestOutputHelper
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task LinkDownAndLoss_CutNodeFromSegment_LinkUpAndZeroLossRestore()
+    public async Task LinkDownAndLoss_OnANode_CutItOffUntilRestored()
     {
         const int k = 2;
         var target = new IPEndPoint(ClusterLab.TargetAddress, TargetServers.TcpEchoPort);
@@ -82,7 +82,7 @@ public sealed class ClusterLabTests(ClusterLabFixture fixture, ITestOutputHelper
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public void PortSlices_AreDisjoint_CoverTheRange_AndNameTheirNode()
+    public void PortSlices_OfEveryNode_AreDisjointCoverTheRangeAndNameIt()
     {
         foreach (var n in new[] { 1, 2, 3, 7, 9 })
         {
@@ -108,7 +108,7 @@ public sealed class ClusterLabTests(ClusterLabFixture fixture, ITestOutputHelper
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task PortSlices_MatchL2BalSlice_WhenL2BalIsBuilt()
+    public async Task PortSlices_ComparedWithL2BalSlice_AreEqual()
     {
         // Without a published l2bal this throws LabUnavailableException: a skip, with the reason.
         var l2bal = ClusterBinaries.L2Bal;
@@ -123,7 +123,7 @@ public sealed class ClusterLabTests(ClusterLabFixture fixture, ITestOutputHelper
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task StaticVipOnNode1_EveryClientServedByNode1_ThenKilledProxyIsRecordedAsFailures()
+    public async Task StaticVipOnNode1_ProxyKilled_IsRecordedAsFailures()
     {
         Lab.SetStaticVip(1, present: true);
         LabProcess? proxy = null;
@@ -186,7 +186,7 @@ public sealed class ClusterLabTests(ClusterLabFixture fixture, ITestOutputHelper
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task StaticVipOnNode1_StoppedProxyTimesOut_ContinuedProxyServesAgain()
+    public async Task StaticVipOnNode1_ProxyStoppedThenContinued_TimesOutThenServesAgain()
     {
         Lab.SetStaticVip(1, present: true);
         LabProcess? proxy = null;

@@ -11,7 +11,7 @@ public sealed class LabNetworkTests
     private static readonly TimeSpan Step = TimeSpan.FromSeconds(20);
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public void RepoRoot_HoldsTheSolution()
+    public void RepoRoot_FromTheTestBinary_HoldsTheSolution()
     {
         Assert.True(File.Exists(Path.Combine(LabBinaries.RepoRoot, "L2Balance.sln")));
     }
@@ -25,7 +25,7 @@ public sealed class LabNetworkTests
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task Describe_ShowsTheLastLinesOfALongLog_LogKeepsThemAll()
+    public async Task Describe_LongLog_ShowsItsLastLinesWhileLogKeepsAll()
     {
         using var lab = LabNetwork.Create();
         var host = lab.AddHost("a");
@@ -43,7 +43,7 @@ public sealed class LabNetworkTests
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task Link_TwoHosts_HostsFileAndInNamespaceSocketsWork_TeardownRemovesEverything()
+    public async Task Link_TwoHosts_ConnectsThemUntilTeardownRemovesEverything()
     {
         string[] namespaces;
         var threadNamespace = NetNamespaceOfThisThread();
@@ -92,7 +92,7 @@ public sealed class LabNetworkTests
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public void Create_RemovesStaleNamespaceOfDeadRun_KeepsOthers()
+    public void Create_StaleNamespaceOfADeadRun_IsRemovedAndOthersKept()
     {
         // pid_max is at most 2^22, so this PID is never alive.
         const string stale = "l2b4194999xbeef-stale";

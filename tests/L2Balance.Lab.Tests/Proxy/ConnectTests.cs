@@ -19,7 +19,7 @@ public sealed class ConnectTests(ProxyLabFixture lab)
     [InlineData("--socks5", "ip")]
     [InlineData("--socks4a", "name")]
     [InlineData("--socks4", "ip")]
-    public async Task Curl_FetchesKnownFile(string flavour, string target)
+    public async Task Curl_EverySocksFlavour_FetchesKnownFile(string flavour, string target)
     {
         var result = await lab.CurlAsync(flavour, "198.18.1.1:1080", target == "name" ? ByName : ByIp);
 
@@ -35,7 +35,7 @@ public sealed class ConnectTests(ProxyLabFixture lab)
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task Curl_OverIpv6Listener_FetchesKnownFileFromIpv6Target()
+    public async Task Curl_OverIpv6Listener_FetchesKnownFile()
     {
         var result = await lab.CurlAsync("-g", "--socks5-hostname", "[fdc6:1200:1::1]:1080", $"http://[fdc6:1200:2::2]:{TargetServers.HttpPort}/{TargetServers.KnownFileName}");
 

@@ -12,7 +12,7 @@ public sealed class LimitsTests(ProxyLabFixture lab)
     private static readonly TimeSpan Step = TimeSpan.FromSeconds(10);
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task ClientsOverThePerAddressLimit_AreClosed_OthersServed()
+    public async Task MaxPerClient_ClientOverTheLimit_IsClosedWhileOthersAreServed()
     {
         ProxyUnderTest.SkipUnlessL2Proxy("--max-per-client");
         const int port = 1083;
@@ -46,7 +46,7 @@ public sealed class LimitsTests(ProxyLabFixture lab)
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task UdpAssociationsOverTheLimit_GetGeneralFailure()
+    public async Task MaxUdp_AssociationOverTheLimit_GetsGeneralFailure()
     {
         ProxyUnderTest.SkipUnlessL2Proxy("--max-udp");
         const int port = 1084;
@@ -68,7 +68,7 @@ public sealed class LimitsTests(ProxyLabFixture lab)
     /// with reply 6 (TTL expired, the mapping of a timed-out connect), and the session is closed.
     /// </summary>
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task ConnectToASilentHost_RepliesTtlExpired()
+    public async Task Connect_ToASilentHost_RepliesTtlExpired()
     {
         ProxyUnderTest.SkipUnlessL2Proxy("--connect-timeout");
         const int port = 1086;
@@ -84,7 +84,7 @@ public sealed class LimitsTests(ProxyLabFixture lab)
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task LocalHealthCheck_IsAdmitted_OutsideClientsStillRefused()
+    public async Task Allow_LocalHealthCheck_IsAdmittedWhileOutsideClientsAreRefused()
     {
         ProxyUnderTest.SkipUnlessL2Proxy("--allow with the local health check admitted");
         const int port = 1085;

@@ -12,7 +12,7 @@ public sealed class PolicyTests(ProxyLabFixture lab)
     private static readonly string KnownUrl = $"http://198.18.2.2:{TargetServers.HttpPort}/{TargetServers.KnownFileName}";
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task SilentClient_IsClosedAfterNegotiateTimeout_WhileAnotherClientConnects()
+    public async Task NegotiateTimeout_SilentClient_IsClosedWhileAnotherConnects()
     {
         using var silent = await lab.Lab.Client.ConnectTcpAsync(new IPEndPoint(ProxyLab.ProxyInsideV4, ProxyLabFixture.MainPort), TimeSpan.FromSeconds(5)).WithTimeout();
 
@@ -38,7 +38,7 @@ public sealed class PolicyTests(ProxyLabFixture lab)
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task UsernamePassword_RightPasswordConnects_WrongPasswordFails()
+    public async Task UsernamePassword_OnlyTheRightPassword_Connects()
     {
         const int port = 1081;
         using var proxy = await lab.StartUsersInstanceAsync(port, "alice", "s3cret-lab");
@@ -53,7 +53,7 @@ public sealed class PolicyTests(ProxyLabFixture lab)
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task SocksBlockRule_RefusesBlockedPort_PassesOthers()
+    public async Task SocksBlockRule_BlockedPort_IsRefusedWhileOthersPass()
     {
         const int port = 1082;
         using var proxy = await lab.StartConfigInstanceAsync(port, """

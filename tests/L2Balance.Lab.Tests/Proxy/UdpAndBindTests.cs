@@ -74,7 +74,7 @@ public sealed class UdpAndBindTests(ProxyLabFixture lab)
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task Bind_TargetConnectsBack_SecondReplyNamesTarget_DataFlowsBothWays()
+    public async Task Bind_TargetConnectsBack_SecondReplyNamesItAndDataFlowsBothWays()
     {
         using var socket = await lab.Lab.Client.ConnectTcpAsync(new IPEndPoint(ProxyLab.ProxyInsideV4, ProxyLabFixture.MainPort), TimeSpan.FromSeconds(5)).WithTimeout();
         var (code, bound) = await Socks5Client.HandshakeAsync(socket, Socks5Client.Bind, new IPEndPoint(ProxyLab.TargetV4, 0)).WithTimeout();

@@ -21,7 +21,7 @@ public sealed class WorkersTests(ProxyLabFixture lab)
     private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(15);
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task KillOneWorker_ConnectsKeepSucceeding_WorkerCountBackToFour()
+    public async Task Workers_OneKilled_ConnectsKeepSucceedingAndCountIsBackWithinASecond()
     {
         ProxyUnderTest.SkipUnlessL2Proxy("--workers (a supervisor that restarts a killed worker)");
 

@@ -22,7 +22,7 @@ public sealed class BalancerLabTests(BalancerClusterFixture fixture, ITestOutput
     public Task DisposeAsync() => Task.CompletedTask;
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task Metrics_ArePrometheusText_WithThisNodesShare()
+    public async Task Metrics_Scraped_ArePrometheusTextWithThisNodesShare()
     {
         var share = (await fixture.StatusAsync(1)).Held;
         var scrape = await Lab.RunOnNode(1, "curl", ["-sS", "-m", "5", $"http://127.0.0.1:{BalancerClusterFixture.MetricsPort}/metrics"])
@@ -35,7 +35,7 @@ public sealed class BalancerLabTests(BalancerClusterFixture fixture, ITestOutput
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task EveryConnection_IsServedByTheOwnerL2BalNames_AndByExactlyOneNode()
+    public async Task Connection_FromAnyClient_IsServedByItsNamedOwnerOnly()
     {
         var owners = await fixture.OwnersAsync();
         Assert.Equal([1, 2, 3], owners.Values.Distinct().Order());
@@ -56,7 +56,7 @@ public sealed class BalancerLabTests(BalancerClusterFixture fixture, ITestOutput
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task UdpAssociate_DataLandsOnTheNodeHoldingTheControlConnection()
+    public async Task UdpAssociate_Datagrams_LandOnTheNodeHoldingTheControlConnection()
     {
         var owners = await fixture.OwnersAsync();
 
@@ -77,7 +77,7 @@ public sealed class BalancerLabTests(BalancerClusterFixture fixture, ITestOutput
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task SigkillOfL2Bal_OthersCoverItsBuckets_AndItsTablesAreGone()
+    public async Task SigkillOfL2Bal_OnOneNode_OthersCoverAndItsTablesAreGone()
     {
         const int victim = 2;
         var before = await fixture.OwnersAsync();
@@ -117,7 +117,7 @@ public sealed class BalancerLabTests(BalancerClusterFixture fixture, ITestOutput
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task SigstopOfL2Bal_NoFlowAnsweredTwice_AndSigcontConverges()
+    public async Task SigstopOfL2BalThenSigcont_OnOneNode_NoFlowIsAnsweredTwiceAndAllConverge()
     {
         var (results, seen) = await UnderTrafficAsync(() => StopForAsync(TimeSpan.FromSeconds(2), Lab.Balancer(2)!));
         var why = $"{results.Summary()}\n{seen.Summary()}\n{fixture.Describe()}";
@@ -136,7 +136,7 @@ public sealed class BalancerLabTests(BalancerClusterFixture fixture, ITestOutput
     /// so nobody declares anybody dead, every node gets its own buckets back, and no session breaks.
     /// </summary>
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task SigstopOfEveryL2BalAtOnce_AsInAPausedMachine_NobodyIsDeclaredDead()
+    public async Task SigstopOfEveryL2Bal_AsInAPausedMachine_DeclaresNobodyDead()
     {
         var daemons = Enumerable.Range(1, 3).Select(k => Lab.Balancer(k)!).ToArray();
         var marks = daemons.Select(d => d.Log.Length).ToArray();
@@ -216,11 +216,11 @@ public sealed class BalancerLabTests(BalancerClusterFixture fixture, ITestOutput
 
     /// <summary>
     /// The fixture runs multicast mode (every other test here covers it, and
-    /// <see cref="EveryConnection_IsServedByTheOwnerL2BalNames_AndByExactlyOneNode"/> checks its
+    /// <see cref="Connection_FromAnyClient_IsServedByItsNamedOwnerOnly"/> checks its
     /// group MAC); this one restarts the cluster in unicast-flood mode.
     /// </summary>
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task UnicastFloodMacMode_ServesEveryClientByItsOwner()
+    public async Task UnicastFloodMacMode_EveryClient_IsServedByItsOwner()
     {
         const string mode = "unicast-flood";
         // Every node must run the same mode: stop all three, then start all three in the mode.

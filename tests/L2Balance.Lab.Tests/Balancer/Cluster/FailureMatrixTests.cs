@@ -35,7 +35,7 @@ public sealed class FailureMatrixTests(BalancerClusterFixture fixture, ITestOutp
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task M1_SigkillOfProxy_HealthProbeFails_SurvivorsCover()
+    public async Task M1_SigkillOfProxy_SurvivorsCoverAfterTheProbeFails()
     {
         var mark = Lab.Balancer(Victim)!.Log.Length;
         var run = await RunFaultAsync(
@@ -64,7 +64,7 @@ public sealed class FailureMatrixTests(BalancerClusterFixture fixture, ITestOutp
     /// (fall) and the survivors cover. SIGCONT: healthy again after rise good probes.
     /// </summary>
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task M1b_SigstopOfProxy_FullProbeTimesOut_SurvivorsCover()
+    public async Task M1b_SigstopOfProxy_SurvivorsCoverAfterTheFullProbeTimesOut()
     {
         var mark = Lab.Balancer(Victim)!.Log.Length;
         var proxy = Lab.Proxy(Victim)!;
@@ -94,7 +94,7 @@ public sealed class FailureMatrixTests(BalancerClusterFixture fixture, ITestOutp
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task M2_SigkillOfL2Bal_SurvivorsCover_ThenItRejoins()
+    public async Task M2_SigkillOfL2Bal_SurvivorsCoverUntilItRejoins()
     {
         var run = await RunFaultAsync(
             fault: async () =>
@@ -115,7 +115,7 @@ public sealed class FailureMatrixTests(BalancerClusterFixture fixture, ITestOutp
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task M3_SigstopOfL2Bal_ThenSigcont()
+    public async Task M3_SigstopOfL2BalThenSigcont_PeersCoverAndEverySessionSurvives()
     {
         var l2bal = Lab.Balancer(Victim)!;
         try
@@ -145,7 +145,7 @@ public sealed class FailureMatrixTests(BalancerClusterFixture fixture, ITestOutp
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task M4_LinkDown_ThenUp()
+    public async Task M4_LinkDownThenUp_SurvivorsCoverAndKeepTheirSessions()
     {
         var run = await RunFaultAsync(
             fault: () =>
@@ -165,7 +165,7 @@ public sealed class FailureMatrixTests(BalancerClusterFixture fixture, ITestOutp
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task M5_ThirtyPercentLoss_OnOneNodesLink()
+    public async Task M5_ThirtyPercentLossOnOneNodesLink_NoFlappingAndItsClientsGetThrough()
     {
         // What the loss forces: the fixture's l2bal declares a peer dead after 6 missed adverts
         // (50 ms each, set by the fixture). With 30 % independent loss per frame, 6 in a row are lost with p = 0.3^6 ≈
@@ -206,7 +206,7 @@ public sealed class FailureMatrixTests(BalancerClusterFixture fixture, ITestOutp
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task M6_Rejoin_BucketsReturnByHandshake_CoveringNodesSessionsLiveOn()
+    public async Task M6_Rejoin_BucketsReturnByHandshakeWhileCoveredSessionsLiveOn()
     {
         var owners = await fixture.OwnersAsync();
         var victimSources = Lab.ClientAddresses.Where(a => owners[a.ToString()] == Victim).Take(6).ToArray();
@@ -240,7 +240,7 @@ public sealed class FailureMatrixTests(BalancerClusterFixture fixture, ITestOutp
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task M7_Drain_NoNewFlowsThere_EstablishedFinish_ThenStopsWithNoSessionCut()
+    public async Task M7_Drain_TakesNoNewFlowsAndStopsWithNoSessionCut()
     {
         var owners = await fixture.OwnersAsync();
         var sessions = SessionSources(owners);
@@ -278,7 +278,7 @@ public sealed class FailureMatrixTests(BalancerClusterFixture fixture, ITestOutp
     [SkippableTheory(typeof(LabUnavailableException))]
     [InlineData("key")]
     [InlineData("node-count")]
-    public async Task M8_NodeWithDifferentKeyOrNodeCount_IsRefusedReportedAndDisturbsNothing(string mismatch)
+    public async Task M8_NodeWithDifferentKeyOrNodeCount_IsRefusedAndDisturbsNothing(string mismatch)
     {
         var owners = await fixture.OwnersAsync();
         var reason = mismatch == "key" ? "BadHmac" : "ConfigMismatch";

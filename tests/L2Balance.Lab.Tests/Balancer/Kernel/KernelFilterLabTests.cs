@@ -23,7 +23,7 @@ public sealed class KernelFilterLabTests
     [SkippableTheory(typeof(LabUnavailableException))]
     [InlineData(false, 4096, 0xdeadbeefu)]
     [InlineData(true, 1024, 0x5eedu)]
-    public async Task OwnedBuckets_ExactlyTheMirrorsSourcesConnect(bool unicastFlood, int buckets, uint seed)
+    public async Task OwnedBuckets_SourcesByHashMirror_ConnectExactlyWhenOwned(bool unicastFlood, int buckets, uint seed)
     {
         var mode = unicastFlood ? MacMode.UnicastFlood : MacMode.Multicast;
         using var lab = await FilterLab.CreateAsync(mode);
@@ -68,7 +68,7 @@ public sealed class KernelFilterLabTests
     /// that source; the conntrack mark shows the draining flow under its bucket.
     /// </summary>
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task Apply_MovesBucketAway_EstablishedFlowSurvives_NewFlowRefused()
+    public async Task Apply_BucketMovedAway_KeepsEstablishedFlowAndRefusesNewOnes()
     {
         const int buckets = 4096;
         const uint seed = 0x5eed;
@@ -104,7 +104,7 @@ public sealed class KernelFilterLabTests
     /// one slice or the other, and the own slice is refused while Apply does not grant it.
     /// </summary>
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task PortSlices_OwnAcceptedWithNoBucketOwned_OtherRefusedWithEveryBucketOwned()
+    public async Task PortSlices_OwnOrOthers_AreAcceptedOrRefusedWhateverBucketsAreOwned()
     {
         const int buckets = 1024;
         using var lab = await FilterLab.CreateAsync(MacMode.Multicast);
@@ -137,7 +137,7 @@ public sealed class KernelFilterLabTests
 
     /// <summary>With --service, only the listed ports take new flows; others are dropped without a RST.</summary>
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task Services_OnlyListedPortsTakeNewFlows()
+    public async Task Services_PortNotListed_TakesNoNewFlow()
     {
         const int buckets = 1024;
         using var lab = await FilterLab.CreateAsync(MacMode.Multicast);
@@ -160,7 +160,7 @@ public sealed class KernelFilterLabTests
 
     /// <summary>Without renewal the lease expires: new flows are refused, established ones go on; renewing restores.</summary>
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task Lease_Expired_RefusesNewFlows_KeepsEstablished_RenewRestores()
+    public async Task Lease_Expired_RefusesNewFlowsUntilRenewed()
     {
         const int buckets = 1024;
         using var lab = await FilterLab.CreateAsync(MacMode.Multicast);
@@ -193,7 +193,7 @@ public sealed class KernelFilterLabTests
     /// transactions, and they vanish when the context closes (no Remove).
     /// </summary>
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task OwnerTables_SurviveFlushRuleset_RefuseOthers_VanishWithTheContext()
+    public async Task OwnerTables_FlushRulesetByOthers_SurviveUntilTheContextCloses()
     {
         using var lab = await FilterLab.CreateAsync(MacMode.Multicast);
         var settings = lab.Settings(MacMode.Multicast, 4096, 0x5eed);
@@ -237,7 +237,7 @@ public sealed class KernelFilterLabTests
 
     /// <summary>A process that installed owner tables and is killed takes them with it (the kernel closes its socket).</summary>
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task OwnerTables_VanishWhenTheInstallingProcessIsKilled()
+    public async Task OwnerTables_InstallingProcessKilled_Vanish()
     {
         using var lab = await FilterLab.CreateAsync(MacMode.UnicastFlood);
         var dir = lab.Network.CreateTempDirectory("owner");
@@ -271,7 +271,7 @@ public sealed class KernelFilterLabTests
 
     /// <summary>Remove deletes both tables; Install after Remove works again.</summary>
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task Remove_DeletesTables_InstallAgainWorks()
+    public async Task Remove_ThenInstallAgain_DeletesTablesAndInstallsAgain()
     {
         using var lab = await FilterLab.CreateAsync(MacMode.Multicast);
         using var filter = new NftablesFilter(lab.Node.NamespacePath);

@@ -58,7 +58,7 @@ public sealed class PacketIoLabTests(PacketIoLab lab) : IClassFixture<PacketIoLa
     private static readonly MacAddress ClusterMacValue = MacAddress.Parse("01:00:5e:40:00:0a");
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task ArpResponder_AnswersWhoHasWithClusterMac_FromOwnMac_OnlyWhenEnabled()
+    public async Task ArpResponder_WhoHasForTheVip_AnswersWithClusterMacOnlyWhenEnabled()
     {
         var clientMac = InNamespace.Run(lab.Client, () => InterfaceInfo.Lookup("eth0").Mac);
         var responder = InNamespace.Run(lab.Node1, () => ArpResponder.Open("eth0", Vip, ClusterMacValue));
@@ -88,7 +88,7 @@ public sealed class PacketIoLabTests(PacketIoLab lab) : IClassFixture<PacketIoLa
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task ArpResponder_AnswersRequestUnicastToClusterMac_AsNudProbesAre()
+    public async Task ArpResponder_RequestUnicastToClusterMac_IsAnswered()
     {
         var responder = InNamespace.Run(lab.Node1, () => ArpResponder.Open("eth0", Vip, ClusterMacValue));
         using var client = InNamespace.Run(lab.Client, () => PacketSocket.Open("eth0", EthernetFrame.EtherTypeArp));
@@ -125,7 +125,7 @@ public sealed class PacketIoLabTests(PacketIoLab lab) : IClassFixture<PacketIoLa
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task ArpResponder_Gratuitous_UpdatesStaleClientEntry()
+    public async Task ArpResponder_GratuitousArp_UpdatesStaleClientEntry()
     {
         var responder = InNamespace.Run(lab.Node1, () => ArpResponder.Open("eth0", Vip, ClusterMacValue));
         await using (responder)
@@ -146,7 +146,7 @@ public sealed class PacketIoLabTests(PacketIoLab lab) : IClassFixture<PacketIoLa
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task AdvertChannel_PeerReceivesExactlyThePayloads_SenderNotItsOwn()
+    public async Task AdvertChannel_SentPayloads_ReachThePeerButNotTheSender()
     {
         var sender = InNamespace.Run(lab.Node1, () => AdvertChannel.Open("eth0"));
         var receiver = InNamespace.Run(lab.Node2, () => AdvertChannel.Open("eth0"));
@@ -197,7 +197,7 @@ public sealed class PacketIoLabTests(PacketIoLab lab) : IClassFixture<PacketIoLa
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task PacketSocket_Membership_MulticastAndUnicast_UnicastRaisesPromiscuityWhileOpen()
+    public async Task PacketSocket_UnicastMembership_RaisesPromiscuityOnlyWhileOpen()
     {
         Assert.Contains("promiscuity 0", await LinkDetails(), StringComparison.Ordinal);
         var socket = InNamespace.Run(lab.Node1, () => PacketSocket.Open("eth0", AdvertChannel.EtherType));
@@ -214,14 +214,14 @@ public sealed class PacketIoLabTests(PacketIoLab lab) : IClassFixture<PacketIoLa
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public void PacketSocket_UnknownInterface_NamesIt()
+    public void PacketSocket_UnknownInterface_ErrorNamesIt()
     {
         var ex = Assert.Throws<InterfaceNotFoundException>(() => InNamespace.Run(lab.Node1, () => PacketSocket.Open("nosuch0", 0x88B5)));
         Assert.Contains("nosuch0", ex.Message, StringComparison.Ordinal);
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task NodeSetup_AddsVipOnLoAndSysctls_UndoRestoresBoth_LeftoverIsAdopted()
+    public async Task NodeSetup_ApplyThenUndo_RestoresVipAndSysctlsAndAdoptsLeftovers()
     {
         var keys = new[] { "conf.eth0.arp_ignore", "conf.eth0.arp_announce", "conf.all.arp_announce", "conf.eth0.drop_unicast_in_l2_multicast" };
         var before = await Task.WhenAll(keys.Select(k => Sysctl(lab.Node1, k)));
@@ -243,7 +243,7 @@ public sealed class PacketIoLabTests(PacketIoLab lab) : IClassFixture<PacketIoLa
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public void NodeSetup_BadInputs_ClearErrors()
+    public void NodeSetup_BadInput_GivesClearError()
     {
         Assert.Throws<InterfaceNotFoundException>(() => InNamespace.Run(lab.Node1, () => NodeSetup.Apply("nosuch0", Vip, false)));
         Assert.Throws<ArgumentException>(() => InNamespace.Run(lab.Node1, () => NodeSetup.Apply("eth0", IPAddress.Parse("fdc6::10"), false)));
