@@ -20,6 +20,7 @@ public sealed class BulkTransferTests(ProxyLabFixture lab)
     [SkippableFact(typeof(LabUnavailableException))]
     public async Task Echo_64MiBBothWays_ChecksumsMatch()
     {
+        ProxyUnderTest.SkipWhere(ConnectTests.HalfClose, ProxyKind.Microsocks);
         using var socket = await lab.Lab.Client.ConnectTcpAsync(new IPEndPoint(ProxyLab.ProxyInsideV4, ProxyLabFixture.MainPort), TimeSpan.FromSeconds(5)).WithTimeout();
         var (code, _) = await Socks5Client.HandshakeAsync(socket, Socks5Client.Connect, new IPEndPoint(ProxyLab.TargetV4, TargetServers.TcpEchoPort)).WithTimeout();
         Assert.True(code == 0, $"CONNECT reply {code}\n{lab.Describe()}");

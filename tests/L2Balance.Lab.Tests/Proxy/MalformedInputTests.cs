@@ -18,6 +18,8 @@ public sealed class MalformedInputTests(ProxyLabFixture lab)
     [SkippableFact(typeof(LabUnavailableException))]
     public async Task Request_UnknownCommandOrAddressType_GetsReply7Or8()
     {
+        // Dante closes the connection without a reply.
+        ProxyUnderTest.SkipWhere("replies 7 and 8 (RFC 1928 section 6) to an unknown command or address type", ProxyKind.Sockd);
         using (var socket = await lab.Lab.Client.ConnectTcpAsync(Proxy, TimeSpan.FromSeconds(5)).WithTimeout())
         {
             await Socks5Client.NegotiateNoAuthAsync(socket).WithTimeout();

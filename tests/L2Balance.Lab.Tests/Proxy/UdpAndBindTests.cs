@@ -27,6 +27,7 @@ public sealed class UdpAndBindTests(ProxyLabFixture lab)
     [SkippableFact(typeof(LabUnavailableException))]
     public async Task UdpAssociate_TwentyDatagrams_AllEchoed()
     {
+        ProxyUnderTest.SkipWhere("UDP ASSOCIATE", ProxyKind.Microsocks);
         var result = await RunUdpClientAsync(UdpClient, "udpclient");
 
         Assert.True(result.Succeeded, $"{result}\n{lab.Describe()}");
@@ -58,6 +59,7 @@ public sealed class UdpAndBindTests(ProxyLabFixture lab)
     [SkippableFact(typeof(LabUnavailableException))]
     public async Task UdpAssociate_AlternatingDestinationForms_EveryReplyNamesTheTarget()
     {
+        ProxyUnderTest.SkipWhere("UDP ASSOCIATE", ProxyKind.Microsocks);
         var result = await RunUdpClientAsync(UdpAlternatingClient, "udpalternating");
 
         Assert.True(result.Succeeded, $"{result}\n{lab.Describe()}");
@@ -76,6 +78,7 @@ public sealed class UdpAndBindTests(ProxyLabFixture lab)
     [SkippableFact(typeof(LabUnavailableException))]
     public async Task Bind_TargetConnectsBack_SecondReplyNamesItAndDataFlowsBothWays()
     {
+        ProxyUnderTest.SkipWhere("BIND", ProxyKind.Microsocks);
         using var socket = await lab.Lab.Client.ConnectTcpAsync(new IPEndPoint(ProxyLab.ProxyInsideV4, ProxyLabFixture.MainPort), TimeSpan.FromSeconds(5)).WithTimeout();
         var (code, bound) = await Socks5Client.HandshakeAsync(socket, Socks5Client.Bind, new IPEndPoint(ProxyLab.TargetV4, 0)).WithTimeout();
         Assert.True(code == 0, $"first BIND reply {code}\n{lab.Describe()}");
