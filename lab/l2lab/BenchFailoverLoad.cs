@@ -192,9 +192,7 @@ internal static class BenchFailoverLoad
         using var setup = CancellationTokenSource.CreateLinkedTokenSource(ct);
         setup.CancelAfter(TimeSpan.FromSeconds(5));
         await socket.ConnectAsync(proxy, setup.Token).ConfigureAwait(false);
-        await Socks5Client.NegotiateNoAuthAsync(socket, setup.Token).ConfigureAwait(false);
-        await Socks5Client.SendRequestAsync(socket, Socks5Client.Connect, target, setup.Token).ConfigureAwait(false);
-        var (code, _) = await Socks5Client.ReadReplyAsync(socket, setup.Token).ConfigureAwait(false);
+        var (code, _) = await Socks5Client.HandshakeAsync(socket, Socks5Client.Connect, target, setup.Token).ConfigureAwait(false);
         if (code != 0)
         {
             throw new InvalidOperationException($"bulk: SOCKS5 CONNECT to {target} refused with reply {code}");

@@ -65,7 +65,9 @@ internal sealed class SocksLoad(NamespaceSocketSupply tcp, IPEndPoint? proxy)
             }
 
             await socket.ConnectAsync(proxy, cancellationToken).ConfigureAwait(false);
-            await RequestAsync(socket, 1, target, cancellationToken).ConfigureAwait(false);
+            // The shared client's one-buffer handshake: no allocation or round trip beyond the protocol's.
+            var (code, _) = await Socks5Client.HandshakeAsync(socket, Socks5Client.Connect, target, cancellationToken).ConfigureAwait(false);
+            EnsureGranted(code);
             return socket;
         }
         catch
@@ -75,46 +77,12 @@ internal sealed class SocksLoad(NamespaceSocketSupply tcp, IPEndPoint? proxy)
         }
     }
 
-    /// <summary>Greeting, method reply, request, reply; returns the reply's bound address.</summary>
-    public static async Task<IPEndPoint> RequestAsync(Socket socket, byte command, IPEndPoint target, CancellationToken cancellationToken)
+    /// <summary>Throws unless the SOCKS reply is success (a refusal counts as a failed setup).</summary>
+    private static void EnsureGranted(byte code)
     {
-        var buffer = new byte[32];
-        await socket.SendAsync(new byte[] { 5, 1, 0 }, SocketFlags.None, cancellationToken).ConfigureAwait(false);
-        await ReadExactlyAsync(socket, buffer.AsMemory(0, 2), cancellationToken).ConfigureAwait(false);
-        if (buffer[0] != 5 || buffer[1] != 0)
+        if (code != 0)
         {
-            throw new IOException($"method reply {buffer[0]} {buffer[1]}");
-        }
-
-        var request = new byte[10];
-        request[0] = 5;
-        request[1] = command;
-        request[3] = 1;
-        target.Address.TryWriteBytes(request.AsSpan(4), out _);
-        BinaryPrimitives.WriteUInt16BigEndian(request.AsSpan(8), (ushort)target.Port);
-        await socket.SendAsync(request, SocketFlags.None, cancellationToken).ConfigureAwait(false);
-        await ReadExactlyAsync(socket, buffer.AsMemory(0, 4), cancellationToken).ConfigureAwait(false);
-        if (buffer[1] != 0)
-        {
-            throw new IOException($"SOCKS reply {buffer[1]}");
-        }
-
-        int length = buffer[3] switch { 1 => 4, 4 => 16, _ => throw new IOException($"reply ATYP {buffer[3]}") };
-        await ReadExactlyAsync(socket, buffer.AsMemory(0, length + 2), cancellationToken).ConfigureAwait(false);
-        return new IPEndPoint(new IPAddress(buffer.AsSpan(0, length)), BinaryPrimitives.ReadUInt16BigEndian(buffer.AsSpan(length)));
-    }
-
-    public static async Task ReadExactlyAsync(Socket socket, Memory<byte> buffer, CancellationToken cancellationToken)
-    {
-        while (buffer.Length > 0)
-        {
-            int n = await socket.ReceiveAsync(buffer, SocketFlags.None, cancellationToken).ConfigureAwait(false);
-            if (n == 0)
-            {
-                throw new EndOfStreamException();
-            }
-
-            buffer = buffer[n..];
+            throw new IOException($"SOCKS reply {code}");
         }
     }
 
@@ -205,7 +173,7 @@ internal sealed class SocksLoad(NamespaceSocketSupply tcp, IPEndPoint? proxy)
                         Interlocked.Increment(ref windowCounts[slot]);
                     }
                     await socket.SendAsync(buffer, SocketFlags.None, hardStop.Token).ConfigureAwait(false);
-                    await ReadExactlyAsync(socket, buffer, hardStop.Token).ConfigureAwait(false);
+                    await Socks5Client.ReadExactlyAsync(socket, buffer, hardStop.Token).ConfigureAwait(false);
                     if (targetCloses)
                     {
                         while (await socket.ReceiveAsync(buffer, SocketFlags.None, hardStop.Token).ConfigureAwait(false) > 0)
@@ -276,13 +244,11 @@ internal sealed class SocksLoad(NamespaceSocketSupply tcp, IPEndPoint? proxy)
         {
             control = await tcp.TakeAsync(stop.Token).ConfigureAwait(false);
             await control.ConnectAsync(proxy, stop.Token).ConfigureAwait(false);
-            var relay = await RequestAsync(control, 3, new IPEndPoint(IPAddress.Any, 0), stop.Token).ConfigureAwait(false);
+            var (code, relay) = await Socks5Client.HandshakeAsync(control, Socks5Client.UdpAssociate, new IPEndPoint(IPAddress.Any, 0), stop.Token).ConfigureAwait(false);
+            EnsureGranted(code);
             sendTo = relay.Address.Equals(IPAddress.Any) ? new IPEndPoint(proxy.Address, relay.Port) : relay;
-            // RFC 1928 section 7: RSV RSV FRAG ATYP DST.ADDR DST.PORT, then the data.
-            header = 10;
-            payload[3] = 1;
-            echo.Address.TryWriteBytes(payload.AsSpan(4), out _);
-            BinaryPrimitives.WriteUInt16BigEndian(payload.AsSpan(8), (ushort)echo.Port);
+            header = Socks5Client.UdpHeaderBytes;
+            Socks5Client.WriteUdpHeader(payload, echo);
         }
 
         try

@@ -14,7 +14,7 @@ public class BucketHashTests
     [InlineData("198.18.0.101", 4096, 0xdeadbeefu, 2095)]
     [InlineData("198.18.0.102", 4096, 0xdeadbeefu, 3600)]
     [InlineData("198.18.0.103", 4096, 0xdeadbeefu, 3224)]
-    public void Matches_kernel_vectors(string address, int buckets, uint seed, int expected)
+    public void Hash_KernelVectors_AreMatched(string address, int buckets, uint seed, int expected)
     {
         var ip = IPAddress.Parse(address);
         Assert.Equal(expected, BucketHash.Bucket(ip, buckets, seed));
@@ -22,7 +22,7 @@ public class BucketHashTests
     }
 
     [Fact]
-    public void Equals_generic_lookup3_jhash_for_four_bytes()
+    public void Hash_OfFourBytes_EqualsGenericLookup3Jhash()
     {
         var rng = new Random(4242);
         var key = new byte[4];
@@ -35,7 +35,7 @@ public class BucketHashTests
     }
 
     [Fact]
-    public void Scale_is_reciprocal_scale_not_modulo()
+    public void Scale_AnyHash_IsReciprocalScaleNotModulo()
     {
         Assert.Equal(0, BucketHash.Scale(0, 4096));
         Assert.Equal(4095, BucketHash.Scale(uint.MaxValue, 4096));
@@ -44,7 +44,7 @@ public class BucketHashTests
     }
 
     [Fact]
-    public void Rejects_bad_input()
+    public void Bucket_BadInput_IsRejected()
     {
         Assert.Throws<ArgumentException>(() => BucketHash.Jhash(new byte[3], 0));
         Assert.Throws<ArgumentException>(() => BucketHash.Jhash(new byte[5], 0));
@@ -53,7 +53,7 @@ public class BucketHashTests
     }
 
     [Fact]
-    public void Spreads_a_subnet_evenly()
+    public void Bucket_OfASubnet_SpreadsEvenly()
     {
         var counts = new int[16];
         for (int i = 0; i < 65536; i++)

@@ -10,7 +10,7 @@ public class HandoverPlannerTests
     private static OwnershipTable Table(ulong active) => Ownership.Compute(MembershipView.FromActiveMask(3, B, active));
 
     [Fact]
-    public void Releases_at_once_even_when_claims_are_gated()
+    public void Plan_ClaimsGated_StillReleasesAtOnce()
     {
         // Node 1 covered node 3's buckets; node 3 is back: release them without waiting.
         var held = Table(0b011).SetOf(1);
@@ -22,7 +22,7 @@ public class HandoverPlannerTests
     }
 
     [Fact]
-    public void Takes_over_from_a_dead_peer_immediately()
+    public void Plan_PeerDead_TakesOverImmediately()
     {
         var plan = HandoverPlanner.Plan(1, Table(0b111).SetOf(1), Table(0b011), [new(2, Table(0b011))], claimsAllowed: true);
         Assert.Equal(Table(0b011).SetOf(1), plan.Held);
@@ -30,7 +30,7 @@ public class HandoverPlannerTests
     }
 
     [Fact]
-    public void Joiner_waits_until_the_holder_advertises_the_release()
+    public void Plan_Joiner_WaitsUntilTheHolderAdvertisesTheRelease()
     {
         var target = Table(0b111);
         // Node 3 returns; node 1 still advertises the view without it, node 2 already has it.
@@ -50,7 +50,7 @@ public class HandoverPlannerTests
     }
 
     [Fact]
-    public void Gated_claims_wait()
+    public void Plan_ClaimsGated_Wait()
     {
         var target = Table(0b111);
         var plan = HandoverPlanner.Plan(3, new BucketSet(B), target, [new(1, target), new(2, target)], claimsAllowed: false);
@@ -59,7 +59,7 @@ public class HandoverPlannerTests
     }
 
     [Fact]
-    public void Rejects_mismatched_bucket_counts()
+    public void Plan_MismatchedBucketCounts_AreRejected()
     {
         Assert.Throws<ArgumentException>(() => HandoverPlanner.Plan(1, new BucketSet(B + 1), Table(0b111), [], true));
     }

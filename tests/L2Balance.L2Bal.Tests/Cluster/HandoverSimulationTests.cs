@@ -17,7 +17,7 @@ public class HandoverSimulationTests
     [InlineData(4, 0.1)]
     [InlineData(5, 0.1)]
     [InlineData(5, 0.3)] // faults closer together than the delivery delay
-    public void Claimed_sets_stay_disjoint_and_converge(int nodes, double faultProbability)
+    public void Handover_RandomSchedules_StayDisjointAndConverge(int nodes, double faultProbability)
     {
         long claims = 0;
         for (int seed = 0; seed < 40; seed++)
@@ -35,7 +35,7 @@ public class HandoverSimulationTests
     }
 
     [Fact]
-    public void Without_the_settle_time_two_nodes_can_claim_the_same_bucket()
+    public void Handover_WithoutTheSettleTime_LetsTwoNodesClaimOneBucket()
     {
         // Ablation: proves the gate in HandoverPlanner's remarks is needed, not decorative.
         bool collided = false;

@@ -17,7 +17,7 @@ public class MembershipEngineTests
     private static readonly TimeSpan Dead = Interval * 3;
 
     [Fact]
-    public void Start_up_settles_on_exact_shares()
+    public void StartUp_AllNodes_SettleOnExactShares()
     {
         var cluster = new Cluster(3);
         cluster.Run(TimeSpan.FromMilliseconds(600));
@@ -25,7 +25,7 @@ public class MembershipEngineTests
     }
 
     [Fact]
-    public void A_node_that_just_started_claims_nothing_before_listening_for_the_dead_time()
+    public void StartUp_BeforeTheDeadTime_ClaimsNothing()
     {
         var cluster = new Cluster(3);
         cluster.Run(Dead - TimeSpan.FromMilliseconds(20));
@@ -33,7 +33,7 @@ public class MembershipEngineTests
     }
 
     [Fact]
-    public void Lost_node_is_covered_and_returns_by_handshake()
+    public void LostNode_CoveredThenBack_ReturnsByHandshake()
     {
         var cluster = new Cluster(3);
         cluster.Run(TimeSpan.FromMilliseconds(600));
@@ -47,7 +47,7 @@ public class MembershipEngineTests
     }
 
     [Fact]
-    public void Unhealthy_and_draining_nodes_release_everything_and_get_it_back()
+    public void UnhealthyOrDrainingNode_ReleasesEverything_GetsItBackAfter()
     {
         var cluster = new Cluster(3);
         cluster.Run(TimeSpan.FromMilliseconds(600));
@@ -63,7 +63,7 @@ public class MembershipEngineTests
     }
 
     [Fact]
-    public void After_a_stall_a_node_holds_nothing_and_listens_before_claiming_again()
+    public void Stall_OfOneNode_HoldsNothingAndListensBeforeClaiming()
     {
         var cluster = new Cluster(2);
         cluster.Run(TimeSpan.FromMilliseconds(600));
@@ -87,7 +87,7 @@ public class MembershipEngineTests
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
-    public void A_pause_of_every_node_at_once_declares_nobody_dead(bool discount)
+    public void Pause_OfEveryNodeAtOnce_DeclaresNobodyDead(bool discount)
     {
         var cluster = new Cluster(3, eventDriven: true);
         cluster.Run(TimeSpan.FromMilliseconds(600));
@@ -108,7 +108,7 @@ public class MembershipEngineTests
     }
 
     [Fact]
-    public void The_discount_neither_revives_a_dead_peer_nor_spares_one_that_died_during_the_pause()
+    public void PauseDiscount_DeadPeer_IsNeitherRevivedNorSpared()
     {
         var cluster = new Cluster(3, eventDriven: true);
         cluster.Run(TimeSpan.FromMilliseconds(600));
@@ -128,7 +128,7 @@ public class MembershipEngineTests
     }
 
     [Fact]
-    public void A_leaving_node_is_dead_at_once_for_its_peers()
+    public void LeavingNode_ForItsPeers_IsDeadAtOnce()
     {
         var cluster = new Cluster(2);
         cluster.Run(TimeSpan.FromMilliseconds(600));
@@ -143,7 +143,7 @@ public class MembershipEngineTests
     /// as with fixed ticks, and a dead peer is declared within a millisecond of its dead time.
     /// </summary>
     [Fact]
-    public void Stepping_only_at_deadlines_and_adverts_covers_at_the_dead_time_and_hands_back()
+    public void Step_OnlyAtDeadlinesAndAdverts_CoversAtTheDeadTimeAndHandsBack()
     {
         var cluster = new Cluster(3, eventDriven: true);
         cluster.Run(TimeSpan.FromMilliseconds(600));
@@ -174,7 +174,7 @@ public class MembershipEngineTests
     /// the one delivery delay between node 1's claim and node 2's hearing of it, 1 ms here.)
     /// </summary>
     [Fact]
-    public void A_node_declared_dead_by_a_peer_that_took_its_buckets_releases_them()
+    public void NodeDeclaredDead_ByAPeerThatTookItsBuckets_ReleasesThem()
     {
         var cluster = new Cluster(2, eventDriven: true);
         cluster.Run(TimeSpan.FromMilliseconds(600));
@@ -197,7 +197,7 @@ public class MembershipEngineTests
     /// latest advert carries a third view, losing a node waits the settle time before claiming.
     /// </summary>
     [Fact]
-    public void A_cover_waits_for_the_settle_time_when_a_peer_advertises_another_view()
+    public void Cover_PeerAdvertisesAnotherView_WaitsForTheSettleTime()
     {
         var t = TimeSpan.FromSeconds(10);
         var engine = new MembershipEngine(1, 4, Buckets, Interval, Dead, Interval / 2, t);
@@ -229,7 +229,7 @@ public class MembershipEngineTests
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
-    public void Random_faults_never_give_a_bucket_two_holders(bool eventDriven)
+    public void Membership_RandomFaults_NeverGiveABucketTwoHolders(bool eventDriven)
     {
         for (var seed = 0; seed < (eventDriven ? 60 : 20); seed++)
         {

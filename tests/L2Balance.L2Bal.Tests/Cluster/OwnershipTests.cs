@@ -14,7 +14,7 @@ public class OwnershipTests
         Ownership.Compute(MembershipView.FromActiveMask(n, buckets, active));
 
     [Fact]
-    public void All_up_is_contiguous_blocks_and_exactly_balanced()
+    public void Owners_AllUp_AreContiguousBlocksExactlyBalanced()
     {
         for (int n = 1; n <= 8; n++)
         {
@@ -34,7 +34,7 @@ public class OwnershipTests
     }
 
     [Fact]
-    public void Losing_one_node_moves_exactly_its_buckets_evenly()
+    public void Owners_OneNodeLost_MoveExactlyItsBucketsEvenly()
     {
         for (int n = 2; n <= 8; n++)
         {
@@ -69,7 +69,7 @@ public class OwnershipTests
     }
 
     [Fact]
-    public void One_node_changing_never_moves_a_bucket_between_two_others()
+    public void Owners_OneNodeChanging_NeverMoveABucketBetweenTwoOthers()
     {
         var rng = new Random(1998);
         for (int i = 0; i < 300; i++)
@@ -87,7 +87,7 @@ public class OwnershipTests
     }
 
     [Fact]
-    public void No_active_node_leaves_every_bucket_unowned_and_one_takes_all()
+    public void Owners_NoneOrOneActive_LeaveAllUnownedOrGiveOneAll()
     {
         var none = Table(4, 0);
         Assert.Equal(B, none.UnownedCount);
@@ -98,7 +98,7 @@ public class OwnershipTests
     }
 
     [Fact]
-    public void Only_the_active_set_matters_and_results_are_deterministic()
+    public void Owners_SameActiveSet_AreDeterministic()
     {
         var statuses = new[] { NodeStatus.Active, NodeStatus.Unhealthy, NodeStatus.Active, NodeStatus.Draining, NodeStatus.Dead };
         var a = Ownership.Compute(new MembershipView(B, statuses));
@@ -111,7 +111,7 @@ public class OwnershipTests
     }
 
     [Fact]
-    public void Nodes_computing_independently_agree()
+    public void Owners_ComputedIndependently_Agree()
     {
         var rng = new Random(7);
         for (int i = 0; i < 50; i++)
@@ -126,7 +126,7 @@ public class OwnershipTests
     }
 
     [Fact]
-    public void Ranges_are_nft_interval_elements()
+    public void Ranges_OfOwnedBuckets_AreNftIntervalElements()
     {
         var t = Table(3, All(3), 12);
         // All up: one contiguous block per node, so one interval element each in nft.
@@ -138,7 +138,7 @@ public class OwnershipTests
     }
 
     [Fact]
-    public void Ranges_cover_exactly_the_owned_buckets()
+    public void Ranges_OfOwnedBuckets_CoverExactlyThem()
     {
         var rng = new Random(3);
         for (int i = 0; i < 50; i++)
@@ -154,7 +154,7 @@ public class OwnershipTests
     }
 
     [Fact]
-    public void Diff_groups_by_from_and_to()
+    public void Diff_OfTwoViews_GroupsByFromAndTo()
     {
         var before = Table(3, 0b111, 12);
         var after = Table(3, 0b011, 12);
@@ -169,7 +169,7 @@ public class OwnershipTests
     }
 
     [Fact]
-    public void Views_reject_bad_input()
+    public void View_BadInput_IsRejected()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => MembershipView.FromActiveMask(0, B, 0));
         Assert.Throws<ArgumentOutOfRangeException>(() => MembershipView.FromActiveMask(65, B, 0));
@@ -185,7 +185,7 @@ public class OwnershipTests
 public class BucketSetTests
 {
     [Fact]
-    public void Adds_removes_counts_and_ranges()
+    public void BucketSet_AddsAndRemoves_CountAndRangeCorrectly()
     {
         var s = new BucketSet(130);
         foreach (int b in new[] { 0, 1, 2, 63, 64, 65, 129 })

@@ -6,7 +6,7 @@ namespace L2Balance.L2Bal.Tests.Cluster;
 public class PortSliceTests
 {
     [Fact]
-    public void Slices_are_disjoint_contiguous_and_cover_the_range()
+    public void Slices_OfEveryNode_AreDisjointContiguousAndCoverTheRange()
     {
         for (int n = 1; n <= 16; n++)
         {
@@ -28,7 +28,7 @@ public class PortSliceTests
     }
 
     [Fact]
-    public void Known_values()
+    public void Slice_KnownInputs_GiveKnownRanges()
     {
         Assert.Equal((32768, 60999), PortSlice.For(1, 1));
         Assert.Equal((32768, 42178), PortSlice.For(1, 3));
@@ -37,7 +37,7 @@ public class PortSliceTests
     }
 
     [Fact]
-    public void Service_ports_lie_outside_every_slice()
+    public void ServicePorts_AnyNodeCount_LieOutsideEverySlice()
     {
         foreach (int port in new[] { 53, 1080, 8080, 32767, 61000 })
         {
@@ -58,7 +58,7 @@ public class PortSliceTests
     [InlineData(-1, 3)]
     [InlineData(1, 0)]
     [InlineData(1, 65)]
-    public void Rejects_bad_input(int id, int count)
+    public void Slice_BadInput_IsRejected(int id, int count)
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => PortSlice.For(id, count));
     }

@@ -12,7 +12,7 @@ public class HealthPolicyTests
     private static HealthProbeResult Fail(string detail) => new(HealthFailure.Timeout, detail);
 
     [Fact]
-    public void Starts_unhealthy_and_turns_healthy_at_the_first_passing_probe()
+    public void Health_FirstPassingProbe_TurnsHealthy()
     {
         var policy = new HealthPolicy(fall: 3, rise: 5);
         Assert.Equal(HealthState.Unhealthy, policy.State);
@@ -24,7 +24,7 @@ public class HealthPolicyTests
     }
 
     [Fact]
-    public void Unhealthy_after_fall_failures_in_a_row_only()
+    public void Health_FallFailuresInARow_TurnUnhealthy()
     {
         var policy = new HealthPolicy(fall: 3, rise: 2);
         Assert.True(policy.Record(Pass));
@@ -40,7 +40,7 @@ public class HealthPolicyTests
     }
 
     [Fact]
-    public void Healthy_again_after_rise_successes_in_a_row_only()
+    public void Health_RiseSuccessesInARow_TurnHealthyAgain()
     {
         var policy = new HealthPolicy(fall: 1, rise: 3);
         Assert.True(policy.Record(Pass));
@@ -55,7 +55,7 @@ public class HealthPolicyTests
     }
 
     [Fact]
-    public void A_refused_connect_is_unhealthy_at_once_other_failures_need_fall()
+    public void Health_RefusedConnect_IsUnhealthyAtOnce()
     {
         var policy = new HealthPolicy(fall: 3, rise: 2);
         Assert.True(policy.Record(Pass));
@@ -73,7 +73,7 @@ public class HealthPolicyTests
     }
 
     [Fact]
-    public void The_full_probe_runs_once_in_N_checks_while_healthy_and_always_otherwise()
+    public void FullProbe_WhileHealthyOrNot_RunsOnceInNChecksOrAlways()
     {
         var policy = new HealthPolicy(fall: 3, rise: 2);
         // Unhealthy (at start): every check is the full probe, so rise counts at the full rate.

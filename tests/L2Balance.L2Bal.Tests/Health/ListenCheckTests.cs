@@ -12,7 +12,7 @@ namespace L2Balance.L2Bal.Tests.Health;
 public sealed class ListenCheckTests
 {
     [Fact]
-    public void A_listener_on_the_address_is_seen_and_gone_once_closed()
+    public void ListenCheck_ListenerOnTheAddress_IsSeenUntilClosed()
     {
         IPEndPoint endPoint;
         using (var listener = Listening(new IPEndPoint(IPAddress.Loopback, 0)))
@@ -26,7 +26,7 @@ public sealed class ListenCheckTests
     }
 
     [Fact]
-    public void A_bound_socket_that_does_not_listen_is_not_a_listener()
+    public void ListenCheck_BoundButNotListening_IsNoListener()
     {
         using var bound = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         bound.Bind(new IPEndPoint(IPAddress.Loopback, 0));
@@ -35,7 +35,7 @@ public sealed class ListenCheckTests
     }
 
     [Fact]
-    public void A_dual_stack_wildcard_listener_takes_the_IPv4_address()
+    public void ListenCheck_DualStackWildcardListener_TakesTheIPv4Address()
     {
         using var listener = Listening(new IPEndPoint(IPAddress.IPv6Any, 0), dualMode: true);
         var port = ((IPEndPoint)listener.LocalEndPoint!).Port;
@@ -44,7 +44,7 @@ public sealed class ListenCheckTests
     }
 
     [Fact]
-    public void A_listener_on_another_port_does_not_count()
+    public void ListenCheck_ListenerOnAnotherPort_DoesNotCount()
     {
         using var listener = Listening(new IPEndPoint(IPAddress.Loopback, 0));
         var port = ((IPEndPoint)listener.LocalEndPoint!).Port;
@@ -53,7 +53,7 @@ public sealed class ListenCheckTests
     }
 
     [Fact]
-    public void An_IPv4_wildcard_listener_does_not_take_an_IPv6_address()
+    public void ListenCheck_IPv4WildcardListener_DoesNotTakeAnIPv6Address()
     {
         using var listener = Listening(new IPEndPoint(IPAddress.Any, 0));
         var port = ((IPEndPoint)listener.LocalEndPoint!).Port;

@@ -16,7 +16,7 @@ public class ConntrackTableTests
         + "ipv6     10 tcp      6 431999 ESTABLISHED src=fdc6::1 dst=fdc6::10 sport=3 dport=8080 src=fdc6::10 dst=fdc6::1 sport=8080 dport=3 [ASSURED] mark=65539 zone=0 use=2\n";
 
     [Fact]
-    public void CountByBucket_EstablishedTcpAndUdpToTheVip_ByMark()
+    public void CountByBucket_EstablishedFlowsToTheVip_AreCountedByMark()
     {
         var counts = ConntrackTable.CountByBucket(new StringReader(Table), IPAddress.Parse("198.18.0.10"), 4096);
 
@@ -25,7 +25,7 @@ public class ConntrackTableTests
     }
 
     [Fact]
-    public void CountByBucket_IgnoresBucketsBeyondB_AndGarbage()
+    public void CountByBucket_BucketsBeyondBOrGarbage_AreIgnored()
     {
         var counts = ConntrackTable.CountByBucket(new StringReader(Table + "garbage\n\n"), IPAddress.Parse("198.18.0.10"), 100);
 

@@ -26,7 +26,7 @@ public class NftRulesetTests
             && !l.StartsWith("flags ", StringComparison.Ordinal) && !l.StartsWith("comment ", StringComparison.Ordinal) && l != "}");
 
     [Fact]
-    public void Install_IsIdempotent_CreateDeletePairsFirst()
+    public void Install_Script_IsIdempotentWithCreateDeletePairsFirst()
     {
         var text = NftRuleset.Install(Sample());
         var lines = text.Split('\n');
@@ -36,7 +36,7 @@ public class NftRulesetTests
     }
 
     [Fact]
-    public void Install_BothTablesOwned()
+    public void Install_BothTables_AreOwned()
     {
         var text = NftRuleset.Install(Sample());
 
@@ -47,7 +47,7 @@ public class NftRulesetTests
     }
 
     [Fact]
-    public void Install_EveryRuleHasAComment()
+    public void Install_EveryRule_HasAComment()
     {
         var rules = RuleLines(NftRuleset.Install(Sample(MacMode.UnicastFlood))).ToList();
 
@@ -59,7 +59,7 @@ public class NftRulesetTests
     [InlineData(4096, 0x5eedu, "jhash ip saddr mod 4096 seed 0x5eed")]
     [InlineData(1024, 0xdeadbeefu, "jhash ip saddr mod 1024 seed 0xdeadbeef")]
     [InlineData(4096, 0u, "jhash ip saddr mod 4096 seed 0x0")]
-    public void Install_HashHasExplicitSeedAndModulus_InBothTables(int buckets, uint seed, string expected)
+    public void Install_HashInBothTables_HasExplicitSeedAndModulus(int buckets, uint seed, string expected)
     {
         var text = NftRuleset.Install(Sample(buckets: buckets) with { Seed = seed });
 
@@ -68,7 +68,7 @@ public class NftRulesetTests
     }
 
     [Fact]
-    public void Install_IngressChain_CommonCaseFirst_ThenTheChecks()
+    public void Install_IngressChain_PutsTheCommonCaseFirst()
     {
         var text = NftRuleset.Install(Sample());
 
@@ -87,7 +87,7 @@ public class NftRulesetTests
     }
 
     [Fact]
-    public void Install_PreroutingChain_LeaseBeforeBucket_SynOnly_SilentMidFlowDrop()
+    public void Install_PreroutingChain_ChecksLeaseBeforeBucketOnSynOnly()
     {
         var text = NftRuleset.Install(Sample());
 
@@ -116,7 +116,7 @@ public class NftRulesetTests
     }
 
     [Fact]
-    public void Install_EgressGuard_OnlyInUnicastFloodMode()
+    public void Install_EgressGuard_ExistsOnlyInUnicastFloodMode()
     {
         var unicast = NftRuleset.Install(Sample(MacMode.UnicastFlood));
         var multicast = NftRuleset.Install(Sample(MacMode.Multicast));
@@ -138,7 +138,7 @@ public class NftRulesetTests
     }
 
     [Fact]
-    public void Install_DeclaresEveryNamedCounterItUses()
+    public void Install_EveryNamedCounterUsed_IsDeclared()
     {
         var text = NftRuleset.Install(Sample(MacMode.UnicastFlood));
         var used = System.Text.RegularExpressions.Regex.Matches(text, "counter name \"([a-z0-9_]+)\"").Select(m => m.Groups[1].Value).Distinct();
@@ -147,7 +147,7 @@ public class NftRulesetTests
     }
 
     [Fact]
-    public void Apply_ReplacesBothSetsFromRanges_AndRenewsLease()
+    public void Apply_Ranges_ReplaceBothSetsAndRenewTheLease()
     {
         var owned = new BucketSet(4096);
         var accepted = new BucketSet(4096);
@@ -189,7 +189,7 @@ public class NftRulesetTests
     }
 
     [Fact]
-    public void Install_SliceSets_StartEmpty_ApplyGrantsASinglePortSliceAsOneElement()
+    public void SliceSets_EmptyThenGrantedASinglePortSlice_HoldItAsOneElement()
     {
         var settings = Sample() with { OwnSlice = new PortSpan(40000, 40000) };
         var install = NftRuleset.Install(settings);
@@ -217,7 +217,7 @@ public class NftRulesetTests
     }
 
     [Fact]
-    public void RenewLease_FlushThenAddWithTimeout_RoundsUpToMilliseconds()
+    public void RenewLease_FractionalTimeout_IsRoundedUpToMilliseconds()
     {
         Assert.Equal(
             "flush set ip l2bal lease\nadd element ip l2bal lease { 0x1 timeout 251ms }\n",
@@ -226,7 +226,7 @@ public class NftRulesetTests
     }
 
     [Fact]
-    public void Remove_IsIdempotent()
+    public void Remove_Script_IsIdempotent()
     {
         Assert.Equal(
             "table netdev l2bal { flags owner; }\ndelete table netdev l2bal\ntable ip l2bal { flags owner; }\ndelete table ip l2bal\n",
@@ -237,13 +237,13 @@ public class NftRulesetTests
     [InlineData("eth0; flush ruleset", "l2bal")]
     [InlineData("eth0", "l2bal\"")]
     [InlineData("", "l2bal")]
-    public void Install_RejectsNamesThatAreNotPlain(string iface, string table)
+    public void Install_NameThatIsNotPlain_IsRefused(string iface, string table)
     {
         Assert.Throws<ArgumentException>(() => NftRuleset.Install(Sample() with { Interface = iface, TableName = table }));
     }
 
     [Fact]
-    public void Install_RejectsBadSettings()
+    public void Install_BadSettings_AreRefused()
     {
         Assert.Throws<ArgumentException>(() => NftRuleset.Install(Sample() with { Vip = IPAddress.Parse("fdc6::10") }));
         Assert.Throws<ArgumentException>(() => NftRuleset.Install(Sample(buckets: 0x10001)));
@@ -251,7 +251,7 @@ public class NftRulesetTests
     }
 
     [Fact]
-    public void Elements_SingletonsAndRuns()
+    public void Elements_SingletonsAndRuns_BecomeValuesAndIntervals()
     {
         var set = new BucketSet(16);
         foreach (int b in new[] { 0, 2, 3, 4, 15 })
@@ -278,7 +278,7 @@ public class NftRulesetTests
 public class NftRulesetServiceTests
 {
     [Fact]
-    public void Services_restrict_new_flows_to_their_ports_and_only_when_given()
+    public void Services_WhenGiven_RestrictNewFlowsToTheirPorts()
     {
         var without = NftRuleset.Install(NftRulesetTests.Sample());
         Assert.DoesNotContain("dropped_not_service", without, StringComparison.Ordinal);

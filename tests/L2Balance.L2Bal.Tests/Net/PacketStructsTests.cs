@@ -7,7 +7,7 @@ namespace L2Balance.L2Bal.Tests.Net;
 public sealed class PacketStructsTests
 {
     [Fact]
-    public void SockaddrLl_ExactLayout_AndRoundTrip()
+    public void SockaddrLl_Written_HasExactLayoutAndRoundTrips()
     {
         var b = Enumerable.Repeat((byte)0xAA, 24).ToArray();
         PacketStructs.WriteSockaddrLl(b, 0x0806, 0x01020304);
@@ -21,7 +21,7 @@ public sealed class PacketStructsTests
     }
 
     [Fact]
-    public void PacketMreq_ExactLayout()
+    public void PacketMreq_Written_HasExactLayout()
     {
         var b = new byte[16];
         PacketStructs.WritePacketMreq(b, 5, 3, MacAddress.Parse("02:c1:00:00:00:0a"));
@@ -31,7 +31,7 @@ public sealed class PacketStructsTests
     }
 
     [Fact]
-    public void IfreqName_NulTerminated_ZeroFilled()
+    public void IfreqName_Written_IsNulTerminatedAndZeroFilled()
     {
         var b = Enumerable.Repeat((byte)0xAA, 40).ToArray();
         PacketStructs.WriteIfreqName(b, "eth0");
@@ -58,13 +58,13 @@ public sealed class PacketStructsTests
     [InlineData("lo")]
     [InlineData("0123456789abcde")]
     [InlineData("br-lan.10")]
-    public void InterfaceName_Valid(string name)
+    public void InterfaceName_Valid_IsAccepted(string name)
     {
         PacketStructs.ValidateInterfaceName(name);
     }
 
     [Fact]
-    public void NodeSetup_DesiredSysctls_PerDesign()
+    public void NodeSetup_DesiredSysctls_AreTheDesignedOnes()
     {
         var unicast = NodeSetup.DesiredSysctls("/p", "eth0", multicastMode: false);
         var multicast = NodeSetup.DesiredSysctls("/p", "eth0", multicastMode: true);

@@ -11,7 +11,7 @@ public sealed class RtNetlinkCodecTests
     private static readonly IPAddress Vip = IPAddress.Parse("198.18.0.10");
 
     [Fact]
-    public void NewAddr_ExactLayout()
+    public void NewAddr_Written_HasExactLayout()
     {
         var buffer = new byte[64];
         int n = RtNetlinkCodec.WriteAddressRequest(buffer, RTM_NEWADDR, sequence: 0x01020304, interfaceIndex: 1, Vip, 32);
@@ -32,7 +32,7 @@ public sealed class RtNetlinkCodecTests
     }
 
     [Fact]
-    public void DelAddr_HasNoCreateFlags()
+    public void DelAddr_Written_HasNoCreateFlags()
     {
         var buffer = new byte[RtNetlinkCodec.AddressRequestLength];
         RtNetlinkCodec.WriteAddressRequest(buffer, RTM_DELADDR, 7, 3, Vip, 32);
@@ -43,7 +43,7 @@ public sealed class RtNetlinkCodecTests
     }
 
     [Fact]
-    public void Request_RejectsIPv6_BadType_BadPrefix_SmallBuffer()
+    public void Request_IPv6OrBadTypeOrPrefixOrSmallBuffer_IsRefused()
     {
         var buffer = new byte[RtNetlinkCodec.AddressRequestLength];
         Assert.Throws<ArgumentException>(() => RtNetlinkCodec.WriteAddressRequest(buffer, RTM_NEWADDR, 1, 1, IPAddress.Parse("fdc6::1"), 128));
@@ -60,7 +60,7 @@ public sealed class RtNetlinkCodecTests
     [InlineData(5, 8)]
     [InlineData(36, 36)]
     [InlineData(37, 40)]
-    public void Align_RoundsUpToFour(int length, int aligned)
+    public void Align_AnyLength_RoundsUpToFour(int length, int aligned)
     {
         Assert.Equal(aligned, RtNetlinkCodec.Align(length));
     }
@@ -70,7 +70,7 @@ public sealed class RtNetlinkCodecTests
     [InlineData(-17, (int)NetlinkAckStatus.Error, 17)]
     [InlineData(-1, (int)NetlinkAckStatus.Error, 1)]
     [InlineData(5, (int)NetlinkAckStatus.Invalid, 0)]
-    public void Ack_DecodesErrno(int error, int statusValue, int errno)
+    public void Ack_WithErrno_DecodesIt(int error, int statusValue, int errno)
     {
         var status = (NetlinkAckStatus)statusValue;
         var ack = Ack(seq: 42, error);
@@ -81,7 +81,7 @@ public sealed class RtNetlinkCodecTests
     }
 
     [Fact]
-    public void Ack_OtherSequenceOrType_IsOtherMessage_AndSteppable()
+    public void Ack_OtherSequenceOrType_IsASteppableOtherMessage()
     {
         var other = Ack(seq: 41, 0);
         var notError = Ack(seq: 42, 0);

@@ -9,7 +9,7 @@ namespace L2Balance.L2Bal.Tests.Net;
 public sealed class SockDiagCodecTests
 {
     [Fact]
-    public void ListenDump_ExactLayout()
+    public void ListenDump_Written_HasExactLayout()
     {
         var buffer = new byte[SockDiagCodec.RequestLength];
         var n = SockDiagCodec.WriteListenDump(buffer, AF_INET, sequence: 0x01020304);
@@ -26,11 +26,11 @@ public sealed class SockDiagCodecTests
     }
 
     [Fact]
-    public void ListenDump_RejectsOtherFamilies() =>
+    public void ListenDump_OtherFamily_IsRefused() =>
         Assert.Throws<ArgumentOutOfRangeException>(() => SockDiagCodec.WriteListenDump(new byte[SockDiagCodec.RequestLength], 17, 1));
 
     [Fact]
-    public void Read_GivesEachListenersAddressAndPort_ThenDone()
+    public void Read_ListenerMessages_GiveEachAddressAndPortThenDone()
     {
         var datagram = Concat(
             Message(7, SOCK_DIAG_BY_FAMILY, DiagMsg(AF_INET, 1080, IPAddress.Parse("198.18.0.10"))),
@@ -45,7 +45,7 @@ public sealed class SockDiagCodecTests
     }
 
     [Fact]
-    public void Read_WithoutDone_AsksForMore_AndSkipsOtherSequences()
+    public void Read_WithoutDone_AsksForMoreAndSkipsOtherSequences()
     {
         var datagram = Concat(
             Message(6, SOCK_DIAG_BY_FAMILY, DiagMsg(AF_INET, 9, IPAddress.Loopback)),
@@ -77,7 +77,7 @@ public sealed class SockDiagCodecTests
     }
 
     [Fact]
-    public void Read_ALengthBelowTheHeader_IsInvalid_NotALoop()
+    public void Read_LengthBelowTheHeader_IsInvalidNotALoop()
     {
         var datagram = Message(1, SOCK_DIAG_BY_FAMILY, new byte[0]);
         BinaryPrimitives.WriteUInt32LittleEndian(datagram, 0);

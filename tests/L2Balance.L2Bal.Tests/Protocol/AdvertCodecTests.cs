@@ -37,7 +37,7 @@ public class AdvertCodecTests
 
     /// <summary>The daemon's reusable HMAC signs exactly as the one-shot form, advert after advert, and verifies (and rejects) the same.</summary>
     [Fact]
-    public void A_reused_hmac_signs_and_verifies_as_the_one_shot_form()
+    public void Hmac_Reused_SignsAndVerifiesAsTheOneShotForm()
     {
         using var hmac = IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, Key);
         for (ulong sequence = 1; sequence <= 5; sequence++)
@@ -57,7 +57,7 @@ public class AdvertCodecTests
     }
 
     [Fact]
-    public void Round_trips()
+    public void Advert_Written_RoundTrips()
     {
         Assert.True(AdvertCodec.TryParse(Encode(Sample), 10, Key, out var parsed, out var reason));
         Assert.Equal(AdvertRejection.None, reason);
@@ -65,7 +65,7 @@ public class AdvertCodecTests
     }
 
     [Fact]
-    public void Layout_is_as_documented()
+    public void Advert_Written_HasTheDocumentedLayout()
     {
         var b = Encode(Sample);
         Assert.Equal("L2BA"u8.ToArray(), b[..4]);
@@ -85,7 +85,7 @@ public class AdvertCodecTests
     }
 
     [Fact]
-    public void Every_strict_prefix_is_truncated_and_longer_is_bad_length()
+    public void Parse_StrictPrefixOrLongerFrame_IsTruncatedOrBadLength()
     {
         var b = Encode(Sample);
         for (int n = 0; n < b.Length; n++)
@@ -97,7 +97,7 @@ public class AdvertCodecTests
     }
 
     [Fact]
-    public void Envelope_checks_come_in_order()
+    public void Parse_SeveralEnvelopeFaults_ReportsTheFirstInOrder()
     {
         var b = Encode(Sample);
         var badMagic = (byte[])b.Clone();
@@ -118,7 +118,7 @@ public class AdvertCodecTests
     }
 
     [Fact]
-    public void Any_flipped_bit_is_rejected()
+    public void Advert_AnyFlippedBit_IsRejected()
     {
         var b = Encode(Sample);
         for (int i = 0; i < b.Length; i++)
@@ -144,13 +144,13 @@ public class AdvertCodecTests
     [InlineData(0, 3)]
     [InlineData(4, 3)]
     [InlineData(65535, 3)]
-    public void Authenticated_bad_node_id(int id, int count)
+    public void Advert_AuthenticatedWithBadNodeId_IsRejected(int id, int count)
     {
         Assert.Equal(AdvertRejection.BadNodeId, Parse(Encode(Sample with { NodeId = (ushort)id, NodeCount = (ushort)count })));
     }
 
     [Fact]
-    public void Authenticated_but_malformed_fields()
+    public void Advert_AuthenticatedWithMalformedFields_IsRejected()
     {
         Assert.Equal(AdvertRejection.Malformed, Parse(Encode(Sample with { State = 0 })));
         Assert.Equal(AdvertRejection.Malformed, Parse(Encode(Sample with { State = (AdvertState)5 })));
@@ -166,7 +166,7 @@ public class AdvertCodecTests
     }
 
     [Fact]
-    public void Short_keys_are_refused()
+    public void Key_TooShort_IsRefused()
     {
         Assert.Throws<ArgumentException>(() => AdvertCodec.Write(Sample, new byte[15], new byte[100]));
         Assert.Throws<ArgumentException>(() => AdvertCodec.TryParse(new byte[100], 10, new byte[15], out _, out _));
@@ -174,7 +174,7 @@ public class AdvertCodecTests
     }
 
     [Fact]
-    public void Random_garbage_never_passes()
+    public void Advert_RandomGarbage_NeverPasses()
     {
         var rng = new Random(5798);
         var b = Encode(Sample);
@@ -193,7 +193,7 @@ public class AdvertCodecTests
     }
 
     [Fact]
-    public void Config_digest_binds_every_input()
+    public void ConfigDigest_AnyInputChanged_Differs()
     {
         var vip = IPAddress.Parse("198.18.0.10");
         var all = new HashSet<UInt128>
@@ -226,7 +226,7 @@ public class AdvertVerifierTests
     }
 
     [Fact]
-    public void Accepts_fresh_adverts_and_refuses_replays()
+    public void Verifier_FreshOrReplayedAdvert_IsAcceptedOrRefused()
     {
         using var v = Node1();
         var a = AdvertCodecTests.Sample;
@@ -241,7 +241,7 @@ public class AdvertVerifierTests
     }
 
     [Fact]
-    public void Refuses_own_id_and_other_configuration()
+    public void Verifier_OwnIdOrOtherConfiguration_IsRefused()
     {
         using var v = Node1();
         Assert.Equal(AdvertRejection.FromSelf, Accept(v, AdvertCodecTests.Sample with { NodeId = 1 }));
@@ -249,7 +249,7 @@ public class AdvertVerifierTests
     }
 
     [Fact]
-    public void Authentic_misconfigured_adverts_are_handed_back_for_reporting_forged_ones_are_not()
+    public void Verifier_AuthenticMisconfiguredAdvert_IsHandedBackUnlikeAForgedOne()
     {
         using var v = Node1();
         var sameId = AdvertCodecTests.Sample with { NodeId = 1, Incarnation = 5 };
@@ -269,7 +269,7 @@ public class AdvertVerifierTests
     }
 
     [Fact]
-    public void Only_authenticated_adverts_advance_the_replay_state()
+    public void ReplayState_UnauthenticatedAdvert_DoesNotAdvance()
     {
         using var v = Node1();
         var forged = AdvertCodecTests.Sample with { Sequence = ulong.MaxValue };
@@ -278,7 +278,7 @@ public class AdvertVerifierTests
     }
 
     [Fact]
-    public void Replay_is_checked_before_configuration()
+    public void Verifier_ReplayWithOtherConfiguration_IsRefusedAsReplay()
     {
         using var v = Node1();
         var a = AdvertCodecTests.Sample with { ConfigDigest = 7 };
@@ -287,7 +287,7 @@ public class AdvertVerifierTests
     }
 
     [Fact]
-    public void Disposed_verifier_refuses_work()
+    public void Verifier_Disposed_RefusesWork()
     {
         var v = Node1();
         v.Dispose();
@@ -299,7 +299,7 @@ public class AdvertVerifierTests
 public class ReplayGuardTests
 {
     [Fact]
-    public void Tracks_each_peer_separately()
+    public void ReplayWindow_SeveralPeers_AreTrackedSeparately()
     {
         var g = new ReplayGuard();
         Assert.Null(g.LastAccepted(2));
@@ -315,7 +315,7 @@ public class ReplayGuardTests
     }
 
     [Fact]
-    public void Accepts_exactly_the_strictly_increasing_pairs()
+    public void ReplayWindow_AnyPair_IsAcceptedOnlyWhenStrictlyIncreasing()
     {
         var rng = new Random(1);
         var g = new ReplayGuard();

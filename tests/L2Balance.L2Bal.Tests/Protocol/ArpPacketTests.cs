@@ -21,7 +21,7 @@ public class ArpPacketTests
     ];
 
     [Fact]
-    public void Parses_a_request_fixture()
+    public void Parse_RequestFixture_GivesEveryField()
     {
         Assert.True(ArpPacket.TryParse(RequestBytes, out var arp, out var reason));
         Assert.Equal(ArpRejection.None, reason);
@@ -33,7 +33,7 @@ public class ArpPacketTests
     }
 
     [Fact]
-    public void Round_trips_and_ignores_trailing_padding()
+    public void Parse_WrittenPacketWithPadding_RoundTripsIgnoringPadding()
     {
         Assert.True(ArpPacket.TryParse(RequestBytes, out var arp, out _));
         var buffer = new byte[ArpPacket.Length + 18];
@@ -44,7 +44,7 @@ public class ArpPacketTests
     }
 
     [Fact]
-    public void Every_strict_prefix_is_truncated()
+    public void Parse_EveryStrictPrefix_IsTruncated()
     {
         for (int n = 0; n < RequestBytes.Length; n++)
         {
@@ -60,7 +60,7 @@ public class ArpPacketTests
     [InlineData(5, 0x10, (int)ArpRejection.BadProtocolLength)]
     [InlineData(7, 0x03, (int)ArpRejection.BadOperation)]
     [InlineData(7, 0x00, (int)ArpRejection.BadOperation)]
-    public void Each_bad_field_has_its_reason(int offset, byte value, int expected)
+    public void Parse_EachBadField_HasItsReason(int offset, byte value, int expected)
     {
         var bytes = (byte[])RequestBytes.Clone();
         bytes[offset] = value;
@@ -70,7 +70,7 @@ public class ArpPacketTests
     }
 
     [Fact]
-    public void Reply_answers_with_the_cluster_mac_from_the_own_mac()
+    public void Reply_ToAWhoHas_AnswersClusterMacFromOwnMac()
     {
         Assert.True(ArpPacket.TryParse(RequestBytes, out var request, out _));
         var frame = new byte[128];
@@ -84,7 +84,7 @@ public class ArpPacketTests
     }
 
     [Fact]
-    public void Gratuitous_frame_has_target_mac_equal_to_sender_mac()
+    public void Gratuitous_Built_HasTargetMacEqualToSenderMac()
     {
         // Linux arp_is_garp(): a reply is gratuitous only when target MAC == sender MAC (and
         // target IP == sender IP); only then does it replace a fresh neighbour entry at once.
@@ -103,7 +103,7 @@ public class ArpPacketTests
     }
 
     [Fact]
-    public void Builders_refuse_what_would_break_the_segment()
+    public void Builders_SegmentBreakingInput_IsRefused()
     {
         Assert.True(ArpPacket.TryParse(RequestBytes, out var request, out _));
         var frame = new byte[60];
@@ -117,7 +117,7 @@ public class ArpPacketTests
     }
 
     [Fact]
-    public void Random_garbage_is_rejected_or_parsed_never_thrown()
+    public void Parse_RandomGarbage_NeverThrows()
     {
         var rng = new Random(826);
         var buffer = new byte[64];

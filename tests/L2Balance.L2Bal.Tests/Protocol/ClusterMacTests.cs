@@ -6,7 +6,7 @@ namespace L2Balance.L2Bal.Tests.Protocol;
 public class ClusterMacTests
 {
     [Fact]
-    public void Multicast_mac_is_in_the_iana_block_and_avoids_224_0_0_x()
+    public void MulticastMac_AnyVip_IsInTheIanaBlockOutside224000()
     {
         var seen = new HashSet<MacAddress>();
         for (uint id = 0; id < 20_000; id++)
@@ -25,7 +25,7 @@ public class ClusterMacTests
     }
 
     [Fact]
-    public void Unicast_flood_mac_is_local_unicast_and_injective()
+    public void UnicastFloodMac_AnyVip_IsLocalUnicastAndInjective()
     {
         Assert.Equal("02:c1:00:00:00:0a", ClusterMac.UnicastFlood(10).ToString());
         Assert.Equal("02:c1:ff:ff:ff:ff", ClusterMac.UnicastFlood(uint.MaxValue).ToString());

@@ -9,7 +9,7 @@ public class EthernetFrameTests
         MacAddress.Broadcast, MacAddress.Parse("02:00:00:00:00:01"), EthernetFrame.EtherTypeArp);
 
     [Fact]
-    public void Round_trips()
+    public void Frame_Written_RoundTrips()
     {
         var buffer = new byte[EthernetFrame.HeaderLength];
         Assert.Equal(14, EthernetFrame.Write(Sample, buffer));
@@ -22,7 +22,7 @@ public class EthernetFrameTests
     }
 
     [Fact]
-    public void Every_strict_prefix_is_truncated()
+    public void Parse_EveryStrictPrefix_IsTruncated()
     {
         var buffer = new byte[EthernetFrame.HeaderLength];
         EthernetFrame.Write(Sample, buffer);
@@ -38,7 +38,7 @@ public class EthernetFrameTests
     [InlineData(0x88A8, (int)EthernetRejection.VlanTagged)]
     [InlineData(0x05DC, (int)EthernetRejection.NotEthernetII)]
     [InlineData(0x0000, (int)EthernetRejection.NotEthernetII)]
-    public void Rejects_tags_and_length_fields(int type, int expected)
+    public void Parse_VlanTagOrLengthField_IsRejected(int type, int expected)
     {
         var buffer = new byte[64];
         EthernetFrame.Write(Sample with { EtherType = (ushort)type }, buffer);
@@ -48,7 +48,7 @@ public class EthernetFrameTests
     }
 
     [Fact]
-    public void Write_needs_room()
+    public void Write_IntoTooSmallSpan_Throws()
     {
         Assert.Throws<ArgumentException>(() => EthernetFrame.Write(Sample, new byte[13]));
     }

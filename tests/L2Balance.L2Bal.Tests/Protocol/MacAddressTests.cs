@@ -10,7 +10,7 @@ public class MacAddressTests
     [InlineData("ff:ff:ff:ff:ff:ff", 0xFFFFFFFFFFFFUL)]
     [InlineData("01:00:5e:00:00:0a", 0x01005E00000AUL)]
     [InlineData("00:00:00:00:00:00", 0UL)]
-    public void Parses_and_formats(string text, ulong value)
+    public void Parse_CanonicalText_FormatsBackTheSame(string text, ulong value)
     {
         var mac = MacAddress.Parse(text);
         Assert.Equal(value, mac.Value);
@@ -18,7 +18,7 @@ public class MacAddressTests
     }
 
     [Fact]
-    public void Accepts_dashes_and_upper_case()
+    public void Parse_DashesAndUpperCase_AreAccepted()
     {
         Assert.Equal(MacAddress.Parse("02:c1:00:00:00:0a"), MacAddress.Parse("02-C1-00-00-00-0A"));
     }
@@ -32,14 +32,14 @@ public class MacAddressTests
     [InlineData("0g:00:00:00:00:01")]
     [InlineData("+2:00:00:00:00:01")]
     [InlineData(" 2:00:00:00:00:01")]
-    public void Rejects_malformed(string text)
+    public void Parse_MalformedText_IsRejected(string text)
     {
         Assert.False(MacAddress.TryParse(text, out _));
         Assert.Throws<FormatException>(() => MacAddress.Parse(text));
     }
 
     [Fact]
-    public void Rejects_null_and_wide_values()
+    public void MacAddress_NullOrWiderThan48Bits_IsRejected()
     {
         Assert.False(MacAddress.TryParse(null, out _));
         Assert.Throws<ArgumentOutOfRangeException>(() => new MacAddress(1UL << 48));
@@ -51,7 +51,7 @@ public class MacAddressTests
     [InlineData("01:00:5e:7f:00:01", true, false)]
     [InlineData("ff:ff:ff:ff:ff:ff", true, true)]
     [InlineData("03:00:00:00:00:00", true, true)]
-    public void Reports_group_and_local_bits(string text, bool multicast, bool local)
+    public void Flags_GroupAndLocalBits_AreReported(string text, bool multicast, bool local)
     {
         var mac = MacAddress.Parse(text);
         Assert.Equal(multicast, mac.IsMulticast);
@@ -59,7 +59,7 @@ public class MacAddressTests
     }
 
     [Fact]
-    public void Reads_and_writes_wire_order()
+    public void WireBytes_ReadAndWritten_AreInNetworkOrder()
     {
         byte[] wire = [0x02, 0xc1, 0x00, 0x00, 0x00, 0x0a];
         var mac = MacAddress.Read(wire);

@@ -13,7 +13,7 @@ public sealed class UserStoreTests : IDisposable
     private string PathOf(string name) => System.IO.Path.Combine(_directory, name);
 
     [Fact]
-    public void SetPassword_CreatesA0600File_ThatVerifies()
+    public void SetPassword_NewFile_IsMode0600AndVerifies()
     {
         string path = PathOf("users");
         UserStore.SetPassword(path, "alice", "s3cret");
@@ -37,7 +37,7 @@ public sealed class UserStoreTests : IDisposable
     }
 
     [Fact]
-    public void SetPassword_ChangesOneUser_KeepsOtherLines()
+    public void SetPassword_ExistingFile_ChangesOneUserAndKeepsOtherLines()
     {
         string path = PathOf("users");
         File.WriteAllText(path, "# operators\n\n");
@@ -61,7 +61,7 @@ public sealed class UserStoreTests : IDisposable
     }
 
     [Fact]
-    public void UnicodeNamesAndPasswords()
+    public void SetPassword_UnicodeNameAndPassword_Verifies()
     {
         string path = PathOf("users");
         UserStore.SetPassword(path, "zoë", "pässwörd ✓");
@@ -77,7 +77,7 @@ public sealed class UserStoreTests : IDisposable
     [InlineData("alice:pbkdf2-sha256:100000:AAAA:{hash}", "bad salt: expected base64 of at least 16 bytes")]
     [InlineData("alice:pbkdf2-sha256:100000:{salt}:AAAA", "bad hash: expected base64 of 32 bytes")]
     [InlineData(":pbkdf2-sha256:100000:{salt}:{hash}", "user name must be 1..255 bytes of UTF-8")]
-    public void MalformedLines_AreRejectedWithPathAndLine(string line, string message)
+    public void Parse_MalformedLine_IsRejectedWithPathAndLine(string line, string message)
     {
         string salt = Convert.ToBase64String(new byte[16]), hash = Convert.ToBase64String(new byte[32]);
         string path = PathOf("users");
@@ -87,7 +87,7 @@ public sealed class UserStoreTests : IDisposable
     }
 
     [Fact]
-    public void DuplicateUser_IsRejected()
+    public void Parse_DuplicateUser_IsRejected()
     {
         string line = UserStore.FormatLine("alice", "x", UserStore.MinIterations);
         var error = Assert.Throws<InvalidDataException>(() => UserStore.Parse(line + "\n" + line + "\n", "u"));
@@ -95,7 +95,7 @@ public sealed class UserStoreTests : IDisposable
     }
 
     [Fact]
-    public void CrLfAndCommentsAreAccepted()
+    public void Parse_CrLfAndComments_AreAccepted()
     {
         string line = UserStore.FormatLine("alice", "x", UserStore.MinIterations);
         var store = UserStore.Parse("# users\r\n   \r\n" + line + "\r\n  # indented comment\r\n", "u");
@@ -107,7 +107,7 @@ public sealed class UserStoreTests : IDisposable
     [InlineData("a\nb", "user name must not contain ':' or a line break")]
     [InlineData("", "user name must be 1..255 bytes of UTF-8")]
     [InlineData("#root", "user name must not start with '#'")]
-    public void BadNames(string name, string message)
+    public void CheckUserName_BadName_IsRefusedWithItsReason(string name, string message)
     {
         Assert.Equal(message, UserStore.CheckUserName(name));
         Assert.Throws<ArgumentException>(() => UserStore.SetPassword(PathOf("users"), name, "pw"));
@@ -115,7 +115,7 @@ public sealed class UserStoreTests : IDisposable
     }
 
     [Fact]
-    public void LengthLimits_AreRfc1929Bytes()
+    public void CheckNameAndPassword_OverlongInBytes_AreRefusedAsRfc1929Says()
     {
         Assert.Null(UserStore.CheckUserName(new string('a', 255)));
         Assert.NotNull(UserStore.CheckUserName(new string('a', 256)));
@@ -127,7 +127,7 @@ public sealed class UserStoreTests : IDisposable
     }
 
     [Fact]
-    public void Verify_RejectsOverlongInput_WithoutThrowing()
+    public void Verify_OverlongInput_IsRejectedWithoutThrowing()
     {
         var store = UserStore.Parse(UserStore.FormatLine("alice", "x", UserStore.MinIterations), "u");
         Assert.False(store.Verify("alice", new string('x', 300)));
@@ -136,7 +136,7 @@ public sealed class UserStoreTests : IDisposable
     }
 
     [Fact]
-    public void MissingFile_Throws()
+    public void Load_MissingFile_Throws()
     {
         Assert.Throws<FileNotFoundException>(() => UserStore.Load(PathOf("nope")));
     }

@@ -6,7 +6,7 @@ namespace L2Balance.Proxy.Tests.Config;
 public class ConfigLoaderTests
 {
     [Fact]
-    public void MissingFile_IsAnErrorAtLineZero()
+    public void Load_MissingFile_IsAnErrorAtLineZero()
     {
         string path = Path.Combine(Path.GetTempPath(), $"missing-{Guid.NewGuid():N}.conf");
         var result = ConfigLoader.Load(path);
@@ -17,7 +17,7 @@ public class ConfigLoaderTests
     }
 
     [Fact]
-    public void ExistingFile_IsParsedWithItsPathAsSource()
+    public void Load_ExistingFile_IsParsedWithItsPathAsSource()
     {
         string path = Path.Combine(Path.GetTempPath(), $"l2proxy-{Guid.NewGuid():N}.conf");
         File.WriteAllText(path, "internal: 127.0.0.1\nbogus: 1\n");

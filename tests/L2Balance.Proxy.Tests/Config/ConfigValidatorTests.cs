@@ -36,7 +36,7 @@ public class ConfigValidatorTests
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public void EachProblem(string name, ProxyOptions options, string expected)
+    public void Validate_EachProblem_GivesItsExactError(string name, ProxyOptions options, string expected)
     {
         var validation = ConfigValidator.Validate(options);
         Assert.True(validation.Errors.Count == 1, name + ": " + string.Join("; ", validation.Errors));
@@ -44,7 +44,7 @@ public class ConfigValidatorTests
     }
 
     [Fact]
-    public void ValidOptions_HaveNoProblems()
+    public void Validate_ValidOptions_HaveNoProblems()
     {
         var validation = ConfigValidator.Validate(Valid);
         Assert.Empty(validation.Errors);
@@ -53,7 +53,7 @@ public class ConfigValidatorTests
     }
 
     [Fact]
-    public void RuleMethodOutsideTheGlobalList_NamesTheRule()
+    public void Validate_RuleMethodOutsideTheGlobalList_NamesTheRule()
     {
         var rule = Valid.SocksRules[0] with { Methods = new HashSet<MethodKind> { MethodKind.Username }, Source = new RuleSource(3, 17) };
         var problem = Assert.Single(ConfigValidator.Validate(Valid with { SocksRules = [rule] }).Errors);
@@ -62,14 +62,14 @@ public class ConfigValidatorTests
     }
 
     [Fact]
-    public void OnlyBlockRules_Warn()
+    public void Validate_OnlyBlockRules_Warns()
     {
         var blockOnly = Valid with { SocksRules = [Valid.SocksRules[0] with { Action = RuleAction.Block }] };
         Assert.Equal(["no client/socks pass rule: every client will be refused"], ConfigValidator.Validate(blockOnly).Warnings);
     }
 
     [Fact]
-    public void AllProblemsAreCollected()
+    public void Validate_SeveralProblems_AreAllCollected()
     {
         var bad = Valid with { Internal = [], Debug = 9, Workers = 0, MaxClients = 0 };
         Assert.Equal(4, ConfigValidator.Validate(bad).Errors.Count);

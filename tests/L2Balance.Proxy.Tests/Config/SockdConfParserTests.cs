@@ -32,7 +32,7 @@ public class SockdConfParserTests
         """;
 
     [Fact]
-    public void Metrics_AddressAndPort()
+    public void Metrics_AddressAndPort_AreParsed()
     {
         var options = Ok("internal: 127.0.0.1 port = 1080\nmetrics: 127.0.0.1 port = 9180" + Rules);
 
@@ -40,13 +40,13 @@ public class SockdConfParserTests
     }
 
     [Fact]
-    public void Workers_Count()
+    public void Workers_Count_IsParsed()
     {
         Assert.Equal(4, Ok("internal: 127.0.0.1 port = 1080\nworkers: 4" + Rules).Workers);
     }
 
     [Fact]
-    public void DanteRedundancyExample_IsAcceptedAsIs()
+    public void Parse_DanteRedundancyExample_IsAcceptedAsIs()
     {
         var options = Ok("""
             errorlog: syslog
@@ -84,7 +84,7 @@ public class SockdConfParserTests
     }
 
     [Fact]
-    public void CommonDanteSettings()
+    public void Parse_CommonDanteSettings_AreAccepted()
     {
         var options = Ok("""
             internal: eth0 port = 1080
@@ -110,14 +110,14 @@ public class SockdConfParserTests
     [InlineData("internal: ::1 port = 1084", "::1", 1084)]
     [InlineData("internal: fe80::1 port = 1085", "fe80::1", 1085)]
     [InlineData("internal :\n 10.0.0.2\n port\n =\n 1086", "10.0.0.2", 1086)]
-    public void InternalForms(string line, string address, int port)
+    public void Internal_EachSpelling_GivesAddressAndPort(string line, string address, int port)
     {
         var options = Ok(line + Rules);
         Assert.Equal([new ListenSpec(IPAddress.Parse(address), null, (ushort)port)], options.Internal);
     }
 
     [Fact]
-    public void SeveralInternalAndExternal()
+    public void Parse_SeveralInternalAndExternal_KeepsThemAll()
     {
         var options = Ok("internal: 10.0.0.1 port = 1080\ninternal: ::1 port = 1081 eth0\nexternal: 192.0.2.1 2001:db8::1" + Rules);
         Assert.Equal(3, options.Internal.Count);
@@ -126,7 +126,7 @@ public class SockdConfParserTests
     }
 
     [Fact]
-    public void AllSupportedTopLevelKeywords()
+    public void Parse_EverySupportedTopLevelKeyword_IsApplied()
     {
         var options = Ok("""
             internal: 0.0.0.0 port = 1080   # trailing comment
@@ -163,7 +163,7 @@ public class SockdConfParserTests
     }
 
     [Fact]
-    public void Defaults_WhenNotGiven()
+    public void Parse_SettingsNotGiven_KeepTheirDefaults()
     {
         var options = Ok("internal: 127.0.0.1" + Rules);
         var defaults = new ProxyOptions();
@@ -179,13 +179,13 @@ public class SockdConfParserTests
     [InlineData("udp.portrange: 40000 - 40999")]
     [InlineData("udp.portrange: 40000- 40999")]
     [InlineData("udp.portrange: 40000 -40999")]
-    public void PortRangeSpacing(string line)
+    public void PortRange_AnySpacing_ParsesTheSame(string line)
     {
         Assert.Equal(new PortRange(40000, 40999), Ok("internal: 127.0.0.1\n" + line + Rules).PortRange);
     }
 
     [Fact]
-    public void FullSocksRule()
+    public void SocksRule_EveryField_IsParsed()
     {
         var options = Ok("""
             internal: 127.0.0.1
@@ -249,7 +249,7 @@ public class SockdConfParserTests
     [InlineData("port 1 - 1024", PortOperator.Range, 1, 1024)]
     [InlineData("port 1-1024", PortOperator.Range, 1, 1024)]
     [InlineData("port 1- 1024", PortOperator.Range, 1, 1024)]
-    public void PortOperators(string port, PortOperator op, int low, int high)
+    public void RulePort_EachOperator_IsParsed(string port, PortOperator op, int low, int high)
     {
         var options = Ok($"internal: 127.0.0.1\nclient pass {{ from: 0/0 to: 0/0 }}\nsocks pass {{ from: 0/0 to: 0/0 {port} }}");
         Assert.Equal(new PortMatcher(op, (ushort)low, (ushort)high), options.SocksRules[0].To.Port);
@@ -265,7 +265,7 @@ public class SockdConfParserTests
     [InlineData("2001:db8::/48", "2001:db8::", 48, null)]
     [InlineData(".example.com", null, 0, ".example.com")]
     [InlineData("Example.COM", null, 0, "example.com")]
-    public void RuleAddresses(string text, string? network, int prefix, string? domain)
+    public void RuleAddress_EachForm_IsParsed(string text, string? network, int prefix, string? domain)
     {
         var options = Ok($"internal: 127.0.0.1\nclient pass {{ from: 0/0 to: 0/0 }}\nsocks pass {{ from: 0/0 to: {text} }}");
         var to = options.SocksRules[0].To;
@@ -275,7 +275,7 @@ public class SockdConfParserTests
     }
 
     [Fact]
-    public void HostBits_AreClearedWithAWarning()
+    public void RuleNetwork_WithHostBits_IsClearedWithAWarning()
     {
         var result = SockdConfParser.Parse("internal: 127.0.0.1\nclient pass { from: 10.1.2.3/8 to: 0/0 }\nsocks pass { from: 0/0 to: 0/0 }", File);
         Assert.Equal(IPAddress.Parse("10.0.0.0"), result.Options!.ClientRules[0].From.Network);
@@ -283,7 +283,7 @@ public class SockdConfParserTests
     }
 
     [Fact]
-    public void NoRules_IsAWarningNotAnError()
+    public void Parse_WithoutRules_WarnsWithoutError()
     {
         var result = SockdConfParser.Parse("internal: 127.0.0.1", File);
         Assert.NotNull(result.Options);
@@ -345,7 +345,7 @@ public class SockdConfParserTests
     [InlineData("udp.portrange: 0-1000", "sockd.conf:2:16: bad port range '0-1000': port 0 is not allowed here (1..65535)")]
     [InlineData("udp.portrange: 1000", "sockd.conf:2:16: bad port range '1000': expected LO-HI")]
     [InlineData("user.privileged: a:b", "sockd.conf:2:18: bad user name 'a:b'")]
-    public void TopLevelErrors(string line, string expected)
+    public void Parse_BadTopLevelLine_GivesExactError(string line, string expected)
     {
         Assert.Equal(expected, OneError("internal: 127.0.0.1\n" + line + Rules));
     }
@@ -379,7 +379,7 @@ public class SockdConfParserTests
     [InlineData("socks pass { from: 0/0 to: 0/0 udp.portrange: 9-1 }", "sockd.conf:2:47: bad port range '9-1': 9 is above 1")]
     [InlineData("socks pass { from: 0/0 to: 0/0 extra }", "sockd.conf:2:32: unexpected 'extra' after the address in 'to:'")]
     [InlineData("socks pass { from: 0/0 to: 0/0 socksmethod: username }", "sockd.conf:2:1: socks rule #1: socksmethod 'username' is not in the global socksmethod list")]
-    public void RuleErrors(string rule, string expected)
+    public void Parse_BadRule_GivesExactError(string rule, string expected)
     {
         string text = "internal: 127.0.0.1\n" + rule;
         if (rule.EndsWith('}'))
@@ -391,7 +391,7 @@ public class SockdConfParserTests
     }
 
     [Fact]
-    public void AllErrorsAreCollected_InOrder()
+    public void Parse_SeveralErrors_AreCollectedInOrder()
     {
         var result = SockdConfParser.Parse("""
             debug: 9
@@ -415,7 +415,7 @@ public class SockdConfParserTests
     }
 
     [Fact]
-    public void CompactSpelling()
+    public void Parse_CompactSpelling_IsAccepted()
     {
         var options = Ok("internal:127.0.0.1 port=1080\nclient pass{from:0/0 to:0/0}\nsocks block{from:10.0.0.0/8 port>=1024 to:.example.com}socks pass{from:0/0 to:::/0}");
         Assert.Equal(1080, options.Internal[0].Port);
@@ -425,7 +425,7 @@ public class SockdConfParserTests
     }
 
     [Fact]
-    public void RepeatedSetting_Warns_LastWins()
+    public void Parse_RepeatedSetting_WarnsAndLastWins()
     {
         var result = SockdConfParser.Parse("internal: 127.0.0.1\ndebug: 1\ndebug: 2" + Rules, File);
         Assert.Equal(2, result.Options!.Debug);
@@ -433,20 +433,20 @@ public class SockdConfParserTests
     }
 
     [Fact]
-    public void StrayWordAtTheStart_IsAnUnknownKeyword()
+    public void Parse_StrayWordAtTheStart_IsAnUnknownKeyword()
     {
         Assert.Equal("sockd.conf:1:1: unknown keyword 'garbage'", OneError("garbage\ninternal: 127.0.0.1" + Rules));
     }
 
     [Fact]
-    public void ConfigError_ToString()
+    public void ConfigError_ToString_IsFileLineColumnMessage()
     {
         Assert.Equal("a.conf:3:7: boom", new ConfigError("a.conf", 3, 7, "boom").ToString());
         Assert.Equal("a.conf: boom", new ConfigError("a.conf", 0, 0, "boom").ToString());
     }
 
     [Fact]
-    public void RandomGarbage_NeverThrows()
+    public void Parse_RandomGarbage_NeverThrows()
     {
         var random = new Random(20261125);
         string[] pieces =

@@ -54,9 +54,9 @@ public sealed class NativeLayoutTests
         { "ECONNREFUSED", ECONNREFUSED },
     };
 
-    [Theory]
+    [SkippableTheory]
     [MemberData(nameof(Expected))]
-    public void MatchesSystemHeaders(string name, long managed)
+    public void NativeConstant_ComparedWithSystemHeaders_IsEqual(string name, long managed)
     {
         Assert.True(Native.Value.TryGetValue(name, out long native), $"{name} not printed by the C program");
         Assert.Equal(native, managed);

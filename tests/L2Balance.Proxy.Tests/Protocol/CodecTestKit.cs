@@ -126,31 +126,16 @@ internal static class CodecAssert
             byte[] input = Garbage(random, templates, i);
             ParseStatus status = parse(new ReadOnlySequence<byte>(input), out T value, out int consumed, out SocksRejection reason);
             seen.Add((status, reason));
-            switch (status)
+            Consistent(status, consumed, reason, input.Length);
+            if (status == ParseStatus.Ok)
             {
-                case ParseStatus.Ok:
-                    Assert.InRange(consumed, 1, input.Length);
-                    Assert.Equal(SocksRejection.None, reason);
-                    Assert.Equal(ParseStatus.Ok, parse(new ReadOnlySequence<byte>(input, 0, consumed), out T again, out int consumedAgain, out _));
-                    Assert.Equal(consumed, consumedAgain);
-                    Assert.Equal(value, again);
-                    byte[] rewritten = Wire.Write(w => write(value, w));
-                    Assert.Equal(ParseStatus.Ok, parse(new ReadOnlySequence<byte>(rewritten), out T canonical, out int rewrittenConsumed, out _));
-                    Assert.Equal(rewritten.Length, rewrittenConsumed);
-                    Assert.Equal(value, canonical);
-                    break;
-                case ParseStatus.NeedMoreData:
-                    Assert.Equal(0, consumed);
-                    Assert.Equal(SocksRejection.None, reason);
-                    break;
-                case ParseStatus.Invalid:
-                    Assert.Equal(0, consumed);
-                    Assert.NotEqual(SocksRejection.None, reason);
-                    Assert.True(Enum.IsDefined(reason), $"undefined reason {reason}");
-                    break;
-                default:
-                    Assert.Fail($"undefined status {status}");
-                    break;
+                Assert.Equal(ParseStatus.Ok, parse(new ReadOnlySequence<byte>(input, 0, consumed), out T again, out int consumedAgain, out _));
+                Assert.Equal(consumed, consumedAgain);
+                Assert.Equal(value, again);
+                byte[] rewritten = Wire.Write(w => write(value, w));
+                Assert.Equal(ParseStatus.Ok, parse(new ReadOnlySequence<byte>(rewritten), out T canonical, out int rewrittenConsumed, out _));
+                Assert.Equal(rewritten.Length, rewrittenConsumed);
+                Assert.Equal(value, canonical);
             }
 
             ParseStatus splitStatus = parse(Wire.OnePerSegment(input), out T splitValue, out int splitConsumed, out SocksRejection splitReason);
@@ -162,6 +147,32 @@ internal static class CodecAssert
         Assert.Contains(seen, s => s.Item1 == ParseStatus.Ok);
         Assert.Contains(seen, s => s.Item1 == ParseStatus.NeedMoreData);
         Assert.Contains(seen, s => s.Item1 == ParseStatus.Invalid);
+    }
+
+    /// <summary>
+    /// One parse's outcome agrees with itself: Ok consumed 1..<paramref name="length"/> bytes and no
+    /// reason, NeedMoreData nothing, Invalid nothing and a defined reason.
+    /// </summary>
+    public static void Consistent(ParseStatus status, int consumed, SocksRejection reason, int length)
+    {
+        switch (status)
+        {
+            case ParseStatus.Ok:
+                Assert.InRange(consumed, 1, length);
+                Assert.Equal(SocksRejection.None, reason);
+                break;
+            case ParseStatus.NeedMoreData:
+                Assert.Equal((0, SocksRejection.None), (consumed, reason));
+                break;
+            case ParseStatus.Invalid:
+                Assert.Equal(0, consumed);
+                Assert.NotEqual(SocksRejection.None, reason);
+                Assert.True(Enum.IsDefined(reason), $"undefined reason {reason}");
+                break;
+            default:
+                Assert.Fail($"undefined status {status}");
+                break;
+        }
     }
 
     /// <summary>Input number <paramref name="i"/> of a garbage run (length 0..300 for pure noise).</summary>

@@ -31,11 +31,11 @@ public class Socks4CodecTests
 
     [Theory]
     [MemberData(nameof(Socks4Vectors))]
-    public void Request_Socks4_RoundTrips_ProtocolBytes(string hex, SocksCommand command, string address, ushort port, string userId) =>
+    public void Request_Socks4ProtocolBytes_RoundTrip(string hex, SocksCommand command, string address, ushort port, string userId) =>
         CodecAssert.RoundTrips(ParseRequest, WriteRequest, new Socks4Request(command, Ip(address, port), userId), hex);
 
     [Fact]
-    public void Request_Socks4a_RoundTrips_ProtocolBytes()
+    public void Request_Socks4aProtocolBytes_RoundTrip()
     {
         var request = new Socks4Request(SocksCommand.Connect, SocksEndpoint.FromHost("example.com", 80), "Fred");
         CodecAssert.RoundTrips(ParseRequest, WriteRequest, request, $"04 01 00 50 00 00 00 01 {Fred} 00 {ExampleCom} 00");
@@ -117,7 +117,7 @@ public class Socks4CodecTests
     }
 
     [Fact]
-    public void WriteRequest_RejectsWhatSocks4CannotCarry()
+    public void WriteRequest_WhatSocks4CannotCarry_IsRefused()
     {
         var output = new ArrayBufferWriter<byte>();
         Assert.Throws<ArgumentException>(() => Socks4Codec.WriteRequest(new Socks4Request(SocksCommand.Connect, Ip("2001:db8::1", 80), ""), output));
@@ -149,7 +149,7 @@ public class Socks4CodecTests
     [InlineData("00 5B 00 00 00 00 00 00", Socks4ReplyCode.RejectedOrFailed, "0.0.0.0", 0)]
     [InlineData("00 5C 00 00 00 00 00 00", Socks4ReplyCode.IdentdUnreachable, "0.0.0.0", 0)]
     [InlineData("00 5D 00 00 00 00 00 00", Socks4ReplyCode.IdentdMismatch, "0.0.0.0", 0)]
-    public void Reply_RoundTrips_ProtocolBytes(string hex, Socks4ReplyCode code, string address, ushort port) =>
+    public void Reply_ProtocolBytes_RoundTrip(string hex, Socks4ReplyCode code, string address, ushort port) =>
         CodecAssert.RoundTrips(ParseReply, WriteReply, new Socks4Reply(code, IPAddress.Parse(address), port), hex);
 
     [Fact]
@@ -169,7 +169,7 @@ public class Socks4CodecTests
         CodecAssert.Rejects(ParseReply, Wire.Hex(hex), reason);
 
     [Fact]
-    public void WriteReply_RejectsWhatSocks4CannotCarry()
+    public void WriteReply_WhatSocks4CannotCarry_IsRefused()
     {
         var output = new ArrayBufferWriter<byte>();
         Assert.Throws<ArgumentException>(() => Socks4Codec.WriteReply(new Socks4Reply(Socks4ReplyCode.Granted, IPAddress.IPv6Loopback, 1), output));

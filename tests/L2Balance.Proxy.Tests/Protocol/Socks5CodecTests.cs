@@ -28,7 +28,7 @@ public class Socks5CodecTests
     [InlineData("05 02 00 02", new byte[] { 0x00, 0x02 })]
     [InlineData("05 03 00 01 02", new byte[] { 0x00, 0x01, 0x02 })]
     [InlineData("05 02 80 FE", new byte[] { 0x80, 0xFE })]
-    public void Greeting_RoundTrips_RfcBytes(string hex, byte[] methods) =>
+    public void Greeting_RfcBytes_RoundTrip(string hex, byte[] methods) =>
         CodecAssert.RoundTrips(ParseGreeting, WriteGreeting, new Socks5Greeting(methods), hex);
 
     [Fact]
@@ -40,7 +40,7 @@ public class Socks5CodecTests
     }
 
     [Fact]
-    public void Greeting_Offers_LooksAtOfferedMethodsOnly()
+    public void Greeting_Offers_IsTrueForOfferedMethodsOnly()
     {
         Assert.Equal(ParseStatus.Ok, Socks5Codec.TryParseGreeting(new ReadOnlySequence<byte>(Wire.Hex("05 02 00 02")), out Socks5Greeting greeting, out _, out _));
         Assert.True(greeting.Offers(AuthMethod.NoAuthentication));
@@ -68,7 +68,7 @@ public class Socks5CodecTests
         CodecAssert.Rejects(ParseGreeting, Wire.Hex(hex), reason);
 
     [Fact]
-    public void WriteGreeting_RejectsZeroOrTooManyMethods()
+    public void WriteGreeting_ZeroOrTooManyMethods_AreRefused()
     {
         Assert.Throws<ArgumentException>(() => Socks5Codec.WriteGreeting([], new ArrayBufferWriter<byte>()));
         Assert.Throws<ArgumentException>(() => Socks5Codec.WriteGreeting(new byte[256], new ArrayBufferWriter<byte>()));
@@ -86,13 +86,13 @@ public class Socks5CodecTests
     [InlineData("05 02", AuthMethod.UsernamePassword)]
     [InlineData("05 FF", AuthMethod.NoAcceptableMethods)]
     [InlineData("05 80", (AuthMethod)0x80)]
-    public void MethodSelection_RoundTrips_RfcBytes(string hex, AuthMethod method) =>
+    public void MethodSelection_RfcBytes_RoundTrip(string hex, AuthMethod method) =>
         CodecAssert.RoundTrips(ParseMethod, WriteMethod, method, hex);
 
     [Theory]
     [InlineData("04 00")]
     [InlineData("01 00")]
-    public void MethodSelection_BadVersion(string hex) =>
+    public void MethodSelection_BadVersion_IsRejected(string hex) =>
         CodecAssert.Rejects(ParseMethod, Wire.Hex(hex), SocksRejection.BadVersion);
 
     [Fact]
@@ -113,11 +113,11 @@ public class Socks5CodecTests
 
     [Theory]
     [MemberData(nameof(RequestVectors))]
-    public void Request_IpDestinations_RoundTrip_RfcBytes(string hex, SocksCommand command, string address, ushort port) =>
+    public void Request_IpDestinationRfcBytes_RoundTrip(string hex, SocksCommand command, string address, ushort port) =>
         CodecAssert.RoundTrips(ParseRequest, WriteRequest, new Socks5Request(command, Ip(address, port)), hex);
 
     [Fact]
-    public void Request_DomainDestination_RoundTrips_RfcBytes() =>
+    public void Request_DomainDestinationRfcBytes_RoundTrip() =>
         CodecAssert.RoundTrips(ParseRequest, WriteRequest,
             new Socks5Request(SocksCommand.Connect, SocksEndpoint.FromHost("example.com", 443)),
             $"05 01 00 03 0B {ExampleCom} 01 BB");
@@ -189,7 +189,7 @@ public class Socks5CodecTests
         CodecAssert.Rejects(ParseRequest, Wire.Hex(hex), reason);
 
     [Fact]
-    public void Request_CommandAndAddressTypeRejections_MapToTheirReplyCodes()
+    public void Request_CommandOrAddressTypeRejection_MapsToItsReplyCode()
     {
         Assert.Equal(ParseStatus.Invalid, Socks5Codec.TryParseRequest(new ReadOnlySequence<byte>(Wire.Hex("05 09")), out _, out _, out SocksRejection badCommand));
         Assert.Equal(ParseStatus.Invalid, Socks5Codec.TryParseRequest(new ReadOnlySequence<byte>(Wire.Hex("05 01 00 09")), out _, out _, out SocksRejection badType));
@@ -198,7 +198,7 @@ public class Socks5CodecTests
     }
 
     [Fact]
-    public void WriteRequest_RejectsWhatCannotBeEncoded()
+    public void WriteRequest_UnencodableFields_AreRefused()
     {
         var output = new ArrayBufferWriter<byte>();
         Assert.Throws<ArgumentException>(() => Socks5Codec.WriteRequest(new Socks5Request(SocksCommand.Connect, default), output));
@@ -233,7 +233,7 @@ public class Socks5CodecTests
     [InlineData("05 07 00 01 00 00 00 00 00 00", ReplyCode.CommandNotSupported, "0.0.0.0", 0)]
     [InlineData("05 08 00 01 00 00 00 00 00 00", ReplyCode.AddressTypeNotSupported, "0.0.0.0", 0)]
     [InlineData("05 00 00 04 20010DB8000000000000000000000002 C3 50", ReplyCode.Succeeded, "2001:db8::2", 50000)]
-    public void Reply_RoundTrips_RfcBytes(string hex, ReplyCode code, string address, ushort port) =>
+    public void Reply_RfcBytes_RoundTrip(string hex, ReplyCode code, string address, ushort port) =>
         CodecAssert.RoundTrips(ParseReply, WriteReply, new Socks5Reply(code, Ip(address, port)), hex);
 
     [Fact]
@@ -263,7 +263,7 @@ public class Socks5CodecTests
         CodecAssert.Rejects(ParseReply, Wire.Hex(hex), reason);
 
     [Fact]
-    public void WriteReply_RejectsUndefinedCodeAndDefaultEndpoint()
+    public void WriteReply_UndefinedCodeOrDefaultEndpoint_IsRefused()
     {
         var output = new ArrayBufferWriter<byte>();
         Assert.Throws<ArgumentException>(() => Socks5Codec.WriteReply(new Socks5Reply((ReplyCode)9, Ip("0.0.0.0", 0)), output));

@@ -24,11 +24,11 @@ public class SocksErrorsTests
 
     [Theory]
     [MemberData(nameof(Mapped))]
-    public void FromSocketError_MapsTheTable(SocketError error, ReplyCode expected) =>
+    public void FromSocketError_TabledError_MapsToItsReplyCode(SocketError error, ReplyCode expected) =>
         Assert.Equal(expected, SocksErrors.FromSocketError(error));
 
     [Fact]
-    public void FromSocketError_EverythingElse_IsGeneralFailure()
+    public void FromSocketError_UntabledError_IsGeneralFailure()
     {
         var mapped = Mapped.Select(row => (SocketError)row[0]).ToHashSet();
         foreach (SocketError error in Enum.GetValues<SocketError>().Where(e => !mapped.Contains(e)))
@@ -41,7 +41,7 @@ public class SocksErrorsTests
     }
 
     [Fact]
-    public void ToSocks4_OnlySuccessIsGranted()
+    public void ToSocks4_AnyReplyCode_IsGrantedOnlyOnSuccess()
     {
         Assert.Equal(Socks4ReplyCode.Granted, SocksErrors.ToSocks4(ReplyCode.Succeeded));
         foreach (ReplyCode reply in Enum.GetValues<ReplyCode>().Where(r => r != ReplyCode.Succeeded))
@@ -51,7 +51,7 @@ public class SocksErrorsTests
     }
 
     [Fact]
-    public void FromRejection_SeparatesCommandAndAddressType()
+    public void FromRejection_CommandOrAddressType_MapToDistinctReplyCodes()
     {
         Assert.Equal(ReplyCode.CommandNotSupported, SocksErrors.FromRejection(SocksRejection.BadCommand));
         Assert.Equal(ReplyCode.AddressTypeNotSupported, SocksErrors.FromRejection(SocksRejection.BadAddressType));
@@ -62,7 +62,7 @@ public class SocksErrorsTests
     }
 
     [Fact]
-    public void SocksRejection_ValuesAreStableAndUnique()
+    public void SocksRejection_EveryValue_IsStableAndUnique()
     {
         // Metrics and logs record these numbers (docs/conventions.md §6): a renumbering must fail a test.
         SocksRejection[] values = Enum.GetValues<SocksRejection>();

@@ -24,7 +24,7 @@ public class UdpHeaderCodecTests
 
     [Theory]
     [MemberData(nameof(Vectors))]
-    public void Header_RoundTrips_RfcBytes(string hex, byte fragment, SocksEndpoint destination) =>
+    public void Header_RfcBytes_RoundTrip(string hex, byte fragment, SocksEndpoint destination) =>
         AssertRoundTrip(new UdpHeader(fragment, destination), Wire.Hex(hex));
 
     [Fact]
@@ -47,7 +47,7 @@ public class UdpHeaderCodecTests
     }
 
     [Fact]
-    public void GetLength_IsHeaderSizePerAddressType()
+    public void GetLength_EachAddressType_IsItsHeaderSize()
     {
         Assert.Equal(10, UdpHeaderCodec.GetLength(Ip("1.2.3.4", 1)));
         Assert.Equal(22, UdpHeaderCodec.GetLength(Ip("::1", 1)));
@@ -87,7 +87,7 @@ public class UdpHeaderCodecTests
     }
 
     [Fact]
-    public void Write_LeavesBytesAfterTheHeaderAlone()
+    public void Write_BytesAfterTheHeader_AreLeftAlone()
     {
         byte[] buffer = Enumerable.Repeat((byte)0xAA, 16).ToArray();
         int written = UdpHeaderCodec.Write(new UdpHeader(0, Ip("1.2.3.4", 53)), buffer);
@@ -96,7 +96,7 @@ public class UdpHeaderCodecTests
     }
 
     [Fact]
-    public void Garbage_NeverThrows_AndIsNeverNeedMoreData()
+    public void Header_Garbage_NeverThrowsNorNeedsMoreData()
     {
         byte[][] templates =
         [

@@ -19,7 +19,7 @@ public class UserPassCodecTests
     [InlineData("a", "", "01 01 61 00")] // PLEN 0: curl sends it for "user:@proxy"
     [InlineData("j\u00fcrgen", "p\u00e4ss", "01 07 6AC3BC7267656E 05 70C3A47373")] // UTF-8
     [InlineData("a b", "x\ty", "01 03 612062 03 780979")] // any octets, unlike host names
-    public void Request_RoundTrips_RfcBytes(string user, string password, string hex) =>
+    public void Request_RfcBytes_RoundTrip(string user, string password, string hex) =>
         CodecAssert.RoundTrips(ParseRequest, WriteRequest, new UserPassRequest(user, password), hex);
 
     [Fact]
@@ -58,7 +58,7 @@ public class UserPassCodecTests
         CodecAssert.Rejects(ParseRequest, Wire.Hex(hex), reason);
 
     [Fact]
-    public void WriteRequest_RejectsWhatCannotBeEncoded()
+    public void WriteRequest_UnencodableFields_AreRefused()
     {
         var output = new ArrayBufferWriter<byte>();
         Assert.Throws<ArgumentException>(() => UserPassCodec.WriteRequest(new UserPassRequest("", "p"), output));
@@ -81,7 +81,7 @@ public class UserPassCodecTests
     [Theory]
     [InlineData(true, "01 00")]
     [InlineData(false, "01 01")]
-    public void Reply_RoundTrips_RfcBytes(bool success, string hex) =>
+    public void Reply_RfcBytes_RoundTrip(bool success, string hex) =>
         CodecAssert.RoundTrips(ParseReply, WriteReply, success, hex);
 
     [Theory]
@@ -93,7 +93,7 @@ public class UserPassCodecTests
     [Theory]
     [InlineData("05 00")]
     [InlineData("00 00")]
-    public void Reply_BadVersion(string hex) =>
+    public void Reply_BadVersion_IsRejected(string hex) =>
         CodecAssert.Rejects(ParseReply, Wire.Hex(hex), SocksRejection.BadUserPassVersion);
 
     [Fact]

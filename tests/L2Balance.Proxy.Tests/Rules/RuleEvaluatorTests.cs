@@ -55,7 +55,7 @@ public class RuleEvaluatorTests
 
     [Theory]
     [MemberData(nameof(AddressCases))]
-    public void AddressMatching(string name, AddressMatcher matcher, string? address, string? host, bool expected)
+    public void MatchesAddress_EachMatcherCase_GivesExpectedVerdict(string name, AddressMatcher matcher, string? address, string? host, bool expected)
     {
         Assert.True(expected == RuleEvaluator.MatchesAddress(matcher, address is null ? null : IPAddress.Parse(address), host, 80), name);
     }
@@ -77,7 +77,7 @@ public class RuleEvaluatorTests
     [InlineData(PortOperator.Range, 1, 1024, 1024, true)]
     [InlineData(PortOperator.Range, 1, 1024, 1025, false)]
     [InlineData(PortOperator.Range, 10, 20, 9, false)]
-    public void PortMatching(PortOperator op, int port, int high, int actual, bool expected)
+    public void MatchesPort_EachOperator_GivesExpectedVerdict(PortOperator op, int port, int high, int actual, bool expected)
     {
         Assert.Equal(expected, RuleEvaluator.MatchesPort(new PortMatcher(op, (ushort)port, (ushort)high), actual));
         var matcher = All with { Port = new PortMatcher(op, (ushort)port, (ushort)high) };
@@ -88,7 +88,7 @@ public class RuleEvaluatorTests
         new(action, from, to, RuleLog.Connect, new RuleSource(number, number * 10));
 
     [Fact]
-    public void Client_FirstMatchWins_NoMatchBlocks()
+    public void EvaluateClient_SeveralMatchingRules_FirstWinsAndNoMatchBlocks()
     {
         ClientRule[] rules =
         [
@@ -110,7 +110,7 @@ public class RuleEvaluatorTests
     }
 
     [Fact]
-    public void Client_FromPort_IsTheClientPort()
+    public void EvaluateClient_FromPortMatcher_ComparesTheClientPort()
     {
         ClientRule[] rules = [Client(RuleAction.Pass, All with { Port = new PortMatcher(PortOperator.Ge, 1024) }, All, 1)];
         var local = new IPEndPoint(IPAddress.Loopback, 1080);
@@ -179,7 +179,7 @@ public class RuleEvaluatorTests
 
     [Theory]
     [MemberData(nameof(SocksCases))]
-    public void SocksMatching(string name, SocksRule rule, SocksRequestContext request, bool expected)
+    public void EvaluateSocks_EachRuleCase_GivesExpectedVerdict(string name, SocksRule rule, SocksRequestContext request, bool expected)
     {
         var verdict = RuleEvaluator.EvaluateSocks([rule], request);
         Assert.True(expected == verdict.Passed, name);
@@ -187,7 +187,7 @@ public class RuleEvaluatorTests
     }
 
     [Fact]
-    public void Socks_FirstMatchWins_AndCarriesTheRulesPortRange()
+    public void EvaluateSocks_SeveralMatchingRules_FirstWinsWithItsPortRange()
     {
         SocksRule[] rules =
         [
@@ -208,7 +208,7 @@ public class RuleEvaluatorTests
     }
 
     [Fact]
-    public void ParsedConfig_EvaluatesAsWritten()
+    public void Evaluate_ParsedSockdConf_DecidesAsWritten()
     {
         var options = SockdConfParser.Parse("""
             internal: 127.0.0.1
@@ -230,6 +230,6 @@ public class RuleEvaluatorTests
     [InlineData("0.0.0.0", 0, "1.2.3.4", true)]
     [InlineData("::", 0, "::1", true)]
     [InlineData("::", 0, "1.2.3.4", false)]
-    public void InNetwork(string network, int prefix, string address, bool expected) =>
+    public void InNetwork_AddressAndPrefix_IsInsideExactlyWhenCovered(string network, int prefix, string address, bool expected) =>
         Assert.Equal(expected, RuleEvaluator.InNetwork(IPAddress.Parse(address), IPAddress.Parse(network), prefix));
 }

@@ -6,7 +6,7 @@ using System.Text;
 using L2Balance.Tests.Common;
 using Xunit;
 
-namespace L2Balance.Lab.Tests;
+namespace L2Balance.Lab.Tests.Proxy;
 
 /// <summary>
 /// <c>--workers 4</c>: SIGKILL one worker during a stream of CONNECTs. New connections keep
@@ -20,13 +20,10 @@ public sealed class WorkersTests(ProxyLabFixture lab)
     private const int Port = 1091;
     private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(15);
 
-    [Fact]
-    public async Task KillOneWorker_ConnectsKeepSucceeding_WorkerCountBackToFour()
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task Workers_OneKilled_ConnectsKeepSucceedingAndCountIsBackWithinASecond()
     {
-        if (ProxyUnderTest.Kind != ProxyKind.L2Proxy)
-        {
-            return; // Dante's -N and microsocks have no supervisor that restarts workers.
-        }
+        ProxyUnderTest.SkipUnlessL2Proxy("--workers (a supervisor that restarts a killed worker)");
 
         var supervisor = lab.Lab.Proxy.Start(LabBinaries.L2Proxy, "--listen", $"198.18.1.1:{Port}", "--external", "198.18.2.1",
             "--allow", "198.18.1.0/24", "--workers", "4");
@@ -94,9 +91,8 @@ public sealed class WorkersTests(ProxyLabFixture lab)
         try
         {
             using var socket = await lab.Lab.Client.ConnectTcpAsync(new IPEndPoint(ProxyLab.ProxyInsideV4, Port), TimeSpan.FromSeconds(5));
-            await RawSocks5.NegotiateNoAuthAsync(socket);
-            await RawSocks5.SendRequestAsync(socket, RawSocks5.Connect, new IPEndPoint(ProxyLab.TargetV4, TargetServers.TcpEchoPort));
-            var (code, _) = await RawSocks5.ReadReplyAsync(socket, TimeSpan.FromSeconds(5));
+            var (code, _) = await Socks5Client.HandshakeAsync(socket, Socks5Client.Connect, new IPEndPoint(ProxyLab.TargetV4, TargetServers.TcpEchoPort))
+                .WithTimeout(TimeSpan.FromSeconds(5));
             if (code != 0)
             {
                 return false;
@@ -104,7 +100,7 @@ public sealed class WorkersTests(ProxyLabFixture lab)
 
             var ping = Encoding.ASCII.GetBytes($"ping {i}\n");
             await socket.SendAsync(ping).WithTimeout();
-            var echo = await RawSocks5.ReadExactlyAsync(socket, ping.Length, TimeSpan.FromSeconds(5));
+            var echo = await Socks5Client.ReadExactlyAsync(socket, ping.Length).WithTimeout(TimeSpan.FromSeconds(5));
             return echo.AsSpan().SequenceEqual(ping);
         }
         catch (Exception e) when (e is SocketException or IOException or TimeoutException or InvalidOperationException or OperationCanceledException)

@@ -2,7 +2,7 @@ using L2Balance.Lab.Cluster;
 using L2Balance.Tests.Common;
 using Xunit;
 
-namespace L2Balance.Lab.Tests.Cluster;
+namespace L2Balance.Lab.Tests.Lab;
 
 /// <summary>
 /// Builds the cluster lab once (3 nodes, 60 client addresses, target servers) and tears it down

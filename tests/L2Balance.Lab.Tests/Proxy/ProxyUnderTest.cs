@@ -1,4 +1,6 @@
-namespace L2Balance.Lab.Tests;
+using Xunit;
+
+namespace L2Balance.Lab.Tests.Proxy;
 
 /// <summary>
 /// Which SOCKS server the lab tests drive. The product is l2proxy; env
@@ -20,6 +22,17 @@ public static class ProxyUnderTest
         "microsocks" => ProxyKind.Microsocks,
         _ => ProxyKind.L2Proxy,
     };
+
+    /// <summary>
+    /// Reports the calling test as skipped when the server under test is one of
+    /// <paramref name="lacking"/>: it lacks <paramref name="feature"/>, so the test cannot judge it.
+    /// Needs [SkippableFact] or [SkippableTheory].
+    /// </summary>
+    public static void SkipWhere(string feature, params ProxyKind[] lacking) =>
+        Skip.If(lacking.Contains(Kind), $"{Kind} is under test (L2PROXY_UNDER_TEST) and lacks {feature}");
+
+    /// <summary>Skips the calling test unless l2proxy is under test: <paramref name="feature"/> is l2proxy's own.</summary>
+    public static void SkipUnlessL2Proxy(string feature) => SkipWhere(feature, ProxyKind.Sockd, ProxyKind.Microsocks);
 
     /// <summary>Dante's server binary: Debian ships it as danted (package dante-server).</summary>
     public static string Danted => LabBinaries.Find("danted") ?? LabBinaries.Require("sockd", "dante-server");

@@ -2,7 +2,7 @@ using System.Net;
 using L2Balance.Tests.Common;
 using Xunit;
 
-namespace L2Balance.Lab.Tests;
+namespace L2Balance.Lab.Tests.Proxy;
 
 /// <summary>
 /// Builds the client—proxy—target lab once, starts the target servers and the proxy under test

@@ -6,7 +6,7 @@ using Xunit;
 using static L2Balance.Balancer.Interop.Netlink;
 using static L2Balance.Balancer.Interop.Packet;
 
-namespace L2Balance.L2Bal.Tests.Net;
+namespace L2Balance.L2Bal.Tests.Interop;
 
 /// <summary>
 /// The C layouts and constants the Net shell shares with the kernel, checked against the system
@@ -115,16 +115,16 @@ public sealed class NativeLayoutTests
         { "SO_RCVTIMEO", SO_RCVTIMEO },
     };
 
-    [Theory]
+    [SkippableTheory]
     [MemberData(nameof(Expected))]
-    public void MatchesSystemHeaders(string name, long managed)
+    public void NativeConstant_ComparedWithSystemHeaders_IsEqual(string name, long managed)
     {
         Assert.True(Native.Value.TryGetValue(name, out long native), $"{name} not printed by the C program");
         Assert.Equal(native, managed);
     }
 
-    [Fact]
-    public void AddressRequestLength_MatchesNlmsgSpace()
+    [SkippableFact]
+    public void AddressRequestLength_ComparedWithNlmsgSpace_IsEqual()
     {
         // NLMSG_SPACE(sizeof(ifaddrmsg)) + 2 * RTA_SPACE(4)
         long native = Native.Value["sizeof(nlmsghdr)"] + Native.Value["sizeof(ifaddrmsg)"] + (2 * (Native.Value["sizeof(rtattr)"] + 4));

@@ -7,7 +7,7 @@ using L2Balance.Lab.Cluster;
 using L2Balance.Tests.Common;
 using Xunit;
 
-namespace L2Balance.Lab.Tests.Cluster;
+namespace L2Balance.Lab.Tests.Balancer.Cluster;
 
 /// <summary>
 /// The cluster lab with l2proxy and l2bal running on every node (docs/conventions.md §26: built once per

@@ -5,7 +5,7 @@ using L2Balance.Balancer.Kernel;
 using L2Balance.Balancer.Protocol;
 using L2Balance.Tests.Common;
 
-namespace L2Balance.Lab.Tests.Kernel;
+namespace L2Balance.Lab.Tests.Balancer.Kernel;
 
 /// <summary>
 /// A node and a client linked directly: node eth0 198.18.0.1/24 with the VIP 198.18.0.10/32 on lo

@@ -3,7 +3,7 @@ using System.Net.Sockets;
 using L2Balance.Tests.Common;
 using Xunit;
 
-namespace L2Balance.Lab.Tests;
+namespace L2Balance.Lab.Tests.Proxy;
 
 /// <summary>--max-per-client and --max-udp: the client over the limit is refused, the others are served.</summary>
 [Collection(ProxyLabGroup.Name)]
@@ -11,20 +11,17 @@ public sealed class LimitsTests(ProxyLabFixture lab)
 {
     private static readonly TimeSpan Step = TimeSpan.FromSeconds(10);
 
-    [Fact]
-    public async Task ClientsOverThePerAddressLimit_AreClosed_OthersServed()
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task MaxPerClient_ClientOverTheLimit_IsClosedWhileOthersAreServed()
     {
-        if (ProxyUnderTest.Kind != ProxyKind.L2Proxy)
-        {
-            return; // l2proxy's own flags
-        }
+        ProxyUnderTest.SkipUnlessL2Proxy("--max-per-client");
         const int port = 1083;
         using var proxy = await StartAsync(port, "--max-per-client", "2");
         var endPoint = new IPEndPoint(ProxyLab.ProxyInsideV4, port);
         using var first = await lab.Lab.Client.ConnectTcpAsync(endPoint, Step).WithTimeout();
         using var second = await lab.Lab.Client.ConnectTcpAsync(endPoint, Step).WithTimeout();
-        await RawSocks5.NegotiateNoAuthAsync(first);
-        await RawSocks5.NegotiateNoAuthAsync(second);
+        await Socks5Client.NegotiateNoAuthAsync(first).WithTimeout();
+        await Socks5Client.NegotiateNoAuthAsync(second).WithTimeout();
 
         using var third = await lab.Lab.Client.ConnectTcpAsync(endPoint, Step).WithTimeout();
         Assert.True(await ClosedByProxyAsync(third), $"a third session from one address was served\n{proxy.Describe()}");
@@ -37,7 +34,7 @@ public sealed class LimitsTests(ProxyLabFixture lab)
             using var again = await lab.Lab.Client.ConnectTcpAsync(endPoint, Step).WithTimeout();
             try
             {
-                await RawSocks5.NegotiateNoAuthAsync(again);
+                await Socks5Client.NegotiateNoAuthAsync(again).WithTimeout();
                 served = true;
             }
             catch (Exception e) when (e is SocketException or IOException or InvalidDataException or TimeoutException)
@@ -48,25 +45,18 @@ public sealed class LimitsTests(ProxyLabFixture lab)
         Assert.True(served, $"the address was not served again after a session closed\n{proxy.Describe()}");
     }
 
-    [Fact]
-    public async Task UdpAssociationsOverTheLimit_GetGeneralFailure()
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task MaxUdp_AssociationOverTheLimit_GetsGeneralFailure()
     {
-        if (ProxyUnderTest.Kind != ProxyKind.L2Proxy)
-        {
-            return;
-        }
+        ProxyUnderTest.SkipUnlessL2Proxy("--max-udp");
         const int port = 1084;
         using var proxy = await StartAsync(port, "--max-udp", "1");
         var endPoint = new IPEndPoint(ProxyLab.ProxyInsideV4, port);
         using var first = await lab.Lab.Client.ConnectTcpAsync(endPoint, Step).WithTimeout();
-        await RawSocks5.NegotiateNoAuthAsync(first);
-        await RawSocks5.SendRequestAsync(first, RawSocks5.UdpAssociate, new IPEndPoint(IPAddress.Any, 0));
-        var (firstCode, _) = await RawSocks5.ReadReplyAsync(first);
+        var (firstCode, _) = await Socks5Client.HandshakeAsync(first, Socks5Client.UdpAssociate, new IPEndPoint(IPAddress.Any, 0)).WithTimeout();
 
         using var second = await lab.Lab.Client.ConnectTcpAsync(endPoint, Step).WithTimeout();
-        await RawSocks5.NegotiateNoAuthAsync(second);
-        await RawSocks5.SendRequestAsync(second, RawSocks5.UdpAssociate, new IPEndPoint(IPAddress.Any, 0));
-        var (secondCode, _) = await RawSocks5.ReadReplyAsync(second);
+        var (secondCode, _) = await Socks5Client.HandshakeAsync(second, Socks5Client.UdpAssociate, new IPEndPoint(IPAddress.Any, 0)).WithTimeout();
 
         Assert.True(firstCode == 0, $"first association: reply {firstCode}\n{proxy.Describe()}");
         Assert.True(secondCode == 1, $"association over the limit: reply {secondCode}, want 1 (general failure)\n{proxy.Describe()}");
@@ -77,35 +67,26 @@ public sealed class LimitsTests(ProxyLabFixture lab)
     /// that never answers (a permanent neighbour entry to a MAC nobody has, so SYNs vanish) ends
     /// with reply 6 (TTL expired, the mapping of a timed-out connect), and the session is closed.
     /// </summary>
-    [Fact]
-    public async Task ConnectToASilentHost_RepliesTtlExpired()
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task Connect_ToASilentHost_RepliesTtlExpired()
     {
-        if (ProxyUnderTest.Kind != ProxyKind.L2Proxy)
-        {
-            return;
-        }
+        ProxyUnderTest.SkipUnlessL2Proxy("--connect-timeout");
         const int port = 1086;
         var silent = IPAddress.Parse("198.18.2.77");
         var neigh = await lab.Lab.Proxy.RunAsync("ip", ["neigh", "replace", silent.ToString(), "lladdr", "02:00:00:00:00:77", "dev", "eth1", "nud", "permanent"], Step);
         Assert.True(neigh.Succeeded, neigh.ToString());
         using var proxy = await StartAsync(port, "--connect-timeout", "1s");
         using var socket = await lab.Lab.Client.ConnectTcpAsync(new IPEndPoint(ProxyLab.ProxyInsideV4, port), Step).WithTimeout();
-        await RawSocks5.NegotiateNoAuthAsync(socket);
-        await RawSocks5.SendRequestAsync(socket, RawSocks5.Connect, new IPEndPoint(silent, 80));
-
-        var (code, _) = await RawSocks5.ReadReplyAsync(socket, Step);
+        var (code, _) = await Socks5Client.HandshakeAsync(socket, Socks5Client.Connect, new IPEndPoint(silent, 80)).WithTimeout(Step);
 
         Assert.True(code == 6, $"reply {code}, expected 6 (TTL expired)\n{proxy.Describe()}");
-        Assert.Empty(await RawSocks5.ReadToEndAsync(socket));
+        Assert.Empty(await Socks5Client.ReadToEndAsync(socket).WithTimeout());
     }
 
-    [Fact]
-    public async Task LocalHealthCheck_IsAdmitted_OutsideClientsStillRefused()
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task Allow_LocalHealthCheck_IsAdmittedWhileOutsideClientsAreRefused()
     {
-        if (ProxyUnderTest.Kind != ProxyKind.L2Proxy)
-        {
-            return;
-        }
+        ProxyUnderTest.SkipUnlessL2Proxy("--allow with the local health check admitted");
         const int port = 1085;
         var endPoint = new IPEndPoint(ProxyLab.ProxyInsideV4, port);
         var process = lab.Lab.Proxy.Start(LabBinaries.L2Proxy,
@@ -115,7 +96,7 @@ public sealed class LimitsTests(ProxyLabFixture lab)
 
         // From the proxy host itself (source = the listening address), as l2bal's probe connects.
         using var local = await lab.Lab.Proxy.ConnectTcpAsync(endPoint, Step).WithTimeout();
-        await RawSocks5.NegotiateNoAuthAsync(local);
+        await Socks5Client.NegotiateNoAuthAsync(local).WithTimeout();
 
         using var outside = await lab.Lab.Client.ConnectTcpAsync(endPoint, Step).WithTimeout();
         Assert.True(await ClosedByProxyAsync(outside), $"a client outside --allow was served\n{proxy.Describe()}");
@@ -129,14 +110,15 @@ public sealed class LimitsTests(ProxyLabFixture lab)
         return process;
     }
 
+    /// <summary>True when the proxy ends the session (EOF or reset) instead of answering the greeting.</summary>
     private static async Task<bool> ClosedByProxyAsync(Socket socket)
     {
         try
         {
-            await socket.SendAsync(new byte[] { 5, 1, 0 });
-            return await socket.ReceiveAsync(new byte[8].AsMemory()).AsTask().WithTimeout(Step) == 0;
+            await Socks5Client.NegotiateNoAuthAsync(socket).WithTimeout(Step);
+            return false;
         }
-        catch (SocketException)
+        catch (Exception e) when (e is EndOfStreamException or SocketException)
         {
             return true;
         }

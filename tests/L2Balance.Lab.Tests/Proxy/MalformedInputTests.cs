@@ -3,7 +3,7 @@ using System.Net.Sockets;
 using L2Balance.Tests.Common;
 using Xunit;
 
-namespace L2Balance.Lab.Tests;
+namespace L2Balance.Lab.Tests.Proxy;
 
 /// <summary>
 /// Bad input of any kind closes that session only: the proxy answers what RFC 1928 says it must
@@ -15,27 +15,29 @@ public sealed class MalformedInputTests(ProxyLabFixture lab)
     private static readonly string KnownUrl = $"http://198.18.2.2:{TargetServers.HttpPort}/{TargetServers.KnownFileName}";
     private static readonly IPEndPoint Proxy = new(ProxyLab.ProxyInsideV4, ProxyLabFixture.MainPort);
 
-    [Fact]
-    public async Task UnknownCommand_GetsReply7_UnknownAddressType_GetsReply8()
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task Request_UnknownCommandOrAddressType_GetsReply7Or8()
     {
+        // Dante closes the connection without a reply.
+        ProxyUnderTest.SkipWhere("replies 7 and 8 (RFC 1928 section 6) to an unknown command or address type", ProxyKind.Sockd);
         using (var socket = await lab.Lab.Client.ConnectTcpAsync(Proxy, TimeSpan.FromSeconds(5)).WithTimeout())
         {
-            await RawSocks5.NegotiateNoAuthAsync(socket);
+            await Socks5Client.NegotiateNoAuthAsync(socket).WithTimeout();
             await socket.SendAsync(new byte[] { 5, 9, 0, 1, 198, 18, 2, 2, 0, 80 });
-            var reply = await RawSocks5.ReadExactlyAsync(socket, 2);
+            var reply = await Socks5Client.ReadExactlyAsync(socket, 2).WithTimeout();
             Assert.Equal(new byte[] { 5, 7 }, reply);
         }
         using (var socket = await lab.Lab.Client.ConnectTcpAsync(Proxy, TimeSpan.FromSeconds(5)).WithTimeout())
         {
-            await RawSocks5.NegotiateNoAuthAsync(socket);
+            await Socks5Client.NegotiateNoAuthAsync(socket).WithTimeout();
             await socket.SendAsync(new byte[] { 5, 1, 0, 9, 198, 18, 2, 2, 0, 80 });
-            var reply = await RawSocks5.ReadExactlyAsync(socket, 2);
+            var reply = await Socks5Client.ReadExactlyAsync(socket, 2).WithTimeout();
             Assert.Equal(new byte[] { 5, 8 }, reply);
         }
     }
 
-    [Fact]
-    public async Task GarbageFromManyClients_ClosesThoseSessions_ProxyKeepsServing()
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task Garbage_FromManyClients_ClosesThoseSessionsOnly()
     {
         var random = new Random(1928);
         var prefixes = new byte[][] { [], [5], [5, 1], [5, 1, 0], [4, 1], [5, 2, 0, 2], [1] };
