@@ -20,14 +20,8 @@ internal static class Program
             case BalancerCommand.Output output:
                 Console.Out.Write(output.Text);
                 return ExitCodes.Ok;
-            case BalancerCommand.Invalid invalid when invalid.ExitCode == ExitCodes.Usage:
-                return ProgramCommandLine.ReportUsage(Console.Error, BalancerCommandLine.Program, invalid.Messages, invalid.SeeHelp);
             case BalancerCommand.Invalid invalid:
-                foreach (var message in invalid.Messages)
-                {
-                    Console.Error.WriteLine($"l2bal: {message}");
-                }
-                return invalid.ExitCode;
+                return ProgramCommandLine.Report(Console.Error, BalancerCommandLine.Program, invalid.Messages, invalid.ExitCode, invalid.SeeHelp);
             case BalancerCommand.CheckConfig check:
                 return CheckConfig(check);
             case BalancerCommand.Slice slice:

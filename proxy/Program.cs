@@ -48,14 +48,8 @@ internal static class Program
             case CommandLineResult.Output output:
                 Console.Out.Write(output.Text);
                 return ExitOk;
-            case CommandLineResult.Invalid invalid when invalid.ExitCode == ExitCodes.Usage:
-                return ProgramCommandLine.ReportUsage(Console.Error, CommandLine.Program, invalid.Messages, invalid.SeeHelp);
             case CommandLineResult.Invalid invalid:
-                foreach (var message in invalid.Messages)
-                {
-                    Console.Error.WriteLine($"l2proxy: {message}");
-                }
-                return invalid.ExitCode;
+                return ProgramCommandLine.Report(Console.Error, CommandLine.Program, invalid.Messages, invalid.ExitCode, invalid.SeeHelp);
             case CommandLineResult.CheckConfig check:
                 return CheckConfig(check.Path);
             case CommandLineResult.Passwd passwd:

@@ -147,6 +147,26 @@ public static class ProgramCommandLine
         return ExitCodes.Usage;
     }
 
+    /// <summary>
+    /// Prints a refused command line the way both programs do: a usage error as
+    /// <see cref="ReportUsage"/> does, any other (a configuration error) as its messages alone.
+    /// Returns <paramref name="exitCode"/>.
+    /// </summary>
+    public static int Report(TextWriter error, string program, IReadOnlyList<string> messages, int exitCode, string seeHelp)
+    {
+        if (exitCode == ExitCodes.Usage)
+        {
+            return ReportUsage(error, program, messages, seeHelp);
+        }
+        ArgumentNullException.ThrowIfNull(error);
+        ArgumentNullException.ThrowIfNull(messages);
+        foreach (var message in messages)
+        {
+            error.WriteLine($"{program}: {message}");
+        }
+        return exitCode;
+    }
+
     /// <summary><c>--version</c>: the program's name and version on one line.</summary>
     private sealed class PrintVersion(string text) : SynchronousCommandLineAction
     {
