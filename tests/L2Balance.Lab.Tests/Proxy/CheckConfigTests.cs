@@ -1,3 +1,4 @@
+using L2Balance.Tests.Common;
 using Xunit;
 
 namespace L2Balance.Lab.Tests.Proxy;
@@ -15,31 +16,12 @@ public sealed class CheckConfigTests : IDisposable
 
     private readonly string _dir = Directory.CreateTempSubdirectory("l2proxy-check-").FullName;
 
-    /// <summary>The sockd.conf of Dante's redundancy documentation, addresses filled in.</summary>
-    private const string DanteRedundancyExample = """
-        errorlog: syslog
-        logoutput: /var/log/sockd.log
-
-        internal: 198.18.0.10 port = 1080
-        external: 198.18.0.1 #IP-DANTEEXT2 for second node
-
-        client pass {
-                from: 0/0 to: 0/0
-                log: error connect disconnect
-        }
-
-        socks pass {
-                from: 0/0 to: 0/0
-                log: error connect disconnect
-        }
-        """;
-
     [SkippableFact(typeof(LabUnavailableException))]
     public async Task L2ProxyCheckConfig_DanteRedundancyExample_IsAcceptedAsIs()
     {
         ProxyUnderTest.SkipUnlessL2Proxy(CommandLine);
 
-        var (code, stdout, stderr) = await RunCheckAsync(DanteRedundancyExample);
+        var (code, stdout, stderr) = await RunCheckAsync(DanteExamples.Redundancy);
         Assert.True(code == 0, $"exit {code}: {stderr}");
         Assert.Equal("configuration OK", stdout.Trim());
     }
