@@ -28,7 +28,7 @@ public sealed class ErrnoTests
     }
 
     [Fact]
-    public void Constants_HaveTheirOwnNames()
+    public void Name_OfEachConstant_IsItsOwnSymbol()
     {
         Assert.Equal(
             ["EPERM", "ENOENT", "EINTR", "EAGAIN", "EEXIST", "ENODEV", "EINVAL", "EADDRNOTAVAIL"],

@@ -97,7 +97,7 @@ public sealed class MetricsEndpointTests
     }
 
     [Fact]
-    public async Task Clients_BeyondTheLimit_AreClosedAtOnce_AndScrapesResumeWhenTheSlowOnesTimeOut()
+    public async Task Clients_BeyondTheLimit_AreClosedAtOnceAndScrapesResumeWhenTheSlowOnesTimeOut()
     {
         await using var endpoint = Open(() => Task.FromResult(Exposition), Short);
         using var slow1 = await ConnectAsync(endpoint);
@@ -124,7 +124,7 @@ public sealed class MetricsEndpointTests
     }
 
     [Fact]
-    public async Task Render_Throws_Answers500WithTheMessage_ReportsIt_AndKeepsServing()
+    public async Task Render_Throws_Answers500WithTheMessageReportsItAndKeepsServing()
     {
         var reported = new List<Exception>();
         var fail = true;
@@ -173,7 +173,7 @@ public sealed class MetricsEndpointTests
     }
 
     [Fact]
-    public async Task Dispose_ClosesTheListener()
+    public async Task Dispose_ListeningEndpoint_ClosesTheListener()
     {
         var endpoint = Open(() => Task.FromResult(Exposition));
         var address = endpoint.LocalEndPoint;

@@ -16,7 +16,7 @@ public class LoopRehearsalTests
     [InlineData(2, 3, "40ms")]
     [InlineData(1, 2, "8ms")]
     [InlineData(64, 64, "1s")]
-    public void It_rehearses_the_claims_a_cover_the_return_health_changes_and_a_stall(int nodeId, int nodeCount, string interval)
+    public void Rehearse_AnyClusterShape_WalksClaimsCoverReturnHealthChangesDrainAndStall(int nodeId, int nodeCount, string interval)
     {
         var events = Rehearse(nodeId, nodeCount, interval);
         var peer = nodeId % nodeCount + 1;
@@ -33,7 +33,7 @@ public class LoopRehearsalTests
     }
 
     [Fact]
-    public void A_single_node_cluster_rehearses_alone()
+    public void Rehearse_SingleNodeCluster_HoldsEveryBucketAndSeesNoPeer()
     {
         var events = Rehearse(1, 1, "40ms");
         Assert.Contains(events, e => e is BucketsChanged { Held: 4096, Buckets: 4096 });

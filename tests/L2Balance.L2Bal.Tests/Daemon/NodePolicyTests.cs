@@ -84,7 +84,7 @@ public class NodePolicyTests
     }
 
     [Fact]
-    public void ChooseState_DrainRequested_WinsOverHealthAndConflict_AndUndrainReturns()
+    public void ChooseState_DrainRequested_WinsOverHealthAndConflictAndUndrainReturns()
     {
         var policy = NewPolicy();
         policy.ChooseState(AdvertState.Unhealthy, Healthy, Ms(0));
@@ -184,7 +184,7 @@ public class NodePolicyTests
     }
 
     [Fact]
-    public void ConflictEnds_IsOneTickAfterTheDeadTimeOfTheLastConflictingAdvert()
+    public void ConflictEnds_AfterAConflictingAdvert_IsOneTickPastItsDeadTime()
     {
         var policy = NewPolicy();
         Assert.Equal(TimeSpan.MaxValue, policy.ConflictEnds(Ms(0)));
@@ -194,7 +194,7 @@ public class NodePolicyTests
     }
 
     [Fact]
-    public void GrantsSlice_OnlyAfterADeadTimeOfListeningAndWithoutConflict()
+    public void GrantsSlice_ListeningAndConflicts_GrantOnlyAfterADeadTimeOfListeningWithoutConflict()
     {
         var policy = new NodePolicy(Self, MyIncarnation, Interval, Dead, Lease, Probe, buckets: 64);
         Assert.False(policy.GrantsSlice(Ms(1000)));
@@ -207,7 +207,7 @@ public class NodePolicyTests
     }
 
     [Fact]
-    public void Wake_GapBeyondTheLongestSleep_IsUnheardTime_AndBeyondTheLeaseIsAStall()
+    public void Wake_GapBeyondTheLongestSleep_IsUnheardTimeAndBeyondTheLeaseAStall()
     {
         var policy = NewPolicy();
         Assert.Equal(new WakeVerdict(Ms(-30), Stalled: false, LinkNews.Unchanged), policy.Wake(Ms(10), carrier: true));

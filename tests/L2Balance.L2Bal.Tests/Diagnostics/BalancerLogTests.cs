@@ -2,6 +2,7 @@ using System.Reflection;
 using System.Text.RegularExpressions;
 using L2Balance.Balancer.Diagnostics;
 using L2Balance.Balancer.Protocol;
+using L2Balance.Tests.Common;
 using Xunit;
 
 namespace L2Balance.L2Bal.Tests.Diagnostics;
@@ -15,7 +16,7 @@ public partial class BalancerLogTests
     private static int LoggedId(string line) => int.Parse(LineId().Match(line).Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
 
     [Fact]
-    public void EventIds_AreUnique()
+    public void EventIds_EachValue_IsUsedByOneEventOnly()
     {
         var ids = Ids();
         Assert.Equal(ids.Count, ids.Distinct().Count());
@@ -52,9 +53,9 @@ public partial class BalancerLogTests
     }
 
     [Fact]
-    public void EventsDocument_ListsEveryL2BalId()
+    public void EventsDocument_L2BalSection_ListsEveryId()
     {
-        var doc = File.ReadAllText(Path.Combine(StatusDocumentTests.RepositoryRoot(), "docs", "events.md"));
+        var doc = File.ReadAllText(Path.Combine(Repository.Root, "docs", "events.md"));
         var section = doc[doc.IndexOf("## l2bal", StringComparison.Ordinal)..doc.IndexOf("## l2proxy", StringComparison.Ordinal)];
         var documented = DocumentedId().Matches(section).Select(m => int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)).ToHashSet();
         Assert.All(Ids(), id => Assert.Contains(id, documented));

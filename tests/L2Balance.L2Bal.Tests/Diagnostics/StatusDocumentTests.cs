@@ -3,6 +3,7 @@ using System.Text.RegularExpressions;
 using L2Balance.Balancer.Diagnostics;
 using L2Balance.Balancer.Kernel;
 using L2Balance.Balancer.Protocol;
+using L2Balance.Tests.Common;
 using Xunit;
 
 namespace L2Balance.L2Bal.Tests.Diagnostics;
@@ -128,9 +129,9 @@ public partial class StatusDocumentTests
     }
 
     [Fact]
-    public void StatusDocument_NamesEveryFieldAndEventKindTheDaemonWrites()
+    public void StatusDocument_OneEventOfEachKind_NamesEveryFieldAndKindTheDaemonWrites()
     {
-        var doc = File.ReadAllText(Path.Combine(RepositoryRoot(), "docs", "status-json.md"));
+        var doc = File.ReadAllText(Path.Combine(Repository.Root, "docs", "status-json.md"));
         var journal = new EventJournal();
         foreach (var e in OneOfEach())
         {
@@ -175,16 +176,6 @@ public partial class StatusDocumentTests
             default:
                 break;
         }
-    }
-
-    internal static string RepositoryRoot()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "L2Balance.sln")))
-        {
-            dir = dir.Parent;
-        }
-        return dir?.FullName ?? throw new DirectoryNotFoundException("no L2Balance.sln above " + AppContext.BaseDirectory);
     }
 
     [GeneratedRegex("^[0-9]+$")]

@@ -1,6 +1,7 @@
 using System.Net;
 using L2Balance.Proxy.Config;
 using L2Balance.Proxy.Rules;
+using L2Balance.Tests.Common;
 using Xunit;
 
 namespace L2Balance.Proxy.Tests.Config;
@@ -48,23 +49,7 @@ public class SockdConfParserTests
     [Fact]
     public void Parse_DanteRedundancyExample_IsAcceptedAsIs()
     {
-        var options = Ok("""
-            errorlog: syslog
-            logoutput: /var/log/sockd.log
-
-            internal: 198.18.0.10 port = 1080
-            external: 198.18.0.1
-
-            client pass {
-                    from: 0/0 to: 0/0
-                    log: error connect disconnect
-            }
-
-            socks pass {
-                    from: 0/0 to: 0/0
-                    log: error connect disconnect
-            }
-            """);
+        var options = Ok(DanteExamples.Redundancy);
 
         Assert.Equal([new LogTarget(LogTargetKind.Syslog)], options.ErrorLog);
         Assert.Equal([new LogTarget(LogTargetKind.File, Path: "/var/log/sockd.log")], options.LogOutput);

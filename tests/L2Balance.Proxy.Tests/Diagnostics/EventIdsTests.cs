@@ -1,6 +1,7 @@
 using System.Reflection;
 using System.Text.RegularExpressions;
 using L2Balance.Proxy.Diagnostics;
+using L2Balance.Tests.Common;
 using Xunit;
 
 namespace L2Balance.Proxy.Tests.Diagnostics;
@@ -53,24 +54,10 @@ public sealed partial class EventIdsTests
 
     private static MatchCollection L2ProxySection()
     {
-        var doc = File.ReadAllText(Path.Combine(RepositoryRoot(), "docs", "events.md"));
+        var doc = File.ReadAllText(Path.Combine(Repository.Root, "docs", "events.md"));
         var start = doc.IndexOf("\n## l2proxy", StringComparison.Ordinal);
         Assert.True(start >= 0, "docs/events.md has no '## l2proxy' section");
         var end = doc.IndexOf("\n## ", start + 1, StringComparison.Ordinal);
         return Row().Matches(end < 0 ? doc[start..] : doc[start..end]);
-    }
-
-    /// <summary>The directory holding L2Balance.sln, found by walking up from the test assembly.</summary>
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "L2Balance.sln")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new DirectoryNotFoundException($"no L2Balance.sln above {AppContext.BaseDirectory}");
     }
 }

@@ -86,7 +86,7 @@ public partial class PrometheusExpositionTests
     }
 
     [Fact]
-    public void Counters_AppearWithTheirValues()
+    public void Counters_AfterSessionsCommandsAndBytes_AppearWithTheirValues()
     {
         var counters = new ProxyCounters();
         counters.SessionStarted();
@@ -118,7 +118,7 @@ public partial class PrometheusExpositionTests
     }
 
     [Fact]
-    public void HandshakeHistogram_IsCumulative_InfEqualsCount_SumInSeconds()
+    public void HandshakeHistogram_ThreeHandshakes_IsCumulativeWithInfEqualToCountAndSumInSeconds()
     {
         var counters = new ProxyCounters();
         counters.HandshakeCompleted(TimeSpan.FromMicroseconds(50));

@@ -16,7 +16,7 @@ public sealed class ProxyLogTests : IDisposable
     public void Dispose() => File.Delete(_file);
 
     [Fact]
-    public async Task SessionNegotiationAndProbe_AreLoggedWithTheirOwnIds()
+    public async Task SessionNegotiationAndProbe_WithDebug_AreLoggedWithTheirOwnIds()
     {
         var lines = await LogAsync(debug: 1, new ManualTimeProvider(), log =>
         {
@@ -34,7 +34,7 @@ public sealed class ProxyLogTests : IDisposable
     }
 
     [Fact]
-    public async Task NegotiationFailed_RepeatedWithin10s_IsLoggedOncePerOutcome_ThenWithTheCountNotLogged()
+    public async Task NegotiationFailed_RepeatedWithin10s_IsLoggedOncePerOutcomeThenWithTheCountNotLogged()
     {
         var time = new ManualTimeProvider();
         var lines = await LogAsync(debug: 0, time, log =>
@@ -67,7 +67,7 @@ public sealed class ProxyLogTests : IDisposable
     }
 
     [Fact]
-    public async Task MetricsListening_NamesTheUrl()
+    public async Task MetricsListening_OnLoopback_IsLoggedWithTheUrl()
     {
         var lines = await LogAsync(debug: 0, new ManualTimeProvider(), log => log.MetricsListening(new IPEndPoint(IPAddress.Loopback, 9100)));
 

@@ -2,7 +2,6 @@ using System.Net;
 using System.Net.Sockets;
 using L2Balance.Balancer.Net;
 using L2Balance.Balancer.Protocol;
-using L2Balance.Lab.Tests.Net;
 using L2Balance.Tests.Common;
 using Xunit;
 

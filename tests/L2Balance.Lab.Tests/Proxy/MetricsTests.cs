@@ -4,7 +4,7 @@ using System.Text.RegularExpressions;
 using L2Balance.Tests.Common;
 using Xunit;
 
-namespace L2Balance.Lab.Tests;
+namespace L2Balance.Lab.Tests.Proxy;
 
 /// <summary>The main l2proxy's <c>--metrics</c> endpoint, scraped with curl inside the proxy namespace.</summary>
 [Collection(ProxyLabGroup.Name)]
@@ -13,13 +13,12 @@ public sealed partial class MetricsTests(ProxyLabFixture lab)
     [GeneratedRegex(@"^(?<key>l2proxy_[a-z_]+(\{[^}]*\})?) (?<value>\S+)$", RegexOptions.Multiline)]
     private static partial Regex Sample();
 
-    [Fact]
+    private const string Metrics = "a Prometheus endpoint (--metrics)";
+
+    [SkippableFact(typeof(LabUnavailableException))]
     public async Task Scrape_AfterTraffic_CountersMoved()
     {
-        if (ProxyUnderTest.Kind != ProxyKind.L2Proxy)
-        {
-            return; // Dante and microsocks have no Prometheus endpoint.
-        }
+        ProxyUnderTest.SkipUnlessL2Proxy(Metrics);
 
         var before = await ScrapeAsync();
         var fetch = await lab.CurlAsync("--socks5", "198.18.1.1:1080", $"http://198.18.2.2:{TargetServers.HttpPort}/{TargetServers.KnownFileName}");
@@ -44,25 +43,20 @@ public sealed partial class MetricsTests(ProxyLabFixture lab)
         Assert.True(after["l2proxy_client_received_bytes_total"] > before["l2proxy_client_received_bytes_total"], lab.Describe());
     }
 
-    [Fact]
-    public async Task BytesOfARunningSession_AreCountedBeforeItEnds()
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task Scrape_DuringARunningSession_CountsItsBytesAlready()
     {
-        if (ProxyUnderTest.Kind != ProxyKind.L2Proxy)
-        {
-            return;
-        }
+        ProxyUnderTest.SkipUnlessL2Proxy(Metrics);
 
         var before = await ScrapeAsync();
         using var socket = await lab.Lab.Client.ConnectTcpAsync(new IPEndPoint(ProxyLab.ProxyInsideV4, ProxyLabFixture.MainPort), TimeSpan.FromSeconds(5)).WithTimeout();
-        await RawSocks5.NegotiateNoAuthAsync(socket);
-        await RawSocks5.SendRequestAsync(socket, RawSocks5.Connect, new IPEndPoint(ProxyLab.TargetV4, TargetServers.TcpEchoPort));
-        var (code, _) = await RawSocks5.ReadReplyAsync(socket);
+        var (code, _) = await Socks5Client.HandshakeAsync(socket, Socks5Client.Connect, new IPEndPoint(ProxyLab.TargetV4, TargetServers.TcpEchoPort)).WithTimeout();
         Assert.True(code == 0, $"CONNECT reply {code}\n{lab.Describe()}");
         // Large enough that the relay leaves its first small copies and splices (or copies) in chunks.
         var payload = new byte[256 * 1024];
         Random.Shared.NextBytes(payload);
         await socket.SendAsync(payload).WithTimeout();
-        Assert.Equal(payload, await RawSocks5.ReadExactlyAsync(socket, payload.Length));
+        Assert.Equal(payload, await Socks5Client.ReadExactlyAsync(socket, payload.Length).WithTimeout());
 
         // The session stays open: the counters must have moved already (poll: the scrape races the relay's last chunk).
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);

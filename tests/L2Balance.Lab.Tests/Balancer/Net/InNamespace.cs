@@ -1,6 +1,6 @@
 using L2Balance.Common.Linux;
 
-namespace L2Balance.Lab.Tests.Net;
+namespace L2Balance.Lab.Tests.Balancer.Net;
 
 /// <summary>
 /// Runs l2bal code on a dedicated thread that entered a lab namespace with setns(2), as the daemon
