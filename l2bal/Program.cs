@@ -87,7 +87,7 @@ internal static class Program
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
         using var filter = new NftablesFilter();
-        var daemon = new BalancerDaemon(options, key, log, filter);
+        using var daemon = new BalancerDaemon(options, key, log, filter);
         try
         {
             return await daemon.RunAsync(stop.Token).ConfigureAwait(false);

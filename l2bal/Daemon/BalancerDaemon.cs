@@ -21,7 +21,7 @@ namespace L2Balance.Balancer.Daemon;
 /// node puts in place and takes down, the <see cref="Carrier"/> among them), the control part
 /// (BalancerDaemon.Control.cs) and <see cref="StatusRenderer"/>.
 /// </summary>
-internal sealed partial class BalancerDaemon
+internal sealed partial class BalancerDaemon : IDisposable
 {
     /// <summary>How often draining buckets are checked against conntrack: once a second.</summary>
     private static readonly TimeSpan DrainCheckPeriod = TimeSpan.FromSeconds(1);
@@ -98,7 +98,6 @@ internal sealed partial class BalancerDaemon
         catch (Exception e) when (NodeResources.IsStartFailure(e))
         {
             _log.StartFailed(o.Interface, e.Message);
-            _signer.Dispose();
             return 1;
         }
         using var verifier = new AdvertVerifier(_key, o.EffectiveClusterId, o.NodeId, _configDigest);
@@ -132,7 +131,6 @@ internal sealed partial class BalancerDaemon
         finally
         {
             await io.DisposeAsync().ConfigureAwait(false);
-            _signer.Dispose();
         }
         return exit;
     }
@@ -165,18 +163,7 @@ internal sealed partial class BalancerDaemon
         }
     }
 
-    /// <summary>Before the first advert: a loop that stops to compile code is silent to its peers.</summary>
-    private void Rehearse()
-    {
-        try
-        {
-            LoopRehearsal.Run(_options, _key, _configDigest, _settings);
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            _log.RehearsalFailed(e.Message);
-        }
-    }
+    public void Dispose() => _signer.Dispose();
 
     /// <summary>The loop: step, answer what is queued, sleep until the next deadline or event.</summary>
     private void RunLoop(AdvertVerifier verifier, NodeResources io, LoopWaiter waiter, CancellationToken stop)
