@@ -2,9 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using L2Balance.Proxy.Diagnostics;
 using L2Balance.Proxy.Protocol;
-using L2Balance.Proxy.Relay;
 using L2Balance.Proxy.Rules;
-using Epoll = L2Balance.Proxy.Interop.Interop.Epoll;
 
 namespace L2Balance.Proxy.Server;
 
