@@ -100,8 +100,9 @@ internal sealed class ArpResponder : IAsyncDisposable
     public MacAddress ClusterMac => _clusterMac;
 
     /// <summary>
-    /// Whether who-has for the VIP is answered. The daemon turns it off when the node is down or
-    /// covers no bucket; requests then are counted as <see cref="ArpIgnoreReason.Disabled"/>.
+    /// Whether who-has for the VIP is answered; requests are counted as
+    /// <see cref="ArpIgnoreReason.Disabled"/> while it is off. The daemon turns it on at start and
+    /// leaves it on: every running node answers identically (the cluster MAC), whatever it holds.
     /// </summary>
     public bool Enabled
     {

@@ -17,8 +17,8 @@ internal static class ClusterMac
     /// 01:00:5e:00:00:xx, which maps 224.0.0.0/24 (all-hosts, all-routers, OSPF, VRRP...) and
     /// is flooded or trapped specially by many switches. If the hash still lands in that /24
     /// (low 23 bits &lt; 0x100), bit 22 is set, which moves it out deterministically. Only 2^23
-    /// values exist: two clusters on one segment may collide, so an operator can always
-    /// override the MAC in configuration.
+    /// values exist: two clusters on one segment may collide; an operator then gives one of them
+    /// another <c>--cluster-id</c> (there is no option to set the MAC itself).
     /// </remarks>
     public static MacAddress Multicast(uint clusterId)
     {
