@@ -329,15 +329,4 @@ internal sealed class MembershipEngine
     /// <summary>The node ids of an active-node bitmap, ascending (none for the "not yet advertised" mask).</summary>
     internal static int[] NodesOf(ulong mask) =>
         mask == ulong.MaxValue ? [] : [.. Enumerable.Range(1, 64).Where(i => (mask & Bit(i)) != 0)];
-
-    internal static string FormatMask(ulong mask) => "{" + string.Join(",", NodesOf(mask)) + "}";
-
-    internal static string Describe(AdvertState state) => state switch
-    {
-        AdvertState.Active => "active",
-        AdvertState.Unhealthy => "unhealthy",
-        AdvertState.Draining => "draining",
-        AdvertState.Leaving => "leaving",
-        _ => state.ToString(),
-    };
 }

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using L2Balance.Balancer.Cluster;
+using L2Balance.Balancer.Config;
 using L2Balance.Balancer.Control;
 using L2Balance.Balancer.Diagnostics;
 using L2Balance.Balancer.Kernel;
@@ -29,8 +30,8 @@ internal sealed partial class BalancerDaemon
             {
                 shadow.Record(e);
             }
-            shadow._log.AdvertRejected(AdvertRejection.BadHmac, _options.Interface, 1);
-            shadow._policy.OnAdvertRejected(AdvertRejection.ConfigMismatch, default, _options.Interface, TimeSpan.Zero);
+            shadow._log.AdvertRejected(AdvertRejection.BadHmac, default, 1);
+            shadow._policy.OnAdvertRejected(AdvertRejection.ConfigMismatch, default, default, TimeSpan.Zero);
             var snapshot = shadow.Snapshot();
             _ = StatusRenderer.Json(snapshot) + StatusRenderer.Text(snapshot) + StatusRenderer.Prometheus(snapshot, TimeSpan.Zero);
         }
@@ -134,7 +135,7 @@ internal sealed partial class BalancerDaemon
             Vip = _options.Vip.ToString(),
             Services = [.. _options.Services.Select(v => v.ToString())],
             ClusterMac = _settings.ClusterMac.ToString(),
-            MacMode = _options.MacMode == MacMode.Multicast ? "multicast" : "unicast-flood",
+            MacMode = BalancerSettings.MacModeName(_options.MacMode),
             Buckets = _options.Buckets,
             Held = _engine.Held.Count,
             Draining = _policy.Draining.Count,

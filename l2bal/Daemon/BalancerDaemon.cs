@@ -304,8 +304,8 @@ internal sealed partial class BalancerDaemon : IDisposable
             {
                 continue; // our own frame, looped back
             }
-            _log.AdvertRejected(rejection, frame.Source.ToString(), total);
-            _policy.OnAdvertRejected(rejection, advert, frame.Source.ToString(), now);
+            _log.AdvertRejected(rejection, frame.Source, total);
+            _policy.OnAdvertRejected(rejection, advert, frame.Source, now);
         }
     }
 
@@ -417,12 +417,9 @@ internal sealed partial class BalancerDaemon : IDisposable
         }
     }
 
-    private static string Describe(BalancerOptions o)
-    {
-        var slice = PortSlice.For(o.NodeId, o.NodeCount);
-        var mac = o.MacMode == MacMode.Multicast ? ClusterMac.Multicast(o.EffectiveClusterId) : ClusterMac.UnicastFlood(o.EffectiveClusterId);
-        return $"node {o.NodeId} of {o.NodeCount} on {o.Interface}: VIP {o.Vip}, cluster MAC {mac} ({(o.MacMode == MacMode.Multicast ? "multicast" : "unicast-flood")}), " +
-            $"{o.Buckets} buckets, seed 0x{o.EffectiveSeed:x8}, adverts every {o.AdvertInterval.TotalMilliseconds:0} ms, dead after {o.DeadTime.TotalMilliseconds:0} ms, " +
-            $"port slice {slice.Low}-{slice.High}, health {o.Health}; listening for peers for {o.DeadTime.TotalMilliseconds:0} ms before claiming buckets";
-    }
+    /// <summary>The settings the started line names.</summary>
+    private string Describe(BalancerOptions o) =>
+        $"node {o.NodeId} of {o.NodeCount} on {o.Interface}: VIP {o.Vip}, cluster MAC {_settings.ClusterMac} ({BalancerSettings.MacModeName(o.MacMode)}), " +
+        $"{o.Buckets} buckets, seed 0x{o.EffectiveSeed:x8}, adverts every {o.AdvertInterval.TotalMilliseconds:0} ms, dead after {o.DeadTime.TotalMilliseconds:0} ms, " +
+        $"port slice {_settings.OwnSlice}, health {o.Health}; listening for peers for {o.DeadTime.TotalMilliseconds:0} ms before claiming buckets";
 }

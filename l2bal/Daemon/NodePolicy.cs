@@ -108,7 +108,7 @@ internal sealed class NodePolicy
     /// disturbs a running cluster. Adverts that fail the HMAC cannot be trusted to say who started
     /// first; a node that has never accepted a valid advert yields to them.
     /// </summary>
-    public void OnAdvertRejected(AdvertRejection rejection, in Advert advert, string source, TimeSpan now)
+    public void OnAdvertRejected(AdvertRejection rejection, in Advert advert, MacAddress source, TimeSpan now)
     {
         switch (rejection)
         {

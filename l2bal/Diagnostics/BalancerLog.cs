@@ -153,7 +153,7 @@ internal sealed class BalancerLog(TextWriter output, TimeProvider? time = null)
     }
 
     /// <summary>A rejected advert: logged at most once per reason per 10 s; counters keep the count.</summary>
-    public void AdvertRejected(AdvertRejection reason, string from, long total)
+    public void AdvertRejected(AdvertRejection reason, MacAddress from, long total)
     {
         if (!_rejections.ShouldLog(reason, out _))
         {

@@ -88,7 +88,7 @@ public class NodePolicyTests
     {
         var policy = NewPolicy();
         policy.ChooseState(AdvertState.Unhealthy, Healthy, Ms(0));
-        policy.OnAdvertRejected(AdvertRejection.FromSelf, AdvertFrom(Self, MyIncarnation - 1), "02:00:00:00:00:01", Ms(5));
+        policy.OnAdvertRejected(AdvertRejection.FromSelf, AdvertFrom(Self, MyIncarnation - 1), MacAddress.Parse("02:00:00:00:00:01"), Ms(5));
         policy.DrainRequested = true;
         Assert.Equal(new LocalStateChanged(AdvertState.Draining, StateReason.DrainRequested), policy.ChooseState(AdvertState.Active, NothingListens, Ms(10)));
         policy.DrainRequested = false;
@@ -118,7 +118,7 @@ public class NodePolicyTests
     {
         var policy = NewPolicy();
         policy.ChooseState(AdvertState.Unhealthy, Healthy, Ms(0));
-        policy.OnAdvertRejected(AdvertRejection.FromSelf, AdvertFrom(Self, MyIncarnation - 1), "02:00:00:00:00:01", Ms(10));
+        policy.OnAdvertRejected(AdvertRejection.FromSelf, AdvertFrom(Self, MyIncarnation - 1), MacAddress.Parse("02:00:00:00:00:01"), Ms(10));
         var change = policy.ChooseState(AdvertState.Active, Healthy, Ms(10));
         Assert.Equal(AdvertState.Unhealthy, change!.State);
         Assert.Equal(StateReason.Conflict, change.Reason);
@@ -135,8 +135,8 @@ public class NodePolicyTests
     public void OnAdvertRejected_ConflictsFromAYoungerNode_AreIgnored()
     {
         var policy = NewPolicy();
-        policy.OnAdvertRejected(AdvertRejection.FromSelf, AdvertFrom(Self, MyIncarnation + 1), "02:00:00:00:00:01", Ms(10));
-        policy.OnAdvertRejected(AdvertRejection.ConfigMismatch, AdvertFrom(3, MyIncarnation + 1), "02:00:00:00:00:03", Ms(10));
+        policy.OnAdvertRejected(AdvertRejection.FromSelf, AdvertFrom(Self, MyIncarnation + 1), MacAddress.Parse("02:00:00:00:00:01"), Ms(10));
+        policy.OnAdvertRejected(AdvertRejection.ConfigMismatch, AdvertFrom(3, MyIncarnation + 1), MacAddress.Parse("02:00:00:00:00:03"), Ms(10));
         Assert.Null(policy.Conflict(Ms(10)));
     }
 
@@ -144,7 +144,7 @@ public class NodePolicyTests
     public void OnAdvertRejected_OtherSettingsFromAnOlderNode_YieldWithThatNodesId()
     {
         var policy = NewPolicy();
-        policy.OnAdvertRejected(AdvertRejection.ConfigMismatch, AdvertFrom(3, MyIncarnation - 1, nodeCount: 4), "02:00:00:00:00:03", Ms(10));
+        policy.OnAdvertRejected(AdvertRejection.ConfigMismatch, AdvertFrom(3, MyIncarnation - 1, nodeCount: 4), MacAddress.Parse("02:00:00:00:00:03"), Ms(10));
         var conflict = policy.Conflict(Ms(10));
         Assert.Equal(ConflictKind.OtherSettings, conflict!.Kind);
         Assert.Equal(3, conflict.Peer);
@@ -155,7 +155,7 @@ public class NodePolicyTests
     public void OnAdvertRejected_BadHmacBeforeAnyValidAdvert_YieldsAsUnverifiedKey()
     {
         var policy = NewPolicy();
-        policy.OnAdvertRejected(AdvertRejection.BadHmac, AdvertFrom(1, 1), "02:00:00:00:00:01", Ms(10));
+        policy.OnAdvertRejected(AdvertRejection.BadHmac, AdvertFrom(1, 1), MacAddress.Parse("02:00:00:00:00:01"), Ms(10));
         Assert.Equal(ConflictKind.UnverifiedKey, policy.Conflict(Ms(20))!.Kind);
         // One valid advert ends it at once: the node has a peer with its key.
         policy.OnAdvertAccepted();
@@ -167,7 +167,7 @@ public class NodePolicyTests
     {
         var policy = NewPolicy();
         policy.OnAdvertAccepted();
-        policy.OnAdvertRejected(AdvertRejection.BadHmac, AdvertFrom(1, 1), "02:00:00:00:00:01", Ms(10));
+        policy.OnAdvertRejected(AdvertRejection.BadHmac, AdvertFrom(1, 1), MacAddress.Parse("02:00:00:00:00:01"), Ms(10));
         Assert.Null(policy.Conflict(Ms(10)));
         Assert.Equal(TimeSpan.MaxValue, policy.ConflictEnds(Ms(10)));
     }
@@ -178,7 +178,7 @@ public class NodePolicyTests
         var policy = NewPolicy();
         foreach (var reason in Enum.GetValues<AdvertRejection>().Except([AdvertRejection.FromSelf, AdvertRejection.ConfigMismatch, AdvertRejection.BadHmac]))
         {
-            policy.OnAdvertRejected(reason, AdvertFrom(Self, 1), "02:00:00:00:00:01", Ms(10));
+            policy.OnAdvertRejected(reason, AdvertFrom(Self, 1), MacAddress.Parse("02:00:00:00:00:01"), Ms(10));
             Assert.Null(policy.Conflict(Ms(10)));
         }
     }
@@ -188,7 +188,7 @@ public class NodePolicyTests
     {
         var policy = NewPolicy();
         Assert.Equal(TimeSpan.MaxValue, policy.ConflictEnds(Ms(0)));
-        policy.OnAdvertRejected(AdvertRejection.FromSelf, AdvertFrom(Self, 1), "02:00:00:00:00:01", Ms(10));
+        policy.OnAdvertRejected(AdvertRejection.FromSelf, AdvertFrom(Self, 1), MacAddress.Parse("02:00:00:00:00:01"), Ms(10));
         Assert.Equal(Ms(10) + Dead + TimeSpan.FromTicks(1), policy.ConflictEnds(Ms(20)));
         Assert.Equal(TimeSpan.MaxValue, policy.ConflictEnds(Ms(10) + Dead + TimeSpan.FromTicks(1)));
     }
@@ -201,7 +201,7 @@ public class NodePolicyTests
         policy.StartListening(Ms(100));
         Assert.False(policy.GrantsSlice(Ms(100) + Dead - Ms(1)));
         Assert.True(policy.GrantsSlice(Ms(100) + Dead));
-        policy.OnAdvertRejected(AdvertRejection.ConfigMismatch, AdvertFrom(1, 1), "02:00:00:00:00:01", Ms(300));
+        policy.OnAdvertRejected(AdvertRejection.ConfigMismatch, AdvertFrom(1, 1), MacAddress.Parse("02:00:00:00:00:01"), Ms(300));
         Assert.False(policy.GrantsSlice(Ms(300)));
         Assert.True(policy.GrantsSlice(Ms(300) + Dead + Ms(1)));
     }

@@ -45,9 +45,9 @@ public partial class BalancerLogTests
         var log = new BalancerLog(output);
         for (var i = 1; i <= 100; i++)
         {
-            log.AdvertRejected(AdvertRejection.BadHmac, "02:00:00:00:00:09", i);
+            log.AdvertRejected(AdvertRejection.BadHmac, MacAddress.Parse("02:00:00:00:00:09"), i);
         }
-        log.AdvertRejected(AdvertRejection.ConfigMismatch, "02:00:00:00:00:09", 1);
+        log.AdvertRejected(AdvertRejection.ConfigMismatch, MacAddress.Parse("02:00:00:00:00:09"), 1);
         var lines = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal([EventIds.AdvertRejected, EventIds.ConfigMismatch], lines.Select(LoggedId));
     }
