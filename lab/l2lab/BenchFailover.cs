@@ -366,6 +366,14 @@ internal static class BenchFailover
             }
         }
 
+        var timelineKills = 0;
+        if (details)
+        {
+            await ledger.SettleAsync(lab, [Victim], ct).ConfigureAwait(false);
+            await TimelineAsync(lab, name, balancerArgs, ct).ConfigureAwait(false);
+            timelineKills = 1;
+        }
+
         CoverResult? proxyCover = null;
         if (details)
         {
@@ -397,7 +405,7 @@ internal static class BenchFailover
 
         await ledger.SettleAsync(lab, all, ct).ConfigureAwait(false);
         // Each kill accounts for two verdicts (each survivor sees the victim die); the rest are false covers.
-        var falseDeaths = (int)Math.Max(0, ledger.Deaths - (2 * kills));
+        var falseDeaths = (int)Math.Max(0, ledger.Deaths - (2 * (kills + timelineKills)));
         Log($"{name}: peers declared dead beyond the kills' own (false covers): {falseDeaths}");
         if (falseDeaths > 0)
         {
@@ -441,6 +449,56 @@ internal static class BenchFailover
         return turn is null
             ? "l2bal recorded no unhealthy turn"
             : string.Create(CultureInfo.InvariantCulture, $"l2bal saw it after {(turn.Time - killedAt).TotalMilliseconds:0} ms ({turn.Text("health")}: {turn.Text("detail")})");
+    }
+
+    /// <summary>
+    /// One more kill of node 2, not counted in the cover figures, under a SOCKS CONNECT stream from
+    /// every client address, drawn as a timeline: CONNECTs per node per 100 ms with the kill, the
+    /// cover (the last of node 2's clients served by a survivor) and the return marked.
+    /// </summary>
+    private static async Task TimelineAsync(ClusterLab lab, string name, string[] balancerArgs, CancellationToken ct)
+    {
+        int[] all = [1, 2, 3];
+        var home = lab.ClientAddresses.ToDictionary(a => a.ToString(), a => ClusterOps.OwnerOf(ClusterOps.Table(3, all), a));
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var generator = new TrafficGenerator(lab.Client, new TrafficOptions
+        {
+            Proxy = lab.ProxyEndPoint,
+            Sources = lab.ClientAddresses,
+            ConnectTarget = new IPEndPoint(ClusterLab.TargetAddress, TargetServers.TcpEchoPort),
+            ConnectConcurrency = 6,
+            MaxConnects = 200_000,
+            Duration = TimeSpan.FromSeconds(90),
+            Stop = stop.Token,
+            NodeOf = lab.NodeOf,
+        });
+        var run = generator.RunAsync(ct);
+        await Task.Delay(2000, ct).ConfigureAwait(false);
+        lab.LinkDown(Victim);
+        lab.Balancer(Victim)!.Kill(LabSignals.Kill);
+        lab.Proxy(Victim)!.Kill(LabSignals.Kill);
+        var killMs = generator.ElapsedMs;
+        await ClusterOps.WaitForSharesAsync(lab, [1, 3], TimeSpan.FromSeconds(20), Progress, ct).ConfigureAwait(false);
+        await Task.Delay(2000, ct).ConfigureAwait(false);
+        lab.LinkUp(Victim);
+        var returnMs = generator.ElapsedMs;
+        await ClusterOps.StartNodeAsync(lab, Victim, ct, balancerArgs).ConfigureAwait(false);
+        await ClusterOps.WaitForSharesAsync(lab, all, TimeSpan.FromSeconds(60), Progress, ct).ConfigureAwait(false);
+        await Task.Delay(2000, ct).ConfigureAwait(false);
+        await stop.CancelAsync().ConfigureAwait(false);
+        var traffic = await run.ConfigureAwait(false);
+        var coveredMs = home.Where(h => h.Value == Victim)
+            .Select(h => traffic.Connects.Where(c => c.Source == h.Key && c.Outcome == TrafficOutcome.Ok && c.StartMs >= killMs && c.Node != Victim)
+                .Select(c => c.EndMs).DefaultIfEmpty(double.NaN).Min())
+            .DefaultIfEmpty(double.NaN).Max();
+        var plot = FailoverTimeline.Write(Path.ChangeExtension(ClusterOps.ArtifactPath("bench", "failover-timeline"), ".png"),
+            $"{name}: node {Victim} killed (link down, SIGKILL) and returned", traffic,
+            [
+                new TimelineMark(killMs, $"node {Victim} killed"),
+                new TimelineMark(coveredMs, $"node {Victim}'s clients covered"),
+                new TimelineMark(returnMs, $"node {Victim} returns"),
+            ]);
+        Log($"{name}: timeline kill: {traffic.Summary()}; plot written to {plot}");
     }
 
     /// <summary>

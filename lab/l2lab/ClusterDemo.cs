@@ -306,6 +306,13 @@ internal static class ClusterDemo
         };
         File.WriteAllText(path, JsonSerializer.Serialize(summary, JsonOptions) + "\n");
         Info($"summary written to {path}");
+        var plot = FailoverTimeline.Write(Path.ChangeExtension(path, ".png"), $"l2bal cluster demo: node {Victim} killed and returned", stream,
+        [
+            new TimelineMark(killStream, $"node {Victim} killed"),
+            new TimelineMark(fromKill.Count == 0 ? double.NaN : killStream + fromKill.Max(), $"node {Victim}'s clients covered"),
+            new TimelineMark(rejoinStream, $"node {Victim} returns"),
+        ]);
+        Info($"timeline plot written to {plot}");
         var failed = promises.Where(p => !p.Held).ToArray();
         Phase(failed.Length == 0 ? "all promises held; tearing down" : $"FAILED: {string.Join("; ", failed.Select(f => f.Name))}; tearing down");
         if (failed.Length > 0)

@@ -141,6 +141,26 @@ public sealed class TrafficResults
                 Sessions.Count(s => s.Node == n),
                 Udp.Count(u => u.Node == n)));
 
+    /// <summary>
+    /// Successful CONNECTs per serving node per time bin, by the time each completed: bin i counts
+    /// those that ended in [i·binMs, (i+1)·binMs). Every node that served one has a row as long as the run.
+    /// </summary>
+    public IReadOnlyDictionary<int, int[]> OkPerNodePerBin(double binMs)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(binMs);
+        var bins = (int)Math.Ceiling(Math.Max(DurationMs, Connects.Select(c => c.EndMs).DefaultIfEmpty(0).Max()) / binMs);
+        var rows = new SortedDictionary<int, int[]>();
+        foreach (var c in Connects.Where(c => c.Outcome == TrafficOutcome.Ok && c.Node is not null))
+        {
+            if (!rows.TryGetValue(c.Node!.Value, out var row))
+            {
+                rows[c.Node.Value] = row = new int[Math.Max(bins, 1)];
+            }
+            row[Math.Min((int)(c.EndMs / binMs), row.Length - 1)]++;
+        }
+        return rows;
+    }
+
     /// <summary>One line for logs and progress output.</summary>
     public string Summary() =>
         $"connects {ConnectsOk}/{Connects.Count} ok" +
