@@ -1,3 +1,5 @@
+using L2Balance.Common.CommandLine;
+
 namespace L2Balance.Balancer.Config;
 
 /// <summary>
@@ -15,37 +17,24 @@ internal static class BalancerReloadPlan
     {
         ArgumentNullException.ThrowIfNull(running);
         ArgumentNullException.ThrowIfNull(read);
-        var kept = new List<string>();
-        (string Name, object? Running, object? Read)[] restartOnly =
-        [
-            ("interface", running.Interface, read.Interface), ("vip", running.Vip, read.Vip), ("vip prefix", running.VipPrefix, read.VipPrefix),
-            ("node-id", running.NodeId, read.NodeId), ("node-count", running.NodeCount, read.NodeCount), ("key-file", running.KeyFile, read.KeyFile),
-            ("buckets", running.Buckets, read.Buckets), ("seed", running.Seed, read.Seed), ("cluster-id", running.ClusterId, read.ClusterId),
-            ("advert-interval", running.AdvertInterval, read.AdvertInterval), ("dead-after", running.DeadAfterMisses, read.DeadAfterMisses),
-            ("mac-mode", running.MacMode, read.MacMode), ("service", string.Join(",", running.Services), string.Join(",", read.Services)),
-            ("control", running.ControlPath, read.ControlPath), ("metrics", running.Metrics, read.Metrics),
-        ];
-        foreach (var (name, was, now) in restartOnly)
-        {
-            if (!Equals(was, now))
-            {
-                kept.Add(name);
-            }
-        }
-        var health = read.Health;
-        if ((running.Health.Kind == HealthProbeKind.None) != (read.Health.Kind == HealthProbeKind.None))
-        {
-            kept.Add("health (turning the probe on or off)");
-            health = running.Health;
-        }
+        var restart = new RestartOnlySettings()
+            .Check("interface", running.Interface, read.Interface).Check("vip", running.Vip, read.Vip).Check("vip prefix", running.VipPrefix, read.VipPrefix)
+            .Check("node-id", running.NodeId, read.NodeId).Check("node-count", running.NodeCount, read.NodeCount).Check("key-file", running.KeyFile, read.KeyFile)
+            .Check("buckets", running.Buckets, read.Buckets).Check("seed", running.Seed, read.Seed).Check("cluster-id", running.ClusterId, read.ClusterId)
+            .Check("advert-interval", running.AdvertInterval, read.AdvertInterval).Check("dead-after", running.DeadAfterMisses, read.DeadAfterMisses)
+            .Check("mac-mode", running.MacMode, read.MacMode).CheckAll("service", running.Services, read.Services)
+            .Check("control", running.ControlPath, read.ControlPath).Check("metrics", running.Metrics, read.Metrics);
+        // Turning the probe on or off needs a restart (the probe thread); changing it does not.
+        var probeSwitched = (running.Health.Kind == HealthProbeKind.None) != (read.Health.Kind == HealthProbeKind.None);
+        restart.Check("health (turning the probe on or off)", false, probeSwitched);
         var options = running with
         {
-            Health = health,
+            Health = probeSwitched ? running.Health : read.Health,
             HealthInterval = read.HealthInterval,
             HealthTimeout = read.HealthTimeout,
             HealthFall = read.HealthFall,
             HealthRise = read.HealthRise,
         };
-        return (options, kept);
+        return (options, restart.Changed);
     }
 }

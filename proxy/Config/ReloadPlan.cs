@@ -1,3 +1,5 @@
+using L2Balance.Common.CommandLine;
+
 namespace L2Balance.Proxy.Config;
 
 /// <summary>
@@ -13,17 +15,17 @@ public static class ReloadPlan
     {
         ArgumentNullException.ThrowIfNull(running);
         ArgumentNullException.ThrowIfNull(read);
-        var kept = new List<string>();
-        Keep("internal", running.Internal, read.Internal, kept);
-        Keep("external", running.External, read.External, kept);
-        Keep("external.rotation", [running.ExternalRotation], [read.ExternalRotation], kept);
-        Keep("user.privileged", [running.UserPrivileged], [read.UserPrivileged], kept);
-        Keep("user.unprivileged", [running.UserUnprivileged], [read.UserUnprivileged], kept);
-        Keep("logoutput", running.LogOutput, read.LogOutput, kept);
-        Keep("errorlog", running.ErrorLog, read.ErrorLog, kept);
-        Keep("debug", [running.Debug], [read.Debug], kept);
-        Keep("metrics", [running.Metrics], [read.Metrics], kept);
-        Keep("workers", [running.Workers], [read.Workers], kept);
+        var restart = new RestartOnlySettings()
+            .CheckAll("internal", running.Internal, read.Internal)
+            .CheckAll("external", running.External, read.External)
+            .Check("external.rotation", running.ExternalRotation, read.ExternalRotation)
+            .Check("user.privileged", running.UserPrivileged, read.UserPrivileged)
+            .Check("user.unprivileged", running.UserUnprivileged, read.UserUnprivileged)
+            .CheckAll("logoutput", running.LogOutput, read.LogOutput)
+            .CheckAll("errorlog", running.ErrorLog, read.ErrorLog)
+            .Check("debug", running.Debug, read.Debug)
+            .Check("metrics", running.Metrics, read.Metrics)
+            .Check("workers", running.Workers, read.Workers);
         var options = read with
         {
             Internal = running.Internal,
@@ -38,14 +40,6 @@ public static class ReloadPlan
             Workers = running.Workers,
             Source = read.Source,
         };
-        return (options, kept);
-    }
-
-    private static void Keep<T>(string name, IReadOnlyList<T> running, IReadOnlyList<T> read, List<string> kept)
-    {
-        if (!running.SequenceEqual(read))
-        {
-            kept.Add(name);
-        }
+        return (options, restart.Changed);
     }
 }
