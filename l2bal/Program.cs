@@ -34,7 +34,7 @@ internal static class Program
             case BalancerCommand.Control control:
                 return await ControlAsync(control).ConfigureAwait(false);
             case BalancerCommand.Run run:
-                return await RunAsync(run.Options).ConfigureAwait(false);
+                return await RunAsync(run.Options, args).ConfigureAwait(false);
             default:
                 return ExitCodes.Usage;
         }
@@ -76,7 +76,7 @@ internal static class Program
         }
     }
 
-    private static async Task<int> RunAsync(BalancerOptions options)
+    private static async Task<int> RunAsync(BalancerOptions options, string[] args)
     {
         var log = new BalancerLog(Console.Error);
         if (LoadKey(options.KeyFile, log) is not { } key)
@@ -88,6 +88,8 @@ internal static class Program
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
         using var filter = new NftablesFilter();
         using var daemon = new BalancerDaemon(options, key, log, filter);
+        // systemctl reload: the same command line read again (its --config file with it), off the signal thread.
+        using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => { c.Cancel = true; _ = Task.Run(() => daemon.Reload(BalancerCommandLine.Parse(args))); });
         try
         {
             return await daemon.RunAsync(stop.Token).ConfigureAwait(false);

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
 using L2Balance.Common.CommandLine;
+using L2Balance.Common.Linux;
 using L2Balance.Common.Metrics;
 using L2Balance.Proxy.Auth;
 using L2Balance.Proxy.Config;
@@ -66,7 +67,19 @@ internal static class Program
         var stop = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult("SIGTERM"); });
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult("SIGINT"); });
-        await new WorkerSupervisor(workers, args, log).RunAsync(stop.Task).ConfigureAwait(false);
+        using var notify = SystemdNotify.FromEnvironment();
+        using var readiness = notify is null ? null : new WorkerReadiness(workers);
+        var supervisor = new WorkerSupervisor(workers, args, log) { WorkersNotifySocket = readiness?.Address };
+        using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c =>
+        {
+            c.Cancel = true;
+            notify?.Reloading();
+            supervisor.Reload();
+            notify?.Ready();
+        });
+        _ = readiness?.AllReady.ContinueWith(_ => notify!.Ready(), TaskScheduler.Default);
+        _ = stop.Task.ContinueWith(_ => notify?.Stopping(), TaskScheduler.Default);
+        await supervisor.RunAsync(stop.Task).ConfigureAwait(false);
         return ExitOk;
     }
 
@@ -229,8 +242,17 @@ internal static class Program
                     using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult("SIGTERM"); });
                     using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult("SIGINT"); });
                     using var orphanWatch = worker is null ? null : WorkerSupervisor.WatchSupervisor(() => stop.TrySetResult("supervisor gone"));
+                    using var notify = worker is null ? SystemdNotify.FromEnvironment() : null;
+                    var reloader = new ConfigReloader(server, args, log, notify);
+                    using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => { c.Cancel = true; _ = Task.Run(reloader.Reload); });
                     server.Start();
+                    if (worker is { } index)
+                    {
+                        WorkerReadiness.ReportReady(index);
+                    }
+                    notify?.Ready();
                     var reason = await stop.Task.ConfigureAwait(false);
+                    notify?.Stopping();
                     log.Stopping(reason, server.Counters.SessionsActive);
                 }
                 finally

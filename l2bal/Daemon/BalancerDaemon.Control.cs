@@ -13,7 +13,7 @@ namespace L2Balance.Balancer.Daemon;
 internal sealed partial class BalancerDaemon
 {
     /// <summary>
-    /// Before the first advert: a loop that stops to compile code is silent to its peers. The
+    /// Before the first advert: a loop that stops for first-time work is silent to its peers. The
     /// loop's decisions (LoopRehearsal), then what it does with their results and for status
     /// requests, which also run on the loop: recording and logging every kind of event, a rejected
     /// advert, a status snapshot and its renderings, all on a throwaway daemon whose log goes
@@ -129,7 +129,7 @@ internal sealed partial class BalancerDaemon
             NodeId = _options.NodeId,
             NodeCount = _options.NodeCount,
             State = _engine.LocalState,
-            Health = new HealthStatus(health.Healthy, _options.Health.ToString(),
+            Health = new HealthStatus(health.Healthy, _health.Options.Health.ToString(),
                 health.Healthy ? HealthFailure.None : health.LastFailure.Failure, health.Healthy ? null : health.LastFailure.Detail),
             Conflict = conflict is null ? null : new ConflictStatus(conflict.Kind, conflict.Peer, conflict.Description),
             Vip = _options.Vip.ToString(),
@@ -146,7 +146,8 @@ internal sealed partial class BalancerDaemon
                 p.Key, p.Value.State, _engine.IsAlive(p.Key), (long)(now - p.Value.LastHeard).TotalMilliseconds, p.Value.HeldCount))],
             Counters = new CounterStatus(_counters.AdvertsSent, _counters.AdvertsReceived, _counters.AdvertSendFailures,
                 StatusRenderer.Rejections(_counters), _counters.OwnershipChanges, _counters.Wakeups,
-                new Dictionary<string, long>(_counters.Events, StringComparer.Ordinal)),
+                new Dictionary<string, long>(_counters.Events, StringComparer.Ordinal),
+                _counters.FirstAdvertMs, Math.Round(_counters.LongestStepMs, 3), Math.Round(_counters.LongestEarlyStepMs, 3)),
             LastEventSeq = _journal.LastSeq,
             Events = _journal.Recent(),
         };

@@ -56,6 +56,7 @@ internal sealed partial class BalancerDaemon : IDisposable
     private Task<(TimeSpan StartedAt, IReadOnlyDictionary<int, int> Flows)>? _drainRead;
     private bool _sliceGranted;
     private LoopWaiter? _waiter;
+    private ServiceNotifier _notifier = new(null);
 
     public BalancerDaemon(BalancerOptions options, byte[] key, BalancerLog log, IKernelFilter filter)
     {
@@ -115,6 +116,8 @@ internal sealed partial class BalancerDaemon : IDisposable
                 _log.PriorityNotRaised(Errno.Name(errno));
             }
             Rehearse();
+            using var notifier = new ServiceNotifier(SystemdNotify.FromEnvironment());
+            _notifier = notifier;
             using var waiter = new LoopWaiter(io.Adverts.Handle);
             _waiter = waiter;
             io.Control.Queued = waiter.Wake;
@@ -123,6 +126,10 @@ internal sealed partial class BalancerDaemon : IDisposable
             // One dedicated thread owns all state and sleeps in ppoll until there is work: an advert,
             // a request, or its next deadline (NextDeadline). No timer ticks while nothing happens.
             exit = await Outcome(DedicatedThread.Start("l2bal loop", () => RunLoop(verifier, io, waiter, stopAll.Token))).ConfigureAwait(false);
+            if (exit == 0)
+            {
+                notifier.Stopping();
+            }
             await LeaveAsync(io.Adverts).ConfigureAwait(false);
             await stopAll.CancelAsync().ConfigureAwait(false);
             await probes.ConfigureAwait(false);
@@ -177,11 +184,15 @@ internal sealed partial class BalancerDaemon : IDisposable
         }
         _lastStepAt = Now; // the stall check measures from the loop's start, not the daemon's
         _policy.StartListening(_lastStepAt);
+        _notifier.Ready(_engine.LocalState, _engine.Held.Count, _options.Buckets, _lastStepAt);
         while (!stop.IsCancellationRequested)
         {
+            var began = Now;
             Step(verifier, io);
             AnswerQueued(io.Control);
             _counters.Woke();
+            _counters.Stepped(Now - began, began);
+            _notifier.Stepped(_engine.LocalState, _engine.Held.Count, _options.Buckets, Now);
             waiter.Wait(NextDeadline(Now) - Now + DeadlineSlack);
         }
     }
@@ -195,7 +206,7 @@ internal sealed partial class BalancerDaemon : IDisposable
     private TimeSpan NextDeadline(TimeSpan now)
     {
         var next = _engine.NextDeadline(now);
-        foreach (var due in (ReadOnlySpan<TimeSpan>)[_lastLease + _options.AdvertInterval, _lastDrainCheck + DrainCheckPeriod, _policy.ConflictEnds(now)])
+        foreach (var due in (ReadOnlySpan<TimeSpan>)[_lastLease + _options.AdvertInterval, _lastDrainCheck + DrainCheckPeriod, _policy.ConflictEnds(now), _notifier.NextPing])
         {
             next = due < next ? due : next;
         }

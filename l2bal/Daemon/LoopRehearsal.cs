@@ -1,5 +1,3 @@
-using System.Reflection;
-using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using L2Balance.Balancer.Cluster;
 using L2Balance.Balancer.Config;
@@ -11,19 +9,17 @@ using L2Balance.Balancer.Protocol;
 namespace L2Balance.Balancer.Daemon;
 
 /// <summary>
-/// Runs the loop's code once on throwaway state before the loop starts, so that the loop never
-/// stops to compile it. Why: l2bal compiles each method fully optimized on its first call
-/// (TieredCompilation off, L2Bal.csproj), and the HMAC loads the crypto library on first use: a
-/// newcomer's first steps with a peer took longer than the dead time at 8 ms adverts, and peers
-/// declared it dead (docs/benchmarks.md#start-up). Nothing here touches the kernel, the network,
-/// the daemon's state or its log.
+/// Runs the loop's code once on throwaway state before the loop starts, so that the loop's first
+/// steps with a peer do no first-time work. Native AOT compiles nothing at run time; what is left is
+/// what any first call does: the HMAC loads and initialises the crypto library, static constructors
+/// and lazily built tables run, code pages fault in (docs/benchmarks.md#l2bal-native-aot for whether
+/// it still pays). Nothing here touches the kernel, the network, the daemon's state or its log.
 /// </summary>
 internal static class LoopRehearsal
 {
     /// <summary>Rehearses start-up, a join, the claims, a cover, a return, health changes and a stall; returns the throwaway engine's events.</summary>
     public static IReadOnlyList<BalancerEvent> Run(BalancerOptions o, ReadOnlySpan<byte> key, UInt128 configDigest, FilterSettings settings)
     {
-        CompileDaemon();
         var self = o.NodeId;
         var peer = o.NodeCount > 1 ? self % o.NodeCount + 1 : self;
         using var signer = IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, key);
@@ -85,26 +81,5 @@ internal static class LoopRehearsal
             }
         }
         return events;
-    }
-
-    /// <summary>
-    /// Compiles the methods of the loop's own types (its body and branches, which the rehearsal
-    /// cannot run without I/O, and the events it records and logs). Their callees in the engine,
-    /// the policy and the codecs the rehearsal runs.
-    /// </summary>
-    private static void CompileDaemon()
-    {
-        const BindingFlags all = BindingFlags.Instance | BindingFlags.Static | BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.DeclaredOnly;
-        Type[] loopTypes = [typeof(BalancerDaemon), typeof(BalancerLog), typeof(EventJournal), typeof(BalancerCounters), typeof(Net.Carrier)];
-        foreach (var type in loopTypes.Concat(typeof(BalancerEvent).Assembly.GetTypes().Where(t => t.IsSubclassOf(typeof(BalancerEvent)))))
-        {
-            foreach (var method in type.GetMethods(all).Cast<MethodBase>().Concat(type.GetConstructors(all)))
-            {
-                if (!method.IsAbstract && !method.ContainsGenericParameters && method.GetMethodBody() is not null)
-                {
-                    RuntimeHelpers.PrepareMethod(method.MethodHandle);
-                }
-            }
-        }
     }
 }

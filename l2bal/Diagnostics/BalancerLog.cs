@@ -46,6 +46,11 @@ internal static class EventIds
     public const int LinkUp = 109;
     public const int LocalStateChanged = 110;
     public const int DrainFinished = 111;
+
+    public const int ConfigReloaded = 170;
+    public const int ConfigReloadFailed = 171;
+    public const int ConfigReloadKept = 172;
+    public const int ProbeCapabilitiesKept = 173;
 }
 
 /// <summary>
@@ -75,6 +80,14 @@ internal sealed class BalancerLog(TextWriter output, TimeProvider? time = null)
 
     public void RehearsalFailed(string error) =>
         Warning(EventIds.RehearsalFailed, $"rehearsing the loop failed ({error}): its first steps may be slow while code compiles");
+
+    public void ConfigReloaded(string source, string health) => Info(EventIds.ConfigReloaded, $"configuration reloaded from {source}: health {health}");
+
+    public void ConfigReloadFailed(string errors) => Error(EventIds.ConfigReloadFailed, $"reload refused, the running configuration stays: {errors}");
+
+    public void ConfigReloadKept(string settings) => Warning(EventIds.ConfigReloadKept, $"reload: {settings} changed but need a restart; their running values stay");
+
+    public void ProbeCapabilitiesKept(string errno) => Warning(EventIds.ProbeCapabilitiesKept, $"could not clear the probe thread's ambient and inheritable capabilities ({errno}): exec: health commands may inherit them");
 
     public void KeyFileExposed(string path) => Warning(EventIds.KeyFileExposed, $"key file {path} is readable by group or others: chmod 600 it");
 

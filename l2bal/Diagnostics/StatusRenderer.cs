@@ -26,8 +26,10 @@ internal static class StatusRenderer
         text.Append("bucket map: ").AppendJoin(", ", s.Owners.Select(o => $"node {o.Key}: {o.Value}")).Append('\n');
         foreach (var peer in s.Peers)
         {
+            // A dead peer's last word is no claim: its buckets are covered (the bucket map says by whom).
             var state = peer.Alive ? BalancerLog.Describe(peer.State) : "dead";
-            text.Append(CultureInfo.InvariantCulture, $"peer {peer.NodeId}: {state}, heard {peer.LastHeardMs} ms ago, holds {peer.Held}\n");
+            var holds = peer.Alive ? $"holds {peer.Held}" : $"holds nothing (said {peer.Held} when last heard)";
+            text.Append(CultureInfo.InvariantCulture, $"peer {peer.NodeId}: {state}, heard {peer.LastHeardMs} ms ago, {holds}\n");
         }
         var c = s.Counters;
         text.Append(CultureInfo.InvariantCulture, $"adverts: {c.AdvertsSent} sent, {c.AdvertsReceived} received");

@@ -99,7 +99,10 @@ internal sealed record CounterStatus(
     IReadOnlyDictionary<string, long> AdvertsRejected,
     long OwnershipChanges,
     long LoopWakeups,
-    IReadOnlyDictionary<string, long> Events);
+    IReadOnlyDictionary<string, long> Events,
+    double FirstAdvertMs,
+    double LongestStepMs,
+    double LongestEarlyStepMs);
 
 /// <summary>Source-generated JSON for the status document (no reflection: ready for Native AOT).</summary>
 [JsonSourceGenerationOptions(

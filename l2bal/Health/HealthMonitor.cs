@@ -22,9 +22,10 @@ internal sealed class HealthMonitor
     /// <summary>At 100 ms, a killed proxy is still seen within 100 ms, a hung one within 500 ms plus fall × the timeout.</summary>
     private const int FullProbeEvery = 5;
 
-    private readonly BalancerOptions _options;
     private readonly BalancerLog _log;
-    private readonly HealthPolicy _policy;
+    private volatile BalancerOptions _options;
+    private volatile BalancerOptions? _reloaded;
+    private HealthPolicy _policy;
     private readonly System.Diagnostics.Stopwatch _clock = System.Diagnostics.Stopwatch.StartNew();
     private volatile HealthView _view;
 
@@ -40,12 +41,29 @@ internal sealed class HealthMonitor
     /// <summary>The current verdict (any thread).</summary>
     public HealthView View => _view;
 
+    /// <summary>The settings probes run with (the latest reload's once the probe thread has taken it).</summary>
+    public BalancerOptions Options => _reloaded ?? _options;
+
+    /// <summary>
+    /// SIGHUP: the probe thread takes the new health settings (probe, interval, timeout, fall,
+    /// rise) before its next probe; fall and rise count afresh from the current state.
+    /// </summary>
+    public void Reload(BalancerOptions options) => _reloaded = options;
+
     /// <summary>Called on the probe thread when the verdict changes (the loop's wake-up).</summary>
     public Action? Changed { get; set; }
 
     /// <summary>Starts probing until <paramref name="stop"/>; with no probe configured, does nothing.</summary>
     public Task Start(CancellationToken stop) =>
-        _options.Health.Kind == HealthProbeKind.None ? Task.CompletedTask : DedicatedThread.Start("l2bal probe", () => ProbeLoop(stop));
+        _options.Health.Kind == HealthProbeKind.None ? Task.CompletedTask : DedicatedThread.Start("l2bal probe", () =>
+        {
+            // This thread starts exec: commands; they get none of the daemon's capabilities.
+            if (ThreadCapabilities.KeepFromChildren() is not 0 and var errno)
+            {
+                _log.ProbeCapabilitiesKept(Errno.Name(errno));
+            }
+            ProbeLoop(stop);
+        });
 
     private void ProbeLoop(CancellationToken stop)
     {
@@ -57,6 +75,13 @@ internal sealed class HealthMonitor
         {
             while (!stop.WaitHandle.WaitOne(next - Now > TimeSpan.Zero ? next - Now : TimeSpan.Zero))
             {
+                if (Interlocked.Exchange(ref _reloaded, null) is { } reloaded)
+                {
+                    Take(reloaded, ref listen);
+                    interval = reloaded.HealthInterval;
+                    sinceFull = 0;
+                    next = Now;
+                }
                 // A probe slower than the interval delays the next one instead of queueing a burst.
                 next = next + interval > Now ? next + interval : Now + interval;
                 HealthProbeResult? result;
@@ -84,6 +109,15 @@ internal sealed class HealthMonitor
     }
 
     private TimeSpan Now => _clock.Elapsed;
+
+    /// <summary>Applies reloaded settings on the probe thread: a new policy that keeps the current verdict, a new listen check.</summary>
+    private void Take(BalancerOptions reloaded, ref ListenCheck? listen)
+    {
+        _options = reloaded;
+        _policy = HealthPolicy.Continuing(_policy, reloaded.HealthFall, reloaded.HealthRise);
+        listen?.Dispose();
+        listen = OpenListenCheck();
+    }
 
     /// <summary>
     /// The listen check, for a SOCKS5 or TCP probe of this node's own service (the VIP or a

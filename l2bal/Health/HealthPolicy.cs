@@ -27,6 +27,13 @@ internal sealed class HealthPolicy(int fall, int rise)
 
     public HealthState State { get; private set; } = HealthState.Unhealthy;
 
+    /// <summary>A policy with new thresholds that keeps <paramref name="current"/>'s verdict and last failure (a reload moves no bucket by itself).</summary>
+    public static HealthPolicy Continuing(HealthPolicy current, int fall, int rise)
+    {
+        ArgumentNullException.ThrowIfNull(current);
+        return new HealthPolicy(fall, rise) { State = current.State, LastFailure = current.LastFailure, _passedOnce = current._passedOnce };
+    }
+
     /// <summary>The last failed probe's outcome, for logs and status.</summary>
     public HealthProbeResult LastFailure { get; private set; } = new(HealthFailure.NotProbedYet, "no probe has passed yet");
 

@@ -249,7 +249,7 @@ internal static class BenchFailover
         {
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{r.Setting}: {r.Seconds:0} s, false covers {r.FalseDeaths}, stalls {r.Stalls}, unhealthy {r.Unhealthy}, released when declared dead {r.Fenced}, ownership changes {r.OwnershipChanges}, CONNECTs ok {r.ConnectsOk} failed {r.ConnectsFailed}, bulk {r.BulkGbit:0.00} Gbit/s, l2bal CPU {string.Join(" ", r.BalancerCpu.Select(c => $"{c:0.00}"))} %, proxies {string.Join(" ", r.ProxyCpu.Select(c => $"{c:0.0}"))} %, load {r.LoadAverage}"));
-            foreach (var cause in r.Causes)
+            foreach (var cause in r.Causes.Concat(r.StartUp))
             {
                 Console.WriteLine($"  {cause}");
             }

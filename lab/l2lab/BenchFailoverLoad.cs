@@ -48,7 +48,7 @@ internal sealed record FilterCost(
 internal sealed record SoakResult(
     string Setting, double Seconds, int FalseDeaths, long OwnershipChanges, int ConnectsOk, int ConnectsFailed,
     double BulkGbit, double[] BalancerCpu, double[] ProxyCpu, string LoadAverage,
-    int Stalls, int Unhealthy, int Fenced, IReadOnlyList<string> Causes);
+    int Stalls, int Unhealthy, int Fenced, IReadOnlyList<string> Causes, IReadOnlyList<string> StartUp);
 
 /// <summary>
 /// The load parts of <c>l2lab bench-failover</c>: CPU of l2bal while the proxies work, the filter's
@@ -274,7 +274,9 @@ internal static class BenchFailoverLoad
             .Take(12).Select(e => $"node {e.Node}: {e.Event}").ToArray();
         var ok = results.Connects.Count(c => c.Outcome == TrafficOutcome.Ok);
         return new SoakResult(setting, length.TotalSeconds, deaths, changesAfter - changesBefore, ok, results.Connects.Count - ok, Math.Round(gbit, 2),
-            cpu[..3], cpu[3..], File.ReadAllText("/proc/loadavg").Trim(), stalls, unhealthy, fenced, causes);
+            cpu[..3], cpu[3..], File.ReadAllText("/proc/loadavg").Trim(), stalls, unhealthy, fenced, causes,
+            [.. statuses.Select(st => string.Create(CultureInfo.InvariantCulture,
+                $"node {st.NodeId}: first advert {st.Counter("firstAdvertMs")} ms after start, longest loop step {st.Counter("longestEarlyStepMs")} ms in the first 10 s, {st.Counter("longestStepMs")} ms in all"))]);
     }
 
     private static async Task<long> OwnershipChangesAsync(ClusterLab lab, int[] nodes, CancellationToken ct)

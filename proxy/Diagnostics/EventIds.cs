@@ -29,4 +29,8 @@ public static class EventIds
 
     public const int WorkerStarted = 40;
     public const int WorkerExited = 41;
+
+    public const int ConfigReloaded = 80;
+    public const int ConfigReloadFailed = 81;
+    public const int ConfigReloadKept = 82;
 }

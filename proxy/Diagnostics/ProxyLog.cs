@@ -44,6 +44,15 @@ public sealed class ProxyLog
     public void ConfigWarning(string message) =>
         Write(LogLevel.Warning, EventIds.ConfigWarning, $"configuration: {message}");
 
+    public void ConfigReloaded(string source, int clientRules, int socksRules) =>
+        Write(LogLevel.Info, EventIds.ConfigReloaded, $"configuration reloaded from {source}: {clientRules} client rules, {socksRules} socks rules for new sessions");
+
+    public void ConfigReloadFailed(string source, string errors) =>
+        Write(LogLevel.Error, EventIds.ConfigReloadFailed, $"reload refused, the running configuration of {source} stays: {errors}");
+
+    public void ConfigReloadKept(string settings) =>
+        Write(LogLevel.Warning, EventIds.ConfigReloadKept, $"reload: {settings} changed but need a restart; their running values stay");
+
     public void PrivilegesDropped(string user) =>
         Write(LogLevel.Info, EventIds.PrivilegesDropped, $"running as user {user}");
 

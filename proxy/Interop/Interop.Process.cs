@@ -7,6 +7,7 @@ internal static partial class Interop
     /// <summary>kill(2) and getppid(2) for the supervisor and its workers.</summary>
     internal static partial class Process
     {
+        internal const int SIGHUP = 1;
         internal const int SIGKILL = 9;
         internal const int SIGTERM = 15;
 

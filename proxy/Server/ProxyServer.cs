@@ -20,6 +20,10 @@ public sealed class ProxyServer : IAsyncDisposable
     /// <summary>asm-generic/socket.h SOL_SOCKET and SO_REUSEPORT (.NET's SocketOptionName has no ReusePort on Linux).</summary>
     private const int SolSocket = 1;
     private const int SoReusePort = 15;
+
+    /// <summary>linux/in.h IP_FREEBIND (SOL_IP) and linux/in6.h IPV6_FREEBIND (SOL_IPV6): bind an address not (yet) on the node.</summary>
+    private const int IpFreeBind = 15;
+    private const int Ipv6FreeBind = 78;
     private readonly List<Socket> _listeners = [];
     private readonly List<Task> _acceptLoops = [];
     private readonly ConcurrentDictionary<SocksSession, byte> _sessions = new();
@@ -27,22 +31,25 @@ public sealed class ProxyServer : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private ITimer? _sweep;
     private int _udpAssociations;
+    private ServingConfig _config;
 
     public ProxyServer(ProxyOptions options, ProxyLog log, UserStore? users, INameResolver? resolver = null, TimeProvider? time = null)
     {
-        Options = options ?? throw new ArgumentNullException(nameof(options));
+        _config = new ServingConfig(options ?? throw new ArgumentNullException(nameof(options)), users);
         Log = log ?? throw new ArgumentNullException(nameof(log));
-        Users = users;
         Resolver = resolver ?? new SystemNameResolver();
         Time = time ?? TimeProvider.System;
         Outbound = new OutboundAddresses(options.External, options.ExternalRotation);
     }
 
-    public ProxyOptions Options { get; }
+    /// <summary>What new sessions serve with; a reload swaps it whole (sessions keep the one they started with).</summary>
+    public ServingConfig Config => Volatile.Read(ref _config);
+
+    public ProxyOptions Options => Config.Options;
 
     public ProxyLog Log { get; }
 
-    public UserStore? Users { get; }
+    public UserStore? Users => Config.Users;
 
     public INameResolver Resolver { get; }
 
@@ -85,6 +92,9 @@ public sealed class ProxyServer : IAsyncDisposable
                     {
                         socket.DualMode = address.Equals(IPAddress.IPv6Any);
                     }
+                    // The VIP appears on lo only when l2bal starts: l2proxy may start first (docs/design.md#systemd).
+                    socket.SetRawSocketOption(address.AddressFamily == AddressFamily.InterNetworkV6 ? (int)SocketOptionLevel.IPv6 : (int)SocketOptionLevel.IP,
+                        address.AddressFamily == AddressFamily.InterNetworkV6 ? Ipv6FreeBind : IpFreeBind, BitConverter.GetBytes(1));
                     socket.Bind(endPoint);
                     socket.Listen(ListenBacklog);
                 }
@@ -97,6 +107,12 @@ public sealed class ProxyServer : IAsyncDisposable
             }
         }
     }
+
+    /// <summary>
+    /// SIGHUP: new sessions serve with <paramref name="config"/>; open ones keep theirs. What needs a
+    /// restart (listeners, users, logs) the caller has kept from the running options (ReloadPlan).
+    /// </summary>
+    public void Reload(ServingConfig config) => Volatile.Write(ref _config, config ?? throw new ArgumentNullException(nameof(config)));
 
     /// <summary>Starts accepting on the bound sockets.</summary>
     public void Start()
@@ -253,3 +269,6 @@ public sealed class ProxyServer : IAsyncDisposable
         _stopping.Dispose();
     }
 }
+
+/// <summary>The options and the users file a session serves with, read together at its start.</summary>
+public sealed record ServingConfig(ProxyOptions Options, UserStore? Users);

@@ -20,6 +20,7 @@ internal sealed partial class SocksSession
 {
     private const int NoAbort = -1;
     private readonly ProxyServer _server;
+    private readonly ServingConfig _config;
     private readonly Socket _client;
     private readonly RuleLog _clientRuleLog;
     private readonly long _startTimestamp = Stopwatch.GetTimestamp();
@@ -38,6 +39,7 @@ internal sealed partial class SocksSession
     public SocksSession(ProxyServer server, Socket client, IPEndPoint remote, IPEndPoint local, RuleLog clientRuleLog)
     {
         _server = server;
+        _config = server.Config;
         _client = client;
         _clientRuleLog = clientRuleLog;
         Client = new IPEndPoint(OutboundAddresses.Normalize(remote.Address), remote.Port);
@@ -52,7 +54,8 @@ internal sealed partial class SocksSession
     /// <summary>The local address and port the client connected to (in a cluster, the VIP).</summary>
     public IPEndPoint Local { get; }
 
-    private ProxyOptions Options => _server.Options;
+    /// <summary>The configuration this session started with: a reload applies to new sessions only.</summary>
+    private ProxyOptions Options => _config.Options;
 
     private ProxyLog Log => _server.Log;
 
@@ -243,7 +246,7 @@ internal sealed partial class SocksSession
                 return SessionOutcome.Malformed;
             }
             // PBKDF2 is deliberately slow: off the socket completion thread (Program turns inline completions on).
-            var ok = _server.Users is { } users && await Task.Run(() => users.Verify(credentials.UserName, credentials.Password)).ConfigureAwait(false);
+            var ok = _config.Users is { } users && await Task.Run(() => users.Verify(credentials.UserName, credentials.Password)).ConfigureAwait(false);
             await SendAsync(static (s, w) => UserPassCodec.WriteReply(s, w), ok).ConfigureAwait(false);
             if (!ok)
             {
@@ -306,7 +309,7 @@ internal sealed partial class SocksSession
         foreach (var kind in Options.SocksMethods)
         {
             var wire = kind == MethodKind.Username ? AuthMethod.UsernamePassword : AuthMethod.NoAuthentication;
-            if (greeting.Offers(wire) && (kind != MethodKind.Username || _server.Users is not null))
+            if (greeting.Offers(wire) && (kind != MethodKind.Username || _config.Users is not null))
             {
                 return wire;
             }

@@ -37,6 +37,9 @@ internal sealed class WorkerSupervisor
     private readonly object _lock = new();
     private bool _stopping;
 
+    /// <summary>The workers' NOTIFY_SOCKET: the supervisor's <see cref="WorkerReadiness"/> under systemd, else none.</summary>
+    public string? WorkersNotifySocket { get; init; }
+
     public WorkerSupervisor(int count, IReadOnlyList<string> args, ProxyLog log)
     {
         _count = count;
@@ -133,10 +136,31 @@ internal sealed class WorkerSupervisor
         {
             psi.ArgumentList.Add(arg);
         }
+        // systemd's socket is the supervisor's: a worker reports to the supervisor, never past it.
+        if (WorkersNotifySocket is null)
+        {
+            psi.Environment.Remove(L2Balance.Common.Linux.SystemdNotify.SocketVariable);
+        }
+        else
+        {
+            psi.Environment[L2Balance.Common.Linux.SystemdNotify.SocketVariable] = WorkersNotifySocket;
+        }
         psi.Environment[SupervisorPidVariable] = Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
         psi.ArgumentList.Add(WorkerFlag);
         psi.ArgumentList.Add(index.ToString(System.Globalization.CultureInfo.InvariantCulture));
         return Process.Start(psi) ?? throw new InvalidOperationException("Process.Start returned null");
+    }
+
+    /// <summary>SIGHUP: every running worker re-reads the configuration itself.</summary>
+    public void Reload()
+    {
+        lock (_lock)
+        {
+            foreach (var worker in _workers)
+            {
+                Signal(worker, Sys.SIGHUP);
+            }
+        }
     }
 
     private static void Signal(Process? process, int signal)

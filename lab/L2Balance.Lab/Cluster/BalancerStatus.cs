@@ -73,6 +73,13 @@ public sealed record BalancerStatus(
             json);
     }
 
+    /// <summary>A number among <c>counters</c> (<c>firstAdvertMs</c>, <c>longestStepMs</c>…); NaN when this daemon's schema has no such field.</summary>
+    public double Counter(string name)
+    {
+        using var doc = JsonDocument.Parse(Json);
+        return doc.RootElement.GetProperty("counters").TryGetProperty(name, out var value) ? value.GetDouble() : double.NaN;
+    }
+
     /// <summary>Adverts rejected for <paramref name="reason"/> (an AdvertRejection name).</summary>
     public long Rejected(string reason) => AdvertsRejected.TryGetValue(reason, out var n) ? n : 0;
 

@@ -38,7 +38,7 @@ public partial class StatusDocumentTests
         PortSlice = new PortSliceStatus(40000, 49999, true),
         Peers = [new PeerStatus(1, AdvertState.Active, true, 12, 2048), new PeerStatus(3, AdvertState.Draining, false, 500, 0)],
         Counters = new CounterStatus(10, 20, 1, new Dictionary<string, long> { ["BadHmac"] = 4 }, 5, 100,
-            EventKind.All.ToDictionary(k => k, _ => 1L)),
+            EventKind.All.ToDictionary(k => k, _ => 1L), 123.4, 2.5, 1.5),
         Kernel = new KernelCounters(1, 2, 3, 4, 5, 6, 7, 8, 9, 10),
         LastEventSeq = journal.LastSeq,
         Events = journal.Recent(),
