@@ -163,6 +163,41 @@ public sealed class DefaultPolicyTests(ProxyLabFixture lab)
         Assert.True(counters.GetValueOrDefault("l2proxy_sessions_ended_total{outcome=\"ClientBlocked\"}") == 1, $"ClientBlocked not counted once\n{proxy.Describe()}");
     }
 
+    /// <summary>One UDP association: a datagram to the proxy host's loopback, one to its outer address, then one echoed by the target.</summary>
+    private const string UdpIntoTheNode = """
+        import socket, sys, socks
+        s = socks.socksocket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.set_proxy(socks.SOCKS5, "198.18.1.1", 1080)
+        s.settimeout(3)
+        for destination in (("127.0.0.1", 18085), ("198.18.2.1", 18085)):
+            s.sendto(b"into the node", destination)
+        s.sendto(b"echo me", ("198.18.2.2", int(sys.argv[1])))
+        data, peer = s.recvfrom(2048)
+        print("echoed" if data == b"echo me" else "wrong")
+        """;
+
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task UdpDatagram_ToProxyHostLoopbackOrOwnAddress_IsDroppedAndCounted()
+    {
+        ProxyUnderTest.SkipUnlessL2Proxy(Feature);
+        using var loopback = lab.Lab.Proxy.OpenSocket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        loopback.Bind(new IPEndPoint(IPAddress.Loopback, 18085));
+        using var outer = lab.Lab.Proxy.OpenSocket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        outer.Bind(new IPEndPoint(ProxyLab.ProxyOutsideV4, 18085));
+        var before = await ScrapeAsync(ProxyLabFixture.MetricsPort);
+
+        var script = Path.Combine(lab.Lab.Network.CreateTempDirectory("udpnode"), "udp.py");
+        await File.WriteAllTextAsync(script, UdpIntoTheNode);
+        var run = await lab.Lab.Client.RunAsync(LabBinaries.RequirePythonSocks(), [script, $"{TargetServers.UdpEchoPort}"], TimeSpan.FromSeconds(30))
+            .WithTimeout(TimeSpan.FromSeconds(40));
+        var after = await ScrapeAsync(ProxyLabFixture.MetricsPort);
+
+        const string dropped = "l2proxy_udp_datagrams_dropped_total{reason=\"ProtectedDestination\"}";
+        Assert.True(run.Succeeded && run.StdOut.Trim() == "echoed", $"the association did not relay to the target: {run}\n{lab.Describe()}");
+        Assert.False(HasPending(loopback) || HasPending(outer), $"a datagram reached the proxy host itself\n{lab.Describe()}");
+        Assert.True(after.GetValueOrDefault(dropped) - before.GetValueOrDefault(dropped) >= 2, $"protected datagrams not counted\n{lab.Describe()}");
+    }
+
     private static Socket Listen(LabHost host, IPEndPoint at)
     {
         var socket = host.OpenSocket(at.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
