@@ -107,15 +107,11 @@ public sealed class DefaultPolicyTests(ProxyLabFixture lab)
         // two.lab is [198.18.2.2, 198.18.2.3]: nothing listens on the first, so a proxy that checked only
         // the first address would fall through to the second, which the rules block.
         using var blocked = Listen(lab.Lab.Target, new IPEndPoint(ProxyLab.TargetSecondV4, target));
-        using var proxy = await lab.StartConfigInstanceAsync(port, $$"""
-            internal: 198.18.1.1 port = {{port}}
-            external: 198.18.2.1
-            metrics: 127.0.0.1 port = {{metrics}}
+        using var proxy = await lab.StartConfigInstanceAsync(port, WithMetrics(port, metrics, """
             client pass { from: 198.18.1.0/24 to: 0/0 }
             socks block { from: 0/0 to: 198.18.2.3/32 }
             socks pass { from: 0/0 to: 0/0 }
-
-            """);
+            """));
 
         var curl = await lab.CurlAsync("--socks5-hostname", $"198.18.1.1:{port}", $"http://{ProxyLab.TwoAddressName}:{target}/");
         var counters = await ScrapeAsync(metrics);
@@ -130,14 +126,10 @@ public sealed class DefaultPolicyTests(ProxyLabFixture lab)
     {
         ProxyUnderTest.SkipUnlessL2Proxy(Feature);
         const int port = 1092, metrics = 9192;
-        using var proxy = await lab.StartConfigInstanceAsync(port, $$"""
-            internal: 198.18.1.1 port = {{port}}
-            external: 198.18.2.1
-            metrics: 127.0.0.1 port = {{metrics}}
+        using var proxy = await lab.StartConfigInstanceAsync(port, WithMetrics(port, metrics, """
             client pass { from: 198.18.1.2/32 to: 0/0 }
             socks pass { from: 0/0 to: 0/0 }
-
-            """);
+            """));
         var listen = new IPEndPoint(ProxyLab.ProxyInsideV4, port);
 
         // From the proxy host to the address it listens on: the source is that address (as l2bal's probe of the VIP).
@@ -197,6 +189,10 @@ public sealed class DefaultPolicyTests(ProxyLabFixture lab)
         Assert.False(HasPending(loopback) || HasPending(outer), $"a datagram reached the proxy host itself\n{lab.Describe()}");
         Assert.True(after.GetValueOrDefault(dropped) - before.GetValueOrDefault(dropped) >= 2, $"protected datagrams not counted\n{lab.Describe()}");
     }
+
+    /// <summary>A sockd.conf serving on 198.18.1.1:<paramref name="port"/> with metrics on loopback, then <paramref name="rules"/>.</summary>
+    private static string WithMetrics(int port, int metrics, string rules) =>
+        $"internal: 198.18.1.1 port = {port}\nexternal: 198.18.2.1\nmetrics: 127.0.0.1 port = {metrics}\n{rules}\n";
 
     private static Socket Listen(LabHost host, IPEndPoint at)
     {
