@@ -76,7 +76,9 @@ internal static class HealthProbe
     private static HealthProbeResult Socks5(HealthProbeSpec spec, TimeSpan timeout)
     {
         using var socket = Connect(spec, timeout);
-        // Greeting: version 5, two methods: no authentication, username/password.
+        // Greeting: version 5, two methods: no authentication, username/password. Its answer completes
+        // the method negotiation, all a probe needs (no request): the close that follows is an orderly FIN
+        // (nothing is left unread), which l2proxy logs at debug only (docs/sockd-conf.md#health-probe).
         ReadOnlySpan<byte> greeting = [5, 2, 0, 2];
         socket.Send(greeting, SocketFlags.None);
         Span<byte> reply = stackalloc byte[2];

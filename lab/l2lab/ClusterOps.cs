@@ -57,8 +57,8 @@ internal static partial class ClusterOps
 
     /// <summary>Starts l2proxy on the VIP of node k (its l2bal has put the VIP on lo already).</summary>
     public static void StartProxy(ClusterLab lab, int nodeId) =>
-        // l2bal's probe comes from the VIP itself (a local connection), so the proxy must allow it.
-        lab.StartProxy(nodeId, "--negotiate-timeout", "5s", "--allow", $"{ClusterLab.VipAddress}/32");
+        // l2bal's probe comes from the VIP itself and needs no --allow: l2proxy lets it negotiate methods (docs/sockd-conf.md#health-probe).
+        lab.StartProxy(nodeId, "--negotiate-timeout", "5s");
 
     /// <summary>Stops l2bal on each of <paramref name="nodes"/> (SIGTERM: it leaves and removes its tables and the VIP) and waits for it to exit.</summary>
     public static async Task StopBalancersAsync(ClusterLab lab, IEnumerable<int> nodes)

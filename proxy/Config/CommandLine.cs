@@ -56,6 +56,11 @@ public static class CommandLine
         Configured by flags (at least --listen), or by a Dante sockd.conf (--config FILE, with --debug N at most).
         """;
 
+    /// <summary>What to add when the command line names no client at all.</summary>
+    internal const string NoClientPolicy =
+        "no client policy: l2proxy serves nobody by default; add --allow CIDR (the client network, e.g. --allow 198.18.64.0/24), "
+        + "--users FILE (every client logs in), or --config FILE with client and socks rules";
+
     private static readonly HashSet<RuleCommand> RequestCommands = [RuleCommand.Connect, RuleCommand.Bind, RuleCommand.UdpAssociate];
 
     private static readonly HashSet<RuleCommand> ReplyCommands = [RuleCommand.BindReply, RuleCommand.UdpReply];
@@ -139,8 +144,8 @@ public static class CommandLine
         private readonly Option<string[]> _external = ProgramCommandLine.RepeatableFlag(
             "--external", "ADDR|IFNAME", "Address for outgoing traffic; repeatable; without it, the kernel chooses");
         private readonly Option<string[]> _allow = ProgramCommandLine.RepeatableFlag(
-            "--allow", "CIDR", "Serve clients from this network; repeatable; without it, any client");
-        private readonly Option<string> _users = ProgramCommandLine.Flag("--users", "FILE", "Require a username and password from this users file (see 'passwd')");
+            "--allow", "CIDR", "Serve clients from this network; repeatable; without it (and without --users), l2proxy refuses to start");
+        private readonly Option<string> _users = ProgramCommandLine.Flag("--users", "FILE", "Require a username and password from this users file (see 'passwd'); without --allow, from any address");
         private readonly Option<string> _portRange = ProgramCommandLine.Flag(
             "--port-range", "LO-HI", "Ports for UDP relays and BIND sockets (l2bal slice); without it, the kernel's ephemeral range");
         private readonly Option<string> _negotiateTimeout = ProgramCommandLine.Flag(
@@ -337,9 +342,11 @@ public static class CommandLine
                 Debug = result.Given(_debug) is { } debug ? Count(_debug.Name, debug, errors, max: 2) ?? options.Debug : options.Debug,
                 Workers = Count(result, _workers, errors) ?? options.Workers,
             };
-            if (allow.Count == 0)
+            // Default deny, as Dante: no open proxy unless someone asked for one (issue 13); said once the rest is right.
+            bool noClientPolicy = allow.Count == 0 && options.UsersFile is null;
+            if (allow.Count == 0 && !noClientPolicy)
             {
-                warnings.Add("no --allow given: clients from any address are served");
+                // --users alone: clients from anywhere, each must log in.
                 allow.Add(new AddressMatcher(IPAddress.Any, 0, null, null));
                 allow.Add(new AddressMatcher(IPAddress.IPv6Any, 0, null, null));
             }
@@ -355,6 +362,10 @@ public static class CommandLine
                 var validation = ConfigValidator.Validate(options);
                 errors.AddRange(validation.Errors.Select(p => Located(result, p)));
                 warnings.AddRange(validation.Warnings);
+                if (noClientPolicy && errors.Count == 0)
+                {
+                    errors.Add(NoClientPolicy);
+                }
             }
             return errors.Count > 0 ? new CommandLineResult.Invalid(errors) : new CommandLineResult.Run(options, warnings);
         }

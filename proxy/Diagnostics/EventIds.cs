@@ -30,6 +30,11 @@ public static class EventIds
     public const int WorkerStarted = 40;
     public const int WorkerExited = 41;
 
+    public const int DestinationRefused = 50;
+    public const int ResolvedAddressesSkipped = 51;
+    public const int NodeAddressesChanged = 52;
+    public const int AddressWatchFailed = 53;
+
     public const int ConfigReloaded = 80;
     public const int ConfigReloadFailed = 81;
     public const int ConfigReloadKept = 82;

@@ -59,5 +59,7 @@ public sealed partial class ProxyCounters
         {
             w.Sample("reason", reason.ToString(), UdpDropped(reason));
         }
+
+        WritePolicyMetrics(w);
     }
 }

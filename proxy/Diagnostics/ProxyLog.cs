@@ -136,6 +136,21 @@ public sealed class ProxyLog
     public void Unexpected(string where, Exception exception) =>
         Write(LogLevel.Error, EventIds.Unexpected, $"unexpected error in {where}: {exception}");
 
+    /// <summary>A request or a UDP destination refused because it is protected and no rule names it (docs/sockd-conf.md#protected-destinations).</summary>
+    public void DestinationRefused(DestinationClass kind, string what, EndPoint client, string destination) =>
+        Write(LogLevel.Info, EventIds.DestinationRefused,
+            $"block(0): {what} {client} -> {destination}: a {kind} destination, never relayed unless a socks rule names it");
+
+    public void ResolvedAddressesSkipped(string what, EndPoint client, string destination, int skipped, int dialled) =>
+        Write(LogLevel.Debug, EventIds.ResolvedAddressesSkipped,
+            $"{what} {client} -> {destination}: {skipped} resolved address(es) refused by the rules, {dialled} left to dial");
+
+    public void NodeAddressesChanged(int count) =>
+        Write(LogLevel.Debug, EventIds.NodeAddressesChanged, $"node addresses changed: {count} now, never relayed to unless a rule names them");
+
+    public void AddressWatchFailed(string error) =>
+        Write(LogLevel.Warning, EventIds.AddressWatchFailed, $"cannot watch the node's addresses ({error}); they are read again every second");
+
     private static string RuleNumber(in RuleVerdict verdict) => verdict.Rule is { } rule ? rule.Number.ToString(System.Globalization.CultureInfo.InvariantCulture) : "0";
 
     private void Write(LogLevel level, int eventId, string message)

@@ -58,4 +58,6 @@ public enum UdpDropReason
     ResolveFailed,
     SendFailed,
     NoClientYet,
+    /// <summary>The destination is never relayed unless a rule names it (docs/sockd-conf.md#protected-destinations).</summary>
+    ProtectedDestination,
 }

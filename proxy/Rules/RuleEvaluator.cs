@@ -15,7 +15,8 @@ namespace L2Balance.Proxy.Rules;
 /// <c>::/0</c> matches IPv6 only. A domain matcher (<c>example.com</c> exactly, <c>.example.com</c>
 /// for it and its subdomains) matches only a destination given as a name, case-insensitively, and
 /// never a client (names of clients are not looked up). A null set (commands, methods, users)
-/// matches anything.
+/// matches anything. A protected destination (<see cref="SocksRequestContext.Protection"/>) passes
+/// only by a rule whose <c>to:</c> names it (<see cref="ProtectedDestinations.Names"/>); other pass rules are skipped.
 /// </remarks>
 public static class RuleEvaluator
 {
@@ -50,6 +51,7 @@ public static class RuleEvaluator
         ArgumentNullException.ThrowIfNull(rules);
         ArgumentNullException.ThrowIfNull(request.Client);
         var destinationAddress = request.Destination.Address ?? request.ResolvedDestination;
+        bool skippedForProtection = false;
         foreach (var rule in rules)
         {
             if (MatchesAddress(rule.From, request.Client.Address, null, request.Client.Port)
@@ -59,11 +61,19 @@ public static class RuleEvaluator
                 && (rule.Methods is null || rule.Methods.Contains(request.Method))
                 && (rule.Users is null || (request.User is { } user && rule.Users.Contains(user))))
             {
+                if (rule.Action == RuleAction.Pass && request.Protection != DestinationClass.Ordinary
+                    && !ProtectedDestinations.Names(rule.To, destinationAddress!, request.Protection))
+                {
+                    // A pass rule that does not name a protected destination does not apply to it (docs/sockd-conf.md#protected-destinations).
+                    skippedForProtection = true;
+                    continue;
+                }
+
                 return new RuleVerdict(rule.Action, rule.Log, rule.Source, rule.UdpPortRange);
             }
         }
 
-        return NoMatch;
+        return skippedForProtection ? NoMatch with { Protected = request.Protection } : NoMatch;
     }
 
     private static RuleVerdict NoMatch => new(RuleAction.Block, RuleLog.None, null, null);

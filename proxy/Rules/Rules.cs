@@ -95,6 +95,8 @@ public sealed record SocksRule(
 /// <param name="Protocol">Tcp for CONNECT/BIND, Udp for UDP ASSOCIATE and its datagrams.</param>
 /// <param name="Method">The method the client authenticated with.</param>
 /// <param name="User">The authenticated user name, if any.</param>
+/// <param name="Protection">The class of the destination address when it is one never relayed unless a rule names it
+/// (CONNECT, BIND, UDP destinations; <see cref="ProtectedDestinations"/>); Ordinary otherwise.</param>
 public readonly record struct SocksRequestContext(
     IPEndPoint Client,
     SocksEndpoint Destination,
@@ -102,10 +104,12 @@ public readonly record struct SocksRequestContext(
     RuleCommand Command,
     RuleProtocol Protocol,
     MethodKind Method,
-    string? User);
+    string? User,
+    DestinationClass Protection = DestinationClass.Ordinary);
 
-/// <summary>The result of evaluating rules: the action and the rule that decided (null: no rule matched, so blocked).</summary>
-public readonly record struct RuleVerdict(RuleAction Action, RuleLog Log, RuleSource? Rule, PortRange? UdpPortRange)
+/// <summary>The result of evaluating rules: the action and the rule that decided (null: no rule matched, so blocked).
+/// <see cref="Protected"/> is not Ordinary when a pass rule matched but did not name that protected destination.</summary>
+public readonly record struct RuleVerdict(RuleAction Action, RuleLog Log, RuleSource? Rule, PortRange? UdpPortRange, DestinationClass Protected = DestinationClass.Ordinary)
 {
     public bool Passed => Action == RuleAction.Pass;
 }

@@ -59,6 +59,11 @@ public sealed class ProxyServer : IAsyncDisposable
 
     public ProxyCounters Counters { get; } = new();
 
+    /// <summary>The node's own addresses, followed live from <see cref="Start"/> on; never relayed to unless a rule names them.</summary>
+    public LocalAddressSet NodeAddresses => _nodeAddresses?.Current ?? LocalAddressSet.Empty;
+
+    private NodeAddressWatch? _nodeAddresses;
+
     /// <summary>Set SO_REUSEPORT on the listeners: a worker of <c>--workers</c> shares them with its siblings.</summary>
     public bool ReusePort { get; init; }
 
@@ -117,6 +122,7 @@ public sealed class ProxyServer : IAsyncDisposable
     /// <summary>Starts accepting on the bound sockets.</summary>
     public void Start()
     {
+        _nodeAddresses = NodeAddressWatch.Start(Log);
         var period = SweepPeriod(Options);
         _sweep = Time.CreateTimer(_ => Sweep(), null, period, period);
         foreach (var listener in _listeners)
@@ -176,13 +182,11 @@ public sealed class ProxyServer : IAsyncDisposable
         var remoteAddress = OutboundAddresses.Normalize(remote.Address);
         Counters.SessionStarted();
         string? refusal = null;
-        // A connection from the very address it reached comes from this host itself: a local
-        // health check (l2bal probes the VIP from the VIP). It is admitted whatever the client
-        // rules say; its requests still go through the socks rules.
-        var verdict = remoteAddress.Equals(OutboundAddresses.Normalize(local.Address))
-            ? new RuleVerdict(RuleAction.Pass, RuleLog.None, null, null)
-            : RuleEvaluator.EvaluateClient(Options.ClientRules, remote, local);
-        if (!verdict.Passed)
+        var verdict = RuleEvaluator.EvaluateClient(Options.ClientRules, remote, local);
+        // The node's own health probe (l2bal probes the VIP from the VIP) connects from the very address it
+        // reached: admitted for the method negotiation only when no client rule passes it (docs/sockd-conf.md#health-probe).
+        bool probeOnly = !verdict.Passed && remoteAddress.Equals(OutboundAddresses.Normalize(local.Address));
+        if (!verdict.Passed && !probeOnly)
         {
             refusal = verdict.Rule is { } rule ? $"client rule #{rule.Number} (line {rule.Line})" : "no client rule passes it";
             Counters.SessionEnded(SessionOutcome.ClientBlocked);
@@ -205,7 +209,7 @@ public sealed class ProxyServer : IAsyncDisposable
             return;
         }
         client.NoDelay = true;
-        var session = new SocksSession(this, client, remote, local, verdict.Log);
+        var session = new SocksSession(this, client, remote, local, verdict.Log) { ProbeOnly = probeOnly };
         _sessions.TryAdd(session, 0);
         _ = session.RunAsync();
     }
@@ -266,6 +270,7 @@ public sealed class ProxyServer : IAsyncDisposable
         {
             session.Abort(SessionOutcome.Shutdown);
         }
+        _nodeAddresses?.Dispose();
         _stopping.Dispose();
     }
 }

@@ -31,16 +31,44 @@ internal sealed partial class SocksSession
             Log.SessionFailed(_clientRuleLog, what, Client, destination.ToString(), SessionOutcome.ResolveFailed, "name does not resolve");
             return SessionOutcome.ResolveFailed;
         }
-        var verdict = Check(RuleCommand.Connect, Client, destination, addresses[0], RuleProtocol.Tcp);
-        if (!verdict.Passed)
+        // Every address that will be dialled passes the rules, not only the first (issue 13): the refused are
+        // dropped from the list (in place, the array is this request's own), and none left is a refusal.
+        RuleVerdict verdict = default;
+        RuleVerdict? refusal = null;
+        int dial = 0;
+        foreach (var address in addresses)
         {
+            var v = Evaluate(RuleCommand.Connect, Client, destination, address, RuleProtocol.Tcp);
+            if (v.Passed)
+            {
+                verdict = dial == 0 ? v : verdict;
+                addresses[dial++] = address;
+            }
+            else
+            {
+                refusal ??= v;
+            }
+        }
+        if (destination.Host is not null && dial < addresses.Length)
+        {
+            for (int i = dial; i < addresses.Length; i++)
+            {
+                _server.Counters.ResolvedAddressSkipped();
+            }
+            Log.ResolvedAddressesSkipped(what, Client, destination.ToString(), addresses.Length - dial, dial);
+        }
+        if (dial == 0)
+        {
+            LogRefusal(refusal!.Value, RuleCommand.Connect, Client, destination);
+            CountRefusal(refusal!.Value);
             await TrySendReplyAsync(ReplyCode.NotAllowedByRuleset, null).ConfigureAwait(false);
             return SessionOutcome.SocksBlocked;
         }
         Socket? target = null;
         var lastError = SocketError.HostUnreachable;
-        foreach (var address in addresses)
+        for (int i = 0; i < dial; i++)
         {
+            var address = addresses[i];
             var socket = Own(new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp));
             try
             {
@@ -94,6 +122,7 @@ internal sealed partial class SocksSession
         var verdict = Check(RuleCommand.Bind, Client, expected, expected.Address, RuleProtocol.Tcp);
         if (!verdict.Passed)
         {
+            CountRefusal(in verdict);
             await TrySendReplyAsync(ReplyCode.NotAllowedByRuleset, null).ConfigureAwait(false);
             return SessionOutcome.SocksBlocked;
         }
@@ -151,6 +180,17 @@ internal sealed partial class SocksSession
         {
             await TrySendReplyAsync(ReplyCode.NotAllowedByRuleset, null).ConfigureAwait(false);
             Log.SessionFailed(verdict.Log, what, Client, expected.ToString(), SessionOutcome.SocksBlocked, $"connection came from {peer}, not from {named}");
+            return SessionOutcome.SocksBlocked;
+        }
+        // A BIND that named no address is one to whoever connects: that peer passes the rules as its destination.
+        var peerVerdict = (expected.Address is { } asked && !asked.Equals(IPAddress.Any) && !asked.Equals(IPAddress.IPv6Any))
+            || ProtectedDestinations.Classify(peer.Address, _server.NodeAddresses) == DestinationClass.Ordinary
+            ? verdict
+            : Check(RuleCommand.Bind, Client, SocksEndpoint.FromEndPoint(peer), peer.Address, RuleProtocol.Tcp);
+        if (!peerVerdict.Passed)
+        {
+            CountRefusal(in peerVerdict);
+            await TrySendReplyAsync(ReplyCode.NotAllowedByRuleset, null).ConfigureAwait(false);
             return SessionOutcome.SocksBlocked;
         }
         var replyVerdict = Check(RuleCommand.BindReply, peer, SocksEndpoint.FromEndPoint(Client), Client.Address, RuleProtocol.Tcp);

@@ -30,7 +30,7 @@ internal sealed partial class SocksSession
 
         private readonly Lock _lock = new();
         private readonly Dictionary<(string Host, ushort Port), IPEndPoint?> _resolved = [];
-        private readonly Dictionary<IPEndPoint, bool> _allowedTo = [];
+        private readonly Dictionary<IPEndPoint, RuleVerdict> _allowedTo = [];
         private readonly Dictionary<IPEndPoint, bool> _allowedFrom = [];
         private readonly List<TargetSide> _targets = [];
         private readonly List<Task> _resolving = [];
@@ -204,9 +204,11 @@ internal sealed partial class SocksSession
                     Counters.UdpDrop(UdpDropReason.ResolveFailed);
                     return null;
                 }
-                if (!IsAllowedTo(header.Destination, destination))
+                if (AllowedTo(header.Destination, destination) is { Passed: false } refused)
                 {
-                    Counters.UdpDrop(UdpDropReason.Blocked);
+                    // A protected destination (docs/sockd-conf.md#protected-destinations) is counted per datagram.
+                    Counters.UdpDrop(refused.Protected == DestinationClass.Ordinary ? UdpDropReason.Blocked : UdpDropReason.ProtectedDestination);
+                    session.CountRefusal(in refused);
                     return null;
                 }
                 try
@@ -246,11 +248,11 @@ internal sealed partial class SocksSession
             }
         }
 
-        private bool IsAllowedTo(SocksEndpoint requested, IPEndPoint destination)
+        private RuleVerdict AllowedTo(SocksEndpoint requested, IPEndPoint destination)
         {
             if (!_allowedTo.TryGetValue(destination, out var allowed))
             {
-                allowed = session.Check(RuleCommand.UdpAssociate, session.Client, requested, destination.Address, RuleProtocol.Udp).Passed;
+                allowed = session.Check(RuleCommand.UdpAssociate, session.Client, requested, destination.Address, RuleProtocol.Udp);
                 if (_allowedTo.Count >= CacheLimit)
                 {
                     _allowedTo.Clear();

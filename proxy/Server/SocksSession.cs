@@ -54,6 +54,12 @@ internal sealed partial class SocksSession
     /// <summary>The local address and port the client connected to (in a cluster, the VIP).</summary>
     public IPEndPoint Local { get; }
 
+    /// <summary>
+    /// Admitted only for the SOCKS5 method negotiation: a connection from this node to its own address
+    /// that no client rule passes (l2bal's health probe, docs/sockd-conf.md#health-probe); any request is refused.
+    /// </summary>
+    public bool ProbeOnly { get; init; }
+
     /// <summary>The configuration this session started with: a reload applies to new sessions only.</summary>
     private ProxyOptions Options => _config.Options;
 
@@ -237,6 +243,16 @@ internal sealed partial class SocksSession
             Log.NegotiationFailed(Client, SessionOutcome.NoAcceptableMethod, "none of the offered methods is configured");
             return SessionOutcome.NoAcceptableMethod;
         }
+        if (await _handshake.PeekByteAsync(_client).ConfigureAwait(false) < 0)
+        {
+            // Closed right after the method selection: a health probe's complete exchange (l2bal's socks5:// probe).
+            Log.Probed(Client);
+            return SessionOutcome.ClientClosedEarly;
+        }
+        if (ProbeOnly)
+        {
+            return await RefuseProbeOnlyAsync(replyToRequest: selected == AuthMethod.NoAuthentication).ConfigureAwait(false);
+        }
         if (selected == AuthMethod.UsernamePassword)
         {
             var (authStatus, credentials, authReason) = await _handshake.ReadAsync<UserPassRequest>(_client, UserPassCodec.TryParseRequest).ConfigureAwait(false);
@@ -289,6 +305,10 @@ internal sealed partial class SocksSession
             await TrySendReplyAsync(ReplyCode.GeneralFailure, null).ConfigureAwait(false);
             Log.NegotiationFailed(Client, outcome, $"socks4 request: {reason}");
             return outcome;
+        }
+        if (ProbeOnly)
+        {
+            return await RefuseProbeOnlyAsync(replyToRequest: false).ConfigureAwait(false);
         }
         if (!Options.SocksMethods.Contains(MethodKind.None))
         {
@@ -379,17 +399,5 @@ internal sealed partial class SocksSession
         {
             return [];
         }
-    }
-
-    /// <summary>Evaluates the socks rules for a request and logs a block.</summary>
-    private RuleVerdict Check(RuleCommand command, IPEndPoint from, SocksEndpoint destination, IPAddress? resolved, RuleProtocol protocol)
-    {
-        var context = new SocksRequestContext(from, destination, resolved, command, protocol, _method, _user);
-        var verdict = RuleEvaluator.EvaluateSocks(Options.SocksRules, in context);
-        if (!verdict.Passed)
-        {
-            Log.RequestBlocked(in verdict, CommandName(command), from, destination.ToString());
-        }
-        return verdict;
     }
 }

@@ -26,15 +26,34 @@ public class CommandLineTests
         Assert.IsType<CommandLineResult.Output>(CommandLine.Parse(args)).Text;
 
     [Fact]
-    public void Run_ListenOnly_ServesAnyoneWithAWarningAndTheDefaults()
+    public void Parse_ListenOnly_IsRefusedSayingWhatToAdd()
     {
-        var run = Run("--listen", "127.0.0.1:1080");
+        var invalid = Assert.IsType<CommandLineResult.Invalid>(CommandLine.Parse(["--listen", "127.0.0.1:1080"]));
+
+        Assert.Equal([CommandLine.NoClientPolicy], invalid.Messages);
+        Assert.Equal(ExitCodes.Usage, invalid.ExitCode);
+        Assert.Contains("--allow CIDR", invalid.Messages[0], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Run_UsersWithoutAllow_ServesAnyAddressThatLogsIn()
+    {
+        var run = Run("--listen", "127.0.0.1:1080", "--users", "/etc/l2proxy.users");
+
+        Assert.Empty(run.Warnings);
+        Assert.Equal([IPAddress.Any, IPAddress.IPv6Any], run.Options.ClientRules.Select(r => r.From.Network));
+        Assert.Equal([MethodKind.Username], run.Options.SocksMethods);
+    }
+
+    [Fact]
+    public void Run_ListenAndAllow_TakesTheDefaults()
+    {
+        var run = Run("--listen", "127.0.0.1:1080", "--allow", "10.0.0.0/8");
         Assert.Equal([new ListenSpec(IPAddress.Loopback, null, 1080)], run.Options.Internal);
-        Assert.Equal(["no --allow given: clients from any address are served"], run.Warnings);
-        Assert.Equal(2, run.Options.ClientRules.Count);
-        Assert.Equal(4, run.Options.SocksRules.Count);
-        Assert.Equal(IPAddress.Any, run.Options.ClientRules[0].From.Network);
-        Assert.Equal(IPAddress.IPv6Any, run.Options.SocksRules[1].From.Network);
+        Assert.Empty(run.Warnings);
+        Assert.Single(run.Options.ClientRules);
+        Assert.Equal(2, run.Options.SocksRules.Count);
+        Assert.Equal(IPAddress.Parse("10.0.0.0"), run.Options.ClientRules[0].From.Network);
         Assert.All(run.Options.SocksRules, r => Assert.Equal(RuleAction.Pass, r.Action));
         Assert.Equal([MethodKind.None], run.Options.SocksMethods);
         Assert.Equal("flags", run.Options.Source);
@@ -48,17 +67,17 @@ public class CommandLineTests
     [Fact]
     public void Run_Metrics_IsAddressAndPort()
     {
-        var run = Run("--listen", "127.0.0.1:1080", "--metrics", "[::1]:9180");
+        var run = Run("--listen", "127.0.0.1:1080", "--allow", "10.0.0.0/8", "--metrics", "[::1]:9180");
 
         Assert.Equal(new IPEndPoint(IPAddress.IPv6Loopback, 9180), run.Options.Metrics);
-        Assert.Null(Run("--listen", "127.0.0.1:1080").Options.Metrics);
+        Assert.Null(Run("--listen", "127.0.0.1:1080", "--allow", "10.0.0.0/8").Options.Metrics);
     }
 
     [Fact]
     public void Run_Workers_IsACount()
     {
-        Assert.Equal(4, Run("--listen", "127.0.0.1:1080", "--workers", "4").Options.Workers);
-        Assert.Equal(1, Run("--listen", "127.0.0.1:1080").Options.Workers);
+        Assert.Equal(4, Run("--listen", "127.0.0.1:1080", "--allow", "10.0.0.0/8", "--workers", "4").Options.Workers);
+        Assert.Equal(1, Run("--listen", "127.0.0.1:1080", "--allow", "10.0.0.0/8").Options.Workers);
     }
 
     [Fact]
@@ -99,7 +118,7 @@ public class CommandLineTests
     [InlineData("--connect-timeout", "0.25s", 0.25)]
     public void Run_TimeoutWithUnit_IsRead(string flag, string value, double seconds)
     {
-        var o = Run("--listen", "127.0.0.1:1080", flag, value).Options;
+        var o = Run("--listen", "127.0.0.1:1080", "--allow", "10.0.0.0/8", flag, value).Options;
         Assert.Equal(TimeSpan.FromSeconds(seconds), flag switch
         {
             "--negotiate-timeout" => o.NegotiateTimeout,

@@ -68,8 +68,8 @@ public abstract class BalancerClusterFixtureBase : IAsyncLifetime
     public string Describe() => _lab?.Describe() ?? "(no lab)";
 
     /// <summary>
-    /// Starts node k's proxy once l2bal has put the VIP on lo (the proxy binds it). It also allows
-    /// the VIP itself as a client: l2bal's local health probe comes from it.
+    /// Starts node k's proxy once l2bal has put the VIP on lo (the proxy binds it), with the README's
+    /// flags only: l2bal's local health probe, from the VIP itself, passes by l2proxy's default (docs/sockd-conf.md#health-probe).
     /// </summary>
     public async Task<LabProcess> StartProxyAsync(int k)
     {
@@ -92,7 +92,7 @@ public abstract class BalancerClusterFixtureBase : IAsyncLifetime
 
         // The proxy's default negotiate timeout (longer than the generator's 2 s step): a client that
         // gives up closes first (FIN), so an RST from the VIP can only mean a balancer fault.
-        return Lab.StartProxy(k, "--allow", $"{ClusterLab.VipAddress}/32");
+        return Lab.StartProxy(k);
     }
 
     /// <summary>Starts node k's l2bal with the fixture's options (and <paramref name="extra"/>, which makes it non-standard).</summary>
