@@ -9,7 +9,10 @@ namespace L2Balance.Proxy.Auth;
 /// per client address and in total, so that one address flooding bad logins holds a few checks at a time
 /// and a good login from anywhere else still runs promptly (issue 13). A check over a cap is refused at
 /// once, without a PBKDF2 run; the caller counts it and answers the client with an RFC 1929 failure.
+/// The checks admitted run <see cref="RunSlots"/> at a time, in order of arrival, so a flood's few checks
+/// queue ahead of a good login instead of sharing the cores with it.
 /// </summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "The semaphore's wait handle is never asked for, so it holds nothing to dispose; the limiter lives as long as its server.")]
 public sealed class PasswordCheckLimiter
 {
     /// <summary>
@@ -25,7 +28,14 @@ public sealed class PasswordCheckLimiter
     /// </summary>
     public const int DefaultTotal = 64;
 
+    /// <summary>
+    /// PBKDF2 runs at once: one fewer than the cores (at least 1), so that checks never take every core
+    /// from the relays and the handshakes; measured in docs/benchmarks.md#password-flood.
+    /// </summary>
+    public static readonly int RunSlots = Math.Max(1, Environment.ProcessorCount - 1);
+
     private readonly ConcurrentDictionary<IPAddress, int> _perAddress = new();
+    private readonly SemaphoreSlim _running = new(RunSlots, RunSlots);
     private int _total;
 
     public PasswordCheckLimiter(int perAddress = DefaultPerAddress, int total = DefaultTotal)
@@ -66,6 +76,23 @@ public sealed class PasswordCheckLimiter
         }
 
         return null;
+    }
+
+    /// <summary>
+    /// Runs an admitted check on the thread pool once a run slot is free; waiters are served first in,
+    /// first out (SemaphoreSlim queues its asynchronous waiters in order).
+    /// </summary>
+    public async Task<bool> RunAsync(Func<bool> check)
+    {
+        await _running.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            return await Task.Run(check).ConfigureAwait(false);
+        }
+        finally
+        {
+            _running.Release();
+        }
     }
 
     /// <summary>Gives back the place <see cref="TryEnter"/> took for <paramref name="client"/>.</summary>

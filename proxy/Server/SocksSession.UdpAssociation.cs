@@ -244,7 +244,7 @@ internal sealed partial class SocksSession
             {
                 Counters.UdpLookupRefused(limit);
                 Counters.UdpDrop(UdpDropReason.LookupLimit);
-                session.Log.UdpLookupsLimited(session.Client, limit, limit == WorkLimit.PerClient ? lookups.PerAssociation : lookups.Total);
+                session.Log.UdpLookupsLimited(session.Client, limit, limit == WorkLimit.PerClient ? UdpLookupLimiter.PerAssociation : UdpLookupLimiter.Total);
                 return;
             }
             var lookup = ResolveThenSendAsync(datagram.ToArray(), destination);

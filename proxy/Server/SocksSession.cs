@@ -333,7 +333,7 @@ internal sealed partial class SocksSession
         try
         {
             // PBKDF2 is deliberately slow: off the socket completion thread (Program turns inline completions on).
-            return (await Task.Run(() => users.Verify(credentials.UserName, credentials.Password)).ConfigureAwait(false), null);
+            return (await _server.PasswordChecks.RunAsync(() => users.Verify(credentials.UserName, credentials.Password)).ConfigureAwait(false), null);
         }
         finally
         {

@@ -11,24 +11,12 @@ namespace L2Balance.Proxy.Server;
 internal sealed class UdpLookupLimiter
 {
     /// <summary>8 per association: a client starting to talk to a few new names at once; repeats hit the association's cache.</summary>
-    public const int DefaultPerAssociation = 8;
+    public const int PerAssociation = 8;
 
     /// <summary>64 in total: at most 4 MiB of datagram copies and 64 resolver threads however many clients ask.</summary>
-    public const int DefaultTotal = 64;
+    public const int Total = 64;
 
     private int _pending;
-
-    public UdpLookupLimiter(int perAssociation = DefaultPerAssociation, int total = DefaultTotal)
-    {
-        ArgumentOutOfRangeException.ThrowIfLessThan(perAssociation, 1);
-        ArgumentOutOfRangeException.ThrowIfLessThan(total, 1);
-        PerAssociation = perAssociation;
-        Total = total;
-    }
-
-    public int PerAssociation { get; }
-
-    public int Total { get; }
 
     /// <summary>Lookups pending now, in the process.</summary>
     public int Pending => Volatile.Read(ref _pending);

@@ -67,8 +67,8 @@ public sealed partial class WorkLimitsTests(ProxyLabFixture lab, ITestOutputHelp
             $"{metrics.GetValueOrDefault("l2proxy_password_checks_refused_total{limit=\"total\"}")} at the total cap");
         Assert.True(status == 0, $"the good login got status {status}\n{proxy.Describe()}");
         Assert.True(floodStillRunning, "the flood ended before the good login did: nothing was measured");
-        // The cap keeps it to a few PBKDF2 runs; 2 s is loose enough for 2 loaded cores.
-        Assert.True(goodLogin < TimeSpan.FromSeconds(2), $"the good login took {goodLogin.TotalMilliseconds:0} ms\n{proxy.Describe()}");
+        // A few PBKDF2 runs queued ahead at most; 5 s never flakes on 2 loaded cores and is far from uncapped (docs/benchmarks.md#password-flood).
+        Assert.True(goodLogin < TimeSpan.FromSeconds(5), $"the good login took {goodLogin.TotalMilliseconds:0} ms\n{proxy.Describe()}");
         Assert.True(metrics.GetValueOrDefault("l2proxy_password_checks_refused_total{limit=\"per_address\"}") > 0, $"the per-address cap never refused a check\n{proxy.Describe()}");
     }
 
@@ -160,10 +160,8 @@ public sealed partial class WorkLimitsTests(ProxyLabFixture lab, ITestOutputHelp
         await EchoThroughAsync(port, 256 * 1024);
         _ = await ScrapeAsync(metricsPort);
 
-        var original = await GetNoFileAsync(proxy.Id);
-        await SetNoFileAsync(proxy.Id, $"{LimitLeavingFree(proxy.Id, 0)}:{original.Split(':')[1]}");
         var waiting = new List<Socket>();
-        try
+        await WithFreeDescriptorsAsync(proxy.Id, 0, async () =>
         {
             for (var i = 0; i < 4; i++)
             {
@@ -173,11 +171,7 @@ public sealed partial class WorkLimitsTests(ProxyLabFixture lab, ITestOutputHelp
             using var scrape = lab.Lab.Proxy.OpenSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
             await scrape.ConnectAsync(new IPEndPoint(IPAddress.Loopback, metricsPort)).WithTimeout();
             await Task.Delay(TimeSpan.FromSeconds(1));
-        }
-        finally
-        {
-            await SetNoFileAsync(proxy.Id, original);
-        }
+        });
 
         await EchoThroughAsync(port, 256 * 1024);
         var metrics = await ScrapeAsync(metricsPort);
@@ -199,22 +193,19 @@ public sealed partial class WorkLimitsTests(ProxyLabFixture lab, ITestOutputHelp
         await EchoThroughAsync(port, 256 * 1024);
         _ = await ScrapeAsync(metricsPort);
 
-        var original = await GetNoFileAsync(proxy.Id);
-        // Three free: the accepted client and the target take two; pipe2 needs two and finds one (EMFILE).
-        await SetNoFileAsync(proxy.Id, $"{LimitLeavingFree(proxy.Id, 3)}:{original.Split(':')[1]}");
         Exception? failure = null;
-        try
+        // Three free: the accepted client and the target take two; pipe2 needs two and finds one (EMFILE).
+        await WithFreeDescriptorsAsync(proxy.Id, 3, async () =>
         {
-            await EchoThroughAsync(port, 256 * 1024);
-        }
-        catch (Exception e) when (e is SocketException or IOException or TimeoutException or Xunit.Sdk.XunitException)
-        {
-            failure = e;
-        }
-        finally
-        {
-            await SetNoFileAsync(proxy.Id, original);
-        }
+            try
+            {
+                await EchoThroughAsync(port, 256 * 1024);
+            }
+            catch (Exception e) when (e is SocketException or IOException or TimeoutException or Xunit.Sdk.XunitException)
+            {
+                failure = e;
+            }
+        });
 
         var metrics = await ScrapeAsync(metricsPort);
         Assert.True(failure is null, $"the session failed without a pipe: {failure}\n{proxy.Describe()}");
@@ -326,6 +317,21 @@ public sealed partial class WorkLimitsTests(ProxyLabFixture lab, ITestOutputHelp
             }
         }
         return limit;
+    }
+
+    /// <summary>Runs <paramref name="action"/> while l2proxy can make only <paramref name="free"/> more descriptors; the soft limit is restored after.</summary>
+    private async Task WithFreeDescriptorsAsync(int pid, int free, Func<Task> action)
+    {
+        var original = await GetNoFileAsync(pid);
+        await SetNoFileAsync(pid, $"{LimitLeavingFree(pid, free)}:{original.Split(':')[1]}");
+        try
+        {
+            await action();
+        }
+        finally
+        {
+            await SetNoFileAsync(pid, original);
+        }
     }
 
     private async Task<string> GetNoFileAsync(int pid)

@@ -48,7 +48,7 @@ public sealed class PasswordCheckLimiterTests
     }
 
     [Fact]
-    public void Defaults_ArePerAddress4AndTotal64()
+    public void Defaults_WithoutArguments_ArePerAddress4AndTotal64()
     {
         var limiter = new PasswordCheckLimiter();
 
