@@ -156,9 +156,7 @@ public sealed partial class WorkLimitsTests(ProxyLabFixture lab, ITestOutputHelp
     {
         ProxyUnderTest.SkipUnlessL2Proxy(Feature);
         const int port = 1094, metricsPort = 9194;
-        using var proxy = await StartAsync(port, metricsPort, withUsers: false);
-        await EchoThroughAsync(port, 256 * 1024);
-        _ = await ScrapeAsync(metricsPort);
+        using var proxy = await StartWarmAsync(port, metricsPort);
 
         var waiting = new List<Socket>();
         await WithFreeDescriptorsAsync(proxy.Id, 0, async () =>
@@ -189,9 +187,7 @@ public sealed partial class WorkLimitsTests(ProxyLabFixture lab, ITestOutputHelp
     {
         ProxyUnderTest.SkipUnlessL2Proxy(Feature);
         const int port = 1095, metricsPort = 9195;
-        using var proxy = await StartAsync(port, metricsPort, withUsers: false);
-        await EchoThroughAsync(port, 256 * 1024);
-        _ = await ScrapeAsync(metricsPort);
+        using var proxy = await StartWarmAsync(port, metricsPort);
 
         Exception? failure = null;
         // Three free: the accepted client and the target take two; pipe2 needs two and finds one (EMFILE).
@@ -231,6 +227,18 @@ public sealed partial class WorkLimitsTests(ProxyLabFixture lab, ITestOutputHelp
 
         var process = lab.Lab.Proxy.Start(LabBinaries.L2Proxy, [.. args]);
         await lab.Lab.Client.WaitForTcpPortAsync(ProxyLab.ProxyInsideV4, port, ProxyLabFixture.ReadyTimeout, lab.Describe, process).WithTimeout(ProxyLabFixture.StepTimeout);
+        return process;
+    }
+
+    /// <summary>
+    /// An instance that has relayed a bulk session (made a pipe) and served a scrape, so that the
+    /// runtime's lazily made descriptors exist before a test counts the free ones.
+    /// </summary>
+    private async Task<LabProcess> StartWarmAsync(int port, int metricsPort)
+    {
+        var process = await StartAsync(port, metricsPort, withUsers: false);
+        await EchoThroughAsync(port, 256 * 1024);
+        _ = await ScrapeAsync(metricsPort);
         return process;
     }
 
