@@ -19,7 +19,8 @@ namespace L2Balance.Common.Metrics;
 /// holds neither the endpoint nor the process's descriptors.</item>
 /// <item>Rendering that throws becomes 500 with the exception's message (and is reported to
 /// <c>renderFailed</c>); rendering that takes over 5 s becomes 503. Neither stops the endpoint.</item>
-/// <item>An accept that fails (EMFILE) is reported to <c>acceptFailed</c> and retried 50 ms later.</item>
+/// <item>An accept that fails (EMFILE, or anything else) is counted (<see cref="AcceptFailures"/>), reported to
+/// <c>acceptFailed</c> and retried after a pause that starts at 50 ms and doubles up to 1 s while failures repeat.</item>
 /// </list>
 /// </remarks>
 public sealed class MetricsEndpoint : IAsyncDisposable
@@ -27,15 +28,17 @@ public sealed class MetricsEndpoint : IAsyncDisposable
     private const int SolSocket = 1;
     private const int SoReuseAddr = 2;
     private static readonly TimeSpan AcceptRetryDelay = TimeSpan.FromMilliseconds(50);
+    private static readonly TimeSpan MaxAcceptRetryDelay = TimeSpan.FromSeconds(1);
     private static readonly SearchValues<byte> Separators = SearchValues.Create("\"(),/:;<=>?@[\\]{}"u8);
     private readonly Socket _listener;
     private readonly Func<Task<string>> _render;
-    private readonly Action<SocketException>? _acceptFailed;
+    private readonly Action<Exception>? _acceptFailed;
     private readonly Action<Exception>? _renderFailed;
     private readonly MetricsEndpointLimits _limits;
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _acceptLoop;
     private int _serving;
+    private long _acceptFailures;
 
     /// <summary>Binds to <paramref name="endPoint"/>, listens and starts answering scrapes.</summary>
     /// <param name="endPoint">Where to listen; port 0 picks a free port (see <see cref="LocalEndPoint"/>).</param>
@@ -43,16 +46,16 @@ public sealed class MetricsEndpoint : IAsyncDisposable
     /// Renders the exposition (e.g. with <see cref="PrometheusWriter"/>), once per GET or HEAD of
     /// <c>/metrics</c>, on a thread-pool thread.
     /// </param>
-    /// <param name="acceptFailed">Told of each failed accept (the endpoint retries); must not throw.</param>
+    /// <param name="acceptFailed">Told of each failed accept (the endpoint retries): a <see cref="SocketException"/> such as EMFILE, or anything unexpected.</param>
     /// <param name="renderFailed">Told of each exception <paramref name="render"/> threw (the scraper got 500); must not throw.</param>
     /// <exception cref="InvalidOperationException">The address cannot be bound; the message names it and the socket error.</exception>
-    public MetricsEndpoint(IPEndPoint endPoint, Func<Task<string>> render, Action<SocketException>? acceptFailed = null, Action<Exception>? renderFailed = null)
+    public MetricsEndpoint(IPEndPoint endPoint, Func<Task<string>> render, Action<Exception>? acceptFailed = null, Action<Exception>? renderFailed = null)
         : this(endPoint, render, acceptFailed, renderFailed, MetricsEndpointLimits.Default)
     {
     }
 
     /// <summary>As the public constructor, with other limits (tests shorten the timeouts).</summary>
-    internal MetricsEndpoint(IPEndPoint endPoint, Func<Task<string>> render, Action<SocketException>? acceptFailed, Action<Exception>? renderFailed, MetricsEndpointLimits limits)
+    internal MetricsEndpoint(IPEndPoint endPoint, Func<Task<string>> render, Action<Exception>? acceptFailed, Action<Exception>? renderFailed, MetricsEndpointLimits limits)
     {
         ArgumentNullException.ThrowIfNull(endPoint);
         ArgumentNullException.ThrowIfNull(render);
@@ -82,6 +85,9 @@ public sealed class MetricsEndpoint : IAsyncDisposable
 
     /// <summary>The bound address, with the port the kernel chose when 0 was asked for.</summary>
     public IPEndPoint LocalEndPoint { get; }
+
+    /// <summary>Accepts that failed and were retried since the endpoint started.</summary>
+    public long AcceptFailures => Interlocked.Read(ref _acceptFailures);
 
     /// <summary>Stops accepting, closes the listener and ends the exchanges in progress.</summary>
     public async ValueTask DisposeAsync()
@@ -152,30 +158,42 @@ public sealed class MetricsEndpoint : IAsyncDisposable
 
     private async Task AcceptLoopAsync()
     {
+        var delay = AcceptRetryDelay;
         while (true)
         {
             Socket client;
             try
             {
                 client = await _listener.AcceptAsync(_stopping.Token).ConfigureAwait(false);
+                delay = AcceptRetryDelay;
             }
             catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException || _stopping.IsCancellationRequested)
             {
                 return;
             }
-            catch (SocketException e)
+            catch (Exception e)
             {
-                // EMFILE and friends: report, and back off so that a full descriptor table does not spin a core.
-                _acceptFailed?.Invoke(e);
+                // EMFILE, or anything else: count, report, and back off so that a full descriptor table does not spin a core.
+                Interlocked.Increment(ref _acceptFailures);
                 try
                 {
-                    await Task.Delay(AcceptRetryDelay, _stopping.Token).ConfigureAwait(false);
+                    _acceptFailed?.Invoke(e);
+                }
+                catch (Exception reportFailed) when (reportFailed is not OutOfMemoryException)
+                {
+                    // The report is the caller's; its failure must not end the endpoint (the failure is counted already).
+                }
+
+                try
+                {
+                    await Task.Delay(delay, _stopping.Token).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException)
                 {
                     return;
                 }
 
+                delay = delay * 2 > MaxAcceptRetryDelay ? MaxAcceptRetryDelay : delay * 2;
                 continue;
             }
 

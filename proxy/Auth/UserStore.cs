@@ -60,12 +60,67 @@ public sealed class UserStore
     /// <summary>Whether a user is listed (for tests and diagnostics; never for authentication).</summary>
     public bool Contains(string user) => _users.ContainsKey(user);
 
-    /// <summary>Reads a users file. Throws <see cref="InvalidDataException"/> with <c>path:line: message</c> for a bad line,
-    /// and the usual I/O exceptions when the file cannot be read.</summary>
+    /// <summary>
+    /// Reads a users file. Throws <see cref="InvalidDataException"/> with <c>path:line: message</c> for a bad line,
+    /// or with the <c>chmod</c> that fixes it when the file is open to others (<see cref="CheckMode"/>), and the
+    /// usual I/O exceptions when the file cannot be read. Every load checks, at start and on any reload.
+    /// </summary>
     public static UserStore Load(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
-        return Parse(File.ReadAllText(path), path);
+        using var handle = File.OpenHandle(path);
+        // The mode of the file opened, not of the path: a swap between the check and the read cannot pass.
+        if (!OperatingSystem.IsWindows() && CheckMode(path, File.GetUnixFileMode(handle)) is { } modeError)
+        {
+            throw new InvalidDataException(modeError);
+        }
+
+        using var stream = new FileStream(handle, FileAccess.Read);
+        using var reader = new StreamReader(stream, Encoding.UTF8);
+        return Parse(reader.ReadToEnd(), path);
+    }
+
+    /// <summary>
+    /// Null when <paramref name="mode"/> keeps the hashes to their owner (and a group that only reads); otherwise why not,
+    /// with the fix. As ssh refuses a private key others can read: the hashes can be guessed offline, and a file
+    /// others can write lets them add a user.
+    /// </summary>
+    public static string? CheckMode(string path, UnixFileMode mode)
+    {
+        var problem = (mode & (UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute)) switch
+        {
+            var other when (other & UnixFileMode.OtherRead) != 0 => "is readable by others",
+            var other when other != 0 => "is writable by others",
+            _ when (mode & UnixFileMode.GroupWrite) != 0 => "is writable by its group",
+            _ => null,
+        };
+        return problem is null ? null
+            : $"{path} {problem} (mode {Convert.ToString((int)mode & 0x1FF, 8).PadLeft(4, '0')}): it holds password hashes; "
+                + $"run chmod 600 {path} (or chmod 640 {path} with a group that l2proxy runs as)";
+    }
+
+    /// <summary>
+    /// True when this user and password passed a check before (the cache of <see cref="Verify"/>): no PBKDF2 run,
+    /// so the caller need not count it against the caps on concurrent checks.
+    /// </summary>
+    public bool IsKnownGood(string user, string password)
+    {
+        ArgumentNullException.ThrowIfNull(user);
+        ArgumentNullException.ThrowIfNull(password);
+        return _verified.ContainsKey(CacheKey(user, password));
+    }
+
+    private static (string User, string PasswordDigest) CacheKey(string user, string password)
+    {
+        byte[] passwordBytes = Encoding.UTF8.GetBytes(password);
+        try
+        {
+            return (user, Convert.ToHexString(SHA256.HashData(passwordBytes)));
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(passwordBytes);
+        }
     }
 
     /// <summary>Parses users-file text; <paramref name="path"/> only names the source in errors.</summary>

@@ -3,7 +3,8 @@ namespace L2Balance.Proxy.Diagnostics;
 /// <summary>
 /// The proxy's log event ids: one per event, each logged by one <see cref="ProxyLog"/> method of the
 /// same name. Ids are stable and never reused; every one is documented in docs/events.md (## l2proxy).
-/// 10, 17, 19 and 32 were declared by early versions and never logged: they stay unused.
+/// 10, 17, 19 and 32 were declared by early versions and never logged: they stay unused. 30 (AcceptError,
+/// every failed accept) was replaced by 62 (LoopFailed, throttled and counted) with issue 13: it stays unused.
 /// </summary>
 public static class EventIds
 {
@@ -24,7 +25,6 @@ public static class EventIds
     public const int NegotiationFailed = 20;
     public const int Probed = 21;
 
-    public const int AcceptError = 30;
     public const int Unexpected = 31;
 
     public const int WorkerStarted = 40;
@@ -38,4 +38,10 @@ public static class EventIds
     public const int ConfigReloaded = 80;
     public const int ConfigReloadFailed = 81;
     public const int ConfigReloadKept = 82;
+
+    // Issue 13: bounded work per client, loops that survive their errors (60-79).
+    public const int PasswordChecksLimited = 60;
+    public const int UdpLookupsLimited = 61;
+    public const int LoopFailed = 62;
+    public const int SpliceFallback = 63;
 }

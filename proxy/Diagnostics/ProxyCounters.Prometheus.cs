@@ -61,5 +61,18 @@ public sealed partial class ProxyCounters
         }
 
         WritePolicyMetrics(w);
+        w.Family("l2proxy_password_checks_refused_total", MetricType.Counter,
+            "RFC 1929 checks refused without running PBKDF2: the concurrent checks of one client address or of the process were at their cap.");
+        w.Sample("limit", "per_address", PasswordChecksRefused(WorkLimit.PerClient));
+        w.Sample("limit", "total", PasswordChecksRefused(WorkLimit.Total));
+        w.Family("l2proxy_udp_lookups_refused_total", MetricType.Counter,
+            "UDP datagrams dropped unresolved: the pending name lookups of their association or of the process were at their cap.");
+        w.Sample("limit", "per_association", UdpLookupsRefused(WorkLimit.PerClient));
+        w.Sample("limit", "total", UdpLookupsRefused(WorkLimit.Total));
+        w.Family("l2proxy_loop_errors_total", MetricType.Counter, "Errors a long-lived loop logged, backed off from and survived, by loop.");
+        w.Sample("loop", "accept", LoopErrors(ProxyLoop.Accept));
+        w.Sample("loop", "udp_poller", LoopErrors(ProxyLoop.UdpPoller) + Relay.UdpPoller.WaitFailures);
+        w.Sample("loop", "metrics", LoopErrors(ProxyLoop.Metrics));
+        w.Counter("l2proxy_splice_fallbacks_total", "Relay directions that could not make a pipe (pipe2 failed, EMFILE) and copied instead.", SpliceFallbacks);
     }
 }

@@ -105,4 +105,30 @@ public sealed partial class ProxyCounters
         Interlocked.Add(ref _handshakeTicks, elapsed.Ticks);
         Interlocked.Increment(ref _handshakeCount);
     }
+
+    // Issue 13: bounded work per client and loops that survive their errors.
+    private readonly long[] _passwordChecksRefused = new long[Enum.GetValues<WorkLimit>().Length];
+    private readonly long[] _udpLookupsRefused = new long[Enum.GetValues<WorkLimit>().Length];
+    private readonly long[] _loopErrors = new long[Enum.GetValues<ProxyLoop>().Length];
+    private long _spliceFallbacks;
+
+    /// <summary>RFC 1929 checks refused without running PBKDF2 because a cap on concurrent checks was reached.</summary>
+    public long PasswordChecksRefused(WorkLimit limit) => Interlocked.Read(ref _passwordChecksRefused[(int)limit]);
+
+    public void PasswordCheckRefused(WorkLimit limit) => Interlocked.Increment(ref _passwordChecksRefused[(int)limit]);
+
+    /// <summary>UDP datagrams whose destination name was not looked up because a cap on pending lookups was reached.</summary>
+    public long UdpLookupsRefused(WorkLimit limit) => Interlocked.Read(ref _udpLookupsRefused[(int)limit]);
+
+    public void UdpLookupRefused(WorkLimit limit) => Interlocked.Increment(ref _udpLookupsRefused[(int)limit]);
+
+    /// <summary>Errors a long-lived loop survived (logged, backed off, went on).</summary>
+    public long LoopErrors(ProxyLoop loop) => Interlocked.Read(ref _loopErrors[(int)loop]);
+
+    public void LoopError(ProxyLoop loop) => Interlocked.Increment(ref _loopErrors[(int)loop]);
+
+    /// <summary>Relay directions that could not make a pipe (pipe2 failed) and copied through user space instead.</summary>
+    public long SpliceFallbacks => Interlocked.Read(ref _spliceFallbacks);
+
+    public void SpliceFellBack() => Interlocked.Increment(ref _spliceFallbacks);
 }

@@ -7,7 +7,9 @@ namespace L2Balance.Proxy.Diagnostics;
 /// <summary>
 /// The proxy's log events, one method per event, each with its own stable id (<see cref="EventIds"/>,
 /// docs/events.md), in Dante's spirit: one line per session event naming client, destination and
-/// reason. A line reads <c>l2proxy[PID]: LEVEL[ID]: message</c>.
+/// reason. A line reads <c>l2proxy[PID]: LEVEL[ID]: message</c>. Every text that can come from the
+/// network (user names, destinations with their domain names, parser and socket details) goes through
+/// <see cref="LogText.Escape(string?, int)"/> here, so no client can end a line or forge the next (issue 13).
 /// </summary>
 public sealed class ProxyLog
 {
@@ -15,6 +17,10 @@ public sealed class ProxyLog
     private readonly LogLevel _minimum;
     private readonly string _prefix;
     private readonly LogRateLimiter<SessionOutcome> _negotiationFailures;
+    private readonly LogRateLimiter<WorkLimit> _passwordChecksLimited;
+    private readonly LogRateLimiter<WorkLimit> _udpLookupsLimited;
+    private readonly LogRateLimiter<ProxyLoop> _loopFailures;
+    private readonly LogRateLimiter<bool> _spliceFallbacks;
 
     /// <param name="writer">Where the lines go.</param>
     /// <param name="debug">Dante's <c>debug</c> level: above 0, debug lines are written and negotiation failures are not rate-limited.</param>
@@ -25,6 +31,10 @@ public sealed class ProxyLog
         _minimum = debug > 0 ? LogLevel.Debug : LogLevel.Info;
         _prefix = $"l2proxy[{Environment.ProcessId}]: ";
         _negotiationFailures = new LogRateLimiter<SessionOutcome>(TimeSpan.FromSeconds(10), time);
+        _passwordChecksLimited = new LogRateLimiter<WorkLimit>(TimeSpan.FromSeconds(10), time);
+        _udpLookupsLimited = new LogRateLimiter<WorkLimit>(TimeSpan.FromSeconds(10), time);
+        _loopFailures = new LogRateLimiter<ProxyLoop>(TimeSpan.FromSeconds(10), time);
+        _spliceFallbacks = new LogRateLimiter<bool>(TimeSpan.FromSeconds(10), time);
     }
 
     public bool IsEnabled(LogLevel level) => level >= _minimum;
@@ -42,7 +52,7 @@ public sealed class ProxyLog
         Write(LogLevel.Info, EventIds.Stopping, $"stopping ({reason}); {active} sessions still open are closed");
 
     public void ConfigWarning(string message) =>
-        Write(LogLevel.Warning, EventIds.ConfigWarning, $"configuration: {message}");
+        Write(LogLevel.Warning, EventIds.ConfigWarning, $"configuration: {LogText.Escape(message)}");
 
     public void ConfigReloaded(string source, int clientRules, int socksRules) =>
         Write(LogLevel.Info, EventIds.ConfigReloaded, $"configuration reloaded from {source}: {clientRules} client rules, {socksRules} socks rules for new sessions");
@@ -63,7 +73,7 @@ public sealed class ProxyLog
     {
         if ((verdict.Log & RuleLog.Connect) != 0)
         {
-            Write(LogLevel.Info, EventIds.RequestPassed, $"pass({RuleNumber(verdict)}): {what} {client} {route}");
+            Write(LogLevel.Info, EventIds.RequestPassed, $"pass({RuleNumber(verdict)}): {what} {client} {LogText.Escape(route)}");
         }
     }
 
@@ -75,7 +85,7 @@ public sealed class ProxyLog
             var because = verdict.Rule is { } rule
                 ? $"socks rule #{rule.Number} (line {rule.Line})"
                 : "no socks rule passes it";
-            Write(LogLevel.Info, EventIds.RequestBlocked, $"block({RuleNumber(verdict)}): {what} {client} -> {destination}: {because}");
+            Write(LogLevel.Info, EventIds.RequestBlocked, $"block({RuleNumber(verdict)}): {what} {client} -> {LogText.Escape(destination)}: {because}");
         }
     }
 
@@ -84,7 +94,7 @@ public sealed class ProxyLog
         if ((log & RuleLog.Disconnect) != 0)
         {
             Write(LogLevel.Info, EventIds.SessionEnded,
-                $"done: {what} {client} -> {destination}: {up} B up, {down} B down, {duration.TotalSeconds:0.000} s ({how})");
+                $"done: {what} {client} -> {LogText.Escape(destination)}: {up} B up, {down} B down, {duration.TotalSeconds:0.000} s ({LogText.Escape(how)})");
         }
     }
 
@@ -92,12 +102,12 @@ public sealed class ProxyLog
     {
         if ((log & RuleLog.Error) != 0 || log == RuleLog.None && IsEnabled(LogLevel.Debug))
         {
-            Write(LogLevel.Info, EventIds.SessionFailed, $"error: {what} {client} -> {destination}: {outcome}: {detail}");
+            Write(LogLevel.Info, EventIds.SessionFailed, $"error: {what} {client} -> {LogText.Escape(destination)}: {outcome}: {LogText.Escape(detail)}");
         }
     }
 
     public void AuthFailed(EndPoint client, string user) =>
-        Write(LogLevel.Info, EventIds.AuthFailed, $"block: client {client}: username/password authentication failed for user '{user}'");
+        Write(LogLevel.Info, EventIds.AuthFailed, $"block: client {client}: username/password authentication failed for user '{LogText.Escape(user)}'");
 
     /// <summary>
     /// A session ended during negotiation (malformed input, timeout, bad version). These can
@@ -109,12 +119,12 @@ public sealed class ProxyLog
         var due = _negotiationFailures.ShouldLog(outcome, out var notLogged);
         if (IsEnabled(LogLevel.Debug))
         {
-            Write(LogLevel.Info, EventIds.NegotiationFailed, $"negotiation: {client}: {outcome}: {detail}");
+            Write(LogLevel.Info, EventIds.NegotiationFailed, $"negotiation: {client}: {outcome}: {LogText.Escape(detail)}");
         }
         else if (due)
         {
             var skipped = notLogged == 0 ? "" : $", {notLogged} more since the last";
-            Write(LogLevel.Info, EventIds.NegotiationFailed, $"negotiation: {client}: {outcome}: {detail} (logged once per 10 s per reason{skipped})");
+            Write(LogLevel.Info, EventIds.NegotiationFailed, $"negotiation: {client}: {outcome}: {LogText.Escape(detail)} (logged once per 10 s per reason{skipped})");
         }
     }
 
@@ -130,20 +140,74 @@ public sealed class ProxyLog
     public void WorkerExited(int index, int pid, string cause) =>
         Write(LogLevel.Error, EventIds.WorkerExited, $"worker {index} (pid {pid}) {cause}; restarting");
 
-    public void AcceptError(EndPoint listener, string error) =>
-        Write(LogLevel.Warning, EventIds.AcceptError, $"accept on {listener} failed: {error}");
-
     public void Unexpected(string where, Exception exception) =>
-        Write(LogLevel.Error, EventIds.Unexpected, $"unexpected error in {where}: {exception}");
+        Write(LogLevel.Error, EventIds.Unexpected, $"unexpected error in {LogText.Escape(where)}: {LogText.Escape(exception?.ToString(), UnexpectedMaxChars)}");
+
+    /// <summary>
+    /// A client reached a cap on concurrent RFC 1929 checks (<see cref="Auth.PasswordCheckLimiter"/>) and was refused without
+    /// a check. A flood repeats this at connection rate: logged once per 10 s per cap; counted always.
+    /// </summary>
+    public void PasswordChecksLimited(EndPoint client, WorkLimit limit, int cap)
+    {
+        if (_passwordChecksLimited.ShouldLog(limit, out var notLogged))
+        {
+            var scope = limit == WorkLimit.PerClient ? "per client address" : "in total";
+            Write(LogLevel.Warning, EventIds.PasswordChecksLimited,
+                $"password checks: {client} refused without a check, {cap} checks at once {scope} (logged once per 10 s per cap{More(notLogged)})");
+        }
+    }
+
+    /// <summary>
+    /// A UDP datagram needed a name lookup while an association's or the process's lookups were at
+    /// their cap; it was dropped. Logged once per 10 s per cap; counted always.
+    /// </summary>
+    public void UdpLookupsLimited(EndPoint client, WorkLimit limit, int cap)
+    {
+        if (_udpLookupsLimited.ShouldLog(limit, out var notLogged))
+        {
+            var scope = limit == WorkLimit.PerClient ? "for one association" : "in total";
+            Write(LogLevel.Warning, EventIds.UdpLookupsLimited,
+                $"udp: datagram from {client} dropped unresolved, {cap} lookups pending {scope} (logged once per 10 s per cap{More(notLogged)})");
+        }
+    }
+
+    /// <summary>
+    /// A long-lived loop (accept, UDP poller, metrics) caught an error and goes on after <paramref name="backoff"/>
+    /// (null: the loop's own growing pause). Logged once per 10 s per loop; counted always.
+    /// </summary>
+    public void LoopFailed(ProxyLoop loop, string where, string error, TimeSpan? backoff)
+    {
+        if (_loopFailures.ShouldLog(loop, out var notLogged))
+        {
+            var after = backoff is { } pause ? $"{pause.TotalMilliseconds:0} ms" : "a pause of at most 1 s";
+            Write(LogLevel.Error, EventIds.LoopFailed,
+                $"{loop} loop ({LogText.Escape(where)}) failed: {LogText.Escape(error, UnexpectedMaxChars)}; going on after {after} (logged once per 10 s per loop{More(notLogged)})");
+        }
+    }
+
+    /// <summary>A relay direction could not make its pipe and copies instead. Logged once per 10 s; counted always.</summary>
+    public void SpliceFallback(EndPoint client, string error)
+    {
+        if (_spliceFallbacks.ShouldLog(true, out var notLogged))
+        {
+            Write(LogLevel.Warning, EventIds.SpliceFallback,
+                $"relay: {client}: {LogText.Escape(error)}; this direction copies through user space (logged once per 10 s{More(notLogged)})");
+        }
+    }
+
+    /// <summary>Stack traces are kept whole up to 8 KiB, on one line.</summary>
+    private const int UnexpectedMaxChars = 8192;
+
+    private static string More(long notLogged) => notLogged == 0 ? "" : $", {notLogged} more since the last";
 
     /// <summary>A request or a UDP destination refused because it is protected and no rule names it (docs/sockd-conf.md#protected-destinations).</summary>
     public void DestinationRefused(DestinationClass kind, string what, EndPoint client, string destination) =>
         Write(LogLevel.Info, EventIds.DestinationRefused,
-            $"block(0): {what} {client} -> {destination}: a {kind} destination, never relayed unless a socks rule names it");
+            $"block(0): {what} {client} -> {LogText.Escape(destination)}: a {kind} destination, never relayed unless a socks rule names it");
 
     public void ResolvedAddressesSkipped(string what, EndPoint client, string destination, int skipped, int dialled) =>
         Write(LogLevel.Debug, EventIds.ResolvedAddressesSkipped,
-            $"{what} {client} -> {destination}: {skipped} resolved address(es) refused by the rules, {dialled} left to dial");
+            $"{what} {client} -> {LogText.Escape(destination)}: {skipped} resolved address(es) refused by the rules, {dialled} left to dial");
 
     public void NodeAddressesChanged(int count) =>
         Write(LogLevel.Debug, EventIds.NodeAddressesChanged, $"node addresses changed: {count} now, never relayed to unless a rule names them");

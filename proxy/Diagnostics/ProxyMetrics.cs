@@ -9,7 +9,7 @@ public static class ProxyMetrics
 {
     /// <summary>
     /// Listens on <paramref name="endPoint"/> and serves <paramref name="counters"/> at <c>/metrics</c>;
-    /// accept failures and rendering errors go to <paramref name="log"/>.
+    /// accept failures (counted as <see cref="ProxyLoop.Metrics"/> loop errors) and rendering errors go to <paramref name="log"/>.
     /// </summary>
     /// <exception cref="InvalidOperationException">The address cannot be bound; the message names it.</exception>
     public static MetricsEndpoint Open(IPEndPoint endPoint, ProxyCounters counters, ProxyLog log)
@@ -24,7 +24,11 @@ public static class ProxyMetrics
                 counters.WritePrometheus(text);
                 return Task.FromResult(text.ToString());
             },
-            acceptFailed: e => log.AcceptError(endPoint, e.SocketErrorCode.ToString()),
+            acceptFailed: e =>
+            {
+                counters.LoopError(ProxyLoop.Metrics);
+                log.LoopFailed(ProxyLoop.Metrics, endPoint.ToString(), e is System.Net.Sockets.SocketException s ? s.SocketErrorCode.ToString() : e.ToString(), null);
+            },
             renderFailed: e => log.Unexpected("rendering the metrics", e));
         log.MetricsListening(endpoint.LocalEndPoint);
         return endpoint;

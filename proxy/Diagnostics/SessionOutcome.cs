@@ -60,4 +60,26 @@ public enum UdpDropReason
     NoClientYet,
     /// <summary>The destination is never relayed unless a rule names it (docs/sockd-conf.md#protected-destinations).</summary>
     ProtectedDestination,
+    /// <summary>The destination name needed a lookup while the association's or the process's lookups were at their cap.</summary>
+    LookupLimit,
+}
+
+/// <summary>A cap on work one client can cause (issue 13); the label of <c>l2proxy_password_checks_refused_total</c> and <c>l2proxy_udp_lookups_refused_total</c>.</summary>
+public enum WorkLimit
+{
+    /// <summary>The cap per client address (password checks) or per UDP association (lookups).</summary>
+    PerClient,
+    /// <summary>The cap for the whole process.</summary>
+    Total,
+}
+
+/// <summary>A long-lived loop that logs, counts, backs off and goes on after an error; the label of <c>l2proxy_loop_errors_total</c>.</summary>
+public enum ProxyLoop
+{
+    /// <summary>A SOCKS listener's accept loop.</summary>
+    Accept,
+    /// <summary>The UDP relay's poller thread.</summary>
+    UdpPoller,
+    /// <summary>The metrics endpoint's accept loop.</summary>
+    Metrics,
 }

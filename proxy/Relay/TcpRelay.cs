@@ -145,7 +145,16 @@ internal static class TcpRelay
                     {
                         continue;
                     }
-                    (pipeRead, pipeWrite) = SafePipeHandle.Create();
+                    try
+                    {
+                        (pipeRead, pipeWrite) = SafePipeHandle.Create();
+                    }
+                    catch (IOException e)
+                    {
+                        // No pipe (EMFILE, ENFILE): this direction copies from now on; the session goes on (issue 13).
+                        session.SpliceFellBack(e.Message);
+                        return await CopyPumpAsync(from, to, session, fromClient, total).ConfigureAwait(false);
+                    }
                     if (SpliceChunk != DefaultPipeSize)
                     {
                         _ = Splice.fcntl(pipeWrite, Splice.F_SETPIPE_SZ, SpliceChunk);

@@ -18,6 +18,15 @@ internal interface IUdpReadable
     /// the poller's, valid during the call.
     /// </summary>
     public void OnReadable(byte[] buffer);
+
+    /// <summary>
+    /// Told, on the poller's thread, that <see cref="OnReadable"/> threw: the poller has dropped this
+    /// registration (it would fail again on the same queued datagram) and serves the others; the
+    /// handler counts, logs and ends what it belongs to. Must not throw.
+    /// </summary>
+    public void OnFailed(Exception exception)
+    {
+    }
 }
 
 /// <summary>
@@ -29,6 +38,9 @@ internal interface IUdpReadable
 /// </summary>
 internal sealed class UdpPoller
 {
+    /// <summary>The pause after a failed epoll_wait: long enough not to spin a core, short enough to go unnoticed.</summary>
+    private static readonly TimeSpan WaitFailurePause = TimeSpan.FromMilliseconds(100);
+
     /// <summary>Events taken per epoll_wait.</summary>
     private const int MaxEvents = 64;
 
@@ -38,8 +50,9 @@ internal sealed class UdpPoller
     private static readonly Lazy<UdpPoller> SharedPoller = new(() => new UdpPoller(), LazyThreadSafetyMode.ExecutionAndPublication);
 
     private readonly SafeEpollHandle _epoll = SafeEpollHandle.Create();
-    private readonly ConcurrentDictionary<ulong, IUdpReadable> _handlers = new();
+    private readonly ConcurrentDictionary<ulong, (Socket Socket, IUdpReadable Handler)> _handlers = new();
     private long _nextKey;
+    private static long s_waitFailures;
 
     private UdpPoller()
     {
@@ -50,6 +63,9 @@ internal sealed class UdpPoller
     /// <summary>The process's poller, started on first use.</summary>
     public static UdpPoller Shared => SharedPoller.Value;
 
+    /// <summary>epoll_wait calls that failed other than by EINTR (each followed by a pause); counted with the loop's errors.</summary>
+    public static long WaitFailures => Interlocked.Read(ref s_waitFailures);
+
     /// <summary>
     /// Registers <paramref name="socket"/> for EPOLLIN with its handler; returns the key to
     /// <see cref="Unregister"/> with. Throws <see cref="IOException"/> naming errno.
@@ -57,7 +73,7 @@ internal sealed class UdpPoller
     public unsafe ulong Register(Socket socket, IUdpReadable handler)
     {
         var key = (ulong)Interlocked.Increment(ref _nextKey);
-        _handlers[key] = handler;
+        _handlers[key] = (socket, handler);
         byte* ev = stackalloc byte[16];
         *(uint*)ev = Epoll.EPOLLIN;
         *(ulong*)(ev + Epoll.EventDataOffset) = key;
@@ -77,6 +93,11 @@ internal sealed class UdpPoller
     public unsafe void Unregister(Socket socket, ulong key)
     {
         _handlers.TryRemove(key, out _);
+        Remove(socket);
+    }
+
+    private unsafe void Remove(Socket socket)
+    {
         try
         {
             byte* ev = stackalloc byte[16];
@@ -97,16 +118,22 @@ internal sealed class UdpPoller
             var n = Epoll.epoll_wait(_epoll, events, MaxEvents, -1);
             if (n < 0)
             {
-                // EINTR; nothing else is expected of a valid epoll descriptor.
+                if (Marshal.GetLastPInvokeError() != Epoll.EINTR)
+                {
+                    // Nothing else is expected of a valid epoll descriptor; if it happens, count and pause rather than spin.
+                    Interlocked.Increment(ref s_waitFailures);
+                    Thread.Sleep(WaitFailurePause);
+                }
                 continue;
             }
             for (int i = 0; i < n; i++)
             {
                 var key = *(ulong*)(events + i * Epoll.EventSize + Epoll.EventDataOffset);
-                if (!_handlers.TryGetValue(key, out var handler))
+                if (!_handlers.TryGetValue(key, out var registered))
                 {
                     continue;
                 }
+                var handler = registered.Handler;
                 try
                 {
                     handler.OnReadable(buffer);
@@ -114,6 +141,14 @@ internal sealed class UdpPoller
                 catch (ObjectDisposedException)
                 {
                     // The association closed its socket while the event was on its way.
+                }
+                catch (Exception e)
+                {
+                    // Any other error is the handler's: drop it (level-triggered, it would throw again at once)
+                    // and let it end its association; this thread serves every other one.
+                    _handlers.TryRemove(key, out _);
+                    Remove(registered.Socket);
+                    handler.OnFailed(e);
                 }
             }
         }

@@ -64,6 +64,12 @@ public sealed class ProxyServer : IAsyncDisposable
 
     private NodeAddressWatch? _nodeAddresses;
 
+    /// <summary>The caps on concurrent RFC 1929 checks, per client address and in total (issue 13).</summary>
+    public PasswordCheckLimiter PasswordChecks { get; } = new();
+
+    /// <summary>The caps on pending UDP name lookups, per association and in total (issue 13).</summary>
+    internal UdpLookupLimiter UdpLookups { get; } = new();
+
     /// <summary>Set SO_REUSEPORT on the listeners: a worker of <c>--workers</c> shares them with its siblings.</summary>
     public bool ReusePort { get; init; }
 
@@ -146,39 +152,60 @@ public sealed class ProxyServer : IAsyncDisposable
             : quarter > TimeSpan.FromSeconds(1) ? TimeSpan.FromSeconds(1) : quarter;
     }
 
+    /// <summary>The first pause after an accept loop's error; it doubles while errors repeat, up to <see cref="MaxAcceptBackoff"/>.</summary>
+    internal static readonly TimeSpan MinAcceptBackoff = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>1 s: a full descriptor table frees within seconds as sessions end; the loop must not spin a core meanwhile.</summary>
+    internal static readonly TimeSpan MaxAcceptBackoff = TimeSpan.FromSeconds(1);
+
     private async Task AcceptLoopAsync(Socket listener)
     {
         var endPoint = listener.LocalEndPoint!;
+        var backoff = MinAcceptBackoff;
         while (!_stopping.IsCancellationRequested)
         {
-            Socket client;
             try
             {
-                client = await listener.AcceptAsync(_stopping.Token).ConfigureAwait(false);
+                var client = await listener.AcceptAsync(_stopping.Token).ConfigureAwait(false);
+                Admit(client);
+                backoff = MinAcceptBackoff;
             }
-            catch (OperationCanceledException)
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException && _stopping.IsCancellationRequested)
             {
                 return;
             }
-            catch (ObjectDisposedException)
+            catch (Exception e)
             {
-                return;
+                // EMFILE, or anything else: count, log (throttled), back off so a full fd table does not spin the CPU, go on.
+                Counters.LoopError(ProxyLoop.Accept);
+                Log.LoopFailed(ProxyLoop.Accept, endPoint.ToString()!, e is SocketException s ? s.SocketErrorCode.ToString() : e.ToString(), backoff);
+                try
+                {
+                    await Task.Delay(backoff, _stopping.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+                backoff = backoff * 2 > MaxAcceptBackoff ? MaxAcceptBackoff : backoff * 2;
             }
-            catch (SocketException e)
-            {
-                // EMFILE and friends: log, back off briefly so a full fd table does not spin the CPU.
-                Log.AcceptError(endPoint, e.SocketErrorCode.ToString());
-                await Task.Delay(TimeSpan.FromMilliseconds(50)).ConfigureAwait(false);
-                continue;
-            }
-            Admit(client);
         }
     }
 
     private void Admit(Socket client)
     {
-        var remote = (IPEndPoint)client.RemoteEndPoint!;
-        var local = (IPEndPoint)client.LocalEndPoint!;
+        IPEndPoint remote, local;
+        try
+        {
+            remote = (IPEndPoint)client.RemoteEndPoint!;
+            local = (IPEndPoint)client.LocalEndPoint!;
+        }
+        catch
+        {
+            // A connection reset between accept and here has no addresses left to read.
+            client.Dispose();
+            throw;
+        }
         var remoteAddress = OutboundAddresses.Normalize(remote.Address);
         Counters.SessionStarted();
         string? refusal = null;

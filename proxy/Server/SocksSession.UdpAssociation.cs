@@ -33,7 +33,8 @@ internal sealed partial class SocksSession
         private readonly Dictionary<IPEndPoint, RuleVerdict> _allowedTo = [];
         private readonly Dictionary<IPEndPoint, bool> _allowedFrom = [];
         private readonly List<TargetSide> _targets = [];
-        private readonly List<Task> _resolving = [];
+        /// <summary>The lookups pending (each removes itself when done), at most the server's <see cref="UdpLookupLimiter.PerAssociation"/>.</summary>
+        private readonly HashSet<Task> _resolving = [];
         private readonly IPAddress _clientAddress = session.Client.Address;
         private readonly SocketAddress _from = new(relay.AddressFamily);
         private readonly byte[] _lastHeader = new byte[MaxHeaderLength];
@@ -92,6 +93,17 @@ internal sealed partial class SocksSession
             {
                 return Task.WhenAll(_resolving);
             }
+        }
+
+        /// <summary>
+        /// The poller dropped one of this association's sockets because handling it threw: count, log (throttled)
+        /// and end the session, whose sockets then close; the poller goes on with every other association.
+        /// </summary>
+        public void OnFailed(Exception exception)
+        {
+            Counters.LoopError(ProxyLoop.UdpPoller);
+            session.Log.LoopFailed(ProxyLoop.UdpPoller, $"udp association of {session.Client}", exception.ToString(), TimeSpan.Zero);
+            session.Abort(SessionOutcome.InternalError);
         }
 
         /// <summary>Datagrams from the client (poller thread).</summary>
@@ -195,7 +207,7 @@ internal sealed partial class SocksSession
                 {
                     if (!_closed)
                     {
-                        _resolving.Add(ResolveThenSendAsync(buffer.AsSpan(0, length).ToArray(), header.Destination));
+                        StartLookup(buffer.AsSpan(0, length), header.Destination);
                     }
                     return null;
                 }
@@ -221,6 +233,35 @@ internal sealed partial class SocksSession
                     return null;
                 }
             }
+        }
+
+        /// <summary>
+        /// Starts the lookup a datagram waits for, with a copy of it, if the caps on pending lookups allow
+        /// (<see cref="UdpLookupLimiter"/>); otherwise drops it, counted (under <see cref="_lock"/>).
+        /// </summary>
+        private void StartLookup(ReadOnlySpan<byte> datagram, SocksEndpoint destination)
+        {
+            var lookups = session._server.UdpLookups;
+            if (lookups.TryEnter(_resolving.Count) is { } limit)
+            {
+                Counters.UdpLookupRefused(limit);
+                Counters.UdpDrop(UdpDropReason.LookupLimit);
+                session.Log.UdpLookupsLimited(session.Client, limit, limit == WorkLimit.PerClient ? UdpLookupLimiter.PerAssociation : UdpLookupLimiter.Total);
+                return;
+            }
+            var lookup = ResolveThenSendAsync(datagram.ToArray(), destination);
+            _resolving.Add(lookup);
+            _ = lookup.ContinueWith(
+                static (done, state) =>
+                {
+                    var association = (UdpAssociation)state!;
+                    lock (association._lock)
+                    {
+                        association._resolving.Remove(done);
+                    }
+                    association.Session._server.UdpLookups.Exit();
+                },
+                this, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         }
 
         /// <summary>Resolves a datagram's destination name, caches the answer, then routes and sends the datagram.</summary>
@@ -309,6 +350,8 @@ internal sealed partial class SocksSession
 
             /// <summary>The poller registration, for unregistering.</summary>
             public ulong Key { get; set; }
+
+            public void OnFailed(Exception exception) => association.OnFailed(exception);
 
             public void OnReadable(byte[] buffer)
             {

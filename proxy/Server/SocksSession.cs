@@ -167,6 +167,13 @@ internal sealed partial class SocksSession
         }
     }
 
+    /// <summary>Called by the TCP relay when a direction could not make its pipe and copies instead: counted and logged (throttled).</summary>
+    internal void SpliceFellBack(string error)
+    {
+        _server.Counters.SpliceFellBack();
+        Log.SpliceFallback(Client, error);
+    }
+
     /// <summary>Tracks a socket (or other resource) that an abort must close.</summary>
     private T Own<T>(T resource)
         where T : IDisposable
@@ -261,9 +268,14 @@ internal sealed partial class SocksSession
                 Log.NegotiationFailed(Client, SessionOutcome.Malformed, $"username/password request: {authReason}");
                 return SessionOutcome.Malformed;
             }
-            // PBKDF2 is deliberately slow: off the socket completion thread (Program turns inline completions on).
-            var ok = _config.Users is { } users && await Task.Run(() => users.Verify(credentials.UserName, credentials.Password)).ConfigureAwait(false);
+            var (ok, limit) = await VerifyAsync(credentials).ConfigureAwait(false);
             await SendAsync(static (s, w) => UserPassCodec.WriteReply(s, w), ok).ConfigureAwait(false);
+            if (limit is { } reached)
+            {
+                _server.Counters.PasswordCheckRefused(reached);
+                Log.PasswordChecksLimited(Client, reached, reached == WorkLimit.PerClient ? _server.PasswordChecks.PerAddress : _server.PasswordChecks.Total);
+                return SessionOutcome.LimitReached;
+            }
             if (!ok)
             {
                 Log.AuthFailed(Client, credentials.UserName);
@@ -321,6 +333,35 @@ internal sealed partial class SocksSession
         return request.Command == SocksCommand.Bind
             ? await BindAsync(request.Destination).ConfigureAwait(false)
             : await ConnectAsync(request.Destination).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Checks RFC 1929 credentials: a login that passed before costs nothing; any other takes a place under
+    /// the caps on concurrent checks (<see cref="Auth.PasswordCheckLimiter"/>) or is refused, unchecked, with the cap it hit.
+    /// </summary>
+    private async ValueTask<(bool Ok, WorkLimit? Limit)> VerifyAsync(UserPassRequest credentials)
+    {
+        if (_config.Users is not { } users)
+        {
+            return (false, null);
+        }
+        if (users.IsKnownGood(credentials.UserName, credentials.Password))
+        {
+            return (true, null);
+        }
+        if (_server.PasswordChecks.TryEnter(Client.Address) is { } limit)
+        {
+            return (false, limit);
+        }
+        try
+        {
+            // PBKDF2 is deliberately slow: off the socket completion thread (Program turns inline completions on).
+            return (await _server.PasswordChecks.RunAsync(() => users.Verify(credentials.UserName, credentials.Password)).ConfigureAwait(false), null);
+        }
+        finally
+        {
+            _server.PasswordChecks.Exit(Client.Address);
+        }
     }
 
     private AuthMethod SelectMethod(in Socks5Greeting greeting)

@@ -82,6 +82,7 @@ public sealed class UserStoreTests : IDisposable
         string salt = Convert.ToBase64String(new byte[16]), hash = Convert.ToBase64String(new byte[32]);
         string path = PathOf("users");
         File.WriteAllText(path, "# comment\n" + line.Replace("{salt}", salt, StringComparison.Ordinal).Replace("{hash}", hash, StringComparison.Ordinal) + "\n");
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         var error = Assert.Throws<InvalidDataException>(() => UserStore.Load(path));
         Assert.Equal($"{path}:2: {message}", error.Message);
     }
@@ -139,5 +140,39 @@ public sealed class UserStoreTests : IDisposable
     public void Load_MissingFile_Throws()
     {
         Assert.Throws<FileNotFoundException>(() => UserStore.Load(PathOf("nope")));
+    }
+
+    [Theory]
+    [InlineData("644", "is readable by others")]
+    [InlineData("604", "is readable by others")]
+    [InlineData("606", "is readable by others")]
+    [InlineData("602", "is writable by others")]
+    [InlineData("660", "is writable by its group")]
+    [InlineData("620", "is writable by its group")]
+    public void Load_FileOpenToOthers_IsRefusedWithTheChmodThatFixesIt(string octal, string why)
+    {
+        string path = PathOf("users");
+        UserStore.SetPassword(path, "alice", "s3cret");
+        File.SetUnixFileMode(path, (UnixFileMode)Convert.ToInt32(octal, 8));
+
+        var error = Assert.Throws<InvalidDataException>(() => UserStore.Load(path));
+
+        Assert.Contains($"{path} {why} (mode 0{octal})", error.Message, StringComparison.Ordinal);
+        Assert.Contains($"chmod 600 {path}", error.Message, StringComparison.Ordinal);
+        Assert.Contains($"chmod 640 {path}", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("600")]
+    [InlineData("640")]
+    [InlineData("400")]
+    [InlineData("440")]
+    public void Load_FileClosedToOthers_IsAccepted(string octal)
+    {
+        string path = PathOf("users");
+        UserStore.SetPassword(path, "alice", "s3cret");
+        File.SetUnixFileMode(path, (UnixFileMode)Convert.ToInt32(octal, 8));
+
+        Assert.True(UserStore.Load(path).Verify("alice", "s3cret"));
     }
 }

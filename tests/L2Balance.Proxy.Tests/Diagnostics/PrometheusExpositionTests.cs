@@ -118,6 +118,31 @@ public partial class PrometheusExpositionTests
     }
 
     [Fact]
+    public void WorkLimitCounters_AfterRefusalsLoopErrorsAndFallbacks_AppearWithTheirLabels()
+    {
+        var counters = new ProxyCounters();
+        counters.PasswordCheckRefused(WorkLimit.PerClient);
+        counters.PasswordCheckRefused(WorkLimit.PerClient);
+        counters.PasswordCheckRefused(WorkLimit.Total);
+        counters.UdpLookupRefused(WorkLimit.PerClient);
+        counters.LoopError(ProxyLoop.Accept);
+        counters.LoopError(ProxyLoop.Metrics);
+        counters.LoopError(ProxyLoop.Metrics);
+        counters.SpliceFellBack();
+
+        var samples = Samples(Expose(counters));
+
+        Assert.Equal(2, samples["l2proxy_password_checks_refused_total{limit=\"per_address\"}"]);
+        Assert.Equal(1, samples["l2proxy_password_checks_refused_total{limit=\"total\"}"]);
+        Assert.Equal(1, samples["l2proxy_udp_lookups_refused_total{limit=\"per_association\"}"]);
+        Assert.Equal(0, samples["l2proxy_udp_lookups_refused_total{limit=\"total\"}"]);
+        Assert.Equal(1, samples["l2proxy_loop_errors_total{loop=\"accept\"}"]);
+        Assert.Equal(2, samples["l2proxy_loop_errors_total{loop=\"metrics\"}"]);
+        Assert.True(samples.ContainsKey("l2proxy_loop_errors_total{loop=\"udp_poller\"}"));
+        Assert.Equal(1, samples["l2proxy_splice_fallbacks_total"]);
+    }
+
+    [Fact]
     public void HandshakeHistogram_ThreeHandshakes_IsCumulativeWithInfEqualToCountAndSumInSeconds()
     {
         var counters = new ProxyCounters();

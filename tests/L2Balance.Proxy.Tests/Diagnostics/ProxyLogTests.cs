@@ -74,6 +74,27 @@ public sealed class ProxyLogTests : IDisposable
         Assert.EndsWith($"info[{EventIds.MetricsListening}]: metrics at http://127.0.0.1:9100/metrics", Assert.Single(lines), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task EveryEventWithNetworkText_NameWithNewline_IsOneEscapedLine()
+    {
+        const string Forged = "evil\nl2proxy[1]: info[16]: forged\r\\";
+        var lines = await LogAsync(debug: 1, new ManualTimeProvider(), log =>
+        {
+            log.AuthFailed(Client, Forged);
+            log.RequestBlocked(new RuleVerdict(RuleAction.Block, RuleLog.Connect, null, null), "tcp/connect", Client, Forged);
+            log.RequestPassed(new RuleVerdict(RuleAction.Pass, RuleLog.Connect, null, null), "tcp/connect", Client, Forged);
+            log.SessionEnded(RuleLog.Disconnect, "tcp/connect", Client, Forged, 1, 2, TimeSpan.FromSeconds(1), Forged);
+            log.SessionFailed(RuleLog.Error, "tcp/connect", Client, Forged, SessionOutcome.ResolveFailed, Forged);
+            log.NegotiationFailed(Client, SessionOutcome.Malformed, Forged);
+            log.ConfigWarning(Forged);
+            log.Unexpected(Forged, new InvalidOperationException(Forged));
+        });
+
+        Assert.Equal(8, lines.Length);
+        Assert.All(lines, l => Assert.Matches(@"^\S+ l2proxy\[\d+\]: (info|debug|warning|error)\[\d+\]: ", l));
+        Assert.All(lines, l => Assert.Contains(@"evil\nl2proxy[1]: info[16]: forged\r\\", l, StringComparison.Ordinal));
+    }
+
     private async Task<string[]> LogAsync(int debug, TimeProvider time, Action<ProxyLog> write)
     {
         var writer = new LogWriter([new LogTarget(LogTargetKind.File, _file)], []);
