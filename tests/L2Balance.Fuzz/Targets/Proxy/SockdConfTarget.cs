@@ -1,0 +1,91 @@
+using L2Balance.Proxy.Config;
+using L2Balance.Tests.Common;
+
+namespace L2Balance.Fuzz.Targets.Proxy;
+
+/// <summary>
+/// Dante's sockd.conf as l2proxy reads it (<see cref="SockdConfParser.Parse"/>, then
+/// <see cref="ConfigValidator.Validate"/> on what it accepts, as <c>--check-config</c> does). Every
+/// problem must be an error with a position, never an exception.
+/// </summary>
+public sealed class SockdConfTarget : TextTarget<SockdConfTarget.Result>
+{
+    public override string Name => "sockd-conf";
+
+    public override string Product => "proxy";
+
+    public override string EntryPoint => "SockdConfParser.Parse + ConfigValidator.Validate";
+
+    public override IReadOnlyList<byte[]> Seeds { get; } =
+    [
+        Utf8(DanteExamples.Redundancy),
+        Utf8("""
+            internal: 0.0.0.0 port = 1080   # trailing comment
+            internal: eth0 port=1081
+            external: eth1
+            external.rotation: same-same
+            clientmethod: none
+            socksmethod: username none
+            users.file: /etc/l2proxy/users
+            user.privileged: root
+            user.unprivileged: sockd
+            timeout.negotiate: 10
+            timeout.io.tcp: 600
+            timeout.io.udp: 600
+            timeout.connect: 5
+            logoutput: stderr syslog/daemon
+            errorlog: /var/log/err.log
+            debug: 2
+            udp.portrange: 40000-40999
+            metrics: 127.0.0.1 port = 9180
+            workers: 4
+            client pass { from: 10.0.0.0/8 port >= 1024 to: 0/0 log: connect }
+            client block { from: ::/0 to: 0/0 }
+            socks block { from: 0/0 to: .example.com port = 25 }
+            socks pass {
+                from: 10.0.0.0/255.255.0.0 to: 2001:db8::/32 port 1 - 1024
+                command: connect udpassociate bindreply
+                protocol: tcp udp
+                socksmethod: username
+                user: alice bob
+                udp.portrange: 50000-50100
+                log: error connect disconnect iooperation
+            }
+            """),
+        Utf8("internal :\n 10.0.0.2\n port\n =\n 1086\nclient pass { from: 0/0 to: 0/0 }\nsocks pass { from: 0/0 to: 0/0 }\n"),
+    ];
+
+    public override IReadOnlyList<byte[]> Tokens { get; } =
+    [
+        .. new[]
+        {
+            "internal", "external", "external.rotation", "clientmethod", "socksmethod", "user.privileged", "user.unprivileged",
+            "user.notprivileged", "timeout.negotiate", "timeout.io", "timeout.io.tcp", "timeout.io.udp", "timeout.connect", "logoutput",
+            "errorlog", "debug", "udp.portrange", "users.file", "metrics", "workers", "client", "socks", "pass", "block", "from", "to",
+            "port", "command", "protocol", "user", "log", "connect", "bind", "bindreply", "udpassociate", "udpreply", "tcp", "udp",
+            "username", "none", "route", "same-same", "syslog", "stderr", "stdout", "error", "disconnect", "iooperation", "eq", "ne",
+            "lt", "le", "gt", "ge", "range", "0/0", ":", "=", "{", "}", "-", "<", ">", "<=", ">=", "!=", "/", ".example.com", "fe80::1%eth0",
+        }.Select(t => Utf8(" " + t + " ")),
+    ];
+
+    protected override Result Parse(string input)
+    {
+        var result = SockdConfParser.Parse(input, "fuzz.conf");
+        return new Result(result, result.Succeeded ? ConfigValidator.Validate(result.Options!) : null);
+    }
+
+    protected override bool IsAccepted(Result result) => result.Parsed.Succeeded && result.Validation is { Errors.Count: 0 };
+
+    protected override void Check(byte[] input, Result result)
+    {
+        var text = Decode(input);
+        Require(result.Parsed.Succeeded == (result.Parsed.Errors.Count == 0), $"Succeeded {result.Parsed.Succeeded} with {result.Parsed.Errors.Count} errors");
+        foreach (var error in result.Parsed.Errors)
+        {
+            RequireLine(text, error.Line, $"error '{error}'");
+            Require(error.Column >= 0 && error.Message.Length > 0, $"error '{error}' has no column or message");
+        }
+    }
+
+    public readonly record struct Result(ConfigResult Parsed, ConfigValidation? Validation);
+}
