@@ -60,6 +60,17 @@ public sealed class FuzzRunnerTests
     }
 
     [Fact]
+    public void Runner_AllocationOnAFirstRunOnly_IsCountedButNotAFailure()
+    {
+        int runs = 0;
+        var report = FuzzRunner.Run(new ProbeTarget(_ => Interlocked.Increment(ref runs) == 1 ? new byte[100_000].Length : 0), Quick);
+
+        Assert.Equal(0, report.FailureCount);
+        Assert.Equal(1, report.FirstRunAllocations);
+        Assert.True(report.MaxFirstRunAllocation >= 100_000);
+    }
+
+    [Fact]
     public void Mutator_SameSeedTargetAndIndex_GivesTheSameInput()
     {
         var target = new Socks5RequestTarget();
