@@ -21,12 +21,11 @@ internal sealed class BalancerConfigTarget : TextTarget<BalancerConfigTarget.Res
     public override IReadOnlyList<byte[]> Seeds { get; } =
     [
         Utf8("""
-            # node 2 of 3
-            interface eth0
-            vip: 198.18.0.10/24
-            node-id 2
-            node-count 3          # the whole cluster
-            key-file /etc/l2bal/key
+            key-file: /etc/l2bal/cluster.key
+            node-count 5    # five nodes
+            node-id 4
+            vip 198.18.0.20/16
+            interface: ens3
             """),
         Utf8("""
             interface: veth-n1

@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Net;
-using System.Text;
 using FsCheck;
 using FsCheck.Fluent;
 using L2Balance.Proxy.Protocol;
@@ -76,7 +75,7 @@ public static class ProxyGen
     /// <summary><paramref name="text"/> cut to at most 255 UTF-8 bytes (whole characters), padded to <paramref name="min"/>.</summary>
     private static string Fit(string text, int min)
     {
-        while (Encoding.UTF8.GetByteCount(text) > 255)
+        while (System.Text.Encoding.UTF8.GetByteCount(text) > 255)
         {
             text = text[..^(char.IsLowSurrogate(text[^1]) ? 2 : 1)];
         }

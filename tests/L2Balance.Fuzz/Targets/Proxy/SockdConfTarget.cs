@@ -20,25 +20,25 @@ public sealed class SockdConfTarget : TextTarget<SockdConfTarget.Result>
     [
         Utf8(DanteExamples.Redundancy),
         Utf8("""
-            internal: 0.0.0.0 port = 1080   # trailing comment
+            debug: 1
+            timeout.connect: 30
+            internal: 198.18.0.10 port = 1080   # the VIP
             internal: eth0 port=1081
-            external: eth1
-            external.rotation: same-same
+            socksmethod: none username
             clientmethod: none
-            socksmethod: username none
+            user.unprivileged: nobody
+            timeout.io.udp: 300
+            external: eth1
+            timeout.io.tcp: 300
+            external.rotation: route
+            user.privileged: proxy
+            timeout.negotiate: 30
             users.file: /etc/l2proxy/users
-            user.privileged: root
-            user.unprivileged: sockd
-            timeout.negotiate: 10
-            timeout.io.tcp: 600
-            timeout.io.udp: 600
-            timeout.connect: 5
-            logoutput: stderr syslog/daemon
-            errorlog: /var/log/err.log
-            debug: 2
-            udp.portrange: 40000-40999
-            metrics: 127.0.0.1 port = 9180
-            workers: 4
+            errorlog: syslog/daemon
+            logoutput: stdout /var/log/l2proxy.log
+            workers: 2
+            metrics: ::1 port = 9180
+            udp.portrange: 41000-41999
             client pass { from: 10.0.0.0/8 port >= 1024 to: 0/0 log: connect }
             client block { from: ::/0 to: 0/0 }
             socks block { from: 0/0 to: .example.com port = 25 }
