@@ -29,4 +29,22 @@ public sealed class FuzzTests
         // The inputs must reach the parser's valid path too, or the fuzzing only tests its first checks.
         Assert.True(report.Accepted > 0, $"no input of {name} was accepted: {report}");
     }
+
+    /// <summary>Mutations start from valid messages and files, so that they reach past the first checks
+    /// (the metrics and ARP targets also seed refused requests and a tagged frame on purpose).</summary>
+    [Theory]
+    [MemberData(nameof(Targets))]
+    public void Seeds_OfEveryTarget_AreAcceptedByItsParser(string name)
+    {
+        var target = FuzzTargets.Create(name);
+        var refused = target.Seeds.Where(seed =>
+        {
+            var random = new FuzzRandom(0);
+            return !target.Run(seed, ref random).Accepted;
+        }).Select(seed => System.Text.Encoding.UTF8.GetString(seed)).ToList();
+        (target as IDisposable)?.Dispose();
+
+        int deliberate = name switch { "metrics-request" => 3, "arp-frame" => 1, _ => 0 };
+        Assert.True(refused.Count == deliberate, $"{refused.Count} seeds of {name} refused:\n{string.Join("\n---\n", refused)}");
+    }
 }

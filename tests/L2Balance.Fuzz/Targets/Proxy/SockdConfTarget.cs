@@ -39,18 +39,18 @@ public sealed class SockdConfTarget : TextTarget<SockdConfTarget.Result>
             workers: 2
             metrics: ::1 port = 9180
             udp.portrange: 41000-41999
-            client pass { from: 10.0.0.0/8 port >= 1024 to: 0/0 log: connect }
-            client block { from: ::/0 to: 0/0 }
-            socks block { from: 0/0 to: .example.com port = 25 }
+            client block { from: 198.18.0.66/32 to: 0/0 log: error }
+            client pass { from: 198.18.0.0/15 port 1024 - 65535 to: 198.18.0.10/32 }
             socks pass {
-                from: 10.0.0.0/255.255.0.0 to: 2001:db8::/32 port 1 - 1024
-                command: connect udpassociate bindreply
-                protocol: tcp udp
-                socksmethod: username
-                user: alice bob
-                udp.portrange: 50000-50100
-                log: error connect disconnect iooperation
+                from: 198.18.0.0/15 to: 198.19.0.0/16 port >= 80
+                protocol: udp tcp
+                command: bind connect udpreply
+                user: carol
+                socksmethod: username none
+                log: iooperation error
+                udp.portrange: 42000-42010
             }
+            socks block { from: ::/0 to: .internal.example port = 22 log: connect }
             """),
         Utf8("internal :\n 10.0.0.2\n port\n =\n 1086\nclient pass { from: 0/0 to: 0/0 }\nsocks pass { from: 0/0 to: 0/0 }\n"),
     ];
