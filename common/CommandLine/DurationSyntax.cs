@@ -54,7 +54,8 @@ public static class DurationSyntax
             problem = $"unknown unit '{unit}': use {Units}, e.g. 40ms or 5s";
             return false;
         }
-        var ticks = decimal.Round(amount * UnitTable[index].Ticks);
+        // Compared before scaling: a number that fits a decimal can overflow it once multiplied to ticks.
+        var ticks = amount > (decimal)TimeSpan.MaxValue.Ticks / UnitTable[index].Ticks ? decimal.MaxValue : decimal.Round(amount * UnitTable[index].Ticks);
         if (ticks > TimeSpan.MaxValue.Ticks)
         {
             problem = "too long a duration";

@@ -313,7 +313,7 @@ public sealed class MetricsEndpoint : IAsyncDisposable
     }
 
     /// <summary>The length of the request head including its empty line, or -1 while it is incomplete.</summary>
-    private static int HeadLength(ReadOnlySpan<byte> received)
+    internal static int HeadLength(ReadOnlySpan<byte> received)
     {
         var crlf = received.IndexOf("\r\n\r\n"u8);
         var lf = received.IndexOf("\n\n"u8);

@@ -75,24 +75,25 @@ internal sealed partial class BalancerDaemon
     /// </summary>
     private Task<string> HandleAsync(string request)
     {
-        var parts = request.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        switch (parts.FirstOrDefault())
+        var command = ControlCommand.Parse(request);
+        switch (command.Verb)
         {
-            case "status":
-                Func<StatusSnapshot, string> render = parts.Contains("--json") ? StatusRenderer.Json : StatusRenderer.Text;
+            case ControlVerb.Status:
+                Func<StatusSnapshot, string> render = command.Json ? StatusRenderer.Json : StatusRenderer.Text;
                 return WithKernelCounters(Snapshot(), render);
-            case "owner" when parts.Length == 2 && IPAddress.TryParse(parts[1], out var address) && address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork:
+            case ControlVerb.Owner:
             {
+                var address = command.Address!;
                 var bucket = BucketHash.Bucket(address, _options.Buckets, _options.EffectiveSeed);
                 var owner = _engine.CurrentTable.Owner(bucket);
                 var here = _engine.Held.Contains(bucket) ? "held here" : _policy.Draining.Contains(bucket) ? "draining here" : "not held here";
                 return Task.FromResult(string.Create(CultureInfo.InvariantCulture,
                     $"{address} bucket {bucket} owner {(owner == 0 ? "none" : owner.ToString(CultureInfo.InvariantCulture))} ({here})\n"));
             }
-            case "drain":
+            case ControlVerb.Drain:
                 _policy.DrainRequested = true;
                 return Task.FromResult($"node {_options.NodeId} draining: no new flows here, established flows continue ({_engine.Held.Count} buckets move to peers)\n");
-            case "undrain":
+            case ControlVerb.Undrain:
                 _policy.DrainRequested = false;
                 return Task.FromResult($"node {_options.NodeId} active again: its buckets return by hand-over\n");
             default:

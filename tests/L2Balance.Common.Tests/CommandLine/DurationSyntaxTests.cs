@@ -39,6 +39,9 @@ public class DurationSyntaxTests
     [InlineData("5us", "unknown unit 'us': use ms, s, m or h, e.g. 40ms or 5s")]
     [InlineData("1e3ms", "unknown unit 'e3ms': use ms, s, m or h, e.g. 40ms or 5s")]
     [InlineData("99999999999999h", "too long a duration")]
+    // Found by lab/fuzz (l2bal-config): numbers that fit a decimal but overflow it once scaled to ticks threw OverflowException.
+    [InlineData("2999999999999999999999999s", "too long a duration")]
+    [InlineData("79228162514264337593543950335h", "too long a duration")]
     public void TryParse_Malformed_IsRefusedSayingWhy(string text, string expected)
     {
         Assert.False(DurationSyntax.TryParse(text, out var value, out var problem));
