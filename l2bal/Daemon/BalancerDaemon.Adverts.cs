@@ -8,11 +8,19 @@ namespace L2Balance.Balancer.Daemon;
 internal sealed partial class BalancerDaemon
 {
     /// <summary>
-    /// Frames read per step at most: a flood waits for the next step (at once: the socket stays
-    /// readable) and never holds up the lease renewal and the node's own advert of this one
-    /// (docs/design.md#advert-budget). 256 rejected frames take well under a millisecond (docs/benchmarks.md#advert-reject).
+    /// Frames read per step at most: a flood waits for the next step and never holds up the lease
+    /// renewal and the node's own advert of this one (docs/design.md#advert-budget); a budget of
+    /// rejected frames takes about a millisecond (docs/benchmarks.md#advert-reject).
     /// </summary>
-    internal const int AdvertBudget = 256;
+    internal const int AdvertBudget = 1024;
+
+    /// <summary>
+    /// After a step that rejected a frame, the loop sleeps this long before it looks at the socket
+    /// again (deadlines, requests and probes still wake it): a flood costs at most a thousand
+    /// wake-ups a second however fast it comes, and a peer's advert waits at most this long, a
+    /// fraction of the shortest dead time (2 × 5 ms).
+    /// </summary>
+    internal static readonly TimeSpan RejectQuiet = TimeSpan.FromMilliseconds(1);
 
     /// <summary>The keys that sign this node's adverts, with reusable HMACs (the loop's thread only).</summary>
     private readonly AdvertKeys _keys;
@@ -31,6 +39,7 @@ internal sealed partial class BalancerDaemon
     {
         var frame = _frame ??= new byte[adverts.FrameBufferLength];
         var taken = 0;
+        var rejected = false;
         for (; taken < AdvertBudget; taken++)
         {
             var length = adverts.TryReceive(frame, out var source);
@@ -47,6 +56,7 @@ internal sealed partial class BalancerDaemon
                 continue;
             }
             var total = _counters.Reject(rejection);
+            rejected = true;
             if (rejection == AdvertRejection.FromSelf && advert.Incarnation == _incarnation)
             {
                 continue; // our own frame, looped back
@@ -58,6 +68,10 @@ internal sealed partial class BalancerDaemon
         if (taken == AdvertBudget)
         {
             _counters.SpentAdvertBudget();
+        }
+        if (rejected)
+        {
+            _waiter?.QuietSocket(RejectQuiet);
         }
         _counters.AdvertKernelDrops = adverts.ReadKernelDrops();
     }
