@@ -56,6 +56,14 @@ internal static class Program
             return ExitCodes.Config;
         }
         CryptographicOperations.ZeroMemory(key);
+        if (check.Options.PreviousKeyFile is { } previousFile)
+        {
+            if (LoadKey(previousFile, new BalancerLog(Console.Error)) is not { } previous)
+            {
+                return ExitCodes.Config;
+            }
+            CryptographicOperations.ZeroMemory(previous);
+        }
         Console.Out.WriteLine("configuration OK");
         return ExitCodes.Ok;
     }
@@ -83,11 +91,18 @@ internal static class Program
         {
             return ExitCodes.Config;
         }
+        // The key being replaced during a key change, read as the current one is (docs/design.md#key-rollover).
+        byte[]? previousKey = null;
+        if (options.PreviousKeyFile is { } previousFile && (previousKey = LoadKey(previousFile, log)) is null)
+        {
+            CryptographicOperations.ZeroMemory(key);
+            return ExitCodes.Config;
+        }
         using var stop = new CancellationTokenSource();
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
         using var filter = new NftablesFilter();
-        using var daemon = new BalancerDaemon(options, key, log, filter);
+        using var daemon = new BalancerDaemon(options, key, log, filter, previousKey);
         // systemctl reload: the same command line read again (its --config file with it), off the signal thread.
         using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c => { c.Cancel = true; _ = Task.Run(() => daemon.Reload(BalancerCommandLine.Parse(args))); });
         try
@@ -97,6 +112,10 @@ internal static class Program
         finally
         {
             CryptographicOperations.ZeroMemory(key);
+            if (previousKey is not null)
+            {
+                CryptographicOperations.ZeroMemory(previousKey);
+            }
         }
     }
 

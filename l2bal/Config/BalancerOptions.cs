@@ -58,6 +58,9 @@ internal sealed record BalancerOptions
     /// <summary>100 ms: a killed local service is seen at the next check (docs/benchmarks.md).</summary>
     public static readonly TimeSpan DefaultHealthInterval = TimeSpan.FromMilliseconds(100);
 
+    /// <summary>2: key ids in clear and a TLV tail (docs/design.md#advert-v2); a node still sends version 1 while a live peer does.</summary>
+    public const int DefaultAdvertVersion = 2;
+
     /// <summary>3 failed probes: one lost greeting does not move buckets (a refused connect counts at once).</summary>
     public const int DefaultHealthFall = 3;
 
@@ -84,6 +87,18 @@ internal sealed record BalancerOptions
 
     /// <summary>The shared HMAC key file (at least 16 bytes; <c>l2bal genkey</c> makes one).</summary>
     public required string KeyFile { get; init; }
+
+    /// <summary>
+    /// During a key change, the key being replaced: adverts under it are accepted too, and this
+    /// node signs with it until every live peer accepts <see cref="KeyFile"/> (docs/design.md#key-rollover). Null: none.
+    /// </summary>
+    public string? PreviousKeyFile { get; init; }
+
+    /// <summary>
+    /// The highest advert version this node sends and accepts; <see cref="DefaultAdvertVersion"/>. 1 makes it
+    /// send and accept exactly what a version-1 daemon does, for a cluster being upgraded (docs/design.md#advert-v2).
+    /// </summary>
+    public int AdvertVersion { get; init; } = DefaultAdvertVersion;
 
     /// <summary>B, hash buckets; <see cref="DefaultBuckets"/>.</summary>
     public int Buckets { get; init; } = DefaultBuckets;

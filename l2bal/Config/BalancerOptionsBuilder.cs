@@ -87,6 +87,8 @@ internal sealed class BalancerOptionsBuilder
             ControlPath = Single(BalancerSettings.Control)?.Text,
             Metrics = Single(Metrics) is { } metrics ? ReadMetrics(metrics) : null,
             Source = _configFile ?? "flags",
+            PreviousKeyFile = Single(PreviousKeyFile)?.Text,
+            AdvertVersion = Whole(Single(AdvertVersion), 1, Protocol.AdvertCodec.HighestVersion, BalancerOptions.DefaultAdvertVersion),
         };
         return _errors.Count == 0 ? options : null;
     }

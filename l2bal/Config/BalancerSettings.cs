@@ -85,12 +85,16 @@ internal static class BalancerSettings
         "health-timeout", "DURATION", $"A probe unanswered this long fails, {Range(MinHealthTimeout, MaxHealthTimeout)}", DurationSyntax.Format(BalancerOptions.DefaultHealthTimeout));
     public static readonly Setting Control = new("control", "PATH", "Control socket; without it, the abstract socket @l2bal of this network namespace");
     public static readonly Setting Metrics = new("metrics", "ADDR:PORT", "Serve Prometheus metrics on http://ADDR:PORT/metrics; without it, none");
+    public static readonly Setting PreviousKeyFile = new(
+        "previous-key-file", "FILE", "During a key change, the key being replaced: accepted too, and signed with until every live peer has the new key");
+    public static readonly Setting AdvertVersion = new(
+        "advert-version", "V", "Highest advert version sent and accepted, 1 or 2 (1: as a version-1 daemon, during an upgrade)", Whole(BalancerOptions.DefaultAdvertVersion));
 
     /// <summary>In the order help lists them.</summary>
     public static readonly IReadOnlyList<Setting> All =
     [
         Interface, Vip, NodeId, NodeCount, KeyFile, Buckets, Seed, ClusterId, AdvertInterval, DeadAfter, MacModeSetting, Service,
-        Health, HealthInterval, HealthFall, HealthRise, HealthTimeout, Control, Metrics,
+        Health, HealthInterval, HealthFall, HealthRise, HealthTimeout, Control, Metrics, PreviousKeyFile, AdvertVersion,
     ];
 
     /// <summary>The name of a MAC mode, as <c>--mac-mode</c> takes it.</summary>

@@ -24,13 +24,14 @@ internal sealed partial class BalancerDaemon
         try
         {
             var events = LoopRehearsal.Run(_options, _key, _configDigest, _settings);
-            using var shadow = new BalancerDaemon(_options, _key, new BalancerLog(TextWriter.Null), _filter);
+            using var shadow = new BalancerDaemon(_options, _key, new BalancerLog(TextWriter.Null), _filter, _previousKey);
             foreach (var e in events.Concat([new PeerLeft(1), new PeerStateChanged(1, AdvertState.Active, AdvertState.Draining),
                 new Stalled(0, 0), new LinkDown(_options.Interface), new LinkUp(_options.Interface), new DrainFinished(0, 0)]))
             {
                 shadow.Record(e);
             }
             shadow._log.AdvertRejected(AdvertRejection.BadHmac, default, 1);
+            shadow.NoteForeignKey(AdvertRejection.UnknownKey, new AdvertEnvelope(AdvertCodec.Version2, 1, 0), default, TimeSpan.Zero);
             shadow._policy.OnAdvertRejected(AdvertRejection.ConfigMismatch, default, default, TimeSpan.Zero);
             var snapshot = shadow.Snapshot();
             _ = StatusRenderer.Json(snapshot) + StatusRenderer.Text(snapshot) + StatusRenderer.Prometheus(snapshot, TimeSpan.Zero);
@@ -143,12 +144,15 @@ internal sealed partial class BalancerDaemon
             View = MembershipEngine.NodesOf(_engine.AdvertisedMask),
             Owners = owners,
             PortSlice = new PortSliceStatus(_settings.OwnSlice.Low, _settings.OwnSlice.High, _sliceGranted),
-            Peers = [.. _engine.Peers.OrderBy(p => p.Key).Select(p => new PeerStatus(
-                p.Key, p.Value.State, _engine.IsAlive(p.Key), (long)(now - p.Value.LastHeard).TotalMilliseconds, p.Value.HeldCount))],
+            Peers = [.. _engine.Peers.OrderBy(p => p.Key).Select(p => WithKeys(new PeerStatus(
+                p.Key, p.Value.State, _engine.IsAlive(p.Key), (long)(now - p.Value.LastHeard).TotalMilliseconds, p.Value.HeldCount)))],
             Counters = new CounterStatus(_counters.AdvertsSent, _counters.AdvertsReceived, _counters.AdvertSendFailures,
                 StatusRenderer.Rejections(_counters), _counters.OwnershipChanges, _counters.Wakeups,
                 new Dictionary<string, long>(_counters.Events, StringComparer.Ordinal),
-                _counters.FirstAdvertMs, Math.Round(_counters.LongestStepMs, 3), Math.Round(_counters.LongestEarlyStepMs, 3)),
+                _counters.FirstAdvertMs, Math.Round(_counters.LongestStepMs, 3), Math.Round(_counters.LongestEarlyStepMs, 3),
+                _counters.AdvertsLate, Math.Round(_counters.LargestAdvertGap.TotalMilliseconds, 3), _counters.LeaseLapses,
+                _counters.AdvertBudgetSpent, _counters.AdvertKernelDrops),
+            Adverts = AdvertStatusAt(now),
             LastEventSeq = _journal.LastSeq,
             Events = _journal.Recent(),
         };

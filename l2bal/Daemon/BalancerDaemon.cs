@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Security.Cryptography;
 using L2Balance.Balancer.Cluster;
 using L2Balance.Balancer.Config;
 using L2Balance.Balancer.Diagnostics;
@@ -34,9 +33,7 @@ internal sealed partial class BalancerDaemon : IDisposable
 
     private readonly BalancerOptions _options;
     private readonly byte[] _key;
-
-    /// <summary>The HMAC that signs this node's adverts, reused (the loop's thread only).</summary>
-    private readonly IncrementalHash _signer;
+    private readonly byte[]? _previousKey;
     private readonly BalancerLog _log;
     private readonly BalancerCounters _counters = new();
     private readonly EventJournal _journal = new();
@@ -58,17 +55,19 @@ internal sealed partial class BalancerDaemon : IDisposable
     private LoopWaiter? _waiter;
     private ServiceNotifier _notifier = new(null);
 
-    public BalancerDaemon(BalancerOptions options, byte[] key, BalancerLog log, IKernelFilter filter)
+    public BalancerDaemon(BalancerOptions options, byte[] key, BalancerLog log, IKernelFilter filter, byte[]? previousKey = null)
     {
         _options = options;
         _key = key;
-        _signer = IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, key);
+        _previousKey = previousKey;
+        _keys = new AdvertKeys(key, previousKey);
         _log = log;
         _filter = filter;
         _configDigest = AdvertConfigDigest.Compute(options.Vip, options.Buckets, options.EffectiveSeed, options.NodeCount, options.EffectiveClusterId);
         _engine = new MembershipEngine(options.NodeId, options.NodeCount, options.Buckets, options.AdvertInterval, options.DeadTime, options.SettleTime, Now);
         var probe = options.Health.Kind == HealthProbeKind.None ? null : options.Health.ToString();
         _policy = new NodePolicy(options.NodeId, _incarnation, options.AdvertInterval + DeadlineSlack, options.DeadTime, options.LeaseTime, probe, options.Buckets);
+        _policy.UseKeys(_keys.CurrentId, _keys.PreviousId, (byte)options.AdvertVersion);
         _health = new HealthMonitor(options, log) { Changed = WakeLoop };
         var clusterMac = options.MacMode == MacMode.Multicast
             ? ClusterMac.Multicast(options.EffectiveClusterId)
@@ -101,7 +100,7 @@ internal sealed partial class BalancerDaemon : IDisposable
             _log.StartFailed(o.Interface, e.Message);
             return 1;
         }
-        using var verifier = new AdvertVerifier(_key, o.EffectiveClusterId, o.NodeId, _configDigest);
+        using var verifier = new AdvertVerifier(_key, o.EffectiveClusterId, o.NodeId, _configDigest, _previousKey, (byte)o.AdvertVersion);
         using var stopAll = CancellationTokenSource.CreateLinkedTokenSource(stop);
         int exit;
         try
@@ -170,7 +169,7 @@ internal sealed partial class BalancerDaemon : IDisposable
         }
     }
 
-    public void Dispose() => _signer.Dispose();
+    public void Dispose() => _keys.Dispose();
 
     /// <summary>The loop: step, answer what is queued, sleep until the next deadline or event.</summary>
     private void RunLoop(AdvertVerifier verifier, NodeResources io, LoopWaiter waiter, CancellationToken stop)
@@ -245,7 +244,7 @@ internal sealed partial class BalancerDaemon : IDisposable
         {
             _filter.Apply(step.Held, _policy.Draining.AcceptedWith(step.Held), slice, _options.LeaseTime);
             _sliceGranted = slice;
-            _lastLease = now;
+            LeaseRenewed(now);
             if (heldChanged && before.Count == 0 && step.Held.Count > 0)
             {
                 Announce(io.Arp);
@@ -256,7 +255,7 @@ internal sealed partial class BalancerDaemon : IDisposable
             // With each advert (and at least every interval): a datagram the filter's output chain
             // turns into a lease refresh (NftRuleset.Install, lease rule; its cost: docs/benchmarks.md#kernel-mechanics).
             _filter.RenewLease();
-            _lastLease = now;
+            LeaseRenewed(now);
         }
         if (step.AdvertiseNow)
         {
@@ -296,27 +295,6 @@ internal sealed partial class BalancerDaemon : IDisposable
                 break;
             default:
                 break;
-        }
-    }
-
-    private void TakeAdverts(AdvertVerifier verifier, AdvertChannel adverts, TimeSpan now)
-    {
-        while (adverts.TryReceive(out var frame))
-        {
-            if (verifier.TryAccept(frame.Payload, out var advert, out var rejection))
-            {
-                _counters.Received();
-                _policy.OnAdvertAccepted();
-                _engine.OnAdvert(advert, now);
-                continue;
-            }
-            var total = _counters.Reject(rejection);
-            if (rejection == AdvertRejection.FromSelf && advert.Incarnation == _incarnation)
-            {
-                continue; // our own frame, looped back
-            }
-            _log.AdvertRejected(rejection, frame.Source, total);
-            _policy.OnAdvertRejected(rejection, advert, frame.Source, now);
         }
     }
 
@@ -379,24 +357,6 @@ internal sealed partial class BalancerDaemon : IDisposable
         catch (IOException e)
         {
             _log.GratuitousArpFailed(e.Message);
-        }
-    }
-
-    private void Send(AdvertChannel adverts, bool settled)
-    {
-        var advert = _engine.BuildAdvert(_options.EffectiveClusterId, _configDigest, _incarnation, ++_sequence, Now, settled);
-        Span<byte> buffer = stackalloc byte[AdvertCodec.Length];
-        AdvertCodec.Write(advert, _signer, buffer);
-        try
-        {
-            adverts.Send(buffer);
-            _counters.Sent();
-        }
-        catch (IOException e)
-        {
-            // A link that is down: peers will miss us, which is the truth.
-            _counters.SendFailed();
-            _log.AdvertSendFailed(e.Message);
         }
     }
 

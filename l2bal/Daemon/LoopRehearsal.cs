@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using L2Balance.Balancer.Cluster;
 using L2Balance.Balancer.Config;
 using L2Balance.Balancer.Diagnostics;
@@ -9,11 +8,12 @@ using L2Balance.Balancer.Protocol;
 namespace L2Balance.Balancer.Daemon;
 
 /// <summary>
-/// Runs the loop's code once on throwaway state before the loop starts, so that the loop's first
-/// steps with a peer do no first-time work. Native AOT compiles nothing at run time; what is left is
-/// what any first call does: the HMAC loads and initialises the crypto library, static constructors
-/// and lazily built tables run, code pages fault in (docs/benchmarks.md#l2bal-native-aot for whether
-/// it still pays). Nothing here touches the kernel, the network, the daemon's state or its log.
+/// Runs the loop's code once on throwaway state before the loop starts, so that the loop never
+/// stops to compile it. Why: l2bal compiles each method fully optimized on its first call
+/// (TieredCompilation off, L2Bal.csproj), and the HMAC loads the crypto library on first use: a
+/// newcomer's first steps with a peer took longer than the dead time at 8 ms adverts, and peers
+/// declared it dead (docs/benchmarks.md#start-up). Nothing here touches the kernel, the network,
+/// the daemon's state or its log.
 /// </summary>
 internal static class LoopRehearsal
 {
@@ -22,15 +22,16 @@ internal static class LoopRehearsal
     {
         var self = o.NodeId;
         var peer = o.NodeCount > 1 ? self % o.NodeCount + 1 : self;
-        using var signer = IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, key);
+        using var keys = new AdvertKeys(key);
         using var verifier = new AdvertVerifier(key, o.EffectiveClusterId, self, configDigest);
         var engine = new MembershipEngine(self, o.NodeCount, o.Buckets, o.AdvertInterval, o.DeadTime, o.SettleTime, TimeSpan.Zero);
         var other = new MembershipEngine(peer, o.NodeCount, o.Buckets, o.AdvertInterval, o.DeadTime, o.SettleTime, TimeSpan.Zero);
         var policy = new NodePolicy(self, 2, o.AdvertInterval, o.DeadTime, o.LeaseTime, o.Health.ToString(), o.Buckets);
+        policy.UseKeys(keys.CurrentId, 0, AdvertCodec.HighestVersion);
         policy.StartListening(TimeSpan.Zero);
         var healthy = new HealthView(true, HealthProbeResult.Pass);
         var failing = new HealthView(false, new HealthProbeResult(HealthFailure.NothingListens, "rehearsal"));
-        Span<byte> frame = stackalloc byte[AdvertCodec.Length];
+        Span<byte> buffer = stackalloc byte[AdvertCodec.V2Length];
         var events = new List<BalancerEvent>();
         ulong sequence = 0;
         var t = TimeSpan.Zero;
@@ -54,16 +55,22 @@ internal static class LoopRehearsal
             var theirs = other.Step(t);
             if (!peerSilent && peer != self)
             {
-                AdvertCodec.Write(other.BuildAdvert(o.EffectiveClusterId, configDigest, 1, ++sequence, t, theirs.Plan.Settled), signer, frame);
-                if (verifier.TryAccept(frame, out var advert, out _))
+                // Both versions, as a node sends them while a version-1 peer lives.
+                var envelope = new AdvertEnvelope((byte)(round % 2 + 1), keys.CurrentId, 0);
+                var frame = buffer[..AdvertCodec.Write(other.BuildAdvert(o.EffectiveClusterId, configDigest, 1, ++sequence, t, theirs.Plan.Settled), envelope, keys, buffer)];
+                if (verifier.TryAccept(frame, out var advert, out var heard, out _))
                 {
+                    policy.OnAdvertAccepted(advert.NodeId, heard, t);
                     engine.OnAdvert(advert, t);
                 }
             }
-            AdvertCodec.Write(engine.BuildAdvert(o.EffectiveClusterId, configDigest, 2, ++sequence, t, step.Plan.Settled), signer, frame);
-            if (peer != self && AdvertCodec.TryParse(frame, o.EffectiveClusterId, signer, out var own, out _))
+            var choice = policy.ChooseAdvert([peer], t);
+            _ = policy.ForeignKeys(t);
+            var own = buffer[..AdvertCodec.Write(engine.BuildAdvert(o.EffectiveClusterId, configDigest, 2, ++sequence, t, step.Plan.Settled),
+                new AdvertEnvelope(choice.Version, choice.SigningKeyId, choice.AlsoAccepts), keys, buffer)];
+            if (peer != self && AdvertCodec.TryParse(own, o.EffectiveClusterId, keys, AdvertCodec.HighestVersion, out var ownAdvert, out _, out _))
             {
-                other.OnAdvert(own, t);
+                other.OnAdvert(ownAdvert, t);
             }
             if (policy.Draining.Follow(before, step.Held, t))
             {

@@ -16,6 +16,7 @@ internal sealed class LoopWaiter : IDisposable
 {
     private readonly SafeFileHandle _event;
     private readonly SafeSocketHandle _socket;
+    private TimeSpan _socketQuiet;
 
     public LoopWaiter(SafeSocketHandle socket)
     {
@@ -46,6 +47,13 @@ internal sealed class LoopWaiter : IDisposable
     }
 
     /// <summary>
+    /// Makes the next <see cref="Wait"/> ignore the socket for up to <paramref name="quiet"/> (it
+    /// still wakes for <see cref="Wake"/> and its timeout): under a flood of frames to reject, the
+    /// loop then takes them in batches instead of waking once per frame (docs/design.md#advert-budget).
+    /// </summary>
+    public void QuietSocket(TimeSpan quiet) => _socketQuiet = quiet;
+
+    /// <summary>
     /// Sleeps at most <paramref name="timeout"/> (zero or less: does not sleep) until a frame is
     /// queued on the socket or <see cref="Wake"/> is called. Clears pending wake-ups.
     /// </summary>
@@ -60,9 +68,16 @@ internal sealed class LoopWaiter : IDisposable
             var fds = stackalloc PollFd[2];
             fds[0] = new PollFd { Fd = (int)_socket.DangerousGetHandle(), Events = POLLIN };
             fds[1] = new PollFd { Fd = (int)_event.DangerousGetHandle(), Events = POLLIN };
+            // While the socket is quiet, only the eventfd is watched, and not beyond the quiet time.
+            var quiet = _socketQuiet > TimeSpan.Zero;
+            if (quiet && _socketQuiet < timeout)
+            {
+                timeout = _socketQuiet;
+            }
+            _socketQuiet = TimeSpan.Zero;
             var ticks = Math.Max(0, timeout.Ticks);
             var spec = new TimeSpec { Seconds = ticks / TimeSpan.TicksPerSecond, Nanoseconds = ticks % TimeSpan.TicksPerSecond * 100 };
-            var n = ppoll(fds, 2, &spec, 0);
+            var n = quiet ? ppoll(fds + 1, 1, &spec, 0) : ppoll(fds, 2, &spec, 0);
             if (n > 0 && fds[1].Revents != 0)
             {
                 ulong value;

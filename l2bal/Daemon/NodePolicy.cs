@@ -39,7 +39,7 @@ internal enum LinkNews
 /// Pure: inputs in, decisions out, time an explicit argument, no I/O (docs/conventions.md §7, 33);
 /// the daemon's loop feeds it and applies what it decides.
 /// </summary>
-internal sealed class NodePolicy
+internal sealed partial class NodePolicy
 {
     private static readonly TimeSpan Never = TimeSpan.FromDays(-1);
     private readonly int _nodeId;
@@ -101,6 +101,9 @@ internal sealed class NodePolicy
     /// <summary>A valid advert was accepted: from now on, adverts that fail the HMAC cannot make this node yield.</summary>
     public void OnAdvertAccepted() => _verifiedAny = true;
 
+    /// <summary>Whether an advert has ever been verified here (then nothing that fails the HMAC makes this node yield).</summary>
+    public bool VerifiedAny => _verifiedAny;
+
     /// <summary>
     /// Records a misconfiguration seen in an advert. Two nodes with one id, or with different
     /// cluster settings, would compute different tables and answer the same clients: the node
@@ -122,7 +125,7 @@ internal sealed class NodePolicy
                 _conflict = new NodeConflict(ConflictKind.OtherSettings, advert.NodeId,
                     $"node {advert.NodeId} ({source}) runs with other cluster settings (VIP, buckets, seed or node count {advert.NodeCount}) and started earlier");
                 break;
-            case AdvertRejection.BadHmac when !_verifiedAny:
+            case AdvertRejection.BadHmac or AdvertRejection.UnknownKey when !_verifiedAny:
                 _badKeySeenAt = now;
                 break;
             default:
@@ -139,8 +142,9 @@ internal sealed class NodePolicy
         }
         if (now - _badKeySeenAt <= _deadTime && !_verifiedAny)
         {
+            var heard = string.Join(", ", ForeignKeys(now).Select(f => f.KeyId == 0 ? $"a version-1 key from {f.Source}" : $"{AdvertKeys.Format(f.KeyId)} from {f.Source}"));
             return new NodeConflict(ConflictKind.UnverifiedKey, 0,
-                "adverts on this segment fail authentication and none passes: is the key file the cluster's?");
+                $"adverts on this segment fail authentication and none passes (key ids heard: {(heard.Length == 0 ? "none named" : heard)}; this node's: {AdvertKeys.Format(_currentKeyId)}): is the key file the cluster's?");
         }
         return null;
     }

@@ -19,6 +19,12 @@ internal sealed class BalancerCounters
     /// <summary>Steps in this first stretch of the daemon's life count toward <see cref="LongestEarlyStepMs"/>: the start-up, where compiling or loading code would show.</summary>
     public static readonly TimeSpan EarlyStretch = TimeSpan.FromSeconds(10);
 
+    private long _advertBudgetSpent;
+    private long _advertsLate;
+    private long _largestAdvertGapTicks;
+    private long _leaseLapses;
+    private long _advertKernelDrops;
+
     public long AdvertsSent => Interlocked.Read(ref _advertsSent);
 
     public long AdvertsReceived => Interlocked.Read(ref _advertsReceived);
@@ -38,6 +44,42 @@ internal sealed class BalancerCounters
 
     /// <summary>The longest loop step in the daemon's first <see cref="EarlyStretch"/>, in milliseconds (loop thread only).</summary>
     public double LongestEarlyStepMs => _longestEarlyStepMs;
+
+    /// <summary>Steps that read a whole advert budget and left frames for the next (a flood, or a burst).</summary>
+    public long AdvertBudgetSpent => Interlocked.Read(ref _advertBudgetSpent);
+
+    /// <summary>Adverts sent more than two intervals after the previous one.</summary>
+    public long AdvertsLate => Interlocked.Read(ref _advertsLate);
+
+    /// <summary>The longest time between two consecutive adverts of this node.</summary>
+    public TimeSpan LargestAdvertGap => TimeSpan.FromTicks(Interlocked.Read(ref _largestAdvertGapTicks));
+
+    /// <summary>Lease renewals that came later than the lease: the kernel refused new flows in between.</summary>
+    public long LeaseLapses => Interlocked.Read(ref _leaseLapses);
+
+    /// <summary>Advert frames the kernel dropped with the socket's receive buffer full (loop thread writes).</summary>
+    public long AdvertKernelDrops
+    {
+        get => Interlocked.Read(ref _advertKernelDrops);
+        set => Interlocked.Exchange(ref _advertKernelDrops, value);
+    }
+
+    public void SpentAdvertBudget() => Interlocked.Increment(ref _advertBudgetSpent);
+
+    /// <summary>Records the time since the previous advert: late beyond two intervals, and the largest.</summary>
+    public void AdvertGap(TimeSpan gap, TimeSpan interval)
+    {
+        if (gap > 2 * interval)
+        {
+            Interlocked.Increment(ref _advertsLate);
+        }
+        if (gap.Ticks > Interlocked.Read(ref _largestAdvertGapTicks))
+        {
+            Interlocked.Exchange(ref _largestAdvertGapTicks, gap.Ticks);
+        }
+    }
+
+    public void LeaseLapsed() => Interlocked.Increment(ref _leaseLapses);
 
     public long Rejected(AdvertRejection reason) => Interlocked.Read(ref _rejected[(int)reason]);
 

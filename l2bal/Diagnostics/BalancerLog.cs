@@ -47,6 +47,7 @@ internal static class EventIds
     public const int LocalStateChanged = 110;
     public const int DrainFinished = 111;
 
+    public const int ForeignKey = 120;
     public const int ConfigReloaded = 170;
     public const int ConfigReloadFailed = 171;
     public const int ConfigReloadKept = 172;
@@ -64,6 +65,7 @@ internal static class EventIds
 internal sealed class BalancerLog(TextWriter output, TimeProvider? time = null)
 {
     private readonly LogRateLimiter<AdvertRejection> _rejections = new(TimeSpan.FromSeconds(10), time);
+    private readonly LogRateLimiter<int> _foreignKeys = new(TimeSpan.FromSeconds(10), time);
     private readonly Lock _gate = new();
 
     public void Started(string description) => Info(EventIds.Started, description);
@@ -182,6 +184,21 @@ internal sealed class BalancerLog(TextWriter output, TimeProvider? time = null)
             _ => reason.ToString(),
         };
         Warning(eventId, $"advert from {from} rejected: {why} ({total} so far; logged once per 10 s)");
+    }
+
+    /// <summary>
+    /// Adverts under a key this node does not hold, newly heard: at most one line per 10 s however
+    /// many ids a forger invents (status and the metrics list them; docs/design.md#key-rollover).
+    /// </summary>
+    public void ForeignKey(uint keyId, MacAddress from, uint currentKeyId, uint previousKeyId)
+    {
+        if (!_foreignKeys.ShouldLog(0, out var notLogged))
+        {
+            return;
+        }
+        var heard = keyId == 0 ? "a version-1 advert that no key of this node verifies" : $"adverts signed with key id {AdvertKeys.Format(keyId)}";
+        var held = previousKeyId == 0 ? AdvertKeys.Format(currentKeyId) : $"{AdvertKeys.Format(currentKeyId)} and {AdvertKeys.Format(previousKeyId)}";
+        Warning(EventIds.ForeignKey, $"key mismatch: {heard} from {from}; this node holds key id {held}: one of the two runs another key file ({notLogged} more not logged)");
     }
 
     /// <summary>The words for an advertised state, as status and the logs show it.</summary>

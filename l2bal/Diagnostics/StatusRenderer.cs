@@ -28,8 +28,9 @@ internal static class StatusRenderer
         {
             // A dead peer's last word is no claim: its buckets are covered (the bucket map says by whom).
             var state = peer.Alive ? BalancerLog.Describe(peer.State) : "dead";
+            var keys = peer.KeyId is null ? "" : $", advert v{peer.Version} key {peer.KeyId}{(peer.AlsoAccepts is null ? "" : $" (also accepts {peer.AlsoAccepts})")}";
             var holds = peer.Alive ? $"holds {peer.Held}" : $"holds nothing (said {peer.Held} when last heard)";
-            text.Append(CultureInfo.InvariantCulture, $"peer {peer.NodeId}: {state}, heard {peer.LastHeardMs} ms ago, {holds}\n");
+            text.Append(CultureInfo.InvariantCulture, $"peer {peer.NodeId}: {state}, heard {peer.LastHeardMs} ms ago, {holds}{keys}\n");
         }
         var c = s.Counters;
         text.Append(CultureInfo.InvariantCulture, $"adverts: {c.AdvertsSent} sent, {c.AdvertsReceived} received");
@@ -38,6 +39,15 @@ internal static class StatusRenderer
             text.Append(CultureInfo.InvariantCulture, $", {count} rejected ({reason})");
         }
         text.Append('\n');
+        text.Append(CultureInfo.InvariantCulture, $"advert timing: {c.AdvertsLate} sent later than two intervals, largest gap {c.LargestAdvertGapMs:0.###} ms, {c.LeaseLapses} lease lapses, {c.AdvertBudgetSpent} steps with the read budget spent, {c.AdvertKernelDrops} dropped by the kernel (buffer full)\n");
+        if (s.Adverts is { } a)
+        {
+            text.Append(CultureInfo.InvariantCulture, $"adverts: version {a.Version} (speaks up to {a.HighestVersion}), signed with key {a.SigningKeyId}, accepting {string.Join(" and ", a.AcceptedKeyIds)}\n");
+            foreach (var f in a.ForeignKeyIds)
+            {
+                text.Append(CultureInfo.InvariantCulture, $"KEY MISMATCH: {(f.KeyId == "v1" ? "version-1 adverts no key of this node verifies" : $"adverts signed with key {f.KeyId}")} from {f.Source}, heard {f.LastHeardMs} ms ago ({f.Adverts} so far)\n");
+            }
+        }
         text.Append("events: ").AppendJoin(", ", c.Events.Where(e => e.Value > 0).Select(e => $"{e.Key} {e.Value}")).Append('\n');
         if (s.Kernel is { } k)
         {
@@ -60,6 +70,16 @@ internal static class StatusRenderer
         w.Counter("l2bal_advert_send_failures_total", "Advertisements that could not be sent (link down).", c.AdvertSendFailures);
         w.Counter("l2bal_adverts_received_total", "Advertisements accepted.", c.AdvertsReceived);
         Labelled(w.Family("l2bal_adverts_rejected_total", MetricType.Counter, "Advertisements rejected, by reason."), "reason", c.AdvertsRejected);
+        w.Counter("l2bal_adverts_late_total", "Adverts sent more than two intervals after the previous one.", c.AdvertsLate);
+        w.Gauge("l2bal_advert_largest_gap_seconds", "The longest time between two consecutive adverts of this node.", c.LargestAdvertGapMs / 1000);
+        w.Counter("l2bal_lease_lapses_total", "Lease renewals later than the lease (new flows refused in between).", c.LeaseLapses);
+        w.Counter("l2bal_advert_budget_spent_total", "Loop steps that read a whole advert budget and left frames for the next.", c.AdvertBudgetSpent);
+        w.Counter("l2bal_advert_kernel_drops_total", "Advert frames the kernel dropped with the socket's receive buffer full.", c.AdvertKernelDrops);
+        if (s.Adverts is { } adverts)
+        {
+            w.Gauge("l2bal_advert_version", "The version of this node's last advert.", adverts.Version);
+            w.Gauge("l2bal_advert_foreign_keys", "Key ids heard within the dead time that this node does not hold (a key mismatch).", adverts.ForeignKeyIds.Count);
+        }
         w.Counter("l2bal_ownership_changes_total", "Changes of the held bucket set.", c.OwnershipChanges);
         Labelled(w.Family("l2bal_events_total", MetricType.Counter, "Events recorded, by kind (docs/status-json.md)."), "kind", c.Events);
         w.Counter("l2bal_loop_wakeups_total", "Times the daemon's loop woke (adverts, requests, deadlines): its idle cost.", c.LoopWakeups);

@@ -58,6 +58,9 @@ internal sealed record StatusSnapshot
 
     public KernelCounters? Kernel { get; init; }
 
+    /// <summary>How this node's adverts go out and which keys it hears (docs/design.md#key-rollover).</summary>
+    public AdvertStatus? Adverts { get; init; }
+
     public required long LastEventSeq { get; init; }
 
     public required IReadOnlyList<BalancerEvent> Events { get; init; }
@@ -89,7 +92,21 @@ internal sealed record PeerStatus(
     [property: JsonConverter(typeof(KebabCaseEnumConverter<AdvertState>))] AdvertState State,
     bool Alive,
     long LastHeardMs,
-    uint Held);
+    uint Held,
+    int Version = 0,
+    string? KeyId = null,
+    string? AlsoAccepts = null);
+
+/// <summary>This node's advert version and keys, and the foreign key ids it hears.</summary>
+/// <param name="Version">The version of its last advert (1 while a live peer speaks only version 1).</param>
+/// <param name="HighestVersion">The highest version it speaks (--advert-version).</param>
+/// <param name="SigningKeyId">The id of the key its last advert was signed with.</param>
+/// <param name="AcceptedKeyIds">The ids of the keys it verifies with: the current key, then the previous one during a key change.</param>
+/// <param name="ForeignKeyIds">Key ids heard within the last dead time that it does not hold.</param>
+internal sealed record AdvertStatus(int Version, int HighestVersion, string SigningKeyId, IReadOnlyList<string> AcceptedKeyIds, IReadOnlyList<ForeignKeyStatus> ForeignKeyIds);
+
+/// <summary>A key id heard that this node does not hold (<c>v1</c>: a version-1 advert no key verifies, which names none).</summary>
+internal sealed record ForeignKeyStatus(string KeyId, string Source, long LastHeardMs, long Adverts);
 
 /// <summary>The daemon's counters (each one exists from the start).</summary>
 internal sealed record CounterStatus(
@@ -102,7 +119,12 @@ internal sealed record CounterStatus(
     IReadOnlyDictionary<string, long> Events,
     double FirstAdvertMs,
     double LongestStepMs,
-    double LongestEarlyStepMs);
+    double LongestEarlyStepMs,
+    long AdvertsLate = 0,
+    double LargestAdvertGapMs = 0,
+    long LeaseLapses = 0,
+    long AdvertBudgetSpent = 0,
+    long AdvertKernelDrops = 0);
 
 /// <summary>Source-generated JSON for the status document (no reflection: ready for Native AOT).</summary>
 [JsonSourceGenerationOptions(

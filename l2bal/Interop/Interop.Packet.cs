@@ -28,6 +28,15 @@ internal static partial class Interop
         /// <summary>linux/if_packet.h (kernel 4.20+): never queue frames this host sends to this socket.</summary>
         internal const int PACKET_IGNORE_OUTGOING = 23;
 
+        /// <summary>asm-generic/socket.h: SO_RCVBUF past net.core.rmem_max (CAP_NET_ADMIN), level SOL_SOCKET.</summary>
+        internal const int SO_RCVBUFFORCE = 33;
+
+        /// <summary>linux/if_packet.h: PACKET_STATISTICS (struct tpacket_stats: tp_packets, tp_drops; read clears them).</summary>
+        internal const int PACKET_STATISTICS = 6;
+
+        /// <summary>sizeof(struct tpacket_stats).</summary>
+        internal const int SizeOfTpacketStats = 8;
+
         /// <summary>linux/if_packet.h: packet_mreq.mr_type.</summary>
         internal const ushort PACKET_MR_MULTICAST = 0;
         internal const ushort PACKET_MR_PROMISC = 1;
@@ -65,6 +74,10 @@ internal static partial class Interop
         /// <summary>setsockopt(2).</summary>
         [LibraryImport(Libc, EntryPoint = "setsockopt", SetLastError = true)]
         internal static partial int setsockopt(SafeSocketHandle socket, int level, int optionName, ReadOnlySpan<byte> optionValue, int optionLength);
+
+        /// <summary>getsockopt(2).</summary>
+        [LibraryImport(Libc, EntryPoint = "getsockopt", SetLastError = true)]
+        internal static partial int getsockopt(SafeSocketHandle socket, int level, int optionName, Span<byte> optionValue, ref int optionLength);
 
         /// <summary>ioctl(2) with a struct ifreq argument.</summary>
         [LibraryImport(Libc, EntryPoint = "ioctl", SetLastError = true)]

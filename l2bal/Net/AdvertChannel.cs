@@ -25,7 +25,7 @@ internal enum AdvertFrameDrop
 /// Membership advertisements as raw Ethernet frames, EtherType 0x88B5 (IEEE 802 "local
 /// experimental 1"), broadcast, Ethernet source = own MAC. Payloads are opaque here: the daemon's
 /// AdvertVerifier checks them (docs/conventions.md §20). The daemon's loop takes received frames with
-/// <see cref="TryReceive"/> on its own schedule, so there is no receive task of its own.
+/// <see cref="TryReceive(Span{byte}, out MacAddress)"/> on its own schedule, so there is no receive task of its own.
 /// </summary>
 internal sealed class AdvertChannel : IAsyncDisposable
 {
@@ -41,12 +41,20 @@ internal sealed class AdvertChannel : IAsyncDisposable
     /// <summary>Ethernet MTU.</summary>
     public const int DefaultMaximumPayloadLength = 1500;
 
+    /// <summary>
+    /// Receive buffer asked for: room for thousands of queued frames (each costs about 1 KiB of
+    /// buffer, its skb), so a flood the loop outpaces never pushes a peer's advert out while the
+    /// loop is busy elsewhere for a few milliseconds (docs/design.md#advert-budget).
+    /// </summary>
+    public const int ReceiveBufferBytes = 4 << 20;
+
     private readonly PacketSocket _socket;
     private readonly int _maximumPayloadLength;
     private readonly long[] _dropped = new long[Enum.GetValues<AdvertFrameDrop>().Length];
     private int _disposed;
     private long _sent;
     private long _receivedCount;
+    private long _kernelDrops;
 
     private AdvertChannel(PacketSocket socket, int maximumPayloadLength)
     {
@@ -62,8 +70,16 @@ internal sealed class AdvertChannel : IAsyncDisposable
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(maximumPayloadLength, MinimumPayloadLength);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(maximumPayloadLength, DefaultMaximumPayloadLength);
-        return new AdvertChannel(PacketSocket.Open(interfaceName, EtherType), maximumPayloadLength);
+        var socket = PacketSocket.Open(interfaceName, EtherType);
+        socket.SetReceiveBuffer(ReceiveBufferBytes);
+        return new AdvertChannel(socket, maximumPayloadLength);
     }
+
+    /// <summary>Frames the kernel dropped with the receive buffer full (PACKET_STATISTICS), as of the last <see cref="ReadKernelDrops"/>.</summary>
+    public long KernelDrops => Interlocked.Read(ref _kernelDrops);
+
+    /// <summary>Adds the kernel's drops since the last call to <see cref="KernelDrops"/> (loop thread); returns the total.</summary>
+    public long ReadKernelDrops() => Interlocked.Add(ref _kernelDrops, _socket.TakeKernelDrops());
 
     /// <summary>This node's MAC, the Ethernet source of what it sends.</summary>
     public MacAddress OwnMac => _socket.InterfaceMac;
@@ -71,7 +87,7 @@ internal sealed class AdvertChannel : IAsyncDisposable
     /// <summary>Frames sent.</summary>
     public long Sent => Interlocked.Read(ref _sent);
 
-    /// <summary>Frames handed out by <see cref="TryReceive"/>.</summary>
+    /// <summary>Frames handed out by <see cref="TryReceive(Span{byte}, out MacAddress)"/>.</summary>
     public long Received => Interlocked.Read(ref _receivedCount);
 
     /// <summary>Frames dropped for <paramref name="reason"/>.</summary>
@@ -104,26 +120,40 @@ internal sealed class AdvertChannel : IAsyncDisposable
     /// </summary>
     public bool TryReceive(out AdvertFrame advert)
     {
-        Span<byte> buffer = stackalloc byte[EthernetFrame.HeaderLength + _maximumPayloadLength + 1];
+        Span<byte> buffer = stackalloc byte[FrameBufferLength];
+        var length = TryReceive(buffer, out var source);
+        advert = length == 0 ? default : new AdvertFrame(source, buffer.Slice(EthernetFrame.HeaderLength, length).ToArray());
+        return length > 0;
+    }
+
+    /// <summary>The buffer <see cref="TryReceive(Span{byte}, out MacAddress)"/> needs: a whole frame and one byte to tell an oversize one.</summary>
+    public int FrameBufferLength => EthernetFrame.HeaderLength + _maximumPayloadLength + 1;
+
+    /// <summary>
+    /// As <see cref="TryReceive(out AdvertFrame)"/> without copying: the next advert's frame is left in
+    /// <paramref name="frame"/> (at least <see cref="FrameBufferLength"/> bytes), its payload after
+    /// the Ethernet header; returns the payload's length, 0 when nothing is queued.
+    /// </summary>
+    public int TryReceive(Span<byte> frame, out MacAddress source)
+    {
         while (true)
         {
-            int n = _socket.TryReceive(buffer);
+            int n = _socket.TryReceive(frame);
             if (n == 0)
             {
-                advert = default;
-                return false;
+                source = default;
+                return 0;
             }
 
-            var frame = buffer[..n];
-            if (Classify(frame, out var header) is { } reason)
+            if (Classify(frame[..n], out var header) is { } reason)
             {
                 Interlocked.Increment(ref _dropped[(int)reason]);
                 continue;
             }
 
             Interlocked.Increment(ref _receivedCount);
-            advert = new AdvertFrame(header.Source, frame[EthernetFrame.HeaderLength..].ToArray());
-            return true;
+            source = header.Source;
+            return n - EthernetFrame.HeaderLength;
         }
     }
 

@@ -140,6 +140,33 @@ internal sealed class PacketSocket : IDisposable
         return 0;
     }
 
+    /// <summary>
+    /// Sets the receive buffer to <paramref name="bytes"/> (the kernel doubles it for its
+    /// bookkeeping): SO_RCVBUFFORCE, which passes net.core.rmem_max with CAP_NET_ADMIN, else SO_RCVBUF
+    /// (capped at rmem_max). Returns the size the kernel granted.
+    /// </summary>
+    public int SetReceiveBuffer(int bytes)
+    {
+        if (setsockopt(_socket.SafeHandle, L2Balance.Balancer.Interop.Netlink.SOL_SOCKET, SO_RCVBUFFORCE, BitConverter.GetBytes(bytes), sizeof(int)) != 0)
+        {
+            _socket.ReceiveBufferSize = bytes;
+        }
+        return _socket.ReceiveBufferSize;
+    }
+
+    /// <summary>
+    /// Frames the kernel dropped because the receive buffer was full since the last call
+    /// (PACKET_STATISTICS, which resets on read), or 0 if it cannot be read.
+    /// </summary>
+    public long TakeKernelDrops()
+    {
+        Span<byte> stats = stackalloc byte[SizeOfTpacketStats];
+        var length = SizeOfTpacketStats;
+        return getsockopt(_socket.SafeHandle, SOL_PACKET, PACKET_STATISTICS, stats, ref length) == 0 && length == SizeOfTpacketStats
+            ? MemoryMarshal.Read<uint>(stats[4..])
+            : 0;
+    }
+
     /// <summary>Sends one whole Ethernet frame on the bound interface.</summary>
     /// <exception cref="IOException">send(2) failed or sent a partial frame.</exception>
     public void Send(ReadOnlySpan<byte> frame)

@@ -72,6 +72,9 @@ internal enum AdvertRejection
 
     /// <summary>The sender runs another configuration (VIP, B, seed, N, cluster id): reported, never acted on.</summary>
     ConfigMismatch,
+
+    /// <summary>Version 2 naming a key id this node does not hold: another key (reported by id), or a forger; no HMAC is computed.</summary>
+    UnknownKey,
 }
 
 /// <summary>

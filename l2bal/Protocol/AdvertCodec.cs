@@ -4,7 +4,7 @@ using System.Security.Cryptography;
 namespace L2Balance.Balancer.Protocol;
 
 /// <summary>
-/// Span codec of <see cref="Advert"/>, version 1, 100 bytes, integers big-endian:
+/// Span codec of <see cref="Advert"/>, versions 1 and 2, integers big-endian. Version 1, 100 bytes:
 /// <code>
 ///  0                   1                   2                   3
 ///  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
@@ -28,8 +28,19 @@ namespace L2Balance.Balancer.Protocol;
 /// |            HMAC-SHA256(cluster key, bytes 0..67) (256)        | 68
 /// +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 /// </code>
+/// Version 2 (docs/design.md#advert-v2), 112 bytes plus a TLV tail: the same fields, with the key
+/// ids in clear ahead of them, and room for what later versions add:
+/// <code>
+///  0 magic "L2BA" | 4 version = 2, state, flags | 8 cluster id | 12 node id, node count
+/// 16 key id (32): the signing key's id (AdvertKeys.IdOf), in clear, checked before the HMAC
+/// 20 also-accepts key id (32): the other key the sender verifies with (0 = none)
+/// 24 incarnation (64) | 32 sequence (64) | 40 config digest (128) | 56 alive view (64)
+/// 64 active view (64) | 72 held count (32) | 76 tail length T (16), reserved = 0 (16)
+/// 80 tail: T bytes of TLVs (type u8, length u8, value); a type with bit 7 set must be understood
+/// 80+T HMAC-SHA256(key named by the key id, bytes 0..79+T) (256)
+/// </code>
 /// Checks run in the order of OpenBSD carp_proto_input_if (docs/conventions.md §20): length, magic, version,
-/// cluster id, then the HMAC (constant-time compare), and only then are the authenticated fields
+/// cluster id, (version 2) a key id this node holds, then the HMAC (constant-time compare), and only then are the authenticated fields
 /// interpreted. Replay and configuration checks need state: <see cref="AdvertVerifier"/>.
 /// </summary>
 internal static class AdvertCodec
@@ -40,99 +51,174 @@ internal static class AdvertCodec
     /// <summary>"L2BA".</summary>
     public const uint Magic = 0x4C324241;
 
-    /// <summary>Wire version.</summary>
+    /// <summary>The first wire version (fixed 100 bytes, no key id).</summary>
     public const byte Version = 1;
 
-    /// <summary>Bytes covered by the HMAC.</summary>
+    /// <summary>The version with key ids and a TLV tail.</summary>
+    public const byte Version2 = 2;
+
+    /// <summary>The highest version this daemon speaks.</summary>
+    public const byte HighestVersion = Version2;
+
+    /// <summary>Bytes covered by the HMAC in version 1.</summary>
     public const int SignedLength = 68;
+
+    /// <summary>Bytes before the tail in version 2 (all signed).</summary>
+    public const int V2HeaderLength = 80;
+
+    /// <summary>A version-2 advert with an empty tail.</summary>
+    public const int V2Length = V2HeaderLength + HmacLength;
+
+    /// <summary>The longest advert: an Ethernet payload.</summary>
+    public const int MaximumLength = 1500;
 
     /// <summary>Shortest key accepted (RFC 2104 section 3: keys shorter than the hash output weaken it).</summary>
     public const int MinimumKeyLength = 16;
 
+    /// <summary>A TLV type with this bit set must be understood; one that is not makes the advert Malformed.</summary>
+    public const byte CriticalTlv = 0x80;
+
+    private const int HmacLength = 32;
     private const int MinimumHeader = 12;
 
-    /// <summary>Writes <paramref name="advert"/> and its HMAC; returns <see cref="Length"/>.</summary>
+    /// <summary>Writes <paramref name="advert"/> as version 1 and its HMAC; returns <see cref="Length"/>.</summary>
     public static int Write(in Advert advert, ReadOnlySpan<byte> key, Span<byte> destination)
     {
-        RequireKey(key);
-        return Write(advert, key, null, destination);
+        AdvertKeys.RequireKey(key, nameof(key));
+        return Write(advert, new AdvertEnvelope(Version, 0, 0), key, null, destination);
     }
 
     /// <summary>
     /// As <see cref="Write(in Advert, ReadOnlySpan{byte}, Span{byte})"/> with a reusable HMAC
     /// (<see cref="IncrementalHash.CreateHMAC(HashAlgorithmName, byte[])"/> with the cluster key):
-    /// the daemon's path, which spares a native HMAC context per advert. Not thread-safe.
+    /// version 1. Not thread-safe.
     /// </summary>
     public static int Write(in Advert advert, IncrementalHash hmac, Span<byte> destination)
     {
         ArgumentNullException.ThrowIfNull(hmac);
-        return Write(advert, default, hmac, destination);
+        return Write(advert, new AdvertEnvelope(Version, 0, 0), default, hmac, destination);
     }
 
-    private static int Write(in Advert advert, ReadOnlySpan<byte> key, IncrementalHash? hmac, Span<byte> destination)
+    /// <summary>
+    /// The daemon's path: writes <paramref name="advert"/> in the version of <paramref name="envelope"/>,
+    /// signed with the key of <paramref name="keys"/> it names; returns the length written.
+    /// </summary>
+    public static int Write(in Advert advert, in AdvertEnvelope envelope, AdvertKeys keys, Span<byte> destination)
     {
-        if (destination.Length < Length)
+        ArgumentNullException.ThrowIfNull(keys);
+        var hmac = keys.For(envelope.KeyId) ?? throw new ArgumentException($"No key with id {AdvertKeys.Format(envelope.KeyId)} is held.", nameof(envelope));
+        return Write(advert, envelope, default, hmac, destination);
+    }
+
+    private static int Write(in Advert advert, in AdvertEnvelope envelope, ReadOnlySpan<byte> key, IncrementalHash? hmac, Span<byte> destination)
+    {
+        var v2 = envelope.Version == Version2;
+        if (!v2 && envelope.Version != Version)
         {
-            throw new ArgumentException($"An advert needs {Length} bytes.", nameof(destination));
+            throw new ArgumentException($"Advert version {envelope.Version} is not spoken here.", nameof(envelope));
+        }
+        var length = v2 ? V2Length : Length;
+        if (destination.Length < length)
+        {
+            throw new ArgumentException($"An advert needs {length} bytes.", nameof(destination));
         }
 
         BinaryPrimitives.WriteUInt32BigEndian(destination, Magic);
-        destination[4] = Version;
+        destination[4] = envelope.Version;
         destination[5] = (byte)advert.State;
         BinaryPrimitives.WriteUInt16BigEndian(destination[6..], (ushort)advert.Flags);
         BinaryPrimitives.WriteUInt32BigEndian(destination[8..], advert.ClusterId);
         BinaryPrimitives.WriteUInt16BigEndian(destination[12..], advert.NodeId);
         BinaryPrimitives.WriteUInt16BigEndian(destination[14..], advert.NodeCount);
-        BinaryPrimitives.WriteUInt64BigEndian(destination[16..], advert.Incarnation);
-        BinaryPrimitives.WriteUInt64BigEndian(destination[24..], advert.Sequence);
-        BinaryPrimitives.WriteUInt128BigEndian(destination[32..], advert.ConfigDigest);
-        BinaryPrimitives.WriteUInt64BigEndian(destination[48..], advert.AliveView);
-        BinaryPrimitives.WriteUInt64BigEndian(destination[56..], advert.ActiveView);
-        BinaryPrimitives.WriteUInt32BigEndian(destination[64..], advert.HeldCount);
-        Mac(key, hmac, destination[..SignedLength], destination.Slice(SignedLength, HMACSHA256.HashSizeInBytes));
-        return Length;
+        var body = destination[16..];
+        if (v2)
+        {
+            BinaryPrimitives.WriteUInt32BigEndian(destination[16..], envelope.KeyId);
+            BinaryPrimitives.WriteUInt32BigEndian(destination[20..], envelope.AlsoAccepts);
+            body = destination[24..];
+        }
+        WriteBody(advert, body);
+        var signed = v2 ? V2HeaderLength : SignedLength;
+        if (v2)
+        {
+            // An empty tail and the reserved half-word: what later versions fill (docs/design.md#advert-v2).
+            BinaryPrimitives.WriteUInt32BigEndian(destination[76..], 0);
+        }
+        Mac(key, hmac, destination[..signed], destination.Slice(signed, HmacLength));
+        return length;
+    }
+
+    /// <summary>The fields from the incarnation to the held count (52 bytes), in either version.</summary>
+    private static void WriteBody(in Advert advert, Span<byte> d)
+    {
+        BinaryPrimitives.WriteUInt64BigEndian(d, advert.Incarnation);
+        BinaryPrimitives.WriteUInt64BigEndian(d[8..], advert.Sequence);
+        BinaryPrimitives.WriteUInt128BigEndian(d[16..], advert.ConfigDigest);
+        BinaryPrimitives.WriteUInt64BigEndian(d[32..], advert.AliveView);
+        BinaryPrimitives.WriteUInt64BigEndian(d[40..], advert.ActiveView);
+        BinaryPrimitives.WriteUInt32BigEndian(d[48..], advert.HeldCount);
     }
 
     /// <summary>
-    /// Verifies and parses one datagram (stateless part). On failure <paramref name="advert"/> is
-    /// default and nothing of the datagram may be used.
+    /// Verifies and parses one datagram (stateless part), either version, with one key. On failure
+    /// <paramref name="advert"/> is default and nothing of the datagram may be used.
     /// </summary>
     public static bool TryParse(ReadOnlySpan<byte> datagram, uint clusterId, ReadOnlySpan<byte> key, out Advert advert, out AdvertRejection rejection)
     {
-        RequireKey(key);
-        return TryParse(datagram, clusterId, key, null, out advert, out rejection);
+        AdvertKeys.RequireKey(key, nameof(key));
+        return TryParse(datagram, clusterId, key, null, null, HighestVersion, out advert, out _, out rejection);
     }
 
-    /// <summary>As the key form, with a reusable HMAC (see <see cref="Write(in Advert, IncrementalHash, Span{byte})"/>).</summary>
+    /// <summary>As the key form, with a reusable HMAC: the HMAC decides, whatever key id a version-2 advert names.</summary>
     public static bool TryParse(ReadOnlySpan<byte> datagram, uint clusterId, IncrementalHash hmac, out Advert advert, out AdvertRejection rejection)
     {
         ArgumentNullException.ThrowIfNull(hmac);
-        return TryParse(datagram, clusterId, default, hmac, out advert, out rejection);
+        return TryParse(datagram, clusterId, default, hmac, null, HighestVersion, out advert, out _, out rejection);
     }
 
-    private static bool TryParse(ReadOnlySpan<byte> datagram, uint clusterId, ReadOnlySpan<byte> key, IncrementalHash? hmac, out Advert advert, out AdvertRejection rejection)
+    /// <summary>
+    /// The daemon's path: versions 1 to <paramref name="highestVersion"/>, with the keys of
+    /// <paramref name="keys"/>. A version-2 advert naming a key not held is
+    /// <see cref="AdvertRejection.UnknownKey"/> without an HMAC computed; a version-1 advert is tried
+    /// with the current key, then the previous. <paramref name="envelope"/> is set whenever the
+    /// datagram got as far as its key id (even when rejected), so the key it names can be reported.
+    /// </summary>
+    public static bool TryParse(ReadOnlySpan<byte> datagram, uint clusterId, AdvertKeys keys, byte highestVersion, out Advert advert, out AdvertEnvelope envelope, out AdvertRejection rejection)
+    {
+        ArgumentNullException.ThrowIfNull(keys);
+        return TryParse(datagram, clusterId, default, null, keys, highestVersion, out advert, out envelope, out rejection);
+    }
+
+    private static bool TryParse(ReadOnlySpan<byte> d, uint clusterId, ReadOnlySpan<byte> key, IncrementalHash? hmac, AdvertKeys? keys,
+        byte highestVersion, out Advert advert, out AdvertEnvelope envelope, out AdvertRejection rejection)
     {
         advert = default;
-        rejection = CheckEnvelope(datagram, clusterId, key, hmac);
+        rejection = CheckEnvelope(d, clusterId, key, hmac, keys, highestVersion, out envelope);
         if (rejection != AdvertRejection.None)
         {
             return false;
         }
 
         // Authenticated from here on: the fields were written by a holder of the cluster key.
+        var v2 = envelope.Version == Version2;
+        var body = d[(v2 ? 24 : 16)..];
         var candidate = new Advert(
             ClusterId: clusterId,
-            NodeId: BinaryPrimitives.ReadUInt16BigEndian(datagram[12..]),
-            NodeCount: BinaryPrimitives.ReadUInt16BigEndian(datagram[14..]),
-            State: (AdvertState)datagram[5],
-            Incarnation: BinaryPrimitives.ReadUInt64BigEndian(datagram[16..]),
-            Sequence: BinaryPrimitives.ReadUInt64BigEndian(datagram[24..]),
-            ConfigDigest: BinaryPrimitives.ReadUInt128BigEndian(datagram[32..]),
-            AliveView: BinaryPrimitives.ReadUInt64BigEndian(datagram[48..]),
-            ActiveView: BinaryPrimitives.ReadUInt64BigEndian(datagram[56..]),
-            HeldCount: BinaryPrimitives.ReadUInt32BigEndian(datagram[64..]),
-            Flags: (AdvertFlags)BinaryPrimitives.ReadUInt16BigEndian(datagram[6..]));
+            NodeId: BinaryPrimitives.ReadUInt16BigEndian(d[12..]),
+            NodeCount: BinaryPrimitives.ReadUInt16BigEndian(d[14..]),
+            State: (AdvertState)d[5],
+            Incarnation: BinaryPrimitives.ReadUInt64BigEndian(body),
+            Sequence: BinaryPrimitives.ReadUInt64BigEndian(body[8..]),
+            ConfigDigest: BinaryPrimitives.ReadUInt128BigEndian(body[16..]),
+            AliveView: BinaryPrimitives.ReadUInt64BigEndian(body[32..]),
+            ActiveView: BinaryPrimitives.ReadUInt64BigEndian(body[40..]),
+            HeldCount: BinaryPrimitives.ReadUInt32BigEndian(body[48..]),
+            Flags: (AdvertFlags)BinaryPrimitives.ReadUInt16BigEndian(d[6..]));
         rejection = CheckFields(candidate);
+        if (rejection == AdvertRejection.None && v2)
+        {
+            rejection = CheckTail(d);
+        }
         if (rejection != AdvertRejection.None)
         {
             return false;
@@ -142,8 +228,11 @@ internal static class AdvertCodec
         return true;
     }
 
-    private static AdvertRejection CheckEnvelope(ReadOnlySpan<byte> d, uint clusterId, ReadOnlySpan<byte> key, IncrementalHash? hmac)
+    /// <summary>Length, magic, version, cluster id, key id, HMAC: the cheap checks first (OpenBSD carp_proto_input_if).</summary>
+    private static AdvertRejection CheckEnvelope(ReadOnlySpan<byte> d, uint clusterId, ReadOnlySpan<byte> key, IncrementalHash? hmac, AdvertKeys? keys,
+        byte highestVersion, out AdvertEnvelope envelope)
     {
+        envelope = default;
         if (d.Length < MinimumHeader)
         {
             return AdvertRejection.Truncated;
@@ -154,14 +243,17 @@ internal static class AdvertCodec
             return AdvertRejection.BadMagic;
         }
 
-        if (d[4] != Version)
+        var version = d[4];
+        if (version is < Version or > HighestVersion || version > highestVersion)
         {
             return AdvertRejection.BadVersion;
         }
 
-        if (d.Length != Length)
+        var v2 = version == Version2;
+        var length = v2 ? V2LengthOf(d) : Length;
+        if (d.Length != length)
         {
-            return d.Length < Length ? AdvertRejection.Truncated : AdvertRejection.BadLength;
+            return d.Length < length ? AdvertRejection.Truncated : AdvertRejection.BadLength;
         }
 
         if (BinaryPrimitives.ReadUInt32BigEndian(d[8..]) != clusterId)
@@ -169,12 +261,73 @@ internal static class AdvertCodec
             return AdvertRejection.OtherCluster;
         }
 
-        Span<byte> mac = stackalloc byte[HMACSHA256.HashSizeInBytes];
-        Mac(key, hmac, d[..SignedLength], mac);
+        var signed = length - HmacLength;
+        if (!v2)
+        {
+            envelope = new AdvertEnvelope(Version, keys?.CurrentId ?? 0, 0);
+            if (keys is null)
+            {
+                return Verify(key, hmac, d, signed);
+            }
+            // No key id in version 1: the current key, then the previous one.
+            if (Verify(default, keys.Current, d, signed) == AdvertRejection.None)
+            {
+                return AdvertRejection.None;
+            }
+            envelope = envelope with { KeyId = keys.PreviousId };
+            return keys.Previous is { } previous && Verify(default, previous, d, signed) == AdvertRejection.None
+                ? AdvertRejection.None
+                : AdvertRejection.BadHmac;
+        }
+
+        envelope = new AdvertEnvelope(Version2, BinaryPrimitives.ReadUInt32BigEndian(d[16..]), BinaryPrimitives.ReadUInt32BigEndian(d[20..]));
+        if (keys is not null)
+        {
+            // A key this node does not hold costs no HMAC: the id is in clear for that (and for the report).
+            hmac = keys.For(envelope.KeyId);
+            if (hmac is null)
+            {
+                return AdvertRejection.UnknownKey;
+            }
+        }
+        return Verify(key, hmac, d, signed);
+    }
+
+    /// <summary>A version-2 advert's whole length from its tail length (at least the header's, so a short datagram reads as Truncated).</summary>
+    private static int V2LengthOf(ReadOnlySpan<byte> d) =>
+        d.Length < V2HeaderLength ? V2Length : V2Length + BinaryPrimitives.ReadUInt16BigEndian(d[76..]);
+
+    private static AdvertRejection Verify(ReadOnlySpan<byte> key, IncrementalHash? hmac, ReadOnlySpan<byte> d, int signed)
+    {
+        Span<byte> mac = stackalloc byte[HmacLength];
+        Mac(key, hmac, d[..signed], mac);
         // Constant time: a byte-wise early exit would let a forger learn the MAC byte by byte.
-        return CryptographicOperations.FixedTimeEquals(mac, d.Slice(SignedLength, HMACSHA256.HashSizeInBytes))
+        return CryptographicOperations.FixedTimeEquals(mac, d.Slice(signed, HmacLength))
             ? AdvertRejection.None
             : AdvertRejection.BadHmac;
+    }
+
+    /// <summary>
+    /// The reserved half-word and the TLV tail of an authenticated version-2 advert: each TLV must
+    /// fit, and a critical type this version does not know (none is defined yet) is refused, so a
+    /// later meaning is never half-understood; other unknown types are skipped.
+    /// </summary>
+    private static AdvertRejection CheckTail(ReadOnlySpan<byte> d)
+    {
+        if (BinaryPrimitives.ReadUInt16BigEndian(d[78..]) != 0)
+        {
+            return AdvertRejection.Malformed;
+        }
+        var tail = d[V2HeaderLength..^HmacLength];
+        while (tail.Length > 0)
+        {
+            if (tail.Length < 2 || tail.Length < 2 + tail[1] || (tail[0] & CriticalTlv) != 0)
+            {
+                return AdvertRejection.Malformed;
+            }
+            tail = tail[(2 + tail[1])..];
+        }
+        return AdvertRejection.None;
     }
 
     /// <summary>HMAC-SHA256 of <paramref name="data"/>: with <paramref name="hmac"/> when given (reset after), else one-shot with <paramref name="key"/>.</summary>
@@ -205,13 +358,5 @@ internal static class AdvertCodec
 
         ulong beyond = a.NodeCount == Cluster.MembershipView.MaxNodes ? 0 : ~((1UL << a.NodeCount) - 1);
         return ((a.AliveView | a.ActiveView) & beyond) != 0 ? AdvertRejection.Malformed : AdvertRejection.None;
-    }
-
-    private static void RequireKey(ReadOnlySpan<byte> key)
-    {
-        if (key.Length < MinimumKeyLength)
-        {
-            throw new ArgumentException($"The cluster key must have at least {MinimumKeyLength} bytes.", nameof(key));
-        }
     }
 }

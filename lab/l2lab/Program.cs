@@ -17,6 +17,7 @@ internal static class Program
                l2lab cluster-demo three nodes (l2bal + l2proxy), real traffic, kill node 2, bring it back
                l2lab bench-failover [--kills N] [--fast-interval MS] [--fast-dead-after K] [--soak SECONDS]
                                                  time to cover vs keepalived and ucarp, balance, CPU, filter cost; --soak: false covers under load
+               l2lab bench-advert-reject  l2bal's CPU per rejected advert frame, by reason (issue 14; about a minute)
         """;
 
     public static async Task<int> Main(string[] args)
@@ -31,6 +32,7 @@ internal static class Program
                 ["bench-failover", .. var benchArgs] => await BenchFailover.RunAsync(benchArgs).ConfigureAwait(false),
                 ["cluster-up", .. var rest] => await ClusterCommands.UpAsync(rest).ConfigureAwait(false),
                 ["bench-proxy", .. var proxyArgs] => await Bench.ProxyBench.RunAsync(proxyArgs).ConfigureAwait(false),
+                ["bench-advert-reject"] => await Bench.AdvertRejectBench.RunAsync().ConfigureAwait(false),
                 _ => Fail(Usage),
             };
         }

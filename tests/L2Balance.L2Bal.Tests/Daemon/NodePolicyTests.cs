@@ -176,7 +176,7 @@ public class NodePolicyTests
     public void OnAdvertRejected_OtherReasons_NeverMakeTheNodeYield()
     {
         var policy = NewPolicy();
-        foreach (var reason in Enum.GetValues<AdvertRejection>().Except([AdvertRejection.FromSelf, AdvertRejection.ConfigMismatch, AdvertRejection.BadHmac]))
+        foreach (var reason in Enum.GetValues<AdvertRejection>().Except([AdvertRejection.FromSelf, AdvertRejection.ConfigMismatch, AdvertRejection.BadHmac, AdvertRejection.UnknownKey]))
         {
             policy.OnAdvertRejected(reason, AdvertFrom(Self, 1), MacAddress.Parse("02:00:00:00:00:01"), Ms(10));
             Assert.Null(policy.Conflict(Ms(10)));

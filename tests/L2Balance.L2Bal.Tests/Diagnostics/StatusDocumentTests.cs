@@ -40,6 +40,7 @@ public partial class StatusDocumentTests
         Counters = new CounterStatus(10, 20, 1, new Dictionary<string, long> { ["BadHmac"] = 4 }, 5, 100,
             EventKind.All.ToDictionary(k => k, _ => 1L), 123.4, 2.5, 1.5),
         Kernel = new KernelCounters(1, 2, 3, 4, 5, 6, 7, 8, 9, 10),
+        Adverts = new AdvertStatus(2, 2, "0a0b0c0d", ["0a0b0c0d", "01020304"], [new ForeignKeyStatus("deadbeef", "02:00:00:00:00:66", 12, 40)]),
         LastEventSeq = journal.LastSeq,
         Events = journal.Recent(),
     };

@@ -66,6 +66,9 @@ public sealed class NativeLayoutTests
             P("IFA_LOCAL", IFA_LOCAL);
             P("SOCK_CLOEXEC", SOCK_CLOEXEC);
             P("SO_RCVTIMEO", SO_RCVTIMEO);
+            P("SO_RCVBUFFORCE", SO_RCVBUFFORCE);
+            P("PACKET_STATISTICS", PACKET_STATISTICS);
+            P("sizeof(tpacket_stats)", sizeof(struct tpacket_stats));
             return 0;
         }
         """;
@@ -113,6 +116,9 @@ public sealed class NativeLayoutTests
         { "IFA_LOCAL", IFA_LOCAL },
         { "SOCK_CLOEXEC", SOCK_CLOEXEC },
         { "SO_RCVTIMEO", SO_RCVTIMEO },
+        { "SO_RCVBUFFORCE", SO_RCVBUFFORCE },
+        { "PACKET_STATISTICS", PACKET_STATISTICS },
+        { "sizeof(tpacket_stats)", SizeOfTpacketStats },
     };
 
     [SkippableTheory]

@@ -105,7 +105,7 @@ public class AdvertCodecTests
         Assert.Equal(AdvertRejection.BadMagic, Parse(badMagic));
 
         var badVersion = (byte[])b.Clone();
-        badVersion[4] = 2;
+        badVersion[4] = 3; // 2 is spoken since issue 14 (AdvertCodecV2Tests)
         Assert.Equal(AdvertRejection.BadVersion, Parse(badVersion));
         Assert.Equal(AdvertRejection.BadVersion, Parse(badVersion.AsSpan(0, 20))); // version before length
 

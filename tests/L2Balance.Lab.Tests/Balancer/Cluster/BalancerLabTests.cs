@@ -285,14 +285,15 @@ public sealed class BalancerLabTests(BalancerClusterFixture fixture, ITestOutput
         var rejectedBefore = new Dictionary<int, long>();
         for (var k = 1; k <= BalancerClusterFixtureBase.NodeCount; k++)
         {
-            rejectedBefore[k] = (await fixture.StatusAsync(k)).Rejected("BadHmac");
+            // The forger's l2bal names its own key id (advert version 2): UnknownKey, no HMAC computed.
+            rejectedBefore[k] = (await fixture.StatusAsync(k)).Rejected("UnknownKey");
         }
 
         // A forger on the segment: l2bal with the right VIP and ids but another key, claiming to be node 2.
         await using var forger = await ForgerHost.StartAsync(Lab, Lab.WriteKeyFile("forger"), nodeId: 2, nodeCount: BalancerClusterFixtureBase.NodeCount);
         try
         {
-            await fixture.WaitForStatusAsync([1, 2, 3], s => s.Values.All(v => v.Rejected("BadHmac") > rejectedBefore[v.NodeId] + 10), "every node counts the forged adverts as BadHmac");
+            await fixture.WaitForStatusAsync([1, 2, 3], s => s.Values.All(v => v.Rejected("UnknownKey") > rejectedBefore[v.NodeId] + 10), "every node counts the forged adverts as UnknownKey");
             var statuses = await fixture.WaitForStatusAsync([1, 2, 3], s => true, "status");
             LabAssert.All(statuses.Values, s => BalancerClusterFixtureBase.AllUp(s), s => $"ownership changed:\n{s.Json}\n{fixture.Describe()}");
             var during = await fixture.OwnersAsync();

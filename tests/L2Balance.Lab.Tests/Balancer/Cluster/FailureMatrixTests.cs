@@ -280,7 +280,8 @@ public sealed class FailureMatrixTests(BalancerClusterFixture fixture, ITestOutp
     public async Task M8_NodeWithDifferentKeyOrNodeCount_IsRefusedAndDisturbsNothing(string mismatch)
     {
         var owners = await fixture.OwnersAsync();
-        var reason = mismatch == "key" ? "BadHmac" : "ConfigMismatch";
+        // Another key is named by its key id in clear (advert version 2): UnknownKey, before any HMAC.
+        var reason = mismatch == "key" ? "UnknownKey" : "ConfigMismatch";
         var before = new Dictionary<int, long>();
         foreach (var k in Survivors)
         {
@@ -316,7 +317,7 @@ public sealed class FailureMatrixTests(BalancerClusterFixture fixture, ITestOutp
         var why = $"{results.Summary()}\n{seen.Summary()}\n{string.Join('\n', statuses.Values.Select(s => s.Json))}\n{fixture.Describe()}";
         output.WriteLine(why[..Math.Min(why.Length, 3000)]);
         // The newcomer yields, and says why.
-        Assert.Equal(reason == "BadHmac" ? "unverified-key" : "other-settings", statuses[Victim].Conflict);
+        Assert.Equal(reason == "UnknownKey" ? "unverified-key" : "other-settings", statuses[Victim].Conflict);
 
         // Nothing disturbed: no flow answered twice, no RST, sessions on 1 and 3 unbroken, and
         // every connection that nodes 1 and 3 answered succeeds. (A connection node 2 accepted

@@ -1,0 +1,39 @@
+using L2Balance.Balancer.Config;
+using Xunit;
+
+namespace L2Balance.L2Bal.Tests.Config;
+
+/// <summary>The options of a key change and an upgrade (docs/design.md#key-rollover, #advert-v2).</summary>
+public class AdvertOptionsTests
+{
+    private static readonly string[] Required =
+        ["run", "--interface", "eth0", "--vip", "198.18.0.10/24", "--node-id", "2", "--node-count", "3", "--key-file", "/etc/l2bal/new.key"];
+
+    private static BalancerCommand Parse(params string[] extra) => BalancerCommandLine.Parse([.. Required, .. extra]);
+
+    [Fact]
+    public void Run_WithoutKeyChangeOrPin_HasNoPreviousKeyAndVersion2()
+    {
+        var o = Assert.IsType<BalancerCommand.Run>(Parse()).Options;
+        Assert.Null(o.PreviousKeyFile);
+        Assert.Equal(2, o.AdvertVersion);
+    }
+
+    [Fact]
+    public void Run_PreviousKeyFileAndVersionPin_AreTaken()
+    {
+        var o = Assert.IsType<BalancerCommand.Run>(Parse("--previous-key-file", "/etc/l2bal/old.key", "--advert-version", "1")).Options;
+        Assert.Equal("/etc/l2bal/old.key", o.PreviousKeyFile);
+        Assert.Equal(1, o.AdvertVersion);
+    }
+
+    [Theory]
+    [InlineData("0")]
+    [InlineData("3")]
+    [InlineData("two")]
+    public void Run_AdvertVersionNotSpoken_IsRefusedNamingTheFlag(string version)
+    {
+        var invalid = Assert.IsType<BalancerCommand.Invalid>(Parse("--advert-version", version));
+        Assert.Contains("--advert-version", string.Join("\n", invalid.Messages), StringComparison.Ordinal);
+    }
+}
