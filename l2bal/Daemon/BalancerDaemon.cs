@@ -56,6 +56,11 @@ internal sealed partial class BalancerDaemon : IDisposable
     private Task<(TimeSpan StartedAt, IReadOnlyDictionary<int, int> Flows)>? _drainRead;
     private bool _sliceGranted;
     private LoopWaiter? _waiter;
+    private NodeResources? _resources;
+    private readonly SpoofWatch _spoofWatch = new();
+    private readonly long[] _spoofTotals = new long[Enum.GetValues<SpoofKind>().Length];
+    private readonly MacAddress[] _spoofOffenders = new MacAddress[Enum.GetValues<SpoofKind>().Length];
+    private long _advertSocketErrors;
 
     public BalancerDaemon(BalancerOptions options, byte[] key, BalancerLog log, IKernelFilter filter)
     {
@@ -107,6 +112,8 @@ internal sealed partial class BalancerDaemon : IDisposable
         {
             // Every running node answers who-has for the VIP identically (cluster MAC); a node that is down answers nothing.
             io.Arp.Enabled = true;
+            _resources = io;
+            io.Arp.Spoofed = WakeLoop;
             io.Arp.Start();
             Announce(io.Arp);
             _log.Started(Describe(o));
@@ -195,7 +202,7 @@ internal sealed partial class BalancerDaemon : IDisposable
     private TimeSpan NextDeadline(TimeSpan now)
     {
         var next = _engine.NextDeadline(now);
-        foreach (var due in (ReadOnlySpan<TimeSpan>)[_lastLease + _options.AdvertInterval, _lastDrainCheck + DrainCheckPeriod, _policy.ConflictEnds(now)])
+        foreach (var due in (ReadOnlySpan<TimeSpan>)[_lastLease + _options.AdvertInterval, _lastDrainCheck + DrainCheckPeriod, _policy.ConflictEnds(now), _spoofWatch.NextDeadline])
         {
             next = due < next ? due : next;
         }
@@ -211,6 +218,7 @@ internal sealed partial class BalancerDaemon : IDisposable
         var before = _engine.Held;
         NoteStallAndCarrier(io.Carrier, now);
         TakeAdverts(verifier, io.Adverts, now);
+        NoteSegment(io, now);
         if (_policy.ChooseState(_engine.LocalState, _health.View, now) is { } change)
         {
             Record(change);
@@ -309,6 +317,29 @@ internal sealed partial class BalancerDaemon : IDisposable
         }
     }
 
+    /// <summary>
+    /// Spoofing on the segment since the last step: recorded (at most once per kind per 10 s) and
+    /// answered by a gratuitous ARP within its rate (<see cref="SpoofWatch"/>, docs/design.md#spoofing);
+    /// and the advert socket's errors (ENETDOWN with the interface down), logged once per 10 s.
+    /// </summary>
+    private void NoteSegment(NodeResources io, TimeSpan now)
+    {
+        io.Arp.TakeSpoofs(_spoofTotals, _spoofOffenders);
+        foreach (var e in _spoofWatch.Observe(_spoofTotals, _spoofOffenders, now))
+        {
+            Record(e);
+        }
+        if (_spoofWatch.ReannounceDue(now))
+        {
+            Announce(io.Arp);
+        }
+        if (io.Adverts.SocketErrors != _advertSocketErrors)
+        {
+            _advertSocketErrors = io.Adverts.SocketErrors;
+            _log.PacketSocketError("adverts", io.Adverts.LastSocketError ?? "?", _advertSocketErrors);
+        }
+    }
+
     /// <summary>Records an event: kept for status, counted, logged with its own id.</summary>
     private void Record(BalancerEvent e)
     {
@@ -369,6 +400,7 @@ internal sealed partial class BalancerDaemon : IDisposable
         {
             _log.GratuitousArpFailed(e.Message);
         }
+        _spoofWatch.Announced(Now);
     }
 
     private void Send(AdvertChannel adverts, bool settled)
@@ -385,7 +417,7 @@ internal sealed partial class BalancerDaemon : IDisposable
         {
             // A link that is down: peers will miss us, which is the truth.
             _counters.SendFailed();
-            _log.AdvertSendFailed(e.Message);
+            _log.AdvertSendFailed(e.Message, _counters.AdvertSendFailures);
         }
     }
 

@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using L2Balance.Balancer.Diagnostics;
 using L2Balance.Balancer.Kernel;
+using L2Balance.Balancer.Net;
 using L2Balance.Balancer.Protocol;
 using L2Balance.Tests.Common;
 using Xunit;
@@ -40,6 +41,9 @@ public partial class StatusDocumentTests
         Counters = new CounterStatus(10, 20, 1, new Dictionary<string, long> { ["BadHmac"] = 4 }, 5, 100,
             EventKind.All.ToDictionary(k => k, _ => 1L)),
         Kernel = new KernelCounters(1, 2, 3, 4, 5, 6, 7, 8, 9, 10),
+        Segment = new SegmentStatus(30, 29, Enum.GetValues<ArpIgnoreReason>().ToDictionary(r => r.ToString(), _ => 1L), 0, 4,
+            new Dictionary<string, long> { ["vip-claimed"] = 7, ["cluster-mac-source"] = 0 },
+            new Dictionary<string, long> { ["arp"] = 1, ["adverts"] = 1, ["watch"] = 0 }),
         LastEventSeq = journal.LastSeq,
         Events = journal.Recent(),
     };
@@ -59,6 +63,7 @@ public partial class StatusDocumentTests
         new LinkUp("eth0"),
         new LocalStateChanged(AdvertState.Unhealthy, StateReason.HealthFailing, HealthFailure.Timeout, Detail: "no answer within 500 ms"),
         new DrainFinished(12, 0),
+        new SpoofSeen(SpoofKind.VipClaimed, "02:00:00:00:00:15", 7),
     ];
 
     private static JsonElement Render(StatusSnapshot snapshot) => JsonDocument.Parse(StatusRenderer.Json(snapshot)).RootElement.Clone();
@@ -154,7 +159,7 @@ public partial class StatusDocumentTests
                     {
                         yield return p.Name;
                     }
-                    if (p.Name is "kind" or "reason" or "cause" or "failure" or "health" or "conflict" && p.Value.ValueKind == JsonValueKind.String)
+                    if (p.Name is "kind" or "reason" or "cause" or "failure" or "health" or "conflict" or "spoof" && p.Value.ValueKind == JsonValueKind.String)
                     {
                         yield return p.Value.GetString()!;
                     }
