@@ -31,11 +31,7 @@ public sealed class SegmentAttackTests(BalancerClusterFixture fixture, ITestOutp
     [SkippableFact(typeof(LabUnavailableException))]
     public async Task ArpClaimForTheVip_FromAHostWithoutTheKey_IsRecordedWithinASecondReannouncedAndNoFlowIsAnsweredTwice()
     {
-        var (attack, results, seen, marks) = await AttackUnderTrafficAsync(new AttackPlan(ClaimVip: true, ClusterMacSource: null));
-        var after = await fixture.WaitForStatusAsync(AllNodes, s => true, "status");
-        var why = $"{attack}\n{results.Summary()}\n{seen.Summary()}\n{Events(after, marks)}\n{fixture.Describe()}";
-
-        seen.AssertSingleAnswers(fixture.Describe);
+        var (attack, marks, after, why) = await AttackUnderTrafficAsync(new AttackPlan(ClaimVip: true, ClusterMacSource: null));
         foreach (var (k, s) in after)
         {
             AssertRecordedWithinASecond(s, marks[k], "vip-claimed", attack, why);
@@ -63,15 +59,11 @@ public sealed class SegmentAttackTests(BalancerClusterFixture fixture, ITestOutp
         {
             await RestartAllAsync("--mac-mode", "unicast-flood");
             var clusterMac = (await fixture.StatusAsync(1)).Json.Split("\"clusterMac\": \"")[1][..17];
-            var (attack, results, seen, marks) = await AttackUnderTrafficAsync(new AttackPlan(ClaimVip: true, ClusterMacSource: clusterMac));
-            var after = await fixture.WaitForStatusAsync(AllNodes, s => true, "status");
-            var why = $"cluster MAC {clusterMac}\n{attack}\n{results.Summary()}\n{seen.Summary()}\n{Events(after, marks)}\n{fixture.Describe()}";
-
-            seen.AssertSingleAnswers(fixture.Describe);
-            foreach (var (k, s) in after)
+            var (attack, marks, after, why) = await AttackUnderTrafficAsync(new AttackPlan(ClaimVip: true, ClusterMacSource: clusterMac));
+            foreach (var (_, s) in after)
             {
-                AssertRecordedWithinASecond(s, marks[k], "cluster-mac-source", attack, why);
-                AssertRecordedWithinASecond(s, marks[k], "vip-claimed", attack, why);
+                AssertRecordedWithinASecond(s, marks[s.NodeId], "cluster-mac-source", attack, why);
+                AssertRecordedWithinASecond(s, marks[s.NodeId], "vip-claimed", attack, why);
             }
         }
         finally
@@ -124,21 +116,35 @@ public sealed class SegmentAttackTests(BalancerClusterFixture fixture, ITestOutp
         Assert.True(after.SegmentCount("socketErrors.arp") > 0 || after.SegmentCount("socketErrors.adverts") > 0, $"no packet socket error counted\n{why}");
     }
 
-    private async Task<(AttackReport Attack, TrafficResults Results, DetectorReport Seen, IReadOnlyDictionary<int, BalancerStatus> Marks)> AttackUnderTrafficAsync(AttackPlan plan)
+    /// <summary>
+    /// Runs <paramref name="plan"/> for 10 s under a CONNECT stream while the router's capture
+    /// watches; asserts no flow answered twice, reports the connections that failed, and returns
+    /// the statuses before and after with the failure context.
+    /// </summary>
+    private async Task<(AttackReport Attack, IReadOnlyDictionary<int, BalancerStatus> Marks, IReadOnlyDictionary<int, BalancerStatus> After, string Why)> AttackUnderTrafficAsync(AttackPlan plan)
     {
         var marks = await fixture.WaitForStatusAsync(AllNodes, s => true, "status");
-        await using var attacker = await SegmentAttacker.StartAsync(Lab);
-        using var detector = await DuplicateAnswerDetector.StartAsync(Lab);
-        var generator = new TrafficGenerator(Lab.Client, fixture.Traffic(AttackTime + TimeSpan.FromSeconds(2)) with { MaxConnects = 2000 });
-        var running = generator.RunAsync();
-        await LabWait.UntilAsync(() => generator.Live.ConnectsOk >= 30, running, "connects flowing");
-        var attack = await attacker.RunAsync(plan, AttackTime, AttackInterval).WithTimeout(AttackTime + TimeSpan.FromSeconds(20));
-        var results = await running.WithTimeout(RunBound);
-        var seen = await detector.StopAsync();
+        AttackReport attack;
+        TrafficResults results;
+        DetectorReport seen;
+        await using (var attacker = await SegmentAttacker.StartAsync(Lab))
+        {
+            using var detector = await DuplicateAnswerDetector.StartAsync(Lab);
+            var generator = new TrafficGenerator(Lab.Client, fixture.Traffic(AttackTime + TimeSpan.FromSeconds(2)) with { MaxConnects = 2000 });
+            var running = generator.RunAsync();
+            await LabWait.UntilAsync(() => generator.Live.ConnectsOk >= 30, running, "connects flowing");
+            attack = await attacker.RunAsync(plan, AttackTime, AttackInterval).WithTimeout(AttackTime + TimeSpan.FromSeconds(20));
+            results = await running.WithTimeout(RunBound);
+            seen = await detector.StopAsync();
+        }
+        var after = await fixture.WaitForStatusAsync(AllNodes, s => true, "status");
         // Reported, not asserted: while the attacker's word stands, new connections go nowhere.
         var failed = results.Connects.Count(c => c.Outcome != TrafficOutcome.Ok);
-        output.WriteLine($"{attack}\n{results.Summary()}\n{seen.Summary()}\nconnections failed while attacked: {failed} of {results.Connects.Count}");
-        return (attack, results, seen, marks);
+        output.WriteLine($"{plan}\n{attack}\n{results.Summary()}\n{seen.Summary()}\nconnections failed while attacked: {failed} of {results.Connects.Count}");
+        output.WriteLine(string.Join('\n', after.Values.Select(s => $"node {s.NodeId}: {string.Join(", ", s.Segment.Select(p => $"{p.Key} {p.Value}"))}")));
+        var why = $"{plan}\n{attack}\n{results.Summary()}\n{seen.Summary()}\n{Events(after, marks)}\n{fixture.Describe()}";
+        seen.AssertSingleAnswers(fixture.Describe);
+        return (attack, marks, after, why);
     }
 
     /// <summary>The node recorded a <c>spoof</c> event of <paramref name="spoof"/> at most 1 s after the attacker's first frame.</summary>
