@@ -304,7 +304,9 @@ internal sealed class ArpResponder : IAsyncDisposable
     /// <summary>One frame of the ARP socket: a spoof is noted, a who-has for the VIP answered within the budgets.</summary>
     private void OnArpFrame(ReadOnlySpan<byte> frame, byte[] reply)
     {
-        NoteSpoof(_spoofCheck.Classify(frame, out var offender), offender);
+        var spoof = _spoofCheck.Classify(frame, out var offender);
+        // With a watch, a frame from the cluster MAC is the watch's to count (it sees every EtherType).
+        NoteSpoof(spoof == SpoofKind.ClusterMacSource && _watch is not null ? SpoofKind.None : spoof, offender);
         var reason = Classify(frame, out var request) ?? _limiter.Check(request.SenderMac, _clock.Elapsed) switch
         {
             ArpLimit.Requester => ArpIgnoreReason.RequesterLimit,
