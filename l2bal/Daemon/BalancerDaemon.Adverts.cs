@@ -127,7 +127,7 @@ internal sealed partial class BalancerDaemon
         {
             // A link that is down: peers will miss us, which is the truth.
             _counters.SendFailed();
-            _log.AdvertSendFailed(e.Message);
+            _log.AdvertSendFailed(e.Message, _counters.AdvertSendFailures);
         }
     }
 

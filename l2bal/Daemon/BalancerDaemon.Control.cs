@@ -5,6 +5,7 @@ using L2Balance.Balancer.Config;
 using L2Balance.Balancer.Control;
 using L2Balance.Balancer.Diagnostics;
 using L2Balance.Balancer.Kernel;
+using L2Balance.Balancer.Net;
 using L2Balance.Balancer.Protocol;
 
 namespace L2Balance.Balancer.Daemon;
@@ -26,7 +27,8 @@ internal sealed partial class BalancerDaemon
             var events = LoopRehearsal.Run(_options, _key, _configDigest, _settings);
             using var shadow = new BalancerDaemon(_options, _key, new BalancerLog(TextWriter.Null), _filter, _previousKey);
             foreach (var e in events.Concat([new PeerLeft(1), new PeerStateChanged(1, AdvertState.Active, AdvertState.Draining),
-                new Stalled(0, 0), new LinkDown(_options.Interface), new LinkUp(_options.Interface), new DrainFinished(0, 0)]))
+                new Stalled(0, 0), new LinkDown(_options.Interface), new LinkUp(_options.Interface), new DrainFinished(0, 0),
+                new SpoofSeen(SpoofKind.VipClaimed, string.Empty, 0)]))
             {
                 shadow.Record(e);
             }
@@ -153,8 +155,23 @@ internal sealed partial class BalancerDaemon
                 _counters.AdvertsLate, Math.Round(_counters.LargestAdvertGap.TotalMilliseconds, 3), _counters.LeaseLapses,
                 _counters.AdvertBudgetSpent, _counters.AdvertKernelDrops),
             Adverts = AdvertStatusAt(now),
+            Segment = _resources is { } io ? SegmentOf(io) : null,
             LastEventSeq = _journal.LastSeq,
             Events = _journal.Recent(),
         };
     }
+
+    /// <summary>The ARP responder's and the packet sockets' counters (docs/status-json.md, <c>segment</c>).</summary>
+    private static SegmentStatus SegmentOf(NodeResources io) => new(
+        io.Arp.RequestsSeen,
+        io.Arp.RepliesSent,
+        Enum.GetValues<ArpIgnoreReason>().ToDictionary(r => r.ToString(), io.Arp.Ignored),
+        io.Arp.SendErrors,
+        io.Arp.Announcements,
+        new Dictionary<string, long>
+        {
+            ["vip-claimed"] = io.Arp.Spoofs(SpoofKind.VipClaimed),
+            ["cluster-mac-source"] = io.Arp.Spoofs(SpoofKind.ClusterMacSource),
+        },
+        new Dictionary<string, long> { ["arp"] = io.Arp.SocketErrors, ["adverts"] = io.Adverts.SocketErrors, ["watch"] = io.Arp.WatchErrors });
 }

@@ -107,6 +107,8 @@ internal sealed partial class BalancerDaemon : IDisposable
         {
             // Every running node answers who-has for the VIP identically (cluster MAC); a node that is down answers nothing.
             io.Arp.Enabled = true;
+            _resources = io;
+            io.Arp.Spoofed = WakeLoop;
             io.Arp.Start();
             Announce(io.Arp);
             _log.Started(Describe(o));
@@ -205,7 +207,7 @@ internal sealed partial class BalancerDaemon : IDisposable
     private TimeSpan NextDeadline(TimeSpan now)
     {
         var next = _engine.NextDeadline(now);
-        foreach (var due in (ReadOnlySpan<TimeSpan>)[_lastLease + _options.AdvertInterval, _lastDrainCheck + DrainCheckPeriod, _policy.ConflictEnds(now), _notifier.NextPing])
+        foreach (var due in (ReadOnlySpan<TimeSpan>)[_lastLease + _options.AdvertInterval, _lastDrainCheck + DrainCheckPeriod, _policy.ConflictEnds(now), _notifier.NextPing, _spoofWatch.NextDeadline])
         {
             next = due < next ? due : next;
         }
@@ -221,6 +223,7 @@ internal sealed partial class BalancerDaemon : IDisposable
         var before = _engine.Held;
         NoteStallAndCarrier(io.Carrier, now);
         TakeAdverts(verifier, io.Adverts, now);
+        NoteSegment(io, now);
         if (_policy.ChooseState(_engine.LocalState, _health.View, now) is { } change)
         {
             Record(change);
@@ -358,6 +361,7 @@ internal sealed partial class BalancerDaemon : IDisposable
         {
             _log.GratuitousArpFailed(e.Message);
         }
+        _spoofWatch.Announced(Now);
     }
 
     /// <summary>

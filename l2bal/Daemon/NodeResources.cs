@@ -51,7 +51,7 @@ internal sealed class NodeResources : IAsyncDisposable
             // least once an interval with the adverts.
             r.Carrier = new Carrier(o.Interface, o.AdvertInterval * 3 / 4);
             filter.Install(settings);
-            r.Arp = ArpResponder.Open(o.Interface, o.Vip, settings.ClusterMac);
+            r.Arp = ArpResponder.Open(o.Interface, o.Vip, settings.ClusterMac, log);
             r.Adverts = AdvertChannel.Open(o.Interface);
             r.Control = new ControlServer(o.ControlPath);
             if (o.Metrics is { } endPoint)

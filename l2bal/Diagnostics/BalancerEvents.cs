@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using L2Balance.Balancer.Net;
 using L2Balance.Balancer.Protocol;
 
 namespace L2Balance.Balancer.Diagnostics;
@@ -25,6 +26,7 @@ namespace L2Balance.Balancer.Diagnostics;
 [JsonDerivedType(typeof(LinkUp), EventKind.LinkUp)]
 [JsonDerivedType(typeof(LocalStateChanged), EventKind.LocalStateChanged)]
 [JsonDerivedType(typeof(DrainFinished), EventKind.DrainFinished)]
+[JsonDerivedType(typeof(SpoofSeen), EventKind.SpoofSeen)]
 internal abstract record BalancerEvent
 {
     /// <summary>Position in the daemon's event sequence (1, 2, …): a reader keeps the last one it saw and asks for later ones.</summary>
@@ -60,8 +62,10 @@ internal static class EventKind
     public const string LocalStateChanged = "state";
     public const string DrainFinished = "drained";
 
+    public const string SpoofSeen = "spoof";
+
     /// <summary>Every kind, in the order the documentation lists them: each has a counter from the start.</summary>
-    public static readonly IReadOnlyList<string> All = [PeerAlive, PeerDead, PeerLeft, PeerStateChanged, ViewChanged, BucketsChanged, ReleasedAll, Stalled, LinkDown, LinkUp, LocalStateChanged, DrainFinished];
+    public static readonly IReadOnlyList<string> All = [PeerAlive, PeerDead, PeerLeft, PeerStateChanged, ViewChanged, BucketsChanged, ReleasedAll, Stalled, LinkDown, LinkUp, LocalStateChanged, DrainFinished, SpoofSeen];
 }
 
 /// <summary>A peer is heard again (or for the first time) within the dead time.</summary>
@@ -158,6 +162,19 @@ internal sealed record DrainFinished(int Buckets, int StillDraining) : BalancerE
 {
     [JsonIgnore]
     public override string Kind => EventKind.DrainFinished;
+}
+
+/// <summary>
+/// Another host claims the VIP in ARP, or sends frames from the cluster MAC (docs/design.md#spoofing):
+/// recorded at its first frame and then at most once per 10 s while it goes on.
+/// </summary>
+/// <param name="Spoof">What it did.</param>
+/// <param name="Mac">The MAC it named: the claimed one, or the cluster MAC it sent from.</param>
+/// <param name="Count">Frames of this kind seen since the daemon started.</param>
+internal sealed record SpoofSeen(SpoofKind Spoof, string Mac, long Count) : BalancerEvent
+{
+    [JsonIgnore]
+    public override string Kind => EventKind.SpoofSeen;
 }
 
 /// <summary>Why a node released every bucket at once.</summary>

@@ -48,6 +48,11 @@ internal static class EventIds
     public const int DrainFinished = 111;
 
     public const int ForeignKey = 120;
+
+    public const int SpoofSeen = 150;
+    public const int PacketSocketError = 151;
+    public const int ReceiveLoopFault = 152;
+
     public const int ConfigReloaded = 170;
     public const int ConfigReloadFailed = 171;
     public const int ConfigReloadKept = 172;
@@ -66,6 +71,9 @@ internal sealed class BalancerLog(TextWriter output, TimeProvider? time = null)
 {
     private readonly LogRateLimiter<AdvertRejection> _rejections = new(TimeSpan.FromSeconds(10), time);
     private readonly LogRateLimiter<int> _foreignKeys = new(TimeSpan.FromSeconds(10), time);
+
+    /// <summary>Keyed by the socket's role (<c>arp</c>, <c>watch</c>, <c>adverts</c>, <c>advert send</c>): a closed set.</summary>
+    private readonly LogRateLimiter<string> _socketErrors = new(TimeSpan.FromSeconds(10), time);
     private readonly Lock _gate = new();
 
     public void Started(string description) => Info(EventIds.Started, description);
@@ -93,7 +101,32 @@ internal sealed class BalancerLog(TextWriter output, TimeProvider? time = null)
 
     public void KeyFileExposed(string path) => Warning(EventIds.KeyFileExposed, $"key file {path} is readable by group or others: chmod 600 it");
 
-    public void AdvertSendFailed(string error) => Warning(EventIds.AdvertSendFailed, $"cannot send advert: {error}");
+    /// <summary>An advert could not be sent: once per 10 s (with the link down on the node it fails at every interval).</summary>
+    public void AdvertSendFailed(string error, long total)
+    {
+        if (_socketErrors.ShouldLog("advert send", out _))
+        {
+            Warning(EventIds.AdvertSendFailed, $"cannot send advert: {error} ({total} so far; logged once per 10 s)");
+        }
+    }
+
+    /// <summary>A packet socket returned an error instead of a frame (ENETDOWN with the interface down): once per socket per 10 s.</summary>
+    public void PacketSocketError(string socket, string error, long total)
+    {
+        if (_socketErrors.ShouldLog(socket, out _))
+        {
+            Warning(EventIds.PacketSocketError, $"{socket} socket: {error} ({total} so far; counted, backing off and receiving again; logged once per 10 s)");
+        }
+    }
+
+    /// <summary>An unexpected exception in a receive loop, which goes on after a back-off: once per loop per 10 s.</summary>
+    public void ReceiveLoopFault(string loop, Exception e, long total)
+    {
+        if (_socketErrors.ShouldLog(loop + " fault", out _))
+        {
+            Error(EventIds.ReceiveLoopFault, $"{loop} receive loop: unexpected error, backing off and going on ({total} so far; logged once per 10 s): {e}");
+        }
+    }
 
     public void GratuitousArpFailed(string error) => Warning(EventIds.GratuitousArpFailed, $"cannot send gratuitous ARP: {error}");
 
@@ -161,6 +194,11 @@ internal sealed class BalancerLog(TextWriter output, TimeProvider? time = null)
                 break;
             case DrainFinished f:
                 Info(EventIds.DrainFinished, $"{f.Buckets} released buckets have no flows left here; {f.StillDraining} still draining");
+                break;
+            case SpoofSeen p:
+                Warning(EventIds.SpoofSeen, p.Spoof == Net.SpoofKind.ClusterMacSource
+                    ? $"another host sends frames from the cluster MAC {p.Mac} ({p.Count} so far): a switch in unicast-flood mode learns it on that host's port; re-announcing the VIP (see docs/design.md#spoofing for the switch setting that stops it)"
+                    : $"another host claims the VIP at {p.Mac} in ARP ({p.Count} so far): re-announcing it at the cluster MAC; logged once per 10 s while it goes on");
                 break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(e), e.GetType().Name, "an event without a log method");

@@ -49,6 +49,13 @@ internal static class StatusRenderer
             }
         }
         text.Append("events: ").AppendJoin(", ", c.Events.Where(e => e.Value > 0).Select(e => $"{e.Key} {e.Value}")).Append('\n');
+        if (s.Segment is { } g)
+        {
+            text.Append(CultureInfo.InvariantCulture,
+                $"arp: {g.ArpRequests} requests for the VIP, {g.ArpReplies} answered, {g.ArpIgnored.GetValueOrDefault("RequesterLimit") + g.ArpIgnored.GetValueOrDefault("TotalLimit")} over the rate limits; {g.Announcements} announcements; ");
+            text.Append("spoofs: ").AppendJoin(", ", g.Spoofs.Select(p => $"{p.Key} {p.Value}"));
+            text.Append("; socket errors: ").AppendJoin(", ", g.SocketErrors.Select(p => $"{p.Key} {p.Value}")).Append('\n');
+        }
         if (s.Kernel is { } k)
         {
             text.Append(CultureInfo.InvariantCulture,
@@ -83,6 +90,16 @@ internal static class StatusRenderer
         w.Counter("l2bal_ownership_changes_total", "Changes of the held bucket set.", c.OwnershipChanges);
         Labelled(w.Family("l2bal_events_total", MetricType.Counter, "Events recorded, by kind (docs/status-json.md)."), "kind", c.Events);
         w.Counter("l2bal_loop_wakeups_total", "Times the daemon's loop woke (adverts, requests, deadlines): its idle cost.", c.LoopWakeups);
+        if (s.Segment is { } g)
+        {
+            w.Counter("l2bal_arp_requests_total", "Who-has requests for the VIP seen.", g.ArpRequests);
+            w.Counter("l2bal_arp_replies_total", "Who-has requests for the VIP answered.", g.ArpReplies);
+            Labelled(w.Family("l2bal_arp_ignored_total", MetricType.Counter, "ARP frames not answered, by reason (RequesterLimit and TotalLimit: the rate limits)."), "reason", g.ArpIgnored);
+            w.Counter("l2bal_arp_send_errors_total", "ARP replies and gratuitous ARPs the kernel refused.", g.ArpSendErrors);
+            w.Counter("l2bal_arp_announcements_total", "Gratuitous ARPs sent (start, holding again, answers to spoofing).", g.Announcements);
+            Labelled(w.Family("l2bal_spoofs_total", MetricType.Counter, "Frames of other hosts claiming the VIP or sent from the cluster MAC, by kind."), "kind", g.Spoofs);
+            Labelled(w.Family("l2bal_packet_socket_errors_total", MetricType.Counter, "Errors the packet sockets returned (ENETDOWN with the interface down), by socket."), "socket", g.SocketErrors);
+        }
         w.Counter("l2bal_gc_pause_seconds_total", "Time the runtime paused the daemon's threads for garbage collection.", gcPause.TotalSeconds);
         if (s.Kernel is { } k)
         {

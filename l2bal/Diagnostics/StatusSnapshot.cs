@@ -1,5 +1,6 @@
 using System.Text.Json.Serialization;
 using L2Balance.Balancer.Kernel;
+using L2Balance.Balancer.Net;
 using L2Balance.Balancer.Protocol;
 
 namespace L2Balance.Balancer.Diagnostics;
@@ -60,6 +61,9 @@ internal sealed record StatusSnapshot
 
     /// <summary>How this node's adverts go out and which keys it hears (docs/design.md#key-rollover).</summary>
     public AdvertStatus? Adverts { get; init; }
+
+    /// <summary>ARP answers, announcements, spoofing seen and packet socket errors (docs/status-json.md, <c>segment</c>).</summary>
+    public SegmentStatus? Segment { get; init; }
 
     public required long LastEventSeq { get; init; }
 
@@ -126,11 +130,32 @@ internal sealed record CounterStatus(
     long AdvertBudgetSpent = 0,
     long AdvertKernelDrops = 0);
 
+/// <summary>
+/// What the node answers and sees on its segment besides adverts (docs/design.md#spoofing): every
+/// counter exists from the start, keyed maps list every key.
+/// </summary>
+/// <param name="ArpRequests">Who-has for the VIP seen (answered or not).</param>
+/// <param name="ArpReplies">Who-has answered.</param>
+/// <param name="ArpIgnored">ARP frames not answered, by <see cref="Net.ArpIgnoreReason"/> name (the rate limits among them).</param>
+/// <param name="ArpSendErrors">Replies and gratuitous ARPs the kernel refused.</param>
+/// <param name="Announcements">Gratuitous ARPs sent: at start, when the node starts holding, and in answer to spoofing.</param>
+/// <param name="Spoofs">Spoofed frames seen, by kind (<c>vip-claimed</c>, <c>cluster-mac-source</c>).</param>
+/// <param name="SocketErrors">Errors the packet sockets returned (ENETDOWN when the interface goes down), by socket: <c>arp</c>, <c>adverts</c>, <c>watch</c>.</param>
+internal sealed record SegmentStatus(
+    long ArpRequests,
+    long ArpReplies,
+    IReadOnlyDictionary<string, long> ArpIgnored,
+    long ArpSendErrors,
+    long Announcements,
+    IReadOnlyDictionary<string, long> Spoofs,
+    IReadOnlyDictionary<string, long> SocketErrors);
+
 /// <summary>Source-generated JSON for the status document (no reflection: ready for Native AOT).</summary>
 [JsonSourceGenerationOptions(
     PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase,
     WriteIndented = true,
     Converters = [typeof(KebabCaseEnumConverter<AdvertState>), typeof(KebabCaseEnumConverter<ReleaseCause>),
-        typeof(KebabCaseEnumConverter<StateReason>), typeof(KebabCaseEnumConverter<HealthFailure>), typeof(KebabCaseEnumConverter<ConflictKind>)])]
+        typeof(KebabCaseEnumConverter<StateReason>), typeof(KebabCaseEnumConverter<HealthFailure>), typeof(KebabCaseEnumConverter<ConflictKind>),
+        typeof(KebabCaseEnumConverter<SpoofKind>)])]
 [JsonSerializable(typeof(StatusSnapshot))]
 internal sealed partial class StatusJsonContext : JsonSerializerContext;

@@ -67,6 +67,50 @@ internal static partial class Interop
         /// <summary>sizeof(struct packet_mreq).</summary>
         internal const int SizeOfPacketMreq = 16;
 
+        /// <summary>linux/if_ether.h: ETH_P_ALL, every protocol (a bind with it hooks every frame of the interface).</summary>
+        internal const ushort ETH_P_ALL = 0x0003;
+
+        /// <summary>asm-generic/socket.h: the classic BPF filter option of level SOL_SOCKET (socket(7)).</summary>
+        internal const int SO_ATTACH_FILTER = 26;
+
+        /// <summary>linux/socket.h: recv(2) without waiting.</summary>
+        internal const int MSG_DONTWAIT = 0x40;
+
+        /// <summary>linux/filter.h classic BPF opcodes (BPF_LD|BPF_H|BPF_ABS and so on) used by the filters here.</summary>
+        internal const ushort BPF_LD_H_ABS = 0x28;
+        internal const ushort BPF_LD_W_ABS = 0x20;
+        internal const ushort BPF_JMP_JEQ_K = 0x15;
+        internal const ushort BPF_RET_K = 0x06;
+
+        /// <summary>linux/filter.h struct sock_filter: one classic BPF instruction (8 bytes).</summary>
+        [StructLayout(LayoutKind.Sequential)]
+        internal readonly record struct SockFilter(ushort Code, byte JumpTrue, byte JumpFalse, uint K);
+
+        /// <summary>linux/filter.h struct sock_fprog: length and pointer (16 bytes on 64-bit).</summary>
+        [StructLayout(LayoutKind.Sequential)]
+        private unsafe struct SockFprog
+        {
+            public ushort Len;
+            public SockFilter* Filter;
+        }
+
+        /// <summary>sizeof(struct sock_fprog) on 64-bit Linux.</summary>
+        internal const int SizeOfSockFprog = 16;
+
+        /// <summary>setsockopt(SO_ATTACH_FILTER) with <paramref name="program"/>; returns 0 or -1 with errno set.</summary>
+        internal static unsafe int AttachFilter(SafeSocketHandle socket, ReadOnlySpan<SockFilter> program)
+        {
+            fixed (SockFilter* instructions = program)
+            {
+                var fprog = new SockFprog { Len = (ushort)program.Length, Filter = instructions };
+                return setsockopt(socket, Netlink.SOL_SOCKET, SO_ATTACH_FILTER, new ReadOnlySpan<byte>(&fprog, sizeof(SockFprog)), sizeof(SockFprog));
+            }
+        }
+
+        /// <summary>recv(2); returns the length, or -1 with errno set.</summary>
+        [LibraryImport(Libc, EntryPoint = "recv", SetLastError = true)]
+        internal static partial nint recv(SafeSocketHandle socket, Span<byte> buffer, nuint length, int flags);
+
         /// <summary>bind(2).</summary>
         [LibraryImport(Libc, EntryPoint = "bind", SetLastError = true)]
         internal static partial int bind(SafeSocketHandle socket, ReadOnlySpan<byte> address, int addressLength);

@@ -90,6 +90,12 @@ internal sealed class AdvertChannel : IAsyncDisposable
     /// <summary>Frames handed out by <see cref="TryReceive(Span{byte}, out MacAddress)"/>.</summary>
     public long Received => Interlocked.Read(ref _receivedCount);
 
+    /// <summary>Errors the socket returned instead of a frame (ENETDOWN with the interface down; <see cref="PacketSocket.Errors"/>).</summary>
+    public long SocketErrors => _socket.Errors;
+
+    /// <summary>The last of <see cref="SocketErrors"/>, or null.</summary>
+    public string? LastSocketError => _socket.LastError;
+
     /// <summary>Frames dropped for <paramref name="reason"/>.</summary>
     public long Dropped(AdvertFrameDrop reason) =>
         reason == AdvertFrameDrop.FromSelf

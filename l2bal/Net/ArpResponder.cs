@@ -1,5 +1,7 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using L2Balance.Balancer.Diagnostics;
 using L2Balance.Balancer.Protocol;
 
 namespace L2Balance.Balancer.Net;
@@ -27,6 +29,12 @@ internal enum ArpIgnoreReason
 
     /// <summary>A who-has for the VIP while <see cref="ArpResponder.Enabled"/> is false.</summary>
     Disabled,
+
+    /// <summary>A who-has for the VIP beyond its requester's budget (<see cref="ArpAnswerLimiter"/>).</summary>
+    RequesterLimit,
+
+    /// <summary>A who-has for the VIP beyond the node's total budget (<see cref="ArpAnswerLimiter"/>).</summary>
+    TotalLimit,
 }
 
 /// <summary>
@@ -40,34 +48,64 @@ internal enum ArpIgnoreReason
 /// MAC would make the switch learn it on one port. Requests unicast to the cluster MAC (a client's
 /// NUD probe of a STALE entry) are answered like broadcast ones: the client otherwise falls back to
 /// broadcast only after 3 unanswered probes (docs/design.md#gratuitous-arp-and-nud-probes).
+/// Answers are rate-limited per requester and in total (<see cref="ArpAnswerLimiter"/>). Every ARP
+/// frame is also checked for spoofing (<see cref="SpoofCheck"/>), and in unicast-flood mode a
+/// second socket watches for frames sourced from the cluster MAC; spoofs are counted and
+/// signalled to the daemon's loop (<see cref="Spoofed"/>), which re-announces
+/// (docs/design.md#spoofing). A receive error (ENETDOWN when the interface goes down on the
+/// node) or an unexpected exception is counted, logged at most once per 10 s, and followed by a
+/// back-off, never by the end of the loop.
 /// </remarks>
 internal sealed class ArpResponder : IAsyncDisposable
 {
+    /// <summary>The first back-off after a receive error; it doubles per error in a row.</summary>
+    private static readonly TimeSpan FirstBackoff = TimeSpan.FromMilliseconds(10);
+
+    /// <summary>The longest back-off: a socket that keeps failing costs one receive a second.</summary>
+    private static readonly TimeSpan LongestBackoff = TimeSpan.FromSeconds(1);
+
     private readonly PacketSocket _socket;
+    private readonly PacketSocket? _watch;
     private readonly IPAddress _vip;
     private readonly MacAddress _clusterMac;
+    private readonly SpoofCheck _spoofCheck;
+    private readonly ArpAnswerLimiter _limiter = new();
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private readonly BalancerLog _log;
     private readonly CancellationTokenSource _stop = new();
     private readonly long[] _ignored = new long[Enum.GetValues<ArpIgnoreReason>().Length];
+    private readonly long[] _spoofs = new long[Enum.GetValues<SpoofKind>().Length];
+    private readonly long[] _offenders = new long[Enum.GetValues<SpoofKind>().Length];
     private Task _loop = Task.CompletedTask;
+    private Task _watchLoop = Task.CompletedTask;
     private int _disposed;
+    private int _spoofSignalled;
     private volatile bool _enabled;
     private long _requestsSeen;
     private long _repliesSent;
     private long _sendErrors;
+    private long _announcements;
+    private long _loopFaults;
 
-    private ArpResponder(PacketSocket socket, IPAddress vip, MacAddress clusterMac)
+    private ArpResponder(PacketSocket socket, PacketSocket? watch, IPAddress vip, MacAddress clusterMac, BalancerLog log)
     {
         _socket = socket;
+        _watch = watch;
         _vip = vip;
         _clusterMac = clusterMac;
+        _spoofCheck = new SpoofCheck(vip, clusterMac);
+        _log = log;
     }
 
     /// <summary>
     /// Opens the ARP socket on <paramref name="interfaceName"/> (in the calling thread's network
     /// namespace) and adds <paramref name="clusterMac"/> to the interface's receive filter for the
-    /// socket's lifetime, so NUD probes unicast to it arrive on real NICs too. Starts disabled.
+    /// socket's lifetime, so NUD probes unicast to it arrive on real NICs too. For a unicast
+    /// cluster MAC (unicast-flood mode) also opens the watch for frames sourced from it: only there
+    /// does such a frame mislead a switch (one sourced from a group address is invalid and dropped).
+    /// Starts disabled.
     /// </summary>
-    public static ArpResponder Open(string interfaceName, IPAddress vip, MacAddress clusterMac)
+    public static ArpResponder Open(string interfaceName, IPAddress vip, MacAddress clusterMac, BalancerLog? log = null)
     {
         ArgumentNullException.ThrowIfNull(vip);
         if (vip.AddressFamily != AddressFamily.InterNetwork)
@@ -76,6 +114,7 @@ internal sealed class ArpResponder : IAsyncDisposable
         }
 
         var socket = PacketSocket.Open(interfaceName, EthernetFrame.EtherTypeArp);
+        PacketSocket? watch = null;
         try
         {
             if (socket.InterfaceMac == clusterMac)
@@ -84,10 +123,15 @@ internal sealed class ArpResponder : IAsyncDisposable
             }
 
             socket.AddMembership(clusterMac);
-            return new ArpResponder(socket, vip, clusterMac);
+            if (!clusterMac.IsMulticast)
+            {
+                watch = PacketSocket.OpenSourceWatch(interfaceName, clusterMac);
+            }
+            return new ArpResponder(socket, watch, vip, clusterMac, log ?? new BalancerLog(TextWriter.Null));
         }
         catch
         {
+            watch?.Dispose();
             socket.Dispose();
             throw;
         }
@@ -119,8 +163,41 @@ internal sealed class ArpResponder : IAsyncDisposable
     /// <summary>Replies or gratuitous ARPs the kernel refused to send.</summary>
     public long SendErrors => Interlocked.Read(ref _sendErrors);
 
-    /// <summary>The receive loop; faults only if the socket fails in an unexpected way.</summary>
-    public Task Completion => _loop;
+    /// <summary>Gratuitous ARPs sent.</summary>
+    public long Announcements => Interlocked.Read(ref _announcements);
+
+    /// <summary>Errors the ARP socket returned instead of a frame.</summary>
+    public long SocketErrors => _socket.Errors;
+
+    /// <summary>Errors the cluster-MAC watch returned instead of a frame (0 without a watch).</summary>
+    public long WatchErrors => _watch?.Errors ?? 0;
+
+    /// <summary>Unexpected exceptions the receive loops survived.</summary>
+    public long LoopFaults => Interlocked.Read(ref _loopFaults);
+
+    /// <summary>
+    /// Called (from the receive loop) when a spoofed frame arrives and none has been signalled since
+    /// the last <see cref="TakeSpoofs"/>: the daemon wakes its loop, at most once per step whatever
+    /// the attacker's rate.
+    /// </summary>
+    public Action? Spoofed { get; set; }
+
+    /// <summary>Spoofed frames of <paramref name="kind"/> seen.</summary>
+    public long Spoofs(SpoofKind kind) => Interlocked.Read(ref _spoofs[(int)kind]);
+
+    /// <summary>
+    /// Copies the spoof totals and the MAC each kind last named (indexed by <see cref="SpoofKind"/>)
+    /// and re-arms <see cref="Spoofed"/>.
+    /// </summary>
+    public void TakeSpoofs(Span<long> totals, Span<MacAddress> offenders)
+    {
+        Volatile.Write(ref _spoofSignalled, 0);
+        for (var i = 0; i < _spoofs.Length; i++)
+        {
+            totals[i] = Interlocked.Read(ref _spoofs[i]);
+            offenders[i] = new MacAddress((ulong)Interlocked.Read(ref _offenders[i]));
+        }
+    }
 
     /// <summary>Frames ignored for <paramref name="reason"/>.</summary>
     public long Ignored(ArpIgnoreReason reason) => Interlocked.Read(ref _ignored[(int)reason]);
@@ -133,7 +210,12 @@ internal sealed class ArpResponder : IAsyncDisposable
             throw new InvalidOperationException("The responder is already running or stopped.");
         }
 
-        _loop = Task.Run(() => RunAsync(_stop.Token));
+        var reply = new byte[EthernetFrame.MinimumLength];
+        _loop = Task.Run(() => ReceiveLoopAsync(_socket, "arp", frame => OnArpFrame(frame, reply), _stop.Token));
+        if (_watch is { } watch)
+        {
+            _watchLoop = Task.Run(() => ReceiveLoopAsync(watch, "watch", frame => NoteSpoof(_spoofCheck.Classify(frame, out var mac), mac), _stop.Token));
+        }
     }
 
     /// <summary>
@@ -147,6 +229,7 @@ internal sealed class ArpResponder : IAsyncDisposable
         try
         {
             _socket.Send(frame[..n]);
+            Interlocked.Increment(ref _announcements);
         }
         catch (IOException)
         {
@@ -204,53 +287,108 @@ internal sealed class ArpResponder : IAsyncDisposable
         await _stop.CancelAsync().ConfigureAwait(false);
         try
         {
-            await _loop.ConfigureAwait(false);
+            await Task.WhenAll(_loop, _watchLoop).ConfigureAwait(false);
         }
         catch (Exception)
         {
-            // Stopping: a loop fault was already observable through Completion.
+            // Stopping: the loops end only by the cancellation.
         }
         finally
         {
+            _watch?.Dispose();
             _socket.Dispose();
             _stop.Dispose();
         }
     }
 
-    private async Task RunAsync(CancellationToken cancellationToken)
+    /// <summary>One frame of the ARP socket: a spoof is noted, a who-has for the VIP answered within the budgets.</summary>
+    private void OnArpFrame(ReadOnlySpan<byte> frame, byte[] reply)
+    {
+        var spoof = _spoofCheck.Classify(frame, out var offender);
+        // With a watch, a frame from the cluster MAC is the watch's to count (it sees every EtherType).
+        NoteSpoof(spoof == SpoofKind.ClusterMacSource && _watch is not null ? SpoofKind.None : spoof, offender);
+        var reason = Classify(frame, out var request) ?? _limiter.Check(request.SenderMac, _clock.Elapsed) switch
+        {
+            ArpLimit.Requester => ArpIgnoreReason.RequesterLimit,
+            ArpLimit.Total => ArpIgnoreReason.TotalLimit,
+            _ => (ArpIgnoreReason?)null,
+        };
+        if (reason is { } ignored)
+        {
+            Interlocked.Increment(ref _ignored[(int)ignored]);
+            return;
+        }
+
+        int length = ArpPacket.WriteReplyFrame(reply, request, OwnMac, _clusterMac);
+        try
+        {
+            _socket.Send(reply.AsSpan(0, length));
+            Interlocked.Increment(ref _repliesSent);
+        }
+        catch (IOException)
+        {
+            // ENOBUFS, ENETDOWN and the like: the requester retries; counted for metrics.
+            Interlocked.Increment(ref _sendErrors);
+        }
+    }
+
+    private void NoteSpoof(SpoofKind kind, MacAddress offender)
+    {
+        if (kind == SpoofKind.None)
+        {
+            return;
+        }
+        Interlocked.Exchange(ref _offenders[(int)kind], (long)offender.Value);
+        Interlocked.Increment(ref _spoofs[(int)kind]);
+        if (Interlocked.Exchange(ref _spoofSignalled, 1) == 0)
+        {
+            Spoofed?.Invoke();
+        }
+    }
+
+    /// <summary>
+    /// Receives frames until stopped. An error or an unexpected exception is counted, logged at most
+    /// once per 10 s, and followed by a back-off (10 ms, doubling to 1 s while errors follow each
+    /// other): the loop never ends for it and never spins on it. ENETDOWN comes once per interface
+    /// down; the kernel hooks the socket again when it is up, and the next receive gets frames.
+    /// </summary>
+    private async Task ReceiveLoopAsync(PacketSocket socket, string role, FrameHandler onFrame, CancellationToken cancellationToken)
     {
         var buffer = new byte[2048];
-        var reply = new byte[EthernetFrame.MinimumLength];
+        var backoff = FirstBackoff;
         while (!cancellationToken.IsCancellationRequested)
         {
-            int n;
             try
             {
-                n = await _socket.ReceiveAsync(buffer, cancellationToken).ConfigureAwait(false);
+                int n = await socket.ReceiveAsync(buffer, cancellationToken).ConfigureAwait(false);
+                onFrame(buffer.AsSpan(0, n));
+                backoff = FirstBackoff;
+                continue;
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
                 return;
             }
-
-            var reason = Classify(buffer.AsSpan(0, n), out var request);
-            if (reason is { } ignored)
+            catch (IOException e)
             {
-                Interlocked.Increment(ref _ignored[(int)ignored]);
-                continue;
+                _log.PacketSocketError(role, e.Message, socket.Errors);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                _log.ReceiveLoopFault(role, e, Interlocked.Increment(ref _loopFaults));
             }
 
-            int length = ArpPacket.WriteReplyFrame(reply, request, OwnMac, _clusterMac);
             try
             {
-                _socket.Send(reply.AsSpan(0, length));
-                Interlocked.Increment(ref _repliesSent);
+                await Task.Delay(backoff, cancellationToken).ConfigureAwait(false);
             }
-            catch (IOException)
+            catch (OperationCanceledException)
             {
-                // ENOBUFS and the like: the requester retries; counted for metrics.
-                Interlocked.Increment(ref _sendErrors);
+                return;
             }
+            backoff = backoff * 2 < LongestBackoff ? backoff * 2 : LongestBackoff;
         }
     }
+
+    private delegate void FrameHandler(ReadOnlySpan<byte> frame);
 }

@@ -21,6 +21,8 @@ internal sealed class PacketSocket : IDisposable
 {
     private readonly Socket _socket;
     private long _ownFramesSkipped;
+    private long _errors;
+    private string? _lastError;
 
     private PacketSocket(Socket socket, InterfaceInfo info, ushort etherType)
     {
@@ -50,6 +52,16 @@ internal sealed class PacketSocket : IDisposable
     public long OwnFramesSkipped => Interlocked.Read(ref _ownFramesSkipped);
 
     /// <summary>
+    /// Errors a receive returned instead of a frame: ENETDOWN once each time the interface goes down
+    /// on this node (the kernel then unhooks the socket and hooks it again when the interface comes
+    /// back up), anything else the kernel reports. Each is counted and the socket stays usable.
+    /// </summary>
+    public long Errors => Interlocked.Read(ref _errors);
+
+    /// <summary>The last of <see cref="Errors"/>, as "recv(AF_PACKET, eth0): ENETDOWN", or null.</summary>
+    public string? LastError => Volatile.Read(ref _lastError);
+
+    /// <summary>
     /// Opens a socket on <paramref name="interfaceName"/> receiving only <paramref name="etherType"/>,
     /// in the network namespace of the calling thread. Needs CAP_NET_RAW.
     /// </summary>
@@ -57,12 +69,41 @@ internal sealed class PacketSocket : IDisposable
     /// <exception cref="IOException">A syscall failed; the message names it and its errno.</exception>
     public static PacketSocket Open(string interfaceName, ushort etherType)
     {
-        PacketStructs.ValidateInterfaceName(interfaceName);
         if (etherType < 0x0600)
         {
             throw new ArgumentOutOfRangeException(nameof(etherType), "An Ethernet II type is at least 0x0600.");
         }
 
+        return Open(interfaceName, etherType, program: []);
+    }
+
+    /// <summary>
+    /// Opens a socket on <paramref name="interfaceName"/> that receives only frames whose Ethernet
+    /// source is <paramref name="source"/>, of any EtherType, and only their first 64 bytes: a
+    /// classic BPF filter decides in the kernel, so the VIP's data frames cost the node one filter
+    /// run each and never reach user space. For noticing frames another host sends from the
+    /// cluster MAC (docs/design.md#spoofing). Needs CAP_NET_RAW.
+    /// </summary>
+    public static PacketSocket OpenSourceWatch(string interfaceName, MacAddress source)
+    {
+        var high = (uint)(source.Value >> 32);
+        var low = (uint)source.Value;
+        // ldh [6]; jeq #high, 0, 3; ld [8]; jeq #low, 0, 1; ret #64; ret #0 (linux/filter.h, bpf(4) style)
+        SockFilter[] program =
+        [
+            new(BPF_LD_H_ABS, 0, 0, 6),
+            new(BPF_JMP_JEQ_K, 0, 3, high),
+            new(BPF_LD_W_ABS, 0, 0, 8),
+            new(BPF_JMP_JEQ_K, 0, 1, low),
+            new(BPF_RET_K, 0, 0, 64),
+            new(BPF_RET_K, 0, 0, 0),
+        ];
+        return Open(interfaceName, ETH_P_ALL, program);
+    }
+
+    private static PacketSocket Open(string interfaceName, ushort etherType, ReadOnlySpan<SockFilter> program)
+    {
+        PacketStructs.ValidateInterfaceName(interfaceName);
         Socket socket;
         try
         {
@@ -76,6 +117,12 @@ internal sealed class PacketSocket : IDisposable
         try
         {
             var info = InterfaceInfo.Lookup(socket.SafeHandle, interfaceName);
+            // Before bind, which hooks the socket: no frame is queued that the filter would refuse.
+            if (program.Length > 0 && AttachFilter(socket.SafeHandle, program) != 0)
+            {
+                throw new IOException($"setsockopt(SO_ATTACH_FILTER): {Errno.Name(Marshal.GetLastPInvokeError())}");
+            }
+
             SetOption(socket, PACKET_IGNORE_OUTGOING, "PACKET_IGNORE_OUTGOING", BitConverter.GetBytes(1));
             Bind(socket, etherType, info.Index);
             return new PacketSocket(socket, info, etherType);
@@ -104,11 +151,21 @@ internal sealed class PacketSocket : IDisposable
     /// Receives the next frame not sent by this host into <paramref name="frame"/>; returns its
     /// length. A frame longer than the buffer is cut to the buffer's length.
     /// </summary>
+    /// <exception cref="IOException">The kernel returned an error instead of a frame (counted in <see cref="Errors"/>); the socket stays usable.</exception>
     public async ValueTask<int> ReceiveAsync(Memory<byte> frame, CancellationToken cancellationToken)
     {
         while (true)
         {
-            int n = await _socket.ReceiveAsync(frame, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+            int n;
+            try
+            {
+                n = await _socket.ReceiveAsync(frame, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+            }
+            catch (SocketException ex)
+            {
+                throw new IOException(NoteError(ex.SocketErrorCode.ToString()), ex);
+            }
+
             if (n >= 2 * MacAddress.Length && MacAddress.Read(frame.Span[MacAddress.Length..]) == InterfaceMac)
             {
                 Interlocked.Increment(ref _ownFramesSkipped);
@@ -123,11 +180,33 @@ internal sealed class PacketSocket : IDisposable
     /// Receives the next queued frame not sent by this host without waiting; returns its length,
     /// or 0 when nothing is queued. For a caller that polls on its own schedule (the daemon's loop).
     /// </summary>
+    /// <remarks>
+    /// One non-blocking recv(2) per frame, and one that finds the queue empty. An error the socket
+    /// holds (ENETDOWN when the interface went down on this node) makes poll(2) report the socket
+    /// ready until a receive takes the error: it is taken here, counted in <see cref="Errors"/>, and
+    /// 0 returned, so a caller sleeping in poll on this socket does not spin while the interface is down.
+    /// </remarks>
     public int TryReceive(Span<byte> frame)
     {
-        while (_socket.Available > 0)
+        while (true)
         {
-            int n = _socket.Receive(frame, SocketFlags.None);
+            var n = (int)recv(_socket.SafeHandle, frame, (nuint)frame.Length, MSG_DONTWAIT);
+            if (n < 0)
+            {
+                var errno = Marshal.GetLastPInvokeError();
+                if (errno == Errno.EINTR)
+                {
+                    continue;
+                }
+
+                if (errno != Errno.EAGAIN)
+                {
+                    NoteError(Errno.Name(errno));
+                }
+
+                return 0;
+            }
+
             if (n >= 2 * MacAddress.Length && MacAddress.Read(frame[MacAddress.Length..]) == InterfaceMac)
             {
                 Interlocked.Increment(ref _ownFramesSkipped);
@@ -136,8 +215,6 @@ internal sealed class PacketSocket : IDisposable
 
             return n;
         }
-
-        return 0;
     }
 
     /// <summary>
@@ -188,6 +265,14 @@ internal sealed class PacketSocket : IDisposable
     }
 
     public void Dispose() => _socket.Dispose();
+
+    private string NoteError(string error)
+    {
+        var message = $"recv(AF_PACKET, {InterfaceName}): {error}";
+        Volatile.Write(ref _lastError, message);
+        Interlocked.Increment(ref _errors);
+        return message;
+    }
 
     private void Membership(int option, string optionName, MacAddress mac)
     {

@@ -70,7 +70,10 @@ public sealed record BalancerStatus(
             Counts(counters.GetProperty("events")),
             root.GetProperty("lastEventSeq").GetInt64(),
             [.. root.GetProperty("events").EnumerateArray().Select(BalancerStatusEvent.From)],
-            json);
+            json)
+        {
+            Segment = root.TryGetProperty("segment", out var segment) ? Flatten(segment, string.Empty) : new Dictionary<string, long>(),
+        };
     }
 
     /// <summary>A number among <c>counters</c> (<c>firstAdvertMs</c>, <c>longestStepMs</c>…); NaN when this daemon's schema has no such field.</summary>
@@ -79,6 +82,17 @@ public sealed record BalancerStatus(
         using var doc = JsonDocument.Parse(Json);
         return doc.RootElement.GetProperty("counters").TryGetProperty(name, out var value) ? value.GetDouble() : double.NaN;
     }
+
+    /// <summary>
+    /// The <c>segment</c> counters (ARP answers, announcements, spoofing seen, socket errors) by
+    /// dotted name: <c>arpReplies</c>, <c>spoofs.vip-claimed</c>, <c>socketErrors.arp</c>; empty
+    /// when the daemon reports none.
+    /// </summary>
+    public IReadOnlyDictionary<string, long> Segment { get; init; } = new Dictionary<string, long>();
+
+    /// <summary>The <see cref="Segment"/> counter <paramref name="name"/>; throws when the daemon does not report it.</summary>
+    public long SegmentCount(string name) =>
+        Segment.TryGetValue(name, out var n) ? n : throw new KeyNotFoundException($"status of node {NodeId} has no segment counter '{name}'");
 
     /// <summary>Adverts rejected for <paramref name="reason"/> (an AdvertRejection name).</summary>
     public long Rejected(string reason) => AdvertsRejected.TryGetValue(reason, out var n) ? n : 0;
@@ -91,6 +105,26 @@ public sealed record BalancerStatus(
 
     /// <summary>The kept events newer than <paramref name="seq"/> (a mark taken from an earlier <see cref="LastEventSeq"/>).</summary>
     public IEnumerable<BalancerStatusEvent> EventsAfter(long seq) => Events.Where(e => e.Seq > seq);
+
+    private static Dictionary<string, long> Flatten(JsonElement element, string prefix)
+    {
+        var counts = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var p in element.EnumerateObject())
+        {
+            if (p.Value.ValueKind == JsonValueKind.Number)
+            {
+                counts[prefix + p.Name] = p.Value.GetInt64();
+            }
+            else if (p.Value.ValueKind == JsonValueKind.Object)
+            {
+                foreach (var (name, n) in Flatten(p.Value, $"{prefix}{p.Name}."))
+                {
+                    counts[name] = n;
+                }
+            }
+        }
+        return counts;
+    }
 
     private static Dictionary<string, long> Counts(JsonElement map) =>
         map.EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetInt64(), StringComparer.Ordinal);

@@ -57,7 +57,7 @@ public sealed partial class SegmentAttacker : IDisposable
     {
         ArgumentNullException.ThrowIfNull(host);
         var link = CommandRunner.Run("ip", ["-n", host.Namespace, "-o", "link", "show", interfaceName]).EnsureSuccess().StdOut;
-        var index = int.Parse(IfIndex().Match(link).Groups[1].Value, CultureInfo.InvariantCulture);
+        var index = LinkLayerEndPoint.IndexIn(link);
         var socket = host.OpenSocket(AddressFamily.Packet, SocketType.Raw, ProtocolType.Unspecified);
         try
         {
@@ -131,26 +131,4 @@ public sealed partial class SegmentAttacker : IDisposable
         Task.Factory.StartNew(() => Flood(next, duration, maxFrames), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
     public void Dispose() => _socket.Dispose();
-
-    [GeneratedRegex(@"^(\d+):")]
-    private static partial Regex IfIndex();
-
-    /// <summary>A sockaddr_ll (packet(7)): family, protocol (big-endian), interface index.</summary>
-    private sealed class LinkLayerEndPoint(ushort etherType, int interfaceIndex) : EndPoint
-    {
-        public override AddressFamily AddressFamily => AddressFamily.Packet;
-
-        public override SocketAddress Serialize()
-        {
-            var address = new SocketAddress(AddressFamily.Packet, 20);
-            var span = address.Buffer.Span;
-            BitConverter.TryWriteBytes(span[..2], (ushort)17); // AF_PACKET (.NET's enum value differs)
-            span[2] = (byte)(etherType >> 8);
-            span[3] = (byte)etherType;
-            BitConverter.TryWriteBytes(span[4..8], interfaceIndex);
-            return address;
-        }
-
-        public override EndPoint Create(SocketAddress socketAddress) => this;
-    }
 }

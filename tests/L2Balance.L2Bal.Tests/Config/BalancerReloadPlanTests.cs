@@ -32,6 +32,16 @@ public class BalancerReloadPlanTests
         Assert.Equal(running with { HealthFall = 4 }, options);
     }
 
+    [Fact]
+    public void Plan_KeyChangeSettingsChanged_NeedARestart()
+    {
+        var running = Options();
+        var read = Options("--previous-key-file", "/etc/l2bal/key.old", "--advert-version", "1");
+        var (options, kept) = BalancerReloadPlan.Plan(running, read);
+        Assert.Equal(["previous-key-file", "advert-version"], kept);
+        Assert.Equal(running, options);
+    }
+
     private static BalancerOptions Options(params string[] more) =>
         Assert.IsType<BalancerCommand.Run>(BalancerCommandLine.Parse([.. Base, .. more])).Options;
 }

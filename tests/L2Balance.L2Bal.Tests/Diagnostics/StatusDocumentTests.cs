@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using L2Balance.Balancer.Diagnostics;
 using L2Balance.Balancer.Kernel;
+using L2Balance.Balancer.Net;
 using L2Balance.Balancer.Protocol;
 using L2Balance.Tests.Common;
 using Xunit;
@@ -41,6 +42,9 @@ public partial class StatusDocumentTests
             EventKind.All.ToDictionary(k => k, _ => 1L), 123.4, 2.5, 1.5),
         Kernel = new KernelCounters(1, 2, 3, 4, 5, 6, 7, 8, 9, 10),
         Adverts = new AdvertStatus(2, 2, "0a0b0c0d", ["0a0b0c0d", "01020304"], [new ForeignKeyStatus("deadbeef", "02:00:00:00:00:66", 12, 40)]),
+        Segment = new SegmentStatus(30, 29, Enum.GetValues<ArpIgnoreReason>().ToDictionary(r => r.ToString(), _ => 1L), 0, 4,
+            new Dictionary<string, long> { ["vip-claimed"] = 7, ["cluster-mac-source"] = 0 },
+            new Dictionary<string, long> { ["arp"] = 1, ["adverts"] = 1, ["watch"] = 0 }),
         LastEventSeq = journal.LastSeq,
         Events = journal.Recent(),
     };
@@ -60,6 +64,7 @@ public partial class StatusDocumentTests
         new LinkUp("eth0"),
         new LocalStateChanged(AdvertState.Unhealthy, StateReason.HealthFailing, HealthFailure.Timeout, Detail: "no answer within 500 ms"),
         new DrainFinished(12, 0),
+        new SpoofSeen(SpoofKind.VipClaimed, "02:00:00:00:00:15", 7),
     ];
 
     private static JsonElement Render(StatusSnapshot snapshot) => JsonDocument.Parse(StatusRenderer.Json(snapshot)).RootElement.Clone();
@@ -155,7 +160,7 @@ public partial class StatusDocumentTests
                     {
                         yield return p.Name;
                     }
-                    if (p.Name is "kind" or "reason" or "cause" or "failure" or "health" or "conflict" && p.Value.ValueKind == JsonValueKind.String)
+                    if (p.Name is "kind" or "reason" or "cause" or "failure" or "health" or "conflict" or "spoof" && p.Value.ValueKind == JsonValueKind.String)
                     {
                         yield return p.Value.GetString()!;
                     }

@@ -25,6 +25,8 @@ public sealed class NativeLayoutTests
         #include <linux/netlink.h>
         #include <linux/rtnetlink.h>
         #include <linux/if_addr.h>
+        #include <linux/if_ether.h>
+        #include <linux/filter.h>
         #define P(name, value) printf("%s %ld\n", name, (long)(value))
         int main(void) {
             P("sizeof(sockaddr_ll)", sizeof(struct sockaddr_ll));
@@ -69,6 +71,17 @@ public sealed class NativeLayoutTests
             P("SO_RCVBUFFORCE", SO_RCVBUFFORCE);
             P("PACKET_STATISTICS", PACKET_STATISTICS);
             P("sizeof(tpacket_stats)", sizeof(struct tpacket_stats));
+            P("sizeof(sock_filter)", sizeof(struct sock_filter));
+            P("offsetof(sock_filter.k)", offsetof(struct sock_filter, k));
+            P("sizeof(sock_fprog)", sizeof(struct sock_fprog));
+            P("offsetof(sock_fprog.filter)", offsetof(struct sock_fprog, filter));
+            P("SO_ATTACH_FILTER", SO_ATTACH_FILTER);
+            P("MSG_DONTWAIT", MSG_DONTWAIT);
+            P("ETH_P_ALL", ETH_P_ALL);
+            P("BPF_LD|BPF_H|BPF_ABS", BPF_LD | BPF_H | BPF_ABS);
+            P("BPF_LD|BPF_W|BPF_ABS", BPF_LD | BPF_W | BPF_ABS);
+            P("BPF_JMP|BPF_JEQ|BPF_K", BPF_JMP | BPF_JEQ | BPF_K);
+            P("BPF_RET|BPF_K", BPF_RET | BPF_K);
             return 0;
         }
         """;
@@ -119,6 +132,17 @@ public sealed class NativeLayoutTests
         { "SO_RCVBUFFORCE", SO_RCVBUFFORCE },
         { "PACKET_STATISTICS", PACKET_STATISTICS },
         { "sizeof(tpacket_stats)", SizeOfTpacketStats },
+        { "sizeof(sock_filter)", System.Runtime.InteropServices.Marshal.SizeOf<SockFilter>() },
+        { "offsetof(sock_filter.k)", 4 },
+        { "sizeof(sock_fprog)", SizeOfSockFprog },
+        { "offsetof(sock_fprog.filter)", 8 },
+        { "SO_ATTACH_FILTER", SO_ATTACH_FILTER },
+        { "MSG_DONTWAIT", MSG_DONTWAIT },
+        { "ETH_P_ALL", ETH_P_ALL },
+        { "BPF_LD|BPF_H|BPF_ABS", BPF_LD_H_ABS },
+        { "BPF_LD|BPF_W|BPF_ABS", BPF_LD_W_ABS },
+        { "BPF_JMP|BPF_JEQ|BPF_K", BPF_JMP_JEQ_K },
+        { "BPF_RET|BPF_K", BPF_RET_K },
     };
 
     [SkippableTheory]
