@@ -149,6 +149,8 @@ internal sealed partial class BalancerDaemon
                 new Dictionary<string, long>(_counters.Events, StringComparer.Ordinal)),
             LastEventSeq = _journal.LastSeq,
             Events = _journal.Recent(),
+            Control = new ControlStatus(ControlServer.Describe(_options.ControlPath), _options.ControlGroup?.Name,
+                _counters.ControlRefusals, _counters.ControlAcceptFailures),
         };
     }
 }

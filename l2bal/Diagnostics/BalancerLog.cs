@@ -7,7 +7,7 @@ namespace L2Balance.Balancer.Diagnostics;
 /// <summary>
 /// Stable ids of l2bal's log events: one per event, never reused (docs/events.md lists each with
 /// its level and meaning). Ids 10–13 and 30 named broad categories before each event had its own
-/// id, and stay retired.
+/// id, and 7 warned of a readable key file before such a file was refused; all stay retired.
 /// </summary>
 internal static class EventIds
 {
@@ -17,7 +17,6 @@ internal static class EventIds
     public const int PriorityNotRaised = 4;
     public const int RealTimeRefused = 5;
     public const int RehearsalFailed = 6;
-    public const int KeyFileExposed = 7;
 
     public const int AdvertRejected = 20;
     public const int ConfigMismatch = 21;
@@ -46,6 +45,9 @@ internal static class EventIds
     public const int LinkUp = 109;
     public const int LocalStateChanged = 110;
     public const int DrainFinished = 111;
+
+    public const int ControlRefused = 140;
+    public const int ControlAcceptFailed = 141;
 }
 
 /// <summary>
@@ -59,6 +61,7 @@ internal static class EventIds
 internal sealed class BalancerLog(TextWriter output, TimeProvider? time = null)
 {
     private readonly LogRateLimiter<AdvertRejection> _rejections = new(TimeSpan.FromSeconds(10), time);
+    private readonly LogRateLimiter<int> _control = new(TimeSpan.FromSeconds(10), time);
     private readonly Lock _gate = new();
 
     public void Started(string description) => Info(EventIds.Started, description);
@@ -75,8 +78,6 @@ internal sealed class BalancerLog(TextWriter output, TimeProvider? time = null)
 
     public void RehearsalFailed(string error) =>
         Warning(EventIds.RehearsalFailed, $"rehearsing the loop failed ({error}): its first steps may be slow while code compiles");
-
-    public void KeyFileExposed(string path) => Warning(EventIds.KeyFileExposed, $"key file {path} is readable by group or others: chmod 600 it");
 
     public void AdvertSendFailed(string error) => Warning(EventIds.AdvertSendFailed, $"cannot send advert: {error}");
 
@@ -169,6 +170,24 @@ internal sealed class BalancerLog(TextWriter output, TimeProvider? time = null)
             _ => reason.ToString(),
         };
         Warning(eventId, $"advert from {from} rejected: {why} ({total} so far; logged once per 10 s)");
+    }
+
+    /// <summary>A control request refused for want of privilege: any local user can repeat it, so at most once per 10 s; the counter keeps the count.</summary>
+    public void ControlRefused(string verb, string caller, long total)
+    {
+        if (_control.ShouldLog(EventIds.ControlRefused, out _))
+        {
+            Warning(EventIds.ControlRefused, $"control request '{verb}' from {caller} refused: changes need root or the control group ({total} so far; logged once per 10 s)");
+        }
+    }
+
+    /// <summary>A failed accept on the control socket; at most once per 10 s while it repeats.</summary>
+    public void ControlAcceptFailed(string error, TimeSpan retryIn, long total)
+    {
+        if (_control.ShouldLog(EventIds.ControlAcceptFailed, out _))
+        {
+            Warning(EventIds.ControlAcceptFailed, Invariant($"accepting on the control socket failed ({error}); retrying in {retryIn.TotalMilliseconds:0} ms ({total} so far; logged once per 10 s)"));
+        }
     }
 
     /// <summary>The words for an advertised state, as status and the logs show it.</summary>

@@ -36,6 +36,10 @@ internal static class StatusRenderer
             text.Append(CultureInfo.InvariantCulture, $", {count} rejected ({reason})");
         }
         text.Append('\n');
+        if (s.Control.Refused > 0 || s.Control.AcceptFailures > 0)
+        {
+            text.Append(CultureInfo.InvariantCulture, $"control {s.Control.Socket}: {s.Control.Refused} requests refused, {s.Control.AcceptFailures} failed accepts\n");
+        }
         text.Append("events: ").AppendJoin(", ", c.Events.Where(e => e.Value > 0).Select(e => $"{e.Key} {e.Value}")).Append('\n');
         if (s.Kernel is { } k)
         {
@@ -61,6 +65,8 @@ internal static class StatusRenderer
         w.Counter("l2bal_ownership_changes_total", "Changes of the held bucket set.", c.OwnershipChanges);
         Labelled(w.Family("l2bal_events_total", MetricType.Counter, "Events recorded, by kind (docs/status-json.md)."), "kind", c.Events);
         w.Counter("l2bal_loop_wakeups_total", "Times the daemon's loop woke (adverts, requests, deadlines): its idle cost.", c.LoopWakeups);
+        w.Counter("l2bal_control_refused_total", "Control requests refused for want of privilege (drain, undrain by a user outside root and --control-group).", s.Control.Refused);
+        w.Counter("l2bal_control_accept_failures_total", "Accepts on the control socket that failed (out of descriptors) and were retried.", s.Control.AcceptFailures);
         w.Counter("l2bal_gc_pause_seconds_total", "Time the runtime paused the daemon's threads for garbage collection.", gcPause.TotalSeconds);
         if (s.Kernel is { } k)
         {

@@ -42,6 +42,7 @@ public partial class StatusDocumentTests
         Kernel = new KernelCounters(1, 2, 3, 4, 5, 6, 7, 8, 9, 10),
         LastEventSeq = journal.LastSeq,
         Events = journal.Recent(),
+        Control = new ControlStatus("@l2bal", "l2admin", 2, 1),
     };
 
     /// <summary>One event of every kind, in the order of <see cref="EventKind.All"/>.</summary>

@@ -1,0 +1,185 @@
+using System.Text.Json;
+using L2Balance.Lab.Cluster;
+using L2Balance.Tests.Common;
+using Xunit;
+
+namespace L2Balance.Lab.Tests.Balancer.Control;
+
+/// <summary>
+/// A one-node cluster whose l2bal lets group <see cref="ControlGroup"/> change it
+/// (docs/design.md#control-and-status); torn down even when the constructor throws.
+/// </summary>
+public sealed class ControlPrivilegeFixture : IAsyncLifetime
+{
+    /// <summary>A group every Debian system has (base-passwd), so the test creates none.</summary>
+    public const string ControlGroup = "users";
+
+    /// <summary>Its id in base-passwd.</summary>
+    public const string ControlGroupId = "100";
+
+    public static readonly TimeSpan Deadline = TimeSpan.FromSeconds(30);
+
+    private ClusterLab? _lab;
+
+    public ClusterLab Lab => _lab ?? throw new InvalidOperationException("lab not built");
+
+    public async Task InitializeAsync()
+    {
+        try
+        {
+            _lab = await ClusterLab.CreateAsync(nodes: 1, clientAddresses: 1, startTargetServers: false).WithTimeout(Deadline);
+            Lab.StartBalancer(1, "--control-group", ControlGroup);
+            await WaitForStateAsync("active");
+        }
+        catch
+        {
+            _lab?.Dispose();
+            _lab = null;
+            throw;
+        }
+    }
+
+    public Task DisposeAsync()
+    {
+        _lab?.Dispose();
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Runs the published l2bal on the node as root, or through <c>setpriv</c> with <paramref name="setpriv"/>.</summary>
+    public Task<LabRunResult> L2BalAsync(string[] setpriv, params string[] args) =>
+        setpriv.Length == 0
+            ? Lab.RunOnNode(1, ClusterBinaries.L2Bal, args).WithTimeout(Deadline)
+            : Lab.RunOnNode(1, "setpriv", [.. setpriv, ClusterBinaries.L2Bal, .. args]).WithTimeout(Deadline);
+
+    /// <summary>Root's <c>l2bal status --json</c>.</summary>
+    public async Task<JsonElement> StatusAsync()
+    {
+        var result = await L2BalAsync([], "status", "--json");
+        Assert.True(result.Succeeded, $"{result}\n{Describe()}");
+        using var doc = JsonDocument.Parse(result.StdOut);
+        return doc.RootElement.Clone();
+    }
+
+    /// <summary>Waits until the node advertises <paramref name="state"/>.</summary>
+    public async Task<JsonElement> WaitForStateAsync(string state)
+    {
+        var deadline = DateTime.UtcNow + Deadline;
+        while (true)
+        {
+            // Right after the start the control socket may not exist yet.
+            var result = await L2BalAsync([], "status", "--json");
+            if (result.Succeeded)
+            {
+                using var doc = JsonDocument.Parse(result.StdOut);
+                if (doc.RootElement.GetProperty("state").GetString() == state)
+                {
+                    return doc.RootElement.Clone();
+                }
+            }
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"node 1 is not {state}:\n{result}\n{Describe()}");
+            }
+            await Task.Delay(100);
+        }
+    }
+
+    public string Describe() => _lab?.Describe() ?? "(no lab)";
+}
+
+/// <summary>
+/// Issue 14: only privileged users steer a node. On a one-node cluster, an unprivileged user may
+/// read status but not drain; a member of <c>--control-group</c> may; an impostor holding the
+/// control socket's name is refused by root's commands.
+/// </summary>
+public sealed class ControlPrivilegeTests(ControlPrivilegeFixture fixture) : IClassFixture<ControlPrivilegeFixture>, IAsyncLifetime
+{
+    private static readonly string[] Nobody = ["--reuid=65534", "--regid=65534", "--clear-groups"];
+    private static readonly string[] NobodyInControlGroup = ["--reuid=65534", "--regid=65534", $"--groups={ControlPrivilegeFixture.ControlGroupId}"];
+
+    public async Task InitializeAsync()
+    {
+        Assert.True((await fixture.L2BalAsync([], "undrain")).Succeeded, fixture.Describe());
+        await fixture.WaitForStateAsync("active");
+    }
+
+    public Task DisposeAsync() => Task.CompletedTask;
+
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task Drain_ByAnUnprivilegedUser_IsRefusedAndTheNodeStaysActive()
+    {
+        var before = await fixture.StatusAsync();
+
+        var drain = await fixture.L2BalAsync(Nobody, "drain");
+
+        Assert.True(drain.ExitCode != 0, $"an unprivileged drain succeeded: {drain}\n{fixture.Describe()}");
+        Assert.Contains("refused", drain.StdOut, StringComparison.Ordinal);
+        Assert.Contains("uid 65534", drain.StdOut, StringComparison.Ordinal);
+        var status = await fixture.StatusAsync();
+        Assert.Equal("active", status.GetProperty("state").GetString());
+        Assert.Equal(0, status.GetProperty("draining").GetInt32());
+        Assert.Equal(Refused(before) + 1, Refused(status));
+        Assert.Equal(ControlPrivilegeFixture.ControlGroup, status.GetProperty("control").GetProperty("changeGroup").GetString());
+    }
+
+    private static long Refused(JsonElement status) => status.GetProperty("control").GetProperty("refused").GetInt64();
+
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task Status_ByAnUnprivilegedUser_IsServed()
+    {
+        var status = await fixture.L2BalAsync(Nobody, "status", "--json");
+
+        Assert.True(status.Succeeded, $"{status}\n{fixture.Describe()}");
+        using var doc = JsonDocument.Parse(status.StdOut);
+        Assert.Equal(1, doc.RootElement.GetProperty("nodeId").GetInt32());
+        Assert.True((await fixture.L2BalAsync(Nobody, "owner", "198.18.64.10")).Succeeded);
+    }
+
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task Drain_ByAMemberOfTheControlGroup_IsServed()
+    {
+        var drain = await fixture.L2BalAsync(NobodyInControlGroup, "drain");
+
+        Assert.True(drain.Succeeded, $"{drain}\n{fixture.Describe()}");
+        await fixture.WaitForStateAsync("draining");
+        Assert.True((await fixture.L2BalAsync(NobodyInControlGroup, "undrain")).Succeeded, fixture.Describe());
+        await fixture.WaitForStateAsync("active");
+    }
+
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task Status_ByRootToAnImpostorSocket_IsRefusedNamingItsUid()
+    {
+        // The client namespace runs no l2bal, so the abstract name @l2bal is free there; nobody takes it
+        // and answers every request as a daemon would (bounded: 20 answers, 60 s).
+        const string impostor = """
+            import signal, socket
+            signal.alarm(60)
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.bind("\0l2bal")
+            s.listen(4)
+            print("listening", flush=True)
+            for _ in range(20):
+                c, _ = s.accept()
+                c.recv(256)
+                c.sendall(b"node 1/1: active, healthy\n")
+                c.close()
+            """;
+        var client = fixture.Lab.Client;
+        var squatter = client.Start("setpriv", [.. Nobody, "/usr/bin/python3", "-c", impostor]);
+        var deadline = DateTime.UtcNow + ControlPrivilegeFixture.Deadline;
+        LabRunResult status;
+        do
+        {
+            await Task.Delay(100);
+            status = await client.RunAsync(ClusterBinaries.L2Bal, ["status"], ControlPrivilegeFixture.Deadline).WithTimeout(ControlPrivilegeFixture.Deadline);
+        }
+        while (status.StdErr.Contains("no daemon answers", StringComparison.Ordinal) && !squatter.HasExited && DateTime.UtcNow < deadline);
+
+        Assert.True(status.ExitCode != 0, $"root's status believed the impostor: {status}\n{squatter.Describe()}");
+        Assert.Equal("", status.StdOut);
+        Assert.Contains("refusing to talk to @l2bal: it is held by uid 65534", status.StdErr, StringComparison.Ordinal);
+        var drain = await client.RunAsync(ClusterBinaries.L2Bal, ["drain"], ControlPrivilegeFixture.Deadline).WithTimeout(ControlPrivilegeFixture.Deadline);
+        Assert.True(drain.ExitCode != 0, $"root's drain believed the impostor: {drain}");
+        squatter.Stop();
+    }
+}
