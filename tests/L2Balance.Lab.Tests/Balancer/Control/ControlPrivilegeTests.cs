@@ -182,4 +182,51 @@ public sealed class ControlPrivilegeTests(ControlPrivilegeFixture fixture) : ICl
         Assert.True(drain.ExitCode != 0, $"root's drain believed the impostor: {drain}");
         squatter.Stop();
     }
+
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task ControlSocket_AfterAcceptsFailForWantOfDescriptors_AnswersAgainAndCountsThem()
+    {
+        // ip netns exec execs the program: the lab process's pid is l2bal's.
+        var pid = fixture.Lab.Balancer(1)!.Id;
+        var limits = await File.ReadAllLinesAsync($"/proc/{pid}/limits");
+        var original = limits.Single(l => l.StartsWith("Max open files", StringComparison.Ordinal))
+            .Split(' ', StringSplitOptions.RemoveEmptyEntries)[3..5];
+        var tight = Directory.GetFiles($"/proc/{pid}/fd").Length + 4;
+
+        // Sixteen callers connect and say nothing: the daemon accepts four, then accept fails with
+        // EMFILE until they hang up (bounded: 1.5 s, then every socket closed).
+        const string callers = """
+            import socket, time
+            held = []
+            for _ in range(16):
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.connect("\0l2bal")
+                held.append(s)
+            time.sleep(1.5)
+            for s in held:
+                s.close()
+            """;
+        // Only the soft limit: raising a hard limit again needs CAP_SYS_RESOURCE, which the lab may lack.
+        await Prlimit(pid, $"{tight}:{original[1]}");
+        LabRunResult run;
+        try
+        {
+            run = await fixture.Lab.RunOnNode(1, "/usr/bin/python3", ["-c", callers]).WithTimeout(ControlPrivilegeFixture.Deadline);
+        }
+        finally
+        {
+            await Prlimit(pid, $"{original[0]}:{original[1]}");
+        }
+
+        Assert.True(run.Succeeded, run.ToString());
+        var status = await fixture.StatusAsync();
+        Assert.True(status.GetProperty("control").GetProperty("acceptFailures").GetInt64() > 0, $"no accept failed: {status}\n{fixture.Describe()}");
+        Assert.True((await fixture.L2BalAsync(Nobody, "status")).Succeeded, fixture.Describe());
+    }
+
+    private async Task Prlimit(int pid, string nofile)
+    {
+        var (code, _, stderr) = await PublishedProgram.RunAsync("prlimit", "--pid", $"{pid}", $"--nofile={nofile}");
+        Assert.True(code == 0, $"prlimit --nofile={nofile}: {stderr}\n{fixture.Describe()}");
+    }
 }
