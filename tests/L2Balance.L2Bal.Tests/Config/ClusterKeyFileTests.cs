@@ -164,23 +164,25 @@ public sealed class ClusterKeyFileTests : IDisposable
     public async Task Create_RepeatedWithForceWhileRead_NeverShowsAPartialKey()
     {
         var path = Path.Combine(_dir, "cluster.key");
+        Assert.NotNull(ClusterKeyFile.Create(path, force: false, out _));
         using var stop = new CancellationTokenSource();
-        var seen = new List<int>();
+        var seen = new System.Collections.Concurrent.ConcurrentQueue<int>();
         var reader = Task.Run(() =>
         {
             while (!stop.IsCancellationRequested)
             {
                 try
                 {
-                    seen.Add(File.ReadAllBytes(path).Length);
+                    seen.Enqueue(File.ReadAllBytes(path).Length);
                 }
                 catch (FileNotFoundException)
                 {
-                    seen.Add(-1);
+                    seen.Enqueue(-1);
                 }
             }
         });
-        for (var i = 0; i < 200; i++)
+        // Bounded in count: replace until the reader has looked 500 times, at most 5,000 replacements.
+        for (var i = 0; i < 5000 && seen.Count < 500; i++)
         {
             Assert.NotNull(ClusterKeyFile.Create(path, force: true, out _));
         }

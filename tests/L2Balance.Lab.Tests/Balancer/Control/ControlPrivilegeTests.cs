@@ -25,24 +25,26 @@ public sealed class ControlPrivilegeFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
+        _lab = await ClusterLab.CreateAsync(nodes: 1, clientAddresses: 1, startTargetServers: false).WithTimeout(Deadline);
         try
         {
-            _lab = await ClusterLab.CreateAsync(nodes: 1, clientAddresses: 1, startTargetServers: false).WithTimeout(Deadline);
             Lab.StartBalancer(1, "--control-group", ControlGroup);
             await WaitForStateAsync("active");
         }
         catch
         {
-            _lab?.Dispose();
-            _lab = null;
+            await DisposeAsync(); // xunit does not dispose a fixture whose start failed
             throw;
         }
     }
 
-    public Task DisposeAsync()
+    public async Task DisposeAsync()
     {
-        _lab?.Dispose();
-        return Task.CompletedTask;
+        if (_lab is { } lab)
+        {
+            _lab = null;
+            await lab.DisposeAsync();
+        }
     }
 
     /// <summary>Runs the published l2bal on the node as root, or through <c>setpriv</c> with <paramref name="setpriv"/>.</summary>
