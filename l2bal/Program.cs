@@ -28,9 +28,8 @@ internal static class Program
                 var (low, high) = PortSlice.For(slice.NodeId, slice.NodeCount);
                 Console.Out.WriteLine($"{low}-{high}");
                 return ExitCodes.Ok;
-            case BalancerCommand.GenKey:
-                Console.Out.WriteLine(Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32)));
-                return ExitCodes.Ok;
+            case BalancerCommand.GenKey genkey:
+                return GenKey(genkey);
             case BalancerCommand.Control control:
                 return await ControlAsync(control).ConfigureAwait(false);
             case BalancerCommand.Run run:
@@ -51,14 +50,14 @@ internal static class Program
         {
             return ExitCodes.Config;
         }
-        if (LoadKey(check.Options.KeyFile, new BalancerLog(Console.Error)) is not { } key)
+        if (LoadKey(check.Options.KeyFile) is not { } key)
         {
             return ExitCodes.Config;
         }
         CryptographicOperations.ZeroMemory(key);
         if (check.Options.PreviousKeyFile is { } previousFile)
         {
-            if (LoadKey(previousFile, new BalancerLog(Console.Error)) is not { } previous)
+            if (LoadKey(previousFile) is not { } previous)
             {
                 return ExitCodes.Config;
             }
@@ -78,8 +77,12 @@ internal static class Program
         }
         catch (Exception e) when (e is System.Net.Sockets.SocketException or OperationCanceledException)
         {
-            var where = control.ControlPath ?? "@" + ControlServer.DefaultName;
-            Console.Error.WriteLine($"l2bal: no daemon answers on {where} in this network namespace ({e.Message})");
+            Console.Error.WriteLine($"l2bal: no daemon answers on {ControlServer.Describe(control.ControlPath)} in this network namespace ({e.Message})");
+            return ExitCodes.Failure;
+        }
+        catch (UnauthorizedAccessException e)
+        {
+            Console.Error.WriteLine($"l2bal: {e.Message}");
             return ExitCodes.Failure;
         }
     }
@@ -87,13 +90,13 @@ internal static class Program
     private static async Task<int> RunAsync(BalancerOptions options, string[] args)
     {
         var log = new BalancerLog(Console.Error);
-        if (LoadKey(options.KeyFile, log) is not { } key)
+        if (LoadKey(options.KeyFile) is not { } key)
         {
             return ExitCodes.Config;
         }
         // The key being replaced during a key change, read as the current one is (docs/design.md#key-rollover).
         byte[]? previousKey = null;
-        if (options.PreviousKeyFile is { } previousFile && (previousKey = LoadKey(previousFile, log)) is null)
+        if (options.PreviousKeyFile is { } previousFile && (previousKey = LoadKey(previousFile)) is null)
         {
             CryptographicOperations.ZeroMemory(key);
             return ExitCodes.Config;
@@ -119,40 +122,31 @@ internal static class Program
         }
     }
 
-    /// <summary>Reads the cluster key: the file's bytes without surrounding white space, at least 16 bytes.</summary>
-    private static byte[]? LoadKey(string path, BalancerLog log)
+    /// <summary>Reads the cluster key as <see cref="ClusterKeyFile.Load"/> does, reporting why it cannot.</summary>
+    private static byte[]? LoadKey(string path)
     {
-        byte[] raw;
-        try
+        var key = ClusterKeyFile.Load(path, out var error);
+        if (error is not null)
         {
-            raw = File.ReadAllBytes(path);
-            var mode = File.GetUnixFileMode(path);
-            if ((mode & (UnixFileMode.GroupRead | UnixFileMode.OtherRead)) != 0)
-            {
-                log.KeyFileExposed(path);
-            }
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            Console.Error.WriteLine($"l2bal: key file {path}: {e.Message}");
-            return null;
-        }
-        var text = raw.AsSpan();
-        while (text.Length > 0 && char.IsWhiteSpace((char)text[^1]))
-        {
-            text = text[..^1];
-        }
-        while (text.Length > 0 && char.IsWhiteSpace((char)text[0]))
-        {
-            text = text[1..];
-        }
-        var key = text.ToArray();
-        CryptographicOperations.ZeroMemory(raw);
-        if (key.Length < 16)
-        {
-            Console.Error.WriteLine($"l2bal: key file {path}: the key has {key.Length} bytes; at least 16 are needed (make one with 'l2bal genkey > {path}')");
-            return null;
+            Console.Error.WriteLine($"l2bal: {error}");
         }
         return key;
+    }
+
+    /// <summary><c>l2bal genkey</c>: the key on standard output, or written to a file in one step.</summary>
+    private static int GenKey(BalancerCommand.GenKey genkey)
+    {
+        if (genkey.OutputFile is null)
+        {
+            Console.Out.Write(ClusterKeyFile.NewKeyText());
+            return ExitCodes.Ok;
+        }
+        if (ClusterKeyFile.Create(genkey.OutputFile, genkey.Force, out var error) is not { } done)
+        {
+            Console.Error.WriteLine($"l2bal: {error}");
+            return ExitCodes.Failure;
+        }
+        Console.Out.WriteLine(done);
+        return ExitCodes.Ok;
     }
 }

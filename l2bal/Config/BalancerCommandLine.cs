@@ -24,8 +24,8 @@ internal abstract record BalancerCommand
     /// <summary><c>l2bal slice</c>: print a node's port slice.</summary>
     public sealed record Slice(int NodeId, int NodeCount) : BalancerCommand;
 
-    /// <summary><c>l2bal genkey</c>: print a fresh random key.</summary>
-    public sealed record GenKey : BalancerCommand;
+    /// <summary><c>l2bal genkey</c>: print a fresh random key, or write it to <see cref="OutputFile"/> in one safe step (replacing a file only with <see cref="Force"/>).</summary>
+    public sealed record GenKey(string? OutputFile = null, bool Force = false) : BalancerCommand;
 
     /// <summary><c>--help</c> or <c>--version</c>: print <see cref="Text"/> and exit 0.</summary>
     public sealed record Output(string Text) : BalancerCommand;
@@ -86,7 +86,10 @@ internal static class BalancerCommandLine
         private readonly Command _slice = new("slice", "This node's port slice, LO-HI (for l2proxy --port-range)");
         private readonly Option<string> _sliceNodeId = SettingFlag(BalancerSettings.NodeId);
         private readonly Option<string> _sliceNodeCount = SettingFlag(BalancerSettings.NodeCount);
-        private readonly Command _genkey = new("genkey", "Print a random 32-byte key (hex) for --key-file");
+        private readonly Command _genkey = new("genkey", "Print a random 32-byte key (hex) for --key-file, or write it to a file with --output");
+        private readonly Option<string> _genkeyOutput = ProgramCommandLine.Flag(
+            "--output", "FILE", "Write the key to FILE in one step (never half-written): owner root, group l2bal and mode 0640 when that group exists, else mode 0600");
+        private readonly Option<bool> _genkeyForce = ProgramCommandLine.Switch("--force", "With --output: replace FILE if it exists");
         private readonly Dictionary<Command, Option<string>> _control = [];
 
         public CommandTree()
@@ -98,6 +101,8 @@ internal static class BalancerCommandLine
             _sliceNodeCount.Required = true;
             _slice.Add(_sliceNodeId);
             _slice.Add(_sliceNodeCount);
+            _genkey.Add(_genkeyOutput);
+            _genkey.Add(_genkeyForce);
             foreach (var command in new[] { _status, _owner, _drain, _undrain })
             {
                 var control = SettingFlag(BalancerSettings.Control);
@@ -143,7 +148,11 @@ internal static class BalancerCommandLine
             }
             if (command == _genkey)
             {
-                return new BalancerCommand.GenKey();
+                var output = result.Given(_genkeyOutput);
+                var force = result.GetValue(_genkeyForce);
+                return force && output is null
+                    ? new BalancerCommand.Invalid(["genkey: --force replaces the file of --output; give --output FILE"]) { SeeHelp = "l2bal genkey --help" }
+                    : new BalancerCommand.GenKey(output, force);
             }
             var controlPath = result.Given(_control[command]);
             if (command == _owner)

@@ -30,6 +30,12 @@ internal sealed record HealthProbeSpec(HealthProbeKind Kind, IPEndPoint? EndPoin
     };
 }
 
+/// <summary>The group whose members may change the node over the control socket (<c>--control-group</c>), resolved at start.</summary>
+internal sealed record ControlGroup(string Name, uint Gid)
+{
+    public override string ToString() => Name;
+}
+
 /// <summary>A service the VIP offers (<c>--service tcp/1080</c>). With none given every port is balanced; with some, new flows to other ports are dropped silently.</summary>
 internal readonly record struct ServiceSpec(string Protocol, int Port)
 {
@@ -143,6 +149,9 @@ internal sealed record BalancerOptions
 
     /// <summary>The control socket path; null: the abstract socket "@l2bal", one per network namespace.</summary>
     public string? ControlPath { get; init; }
+
+    /// <summary>Members of this group may drain and undrain the node like root; null (default): root only (docs/design.md#control-and-status).</summary>
+    public ControlGroup? ControlGroup { get; init; }
 
     /// <summary>Prometheus endpoint; null: none.</summary>
     public IPEndPoint? Metrics { get; init; }

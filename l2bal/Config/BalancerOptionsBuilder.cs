@@ -58,7 +58,7 @@ internal sealed class BalancerOptionsBuilder
         {
             _errors.Add(Single(NodeId)!.Relation("is larger than", Single(NodeCount)!));
         }
-        var keyFile = Required(KeyFile, "the shared key; make one with 'l2bal genkey > FILE'");
+        var keyFile = Required(KeyFile, "the shared key; make one with 'l2bal genkey --output FILE'");
         var buckets = Whole(Single(Buckets), 1, MaxBuckets, BalancerOptions.DefaultBuckets);
         if (Single(Buckets) is { } bucketsValue && buckets > 0 && nodeCount > 0 && buckets < nodeCount)
         {
@@ -85,6 +85,7 @@ internal sealed class BalancerOptionsBuilder
             HealthRise = Whole(Single(HealthRise), 1, MaxHealthCount, BalancerOptions.DefaultHealthRise),
             HealthTimeout = Duration(Single(HealthTimeout), MinHealthTimeout, MaxHealthTimeout, BalancerOptions.DefaultHealthTimeout),
             ControlPath = Single(BalancerSettings.Control)?.Text,
+            ControlGroup = Single(ControlGroupSetting) is { } group ? ReadControlGroup(group) : null,
             Metrics = Single(Metrics) is { } metrics ? ReadMetrics(metrics) : null,
             Source = _configFile ?? "flags",
             PreviousKeyFile = Single(PreviousKeyFile)?.Text,
@@ -243,6 +244,16 @@ internal sealed class BalancerOptionsBuilder
         }
         _errors.Add(value.Problem("use socks5://ADDR:PORT, tcp://ADDR:PORT, exec:COMMAND or none"));
         return HealthProbeSpec.None;
+    }
+
+    private ControlGroup? ReadControlGroup(SettingValue value)
+    {
+        if (SystemAccounts.GroupId(value.Text) is { } gid)
+        {
+            return new ControlGroup(value.Text, gid);
+        }
+        _errors.Add(value.Problem("no such group on this system; create it (groupadd) or name an existing one"));
+        return null;
     }
 
     private IPEndPoint? ReadMetrics(SettingValue value)

@@ -62,7 +62,7 @@ internal static class BalancerSettings
     public static readonly Setting Vip = new("vip", "ADDR/PREFIX", "The shared IPv4 address, e.g. 198.18.0.10/24 (required)");
     public static readonly Setting NodeId = new("node-id", "K", "This node's id, 1 to N (required)");
     public static readonly Setting NodeCount = new("node-count", "N", $"Nodes in the cluster, 1 to {MembershipView.MaxNodes} (required)");
-    public static readonly Setting KeyFile = new("key-file", "FILE", "The cluster's shared key; make one with 'l2bal genkey > FILE' (required)");
+    public static readonly Setting KeyFile = new("key-file", "FILE", "The cluster's shared key; make one with 'l2bal genkey --output FILE' (required)");
     public static readonly Setting Buckets = new("buckets", "B", $"Hash buckets, N to {MaxBuckets}", Whole(BalancerOptions.DefaultBuckets));
     public static readonly Setting Seed = new("seed", "S", "Hash seed, decimal or 0x hex; without it, the cluster id");
     public static readonly Setting ClusterId = new("cluster-id", "ID", "Cluster id in adverts, decimal or 0x hex; without it, the VIP as a number");
@@ -84,6 +84,8 @@ internal static class BalancerSettings
     public static readonly Setting HealthTimeout = new(
         "health-timeout", "DURATION", $"A probe unanswered this long fails, {Range(MinHealthTimeout, MaxHealthTimeout)}", DurationSyntax.Format(BalancerOptions.DefaultHealthTimeout));
     public static readonly Setting Control = new("control", "PATH", "Control socket; without it, the abstract socket @l2bal of this network namespace");
+    public static readonly Setting ControlGroupSetting = new(
+        "control-group", "GROUP", "Members of GROUP may drain and undrain this node over the control socket; without it, root only (anyone may read status)");
     public static readonly Setting Metrics = new("metrics", "ADDR:PORT", "Serve Prometheus metrics on http://ADDR:PORT/metrics; without it, none");
     public static readonly Setting PreviousKeyFile = new(
         "previous-key-file", "FILE", "During a key change, the key being replaced: accepted too, and signed with until every live peer has the new key");
@@ -94,7 +96,7 @@ internal static class BalancerSettings
     public static readonly IReadOnlyList<Setting> All =
     [
         Interface, Vip, NodeId, NodeCount, KeyFile, Buckets, Seed, ClusterId, AdvertInterval, DeadAfter, MacModeSetting, Service,
-        Health, HealthInterval, HealthFall, HealthRise, HealthTimeout, Control, Metrics, PreviousKeyFile, AdvertVersion,
+        Health, HealthInterval, HealthFall, HealthRise, HealthTimeout, Control, ControlGroupSetting, Metrics, PreviousKeyFile, AdvertVersion,
     ];
 
     /// <summary>The name of a MAC mode, as <c>--mac-mode</c> takes it.</summary>

@@ -158,6 +158,8 @@ internal sealed partial class BalancerDaemon
             Segment = _resources is { } io ? SegmentOf(io) : null,
             LastEventSeq = _journal.LastSeq,
             Events = _journal.Recent(),
+            Control = new ControlStatus(ControlServer.Describe(_options.ControlPath), _options.ControlGroup?.Name,
+                _counters.ControlRefusals, _counters.ControlAcceptFailures),
         };
     }
 

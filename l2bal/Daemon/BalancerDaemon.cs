@@ -93,7 +93,7 @@ internal sealed partial class BalancerDaemon : IDisposable
         NodeResources io;
         try
         {
-            io = await NodeResources.OpenAsync(o, _settings, _filter, _log, RequestMetrics).ConfigureAwait(false);
+            io = await NodeResources.OpenAsync(o, _settings, _filter, _log, _counters, RequestMetrics).ConfigureAwait(false);
         }
         catch (Exception e) when (NodeResources.IsStartFailure(e))
         {

@@ -41,7 +41,7 @@ internal sealed class NodeResources : IAsyncDisposable
     /// the failure (an <see cref="IOException"/>, <see cref="SocketException"/>,
     /// <see cref="KernelFilterException"/>, …) for the caller to report.
     /// </summary>
-    public static async Task<NodeResources> OpenAsync(BalancerOptions o, FilterSettings settings, IKernelFilter filter, BalancerLog log, Func<Task<string>> renderMetrics)
+    public static async Task<NodeResources> OpenAsync(BalancerOptions o, FilterSettings settings, IKernelFilter filter, BalancerLog log, BalancerCounters counters, Func<Task<string>> renderMetrics)
     {
         var r = new NodeResources(filter, log);
         try
@@ -53,7 +53,7 @@ internal sealed class NodeResources : IAsyncDisposable
             filter.Install(settings);
             r.Arp = ArpResponder.Open(o.Interface, o.Vip, settings.ClusterMac, log);
             r.Adverts = AdvertChannel.Open(o.Interface);
-            r.Control = new ControlServer(o.ControlPath);
+            r.Control = new ControlServer(o.ControlPath, o.ControlGroup, counters, log);
             if (o.Metrics is { } endPoint)
             {
                 r.Metrics = new MetricsEndpoint(endPoint, renderMetrics);

@@ -25,6 +25,9 @@ internal sealed class BalancerCounters
     private long _leaseLapses;
     private long _advertKernelDrops;
 
+    private long _controlRefused;
+    private long _controlAcceptFailures;
+
     public long AdvertsSent => Interlocked.Read(ref _advertsSent);
 
     public long AdvertsReceived => Interlocked.Read(ref _advertsReceived);
@@ -116,6 +119,18 @@ internal sealed class BalancerCounters
     public void OwnershipChanged() => Interlocked.Increment(ref _ownershipChanges);
 
     public void Woke() => Interlocked.Increment(ref _wakeups);
+
+    /// <summary>Control requests refused for want of privilege (docs/design.md#control-and-status).</summary>
+    public long ControlRefusals => Interlocked.Read(ref _controlRefused);
+
+    /// <summary>Accepts on the control socket that failed (out of descriptors, memory) and were retried.</summary>
+    public long ControlAcceptFailures => Interlocked.Read(ref _controlAcceptFailures);
+
+    /// <summary>Counts a refused control request; returns the count so far.</summary>
+    public long ControlRefused() => Interlocked.Increment(ref _controlRefused);
+
+    /// <summary>Counts a failed accept on the control socket; returns the count so far.</summary>
+    public long ControlAcceptFailed() => Interlocked.Increment(ref _controlAcceptFailures);
 
     /// <summary>Counts an event of <paramref name="kind"/> (loop thread only).</summary>
     public void Count(string kind) => _events[kind]++;

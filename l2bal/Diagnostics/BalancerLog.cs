@@ -7,7 +7,7 @@ namespace L2Balance.Balancer.Diagnostics;
 /// <summary>
 /// Stable ids of l2bal's log events: one per event, never reused (docs/events.md lists each with
 /// its level and meaning). Ids 10–13 and 30 named broad categories before each event had its own
-/// id, and stay retired.
+/// id, and 7 warned of a readable key file before such a file was refused; all stay retired.
 /// </summary>
 internal static class EventIds
 {
@@ -17,7 +17,6 @@ internal static class EventIds
     public const int PriorityNotRaised = 4;
     public const int RealTimeRefused = 5;
     public const int RehearsalFailed = 6;
-    public const int KeyFileExposed = 7;
 
     public const int AdvertRejected = 20;
     public const int ConfigMismatch = 21;
@@ -49,6 +48,9 @@ internal static class EventIds
 
     public const int ForeignKey = 120;
 
+    public const int ControlRefused = 140;
+    public const int ControlAcceptFailed = 141;
+
     public const int SpoofSeen = 150;
     public const int PacketSocketError = 151;
     public const int ReceiveLoopFault = 152;
@@ -74,6 +76,7 @@ internal sealed class BalancerLog(TextWriter output, TimeProvider? time = null)
 
     /// <summary>Keyed by the socket's role (<c>arp</c>, <c>watch</c>, <c>adverts</c>, <c>advert send</c>): a closed set.</summary>
     private readonly LogRateLimiter<string> _socketErrors = new(TimeSpan.FromSeconds(10), time);
+    private readonly LogRateLimiter<int> _control = new(TimeSpan.FromSeconds(10), time);
     private readonly Lock _gate = new();
 
     public void Started(string description) => Info(EventIds.Started, description);
@@ -98,8 +101,6 @@ internal sealed class BalancerLog(TextWriter output, TimeProvider? time = null)
     public void ConfigReloadKept(string settings) => Warning(EventIds.ConfigReloadKept, $"reload: {settings} changed but need a restart; their running values stay");
 
     public void ProbeCapabilitiesKept(string errno) => Warning(EventIds.ProbeCapabilitiesKept, $"could not clear the probe thread's ambient and inheritable capabilities ({errno}): exec: health commands may inherit them");
-
-    public void KeyFileExposed(string path) => Warning(EventIds.KeyFileExposed, $"key file {path} is readable by group or others: chmod 600 it");
 
     /// <summary>An advert could not be sent: once per 10 s (with the link down on the node it fails at every interval).</summary>
     public void AdvertSendFailed(string error, long total)
@@ -237,6 +238,24 @@ internal sealed class BalancerLog(TextWriter output, TimeProvider? time = null)
         var heard = keyId == 0 ? "a version-1 advert that no key of this node verifies" : $"adverts signed with key id {AdvertKeys.Format(keyId)}";
         var held = previousKeyId == 0 ? AdvertKeys.Format(currentKeyId) : $"{AdvertKeys.Format(currentKeyId)} and {AdvertKeys.Format(previousKeyId)}";
         Warning(EventIds.ForeignKey, $"key mismatch: {heard} from {from}; this node holds key id {held}: one of the two runs another key file ({notLogged} more not logged)");
+    }
+
+    /// <summary>A control request refused for want of privilege: any local user can repeat it, so at most once per 10 s; the counter keeps the count.</summary>
+    public void ControlRefused(string verb, string caller, long total)
+    {
+        if (_control.ShouldLog(EventIds.ControlRefused, out _))
+        {
+            Warning(EventIds.ControlRefused, $"control request '{verb}' from {caller} refused: changes need root or the control group ({total} so far; logged once per 10 s)");
+        }
+    }
+
+    /// <summary>A failed accept on the control socket; at most once per 10 s while it repeats.</summary>
+    public void ControlAcceptFailed(string error, TimeSpan retryIn, long total)
+    {
+        if (_control.ShouldLog(EventIds.ControlAcceptFailed, out _))
+        {
+            Warning(EventIds.ControlAcceptFailed, Invariant($"accepting on the control socket failed ({error}); retrying in {retryIn.TotalMilliseconds:0} ms ({total} so far; logged once per 10 s)"));
+        }
     }
 
     /// <summary>The words for an advertised state, as status and the logs show it.</summary>

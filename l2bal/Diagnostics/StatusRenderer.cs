@@ -48,6 +48,10 @@ internal static class StatusRenderer
                 text.Append(CultureInfo.InvariantCulture, $"KEY MISMATCH: {(f.KeyId == "v1" ? "version-1 adverts no key of this node verifies" : $"adverts signed with key {f.KeyId}")} from {f.Source}, heard {f.LastHeardMs} ms ago ({f.Adverts} so far)\n");
             }
         }
+        if (s.Control.Refused > 0 || s.Control.AcceptFailures > 0)
+        {
+            text.Append(CultureInfo.InvariantCulture, $"control {s.Control.Socket}: {s.Control.Refused} requests refused, {s.Control.AcceptFailures} failed accepts\n");
+        }
         text.Append("events: ").AppendJoin(", ", c.Events.Where(e => e.Value > 0).Select(e => $"{e.Key} {e.Value}")).Append('\n');
         if (s.Segment is { } g)
         {
@@ -100,6 +104,8 @@ internal static class StatusRenderer
             Labelled(w.Family("l2bal_spoofs_total", MetricType.Counter, "Frames of other hosts claiming the VIP or sent from the cluster MAC, by kind."), "kind", g.Spoofs);
             Labelled(w.Family("l2bal_packet_socket_errors_total", MetricType.Counter, "Errors the packet sockets returned (ENETDOWN with the interface down), by socket."), "socket", g.SocketErrors);
         }
+        w.Counter("l2bal_control_refused_total", "Control requests refused for want of privilege (drain, undrain by a user outside root and --control-group).", s.Control.Refused);
+        w.Counter("l2bal_control_accept_failures_total", "Accepts on the control socket that failed (out of descriptors) and were retried.", s.Control.AcceptFailures);
         w.Counter("l2bal_gc_pause_seconds_total", "Time the runtime paused the daemon's threads for garbage collection.", gcPause.TotalSeconds);
         if (s.Kernel is { } k)
         {

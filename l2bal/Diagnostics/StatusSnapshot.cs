@@ -65,6 +65,8 @@ internal sealed record StatusSnapshot
     /// <summary>ARP answers, announcements, spoofing seen and packet socket errors (docs/status-json.md, <c>segment</c>).</summary>
     public SegmentStatus? Segment { get; init; }
 
+    public required ControlStatus Control { get; init; }
+
     public required long LastEventSeq { get; init; }
 
     public required IReadOnlyList<BalancerEvent> Events { get; init; }
@@ -149,6 +151,13 @@ internal sealed record SegmentStatus(
     long Announcements,
     IReadOnlyDictionary<string, long> Spoofs,
     IReadOnlyDictionary<string, long> SocketErrors);
+
+/// <summary>The control socket: who may change the node over it, and what it refused or failed.</summary>
+/// <param name="Socket">The socket: <c>@l2bal</c> (abstract, this network namespace) or the path of <c>--control</c>.</param>
+/// <param name="ChangeGroup">The group whose members may drain and undrain besides root; null: root only.</param>
+/// <param name="Refused">Requests refused for want of privilege.</param>
+/// <param name="AcceptFailures">Accepts that failed (out of descriptors) and were retried.</param>
+internal sealed record ControlStatus(string Socket, string? ChangeGroup, long Refused, long AcceptFailures);
 
 /// <summary>Source-generated JSON for the status document (no reflection: ready for Native AOT).</summary>
 [JsonSourceGenerationOptions(

@@ -136,7 +136,7 @@ public class BalancerCommandLineTests
                 "--vip is required (the shared IPv4 address, e.g. 198.18.0.10/24)",
                 "--node-id is required",
                 "--node-count is required",
-                "--key-file is required (the shared key; make one with 'l2bal genkey > FILE')",
+                "--key-file is required (the shared key; make one with 'l2bal genkey --output FILE')",
             ],
             Invalid("run").Messages);
     }

@@ -96,7 +96,7 @@ public sealed class BalancerConfigFileTests : IDisposable
     public void Run_RequiredSettingMissingFromFileAndFlags_NamesTheFile()
     {
         Assert.Equal(
-            [$"{_path}: key-file is required (the shared key; make one with 'l2bal genkey > FILE'): set it in the file or give --key-file"],
+            [$"{_path}: key-file is required (the shared key; make one with 'l2bal genkey --output FILE'): set it in the file or give --key-file"],
             RunInvalid(NodeTwo.Replace("key-file /etc/l2bal/key", "", StringComparison.Ordinal)).Messages);
         Assert.IsType<BalancerCommand.Run>(BalancerCommandLine.Parse(["run", "--config", _path, "--key-file", "/k"]));
     }

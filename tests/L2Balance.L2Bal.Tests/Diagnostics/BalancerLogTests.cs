@@ -53,6 +53,20 @@ public partial class BalancerLogTests
     }
 
     [Fact]
+    public void ControlRefused_Repeated_IsLoggedOncePerTenSecondsApartFromAcceptFailures()
+    {
+        var output = new StringWriter();
+        var log = new BalancerLog(output);
+        for (var i = 1; i <= 50; i++)
+        {
+            log.ControlRefused("drain", "uid 65534 (pid 7)", i);
+            log.ControlAcceptFailed("Too many open files", TimeSpan.FromMilliseconds(50), i);
+        }
+        var lines = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal([EventIds.ControlRefused, EventIds.ControlAcceptFailed], lines.Select(LoggedId));
+    }
+
+    [Fact]
     public void EventsDocument_L2BalSection_ListsEveryId()
     {
         var doc = File.ReadAllText(Path.Combine(Repository.Root, "docs", "events.md"));

@@ -47,6 +47,7 @@ public partial class StatusDocumentTests
             new Dictionary<string, long> { ["arp"] = 1, ["adverts"] = 1, ["watch"] = 0 }),
         LastEventSeq = journal.LastSeq,
         Events = journal.Recent(),
+        Control = new ControlStatus("@l2bal", "l2admin", 2, 1),
     };
 
     /// <summary>One event of every kind, in the order of <see cref="EventKind.All"/>.</summary>

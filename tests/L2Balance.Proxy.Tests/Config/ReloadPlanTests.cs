@@ -21,8 +21,8 @@ public class ReloadPlanTests
     [Fact]
     public void Plan_ListenersMetricsAndWorkersChanged_KeepsTheRunningValuesAndNamesThem()
     {
-        var running = Options("--listen", "127.0.0.1:1080", "--max-clients", "10");
-        var read = Options("--listen", "127.0.0.1:1081", "--max-clients", "20", "--metrics", "127.0.0.1:9100", "--workers", "2", "--debug", "1");
+        var running = Options("--listen", "127.0.0.1:1080", "--allow", "198.18.0.0/15", "--max-clients", "10");
+        var read = Options("--listen", "127.0.0.1:1081", "--allow", "198.18.0.0/15", "--max-clients", "20", "--metrics", "127.0.0.1:9100", "--workers", "2", "--debug", "1");
         var (options, kept) = ReloadPlan.Plan(running, read);
         Assert.Equal(["internal", "debug", "metrics", "workers"], kept);
         Assert.Equal(running.Internal, options.Internal);
