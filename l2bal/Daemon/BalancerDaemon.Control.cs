@@ -13,37 +13,6 @@ namespace L2Balance.Balancer.Daemon;
 /// <summary>Control requests (status, owner, drain, undrain) and scrapes, answered on the loop's thread.</summary>
 internal sealed partial class BalancerDaemon
 {
-    /// <summary>
-    /// Before the first advert: a loop that stops for first-time work is silent to its peers. The
-    /// loop's decisions (LoopRehearsal), then what it does with their results and for status
-    /// requests, which also run on the loop: recording and logging every kind of event, a rejected
-    /// advert, a status snapshot and its renderings, all on a throwaway daemon whose log goes
-    /// nowhere (docs/benchmarks.md#start-up: first steps slower than the dead time are a death).
-    /// </summary>
-    private void Rehearse()
-    {
-        try
-        {
-            var events = LoopRehearsal.Run(_options, _key, _configDigest, _settings);
-            using var shadow = new BalancerDaemon(_options, _key, new BalancerLog(TextWriter.Null), _filter, _previousKey);
-            foreach (var e in events.Concat([new PeerLeft(1), new PeerStateChanged(1, AdvertState.Active, AdvertState.Draining),
-                new Stalled(0, 0), new LinkDown(_options.Interface), new LinkUp(_options.Interface), new DrainFinished(0, 0),
-                new SpoofSeen(SpoofKind.VipClaimed, string.Empty, 0)]))
-            {
-                shadow.Record(e);
-            }
-            shadow._log.AdvertRejected(AdvertRejection.BadHmac, default, 1);
-            shadow.NoteForeignKey(AdvertRejection.UnknownKey, new AdvertEnvelope(AdvertCodec.Version2, 1, 0), default, TimeSpan.Zero);
-            shadow._policy.OnAdvertRejected(AdvertRejection.ConfigMismatch, default, default, TimeSpan.Zero);
-            var snapshot = shadow.Snapshot();
-            _ = StatusRenderer.Json(snapshot) + StatusRenderer.Text(snapshot) + StatusRenderer.Prometheus(snapshot, TimeSpan.Zero);
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            _log.RehearsalFailed(e.Message);
-        }
-    }
-
     /// <summary>Starts an answer to every request and scrape queued since the last step.</summary>
     private void AnswerQueued(ControlServer control)
     {

@@ -116,7 +116,6 @@ internal sealed partial class BalancerDaemon : IDisposable
             {
                 _log.PriorityNotRaised(Errno.Name(errno));
             }
-            Rehearse();
             using var notifier = new ServiceNotifier(SystemdNotify.FromEnvironment());
             _notifier = notifier;
             using var waiter = new LoopWaiter(io.Adverts.Handle);

@@ -16,7 +16,6 @@ internal static class EventIds
     public const int StartFailed = 3;
     public const int PriorityNotRaised = 4;
     public const int RealTimeRefused = 5;
-    public const int RehearsalFailed = 6;
 
     public const int AdvertRejected = 20;
     public const int ConfigMismatch = 21;
@@ -90,9 +89,6 @@ internal sealed class BalancerLog(TextWriter output, TimeProvider? time = null)
 
     public void RealTimeRefused(int priority, int nice, string errno) =>
         Warning(EventIds.RealTimeRefused, $"cannot give the loop real-time priority (SCHED_RR {priority}, {errno}): it runs at nice {nice}, and under CPU saturation peers may see its adverts late");
-
-    public void RehearsalFailed(string error) =>
-        Warning(EventIds.RehearsalFailed, $"rehearsing the loop failed ({error}): its first steps may be slow while code compiles");
 
     public void ConfigReloaded(string source, string health) => Info(EventIds.ConfigReloaded, $"configuration reloaded from {source}: health {health}");
 
