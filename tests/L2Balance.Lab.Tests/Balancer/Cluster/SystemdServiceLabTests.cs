@@ -42,7 +42,7 @@ public sealed class SystemdServiceLabTests
         var node2 = StartCapabilityOnly(lab, 2, key, notify2.Path, dir);
         try
         {
-            var up = await WaitForStatusAsync(lab, [1, 2], s => s.State == "active" && s.Healthy && s.Held == ShareOf(s.NodeId, s.Buckets), "both nodes serve their share");
+            var up = await WaitForStatusAsync(lab, [1, 2], s => s.State == "active" && s.Healthy && s.Held == ShareOf(s.NodeId, s.Buckets), "both nodes serve their share", ServiceUid);
             // The daemon runs as the service user with exactly its three capabilities, none of them root's.
             var own = File.ReadAllText($"/proc/{node2.Id}/status");
             Assert.Contains($"\nUid:\t{ServiceUid}\t{ServiceUid}\t{ServiceUid}\t{ServiceUid}\n", own, StringComparison.Ordinal);
@@ -61,7 +61,7 @@ public sealed class SystemdServiceLabTests
 
             // Covers: node 1 killed, node 2 (capabilities only) takes every bucket.
             node1.Kill(LabSignals.Kill);
-            await WaitForStatusAsync(lab, [2], s => s.Held == s.Buckets, "node 2 covers node 1");
+            await WaitForStatusAsync(lab, [2], s => s.Held == s.Buckets, "node 2 covers node 1", ServiceUid);
             await notify2.WaitForAsync(m => m.StartsWith("STATUS=active, holds ", StringComparison.Ordinal) && m.EndsWith($"holds {up[2].Buckets} of {up[2].Buckets} buckets", StringComparison.Ordinal), "the status of the cover");
 
             // A clean leave as that user: STOPPING=1, exit 0, the VIP gone from lo.
@@ -149,8 +149,13 @@ public sealed class SystemdServiceLabTests
     private static int ShareOf(int nodeId, int buckets) => BalancerClusterFixtureBase.ShareOf(nodeId, 2, buckets);
 
     private static async Task<IReadOnlyDictionary<int, BalancerStatus>> WaitForStatusAsync(
-        ClusterLab lab, int[] nodes, Func<BalancerStatus, bool> condition, string what)
+        ClusterLab lab, int[] nodes, Func<BalancerStatus, bool> condition, string what, int? asUid = null)
     {
+        // The client trusts only a daemon run by root, user l2bal or itself (docs/design.md#control-and-status):
+        // a daemon run as a uid of no account is asked by that uid.
+        var (file, args) = asUid is { } uid
+            ? ("setpriv", new[] { $"--reuid={uid}", $"--regid={uid}", "--clear-groups", ClusterBinaries.L2Bal, "status", "--json" })
+            : (ClusterBinaries.L2Bal, new[] { "status", "--json" });
         var deadline = DateTime.UtcNow + Deadline;
         var last = "(no status yet)";
         while (DateTime.UtcNow < deadline)
@@ -158,7 +163,7 @@ public sealed class SystemdServiceLabTests
             var statuses = new Dictionary<int, BalancerStatus>();
             foreach (var k in nodes)
             {
-                var result = await lab.RunOnNode(k, ClusterBinaries.L2Bal, ["status", "--json"]).WithTimeout(Deadline);
+                var result = await lab.RunOnNode(k, file, args).WithTimeout(Deadline);
                 if (result.Succeeded)
                 {
                     statuses[k] = BalancerStatus.Parse(result.StdOut);
