@@ -466,7 +466,7 @@ internal static class BenchFailover
             Proxy = lab.ProxyEndPoint,
             Sources = lab.ClientAddresses,
             ConnectTarget = new IPEndPoint(ClusterLab.TargetAddress, TargetServers.TcpEchoPort),
-            ConnectConcurrency = 6,
+            ConnectStreamPerSource = true,
             MaxConnects = 200_000,
             Duration = TimeSpan.FromSeconds(90),
             Stop = stop.Token,

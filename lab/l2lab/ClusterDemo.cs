@@ -60,15 +60,16 @@ internal static class ClusterDemo
         var udpEcho = new IPEndPoint(ClusterLab.TargetAddress, TargetServers.UdpEchoPort);
         using var stopTraffic = CancellationTokenSource.CreateLinkedTokenSource(ct);
 
-        // The CONNECT stream: every client address in turn, a short step timeout so a CONNECT that
-        // lands on the dead node is abandoned quickly and the next one (a fresh SYN) tries again.
+        // The CONNECT streams: one per client address, a short step timeout so a CONNECT that lands on
+        // the dead node is abandoned quickly and the next one (a fresh SYN) tries again; a client that
+        // waits holds up only itself, so each node's rate in the timeline is that node's service.
         var stream = new TrafficGenerator(lab.Client, new TrafficOptions
         {
             Proxy = lab.ProxyEndPoint,
             Sources = lab.ClientAddresses,
             ConnectTarget = echo,
             MaxConnects = 400_000,
-            ConnectConcurrency = 8,
+            ConnectStreamPerSource = true,
             StepTimeout = TimeSpan.FromMilliseconds(250),
             Duration = Bound,
             Stop = stopTraffic.Token,
@@ -76,7 +77,7 @@ internal static class ClusterDemo
         });
         var sessions = Sessions(lab, sessionSources, udpSources, echo, udpEcho, stopTraffic.Token);
 
-        Phase($"traffic: CONNECT+echo from all {ClientCount} client addresses (8 in flight, 250 ms step timeout), {sessionSources.Length} long echo sessions, {udpSources.Length} UDP ASSOCIATE sessions");
+        Phase($"traffic: CONNECT+echo from each of the {ClientCount} client addresses in a stream of its own (250 ms step timeout), {sessionSources.Length} long echo sessions, {udpSources.Length} UDP ASSOCIATE sessions");
         var streamRun = stream.RunAsync(ct);
         var sessionsRun = sessions.RunAsync(ct);
         var outageSessions = (TrafficGenerator?)null;

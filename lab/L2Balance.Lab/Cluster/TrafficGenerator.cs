@@ -37,8 +37,15 @@ public sealed record TrafficOptions
     /// <summary>Upper bound on CONNECTs issued in the run.</summary>
     public int MaxConnects { get; init; } = 5000;
 
-    /// <summary>CONNECTs in flight at once.</summary>
+    /// <summary>CONNECTs in flight at once, the sources taken in turn (ignored with <see cref="ConnectStreamPerSource"/>).</summary>
     public int ConnectConcurrency { get; init; } = 4;
+
+    /// <summary>
+    /// One sequential CONNECT stream per source address instead of <see cref="ConnectConcurrency"/>
+    /// shared slots: a client that waits (a SYN retransmission while its bucket moves) holds up only
+    /// itself, as separate real clients do, so each node's rate shows that node's service.
+    /// </summary>
+    public bool ConnectStreamPerSource { get; init; }
 
     /// <summary>How long new work is started; the run ends at most one step timeout later.</summary>
     public TimeSpan Duration { get; init; } = TimeSpan.FromSeconds(3);
@@ -135,7 +142,10 @@ public sealed class TrafficGenerator
         var tasks = new List<Task>();
         if (_options.ConnectTarget is not null)
         {
-            tasks.AddRange(Enumerable.Range(0, Math.Max(1, _options.ConnectConcurrency)).Select(_ => Task.Run(() => ConnectWorkerAsync(stop.Token, cancellationToken), CancellationToken.None)));
+            IReadOnlyList<IPAddress?> streams = _options.ConnectStreamPerSource
+                ? [.. _options.Sources]
+                : [.. Enumerable.Repeat<IPAddress?>(null, Math.Max(1, _options.ConnectConcurrency))];
+            tasks.AddRange(streams.Select(own => Task.Run(() => ConnectWorkerAsync(own, stop.Token, cancellationToken), CancellationToken.None)));
         }
 
         tasks.AddRange(_options.SessionSources.Select((source, i) => Task.Run(() => SessionAsync(source, i, stop.Token, cancellationToken), CancellationToken.None)));
@@ -144,7 +154,10 @@ public sealed class TrafficGenerator
         return new TrafficResults(startedUtc, ElapsedMs, [.. _connects], [.. _sessions], [.. _udp]);
     }
 
-    private async Task ConnectWorkerAsync(CancellationToken stop, CancellationToken abort)
+    /// <param name="own">The source of a per-source stream; null: the sources in turn.</param>
+    /// <param name="stop">Ends the stream: no new CONNECT after it.</param>
+    /// <param name="abort">Abandons a CONNECT in flight.</param>
+    private async Task ConnectWorkerAsync(IPAddress? own, CancellationToken stop, CancellationToken abort)
     {
         while (!stop.IsCancellationRequested)
         {
@@ -154,7 +167,7 @@ public sealed class TrafficGenerator
                 return;
             }
 
-            var source = _options.Sources[(n - 1) % _options.Sources.Count];
+            var source = own ?? _options.Sources[(n - 1) % _options.Sources.Count];
             var record = await ConnectOnceAsync(source, n, abort).ConfigureAwait(false);
             _connects.Enqueue(record);
             if (record.Outcome == TrafficOutcome.Ok)
