@@ -12,10 +12,10 @@ namespace L2Balance.Lab.Cli.Bench;
 /// <summary>
 /// <c>l2lab bench-advert-reject</c>: the CPU l2bal spends per rejected advert frame on its receive
 /// path (issue 14; docs/design.md#advert-budget). Two namespaces joined by a veth pair: one sends
-/// a batch of frames of one kind, the other holds l2bal's own AdvertChannel (4 MiB receive
-/// buffer) and AdvertVerifier, and the batch, queued in full, is timed as the loop takes it:
-/// recv(2) per frame, the frame checks, the verifier. Also the verifier alone on the same bytes
-/// (no syscall). Every case first runs uncounted for 2 s in all, so the JIT's tiering is over
+/// a batch of frames of one kind, the other holds l2bal's own AdvertChannel (its receive ring)
+/// and AdvertVerifier, and the batch, queued in full, is timed as the loop takes it: the frame
+/// taken from the ring, the frame checks, the verifier. Also the verifier alone on the same bytes
+/// (no socket). Every case first runs uncounted for 2 s in all, so the JIT's tiering is over
 /// before the timing (l2bal itself is Native AOT). Prints a table and writes artifacts/bench/advert-reject-TIMESTAMP.json; not a test.
 /// </summary>
 internal static class AdvertRejectBench
