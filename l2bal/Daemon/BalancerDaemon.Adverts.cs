@@ -10,7 +10,7 @@ internal sealed partial class BalancerDaemon
     /// <summary>
     /// Frames read per step at most: a flood waits for the next step and never holds up the lease
     /// renewal and the node's own advert of this one (docs/design.md#advert-budget); a budget of
-    /// rejected frames takes about a millisecond (docs/benchmarks.md#advert-reject).
+    /// rejected frames takes under a millisecond (docs/benchmarks.md#advert-reject-2026-12-03).
     /// </summary>
     internal const int AdvertBudget = 1024;
 
@@ -40,6 +40,8 @@ internal sealed partial class BalancerDaemon
         var frame = _frame ??= new byte[adverts.FrameBufferLength];
         var taken = 0;
         var rejected = false;
+        // The log takes one frame per reason per 10 s: it is asked once per reason (fewer than 64) per step, not per frame.
+        var loggedReasons = 0UL;
         for (; taken < AdvertBudget; taken++)
         {
             var length = adverts.TryReceive(frame, out var source);
@@ -62,7 +64,11 @@ internal sealed partial class BalancerDaemon
                 continue; // our own frame, looped back
             }
             NoteForeignKey(rejection, envelope, source, now);
-            _log.AdvertRejected(rejection, source, total);
+            if ((loggedReasons & (1UL << (int)rejection)) == 0)
+            {
+                loggedReasons |= 1UL << (int)rejection;
+                _log.AdvertRejected(rejection, source, total);
+            }
             _policy.OnAdvertRejected(rejection, advert, source, now);
         }
         if (taken == AdvertBudget)

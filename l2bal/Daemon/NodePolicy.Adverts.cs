@@ -18,7 +18,7 @@ internal readonly record struct PeerKeys(byte Version, uint KeyId, uint AlsoAcce
 /// <param name="Source">The Ethernet source of the last such advert.</param>
 /// <param name="LastHeard">When it was last heard.</param>
 /// <param name="Count">Adverts heard with it.</param>
-internal sealed record ForeignKey(uint KeyId, MacAddress Source, TimeSpan LastHeard, long Count);
+internal readonly record struct ForeignKey(uint KeyId, MacAddress Source, TimeSpan LastHeard, long Count);
 
 /// <summary>What this node's next advert is: its version, the key that signs it, and whether a version-2 copy goes along.</summary>
 /// <param name="Version">The lowest version a live peer sends (version 1 while one speaks only that).</param>
@@ -80,7 +80,7 @@ internal sealed partial class NodePolicy
         }
         if (_foreign.Count >= MaxForeignKeys)
         {
-            _foreign.Remove(_foreign.Values.MinBy(f => f.LastHeard)!.KeyId);
+            _foreign.Remove(_foreign.Values.MinBy(f => f.LastHeard).KeyId);
         }
         _foreign[keyId] = new ForeignKey(keyId, source, now, 1);
         return true;

@@ -60,7 +60,7 @@ internal sealed class BalancerCounters
     /// <summary>Lease renewals that came later than the lease: the kernel refused new flows in between.</summary>
     public long LeaseLapses => Interlocked.Read(ref _leaseLapses);
 
-    /// <summary>Advert frames the kernel dropped with the socket's receive buffer full (loop thread writes).</summary>
+    /// <summary>Advert frames the kernel dropped with the socket's receive ring full (loop thread writes).</summary>
     public long AdvertKernelDrops
     {
         get => Interlocked.Read(ref _advertKernelDrops);

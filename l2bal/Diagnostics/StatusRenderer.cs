@@ -85,7 +85,7 @@ internal static class StatusRenderer
         w.Gauge("l2bal_advert_largest_gap_seconds", "The longest time between two consecutive adverts of this node.", c.LargestAdvertGapMs / 1000);
         w.Counter("l2bal_lease_lapses_total", "Lease renewals later than the lease (new flows refused in between).", c.LeaseLapses);
         w.Counter("l2bal_advert_budget_spent_total", "Loop steps that read a whole advert budget and left frames for the next.", c.AdvertBudgetSpent);
-        w.Counter("l2bal_advert_kernel_drops_total", "Advert frames the kernel dropped with the socket's receive buffer full.", c.AdvertKernelDrops);
+        w.Counter("l2bal_advert_kernel_drops_total", "Advert frames the kernel dropped with the socket's receive ring full.", c.AdvertKernelDrops);
         if (s.Adverts is { } adverts)
         {
             w.Gauge("l2bal_advert_version", "The version of this node's last advert.", adverts.Version);

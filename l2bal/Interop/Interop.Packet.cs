@@ -28,9 +28,6 @@ internal static partial class Interop
         /// <summary>linux/if_packet.h (kernel 4.20+): never queue frames this host sends to this socket.</summary>
         internal const int PACKET_IGNORE_OUTGOING = 23;
 
-        /// <summary>asm-generic/socket.h: SO_RCVBUF past net.core.rmem_max (CAP_NET_ADMIN), level SOL_SOCKET.</summary>
-        internal const int SO_RCVBUFFORCE = 33;
-
         /// <summary>linux/if_packet.h: PACKET_STATISTICS (struct tpacket_stats: tp_packets, tp_drops; read clears them).</summary>
         internal const int PACKET_STATISTICS = 6;
 

@@ -42,11 +42,12 @@ internal sealed class AdvertChannel : IAsyncDisposable
     public const int DefaultMaximumPayloadLength = 1500;
 
     /// <summary>
-    /// Receive buffer asked for: room for thousands of queued frames (each costs about 1 KiB of
-    /// buffer, its skb), so a flood the loop outpaces never pushes a peer's advert out while the
-    /// loop is busy elsewhere for a few milliseconds (docs/design.md#advert-budget).
+    /// The receive ring's size: 4096 slots of 2 KiB for frames of up to 1,515 bytes, so a flood the
+    /// loop outpaces never pushes a peer's advert out while the loop is busy elsewhere for a few
+    /// milliseconds; as much memory as the 4 MiB receive buffer it replaces could take (the kernel
+    /// doubles that figure), and the frames are taken without a syscall each (docs/design.md#advert-budget).
     /// </summary>
-    public const int ReceiveBufferBytes = 4 << 20;
+    public const int RingBytes = 8 << 20;
 
     private readonly PacketSocket _socket;
     private readonly int _maximumPayloadLength;
@@ -70,12 +71,11 @@ internal sealed class AdvertChannel : IAsyncDisposable
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(maximumPayloadLength, MinimumPayloadLength);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(maximumPayloadLength, DefaultMaximumPayloadLength);
-        var socket = PacketSocket.Open(interfaceName, EtherType);
-        socket.SetReceiveBuffer(ReceiveBufferBytes);
+        var socket = PacketSocket.OpenWithRing(interfaceName, EtherType, FrameBufferLengthFor(maximumPayloadLength), RingBytes);
         return new AdvertChannel(socket, maximumPayloadLength);
     }
 
-    /// <summary>Frames the kernel dropped with the receive buffer full (PACKET_STATISTICS), as of the last <see cref="ReadKernelDrops"/>.</summary>
+    /// <summary>Frames the kernel dropped with the ring full (PACKET_STATISTICS), as of the last <see cref="ReadKernelDrops"/>.</summary>
     public long KernelDrops => Interlocked.Read(ref _kernelDrops);
 
     /// <summary>Adds the kernel's drops since the last call to <see cref="KernelDrops"/> (loop thread); returns the total.</summary>
@@ -133,7 +133,10 @@ internal sealed class AdvertChannel : IAsyncDisposable
     }
 
     /// <summary>The buffer <see cref="TryReceive(Span{byte}, out MacAddress)"/> needs: a whole frame and one byte to tell an oversize one.</summary>
-    public int FrameBufferLength => EthernetFrame.HeaderLength + _maximumPayloadLength + 1;
+    public int FrameBufferLength => FrameBufferLengthFor(_maximumPayloadLength);
+
+    /// <summary>Frames the ring holds before the kernel drops (counted in <see cref="KernelDrops"/>).</summary>
+    public int RingFrames => _socket.RingFrames;
 
     /// <summary>
     /// As <see cref="TryReceive(out AdvertFrame)"/> without copying: the next advert's frame is left in
@@ -162,6 +165,8 @@ internal sealed class AdvertChannel : IAsyncDisposable
             return n - EthernetFrame.HeaderLength;
         }
     }
+
+    private static int FrameBufferLengthFor(int maximumPayloadLength) => EthernetFrame.HeaderLength + maximumPayloadLength + 1;
 
     /// <summary>Decides what to do with one received frame; null means deliver.</summary>
     internal AdvertFrameDrop? Classify(ReadOnlySpan<byte> frame, out EthernetHeader header)

@@ -20,13 +20,15 @@ namespace L2Balance.Balancer.Net;
 internal sealed class PacketSocket : IDisposable
 {
     private readonly Socket _socket;
+    private readonly PacketRxRing? _ring;
     private long _ownFramesSkipped;
     private long _errors;
     private string? _lastError;
 
-    private PacketSocket(Socket socket, InterfaceInfo info, ushort etherType)
+    private PacketSocket(Socket socket, PacketRxRing? ring, InterfaceInfo info, ushort etherType)
     {
         _socket = socket;
+        _ring = ring;
         InterfaceName = info.Name;
         InterfaceIndex = info.Index;
         InterfaceMac = info.Mac;
@@ -44,6 +46,9 @@ internal sealed class PacketSocket : IDisposable
 
     /// <summary>The one EtherType received.</summary>
     public ushort EtherType { get; }
+
+    /// <summary>Slots of the receive ring (<see cref="OpenWithRing"/>), 0 without one.</summary>
+    public int RingFrames => _ring?.FrameCount ?? 0;
 
     /// <summary>The socket's handle, for a caller that waits on it with poll(2).</summary>
     public SafeSocketHandle Handle => _socket.SafeHandle;
@@ -74,7 +79,24 @@ internal sealed class PacketSocket : IDisposable
             throw new ArgumentOutOfRangeException(nameof(etherType), "An Ethernet II type is at least 0x0600.");
         }
 
-        return Open(interfaceName, etherType, program: []);
+        return Open(interfaceName, etherType, program: [], ring: null);
+    }
+
+    /// <summary>
+    /// As <see cref="Open(string, ushort)"/>, with a receive ring (PACKET_RX_RING, TPACKET_V2) of
+    /// about <paramref name="ringBytes"/> whose slots hold frames of up to
+    /// <paramref name="maximumFrameLength"/> bytes: <see cref="TryReceive"/> then takes frames from
+    /// memory, without a syscall per frame, and the ring, not the socket's receive buffer, holds
+    /// what waits (docs/design.md#advert-budget).
+    /// </summary>
+    public static PacketSocket OpenWithRing(string interfaceName, ushort etherType, int maximumFrameLength, int ringBytes)
+    {
+        if (etherType < 0x0600)
+        {
+            throw new ArgumentOutOfRangeException(nameof(etherType), "An Ethernet II type is at least 0x0600.");
+        }
+
+        return Open(interfaceName, etherType, program: [], PacketStructs.RingGeometry(maximumFrameLength, ringBytes, Environment.SystemPageSize));
     }
 
     /// <summary>
@@ -98,10 +120,10 @@ internal sealed class PacketSocket : IDisposable
             new(BPF_RET_K, 0, 0, 64),
             new(BPF_RET_K, 0, 0, 0),
         ];
-        return Open(interfaceName, ETH_P_ALL, program);
+        return Open(interfaceName, ETH_P_ALL, program, ring: null);
     }
 
-    private static PacketSocket Open(string interfaceName, ushort etherType, ReadOnlySpan<SockFilter> program)
+    private static PacketSocket Open(string interfaceName, ushort etherType, ReadOnlySpan<SockFilter> program, TpacketReq? ring)
     {
         PacketStructs.ValidateInterfaceName(interfaceName);
         Socket socket;
@@ -114,6 +136,7 @@ internal sealed class PacketSocket : IDisposable
             throw new IOException($"socket(AF_PACKET, SOCK_RAW): {ex.SocketErrorCode}", ex);
         }
 
+        PacketRxRing? rxRing = null;
         try
         {
             var info = InterfaceInfo.Lookup(socket.SafeHandle, interfaceName);
@@ -124,11 +147,14 @@ internal sealed class PacketSocket : IDisposable
             }
 
             SetOption(socket, PACKET_IGNORE_OUTGOING, "PACKET_IGNORE_OUTGOING", BitConverter.GetBytes(1));
+            // Before bind too: every frame the socket ever takes goes to the ring.
+            rxRing = ring is { } geometry ? PacketRxRing.Map(socket.SafeHandle, geometry) : null;
             Bind(socket, etherType, info.Index);
-            return new PacketSocket(socket, info, etherType);
+            return new PacketSocket(socket, rxRing, info, etherType);
         }
         catch
         {
+            rxRing?.Dispose();
             socket.Dispose();
             throw;
         }
@@ -177,34 +203,41 @@ internal sealed class PacketSocket : IDisposable
     }
 
     /// <summary>
-    /// Receives the next queued frame not sent by this host without waiting; returns its length,
-    /// or 0 when nothing is queued. For a caller that polls on its own schedule (the daemon's loop).
+    /// Receives the next queued frame not sent by this host without waiting into
+    /// <paramref name="frame"/>; returns its length, or 0 when nothing is queued. A frame longer
+    /// than the buffer is reported with the buffer's length. For a caller that polls on its own
+    /// schedule (the daemon's loop).
     /// </summary>
     /// <remarks>
-    /// One non-blocking recv(2) per frame, and one that finds the queue empty. An error the socket
-    /// holds (ENETDOWN when the interface went down on this node) makes poll(2) report the socket
-    /// ready until a receive takes the error: it is taken here, counted in <see cref="Errors"/>, and
-    /// 0 returned, so a caller sleeping in poll on this socket does not spin while the interface is down.
+    /// With a ring (<see cref="OpenWithRing"/>) frames are copied from it, no syscall each; once it
+    /// is empty, and without a ring for every frame, one non-blocking recv(2). That recv also takes
+    /// an error the socket holds (ENETDOWN when the interface went down on this node), which makes
+    /// poll(2) report the socket ready until a receive takes it: it is counted in
+    /// <see cref="Errors"/> and 0 returned, so a caller sleeping in poll on this socket does not
+    /// spin while the interface is down.
     /// </remarks>
     public int TryReceive(Span<byte> frame)
     {
         while (true)
         {
-            var n = (int)recv(_socket.SafeHandle, frame, (nuint)frame.Length, MSG_DONTWAIT);
-            if (n < 0)
+            if (_ring is null || !_ring.TryTake(frame, out var n))
             {
-                var errno = Marshal.GetLastPInvokeError();
-                if (errno == Errno.EINTR)
+                n = (int)recv(_socket.SafeHandle, frame, (nuint)frame.Length, MSG_DONTWAIT);
+                if (n < 0)
                 {
-                    continue;
-                }
+                    var errno = Marshal.GetLastPInvokeError();
+                    if (errno == Errno.EINTR)
+                    {
+                        continue;
+                    }
 
-                if (errno != Errno.EAGAIN)
-                {
-                    NoteError(Errno.Name(errno));
-                }
+                    if (errno != Errno.EAGAIN)
+                    {
+                        NoteError(Errno.Name(errno));
+                    }
 
-                return 0;
+                    return 0;
+                }
             }
 
             if (n >= 2 * MacAddress.Length && MacAddress.Read(frame[MacAddress.Length..]) == InterfaceMac)
@@ -218,22 +251,8 @@ internal sealed class PacketSocket : IDisposable
     }
 
     /// <summary>
-    /// Sets the receive buffer to <paramref name="bytes"/> (the kernel doubles it for its
-    /// bookkeeping): SO_RCVBUFFORCE, which passes net.core.rmem_max with CAP_NET_ADMIN, else SO_RCVBUF
-    /// (capped at rmem_max). Returns the size the kernel granted.
-    /// </summary>
-    public int SetReceiveBuffer(int bytes)
-    {
-        if (setsockopt(_socket.SafeHandle, L2Balance.Balancer.Interop.Netlink.SOL_SOCKET, SO_RCVBUFFORCE, BitConverter.GetBytes(bytes), sizeof(int)) != 0)
-        {
-            _socket.ReceiveBufferSize = bytes;
-        }
-        return _socket.ReceiveBufferSize;
-    }
-
-    /// <summary>
-    /// Frames the kernel dropped because the receive buffer was full since the last call
-    /// (PACKET_STATISTICS, which resets on read), or 0 if it cannot be read.
+    /// Frames the kernel dropped because the receive buffer (or the ring) was full since the last
+    /// call (PACKET_STATISTICS, which resets on read), or 0 if it cannot be read.
     /// </summary>
     public long TakeKernelDrops()
     {
@@ -264,7 +283,11 @@ internal sealed class PacketSocket : IDisposable
         }
     }
 
-    public void Dispose() => _socket.Dispose();
+    public void Dispose()
+    {
+        _ring?.Dispose();
+        _socket.Dispose();
+    }
 
     private string NoteError(string error)
     {

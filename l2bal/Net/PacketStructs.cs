@@ -57,6 +57,28 @@ internal static class PacketStructs
         mac.WriteTo(destination[8..]);
     }
 
+    /// <summary>
+    /// The geometry of a TPACKET_V2 receive ring (struct tpacket_req) of about
+    /// <paramref name="ringBytes"/> whose slots hold whole Ethernet frames of up to
+    /// <paramref name="maximumFrameLength"/> bytes. The kernel puts an Ethernet frame at
+    /// TPACKET_ALIGN(TPACKET2_HDRLEN + 16) − 14 bytes into its slot (tpacket_rcv: netoff, macoff);
+    /// a slot is the power of two that holds that much, so slots tile a block exactly, and a block
+    /// is a page or one slot, whichever is larger (each block is one allocation of the kernel).
+    /// </summary>
+    public static TpacketReq RingGeometry(int maximumFrameLength, int ringBytes, int pageSize)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maximumFrameLength, EthernetFrame.HeaderLength);
+        ArgumentOutOfRangeException.ThrowIfLessThan(pageSize, TPACKET_ALIGNMENT);
+        var frameOffset = TpacketAlign(TPACKET2_HDRLEN + 16) - EthernetFrame.HeaderLength;
+        var frameSize = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)TpacketAlign(frameOffset + maximumFrameLength));
+        var blockSize = Math.Max(pageSize, frameSize);
+        var blocks = Math.Max(1, ringBytes / blockSize);
+        return new TpacketReq((uint)blockSize, (uint)blocks, (uint)frameSize, (uint)(blocks * (blockSize / frameSize)));
+    }
+
+    /// <summary>linux/if_packet.h TPACKET_ALIGN.</summary>
+    public static int TpacketAlign(int length) => (length + TPACKET_ALIGNMENT - 1) & ~(TPACKET_ALIGNMENT - 1);
+
     /// <summary>An ifreq holding only the NUL-terminated interface name.</summary>
     public static void WriteIfreqName(Span<byte> destination, string interfaceName)
     {

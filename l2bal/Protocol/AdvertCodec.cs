@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 
 namespace L2Balance.Balancer.Protocol;
@@ -40,7 +41,7 @@ namespace L2Balance.Balancer.Protocol;
 /// 80+T HMAC-SHA256(key named by the key id, bytes 0..79+T) (256)
 /// </code>
 /// Checks run in the order of OpenBSD carp_proto_input_if (docs/conventions.md §20): length, magic, version,
-/// cluster id, (version 2) a key id this node holds, then the HMAC (constant-time compare), and only then are the authenticated fields
+/// cluster id, (version 2) a key id this node holds, then the HMAC (constant-time compare, <see cref="MacEquals"/>), and only then are the authenticated fields
 /// interpreted. Replay and configuration checks need state: <see cref="AdvertVerifier"/>.
 /// </summary>
 internal static class AdvertCodec
@@ -301,10 +302,26 @@ internal static class AdvertCodec
     {
         Span<byte> mac = stackalloc byte[HmacLength];
         Mac(key, hmac, d[..signed], mac);
-        // Constant time: a byte-wise early exit would let a forger learn the MAC byte by byte.
-        return CryptographicOperations.FixedTimeEquals(mac, d.Slice(signed, HmacLength))
-            ? AdvertRejection.None
-            : AdvertRejection.BadHmac;
+        return MacEquals(mac, d.Slice(signed, HmacLength)) ? AdvertRejection.None : AdvertRejection.BadHmac;
+    }
+
+    /// <summary>
+    /// Whether two HMAC-SHA256 values are equal, in constant time: a byte-wise early exit would let a
+    /// forger learn the MAC byte by byte, so the four 64-bit words of each are XORed, the differences
+    /// ORed, and only the result compared. What CryptographicOperations.FixedTimeEquals does, without
+    /// its unoptimized byte loop: 0.006 µs against 0.12 here (docs/benchmarks.md#advert-reject-2026-12-03).
+    /// </summary>
+    internal static bool MacEquals(ReadOnlySpan<byte> a, ReadOnlySpan<byte> b)
+    {
+        if (a.Length != HmacLength || b.Length != HmacLength)
+        {
+            return false;
+        }
+        var difference = (MemoryMarshal.Read<ulong>(a) ^ MemoryMarshal.Read<ulong>(b))
+            | (MemoryMarshal.Read<ulong>(a[8..]) ^ MemoryMarshal.Read<ulong>(b[8..]))
+            | (MemoryMarshal.Read<ulong>(a[16..]) ^ MemoryMarshal.Read<ulong>(b[16..]))
+            | (MemoryMarshal.Read<ulong>(a[24..]) ^ MemoryMarshal.Read<ulong>(b[24..]));
+        return difference == 0;
     }
 
     /// <summary>

@@ -19,6 +19,7 @@ public sealed class NativeLayoutTests
         #include <stddef.h>
         #include <sys/socket.h>
         #include <sys/ioctl.h>
+        #include <sys/mman.h>
         #include <net/if.h>
         #include <net/if_arp.h>
         #include <linux/if_packet.h>
@@ -68,7 +69,6 @@ public sealed class NativeLayoutTests
             P("IFA_LOCAL", IFA_LOCAL);
             P("SOCK_CLOEXEC", SOCK_CLOEXEC);
             P("SO_RCVTIMEO", SO_RCVTIMEO);
-            P("SO_RCVBUFFORCE", SO_RCVBUFFORCE);
             P("PACKET_STATISTICS", PACKET_STATISTICS);
             P("sizeof(tpacket_stats)", sizeof(struct tpacket_stats));
             P("sizeof(sock_filter)", sizeof(struct sock_filter));
@@ -82,6 +82,26 @@ public sealed class NativeLayoutTests
             P("BPF_LD|BPF_W|BPF_ABS", BPF_LD | BPF_W | BPF_ABS);
             P("BPF_JMP|BPF_JEQ|BPF_K", BPF_JMP | BPF_JEQ | BPF_K);
             P("BPF_RET|BPF_K", BPF_RET | BPF_K);
+            P("PACKET_RX_RING", PACKET_RX_RING);
+            P("PACKET_VERSION", PACKET_VERSION);
+            P("TPACKET_V2", TPACKET_V2);
+            P("TP_STATUS_KERNEL", TP_STATUS_KERNEL);
+            P("TP_STATUS_USER", TP_STATUS_USER);
+            P("TPACKET_ALIGNMENT", TPACKET_ALIGNMENT);
+            P("TPACKET2_HDRLEN", TPACKET2_HDRLEN);
+            P("sizeof(tpacket2_hdr)", sizeof(struct tpacket2_hdr));
+            P("offsetof(tpacket2_hdr.tp_status)", offsetof(struct tpacket2_hdr, tp_status));
+            P("offsetof(tpacket2_hdr.tp_len)", offsetof(struct tpacket2_hdr, tp_len));
+            P("offsetof(tpacket2_hdr.tp_snaplen)", offsetof(struct tpacket2_hdr, tp_snaplen));
+            P("offsetof(tpacket2_hdr.tp_mac)", offsetof(struct tpacket2_hdr, tp_mac));
+            P("sizeof(tpacket_req)", sizeof(struct tpacket_req));
+            P("offsetof(tpacket_req.tp_block_nr)", offsetof(struct tpacket_req, tp_block_nr));
+            P("offsetof(tpacket_req.tp_frame_size)", offsetof(struct tpacket_req, tp_frame_size));
+            P("offsetof(tpacket_req.tp_frame_nr)", offsetof(struct tpacket_req, tp_frame_nr));
+            P("TPACKET_ALIGN(TPACKET2_HDRLEN+16)", TPACKET_ALIGN(TPACKET2_HDRLEN + 16));
+            P("PROT_READ", PROT_READ);
+            P("PROT_WRITE", PROT_WRITE);
+            P("MAP_SHARED", MAP_SHARED);
             return 0;
         }
         """;
@@ -129,7 +149,6 @@ public sealed class NativeLayoutTests
         { "IFA_LOCAL", IFA_LOCAL },
         { "SOCK_CLOEXEC", SOCK_CLOEXEC },
         { "SO_RCVTIMEO", SO_RCVTIMEO },
-        { "SO_RCVBUFFORCE", SO_RCVBUFFORCE },
         { "PACKET_STATISTICS", PACKET_STATISTICS },
         { "sizeof(tpacket_stats)", SizeOfTpacketStats },
         { "sizeof(sock_filter)", System.Runtime.InteropServices.Marshal.SizeOf<SockFilter>() },
@@ -143,6 +162,26 @@ public sealed class NativeLayoutTests
         { "BPF_LD|BPF_W|BPF_ABS", BPF_LD_W_ABS },
         { "BPF_JMP|BPF_JEQ|BPF_K", BPF_JMP_JEQ_K },
         { "BPF_RET|BPF_K", BPF_RET_K },
+        { "PACKET_RX_RING", PACKET_RX_RING },
+        { "PACKET_VERSION", PACKET_VERSION },
+        { "TPACKET_V2", TPACKET_V2 },
+        { "TP_STATUS_KERNEL", TP_STATUS_KERNEL },
+        { "TP_STATUS_USER", TP_STATUS_USER },
+        { "TPACKET_ALIGNMENT", TPACKET_ALIGNMENT },
+        { "TPACKET2_HDRLEN", TPACKET2_HDRLEN },
+        { "sizeof(tpacket2_hdr)", SizeOfTpacket2Hdr },
+        { "offsetof(tpacket2_hdr.tp_status)", TpStatusOffset },
+        { "offsetof(tpacket2_hdr.tp_len)", TpLenOffset },
+        { "offsetof(tpacket2_hdr.tp_snaplen)", TpSnaplenOffset },
+        { "offsetof(tpacket2_hdr.tp_mac)", TpMacOffset },
+        { "sizeof(tpacket_req)", System.Runtime.InteropServices.Marshal.SizeOf<TpacketReq>() },
+        { "offsetof(tpacket_req.tp_block_nr)", 4 },
+        { "offsetof(tpacket_req.tp_frame_size)", 8 },
+        { "offsetof(tpacket_req.tp_frame_nr)", 12 },
+        { "TPACKET_ALIGN(TPACKET2_HDRLEN+16)", PacketStructs.TpacketAlign(TPACKET2_HDRLEN + 16) },
+        { "PROT_READ", PROT_READ },
+        { "PROT_WRITE", PROT_WRITE },
+        { "MAP_SHARED", MAP_SHARED },
     };
 
     [SkippableTheory]

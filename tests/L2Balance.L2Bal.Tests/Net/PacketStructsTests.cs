@@ -1,6 +1,7 @@
 using L2Balance.Balancer.Net;
 using L2Balance.Balancer.Protocol;
 using Xunit;
+using static L2Balance.Balancer.Interop.Packet;
 
 namespace L2Balance.L2Bal.Tests.Net;
 
@@ -18,6 +19,33 @@ public sealed class PacketStructsTests
 
         b[10] = 4; // PACKET_OUTGOING
         Assert.Equal(((ushort)0x0806, 0x01020304, (byte)4), PacketStructs.ReadSockaddrLl(b));
+    }
+
+    [Fact]
+    public void RingGeometry_AdvertFrames_AreSlotsOf2KiBInPages()
+    {
+        // 1,515-byte frames (an Ethernet payload and one byte to tell an oversize one) start 66 bytes into a slot.
+        var ring = PacketStructs.RingGeometry(1515, 8 << 20, 4096);
+
+        Assert.Equal(new TpacketReq(4096, 2048, 2048, 4096), ring);
+    }
+
+    [Theory]
+    [InlineData(1515, 4096)]
+    [InlineData(1515, 65536)]
+    [InlineData(60, 4096)]
+    [InlineData(1983, 4096)]
+    [InlineData(9000, 4096)]
+    public void RingGeometry_AnyFrameAndPage_SlotsHoldTheFrameAndTileBlocksOfWholePages(int maximumFrameLength, int pageSize)
+    {
+        var ring = PacketStructs.RingGeometry(maximumFrameLength, 1 << 20, pageSize);
+
+        Assert.True(66 + maximumFrameLength <= ring.FrameSize, $"slot {ring.FrameSize} holds {maximumFrameLength} bytes after 66");
+        Assert.Equal(0u, ring.FrameSize % TPACKET_ALIGNMENT);
+        Assert.Equal(0u, ring.BlockSize % (uint)pageSize);
+        Assert.Equal(0u, ring.BlockSize % ring.FrameSize);
+        Assert.Equal(ring.BlockCount * (ring.BlockSize / ring.FrameSize), ring.FrameCount);
+        Assert.InRange((long)ring.BlockSize * ring.BlockCount, 1 << 19, 1 << 20);
     }
 
     [Fact]

@@ -57,6 +57,23 @@ public class AdvertCodecTests
     }
 
     [Fact]
+    public void MacEquals_AnyFlippedBitOrOtherLength_IsUnequalAndOnlyTheSameBytesAreEqual()
+    {
+        var mac = HMACSHA256.HashData(Key, "advert"u8);
+        Assert.True(AdvertCodec.MacEquals(mac, (byte[])mac.Clone()));
+        for (var bit = 0; bit < mac.Length * 8; bit++)
+        {
+            var other = (byte[])mac.Clone();
+            other[bit / 8] ^= (byte)(1 << (bit % 8));
+            Assert.False(AdvertCodec.MacEquals(mac, other), $"bit {bit} flipped");
+            Assert.False(AdvertCodec.MacEquals(other, mac), $"bit {bit} flipped");
+        }
+        Assert.False(AdvertCodec.MacEquals(mac, mac.AsSpan(0, 31)));
+        Assert.False(AdvertCodec.MacEquals(mac.AsSpan(0, 31), mac.AsSpan(0, 31)));
+        Assert.False(AdvertCodec.MacEquals([.. mac, 0], [.. mac, 0]));
+    }
+
+    [Fact]
     public void Advert_Written_RoundTrips()
     {
         Assert.True(AdvertCodec.TryParse(Encode(Sample), 10, Key, out var parsed, out var reason));

@@ -196,6 +196,95 @@ public sealed class PacketIoLabTests(PacketIoLab lab) : IClassFixture<PacketIoLa
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
+    public async Task AdvertChannel_FrameLongerThanItsMaximum_IsCountedAsOversizeNeverTakenCut()
+    {
+        var receiver = InNamespace.Run(lab.Node2, () => AdvertChannel.Open("eth0", maximumPayloadLength: 200));
+        using var raw = InNamespace.Run(lab.Node1, () => PacketSocket.Open("eth0", AdvertChannel.EtherType));
+        await using (receiver)
+        {
+            // One byte too many (it fits the ring's slot), a whole Ethernet payload (the slot holds
+            // less: the kernel cuts it there), then one of exactly the maximum.
+            foreach (var length in new[] { 201, 1500, 200 })
+            {
+                var frame = new byte[EthernetFrame.HeaderLength + length];
+                EthernetFrame.Write(new EthernetHeader(MacAddress.Broadcast, raw.InterfaceMac, AdvertChannel.EtherType), frame);
+                frame.AsSpan(EthernetFrame.HeaderLength).Fill((byte)(length & 0xff));
+                raw.Send(frame);
+            }
+
+            var taken = await ReceiveAsync(receiver);
+            Assert.Equal(Enumerable.Repeat((byte)200, 200), taken.Payload);
+            Assert.Equal(2, receiver.Dropped(AdvertFrameDrop.Oversize));
+            Assert.False(receiver.TryReceive(out _));
+            Assert.Equal(1, receiver.Received);
+        }
+    }
+
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task AdvertChannel_MoreFramesThanTheRingHolds_TakesARingfulAndCountsTheRestAsKernelDrops()
+    {
+        var receiver = InNamespace.Run(lab.Node2, () => AdvertChannel.Open("eth0"));
+        using var raw = InNamespace.Run(lab.Node1, () => PacketSocket.Open("eth0", AdvertChannel.EtherType));
+        await using (receiver)
+        {
+            const int Extra = 100;
+            var frame = new byte[EthernetFrame.HeaderLength + AdvertChannel.MinimumPayloadLength];
+            EthernetFrame.Write(new EthernetHeader(MacAddress.Broadcast, raw.InterfaceMac, AdvertChannel.EtherType), frame);
+            for (var i = 0; i < receiver.RingFrames + Extra; i++)
+            {
+                raw.Send(frame);
+            }
+
+            // Nothing was read meanwhile: the ring is full and the kernel counted what it could not hold.
+            var buffer = new byte[receiver.FrameBufferLength];
+            var taken = 0;
+            await WaitUntilAsync(() =>
+            {
+                while (receiver.TryReceive(buffer, out _) > 0)
+                {
+                    taken++;
+                }
+                return taken + receiver.ReadKernelDrops() >= receiver.RingFrames + Extra;
+            }, "every frame taken or dropped");
+            Assert.Equal(receiver.RingFrames, taken);
+            Assert.Equal(Extra, receiver.KernelDrops);
+        }
+    }
+
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task AdvertChannel_InterfaceDownOnTheNode_ErrorIsTakenAndCountedOnceThenNothingIsPending()
+    {
+        var receiver = InNamespace.Run(lab.Node2, () => AdvertChannel.Open("eth0"));
+        await using (receiver)
+        {
+            await Ip(lab.Node2, "link", "set", "eth0", "down");
+            try
+            {
+                // The kernel sets ENETDOWN on the socket once; the first receive takes it, the next finds nothing.
+                Assert.False(receiver.TryReceive(out _));
+                Assert.Equal(1, receiver.SocketErrors);
+                Assert.Contains("ENETDOWN", receiver.LastSocketError, StringComparison.Ordinal);
+                Assert.False(receiver.TryReceive(out _));
+                Assert.Equal(1, receiver.SocketErrors);
+            }
+            finally
+            {
+                await Ip(lab.Node2, "link", "set", "eth0", "up");
+            }
+
+            // Hooked again once up: a frame arrives through the ring.
+            using var raw = InNamespace.Run(lab.Node1, () => PacketSocket.Open("eth0", AdvertChannel.EtherType));
+            var frame = new byte[EthernetFrame.HeaderLength + AdvertChannel.MinimumPayloadLength];
+            EthernetFrame.Write(new EthernetHeader(MacAddress.Broadcast, raw.InterfaceMac, AdvertChannel.EtherType), frame);
+            await WaitUntilAsync(() =>
+            {
+                raw.Send(frame);
+                return receiver.TryReceive(out _);
+            }, "a frame after the interface came back");
+        }
+    }
+
+    [SkippableFact(typeof(LabUnavailableException))]
     public async Task PacketSocket_UnicastMembership_RaisesPromiscuityOnlyWhileOpen()
     {
         Assert.Contains("promiscuity 0", await LinkDetails(), StringComparison.Ordinal);
