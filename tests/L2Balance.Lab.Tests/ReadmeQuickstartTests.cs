@@ -28,7 +28,7 @@ public sealed partial class ReadmeQuickstartTests
     private const string KeyPath = "/etc/l2balance/l2bal.key";
 
     [Fact]
-    public void Readme_ByHandQuickstart_HasItsThreeBlocksWithOnlyTheNodeIdPlaceholder()
+    public void ByHandQuickstart_InTheReadme_HasItsThreeBlocksWithOnlyTheNodeIdPlaceholder()
     {
         var blocks = Blocks();
         Assert.Equal(["mkdir -p /etc/l2balance", $"l2bal genkey --output {KeyPath}"], blocks.Once);
@@ -45,7 +45,7 @@ public sealed partial class ReadmeQuickstartTests
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task Readme_ByHandQuickstart_AsPrintedOnThreeNodes_FormsAClusterThatServesEachClientFromTheNodeOwnerNames()
+    public async Task ByHandQuickstart_AsPrintedOnThreeNodes_FormsAClusterThatServesEachClientFromTheNodeOwnerNames()
     {
         var blocks = Blocks();
         var lab = await ClusterLab.CreateAsync(NodeCount, 6).WithTimeout(Deadline);
