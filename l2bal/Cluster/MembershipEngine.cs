@@ -4,7 +4,7 @@ using L2Balance.Balancer.Protocol;
 namespace L2Balance.Balancer.Cluster;
 
 /// <summary>What this node knows of a peer from its latest accepted advert.</summary>
-internal sealed record PeerState(AdvertState State, ulong ActiveView, ulong AliveView, TimeSpan LastHeard, uint HeldCount, bool Settled, ulong Incarnation = 0);
+internal sealed record PeerState(AdvertState State, ulong ActiveView, ulong AliveView, TimeSpan LastHeard, uint HeldCount, bool Settled, ulong Incarnation = 0, WeightVector? Weights = null);
 
 /// <summary>The outcome of one step: what the kernel must accept now, and whether to advertise now.</summary>
 internal sealed record MembershipStep(BucketSet Held, bool HeldChanged, bool ViewChanged, bool AdvertiseNow, HandoverPlan Plan, OwnershipTable Target);
@@ -20,7 +20,12 @@ internal sealed class MembershipEngine
     private const int TableCacheLimit = 64;
     private readonly Dictionary<int, PeerState> _peers = [];
     private readonly HashSet<int> _alive = [];
-    private readonly Dictionary<ulong, OwnershipTable> _tables = [];
+    private readonly Dictionary<(ulong Mask, WeightVector Weights), OwnershipTable> _tables = [];
+    private readonly Dictionary<int, int> _heardWeights = [];
+    private readonly WeightVector _defaultWeights;
+    private WeightVector _advertisedWeights;
+    private int _weight = Ownership.DefaultWeight;
+    private bool _weightsHeard;
     private readonly List<BalancerEvent> _events = [];
     private TimeSpan _startedAt;
     private TimeSpan _advertisedAt;
@@ -43,7 +48,32 @@ internal sealed class MembershipEngine
         SettleTime = settleTime;
         _startedAt = now;
         Held = new BucketSet(buckets);
+        _defaultWeights = _advertisedWeights = WeightVector.Default(nodeCount);
     }
+
+    /// <summary>This node's weight (--weight), advertised in its view's weights.</summary>
+    public int Weight
+    {
+        get => _weight;
+        set
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, Ownership.MinWeight);
+            ArgumentOutOfRangeException.ThrowIfGreaterThan(value, Ownership.MaxWeight);
+            _weight = value;
+        }
+    }
+
+    /// <summary>
+    /// While a live peer speaks only advert version 1 (which has no room for weights): every weight
+    /// counts as the default, so that peer computes the same tables (docs/design.md#weights).
+    /// </summary>
+    public bool IgnoreWeights { get; set; }
+
+    /// <summary>Whether any weight this node knows of (its own or one heard) is not the default: only then can <see cref="IgnoreWeights"/> matter.</summary>
+    public bool KnowsWeights => _weight != Ownership.DefaultWeight || _weightsHeard;
+
+    /// <summary>The weights of the view this node last advertised.</summary>
+    public WeightVector ViewWeights => _advertisedWeights;
 
     public int Self { get; }
 
@@ -81,7 +111,7 @@ internal sealed class MembershipEngine
     }
 
     /// <summary>The ownership table of the current view.</summary>
-    public OwnershipTable CurrentTable => Table(AdvertisedMask);
+    public OwnershipTable CurrentTable => Table(AdvertisedMask, _advertisedWeights);
 
     /// <summary>
     /// After a stall longer than the lease, a link without carrier, or a peer's cover of this
@@ -129,7 +159,10 @@ internal sealed class MembershipEngine
         var id = advert.NodeId;
         _peers.TryGetValue(id, out var previous);
         var settled = (advert.Flags & AdvertFlags.Settled) != 0;
-        _peers[id] = new PeerState(advert.State, advert.ActiveView, advert.AliveView, now, advert.HeldCount, settled, advert.Incarnation);
+        var weights = WeightsOf(advert, previous);
+        _weightsHeard |= weights is not null;
+        _heardWeights[id] = weights?.Of(id) ?? Ownership.DefaultWeight;
+        _peers[id] = new PeerState(advert.State, advert.ActiveView, advert.AliveView, now, advert.HeldCount, settled, advert.Incarnation, weights);
         if (previous is not null && DeclaresSelfDead(previous, advert) && Held.Count > 0)
         {
             // The peer missed this node's adverts for its dead time (loss on the way) and took
@@ -141,6 +174,60 @@ internal sealed class MembershipEngine
         {
             _events.Add(new PeerStateChanged(id, previous.State, advert.State));
         }
+    }
+
+    /// <summary>The weights of an advert's view, the previous object when unchanged (no allocation per advert for the cache key).</summary>
+    private WeightVector? WeightsOf(in Advert advert, PeerState? previous)
+    {
+        if (advert.Weights is not { } values || values.Length != NodeCount)
+        {
+            return null;
+        }
+        if (previous?.Weights is { } known && known.Values.SequenceEqual(values))
+        {
+            return known;
+        }
+        var vector = new WeightVector(values);
+        return vector.IsDefault ? null : vector;
+    }
+
+    /// <summary>
+    /// The weights of this node's view: its own; a peer's as that peer last advertised it (kept
+    /// after its death, so its block stays where it was and exactly its buckets return to it);
+    /// for a node never heard in this process the largest weight a live peer's view gives it, else
+    /// the default. Every node thus converges on the same weights for the same nodes.
+    /// </summary>
+    private WeightVector CurrentWeights()
+    {
+        if (IgnoreWeights || (_weight == Ownership.DefaultWeight && _heardWeights.Count == 0))
+        {
+            return _defaultWeights;
+        }
+        Span<ushort> weights = stackalloc ushort[NodeCount];
+        for (var id = 1; id <= NodeCount; id++)
+        {
+            int weight;
+            if (id == Self)
+            {
+                weight = _weight;
+            }
+            else if (!_heardWeights.TryGetValue(id, out weight))
+            {
+                weight = 0;
+                foreach (var peer in _alive)
+                {
+                    weight = Math.Max(weight, _peers[peer].Weights?.Of(id) ?? Ownership.DefaultWeight);
+                }
+                weight = weight == 0 ? Ownership.DefaultWeight : weight;
+            }
+            weights[id - 1] = (ushort)weight;
+        }
+        if (_advertisedWeights.Values.SequenceEqual(weights))
+        {
+            return _advertisedWeights;
+        }
+        var vector = new WeightVector(weights);
+        return vector.IsDefault ? _defaultWeights : vector;
     }
 
     /// <summary>
@@ -170,18 +257,20 @@ internal sealed class MembershipEngine
             {
                 mask |= Bit(id);
             }
-            livePeers.Add(new PeerView(id, Table(peer.ActiveView & AllNodesMask)));
+            livePeers.Add(new PeerView(id, Table(peer.ActiveView & AllNodesMask, peer.Weights ?? _defaultWeights)));
         }
-        var viewChanged = mask != _advertisedMask;
+        var weights = CurrentWeights();
+        var maskChanged = mask != _advertisedMask;
+        var viewChanged = maskChanged || !weights.Equals(_advertisedWeights);
         // Claim only under a view advertised at least SettleTime ago, and not before having
         // listened for one dead time after start (HandoverPlanner remarks, both gates), except
         // for a cover: see IsCover.
-        var settled = viewChanged ? IsCover(mask, livePeers, now) : now - _advertisedAt >= SettleTime;
+        var settled = viewChanged ? IsCover(mask, weights, livePeers, now) : now - _advertisedAt >= SettleTime;
         var claimsAllowed = settled && now - _startedAt >= DeadTime;
-        var target = Table(mask);
+        var target = Table(mask, weights);
         // The plan is a pure function of these inputs: when none changed and nothing is pending,
         // the last plan stands (saves a pass over every bucket on each tick).
-        var planKey = PlanKey(mask, livePeers, claimsAllowed);
+        var planKey = PlanKey(mask, weights, livePeers, claimsAllowed);
         HandoverPlan plan;
         if (_lastPlan is { Pending: 0 } last && planKey == _lastPlanKey)
         {
@@ -197,11 +286,12 @@ internal sealed class MembershipEngine
         Held = plan.Held;
         if (viewChanged)
         {
-            if (_advertisedMask != ulong.MaxValue)
+            if (_advertisedMask != ulong.MaxValue && maskChanged)
             {
                 _events.Add(new ViewChanged(NodesOf(_advertisedMask), NodesOf(mask)));
             }
             _advertisedMask = mask;
+            _advertisedWeights = weights;
             _advertisedAt = now;
         }
         if (heldChanged)
@@ -246,7 +336,8 @@ internal sealed class MembershipEngine
             alive |= Bit(id);
         }
         return new Advert(clusterId, (ushort)Self, (ushort)NodeCount, LocalState, incarnation, sequence, configDigest,
-            alive, AdvertisedMask, (uint)Held.Count, settled ? AdvertFlags.Settled : AdvertFlags.None);
+            alive, AdvertisedMask, (uint)Held.Count, settled ? AdvertFlags.Settled : AdvertFlags.None,
+            _advertisedWeights.IsDefault ? null : _advertisedWeights.Values.ToArray());
     }
 
     /// <summary>
@@ -262,17 +353,18 @@ internal sealed class MembershipEngine
     /// This is what makes a dead node covered one dead time after its last advert, not one dead
     /// time plus the settle time.
     /// </summary>
-    private bool IsCover(ulong mask, List<PeerView> livePeers, TimeSpan now)
+    private bool IsCover(ulong mask, WeightVector weights, List<PeerView> livePeers, TimeSpan now)
     {
         var previous = _advertisedMask;
-        if (previous == ulong.MaxValue || (mask & ~previous) != 0 || now - _advertisedAt < SettleTime)
+        // A weight change moves buckets between live nodes: never a cover.
+        if (previous == ulong.MaxValue || (mask & ~previous) != 0 || now - _advertisedAt < SettleTime || !weights.Equals(_advertisedWeights))
         {
             return false;
         }
         foreach (var peer in livePeers)
         {
             var view = _peers[peer.NodeId].ActiveView & AllNodesMask;
-            if (view != previous && view != mask)
+            if ((view != previous && view != mask) || !peer.Table.Weights.Equals(weights))
             {
                 return false;
             }
@@ -280,13 +372,13 @@ internal sealed class MembershipEngine
         return true;
     }
 
-    private string PlanKey(ulong mask, List<PeerView> livePeers, bool claimsAllowed)
+    private string PlanKey(ulong mask, WeightVector weights, List<PeerView> livePeers, bool claimsAllowed)
     {
         var key = new System.Text.StringBuilder();
-        key.Append(mask).Append('/').Append(claimsAllowed).Append('/').Append(Held.Count);
+        key.Append(mask).Append('/').Append(weights.Key).Append('/').Append(claimsAllowed).Append('/').Append(Held.Count);
         foreach (var peer in livePeers.OrderBy(p => p.NodeId))
         {
-            key.Append('/').Append(peer.NodeId).Append(':').Append(peer.Table.ActiveMask);
+            key.Append('/').Append(peer.NodeId).Append(':').Append(peer.Table.ActiveMask).Append(':').Append(peer.Table.Weights.Key);
         }
         return key.ToString();
     }
@@ -311,15 +403,15 @@ internal sealed class MembershipEngine
         }
     }
 
-    private OwnershipTable Table(ulong mask)
+    private OwnershipTable Table(ulong mask, WeightVector weights)
     {
-        if (!_tables.TryGetValue(mask, out var table))
+        if (!_tables.TryGetValue((mask, weights), out var table))
         {
             if (_tables.Count >= TableCacheLimit)
             {
                 _tables.Clear();
             }
-            _tables[mask] = table = Ownership.Compute(MembershipView.FromActiveMask(NodeCount, Buckets, mask));
+            _tables[(mask, weights)] = table = Ownership.Compute(MembershipView.FromActiveMask(NodeCount, Buckets, mask, weights));
         }
         return table;
     }

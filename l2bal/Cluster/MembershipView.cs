@@ -17,7 +17,8 @@ internal enum NodeStatus
 }
 
 /// <summary>
-/// The input of the ownership function: node count N (ids 1..N), bucket count B and each node's status.
+/// The input of the ownership function: node count N (ids 1..N), bucket count B, each node's status
+/// and each node's weight (<see cref="Weights"/>, all <see cref="Ownership.DefaultWeight"/> unless given).
 /// Only the set of <see cref="NodeStatus.Active"/> nodes matters for ownership, so it is also
 /// carried as a bitmap (<see cref="ActiveMask"/>, bit id-1), which is what adverts exchange.
 /// </summary>
@@ -29,7 +30,7 @@ internal sealed class MembershipView
     private readonly NodeStatus[] _status;
 
     /// <summary>Creates a view; <paramref name="status"/>[i] is the status of node i+1.</summary>
-    public MembershipView(int buckets, IReadOnlyList<NodeStatus> status)
+    public MembershipView(int buckets, IReadOnlyList<NodeStatus> status, WeightVector? weights = null)
     {
         ArgumentNullException.ThrowIfNull(status);
         ArgumentOutOfRangeException.ThrowIfLessThan(buckets, 1);
@@ -38,7 +39,13 @@ internal sealed class MembershipView
             throw new ArgumentOutOfRangeException(nameof(status), status.Count, $"A cluster has 1..{MaxNodes} nodes.");
         }
 
+        if (weights is not null && weights.Count != status.Count)
+        {
+            throw new ArgumentException($"{weights.Count} weights for {status.Count} nodes.", nameof(weights));
+        }
+
         Buckets = buckets;
+        Weights = weights ?? WeightVector.Default(status.Count);
         _status = [.. status];
         for (int i = 0; i < _status.Length; i++)
         {
@@ -55,6 +62,9 @@ internal sealed class MembershipView
     /// <summary>Node count N.</summary>
     public int NodeCount => _status.Length;
 
+    /// <summary>Each node's weight (docs/design.md#weights).</summary>
+    public WeightVector Weights { get; }
+
     /// <summary>Bit (id-1) set for every active node.</summary>
     public ulong ActiveMask { get; }
 
@@ -67,7 +77,7 @@ internal sealed class MembershipView
     }
 
     /// <summary>A view in which exactly the nodes of <paramref name="activeMask"/> are active, the rest dead.</summary>
-    public static MembershipView FromActiveMask(int nodeCount, int buckets, ulong activeMask)
+    public static MembershipView FromActiveMask(int nodeCount, int buckets, ulong activeMask, WeightVector? weights = null)
     {
         if (nodeCount is < 1 or > MaxNodes)
         {
@@ -85,10 +95,10 @@ internal sealed class MembershipView
             status[i] = (activeMask & (1UL << i)) != 0 ? NodeStatus.Active : NodeStatus.Dead;
         }
 
-        return new MembershipView(buckets, status);
+        return new MembershipView(buckets, status, weights);
     }
 
     /// <summary>All N nodes active.</summary>
-    public static MembershipView AllActive(int nodeCount, int buckets) =>
-        FromActiveMask(nodeCount, buckets, nodeCount == MaxNodes ? ulong.MaxValue : (1UL << nodeCount) - 1);
+    public static MembershipView AllActive(int nodeCount, int buckets, WeightVector? weights = null) =>
+        FromActiveMask(nodeCount, buckets, nodeCount == MaxNodes ? ulong.MaxValue : (1UL << nodeCount) - 1, weights);
 }

@@ -14,40 +14,94 @@ namespace L2Balance.Balancer.Cluster;
 /// increase hit rates", 1998). Properties this gives, tested in OwnershipTests:
 /// only a lost node's buckets move, spread evenly over the survivors; when it returns exactly
 /// those move back; adding or removing an active node never moves a bucket between two other nodes.
+/// Weights (docs/design.md#weights): the blocks are sized by weight, node i's from ⌈B·W(&lt;i)/W⌉, and
+/// the rendezvous is weighted (least −ln(u)/w), so a node's share is its weight over the active
+/// total; with equal weights both reduce exactly to the rule above. WeightedOwnershipTests checks it.
 /// </remarks>
 internal static class Ownership
 {
+    /// <summary>A node's weight unless configured (--weight): equal weights give the unweighted table exactly.</summary>
+    public const int DefaultWeight = 100;
+
+    /// <summary>Lightest weight a node may have.</summary>
+    public const int MinWeight = 1;
+
+    /// <summary>Heaviest weight a node may have.</summary>
+    public const int MaxWeight = 1000;
+
     /// <summary>Computes the table for <paramref name="view"/>.</summary>
     public static OwnershipTable Compute(MembershipView view)
     {
         ArgumentNullException.ThrowIfNull(view);
         int n = view.NodeCount;
         ulong active = view.ActiveMask;
+        var weights = view.Weights;
         var owners = new ushort[view.Buckets];
         if (active == 0)
         {
-            return new OwnershipTable(n, owners, active);
+            return new OwnershipTable(n, owners, active, weights);
         }
 
+        bool equalActive = EqualAmongActive(weights, active, n);
+        long total = 0;
+        for (int i = 0; i < n; i++)
+        {
+            total += weights.Of(i + 1);
+        }
+
+        // Block of node i: the b with B·W(<i) ≤ b·W < B·W(≤i), i.e. from ⌈B·W(<i)/W⌉; for equal weights ⌊b·N/B⌋+1.
+        int block = 1;
+        long upTo = weights.Of(1);
         for (int b = 0; b < owners.Length; b++)
         {
-            int defaultOwner = DefaultOwner(b, n, owners.Length);
-            owners[b] = (ushort)((active & (1UL << (defaultOwner - 1))) != 0 ? defaultOwner : RendezvousWinner(b, active, n));
+            while ((long)b * total >= (long)owners.Length * upTo)
+            {
+                upTo += weights.Of(++block);
+            }
+
+            owners[b] = (ushort)((active & (1UL << (block - 1))) != 0 ? block : RendezvousWinner(b, active, n, weights, equalActive));
         }
 
-        return new OwnershipTable(n, owners, active);
+        return new OwnershipTable(n, owners, active, weights);
     }
 
-    /// <summary>The owner of bucket <paramref name="bucket"/> when every node is active: ⌊b·N/B⌋+1.</summary>
+    /// <summary>The owner of bucket <paramref name="bucket"/> when every node is active and weights are equal: ⌊b·N/B⌋+1.</summary>
     public static int DefaultOwner(int bucket, int nodeCount, int buckets) => (int)((long)bucket * nodeCount / buckets) + 1;
 
     /// <summary>Rendezvous weight of (bucket, node); fixed forever, as every node must agree on it.</summary>
     public static ulong Weight(int bucket, int nodeId) => SplitMix64.Mix(((ulong)(uint)bucket << 16) | (uint)nodeId);
 
-    private static int RendezvousWinner(int bucket, ulong active, int n)
+    /// <summary>
+    /// −log2(u)·2³², u = the rendezvous weight as a fraction of 2⁶⁴: integer arithmetic only, so
+    /// every node computes the same bits (a libm log may differ by an ulp between machines).
+    /// </summary>
+    internal static ulong NegLog2(ulong x)
     {
-        int best = 0;
-        ulong bestWeight = 0;
+        ulong v = x | 1;
+        int k = 63 - System.Numerics.BitOperations.LeadingZeroCount(v);
+        ulong fraction = 0;
+        // Mantissa in [1, 2) as 1.63 fixed point; each squaring yields one bit of log2 (Knuth, TAOCP 1.2.2, ex. 25).
+        ulong m = v << (63 - k);
+        for (int bit = 31; bit >= 0; bit--)
+        {
+            UInt128 square = (UInt128)m * m;
+            if ((square >> 127) != 0)
+            {
+                fraction |= 1UL << bit;
+                m = (ulong)(square >> 64);
+            }
+            else
+            {
+                m = (ulong)(square >> 63);
+            }
+        }
+
+        return (64UL << 32) - (((ulong)k << 32) | fraction);
+    }
+
+    private static bool EqualAmongActive(WeightVector weights, ulong active, int n)
+    {
+        int first = 0;
         for (int id = 1; id <= n; id++)
         {
             if ((active & (1UL << (id - 1))) == 0)
@@ -55,17 +109,139 @@ internal static class Ownership
                 continue;
             }
 
-            ulong w = Weight(bucket, id);
-            // Strictly greater: on an (astronomically unlikely) tie the lowest id wins, on every node alike.
-            if (best == 0 || w > bestWeight)
+            int w = weights.Of(id);
+            if (first != 0 && w != first)
+            {
+                return false;
+            }
+
+            first = w;
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// Weighted rendezvous (Schindelhauer and Schomaker, "Weighted distributed hash tables", 2005):
+    /// the least −ln(u)/w wins, which node i does with probability wᵢ/Σw. Equal weights: the highest u, as before weights.
+    /// </summary>
+    private static int RendezvousWinner(int bucket, ulong active, int n, WeightVector weights, bool equal)
+    {
+        int best = 0;
+        ulong bestWeight = 0, bestScore = 0;
+        for (int id = 1; id <= n; id++)
+        {
+            if ((active & (1UL << (id - 1))) == 0)
+            {
+                continue;
+            }
+
+            ulong u = Weight(bucket, id);
+            bool better;
+            if (best == 0)
+            {
+                better = true;
+            }
+            else if (equal)
+            {
+                // Strictly greater: on an (astronomically unlikely) tie the lowest id wins, on every node alike.
+                better = u > bestWeight;
+            }
+            else
+            {
+                // score/w compared crosswise: ≤ 2³⁸·1000, no overflow.
+                ulong score = NegLog2(u);
+                ulong mine = score * (ulong)weights.Of(best), theirs = bestScore * (ulong)weights.Of(id);
+                better = mine < theirs || (mine == theirs && u > bestWeight);
+            }
+
+            if (better)
             {
                 best = id;
-                bestWeight = w;
+                bestWeight = u;
+                bestScore = equal ? 0 : NegLog2(u);
             }
         }
 
         return best;
     }
+}
+
+/// <summary>
+/// Each node's weight (index id-1) as one view has it; immutable, compared by value, so it can key
+/// the table cache and stand for "the weights of the view" in adverts.
+/// </summary>
+internal sealed class WeightVector : IEquatable<WeightVector>
+{
+    private static readonly Dictionary<int, WeightVector> Defaults = [];
+    private readonly ushort[] _weights;
+    private readonly int _hash;
+
+    /// <summary>A vector of <paramref name="weights"/>, each within <see cref="Ownership.MinWeight"/>..<see cref="Ownership.MaxWeight"/>.</summary>
+    public WeightVector(ReadOnlySpan<ushort> weights)
+    {
+        if (weights.Length is < 1 or > MembershipView.MaxNodes)
+        {
+            throw new ArgumentOutOfRangeException(nameof(weights), weights.Length, $"A cluster has 1..{MembershipView.MaxNodes} nodes.");
+        }
+
+        var hash = new HashCode();
+        IsDefault = true;
+        foreach (var w in weights)
+        {
+            if (w is < Ownership.MinWeight or > Ownership.MaxWeight)
+            {
+                throw new ArgumentOutOfRangeException(nameof(weights), w, $"A weight is {Ownership.MinWeight}..{Ownership.MaxWeight}.");
+            }
+
+            IsDefault &= w == Ownership.DefaultWeight;
+            hash.Add(w);
+        }
+
+        _weights = weights.ToArray();
+        _hash = hash.ToHashCode();
+        Key = IsDefault ? "" : string.Join(',', _weights);
+    }
+
+    /// <summary>Every one of <paramref name="nodeCount"/> nodes at <see cref="Ownership.DefaultWeight"/>.</summary>
+    public static WeightVector Default(int nodeCount)
+    {
+        lock (Defaults)
+        {
+            if (!Defaults.TryGetValue(nodeCount, out var vector))
+            {
+                var weights = new ushort[nodeCount];
+                weights.AsSpan().Fill(Ownership.DefaultWeight);
+                Defaults[nodeCount] = vector = new WeightVector(weights);
+            }
+
+            return vector;
+        }
+    }
+
+    /// <summary>Node count.</summary>
+    public int Count => _weights.Length;
+
+    /// <summary>Every weight is the default: the table is the unweighted one, and adverts carry no weights.</summary>
+    public bool IsDefault { get; }
+
+    /// <summary>The weights joined by commas, "" when default: part of the plan cache key.</summary>
+    public string Key { get; }
+
+    /// <summary>The weights, index id-1.</summary>
+    public ReadOnlySpan<ushort> Values => _weights;
+
+    /// <summary>Weight of node <paramref name="nodeId"/> (1..N).</summary>
+    public int Of(int nodeId) => _weights[nodeId - 1];
+
+    public bool Equals(WeightVector? other) =>
+        other is not null && (ReferenceEquals(this, other) || (other._hash == _hash && other._weights.AsSpan().SequenceEqual(_weights)));
+
+    public override bool Equals(object? obj) => Equals(obj as WeightVector);
+
+    public override int GetHashCode() => _hash;
+
+    public override string ToString() => string.Join(',', _weights);
 }
 
 /// <summary>One group of buckets that changes owner between two tables (0 = nobody).</summary>
@@ -76,11 +252,12 @@ internal sealed class OwnershipTable
 {
     private readonly ushort[] _owners;
 
-    internal OwnershipTable(int nodeCount, ushort[] owners, ulong activeMask)
+    internal OwnershipTable(int nodeCount, ushort[] owners, ulong activeMask, WeightVector weights)
     {
         NodeCount = nodeCount;
         _owners = owners;
         ActiveMask = activeMask;
+        Weights = weights;
     }
 
     /// <summary>Node count N.</summary>
@@ -91,6 +268,9 @@ internal sealed class OwnershipTable
 
     /// <summary>The active set the table was computed from.</summary>
     public ulong ActiveMask { get; }
+
+    /// <summary>The weights the table was computed from.</summary>
+    public WeightVector Weights { get; }
 
     /// <summary>Owner of <paramref name="bucket"/>, 0 if nobody.</summary>
     public int Owner(int bucket)

@@ -106,6 +106,12 @@ internal sealed record BalancerOptions
     /// </summary>
     public int AdvertVersion { get; init; } = DefaultAdvertVersion;
 
+    /// <summary>
+    /// This node's weight, 1..1000: its share of the buckets is its weight over the live nodes' total
+    /// (docs/design.md#weights). <see cref="Cluster.Ownership.DefaultWeight"/>: adverts as without weights.
+    /// </summary>
+    public int Weight { get; init; } = Cluster.Ownership.DefaultWeight;
+
     /// <summary>B, hash buckets; <see cref="DefaultBuckets"/>.</summary>
     public int Buckets { get; init; } = DefaultBuckets;
 

@@ -64,6 +64,13 @@ internal sealed class BalancerOptionsBuilder
         {
             _errors.Add(bucketsValue.Relation("is smaller than", Single(NodeCount)!));
         }
+        var weight = Whole(Single(WeightSetting), Ownership.MinWeight, Ownership.MaxWeight, Ownership.DefaultWeight);
+        var advertVersion = Whole(Single(AdvertVersion), 1, Protocol.AdvertCodec.HighestVersion, BalancerOptions.DefaultAdvertVersion);
+        if (Single(WeightSetting) is { } weightValue && Single(AdvertVersion) is { } versionValue && advertVersion == 1)
+        {
+            // A version-1 advert has no room for the weight: peers would compute equal shares.
+            _errors.Add(weightValue.Relation("needs advert version 2, not", versionValue));
+        }
         var options = new BalancerOptions
         {
             Interface = iface?.Text ?? "",
@@ -89,7 +96,8 @@ internal sealed class BalancerOptionsBuilder
             Metrics = Single(Metrics) is { } metrics ? ReadMetrics(metrics) : null,
             Source = _configFile ?? "flags",
             PreviousKeyFile = Single(PreviousKeyFile)?.Text,
-            AdvertVersion = Whole(Single(AdvertVersion), 1, Protocol.AdvertCodec.HighestVersion, BalancerOptions.DefaultAdvertVersion),
+            AdvertVersion = advertVersion,
+            Weight = weight,
         };
         return _errors.Count == 0 ? options : null;
     }

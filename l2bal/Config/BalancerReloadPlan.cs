@@ -8,7 +8,8 @@ namespace L2Balance.Balancer.Config;
 /// other setting shapes the cluster (VIP, buckets, seed, timing, node id: the config digest peers
 /// check), the kernel filter, the key or the sockets, and needs a restart: its running value is
 /// kept and named. Turning the probe on or off needs a restart too (a node without a probe has no
-/// probe thread).
+/// probe thread). The weight (--weight) may change too: it is a view change, whose buckets move by
+/// hand-back like any other (docs/design.md#weights).
 /// </summary>
 internal static class BalancerReloadPlan
 {
@@ -35,6 +36,7 @@ internal static class BalancerReloadPlan
             HealthTimeout = read.HealthTimeout,
             HealthFall = read.HealthFall,
             HealthRise = read.HealthRise,
+            Weight = read.Weight,
         };
         return (options, restart.Changed);
     }

@@ -92,11 +92,15 @@ internal static class BalancerSettings
     public static readonly Setting AdvertVersion = new(
         "advert-version", "V", "Highest advert version sent and accepted, 1 or 2 (1: as a version-1 daemon, during an upgrade)", Whole(BalancerOptions.DefaultAdvertVersion));
 
+    public static readonly Setting WeightSetting = new(
+        "weight", "W", $"This node's weight, {Ownership.MinWeight} to {Ownership.MaxWeight}: its share of the buckets is its weight over the live nodes' total (needs advert version 2)",
+        Whole(Ownership.DefaultWeight));
+
     /// <summary>In the order help lists them.</summary>
     public static readonly IReadOnlyList<Setting> All =
     [
         Interface, Vip, NodeId, NodeCount, KeyFile, Buckets, Seed, ClusterId, AdvertInterval, DeadAfter, MacModeSetting, Service,
-        Health, HealthInterval, HealthFall, HealthRise, HealthTimeout, Control, ControlGroupSetting, Metrics, PreviousKeyFile, AdvertVersion,
+        Health, HealthInterval, HealthFall, HealthRise, HealthTimeout, Control, ControlGroupSetting, Metrics, PreviousKeyFile, AdvertVersion, WeightSetting,
     ];
 
     /// <summary>The name of a MAC mode, as <c>--mac-mode</c> takes it.</summary>

@@ -122,7 +122,7 @@ internal sealed partial class BalancerDaemon
     private void SendOne(AdvertChannel adverts, bool settled, in AdvertEnvelope envelope)
     {
         var advert = _engine.BuildAdvert(_options.EffectiveClusterId, _configDigest, _incarnation, ++_sequence, Now, settled);
-        Span<byte> buffer = stackalloc byte[AdvertCodec.V2Length];
+        Span<byte> buffer = stackalloc byte[AdvertCodec.V2MaxLength];
         var length = AdvertCodec.Write(advert, envelope, _keys, buffer);
         try
         {

@@ -114,6 +114,8 @@ internal sealed partial class BalancerDaemon
             Draining = _policy.Draining.Count,
             View = MembershipEngine.NodesOf(_engine.AdvertisedMask),
             Owners = owners,
+            Weight = _engine.Weight,
+            Weights = Enumerable.Range(1, _options.NodeCount).ToDictionary(id => id.ToString(CultureInfo.InvariantCulture), table.Weights.Of),
             PortSlice = new PortSliceStatus(_settings.OwnSlice.Low, _settings.OwnSlice.High, _sliceGranted),
             Peers = [.. _engine.Peers.OrderBy(p => p.Key).Select(p => WithKeys(new PeerStatus(
                 p.Key, p.Value.State, _engine.IsAlive(p.Key), (long)(now - p.Value.LastHeard).TotalMilliseconds, p.Value.HeldCount)))],

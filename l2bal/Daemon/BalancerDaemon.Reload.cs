@@ -27,7 +27,10 @@ internal sealed partial class BalancerDaemon
                 _log.ConfigReloadKept(string.Join(", ", kept));
             }
             _health.Reload(options);
-            _log.ConfigReloaded(run.Options.Source, $"{options.Health} every {options.HealthInterval.TotalMilliseconds:0} ms, timeout {options.HealthTimeout.TotalMilliseconds:0} ms, fall {options.HealthFall}, rise {options.HealthRise}");
+            // The engine is the loop's: it takes the weight on its next step.
+            Volatile.Write(ref _weight, options.Weight);
+            WakeLoop();
+            _log.ConfigReloaded(run.Options.Source, $"{options.Health} every {options.HealthInterval.TotalMilliseconds:0} ms, timeout {options.HealthTimeout.TotalMilliseconds:0} ms, fall {options.HealthFall}, rise {options.HealthRise}, weight {options.Weight}");
         }
         finally
         {

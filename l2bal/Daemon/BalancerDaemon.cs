@@ -49,6 +49,9 @@ internal sealed partial class BalancerDaemon : IDisposable
     private ulong _sequence;
     private TimeSpan _lastLease = TimeSpan.FromDays(-1);
     private TimeSpan _lastStepAt;
+
+    /// <summary>The weight SIGHUP last read (any thread writes, the loop hands it to the engine).</summary>
+    private int _weight;
     private TimeSpan _lastDrainCheck;
     private Task<(TimeSpan StartedAt, IReadOnlyDictionary<int, int> Flows)>? _drainRead;
     private bool _sliceGranted;
@@ -64,7 +67,11 @@ internal sealed partial class BalancerDaemon : IDisposable
         _log = log;
         _filter = filter;
         _configDigest = AdvertConfigDigest.Compute(options.Vip, options.Buckets, options.EffectiveSeed, options.NodeCount, options.EffectiveClusterId);
-        _engine = new MembershipEngine(options.NodeId, options.NodeCount, options.Buckets, options.AdvertInterval, options.DeadTime, options.SettleTime, Now);
+        _engine = new MembershipEngine(options.NodeId, options.NodeCount, options.Buckets, options.AdvertInterval, options.DeadTime, options.SettleTime, Now)
+        {
+            Weight = options.Weight,
+        };
+        _weight = options.Weight;
         var probe = options.Health.Kind == HealthProbeKind.None ? null : options.Health.ToString();
         _policy = new NodePolicy(options.NodeId, _incarnation, options.AdvertInterval + DeadlineSlack, options.DeadTime, options.LeaseTime, probe, options.Buckets);
         _policy.UseKeys(_keys.CurrentId, _keys.PreviousId, (byte)options.AdvertVersion);
@@ -227,6 +234,11 @@ internal sealed partial class BalancerDaemon : IDisposable
         {
             Record(change);
             _engine.LocalState = change.State;
+        }
+        _engine.Weight = Volatile.Read(ref _weight);
+        if (_engine.KnowsWeights)
+        {
+            _engine.IgnoreWeights = _policy.ChooseAdvert(_engine.Peers.Keys.Where(_engine.IsAlive), now).Version < AdvertCodec.Version2;
         }
         var step = _engine.Step(now);
         foreach (var e in _engine.TakeEvents())

@@ -24,6 +24,7 @@ internal static class StatusRenderer
         text.Append(CultureInfo.InvariantCulture, $"buckets: {s.Held} of {s.Buckets} held here, {s.Draining} draining\n");
         text.Append(CultureInfo.InvariantCulture, $"port slice {s.PortSlice.Low}-{s.PortSlice.High}: {(s.PortSlice.Granted ? "granted" : "withheld")}\n");
         text.Append("bucket map: ").AppendJoin(", ", s.Owners.Select(o => $"node {o.Key}: {o.Value}")).Append('\n');
+        text.Append(CultureInfo.InvariantCulture, $"weight {s.Weight}; view weights: ").AppendJoin(", ", s.Weights.Select(w => $"node {w.Key}: {w.Value}")).Append('\n');
         foreach (var peer in s.Peers)
         {
             // A dead peer's last word is no claim: its buckets are covered (the bucket map says by whom).
@@ -74,6 +75,7 @@ internal static class StatusRenderer
         var w = new PrometheusWriter(text);
         var c = s.Counters;
         w.Gauge("l2bal_buckets_held", "Buckets this node accepts new flows for.", s.Held);
+        w.Gauge("l2bal_weight", "This node's weight (--weight).", s.Weight);
         w.Gauge("l2bal_buckets_draining", "Released buckets still carrying this node's established flows.", s.Draining);
         w.Gauge("l2bal_peers_alive", "Peers heard within the dead time.", s.Peers.Count(p => p.Alive));
         w.Gauge("l2bal_healthy", "1 when the local service passes its probe.", s.Health.Healthy ? 1 : 0);

@@ -51,6 +51,12 @@ internal sealed record StatusSnapshot
 
     public required IReadOnlyDictionary<string, int> Owners { get; init; }
 
+    /// <summary>This node's configured weight (--weight).</summary>
+    public int Weight { get; init; } = Cluster.Ownership.DefaultWeight;
+
+    /// <summary>Each node's weight in the view (node id as a string → weight): what <see cref="Owners"/> was computed from.</summary>
+    public IReadOnlyDictionary<string, int> Weights { get; init; } = new Dictionary<string, int>();
+
     public required PortSliceStatus PortSlice { get; init; }
 
     public required IReadOnlyList<PeerStatus> Peers { get; init; }

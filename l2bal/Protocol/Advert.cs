@@ -99,6 +99,8 @@ internal enum AdvertRejection
 /// <param name="HeldCount">Buckets the sender's kernel accepts now (diagnostics: status and partition checks).</param>
 /// <param name="Flags">See <see cref="AdvertFlags"/>. Unknown bits are refused rather than ignored, so a
 /// future meaning cannot be half-understood by an old daemon.</param>
+/// <param name="Weights">Each node's weight (index id-1) in the sender's view, version 2 only (TLV
+/// <see cref="AdvertCodec.WeightsTlv"/>); null when every weight is the default, as then the table is the unweighted one.</param>
 /// <remarks>
 /// Held sets are not listed bucket by bucket: a sender holds a subset of its share in the table
 /// of <paramref name="ActiveView"/> (HandoverPlanner), so the view is a compact, exact-enough
@@ -117,7 +119,8 @@ internal readonly record struct Advert(
     ulong AliveView,
     ulong ActiveView,
     uint HeldCount,
-    AdvertFlags Flags);
+    AdvertFlags Flags,
+    ushort[]? Weights = null);
 
 /// <summary>The configuration digest carried by every advert.</summary>
 internal static class AdvertConfigDigest

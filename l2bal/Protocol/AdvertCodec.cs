@@ -37,7 +37,8 @@ namespace L2Balance.Balancer.Protocol;
 /// 20 also-accepts key id (32): the other key the sender verifies with (0 = none)
 /// 24 incarnation (64) | 32 sequence (64) | 40 config digest (128) | 56 alive view (64)
 /// 64 active view (64) | 72 held count (32) | 76 tail length T (16), reserved = 0 (16)
-/// 80 tail: T bytes of TLVs (type u8, length u8, value); a type with bit 7 set must be understood
+/// 80 tail: T bytes of TLVs (type u8, length u8, value); a type with bit 7 set must be understood;
+///    0x81 = the weights of the sender's view, N × u16 (<see cref="WeightsTlv"/>), only when one is not 100
 /// 80+T HMAC-SHA256(key named by the key id, bytes 0..79+T) (256)
 /// </code>
 /// Checks run in the order of OpenBSD carp_proto_input_if (docs/conventions.md §20): length, magic, version,
@@ -70,6 +71,9 @@ internal static class AdvertCodec
     /// <summary>A version-2 advert with an empty tail.</summary>
     public const int V2Length = V2HeaderLength + HmacLength;
 
+    /// <summary>The longest advert this daemon writes: version 2 with the weights of 64 nodes.</summary>
+    public const int V2MaxLength = V2Length + 2 + (2 * Cluster.MembershipView.MaxNodes);
+
     /// <summary>The longest advert: an Ethernet payload.</summary>
     public const int MaximumLength = 1500;
 
@@ -78,6 +82,12 @@ internal static class AdvertCodec
 
     /// <summary>A TLV type with this bit set must be understood; one that is not makes the advert Malformed.</summary>
     public const byte CriticalTlv = 0x80;
+
+    /// <summary>
+    /// The weights of the sender's view: N × u16, each 1..1000 (docs/design.md#advert-v2). Critical: a
+    /// node that skipped it would compute another table for the same view and could claim buckets the sender holds.
+    /// </summary>
+    public const byte WeightsTlv = CriticalTlv | 1;
 
     private const int HmacLength = 32;
     private const int MinimumHeader = 12;
@@ -118,7 +128,12 @@ internal static class AdvertCodec
         {
             throw new ArgumentException($"Advert version {envelope.Version} is not spoken here.", nameof(envelope));
         }
-        var length = v2 ? V2Length : Length;
+        if (!v2 && advert.Weights is not null)
+        {
+            throw new ArgumentException("Weights travel only in version-2 adverts.", nameof(advert));
+        }
+        var tail = advert.Weights is { } w ? 2 + (2 * w.Length) : 0;
+        var length = v2 ? V2Length + tail : Length;
         if (destination.Length < length)
         {
             throw new ArgumentException($"An advert needs {length} bytes.", nameof(destination));
@@ -139,11 +154,25 @@ internal static class AdvertCodec
             body = destination[24..];
         }
         WriteBody(advert, body);
-        var signed = v2 ? V2HeaderLength : SignedLength;
+        var signed = v2 ? V2HeaderLength + tail : SignedLength;
         if (v2)
         {
-            // An empty tail and the reserved half-word: what later versions fill (docs/design.md#advert-v2).
-            BinaryPrimitives.WriteUInt32BigEndian(destination[76..], 0);
+            // The tail's length and the reserved half-word (docs/design.md#advert-v2).
+            BinaryPrimitives.WriteUInt16BigEndian(destination[76..], (ushort)tail);
+            BinaryPrimitives.WriteUInt16BigEndian(destination[78..], 0);
+        }
+        if (advert.Weights is { } weights)
+        {
+            if (weights.Length != advert.NodeCount || 2 * weights.Length > byte.MaxValue)
+            {
+                throw new ArgumentException($"{weights.Length} weights for {advert.NodeCount} nodes.", nameof(advert));
+            }
+            destination[V2HeaderLength] = WeightsTlv;
+            destination[V2HeaderLength + 1] = (byte)(2 * weights.Length);
+            for (var i = 0; i < weights.Length; i++)
+            {
+                BinaryPrimitives.WriteUInt16BigEndian(destination[(V2HeaderLength + 2 + (2 * i))..], weights[i]);
+            }
         }
         Mac(key, hmac, destination[..signed], destination.Slice(signed, HmacLength));
         return length;
@@ -218,7 +247,8 @@ internal static class AdvertCodec
         rejection = CheckFields(candidate);
         if (rejection == AdvertRejection.None && v2)
         {
-            rejection = CheckTail(d);
+            rejection = CheckTail(d, candidate.NodeCount, out var weights);
+            candidate = candidate with { Weights = weights };
         }
         if (rejection != AdvertRejection.None)
         {
@@ -326,11 +356,13 @@ internal static class AdvertCodec
 
     /// <summary>
     /// The reserved half-word and the TLV tail of an authenticated version-2 advert: each TLV must
-    /// fit, and a critical type this version does not know (none is defined yet) is refused, so a
-    /// later meaning is never half-understood; other unknown types are skipped.
+    /// fit, and a critical type this version does not know is refused, so a later meaning is never
+    /// half-understood; other unknown types are skipped. The weights (<see cref="WeightsTlv"/>) must
+    /// come at most once, with one weight of 1..1000 per node.
     /// </summary>
-    private static AdvertRejection CheckTail(ReadOnlySpan<byte> d)
+    private static AdvertRejection CheckTail(ReadOnlySpan<byte> d, int nodeCount, out ushort[]? weights)
     {
+        weights = null;
         if (BinaryPrimitives.ReadUInt16BigEndian(d[78..]) != 0)
         {
             return AdvertRejection.Malformed;
@@ -338,13 +370,45 @@ internal static class AdvertCodec
         var tail = d[V2HeaderLength..^HmacLength];
         while (tail.Length > 0)
         {
-            if (tail.Length < 2 || tail.Length < 2 + tail[1] || (tail[0] & CriticalTlv) != 0)
+            if (tail.Length < 2 || tail.Length < 2 + tail[1])
+            {
+                return AdvertRejection.Malformed;
+            }
+            if (tail[0] == WeightsTlv)
+            {
+                if (weights is not null || !TryReadWeights(tail.Slice(2, tail[1]), nodeCount, out weights))
+                {
+                    weights = null;
+                    return AdvertRejection.Malformed;
+                }
+            }
+            else if ((tail[0] & CriticalTlv) != 0)
             {
                 return AdvertRejection.Malformed;
             }
             tail = tail[(2 + tail[1])..];
         }
         return AdvertRejection.None;
+    }
+
+    private static bool TryReadWeights(ReadOnlySpan<byte> value, int nodeCount, out ushort[]? weights)
+    {
+        weights = null;
+        if (value.Length != 2 * nodeCount)
+        {
+            return false;
+        }
+        var read = new ushort[nodeCount];
+        for (var i = 0; i < nodeCount; i++)
+        {
+            read[i] = BinaryPrimitives.ReadUInt16BigEndian(value[(2 * i)..]);
+            if (read[i] is < Cluster.Ownership.MinWeight or > Cluster.Ownership.MaxWeight)
+            {
+                return false;
+            }
+        }
+        weights = read;
+        return true;
     }
 
     /// <summary>HMAC-SHA256 of <paramref name="data"/>: with <paramref name="hmac"/> when given (reset after), else one-shot with <paramref name="key"/>.</summary>

@@ -267,6 +267,80 @@ public class MembershipEngineTests
         }
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void WeightChange_OfALiveNode_MovesByHandBackWithNoTwoHolders(bool eventDriven)
+    {
+        var cluster = new Cluster(3, eventDriven, eventDriven ? new Random(7) : null);
+        cluster.Run(TimeSpan.FromMilliseconds(600));
+        cluster.AssertHolds(0b111);
+        cluster.Nodes[1].Engine.Weight = 200;
+        cluster.Run(TimeSpan.FromMilliseconds(600));
+        cluster.AssertHolds(0b111, 100, 200, 100);
+        Assert.All(cluster.Nodes, n => Assert.Equal("100,200,100", n.Engine.ViewWeights.ToString()));
+        cluster.Nodes[1].Engine.Weight = 100;
+        cluster.Run(TimeSpan.FromMilliseconds(600));
+        cluster.AssertHolds(0b111);
+    }
+
+    [Fact]
+    public void Weights_NodeStartedAfterAHeavyPeerDied_TakesItsWeightFromPeers()
+    {
+        var cluster = new Cluster(3);
+        cluster.Nodes[2].Engine.Weight = 300;
+        cluster.Run(TimeSpan.FromMilliseconds(600));
+        cluster.AssertHolds(0b111, 100, 100, 300);
+        cluster.Crash(3);
+        cluster.Run(TimeSpan.FromMilliseconds(400));
+        cluster.AssertHolds(0b011, 100, 100, 300);
+        // Node 1 restarts and never hears node 3: node 2's view tells it node 3's weight.
+        cluster.Restart(1);
+        cluster.Run(TimeSpan.FromMilliseconds(600));
+        cluster.AssertHolds(0b011, 100, 100, 300);
+        cluster.Restart(3, 300);
+        cluster.Run(TimeSpan.FromMilliseconds(600));
+        cluster.AssertHolds(0b111, 100, 100, 300);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Membership_RandomFaultsAndWeightChanges_NeverGiveABucketTwoHolders(bool eventDriven)
+    {
+        ushort[] choices = [50, 100, 200, 300];
+        for (var seed = 0; seed < (eventDriven ? 30 : 10); seed++)
+        {
+            var random = new Random(seed);
+            var cluster = new Cluster(4, eventDriven, eventDriven ? new Random(seed + 1000) : null);
+            for (var round = 0; round < 30; round++)
+            {
+                var node = cluster.Nodes[random.Next(4)];
+                switch (random.Next(4))
+                {
+                    case 0 when node.Running:
+                        cluster.Crash(node.Id);
+                        break;
+                    case 0:
+                        cluster.Restart(node.Id, choices[random.Next(choices.Length)]);
+                        break;
+                    case 1:
+                        node.Engine.Weight = choices[random.Next(choices.Length)];
+                        break;
+                    default:
+                        break;
+                }
+                cluster.Run(TimeSpan.FromMilliseconds(random.Next(10, 200)));
+            }
+            foreach (var node in cluster.Nodes.Where(n => !n.Running))
+            {
+                cluster.Restart(node.Id, node.Engine.Weight);
+            }
+            cluster.Run(TimeSpan.FromMilliseconds(800));
+            cluster.AssertHolds(0b1111, [.. cluster.Nodes.Select(n => n.Engine.Weight)]);
+        }
+    }
+
     private sealed class Node(int id, int count, TimeSpan now)
     {
         public int Id { get; } = id;
@@ -291,9 +365,10 @@ public class MembershipEngineTests
 
         public TimeSpan HeldChangedAt { get; set; }
 
-        public void Reset(TimeSpan at)
+        public void Reset(TimeSpan at, int weight = Ownership.DefaultWeight)
         {
             Engine = Create(Id, count, at);
+            Engine.Weight = weight;
             Running = true;
             Sequence = 0;
             Due = at;
@@ -332,7 +407,7 @@ public class MembershipEngineTests
 
         public void Crash(int id) => Nodes[id - 1].Running = false;
 
-        public void Restart(int id) => Nodes[id - 1].Reset(_now);
+        public void Restart(int id, int weight = Ownership.DefaultWeight) => Nodes[id - 1].Reset(_now, weight);
 
         public void StallRestart(int id) => Nodes[id - 1].Engine.Restart(_now, ReleaseCause.Stall);
 
@@ -403,9 +478,10 @@ public class MembershipEngineTests
             }
         }
 
-        public void AssertHolds(ulong activeMask)
+        public void AssertHolds(ulong activeMask, params int[] weights)
         {
-            var table = Ownership.Compute(MembershipView.FromActiveMask(Nodes.Length, Buckets, activeMask));
+            var vector = weights.Length == 0 ? null : new WeightVector([.. weights.Select(w => (ushort)w)]);
+            var table = Ownership.Compute(MembershipView.FromActiveMask(Nodes.Length, Buckets, activeMask, vector));
             foreach (var node in Nodes.Where(n => n.Running))
             {
                 Assert.Equal(table.SetOf(node.Id), node.Engine.Held);

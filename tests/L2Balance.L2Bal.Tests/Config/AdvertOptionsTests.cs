@@ -36,4 +36,34 @@ public class AdvertOptionsTests
         var invalid = Assert.IsType<BalancerCommand.Invalid>(Parse("--advert-version", version));
         Assert.Contains("--advert-version", string.Join("\n", invalid.Messages), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Run_Weight_IsTakenAndDefaultsTo100()
+    {
+        Assert.Equal(100, Assert.IsType<BalancerCommand.Run>(Parse()).Options.Weight);
+        Assert.Equal(250, Assert.IsType<BalancerCommand.Run>(Parse("--weight", "250")).Options.Weight);
+        Assert.Equal(1, Assert.IsType<BalancerCommand.Run>(Parse("--weight", "1")).Options.Weight);
+        Assert.Equal(1000, Assert.IsType<BalancerCommand.Run>(Parse("--weight", "1000")).Options.Weight);
+    }
+
+    [Theory]
+    [InlineData("0")]
+    [InlineData("1001")]
+    [InlineData("-5")]
+    [InlineData("1.5")]
+    [InlineData("heavy")]
+    public void Run_WeightOutOfRange_IsRefusedNamingTheFlag(string weight)
+    {
+        var invalid = Assert.IsType<BalancerCommand.Invalid>(Parse("--weight", weight));
+        Assert.Contains("--weight", string.Join("\n", invalid.Messages), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Run_WeightWithAdvertVersion1_IsRefusedNamingBoth()
+    {
+        var invalid = Assert.IsType<BalancerCommand.Invalid>(Parse("--weight", "200", "--advert-version", "1"));
+        var text = string.Join("\n", invalid.Messages);
+        Assert.Contains("--weight 200 needs advert version 2", text, StringComparison.Ordinal);
+        Assert.Contains("--advert-version 1", text, StringComparison.Ordinal);
+    }
 }

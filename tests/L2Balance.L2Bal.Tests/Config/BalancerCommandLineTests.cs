@@ -142,7 +142,7 @@ public class BalancerCommandLineTests
     }
 
     [Theory]
-    [InlineData(new[] { "--weight", "3" }, "Unrecognized command or argument '--weight'.")]
+    [InlineData(new[] { "--priority", "3" }, "Unrecognized command or argument '--priority'.")]
     [InlineData(new[] { "--buckets" }, "Required argument missing for option: '--buckets'.")]
     [InlineData(new[] { "--buckets", "64", "--buckets", "128" }, "Option '--buckets' expects a single argument but 2 were provided.")]
     [InlineData(new[] { "--service", "tcp/80", "--service" }, "Required argument missing for option: '--service'.")]

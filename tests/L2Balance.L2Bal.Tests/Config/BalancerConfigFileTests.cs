@@ -84,7 +84,7 @@ public sealed class BalancerConfigFileTests : IDisposable
     }
 
     [Theory]
-    [InlineData("weight 3", "1:1: unknown setting 'weight' (the settings are the flags of 'l2bal run --help', without their dashes)")]
+    [InlineData("priority 3", "1:1: unknown setting 'priority' (the settings are the flags of 'l2bal run --help', without their dashes)")]
     [InlineData("  --buckets 64", "1:3: unknown setting '--buckets' (the settings are the flags of 'l2bal run --help', without their dashes)")]
     [InlineData("buckets", "1:1: buckets needs a value")]
     [InlineData("buckets:   # none", "1:1: buckets needs a value")]
@@ -166,5 +166,14 @@ public sealed class BalancerConfigFileTests : IDisposable
         Assert.Equal(
             [("interface", "eth0", new ConfigPosition("f", 1, 11)), ("vip", "198.18.0.10", new ConfigPosition("f", 2, 5))],
             values.Select(v => (v.Setting.Name, v.Text, v.Position!.Value)));
+    }
+
+    [Fact]
+    public void Run_WeightInTheFile_IsTakenAndAFlagWins()
+    {
+        var o = Assert.IsType<BalancerCommand.Run>(BalancerCommandLine.Parse(["run", "--config", Write(NodeTwo + "\nweight 250\n")])).Options;
+        Assert.Equal(250, o.Weight);
+        o = Assert.IsType<BalancerCommand.Run>(BalancerCommandLine.Parse(["run", "--config", Write(NodeTwo + "\nweight 250\n"), "--weight", "40"])).Options;
+        Assert.Equal(40, o.Weight);
     }
 }

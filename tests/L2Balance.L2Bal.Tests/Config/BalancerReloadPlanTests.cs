@@ -33,6 +33,14 @@ public class BalancerReloadPlanTests
     }
 
     [Fact]
+    public void Plan_WeightChanged_AppliesItAndKeepsNothing()
+    {
+        var (options, kept) = BalancerReloadPlan.Plan(Options(), Options("--weight", "300"));
+        Assert.Empty(kept);
+        Assert.Equal(300, options.Weight);
+    }
+
+    [Fact]
     public void Plan_KeyChangeSettingsChanged_NeedARestart()
     {
         var running = Options();

@@ -191,4 +191,37 @@ public class AdvertCodecV2Tests
             Assert.False(AdvertCodec.TryParse(buffer.AsSpan(0, n), 10, keys, 2, out _, out _, out _));
         }
     }
+
+    [Fact]
+    public void V2_Weights_RoundTripAsACriticalTlvAndDefaultWeightsSendNone()
+    {
+        using var keys = new AdvertKeys(Key, null);
+        var buffer = new byte[AdvertCodec.V2MaxLength];
+        var length = AdvertCodec.Write(Sample with { Weights = [100, 200, 1000] }, new AdvertEnvelope(2, keys.CurrentId, 0), keys, buffer);
+        Assert.Equal(AdvertCodec.V2Length + 8, length);
+        Assert.Equal([AdvertCodec.WeightsTlv, 6, 0, 100, 0, 200, 0x03, 0xe8], buffer[80..88]);
+        var (reason, advert, _) = Parse(buffer.AsSpan(0, length));
+        Assert.Equal(AdvertRejection.None, reason);
+        Assert.Equal([100, 200, 1000], advert.Weights);
+        Assert.Equal(Sample, advert with { Weights = null });
+        // Without weights: byte for byte the advert of a daemon that knows none.
+        Assert.Equal(EncodeV2(Sample, Key), buffer.AsSpan(0, AdvertCodec.Write(Sample, new AdvertEnvelope(2, keys.CurrentId, 0), keys, buffer)).ToArray());
+    }
+
+    [Fact]
+    public void V2_MalformedWeights_AreRefused()
+    {
+        Assert.Equal(AdvertRejection.None, Parse(WithTail([0x81, 6, 0, 1, 0, 2, 0, 3])).Reason);
+        Assert.Equal(AdvertRejection.Malformed, Parse(WithTail([0x81, 4, 0, 1, 0, 2])).Reason); // two weights for three nodes
+        Assert.Equal(AdvertRejection.Malformed, Parse(WithTail([0x81, 6, 0, 0, 0, 2, 0, 3])).Reason); // weight 0
+        Assert.Equal(AdvertRejection.Malformed, Parse(WithTail([0x81, 6, 0x03, 0xe9, 0, 2, 0, 3])).Reason); // 1001
+        Assert.Equal(AdvertRejection.Malformed, Parse(WithTail([0x81, 6, 0, 1, 0, 2, 0, 3, 0x81, 6, 0, 1, 0, 2, 0, 3])).Reason); // twice
+        Assert.Equal(AdvertRejection.Malformed, Parse(WithTail([0x81, 6, 0, 1, 0, 2, 0])).Reason); // cut short
+    }
+
+    [Fact]
+    public void V1_WithWeights_IsNotWritten()
+    {
+        Assert.Throws<ArgumentException>(() => AdvertCodec.Write(Sample with { Weights = [100, 200, 100] }, Key, new byte[AdvertCodec.Length]));
+    }
 }

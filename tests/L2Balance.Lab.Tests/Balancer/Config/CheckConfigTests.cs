@@ -55,10 +55,10 @@ public sealed class CheckConfigTests : IDisposable
     [SkippableFact(typeof(LabUnavailableException))]
     public async Task L2BalRun_BadConfigFile_Exits78BeforeStarting()
     {
-        var path = WriteBalancerConfig(BalancerConfig + "\nkey-file /k\nweight 3\n");
+        var path = WriteBalancerConfig(BalancerConfig + "\nkey-file /k\npriority 3\n");
         var (code, _, stderr) = await PublishedProgram.RunAsync(ClusterBinaries.L2Bal, "run", "--config", path);
         Assert.Equal(78, code);
-        Assert.Equal($"l2bal: {path}:8:1: unknown setting 'weight' (the settings are the flags of 'l2bal run --help', without their dashes)\n", stderr);
+        Assert.Equal($"l2bal: {path}:8:1: unknown setting 'priority' (the settings are the flags of 'l2bal run --help', without their dashes)\n", stderr);
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
