@@ -1,0 +1,166 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Net;
+using L2Balance.Proxy.Migration;
+using L2Balance.Proxy.Protocol;
+using Xunit;
+
+namespace L2Balance.Proxy.Tests.Migration;
+
+public sealed class SessionStateCodecTests
+{
+    public static TcpLegState Leg(string local, string remote, int sendQueue = 5, int unsent = 2, int receiveQueue = 3) => new(
+        IPEndPoint.Parse(local),
+        IPEndPoint.Parse(remote),
+        0xFFFF_FFF0,
+        12345,
+        [.. Enumerable.Range(0, sendQueue).Select(i => (byte)i)],
+        unsent,
+        [.. Enumerable.Range(0, receiveQueue).Select(i => (byte)(200 + i))],
+        1448,
+        TcpLegOptions.Sack | TcpLegOptions.Timestamps | TcpLegOptions.WindowScale,
+        7,
+        9,
+        0xDEADBEEF,
+        new TcpLegWindow(1, 2, 3, 4, 5));
+
+    public static SessionState Relay() => new(
+        SessionKind.TcpRelay,
+        [Leg("198.18.0.100:1080", "198.18.0.10:40000"), Leg("198.18.0.100:50000", "198.18.1.5:9000", 0, 0, 0)],
+        [1, 2, 3],
+        [],
+        null);
+
+    public static SessionState Udp() => new(
+        SessionKind.UdpAssociation,
+        [Leg("[fd00:5eed::100]:1080", "[fd00:5eed::10]:40000")],
+        [],
+        [9],
+        new UdpAssociationState(IPEndPoint.Parse("[fd00:5eed::10]:5353"), IPEndPoint.Parse("[fd00:5eed::100]:41000")));
+
+    public static byte[] Encode(SessionState state)
+    {
+        var writer = new ArrayBufferWriter<byte>();
+        SessionStateCodec.Write(state, writer);
+        return writer.WrittenSpan.ToArray();
+    }
+
+    [Fact]
+    public void Relay_WrittenAndParsed_RoundTripsEveryField() => AssertRoundTrip(Relay());
+
+    [Fact]
+    public void UdpAssociation_IPv6_RoundTripsEveryField() => AssertRoundTrip(Udp());
+
+    [Fact]
+    public void Write_Relay_LengthMatchesGetLength()
+    {
+        Assert.Equal(SessionStateCodec.GetLength(Relay()), Encode(Relay()).Length);
+        Assert.Equal("L2MS"u8.ToArray(), Encode(Relay())[..4]);
+    }
+
+    [Fact]
+    public void EveryPrefix_OfAValidState_IsTruncated()
+    {
+        var bytes = Encode(Udp());
+        for (int length = 0; length < bytes.Length; length++)
+        {
+            Assert.Equal(ParseStatus.Invalid, SessionStateCodec.TryParse(bytes.AsSpan(0, length), out var state, out var reason));
+            Assert.Null(state);
+            Assert.Equal(SessionStateRejection.Truncated, reason);
+        }
+    }
+
+    [Fact]
+    public void TrailingByte_AfterAValidState_IsRefused() =>
+        AssertRefused([.. Encode(Relay()), 0], SessionStateRejection.TrailingBytes);
+
+    [Theory]
+    [InlineData(0, 0x58, SessionStateRejection.BadMagic)]
+    [InlineData(4, 2, SessionStateRejection.UnsupportedVersion)]
+    [InlineData(5, 3, SessionStateRejection.UnknownKind)]
+    [InlineData(6, 1, SessionStateRejection.BadLegCount)]
+    [InlineData(7, 5, SessionStateRejection.BadAddressFamily)]
+    [InlineData(14, 6, SessionStateRejection.MixedAddressFamilies)]
+    public void Header_OneByteChanged_IsRefusedWithItsReason(int offset, byte value, SessionStateRejection expected)
+    {
+        var bytes = Encode(Relay());
+        bytes[offset] = value;
+        AssertRefused(bytes, expected);
+    }
+
+    [Theory]
+    [InlineData(8, 0, SessionStateRejection.BadMss)]
+    [InlineData(10, 8, SessionStateRejection.UnknownOptions)]
+    [InlineData(11, 15, SessionStateRejection.BadWindowScale)]
+    [InlineData(12, 15, SessionStateRejection.BadWindowScale)]
+    public void LegField_OutOfRange_IsRefusedWithItsReason(int offsetAfterEndpoints, int value, SessionStateRejection expected)
+    {
+        var bytes = Encode(Relay());
+        int leg = 7 + 7 + 7; // header, then two IPv4 endpoints
+        if (offsetAfterEndpoints == 8)
+        {
+            BinaryPrimitives.WriteUInt16BigEndian(bytes.AsSpan(leg + 8), (ushort)value);
+        }
+        else
+        {
+            bytes[leg + offsetAfterEndpoints] = (byte)value;
+        }
+
+        AssertRefused(bytes, expected);
+    }
+
+    [Fact]
+    public void Unsent_BeyondTheSendQueue_IsRefused()
+    {
+        var bytes = Encode(Relay());
+        int unsent = 7 + 14 + 4 + 4 + 2 + 3 + 4 + 20;
+        BinaryPrimitives.WriteUInt32BigEndian(bytes.AsSpan(unsent), 6);
+        AssertRefused(bytes, SessionStateRejection.UnsentBeyondQueue);
+    }
+
+    [Fact]
+    public void QueueLength_AboveTheLimit_IsRefusedBeforeAllocating()
+    {
+        var bytes = Encode(Relay());
+        int sendQueue = 7 + 14 + 4 + 4 + 2 + 3 + 4 + 20 + 4;
+        BinaryPrimitives.WriteUInt32BigEndian(bytes.AsSpan(sendQueue), SessionStateCodec.MaxQueueLength + 1u);
+        AssertRefused(bytes, SessionStateRejection.QueueTooLong);
+    }
+
+    [Fact]
+    public void UdpFlag_OnARelay_IsRefused()
+    {
+        var bytes = Encode(Relay());
+        bytes[^1] = 1;
+        AssertRefused(bytes, SessionStateRejection.BadUdpFlag);
+    }
+
+    private static void AssertRefused(byte[] bytes, SessionStateRejection expected)
+    {
+        Assert.Equal(ParseStatus.Invalid, SessionStateCodec.TryParse(bytes, out var state, out var reason));
+        Assert.Equal(expected, reason);
+        Assert.Null(state);
+    }
+
+    private static void AssertRoundTrip(SessionState original)
+    {
+        var bytes = Encode(original);
+        Assert.Equal(ParseStatus.Ok, SessionStateCodec.TryParse(bytes, out var parsed, out var reason));
+        Assert.Equal(SessionStateRejection.None, reason);
+        Assert.NotNull(parsed);
+        Assert.Equal(original.Kind, parsed.Kind);
+        Assert.Equal(original.Udp, parsed.Udp);
+        Assert.Equal(original.HeldToTarget, parsed.HeldToTarget);
+        Assert.Equal(original.HeldToClient, parsed.HeldToClient);
+        Assert.Equal(original.Legs.Count, parsed.Legs.Count);
+        for (int i = 0; i < original.Legs.Count; i++)
+        {
+            var (a, b) = (original.Legs[i], parsed.Legs[i]);
+            Assert.Equal(a.SendQueue, b.SendQueue);
+            Assert.Equal(a.ReceiveQueue, b.ReceiveQueue);
+            Assert.Equal(a with { SendQueue = [], ReceiveQueue = [] }, b with { SendQueue = [], ReceiveQueue = [] });
+        }
+
+        Assert.Equal(bytes, Encode(parsed));
+    }
+}
