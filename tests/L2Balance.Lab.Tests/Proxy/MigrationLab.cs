@@ -126,6 +126,7 @@ internal sealed class MigrationLab : IDisposable
 
         var dropped = Stopwatch.GetTimestamp();
         await dropFlows();
+        var afterDrop = Stopwatch.GetTimestamp();
         var receiver = Task.Run(() => ReceiveOnBAsync(b, sessions.Count));
         await Task.WhenAll(sessions.Select(s => s.Relay.PauseAsync())).WithTimeout(Step);
         var freeze = new List<TimeSpan>();
@@ -159,13 +160,14 @@ internal sealed class MigrationLab : IDisposable
             }
         }
 
+        var acked = Stopwatch.GetTimestamp();
         var (restore, relays, errors) = await receiver.WithTimeout(Step);
         for (int i = 0; i < sessions.Count; i++)
         {
             sessions[i].MovedTo = relays[i];
         }
 
-        return new MigrationRun(moved, freeze, restore, errors, dropped);
+        return new MigrationRun(moved, freeze, restore, errors, dropped, afterDrop, acked);
     }
 
     private async Task<(List<TimeSpan> Restore, List<LabRelay?> Relays, List<string> Errors)> ReceiveOnBAsync(MigrationChannel channel, int count)
@@ -272,5 +274,8 @@ internal sealed class MigrationLab : IDisposable
 internal readonly record struct StreamPace(int Chunk, TimeSpan Interval);
 
 /// <summary>What one migration did: sessions moved, per-session freeze (both legs, A) and restore (both legs, B) times, refusals.</summary>
-/// <remarks><see cref="Dropped"/> is the <see cref="Stopwatch"/> timestamp at which the flows' input began to be dropped on A.</remarks>
-internal sealed record MigrationRun(int Moved, IReadOnlyList<TimeSpan> Freeze, IReadOnlyList<TimeSpan> Restore, IReadOnlyList<string> Errors, long Dropped);
+/// <remarks>
+/// <see cref="Stopwatch"/> timestamps: <see cref="Dropped"/> when the drop of the flows on A began, <see cref="AfterDrop"/>
+/// when it was in place, <see cref="Acked"/> when B had acknowledged every session.
+/// </remarks>
+internal sealed record MigrationRun(int Moved, IReadOnlyList<TimeSpan> Freeze, IReadOnlyList<TimeSpan> Restore, IReadOnlyList<string> Errors, long Dropped, long AfterDrop, long Acked);

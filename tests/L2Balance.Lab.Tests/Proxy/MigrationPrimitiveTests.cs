@@ -93,7 +93,7 @@ public sealed class MigrationPrimitiveTests(ITestOutputHelper output)
             Assert.True(broken.Count == 0, $"{broken.Count} sessions broken:\n{string.Join('\n', broken.Take(5))}");
 
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{Sessions} sessions, batch {batch.TotalMilliseconds:F0} ms (drop to switch), CPU of this process in it {cpu.TotalMilliseconds:F0} ms"));
+                $"{Sessions} sessions, batch {batch.TotalMilliseconds:F0} ms (drop to switch): drop {Stopwatch.GetElapsedTime(run.Dropped, run.AfterDrop).TotalMilliseconds:F0} ms, move {Stopwatch.GetElapsedTime(run.AfterDrop, run.Acked).TotalMilliseconds:F0} ms, switch {(batch - Stopwatch.GetElapsedTime(run.Dropped, run.Acked)).TotalMilliseconds:F0} ms; CPU of this process in it {cpu.TotalMilliseconds:F0} ms"));
             output.WriteLine(Figures("freeze (both legs, A)", run.Freeze));
             output.WriteLine(Figures("restore (both legs, B)", run.Restore));
             output.WriteLine(Figures("pause seen by the ends", [.. sessions.Select(s => s.LongestPause)]));
