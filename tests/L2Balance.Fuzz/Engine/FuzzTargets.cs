@@ -14,7 +14,7 @@ public static class FuzzTargets
     public static IReadOnlyList<FuzzTarget> CreateAll() =>
     [
         new Socks4RequestTarget(), new Socks5GreetingTarget(), new Socks5RequestTarget(), new UserPassRequestTarget(),
-        new UdpHeaderTarget(), new SockdConfTarget(), new UsersFileTarget(), new MetricsRequestTarget(),
+        new UdpHeaderTarget(), new SockdConfTarget(), new UsersFileTarget(), new MetricsRequestTarget(), new SessionStateTarget(),
         new AdvertTarget(), new ArpFrameTarget(), new ControlRequestTarget(), new BalancerConfigTarget(),
     ];
 

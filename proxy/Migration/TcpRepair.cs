@@ -1,0 +1,351 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using L2Balance.Common.Linux;
+using static L2Balance.Proxy.Interop.Interop.TcpRepair;
+
+namespace L2Balance.Proxy.Migration;
+
+/// <summary>
+/// Freezes an established TCP socket with TCP_REPAIR and rebuilds it on another socket (issue 19),
+/// as CRIU does for whole processes. Needs CAP_NET_ADMIN in the socket's network namespace.
+/// </summary>
+/// <remarks>
+/// A frozen socket sends nothing; closing it sends neither FIN nor RST. It still takes packets in, so
+/// the caller drops the flow's input first (the filter exception of docs/design.md#live-migration-design)
+/// or the state read here goes stale. The calls' order follows the kernel's checks in net/ipv4/tcp.c:
+/// sequence numbers before connect, options and queues after it, the window last.
+/// </remarks>
+public static class TcpRepair
+{
+    /// <summary>
+    /// Puts <paramref name="socket"/> in repair mode and reads its state. On failure the socket leaves
+    /// repair mode again and the exception names the call and errno.
+    /// </summary>
+    public static TcpLegState Freeze(Socket socket)
+    {
+        ArgumentNullException.ThrowIfNull(socket);
+        var handle = socket.SafeHandle;
+        Span<byte> info = stackalloc byte[TcpInfoLength];
+        GetOption(handle, SOL_TCP, TCP_INFO, info, "TCP_INFO");
+        if (info[TcpInfoStateOffset] != TCP_ESTABLISHED)
+        {
+            throw new MigrationException($"freeze: the connection is in TCP state {info[TcpInfoStateOffset]}, not established");
+        }
+
+        SetInt(handle, SOL_TCP, TCP_REPAIR, TCP_REPAIR_ON, "TCP_REPAIR");
+        try
+        {
+            return ReadState(socket, info);
+        }
+        catch
+        {
+            Unfreeze(socket);
+            throw;
+        }
+    }
+
+    /// <summary>Takes <paramref name="socket"/> out of repair mode: the connection carries on where it stopped (a restore elsewhere failed).</summary>
+    public static void Unfreeze(Socket socket)
+    {
+        ArgumentNullException.ThrowIfNull(socket);
+        SetInt(socket.SafeHandle, SOL_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE, "TCP_REPAIR_QUEUE");
+        // Off with a window probe: the peer answers at once, so a stalled side resumes without waiting for its timer.
+        SetInt(socket.SafeHandle, SOL_TCP, TCP_REPAIR, TCP_REPAIR_OFF, "TCP_REPAIR");
+        // Leaving repair mode clears sk_reuse: without it again, the next restore on the same local port (the service's) is EADDRINUSE.
+        SetInt(socket.SafeHandle, SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR");
+    }
+
+    /// <summary>
+    /// Rebuilds <paramref name="state"/> on <paramref name="socket"/>, a new TCP socket of the same family
+    /// in a namespace that holds <see cref="TcpLegState.Local"/>'s address. The socket ends connected with its
+    /// queues filled, still in repair mode: nothing goes out until <see cref="Thaw"/>; a failed or abandoned restore ends with <see cref="CloseFrozen"/>.
+    /// </summary>
+    public static void Restore(Socket socket, TcpLegState state)
+    {
+        ArgumentNullException.ThrowIfNull(socket);
+        ArgumentNullException.ThrowIfNull(state);
+        var handle = socket.SafeHandle;
+        EnsureBuffer(handle, SO_SNDBUF, SO_SNDBUFFORCE, state.SendQueue.Length, "SO_SNDBUFFORCE");
+        EnsureBuffer(handle, SO_RCVBUF, SO_RCVBUFFORCE, state.ReceiveQueue.Length, "SO_RCVBUFFORCE");
+        SetInt(handle, SOL_TCP, TCP_REPAIR, TCP_REPAIR_ON, "TCP_REPAIR");
+
+        SetInt(handle, SOL_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE, "TCP_REPAIR_QUEUE");
+        SetInt(handle, SOL_TCP, TCP_QUEUE_SEQ, unchecked((int)(state.SendSeq - (uint)state.SendQueue.Length)), "TCP_QUEUE_SEQ(send)");
+        SetInt(handle, SOL_TCP, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE, "TCP_REPAIR_QUEUE");
+        SetInt(handle, SOL_TCP, TCP_QUEUE_SEQ, unchecked((int)(state.RecvSeq - (uint)state.ReceiveQueue.Length)), "TCP_QUEUE_SEQ(recv)");
+
+        // In repair mode, connect sends no SYN: the socket becomes established at the sequence numbers set above.
+        try
+        {
+            socket.Bind(state.Local);
+            socket.Connect(state.Remote);
+        }
+        catch (SocketException e)
+        {
+            throw new MigrationException($"restore: bind {state.Local} / connect {state.Remote}: {e.SocketErrorCode}", e);
+        }
+
+        SetRepairOptions(handle, state);
+        if ((state.Options & TcpLegOptions.Timestamps) != 0)
+        {
+            SetInt(handle, SOL_TCP, TCP_TIMESTAMP, unchecked((int)state.Timestamp), "TCP_TIMESTAMP");
+        }
+
+        SetInt(handle, SOL_TCP, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE, "TCP_REPAIR_QUEUE");
+        SendAll(handle, state.ReceiveQueue, "send(receive queue)");
+        SetInt(handle, SOL_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE, "TCP_REPAIR_QUEUE");
+        // The bytes the old socket had sent enter the queue as sent-unacknowledged: retransmitted, never sent twice by us.
+        SendAll(handle, state.SendQueue.AsSpan(0, state.SendQueue.Length - state.UnsentLength), "send(send queue)");
+
+        var window = new tcp_repair_window
+        {
+            snd_wl1 = state.Window.SndWl1,
+            snd_wnd = state.Window.SndWnd,
+            max_window = state.Window.MaxWindow,
+            rcv_wnd = state.Window.RcvWnd,
+            rcv_wup = state.Window.RcvWup,
+        };
+        SetOption(handle, SOL_TCP, TCP_REPAIR_WINDOW, MemoryMarshal.AsBytes(new Span<tcp_repair_window>(ref window)), "TCP_REPAIR_WINDOW");
+
+    }
+
+    /// <summary>
+    /// Takes a socket restored by <see cref="Restore"/> out of repair mode and sends the bytes the old one
+    /// never sent: from here it is live. Separate from the restore so a session's legs go live together.
+    /// </summary>
+    public static void Thaw(Socket socket, TcpLegState state)
+    {
+        ArgumentNullException.ThrowIfNull(socket);
+        ArgumentNullException.ThrowIfNull(state);
+        Unfreeze(socket);
+        SendAll(socket.SafeHandle, state.SendQueue.AsSpan(state.SendQueue.Length - state.UnsentLength), "send(unsent)");
+    }
+
+    /// <summary>
+    /// Closes a frozen socket without a FIN or RST: its copy lives on elsewhere (or never went live).
+    /// With the send queue selected, even a FIN queued by a close would not be transmitted.
+    /// </summary>
+    public static void CloseFrozen(Socket socket)
+    {
+        ArgumentNullException.ThrowIfNull(socket);
+        // Best effort: a socket that never entered repair mode (EPERM here) was never connected, so its close sends nothing either.
+        _ = TrySetInt(socket.SafeHandle, SOL_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE);
+        socket.Dispose();
+    }
+
+    private static TcpLegState ReadState(Socket socket, ReadOnlySpan<byte> info)
+    {
+        var handle = socket.SafeHandle;
+        SetInt(handle, SOL_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE, "TCP_REPAIR_QUEUE");
+        uint sendSeq = (uint)GetInt(handle, SOL_TCP, TCP_QUEUE_SEQ, "TCP_QUEUE_SEQ(send)");
+        int outq = Ioctl(handle, SIOCOUTQ, "SIOCOUTQ");
+        int unsent = Ioctl(handle, SIOCOUTQNSD, "SIOCOUTQNSD");
+        var sendQueue = Peek(handle, outq, "recv(MSG_PEEK send queue)");
+
+        SetInt(handle, SOL_TCP, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE, "TCP_REPAIR_QUEUE");
+        uint recvSeq = (uint)GetInt(handle, SOL_TCP, TCP_QUEUE_SEQ, "TCP_QUEUE_SEQ(recv)");
+        int inq = Ioctl(handle, SIOCINQ, "SIOCINQ");
+        var receiveQueue = Peek(handle, inq, "recv(MSG_PEEK receive queue)");
+        SetInt(handle, SOL_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE, "TCP_REPAIR_QUEUE");
+
+        // In repair mode TCP_MAXSEG reads the clamp, the value TCPOPT_MSS restores.
+        int mss = GetInt(handle, SOL_TCP, TCP_MAXSEG, "TCP_MAXSEG");
+        byte tcpiOptions = info[TcpInfoOptionsOffset];
+        var options = TcpLegOptions.None;
+        options |= (tcpiOptions & TCPI_OPT_SACK) != 0 ? TcpLegOptions.Sack : 0;
+        options |= (tcpiOptions & TCPI_OPT_TIMESTAMPS) != 0 ? TcpLegOptions.Timestamps : 0;
+        options |= (tcpiOptions & TCPI_OPT_WSCALE) != 0 ? TcpLegOptions.WindowScale : 0;
+        uint timestamp = (options & TcpLegOptions.Timestamps) != 0 ? (uint)GetInt(handle, SOL_TCP, TCP_TIMESTAMP, "TCP_TIMESTAMP") : 0;
+
+        var window = default(tcp_repair_window);
+        GetOption(handle, SOL_TCP, TCP_REPAIR_WINDOW, MemoryMarshal.AsBytes(new Span<tcp_repair_window>(ref window)), "TCP_REPAIR_WINDOW");
+
+        return new TcpLegState(
+            (IPEndPoint)socket.LocalEndPoint!,
+            (IPEndPoint)socket.RemoteEndPoint!,
+            sendSeq,
+            recvSeq,
+            sendQueue,
+            unsent,
+            receiveQueue,
+            (ushort)Math.Clamp(mss, 0, ushort.MaxValue),
+            options,
+            (byte)(info[TcpInfoWscaleOffset] & 0xF),
+            (byte)(info[TcpInfoWscaleOffset] >> 4),
+            timestamp,
+            new TcpLegWindow(window.snd_wl1, window.snd_wnd, window.max_window, window.rcv_wnd, window.rcv_wup));
+    }
+
+    private static void SetRepairOptions(SafeHandle handle, TcpLegState state)
+    {
+        Span<tcp_repair_opt> options = stackalloc tcp_repair_opt[4];
+        int count = 0;
+        options[count++] = new tcp_repair_opt { opt_code = TCPOPT_MSS, opt_val = state.Mss };
+        if ((state.Options & TcpLegOptions.WindowScale) != 0)
+        {
+            options[count++] = new tcp_repair_opt { opt_code = TCPOPT_WINDOW, opt_val = state.SndWscale | ((uint)state.RcvWscale << 16) };
+        }
+
+        if ((state.Options & TcpLegOptions.Sack) != 0)
+        {
+            options[count++] = new tcp_repair_opt { opt_code = TCPOPT_SACK_PERM };
+        }
+
+        if ((state.Options & TcpLegOptions.Timestamps) != 0)
+        {
+            options[count++] = new tcp_repair_opt { opt_code = TCPOPT_TIMESTAMP };
+        }
+
+        SetOption(handle, SOL_TCP, TCP_REPAIR_OPTIONS, MemoryMarshal.AsBytes(options[..count]), "TCP_REPAIR_OPTIONS");
+    }
+
+    /// <summary>Grows the socket's buffer to hold a restored queue twice over (the kernel counts overhead per byte).</summary>
+    private static void EnsureBuffer(SafeHandle handle, int option, int forceOption, int queueLength, string name)
+    {
+        int wanted = (2 * queueLength) + (64 * 1024);
+        if (GetInt(handle, SOL_SOCKET, option, name) < wanted)
+        {
+            SetInt(handle, SOL_SOCKET, forceOption, wanted, name);
+        }
+    }
+
+    private static unsafe byte[] Peek(SafeHandle handle, int length, string operation)
+    {
+        var bytes = new byte[length];
+        if (length == 0)
+        {
+            return bytes;
+        }
+
+        fixed (byte* p = bytes)
+        {
+            nint n;
+            do
+            {
+                n = recv(handle, p, (nuint)length, MSG_PEEK | MSG_DONTWAIT);
+            }
+            while (n < 0 && Marshal.GetLastPInvokeError() == EINTR);
+            if (n < 0)
+            {
+                throw Failure(operation);
+            }
+
+            if (n != length)
+            {
+                throw new MigrationException($"{operation}: read {n} of {length} bytes");
+            }
+        }
+
+        return bytes;
+    }
+
+    /// <summary>Sends <paramref name="bytes"/> whole; in repair mode into the selected queue, in chunks halved when the kernel cannot allocate one.</summary>
+    private static unsafe void SendAll(SafeHandle handle, ReadOnlySpan<byte> bytes, string operation)
+    {
+        int chunk = Math.Max(bytes.Length, 1);
+        fixed (byte* p = bytes)
+        {
+            int offset = 0;
+            while (offset < bytes.Length)
+            {
+                nint n = send(handle, p + offset, (nuint)Math.Min(chunk, bytes.Length - offset), MSG_DONTWAIT);
+                if (n > 0)
+                {
+                    offset += (int)n;
+                    continue;
+                }
+
+                int errno = Marshal.GetLastPInvokeError();
+                if (n < 0 && errno == EINTR)
+                {
+                    continue;
+                }
+
+                if (n < 0 && (errno == ENOMEM || errno == EAGAIN) && chunk > 1024)
+                {
+                    chunk /= 2;
+                    continue;
+                }
+
+                throw n < 0 ? Failure(operation) : new MigrationException($"{operation}: sent 0 bytes");
+            }
+        }
+    }
+
+    private static unsafe int Ioctl(SafeHandle handle, nuint request, string operation)
+    {
+        int value;
+        if (ioctl(handle, request, &value) != 0)
+        {
+            throw Failure($"ioctl({operation})");
+        }
+
+        return value;
+    }
+
+    private static unsafe void SetInt(SafeHandle handle, int level, int option, int value, string name)
+    {
+        if (setsockopt(handle, level, option, &value, sizeof(int)) != 0)
+        {
+            throw Failure($"setsockopt({name})");
+        }
+    }
+
+    private static unsafe bool TrySetInt(SafeHandle handle, int level, int option, int value) => setsockopt(handle, level, option, &value, sizeof(int)) == 0;
+
+    private static unsafe int GetInt(SafeHandle handle, int level, int option, string name)
+    {
+        int value = 0;
+        int length = sizeof(int);
+        if (getsockopt(handle, level, option, &value, &length) != 0)
+        {
+            throw Failure($"getsockopt({name})");
+        }
+
+        return value;
+    }
+
+    private static unsafe void SetOption(SafeHandle handle, int level, int option, ReadOnlySpan<byte> value, string name)
+    {
+        fixed (byte* p = value)
+        {
+            if (setsockopt(handle, level, option, p, value.Length) != 0)
+            {
+                throw Failure($"setsockopt({name})");
+            }
+        }
+    }
+
+    private static unsafe void GetOption(SafeHandle handle, int level, int option, Span<byte> value, string name)
+    {
+        int length = value.Length;
+        fixed (byte* p = value)
+        {
+            if (getsockopt(handle, level, option, p, &length) != 0)
+            {
+                throw Failure($"getsockopt({name})");
+            }
+        }
+    }
+
+    private static MigrationException Failure(string operation) => new($"{operation}: {Errno.Name(Marshal.GetLastPInvokeError())}");
+}
+
+/// <summary>A migration step that failed: the call and errno, or the state that cannot be restored.</summary>
+public sealed class MigrationException : Exception
+{
+    public MigrationException(string message)
+        : base(message)
+    {
+    }
+
+    public MigrationException(string message, Exception inner)
+        : base(message, inner)
+    {
+    }
+
+    public MigrationException()
+    {
+    }
+}

@@ -1,0 +1,150 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Net;
+using L2Balance.Proxy.Migration;
+using L2Balance.Proxy.Protocol;
+using Xunit;
+
+namespace L2Balance.Proxy.Tests.Migration;
+
+public sealed class SessionStateCodecTests
+{
+    public static TcpLegState Leg(string local, string remote, int sendQueue = 5, int unsent = 2, int receiveQueue = 3) => new(
+        IPEndPoint.Parse(local),
+        IPEndPoint.Parse(remote),
+        0xFFFF_FFF0,
+        12345,
+        [.. Enumerable.Range(0, sendQueue).Select(i => (byte)i)],
+        unsent,
+        [.. Enumerable.Range(0, receiveQueue).Select(i => (byte)(200 + i))],
+        1448,
+        TcpLegOptions.Sack | TcpLegOptions.Timestamps | TcpLegOptions.WindowScale,
+        7,
+        9,
+        0xDEADBEEF,
+        new TcpLegWindow(1, 2, 3, 4, 5));
+
+    public static SessionState Relay() => new(
+        SessionKind.TcpRelay,
+        [Leg("198.18.0.100:1080", "198.18.0.10:40000"), Leg("198.18.0.100:50000", "198.18.1.5:9000", 0, 0, 0)],
+        [1, 2, 3],
+        [],
+        null);
+
+    public static SessionState Udp() => new(
+        SessionKind.UdpAssociation,
+        [Leg("[fd00:5eed::100]:1080", "[fd00:5eed::10]:40000")],
+        [],
+        [9],
+        new UdpAssociationState(IPEndPoint.Parse("[fd00:5eed::10]:5353"), IPEndPoint.Parse("[fd00:5eed::100]:41000")));
+
+    public static byte[] Encode(SessionState state)
+    {
+        var writer = new ArrayBufferWriter<byte>();
+        SessionStateCodec.Write(state, writer);
+        return writer.WrittenSpan.ToArray();
+    }
+
+    [Fact]
+    public void Relay_WrittenAndParsed_RoundTripsEveryField() => AssertRoundTrip(Relay());
+
+    [Fact]
+    public void UdpAssociation_IPv6_RoundTripsEveryField() => AssertRoundTrip(Udp());
+
+    [Fact]
+    public void Write_Relay_LengthMatchesGetLength()
+    {
+        Assert.Equal(SessionStateCodec.GetLength(Relay()), Encode(Relay()).Length);
+        Assert.Equal("L2MS"u8.ToArray(), Encode(Relay())[..4]);
+    }
+
+    [Fact]
+    public void EveryPrefix_OfAValidState_IsTruncated()
+    {
+        var bytes = Encode(Udp());
+        for (int length = 0; length < bytes.Length; length++)
+        {
+            Assert.Equal(ParseStatus.Invalid, SessionStateCodec.TryParse(bytes.AsSpan(0, length), out var state, out var reason));
+            Assert.Null(state);
+            Assert.Equal(SessionStateRejection.Truncated, reason);
+        }
+    }
+
+    [Fact]
+    public void TrailingByte_AfterAValidState_IsRefused() =>
+        AssertRefused([.. Encode(Relay()), 0], SessionStateRejection.TrailingBytes);
+
+    /// <summary>Offsets in a relay of two IPv4 legs: a 7-byte header, two 7-byte endpoints, then the first leg's fields from 21.</summary>
+    [Theory]
+    [InlineData(0, "58", SessionStateRejection.BadMagic)]
+    [InlineData(4, "02", SessionStateRejection.UnsupportedVersion)]
+    [InlineData(5, "03", SessionStateRejection.UnknownKind)]
+    [InlineData(6, "01", SessionStateRejection.BadLegCount)]
+    [InlineData(7, "05", SessionStateRejection.BadAddressFamily)]
+    [InlineData(14, "06", SessionStateRejection.MixedAddressFamilies)]
+    [InlineData(29, "0000", SessionStateRejection.BadMss)]
+    [InlineData(31, "08", SessionStateRejection.UnknownOptions)]
+    [InlineData(32, "0F", SessionStateRejection.BadWindowScale)]
+    [InlineData(33, "0F", SessionStateRejection.BadWindowScale)]
+    public void Field_OutOfRange_IsRefusedWithItsReason(int offset, string hex, SessionStateRejection expected)
+    {
+        var bytes = Encode(Relay());
+        Convert.FromHexString(hex).CopyTo(bytes, offset);
+        AssertRefused(bytes, expected);
+    }
+
+    [Fact]
+    public void Unsent_BeyondTheSendQueue_IsRefused()
+    {
+        var bytes = Encode(Relay());
+        int unsent = 7 + 14 + 4 + 4 + 2 + 3 + 4 + 20;
+        BinaryPrimitives.WriteUInt32BigEndian(bytes.AsSpan(unsent), 6);
+        AssertRefused(bytes, SessionStateRejection.UnsentBeyondQueue);
+    }
+
+    [Fact]
+    public void QueueLength_AboveTheLimit_IsRefusedBeforeAllocating()
+    {
+        var bytes = Encode(Relay());
+        int sendQueue = 7 + 14 + 4 + 4 + 2 + 3 + 4 + 20 + 4;
+        BinaryPrimitives.WriteUInt32BigEndian(bytes.AsSpan(sendQueue), SessionStateCodec.MaxQueueLength + 1u);
+        AssertRefused(bytes, SessionStateRejection.QueueTooLong);
+    }
+
+    [Fact]
+    public void UdpFlag_OnARelay_IsRefused()
+    {
+        var bytes = Encode(Relay());
+        bytes[^1] = 1;
+        AssertRefused(bytes, SessionStateRejection.BadUdpFlag);
+    }
+
+    private static void AssertRefused(byte[] bytes, SessionStateRejection expected)
+    {
+        Assert.Equal(ParseStatus.Invalid, SessionStateCodec.TryParse(bytes, out var state, out var reason));
+        Assert.Equal(expected, reason);
+        Assert.Null(state);
+    }
+
+    private static void AssertRoundTrip(SessionState original)
+    {
+        var bytes = Encode(original);
+        Assert.Equal(ParseStatus.Ok, SessionStateCodec.TryParse(bytes, out var parsed, out var reason));
+        Assert.Equal(SessionStateRejection.None, reason);
+        Assert.NotNull(parsed);
+        Assert.Equal(original.Kind, parsed.Kind);
+        Assert.Equal(original.Udp, parsed.Udp);
+        Assert.Equal(original.HeldToTarget, parsed.HeldToTarget);
+        Assert.Equal(original.HeldToClient, parsed.HeldToClient);
+        Assert.Equal(original.Legs.Count, parsed.Legs.Count);
+        for (int i = 0; i < original.Legs.Count; i++)
+        {
+            var (a, b) = (original.Legs[i], parsed.Legs[i]);
+            Assert.Equal(a.SendQueue, b.SendQueue);
+            Assert.Equal(a.ReceiveQueue, b.ReceiveQueue);
+            Assert.Equal(a with { SendQueue = [], ReceiveQueue = [] }, b with { SendQueue = [], ReceiveQueue = [] });
+        }
+
+        Assert.Equal(bytes, Encode(parsed));
+    }
+}
