@@ -14,6 +14,12 @@ public class BucketHashTests
     [InlineData("198.18.0.101", 4096, 0xdeadbeefu, 2095)]
     [InlineData("198.18.0.102", 4096, 0xdeadbeefu, 3600)]
     [InlineData("198.18.0.103", 4096, 0xdeadbeefu, 3224)]
+    [InlineData("fdc6:1200:10::65", 1024, 0x5eedu, 252)]
+    [InlineData("fdc6:1200:10::66", 1024, 0x5eedu, 272)]
+    [InlineData("fdc6:1200:10::67", 1024, 0x5eedu, 1)]
+    [InlineData("fdc6:1200:10::65", 4096, 0xdeadbeefu, 1637)]
+    [InlineData("fdc6:1200:10::66", 4096, 0xdeadbeefu, 779)]
+    [InlineData("fdc6:1200:10::67", 4096, 0xdeadbeefu, 3980)]
     public void Hash_KernelVectors_AreMatched(string address, int buckets, uint seed, int expected)
     {
         var ip = IPAddress.Parse(address);
@@ -21,11 +27,13 @@ public class BucketHashTests
         Assert.Equal(expected, BucketHash.Bucket(ip.GetAddressBytes(), buckets, seed));
     }
 
-    [Fact]
-    public void Hash_OfFourBytes_EqualsGenericLookup3Jhash()
+    [Theory]
+    [InlineData(4)]
+    [InlineData(16)]
+    public void Hash_OfAnAddress_EqualsGenericLookup3Jhash(int length)
     {
         var rng = new Random(4242);
-        var key = new byte[4];
+        var key = new byte[length];
         for (int i = 0; i < 10_000; i++)
         {
             rng.NextBytes(key);
@@ -48,7 +56,8 @@ public class BucketHashTests
     {
         Assert.Throws<ArgumentException>(() => BucketHash.Jhash(new byte[3], 0));
         Assert.Throws<ArgumentException>(() => BucketHash.Jhash(new byte[5], 0));
-        Assert.Throws<ArgumentException>(() => BucketHash.Bucket(IPAddress.IPv6Loopback, 1024, 0));
+        Assert.Throws<ArgumentException>(() => BucketHash.Jhash(new byte[12], 0));
+        Assert.Throws<ArgumentException>(() => BucketHash.Bucket(IPAddress.Parse("::ffff:198.18.0.1"), 1024, 0));
         Assert.Throws<ArgumentOutOfRangeException>(() => BucketHash.Bucket(IPAddress.Loopback, 0, 0));
     }
 
