@@ -259,13 +259,14 @@ public class BalancerCommandLineTests
         Assert.Equal(new BalancerCommand.Control("status", null), BalancerCommandLine.Parse(["status"]));
         Assert.Equal(new BalancerCommand.Control("status --json", null), BalancerCommandLine.Parse(["status", "--json"]));
         Assert.Equal(new BalancerCommand.Control("owner 198.18.64.10", "/run/x"), BalancerCommandLine.Parse(["owner", "198.18.64.10", "--control", "/run/x"]));
+        Assert.Equal(new BalancerCommand.Control("owner fdc6:1200:10::65", null), BalancerCommandLine.Parse(["owner", "fdc6:1200:10::65"]));
         Assert.Equal(new BalancerCommand.Control("drain", null), BalancerCommandLine.Parse(["drain"]));
         Assert.Equal(new BalancerCommand.Control("undrain", "/run/y"), BalancerCommandLine.Parse(["undrain", "--control=/run/y"]));
         Assert.IsType<BalancerCommand.GenKey>(BalancerCommandLine.Parse(["genkey"]));
     }
 
     [Theory]
-    [InlineData(new[] { "owner", "::1" }, "owner: '::1' is not an IPv4 address")]
+    [InlineData(new[] { "owner", "::ffff:198.18.0.7" }, "owner: '::ffff:198.18.0.7' is not an IPv4 or IPv6 address (without a scope; not IPv4-mapped)")]
     [InlineData(new[] { "owner" }, "Required argument 'ADDR' missing for command: 'owner'.")]
     [InlineData(new[] { "status", "--json", "--control" }, "Required argument missing for option: '--control'.")]
     [InlineData(new[] { "drain", "now" }, "Unrecognized command or argument 'now'.")]
