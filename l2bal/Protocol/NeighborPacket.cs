@@ -4,13 +4,6 @@ using System.Net.Sockets;
 
 namespace L2Balance.Balancer.Protocol;
 
-/// <summary>ICMPv6 neighbour discovery message type (RFC 4861 section 4.3, 4.4).</summary>
-internal enum NeighborMessageType : byte
-{
-    Solicitation = 135,
-    Advertisement = 136,
-}
-
 /// <summary>Why an IPv6 packet was not accepted as a valid neighbour solicitation or advertisement (a counted drop).</summary>
 internal enum NeighborRejection
 {
@@ -52,6 +45,13 @@ internal enum NeighborRejection
 
     /// <summary>An advertisement to a multicast address with the solicited flag set.</summary>
     SolicitedToMulticast,
+}
+
+/// <summary>ICMPv6 neighbour discovery message type (RFC 4861 section 4.3, 4.4).</summary>
+internal enum NeighborMessageType : byte
+{
+    Solicitation = 135,
+    Advertisement = 136,
 }
 
 /// <summary>

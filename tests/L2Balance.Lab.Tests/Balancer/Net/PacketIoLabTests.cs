@@ -92,8 +92,11 @@ public sealed class PacketIoLabTests(PacketIoLab lab) : IClassFixture<PacketIoLa
     {
         var vip6 = IPAddress.Parse("fdc6:1200:10::a");
         var clientMac = InNamespace.Run(lab.Client, () => InterfaceInfo.Lookup("eth0").Mac);
-        // Where NodeSetup puts the VIP: on lo, without DAD; the kernel answers NS only for the receiving interface's addresses.
-        await Ip(lab.Node1, "-6", "addr", "add", $"{vip6}/128", "dev", "lo", "nodad");
+        // NodeSetup puts the VIP on lo, without DAD; the kernel answers NS only for the receiving interface's addresses.
+        var setup = InNamespace.Run(lab.Node1, () => NodeSetup.Apply("eth0", Vip, multicastMode: true, vip6: vip6));
+        var lo = await LoAddresses();
+        Assert.Contains($"inet6 {vip6}/128", lo, StringComparison.Ordinal);
+        Assert.Contains("nodad", lo, StringComparison.Ordinal);
         var responder = InNamespace.Run(lab.Node1, () => ArpResponder.Open("eth0", Vip, ClusterMacValue, vip6: vip6));
         try
         {
@@ -139,8 +142,9 @@ public sealed class PacketIoLabTests(PacketIoLab lab) : IClassFixture<PacketIoLa
         }
         finally
         {
-            await Ip(lab.Node1, "-6", "addr", "del", $"{vip6}/128", "dev", "lo");
+            InNamespace.Run(lab.Node1, setup.Undo);
         }
+        Assert.DoesNotContain(vip6.ToString(), await LoAddresses(), StringComparison.Ordinal);
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
