@@ -4,6 +4,7 @@ using Xunit;
 
 namespace L2Balance.L2Bal.Tests.Protocol;
 
+/// <summary>Neighbour discovery for the IPv6 VIP, checked against frames Linux itself sent (docs/design.md#ndp).</summary>
 public class NeighborPacketTests
 {
     // Recorded from Linux in a namespace pair: fdc6:1200:10::1 (02:00:00:00:00:0a) solicits fdc6:1200:10::65, whose kernel answers.
