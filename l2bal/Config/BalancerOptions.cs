@@ -170,10 +170,10 @@ internal sealed record BalancerOptions
 
     /// <summary>
     /// Why <c>run</c> and <c>check-config</c> refuse these options although they parse, or null: the IPv6 VIP's
-    /// neighbour discovery and ip6 filter are not built yet (issue 17), and a VIP given but not served would be a stub.
+    /// ip6 filter is not built yet (issue 17), and without it every node would take every IPv6 flow.
     /// </summary>
     public string? Unserved => Vip6 is null ? null
-        : $"--vip {Vip6}: an IPv6 VIP is accepted and derived (cluster id, seed, MAC, digest) but not served yet: neighbour discovery and the ip6 filter are still to come (docs/design.md#the-vip-and-the-cluster-mac)";
+        : $"--vip {Vip6}: an IPv6 VIP is accepted and derived (cluster id, seed, MAC, digest) but not served yet: the ip6 filter is still to come, and an IPv6 VIP no node filters would be served by every node (docs/design.md#ndp)";
 
     /// <summary>The effective cluster id.</summary>
     public uint EffectiveClusterId => ClusterId ?? DerivedClusterId(Vip, Vip6);

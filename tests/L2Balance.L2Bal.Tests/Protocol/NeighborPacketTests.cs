@@ -7,6 +7,10 @@ namespace L2Balance.L2Bal.Tests.Protocol;
 /// <summary>Neighbour discovery for the IPv6 VIP, checked against frames Linux itself sent (docs/design.md#ndp).</summary>
 public class NeighborPacketTests
 {
+    private static readonly IPAddress Vip = IPAddress.Parse("fdc6:1200:10::65");
+    private static readonly MacAddress Own = MacAddress.Parse("02:00:00:00:00:02");
+    private static readonly MacAddress Cluster = MacAddress.Parse("02:00:00:00:00:0b");
+
     // Recorded from Linux in a namespace pair: fdc6:1200:10::1 (02:00:00:00:00:0a) solicits fdc6:1200:10::65, whose kernel answers.
     private const string KernelSolicitation =
         "3333ff00006502000000000a86dd6000000000203afffdc61200001000000000000000000001ff0200000000000000000001ff000065"
@@ -15,10 +19,6 @@ public class NeighborPacketTests
     private const string KernelAdvertisement =
         "02000000000a02000000000b86dd6000000000203afffdc61200001000000000000000000065fdc61200001000000000000000000001"
         + "8800e34860000000fdc61200001000000000000000000065020102000000000b";
-
-    private static readonly IPAddress Vip = IPAddress.Parse("fdc6:1200:10::65");
-    private static readonly MacAddress Own = MacAddress.Parse("02:00:00:00:00:02");
-    private static readonly MacAddress Cluster = MacAddress.Parse("02:00:00:00:00:0b");
 
     private static byte[] Packet(string frameHex) => Convert.FromHexString(frameHex)[EthernetFrame.HeaderLength..];
 
