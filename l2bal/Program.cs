@@ -50,6 +50,11 @@ internal static class Program
         {
             return ExitCodes.Config;
         }
+        if (check.Options.Unserved is { } unserved)
+        {
+            Console.Error.WriteLine(unserved);
+            return ExitCodes.Config;
+        }
         if (LoadKey(check.Options.KeyFile) is not { } key)
         {
             return ExitCodes.Config;
@@ -90,6 +95,11 @@ internal static class Program
     private static async Task<int> RunAsync(BalancerOptions options, string[] args)
     {
         var log = new BalancerLog(Console.Error);
+        if (options.Unserved is { } unserved)
+        {
+            Console.Error.WriteLine(unserved);
+            return ExitCodes.Config;
+        }
         if (LoadKey(options.KeyFile) is not { } key)
         {
             return ExitCodes.Config;

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Net;
-using System.Net.Sockets;
 using L2Balance.Common.CommandLine;
 
 namespace L2Balance.Balancer.Config;
@@ -80,7 +79,7 @@ internal static class BalancerCommandLine
         private readonly Command _status = new("status", "State of the daemon on this node: peers, buckets, counters");
         private readonly Option<bool> _json = ProgramCommandLine.Switch("--json", "As JSON");
         private readonly Command _owner = new("owner", "Bucket of a client address and the node that owns it now");
-        private readonly Argument<string> _ownerAddress = new("ADDR") { Description = "A client's IPv4 address, e.g. 198.18.64.10" };
+        private readonly Argument<string> _ownerAddress = new("ADDR") { Description = "A client's IPv4 or IPv6 address, e.g. 198.18.64.10 or fdc6:1200:10::65" };
         private readonly Command _drain = new("drain", "Stop taking new flows on this node; keep established ones");
         private readonly Command _undrain = new("undrain", "Take new flows again after 'drain'");
         private readonly Command _slice = new("slice", "This node's port slice, LO-HI (for l2proxy --port-range)");
@@ -158,9 +157,9 @@ internal static class BalancerCommandLine
             if (command == _owner)
             {
                 var text = result.GetValue(_ownerAddress) ?? "";
-                return IPAddress.TryParse(text, out var address) && address.AddressFamily == AddressFamily.InterNetwork
+                return IPAddress.TryParse(text, out var address) && Control.ControlCommand.IsClientAddress(address)
                     ? new BalancerCommand.Control($"owner {address}", controlPath)
-                    : new BalancerCommand.Invalid([$"owner: '{text}' is not an IPv4 address"]) { SeeHelp = "l2bal owner --help" };
+                    : new BalancerCommand.Invalid([$"owner: '{text}' is not an IPv4 or IPv6 address (without a scope; not IPv4-mapped)"]) { SeeHelp = "l2bal owner --help" };
             }
             var request = command == _status && result.GetValue(_json) ? "status --json" : command.Name;
             return new BalancerCommand.Control(request, controlPath);

@@ -79,11 +79,17 @@ internal sealed record BalancerOptions
     /// <summary>The segment interface.</summary>
     public required string Interface { get; init; }
 
-    /// <summary>The shared IPv4 address.</summary>
-    public required IPAddress Vip { get; init; }
+    /// <summary>The shared IPv4 address; null when the cluster has an IPv6 VIP only.</summary>
+    public IPAddress? Vip { get; init; }
 
     /// <summary>The VIP's prefix length as given (informational: the VIP is installed as /32 on lo).</summary>
     public int VipPrefix { get; init; } = 32;
+
+    /// <summary>The shared IPv6 address (a second <c>--vip</c>, or the only one); null: none (docs/design.md#the-vip-and-the-cluster-mac).</summary>
+    public IPAddress? Vip6 { get; init; }
+
+    /// <summary>The IPv6 VIP's prefix length as given (informational, as <see cref="VipPrefix"/>).</summary>
+    public int Vip6Prefix { get; init; } = 128;
 
     /// <summary>This node's id, 1..NodeCount.</summary>
     public required int NodeId { get; init; }
@@ -118,7 +124,7 @@ internal sealed record BalancerOptions
     /// <summary>The jhash seed; null: derived from the cluster id, so every node agrees with no setting.</summary>
     public uint? Seed { get; init; }
 
-    /// <summary>The cluster id carried in adverts; null: the VIP as a 32-bit number (unique per segment).</summary>
+    /// <summary>The cluster id carried in adverts; null: derived from the VIPs (<see cref="DerivedClusterId"/>).</summary>
     public uint? ClusterId { get; init; }
 
     /// <summary>Interval between advertisements; <see cref="DefaultAdvertInterval"/>.</summary>
@@ -165,8 +171,18 @@ internal sealed record BalancerOptions
     /// <summary>Where the options came from, for messages: "flags", or the <c>--config</c> file (flags given with it win).</summary>
     public string Source { get; init; } = "flags";
 
+    /// <summary>The IPv4 VIP the daemon serves: <c>run</c> refuses a configuration without one (<see cref="Unserved"/>).</summary>
+    public IPAddress ServedVip => Vip ?? throw new InvalidOperationException("no IPv4 VIP: run refuses this configuration");
+
+    /// <summary>
+    /// Why <c>run</c> and <c>check-config</c> refuse these options although they parse, or null: the IPv6 VIP's
+    /// ip6 filter is not built yet (issue 17), and without it every node would take every IPv6 flow.
+    /// </summary>
+    public string? Unserved => Vip6 is null ? null
+        : $"--vip {Vip6}: an IPv6 VIP is accepted and derived (cluster id, seed, MAC, digest) but not served yet: the ip6 filter is still to come, and an IPv6 VIP no node filters would be served by every node (docs/design.md#ndp)";
+
     /// <summary>The effective cluster id.</summary>
-    public uint EffectiveClusterId => ClusterId ?? VipAsNumber(Vip);
+    public uint EffectiveClusterId => ClusterId ?? DerivedClusterId(Vip, Vip6);
 
     /// <summary>The effective seed.</summary>
     public uint EffectiveSeed => Seed ?? EffectiveClusterId;
@@ -186,10 +202,26 @@ internal sealed record BalancerOptions
     /// </summary>
     public TimeSpan SettleTime => AdvertInterval / 2;
 
-    private static uint VipAsNumber(IPAddress vip)
+    /// <summary>
+    /// The cluster id without <c>--cluster-id</c>: the IPv4 VIP as a 32-bit number whenever there is one
+    /// (so adding an IPv6 VIP changes neither id, seed nor MAC); an IPv6 VIP alone gives its four
+    /// 32-bit words XORed, which differs for any two VIPs that share their first 96 bits (one segment's /64).
+    /// </summary>
+    public static uint DerivedClusterId(IPAddress? vip, IPAddress? vip6)
     {
-        Span<byte> bytes = stackalloc byte[4];
-        vip.TryWriteBytes(bytes, out _);
-        return System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(bytes);
+        Span<byte> bytes = stackalloc byte[16];
+        if (vip is not null)
+        {
+            vip.TryWriteBytes(bytes, out _);
+            return System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(bytes);
+        }
+        ArgumentNullException.ThrowIfNull(vip6);
+        vip6.TryWriteBytes(bytes, out _);
+        uint id = 0;
+        for (int i = 0; i < 16; i += 4)
+        {
+            id ^= System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(bytes[i..]);
+        }
+        return id;
     }
 }

@@ -51,7 +51,8 @@ internal sealed class BalancerOptionsBuilder
         {
             _errors.Add(iface.Problem("not an interface name"));
         }
-        var (vip, prefix) = ReadVip(Required(Vip, "the shared IPv4 address, e.g. 198.18.0.10/24"));
+        Required(Vip, "the shared IPv4 address, e.g. 198.18.0.10/24, or an IPv6 one, or both");
+        var (vip, prefix, vip6, prefix6) = ReadVips();
         var nodeId = Whole(Required(NodeId), 1, MembershipView.MaxNodes, 0);
         var nodeCount = Whole(Required(NodeCount), 1, MembershipView.MaxNodes, 0);
         if (nodeId > 0 && nodeCount > 0 && nodeId > nodeCount)
@@ -74,8 +75,10 @@ internal sealed class BalancerOptionsBuilder
         var options = new BalancerOptions
         {
             Interface = iface?.Text ?? "",
-            Vip = vip ?? IPAddress.None,
+            Vip = vip,
             VipPrefix = prefix,
+            Vip6 = vip6,
+            Vip6Prefix = prefix6,
             NodeId = nodeId,
             NodeCount = nodeCount,
             KeyFile = keyFile?.Text ?? "",
@@ -165,25 +168,50 @@ internal sealed class BalancerOptionsBuilder
         return duration;
     }
 
-    private (IPAddress? Vip, int Prefix) ReadVip(SettingValue? value)
+    /// <summary>The <c>--vip</c> values: at most one IPv4 and one IPv6 address, each with its prefix.</summary>
+    private (IPAddress? Vip, int Prefix, IPAddress? Vip6, int Prefix6) ReadVips()
     {
-        if (value is null)
+        IPAddress? vip = null, vip6 = null;
+        int prefix = 32, prefix6 = 128;
+        foreach (var value in _values.GetValueOrDefault(Vip) ?? [])
         {
-            return (null, 32);
+            var text = value.Text;
+            var slash = text.IndexOf('/', StringComparison.Ordinal);
+            if (!IPAddress.TryParse(slash >= 0 ? text[..slash] : text, out var address)
+                || address.AddressFamily is not (AddressFamily.InterNetwork or AddressFamily.InterNetworkV6))
+            {
+                _errors.Add(value.Problem("not an IPv4 or IPv6 address"));
+                continue;
+            }
+            var v6 = address.AddressFamily == AddressFamily.InterNetworkV6;
+            if (v6 && (address.IsIPv4MappedToIPv6 || address.IsIPv6Multicast || address.IsIPv6LinkLocal
+                || address.Equals(IPAddress.IPv6Any) || address.Equals(IPAddress.IPv6Loopback) || address.ScopeId != 0))
+            {
+                _errors.Add(value.Problem("not a unicast IPv6 address for a segment (global or ULA; link-local, multicast, loopback, mapped and scoped ones are refused)"));
+                continue;
+            }
+            if (v6 ? vip6 is not null : vip is not null)
+            {
+                _errors.Add(value.Problem($"a second {(v6 ? "IPv6" : "IPv4")} VIP (give at most one address of each family)"));
+                continue;
+            }
+            var max = v6 ? 128 : 32;
+            var length = max;
+            if (slash >= 0 && (!int.TryParse(text[(slash + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out length) || length < 1 || length > max))
+            {
+                _errors.Add(value.Problem($"the prefix must be 1 to {max}"));
+                length = max;
+            }
+            if (v6)
+            {
+                (vip6, prefix6) = (address, length);
+            }
+            else
+            {
+                (vip, prefix) = (address, length);
+            }
         }
-        var text = value.Text;
-        var slash = text.IndexOf('/', StringComparison.Ordinal);
-        if (!IPAddress.TryParse(slash >= 0 ? text[..slash] : text, out var vip) || vip.AddressFamily != AddressFamily.InterNetwork)
-        {
-            _errors.Add(value.Problem("not an IPv4 address (l2bal balances one IPv4 VIP)"));
-            return (null, 32);
-        }
-        var prefix = 32;
-        if (slash >= 0 && (!int.TryParse(text[(slash + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out prefix) || prefix is < 1 or > 32))
-        {
-            _errors.Add(value.Problem("the prefix must be 1 to 32"));
-        }
-        return (vip, prefix);
+        return (vip, prefix, vip6, prefix6);
     }
 
     private MacMode ReadMacMode(SettingValue? value)

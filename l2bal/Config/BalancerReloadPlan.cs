@@ -20,6 +20,7 @@ internal static class BalancerReloadPlan
         ArgumentNullException.ThrowIfNull(read);
         var restart = new RestartOnlySettings()
             .Check("interface", running.Interface, read.Interface).Check("vip", running.Vip, read.Vip).Check("vip prefix", running.VipPrefix, read.VipPrefix)
+            .Check("ipv6 vip", running.Vip6, read.Vip6).Check("ipv6 vip prefix", running.Vip6Prefix, read.Vip6Prefix)
             .Check("node-id", running.NodeId, read.NodeId).Check("node-count", running.NodeCount, read.NodeCount).Check("key-file", running.KeyFile, read.KeyFile)
             .Check("previous-key-file", running.PreviousKeyFile, read.PreviousKeyFile).Check("advert-version", running.AdvertVersion, read.AdvertVersion)
             .Check("buckets", running.Buckets, read.Buckets).Check("seed", running.Seed, read.Seed).Check("cluster-id", running.ClusterId, read.ClusterId)

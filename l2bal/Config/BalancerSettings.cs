@@ -59,13 +59,14 @@ internal static class BalancerSettings
     public static readonly TimeSpan MaxHealthTimeout = TimeSpan.FromSeconds(60);
 
     public static readonly Setting Interface = new("interface", "IF", "The segment interface, e.g. eth0 (required)");
-    public static readonly Setting Vip = new("vip", "ADDR/PREFIX", "The shared IPv4 address, e.g. 198.18.0.10/24 (required)");
+    public static readonly Setting Vip = new(
+        "vip", "ADDR/PREFIX", "The shared address, e.g. 198.18.0.10/24 or fdc6:1200:10::a/64 (required); give it twice for one address of each family", Repeatable: true);
     public static readonly Setting NodeId = new("node-id", "K", "This node's id, 1 to N (required)");
     public static readonly Setting NodeCount = new("node-count", "N", $"Nodes in the cluster, 1 to {MembershipView.MaxNodes} (required)");
     public static readonly Setting KeyFile = new("key-file", "FILE", "The cluster's shared key; make one with 'l2bal genkey --output FILE' (required)");
     public static readonly Setting Buckets = new("buckets", "B", $"Hash buckets, N to {MaxBuckets}", Whole(BalancerOptions.DefaultBuckets));
     public static readonly Setting Seed = new("seed", "S", "Hash seed, decimal or 0x hex; without it, the cluster id");
-    public static readonly Setting ClusterId = new("cluster-id", "ID", "Cluster id in adverts, decimal or 0x hex; without it, the VIP as a number");
+    public static readonly Setting ClusterId = new("cluster-id", "ID", "Cluster id in adverts, decimal or 0x hex; without it, the IPv4 VIP as a number (an IPv6 VIP alone: its 32-bit words XORed)");
     public static readonly Setting AdvertInterval = new(
         "advert-interval", "DURATION", $"Time between adverts, {Range(MinAdvertInterval, MaxAdvertInterval)}", DurationSyntax.Format(BalancerOptions.DefaultAdvertInterval));
     public static readonly Setting DeadAfter = new(

@@ -17,7 +17,7 @@ internal enum ControlVerb
 /// <summary>
 /// One request line of the control protocol, parsed (the protocol's whole grammar, kept apart from
 /// the socket and the daemon so it can be tested and fuzzed alone): <c>status [--json]</c>,
-/// <c>owner IPV4</c>, <c>drain</c>, <c>undrain</c>; words separated by spaces.
+/// <c>owner ADDRESS</c> (IPv4 or IPv6), <c>drain</c>, <c>undrain</c>; words separated by spaces.
 /// </summary>
 internal readonly record struct ControlCommand(ControlVerb Verb, bool Json = false, IPAddress? Address = null)
 {
@@ -29,13 +29,18 @@ internal readonly record struct ControlCommand(ControlVerb Verb, bool Json = fal
         return parts.FirstOrDefault() switch
         {
             "status" => new ControlCommand(ControlVerb.Status, Json: parts.Contains("--json")),
-            "owner" when parts.Length == 2 && IPAddress.TryParse(parts[1], out var address) && address.AddressFamily == AddressFamily.InterNetwork =>
+            "owner" when parts.Length == 2 && IPAddress.TryParse(parts[1], out var address) && IsClientAddress(address) =>
                 new ControlCommand(ControlVerb.Owner, Address: address),
             "drain" => new ControlCommand(ControlVerb.Drain),
             "undrain" => new ControlCommand(ControlVerb.Undrain),
             _ => default,
         };
     }
+
+    /// <summary>An address the filter buckets: IPv4, or IPv6 neither IPv4-mapped nor scoped (docs/design.md#buckets-and-the-hash).</summary>
+    public static bool IsClientAddress(IPAddress address) =>
+        address.AddressFamily == AddressFamily.InterNetwork
+        || (address.AddressFamily == AddressFamily.InterNetworkV6 && !address.IsIPv4MappedToIPv6 && address.ScopeId == 0);
 
     /// <summary>The canonical request line, which parses back to this command.</summary>
     public override string ToString() => Verb switch

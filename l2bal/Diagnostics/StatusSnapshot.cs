@@ -33,7 +33,11 @@ internal sealed record StatusSnapshot
 
     public required ConflictStatus? Conflict { get; init; }
 
-    public required string Vip { get; init; }
+    /// <summary>The IPv4 VIP; null when the cluster has only an IPv6 one.</summary>
+    public required string? Vip { get; init; }
+
+    /// <summary>The IPv6 VIP; null when the cluster has none.</summary>
+    public required string? Vip6 { get; init; }
 
     public required IReadOnlyList<string> Services { get; init; }
 

@@ -127,7 +127,7 @@ internal sealed class HealthMonitor
     {
         var spec = _options.Health;
         if (spec.Kind is not (HealthProbeKind.Socks5 or HealthProbeKind.Tcp) || spec.EndPoint is not { } endPoint
-            || !(endPoint.Address.Equals(_options.Vip) || IPAddress.IsLoopback(endPoint.Address)))
+            || !(endPoint.Address.Equals(_options.Vip) || endPoint.Address.Equals(_options.Vip6) || IPAddress.IsLoopback(endPoint.Address)))
         {
             return null;
         }

@@ -70,6 +70,9 @@ internal static partial class Interop
         internal const byte AF_INET = 2;
         internal const byte AF_INET6 = 10;
 
+        /// <summary>if_addr.h IFA_F_NODAD: no duplicate address detection for an IPv6 address (`ip addr add … nodad`).</summary>
+        internal const byte IFA_F_NODAD = 0x02;
+
         /// <summary>linux/netlink.h: the socket-diagnostics family of AF_NETLINK (sock_diag(7)).</summary>
         internal const int NETLINK_SOCK_DIAG = 4;
 

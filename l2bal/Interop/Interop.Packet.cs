@@ -76,6 +76,7 @@ internal static partial class Interop
         /// <summary>linux/filter.h classic BPF opcodes (BPF_LD|BPF_H|BPF_ABS and so on) used by the filters here.</summary>
         internal const ushort BPF_LD_H_ABS = 0x28;
         internal const ushort BPF_LD_W_ABS = 0x20;
+        internal const ushort BPF_LD_B_ABS = 0x30;
         internal const ushort BPF_JMP_JEQ_K = 0x15;
         internal const ushort BPF_RET_K = 0x06;
 

@@ -56,7 +56,7 @@ internal enum ArpIgnoreReason
 /// node) or an unexpected exception is counted, logged at most once per 10 s, and followed by a
 /// back-off, never by the end of the loop.
 /// </remarks>
-internal sealed class ArpResponder : IAsyncDisposable
+internal sealed partial class ArpResponder : IAsyncDisposable
 {
     /// <summary>The first back-off after a receive error; it doubles per error in a row.</summary>
     private static readonly TimeSpan FirstBackoff = TimeSpan.FromMilliseconds(10);
@@ -87,10 +87,12 @@ internal sealed class ArpResponder : IAsyncDisposable
     private long _announcements;
     private long _loopFaults;
 
-    private ArpResponder(PacketSocket socket, PacketSocket? watch, IPAddress vip, MacAddress clusterMac, BalancerLog log)
+    private ArpResponder(PacketSocket socket, PacketSocket? watch, IPAddress vip, MacAddress clusterMac, BalancerLog log, PacketSocket? nd = null, IPAddress? vip6 = null)
     {
         _socket = socket;
         _watch = watch;
+        _nd = nd;
+        _vip6 = vip6;
         _vip = vip;
         _clusterMac = clusterMac;
         _spoofCheck = new SpoofCheck(vip, clusterMac);
@@ -105,7 +107,7 @@ internal sealed class ArpResponder : IAsyncDisposable
     /// does such a frame mislead a switch (one sourced from a group address is invalid and dropped).
     /// Starts disabled.
     /// </summary>
-    public static ArpResponder Open(string interfaceName, IPAddress vip, MacAddress clusterMac, BalancerLog? log = null)
+    public static ArpResponder Open(string interfaceName, IPAddress vip, MacAddress clusterMac, BalancerLog? log = null, IPAddress? vip6 = null)
     {
         ArgumentNullException.ThrowIfNull(vip);
         if (vip.AddressFamily != AddressFamily.InterNetwork)
@@ -115,6 +117,7 @@ internal sealed class ArpResponder : IAsyncDisposable
 
         var socket = PacketSocket.Open(interfaceName, EthernetFrame.EtherTypeArp);
         PacketSocket? watch = null;
+        PacketSocket? nd = null;
         try
         {
             if (socket.InterfaceMac == clusterMac)
@@ -127,10 +130,15 @@ internal sealed class ArpResponder : IAsyncDisposable
             {
                 watch = PacketSocket.OpenSourceWatch(interfaceName, clusterMac);
             }
-            return new ArpResponder(socket, watch, vip, clusterMac, log ?? new BalancerLog(TextWriter.Null));
+            if (vip6 is not null)
+            {
+                nd = OpenNeighborSocket(interfaceName, vip6, clusterMac);
+            }
+            return new ArpResponder(socket, watch, vip, clusterMac, log ?? new BalancerLog(TextWriter.Null), nd, vip6);
         }
         catch
         {
+            nd?.Dispose();
             watch?.Dispose();
             socket.Dispose();
             throw;
@@ -216,6 +224,11 @@ internal sealed class ArpResponder : IAsyncDisposable
         {
             _watchLoop = Task.Run(() => ReceiveLoopAsync(watch, "watch", frame => NoteSpoof(_spoofCheck.Classify(frame, out var mac), mac), _stop.Token));
         }
+        if (_nd is { } nd)
+        {
+            var answer = new byte[NeighborPacket.AdvertisementFrameLength];
+            _ndLoop = Task.Run(() => ReceiveLoopAsync(nd, "nd", frame => OnNeighborFrame(frame, answer), _stop.Token));
+        }
     }
 
     /// <summary>
@@ -230,6 +243,7 @@ internal sealed class ArpResponder : IAsyncDisposable
         {
             _socket.Send(frame[..n]);
             Interlocked.Increment(ref _announcements);
+            SendUnsolicitedAdvertisement();
         }
         catch (IOException)
         {
@@ -287,7 +301,7 @@ internal sealed class ArpResponder : IAsyncDisposable
         await _stop.CancelAsync().ConfigureAwait(false);
         try
         {
-            await Task.WhenAll(_loop, _watchLoop).ConfigureAwait(false);
+            await Task.WhenAll(_loop, _watchLoop, _ndLoop).ConfigureAwait(false);
         }
         catch (Exception)
         {
@@ -296,6 +310,7 @@ internal sealed class ArpResponder : IAsyncDisposable
         finally
         {
             _watch?.Dispose();
+            _nd?.Dispose();
             _socket.Dispose();
             _stop.Dispose();
         }

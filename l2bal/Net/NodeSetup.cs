@@ -12,7 +12,9 @@ internal sealed record SysctlChange(string Path, string OldValue, string NewValu
 /// each recorded so that <see cref="Undo"/> restores it on a clean stop:
 /// <list type="bullet">
 /// <item>the VIP as a /32 on <c>lo</c>, through rtnetlink (no <c>ip</c> process), so local
-/// services can bind it while no interface on the segment carries it;</item>
+/// services can bind it while no interface on the segment carries it; an IPv6 VIP as a /128 there
+/// too, flagged nodad (the kernel answers neighbour solicitations only for the receiving interface's
+/// addresses, docs/design.md#ndp);</item>
 /// <item><c>arp_ignore=1</c> and <c>arp_announce=2</c> on the segment interface and
 /// <c>all/arp_announce=2</c>: the kernel then never answers who-has for the VIP nor uses it as an
 /// ARP source, whatever happens to l2bal (only l2bal's responder answers, with the cluster MAC);</item>
@@ -30,8 +32,12 @@ internal sealed class NodeSetup
     /// <summary>The VIP is a host address.</summary>
     public const byte VipPrefixLength = 32;
 
+    /// <summary>The IPv6 VIP is a host address.</summary>
+    public const byte Vip6PrefixLength = 128;
+
     private readonly List<SysctlChange> _sysctls;
     private bool _vipAdded;
+    private bool _vip6Added;
 
     private NodeSetup(InterfaceInfo segment, int loopbackIndex, IPAddress vip, List<SysctlChange> sysctls, bool vipWasPresent)
     {
@@ -52,6 +58,9 @@ internal sealed class NodeSetup
     /// <summary>The VIP.</summary>
     public IPAddress Vip { get; }
 
+    /// <summary>The IPv6 VIP on lo; null when there is none.</summary>
+    public IPAddress? Vip6 { get; private set; }
+
     /// <summary>
     /// The VIP was already on lo at start: a leftover of a run that did not stop cleanly (or an
     /// operator's doing). It is adopted and removed by <see cref="Undo"/> like one added now.
@@ -69,10 +78,11 @@ internal sealed class NodeSetup
     /// <param name="vip">The shared IPv4 address.</param>
     /// <param name="multicastMode">True when the cluster MAC is a group address.</param>
     /// <param name="procSysRoot">/proc/sys, replaceable in tests.</param>
+    /// <param name="vip6">The shared IPv6 address, if any: added to lo as well (and adopted if already there).</param>
     /// <exception cref="ArgumentException">The VIP is not IPv4.</exception>
     /// <exception cref="InterfaceNotFoundException">The interface does not exist in this namespace.</exception>
     /// <exception cref="IOException">A sysctl or netlink request failed; the message names it.</exception>
-    public static NodeSetup Apply(string interfaceName, IPAddress vip, bool multicastMode, string procSysRoot = "/proc/sys")
+    public static NodeSetup Apply(string interfaceName, IPAddress vip, bool multicastMode, string procSysRoot = "/proc/sys", IPAddress? vip6 = null)
     {
         ArgumentNullException.ThrowIfNull(vip);
         if (vip.AddressFamily != AddressFamily.InterNetwork)
@@ -92,7 +102,21 @@ internal sealed class NodeSetup
 
             using var netlink = RtNetlinkSocket.Open();
             bool added = netlink.AddAddress(loopback, vip, VipPrefixLength);
-            return new NodeSetup(segment, loopback, vip, changes, vipWasPresent: !added);
+            var setup = new NodeSetup(segment, loopback, vip, changes, vipWasPresent: !added);
+            if (vip6 is not null)
+            {
+                try
+                {
+                    netlink.AddAddress(loopback, vip6, Vip6PrefixLength);
+                    (setup.Vip6, setup._vip6Added) = (vip6, true);
+                }
+                catch when (added)
+                {
+                    netlink.DeleteAddress(loopback, vip, VipPrefixLength);
+                    throw;
+                }
+            }
+            return setup;
         }
         catch
         {
@@ -133,6 +157,19 @@ internal sealed class NodeSetup
                 using var netlink = RtNetlinkSocket.Open();
                 netlink.DeleteAddress(LoopbackIndex, Vip, VipPrefixLength);
                 _vipAdded = false;
+            }
+            catch (IOException ex)
+            {
+                errors.Add(ex);
+            }
+        }
+        if (_vip6Added)
+        {
+            try
+            {
+                using var netlink = RtNetlinkSocket.Open();
+                netlink.DeleteAddress(LoopbackIndex, Vip6!, Vip6PrefixLength);
+                _vip6Added = false;
             }
             catch (IOException ex)
             {

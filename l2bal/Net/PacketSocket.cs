@@ -123,6 +123,28 @@ internal sealed class PacketSocket : IDisposable
         return Open(interfaceName, ETH_P_ALL, program, ring: null);
     }
 
+    /// <summary>
+    /// Opens a socket on <paramref name="interfaceName"/> that receives only ICMPv6 neighbour
+    /// solicitations and advertisements carried directly after the IPv6 header (next header 58,
+    /// type 135 or 136: ND never uses extension headers), whole: a classic BPF filter decides in
+    /// the kernel, so the IPv6 VIP's data frames never reach user space (docs/design.md#ndp). Needs CAP_NET_RAW.
+    /// </summary>
+    public static PacketSocket OpenNeighborDiscovery(string interfaceName)
+    {
+        // ldb [20]; jeq #58, 0, 4; ldb [54]; jeq #135, 1, 0; jeq #136, 0, 1; ret #65535; ret #0
+        SockFilter[] program =
+        [
+            new(BPF_LD_B_ABS, 0, 0, 14 + 6),
+            new(BPF_JMP_JEQ_K, 0, 4, 58),
+            new(BPF_LD_B_ABS, 0, 0, 14 + 40),
+            new(BPF_JMP_JEQ_K, 1, 0, 135),
+            new(BPF_JMP_JEQ_K, 0, 1, 136),
+            new(BPF_RET_K, 0, 0, 65535),
+            new(BPF_RET_K, 0, 0, 0),
+        ];
+        return Open(interfaceName, NeighborPacket.EtherTypeIPv6, program, ring: null);
+    }
+
     private static PacketSocket Open(string interfaceName, ushort etherType, ReadOnlySpan<SockFilter> program, TpacketReq? ring)
     {
         PacketStructs.ValidateInterfaceName(interfaceName);

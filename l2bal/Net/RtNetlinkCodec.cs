@@ -37,54 +37,59 @@ internal static class RtNetlinkCodec
     /// <summary>Length of an IPv4 RTM_NEWADDR / RTM_DELADDR request.</summary>
     public const int AddressRequestLength = NLMSG_HDRLEN + SizeOfIfaddrmsg + (2 * (RTA_HDRLEN + 4));
 
+    /// <summary>Length of an IPv6 RTM_NEWADDR / RTM_DELADDR request (16-byte addresses).</summary>
+    public const int AddressRequestLength6 = NLMSG_HDRLEN + SizeOfIfaddrmsg + (2 * (RTA_HDRLEN + 16));
+
     /// <summary>Rounds up to the 4-byte netlink alignment (NLMSG_ALIGN / RTA_ALIGN).</summary>
     public static int Align(int length) => (length + NLMSG_ALIGNTO - 1) & ~(NLMSG_ALIGNTO - 1);
 
     /// <summary>
-    /// Writes an IPv4 address request: <paramref name="type"/> RTM_NEWADDR (with NLM_F_CREATE |
+    /// Writes an IPv4 or IPv6 (flagged IFA_F_NODAD: never duplicate address detection) address request: <paramref name="type"/> RTM_NEWADDR (with NLM_F_CREATE |
     /// NLM_F_EXCL, so an address already present yields EEXIST) or RTM_DELADDR, always with
     /// NLM_F_ACK so every outcome is reported. Returns the length written.
     /// </summary>
     public static int WriteAddressRequest(Span<byte> destination, ushort type, uint sequence, int interfaceIndex, IPAddress address, byte prefixLength)
     {
         ArgumentNullException.ThrowIfNull(address);
-        if (address.AddressFamily != AddressFamily.InterNetwork)
+        if (address.AddressFamily is not (AddressFamily.InterNetwork or AddressFamily.InterNetworkV6))
         {
-            throw new ArgumentException($"Only IPv4 addresses: {address}.", nameof(address));
+            throw new ArgumentException($"Only IPv4 and IPv6 addresses: {address}.", nameof(address));
         }
+        bool v6 = address.AddressFamily == AddressFamily.InterNetworkV6;
+        int requestLength = v6 ? AddressRequestLength6 : AddressRequestLength;
 
         if (type is not (RTM_NEWADDR or RTM_DELADDR))
         {
             throw new ArgumentOutOfRangeException(nameof(type), "RTM_NEWADDR or RTM_DELADDR.");
         }
 
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(prefixLength, (byte)32);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(prefixLength, (byte)(v6 ? 128 : 32));
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(interfaceIndex);
-        if (destination.Length < AddressRequestLength)
+        if (destination.Length < requestLength)
         {
             throw new ArgumentException("Destination too small for an address request.", nameof(destination));
         }
 
-        var d = destination[..AddressRequestLength];
+        var d = destination[..requestLength];
         d.Clear();
         ushort flags = (ushort)(NLM_F_REQUEST | NLM_F_ACK | (type == RTM_NEWADDR ? NLM_F_CREATE | NLM_F_EXCL : 0));
-        BinaryPrimitives.WriteUInt32LittleEndian(d, AddressRequestLength);
+        BinaryPrimitives.WriteUInt32LittleEndian(d, (uint)requestLength);
         BinaryPrimitives.WriteUInt16LittleEndian(d[4..], type);
         BinaryPrimitives.WriteUInt16LittleEndian(d[6..], flags);
         BinaryPrimitives.WriteUInt32LittleEndian(d[8..], sequence);
         // nlmsg_pid 0: the kernel fills in the sender's port id.
 
         var ifa = d[NLMSG_HDRLEN..];
-        ifa[0] = AF_INET;
+        ifa[0] = v6 ? AF_INET6 : AF_INET;
         ifa[1] = prefixLength;
-        ifa[2] = 0;
+        ifa[2] = v6 ? IFA_F_NODAD : (byte)0;
         ifa[3] = RT_SCOPE_UNIVERSE;
         BinaryPrimitives.WriteInt32LittleEndian(ifa[4..], interfaceIndex);
 
         int offset = NLMSG_HDRLEN + SizeOfIfaddrmsg;
         offset += WriteAddressAttribute(d[offset..], IFA_LOCAL, address);
         WriteAddressAttribute(d[offset..], IFA_ADDRESS, address);
-        return AddressRequestLength;
+        return requestLength;
     }
 
     /// <summary>
@@ -132,10 +137,10 @@ internal static class RtNetlinkCodec
 
     private static int WriteAddressAttribute(Span<byte> destination, ushort type, IPAddress address)
     {
-        const int length = RTA_HDRLEN + 4;
-        BinaryPrimitives.WriteUInt16LittleEndian(destination, length);
+        address.TryWriteBytes(destination[RTA_HDRLEN..], out int bytes);
+        int length = RTA_HDRLEN + bytes;
+        BinaryPrimitives.WriteUInt16LittleEndian(destination, (ushort)length);
         BinaryPrimitives.WriteUInt16LittleEndian(destination[2..], type);
-        address.TryWriteBytes(destination.Slice(RTA_HDRLEN, 4), out _);
         return Align(length);
     }
 }

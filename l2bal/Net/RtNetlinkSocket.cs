@@ -41,7 +41,7 @@ internal sealed class RtNetlinkSocket : IDisposable
     private bool Request(ushort type, string typeName, int interfaceIndex, IPAddress address, byte prefixLength, int toleratedErrno)
     {
         uint sequence = unchecked(++_sequence);
-        Span<byte> request = stackalloc byte[RtNetlinkCodec.AddressRequestLength];
+        Span<byte> request = stackalloc byte[RtNetlinkCodec.AddressRequestLength6];
         int length = RtNetlinkCodec.WriteAddressRequest(request, type, sequence, interfaceIndex, address, prefixLength);
         string what = $"{typeName}({address}/{prefixLength}, ifindex {interfaceIndex})";
 

@@ -127,22 +127,28 @@ internal static class AdvertConfigDigest
 {
     /// <summary>
     /// First 16 bytes (big-endian) of SHA-256(VIP[4] ‖ B u32 ‖ seed u32 ‖ N u16 ‖ cluster id u32),
-    /// integers big-endian. Everything the ownership table depends on, so equal digests mean
-    /// equal tables for equal views. Not secret: the HMAC is what authenticates.
+    /// integers big-endian, followed by VIP6[16] when the cluster has an IPv6 VIP (VIP[4] is then
+    /// 0.0.0.0 if it has no IPv4 one). Everything the ownership table depends on, so equal digests mean
+    /// equal tables for equal views; an IPv4-only cluster's digest is what it always was. Not secret: the HMAC is what authenticates.
     /// </summary>
-    public static UInt128 Compute(IPAddress vip, int buckets, uint seed, int nodeCount, uint clusterId)
+    public static UInt128 Compute(IPAddress? vip, int buckets, uint seed, int nodeCount, uint clusterId, IPAddress? vip6 = null)
     {
-        ArgumentNullException.ThrowIfNull(vip);
-        if (vip.AddressFamily != AddressFamily.InterNetwork)
+        if (vip is null ? vip6 is null : vip.AddressFamily != AddressFamily.InterNetwork)
         {
-            throw new ArgumentException("The VIP is an IPv4 address.", nameof(vip));
+            throw new ArgumentException("The VIP is an IPv4 address (null only beside an IPv6 one).", nameof(vip));
+        }
+        if (vip6 is not null && vip6.AddressFamily != AddressFamily.InterNetworkV6)
+        {
+            throw new ArgumentException("The second VIP is an IPv6 address.", nameof(vip6));
         }
 
         ArgumentOutOfRangeException.ThrowIfLessThan(buckets, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(nodeCount, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(nodeCount, ushort.MaxValue);
-        Span<byte> input = stackalloc byte[18];
-        vip.TryWriteBytes(input, out _);
+        Span<byte> input = stackalloc byte[vip6 is null ? 18 : 34];
+        input.Clear();
+        vip?.TryWriteBytes(input, out _);
+        vip6?.TryWriteBytes(input[18..], out _);
         BinaryPrimitives.WriteUInt32BigEndian(input[4..], (uint)buckets);
         BinaryPrimitives.WriteUInt32BigEndian(input[8..], seed);
         BinaryPrimitives.WriteUInt16BigEndian(input[12..], (ushort)nodeCount);

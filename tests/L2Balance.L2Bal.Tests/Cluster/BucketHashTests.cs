@@ -21,11 +21,25 @@ public class BucketHashTests
         Assert.Equal(expected, BucketHash.Bucket(ip.GetAddressBytes(), buckets, seed));
     }
 
-    [Fact]
-    public void Hash_OfFourBytes_EqualsGenericLookup3Jhash()
+    // IPv6 vectors recorded from the kernel (jhash ip6 saddr): bucket for (1024, 0x5eed) and for (4096, 0xdeadbeef).
+    [Theory]
+    [InlineData(0x65, 252, 1637)]
+    [InlineData(0x66, 272, 779)]
+    [InlineData(0x67, 1, 3980)]
+    public void Hash_KernelVectorsForIPv6_AreMatched(int last, int bucket1024, int bucket4096)
+    {
+        var ip = IPAddress.Parse($"fdc6:1200:10::{last:x}");
+        Assert.Equal((bucket1024, bucket4096), (BucketHash.Bucket(ip, 1024, 0x5eed), BucketHash.Bucket(ip, 4096, 0xdeadbeef)));
+        Assert.Equal(bucket1024, BucketHash.Bucket(ip.GetAddressBytes(), 1024, 0x5eed));
+    }
+
+    [Theory]
+    [InlineData(4)]
+    [InlineData(16)]
+    public void Hash_OfAnAddress_EqualsGenericLookup3Jhash(int length)
     {
         var rng = new Random(4242);
-        var key = new byte[4];
+        var key = new byte[length];
         for (int i = 0; i < 10_000; i++)
         {
             rng.NextBytes(key);
@@ -48,7 +62,8 @@ public class BucketHashTests
     {
         Assert.Throws<ArgumentException>(() => BucketHash.Jhash(new byte[3], 0));
         Assert.Throws<ArgumentException>(() => BucketHash.Jhash(new byte[5], 0));
-        Assert.Throws<ArgumentException>(() => BucketHash.Bucket(IPAddress.IPv6Loopback, 1024, 0));
+        Assert.Throws<ArgumentException>(() => BucketHash.Jhash(new byte[12], 0));
+        Assert.Throws<ArgumentException>(() => BucketHash.Bucket(IPAddress.Parse("::ffff:198.18.0.1"), 1024, 0));
         Assert.Throws<ArgumentOutOfRangeException>(() => BucketHash.Bucket(IPAddress.Loopback, 0, 0));
     }
 

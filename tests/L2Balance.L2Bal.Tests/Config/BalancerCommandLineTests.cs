@@ -65,6 +65,51 @@ public class BalancerCommandLineTests
     }
 
     [Fact]
+    public void Run_AnIPv6VipBesideTheIPv4One_KeepsTheIPv4Derivation()
+    {
+        var o = Run("--vip", "fdc6:1200:10::a/64");
+        Assert.Equal(IPAddress.Parse("198.18.0.10"), o.Vip);
+        Assert.Equal(IPAddress.Parse("fdc6:1200:10::a"), o.Vip6);
+        Assert.Equal(64, o.Vip6Prefix);
+        Assert.Equal(0xC612000Au, o.EffectiveClusterId);
+        Assert.Equal(0xC612000Au, o.EffectiveSeed);
+        Assert.NotNull(o.Unserved);
+        Assert.Null(Run().Unserved);
+    }
+
+    [Fact]
+    public void Run_AnIPv6VipAlone_DerivesTheIdFromItsWords()
+    {
+        var o = Assert.IsType<BalancerCommand.Run>(BalancerCommandLine.Parse(RequiredWith("--vip", "fdc6:1200:10::a"))).Options;
+        Assert.Null(o.Vip);
+        Assert.Equal(128, o.Vip6Prefix);
+        Assert.Equal(0xfdc61200u ^ 0x00100000u ^ 0u ^ 0xau, o.EffectiveClusterId);
+        Assert.NotEqual(o.EffectiveClusterId, BalancerOptions.DerivedClusterId(null, IPAddress.Parse("fdc6:1200:10::b")));
+        Assert.Throws<InvalidOperationException>(() => o.ServedVip);
+    }
+
+    [Theory]
+    [InlineData("fe80::1", "link-local")]
+    [InlineData("ff02::1", "multicast")]
+    [InlineData("::ffff:198.18.0.11", "mapped")]
+    [InlineData("::1", "loopback")]
+    [InlineData("198.18.0.11", "a second IPv4 VIP")]
+    [InlineData("fdc6:1200:10::a/129", "the prefix must be 1 to 128")]
+    public void Run_ABadSecondVip_IsRefused(string vip, string expected)
+    {
+        var args = vip.StartsWith("fdc6", StringComparison.Ordinal) ? RequiredWith("--vip", vip) : [.. Required, "--vip", vip];
+        var invalid = Invalid(args);
+        Assert.Contains(invalid.Messages, m => m.Contains(expected, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Run_TwoIPv6Vips_AreRefused()
+    {
+        var invalid = Invalid([.. RequiredWith("--vip", "fdc6:1200:10::a"), "--vip", "fdc6:1200:10::b"]);
+        Assert.Contains(invalid.Messages, m => m.Contains("a second IPv6 VIP", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void Run_EveryFlag_IsRead()
     {
         var o = Run("--buckets", "1024", "--seed", "0x5eed", "--cluster-id", "7", "--advert-interval", "20ms", "--dead-after", "4",
@@ -96,7 +141,7 @@ public class BalancerCommandLineTests
 
     [Theory]
     [InlineData("--interface", "a/b", "--interface 'a/b': not an interface name")]
-    [InlineData("--vip", "2001:db8::1", "--vip '2001:db8::1': not an IPv4 address (l2bal balances one IPv4 VIP)")]
+    [InlineData("--vip", "198.18.0.300", "--vip '198.18.0.300': not an IPv4 or IPv6 address")]
     [InlineData("--vip", "198.18.0.10/33", "--vip '198.18.0.10/33': the prefix must be 1 to 32")]
     [InlineData("--node-id", "4", "--node-id 4 is larger than --node-count 3")]
     [InlineData("--node-id", "0", "--node-id '0': give a whole number from 1 to 64")]
@@ -133,7 +178,7 @@ public class BalancerCommandLineTests
         Assert.Equal(
             [
                 "--interface is required (the segment interface, e.g. eth0)",
-                "--vip is required (the shared IPv4 address, e.g. 198.18.0.10/24)",
+                "--vip is required (the shared IPv4 address, e.g. 198.18.0.10/24, or an IPv6 one, or both)",
                 "--node-id is required",
                 "--node-count is required",
                 "--key-file is required (the shared key; make one with 'l2bal genkey --output FILE')",
@@ -214,13 +259,14 @@ public class BalancerCommandLineTests
         Assert.Equal(new BalancerCommand.Control("status", null), BalancerCommandLine.Parse(["status"]));
         Assert.Equal(new BalancerCommand.Control("status --json", null), BalancerCommandLine.Parse(["status", "--json"]));
         Assert.Equal(new BalancerCommand.Control("owner 198.18.64.10", "/run/x"), BalancerCommandLine.Parse(["owner", "198.18.64.10", "--control", "/run/x"]));
+        Assert.Equal(new BalancerCommand.Control("owner fdc6:1200:10::65", null), BalancerCommandLine.Parse(["owner", "fdc6:1200:10::65"]));
         Assert.Equal(new BalancerCommand.Control("drain", null), BalancerCommandLine.Parse(["drain"]));
         Assert.Equal(new BalancerCommand.Control("undrain", "/run/y"), BalancerCommandLine.Parse(["undrain", "--control=/run/y"]));
         Assert.IsType<BalancerCommand.GenKey>(BalancerCommandLine.Parse(["genkey"]));
     }
 
     [Theory]
-    [InlineData(new[] { "owner", "::1" }, "owner: '::1' is not an IPv4 address")]
+    [InlineData(new[] { "owner", "::ffff:198.18.0.7" }, "owner: '::ffff:198.18.0.7' is not an IPv4 or IPv6 address (without a scope; not IPv4-mapped)")]
     [InlineData(new[] { "owner" }, "Required argument 'ADDR' missing for command: 'owner'.")]
     [InlineData(new[] { "status", "--json", "--control" }, "Required argument missing for option: '--control'.")]
     [InlineData(new[] { "drain", "now" }, "Unrecognized command or argument 'now'.")]

@@ -146,7 +146,7 @@ public sealed class BalancerConfigFileTests : IDisposable
     {
         var check = Assert.IsType<BalancerCommand.CheckConfig>(BalancerCommandLine.Parse(["check-config", "--interface", "eth0"]));
         Assert.Null(check.Options);
-        Assert.Contains("--vip is required (the shared IPv4 address, e.g. 198.18.0.10/24)", check.Errors);
+        Assert.Contains("--vip is required (the shared IPv4 address, e.g. 198.18.0.10/24, or an IPv6 one, or both)", check.Errors);
     }
 
     [Fact]

@@ -19,7 +19,9 @@ public sealed class ControlCommandTests
     [InlineData("status\n--json", "Unknown", false)]
     [InlineData("owner", "Unknown", false)]
     [InlineData("owner 198.18.0.7 extra", "Unknown", false)]
-    [InlineData("owner 2001:db8::1", "Unknown", false)]
+    [InlineData("owner 2001:db8::1", "Owner", false)]
+    [InlineData("owner ::ffff:198.18.0.7", "Unknown", false)]
+    [InlineData("owner fe80::1%2", "Unknown", false)]
     [InlineData("owner not-an-address", "Unknown", false)]
     public void Parse_RequestLine_GivesItsVerb(string line, string verb, bool json)
     {

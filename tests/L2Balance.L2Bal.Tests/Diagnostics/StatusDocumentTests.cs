@@ -28,6 +28,7 @@ public partial class StatusDocumentTests
         Health = new HealthStatus(false, "socks5://198.18.0.10:1080", HealthFailure.NothingListens, "nothing listens on 198.18.0.10:1080"),
         Conflict = new ConflictStatus(ConflictKind.DuplicateNodeId, 2, "another node runs with node id 2"),
         Vip = "198.18.0.10",
+        Vip6 = null,
         Services = ["tcp/1080"],
         ClusterMac = "01:00:5e:12:00:0a",
         MacMode = "multicast",

@@ -43,10 +43,31 @@ public sealed class RtNetlinkCodecTests
     }
 
     [Fact]
-    public void Request_IPv6OrBadTypeOrPrefixOrSmallBuffer_IsRefused()
+    public void NewAddr_IPv6_IsSixteenByteAttributesWithNoDad()
+    {
+        var buffer = new byte[RtNetlinkCodec.AddressRequestLength6];
+        int n = RtNetlinkCodec.WriteAddressRequest(buffer, RTM_NEWADDR, 0x01020304, 1, IPAddress.Parse("fdc6:1200:10::a"), 128);
+        byte[] address = [0xfd, 0xc6, 0x12, 0, 0, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0a];
+        byte[] expected =
+        [
+            // nlmsghdr: len 64, type 20, flags REQUEST|ACK|EXCL|CREATE, seq, pid 0
+            64, 0, 0, 0, 20, 0, 0x05, 0x06, 0x04, 0x03, 0x02, 0x01, 0, 0, 0, 0,
+            // ifaddrmsg: AF_INET6, /128, IFA_F_NODAD, scope universe, ifindex 1
+            10, 128, 0x02, 0, 1, 0, 0, 0,
+            // rtattr IFA_LOCAL then IFA_ADDRESS: len 20
+            20, 0, 2, 0, .. address,
+            20, 0, 1, 0, .. address,
+        ];
+        Assert.Equal(RtNetlinkCodec.AddressRequestLength6, n);
+        Assert.Equal(expected, buffer[..n]);
+    }
+
+    [Fact]
+    public void Request_BadTypeOrPrefixOrSmallBuffer_IsRefused()
     {
         var buffer = new byte[RtNetlinkCodec.AddressRequestLength];
         Assert.Throws<ArgumentException>(() => RtNetlinkCodec.WriteAddressRequest(buffer, RTM_NEWADDR, 1, 1, IPAddress.Parse("fdc6::1"), 128));
+        Assert.Throws<ArgumentOutOfRangeException>(() => RtNetlinkCodec.WriteAddressRequest(new byte[64], RTM_NEWADDR, 1, 1, IPAddress.Parse("fdc6::1"), 129));
         Assert.Throws<ArgumentOutOfRangeException>(() => RtNetlinkCodec.WriteAddressRequest(buffer, 99, 1, 1, Vip, 32));
         Assert.Throws<ArgumentOutOfRangeException>(() => RtNetlinkCodec.WriteAddressRequest(buffer, RTM_NEWADDR, 1, 1, Vip, 33));
         Assert.Throws<ArgumentOutOfRangeException>(() => RtNetlinkCodec.WriteAddressRequest(buffer, RTM_NEWADDR, 1, 0, Vip, 32));

@@ -90,4 +90,20 @@ public class SpoofCheckTests
             Assert.NotEqual(SpoofKind.ClusterMacSource, Classify(garbage));
         }
     }
+
+    [Theory]
+    [InlineData(true, "fdc6:1200:10::1", "fdc6:1200:10::a", "02:00:00:00:00:99", true)]
+    [InlineData(true, "fdc6:1200:10::1", "fdc6:1200:10::a", "01:00:5e:40:00:0a", false)]
+    [InlineData(true, "fdc6:1200:10::1", "fdc6:1200:10::a", null, false)]
+    [InlineData(true, "fdc6:1200:10::a", "fdc6:1200:10::b", "02:00:00:00:00:99", false)]
+    [InlineData(false, "fdc6:1200:10::a", "fdc6:1200:10::1", "02:00:00:00:00:99", true)]
+    [InlineData(false, "fdc6:1200:10::1", "fdc6:1200:10::a", "02:00:00:00:00:99", false)]
+    public void ClassifyNeighborSpoof_VipAtAnotherMac_IsVipClaimed(bool advertisement, string source, string target, string? mac, bool claimed)
+    {
+        var packet = new NeighborPacket(advertisement ? NeighborMessageType.Advertisement : NeighborMessageType.Solicitation, IPAddress.Parse(source), IPAddress.Parse("ff02::1"), IPAddress.Parse(target),
+            mac is null ? null : MacAddress.Parse(mac), false, true);
+        var kind = ArpResponder.ClassifyNeighborSpoof(packet, IPAddress.Parse("fdc6:1200:10::a"), MacAddress.Parse("01:00:5e:40:00:0a"), out var offender);
+        Assert.Equal(claimed ? SpoofKind.VipClaimed : SpoofKind.None, kind);
+        Assert.Equal(claimed ? MacAddress.Parse(mac!) : default, offender);
+    }
 }

@@ -226,6 +226,32 @@ public class AdvertCodecTests
         Assert.Equal(Digest, AdvertConfigDigest.Compute(vip, 4096, 0x5eed, 3, 10));
         Assert.Throws<ArgumentException>(() => AdvertConfigDigest.Compute(IPAddress.IPv6Loopback, 4096, 0, 3, 10));
     }
+
+    [Fact]
+    public void ConfigDigest_IPv4Only_IsTheDigestEarlierReleasesSend()
+    {
+        // SHA-256 of the 18 bytes, computed outside .NET: an IPv4-only cluster keeps agreeing with older nodes.
+        Assert.Equal(UInt128.Parse("0dfce43fb18e977248ac08d3bac4aad5", System.Globalization.NumberStyles.HexNumber), Digest);
+    }
+
+    [Fact]
+    public void ConfigDigest_WithAnIPv6Vip_CoversItAndTheFamilies()
+    {
+        var vip = IPAddress.Parse("198.18.0.10");
+        var vip6 = IPAddress.Parse("fdc6:1200:10::a");
+        var dual = AdvertConfigDigest.Compute(vip, 4096, 0x5eed, 3, 10, vip6);
+        Assert.Equal(UInt128.Parse("6315bd1f8a9d1260fb8c20d7f8242899", System.Globalization.NumberStyles.HexNumber), dual);
+        var all = new HashSet<UInt128>
+        {
+            Digest,
+            dual,
+            AdvertConfigDigest.Compute(vip, 4096, 0x5eed, 3, 10, IPAddress.Parse("fdc6:1200:10::b")),
+            AdvertConfigDigest.Compute(null, 4096, 0x5eed, 3, 10, vip6),
+        };
+        Assert.Equal(4, all.Count);
+        Assert.Throws<ArgumentException>(() => AdvertConfigDigest.Compute(null, 4096, 0x5eed, 3, 10));
+        Assert.Throws<ArgumentException>(() => AdvertConfigDigest.Compute(vip, 4096, 0x5eed, 3, 10, vip));
+    }
 }
 
 public class AdvertVerifierTests

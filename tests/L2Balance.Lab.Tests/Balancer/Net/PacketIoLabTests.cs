@@ -28,6 +28,7 @@ public sealed class PacketIoLab : IDisposable
             Node1.AddAddress("eth0", "198.18.0.1/24");
             Node2.AddAddress("eth0", "198.18.0.2/24");
             Client.AddAddress("eth0", "198.18.0.100/24");
+            Client.AddAddress("eth0", "fdc6:1200:10::100/64");
         }
         catch
         {
@@ -84,6 +85,66 @@ public sealed class PacketIoLabTests(PacketIoLab lab) : IClassFixture<PacketIoLa
             Assert.True(responder.RepliesSent >= 1);
             Assert.True(responder.RequestsSeen >= 2);
         }
+    }
+
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task ArpResponder_SolicitationForTheIPv6Vip_IsAnsweredWithClusterMacAndNeverByTheKernel()
+    {
+        var vip6 = IPAddress.Parse("fdc6:1200:10::a");
+        var clientMac = InNamespace.Run(lab.Client, () => InterfaceInfo.Lookup("eth0").Mac);
+        // NodeSetup puts the VIP on lo, without DAD; the kernel answers NS only for the receiving interface's addresses.
+        var setup = InNamespace.Run(lab.Node1, () => NodeSetup.Apply("eth0", Vip, multicastMode: true, vip6: vip6));
+        var lo = await LoAddresses();
+        Assert.Contains($"inet6 {vip6}/128", lo, StringComparison.Ordinal);
+        Assert.Contains("nodad", lo, StringComparison.Ordinal);
+        var responder = InNamespace.Run(lab.Node1, () => ArpResponder.Open("eth0", Vip, ClusterMacValue, vip6: vip6));
+        try
+        {
+            await using (responder)
+            {
+                responder.Start();
+
+                // Disabled: the solicitations arrive (the socket joined the solicited-node group) and nobody answers, the kernel neither.
+                await Ip(lab.Client, "-6", "neigh", "flush", "dev", "eth0");
+                var silence = lab.Client.Start("tcpdump", "-i", "eth0", "-e", "-n", "-l", "icmp6 and ip6[40] = 136");
+                await WaitUntilAsync(() => silence.Log.Contains("listening on", StringComparison.Ordinal), "tcpdump to listen");
+                await TouchAsync(vip6);
+                await WaitUntilAsync(() => responder.NeighborIgnored(ArpIgnoreReason.Disabled) >= 2, "two solicitations seen while disabled");
+                silence.Kill();
+                await silence.WaitForExitAsync(Step);
+                Assert.DoesNotContain("neighbor advertisement", silence.Log, StringComparison.Ordinal);
+                Assert.Equal(0, responder.NeighborAnswers);
+
+                // Enabled: a solicited, overriding NA from node1's own MAC names the cluster MAC.
+                responder.Enabled = true;
+                await Ip(lab.Client, "-6", "neigh", "flush", "dev", "eth0");
+                var capture = await StartCaptureAsync(lab.Client, "icmp6 and ip6[40] = 136");
+                await TouchAsync(vip6);
+                await WaitUntilAsync(async () => (await Neighbour(vip6)).Contains(ClusterMacValue.ToString(), StringComparison.Ordinal), "client IPv6 neighbour entry = cluster MAC");
+                Assert.True(await capture.WaitForExitAsync(Step), capture.Describe());
+                Assert.Contains($"{responder.OwnMac} > {clientMac}", capture.Log, StringComparison.Ordinal);
+                Assert.Contains($"tgt is {vip6}", capture.Log, StringComparison.Ordinal);
+                Assert.True(responder.NeighborAnswers >= 1);
+
+                // Unsolicited NA: a stale entry at another MAC moves to the cluster MAC.
+                await Ip(lab.Client, "-6", "neigh", "replace", vip6.ToString(), "lladdr", "02:00:00:00:00:99", "dev", "eth0", "nud", "stale");
+                responder.SendGratuitous();
+                await WaitUntilAsync(async () => (await Neighbour(vip6)).Contains(ClusterMacValue.ToString(), StringComparison.Ordinal), "unsolicited NA to update the entry");
+                Assert.Equal(1, responder.NeighborAnnouncements);
+
+                // Another host advertising the VIP at its own MAC is a vip-claimed spoof.
+                using var client = InNamespace.Run(lab.Client, () => PacketSocket.Open("eth0", NeighborPacket.EtherTypeIPv6));
+                var claim = new byte[NeighborPacket.AdvertisementFrameLength];
+                NeighborPacket.WriteUnsolicitedFrame(claim, client.InterfaceMac, MacAddress.Parse("02:00:00:00:00:99"), vip6);
+                client.Send(claim);
+                await WaitUntilAsync(() => responder.Spoofs(SpoofKind.VipClaimed) == 1, "the claim to be counted");
+            }
+        }
+        finally
+        {
+            InNamespace.Run(lab.Node1, setup.Undo);
+        }
+        Assert.DoesNotContain(vip6.ToString(), await LoAddresses(), StringComparison.Ordinal);
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
@@ -337,8 +398,23 @@ public sealed class PacketIoLabTests(PacketIoLab lab) : IClassFixture<PacketIoLa
         Assert.Throws<ArgumentException>(() => InNamespace.Run(lab.Node1, () => NodeSetup.Apply("eth0", IPAddress.Parse("fdc6::10"), false)));
     }
 
-    private async Task<string> Neighbour() =>
-        (await lab.Client.RunAsync("ip", ["neigh", "show", Vip.ToString(), "dev", "eth0"], Step)).EnsureSuccess().StdOut;
+    private Task<string> Neighbour() => Neighbour(Vip);
+
+    private async Task<string> Neighbour(IPAddress address) =>
+        (await lab.Client.RunAsync("ip", ["neigh", "show", address.ToString(), "dev", "eth0"], Step)).EnsureSuccess().StdOut;
+
+    /// <summary>Makes the client resolve <paramref name="address"/>: a TCP connect attempt that nobody answers.</summary>
+    private async Task TouchAsync(IPAddress address)
+    {
+        try
+        {
+            using var s = await lab.Client.ConnectTcpAsync(new IPEndPoint(address, 9), TimeSpan.FromMilliseconds(300));
+        }
+        catch (Exception ex) when (ex is SocketException or OperationCanceledException)
+        {
+            // Expected: the point is the solicitation it triggers.
+        }
+    }
 
     private async Task<string> LinkDetails() =>
         (await lab.Node1.RunAsync("ip", ["-d", "link", "show", "eth0"], Step)).EnsureSuccess().StdOut;
@@ -371,17 +447,7 @@ public sealed class PacketIoLabTests(PacketIoLab lab) : IClassFixture<PacketIoLa
         (await host.RunAsync("ip", args, Step)).EnsureSuccess();
 
     /// <summary>Makes the client resolve the VIP: a TCP connect attempt that nobody answers.</summary>
-    private async Task TouchVipAsync()
-    {
-        try
-        {
-            using var s = await lab.Client.ConnectTcpAsync(new IPEndPoint(Vip, 9), TimeSpan.FromMilliseconds(300));
-        }
-        catch (Exception ex) when (ex is SocketException or OperationCanceledException)
-        {
-            // Expected: the point is the who-has it triggers.
-        }
-    }
+    private Task TouchVipAsync() => TouchAsync(Vip);
 
     /// <summary>tcpdump -e on eth0 until one matching frame; returns once it listens.</summary>
     private static async Task<LabProcess> StartCaptureAsync(LabHost host, string filter)
