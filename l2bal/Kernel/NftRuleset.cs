@@ -123,8 +123,8 @@ internal static class NftRuleset
         Rule(t, $"ether daddr != {cmac} accept", "not to the cluster MAC: not ours to judge");
         if (s.Affinity.Count > 0)
         {
-            Rule(t, $"meta protocol ip meta l4proto . th dport vmap {{ {AffinityMap(s)} }}",
-                "ports with an affinity rule: bucket by their key (a later fragment has no port and goes on)");
+            Rule(t, $"meta protocol ip ip frag-off & 0x1fff == 0 meta l4proto . th dport vmap {{ {AffinityMap(s)} }}",
+                "ports with an affinity rule: bucket by their key (a later fragment has no port: it goes on)");
         }
         Rule(t, $"meta protocol ip meta mark set {hash} meta mark @{AcceptSet} meta mark set 0x0 meta pkttype set host accept",
             "common case, one rule: IPv4 in a bucket owned or draining goes on as PACKET_HOST (seed explicit: nft draws one per rule)");

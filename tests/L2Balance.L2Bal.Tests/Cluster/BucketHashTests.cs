@@ -36,6 +36,36 @@ public class BucketHashTests
         }
     }
 
+    // Recorded from the kernel's conntrack marks by AffinityLabTests (docs/design.md#buckets-and-the-hash).
+    [Theory]
+    [InlineData("198.18.0.101", 10000, "none", 4096, 0x5eedu, 1909)]
+    [InlineData("198.18.0.110", 10037, "none", 4096, 0x5eedu, 2975)]
+    [InlineData("198.18.0.128", 10111, "none", 4096, 0x5eedu, 32)]
+    [InlineData("198.18.0.156", 10222, "none", 4096, 0x5eedu, 878)]
+    [InlineData("198.18.0.101", 10000, "network", 1024, 0xdeadbeefu, 951)]
+    [InlineData("198.18.0.138", 10037, "network", 1024, 0xdeadbeefu, 951)]
+    [InlineData("198.18.18.7", 10111, "network", 1024, 0xdeadbeefu, 555)]
+    [InlineData("198.18.30.7", 10148, "network", 1024, 0xdeadbeefu, 829)]
+    [InlineData("198.18.0.119", 10037, "single", 4096, 0xdeadbeefu, 3953)]
+    [InlineData("198.18.0.156", 10111, "single", 4096, 0xdeadbeefu, 1834)]
+    public void Bucket_EachAffinityMode_MatchesKernelVectors(string address, int sourcePort, string mode, int buckets, uint seed, int expected)
+    {
+        var affinity = AffinityRule.Modes.Single(m => m.Name == mode).Mode;
+
+        Assert.Equal(expected, BucketHash.Bucket(IPAddress.Parse(address), sourcePort, affinity, buckets, seed));
+    }
+
+    [Fact]
+    public void Bucket_NoneKey_IsAddressThenPortThenTwoZeroBytes()
+    {
+        var key = new byte[] { 198, 18, 0, 101, 10000 >> 8, 10000 & 0xff, 0, 0 };
+
+        Assert.Equal(BucketHash.Scale(KernelJhash(key, 0x5eed), 4096), BucketHash.Bucket(IPAddress.Parse("198.18.0.101"), 10000, AffinityMode.None, 4096, 0x5eed));
+        Assert.Equal(
+            BucketHash.Bucket(IPAddress.Parse("198.18.7.0"), 0, AffinityMode.Single, 1024, 9),
+            BucketHash.Bucket(IPAddress.Parse("198.18.7.200"), 5, AffinityMode.Network, 1024, 9));
+    }
+
     [Fact]
     public void Scale_AnyHash_IsReciprocalScaleNotModulo()
     {
