@@ -109,6 +109,40 @@ public sealed class AffinityLabTests(ITestOutputHelper output)
             Names(flows.Where(f => owned.Contains(BucketHash.Bucket(f.Source, f.Port, mode, buckets, seed))));
     }
 
+    /// <summary>
+    /// Fragmented UDP datagrams (3000 bytes over a 1500-byte MTU) to a port of affinity none: every
+    /// fragment passes the early drop, the datagram is judged whole in ip prerouting by its port's
+    /// key, and exactly the flows whose bucket is owned arrive.
+    /// </summary>
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task FragmentedDatagrams_PortOfAffinityNone_ArriveExactlyWhenOwned()
+    {
+        const int buckets = 1024, port = 5353;
+        const uint seed = 0x5eed;
+        using var lab = await FilterLab.CreateAsync(MacMode.Multicast);
+        using var filter = new NftablesFilter(lab.Node.NamespacePath);
+        filter.Install(lab.Settings(MacMode.Multicast, buckets, seed) with
+        {
+            ServicePorts = [("udp", port)],
+            AffinityRules = [new AffinityRule("udp", port, AffinityMode.None)],
+        });
+        var flows = FilterLab.Sources.Select((s, i) => (Source: s, Port: 13_000 + i)).ToList();
+        var owned = new BucketSet(buckets);
+        foreach (var f in flows.Where((_, i) => i % 2 == 0))
+        {
+            owned.Add(BucketHash.Bucket(f.Source, f.Port, AffinityMode.None, buckets, seed));
+        }
+
+        filter.Apply(owned, owned, ownSlice: true, Lease);
+        var arrived = await lab.SendFragmentedAsync(flows, port, size: 3000);
+        var counters = filter.ReadCounters();
+
+        var expected = Names(flows.Where(f => owned.Contains(BucketHash.Bucket(f.Source, f.Port, AffinityMode.None, buckets, seed))));
+        Assert.InRange(expected.Count, flows.Count / 2, flows.Count - 1);
+        Assert.Equal(expected, Names(arrived));
+        Assert.True(counters.DroppedNotOwned >= flows.Count - expected.Count, counters.ToString());
+    }
+
     private static async Task<List<string>> ConnectedAsync(FilterLab lab, IEnumerable<(IPAddress Source, int Port)> flows)
     {
         var sockets = await lab.ConnectFlowsAsync(flows);

@@ -147,6 +147,45 @@ internal sealed class FilterLab : IDisposable
         return sources;
     }
 
+    /// <summary>
+    /// Sends one datagram of <paramref name="size"/> bytes (fragmented above the MTU) from each flow
+    /// to VIP:<paramref name="port"/> and returns the flows whose whole datagram the node received
+    /// within a second after the last send.
+    /// </summary>
+    public async Task<List<(IPAddress Source, int Port)>> SendFragmentedAsync(IReadOnlyList<(IPAddress Source, int Port)> flows, int port, int size)
+    {
+        using var receiver = Node.OpenSocket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        receiver.Bind(new IPEndPoint(Vip, port));
+        var payload = new byte[size];
+        foreach (var f in flows)
+        {
+            using var sender = Client.OpenSocket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+            sender.Bind(new IPEndPoint(f.Source, f.Port));
+            await sender.SendToAsync(payload, new IPEndPoint(Vip, port));
+        }
+
+        var arrived = new List<(IPAddress, int)>();
+        var buffer = new byte[size + 1];
+        while (arrived.Count < flows.Count)
+        {
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+            try
+            {
+                var r = await receiver.ReceiveFromAsync(buffer, new IPEndPoint(IPAddress.Any, 0), cts.Token);
+                if (r.ReceivedBytes == size && r.RemoteEndPoint is IPEndPoint from)
+                {
+                    arrived.Add((from.Address, from.Port));
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+        }
+
+        return arrived;
+    }
+
     /// <summary>The node's conntrack table: per flow to the VIP, (source, source port) → its mark.</summary>
     public async Task<Dictionary<(IPAddress Source, int Port), uint>> ConntrackMarksAsync()
     {
