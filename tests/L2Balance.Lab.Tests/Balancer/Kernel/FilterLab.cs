@@ -186,6 +186,15 @@ internal sealed class FilterLab : IDisposable
         return arrived;
     }
 
+    /// <summary>The node's count of IPv4 datagrams reassembled from fragments (ReasmOKs of /proc/net/snmp).</summary>
+    public async Task<long> ReassembledAsync()
+    {
+        var lines = (await Node.RunAsync("cat", ["/proc/net/snmp"], TimeSpan.FromSeconds(10)).WithTimeout()).EnsureSuccess().StdOut
+            .Split('\n').Where(l => l.StartsWith("Ip: ", StringComparison.Ordinal)).Select(l => l.Split(' ')).ToList();
+        int at = Array.IndexOf(lines[0], "ReasmOKs");
+        return long.Parse(lines[1][at], System.Globalization.CultureInfo.InvariantCulture);
+    }
+
     /// <summary>The node's conntrack table: per flow to the VIP, (source, source port) → its mark.</summary>
     public async Task<Dictionary<(IPAddress Source, int Port), uint>> ConntrackMarksAsync()
     {
