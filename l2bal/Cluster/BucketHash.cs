@@ -5,19 +5,20 @@ using System.Net.Sockets;
 namespace L2Balance.Balancer.Cluster;
 
 /// <summary>
-/// Bit-exact user-space mirror of the kernel's nft expressions <c>jhash ip saddr mod B seed S</c>
-/// and <c>jhash ip6 saddr mod B seed S</c>.
+/// Bit-exact user-space mirror of the kernel's nft expressions <c>jhash KEY mod B seed S</c>, KEY per
+/// affinity mode: <c>ip saddr</c> (single), <c>ip saddr . th sport</c> (none), <c>ip saddr &amp; 255.255.255.0</c> (network),
+/// and <c>ip6 saddr</c> (single, the IPv6 VIP).
 /// </summary>
 /// <remarks>
 /// nft_jhash_eval (net/netfilter/nft_hash.c) computes
-/// <c>reciprocal_scale(jhash(&amp;saddr, 4, seed), B)</c>, i.e. <c>((u64)h * B) &gt;&gt; 32</c>, not <c>h % B</c>.
+/// <c>reciprocal_scale(jhash(&amp;reg, len, seed), B)</c>, i.e. <c>((u64)h * B) &gt;&gt; 32</c>, not <c>h % B</c>.
 /// <c>jhash()</c> is Bob Jenkins' lookup3 as written in include/linux/jhash.h: a = b = c =
-/// JHASH_INITVAL + length + initval; the 12-byte loop does not run for 4 bytes; the tail
-/// switch adds the 4 bytes little-endian into <c>a</c> (case 4..1) and <c>__jhash_final</c> mixes.
-/// For 16 bytes (an IPv6 address) the 12-byte loop runs once (<c>while (length &gt; 12)</c>: words
-/// 0..2 read in CPU order, little-endian on the x86 and arm64 hosts l2bal runs on, then
-/// <c>__jhash_mix</c>) and word 3 is the 4-byte tail, as above.
-/// The address bytes are hashed in network order, as they sit in the IP header.
+/// JHASH_INITVAL + length + initval; while more than 12 bytes remain, 12 are added (words in CPU
+/// order, little-endian on the x86 and arm64 hosts l2bal runs on) and <c>__jhash_mix</c>ed; the tail
+/// switch adds the last 1..12 bytes, 9..12 to <c>c</c>, 5..8 to <c>b</c>, 1..4 to <c>a</c>, and
+/// <c>__jhash_final</c> mixes. So an IPv6 address (16 bytes) is one mix and a 4-byte tail.
+/// Fields sit in the registers in network order; a concatenation pads each field to 4 bytes with
+/// zeros (nft_payload_eval), so <c>ip saddr . th sport</c> hashes 8 bytes: address, port, 0, 0.
 /// Verified against the kernel in the lab (docs/design.md#buckets-and-the-hash).
 /// </remarks>
 internal static class BucketHash
@@ -25,17 +26,20 @@ internal static class BucketHash
     /// <summary>JHASH_INITVAL of include/linux/jhash.h ("an arbitrary initial parameter").</summary>
     public const uint JhashInitval = 0xdeadbeef;
 
-    /// <summary>The kernel's <c>jhash(key, length, seed)</c> over an address: 4 bytes (IPv4) or 16 (IPv6).</summary>
+    /// <summary>Length of the key of <see cref="AffinityMode.None"/>: the address and the register-padded port.</summary>
+    public const int AddressPortKeyLength = 8;
+
+    /// <summary>The kernel's <c>jhash(key, length, seed)</c> for a key of at least one byte.</summary>
     public static uint Jhash(ReadOnlySpan<byte> key, uint seed)
     {
-        if (key.Length is not (4 or 16))
+        if (key.IsEmpty)
         {
-            throw new ArgumentException("jhash mirror is defined for 4-byte and 16-byte keys (an IPv4 or IPv6 address).", nameof(key));
+            throw new ArgumentException("jhash mirror is defined for keys of at least one byte (nft never hashes an empty register).", nameof(key));
         }
 
         uint a, b, c;
         a = b = c = JhashInitval + (uint)key.Length + seed;
-        if (key.Length == 16)
+        while (key.Length > 12)
         {
             a += BinaryPrimitives.ReadUInt32LittleEndian(key);
             b += BinaryPrimitives.ReadUInt32LittleEndian(key[4..]);
@@ -50,8 +54,13 @@ internal static class BucketHash
             key = key[12..];
         }
 
-        // Tail switch "case 4: a += (u32)k[3] << 24; ... case 1: a += k[0];"
-        a += BinaryPrimitives.ReadUInt32LittleEndian(key);
+        Span<byte> padded = stackalloc byte[12];
+        padded.Clear();
+        key.CopyTo(padded);
+        // Tail switch: "case 12: c += k[11] << 24 ... case 1: a += k[0]"; the missing bytes add 0.
+        a += BinaryPrimitives.ReadUInt32LittleEndian(padded);
+        b += BinaryPrimitives.ReadUInt32LittleEndian(padded[4..]);
+        c += BinaryPrimitives.ReadUInt32LittleEndian(padded[8..]);
         // __jhash_final(a, b, c)
         c ^= b; c -= uint.RotateLeft(b, 14);
         a ^= c; a -= uint.RotateLeft(c, 11);
@@ -70,21 +79,62 @@ internal static class BucketHash
         return (int)(((ulong)hash * (uint)buckets) >> 32);
     }
 
-    /// <summary>Bucket of a source address given as its 4 (IPv4) or 16 (IPv6) network-order bytes.</summary>
-    public static int Bucket(ReadOnlySpan<byte> address, int buckets, uint seed) =>
-        Scale(Jhash(address, seed), buckets);
-
-    /// <summary>Bucket of a source address, as nft <c>jhash ip saddr</c> (or <c>ip6 saddr</c>) <c>mod buckets seed seed</c>.</summary>
-    public static int Bucket(IPAddress address, int buckets, uint seed)
+    /// <summary>Bucket of a source address given as its 4 (IPv4) or 16 (IPv6) network-order bytes (mode single).</summary>
+    public static int Bucket(ReadOnlySpan<byte> address, int buckets, uint seed)
     {
-        ArgumentNullException.ThrowIfNull(address);
-        if (address.AddressFamily is not (AddressFamily.InterNetwork or AddressFamily.InterNetworkV6) || address.IsIPv4MappedToIPv6)
+        if (address.Length is not (4 or 16))
         {
-            throw new ArgumentException("Only IPv4 and IPv6 addresses are bucketed (an IPv4-mapped one never reaches the ip6 table).", nameof(address));
+            throw new ArgumentException("An address is 4 bytes (IPv4) or 16 (IPv6).", nameof(address));
         }
 
-        Span<byte> bytes = stackalloc byte[16];
-        address.TryWriteBytes(bytes, out var length);
-        return Bucket(bytes[..length], buckets, seed);
+        return Scale(Jhash(address, seed), buckets);
+    }
+
+    /// <summary>Bucket of a source address, as nft <c>jhash ip saddr</c> (or <c>ip6 saddr</c>) <c>mod buckets seed seed</c>.</summary>
+    public static int Bucket(IPAddress address, int buckets, uint seed) => Bucket(address, 0, AffinityMode.Single, buckets, seed);
+
+    /// <summary>
+    /// Bucket of a flow from <paramref name="source"/>:<paramref name="sourcePort"/> to a port of
+    /// affinity <paramref name="mode"/> (the port is ignored but for <see cref="AffinityMode.None"/>).
+    /// IPv6 sources are bucketed by address only, as the ip6 keys of the other modes are not written yet.
+    /// </summary>
+    public static int Bucket(IPAddress source, int sourcePort, AffinityMode mode, int buckets, uint seed)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentOutOfRangeException.ThrowIfNegative(sourcePort);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(sourcePort, 65535);
+        if (source.AddressFamily == AddressFamily.InterNetworkV6 && !source.IsIPv4MappedToIPv6)
+        {
+            if (mode != AffinityMode.Single)
+            {
+                throw new ArgumentException($"Affinity {mode} is defined for IPv4 sources only.", nameof(mode));
+            }
+
+            Span<byte> bytes = stackalloc byte[16];
+            source.TryWriteBytes(bytes, out _);
+            return Scale(Jhash(bytes, seed), buckets);
+        }
+
+        if (source.AddressFamily != AddressFamily.InterNetwork)
+        {
+            throw new ArgumentException("Only IPv4 and IPv6 addresses are bucketed (an IPv4-mapped one never reaches the ip6 table).", nameof(source));
+        }
+
+        Span<byte> key = stackalloc byte[AddressPortKeyLength];
+        key.Clear();
+        source.TryWriteBytes(key, out _);
+        switch (mode)
+        {
+            case AffinityMode.Single:
+                return Scale(Jhash(key[..4], seed), buckets);
+            case AffinityMode.Network:
+                key[3] = 0;
+                return Scale(Jhash(key[..4], seed), buckets);
+            case AffinityMode.None:
+                BinaryPrimitives.WriteUInt16BigEndian(key[4..], (ushort)sourcePort);
+                return Scale(Jhash(key, seed), buckets);
+            default:
+                throw new ArgumentOutOfRangeException(nameof(mode), mode, "unknown affinity mode");
+        }
     }
 }

@@ -3,7 +3,7 @@ namespace L2Balance.Balancer.Config;
 /// <summary>
 /// l2bal's configuration file: the settings of <c>l2bal run</c>, one per line as <c>NAME VALUE</c>
 /// or <c>NAME: VALUE</c>, names as the flags without their dashes, <c>#</c> to the end of a line a
-/// comment. A single-valued setting is given once; <c>service</c> may repeat. Every value keeps its
+/// comment. A single-valued setting is given once; <c>service</c> and <c>affinity</c> may repeat. Every value keeps its
 /// position, so that each error reads <c>FILE:LINE:COLUMN: message</c>.
 /// </summary>
 internal static class BalancerConfigFile

@@ -39,9 +39,12 @@ internal static partial class ClusterOps
         return Ownership.Compute(new MembershipView(Buckets, status));
     }
 
-    /// <summary>The node that owns <paramref name="address"/>'s bucket under <paramref name="table"/>.</summary>
-    public static int OwnerOf(OwnershipTable table, IPAddress address) =>
-        table.Owner(BucketHash.Bucket(address, Buckets, DefaultSeed));
+    /// <summary>The node that owns <paramref name="address"/>'s bucket under <paramref name="table"/> (a port without an affinity rule).</summary>
+    public static int OwnerOf(OwnershipTable table, IPAddress address) => OwnerOf(table, address, 0, AffinityMode.Single);
+
+    /// <summary>The node that owns the bucket of a flow from <paramref name="address"/>:<paramref name="sourcePort"/> to a port of affinity <paramref name="mode"/>.</summary>
+    public static int OwnerOf(OwnershipTable table, IPAddress address, int sourcePort, AffinityMode mode) =>
+        table.Owner(BucketHash.Bucket(address, sourcePort, mode, Buckets, DefaultSeed));
 
     /// <summary>
     /// Starts l2bal with the SOCKS5 health check on node k, waits until it has put the VIP on lo,

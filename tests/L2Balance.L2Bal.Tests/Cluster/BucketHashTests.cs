@@ -34,9 +34,12 @@ public class BucketHashTests
     }
 
     [Theory]
+    [InlineData(3)]
     [InlineData(4)]
+    [InlineData(8)]
     [InlineData(16)]
-    public void Hash_OfAnAddress_EqualsGenericLookup3Jhash(int length)
+    [InlineData(20)]
+    public void Hash_OfAddressOrAddressAndPortKey_EqualsGenericLookup3Jhash(int length)
     {
         var rng = new Random(4242);
         var key = new byte[length];
@@ -46,6 +49,36 @@ public class BucketHashTests
             uint seed = (uint)rng.NextInt64(0, 1L << 32);
             Assert.Equal(KernelJhash(key, seed), BucketHash.Jhash(key, seed));
         }
+    }
+
+    // Recorded from the kernel's conntrack marks by AffinityLabTests (docs/design.md#buckets-and-the-hash).
+    [Theory]
+    [InlineData("198.18.0.101", 10000, "none", 4096, 0x5eedu, 1909)]
+    [InlineData("198.18.0.110", 10037, "none", 4096, 0x5eedu, 2975)]
+    [InlineData("198.18.0.128", 10111, "none", 4096, 0x5eedu, 32)]
+    [InlineData("198.18.0.156", 10222, "none", 4096, 0x5eedu, 878)]
+    [InlineData("198.18.0.101", 10000, "network", 1024, 0xdeadbeefu, 951)]
+    [InlineData("198.18.0.138", 10037, "network", 1024, 0xdeadbeefu, 951)]
+    [InlineData("198.18.18.7", 10111, "network", 1024, 0xdeadbeefu, 555)]
+    [InlineData("198.18.30.7", 10148, "network", 1024, 0xdeadbeefu, 829)]
+    [InlineData("198.18.0.119", 10037, "single", 4096, 0xdeadbeefu, 3953)]
+    [InlineData("198.18.0.156", 10111, "single", 4096, 0xdeadbeefu, 1834)]
+    public void Bucket_EachAffinityMode_MatchesKernelVectors(string address, int sourcePort, string mode, int buckets, uint seed, int expected)
+    {
+        var affinity = AffinityRule.Modes.Single(m => m.Name == mode).Mode;
+
+        Assert.Equal(expected, BucketHash.Bucket(IPAddress.Parse(address), sourcePort, affinity, buckets, seed));
+    }
+
+    [Fact]
+    public void Bucket_NoneKey_IsAddressThenPortThenTwoZeroBytes()
+    {
+        var key = new byte[] { 198, 18, 0, 101, 10000 >> 8, 10000 & 0xff, 0, 0 };
+
+        Assert.Equal(BucketHash.Scale(KernelJhash(key, 0x5eed), 4096), BucketHash.Bucket(IPAddress.Parse("198.18.0.101"), 10000, AffinityMode.None, 4096, 0x5eed));
+        Assert.Equal(
+            BucketHash.Bucket(IPAddress.Parse("198.18.7.0"), 0, AffinityMode.Single, 1024, 9),
+            BucketHash.Bucket(IPAddress.Parse("198.18.7.200"), 5, AffinityMode.Network, 1024, 9));
     }
 
     [Fact]
@@ -60,10 +93,11 @@ public class BucketHashTests
     [Fact]
     public void Bucket_BadInput_IsRejected()
     {
-        Assert.Throws<ArgumentException>(() => BucketHash.Jhash(new byte[3], 0));
-        Assert.Throws<ArgumentException>(() => BucketHash.Jhash(new byte[5], 0));
-        Assert.Throws<ArgumentException>(() => BucketHash.Jhash(new byte[12], 0));
+        Assert.Throws<ArgumentException>(() => BucketHash.Jhash([], 0));
+        Assert.Throws<ArgumentException>(() => BucketHash.Bucket(new byte[5], 1024, 0));
         Assert.Throws<ArgumentException>(() => BucketHash.Bucket(IPAddress.Parse("::ffff:198.18.0.1"), 1024, 0));
+        Assert.Throws<ArgumentException>(() => BucketHash.Bucket(IPAddress.Parse("fdc6:1200:10::65"), 1, AffinityMode.None, 1024, 0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => BucketHash.Bucket(IPAddress.Loopback, 65536, AffinityMode.None, 1024, 0));
         Assert.Throws<ArgumentOutOfRangeException>(() => BucketHash.Bucket(IPAddress.Loopback, 0, 0));
     }
 

@@ -180,10 +180,15 @@ public abstract class BalancerClusterFixtureBase : IAsyncLifetime
         return BalancerStatus.Parse(result.StdOut);
     }
 
-    /// <summary>Node k's answer to <c>l2bal owner ADDR</c>: the owner's id (0 for none).</summary>
-    public async Task<int> OwnerAsync(int k, IPAddress address)
+    /// <summary>
+    /// Node k's answer to <c>l2bal owner ADDR [--port PROTO/PORT [--source-port N]]</c>: the owner's
+    /// id (0 for none); <paramref name="port"/> makes the daemon use that port's affinity.
+    /// </summary>
+    public async Task<int> OwnerAsync(int k, IPAddress address, string? port = null, int? sourcePort = null)
     {
-        var result = await Lab.RunOnNode(k, ClusterBinaries.L2Bal, ["owner", address.ToString()]).WithTimeout(Deadline);
+        string[] args = ["owner", address.ToString(), .. port is null ? [] : new[] { "--port", port },
+            .. sourcePort is { } sp ? new[] { "--source-port", sp.ToString(CultureInfo.InvariantCulture) } : []];
+        var result = await Lab.RunOnNode(k, ClusterBinaries.L2Bal, args).WithTimeout(Deadline);
         var match = Regex.Match(result.StdOut, @"bucket \d+ owner (\d+|none)");
         Assert.True(result.Succeeded && match.Success, $"l2bal owner {address} on node {k}: {result}");
         return match.Groups[1].Value == "none" ? 0 : int.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture);

@@ -277,7 +277,8 @@ public sealed class FailureMatrixTests(BalancerClusterFixture fixture, ITestOutp
     [SkippableTheory(typeof(LabUnavailableException))]
     [InlineData("key")]
     [InlineData("node-count")]
-    public async Task M8_NodeWithDifferentKeyOrNodeCount_IsRefusedAndDisturbsNothing(string mismatch)
+    [InlineData("affinity")]
+    public async Task M8_NodeWithDifferentKeyNodeCountOrAffinity_IsRefusedAndDisturbsNothing(string mismatch)
     {
         var owners = await fixture.OwnersAsync();
         // Another key is named by its key id in clear (advert version 2): UnknownKey, before any HMAC.
@@ -288,7 +289,7 @@ public sealed class FailureMatrixTests(BalancerClusterFixture fixture, ITestOutp
             before[k] = (await fixture.StatusAsync(k)).Rejected(reason);
         }
 
-        // Node 2's daemon is replaced by one with the wrong key or N = 4 (same id, same VIP).
+        // Node 2's daemon is replaced by one with the wrong key, N = 4 or an affinity rule the others lack (same id, same VIP).
         var sessions = SessionSources(owners).Where(a => owners[a.ToString()] != Victim).ToArray();
         using var detector = await DuplicateAnswerDetector.StartAsync(Lab);
         var generator = new TrafficGenerator(Lab.Client, fixture.Traffic(TimeSpan.FromSeconds(8), sessions));
@@ -298,9 +299,14 @@ public sealed class FailureMatrixTests(BalancerClusterFixture fixture, ITestOutp
         old.Stop();
         Assert.True(await old.WaitForExitAsync(TimeSpan.FromSeconds(10)), fixture.Describe());
         var stoppedAt = generator.ElapsedMs;
-        var misfit = mismatch == "key"
-            ? Lab.StartBalancerWith(Victim, Lab.WriteKeyFile("other"), BalancerClusterFixtureBase.NodeCount, [.. BalancerClusterFixtureBase.HealthArgs, .. fixture.BalancerArgs])
-            : Lab.StartBalancerWith(Victim, Lab.KeyFile!, 4, [.. BalancerClusterFixtureBase.HealthArgs, .. fixture.BalancerArgs]);
+        var misfit = mismatch switch
+        {
+            "key" => Lab.StartBalancerWith(Victim, Lab.WriteKeyFile("other"), BalancerClusterFixtureBase.NodeCount, [.. BalancerClusterFixtureBase.HealthArgs, .. fixture.BalancerArgs]),
+            // Only the affinity rule differs: --service alone is not in the digest.
+            "affinity" => Lab.StartBalancerWith(Victim, Lab.KeyFile!, BalancerClusterFixtureBase.NodeCount,
+                [.. BalancerClusterFixtureBase.HealthArgs, .. fixture.BalancerArgs, "--service", "tcp/1080", "--affinity", "tcp/1080=none"]),
+            _ => Lab.StartBalancerWith(Victim, Lab.KeyFile!, 4, [.. BalancerClusterFixtureBase.HealthArgs, .. fixture.BalancerArgs]),
+        };
 
         // Reported: both sides count the other's adverts as rejected, for the right reason.
         var statuses = await fixture.WaitForStatusAsync([1, 2, 3], s =>

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
+using L2Balance.Balancer.Cluster;
 using L2Balance.Balancer.Kernel;
 using L2Balance.Balancer.Protocol;
 using L2Balance.Tests.Common;
@@ -120,10 +121,104 @@ internal sealed class FilterLab : IDisposable
         return connected;
     }
 
-    private Socket Bound(IPAddress source)
+    /// <summary>
+    /// Connects every flow (source address, source port) to VIP:8080 at once; the sockets that
+    /// connected stay open (the caller disposes them), the others are null.
+    /// </summary>
+    public async Task<Dictionary<(IPAddress Source, int Port), Socket?>> ConnectFlowsAsync(IEnumerable<(IPAddress Source, int Port)> flows)
+    {
+        var bound = flows.Select(f => (Flow: f, Socket: Bound(f.Source, f.Port))).ToList();
+        var results = await Task.WhenAll(bound.Select(async b => (b.Flow, Socket: await ConnectAsync(b.Socket)))).WithTimeout();
+        return results.ToDictionary(r => r.Flow, r => r.Socket);
+    }
+
+    /// <summary>
+    /// Gives the client one address in each of <paramref name="count"/> other /24s (198.18.1.7,
+    /// 198.18.2.7, …, as /32 on its eth0) and the node a route to them all on eth0: sources for
+    /// the network affinity, which hashes the /24.
+    /// </summary>
+    public async Task<IReadOnlyList<IPAddress>> AddNetworkSourcesAsync(int count)
+    {
+        var sources = Enumerable.Range(1, count).Select(k => IPAddress.Parse($"198.18.{k}.7")).ToArray();
+        var batch = Path.Combine(_lab.CreateTempDirectory("networks"), "client.ip");
+        await File.WriteAllLinesAsync(batch, sources.Select(s => $"addr add {s}/32 dev eth0"));
+        (await Client.RunAsync("ip", ["-batch", batch], TimeSpan.FromSeconds(20)).WithTimeout()).EnsureSuccess();
+        Node.AddRoute("198.18.0.0/16 dev eth0");
+        return sources;
+    }
+
+    /// <summary>
+    /// Sends one datagram of <paramref name="size"/> bytes (fragmented above the MTU) from each flow
+    /// to VIP:<paramref name="port"/> and returns the flows whose whole datagram the node received
+    /// within a second after the last send.
+    /// </summary>
+    public async Task<List<(IPAddress Source, int Port)>> SendFragmentedAsync(IReadOnlyList<(IPAddress Source, int Port)> flows, int port, int size)
+    {
+        using var receiver = Node.OpenSocket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        receiver.Bind(new IPEndPoint(Vip, port));
+        var payload = new byte[size];
+        foreach (var f in flows)
+        {
+            using var sender = Client.OpenSocket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+            sender.Bind(new IPEndPoint(f.Source, f.Port));
+            await sender.SendToAsync(payload, new IPEndPoint(Vip, port));
+        }
+
+        var arrived = new List<(IPAddress, int)>();
+        var buffer = new byte[size + 1];
+        while (arrived.Count < flows.Count)
+        {
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+            try
+            {
+                var r = await receiver.ReceiveFromAsync(buffer, new IPEndPoint(IPAddress.Any, 0), cts.Token);
+                if (r.ReceivedBytes == size && r.RemoteEndPoint is IPEndPoint from)
+                {
+                    arrived.Add((from.Address, from.Port));
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+        }
+
+        return arrived;
+    }
+
+    /// <summary>The node's count of IPv4 datagrams reassembled from fragments (ReasmOKs of /proc/net/snmp).</summary>
+    public async Task<long> ReassembledAsync()
+    {
+        var lines = (await Node.RunAsync("cat", ["/proc/net/snmp"], TimeSpan.FromSeconds(10)).WithTimeout()).EnsureSuccess().StdOut
+            .Split('\n').Where(l => l.StartsWith("Ip: ", StringComparison.Ordinal)).Select(l => l.Split(' ')).ToList();
+        int at = Array.IndexOf(lines[0], "ReasmOKs");
+        return long.Parse(lines[1][at], System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>The node's conntrack table: per flow to the VIP, (source, source port) → its mark.</summary>
+    public async Task<Dictionary<(IPAddress Source, int Port), uint>> ConntrackMarksAsync()
+    {
+        var text = (await Node.RunAsync("cat", ["/proc/net/nf_conntrack"], TimeSpan.FromSeconds(10)).WithTimeout()).EnsureSuccess().StdOut;
+        var marks = new Dictionary<(IPAddress, int), uint>();
+        foreach (var line in text.Split('\n'))
+        {
+            var fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            // The first src=, dst= and sport= are the original direction's.
+            string? Field(string name) => fields.FirstOrDefault(f => f.StartsWith(name + "=", StringComparison.Ordinal))?[(name.Length + 1)..];
+            if (Field("dst") == Vip.ToString() && Field("src") is { } src && Field("sport") is { } sport && Field("mark") is { } mark)
+            {
+                marks[(IPAddress.Parse(src), int.Parse(sport, System.Globalization.CultureInfo.InvariantCulture))] =
+                    uint.Parse(mark, System.Globalization.CultureInfo.InvariantCulture);
+            }
+        }
+
+        return marks;
+    }
+
+    private Socket Bound(IPAddress source, int port = 0)
     {
         var socket = Client.OpenSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        socket.Bind(new IPEndPoint(source, 0));
+        socket.Bind(new IPEndPoint(source, port));
         return socket;
     }
 
@@ -174,6 +269,18 @@ internal sealed class FilterLab : IDisposable
         {
             return false;
         }
+    }
+
+    /// <summary>A set of every one of <paramref name="buckets"/> buckets.</summary>
+    public static BucketSet AllBuckets(int buckets)
+    {
+        var all = new BucketSet(buckets);
+        for (int b = 0; b < buckets; b++)
+        {
+            all.Add(b);
+        }
+
+        return all;
     }
 
     /// <summary><c>nft list tables</c> in the node, from a separate process.</summary>

@@ -49,7 +49,7 @@ public sealed class KernelFilterLabTests
         var early = await lab.ConnectingSourcesAsync(FilterLab.Sources);
         var afterEarly = filter.ReadCounters();
 
-        var all = AllBuckets(buckets);
+        var all = FilterLab.AllBuckets(buckets);
 
         filter.Apply(owned, all, ownSlice: true, Lease);
         var late = await lab.ConnectingSourcesAsync(FilterLab.Sources);
@@ -109,7 +109,7 @@ public sealed class KernelFilterLabTests
         const int buckets = 1024;
         using var lab = await FilterLab.CreateAsync(MacMode.Multicast);
         using var filter = new NftablesFilter(lab.Node.NamespacePath);
-        var all = AllBuckets(buckets);
+        var all = FilterLab.AllBuckets(buckets);
 
         filter.Install(lab.Settings(MacMode.Multicast, buckets, 0x5eed) with { OwnSlice = new PortSpan(8000, 8999), AllSlices = new PortSpan(8000, 9999) });
         filter.Apply(new BucketSet(buckets), new BucketSet(buckets), ownSlice: true, Lease);
@@ -142,7 +142,7 @@ public sealed class KernelFilterLabTests
         const int buckets = 1024;
         using var lab = await FilterLab.CreateAsync(MacMode.Multicast);
         using var filter = new NftablesFilter(lab.Node.NamespacePath);
-        var all = AllBuckets(buckets);
+        var all = FilterLab.AllBuckets(buckets);
 
         // The echo server listens on FilterLab.Port: offered, it connects; not offered, it is dropped.
         filter.Install(lab.Settings(MacMode.Multicast, buckets, 0x5eed) with { ServicePorts = [("tcp", FilterLab.Port)] });
@@ -166,7 +166,7 @@ public sealed class KernelFilterLabTests
         using var lab = await FilterLab.CreateAsync(MacMode.Multicast);
         using var filter = new NftablesFilter(lab.Node.NamespacePath);
         filter.Install(lab.Settings(MacMode.Multicast, buckets, 0x5eed) with { Lease = TimeSpan.FromMilliseconds(300) });
-        var all = AllBuckets(buckets);
+        var all = FilterLab.AllBuckets(buckets);
 
         filter.Apply(all, all, ownSlice: true, TimeSpan.FromMilliseconds(300));
         filter.RenewLease();
@@ -290,15 +290,4 @@ public sealed class KernelFilterLabTests
 
     private static List<string> Sorted(IEnumerable<IPAddress> addresses) =>
         addresses.Select(a => a.ToString()).Order(StringComparer.Ordinal).ToList();
-
-    private static BucketSet AllBuckets(int buckets)
-    {
-        var all = new BucketSet(buckets);
-        for (int b = 0; b < buckets; b++)
-        {
-            all.Add(b);
-        }
-
-        return all;
-    }
 }
