@@ -74,7 +74,8 @@ internal static class BalancerSettings
     public static readonly Setting Service = new(
         "service", "P/PORT", "A service on the VIP, e.g. tcp/1080; repeatable; new flows to other ports are dropped. Without it, every port", Repeatable: true);
     public static readonly Setting Health = new(
-        "health", "PROBE", "Probe of the local service: socks5://ADDR:PORT, tcp://ADDR:PORT, exec:COMMAND or none", HealthProbeSpec.None.ToString());
+        "health", "PROBE", "Probe of a local service: socks5://ADDR:PORT, tcp://ADDR:PORT, dns://ADDR:PORT/NAME, exec:COMMAND or none; repeatable: any failing probe makes the node unhealthy. Without it, none",
+        HealthProbeSpec.None.ToString(), Repeatable: true);
     public static readonly Setting HealthInterval = new(
         "health-interval", "DURATION", $"Time between health checks, {Range(MinHealthInterval, MaxHealthInterval)}", DurationSyntax.Format(BalancerOptions.DefaultHealthInterval));
     public static readonly Setting HealthFall = new(

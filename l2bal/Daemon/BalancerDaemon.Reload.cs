@@ -27,7 +27,7 @@ internal sealed partial class BalancerDaemon
                 _log.ConfigReloadKept(string.Join(", ", kept));
             }
             _health.Reload(options);
-            _log.ConfigReloaded(run.Options.Source, $"{options.Health} every {options.HealthInterval.TotalMilliseconds:0} ms, timeout {options.HealthTimeout.TotalMilliseconds:0} ms, fall {options.HealthFall}, rise {options.HealthRise}");
+            _log.ConfigReloaded(run.Options.Source, $"{HealthProbeSpec.Describe(options.Health)} every {options.HealthInterval.TotalMilliseconds:0} ms, timeout {options.HealthTimeout.TotalMilliseconds:0} ms, fall {options.HealthFall}, rise {options.HealthRise}");
         }
         finally
         {

@@ -65,7 +65,7 @@ internal sealed partial class BalancerDaemon : IDisposable
         _filter = filter;
         _configDigest = AdvertConfigDigest.Compute(options.Vip, options.Buckets, options.EffectiveSeed, options.NodeCount, options.EffectiveClusterId);
         _engine = new MembershipEngine(options.NodeId, options.NodeCount, options.Buckets, options.AdvertInterval, options.DeadTime, options.SettleTime, Now);
-        var probe = options.Health.Kind == HealthProbeKind.None ? null : options.Health.ToString();
+        var probe = options.Health.Count == 0 ? null : HealthProbeSpec.Describe(options.Health);
         _policy = new NodePolicy(options.NodeId, _incarnation, options.AdvertInterval + DeadlineSlack, options.DeadTime, options.LeaseTime, probe, options.Buckets);
         _policy.UseKeys(_keys.CurrentId, _keys.PreviousId, (byte)options.AdvertVersion);
         _health = new HealthMonitor(options, log) { Changed = WakeLoop };
