@@ -395,5 +395,5 @@ internal sealed partial class BalancerDaemon : IDisposable
     private string Describe(BalancerOptions o) =>
         $"node {o.NodeId} of {o.NodeCount} on {o.Interface}: VIP {o.Vip}, cluster MAC {_settings.ClusterMac} ({BalancerSettings.MacModeName(o.MacMode)}), " +
         $"{o.Buckets} buckets, seed 0x{o.EffectiveSeed:x8}, adverts every {o.AdvertInterval.TotalMilliseconds:0} ms, dead after {o.DeadTime.TotalMilliseconds:0} ms, " +
-        $"port slice {_settings.OwnSlice}, health {o.Health}; listening for peers for {o.DeadTime.TotalMilliseconds:0} ms before claiming buckets";
+        $"port slice {_settings.OwnSlice}, health {HealthProbeSpec.Describe(o.Health)}; listening for peers for {o.DeadTime.TotalMilliseconds:0} ms before claiming buckets";
 }
