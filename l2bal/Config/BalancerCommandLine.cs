@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Net;
 using System.Net.Sockets;
+using L2Balance.Balancer.Control;
 using L2Balance.Common.CommandLine;
 
 namespace L2Balance.Balancer.Config;
@@ -81,6 +82,8 @@ internal static class BalancerCommandLine
         private readonly Option<bool> _json = ProgramCommandLine.Switch("--json", "As JSON");
         private readonly Command _owner = new("owner", "Bucket of a client address and the node that owns it now");
         private readonly Argument<string> _ownerAddress = new("ADDR") { Description = "A client's IPv4 address, e.g. 198.18.64.10" };
+        private readonly Option<string> _ownerPort = ProgramCommandLine.Flag("--port", "P/PORT", "The service the client reaches, e.g. udp/53: its affinity decides the bucket; without it, the source address's");
+        private readonly Option<string> _ownerSourcePort = ProgramCommandLine.Flag("--source-port", "N", "The client's source port, needed for a port of affinity none");
         private readonly Command _drain = new("drain", "Stop taking new flows on this node; keep established ones");
         private readonly Command _undrain = new("undrain", "Take new flows again after 'drain'");
         private readonly Command _slice = new("slice", "This node's port slice, LO-HI (for l2proxy --port-range)");
@@ -97,6 +100,8 @@ internal static class BalancerCommandLine
             _check.Command.Add(_checkFile);
             _status.Add(_json);
             _owner.Add(_ownerAddress);
+            _owner.Add(_ownerPort);
+            _owner.Add(_ownerSourcePort);
             _sliceNodeId.Required = true;
             _sliceNodeCount.Required = true;
             _slice.Add(_sliceNodeId);
@@ -157,13 +162,39 @@ internal static class BalancerCommandLine
             var controlPath = result.Given(_control[command]);
             if (command == _owner)
             {
-                var text = result.GetValue(_ownerAddress) ?? "";
-                return IPAddress.TryParse(text, out var address) && address.AddressFamily == AddressFamily.InterNetwork
-                    ? new BalancerCommand.Control($"owner {address}", controlPath)
-                    : new BalancerCommand.Invalid([$"owner: '{text}' is not an IPv4 address"]) { SeeHelp = "l2bal owner --help" };
+                return ReadOwner(result, controlPath);
             }
             var request = command == _status && result.GetValue(_json) ? "status --json" : command.Name;
             return new BalancerCommand.Control(request, controlPath);
+        }
+
+        private BalancerCommand ReadOwner(ParseResult result, string? controlPath)
+        {
+            var text = result.GetValue(_ownerAddress) ?? "";
+            var (portText, sourceText) = (result.Given(_ownerPort), result.Given(_ownerSourcePort));
+            var errors = new List<string>();
+            if (!IPAddress.TryParse(text, out var address) || address.AddressFamily != AddressFamily.InterNetwork)
+            {
+                errors.Add($"owner: '{text}' is not an IPv4 address");
+            }
+            var port = default(ServiceSpec);
+            if (portText is not null && !ControlCommand.TryPort(portText, out port))
+            {
+                errors.Add($"owner: --port '{portText}': use tcp/PORT or udp/PORT");
+            }
+            var sourcePort = 0;
+            if (sourceText is not null && !ControlCommand.TrySourcePort(sourceText, out sourcePort))
+            {
+                errors.Add($"owner: --source-port '{sourceText}': give a port, 0 to 65535");
+            }
+            else if (sourceText is not null && portText is null)
+            {
+                errors.Add("owner: --source-port needs --port (the service whose affinity uses it)");
+            }
+            return errors.Count > 0
+                ? new BalancerCommand.Invalid(errors) { SeeHelp = "l2bal owner --help" }
+                : new BalancerCommand.Control(new ControlCommand(
+                    ControlVerb.Owner, Address: address, Port: portText is null ? null : port, SourcePort: sourceText is null ? null : sourcePort).ToString(), controlPath);
         }
 
         private BalancerCommand ReadSlice(ParseResult result)

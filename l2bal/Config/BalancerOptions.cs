@@ -1,4 +1,5 @@
 using System.Net;
+using L2Balance.Balancer.Cluster;
 using L2Balance.Balancer.Kernel;
 
 namespace L2Balance.Balancer.Config;
@@ -141,6 +142,9 @@ internal sealed record BalancerOptions
 
     /// <summary>Services the VIP offers; empty (default): every port is balanced.</summary>
     public IReadOnlyList<ServiceSpec> Services { get; init; } = [];
+
+    /// <summary>Affinity rules of services (<c>--affinity</c>); a port without one hashes the source address (single).</summary>
+    public IReadOnlyList<AffinityRule> Affinity { get; init; } = [];
 
     /// <summary>
     /// The local services' health probes (<c>--health</c>, repeatable); none by default. Health is

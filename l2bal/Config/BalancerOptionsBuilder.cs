@@ -64,6 +64,7 @@ internal sealed class BalancerOptionsBuilder
         {
             _errors.Add(bucketsValue.Relation("is smaller than", Single(NodeCount)!));
         }
+        var services = ReadServices();
         var options = new BalancerOptions
         {
             Interface = iface?.Text ?? "",
@@ -78,7 +79,8 @@ internal sealed class BalancerOptionsBuilder
             AdvertInterval = Duration(Single(AdvertInterval), MinAdvertInterval, MaxAdvertInterval, BalancerOptions.DefaultAdvertInterval),
             DeadAfterMisses = Whole(Single(DeadAfter), 2, MaxDeadAfter, BalancerOptions.DefaultDeadAfterMisses),
             MacMode = ReadMacMode(Single(MacModeSetting)),
-            Services = ReadServices(),
+            Services = services,
+            Affinity = ReadAffinity(services),
             Health = ReadHealthProbes(),
             HealthInterval = Duration(Single(HealthInterval), MinHealthInterval, MaxHealthInterval, BalancerOptions.DefaultHealthInterval),
             HealthFall = Whole(Single(HealthFall), 1, MaxHealthCount, BalancerOptions.DefaultHealthFall),
@@ -219,8 +221,38 @@ internal sealed class BalancerOptionsBuilder
         return services;
     }
 
+    private AffinityRule[] ReadAffinity(List<ServiceSpec> services)
+    {
+        var rules = new List<AffinityRule>();
+        foreach (var value in _values.GetValueOrDefault(Affinity) ?? [])
+        {
+            var parts = value.Text.Split('=');
+            var port = parts[0].Split('/');
+            var mode = parts.Length == 2 ? AffinityRule.Modes.FirstOrDefault(m => m.Name == parts[1]) : default;
+            if (parts.Length != 2 || port.Length != 2 || port[0] is not ("tcp" or "udp")
+                || !int.TryParse(port[1], NumberStyles.None, CultureInfo.InvariantCulture, out var number) || number is < 1 or > 65535 || mode.Name is null)
+            {
+                _errors.Add(value.Problem("use PROTO/PORT=MODE: tcp or udp, a port, and single, none or network (e.g. udp/53=none)"));
+            }
+            else if (!services.Contains(new ServiceSpec(port[0], number)))
+            {
+                _errors.Add(value.Problem($"{port[0]}/{number} is not a service of the VIP; declare it with --service {port[0]}/{number}"));
+            }
+            else if (rules.Any(r => r.Protocol == port[0] && r.Port == number))
+            {
+                _errors.Add(value.Problem($"{port[0]}/{number} has an affinity rule already; give one per port"));
+            }
+            else
+            {
+                rules.Add(new AffinityRule(port[0], number, mode.Mode));
+            }
+        }
+        // Array.Empty when none, so options without rules compare equal (record equality).
+        return rules.Count == 0 ? [] : [.. rules];
+    }
+
     /// <summary>Every <c>--health</c> given; "none" only alone.</summary>
-    private List<HealthProbeSpec> ReadHealthProbes()
+    private HealthProbeSpec[] ReadHealthProbes()
     {
         var values = _values.GetValueOrDefault(BalancerSettings.Health) ?? [];
         var probes = new List<HealthProbeSpec>();
@@ -238,7 +270,8 @@ internal sealed class BalancerOptionsBuilder
                 probes.Add(probe);
             }
         }
-        return probes;
+        // Array.Empty when none, so options without probes compare equal (record equality).
+        return probes.Count == 0 ? [] : [.. probes];
     }
 
     private HealthProbeSpec? ReadHealth(SettingValue value)

@@ -24,6 +24,7 @@ internal static class BalancerReloadPlan
             .Check("buckets", running.Buckets, read.Buckets).Check("seed", running.Seed, read.Seed).Check("cluster-id", running.ClusterId, read.ClusterId)
             .Check("advert-interval", running.AdvertInterval, read.AdvertInterval).Check("dead-after", running.DeadAfterMisses, read.DeadAfterMisses)
             .Check("mac-mode", running.MacMode, read.MacMode).CheckAll("service", running.Services, read.Services)
+            .CheckAll("affinity", running.Affinity, read.Affinity)
             .Check("control", running.ControlPath, read.ControlPath).Check("control-group", running.ControlGroup, read.ControlGroup).Check("metrics", running.Metrics, read.Metrics);
         // Turning the probe on or off needs a restart (the probe thread); changing it does not.
         var probeSwitched = (running.Health.Count == 0) != (read.Health.Count == 0);

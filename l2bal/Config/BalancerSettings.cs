@@ -73,6 +73,8 @@ internal static class BalancerSettings
     public static readonly Setting MacModeSetting = new("mac-mode", "MODE", "multicast or unicast-flood", MacModeName(BalancerOptions.DefaultMacMode));
     public static readonly Setting Service = new(
         "service", "P/PORT", "A service on the VIP, e.g. tcp/1080; repeatable; new flows to other ports are dropped. Without it, every port", Repeatable: true);
+    public static readonly Setting Affinity = new(
+        "affinity", "P/PORT=MODE", "Hash key of a --service port: single (source address), none (address and port) or network (source /24); repeatable. Without it, single", Repeatable: true);
     public static readonly Setting Health = new(
         "health", "PROBE", "Probe of a local service: socks5://ADDR:PORT, tcp://ADDR:PORT, dns://ADDR:PORT/NAME, exec:COMMAND or none; repeatable: any failing probe makes the node unhealthy. Without it, none",
         HealthProbeSpec.None.ToString(), Repeatable: true);
@@ -96,7 +98,7 @@ internal static class BalancerSettings
     /// <summary>In the order help lists them.</summary>
     public static readonly IReadOnlyList<Setting> All =
     [
-        Interface, Vip, NodeId, NodeCount, KeyFile, Buckets, Seed, ClusterId, AdvertInterval, DeadAfter, MacModeSetting, Service,
+        Interface, Vip, NodeId, NodeCount, KeyFile, Buckets, Seed, ClusterId, AdvertInterval, DeadAfter, MacModeSetting, Service, Affinity,
         Health, HealthInterval, HealthFall, HealthRise, HealthTimeout, Control, ControlGroupSetting, Metrics, PreviousKeyFile, AdvertVersion,
     ];
 

@@ -1,5 +1,7 @@
+using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using L2Balance.Balancer.Config;
 
 namespace L2Balance.Balancer.Control;
 
@@ -17,9 +19,9 @@ internal enum ControlVerb
 /// <summary>
 /// One request line of the control protocol, parsed (the protocol's whole grammar, kept apart from
 /// the socket and the daemon so it can be tested and fuzzed alone): <c>status [--json]</c>,
-/// <c>owner IPV4</c>, <c>drain</c>, <c>undrain</c>; words separated by spaces.
+/// <c>owner IPV4 [PROTO/PORT [SOURCEPORT]]</c>, <c>drain</c>, <c>undrain</c>; words separated by spaces.
 /// </summary>
-internal readonly record struct ControlCommand(ControlVerb Verb, bool Json = false, IPAddress? Address = null)
+internal readonly record struct ControlCommand(ControlVerb Verb, bool Json = false, IPAddress? Address = null, ServiceSpec? Port = null, int? SourcePort = null)
 {
     /// <summary>Parses a request line as the control socket received it (decoded and trimmed); never throws.</summary>
     public static ControlCommand Parse(string request)
@@ -29,8 +31,11 @@ internal readonly record struct ControlCommand(ControlVerb Verb, bool Json = fal
         return parts.FirstOrDefault() switch
         {
             "status" => new ControlCommand(ControlVerb.Status, Json: parts.Contains("--json")),
-            "owner" when parts.Length == 2 && IPAddress.TryParse(parts[1], out var address) && address.AddressFamily == AddressFamily.InterNetwork =>
-                new ControlCommand(ControlVerb.Owner, Address: address),
+            "owner" when parts.Length is >= 2 and <= 4 && IPAddress.TryParse(parts[1], out var address) && address.AddressFamily == AddressFamily.InterNetwork
+                && (parts.Length < 3 || TryPort(parts[2], out _)) && (parts.Length < 4 || TrySourcePort(parts[3], out _)) =>
+                new ControlCommand(ControlVerb.Owner, Address: address,
+                    Port: parts.Length >= 3 && TryPort(parts[2], out var port) ? port : null,
+                    SourcePort: parts.Length == 4 && TrySourcePort(parts[3], out var sourcePort) ? sourcePort : null),
             "drain" => new ControlCommand(ControlVerb.Drain),
             "undrain" => new ControlCommand(ControlVerb.Undrain),
             _ => default,
@@ -41,9 +46,28 @@ internal readonly record struct ControlCommand(ControlVerb Verb, bool Json = fal
     public override string ToString() => Verb switch
     {
         ControlVerb.Status => Json ? "status --json" : "status",
-        ControlVerb.Owner => $"owner {Address}",
+        ControlVerb.Owner => $"owner {Address}{(Port is { } p ? $" {p}" : "")}{(SourcePort is { } sp ? string.Create(CultureInfo.InvariantCulture, $" {sp}") : "")}",
         ControlVerb.Drain => "drain",
         ControlVerb.Undrain => "undrain",
         _ => "",
     };
+
+    /// <summary>Parses <c>tcp/PORT</c> or <c>udp/PORT</c>.</summary>
+    public static bool TryPort(string text, out ServiceSpec port)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var parts = text.Split('/');
+        port = default;
+        if (parts.Length != 2 || parts[0] is not ("tcp" or "udp")
+            || !int.TryParse(parts[1], NumberStyles.None, CultureInfo.InvariantCulture, out var number) || number is < 1 or > 65535)
+        {
+            return false;
+        }
+        port = new ServiceSpec(parts[0], number);
+        return true;
+    }
+
+    /// <summary>Parses a source port, 0 to 65535.</summary>
+    public static bool TrySourcePort(string text, out int port) =>
+        int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out port) && port <= 65535;
 }

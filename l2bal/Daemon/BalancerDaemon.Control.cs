@@ -56,11 +56,16 @@ internal sealed partial class BalancerDaemon
             case ControlVerb.Owner:
             {
                 var address = command.Address!;
-                var bucket = BucketHash.Bucket(address, _options.Buckets, _options.EffectiveSeed);
+                var mode = command.Port is { } port ? AffinityRule.ModeOf(_options.Affinity, port.Protocol, port.Port) : AffinityMode.Single;
+                if (mode == AffinityMode.None && command.SourcePort is null)
+                {
+                    return Task.FromResult($"error: {command.Port} has affinity none (source address and port): give the client's source port (--source-port N)\n");
+                }
+                var bucket = BucketHash.Bucket(address, command.SourcePort ?? 0, mode, _options.Buckets, _options.EffectiveSeed);
                 var owner = _engine.CurrentTable.Owner(bucket);
                 var here = _engine.Held.Contains(bucket) ? "held here" : _policy.Draining.Contains(bucket) ? "draining here" : "not held here";
                 return Task.FromResult(string.Create(CultureInfo.InvariantCulture,
-                    $"{address} bucket {bucket} owner {(owner == 0 ? "none" : owner.ToString(CultureInfo.InvariantCulture))} ({here})\n"));
+                    $"{address}{(command.Port is { } p ? $" to {p} (affinity {AffinityRule.ModeName(mode)})" : "")} bucket {bucket} owner {(owner == 0 ? "none" : owner.ToString(CultureInfo.InvariantCulture))} ({here})\n"));
             }
             case ControlVerb.Drain:
                 _policy.DrainRequested = true;
@@ -69,7 +74,7 @@ internal sealed partial class BalancerDaemon
                 _policy.DrainRequested = false;
                 return Task.FromResult($"node {_options.NodeId} active again: its buckets return by hand-over\n");
             default:
-                return Task.FromResult($"error: unknown request '{request}' (status [--json], owner ADDR, drain, undrain)\n");
+                return Task.FromResult($"error: unknown request '{request}' (status [--json], owner ADDR [PROTO/PORT [SOURCEPORT]], drain, undrain)\n");
         }
     }
 
@@ -109,6 +114,7 @@ internal sealed partial class BalancerDaemon
             Conflict = conflict is null ? null : new ConflictStatus(conflict.Kind, conflict.Peer, conflict.Description),
             Vip = _options.Vip.ToString(),
             Services = [.. _options.Services.Select(v => v.ToString())],
+            Affinity = [.. _options.Affinity.Select(r => r.ToString())],
             ClusterMac = _settings.ClusterMac.ToString(),
             MacMode = BalancerSettings.MacModeName(_options.MacMode),
             Buckets = _options.Buckets,

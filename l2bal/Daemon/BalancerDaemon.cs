@@ -63,7 +63,7 @@ internal sealed partial class BalancerDaemon : IDisposable
         _keys = new AdvertKeys(key, previousKey);
         _log = log;
         _filter = filter;
-        _configDigest = AdvertConfigDigest.Compute(options.Vip, options.Buckets, options.EffectiveSeed, options.NodeCount, options.EffectiveClusterId);
+        _configDigest = AdvertConfigDigest.Compute(options.Vip, options.Buckets, options.EffectiveSeed, options.NodeCount, options.EffectiveClusterId, options.Affinity);
         _engine = new MembershipEngine(options.NodeId, options.NodeCount, options.Buckets, options.AdvertInterval, options.DeadTime, options.SettleTime, Now);
         var probe = options.Health.Count == 0 ? null : HealthProbeSpec.Describe(options.Health);
         _policy = new NodePolicy(options.NodeId, _incarnation, options.AdvertInterval + DeadlineSlack, options.DeadTime, options.LeaseTime, probe, options.Buckets);
@@ -83,7 +83,7 @@ internal sealed partial class BalancerDaemon : IDisposable
         var slice = PortSlice.For(o.NodeId, o.NodeCount);
         return new FilterSettings(o.Interface, o.Vip, clusterMac, o.MacMode, o.Buckets, o.EffectiveSeed,
             new PortSpan(slice.Low, slice.High), new PortSpan(PortSlice.RangeLow, PortSlice.RangeHigh),
-            ServicePorts: [.. o.Services.Select(v => (v.Protocol, v.Port))], Lease: o.LeaseTime);
+            ServicePorts: [.. o.Services.Select(v => (v.Protocol, v.Port))], Lease: o.LeaseTime, AffinityRules: o.Affinity);
     }
 
     /// <summary>Runs the node until <paramref name="stop"/> or a fatal error; returns the exit code.</summary>

@@ -19,7 +19,8 @@ internal static class StatusRenderer
         {
             text.Append(CultureInfo.InvariantCulture, $"yielding: {conflict.Detail}\n");
         }
-        var services = s.Services.Count == 0 ? "all ports" : string.Join(", ", s.Services);
+        var services = s.Services.Count == 0 ? "all ports" : string.Join(", ", s.Services)
+            + (s.Affinity.Count == 0 ? "" : $" (affinity {string.Join(", ", s.Affinity)})");
         text.Append(CultureInfo.InvariantCulture, $"VIP {s.Vip} cluster MAC {s.ClusterMac} ({s.MacMode}); view {{{string.Join(",", s.View)}}}; services {services}\n");
         text.Append(CultureInfo.InvariantCulture, $"buckets: {s.Held} of {s.Buckets} held here, {s.Draining} draining\n");
         text.Append(CultureInfo.InvariantCulture, $"port slice {s.PortSlice.Low}-{s.PortSlice.High}: {(s.PortSlice.Granted ? "granted" : "withheld")}\n");

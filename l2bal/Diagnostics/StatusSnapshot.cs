@@ -37,6 +37,9 @@ internal sealed record StatusSnapshot
 
     public required IReadOnlyList<string> Services { get; init; }
 
+    /// <summary>The affinity rules as given (<c>udp/53=none</c>); a service without one hashes the source address.</summary>
+    public IReadOnlyList<string> Affinity { get; init; } = [];
+
     public required string ClusterMac { get; init; }
 
     public required string MacMode { get; init; }

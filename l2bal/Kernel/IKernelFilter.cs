@@ -34,6 +34,7 @@ internal readonly record struct PortSpan(int Low, int High)
 /// <param name="TableName">Name of the tables this daemon owns (one per family), e.g. "l2bal".</param>
 /// <param name="ServicePorts">The VIP's services (protocol, port); when any are given, new flows to other ports are dropped.</param>
 /// <param name="Lease">How long one lease renewal lets new flows in; null: <see cref="DefaultLease"/>.</param>
+/// <param name="AffinityRules">Ports whose bucket is not the source address's (<c>--affinity</c>); each a service.</param>
 internal sealed record FilterSettings(
     string Interface,
     IPAddress Vip,
@@ -45,7 +46,8 @@ internal sealed record FilterSettings(
     PortSpan AllSlices,
     string TableName = "l2bal",
     IReadOnlyList<(string Protocol, int Port)>? ServicePorts = null,
-    TimeSpan? Lease = null)
+    TimeSpan? Lease = null,
+    IReadOnlyList<AffinityRule>? AffinityRules = null)
 {
     /// <summary>The daemon's default lease: two thirds of its default 120 ms dead time.</summary>
     public static readonly TimeSpan DefaultLease = TimeSpan.FromMilliseconds(80);
@@ -55,6 +57,9 @@ internal sealed record FilterSettings(
 
     /// <summary>The services, never null.</summary>
     public IReadOnlyList<(string Protocol, int Port)> Services => ServicePorts ?? [];
+
+    /// <summary>The rules that change a bucket (not <c>single</c>), in canonical order; empty: the ruleset of a node without rules.</summary>
+    public IReadOnlyList<AffinityRule> Affinity => AffinityRule.Effective(AffinityRules ?? []);
 }
 
 /// <summary>Packet counters the filter keeps, by reason (read for status and metrics).</summary>

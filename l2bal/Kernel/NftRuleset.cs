@@ -23,6 +23,8 @@ namespace L2Balance.Balancer.Kernel;
 /// Each chain puts its common case first, because every rule a packet meets costs throughput: a
 /// frame of an established flow in an owned bucket meets two ingress rules and two prerouting
 /// rules, and what the node sends over TCP one output rule (docs/benchmarks.md#filter-rule-order).
+/// Ports with an affinity rule (<see cref="FilterSettings.Affinity"/>) add one map rule to each chain
+/// and a chain per mode; without rules the text is what it was before affinity existed.
 /// </remarks>
 internal static class NftRuleset
 {
@@ -119,6 +121,11 @@ internal static class NftRuleset
         t.Append("\tchain ingress {\n");
         t.Append(CultureInfo.InvariantCulture, $"\t\ttype filter hook ingress device \"{s.Interface}\" priority {IngressPriority}; policy accept;\n");
         Rule(t, $"ether daddr != {cmac} accept", "not to the cluster MAC: not ours to judge");
+        if (s.Affinity.Count > 0)
+        {
+            Rule(t, $"meta protocol ip meta l4proto . th dport vmap {{ {AffinityMap(s)} }}",
+                "ports with an affinity rule: bucket by their key (a later fragment has no port and goes on)");
+        }
         Rule(t, $"meta protocol ip meta mark set {hash} meta mark @{AcceptSet} meta mark set 0x0 meta pkttype set host accept",
             "common case, one rule: IPv4 in a bucket owned or draining goes on as PACKET_HOST (seed explicit: nft draws one per rule)");
         Rule(t, "meta mark set 0x0 meta pkttype set host", "other cluster-MAC frames: no bucket left in the mark; for this host (TCP drops multicast, ip_rcv otherhost)");
@@ -130,6 +137,14 @@ internal static class NftRuleset
         Rule(t, $"meta l4proto {{ tcp, udp }} th dport {all} counter name \"{Counters.DroppedOtherSlice}\" drop", "another node's port slice in a bucket not owned here (in an owned one ip prerouting drops it)");
         Rule(t, $"counter name \"{Counters.DroppedNotOwnedEarly}\" drop", "bucket neither owned nor draining: early drop, no conntrack cost");
         t.Append("\t}\n");
+        foreach (var mode in Modes(s))
+        {
+            t.Append(CultureInfo.InvariantCulture, $"\tchain {AffinityChain(mode)} {{\n");
+            Rule(t, $"meta mark set {Jhash(s, mode)} meta mark @{AcceptSet} meta mark set 0x0 meta pkttype set host accept", "bucket owned or draining: goes on as PACKET_HOST");
+            Rule(t, "ip frag-off & 0x3fff != 0 meta mark set 0x0 meta pkttype set host accept", "a first fragment: judged after reassembly in ip prerouting");
+            Rule(t, $"counter name \"{Counters.DroppedNotOwnedEarly}\" drop", "bucket neither owned nor draining: early drop, no conntrack cost");
+            t.Append("\t}\n");
+        }
         if (s.Mode == MacMode.UnicastFlood)
         {
             t.Append("\tchain egress {\n");
@@ -168,6 +183,10 @@ internal static class NftRuleset
         Rule(t, $"meta l4proto {{ tcp, udp }} th dport {all} counter name \"{Counters.DroppedOtherSlice}\" drop", "another node's port slice");
         Rule(t, $"meta mark set 0x{LeaseKey:x} meta mark != @{LeaseSet} counter name \"{Counters.DroppedNoLease}\" drop", "new flows only while the lease lives (tested before the mark carries the bucket)");
         Rule(t, $"meta mark set {hash}", "bucket of the source address");
+        if (s.Affinity.Count > 0)
+        {
+            Rule(t, $"meta l4proto . th dport vmap {{ {AffinityMap(s)} }}", "ports with an affinity rule: the bucket of their key instead");
+        }
         Rule(t, $"meta mark != @{OwnedSet} counter name \"{Counters.DroppedNotOwned}\" drop", "new flow in a bucket not owned");
         if (s.Services.Count > 0)
         {
@@ -179,6 +198,12 @@ internal static class NftRuleset
         Rule(t, $"meta l4proto {{ udp, icmp }} ct mark set meta mark or 0x{FlowMarkBase:x} meta mark set 0x0 counter name \"{Counters.AcceptedNew}\" accept", "new UDP or ICMP flow: conntrack mark carries the bucket");
         Rule(t, $"counter name \"{Counters.DroppedMidFlow}\" drop", "mid-flow packet of a flow this node does not know: silent drop, never a RST");
         t.Append("\t}\n");
+        foreach (var mode in Modes(s))
+        {
+            t.Append(CultureInfo.InvariantCulture, $"\tchain {AffinityChain(mode)} {{\n");
+            Rule(t, $"meta mark set {Jhash(s, mode)}", $"bucket of a flow to a port of affinity {AffinityRule.ModeName(mode)}");
+            t.Append("\t}\n");
+        }
         t.Append("\tchain output {\n");
         t.Append("\t\ttype filter hook output priority 0; policy accept;\n");
         Rule(t, "meta l4proto tcp accept", "TCP leaves as it is: one rule for the bulk of what this node sends");
@@ -272,8 +297,36 @@ internal static class NftRuleset
         return ms;
     }
 
-    private static string Jhash(FilterSettings s) =>
-        string.Create(CultureInfo.InvariantCulture, $"jhash ip saddr mod {s.Buckets} seed 0x{s.Seed:x}");
+    private static string Jhash(FilterSettings s, AffinityMode mode = AffinityMode.Single) =>
+        string.Create(CultureInfo.InvariantCulture, $"jhash {HashKey(mode, AddressFamily.InterNetwork)} mod {s.Buckets} seed 0x{s.Seed:x}");
+
+    /// <summary>
+    /// The hash key of an affinity mode for a table of <paramref name="family"/>, the one place that
+    /// spells it (docs/design.md#buckets-and-the-hash: the bytes the kernel hashes; BucketHash mirrors them).
+    /// </summary>
+    public static string HashKey(AffinityMode mode, AddressFamily family)
+    {
+        if (family != AddressFamily.InterNetwork)
+        {
+            throw new ArgumentException($"No hash key for {family}: the filter is IPv4 only.", nameof(family));
+        }
+
+        return mode switch
+        {
+            AffinityMode.Single => "ip saddr",
+            AffinityMode.None => "ip saddr . th sport",
+            AffinityMode.Network => "ip saddr & 255.255.255.0",
+            _ => throw new ArgumentOutOfRangeException(nameof(mode), mode, "unknown affinity mode"),
+        };
+    }
+
+    /// <summary>Name of the chain (one per table) that buckets the flows of an affinity mode.</summary>
+    public static string AffinityChain(AffinityMode mode) => $"affinity_{AffinityRule.ModeName(mode)}";
+
+    private static IEnumerable<AffinityMode> Modes(FilterSettings s) => s.Affinity.Select(r => r.Mode).Distinct().Order();
+
+    private static string AffinityMap(FilterSettings s) =>
+        string.Join(", ", s.Affinity.Select(r => string.Create(CultureInfo.InvariantCulture, $"{r.Protocol} . {r.Port} : jump {AffinityChain(r.Mode)}")));
 
     private static void ReplaceSet(StringBuilder t, string set, BucketSet buckets)
     {
@@ -324,6 +377,14 @@ internal static class NftRuleset
             || s.AllSlices.Low > s.OwnSlice.Low || s.AllSlices.High < s.OwnSlice.High)
         {
             throw new ArgumentException($"Own slice {s.OwnSlice} must be a port range inside {s.AllSlices}.", nameof(s));
+        }
+
+        foreach (var rule in s.Affinity)
+        {
+            if (rule.Protocol is not ("tcp" or "udp") || rule.Port is < 1 or > 65535 || !s.Services.Contains((rule.Protocol, rule.Port)))
+            {
+                throw new ArgumentException($"Affinity rule {rule} is not for one of the services.", nameof(s));
+            }
         }
     }
 

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
+using L2Balance.Balancer.Cluster;
 
 namespace L2Balance.Balancer.Protocol;
 
@@ -122,12 +123,17 @@ internal readonly record struct Advert(
 /// <summary>The configuration digest carried by every advert.</summary>
 internal static class AdvertConfigDigest
 {
+    /// <summary>Bytes of one affinity rule in the digest: protocol number, port u16, mode.</summary>
+    private const int AffinityRuleBytes = 4;
+
     /// <summary>
-    /// First 16 bytes (big-endian) of SHA-256(VIP[4] ‖ B u32 ‖ seed u32 ‖ N u16 ‖ cluster id u32),
-    /// integers big-endian. Everything the ownership table depends on, so equal digests mean
-    /// equal tables for equal views. Not secret: the HMAC is what authenticates.
+    /// First 16 bytes (big-endian) of SHA-256(VIP[4] ‖ B u32 ‖ seed u32 ‖ N u16 ‖ cluster id u32
+    /// ‖ per affinity rule other than single, in canonical order: protocol u8 ‖ port u16 ‖ mode u8: 1 none, 2 network),
+    /// integers big-endian. Everything the ownership table and the buckets of flows depend on, so
+    /// equal digests mean equal tables for equal views. Without affinity rules the input is the
+    /// 18 bytes of older daemons, which therefore still agree. Not secret: the HMAC is what authenticates.
     /// </summary>
-    public static UInt128 Compute(IPAddress vip, int buckets, uint seed, int nodeCount, uint clusterId)
+    public static UInt128 Compute(IPAddress vip, int buckets, uint seed, int nodeCount, uint clusterId, IEnumerable<AffinityRule>? affinity = null)
     {
         ArgumentNullException.ThrowIfNull(vip);
         if (vip.AddressFamily != AddressFamily.InterNetwork)
@@ -138,12 +144,21 @@ internal static class AdvertConfigDigest
         ArgumentOutOfRangeException.ThrowIfLessThan(buckets, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(nodeCount, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(nodeCount, ushort.MaxValue);
-        Span<byte> input = stackalloc byte[18];
+        var rules = AffinityRule.Effective(affinity ?? []);
+        var input = new byte[18 + (AffinityRuleBytes * rules.Count)];
         vip.TryWriteBytes(input, out _);
-        BinaryPrimitives.WriteUInt32BigEndian(input[4..], (uint)buckets);
-        BinaryPrimitives.WriteUInt32BigEndian(input[8..], seed);
-        BinaryPrimitives.WriteUInt16BigEndian(input[12..], (ushort)nodeCount);
-        BinaryPrimitives.WriteUInt32BigEndian(input[14..], clusterId);
+        BinaryPrimitives.WriteUInt32BigEndian(input.AsSpan(4), (uint)buckets);
+        BinaryPrimitives.WriteUInt32BigEndian(input.AsSpan(8), seed);
+        BinaryPrimitives.WriteUInt16BigEndian(input.AsSpan(12), (ushort)nodeCount);
+        BinaryPrimitives.WriteUInt32BigEndian(input.AsSpan(14), clusterId);
+        for (int i = 0; i < rules.Count; i++)
+        {
+            var at = input.AsSpan(18 + (AffinityRuleBytes * i));
+            at[0] = rules[i].ProtocolNumber;
+            BinaryPrimitives.WriteUInt16BigEndian(at[1..], (ushort)rules[i].Port);
+            at[3] = (byte)rules[i].Mode;
+        }
+
         Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
         SHA256.HashData(input, hash);
         return BinaryPrimitives.ReadUInt128BigEndian(hash);

@@ -21,11 +21,13 @@ public class BucketHashTests
         Assert.Equal(expected, BucketHash.Bucket(ip.GetAddressBytes(), buckets, seed));
     }
 
-    [Fact]
-    public void Hash_OfFourBytes_EqualsGenericLookup3Jhash()
+    [Theory]
+    [InlineData(4)]
+    [InlineData(8)]
+    public void Hash_OfAddressOrAddressAndPortKey_EqualsGenericLookup3Jhash(int length)
     {
         var rng = new Random(4242);
-        var key = new byte[4];
+        var key = new byte[length];
         for (int i = 0; i < 10_000; i++)
         {
             rng.NextBytes(key);
@@ -46,8 +48,10 @@ public class BucketHashTests
     [Fact]
     public void Bucket_BadInput_IsRejected()
     {
-        Assert.Throws<ArgumentException>(() => BucketHash.Jhash(new byte[3], 0));
-        Assert.Throws<ArgumentException>(() => BucketHash.Jhash(new byte[5], 0));
+        Assert.Throws<ArgumentException>(() => BucketHash.Jhash([], 0));
+        Assert.Throws<ArgumentException>(() => BucketHash.Jhash(new byte[13], 0));
+        Assert.Throws<ArgumentException>(() => BucketHash.Bucket(new byte[5], 1024, 0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => BucketHash.Bucket(IPAddress.Loopback, 65536, AffinityMode.None, 1024, 0));
         Assert.Throws<ArgumentException>(() => BucketHash.Bucket(IPAddress.IPv6Loopback, 1024, 0));
         Assert.Throws<ArgumentOutOfRangeException>(() => BucketHash.Bucket(IPAddress.Loopback, 0, 0));
     }

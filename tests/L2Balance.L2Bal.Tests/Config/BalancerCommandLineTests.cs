@@ -230,6 +230,9 @@ public class BalancerCommandLineTests
         Assert.Equal(new BalancerCommand.Control("status", null), BalancerCommandLine.Parse(["status"]));
         Assert.Equal(new BalancerCommand.Control("status --json", null), BalancerCommandLine.Parse(["status", "--json"]));
         Assert.Equal(new BalancerCommand.Control("owner 198.18.64.10", "/run/x"), BalancerCommandLine.Parse(["owner", "198.18.64.10", "--control", "/run/x"]));
+        Assert.Equal(new BalancerCommand.Control("owner 198.18.64.10 udp/53 40000", null),
+            BalancerCommandLine.Parse(["owner", "198.18.64.10", "--port", "udp/53", "--source-port", "40000"]));
+        Assert.Equal(new BalancerCommand.Control("owner 198.18.64.10 tcp/80", null), BalancerCommandLine.Parse(["owner", "198.18.64.10", "--port", "tcp/80"]));
         Assert.Equal(new BalancerCommand.Control("drain", null), BalancerCommandLine.Parse(["drain"]));
         Assert.Equal(new BalancerCommand.Control("undrain", "/run/y"), BalancerCommandLine.Parse(["undrain", "--control=/run/y"]));
         Assert.IsType<BalancerCommand.GenKey>(BalancerCommandLine.Parse(["genkey"]));
@@ -257,5 +260,17 @@ public class BalancerCommandLineTests
         var invalid = Invalid(args);
         Assert.Equal([message], invalid.Messages);
         Assert.Equal("l2bal slice --help", invalid.SeeHelp);
+    }
+
+    [Theory]
+    [InlineData(new[] { "owner", "198.18.64.10", "--port", "udp53" }, "owner: --port 'udp53': use tcp/PORT or udp/PORT")]
+    [InlineData(new[] { "owner", "198.18.64.10", "--port", "udp/53", "--source-port", "x" }, "owner: --source-port 'x': give a port, 0 to 65535")]
+    [InlineData(new[] { "owner", "198.18.64.10", "--source-port", "40000" }, "owner: --source-port needs --port (the service whose affinity uses it)")]
+    public void Owner_BadPortOrSourcePort_IsRefused(string[] args, string message)
+    {
+        var invalid = Invalid(args);
+
+        Assert.Equal([message], invalid.Messages);
+        Assert.Equal(ExitCodes.Usage, invalid.ExitCode);
     }
 }

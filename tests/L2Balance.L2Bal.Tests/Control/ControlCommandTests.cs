@@ -21,6 +21,9 @@ public sealed class ControlCommandTests
     [InlineData("owner 198.18.0.7 extra", "Unknown", false)]
     [InlineData("owner 2001:db8::1", "Unknown", false)]
     [InlineData("owner not-an-address", "Unknown", false)]
+    [InlineData("owner 198.18.0.7 udp/53 1234 extra", "Unknown", false)]
+    [InlineData("owner 198.18.0.7 sctp/53", "Unknown", false)]
+    [InlineData("owner 198.18.0.7 udp/53 65536", "Unknown", false)]
     public void Parse_RequestLine_GivesItsVerb(string line, string verb, bool json)
     {
         var command = ControlCommand.Parse(line);
@@ -37,11 +40,22 @@ public sealed class ControlCommandTests
         Assert.Equal(new ControlCommand(ControlVerb.Owner, Address: IPAddress.Parse("198.18.0.77")), command);
     }
 
+    [Fact]
+    public void Parse_OwnerWithPortAndSourcePort_CarriesBoth()
+    {
+        var command = ControlCommand.Parse("owner 198.18.0.77 udp/53 40000");
+
+        Assert.Equal(new ControlCommand(ControlVerb.Owner, Address: IPAddress.Parse("198.18.0.77"), Port: new("udp", 53), SourcePort: 40000), command);
+        Assert.Equal("owner 198.18.0.77 udp/53 40000", command.ToString());
+    }
+
     [Theory]
     [InlineData("status")]
     [InlineData("status --json")]
     [InlineData("owner 198.18.0.77")]
     [InlineData("owner 1")]
+    [InlineData("owner 198.18.0.77 udp/53")]
+    [InlineData("owner 198.18.0.77 udp/53 40000")]
     [InlineData("drain")]
     [InlineData("undrain")]
     public void ToString_AnyCommand_ParsesBackToIt(string line)

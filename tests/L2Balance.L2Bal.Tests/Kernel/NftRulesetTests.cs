@@ -292,3 +292,71 @@ public class NftRulesetServiceTests
         Assert.True(with.IndexOf("dropped_not_service\" drop", StringComparison.Ordinal) < with.IndexOf("\"accepted_new\" accept", StringComparison.Ordinal));
     }
 }
+
+public class NftRulesetAffinityTests
+{
+    private static FilterSettings WithRules(params AffinityRule[] rules) => NftRulesetTests.Sample() with
+    {
+        ServicePorts = [("tcp", 1080), ("udp", 1080), ("udp", 53), ("tcp", 80)],
+        AffinityRules = rules,
+    };
+
+    [Fact]
+    public void Install_NoRulesOrOnlySingle_IsTheRulesetWithoutAffinity()
+    {
+        var plain = NftRuleset.Install(WithRules());
+
+        Assert.Equal(plain, NftRuleset.Install(WithRules(new AffinityRule("udp", 53, AffinityMode.Single))));
+        Assert.DoesNotContain("vmap", plain, StringComparison.Ordinal);
+        Assert.DoesNotContain("affinity_", plain, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Install_RulesOfTwoModes_MapEachPortToTheChainOfItsKeyInBothTables()
+    {
+        var text = NftRuleset.Install(WithRules(new AffinityRule("tcp", 80, AffinityMode.Network), new AffinityRule("udp", 53, AffinityMode.None)));
+        const string map = "meta l4proto . th dport vmap { tcp . 80 : jump affinity_network, udp . 53 : jump affinity_none }";
+
+        Assert.Equal(2, text.Split('\n').Count(l => l.Contains(map, StringComparison.Ordinal)));
+        Assert.Equal(2, text.Split('\n').Count(l => l.Contains("meta mark set jhash ip saddr . th sport mod 4096 seed 0x5eed ", StringComparison.Ordinal)));
+        Assert.Equal(2, text.Split('\n').Count(l => l.Contains("meta mark set jhash ip saddr & 255.255.255.0 mod 4096 seed 0x5eed ", StringComparison.Ordinal)));
+        Assert.Equal(2, text.Split('\n').Count(l => l.Trim() == "chain affinity_none {"));
+        Assert.Equal(2, text.Split('\n').Count(l => l.Trim() == "chain affinity_network {"));
+    }
+
+    [Fact]
+    public void Install_Rules_DispatchBeforeTheCommonIngressRuleAndOverrideTheBucketInPrerouting()
+    {
+        var text = NftRuleset.Install(WithRules(new AffinityRule("udp", 53, AffinityMode.None)));
+        var ingress = text[text.IndexOf("chain ingress", StringComparison.Ordinal)..];
+        var prerouting = text[text.IndexOf("chain prerouting", StringComparison.Ordinal)..];
+
+        Assert.True(ingress.IndexOf("vmap", StringComparison.Ordinal) < ingress.IndexOf("meta mark set jhash ip saddr mod", StringComparison.Ordinal));
+        Assert.True(prerouting.IndexOf("meta mark set jhash ip saddr mod", StringComparison.Ordinal) < prerouting.IndexOf("vmap", StringComparison.Ordinal));
+        Assert.True(prerouting.IndexOf("vmap", StringComparison.Ordinal) < prerouting.IndexOf("meta mark != @owned", StringComparison.Ordinal));
+        // The netdev chain decides alone: owned or draining goes on, a first fragment waits for reassembly, the rest drops early.
+        var chain = ingress[ingress.IndexOf("chain affinity_none", StringComparison.Ordinal)..];
+        Assert.Contains("meta mark set jhash ip saddr . th sport mod 4096 seed 0x5eed meta mark @accept_buckets meta mark set 0x0 meta pkttype set host accept", chain, StringComparison.Ordinal);
+        Assert.Contains("ip frag-off & 0x3fff != 0 meta mark set 0x0 meta pkttype set host accept", chain, StringComparison.Ordinal);
+        Assert.Contains("counter name \"dropped_not_owned_early\" drop", chain, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Install_RuleForAPortThatIsNoService_IsRejected()
+    {
+        var settings = NftRulesetTests.Sample() with { ServicePorts = [("tcp", 1080)], AffinityRules = [new("udp", 53, AffinityMode.None)] };
+
+        Assert.Throws<ArgumentException>(() => NftRuleset.Install(settings));
+    }
+
+    [Theory]
+    [InlineData("single", "ip saddr")]
+    [InlineData("none", "ip saddr . th sport")]
+    [InlineData("network", "ip saddr & 255.255.255.0")]
+    public void HashKey_EachModeForIpv4_IsItsNftKey(string name, string expected)
+    {
+        var mode = AffinityRule.Modes.Single(m => m.Name == name).Mode;
+        Assert.Equal(expected, NftRuleset.HashKey(mode, System.Net.Sockets.AddressFamily.InterNetwork));
+        Assert.Throws<ArgumentException>(() => NftRuleset.HashKey(mode, System.Net.Sockets.AddressFamily.InterNetworkV6));
+    }
+}

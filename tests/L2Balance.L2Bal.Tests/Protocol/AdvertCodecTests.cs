@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Net;
 using System.Security.Cryptography;
+using L2Balance.Balancer.Cluster;
 using L2Balance.Balancer.Protocol;
 using Xunit;
 
@@ -225,6 +226,38 @@ public class AdvertCodecTests
         Assert.Equal(6, all.Count);
         Assert.Equal(Digest, AdvertConfigDigest.Compute(vip, 4096, 0x5eed, 3, 10));
         Assert.Throws<ArgumentException>(() => AdvertConfigDigest.Compute(IPAddress.IPv6Loopback, 4096, 0, 3, 10));
+    }
+
+    [Fact]
+    public void ConfigDigest_NoAffinityRulesOrOnlySingle_IsTheDigestOfOlderDaemons()
+    {
+        // SHA-256 of VIP ‖ B ‖ seed ‖ N ‖ cluster id, as daemons without --affinity compute it.
+        byte[] input = [198, 18, 0, 10, 0, 0, 0x10, 0, 0, 0, 0x5e, 0xed, 0, 3, 0, 0, 0, 10];
+        var old = BinaryPrimitives.ReadUInt128BigEndian(SHA256.HashData(input));
+        var vip = IPAddress.Parse("198.18.0.10");
+
+        Assert.Equal(old, Digest);
+        Assert.Equal(old, AdvertConfigDigest.Compute(vip, 4096, 0x5eed, 3, 10, []));
+        Assert.Equal(old, AdvertConfigDigest.Compute(vip, 4096, 0x5eed, 3, 10, [new AffinityRule("udp", 53, AffinityMode.Single)]));
+    }
+
+    [Fact]
+    public void ConfigDigest_AffinityRules_DifferByRuleButNotByOrder()
+    {
+        var vip = IPAddress.Parse("198.18.0.10");
+        AffinityRule dns = new("udp", 53, AffinityMode.None), web = new("tcp", 80, AffinityMode.Network);
+        var all = new HashSet<UInt128>
+        {
+            Digest,
+            AdvertConfigDigest.Compute(vip, 4096, 0x5eed, 3, 10, [dns]),
+            AdvertConfigDigest.Compute(vip, 4096, 0x5eed, 3, 10, [dns with { Mode = AffinityMode.Network }]),
+            AdvertConfigDigest.Compute(vip, 4096, 0x5eed, 3, 10, [dns with { Protocol = "tcp" }]),
+            AdvertConfigDigest.Compute(vip, 4096, 0x5eed, 3, 10, [dns with { Port = 54 }]),
+            AdvertConfigDigest.Compute(vip, 4096, 0x5eed, 3, 10, [dns, web]),
+        };
+
+        Assert.Equal(6, all.Count);
+        Assert.Equal(AdvertConfigDigest.Compute(vip, 4096, 0x5eed, 3, 10, [dns, web]), AdvertConfigDigest.Compute(vip, 4096, 0x5eed, 3, 10, [web, dns]));
     }
 }
 
