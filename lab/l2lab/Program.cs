@@ -18,6 +18,8 @@ internal static class Program
                l2lab bench-failover [--kills N] [--fast-interval MS] [--fast-dead-after K] [--soak SECONDS]
                                                  time to cover vs keepalived and ucarp, balance, CPU, filter cost; --soak: false covers under load
                l2lab bench-advert-reject  l2bal's CPU per rejected advert frame, by reason (issue 14; about a minute)
+               l2lab bench-dns [--rate Q] [--seconds N]
+                                  DNS behind the VIP vs dnsdist vs one unbound alone, and a node killed mid-run (issue 16; about 2 minutes)
         """;
 
     public static async Task<int> Main(string[] args)
@@ -33,6 +35,7 @@ internal static class Program
                 ["cluster-up", .. var rest] => await ClusterCommands.UpAsync(rest).ConfigureAwait(false),
                 ["bench-proxy", .. var proxyArgs] => await Bench.ProxyBench.RunAsync(proxyArgs).ConfigureAwait(false),
                 ["bench-advert-reject"] => await Bench.AdvertRejectBench.RunAsync().ConfigureAwait(false),
+                ["bench-dns", .. var dnsArgs] => await Bench.DnsBench.RunAsync(dnsArgs).ConfigureAwait(false),
                 _ => Fail(Usage),
             };
         }

@@ -73,10 +73,14 @@ public sealed class DnsClusterLab : IAsyncDisposable
         }
     }
 
-    /// <summary>Starts unbound on node k at VIP:53 and VIP:5353, answering who.lab.example. with "nK".</summary>
+    /// <summary>
+    /// Starts unbound on node k at VIP:53, VIP:5353 and the node's own address port 53 (for a relay
+    /// such as dnsdist, or a client asking the server alone), answering who.lab.example. with "nK".
+    /// </summary>
     public LabProcess StartDnsServer(int nodeId, int threads = 1)
     {
-        var server = DnsServers.StartUnbound(Lab.Nodes[nodeId - 1], ClusterLab.VipAddress, $"n{nodeId}", threads, [AffinitySinglePort]);
+        var server = DnsServers.StartUnbound(Lab.Nodes[nodeId - 1], ClusterLab.VipAddress, $"n{nodeId}", threads,
+            [new IPEndPoint(ClusterLab.VipAddress, AffinitySinglePort), new IPEndPoint(ClusterLab.NodeAddress(nodeId), DnsServers.Port)]);
         _servers[nodeId - 1] = server;
         return server;
     }

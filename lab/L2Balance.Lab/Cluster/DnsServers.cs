@@ -23,18 +23,18 @@ public static class DnsServers
     public const string ProbeName = "probe." + Zone;
 
     /// <summary>
-    /// Starts unbound in <paramref name="host"/>'s namespace on <paramref name="address"/>:53 and on <paramref name="morePorts"/> (bound
+    /// Starts unbound in <paramref name="host"/>'s namespace on <paramref name="address"/>:53 and on <paramref name="moreEndPoints"/> (bound
     /// with IP_FREEBIND, so before l2bal puts the VIP on lo), answering <see cref="WhoName"/> with
     /// <paramref name="name"/>. Does not wait for readiness (<see cref="WaitReadyAsync"/>).
     /// </summary>
-    public static LabProcess StartUnbound(LabHost host, IPAddress address, string name, int threads = 1, IReadOnlyList<int>? morePorts = null)
+    public static LabProcess StartUnbound(LabHost host, IPAddress address, string name, int threads = 1, IReadOnlyList<IPEndPoint>? moreEndPoints = null)
     {
         ArgumentNullException.ThrowIfNull(host);
         ArgumentNullException.ThrowIfNull(address);
         var unbound = LabBinaries.Require("/usr/sbin/unbound", "unbound");
         var dir = host.Network.CreateTempDirectory($"unbound-{host.Name}-{name}");
         var config = Path.Combine(dir, "unbound.conf");
-        var interfaces = string.Concat((morePorts ?? []).Select(p => $"\n  interface: {address}@{p}"));
+        var interfaces = string.Concat((moreEndPoints ?? []).Select(e => $"\n  interface: {e.Address}@{e.Port}"));
         File.WriteAllText(config, string.Create(CultureInfo.InvariantCulture, $$"""
             server:
               interface: {{address}}@{{Port}}{{interfaces}}

@@ -72,7 +72,7 @@ public sealed class DnsClusterTests(DnsClusterFixture fixture, ITestOutputHelper
     /// ICMP port unreachable until its probe sees the refusal (at the next check, 100 ms: a refusal
     /// turns the node unhealthy at once) and the survivors take its buckets, then the survivors
     /// answer everything. Bound: the victim's share of the queries sent within one health interval
-    /// plus four advert intervals plus 300 ms of scheduling slack on the shared machine.
+    /// plus four advert intervals plus 500 ms of scheduling slack (measured: 573 ms at load 34 on 2 cores).
     /// </summary>
     [SkippableFact(typeof(LabUnavailableException))]
     public async Task DnsServerKilled_SurvivorsAnswerAfterTheCover_LostOnlyWithinTheCover()
@@ -97,7 +97,7 @@ public sealed class DnsClusterTests(DnsClusterFixture fixture, ITestOutputHelper
             var result = await load.WithTimeout(TimeSpan.FromSeconds(60));
             output.WriteLine(result.ToString());
             var lost = result.Queries.Where(q => q.Answers == 0).ToArray();
-            var window = TimeSpan.FromMilliseconds(100 + 4 * 50 + 300);
+            var window = TimeSpan.FromMilliseconds(100 + 4 * 50 + 500);
             output.WriteLine($"victim n{victim} killed at {killedAt.TotalMilliseconds:0} ms; lost {lost.Length} queries, "
                 + (lost.Length == 0 ? "none" : $"sent from {lost.Min(q => q.SentAt).TotalMilliseconds:0} to {lost.Max(q => q.SentAt).TotalMilliseconds:0} ms")
                 + $"; bound {Math.Ceiling(rate * window.TotalSeconds * share):0} (victim share {share:0.00} of {rate:0}/s over {window.TotalMilliseconds:0} ms)");
