@@ -88,7 +88,7 @@ internal static class DnsBench
         Console.WriteLine("|---|---|---|---|---|---|---|");
         rows.ForEach(Console.WriteLine);
         Console.WriteLine();
-        Console.WriteLine($"| node 2's unbound SIGKILLed 2 s into 6 s at {Math.Min(rate, 2000)} q/s, a fresh source port per query | lost, answered by the dead node's window |");
+        Console.WriteLine($"| node 2's unbound SIGKILLed 2 s into 6 s at {Math.Min(rate, 2000)} q/s, a fresh source port per query | lost (when they were sent, after the kill) |");
         Console.WriteLine("|---|---|");
         killRows.ForEach(Console.WriteLine);
         return 0;
@@ -149,9 +149,16 @@ internal static class DnsBench
         var backends = string.Concat(Enumerable.Range(1, lab.Nodes.Count).Select(k =>
             $"newServer({{address=\"{ClusterLab.NodeAddress(k)}:53\", checkName=\"{DnsServers.ProbeName}\"{check}}})\n"));
         var config = Path.Combine(dir, fastest ? "dnsdist-fastest.conf" : "dnsdist-default.conf");
-        await File.WriteAllTextAsync(config, $"setSecurityPollSuffix(\"\")\nsetLocal(\"{DnsdistAddress}:53\")\n{backends}").ConfigureAwait(false);
+        await File.WriteAllTextAsync(config, $"setSecurityPollSuffix(\"\")\nsetACL({{\"198.18.0.0/15\"}})\nsetLocal(\"{DnsdistAddress}:53\")\n{backends}").ConfigureAwait(false);
         var process = relay.Start(dnsdist, "--supervised", "--disable-syslog", "-C", config);
-        await DnsServers.WaitReadyAsync(lab.Client, new IPEndPoint(DnsdistAddress, DnsServers.Port), TimeSpan.FromSeconds(20)).ConfigureAwait(false);
+        try
+        {
+            await DnsServers.WaitReadyAsync(lab.Client, new IPEndPoint(DnsdistAddress, DnsServers.Port), TimeSpan.FromSeconds(20)).ConfigureAwait(false);
+        }
+        catch (TimeoutException e)
+        {
+            throw new TimeoutException($"{e.Message}\n{process.Describe()}", e);
+        }
         // Every backend up (its first check passed) before the run.
         await Task.Delay(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
         return process;
