@@ -15,18 +15,33 @@ internal enum HealthProbeKind
     Tcp,
     /// <summary><c>exec:COMMAND</c>: a command that exits 0 when healthy (run through /bin/sh -c).</summary>
     Exec,
+    /// <summary><c>dns://ADDR:PORT/NAME</c>: a DNS query over UDP for NAME, type A, expecting NOERROR and an answer.</summary>
+    Dns,
 }
 
-/// <summary>The health probe: kind, target endpoint or command.</summary>
-internal sealed record HealthProbeSpec(HealthProbeKind Kind, IPEndPoint? EndPoint = null, string? Command = null)
+/// <summary>A health probe: kind, target endpoint, command or DNS name (<see cref="DnsWireName"/>: its wire form).</summary>
+internal sealed record HealthProbeSpec(HealthProbeKind Kind, IPEndPoint? EndPoint = null, string? Command = null, string? DnsName = null)
 {
     public static HealthProbeSpec None { get; } = new(HealthProbeKind.None);
+
+    /// <summary>The DNS name as the probe's question carries it (set by the options builder, which checked it).</summary>
+    public byte[]? DnsWireName { get; init; }
+
+    /// <summary>The probes in words: <c>none</c>, or each probe, separated by ", ".</summary>
+    public static string Describe(IReadOnlyList<HealthProbeSpec> probes) =>
+        probes is null || probes.Count == 0 ? None.ToString() : string.Join(", ", probes);
+
+    public bool Equals(HealthProbeSpec? other) =>
+        other is not null && Kind == other.Kind && Equals(EndPoint, other.EndPoint) && Command == other.Command && DnsName == other.DnsName;
+
+    public override int GetHashCode() => HashCode.Combine(Kind, EndPoint, Command, DnsName);
 
     public override string ToString() => Kind switch
     {
         HealthProbeKind.Socks5 => $"socks5://{EndPoint}",
         HealthProbeKind.Tcp => $"tcp://{EndPoint}",
         HealthProbeKind.Exec => $"exec:{Command}",
+        HealthProbeKind.Dns => $"dns://{EndPoint}/{DnsName}",
         _ => "none",
     };
 }
@@ -143,8 +158,11 @@ internal sealed record BalancerOptions
     /// <summary>Affinity rules of services (<c>--affinity</c>); a port without one hashes the source address (single).</summary>
     public IReadOnlyList<AffinityRule> Affinity { get; init; } = [];
 
-    /// <summary>The local service's health probe; none by default.</summary>
-    public HealthProbeSpec Health { get; init; } = HealthProbeSpec.None;
+    /// <summary>
+    /// The local services' health probes (<c>--health</c>, repeatable); none by default. Health is
+    /// per node: any failing probe makes the node unhealthy (docs/design.md#health).
+    /// </summary>
+    public IReadOnlyList<HealthProbeSpec> Health { get; init; } = [];
 
     /// <summary>
     /// Time between health checks; <see cref="DefaultHealthInterval"/>. For the node's own SOCKS5 or

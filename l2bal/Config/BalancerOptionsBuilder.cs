@@ -91,7 +91,7 @@ internal sealed class BalancerOptionsBuilder
             MacMode = ReadMacMode(Single(MacModeSetting)),
             Services = services,
             Affinity = ReadAffinity(services),
-            Health = Single(BalancerSettings.Health) is { } health ? ReadHealth(health) : HealthProbeSpec.None,
+            Health = ReadHealthProbes(),
             HealthInterval = Duration(Single(HealthInterval), MinHealthInterval, MaxHealthInterval, BalancerOptions.DefaultHealthInterval),
             HealthFall = Whole(Single(HealthFall), 1, MaxHealthCount, BalancerOptions.DefaultHealthFall),
             HealthRise = Whole(Single(HealthRise), 1, MaxHealthCount, BalancerOptions.DefaultHealthRise),
@@ -287,16 +287,39 @@ internal sealed class BalancerOptionsBuilder
         return rules.Count == 0 ? [] : [.. rules];
     }
 
-    private HealthProbeSpec ReadHealth(SettingValue value)
+    /// <summary>Every <c>--health</c> given; "none" only alone.</summary>
+    private HealthProbeSpec[] ReadHealthProbes()
+    {
+        var values = _values.GetValueOrDefault(BalancerSettings.Health) ?? [];
+        var probes = new List<HealthProbeSpec>();
+        foreach (var value in values)
+        {
+            if (value.Text == HealthProbeSpec.None.ToString())
+            {
+                if (values.Count > 1)
+                {
+                    _errors.Add(value.Problem("'none' cannot be given with other probes"));
+                }
+            }
+            else if (ReadHealth(value) is { } probe)
+            {
+                probes.Add(probe);
+            }
+        }
+        // Array.Empty when none, so options without probes compare equal (record equality).
+        return probes.Count == 0 ? [] : [.. probes];
+    }
+
+    private HealthProbeSpec? ReadHealth(SettingValue value)
     {
         var text = value.Text;
-        if (text == HealthProbeSpec.None.ToString())
-        {
-            return HealthProbeSpec.None;
-        }
         if (text.StartsWith("exec:", StringComparison.Ordinal) && text.Length > 5)
         {
             return new HealthProbeSpec(HealthProbeKind.Exec, Command: text[5..]);
+        }
+        if (text.StartsWith("dns://", StringComparison.Ordinal))
+        {
+            return ReadDnsProbe(value, text["dns://".Length..]);
         }
         foreach (var (scheme, kind) in new[] { ("socks5://", HealthProbeKind.Socks5), ("tcp://", HealthProbeKind.Tcp) })
         {
@@ -307,11 +330,28 @@ internal sealed class BalancerOptionsBuilder
                     return new HealthProbeSpec(kind, endPoint);
                 }
                 _errors.Add(value.Problem($"use {scheme}ADDR:PORT with a numeric address"));
-                return HealthProbeSpec.None;
+                return null;
             }
         }
-        _errors.Add(value.Problem("use socks5://ADDR:PORT, tcp://ADDR:PORT, exec:COMMAND or none"));
-        return HealthProbeSpec.None;
+        _errors.Add(value.Problem("use socks5://ADDR:PORT, tcp://ADDR:PORT, dns://ADDR:PORT/NAME, exec:COMMAND or none"));
+        return null;
+    }
+
+    private HealthProbeSpec? ReadDnsProbe(SettingValue value, string rest)
+    {
+        var slash = rest.IndexOf('/', StringComparison.Ordinal);
+        if (slash < 0 || !IPEndPoint.TryParse(rest[..slash], out var endPoint) || endPoint.Port == 0)
+        {
+            _errors.Add(value.Problem("use dns://ADDR:PORT/NAME with a numeric address and a port"));
+            return null;
+        }
+        var name = rest[(slash + 1)..];
+        if (Health.DnsProbeCodec.EncodeName(name, out var problem) is not { } wire)
+        {
+            _errors.Add(value.Problem($"not a DNS name: {problem}"));
+            return null;
+        }
+        return new HealthProbeSpec(HealthProbeKind.Dns, endPoint, DnsName: name) { DnsWireName = wire };
     }
 
     private ControlGroup? ReadControlGroup(SettingValue value)

@@ -29,11 +29,11 @@ internal static class BalancerReloadPlan
             .CheckAll("affinity", running.Affinity, read.Affinity)
             .Check("control", running.ControlPath, read.ControlPath).Check("control-group", running.ControlGroup, read.ControlGroup).Check("metrics", running.Metrics, read.Metrics);
         // Turning the probe on or off needs a restart (the probe thread); changing it does not.
-        var probeSwitched = (running.Health.Kind == HealthProbeKind.None) != (read.Health.Kind == HealthProbeKind.None);
+        var probeSwitched = (running.Health.Count == 0) != (read.Health.Count == 0);
         restart.Check("health (turning the probe on or off)", false, probeSwitched);
         var options = running with
         {
-            Health = probeSwitched ? running.Health : read.Health,
+            Health = probeSwitched || running.Health.SequenceEqual(read.Health) ? running.Health : read.Health,
             HealthInterval = read.HealthInterval,
             HealthTimeout = read.HealthTimeout,
             HealthFall = read.HealthFall,

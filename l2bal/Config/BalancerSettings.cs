@@ -77,7 +77,8 @@ internal static class BalancerSettings
     public static readonly Setting Affinity = new(
         "affinity", "P/PORT=MODE", "Hash key of a --service port: single (source address), none (address and port) or network (source /24); repeatable. Without it, single", Repeatable: true);
     public static readonly Setting Health = new(
-        "health", "PROBE", "Probe of the local service: socks5://ADDR:PORT, tcp://ADDR:PORT, exec:COMMAND or none", HealthProbeSpec.None.ToString());
+        "health", "PROBE", "Probe of a local service: socks5://ADDR:PORT, tcp://ADDR:PORT, dns://ADDR:PORT/NAME, exec:COMMAND or none; repeatable: any failing probe makes the node unhealthy. Without it, none",
+        HealthProbeSpec.None.ToString(), Repeatable: true);
     public static readonly Setting HealthInterval = new(
         "health-interval", "DURATION", $"Time between health checks, {Range(MinHealthInterval, MaxHealthInterval)}", DurationSyntax.Format(BalancerOptions.DefaultHealthInterval));
     public static readonly Setting HealthFall = new(

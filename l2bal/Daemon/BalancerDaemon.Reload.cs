@@ -30,7 +30,7 @@ internal sealed partial class BalancerDaemon
             // The engine is the loop's: it takes the weight on its next step.
             Volatile.Write(ref _weight, options.Weight);
             WakeLoop();
-            _log.ConfigReloaded(run.Options.Source, $"{options.Health} every {options.HealthInterval.TotalMilliseconds:0} ms, timeout {options.HealthTimeout.TotalMilliseconds:0} ms, fall {options.HealthFall}, rise {options.HealthRise}, weight {options.Weight}");
+            _log.ConfigReloaded(run.Options.Source, $"{HealthProbeSpec.Describe(options.Health)} every {options.HealthInterval.TotalMilliseconds:0} ms, timeout {options.HealthTimeout.TotalMilliseconds:0} ms, fall {options.HealthFall}, rise {options.HealthRise}, weight {options.Weight}");
         }
         finally
         {

@@ -72,7 +72,7 @@ internal sealed partial class BalancerDaemon : IDisposable
             Weight = options.Weight,
         };
         _weight = options.Weight;
-        var probe = options.Health.Kind == HealthProbeKind.None ? null : options.Health.ToString();
+        var probe = options.Health.Count == 0 ? null : HealthProbeSpec.Describe(options.Health);
         _policy = new NodePolicy(options.NodeId, _incarnation, options.AdvertInterval + DeadlineSlack, options.DeadTime, options.LeaseTime, probe, options.Buckets);
         _policy.UseKeys(_keys.CurrentId, _keys.PreviousId, (byte)options.AdvertVersion);
         _health = new HealthMonitor(options, log) { Changed = WakeLoop };
@@ -407,5 +407,5 @@ internal sealed partial class BalancerDaemon : IDisposable
     private string Describe(BalancerOptions o) =>
         $"node {o.NodeId} of {o.NodeCount} on {o.Interface}: VIP {o.ServedVip}, cluster MAC {_settings.ClusterMac} ({BalancerSettings.MacModeName(o.MacMode)}), " +
         $"{o.Buckets} buckets, seed 0x{o.EffectiveSeed:x8}, adverts every {o.AdvertInterval.TotalMilliseconds:0} ms, dead after {o.DeadTime.TotalMilliseconds:0} ms, " +
-        $"port slice {_settings.OwnSlice}, health {o.Health}; listening for peers for {o.DeadTime.TotalMilliseconds:0} ms before claiming buckets";
+        $"port slice {_settings.OwnSlice}, health {HealthProbeSpec.Describe(o.Health)}; listening for peers for {o.DeadTime.TotalMilliseconds:0} ms before claiming buckets";
 }

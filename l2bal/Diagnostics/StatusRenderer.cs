@@ -79,7 +79,12 @@ internal static class StatusRenderer
         w.Gauge("l2bal_weight", "This node's weight (--weight).", s.Weight);
         w.Gauge("l2bal_buckets_draining", "Released buckets still carrying this node's established flows.", s.Draining);
         w.Gauge("l2bal_peers_alive", "Peers heard within the dead time.", s.Peers.Count(p => p.Alive));
-        w.Gauge("l2bal_healthy", "1 when the local service passes its probe.", s.Health.Healthy ? 1 : 0);
+        w.Gauge("l2bal_healthy", "1 when the local services pass every probe.", s.Health.Healthy ? 1 : 0);
+        var probes = w.Family("l2bal_probe_healthy", MetricType.Gauge, "1 when this probe passes (its own fall and rise), by probe.");
+        foreach (var probe in s.Health.Probes)
+        {
+            probes.Sample("probe", probe.Probe, probe.Healthy ? 1 : 0);
+        }
         w.Counter("l2bal_adverts_sent_total", "Advertisements sent.", c.AdvertsSent);
         w.Counter("l2bal_advert_send_failures_total", "Advertisements that could not be sent (link down).", c.AdvertSendFailures);
         w.Counter("l2bal_adverts_received_total", "Advertisements accepted.", c.AdvertsReceived);

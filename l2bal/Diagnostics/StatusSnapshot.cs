@@ -90,9 +90,18 @@ internal sealed record StatusSnapshot
 /// <param name="Probe">The probe, in words (<c>none</c> when none is configured).</param>
 /// <param name="Failure">What the last failed probe saw (<c>none</c> while healthy).</param>
 /// <param name="Detail">The last failure in words, while unhealthy.</param>
+/// <param name="Probes">Each probe's own verdict, in the order given (empty without probes).</param>
 internal sealed record HealthStatus(
     bool Healthy,
     string Probe,
+    [property: JsonConverter(typeof(KebabCaseEnumConverter<HealthFailure>))] HealthFailure Failure,
+    string? Detail,
+    IReadOnlyList<ProbeStatus> Probes);
+
+/// <summary>One health probe: the probe in words, whether it passes, and while it does not, what it last saw.</summary>
+internal sealed record ProbeStatus(
+    string Probe,
+    bool Healthy,
     [property: JsonConverter(typeof(KebabCaseEnumConverter<HealthFailure>))] HealthFailure Failure,
     string? Detail);
 

@@ -7,7 +7,7 @@ namespace L2Balance.Balancer.Health;
 
 /// <summary>
 /// Runs one probe of the local service: a real SOCKS5 greeting (RFC 1928 section 3), a TCP
-/// connect, or a command. Bounded by a timeout.
+/// connect, a DNS query (RFC 1035, <see cref="DnsProbeCodec"/>), or a command. Bounded by a timeout.
 /// </summary>
 /// <remarks>
 /// Blocking calls on the daemon's probe thread: a handful of syscalls, where the asynchronous form
@@ -29,6 +29,7 @@ internal static class HealthProbe
                 HealthProbeKind.Socks5 => Socks5(spec, timeout),
                 HealthProbeKind.Tcp => Tcp(spec, timeout),
                 HealthProbeKind.Exec => Exec(spec, timeout),
+                HealthProbeKind.Dns => Dns(spec, timeout),
                 _ => HealthProbeResult.Pass,
             };
         }
@@ -95,6 +96,47 @@ internal static class HealthProbe
         return reply[0] == 5 && reply[1] is 0 or 2
             ? HealthProbeResult.Pass
             : new HealthProbeResult(HealthFailure.WrongAnswer, $"unexpected SOCKS5 method selection {reply[0]:x2} {reply[1]:x2}");
+    }
+
+    /// <summary>
+    /// One query over UDP on a connected socket: an ICMP port unreachable comes back as
+    /// ECONNREFUSED (nothing listens, as a RST for TCP); replies with another id are not ours and
+    /// are skipped until the timeout (RFC 5452 section 9.1: a resolver does the same).
+    /// </summary>
+    private static HealthProbeResult Dns(HealthProbeSpec spec, TimeSpan timeout)
+    {
+        var name = spec.DnsWireName!;
+        using var socket = new Socket(spec.EndPoint!.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
+        socket.Connect(spec.EndPoint);
+        var id = (ushort)System.Security.Cryptography.RandomNumberGenerator.GetInt32(0x10000);
+        Span<byte> query = stackalloc byte[DnsProbeCodec.QueryLength(name.Length)];
+        DnsProbeCodec.WriteQuery(query, id, name);
+        socket.Send(query, SocketFlags.None);
+        // 4096: the EDNS size most servers use; a larger reply is cut, so its records run past the end (Malformed).
+        Span<byte> reply = stackalloc byte[4096];
+        var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+        while (true)
+        {
+            var left = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), deadline);
+            if (left <= TimeSpan.Zero)
+            {
+                return NoAnswer(timeout);
+            }
+            socket.ReceiveTimeout = (int)Math.Max(1, Math.Ceiling(left.TotalMilliseconds));
+            var n = socket.Receive(reply, SocketFlags.None);
+            var verdict = DnsProbeCodec.ReadReply(reply[..n], id, name, out var rcode);
+            switch (verdict)
+            {
+                case DnsReplyVerdict.Answered:
+                    return HealthProbeResult.Pass;
+                case DnsReplyVerdict.OtherId:
+                    continue;
+                case DnsReplyVerdict.ErrorCode:
+                    return new HealthProbeResult(HealthFailure.WrongAnswer, $"DNS reply with RCODE {rcode} for {spec.DnsName}");
+                default:
+                    return new HealthProbeResult(HealthFailure.WrongAnswer, $"DNS reply {verdict} for {spec.DnsName}");
+            }
+        }
     }
 
     private static HealthProbeResult Exec(HealthProbeSpec spec, TimeSpan timeout)

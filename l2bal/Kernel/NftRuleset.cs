@@ -210,7 +210,8 @@ internal static class NftRuleset
         long leaseMs = LeaseMilliseconds(s.LeaseTime);
         Rule(t, $"meta mark 0x{LeaseRenewMark:x} ip daddr 127.0.0.1 udp dport {LeaseRenewPort} meta mark set 0x{LeaseKey:x} update @{LeaseSet} {{ meta mark timeout {leaseMs}ms }} counter name \"{Counters.LeaseRenewed}\" drop",
             "the daemon's lease datagram (SO_MARK needs CAP_NET_ADMIN): refresh the lease, deliver nothing");
-        Rule(t, $"ip saddr {vip} icmp type destination-unreachable icmp code port-unreachable counter name \"{Counters.DroppedPortUnreachable}\" drop", "no node sends an ICMP error for another node's flow");
+        Rule(t, $"oifname != \"lo\" ip saddr {vip} icmp type destination-unreachable icmp code port-unreachable counter name \"{Counters.DroppedPortUnreachable}\" drop",
+            "no node sends an ICMP error for another node's flow; one to this node itself (the dns:// probe) is its own");
         t.Append("\t}\n");
         t.Append("}\n");
         return t.ToString();

@@ -73,8 +73,14 @@ public sealed record BalancerStatus(
             json)
         {
             Segment = root.TryGetProperty("segment", out var segment) ? Flatten(segment, string.Empty) : new Dictionary<string, long>(),
+            Probes = health.TryGetProperty("probes", out var probes)
+                ? probes.EnumerateArray().ToDictionary(p => p.GetProperty("probe").GetString() ?? string.Empty, p => p.GetProperty("failure").GetString() ?? string.Empty)
+                : new Dictionary<string, string>(),
         };
     }
+
+    /// <summary>Each health probe (<c>health.probes</c>) and its failure (<c>none</c> while it passes); empty from a daemon without the field.</summary>
+    public IReadOnlyDictionary<string, string> Probes { get; init; } = new Dictionary<string, string>();
 
     /// <summary>A number among <c>counters</c> (<c>firstAdvertMs</c>, <c>longestStepMs</c>…); NaN when this daemon's schema has no such field.</summary>
     public double Counter(string name)

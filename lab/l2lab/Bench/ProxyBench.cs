@@ -376,7 +376,7 @@ internal static class ProxyBench
     }
 
     /// <summary>CPU seconds all cores have spent not idle since boot (/proc/stat: all but idle and iowait).</summary>
-    private static double MachineBusySeconds()
+    internal static double MachineBusySeconds()
     {
         var fields = File.ReadLines("/proc/stat").First().Split(' ', StringSplitOptions.RemoveEmptyEntries);
         // cpu user nice system idle iowait irq softirq steal ...

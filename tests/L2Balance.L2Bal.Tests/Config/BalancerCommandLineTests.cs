@@ -53,7 +53,7 @@ public class BalancerCommandLineTests
         Assert.True(o.LeaseTime < o.DeadTime && o.LeaseTime > o.AdvertInterval);
         Assert.Equal(MacMode.Multicast, o.MacMode);
         Assert.Empty(o.Services);
-        Assert.Equal(HealthProbeKind.None, o.Health.Kind);
+        Assert.Empty(o.Health);
         Assert.Equal(TimeSpan.FromMilliseconds(100), o.HealthInterval);
         Assert.Equal((3, 5), (o.HealthFall, o.HealthRise));
         Assert.Equal(TimeSpan.FromMilliseconds(500), o.HealthTimeout);
@@ -123,8 +123,9 @@ public class BalancerCommandLineTests
         Assert.Equal(4, o.DeadAfterMisses);
         Assert.Equal(MacMode.UnicastFlood, o.MacMode);
         Assert.Equal([new ServiceSpec("tcp", 1080), new ServiceSpec("udp", 1080)], o.Services);
-        Assert.Equal(HealthProbeKind.Socks5, o.Health.Kind);
-        Assert.Equal(IPEndPoint.Parse("198.18.0.10:1080"), o.Health.EndPoint);
+        var probe = Assert.Single(o.Health);
+        Assert.Equal(HealthProbeKind.Socks5, probe.Kind);
+        Assert.Equal(IPEndPoint.Parse("198.18.0.10:1080"), probe.EndPoint);
         Assert.Equal(TimeSpan.FromMilliseconds(30), o.HealthInterval);
         Assert.Equal((2, 4), (o.HealthFall, o.HealthRise));
         Assert.Equal(TimeSpan.FromMilliseconds(250), o.HealthTimeout);
@@ -135,9 +136,21 @@ public class BalancerCommandLineTests
     [Theory]
     [InlineData("tcp://127.0.0.1:1080", "Tcp")]
     [InlineData("exec:/bin/true", "Exec")]
-    [InlineData("none", "None")]
+    [InlineData("dns://198.18.0.10:53/probe.lab.example.", "Dns")]
     public void Run_HealthProbe_IsReadByKind(string value, string kind) =>
-        Assert.Equal(kind, Assert.IsType<BalancerCommand.Run>(BalancerCommandLine.Parse(RequiredWith("--health", value))).Options.Health.Kind.ToString());
+        Assert.Equal(kind, Assert.Single(Assert.IsType<BalancerCommand.Run>(BalancerCommandLine.Parse(RequiredWith("--health", value))).Options.Health).Kind.ToString());
+
+    [Fact]
+    public void Run_HealthNone_HasNoProbe() =>
+        Assert.Empty(Assert.IsType<BalancerCommand.Run>(BalancerCommandLine.Parse(RequiredWith("--health", "none"))).Options.Health);
+
+    [Fact]
+    public void Run_SeveralHealthFlags_AreEveryProbeInOrder()
+    {
+        var o = Run("--health", "socks5://198.18.0.10:1080", "--health", "dns://198.18.0.10:53/probe.lab");
+        Assert.Equal(["socks5://198.18.0.10:1080", "dns://198.18.0.10:53/probe.lab"], o.Health.Select(p => p.ToString()));
+        Assert.Equal([5, .. "probe"u8, 3, .. "lab"u8, 0], o.Health[1].DnsWireName);
+    }
 
     [Theory]
     [InlineData("--interface", "a/b", "--interface 'a/b': not an interface name")]
@@ -159,7 +172,10 @@ public class BalancerCommandLineTests
     [InlineData("--service", "tcp/40000",
         "--service 'tcp/40000': port 40000 lies inside the nodes' port slices (32768-60999); choose a service port outside them")]
     [InlineData("--service", "sctp/80", "--service 'sctp/80': use tcp/PORT or udp/PORT")]
-    [InlineData("--health", "http://x", "--health 'http://x': use socks5://ADDR:PORT, tcp://ADDR:PORT, exec:COMMAND or none")]
+    [InlineData("--health", "http://x", "--health 'http://x': use socks5://ADDR:PORT, tcp://ADDR:PORT, dns://ADDR:PORT/NAME, exec:COMMAND or none")]
+    [InlineData("--health", "dns://198.18.0.10:53", "--health 'dns://198.18.0.10:53': use dns://ADDR:PORT/NAME with a numeric address and a port")]
+    [InlineData("--health", "dns://198.18.0.10:53/a..b", "--health 'dns://198.18.0.10:53/a..b': not a DNS name: label '' must have 1 to 63 characters")]
+    [InlineData("--health", "dns://198.18.0.10:53/a b", "--health 'dns://198.18.0.10:53/a b': not a DNS name: label 'a b' may hold only letters, digits, '-' and '_'")]
     [InlineData("--health", "tcp://localhost:80", "--health 'tcp://localhost:80': use tcp://ADDR:PORT with a numeric address")]
     [InlineData("--seed", "-1", "--seed '-1': give a 32-bit unsigned number, decimal or 0x hex")]
     [InlineData("--buckets", "2", "--buckets 2 is smaller than --node-count 3")]

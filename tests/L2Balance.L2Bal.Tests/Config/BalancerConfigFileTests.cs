@@ -39,7 +39,7 @@ public sealed class BalancerConfigFileTests : IDisposable
             ["run", "--interface", "eth0", "--vip", "198.18.0.10/24", "--node-id", "2", "--node-count", "3", "--key-file", "/etc/l2bal/key"])).Options;
         Assert.Equal(_path, fromFile.Source);
         Assert.Empty(fromFile.Services);
-        Assert.Equal(fromFlags with { Source = _path }, fromFile with { Services = fromFlags.Services });
+        Assert.Equal(fromFlags with { Source = _path }, fromFile with { Services = fromFlags.Services, Health = fromFlags.Health });
     }
 
     [Fact]
@@ -123,8 +123,8 @@ public sealed class BalancerConfigFileTests : IDisposable
         var check = Assert.IsType<BalancerCommand.CheckConfig>(BalancerCommandLine.Parse(["check-config", Write(NodeTwo)]));
         Assert.Empty(check.Errors);
         var run = Assert.IsType<BalancerCommand.Run>(BalancerCommandLine.Parse(["run", "--config", _path]));
-        Assert.Equal(run.Options with { Services = [] }, check.Options! with { Services = [] });
-        Assert.Equal(check.Options, Assert.IsType<BalancerCommand.CheckConfig>(BalancerCommandLine.Parse(["check-config", "--config", _path])).Options! with { Services = check.Options.Services });
+        Assert.Equal(run.Options with { Services = [], Health = [] }, check.Options! with { Services = [], Health = [] });
+        Assert.Equal(check.Options, Assert.IsType<BalancerCommand.CheckConfig>(BalancerCommandLine.Parse(["check-config", "--config", _path])).Options! with { Services = check.Options.Services, Health = check.Options.Health });
     }
 
     [Fact]

@@ -107,7 +107,7 @@ public class NftRulesetTests
             "type filter hook output priority 0; policy accept;",
             "meta l4proto tcp accept comment",
             "meta mark 0x4c32424c ip daddr 127.0.0.1 udp dport 9 meta mark set 0x1 update @lease { meta mark timeout 80ms } counter name \"lease_renewed\" drop comment",
-            "ip saddr 198.18.0.10 icmp type destination-unreachable icmp code port-unreachable counter name \"dropped_port_unreachable\" drop comment");
+            "oifname != \"lo\" ip saddr 198.18.0.10 icmp type destination-unreachable icmp code port-unreachable counter name \"dropped_port_unreachable\" drop comment");
         Assert.DoesNotContain("reject", text, StringComparison.Ordinal);
         Assert.Contains("set lease { type mark; flags dynamic, timeout;", text, StringComparison.Ordinal);
         Assert.Contains("update @lease { meta mark timeout 250ms }", NftRuleset.Install(Sample() with { Lease = TimeSpan.FromMilliseconds(249.5) }), StringComparison.Ordinal);
