@@ -237,6 +237,50 @@ public sealed partial class SingleIpTests(SingleIpClusterFixture fixture, ITestO
         }
     }
 
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task MidFlowPacket_ToTheOwnSliceOfNoKnownFlow_IsDroppedSilentlyAndCounted()
+    {
+        // As after a restart: the target sends an ACK of a flow no node holds to a port of node 1's slice.
+        var (low, _) = ClusterPortSlice.For(1, 3);
+        var port = low + 777;
+        var before = await KernelAsync();
+        var script = $$"""
+            import socket, struct, time
+            def csum(b):
+                if len(b) % 2: b += b"\0"
+                s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+                s = (s >> 16) + (s & 0xffff); s += s >> 16
+                return ~s & 0xffff
+            src, dst = "{{ClusterLab.TargetAddress}}", "{{ClusterLab.VipAddress}}"
+            rx = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+            rx.settimeout(0.2)
+            tx = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+            resets = 0
+            for i in range(5):
+                tcp = struct.pack("!HHIIBBHHH", 7000, {{port}}, 1000 + i, 5000, 5 << 4, 0x10, 65535, 0, 0)
+                pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(tcp))
+                tcp = tcp[:16] + struct.pack("!H", csum(pseudo + tcp)) + tcp[18:]
+                ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), i, 0, 64, 6, 0, socket.inet_aton(src), socket.inet_aton(dst))
+                tx.sendto(ip + tcp, (dst, 0))
+                end = time.time() + 0.2
+                while time.time() < end:
+                    try:
+                        pkt = rx.recv(2048)
+                    except socket.timeout:
+                        break
+                    sport, dport, flags = struct.unpack("!HH", pkt[20:24]) + (pkt[33],)
+                    if pkt[12:16] == socket.inet_aton(dst) and sport == {{port}} and flags & 0x04:
+                        resets += 1
+            print(f"resets {resets}")
+            """;
+        var run = await Lab.Target.RunAsync("python3", ["-c", script], Step);
+        var after = await KernelAsync();
+        var why = $"{run}\nnode 1 slice mid-flow {before[1].SliceMidFlow} -> {after[1].SliceMidFlow}";
+
+        Assert.True(run.Succeeded && run.StdOut.Contains("resets 0", StringComparison.Ordinal), why);
+        Assert.True(after[1].SliceMidFlow - before[1].SliceMidFlow >= 5, why);
+    }
+
     /// <summary>A SOCKS5 request from <paramref name="source"/> through the VIP, and its first reply.</summary>
     private async Task<Session> RequestAsync(IPAddress source, byte command, IPEndPoint destination)
     {
