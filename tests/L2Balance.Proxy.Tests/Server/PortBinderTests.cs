@@ -67,20 +67,11 @@ public sealed class PortBinderTests
     [Fact]
     public void BindForConnect_OnePortTwoConnectsToOneTarget_SecondIsExhausted()
     {
-        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        listener.Listen(4);
+        using var listener = Listening();
         var range = FreeRange(1);
-        using var first = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        using var second = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        PortBinder.BindForConnect(first, IPAddress.Loopback, range);
-        first.Connect(listener.LocalEndPoint!);
+        using var first = ConnectFrom(range, listener.LocalEndPoint!);
 
-        var e = Assert.Throws<SocketException>(() =>
-        {
-            PortBinder.BindForConnect(second, IPAddress.Loopback, range);
-            second.Connect(listener.LocalEndPoint!);
-        });
+        var e = Assert.Throws<SocketException>(() => ConnectFrom(range, listener.LocalEndPoint!).Dispose());
 
         Assert.Equal(range.Low, ((IPEndPoint)first.LocalEndPoint!).Port);
         Assert.True(PortBinder.IsExhausted(e.SocketErrorCode), e.SocketErrorCode.ToString());
@@ -90,22 +81,39 @@ public sealed class PortBinderTests
     public void BindForConnect_OnePortTwoTargets_KernelSharesThePort()
     {
         Skip.IfNot(KernelHasRange(), "the kernel has no IP_LOCAL_PORT_RANGE (Linux < 6.3): the fallback binds one port per socket");
-        using var a = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        using var b = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        a.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        b.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        a.Listen(1);
-        b.Listen(1);
+        using var a = Listening();
+        using var b = Listening();
         var range = FreeRange(1);
-        using var toA = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        using var toB = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
 
-        PortBinder.BindForConnect(toA, IPAddress.Loopback, range);
-        toA.Connect(a.LocalEndPoint!);
-        PortBinder.BindForConnect(toB, IPAddress.Loopback, range);
-        toB.Connect(b.LocalEndPoint!);
+        using var toA = ConnectFrom(range, a.LocalEndPoint!);
+        using var toB = ConnectFrom(range, b.LocalEndPoint!);
 
         Assert.Equal(((IPEndPoint)toA.LocalEndPoint!).Port, ((IPEndPoint)toB.LocalEndPoint!).Port);
+    }
+
+    private static Socket Listening()
+    {
+        var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen(4);
+        return listener;
+    }
+
+    /// <summary>A TCP connection to <paramref name="target"/> from loopback with a port of <paramref name="range"/>.</summary>
+    private static Socket ConnectFrom(PortRange range, EndPoint target)
+    {
+        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            PortBinder.BindForConnect(socket, IPAddress.Loopback, range);
+            socket.Connect(target);
+            return socket;
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
     }
 
     private static bool KernelHasRange()
