@@ -13,6 +13,12 @@ namespace L2Balance.Balancer.Daemon;
 /// <summary>Control requests (status, owner, drain, undrain) and scrapes, answered on the loop's thread.</summary>
 internal sealed partial class BalancerDaemon
 {
+    private static NodeSliceStatus NodeSlice(int id, int count)
+    {
+        var (low, high) = PortSlice.For(id, count);
+        return new NodeSliceStatus(id, low, high);
+    }
+
     /// <summary>Starts an answer to every request and scrape queued since the last step.</summary>
     private void AnswerQueued(ControlServer control)
     {
@@ -126,6 +132,7 @@ internal sealed partial class BalancerDaemon
             Weight = _engine.Weight,
             Weights = Enumerable.Range(1, _options.NodeCount).ToDictionary(id => id.ToString(CultureInfo.InvariantCulture), table.Weights.Of),
             PortSlice = new PortSliceStatus(_settings.OwnSlice.Low, _settings.OwnSlice.High, _sliceGranted),
+            Slices = [.. Enumerable.Range(1, _options.NodeCount).Select(id => NodeSlice(id, _options.NodeCount))],
             Peers = [.. _engine.Peers.OrderBy(p => p.Key).Select(p => WithKeys(new PeerStatus(
                 p.Key, p.Value.State, _engine.IsAlive(p.Key), (long)(now - p.Value.LastHeard).TotalMilliseconds, p.Value.HeldCount)))],
             Counters = new CounterStatus(_counters.AdvertsSent, _counters.AdvertsReceived, _counters.AdvertSendFailures,

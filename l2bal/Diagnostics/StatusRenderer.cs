@@ -24,6 +24,7 @@ internal static class StatusRenderer
         text.Append(CultureInfo.InvariantCulture, $"VIP {string.Join(" ", new[] { s.Vip, s.Vip6 }.OfType<string>())} cluster MAC {s.ClusterMac} ({s.MacMode}); view {{{string.Join(",", s.View)}}}; services {services}\n");
         text.Append(CultureInfo.InvariantCulture, $"buckets: {s.Held} of {s.Buckets} held here, {s.Draining} draining\n");
         text.Append(CultureInfo.InvariantCulture, $"port slice {s.PortSlice.Low}-{s.PortSlice.High}: {(s.PortSlice.Granted ? "granted" : "withheld")}\n");
+        text.Append("slices: ").AppendJoin(", ", s.Slices.Select(n => $"node {n.NodeId}: {n.Low}-{n.High}")).Append('\n');
         text.Append("bucket map: ").AppendJoin(", ", s.Owners.Select(o => $"node {o.Key}: {o.Value}")).Append('\n');
         text.Append(CultureInfo.InvariantCulture, $"weight {s.Weight}; view weights: ").AppendJoin(", ", s.Weights.Select(w => $"node {w.Key}: {w.Value}")).Append('\n');
         foreach (var peer in s.Peers)
@@ -65,7 +66,7 @@ internal static class StatusRenderer
         if (s.Kernel is { } k)
         {
             text.Append(CultureInfo.InvariantCulture,
-                $"kernel: accepted new {k.AcceptedNew}, established {k.AcceptedEstablished}, by slice {k.AcceptedSlice}; dropped early {k.DroppedNotOwnedEarly}, not owned {k.DroppedNotOwned}, other slice {k.DroppedOtherSlice}, no lease {k.DroppedNoLease}, mid-flow {k.DroppedMidFlow}\n");
+                $"kernel: accepted new {k.AcceptedNew}, established {k.AcceptedEstablished}, by slice {k.AcceptedSlice}; dropped early {k.DroppedNotOwnedEarly}, not owned {k.DroppedNotOwned}, other slice {k.DroppedOtherSlice}, no lease {k.DroppedNoLease}, mid-flow {k.DroppedMidFlow}, slice mid-flow {k.DroppedSliceMidFlow}\n");
         }
         return text.ToString();
     }
@@ -129,6 +130,7 @@ internal static class StatusRenderer
             dropped.Sample("reason", "other_slice", k.DroppedOtherSlice);
             dropped.Sample("reason", "no_lease", k.DroppedNoLease);
             dropped.Sample("reason", "mid_flow", k.DroppedMidFlow);
+            dropped.Sample("reason", "slice_mid_flow", k.DroppedSliceMidFlow);
         }
         return text.ToString();
     }

@@ -66,6 +66,9 @@ internal sealed record StatusSnapshot
 
     public required PortSliceStatus PortSlice { get; init; }
 
+    /// <summary>Every node's port slice (a pure function of id and N: docs/design.md#port-slices).</summary>
+    public IReadOnlyList<NodeSliceStatus> Slices { get; init; } = [];
+
     public required IReadOnlyList<PeerStatus> Peers { get; init; }
 
     public required CounterStatus Counters { get; init; }
@@ -113,6 +116,9 @@ internal sealed record ConflictStatus(
 
 /// <summary>This node's port slice and whether the kernel accepts it now.</summary>
 internal sealed record PortSliceStatus(int Low, int High, bool Granted);
+
+/// <summary>One node's port slice, for <c>status</c> (l2proxy's --port-range on that node).</summary>
+internal sealed record NodeSliceStatus(int NodeId, int Low, int High);
 
 /// <summary>A peer as this node last heard it.</summary>
 internal sealed record PeerStatus(

@@ -73,7 +73,8 @@ internal sealed record KernelCounters(
     long DroppedNoLease,
     long DroppedMidFlow,
     long LeaseRenewals = 0,
-    long LeaseFallbacks = 0);
+    long LeaseFallbacks = 0,
+    long DroppedSliceMidFlow = 0);
 
 /// <summary>
 /// The per-node kernel filter (docs/design.md#kernel-filter). The daemon decides; this applies.

@@ -83,6 +83,9 @@ internal static class NftRuleset
         /// <summary>New flows to a port that is not one of the VIP's services (only with --service).</summary>
         public const string DroppedNotService = "dropped_not_service";
         public const string DroppedMidFlow = "dropped_mid_flow";
+
+        /// <summary>TCP to the own slice that is neither a known flow nor a bare SYN (docs/design.md#single-ip-mode).</summary>
+        public const string DroppedSliceMidFlow = "dropped_slice_mid_flow";
         public const string DroppedNotIpv4 = "dropped_not_ipv4";
         public const string DroppedPortUnreachable = "dropped_port_unreachable";
         public const string DroppedClusterMacSource = "dropped_cluster_mac_source";
@@ -168,6 +171,7 @@ internal static class NftRuleset
         Counter(t, Counters.DroppedNotOwned, "new flows refused: bucket not owned");
         Counter(t, Counters.AcceptedNew, "new flows accepted in an owned bucket");
         Counter(t, Counters.DroppedMidFlow, "mid-flow packets of flows this node does not know");
+        Counter(t, Counters.DroppedSliceMidFlow, "TCP to the own slice neither of a known flow nor a bare SYN");
         if (s.Services.Count > 0)
         {
             Counter(t, Counters.DroppedNotService, "new flows to a port that is not a service of the VIP");
@@ -179,6 +183,8 @@ internal static class NftRuleset
         Rule(t, $"ip daddr != {vip} accept", "not to the VIP");
         Rule(t, $"ct state established,related counter name \"{Counters.AcceptedEstablished}\" accept", "flows this node holds stay here whatever their bucket");
         Rule(t, "iif \"lo\" accept", "from this node itself (health probe, local clients): never balanced");
+        Rule(t, $"tcp dport @{SliceSet} tcp flags & (fin|syn|rst|ack) != syn counter name \"{Counters.DroppedSliceMidFlow}\" drop",
+            "own slice, flow unknown here (a moved flow, one from before a restart): silent drop, never a RST");
         Rule(t, $"meta l4proto {{ tcp, udp }} th dport @{SliceSet} counter name \"{Counters.AcceptedSlice}\" accept", "own port slice");
         Rule(t, $"meta l4proto {{ tcp, udp }} th dport {all} counter name \"{Counters.DroppedOtherSlice}\" drop", "another node's port slice");
         Rule(t, $"meta mark set 0x{LeaseKey:x} meta mark != @{LeaseSet} counter name \"{Counters.DroppedNoLease}\" drop", "new flows only while the lease lives (tested before the mark carries the bucket)");

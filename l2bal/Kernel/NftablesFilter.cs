@@ -103,7 +103,8 @@ internal sealed class NftablesFilter : IKernelFilter
             DroppedNoLease: Get("ip", NftRuleset.Counters.DroppedNoLease),
             DroppedMidFlow: Get("ip", NftRuleset.Counters.DroppedMidFlow),
             LeaseRenewals: Get("ip", NftRuleset.Counters.LeaseRenewed),
-            LeaseFallbacks: Interlocked.Read(ref _leaseFallbacks));
+            LeaseFallbacks: Interlocked.Read(ref _leaseFallbacks),
+            DroppedSliceMidFlow: Get("ip", NftRuleset.Counters.DroppedSliceMidFlow));
     }
 
     /// <summary>Reads conntrack on the second context's thread (see <see cref="ReadCounters"/>): callable from any thread.</summary>

@@ -147,7 +147,7 @@ public static class CommandLine
             "--allow", "CIDR", "Serve clients from this network; repeatable; without it (and without --users), l2proxy refuses to start");
         private readonly Option<string> _users = ProgramCommandLine.Flag("--users", "FILE", "Require a username and password from this users file (see 'passwd'); without --allow, from any address");
         private readonly Option<string> _portRange = ProgramCommandLine.Flag(
-            "--port-range", "LO-HI", "Ports for UDP relays and BIND sockets (l2bal slice); without it, the kernel's ephemeral range");
+            "--port-range", "LO-HI", "Ports for UDP relays and BIND sockets (l2bal slice), and for outgoing sockets when the external address is the VIP (single-IP mode); without it, the kernel's ephemeral range");
         private readonly Option<string> _negotiateTimeout = ProgramCommandLine.Flag(
             "--negotiate-timeout", "DURATION", "A client must finish the SOCKS handshake within this", DurationSyntax.Format(Defaults.NegotiateTimeout));
         private readonly Option<string> _ioTimeout = ProgramCommandLine.Flag(

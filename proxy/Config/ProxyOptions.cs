@@ -49,7 +49,8 @@ public sealed record ProxyOptions
     /// <summary>
     /// Ports for the sockets the proxy binds for UDP relays and BIND (Dante <c>udp.portrange</c>
     /// at top level, or <c>--port-range</c>). Null: the kernel's ephemeral range.
-    /// In a cluster each node keeps to its own slice (<c>l2bal slice</c>).
+    /// In a cluster each node keeps to its own slice (<c>l2bal slice</c>); with the VIP as external
+    /// address (single-IP mode) outgoing TCP and UDP on it too (docs/design.md#single-ip-mode).
     /// </summary>
     public PortRange? PortRange { get; init; }
 

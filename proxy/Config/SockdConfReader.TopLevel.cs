@@ -153,7 +153,7 @@ internal sealed partial class SockdConfReader
                 return;
             case "udp.portrange":
                 // l2proxy extension: Dante has udp.portrange only inside socks rules; at top level it is
-                // this node's port slice for every UDP relay and BIND socket (docs/design.md#port-slices).
+                // this node's port slice for every UDP relay and BIND socket, and outgoing sockets in single-IP mode (docs/design.md#single-ip-mode).
                 Mark(nameof(ProxyOptions.PortRange), keyword);
                 if (ReadPortRange(keyword, values) is { } range)
                 {

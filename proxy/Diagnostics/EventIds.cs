@@ -44,4 +44,7 @@ public static class EventIds
     public const int UdpLookupsLimited = 61;
     public const int LoopFailed = 62;
     public const int SpliceFallback = 63;
+
+    // Issue 18: single-IP mode (90-99).
+    public const int PortRangeExhausted = 90;
 }

@@ -21,6 +21,7 @@ public sealed class ProxyLog
     private readonly LogRateLimiter<WorkLimit> _udpLookupsLimited;
     private readonly LogRateLimiter<ProxyLoop> _loopFailures;
     private readonly LogRateLimiter<bool> _spliceFallbacks;
+    private readonly LogRateLimiter<PortRangeUse> _portRangeExhausted;
 
     /// <param name="writer">Where the lines go.</param>
     /// <param name="debug">Dante's <c>debug</c> level: above 0, debug lines are written and negotiation failures are not rate-limited.</param>
@@ -35,6 +36,7 @@ public sealed class ProxyLog
         _udpLookupsLimited = new LogRateLimiter<WorkLimit>(TimeSpan.FromSeconds(10), time);
         _loopFailures = new LogRateLimiter<ProxyLoop>(TimeSpan.FromSeconds(10), time);
         _spliceFallbacks = new LogRateLimiter<bool>(TimeSpan.FromSeconds(10), time);
+        _portRangeExhausted = new LogRateLimiter<PortRangeUse>(TimeSpan.FromSeconds(10), time);
     }
 
     public bool IsEnabled(LogLevel level) => level >= _minimum;
@@ -192,6 +194,16 @@ public sealed class ProxyLog
         {
             Write(LogLevel.Warning, EventIds.SpliceFallback,
                 $"relay: {client}: {LogText.Escape(error)}; this direction copies through user space (logged once per 10 s{More(notLogged)})");
+        }
+    }
+
+    /// <summary>No port of the range was free for a socket (docs/design.md#single-ip-mode); once per use per 10 s.</summary>
+    public void PortRangeExhausted(PortRangeUse use, string range, EndPoint client, string destination)
+    {
+        if (_portRangeExhausted.ShouldLog(use, out var notLogged))
+        {
+            Write(LogLevel.Warning, EventIds.PortRangeExhausted,
+                $"port range {range} exhausted: no free port for {use} of {client} -> {LogText.Escape(destination)}; refused with a general failure (logged once per 10 s{More(notLogged)})");
         }
     }
 

@@ -11,17 +11,22 @@ namespace L2Balance.Proxy.Server;
 /// destination's family; <c>same-same</c>, the address the client connected to; <c>route</c>,
 /// whatever the kernel's route picks. Interfaces are resolved to their addresses at start.
 /// With no external address of the needed family the kernel chooses (no explicit bind).
+/// Single-IP mode (docs/design.md#single-ip-mode): an outgoing address that clients also connect to
+/// (an <c>internal</c> address, in a cluster the VIP) is shared by every node, so outgoing sockets on
+/// it take their ports from the node's port range (<see cref="IsShared"/>).
 /// </summary>
 public sealed class OutboundAddresses
 {
     private readonly IPAddress? _ipv4;
     private readonly IPAddress? _ipv6;
     private readonly ExternalRotation _rotation;
+    private readonly IPAddress[] _internal;
 
-    public OutboundAddresses(IReadOnlyList<ExternalSpec> external, ExternalRotation rotation)
+    public OutboundAddresses(IReadOnlyList<ExternalSpec> external, ExternalRotation rotation, IReadOnlyList<ListenSpec>? internalSpecs = null)
     {
         ArgumentNullException.ThrowIfNull(external);
         _rotation = rotation;
+        _internal = [.. (internalSpecs ?? []).Where(s => s.Address is not null).Select(s => Normalize(s.Address!))];
         foreach (var address in external.SelectMany(Expand))
         {
             if (address.AddressFamily == AddressFamily.InterNetwork)
@@ -45,6 +50,18 @@ public sealed class OutboundAddresses
             ExternalRotation.SameSame => Normalize(clientFacingLocal).AddressFamily == family ? Normalize(clientFacingLocal) : null,
             _ => family == AddressFamily.InterNetwork ? _ipv4 : _ipv6,
         };
+    }
+
+    /// <summary>
+    /// Whether <paramref name="source"/> is an address clients connect to (the one this client reached,
+    /// or any <c>internal</c> address): then the node shares it and its ports come from the port range.
+    /// </summary>
+    public bool IsShared(IPAddress source, IPAddress clientFacingLocal)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(clientFacingLocal);
+        var s = Normalize(source);
+        return s.Equals(Normalize(clientFacingLocal)) || Array.IndexOf(_internal, s) >= 0;
     }
 
     /// <summary>Addresses of an external or internal spec: the address itself, or an interface's addresses.</summary>

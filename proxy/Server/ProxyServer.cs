@@ -39,7 +39,8 @@ public sealed class ProxyServer : IAsyncDisposable
         Log = log ?? throw new ArgumentNullException(nameof(log));
         Resolver = resolver ?? new SystemNameResolver();
         Time = time ?? TimeProvider.System;
-        Outbound = new OutboundAddresses(options.External, options.ExternalRotation);
+        Outbound = new OutboundAddresses(options.External, options.ExternalRotation, options.Internal);
+        Counters.PortRangeLabel = options.PortRange?.ToString() ?? "none";
     }
 
     /// <summary>What new sessions serve with; a reload swaps it whole (sessions keep the one they started with).</summary>

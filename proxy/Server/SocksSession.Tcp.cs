@@ -14,13 +14,6 @@ internal sealed partial class SocksSession
     /// <summary>How long a BIND waits for the target's connection; 2 min, a generous bound for FTP-style callbacks.</summary>
     private static readonly TimeSpan BindAcceptTimeout = TimeSpan.FromMinutes(2);
 
-    /// <summary>Linux IP_BIND_ADDRESS_NO_PORT (linux/in.h): bind the address now, choose the port at connect,
-    /// so outgoing sockets bound to an external address share ports across destinations.</summary>
-    private const int IpBindAddressNoPort = 24;
-
-    /// <summary>An int option value of 1, shared so setting an option allocates nothing.</summary>
-    private static readonly byte[] OptionOn = BitConverter.GetBytes(1);
-
     private async Task<SessionOutcome> ConnectAsync(SocksEndpoint destination)
     {
         var what = CommandName(RuleCommand.Connect);
@@ -66,17 +59,30 @@ internal sealed partial class SocksSession
         }
         Socket? target = null;
         var lastError = SocketError.HostUnreachable;
+        bool inRange = false, exhausted = false;
         for (int i = 0; i < dial; i++)
         {
             var address = addresses[i];
             var socket = Own(new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp));
+            if (_server.Outbound.For(address.AddressFamily, Local.Address) is { } source)
+            {
+                // Single-IP mode: the source is the shared VIP, so its port comes from this node's slice.
+                var range = _server.Outbound.IsShared(source, Local.Address) ? Options.PortRange : null;
+                inRange = range is not null;
+                try
+                {
+                    PortBinder.BindForConnect(socket, source, range);
+                }
+                catch (SocketException e)
+                {
+                    lastError = e.SocketErrorCode;
+                    exhausted |= inRange && PortBinder.IsExhausted(lastError);
+                    socket.Dispose();
+                    continue;
+                }
+            }
             try
             {
-                if (_server.Outbound.For(address.AddressFamily, Local.Address) is { } source)
-                {
-                    socket.SetRawSocketOption((int)SocketOptionLevel.IP, IpBindAddressNoPort, OptionOn);
-                    socket.Bind(new IPEndPoint(source, 0));
-                }
                 // timeout.connect is enforced by the server's sweep (CheckDeadline), not a timer per connect.
                 Volatile.Write(ref _connectDeadline, Environment.TickCount64 + (long)Options.ConnectTimeout.TotalMilliseconds);
                 Volatile.Write(ref _connecting, socket);
@@ -94,8 +100,14 @@ internal sealed partial class SocksSession
                 // Closed by the sweep: the connect timed out; else the connect's own error.
                 lastError = Interlocked.Exchange(ref _connecting, null) is null ? SocketError.TimedOut
                     : e is SocketException se ? se.SocketErrorCode : SocketError.OperationAborted;
+                // The kernel found no port of the range free for this 4-tuple (IP_LOCAL_PORT_RANGE).
+                exhausted |= inRange && lastError == SocketError.AddressNotAvailable;
                 socket.Dispose();
             }
+        }
+        if (target is null && exhausted)
+        {
+            return await RangeExhaustedAsync(PortRangeUse.Connect, verdict.Log, what, destination.ToString(), SessionOutcome.ConnectFailed).ConfigureAwait(false);
         }
         if (target is null)
         {
@@ -105,6 +117,10 @@ internal sealed partial class SocksSession
             return SessionOutcome.ConnectFailed;
         }
         target.NoDelay = true;
+        if (inRange)
+        {
+            HoldRangePort();
+        }
         var bound = (IPEndPoint)target.LocalEndPoint!;
         await SendReplyAsync(ReplyCode.Succeeded, bound).ConfigureAwait(false);
         _server.Counters.HandshakeCompleted(Elapsed);
@@ -147,11 +163,20 @@ internal sealed partial class SocksSession
             PortBinder.Bind(listener, address, Options.PortRange);
             listener.Listen(1);
         }
+        catch (SocketException e) when (Options.PortRange is not null && PortBinder.IsExhausted(e.SocketErrorCode))
+        {
+            return await RangeExhaustedAsync(PortRangeUse.Bind, verdict.Log, what, expected.ToString(), SessionOutcome.BindFailed).ConfigureAwait(false);
+        }
         catch (SocketException e)
         {
             await TrySendReplyAsync(ReplyCode.GeneralFailure, null).ConfigureAwait(false);
             Log.SessionFailed(verdict.Log, what, Client, expected.ToString(), SessionOutcome.BindFailed, $"listen on {address}: {e.SocketErrorCode}");
             return SessionOutcome.BindFailed;
+        }
+        if (Options.PortRange is not null)
+        {
+            // The accepted connection keeps the listener's port until the session ends.
+            HoldRangePort();
         }
         var listening = (IPEndPoint)listener.LocalEndPoint!;
         await SendReplyAsync(ReplyCode.Succeeded, listening).ConfigureAwait(false);
@@ -203,6 +228,38 @@ internal sealed partial class SocksSession
         await SendReplyAsync(ReplyCode.Succeeded, peer).ConfigureAwait(false);
         Log.RequestPassed(in replyVerdict, CommandName(RuleCommand.BindReply), peer, $"-> {listening} => {Local} -> {Client}");
         return await RelayAsync(peerSocket, verdict.Log, what, peer).ConfigureAwait(false);
+    }
+
+    /// <summary>No port of the range was free: counted, logged (rate-limited), refused with a general failure (SOCKS4: 91).</summary>
+    private async Task<SessionOutcome> RangeExhaustedAsync(PortRangeUse use, RuleLog log, string what, string destination, SessionOutcome outcome)
+    {
+        _server.Counters.PortRangeExhaustedBy(use);
+        var range = Options.PortRange?.ToString() ?? "none";
+        Log.PortRangeExhausted(use, range, Client, destination);
+        await TrySendReplyAsync(ReplyCode.GeneralFailure, null).ConfigureAwait(false);
+        Log.SessionFailed(log, what, Client, destination, outcome, $"port range {range} exhausted");
+        return outcome;
+    }
+
+    /// <summary>Counts one port of the range in the gauge until the session closes its sockets.</summary>
+    private void HoldRangePort()
+    {
+        _server.Counters.PortRangeTaken();
+        Own(new RangePort(_server.Counters));
+    }
+
+    /// <summary>One port of the range held by this session; released once, when the session closes.</summary>
+    private sealed class RangePort(ProxyCounters counters) : IDisposable
+    {
+        private int _released;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _released, 1) == 0)
+            {
+                counters.PortRangeReleased();
+            }
+        }
     }
 
     /// <summary>The source address the kernel's routing would pick to reach <paramref name="destination"/>.</summary>

@@ -49,11 +49,19 @@ internal sealed partial class SocksSession
         {
             PortBinder.Bind(relay, Local.Address, Options.PortRange);
         }
+        catch (SocketException e) when (Options.PortRange is not null && PortBinder.IsExhausted(e.SocketErrorCode))
+        {
+            return await RangeExhaustedAsync(PortRangeUse.UdpRelay, _clientRuleLog | RuleLog.Error, what, clientHint.ToString(), SessionOutcome.UdpSetupFailed).ConfigureAwait(false);
+        }
         catch (SocketException e)
         {
             await TrySendReplyAsync(ReplyCode.GeneralFailure, null).ConfigureAwait(false);
             Log.SessionFailed(_clientRuleLog | RuleLog.Error, what, Client, clientHint.ToString(), SessionOutcome.UdpSetupFailed, $"bind relay on {Local.Address}: {e.SocketErrorCode}");
             return SessionOutcome.UdpSetupFailed;
+        }
+        if (Options.PortRange is not null)
+        {
+            HoldRangePort();
         }
         var relayEndPoint = (IPEndPoint)relay.LocalEndPoint!;
         var association = new UdpAssociation(this, relay, clientHint);

@@ -326,7 +326,22 @@ internal sealed partial class SocksSession
                 var socket = session.Own(new Socket(family, SocketType.Dgram, ProtocolType.Udp));
                 var source = session._server.Outbound.For(family, session.Local.Address)
                     ?? (family == AddressFamily.InterNetwork ? IPAddress.Any : IPAddress.IPv6Any);
-                socket.Bind(new IPEndPoint(source, 0));
+                // Single-IP mode: replies come back to the shared VIP, accepted by this node's slice.
+                var range = session._server.Outbound.IsShared(source, session.Local.Address) ? session.Options.PortRange : null;
+                try
+                {
+                    PortBinder.Bind(socket, source, range);
+                }
+                catch (SocketException e) when (range is not null && PortBinder.IsExhausted(e.SocketErrorCode))
+                {
+                    session._server.Counters.PortRangeExhaustedBy(PortRangeUse.UdpOutbound);
+                    session.Log.PortRangeExhausted(PortRangeUse.UdpOutbound, range.Value.ToString(), session.Client, "udp");
+                    throw;
+                }
+                if (range is not null)
+                {
+                    session.HoldRangePort();
+                }
                 var side = new TargetSide(this, socket);
                 side.Key = UdpPoller.Shared.Register(socket, side);
                 _targets.Add(side);

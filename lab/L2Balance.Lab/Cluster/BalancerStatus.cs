@@ -89,6 +89,14 @@ public sealed record BalancerStatus(
         return doc.RootElement.GetProperty("counters").TryGetProperty(name, out var value) ? value.GetDouble() : double.NaN;
     }
 
+    /// <summary>A packet counter of the kernel filter (<c>kernel.droppedOtherSlice</c>…); 0 when this daemon's schema has no such field.</summary>
+    public long Kernel(string name)
+    {
+        using var doc = JsonDocument.Parse(Json);
+        return doc.RootElement.TryGetProperty("kernel", out var kernel) && kernel.ValueKind == JsonValueKind.Object
+            && kernel.TryGetProperty(name, out var value) ? value.GetInt64() : 0;
+    }
+
     /// <summary>
     /// The <c>segment</c> counters (ARP answers, announcements, spoofing seen, socket errors) by
     /// dotted name: <c>arpReplies</c>, <c>spoofs.vip-claimed</c>, <c>socketErrors.arp</c>; empty

@@ -218,18 +218,31 @@ public sealed class ClusterLab : IAsyncDisposable, IDisposable
     }
 
     /// <summary>
+    /// Single-IP mode (docs/design.md#single-ip-mode): every proxy started from now on uses the VIP as
+    /// its external address, so targets see the VIP for every session of every node.
+    /// </summary>
+    public bool SingleIp { get; set; }
+
+    /// <summary>
     /// Starts l2proxy on node k: <c>--listen VIP:1080 --external 198.18.0.k --allow 198.18.64.0/24
-    /// --port-range {slice}</c> plus <paramref name="extraArgs"/>. Does not wait for readiness (the
-    /// VIP may not be on the node yet).
+    /// --port-range {slice}</c> (external: the VIP in <see cref="SingleIp"/> mode) plus
+    /// <paramref name="extraArgs"/>. Does not wait for readiness (the VIP may not be on the node yet).
     /// </summary>
     public LabProcess StartProxy(int nodeId, params string[] extraArgs)
     {
+        var (low, high) = ClusterPortSlice.For(CheckNode(nodeId), Nodes.Count);
+        return StartProxyWithRange(nodeId, $"{low}-{high}", extraArgs);
+    }
+
+    /// <summary>As <see cref="StartProxy"/> with another <c>--port-range</c> (a part of the slice, to exhaust it).</summary>
+    public LabProcess StartProxyWithRange(int nodeId, string portRange, params string[] extraArgs)
+    {
         CheckNode(nodeId);
-        var (low, high) = ClusterPortSlice.For(nodeId, Nodes.Count);
+        var external = SingleIp ? VipAddress : NodeAddress(nodeId);
         string[] args =
         [
-            "--listen", $"{VipAddress}:{ProxyPort}", "--external", NodeAddress(nodeId).ToString(),
-            "--allow", ClientSubnet, "--port-range", $"{low}-{high}", .. extraArgs,
+            "--listen", $"{VipAddress}:{ProxyPort}", "--external", external.ToString(),
+            "--allow", ClientSubnet, "--port-range", portRange, .. extraArgs,
         ];
         var process = Nodes[nodeId - 1].Start(LabBinaries.L2Proxy, args);
         _proxies[nodeId - 1] = process;

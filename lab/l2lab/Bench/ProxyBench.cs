@@ -125,6 +125,8 @@ internal static class ProxyBench
             // The copy relay is for comparison while tuning the splice relay: L2LAB_BENCH_ONLY=...,l2proxy-copy.
             new Subject("l2proxy-copy", (lab, dir) => StartL2Proxy(lab, dir, prlimit, l2proxy, "copy"), true, true, ByDefault: false),
             new Subject("l2proxy-w2", (lab, dir) => StartL2Proxy(lab, dir, prlimit, l2proxy, "splice", workers: 2), true, true),
+            // Issue 18: the external address is also an internal one, so outgoing ports come from a third of the range (docs/design.md#single-ip-mode).
+            new Subject("l2proxy-single-ip", (lab, dir) => StartL2Proxy(lab, dir, prlimit, l2proxy, "splice", singleIp: true), true, true, ByDefault: false),
             new Subject("dante", (lab, dir) => StartDante(lab, dir, prlimit, danted), true, true),
             // One run: microsocks is the reference for the CONNECT rate only, and its slow bulk
             // throughput uses the full time of each measurement.
@@ -508,11 +510,12 @@ internal static class ProxyBench
 
         """;
 
-    private static LabProcess StartL2Proxy(ProxyLab lab, string dir, string prlimit, string l2proxy, string relay, int workers = 1)
+    private static LabProcess StartL2Proxy(ProxyLab lab, string dir, string prlimit, string l2proxy, string relay, int workers = 1, bool singleIp = false)
     {
         // No per-session log lines (no log: in the rules), like the Dante configuration.
-        var path = Path.Combine(dir, $"l2proxy-{workers}.conf");
-        File.WriteAllText(path, Conf + (workers > 1 ? $"workers: {workers}\n" : string.Empty));
+        var path = Path.Combine(dir, $"l2proxy-{workers}{(singleIp ? "-single-ip" : "")}.conf");
+        var single = singleIp ? "internal: 198.18.2.1 port = 1080\nudp.portrange: 32768-42178\n" : string.Empty;
+        File.WriteAllText(path, Conf + single + (workers > 1 ? $"workers: {workers}\n" : string.Empty));
         // Env L2PROXY_PIPE_SIZE passes through to the proxy (while tuning); unset, the proxy's default holds.
         var pipeSize = Environment.GetEnvironmentVariable("L2PROXY_PIPE_SIZE") is { Length: > 0 } size ? $"L2PROXY_PIPE_SIZE={size}" : "L2PROXY_PIPE_SIZE=";
         return lab.Proxy.Start(prlimit, "--nofile=20000:20000", "/usr/bin/env", $"L2PROXY_RELAY={relay}", pipeSize, l2proxy, "--config", path);

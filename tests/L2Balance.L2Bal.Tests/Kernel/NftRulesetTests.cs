@@ -96,6 +96,7 @@ public class NftRulesetTests
             "ip daddr != 198.18.0.10 accept comment",
             "ct state established,related counter name \"accepted_established\" accept comment",
             "iif \"lo\" accept comment",
+            "tcp dport @own_slice tcp flags & (fin|syn|rst|ack) != syn counter name \"dropped_slice_mid_flow\" drop comment",
             "meta l4proto { tcp, udp } th dport @own_slice counter name \"accepted_slice\" accept comment",
             "meta l4proto { tcp, udp } th dport 32768-60999 counter name \"dropped_other_slice\" drop comment",
             "meta mark set 0x1 meta mark != @lease counter name \"dropped_no_lease\" drop comment",

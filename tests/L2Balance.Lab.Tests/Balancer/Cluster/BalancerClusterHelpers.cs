@@ -27,6 +27,9 @@ public abstract class BalancerClusterFixtureBase : IAsyncLifetime
 
     public ClusterLab Lab => _lab ?? throw new InvalidOperationException("lab not built");
 
+    /// <summary>Proxies use the VIP as external address (docs/design.md#single-ip-mode).</summary>
+    public bool SingleIp { get; protected set; }
+
     /// <summary>Options every l2bal of this fixture gets (after the lab's own).</summary>
     public string[] BalancerArgs { get; protected set; } = [];
 
@@ -38,6 +41,7 @@ public abstract class BalancerClusterFixtureBase : IAsyncLifetime
         try
         {
             _lab = await ClusterLab.CreateAsync(NodeCount, ClientCount).WithTimeout(Deadline);
+            _lab.SingleIp = SingleIp;
             for (var k = 1; k <= NodeCount; k++)
             {
                 StartBalancer(k);
@@ -319,7 +323,8 @@ public sealed partial class DuplicateAnswerDetector : IDisposable
     public static async Task<DuplicateAnswerDetector> StartAsync(ClusterLab lab)
     {
         ArgumentNullException.ThrowIfNull(lab);
-        var filter = $"src host {ClusterLab.VipAddress} and tcp and (tcp[tcpflags] & (tcp-syn|tcp-rst) != 0)";
+        // Client side only: in single-IP mode the VIP also sends SYNs to targets.
+        var filter = $"src host {ClusterLab.VipAddress} and dst net {ClusterLab.ClientSubnet} and tcp and (tcp[tcpflags] & (tcp-syn|tcp-rst) != 0)";
         var process = lab.Router.Start(LabBinaries.Require("tcpdump", "tcpdump"), "-i", "eth0", "-e", "-n", "-S", "-l", "-U", "--immediate-mode", filter);
         var detector = new DuplicateAnswerDetector(process);
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);

@@ -1,0 +1,375 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.RegularExpressions;
+using L2Balance.Lab.Cluster;
+using L2Balance.Tests.Common;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace L2Balance.Lab.Tests.Balancer.Cluster;
+
+/// <summary>The three-node cluster with every proxy's external address set to the VIP (issue 18).</summary>
+public sealed class SingleIpClusterFixture : BalancerClusterFixtureBase
+{
+    /// <summary>Port of the proxy metrics a test turns on (on the node's loopback).</summary>
+    public const int ProxyMetricsPort = 9201;
+
+    public SingleIpClusterFixture()
+    {
+        SingleIp = true;
+        BalancerArgs = ["--advert-interval", "50ms", "--dead-after", "6"];
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class SingleIpClusterGroup : ICollectionFixture<SingleIpClusterFixture>
+{
+    public const string Name = "single-ip-cluster";
+}
+
+/// <summary>
+/// Single-IP mode (docs/design.md#single-ip-mode): targets see the VIP for every session of every
+/// node, each node's outgoing ports come from its slice, replies are taken by slice on one node
+/// only, and a slice that runs out refuses clearly.
+/// </summary>
+[Collection(SingleIpClusterGroup.Name)]
+public sealed partial class SingleIpTests(SingleIpClusterFixture fixture, ITestOutputHelper output) : IAsyncLifetime
+{
+    private static readonly TimeSpan RunBound = TimeSpan.FromSeconds(60);
+    private static readonly TimeSpan Step = TimeSpan.FromSeconds(10);
+    private ClusterLab Lab => fixture.Lab;
+
+    public Task InitializeAsync() => fixture.RestoreAsync();
+
+    public Task DisposeAsync() => Task.CompletedTask;
+
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task Connect_FromSixtyClientsThroughThreeNodes_TargetSeesOnlyTheVip()
+    {
+        var owners = await fixture.OwnersAsync();
+        Assert.Equal([1, 2, 3], owners.Values.Distinct().Order());
+        var before = await KernelAsync();
+
+        using var detector = await DuplicateAnswerDetector.StartAsync(Lab);
+        var results = await new TrafficGenerator(Lab.Client, fixture.Traffic(TimeSpan.FromSeconds(3))).RunAsync().WithTimeout(RunBound);
+        var seen = await detector.StopAsync();
+        var after = await KernelAsync();
+        output.WriteLine($"{results.Summary()}\n{seen.Summary()}");
+        var why = $"{results.Summary()}\n{seen.Summary()}\n{fixture.Describe()}";
+
+        // Every CONNECT succeeded on its client's owner, and its bound address (the VIP) has a port of that owner's slice.
+        Assert.True(results.Connects.Count >= 2 * BalancerClusterFixtureBase.ClientCount, why);
+        LabAssert.All(results.Connects, c => c.Outcome == TrafficOutcome.Ok && c.Node == owners[c.Source], c => $"{c} (owner {owners[c.Source]})\n{why}");
+        seen.AssertSingleAnswers(fixture.Describe);
+
+        // The target's own record of its peers: the VIP only, each port in a slice.
+        var peers = EchoPeers();
+        Assert.True(peers.Count >= results.Connects.Count(c => c.Outcome == TrafficOutcome.Ok), $"{peers.Count} peers recorded\n{why}");
+        LabAssert.All(peers, p => p.Address.Equals(ClusterLab.VipAddress) && ClusterPortSlice.NodeOfPort(p.Port, BalancerClusterFixtureBase.NodeCount) is not null,
+            p => $"target saw {p}\n{why}");
+        Assert.Equal(3, peers.Select(p => ClusterPortSlice.NodeOfPort(p.Port, BalancerClusterFixtureBase.NodeCount)).Distinct().Count());
+
+        // Replies reach every node (cluster MAC): the owner of the slice takes them, the others drop them by slice.
+        for (var k = 1; k <= BalancerClusterFixtureBase.NodeCount; k++)
+        {
+            Assert.True(after[k].OtherSlice > before[k].OtherSlice, $"node {k} dropped no reply of another slice\n{why}");
+            // No node holds conntrack state for another node's target-side flows.
+            var foreign = await ForeignTargetFlowsAsync(k);
+            Assert.True(foreign.Count == 0, $"node {k} has conntrack entries of other slices:\n{string.Join('\n', foreign)}");
+        }
+    }
+
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task ConnectThenBind_FromOneClient_ShowTheSameExternalAddress()
+    {
+        var source = Lab.ClientAddresses[7];
+        using var listener = Lab.Target.OpenSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(ClusterLab.TargetAddress, 0));
+        listener.Listen(4);
+        var control = (IPEndPoint)listener.LocalEndPoint!;
+
+        // The FTP-style sequence: a control connection by CONNECT, then a BIND for the data connection.
+        using var connect = await RequestAsync(source, 1, control);
+        using var seenByTarget = await listener.AcceptAsync().WithTimeout(Step);
+        using var bind = await RequestAsync(source, 2, new IPEndPoint(ClusterLab.TargetAddress, 0));
+        using var data = await Lab.Target.ConnectTcpAsync(bind.Bound, Step);
+        var (code, peer) = await Socks5Client.ReadReplyAsync(bind.Socket).WithTimeout(Step);
+        var why = $"CONNECT bound {connect.Bound}, target saw {seenByTarget.RemoteEndPoint}; BIND {bind.Bound}, second reply {code} {peer}\n{fixture.Describe()}";
+
+        Assert.True(connect.Code == 0 && bind.Code == 0 && code == 0, why);
+        var external = ((IPEndPoint)seenByTarget.RemoteEndPoint!).Address;
+        Assert.True(external.Equals(ClusterLab.VipAddress) && bind.Bound.Address.Equals(external) && connect.Bound.Address.Equals(external), why);
+        Assert.Equal(ClusterPortSlice.NodeOfPort(connect.Bound.Port, 3), ClusterPortSlice.NodeOfPort(bind.Bound.Port, 3));
+        Assert.Equal(((IPEndPoint)data.LocalEndPoint!).Port, peer.Port);
+
+        // Bytes flow both ways on the data connection.
+        await data.SendAsync("ftp-data"u8.ToArray());
+        var got = await Socks5Client.ReadExactlyAsync(bind.Socket, 8).WithTimeout(Step);
+        Assert.Equal("ftp-data"u8.ToArray(), got);
+    }
+
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task UdpAssociateAndBind_AcrossABucketMove_KeepWorking()
+    {
+        var owners = await fixture.OwnersAsync();
+        var source = Lab.ClientAddresses.First(a => owners[a.ToString()] == 2);
+        using var association = await RequestAsync(source, 3, new IPEndPoint(IPAddress.Any, 0));
+        Assert.Equal(0, association.Code);
+        using var udp = Lab.Client.OpenSocket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        udp.Bind(new IPEndPoint(source, 0));
+        using var bind = await RequestAsync(source, 2, new IPEndPoint(ClusterLab.TargetAddress, 0));
+        Assert.Equal(0, bind.Code);
+        Assert.Equal(2, ClusterPortSlice.NodeOfPort(bind.Bound.Port, 3));
+        await EchoUdpAsync(udp, association.Bound, "before");
+
+        // Node 2 drains: its buckets move to nodes 1 and 3; its sessions stay, by conntrack and by slice.
+        var drain = await Lab.RunOnNode(2, ClusterBinaries.L2Bal, ["drain"]).WithTimeout(Step);
+        Assert.True(drain.Succeeded, drain.ToString());
+        await fixture.WaitForStatusAsync([1, 3], s => s.Values.All(v => v.OwnedBy(2) == 0), "node 2's buckets covered");
+        Assert.NotEqual(2, await fixture.OwnerAsync(1, source));
+
+        await EchoUdpAsync(udp, association.Bound, "after");
+        using var data = await Lab.Target.ConnectTcpAsync(bind.Bound, Step);
+        var (code, _) = await Socks5Client.ReadReplyAsync(bind.Socket).WithTimeout(Step);
+        Assert.Equal(0, code);
+        await data.SendAsync("moved"u8.ToArray());
+        Assert.Equal("moved"u8.ToArray(), await Socks5Client.ReadExactlyAsync(bind.Socket, 5).WithTimeout(Step));
+    }
+
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task Connect_TinyPortRange_RefusesWithGeneralFailureAndCounts()
+    {
+        var owners = await fixture.OwnersAsync();
+        var source = Lab.ClientAddresses.First(a => owners[a.ToString()] == 1);
+        var (low, _) = ClusterPortSlice.For(1, 3);
+        var old = Lab.Proxy(1)!;
+        old.Stop();
+        Assert.True(await old.WaitForExitAsync(Step), fixture.Describe());
+        var tiny = Lab.StartProxyWithRange(1, $"{low}-{low + 1}", "--metrics", $"127.0.0.1:{SingleIpClusterFixture.ProxyMetricsPort}");
+        try
+        {
+            await fixture.WaitAllUpAsync();
+            var echo = new IPEndPoint(ClusterLab.TargetAddress, TargetServers.TcpEchoPort);
+            var held = new List<Session>();
+            try
+            {
+                // Two ports: two sessions to one target endpoint hold both; the third has none.
+                held.Add(await RequestAsync(source, 1, echo));
+                held.Add(await RequestAsync(source, 1, echo));
+                using var third = await RequestAsync(source, 1, echo);
+                var metrics = await ScrapeProxyAsync(1);
+                var why = $"{string.Join(", ", held.Select(h => $"{h.Code} {h.Bound}"))}; third {third.Code}\n{metrics}\n{tiny.Describe()}";
+
+                Assert.True(held.All(h => h.Code == 0 && h.Bound.Port >= low && h.Bound.Port <= low + 1), why);
+                Assert.True(third.Code == 1, why);
+                Assert.Matches(@"(?m)^l2proxy_port_range_exhausted_total\{reason=""connect""\} 1$", metrics);
+                Assert.Matches(@$"(?m)^l2proxy_port_range_in_use\{{range=""{low}-{low + 1}""\}} 2$", metrics);
+
+                // Another target endpoint: the kernel reuses the ports (one per 4-tuple).
+                using var other = await RequestAsync(source, 1, new IPEndPoint(ClusterLab.TargetAddress, TargetServers.HttpPort));
+                Assert.True(other.Code == 0, why);
+            }
+            finally
+            {
+                held.ForEach(h => h.Dispose());
+            }
+        }
+        finally
+        {
+            tiny.Stop();
+            await tiny.WaitForExitAsync(Step);
+        }
+    }
+
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task NodeKilledAndRestarted_FlowsOpenElsewhere_NoCollisionNoReset()
+    {
+        var owners = await fixture.OwnersAsync();
+        var echo = new IPEndPoint(ClusterLab.TargetAddress, TargetServers.TcpEchoPort);
+
+        // Three long sessions per node, to one target endpoint.
+        var sessions = new List<Session>();
+        try
+        {
+            foreach (var group in Lab.ClientAddresses.GroupBy(a => owners[a.ToString()]))
+            {
+                foreach (var source in group.Take(3))
+                {
+                    sessions.Add(await RequestAsync(source, 1, echo));
+                }
+            }
+            Assert.True(sessions.All(s => s.Code == 0), string.Join(", ", sessions.Select(s => $"{s.Code} {s.Bound}")));
+
+            // SIGKILL of node 2's l2bal (its tables go: nothing reaches its stack) and proxy, then both start again.
+            Lab.Balancer(2)!.Kill(LabSignals.Kill);
+            Lab.Proxy(2)!.Kill(LabSignals.Kill);
+            await Lab.Proxy(2)!.WaitForExitAsync(Step);
+            await Lab.Balancer(2)!.WaitForExitAsync(Step);
+            fixture.StartBalancer(2);
+            await fixture.StartProxyAsync(2);
+            await fixture.WaitAllUpAsync();
+
+            using var detector = await DuplicateAnswerDetector.StartAsync(Lab);
+            var results = await new TrafficGenerator(Lab.Client, fixture.Traffic(TimeSpan.FromSeconds(3))).RunAsync().WithTimeout(RunBound);
+            var seen = await detector.StopAsync();
+            var why = $"{results.Summary()}\n{seen.Summary()}\n{fixture.Describe()}";
+            output.WriteLine(why);
+
+            // The survivors' sessions still echo; node 2's died with it.
+            foreach (var s in sessions.Where(s => ClusterPortSlice.NodeOfPort(s.Bound.Port, 3) != 2))
+            {
+                await s.Socket.SendAsync("alive"u8.ToArray());
+                Assert.Equal("alive"u8.ToArray(), await Socks5Client.ReadExactlyAsync(s.Socket, 5).WithTimeout(Step));
+            }
+
+            // No new flow took a source port still open to the same target endpoint (the target logs each
+            // flow it saw end, by peer), and none failed.
+            var open = sessions.Where(s => ClusterPortSlice.NodeOfPort(s.Bound.Port, 3) != 2).Select(s => s.Bound.Port).ToHashSet();
+            var collisions = EchoPeers().Count(p => open.Contains(p.Port));
+            LabAssert.All(results.Connects, c => c.Outcome == TrafficOutcome.Ok && c.Node == owners[c.Source], c => $"{c}\n{why}");
+            Assert.True(collisions == 0, $"{collisions} collisions\n{why}");
+            seen.AssertSingleAnswers(fixture.Describe);
+        }
+        finally
+        {
+            sessions.ForEach(s => s.Dispose());
+        }
+    }
+
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task MidFlowPacket_ToTheOwnSliceOfNoKnownFlow_IsDroppedSilentlyAndCounted()
+    {
+        // As after a restart: the target sends an ACK of a flow no node holds to a port of node 1's slice.
+        var (low, _) = ClusterPortSlice.For(1, 3);
+        var port = low + 777;
+        var before = await KernelAsync();
+        var script = $$"""
+            import socket, struct, time
+            def csum(b):
+                if len(b) % 2: b += b"\0"
+                s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+                s = (s >> 16) + (s & 0xffff); s += s >> 16
+                return ~s & 0xffff
+            src, dst = "{{ClusterLab.TargetAddress}}", "{{ClusterLab.VipAddress}}"
+            rx = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+            rx.settimeout(0.2)
+            tx = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+            resets = 0
+            for i in range(5):
+                tcp = struct.pack("!HHIIBBHHH", 7000, {{port}}, 1000 + i, 5000, 5 << 4, 0x10, 65535, 0, 0)
+                pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(tcp))
+                tcp = tcp[:16] + struct.pack("!H", csum(pseudo + tcp)) + tcp[18:]
+                ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), i, 0, 64, 6, 0, socket.inet_aton(src), socket.inet_aton(dst))
+                tx.sendto(ip + tcp, (dst, 0))
+                end = time.time() + 0.2
+                while time.time() < end:
+                    try:
+                        pkt = rx.recv(2048)
+                    except socket.timeout:
+                        break
+                    sport, dport, flags = struct.unpack("!HH", pkt[20:24]) + (pkt[33],)
+                    if pkt[12:16] == socket.inet_aton(dst) and sport == {{port}} and flags & 0x04:
+                        resets += 1
+            print(f"resets {resets}")
+            """;
+        var run = await Lab.Target.RunAsync("python3", ["-c", script], Step);
+        var after = await KernelAsync();
+        var why = $"{run}\nnode 1 slice mid-flow {before[1].SliceMidFlow} -> {after[1].SliceMidFlow}";
+
+        Assert.True(run.Succeeded && run.StdOut.Contains("resets 0", StringComparison.Ordinal), why);
+        Assert.True(after[1].SliceMidFlow - before[1].SliceMidFlow >= 5, why);
+    }
+
+    /// <summary>A SOCKS5 request from <paramref name="source"/> through the VIP, and its first reply.</summary>
+    private async Task<Session> RequestAsync(IPAddress source, byte command, IPEndPoint destination)
+    {
+        var socket = Lab.Client.OpenSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            socket.Bind(new IPEndPoint(source, 0));
+            await socket.ConnectAsync(Lab.ProxyEndPoint).WithTimeout(Step);
+            var (code, bound) = await Socks5Client.HandshakeAsync(socket, command, destination).WithTimeout(Step);
+            return new Session(socket, code, bound);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    private static async Task EchoUdpAsync(Socket udp, IPEndPoint relay, string text)
+    {
+        var payload = System.Text.Encoding.ASCII.GetBytes(text);
+        var datagram = Socks5Client.WrapUdp(new IPEndPoint(ClusterLab.TargetAddress, TargetServers.UdpEchoPort), payload);
+        var buffer = new byte[1024];
+        for (var attempt = 0; attempt < 5; attempt++)
+        {
+            await udp.SendToAsync(datagram, relay);
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+            try
+            {
+                var n = await udp.ReceiveAsync(buffer, SocketFlags.None, cts.Token);
+                Assert.Equal(text, System.Text.Encoding.ASCII.GetString(Socks5Client.UnwrapUdp(buffer.AsSpan(0, n))));
+                return;
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
+        Assert.Fail($"no UDP echo of '{text}' through {relay}");
+    }
+
+    private async Task<string> ScrapeProxyAsync(int k)
+    {
+        var scrape = await Lab.RunOnNode(k, "curl", ["-sS", "-m", "5", $"http://127.0.0.1:{SingleIpClusterFixture.ProxyMetricsPort}/metrics"]).WithTimeout(Step);
+        Assert.True(scrape.Succeeded, scrape.ToString());
+        return scrape.StdOut;
+    }
+
+    /// <summary>Every peer the target's TCP echo server logged (it logs each connection as it ends), but the lab's own readiness probes from the target's loopback.</summary>
+    private List<IPEndPoint> EchoPeers()
+    {
+        var log = string.Join('\n', Lab.Servers!.Processes.Select(p => p.Log));
+        return [.. EchoLine().Matches(log)
+            .Select(m => new IPEndPoint(IPAddress.Parse(m.Groups["a"].Value).MapToIPv4(), int.Parse(m.Groups["p"].Value, CultureInfo.InvariantCulture)))
+            .Where(p => !IPAddress.IsLoopback(p.Address))];
+    }
+
+    /// <summary>Each node's drops by slice (netdev and ip tables together).</summary>
+    private async Task<Dictionary<int, (long OtherSlice, long SliceMidFlow)>> KernelAsync()
+    {
+        var counters = new Dictionary<int, (long, long)>();
+        for (var k = 1; k <= BalancerClusterFixtureBase.NodeCount; k++)
+        {
+            var s = await fixture.StatusAsync(k);
+            counters[k] = (s.Kernel("droppedOtherSlice"), s.Kernel("droppedSliceMidFlow"));
+        }
+        return counters;
+    }
+
+    /// <summary>Node k's conntrack entries from the VIP to the target whose source port lies in another node's slice.</summary>
+    private async Task<List<string>> ForeignTargetFlowsAsync(int k)
+    {
+        var table = await Lab.RunOnNode(k, "cat", ["/proc/net/nf_conntrack"]).WithTimeout(Step);
+        Assert.True(table.Succeeded, table.ToString());
+        return [.. table.StdOut.Split('\n').Where(line =>
+        {
+            var m = ConntrackLine().Match(line);
+            return m.Success && ClusterPortSlice.NodeOfPort(int.Parse(m.Groups["sport"].Value, CultureInfo.InvariantCulture), 3) is { } owner && owner != k;
+        })];
+    }
+
+    [GeneratedRegex(@"tcp-echo (?<a>[0-9a-f:.]+):(?<p>\d+) echoed")]
+    private static partial Regex EchoLine();
+
+    [GeneratedRegex(@"src=198\.18\.0\.10 dst=198\.18\.128\.2 sport=(?<sport>\d+) dport=\d+")]
+    private static partial Regex ConntrackLine();
+
+    /// <summary>A client's control connection and the proxy's first reply.</summary>
+    private sealed record Session(Socket Socket, byte Code, IPEndPoint Bound) : IDisposable
+    {
+        public void Dispose() => Socket.Dispose();
+    }
+}
