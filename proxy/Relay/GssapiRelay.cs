@@ -31,14 +31,11 @@ internal static class GssapiRelay
     }
 
     /// <summary>Client to target: reads whole encapsulation messages, sends their unwrapped data.</summary>
-    private static async Task<PumpResult> UnwrapPumpAsync(Socket client, Socket target, SocksSession session, GssapiContext context, GssapiProtection level, byte[] early)
-    {
-        byte[] buffer = ArrayPool<byte>.Shared.Rent(GssapiCodec.HeaderLength + GssapiCodec.MaxTokenLength);
-        long total = 0;
-        int filled = early.Length;
-        early.CopyTo(buffer, 0);
-        try
+    private static Task<PumpResult> UnwrapPumpAsync(Socket client, Socket target, SocksSession session, GssapiContext context, GssapiProtection level, byte[] early) =>
+        GuardedAsync(GssapiCodec.HeaderLength + GssapiCodec.MaxTokenLength, async (buffer, counted) =>
         {
+            int filled = early.Length;
+            early.CopyTo(buffer, 0);
             while (true)
             {
                 bool ok2;
@@ -46,25 +43,25 @@ internal static class GssapiRelay
                 if (!ok2)
                 {
                     // A FIN between messages is the client's half-close; inside one, a truncated message.
-                    return filled == 0 ? Fin(target, total) : Truncated(session, total);
+                    return filled == 0 ? Fin(target, counted.Total) : Truncated(session, counted.Total);
                 }
                 if (buffer[0] != GssapiCodec.Version || buffer[1] != (byte)GssapiMessageType.Encapsulated)
                 {
                     // The abort message, or anything else where only encapsulated data may come.
                     session.GssapiTokenFailed(new GssapiException(buffer[1] == (byte)GssapiMessageType.Abort ? GssapiFailure.Protocol : GssapiFailure.Defective,
                         $"relay: message {buffer[0]:x2} {buffer[1]:x2} where only encapsulated data (01 03) may come"));
-                    return new PumpResult(total, PumpEnd.ReadError, SocketError.ProtocolNotSupported);
+                    return new PumpResult(counted.Total, PumpEnd.ReadError, SocketError.ProtocolNotSupported);
                 }
                 (ok2, filled) = await FillAsync(client, buffer, filled, GssapiCodec.HeaderLength).ConfigureAwait(false);
                 if (!ok2)
                 {
-                    return Truncated(session, total);
+                    return Truncated(session, counted.Total);
                 }
                 int length = BinaryPrimitives.ReadUInt16BigEndian(buffer.AsSpan(2));
                 (ok2, filled) = await FillAsync(client, buffer, filled, GssapiCodec.HeaderLength + length).ConfigureAwait(false);
                 if (!ok2)
                 {
-                    return Truncated(session, total);
+                    return Truncated(session, counted.Total);
                 }
                 byte[] data;
                 try
@@ -78,7 +75,7 @@ internal static class GssapiRelay
                 catch (GssapiException e)
                 {
                     session.GssapiTokenFailed(e);
-                    return new PumpResult(total, PumpEnd.ReadError, SocketError.ProtocolNotSupported);
+                    return new PumpResult(counted.Total, PumpEnd.ReadError, SocketError.ProtocolNotSupported);
                 }
                 int consumed = GssapiCodec.HeaderLength + length;
                 Buffer.BlockCopy(buffer, consumed, buffer, 0, filled - consumed);
@@ -91,33 +88,17 @@ internal static class GssapiRelay
                     }
                     catch (SocketException e)
                     {
-                        return new PumpResult(total, PumpEnd.WriteError, e.SocketErrorCode);
+                        return new PumpResult(counted.Total, PumpEnd.WriteError, e.SocketErrorCode);
                     }
-                    total += data.Length;
+                    counted.Total += data.Length;
                     session.Relayed(fromClient: true, data.Length);
                 }
             }
-        }
-        catch (SocketException e)
-        {
-            return new PumpResult(total, PumpEnd.ReadError, e.SocketErrorCode);
-        }
-        catch (ObjectDisposedException)
-        {
-            return new PumpResult(total, PumpEnd.Aborted, SocketError.OperationAborted);
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
-    }
+        });
 
     /// <summary>Target to client: each chunk read becomes one encapsulation message.</summary>
-    private static async Task<PumpResult> WrapPumpAsync(Socket target, Socket client, SocksSession session, GssapiContext context, GssapiProtection level)
-    {
-        byte[] buffer = ArrayPool<byte>.Shared.Rent(ChunkLength);
-        long total = 0;
-        try
+    private static Task<PumpResult> WrapPumpAsync(Socket target, Socket client, SocksSession session, GssapiContext context, GssapiProtection level) =>
+        GuardedAsync(ChunkLength, async (buffer, counted) =>
         {
             while (true)
             {
@@ -125,7 +106,7 @@ internal static class GssapiRelay
                 if (n == 0)
                 {
                     ShutdownSend(client);
-                    return new PumpResult(total, PumpEnd.ReadFin, SocketError.Success);
+                    return new PumpResult(counted.Total, PumpEnd.ReadFin, SocketError.Success);
                 }
                 byte[] message;
                 try
@@ -135,7 +116,7 @@ internal static class GssapiRelay
                 catch (GssapiException e)
                 {
                     session.GssapiTokenFailed(e);
-                    return new PumpResult(total, PumpEnd.ReadError, SocketError.ProtocolNotSupported);
+                    return new PumpResult(counted.Total, PumpEnd.ReadError, SocketError.ProtocolNotSupported);
                 }
                 GssapiCodec.WriteHeader(message, GssapiMessageType.Encapsulated, message.Length - GssapiCodec.HeaderLength);
                 try
@@ -144,19 +125,35 @@ internal static class GssapiRelay
                 }
                 catch (SocketException e)
                 {
-                    return new PumpResult(total, PumpEnd.WriteError, e.SocketErrorCode);
+                    return new PumpResult(counted.Total, PumpEnd.WriteError, e.SocketErrorCode);
                 }
-                total += n;
+                counted.Total += n;
                 session.Relayed(fromClient: false, n);
             }
+        });
+
+    /// <summary>Bytes a pump moved so far, for its result when an exception ends it.</summary>
+    private sealed class Counted
+    {
+        public long Total;
+    }
+
+    /// <summary>Runs a pump with a pooled buffer; a socket error or the session's close ends it with what it moved.</summary>
+    private static async Task<PumpResult> GuardedAsync(int bufferLength, Func<byte[], Counted, Task<PumpResult>> pump)
+    {
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(bufferLength);
+        var counted = new Counted();
+        try
+        {
+            return await pump(buffer, counted).ConfigureAwait(false);
         }
         catch (SocketException e)
         {
-            return new PumpResult(total, PumpEnd.ReadError, e.SocketErrorCode);
+            return new PumpResult(counted.Total, PumpEnd.ReadError, e.SocketErrorCode);
         }
         catch (ObjectDisposedException)
         {
-            return new PumpResult(total, PumpEnd.Aborted, SocketError.OperationAborted);
+            return new PumpResult(counted.Total, PumpEnd.Aborted, SocketError.OperationAborted);
         }
         finally
         {
