@@ -188,6 +188,11 @@ internal static class Program
         {
             return ExitConfig;
         }
+        if (GssapiKeytabs.Check(options) is { } keytabError)
+        {
+            Console.Error.WriteLine($"l2proxy: {keytabError}");
+            return ExitConfig;
+        }
         LogWriter writer;
         try
         {

@@ -77,11 +77,11 @@ internal static class HealthProbe
     private static HealthProbeResult Socks5(HealthProbeSpec spec, TimeSpan timeout)
     {
         using var socket = Connect(spec, timeout);
-        // Greeting: version 5, two methods: no authentication, username/password. Its answer completes
+        // Greeting: version 5, three methods: no authentication, GSS-API, username/password. Its answer completes
         // the method negotiation, all a probe needs (no request): the close that follows is an orderly FIN
         // (nothing is left unread), which l2proxy logs at debug only (docs/sockd-conf.md#health-probe).
-        ReadOnlySpan<byte> greeting = [5, 2, 0, 2];
-        socket.Send(greeting, SocketFlags.None);
+        // GSS-API is offered so that a proxy configured with socksmethod gssapi alone still selects a method.
+        socket.Send(Greeting, SocketFlags.None);
         Span<byte> reply = stackalloc byte[2];
         var read = 0;
         while (read < 2)
@@ -93,9 +93,7 @@ internal static class HealthProbe
             }
             read += n;
         }
-        return reply[0] == 5 && reply[1] is 0 or 2
-            ? HealthProbeResult.Pass
-            : new HealthProbeResult(HealthFailure.WrongAnswer, $"unexpected SOCKS5 method selection {reply[0]:x2} {reply[1]:x2}");
+        return CheckMethodSelection(reply);
     }
 
     /// <summary>
@@ -138,6 +136,15 @@ internal static class HealthProbe
             }
         }
     }
+
+    /// <summary>The probe's SOCKS5 greeting: methods 00 (none), 01 (GSS-API), 02 (username/password).</summary>
+    internal static ReadOnlySpan<byte> Greeting => [5, 3, 0, 1, 2];
+
+    /// <summary>Pass when the method selection picks one of the offered methods; X'FF' or anything else is a wrong answer.</summary>
+    internal static HealthProbeResult CheckMethodSelection(ReadOnlySpan<byte> reply) =>
+        reply.Length == 2 && reply[0] == 5 && reply[1] is 0 or 1 or 2
+            ? HealthProbeResult.Pass
+            : new HealthProbeResult(HealthFailure.WrongAnswer, $"unexpected SOCKS5 method selection {Convert.ToHexString(reply)}");
 
     private static HealthProbeResult Exec(HealthProbeSpec spec, TimeSpan timeout)
     {

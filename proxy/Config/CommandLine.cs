@@ -146,6 +146,10 @@ public static class CommandLine
         private readonly Option<string[]> _allow = ProgramCommandLine.RepeatableFlag(
             "--allow", "CIDR", "Serve clients from this network; repeatable; without it (and without --users), l2proxy refuses to start");
         private readonly Option<string> _users = ProgramCommandLine.Flag("--users", "FILE", "Require a username and password from this users file (see 'passwd'); without --allow, from any address");
+        private readonly Option<string> _gssapiKeytab = ProgramCommandLine.Flag(
+            "--gssapi-keytab", "FILE", "Require GSS-API (Kerberos, RFC 1961) with the service key from this keytab (mode 600); without --allow, from any address");
+        private readonly Option<string> _gssapiServiceName = ProgramCommandLine.Flag(
+            "--gssapi-servicename", "NAME", "The service principal clients get tickets for (svc/host or svc@host); without it, any key of the keytab");
         private readonly Option<string> _portRange = ProgramCommandLine.Flag(
             "--port-range", "LO-HI", "Ports for UDP relays and BIND sockets (l2bal slice), and for outgoing sockets when the external address is the VIP (single-IP mode); without it, the kernel's ephemeral range");
         private readonly Option<string> _negotiateTimeout = ProgramCommandLine.Flag(
@@ -190,7 +194,7 @@ public static class CommandLine
 
         private Option[] Settings =>
         [
-            _listen, _external, _allow, _users, _portRange, _negotiateTimeout, _ioTimeout, _connectTimeout, _maxClients, _maxPerClient, _maxUdp,
+            _listen, _external, _allow, _users, _gssapiKeytab, _gssapiServiceName, _portRange, _negotiateTimeout, _ioTimeout, _connectTimeout, _maxClients, _maxPerClient, _maxUdp,
             _log, _debug, _metrics, _workers, _config, _checkConfig,
         ];
 
@@ -305,6 +309,22 @@ public static class CommandLine
             {
                 options = options with { UsersFile = users, SocksMethods = [MethodKind.Username] };
             }
+            string? gssapiKeytab = result.Given(_gssapiKeytab);
+            string? gssapiService = result.Given(_gssapiServiceName);
+            if (gssapiKeytab is not null && !Path.IsPathFullyQualified(gssapiKeytab))
+            {
+                errors.Add($"--gssapi-keytab '{gssapiKeytab}': give an absolute path");
+            }
+            if (gssapiKeytab is not null || gssapiService is not null)
+            {
+                // GSS-API first: a client offering both gets the ticket-based method.
+                options = options with
+                {
+                    GssapiKeytab = gssapiKeytab,
+                    GssapiServiceName = gssapiService,
+                    SocksMethods = options.UsersFile is null ? [MethodKind.Gssapi] : [MethodKind.Gssapi, MethodKind.Username],
+                };
+            }
             if (result.Given(_portRange) is { } rangeText)
             {
                 if (AddressSyntax.ParsePortRange(rangeText, out var range) is { } rangeError)
@@ -343,10 +363,10 @@ public static class CommandLine
                 Workers = Count(result, _workers, errors) ?? options.Workers,
             };
             // Default deny, as Dante: no open proxy unless someone asked for one (issue 13); said once the rest is right.
-            bool noClientPolicy = allow.Count == 0 && options.UsersFile is null;
+            bool noClientPolicy = allow.Count == 0 && options.UsersFile is null && !options.SocksMethods.Contains(MethodKind.Gssapi);
             if (allow.Count == 0 && !noClientPolicy)
             {
-                // --users alone: clients from anywhere, each must log in.
+                // --users or --gssapi-keytab alone: clients from anywhere, each must authenticate.
                 allow.Add(new AddressMatcher(IPAddress.Any, 0, null, null));
                 allow.Add(new AddressMatcher(IPAddress.IPv6Any, 0, null, null));
             }

@@ -31,7 +31,7 @@ public static class ConfigValidator
 
         if (options.SocksMethods.Count == 0)
         {
-            errors.Add(new(nameof(ProxyOptions.SocksMethods), "no socksmethod: at least one of none, username"));
+            errors.Add(new(nameof(ProxyOptions.SocksMethods), "no socksmethod: at least one of none, username, gssapi"));
         }
 
         if (options.ClientMethods.Count == 0 || options.ClientMethods.Any(m => m != MethodKind.None))

@@ -28,6 +28,18 @@ public sealed record ProxyOptions
     /// <summary>Users file of salted PBKDF2 hashes (<c>l2proxy passwd</c>); required when <c>username</c> is a method.</summary>
     public string? UsersFile { get; init; }
 
+    /// <summary>
+    /// Keytab for <c>socksmethod gssapi</c> (<c>--gssapi-keytab</c>) where a client rule names none (<c>gssapi.keytab</c>);
+    /// null: MIT's default (<c>KRB5_KTNAME</c>, else /etc/krb5.keytab).
+    /// </summary>
+    public string? GssapiKeytab { get; init; }
+
+    /// <summary>
+    /// Service principal for <c>socksmethod gssapi</c> (<c>--gssapi-servicename</c>) where a client rule names none
+    /// (<c>gssapi.servicename</c>); null: any key of the keytab.
+    /// </summary>
+    public string? GssapiServiceName { get; init; }
+
     /// <summary>Dante <c>user.privileged</c>; recorded, the proxy runs as the user that started it unless <see cref="UserUnprivileged"/> is set.</summary>
     public string? UserPrivileged { get; init; }
 
@@ -131,6 +143,8 @@ public enum MethodKind
 {
     None,
     Username,
+    /// <summary>RFC 1961 GSS-API (Kerberos), X'01'.</summary>
+    Gssapi,
 }
 
 /// <summary>An inclusive port range, LO-HI.</summary>

@@ -1,3 +1,4 @@
+using L2Balance.Proxy.Protocol;
 using L2Balance.Proxy.Rules;
 
 namespace L2Balance.Proxy.Config;
@@ -17,11 +18,25 @@ internal sealed partial class SockdConfReader
     /// <summary>Dante 1.4 rule keywords l2proxy refuses by name.</summary>
     private static readonly HashSet<string> UnsupportedRuleKeywords = new(StringComparer.Ordinal)
     {
-        "gssapi.keytab", "gssapi.servicename", "gssapi.enctype", "libwrap", "bandwidth", "redirect", "session.max",
+        "libwrap", "bandwidth", "redirect", "session.max",
         "session.throttle", "session.state.key", "session.state.max", "session.state.throttle", "session.inheritable",
-        "clientcompatibility", "clientmethod", "maxsessions", "group", "pam.servicename", "bsdauth.stylename",
+        "clientmethod", "maxsessions", "group", "pam.servicename", "bsdauth.stylename",
         "proxyprotocol", "hostid", "hostindex", "bounce", "via", "method", "socket.sndbuf", "socket.rcvbuf",
         "timeout.negotiate", "timeout.io", "timeout.connect", "ldap.url", "ldap.domain", "ldap.filter",
+    };
+
+    /// <summary>Keywords of a client rule only: the GSS-API context is established before any request names a destination.</summary>
+    private static readonly HashSet<string> GssapiRuleKeywords = new(StringComparer.Ordinal)
+    {
+        "gssapi.keytab", "gssapi.servicename", "gssapi.enctype", "clientcompatibility",
+    };
+
+    private static readonly Dictionary<string, GssapiProtection> EncTypeWords = new(StringComparer.Ordinal)
+    {
+        ["clear"] = GssapiProtection.Clear,
+        ["integrity"] = GssapiProtection.Integrity,
+        ["confidentiality"] = GssapiProtection.Confidentiality,
+        ["per-message"] = GssapiProtection.PerMessage,
     };
 
     private static readonly string[] UnsupportedRulePrefixes = ["gssapi.", "ldap.", "pam.", "session.", "socket.", "timeout.", "bsdauth.", "redirect", "libwrap"];
@@ -37,6 +52,10 @@ internal sealed partial class SockdConfReader
         public HashSet<MethodKind>? Methods;
         public HashSet<string>? Users;
         public PortRange? UdpPortRange;
+        public string? GssapiKeytab;
+        public string? GssapiServiceName;
+        public HashSet<GssapiProtection>? GssapiEncTypes;
+        public bool NecGssapi;
         public readonly HashSet<string> Seen = new(StringComparer.Ordinal);
     }
 
@@ -45,7 +64,10 @@ internal sealed partial class SockdConfReader
         var parts = ReadRuleBody(start, brace, client: true);
         if (parts is not null && CheckFromTo(start, parts))
         {
-            _clientRules.Add(new ClientRule(action, parts.From!, parts.To!, parts.Log, new RuleSource(_clientRules.Count + 1, start.Line)));
+            var gssapi = parts.GssapiKeytab is null && parts.GssapiServiceName is null && parts.GssapiEncTypes is null && !parts.NecGssapi
+                ? null
+                : new GssapiSettings(parts.GssapiKeytab, parts.GssapiServiceName, parts.GssapiEncTypes, parts.NecGssapi);
+            _clientRules.Add(new ClientRule(action, parts.From!, parts.To!, parts.Log, new RuleSource(_clientRules.Count + 1, start.Line), gssapi));
         }
     }
 
@@ -123,6 +145,12 @@ internal sealed partial class SockdConfReader
 
     private void ReadRuleKeyword(Token keyword, List<Token> values, RuleParts parts, bool client, string kind)
     {
+        if (GssapiRuleKeywords.Contains(keyword.Text))
+        {
+            ReadGssapiKeyword(keyword, values, parts, client, kind);
+            return;
+        }
+
         if (client && RuleKeywords.Contains(keyword.Text) && !ClientRuleKeywords.Contains(keyword.Text))
         {
             Error(keyword, $"'{keyword.Text}' is not allowed in a client rule (only from, to and log; use a socks rule)");
@@ -183,6 +211,70 @@ internal sealed partial class SockdConfReader
         else
         {
             Error(keyword, $"unknown keyword '{keyword.Text}' in {kind}");
+        }
+    }
+
+    private void ReadGssapiKeyword(Token keyword, List<Token> values, RuleParts parts, bool client, string kind)
+    {
+        if (!client)
+        {
+            Error(keyword, $"'{keyword.Text}' is not allowed in a {kind}: put it in the client rule (l2proxy establishes the GSS-API context before the request)");
+            return;
+        }
+
+        if (!parts.Seen.Add("gssapi:" + keyword.Text))
+        {
+            Error(keyword, $"'{keyword.Text}' given twice in {kind}");
+            return;
+        }
+
+        if (!AtLeastOne(keyword, values))
+        {
+            return;
+        }
+
+        switch (keyword.Text)
+        {
+            case "gssapi.enctype":
+                parts.GssapiEncTypes = ReadSet(keyword, values, EncTypeWords);
+                return;
+            case "clientcompatibility":
+                foreach (var value in values)
+                {
+                    if (value.Text == "necgssapi")
+                    {
+                        parts.NecGssapi = true;
+                    }
+                    else
+                    {
+                        Error(value, $"unknown clientcompatibility '{value.Text}' (expected necgssapi)");
+                    }
+                }
+
+                return;
+        }
+
+        if (values.Count != 1 || values[0].Kind != TokenKind.Word)
+        {
+            Error(keyword, $"'{keyword.Text}' takes one value");
+            return;
+        }
+
+        if (keyword.Text == "gssapi.keytab")
+        {
+            // Dante writes FILE:/path as well as /path; only files are supported (no MEMORY: or other kt types).
+            string path = values[0].Text.StartsWith("FILE:", StringComparison.Ordinal) ? values[0].Text[5..] : values[0].Text;
+            if (!Path.IsPathFullyQualified(path))
+            {
+                Error(values[0], $"gssapi.keytab '{values[0].Text}' must be an absolute path");
+                return;
+            }
+
+            parts.GssapiKeytab = path;
+        }
+        else
+        {
+            parts.GssapiServiceName = values[0].Text;
         }
     }
 

@@ -337,6 +337,7 @@ internal sealed partial class SockdConfReader
             {
                 "none" => MethodKind.None,
                 "username" when !client => MethodKind.Username,
+                "gssapi" when !client => MethodKind.Gssapi,
                 _ => null,
             };
             if (method is null)
@@ -345,7 +346,8 @@ internal sealed partial class SockdConfReader
                 Error(value, value.Text switch
                 {
                     "username" => "unsupported clientmethod 'username': username is a socksmethod (client rules only see the address)",
-                    "gssapi" or "bsdauth" or "rfc931" => $"unsupported method '{value.Text}'",
+                    "gssapi" => "unsupported clientmethod 'gssapi': gssapi is a socksmethod (Dante's clientmethod has no gssapi)",
+                    "bsdauth" or "rfc931" => $"unsupported method '{value.Text}'",
                     _ when value.Text.StartsWith("pam", StringComparison.Ordinal) => $"unsupported method '{value.Text}'",
                     _ => $"unknown method '{value.Text}'",
                 });

@@ -21,6 +21,8 @@ public static class EventIds
     public const int SessionEnded = 14;
     public const int SessionFailed = 15;
     public const int AuthFailed = 16;
+    public const int GssapiFailed = 17;
+    public const int GssapiAuthenticated = 22;
     public const int UdpAssociated = 18;
     public const int NegotiationFailed = 20;
     public const int Probed = 21;

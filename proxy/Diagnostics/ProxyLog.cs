@@ -108,6 +108,19 @@ public sealed class ProxyLog
         }
     }
 
+    /// <summary>A GSS-API session was refused or ended by a failed token: the reason class and the library's text, escaped.</summary>
+    public void GssapiFailed(EndPoint client, Auth.GssapiFailure failure, string detail) =>
+        Write(LogLevel.Info, EventIds.GssapiFailed, $"block: client {client}: gssapi authentication failed ({ProxyCounters.Snake(failure.ToString())}): {LogText.Escape(detail)}");
+
+    /// <summary>A GSS-API context and protection-level subnegotiation completed (debug 1).</summary>
+    public void GssapiAuthenticated(EndPoint client, string principal, Protocol.GssapiProtection level)
+    {
+        if (IsEnabled(LogLevel.Debug))
+        {
+            Write(LogLevel.Debug, EventIds.GssapiAuthenticated, $"client {client}: gssapi principal '{LogText.Escape(principal)}', protection {ProxyCounters.Snake(level.ToString())}");
+        }
+    }
+
     public void AuthFailed(EndPoint client, string user) =>
         Write(LogLevel.Info, EventIds.AuthFailed, $"block: client {client}: username/password authentication failed for user '{LogText.Escape(user)}'");
 

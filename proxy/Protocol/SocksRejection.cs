@@ -53,4 +53,13 @@ public enum SocksRejection
     /// <summary>A reply status the protocol does not define: a SOCKS5 REP above 0x08, or a SOCKS4 CD
     /// outside 90..93.</summary>
     BadStatus = 13,
+
+    /// <summary>An RFC 1961 message whose VER is not 1.</summary>
+    BadGssapiVersion = 14,
+
+    /// <summary>An RFC 1961 MTYP other than 1 (authentication), 2 (protection level), 3 (encapsulated data) or 0xFF (abort).</summary>
+    BadGssapiMessageType = 15,
+
+    /// <summary>An RFC 1961 token longer than the reader's cap (<see cref="GssapiCodec.MaxHandshakeTokenLength"/> during the handshake).</summary>
+    GssapiTokenTooLarge = 16,
 }

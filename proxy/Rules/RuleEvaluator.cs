@@ -34,7 +34,7 @@ public static class RuleEvaluator
             if (MatchesAddress(rule.From, client.Address, null, client.Port)
                 && MatchesAddress(rule.To, local.Address, null, local.Port))
             {
-                return new RuleVerdict(rule.Action, rule.Log, rule.Source, null);
+                return new RuleVerdict(rule.Action, rule.Log, rule.Source, null, Gssapi: rule.Gssapi);
             }
         }
 

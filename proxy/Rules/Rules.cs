@@ -71,8 +71,15 @@ public readonly record struct PortMatcher(PortOperator Operator, ushort Port, us
 /// <summary>Position of a rule in its file, for logs ("rule #3, line 17").</summary>
 public readonly record struct RuleSource(int Number, int Line);
 
-/// <summary>A <c>client pass|block { from: to: port log }</c> rule.</summary>
-public sealed record ClientRule(RuleAction Action, AddressMatcher From, AddressMatcher To, RuleLog Log, RuleSource Source);
+/// <summary>A <c>client pass|block { from: to: port log }</c> rule; <paramref name="Gssapi"/> holds its <c>gssapi.*</c> and <c>clientcompatibility</c> settings.</summary>
+public sealed record ClientRule(RuleAction Action, AddressMatcher From, AddressMatcher To, RuleLog Log, RuleSource Source, GssapiSettings? Gssapi = null);
+
+/// <summary>
+/// A client rule's GSS-API settings (RFC 1961): <c>gssapi.keytab</c>, <c>gssapi.servicename</c> (null: the
+/// process-wide flag or default), <c>gssapi.enctype</c> (the protection levels the server accepts; null: all),
+/// and <c>clientcompatibility: necgssapi</c> (the protection-level message travels unwrapped, as NEC's client sends it).
+/// </summary>
+public sealed record GssapiSettings(string? Keytab, string? ServiceName, IReadOnlySet<GssapiProtection>? EncTypes, bool NecCompatibility);
 
 /// <summary>A <c>socks pass|block { from: to: command: protocol: socksmethod: user: udp.portrange: log: }</c> rule.</summary>
 public sealed record SocksRule(
@@ -109,7 +116,7 @@ public readonly record struct SocksRequestContext(
 
 /// <summary>The result of evaluating rules: the action and the rule that decided (null: no rule matched, so blocked).
 /// <see cref="Protected"/> is not Ordinary when a pass rule matched but did not name that protected destination.</summary>
-public readonly record struct RuleVerdict(RuleAction Action, RuleLog Log, RuleSource? Rule, PortRange? UdpPortRange, DestinationClass Protected = DestinationClass.Ordinary)
+public readonly record struct RuleVerdict(RuleAction Action, RuleLog Log, RuleSource? Rule, PortRange? UdpPortRange, DestinationClass Protected = DestinationClass.Ordinary, GssapiSettings? Gssapi = null)
 {
     public bool Passed => Action == RuleAction.Pass;
 }

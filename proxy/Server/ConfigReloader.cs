@@ -56,6 +56,11 @@ internal sealed class ConfigReloader(ProxyServer server, IReadOnlyList<string> a
                 return false;
             }
         }
+        if (Auth.GssapiKeytabs.Check(run.Options) is { } keytabError)
+        {
+            log.ConfigReloadFailed(source, keytabError);
+            return false;
+        }
         var (options, needRestart) = ReloadPlan.Plan(server.Options, run.Options);
         foreach (var warning in run.Warnings)
         {

@@ -17,12 +17,13 @@ public delegate ParseStatus MessageParser<T>(in ReadOnlySequence<byte> input, ou
 internal sealed class HandshakeBuffer : IDisposable, IBufferWriter<byte>
 {
     /// <summary>Longest handshake message: a SOCKS4a request with a 255-byte user id and name (about 520 bytes).</summary>
-    private const int Capacity = 1024;
+    private const int DefaultCapacity = 1024;
 
     /// <summary>Longest reply: a SOCKS5 reply naming a host, 4 + 1 + 255 + 2 bytes.</summary>
     private const int ReplyCapacity = 512;
 
-    private byte[]? _buffer = ArrayPool<byte>.Shared.Rent(Capacity + ReplyCapacity);
+    private int _capacity = DefaultCapacity;
+    private byte[]? _buffer = ArrayPool<byte>.Shared.Rent(DefaultCapacity + ReplyCapacity);
     private int _start;
     private int _end;
     private byte[]? _replyFallback;
@@ -72,7 +73,7 @@ internal sealed class HandshakeBuffer : IDisposable, IBufferWriter<byte>
 
     private async ValueTask<bool> ReceiveAsync(Socket socket)
     {
-        if (_end == Capacity)
+        if (_end == _capacity)
         {
             if (_start == 0)
             {
@@ -82,9 +83,28 @@ internal sealed class HandshakeBuffer : IDisposable, IBufferWriter<byte>
             _end -= _start;
             _start = 0;
         }
-        var n = await socket.ReceiveAsync(_buffer!.AsMemory(_end, Capacity - _end), SocketFlags.None).ConfigureAwait(false);
+        var n = await socket.ReceiveAsync(_buffer!.AsMemory(_end, _capacity - _end), SocketFlags.None).ConfigureAwait(false);
         _end += n;
         return n > 0;
+    }
+
+    /// <summary>
+    /// Makes room for messages up to <paramref name="capacity"/> bytes (RFC 1961 tokens): only GSS-API sessions
+    /// pay for the larger buffer. Called between messages, with no reply pending.
+    /// </summary>
+    public void Grow(int capacity)
+    {
+        if (_buffer is null || capacity <= _capacity)
+        {
+            return;
+        }
+        var larger = ArrayPool<byte>.Shared.Rent(capacity + ReplyCapacity);
+        Buffer.BlockCopy(_buffer, _start, larger, 0, _end - _start);
+        _end -= _start;
+        _start = 0;
+        ArrayPool<byte>.Shared.Return(_buffer);
+        _buffer = larger;
+        _capacity = capacity;
     }
 
     /// <summary>The reply written so far; the next write starts a new reply.</summary>
@@ -115,7 +135,7 @@ internal sealed class HandshakeBuffer : IDisposable, IBufferWriter<byte>
 
     /// <summary>The reply region behind the receive region; after <see cref="Dispose"/> (a late failure reply) an array of its own.</summary>
     private Memory<byte> ReplyArea() => _buffer is { } buffer
-        ? buffer.AsMemory(Capacity, ReplyCapacity)
+        ? buffer.AsMemory(_capacity, ReplyCapacity)
         : (_replyFallback ??= new byte[ReplyCapacity]);
 
     public void Dispose()

@@ -237,7 +237,7 @@ public sealed class ProxyServer : IAsyncDisposable
             return;
         }
         client.NoDelay = true;
-        var session = new SocksSession(this, client, remote, local, verdict.Log) { ProbeOnly = probeOnly };
+        var session = new SocksSession(this, client, remote, local, verdict.Log) { ProbeOnly = probeOnly, GssapiRule = verdict.Gssapi };
         _sessions.TryAdd(session, 0);
         _ = session.RunAsync();
     }

@@ -286,6 +286,10 @@ internal sealed partial class SocksSession
     private async Task<SessionOutcome> RelayAsync(Socket target, RuleLog log, string what, object destination)
     {
         EnterRelay();
+        if (Protected)
+        {
+            return await ProtectedRelayAsync(target, log, what, destination).ConfigureAwait(false);
+        }
         var early = _handshake.Remaining;
         if (!early.IsEmpty)
         {
@@ -305,5 +309,32 @@ internal sealed partial class SocksSession
             Log.SessionEnded(log, what, Client, destination.ToString()!, up, result.ToClient, Elapsed, how);
         }
         return result.Failed ? SessionOutcome.RelayError : SessionOutcome.Completed;
+    }
+
+    /// <summary>The relay of a protected GSS-API session: early bytes are encapsulation messages too.</summary>
+    private async Task<SessionOutcome> ProtectedRelayAsync(Socket target, RuleLog log, string what, object destination)
+    {
+        EnterRelay();
+        var early = _handshake.Remaining.ToArray();
+        _handshake.Dispose();
+        var result = await GssapiRelay.RunAsync(_client, target, this, _gss!, _protection, early).ConfigureAwait(false);
+        var how = Aborted ? ((SessionOutcome)Volatile.Read(ref _abortReason)).ToString() : result.Describe();
+        log |= _clientRuleLog & RuleLog.Disconnect;
+        if ((log & RuleLog.Disconnect) != 0)
+        {
+            Log.SessionEnded(log, what, Client, destination.ToString()!, result.FromClient, result.ToClient, Elapsed, how);
+        }
+        return result.Failed ? SessionOutcome.RelayError : SessionOutcome.Completed;
+    }
+
+    /// <summary>
+    /// UDP ASSOCIATE under integrity or confidentiality would need every datagram wrapped (RFC 1961 section 5), which
+    /// l2proxy does not do: refused with a clear reply and line rather than relayed unprotected.
+    /// </summary>
+    private async Task<SessionOutcome> RefuseProtectedUdpAsync()
+    {
+        await TrySendReplyAsync(ReplyCode.CommandNotSupported, null).ConfigureAwait(false);
+        Log.NegotiationFailed(Client, SessionOutcome.CommandNotSupported, $"UDP ASSOCIATE at gssapi protection {ProxyCounters.Snake(_protection.ToString())} is not supported (level clear is)");
+        return SessionOutcome.CommandNotSupported;
     }
 }

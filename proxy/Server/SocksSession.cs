@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using L2Balance.Proxy.Auth;
 using L2Balance.Proxy.Config;
 using L2Balance.Proxy.Diagnostics;
 using L2Balance.Proxy.Protocol;
@@ -82,6 +83,12 @@ internal sealed partial class SocksSession
         {
             outcome = SessionOutcome.ClientClosedEarly;
             Log.NegotiationFailed(Client, outcome, "client closed during negotiation");
+        }
+        catch (GssapiException e)
+        {
+            // A per-message token of the request failed after authentication: counted as a GSS-API failure.
+            outcome = SessionOutcome.AuthFailed;
+            GssapiTokenFailed(e);
         }
         catch (InvalidDataException e)
         {
@@ -284,7 +291,13 @@ internal sealed partial class SocksSession
             _method = MethodKind.Username;
             _user = credentials.UserName;
         }
-        var (requestStatus, request, requestReason) = await _handshake.ReadAsync<Socks5Request>(_client, Socks5Codec.TryParseRequest).ConfigureAwait(false);
+        else if (selected == AuthMethod.Gssapi && await AuthenticateGssapiAsync().ConfigureAwait(false) is { } refused)
+        {
+            return refused;
+        }
+        var (requestStatus, request, requestReason) = Protected
+            ? await ReadProtectedRequestAsync().ConfigureAwait(false)
+            : await _handshake.ReadAsync<Socks5Request>(_client, Socks5Codec.TryParseRequest).ConfigureAwait(false);
         if (requestStatus != ParseStatus.Ok)
         {
             // RFC 1928 section 6: answer unknown commands and address types with their codes.
@@ -303,6 +316,7 @@ internal sealed partial class SocksSession
         {
             SocksCommand.Connect => await ConnectAsync(request.Destination).ConfigureAwait(false),
             SocksCommand.Bind => await BindAsync(request.Destination).ConfigureAwait(false),
+            SocksCommand.UdpAssociate when Protected => await RefuseProtectedUdpAsync().ConfigureAwait(false),
             SocksCommand.UdpAssociate => await UdpAssociateAsync(request.Destination).ConfigureAwait(false),
             _ => SessionOutcome.CommandNotSupported,
         };
@@ -369,7 +383,12 @@ internal sealed partial class SocksSession
         // The server's order of preference decides (Dante: socksmethod order).
         foreach (var kind in Options.SocksMethods)
         {
-            var wire = kind == MethodKind.Username ? AuthMethod.UsernamePassword : AuthMethod.NoAuthentication;
+            var wire = kind switch
+            {
+                MethodKind.Username => AuthMethod.UsernamePassword,
+                MethodKind.Gssapi => AuthMethod.Gssapi,
+                _ => AuthMethod.NoAuthentication,
+            };
             if (greeting.Offers(wire) && (kind != MethodKind.Username || _config.Users is not null))
             {
                 return wire;
@@ -383,6 +402,11 @@ internal sealed partial class SocksSession
     {
         // The reply is built in the handshake buffer's reply area: no allocation per reply.
         write(state, _handshake);
+        if (Protected)
+        {
+            await SendProtectedAsync(_handshake.TakeReply()).ConfigureAwait(false);
+            return;
+        }
         await _client.SendAsync(_handshake.TakeReply(), SocketFlags.None).ConfigureAwait(false);
     }
 

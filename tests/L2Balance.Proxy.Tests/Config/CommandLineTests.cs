@@ -46,6 +46,29 @@ public class CommandLineTests
     }
 
     [Fact]
+    public void Run_GssapiKeytabWithoutAllow_ServesAnyAddressThatAuthenticates()
+    {
+        var run = Run("--listen", "127.0.0.1:1080", "--gssapi-keytab", "/etc/l2proxy/socks.keytab", "--gssapi-servicename", "socks/vip.l2lab.test");
+
+        Assert.Equal([IPAddress.Any, IPAddress.IPv6Any], run.Options.ClientRules.Select(r => r.From.Network));
+        Assert.Equal([MethodKind.Gssapi], run.Options.SocksMethods);
+        Assert.Equal("/etc/l2proxy/socks.keytab", run.Options.GssapiKeytab);
+        Assert.Equal("socks/vip.l2lab.test", run.Options.GssapiServiceName);
+    }
+
+    [Fact]
+    public void Run_GssapiAndUsers_PrefersGssapi() =>
+        Assert.Equal([MethodKind.Gssapi, MethodKind.Username],
+            Run("--listen", "127.0.0.1:1080", "--users", "/u", "--gssapi-keytab", "/k").Options.SocksMethods);
+
+    [Fact]
+    public void Parse_RelativeGssapiKeytab_IsRefused()
+    {
+        var invalid = Assert.IsType<CommandLineResult.Invalid>(CommandLine.Parse(["--listen", "127.0.0.1:1080", "--gssapi-keytab", "socks.keytab"]));
+        Assert.Equal(["--gssapi-keytab 'socks.keytab': give an absolute path"], invalid.Messages);
+    }
+
+    [Fact]
     public void Run_ListenAndAllow_TakesTheDefaults()
     {
         var run = Run("--listen", "127.0.0.1:1080", "--allow", "10.0.0.0/8");
@@ -290,11 +313,11 @@ public class CommandLineTests
     public void Config_ErrorsInTheFile_ArePositionedAndAConfigurationError()
     {
         string path = Path.Combine(Path.GetTempPath(), $"l2proxy-{Guid.NewGuid():N}.conf");
-        System.IO.File.WriteAllText(path, "internal: 127.0.0.1\nsocksmethod: gssapi\ntimeout.io: 5\n");
+        System.IO.File.WriteAllText(path, "internal: 127.0.0.1\nsocksmethod: bsdauth\ntimeout.io: 5\n");
         try
         {
             var invalid = Assert.IsType<CommandLineResult.Invalid>(CommandLine.Parse(["--config", path]));
-            Assert.Equal([$"{path}:2:14: unsupported method 'gssapi'"], invalid.Messages);
+            Assert.Equal([$"{path}:2:14: unsupported method 'bsdauth'"], invalid.Messages);
             Assert.Equal(ExitCodes.Config, invalid.ExitCode);
         }
         finally

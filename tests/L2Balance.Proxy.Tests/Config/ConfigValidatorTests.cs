@@ -18,7 +18,7 @@ public class ConfigValidatorTests
     {
         { "no internal", Valid with { Internal = [] }, "no internal address to listen on (internal: or --listen)" },
         { "username without file", Valid with { SocksMethods = [MethodKind.Username] }, "socksmethod username needs users.file or --users" },
-        { "no methods", Valid with { SocksMethods = [] }, "no socksmethod: at least one of none, username" },
+        { "no methods", Valid with { SocksMethods = [] }, "no socksmethod: at least one of none, username, gssapi" },
         { "client username", Valid with { ClientMethods = [MethodKind.Username] }, "clientmethod must be 'none'" },
         { "port 0", Valid with { PortRange = new PortRange(0, 10) }, "bad port range 0-10: need 1 <= LO <= HI <= 65535" },
         { "port reversed", Valid with { PortRange = new PortRange(10, 9) }, "bad port range 10-9: need 1 <= LO <= HI <= 65535" },

@@ -1,5 +1,6 @@
 using System.Net;
 using L2Balance.Proxy.Config;
+using L2Balance.Proxy.Protocol;
 using L2Balance.Proxy.Rules;
 using L2Balance.Tests.Common;
 using Xunit;
@@ -277,7 +278,7 @@ public class SockdConfParserTests
 
     [Theory]
     // Methods
-    [InlineData("socksmethod: gssapi", "sockd.conf:2:14: unsupported method 'gssapi'")]
+    [InlineData("clientmethod: gssapi", "sockd.conf:2:15: unsupported clientmethod 'gssapi': gssapi is a socksmethod (Dante's clientmethod has no gssapi)")]
     [InlineData("socksmethod: none pam.username", "sockd.conf:2:19: unsupported method 'pam.username'")]
     [InlineData("socksmethod: bsdauth", "sockd.conf:2:14: unsupported method 'bsdauth'")]
     [InlineData("socksmethod: rfc931", "sockd.conf:2:14: unsupported method 'rfc931'")]
@@ -336,19 +337,24 @@ public class SockdConfParserTests
     }
 
     [Theory]
-    [InlineData("client pass {\n from: 0/0 to: 0/0\n gssapi.keytab: /etc/sockd.keytab\n}", "sockd.conf:4:2: unsupported keyword 'gssapi.keytab' in client rule")]
-    [InlineData("socks pass {\n from: 0/0 to: 0/0\n gssapi.keytab: /etc/sockd.keytab\n}", "sockd.conf:4:2: unsupported keyword 'gssapi.keytab' in socks rule")]
+    [InlineData("client pass {\n from: 0/0 to: 0/0\n gssapi.keytab: sockd.keytab\n}", "sockd.conf:4:17: gssapi.keytab 'sockd.keytab' must be an absolute path")]
+    [InlineData("client pass {\n from: 0/0 to: 0/0\n gssapi.enctype: strong\n}", "sockd.conf:4:18: unknown gssapi.enctype 'strong' (expected clear, integrity, confidentiality, per-message)")]
+    [InlineData("client pass {\n from: 0/0 to: 0/0\n gssapi.servicename: a b\n}", "sockd.conf:4:2: 'gssapi.servicename' takes one value")]
+    [InlineData("client pass { from: 0/0 to: 0/0 clientcompatibility: nec }", "sockd.conf:2:54: unknown clientcompatibility 'nec' (expected necgssapi)")]
+    [InlineData("client pass { from: 0/0 to: 0/0 gssapi.enctype: clear gssapi.enctype: clear }", "sockd.conf:2:55: 'gssapi.enctype' given twice in client rule")]
+    [InlineData("client pass { from: 0/0 to: 0/0 gssapi.unknown: x }", "sockd.conf:2:33: unsupported keyword 'gssapi.unknown' in client rule")]
+    [InlineData("socks pass {\n from: 0/0 to: 0/0\n gssapi.keytab: /etc/sockd.keytab\n}", "sockd.conf:4:2: 'gssapi.keytab' is not allowed in a socks rule: put it in the client rule (l2proxy establishes the GSS-API context before the request)")]
     [InlineData("socks pass { from: 0/0 to: 0/0 libwrap: x }", "sockd.conf:2:32: unsupported keyword 'libwrap' in socks rule")]
     [InlineData("socks pass { from: 0/0 to: 0/0 bandwidth: 10000 }", "sockd.conf:2:32: unsupported keyword 'bandwidth' in socks rule")]
     [InlineData("socks pass { from: 0/0 to: 0/0 redirect from: 10.0.0.1 }", "sockd.conf:2:32: unsupported keyword 'redirect' in socks rule")]
     [InlineData("socks pass { from: 0/0 to: 0/0 session.max: 10 }", "sockd.conf:2:32: unsupported keyword 'session.max' in socks rule")]
-    [InlineData("socks pass { from: 0/0 to: 0/0 clientcompatibility: necgssapi }", "sockd.conf:2:32: unsupported keyword 'clientcompatibility' in socks rule")]
+    [InlineData("socks pass { from: 0/0 to: 0/0 clientcompatibility: necgssapi }", "sockd.conf:2:32: 'clientcompatibility' is not allowed in a socks rule: put it in the client rule (l2proxy establishes the GSS-API context before the request)")]
     [InlineData("socks pass { from: 0/0 to: 0/0 frobnicate: 1 }", "sockd.conf:2:32: unknown keyword 'frobnicate' in socks rule")]
     [InlineData("client pass { from: 0/0 to: 0/0 command: connect }", "sockd.conf:2:33: 'command' is not allowed in a client rule (only from, to and log; use a socks rule)")]
     [InlineData("client pass { from: 0/0 to: 0/0 log: everything }", "sockd.conf:2:38: unknown log value 'everything' (expected connect, disconnect, data, error, iooperation, tcpinfo)")]
     [InlineData("socks pass { from: 0/0 to: 0/0 command: fly }", "sockd.conf:2:41: unknown command 'fly' (expected connect, bind, udpassociate, bindreply, udpreply)")]
     [InlineData("socks pass { from: 0/0 to: 0/0 protocol: sctp }", "sockd.conf:2:42: unknown protocol value 'sctp' (expected tcp, udp)")]
-    [InlineData("socks pass { from: 0/0 to: 0/0 socksmethod: gssapi }", "sockd.conf:2:45: unsupported method 'gssapi'")]
+    [InlineData("socks pass { from: 0/0 to: 0/0 socksmethod: gssapi }", "sockd.conf:2:1: socks rule #1: socksmethod 'gssapi' is not in the global socksmethod list")]
     [InlineData("socks pass { from: 0/0 to: 0/0 from: 0/0 }", "sockd.conf:2:32: 'from' given twice in socks rule")]
     [InlineData("socks pass { from: 0/0 }", "sockd.conf:2:1: socks rule needs both 'from:' and 'to:' (no 'to:')")]
     [InlineData("socks pass { to: 0/0 }", "sockd.conf:2:1: socks rule needs both 'from:' and 'to:' (no 'from:')")]
@@ -376,15 +382,46 @@ public class SockdConfParserTests
     }
 
     [Fact]
+    public void Parse_DanteRedundancyGssapiRule_KeepsKeytabServiceAndLevels()
+    {
+        var options = Ok("""
+            internal: 127.0.0.1
+            socksmethod: gssapi username
+            users.file: /etc/l2proxy/users
+            client pass {
+              from: 198.18.0.0/15 to: 0/0
+              gssapi.servicename: socks/vip.l2lab.test
+              gssapi.keytab: FILE:/etc/l2proxy/socks.keytab
+              gssapi.enctype: clear integrity confidentiality per-message
+              clientcompatibility: necgssapi
+            }
+            socks pass { from: 0/0 to: 0/0 socksmethod: gssapi user: alice@L2LAB.TEST }
+            """);
+        Assert.Equal([MethodKind.Gssapi, MethodKind.Username], options.SocksMethods);
+        var gssapi = options.ClientRules[0].Gssapi!;
+        Assert.Equal("/etc/l2proxy/socks.keytab", gssapi.Keytab);
+        Assert.Equal("socks/vip.l2lab.test", gssapi.ServiceName);
+        Assert.True(gssapi.NecCompatibility);
+        Assert.Equal(
+            [GssapiProtection.Clear, GssapiProtection.Integrity, GssapiProtection.Confidentiality, GssapiProtection.PerMessage],
+            gssapi.EncTypes!.Order());
+        Assert.Equal(["alice@L2LAB.TEST"], options.SocksRules[0].Users!);
+    }
+
+    [Fact]
+    public void Parse_ClientRuleWithoutGssapiKeywords_HasNoGssapiSettings() =>
+        Assert.Null(Ok("internal: 127.0.0.1\nsocksmethod: gssapi" + Rules).ClientRules[0].Gssapi);
+
+    [Fact]
     public void Parse_SeveralErrors_AreCollectedInOrder()
     {
         var result = SockdConfParser.Parse("""
             debug: 9
             bogus: 1
-            socksmethod: gssapi
+            socksmethod: bsdauth
             client pass {
               from: 0/0 to: 0/0
-              gssapi.keytab: /k
+              libwrap: /k
             }
             """, File);
         Assert.Null(result.Options);
@@ -392,8 +429,8 @@ public class SockdConfParserTests
             [
                 "sockd.conf:1:8: bad debug level '9': expected 0, 1 or 2",
                 "sockd.conf:2:1: unknown keyword 'bogus'",
-                "sockd.conf:3:14: unsupported method 'gssapi'",
-                "sockd.conf:6:3: unsupported keyword 'gssapi.keytab' in client rule",
+                "sockd.conf:3:14: unsupported method 'bsdauth'",
+                "sockd.conf:6:3: unsupported keyword 'libwrap' in client rule",
                 "sockd.conf: no internal address to listen on (internal: or --listen)",
             ],
             result.Errors.Select(e => e.ToString()).OrderBy(e => e.Contains(": no internal", StringComparison.Ordinal)));

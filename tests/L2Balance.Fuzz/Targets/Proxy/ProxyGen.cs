@@ -51,6 +51,13 @@ public static class ProxyGen
     public static Gen<byte[]> UserPassRequests { get; } =
         Gen.Zip(Text(1), Text(0)).Select(t => Wire(w => UserPassCodec.WriteRequest(new UserPassRequest(t.Item1, t.Item2), w)));
 
+    /// <summary>RFC 1961 messages: each type with tokens of 0 to a few hundred bytes, and the abort.</summary>
+    public static Gen<byte[]> GssapiMessages { get; } = Gen.OneOf(
+        Gen.Constant(new byte[] { GssapiCodec.Version, (byte)GssapiMessageType.Abort }),
+        from type in Gen.Elements(GssapiMessageType.Authentication, GssapiMessageType.ProtectionLevel, GssapiMessageType.Encapsulated)
+        from token in AnyByte.ArrayOf()
+        select Wire(w => GssapiCodec.WriteMessage(type, token, w)));
+
     public static Gen<byte[]> UdpDatagrams { get; } =
         from fragment in Gen.Elements<byte>(0, 0, 1, 127, 128, 255)
         from destination in Endpoint

@@ -107,3 +107,28 @@ public sealed class UserPassRequestTarget : SocksStreamTarget<UserPassRequest>
 
     protected override void Write(UserPassRequest value, IBufferWriter<byte> output) => UserPassCodec.WriteRequest(value, output);
 }
+
+/// <summary>RFC 1961 GSS-API messages (<see cref="GssapiCodec.TryParseMessage(in ReadOnlySequence{byte}, out GssapiMessage, out int, out SocksRejection)"/>).</summary>
+public sealed class GssapiMessageTarget : SocksStreamTarget<GssapiMessage>
+{
+    public override string Name => "gssapi-message";
+
+    public override string EntryPoint => "GssapiCodec.TryParseMessage";
+
+    public override IReadOnlyList<byte[]> Seeds { get; } =
+    [
+        [1, 0xFF],
+        Wire(w => GssapiCodec.WriteMessage(GssapiMessageType.Authentication, [0x60, 0x82, 0x02, 0x10, 0x06, 0x09], w)),
+        Wire(w => GssapiCodec.WriteMessage(GssapiMessageType.ProtectionLevel, [0x02], w)),
+        Wire(w => GssapiCodec.WriteMessage(GssapiMessageType.Encapsulated, new byte[300], w)),
+    ];
+
+    public override Gen<byte[]> Generator => GssapiMessages;
+
+    public override IReadOnlyList<byte[]> Tokens { get; } = [[1], [0xFF], [0x40, 0x00], [0xFF, 0xFF], [0x60, 0x82]];
+
+    protected override ParseStatus TryParse(in ReadOnlySequence<byte> input, out GssapiMessage value, out int consumed, out SocksRejection reason) =>
+        GssapiCodec.TryParseMessage(input, out value, out consumed, out reason);
+
+    protected override void Write(GssapiMessage value, IBufferWriter<byte> output) => GssapiCodec.WriteMessage(value.Type, value.Token.Span, output);
+}

@@ -1,0 +1,114 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using L2Balance.Tests.Common;
+using Xunit;
+using static L2Balance.Lab.Tests.Proxy.Gssapi.GssapiLabFixture;
+
+namespace L2Balance.Lab.Tests.Proxy.Gssapi;
+
+/// <summary>
+/// l2proxy's GSS-API method (RFC 1961, issue 20) against a lab KDC, with a client written from the RFC on
+/// python3-gssapi. Facts come from the client's view of the wire and from the proxy's counters.
+/// </summary>
+[Collection(GssapiLabGroup.Name)]
+public sealed class GssapiTests(GssapiLabFixture lab)
+{
+    private static string Echo => $"{ProxyLab.TargetV4}:{TargetServers.TcpEchoPort}";
+
+    [SkippableTheory(typeof(LabUnavailableException))]
+    [InlineData("clear", 0)]
+    [InlineData("integrity", 1)]
+    [InlineData("confidentiality", 2)]
+    [InlineData("per-message", 3)]
+    public async Task Connect_EachProtectionLevel_EchoesThroughTheProxy(string level, int wire)
+    {
+        var before = await lab.ScrapeAsync();
+        var result = await lab.ClientAsync(lab.AliceCache, "--service", Service, "--level", level, "--connect", Echo, "--payload", "200000");
+        Assert.True(Int(result, "method") == 1 && Str(result, "auth") == "ok" && Int(result, "level") == wire && Int(result, "reply") == 0 && Str(result, "echo") == "ok",
+            $"{result}\n{lab.Describe()}");
+        var after = await lab.ScrapeAsync();
+        Assert.Equal(1, Authenticated(after, level.Replace('-', '_')) - Authenticated(before, level.Replace('-', '_')));
+    }
+
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task Connect_PrincipalNoRulePasses_IsRefusedByTheSocksRule()
+    {
+        // socks pass names user alice@L2LAB.TEST: the principal is the user rules match.
+        var result = await lab.ClientAsync(lab.BobCache, "--service", Service, "--level", "integrity", "--connect", Echo, "--payload", "10");
+        Assert.True(Str(result, "auth") == "ok" && Int(result, "reply") == 2, $"{result}\n{lab.Describe()}");
+    }
+
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task Authenticate_TicketForAnotherService_GetsFailureMessage()
+    {
+        var before = await lab.ScrapeAsync();
+        var result = await lab.ClientAsync(lab.AliceCache, "--service", "other@vip.l2lab.test", "--level", "clear");
+        Assert.True(Str(result, "auth") == "mtyp 0xff", $"{result}\n{lab.Describe()}");
+        Assert.Equal(1, Failures(await lab.ScrapeAsync(), "wrong_service") - Failures(before, "wrong_service"));
+    }
+
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task Authenticate_ReplayedToken_GetsFailureMessage()
+    {
+        // Sent once (authenticated), then again: the replay cache refuses it.
+        var token = await CaptureTokenAsync("replay", "auth", "--save-token");
+        await ReplayAsync(token, "replay");
+    }
+
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task Authenticate_TokenOlderThanClockSkew_GetsFailureMessage()
+    {
+        // Captured, never sent: the authenticator's time is what ages.
+        var token = await CaptureTokenAsync("skew", "captured", "--save-token", "--capture-only");
+        await Task.Delay(TimeSpan.FromSeconds(ClockSkewSeconds + 2));
+        await ReplayAsync(token, "clock_skew");
+    }
+
+    [SkippableTheory(typeof(LabUnavailableException))]
+    [InlineData("--raw-token", "6082000106", "defective")]
+    [InlineData("--oversize", "20000", "defective")]
+    [InlineData("--send-level", "7", "protection_level")]
+    public async Task Authenticate_BadInput_GetsFailureMessageAndCounter(string option, string value, string reason)
+    {
+        var before = await lab.ScrapeAsync();
+        var result = await lab.ClientAsync(lab.AliceCache, "--service", Service, "--level", "clear", option, value);
+        var text = result.ToString();
+        Assert.True(Str(result, "auth") == "abort" || Str(result, "level") == "mtyp 0xff", $"{text}\n{lab.Describe()}");
+        var after = await lab.ScrapeAsync();
+        Assert.True(Failures(after, reason) - Failures(before, reason) == 1, $"{reason}: {string.Join(", ", after.Where(m => m.Key.Contains("gssapi_failures", StringComparison.Ordinal)))}\n{lab.Describe()}");
+    }
+
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task HealthProbeGreeting_GssapiOnlyProxy_SelectsGssapi()
+    {
+        // l2bal's socks5:// probe greeting (l2bal/Health/HealthProbe.cs): 05 03 00 01 02.
+        using var socket = await lab.Lab.Client.ConnectTcpAsync(new IPEndPoint(ProxyLab.ProxyInsideV4, Port), TimeSpan.FromSeconds(5));
+        await socket.SendAsync(new byte[] { 5, 3, 0, 1, 2 }, SocketFlags.None);
+        var reply = new byte[2];
+        Assert.Equal(2, await socket.ReceiveAsync(reply, SocketFlags.None).WaitAsync(TimeSpan.FromSeconds(5)));
+        Assert.Equal(new byte[] { 5, 1 }, reply);
+    }
+
+    /// <summary>Alice's first context token, written to a file by the client (<paramref name="done"/> says "ok" when it is).</summary>
+    private async Task<string> CaptureTokenAsync(string name, string done, params string[] options)
+    {
+        var token = Path.Combine(lab.Lab.Network.CreateTempDirectory(name), "token");
+        var result = await lab.ClientAsync(lab.AliceCache, ["--service", Service, "--level", "clear", options[0], token, .. options[1..]]);
+        Assert.True(Str(result, done) == "ok", $"{result}\n{lab.Describe()}");
+        return token;
+    }
+
+    /// <summary>Sends <paramref name="token"/> as a new client's first token: the failure message and one more <paramref name="reason"/>.</summary>
+    private async Task ReplayAsync(string token, string reason)
+    {
+        var before = await lab.ScrapeAsync();
+        var result = await lab.ClientAsync(lab.AliceCache, "--service", Service, "--replay-token", token);
+        Assert.True(Str(result, "auth") == "abort", $"{result}\n{lab.Describe()}");
+        Assert.Equal(1, Failures(await lab.ScrapeAsync(), reason) - Failures(before, reason));
+    }
+
+    private static int Int(JsonElement e, string name) => e.TryGetProperty(name, out var p) && p.ValueKind == JsonValueKind.Number ? p.GetInt32() : -100;
+
+    private static string? Str(JsonElement e, string name) => e.TryGetProperty(name, out var p) && p.ValueKind == JsonValueKind.String ? p.GetString() : null;
+}

@@ -1,0 +1,162 @@
+#!/usr/bin/python3
+"""A SOCKS5 client with GSS-API authentication written from RFC 1961, on python3-gssapi: the lab tests' client
+for l2proxy's method X'01' (a different path to MIT Kerberos than the proxy's P/Invoke, so the two ends do not
+share a misreading). Prints one JSON object: what each step saw. Exit 0 unless the script itself broke.
+
+  rfc1961_client.py --proxy ADDR:PORT --service NAME --level clear|integrity|confidentiality|per-message
+                    [--connect ADDR:PORT --payload N] [--nec] [--save-token FILE | --replay-token FILE]
+                    [--send-level N] [--raw-token HEX] [--oversize N]
+"""
+import argparse, json, os, socket, struct, sys
+
+import gssapi
+
+LEVELS = {"clear": 0, "integrity": 1, "confidentiality": 2, "per-message": 3}
+
+
+def recv_exact(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise EOFError(f"closed after {len(data)} of {n} bytes")
+        data += chunk
+    return data
+
+
+def read_message(sock):
+    """One RFC 1961 message: (mtyp, token); the abort X'01' X'FF' is (0xFF, b'')."""
+    head = recv_exact(sock, 2)
+    if head[0] != 1:
+        raise ValueError(f"VER {head[0]:#x}")
+    if head[1] == 0xFF:
+        return 0xFF, b""
+    length = struct.unpack("!H", recv_exact(sock, 2))[0]
+    return head[1], recv_exact(sock, length)
+
+
+def message(mtyp, token):
+    return struct.pack("!BBH", 1, mtyp, len(token)) + token
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--proxy", required=True)
+    p.add_argument("--service", required=True, help="hostbased service name: socks@vip.example")
+    p.add_argument("--level", default="clear", choices=LEVELS)
+    p.add_argument("--send-level", type=int, help="the level octet to send instead of --level's (a wrong level)")
+    p.add_argument("--connect", help="ADDR:PORT of an echo server to CONNECT to")
+    p.add_argument("--payload", type=int, default=0, help="bytes to send through the CONNECT and expect back")
+    p.add_argument("--nec", action="store_true", help="send the protection level unwrapped (NEC's client)")
+    p.add_argument("--save-token", help="write the first context token to this file")
+    p.add_argument("--replay-token", help="send this file's bytes as the first context token")
+    p.add_argument("--capture-only", action="store_true", help="with --save-token: write the token, send nothing")
+    p.add_argument("--raw-token", help="send these hex bytes as the first context token (a malformed token)")
+    p.add_argument("--oversize", type=int, help="announce a token of this LEN and send that many bytes")
+    a = p.parse_args()
+    out = {}
+    host, port = a.proxy.rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    try:
+        sock.sendall(b"\x05\x01\x01")
+        out["method"] = recv_exact(sock, 2)[1]
+        if out["method"] != 1:
+            return out
+        if a.oversize is not None:
+            # The header alone: the server refuses from LEN, before the token (and unread bytes would turn its close into a reset).
+            sock.sendall(struct.pack("!BBH", 1, 1, a.oversize))
+            return read_reply(sock, out)
+        if a.raw_token is not None or a.replay_token is not None:
+            token = bytes.fromhex(a.raw_token) if a.raw_token is not None else open(a.replay_token, "rb").read()
+            sock.sendall(message(1, token))
+            return read_reply(sock, out)
+        name = gssapi.Name(a.service, gssapi.NameType.hostbased_service)
+        flags = [gssapi.RequirementFlag.mutual_authentication, gssapi.RequirementFlag.integrity,
+                 gssapi.RequirementFlag.confidentiality, gssapi.RequirementFlag.replay_detection,
+                 gssapi.RequirementFlag.out_of_sequence_detection]
+        ctx = gssapi.SecurityContext(name=name, usage="initiate", flags=flags)
+        token = ctx.step()
+        if a.save_token:
+            with open(a.save_token, "wb") as f:
+                f.write(token)
+            if a.capture_only:
+                out["captured"] = "ok"
+                return out
+        while True:
+            if token:
+                sock.sendall(message(1, token))
+            if ctx.complete:
+                break
+            mtyp, reply = read_message(sock)
+            if mtyp != 1:
+                out["auth"] = f"mtyp {mtyp:#x}"
+                return out
+            token = ctx.step(reply)
+        out["auth"] = "ok"
+        level = LEVELS[a.level] if a.send_level is None else a.send_level
+        octet = bytes([level])
+        sock.sendall(message(2, octet if a.nec else ctx.wrap(octet, False).message))
+        mtyp, reply = read_message(sock)
+        if mtyp != 2:
+            out["level"] = f"mtyp {mtyp:#x}"
+            return out
+        chosen = (reply if a.nec else ctx.unwrap(reply).message)[0]
+        out["level"] = chosen
+        protect = chosen != 0
+        encrypt = chosen in (2, 3)
+
+        def send(data):
+            sock.sendall(message(3, ctx.wrap(data, encrypt).message) if protect else data)
+
+        if not a.connect:
+            return out
+        dhost, dport = a.connect.rsplit(":", 1)
+        send(b"\x05\x01\x00\x01" + socket.inet_aton(dhost) + struct.pack("!H", int(dport)))
+        if protect:
+            mtyp, token = read_message(sock)
+            rep = ctx.unwrap(token).message if mtyp == 3 else b""
+        else:
+            rep = recv_exact(sock, 10)
+        out["reply"] = rep[1] if len(rep) > 1 else -1
+        if out["reply"] != 0 or a.payload <= 0:
+            return out
+        payload = os.urandom(a.payload)
+        received = b""
+        sent = 0
+        while sent < len(payload):
+            chunk = payload[sent:sent + 8192]
+            send(chunk)
+            sent += len(chunk)
+            while len(received) < sent:
+                if protect:
+                    mtyp, token = read_message(sock)
+                    u = ctx.unwrap(token)
+                    if encrypt and not u.encrypted:
+                        out["echo"] = "unencrypted data at a confidential level"
+                        return out
+                    received += u.message
+                else:
+                    received += sock.recv(65536)
+        out["echo"] = "ok" if received == payload else "mismatch"
+        return out
+    except (EOFError, ConnectionError, socket.timeout) as e:
+        out["closed"] = str(e)
+        return out
+    except gssapi.exceptions.GSSError as e:
+        out["gss_error"] = str(e)
+        return out
+    finally:
+        sock.close()
+
+
+def read_reply(sock, out):
+    try:
+        mtyp, _ = read_message(sock)
+        out["auth"] = "abort" if mtyp == 0xFF else f"mtyp {mtyp:#x}"
+    except (EOFError, ConnectionError, socket.timeout) as e:
+        out["closed"] = str(e)
+    return out
+
+
+if __name__ == "__main__":
+    print(json.dumps(main()))
