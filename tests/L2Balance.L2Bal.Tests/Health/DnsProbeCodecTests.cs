@@ -37,7 +37,7 @@ public sealed class DnsProbeCodecTests
     }
 
     [Fact]
-    public void WriteQuery_IsOneQuestionOfTypeAClassInWithRecursionDesired()
+    public void WriteQuery_ForAName_IsOneQuestionOfTypeAClassInWithRecursionDesired()
     {
         var query = Query();
         Assert.Equal(

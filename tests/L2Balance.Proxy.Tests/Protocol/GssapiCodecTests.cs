@@ -18,7 +18,7 @@ public class GssapiCodecTests
         CodecAssert.RoundTrips(Parse, Write, new GssapiMessage(type, Wire.Hex(token)), hex);
 
     [Fact]
-    public void Abort_IsVerAndFfAlone()
+    public void Abort_Written_IsVerAndFfAlone()
     {
         CodecAssert.Parses(Parse, Wire.Hex("01 FF"), new GssapiMessage(GssapiMessageType.Abort, ReadOnlyMemory<byte>.Empty));
         Assert.Equal("01FF", Wire.ToHex(Wire.Write(GssapiCodec.WriteAbort)));
@@ -79,7 +79,7 @@ public class GssapiCodecTests
     [InlineData("04", null)]
     [InlineData("", null)]
     [InlineData("0101", null)]
-    public void ParseProtection_OneOctetZeroToThree(string hex, GssapiProtection? expected) =>
+    public void ParseProtection_OfAnOctet_IsALevelOnlyForOneOctetZeroToThree(string hex, GssapiProtection? expected) =>
         Assert.Equal(expected, GssapiCodec.ParseProtection(Wire.Hex(hex)));
 
     [Fact]

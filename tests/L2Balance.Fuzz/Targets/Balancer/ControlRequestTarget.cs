@@ -37,7 +37,7 @@ internal sealed class ControlRequestTarget : FuzzTarget<string, ControlCommand>
 
     protected override void Check(byte[] input, ControlCommand result)
     {
-        Require(result.Verb != ControlVerb.Owner || result.Address is { AddressFamily: System.Net.Sockets.AddressFamily.InterNetwork }, $"owner without an IPv4 address: {result}");
+        Require(result.Verb != ControlVerb.Owner || (result.Address is { } owner && ControlCommand.IsClientAddress(owner)), $"owner without an IPv4 or IPv6 client address: {result}");
         if (result.Verb != ControlVerb.Unknown)
         {
             var again = ControlCommand.Parse(result.ToString());
