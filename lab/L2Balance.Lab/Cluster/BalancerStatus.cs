@@ -42,6 +42,52 @@ public sealed record BalancerStatus(
     /// <summary>The schema version this reader understands (later versions only add fields).</summary>
     public const int SchemaVersion = 1;
 
+    /// <summary>
+    /// Polls the statuses of <paramref name="nodes"/> (through <paramref name="status"/>) every
+    /// <paramref name="period"/> until <paramref name="condition"/> holds; on the deadline throws
+    /// with the last statuses and <paramref name="describe"/>'s picture of the lab.
+    /// </summary>
+    public static async Task<IReadOnlyDictionary<int, BalancerStatus>> WaitForAsync(
+        IEnumerable<int> nodes, Func<int, Task<BalancerStatus>> status, Func<IReadOnlyDictionary<int, BalancerStatus>, bool> condition,
+        string what, TimeSpan timeout, TimeSpan period, Func<string> describe)
+    {
+        ArgumentNullException.ThrowIfNull(status);
+        ArgumentNullException.ThrowIfNull(condition);
+        ArgumentNullException.ThrowIfNull(describe);
+        var ids = nodes.ToArray();
+        var deadline = DateTime.UtcNow + timeout;
+        var last = "(no status yet)";
+        while (true)
+        {
+            try
+            {
+                var statuses = new Dictionary<int, BalancerStatus>();
+                foreach (var k in ids)
+                {
+                    statuses[k] = await status(k).ConfigureAwait(false);
+                }
+
+                if (condition(statuses))
+                {
+                    return statuses;
+                }
+
+                last = string.Join('\n', statuses.Values.Select(s => s.Json));
+            }
+            catch (Exception e) when (e is InvalidOperationException or JsonException or KeyNotFoundException)
+            {
+                last = e.Message;
+            }
+
+            if (DateTime.UtcNow >= deadline)
+            {
+                throw new TimeoutException($"not reached within {timeout.TotalSeconds:0} s: {what}\nlast status:\n{last}\n{describe()}");
+            }
+
+            await Task.Delay(period).ConfigureAwait(false);
+        }
+    }
+
     /// <summary>Parses the document; throws <see cref="JsonException"/> or <see cref="KeyNotFoundException"/> on anything else.</summary>
     public static BalancerStatus Parse(string json)
     {

@@ -108,36 +108,8 @@ public sealed class DnsClusterLab : IAsyncDisposable
     }
 
     /// <summary>Waits until every node's status satisfies <paramref name="condition"/>; returns them (1-based keys).</summary>
-    public async Task<IReadOnlyDictionary<int, BalancerStatus>> WaitForStatusAsync(Func<IReadOnlyDictionary<int, BalancerStatus>, bool> condition, string what, TimeSpan timeout)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        var last = "(no status yet)";
-        while (true)
-        {
-            try
-            {
-                var statuses = new Dictionary<int, BalancerStatus>();
-                for (var k = 1; k <= Lab.Nodes.Count; k++)
-                {
-                    statuses[k] = await StatusAsync(k).ConfigureAwait(false);
-                }
-                if (condition(statuses))
-                {
-                    return statuses;
-                }
-                last = string.Join('\n', statuses.Values.Select(s => s.Json));
-            }
-            catch (Exception e) when (e is InvalidOperationException or JsonException or KeyNotFoundException)
-            {
-                last = e.Message;
-            }
-            if (DateTime.UtcNow >= deadline)
-            {
-                throw new TimeoutException($"not reached within {timeout.TotalSeconds:0} s: {what}\nlast status:\n{last}\n{Lab.Describe()}");
-            }
-            await Task.Delay(100).ConfigureAwait(false);
-        }
-    }
+    public Task<IReadOnlyDictionary<int, BalancerStatus>> WaitForStatusAsync(Func<IReadOnlyDictionary<int, BalancerStatus>, bool> condition, string what, TimeSpan timeout) =>
+        BalancerStatus.WaitForAsync(Enumerable.Range(1, Lab.Nodes.Count), StatusAsync, condition, what, timeout, TimeSpan.FromMilliseconds(100), Lab.Describe);
 
     /// <summary>Every node active, healthy, holding buckets, nothing unowned, every peer active.</summary>
     public Task<IReadOnlyDictionary<int, BalancerStatus>> WaitAllActiveAsync(TimeSpan timeout) =>

@@ -208,42 +208,9 @@ public abstract class BalancerClusterFixtureBase : IAsyncLifetime
     }
 
     /// <summary>Waits (deadline) until <paramref name="condition"/> holds for the statuses of the given nodes.</summary>
-    public async Task<IReadOnlyDictionary<int, BalancerStatus>> WaitForStatusAsync(
-        IEnumerable<int> nodes, Func<IReadOnlyDictionary<int, BalancerStatus>, bool> condition, string what, TimeSpan? timeout = null)
-    {
-        var ids = nodes.ToArray();
-        var deadline = DateTime.UtcNow + (timeout ?? Deadline);
-        var last = "(no status yet)";
-        while (true)
-        {
-            try
-            {
-                var statuses = new Dictionary<int, BalancerStatus>();
-                foreach (var k in ids)
-                {
-                    statuses[k] = await StatusAsync(k);
-                }
-
-                if (condition(statuses))
-                {
-                    return statuses;
-                }
-
-                last = string.Join('\n', statuses.Values.Select(s => s.Json));
-            }
-            catch (Exception e) when (e is InvalidOperationException or JsonException or KeyNotFoundException)
-            {
-                last = e.Message;
-            }
-
-            if (DateTime.UtcNow >= deadline)
-            {
-                throw new TimeoutException($"not reached within {(timeout ?? Deadline).TotalSeconds:0} s: {what}\nlast status:\n{last}\n{Describe()}");
-            }
-
-            await Task.Delay(200);
-        }
-    }
+    public Task<IReadOnlyDictionary<int, BalancerStatus>> WaitForStatusAsync(
+        IEnumerable<int> nodes, Func<IReadOnlyDictionary<int, BalancerStatus>, bool> condition, string what, TimeSpan? timeout = null) =>
+        BalancerStatus.WaitForAsync(nodes, StatusAsync, condition, what, timeout ?? Deadline, TimeSpan.FromMilliseconds(200), Describe);
 
     /// <summary>Buckets whose default owner is node k: its share with every node up (docs/design.md#ownership).</summary>
     public static int ShareOf(int nodeId, int nodeCount, int buckets) =>
