@@ -66,7 +66,7 @@ internal static class StatusRenderer
         if (s.Kernel is { } k)
         {
             text.Append(CultureInfo.InvariantCulture,
-                $"kernel: accepted new {k.AcceptedNew}, established {k.AcceptedEstablished}, by slice {k.AcceptedSlice}; dropped early {k.DroppedNotOwnedEarly}, not owned {k.DroppedNotOwned}, other slice {k.DroppedOtherSlice}, no lease {k.DroppedNoLease}, mid-flow {k.DroppedMidFlow}, slice mid-flow {k.DroppedSliceMidFlow}\n");
+                $"kernel: accepted new {k.AcceptedNew}, established {k.AcceptedEstablished}, by slice {k.AcceptedSlice}; dropped early {k.DroppedNotOwnedEarly}, not owned {k.DroppedNotOwned}, other slice {k.DroppedOtherSlice}, no lease {k.DroppedNoLease}, mid-flow {k.DroppedMidFlow}, slice mid-flow {k.DroppedSliceMidFlow}, stateless not owned {k.DroppedStatelessNotOwned}\n");
         }
         return text.ToString();
     }
@@ -131,6 +131,7 @@ internal static class StatusRenderer
             dropped.Sample("reason", "no_lease", k.DroppedNoLease);
             dropped.Sample("reason", "mid_flow", k.DroppedMidFlow);
             dropped.Sample("reason", "slice_mid_flow", k.DroppedSliceMidFlow);
+            dropped.Sample("reason", "stateless_not_owned", k.DroppedStatelessNotOwned);
         }
         return text.ToString();
     }

@@ -20,8 +20,11 @@ internal static class ConntrackTable
     /// <summary>The calling thread's namespace's table (/proc/net follows the process, not the thread).</summary>
     public const string ProcPath = "/proc/thread-self/net/nf_conntrack";
 
-    /// <summary>Counts flows per bucket in the text of <see cref="ProcPath"/>.</summary>
-    public static Dictionary<int, int> CountByBucket(TextReader table, IPAddress vip, int buckets)
+    /// <summary>
+    /// Counts flows per bucket in the text of <see cref="ProcPath"/>; UDP flows to
+    /// <paramref name="statelessUdpPorts"/> (affinity none) are not counted, as they are never drained.
+    /// </summary>
+    public static Dictionary<int, int> CountByBucket(TextReader table, IPAddress vip, int buckets, IReadOnlyCollection<int>? statelessUdpPorts = null)
     {
         ArgumentNullException.ThrowIfNull(table);
         ArgumentNullException.ThrowIfNull(vip);
@@ -51,6 +54,14 @@ internal static class ConntrackTable
                 continue;
             }
 
+            if (protocol == "udp" && statelessUdpPorts is { Count: > 0 }
+                && fields.FirstOrDefault(f => f.StartsWith("dport=", StringComparison.Ordinal)) is { } dport
+                && int.TryParse(dport.AsSpan(6), NumberStyles.None, CultureInfo.InvariantCulture, out int port)
+                && statelessUdpPorts.Contains(port))
+            {
+                continue;
+            }
+
             int bucket = (int)(value & 0xFFFF);
             if (bucket < buckets)
             {
@@ -63,12 +74,12 @@ internal static class ConntrackTable
 
     /// <summary>Reads <see cref="ProcPath"/> of the calling thread's namespace.</summary>
     /// <exception cref="KernelFilterException">The kernel has no procfs conntrack table.</exception>
-    public static Dictionary<int, int> Read(IPAddress vip, int buckets)
+    public static Dictionary<int, int> Read(IPAddress vip, int buckets, IReadOnlyCollection<int>? statelessUdpPorts = null)
     {
         try
         {
             using var reader = new StreamReader(ProcPath);
-            return CountByBucket(reader, vip, buckets);
+            return CountByBucket(reader, vip, buckets, statelessUdpPorts);
         }
         catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
         {

@@ -74,7 +74,8 @@ internal sealed record KernelCounters(
     long DroppedMidFlow,
     long LeaseRenewals = 0,
     long LeaseFallbacks = 0,
-    long DroppedSliceMidFlow = 0);
+    long DroppedSliceMidFlow = 0,
+    long DroppedStatelessNotOwned = 0);
 
 /// <summary>
 /// The per-node kernel filter (docs/design.md#kernel-filter). The daemon decides; this applies.

@@ -86,6 +86,9 @@ internal static class NftRuleset
 
         /// <summary>TCP to the own slice that is neither a known flow nor a bare SYN (docs/design.md#single-ip-mode).</summary>
         public const string DroppedSliceMidFlow = "dropped_slice_mid_flow";
+
+        /// <summary>UDP to a port of affinity none in a bucket not owned: never drained (docs/design.md#per-port-affinity).</summary>
+        public const string DroppedStatelessNotOwned = "dropped_stateless_not_owned";
         public const string DroppedNotIpv4 = "dropped_not_ipv4";
         public const string DroppedPortUnreachable = "dropped_port_unreachable";
         public const string DroppedClusterMacSource = "dropped_cluster_mac_source";
@@ -172,6 +175,11 @@ internal static class NftRuleset
         Counter(t, Counters.AcceptedNew, "new flows accepted in an owned bucket");
         Counter(t, Counters.DroppedMidFlow, "mid-flow packets of flows this node does not know");
         Counter(t, Counters.DroppedSliceMidFlow, "TCP to the own slice neither of a known flow nor a bare SYN");
+        var stateless = StatelessPorts(s);
+        if (stateless.Count > 0)
+        {
+            Counter(t, Counters.DroppedStatelessNotOwned, "UDP to a port of affinity none in a bucket not owned (never drained)");
+        }
         if (s.Services.Count > 0)
         {
             Counter(t, Counters.DroppedNotService, "new flows to a port that is not a service of the VIP");
@@ -181,6 +189,11 @@ internal static class NftRuleset
         t.Append("\tchain prerouting {\n");
         t.Append(CultureInfo.InvariantCulture, $"\t\ttype filter hook prerouting priority {PreroutingPriority}; policy accept;\n");
         Rule(t, $"ip daddr != {vip} accept", "not to the VIP");
+        if (stateless.Count > 0)
+        {
+            Rule(t, $"iif != \"lo\" udp dport {{ {string.Join(", ", stateless)} }} jump {StatelessChain}",
+                "UDP to an affinity-none port follows its bucket, established or not: else two nodes answer a reused source port");
+        }
         Rule(t, $"ct state established,related counter name \"{Counters.AcceptedEstablished}\" accept", "flows this node holds stay here whatever their bucket");
         Rule(t, "iif \"lo\" accept", "from this node itself (health probe, local clients): never balanced");
         Rule(t, $"tcp dport @{SliceSet} tcp flags & (fin|syn|rst|ack) != syn counter name \"{Counters.DroppedSliceMidFlow}\" drop",
@@ -208,6 +221,13 @@ internal static class NftRuleset
         {
             t.Append(CultureInfo.InvariantCulture, $"\tchain {AffinityChain(mode)} {{\n");
             Rule(t, $"meta mark set {Jhash(s, mode)}", $"bucket of a flow to a port of affinity {AffinityRule.ModeName(mode)}");
+            t.Append("\t}\n");
+        }
+        if (stateless.Count > 0)
+        {
+            t.Append(CultureInfo.InvariantCulture, $"\tchain {StatelessChain} {{\n");
+            Rule(t, $"meta mark set {Jhash(s, AffinityMode.None)} meta mark @{OwnedSet} meta mark set 0x0 return", "bucket owned: on to the usual rules");
+            Rule(t, $"meta mark set 0x0 counter name \"{Counters.DroppedStatelessNotOwned}\" drop", "bucket not owned (moved, or this node unhealthy or draining): silent drop");
             t.Append("\t}\n");
         }
         t.Append("\tchain output {\n");
@@ -326,6 +346,13 @@ internal static class NftRuleset
             _ => throw new ArgumentOutOfRangeException(nameof(mode), mode, "unknown affinity mode"),
         };
     }
+
+    /// <summary>Name of the ip chain that drops UDP of a port of affinity none whose bucket is not owned.</summary>
+    public const string StatelessChain = "stateless_udp";
+
+    /// <summary>UDP ports of affinity none: stateless by declaration, so never drained.</summary>
+    public static IReadOnlyList<int> StatelessPorts(FilterSettings s) =>
+        s.Affinity.Where(r => r.Mode == AffinityMode.None && r.Protocol == "udp").Select(r => r.Port).Order().ToList();
 
     /// <summary>Name of the chain (one per table) that buckets the flows of an affinity mode.</summary>
     public static string AffinityChain(AffinityMode mode) => $"affinity_{AffinityRule.ModeName(mode)}";

@@ -104,7 +104,8 @@ internal sealed class NftablesFilter : IKernelFilter
             DroppedMidFlow: Get("ip", NftRuleset.Counters.DroppedMidFlow),
             LeaseRenewals: Get("ip", NftRuleset.Counters.LeaseRenewed),
             LeaseFallbacks: Interlocked.Read(ref _leaseFallbacks),
-            DroppedSliceMidFlow: Get("ip", NftRuleset.Counters.DroppedSliceMidFlow));
+            DroppedSliceMidFlow: Get("ip", NftRuleset.Counters.DroppedSliceMidFlow),
+            DroppedStatelessNotOwned: Get("ip", NftRuleset.Counters.DroppedStatelessNotOwned));
     }
 
     /// <summary>Reads conntrack on the second context's thread (see <see cref="ReadCounters"/>): callable from any thread.</summary>
@@ -113,7 +114,7 @@ internal sealed class NftablesFilter : IKernelFilter
         var s = Installed;
         lock (_readLock)
         {
-            return ReadContext.InNamespace(() => ConntrackTable.Read(s.Vip, s.Buckets));
+            return ReadContext.InNamespace(() => ConntrackTable.Read(s.Vip, s.Buckets, NftRuleset.StatelessPorts(s)));
         }
     }
 

@@ -19,8 +19,8 @@ public sealed record DnsLoadOptions
 
     /// <summary>
     /// The first source port (the others follow it); 0: ephemeral ports. Runs on one lab should use
-    /// ports apart: a UDP flow's conntrack entry outlives a run, and a port reused after a bucket
-    /// moved is taken by its old node and its new one alike (docs/design.md#limits).
+    /// ports apart: a UDP flow's conntrack entry outlives a run (for a port of affinity none the filter
+    /// judges it by its bucket anyway, docs/design.md#per-port-affinity).
     /// </summary>
     public int FirstPort { get; init; }
 

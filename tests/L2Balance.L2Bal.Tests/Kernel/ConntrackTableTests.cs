@@ -31,4 +31,13 @@ public class ConntrackTableTests
 
         Assert.Equal(new Dictionary<int, int> { [1] = 1 }, counts);
     }
+
+    [Fact]
+    public void CountByBucket_UdpToAStatelessPort_IsNeverDraining()
+    {
+        var counts = ConntrackTable.CountByBucket(new StringReader(Table), IPAddress.Parse("198.18.0.10"), 4096, [53]);
+
+        // The UDP flow to port 53 (affinity none) is not counted; TCP flows to 8080 still are.
+        Assert.Equal(new Dictionary<int, int> { [334] = 2 }, counts);
+    }
 }

@@ -131,7 +131,11 @@ public class NftRulesetTests
     [Fact]
     public void Install_EveryComment_FitsNftsLimit()
     {
-        var text = NftRuleset.Install(Sample(MacMode.UnicastFlood) with { ServicePorts = [("tcp", 1080)] });
+        var text = NftRuleset.Install(Sample(MacMode.UnicastFlood) with
+        {
+            ServicePorts = [("tcp", 1080), ("udp", 53), ("tcp", 80)],
+            AffinityRules = [new("udp", 53, AffinityMode.None), new("tcp", 80, AffinityMode.Network)],
+        });
         var comments = System.Text.RegularExpressions.Regex.Matches(text, "comment \"([^\"]*)\"").Select(m => m.Groups[1].Value).ToList();
 
         Assert.NotEmpty(comments);
@@ -298,7 +302,7 @@ public class NftRulesetAffinityTests
 {
     private static FilterSettings WithRules(params AffinityRule[] rules) => NftRulesetTests.Sample() with
     {
-        ServicePorts = [("tcp", 1080), ("udp", 1080), ("udp", 53), ("tcp", 80)],
+        ServicePorts = [("tcp", 1080), ("udp", 1080), ("udp", 53), ("tcp", 53), ("tcp", 80)],
         AffinityRules = rules,
     };
 
@@ -319,7 +323,8 @@ public class NftRulesetAffinityTests
         const string map = "meta l4proto . th dport vmap { tcp . 80 : jump affinity_network, udp . 53 : jump affinity_none }";
 
         Assert.Equal(2, text.Split('\n').Count(l => l.Contains(map, StringComparison.Ordinal)));
-        Assert.Equal(2, text.Split('\n').Count(l => l.Contains("meta mark set jhash ip saddr . th sport mod 4096 seed 0x5eed ", StringComparison.Ordinal)));
+        // Three: both tables' none chains and the stateless chain of udp/53.
+        Assert.Equal(3, text.Split('\n').Count(l => l.Contains("meta mark set jhash ip saddr . th sport mod 4096 seed 0x5eed ", StringComparison.Ordinal)));
         Assert.Equal(2, text.Split('\n').Count(l => l.Contains("meta mark set jhash ip saddr & 255.255.255.0 mod 4096 seed 0x5eed ", StringComparison.Ordinal)));
         Assert.Equal(2, text.Split('\n').Count(l => l.Trim() == "chain affinity_none {"));
         Assert.Equal(2, text.Split('\n').Count(l => l.Trim() == "chain affinity_network {"));
@@ -340,6 +345,23 @@ public class NftRulesetAffinityTests
         Assert.Contains("meta mark set jhash ip saddr . th sport mod 4096 seed 0x5eed meta mark @accept_buckets meta mark set 0x0 meta pkttype set host accept", chain, StringComparison.Ordinal);
         Assert.Contains("ip frag-off & 0x3fff != 0 meta mark set 0x0 meta pkttype set host accept", chain, StringComparison.Ordinal);
         Assert.Contains("counter name \"dropped_not_owned_early\" drop", chain, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Install_UdpPortOfAffinityNone_JudgesEstablishedFlowsByOwnedBucketToo()
+    {
+        var text = NftRuleset.Install(WithRules(new AffinityRule("udp", 53, AffinityMode.None), new AffinityRule("tcp", 53, AffinityMode.None)));
+        var ip = text[text.IndexOf("table ip ", StringComparison.Ordinal)..];
+        var prerouting = ip[ip.IndexOf("chain prerouting", StringComparison.Ordinal)..];
+
+        // Before the established rule, and only for UDP from the segment: TCP of a none port keeps draining.
+        Assert.True(prerouting.IndexOf("iif != \"lo\" udp dport { 53 } jump stateless_udp", StringComparison.Ordinal)
+            is var jump and >= 0 && jump < prerouting.IndexOf("ct state established,related", StringComparison.Ordinal));
+        Assert.DoesNotContain("tcp dport { 53 } jump stateless_udp", text, StringComparison.Ordinal);
+        var chain = ip[ip.IndexOf("chain stateless_udp", StringComparison.Ordinal)..];
+        Assert.Contains("meta mark set jhash ip saddr . th sport mod 4096 seed 0x5eed meta mark @owned meta mark set 0x0 return", chain, StringComparison.Ordinal);
+        Assert.Contains("counter name \"dropped_stateless_not_owned\" drop", chain, StringComparison.Ordinal);
+        Assert.DoesNotContain("stateless_udp", NftRuleset.Install(WithRules(new AffinityRule("udp", 53, AffinityMode.Network))), StringComparison.Ordinal);
     }
 
     [Fact]

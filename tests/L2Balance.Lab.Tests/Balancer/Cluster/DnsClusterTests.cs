@@ -85,8 +85,8 @@ public sealed class DnsClusterTests(DnsClusterFixture fixture, ITestOutputHelper
         var mark = (await Dns.StatusAsync(victim)).LastEventSeq;
         var clock = Stopwatch.StartNew();
         const double rate = 1000;
-        // One port per query, as a resolver picks a fresh random port for each (RFC 5452): a port reused
-        // after the kill would stay with the victim while its conntrack entry lives (docs/design.md#limits).
+        // One port per query, as a resolver picks a fresh random port for each (RFC 5452); reused ports
+        // are DnsQueries_ReusedSourcePortsAcrossAKillAndAReturn_EachAnsweredOnceByTheOwnerNow's.
         var load = DnsQueryGenerator.RunAsync(Dns.Lab.Client, Load(endPoint, 20_000) with { Queries = 3000, Rate = rate, Ports = 3000 }, clock);
         TimeSpan killedAt;
         try
@@ -117,6 +117,44 @@ public sealed class DnsClusterTests(DnsClusterFixture fixture, ITestOutputHelper
             Dns.StartDnsServer(victim);
             await Dns.WaitAllActiveAsync(TimeSpan.FromSeconds(30));
         }
+    }
+
+    /// <summary>
+    /// A client that reuses its source ports (a stub resolver, a NAT): after its node's DNS server dies
+    /// and after it returns, each query is answered once, by the node that owns its bucket now. UDP of a
+    /// port of affinity none is never drained (docs/design.md#per-port-affinity), so neither the old
+    /// node's conntrack entries nor the covering nodes' keep a reused port (before that rule: lost, then
+    /// answered twice).
+    /// </summary>
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task DnsQueries_ReusedSourcePortsAcrossAKillAndAReturn_EachAnsweredOnceByTheOwnerNow()
+    {
+        Skip.IfNot(Dns.AffinityNone, "this l2bal has no --affinity");
+        const int victim = 2;
+        var reused = Load(Dns.Dns, 26_000) with { Ports = 300, Queries = 300, Rate = 1000 };
+        var before = await DnsQueryGenerator.RunAsync(Dns.Lab.Client, reused).WithTimeout(TimeSpan.FromSeconds(30));
+        output.WriteLine($"all up: {before}");
+        Assert.True(before.Lost == 0 && before.Duplicated == 0 && before.ByServer.ContainsKey($"n{victim}"), before.ToString());
+        try
+        {
+            ClusterLab.Signal(Dns.DnsServer(victim)!, LabSignals.Kill);
+            await Dns.WaitForStatusAsync(s => !s[victim].Healthy && s.Values.Sum(n => n.Held) == s[1].Buckets, "the others cover the victim", TimeSpan.FromSeconds(10));
+            var covered = await DnsQueryGenerator.RunAsync(Dns.Lab.Client, reused).WithTimeout(TimeSpan.FromSeconds(30));
+            output.WriteLine($"victim's server dead: {covered}");
+            Assert.True(covered.Lost == 0 && covered.Duplicated == 0 && !covered.ByServer.ContainsKey($"n{victim}"), covered.ToString());
+        }
+        finally
+        {
+            Dns.StartDnsServer(victim);
+            await Dns.WaitAllActiveAsync(TimeSpan.FromSeconds(30));
+        }
+
+        // The covering nodes' entries of these ports are seconds old (UDP conntrack keeps them 30 s).
+        var returned = await DnsQueryGenerator.RunAsync(Dns.Lab.Client, reused).WithTimeout(TimeSpan.FromSeconds(30));
+        output.WriteLine($"victim back: {returned}");
+        Assert.True(returned.Lost == 0 && returned.Duplicated == 0 && returned.ByServer.ContainsKey($"n{victim}"), returned.ToString());
+        var statuses = await Dns.WaitForStatusAsync(_ => true, "status", TimeSpan.FromSeconds(5));
+        Assert.True(statuses.Values.Sum(n => n.Kernel("droppedStatelessNotOwned")) > 0, "no datagram of a reused port was dropped by the stateless rule");
     }
 
     /// <summary>Each test its own source ports (<paramref name="firstPort"/> up), so no test meets another's conntrack entries.</summary>
