@@ -11,7 +11,7 @@ namespace L2Balance.Lab.Tests.Proxy.Gssapi;
 
 /// <summary>
 /// The three-node cluster with Kerberos (issue 20): a KDC namespace beside the client (198.18.3.0/24), the
-/// cluster's one service principal socks/vip.l2lab.test, its keytab copied to every node, and on every node
+/// cluster's one service principal socks/vip.l2lab.test (the name resolves to the VIP in the client), its keytab copied to every node, and on every node
 /// l2proxy with the sockd.conf of Dante's redundancy notes (<c>socksmethod: gssapi</c> alone,
 /// <c>gssapi.servicename</c> and <c>gssapi.keytab</c> in the client rule), each with its own replay cache
 /// directory as separate hosts have. l2bal's probe is the standard socks5:// one against that proxy.
@@ -19,6 +19,9 @@ namespace L2Balance.Lab.Tests.Proxy.Gssapi;
 public sealed class GssapiClusterFixture : BalancerClusterFixtureBase
 {
     public const int ProxyMetricsPort = 9180;
+
+    /// <summary>The cluster's name: the service principal's host part, and what clients connect to.</summary>
+    public const string ClusterName = "vip.l2lab.test";
     private const string Password = "alice-cluster-pw";
     private readonly string[] _configs = new string[NodeCount + 1];
     private readonly string[][] _environments = new string[NodeCount + 1][];
@@ -38,11 +41,13 @@ public sealed class GssapiClusterFixture : BalancerClusterFixtureBase
     {
         ProxyUnderTest.SkipUnlessL2Proxy("GSS-API (RFC 1961) through the cluster");
         LabBinaries.Require("python3", "python3-gssapi");
+        // The cluster's name resolves to the VIP for the clients (their own /etc/hosts), as DNS would give it.
+        Lab.Client.SetHosts([(ClusterName, ClusterLab.VipAddress)]);
         var kdc = Lab.Network.AddHost("kdc");
         Lab.Network.Link(Lab.Client, "eth1", kdc, "eth0");
         Lab.Client.AddAddress("eth1", "198.18.3.1/24");
         kdc.AddAddress("eth0", "198.18.3.2/24");
-        Realm = await KerberosRealm.CreateAsync(Lab.Network, kdc, KdcAddress, "socks", "vip.l2lab.test", [("alice", Password)], Deadline).WithTimeout(Deadline);
+        Realm = await KerberosRealm.CreateAsync(Lab.Network, kdc, KdcAddress, "socks", ClusterName, [("alice", Password)], Deadline).WithTimeout(Deadline);
         AliceCache = await Realm.KinitAsync(Lab.Client, "alice", Password, Deadline).WithTimeout(Deadline);
         for (var k = 1; k <= NodeCount; k++)
         {
@@ -78,9 +83,9 @@ public sealed class GssapiClusterFixture : BalancerClusterFixtureBase
 
     protected override LabProcess StartNodeProxy(int k) => Lab.StartProxyWithConfig(k, _configs[k], _environments[k]);
 
-    /// <summary>The RFC 1961 client from <paramref name="source"/> to the VIP with Alice's tickets.</summary>
+    /// <summary>The RFC 1961 client from <paramref name="source"/> to the cluster's name (the VIP) with Alice's tickets.</summary>
     public Task<JsonElement> ClientAsync(IPAddress source, params string[] args) =>
-        RunClientAsync(Lab.Client, Realm, AliceCache, $"{ClusterLab.VipAddress}:{ClusterLab.ProxyPort}", Describe, ["--source", source.ToString(), .. args]);
+        RunClientAsync(Lab.Client, Realm, AliceCache, $"{ClusterName}:{ClusterLab.ProxyPort}", Describe, ["--source", source.ToString(), .. args]);
 
     /// <summary>Node k's proxy metrics.</summary>
     public Task<Dictionary<string, double>> ScrapeAsync(int k) => GssapiLabFixture.ScrapeAsync(Lab.Nodes[k - 1], ProxyMetricsPort, Describe);
