@@ -141,61 +141,54 @@ def session(a):
 
 
 def relay(a, sock, out, ctx, protect, encrypt):
-    """The SOCKS request and the data after the method subnegotiation: wrapped when the level protects."""
-    try:
-        def send(data):
-            sock.sendall(message(3, ctx.wrap(data, encrypt).message) if protect else data)
+    """The SOCKS request and the data after the method subnegotiation: wrapped when the level protects (session's handlers catch its errors)."""
+    def send(data):
+        sock.sendall(message(3, ctx.wrap(data, encrypt).message) if protect else data)
 
-        if not a.connect:
-            return out
-        dhost, dport = a.connect.rsplit(":", 1)
-        send(b"\x05\x01\x00\x01" + socket.inet_aton(dhost) + struct.pack("!H", int(dport)))
-        if protect:
-            mtyp, token = read_message(sock)
-            rep = ctx.unwrap(token).message if mtyp == 3 else b""
-        else:
-            rep = recv_exact(sock, 10)
-        out["reply"] = rep[1] if len(rep) > 1 else -1
-        if out["reply"] != 0:
-            return out
-        if a.upload > 0:
-            block = os.urandom(16384)
-            sent = 0
-            while sent < a.upload:
-                send(block[:min(len(block), a.upload - sent)])
-                sent += min(len(block), a.upload - sent)
-            sock.shutdown(socket.SHUT_WR)
-            while sock.recv(65536):
-                pass
-            out["uploaded"] = sent
-            return out
-        if a.payload <= 0:
-            return out
-        payload = os.urandom(a.payload)
-        received = b""
+    if not a.connect:
+        return out
+    dhost, dport = a.connect.rsplit(":", 1)
+    send(b"\x05\x01\x00\x01" + socket.inet_aton(dhost) + struct.pack("!H", int(dport)))
+    if protect:
+        mtyp, token = read_message(sock)
+        rep = ctx.unwrap(token).message if mtyp == 3 else b""
+    else:
+        rep = recv_exact(sock, 10)
+    out["reply"] = rep[1] if len(rep) > 1 else -1
+    if out["reply"] != 0:
+        return out
+    if a.upload > 0:
+        block = os.urandom(16384)
         sent = 0
-        while sent < len(payload):
-            chunk = payload[sent:sent + 8192]
-            send(chunk)
-            sent += len(chunk)
-            while len(received) < sent:
-                if protect:
-                    mtyp, token = read_message(sock)
-                    u = ctx.unwrap(token)
-                    if encrypt and not u.encrypted:
-                        out["echo"] = "unencrypted data at a confidential level"
-                        return out
-                    received += u.message
-                else:
-                    received += sock.recv(65536)
-        out["echo"] = "ok" if received == payload else "mismatch"
+        while sent < a.upload:
+            send(block[:min(len(block), a.upload - sent)])
+            sent += min(len(block), a.upload - sent)
+        sock.shutdown(socket.SHUT_WR)
+        while sock.recv(65536):
+            pass
+        out["uploaded"] = sent
         return out
-    except (EOFError, ConnectionError, socket.timeout) as e:
-        out["closed"] = str(e)
+    if a.payload <= 0:
         return out
-    except gssapi.exceptions.GSSError as e:
-        out["gss_error"] = str(e)
-        return out
+    payload = os.urandom(a.payload)
+    received = b""
+    sent = 0
+    while sent < len(payload):
+        chunk = payload[sent:sent + 8192]
+        send(chunk)
+        sent += len(chunk)
+        while len(received) < sent:
+            if protect:
+                mtyp, token = read_message(sock)
+                u = ctx.unwrap(token)
+                if encrypt and not u.encrypted:
+                    out["echo"] = "unencrypted data at a confidential level"
+                    return out
+                received += u.message
+            else:
+                received += sock.recv(65536)
+    out["echo"] = "ok" if received == payload else "mismatch"
+    return out
 
 
 def read_reply(sock, out):
