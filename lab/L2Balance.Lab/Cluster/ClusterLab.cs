@@ -250,6 +250,18 @@ public sealed class ClusterLab : IAsyncDisposable, IDisposable
     }
 
     /// <summary>
+    /// Starts l2proxy on node k with a sockd.conf (<c>--config</c>, which takes no other flag) under
+    /// <c>env</c> with <paramref name="environment"/> (<c>NAME=VALUE</c>, e.g. KRB5_CONFIG); env execs, so the PID is the proxy's.
+    /// </summary>
+    public LabProcess StartProxyWithConfig(int nodeId, string configPath, params string[] environment)
+    {
+        CheckNode(nodeId);
+        var process = Nodes[nodeId - 1].Start("/usr/bin/env", [.. environment, LabBinaries.L2Proxy, "--config", configPath]);
+        _proxies[nodeId - 1] = process;
+        return process;
+    }
+
+    /// <summary>
     /// Starts <c>l2bal run --interface eth0 --vip 198.18.0.10/24 --node-id k --node-count N
     /// --key-file FILE</c> plus <paramref name="extraArgs"/> on node k. The lab writes one key
     /// (32 random bytes, hex, one line) shared by all nodes; pass <c>--key-file</c> in

@@ -18,7 +18,7 @@ namespace L2Balance.Lab.Cli.Bench;
 /// cores the three share, the rate is what the cores allow, and the CPU per unit of work shows
 /// which party costs what.
 /// </summary>
-internal static class ProxyBench
+internal static partial class ProxyBench
 {
     /// <summary>Runs per subject; env L2LAB_BENCH_REPEATS overrides (1..9) for quick looks.</summary>
     private static readonly int Repeats = int.TryParse(Environment.GetEnvironmentVariable("L2LAB_BENCH_REPEATS"), CultureInfo.InvariantCulture, out var r) && r is >= 1 and <= 9 ? r : 3;
@@ -29,12 +29,12 @@ internal static class ProxyBench
     private const double ClockTicksPerSecond = 100;
 
     /// <summary>
-    /// Env L2LAB_BENCH_PARTS=rss,tcp,connect,udp measures only those parts (while tuning one path);
-    /// the full run, all parts, is the benchmark.
+    /// Env L2LAB_BENCH_PARTS=rss,tcp,connect,udp,gssapi measures only those parts (while tuning one path);
+    /// the full run, all parts, is the benchmark. gssapi runs once, not per subject (ProxyBench.Gssapi.cs).
     /// </summary>
     private static readonly string[] Parts = Environment.GetEnvironmentVariable("L2LAB_BENCH_PARTS") is { Length: > 0 } parts
         ? parts.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
-        : ["rss", "tcp", "connect", "udp"];
+        : ["rss", "tcp", "connect", "udp", "gssapi"];
 
     private static readonly TimeSpan ThroughputDuration = TimeSpan.FromSeconds(3);
     private static readonly TimeSpan ConnectDuration = TimeSpan.FromSeconds(4);
@@ -201,6 +201,7 @@ internal static class ProxyBench
             }
         }
 
+        List<GssapiRow> gssapi = Parts.Contains("gssapi") ? await GssapiAsync(lab, dir, targets).ConfigureAwait(false) : [];
         var medians = results.ToDictionary(r => r.Key, r => r.Value.ToDictionary(m => m.Key, m => ConnectRateResult.Median(m.Value)));
         Console.WriteLine();
         Console.WriteLine(Table(medians, subjects.Select(s => s.Name).ToArray()));
@@ -208,6 +209,12 @@ internal static class ProxyBench
         {
             Console.WriteLine(SteadyTable(steady));
         }
+
+        if (gssapi.Count > 0)
+        {
+            Console.WriteLine(GssapiTable(gssapi));
+        }
+
         var artifacts = Path.Combine(LabBinaries.RepoRoot, "artifacts", "bench");
         Directory.CreateDirectory(artifacts);
         var file = Path.Combine(artifacts, $"proxy-{DateTime.UtcNow:yyyyMMdd-HHmmss}.json");
@@ -223,6 +230,7 @@ internal static class ProxyBench
             medians,
             runs = results,
             steady,
+            gssapi,
         };
         await File.WriteAllTextAsync(file, JsonSerializer.Serialize(json, JsonOptions)).ConfigureAwait(false);
         Console.WriteLine($"written {file}");

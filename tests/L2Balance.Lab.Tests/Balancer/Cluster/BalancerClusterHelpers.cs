@@ -42,6 +42,7 @@ public abstract class BalancerClusterFixtureBase : IAsyncLifetime
         {
             _lab = await ClusterLab.CreateAsync(NodeCount, ClientCount).WithTimeout(Deadline);
             _lab.SingleIp = SingleIp;
+            await PrepareAsync();
             for (var k = 1; k <= NodeCount; k++)
             {
                 StartBalancer(k);
@@ -96,8 +97,14 @@ public abstract class BalancerClusterFixtureBase : IAsyncLifetime
 
         // The proxy's default negotiate timeout (longer than the generator's 2 s step): a client that
         // gives up closes first (FIN), so an RST from the VIP can only mean a balancer fault.
-        return Lab.StartProxy(k);
+        return StartNodeProxy(k);
     }
+
+    /// <summary>Runs once the lab is built, before any daemon starts (a KDC, configuration files).</summary>
+    protected virtual Task PrepareAsync() => Task.CompletedTask;
+
+    /// <summary>Starts node k's proxy (the VIP is on its lo): the README's flags unless a fixture gives a configuration.</summary>
+    protected virtual LabProcess StartNodeProxy(int k) => Lab.StartProxy(k);
 
     /// <summary>Starts node k's l2bal with the fixture's options (and <paramref name="extra"/>, which makes it non-standard).</summary>
     public LabProcess StartBalancer(int k, params string[] extra)

@@ -97,12 +97,19 @@ public sealed partial class GssapiLabFixture : IAsyncLifetime
     public string Describe() => $"{_lab?.Network.DescribeProcesses()}";
 
     /// <summary>Runs the RFC 1961 test client in the client namespace with <paramref name="cache"/>'s tickets; returns its JSON.</summary>
-    public async Task<JsonElement> ClientAsync(string cache, params string[] args)
+    public Task<JsonElement> ClientAsync(string cache, params string[] args) =>
+        RunClientAsync(Lab.Client, Realm, cache, $"{ProxyLab.ProxyInsideV4}:{Port}", Describe, args);
+
+    /// <summary>Runs the RFC 1961 test client in <paramref name="client"/> against <paramref name="proxy"/> (ADDR:PORT); returns its JSON.</summary>
+    public static async Task<JsonElement> RunClientAsync(LabHost client, KerberosRealm realm, string cache, string proxy, Func<string> describe, params string[] args)
     {
-        var result = await Lab.Client.RunAsync("/usr/bin/env",
-            [.. Realm.Environment, $"KRB5CCNAME=FILE:{cache}", "/usr/bin/python3", ClientScript, "--proxy", $"{ProxyLab.ProxyInsideV4}:{Port}", .. args],
+        ArgumentNullException.ThrowIfNull(client);
+        ArgumentNullException.ThrowIfNull(realm);
+        ArgumentNullException.ThrowIfNull(describe);
+        var result = await client.RunAsync("/usr/bin/env",
+            [.. realm.Environment, $"KRB5CCNAME=FILE:{cache}", "/usr/bin/python3", ClientScript, "--proxy", proxy, .. args],
             TimeSpan.FromSeconds(30)).WithTimeout(StepTimeout);
-        Assert.True(result.Succeeded, $"client failed: {result}\n{Describe()}");
+        Assert.True(result.Succeeded, $"client failed: {result}\n{describe()}");
         return JsonDocument.Parse(result.StdOut).RootElement.Clone();
     }
 
@@ -110,17 +117,28 @@ public sealed partial class GssapiLabFixture : IAsyncLifetime
     private static partial Regex Sample();
 
     /// <summary>The proxy's metrics, scraped inside its namespace.</summary>
-    public async Task<Dictionary<string, double>> ScrapeAsync()
+    public Task<Dictionary<string, double>> ScrapeAsync() => ScrapeAsync(Lab.Proxy, MetricsPort, Describe);
+
+    /// <summary>The metrics of the l2proxy serving them on 127.0.0.1:<paramref name="port"/> in <paramref name="host"/>.</summary>
+    public static async Task<Dictionary<string, double>> ScrapeAsync(LabHost host, int port, Func<string> describe)
     {
+        ArgumentNullException.ThrowIfNull(host);
+        ArgumentNullException.ThrowIfNull(describe);
         var curl = LabBinaries.Require("curl", "curl");
-        var result = await Lab.Proxy.RunAsync(curl, ["-sS", "--max-time", "5", $"http://127.0.0.1:{MetricsPort}/metrics"], TimeSpan.FromSeconds(10)).WithTimeout(StepTimeout);
-        Assert.True(result.Succeeded, $"scrape failed: {result}\n{Describe()}");
+        var result = await host.RunAsync(curl, ["-sS", "--max-time", "5", $"http://127.0.0.1:{port}/metrics"], TimeSpan.FromSeconds(10)).WithTimeout(StepTimeout);
+        Assert.True(result.Succeeded, $"scrape failed: {result}\n{describe()}");
         return Sample().Matches(result.StdOut).ToDictionary(m => m.Groups["key"].Value, m => double.Parse(m.Groups["value"].Value, CultureInfo.InvariantCulture));
     }
 
     public static double Failures(Dictionary<string, double> metrics, string reason) => metrics[$"l2proxy_gssapi_failures_total{{reason=\"{reason}\"}}"];
 
     public static double Authenticated(Dictionary<string, double> metrics, string level) => metrics[$"l2proxy_gssapi_authenticated_total{{level=\"{level}\"}}"];
+
+    /// <summary>A number of the client's JSON, or -100 when absent.</summary>
+    public static int NumberOf(JsonElement e, string name) => e.TryGetProperty(name, out var p) && p.ValueKind == JsonValueKind.Number ? p.GetInt32() : -100;
+
+    /// <summary>A string of the client's JSON, or null when absent.</summary>
+    public static string? TextOf(JsonElement e, string name) => e.TryGetProperty(name, out var p) && p.ValueKind == JsonValueKind.String ? p.GetString() : null;
 }
 
 [CollectionDefinition(Name)]

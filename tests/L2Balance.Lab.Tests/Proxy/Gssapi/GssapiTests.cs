@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Sockets;
-using System.Text.Json;
 using L2Balance.Tests.Common;
 using Xunit;
 using static L2Balance.Lab.Tests.Proxy.Gssapi.GssapiLabFixture;
@@ -25,7 +24,7 @@ public sealed class GssapiTests(GssapiLabFixture lab)
     {
         var before = await lab.ScrapeAsync();
         var result = await lab.ClientAsync(lab.AliceCache, "--service", Service, "--level", level, "--connect", Echo, "--payload", "200000");
-        Assert.True(Int(result, "method") == 1 && Str(result, "auth") == "ok" && Int(result, "level") == wire && Int(result, "reply") == 0 && Str(result, "echo") == "ok",
+        Assert.True(NumberOf(result, "method") == 1 && TextOf(result, "auth") == "ok" && NumberOf(result, "level") == wire && NumberOf(result, "reply") == 0 && TextOf(result, "echo") == "ok",
             $"{result}\n{lab.Describe()}");
         var after = await lab.ScrapeAsync();
         Assert.Equal(1, Authenticated(after, level.Replace('-', '_')) - Authenticated(before, level.Replace('-', '_')));
@@ -36,7 +35,7 @@ public sealed class GssapiTests(GssapiLabFixture lab)
     {
         // socks pass names user alice@L2LAB.TEST: the principal is the user rules match.
         var result = await lab.ClientAsync(lab.BobCache, "--service", Service, "--level", "integrity", "--connect", Echo, "--payload", "10");
-        Assert.True(Str(result, "auth") == "ok" && Int(result, "reply") == 2, $"{result}\n{lab.Describe()}");
+        Assert.True(TextOf(result, "auth") == "ok" && NumberOf(result, "reply") == 2, $"{result}\n{lab.Describe()}");
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
@@ -44,7 +43,7 @@ public sealed class GssapiTests(GssapiLabFixture lab)
     {
         var before = await lab.ScrapeAsync();
         var result = await lab.ClientAsync(lab.AliceCache, "--service", "other@vip.l2lab.test", "--level", "clear");
-        Assert.True(Str(result, "auth") == "mtyp 0xff", $"{result}\n{lab.Describe()}");
+        Assert.True(TextOf(result, "auth") == "mtyp 0xff", $"{result}\n{lab.Describe()}");
         Assert.Equal(1, Failures(await lab.ScrapeAsync(), "wrong_service") - Failures(before, "wrong_service"));
     }
 
@@ -74,7 +73,7 @@ public sealed class GssapiTests(GssapiLabFixture lab)
         var before = await lab.ScrapeAsync();
         var result = await lab.ClientAsync(lab.AliceCache, "--service", Service, "--level", "clear", option, value);
         var text = result.ToString();
-        Assert.True(Str(result, "auth") == "abort" || Str(result, "level") == "mtyp 0xff", $"{text}\n{lab.Describe()}");
+        Assert.True(TextOf(result, "auth") == "abort" || TextOf(result, "level") == "mtyp 0xff", $"{text}\n{lab.Describe()}");
         var after = await lab.ScrapeAsync();
         Assert.True(Failures(after, reason) - Failures(before, reason) == 1, $"{reason}: {string.Join(", ", after.Where(m => m.Key.Contains("gssapi_failures", StringComparison.Ordinal)))}\n{lab.Describe()}");
     }
@@ -95,7 +94,7 @@ public sealed class GssapiTests(GssapiLabFixture lab)
     {
         var token = Path.Combine(lab.Lab.Network.CreateTempDirectory(name), "token");
         var result = await lab.ClientAsync(lab.AliceCache, ["--service", Service, "--level", "clear", options[0], token, .. options[1..]]);
-        Assert.True(Str(result, done) == "ok", $"{result}\n{lab.Describe()}");
+        Assert.True(TextOf(result, done) == "ok", $"{result}\n{lab.Describe()}");
         return token;
     }
 
@@ -104,11 +103,7 @@ public sealed class GssapiTests(GssapiLabFixture lab)
     {
         var before = await lab.ScrapeAsync();
         var result = await lab.ClientAsync(lab.AliceCache, "--service", Service, "--replay-token", token);
-        Assert.True(Str(result, "auth") == "abort", $"{result}\n{lab.Describe()}");
+        Assert.True(TextOf(result, "auth") == "abort", $"{result}\n{lab.Describe()}");
         Assert.Equal(1, Failures(await lab.ScrapeAsync(), reason) - Failures(before, reason));
     }
-
-    private static int Int(JsonElement e, string name) => e.TryGetProperty(name, out var p) && p.ValueKind == JsonValueKind.Number ? p.GetInt32() : -100;
-
-    private static string? Str(JsonElement e, string name) => e.TryGetProperty(name, out var p) && p.ValueKind == JsonValueKind.String ? p.GetString() : null;
 }

@@ -5,9 +5,12 @@ share a misreading). Prints one JSON object: what each step saw. Exit 0 unless t
 
   rfc1961_client.py --proxy ADDR:PORT --service NAME --level clear|integrity|confidentiality|per-message
                     [--connect ADDR:PORT --payload N] [--nec] [--save-token FILE | --replay-token FILE]
-                    [--send-level N] [--raw-token HEX] [--oversize N]
+                    [--send-level N] [--raw-token HEX] [--oversize N] [--source ADDR]
+                    [--method none] [--upload N] [--repeat N --seconds S]
+With --repeat (l2lab bench-proxy's load): up to N sessions one after another for at most S seconds, and one JSON
+object with the count, the failures and this process's CPU seconds in the loop.
 """
-import argparse, json, os, socket, struct, sys
+import argparse, json, os, socket, struct, sys, time
 
 import gssapi
 
@@ -53,15 +56,39 @@ def main():
     p.add_argument("--capture-only", action="store_true", help="with --save-token: write the token, send nothing")
     p.add_argument("--raw-token", help="send these hex bytes as the first context token (a malformed token)")
     p.add_argument("--oversize", type=int, help="announce a token of this LEN and send that many bytes")
+    p.add_argument("--source", help="the client address to connect from (the cluster lab's client addresses)")
+    p.add_argument("--method", default="gssapi", choices=["gssapi", "none"], help="none: the same session with method X'00' (the bench's reference)")
+    p.add_argument("--upload", type=int, default=0, help="after the CONNECT send this many bytes (16 KiB messages) and close")
+    p.add_argument("--repeat", type=int, help="run up to N sessions and print their count (a load)")
+    p.add_argument("--seconds", type=float, default=10, help="with --repeat: stop starting sessions after this long")
     a = p.parse_args()
+    if a.repeat is None:
+        return session(a)
+    done, failures, first, start, cpu = 0, 0, None, time.monotonic(), os.times()
+    while done + failures < a.repeat and time.monotonic() - start < a.seconds:
+        out = session(a)
+        if out.get("echo") == "ok" or out.get("uploaded") == a.upload > 0:
+            done += 1
+        else:
+            failures += 1
+            first = first or out
+    end = os.times()
+    return {"sessions": done, "failures": failures, "first_failure": first, "seconds": time.monotonic() - start,
+            "cpu_seconds": (end.user - cpu.user) + (end.system - cpu.system)}
+
+
+def session(a):
     out = {}
     host, port = a.proxy.rsplit(":", 1)
-    sock = socket.create_connection((host, int(port)), timeout=10)
+    sock = socket.create_connection((host, int(port)), timeout=10, source_address=(a.source, 0) if a.source else None)
     try:
-        sock.sendall(b"\x05\x01\x01")
+        wanted = 1 if a.method == "gssapi" else 0
+        sock.sendall(bytes([5, 1, wanted]))
         out["method"] = recv_exact(sock, 2)[1]
-        if out["method"] != 1:
+        if out["method"] != wanted:
             return out
+        if wanted == 0:
+            return relay(a, sock, out, None, False, False)
         if a.oversize is not None:
             # The header alone: the server refuses from LEN, before the token (and unread bytes would turn its close into a reset).
             sock.sendall(struct.pack("!BBH", 1, 1, a.oversize))
@@ -102,43 +129,7 @@ def main():
             return out
         chosen = (reply if a.nec else ctx.unwrap(reply).message)[0]
         out["level"] = chosen
-        protect = chosen != 0
-        encrypt = chosen in (2, 3)
-
-        def send(data):
-            sock.sendall(message(3, ctx.wrap(data, encrypt).message) if protect else data)
-
-        if not a.connect:
-            return out
-        dhost, dport = a.connect.rsplit(":", 1)
-        send(b"\x05\x01\x00\x01" + socket.inet_aton(dhost) + struct.pack("!H", int(dport)))
-        if protect:
-            mtyp, token = read_message(sock)
-            rep = ctx.unwrap(token).message if mtyp == 3 else b""
-        else:
-            rep = recv_exact(sock, 10)
-        out["reply"] = rep[1] if len(rep) > 1 else -1
-        if out["reply"] != 0 or a.payload <= 0:
-            return out
-        payload = os.urandom(a.payload)
-        received = b""
-        sent = 0
-        while sent < len(payload):
-            chunk = payload[sent:sent + 8192]
-            send(chunk)
-            sent += len(chunk)
-            while len(received) < sent:
-                if protect:
-                    mtyp, token = read_message(sock)
-                    u = ctx.unwrap(token)
-                    if encrypt and not u.encrypted:
-                        out["echo"] = "unencrypted data at a confidential level"
-                        return out
-                    received += u.message
-                else:
-                    received += sock.recv(65536)
-        out["echo"] = "ok" if received == payload else "mismatch"
-        return out
+        return relay(a, sock, out, ctx, chosen != 0, chosen in (2, 3))
     except (EOFError, ConnectionError, socket.timeout) as e:
         out["closed"] = str(e)
         return out
@@ -147,6 +138,57 @@ def main():
         return out
     finally:
         sock.close()
+
+
+def relay(a, sock, out, ctx, protect, encrypt):
+    """The SOCKS request and the data after the method subnegotiation: wrapped when the level protects (session's handlers catch its errors)."""
+    def send(data):
+        sock.sendall(message(3, ctx.wrap(data, encrypt).message) if protect else data)
+
+    if not a.connect:
+        return out
+    dhost, dport = a.connect.rsplit(":", 1)
+    send(b"\x05\x01\x00\x01" + socket.inet_aton(dhost) + struct.pack("!H", int(dport)))
+    if protect:
+        mtyp, token = read_message(sock)
+        rep = ctx.unwrap(token).message if mtyp == 3 else b""
+    else:
+        rep = recv_exact(sock, 10)
+    out["reply"] = rep[1] if len(rep) > 1 else -1
+    if out["reply"] != 0:
+        return out
+    if a.upload > 0:
+        block = os.urandom(16384)
+        sent = 0
+        while sent < a.upload:
+            send(block[:min(len(block), a.upload - sent)])
+            sent += min(len(block), a.upload - sent)
+        sock.shutdown(socket.SHUT_WR)
+        while sock.recv(65536):
+            pass
+        out["uploaded"] = sent
+        return out
+    if a.payload <= 0:
+        return out
+    payload = os.urandom(a.payload)
+    received = b""
+    sent = 0
+    while sent < len(payload):
+        chunk = payload[sent:sent + 8192]
+        send(chunk)
+        sent += len(chunk)
+        while len(received) < sent:
+            if protect:
+                mtyp, token = read_message(sock)
+                u = ctx.unwrap(token)
+                if encrypt and not u.encrypted:
+                    out["echo"] = "unencrypted data at a confidential level"
+                    return out
+                received += u.message
+            else:
+                received += sock.recv(65536)
+    out["echo"] = "ok" if received == payload else "mismatch"
+    return out
 
 
 def read_reply(sock, out):
