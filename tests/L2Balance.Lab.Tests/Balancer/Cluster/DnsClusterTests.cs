@@ -69,8 +69,8 @@ public sealed class DnsClusterTests(DnsClusterFixture fixture, ITestOutputHelper
 
     /// <summary>
     /// SIGKILL of one node's unbound (its PID) under 1,000 queries a second for 3 s: its queries get
-    /// ICMP port unreachable until its probe sees the refusal (at the next check, 100 ms: a refusal
-    /// turns the node unhealthy at once) and the survivors take its buckets, then the survivors
+    /// ICMP port unreachable, the first of which wakes its probe (the wake counter rises; without
+    /// the wake, the next check, 100 ms: a refusal turns the node unhealthy at once) and the survivors take its buckets, then the survivors
     /// answer everything. Bound: the victim's share of the queries sent within one health interval
     /// plus four advert intervals plus 500 ms of scheduling slack (measured: 573 ms at load 34 on 2 cores).
     /// </summary>
@@ -82,7 +82,8 @@ public sealed class DnsClusterTests(DnsClusterFixture fixture, ITestOutputHelper
         var probe = await DnsQueryGenerator.RunAsync(Dns.Lab.Client, Load(endPoint, 14_000) with { Ports = 30, Queries = 30, Rate = 300 }).WithTimeout(TimeSpan.FromSeconds(30));
         var victim = Dns.AffinityNone ? 2 : int.Parse(probe.ByServer.Single().Key[1..], CultureInfo.InvariantCulture);
         var share = Dns.AffinityNone ? 1.0 / 3 + 0.05 : 1.0;
-        var mark = (await Dns.StatusAsync(victim)).LastEventSeq;
+        var before = await Dns.StatusAsync(victim);
+        var mark = before.LastEventSeq;
         var clock = Stopwatch.StartNew();
         const double rate = 1000;
         // One port per query, as a resolver picks a fresh random port for each (RFC 5452): a port reused
@@ -108,6 +109,9 @@ public sealed class DnsClusterTests(DnsClusterFixture fixture, ITestOutputHelper
             Assert.NotEmpty(after);
             Assert.All(after, q => Assert.True(q.Answers == 1 && q.AnsweredBy != $"n{victim}", $"query {q.Id} from port {q.Port} at {q.SentAt.TotalMilliseconds:0} ms: {q.Answers} answers by {q.AnsweredBy}"));
             var status = await Dns.StatusAsync(victim);
+            output.WriteLine($"victim's wake: {string.Join(", ", status.Wake.Select(p => $"{p.Key} {p.Value}"))}");
+            // The first refused query's port-unreachable woke the probe (docs/design.md#port-unreachable-wake).
+            Assert.InRange(status.Wake["wakes"] - before.Wake["wakes"], 1, long.MaxValue);
             Assert.Equal("nothing-listens", status.Probes[DnsClusterLab.Probe]);
             Assert.Contains(status.EventsAfter(mark), e => e.Kind == "state" && e.Text("health") == "nothing-listens");
         }
