@@ -123,6 +123,55 @@ public sealed class DnsClusterTests(DnsClusterFixture fixture, ITestOutputHelper
         }
     }
 
+    /// <summary>
+    /// Another program holds the wake's nflog group on node 3 (a netlink socket bound to group 19506
+    /// before l2bal starts): l2bal gets EBUSY, counts it and runs without the wake, active and healthy.
+    /// </summary>
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task PortUnreachableWake_GroupHeldByAnotherProgram_DaemonRunsWithoutTheWake()
+    {
+        var python = LabBinaries.Require("/usr/bin/python3", "python3");
+        var old = Dns.Lab.Balancer(3)!;
+        old.Stop();
+        Assert.True(await old.WaitForExitAsync(TimeSpan.FromSeconds(10)), Dns.Lab.Describe());
+        // nlmsghdr (28 bytes in all, NFNL_SUBSYS_ULOG << 8 | NFULNL_MSG_CONFIG, REQUEST|ACK) | nfgenmsg (group 19506) | NFULA_CFG_CMD BIND.
+        const string Binder = "import socket,struct,sys,time\n"
+            + "s=socket.socket(socket.AF_NETLINK,socket.SOCK_RAW,12)\n"
+            + "s.send(struct.pack('=IHHII',28,0x401,5,1,0)+struct.pack('!BBH',0,0,19506)+struct.pack('=HHB3x',5,1,1))\n"
+            + "print('errno',-struct.unpack('=i',s.recv(4096)[16:20])[0],flush=True)\n"
+            + "time.sleep(float(sys.argv[1]))\n";
+        var binder = Dns.Lab.Nodes[2].Start(python, "-c", Binder, "60");
+        try
+        {
+            var deadline = Stopwatch.StartNew();
+            while (!binder.Log.Contains("errno", StringComparison.Ordinal) && deadline.Elapsed < TimeSpan.FromSeconds(10))
+            {
+                await Task.Delay(50);
+            }
+            Assert.Contains("errno 0", binder.Log, StringComparison.Ordinal);
+            Dns.StartBalancer(3);
+            await Dns.WaitAllActiveAsync(TimeSpan.FromSeconds(30));
+            var status = await Dns.StatusAsync(3);
+            using var json = System.Text.Json.JsonDocument.Parse(status.Json);
+            var wake = json.RootElement.GetProperty("health").GetProperty("wake");
+            Assert.False(wake.GetProperty("listening").GetBoolean(), status.Json);
+            Assert.Equal(1, status.Wake["bindFailures"]);
+            Assert.True(status.Healthy, status.Json);
+        }
+        finally
+        {
+            binder.Stop();
+            var balancer = Dns.Lab.Balancer(3);
+            if (balancer is { HasExited: false })
+            {
+                balancer.Stop();
+                await balancer.WaitForExitAsync(TimeSpan.FromSeconds(10));
+            }
+            Dns.StartBalancer(3);
+            await Dns.WaitAllActiveAsync(TimeSpan.FromSeconds(30));
+        }
+    }
+
     /// <summary>Each test its own source ports (<paramref name="firstPort"/> up), so no test meets another's conntrack entries.</summary>
     private DnsLoadOptions Load(System.Net.IPEndPoint server, int firstPort) => new()
     {
