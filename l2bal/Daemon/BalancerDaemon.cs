@@ -90,7 +90,8 @@ internal sealed partial class BalancerDaemon : IDisposable
         var slice = PortSlice.For(o.NodeId, o.NodeCount);
         return new FilterSettings(o.Interface, o.ServedVip, clusterMac, o.MacMode, o.Buckets, o.EffectiveSeed,
             new PortSpan(slice.Low, slice.High), new PortSpan(PortSlice.RangeLow, PortSlice.RangeHigh),
-            ServicePorts: [.. o.Services.Select(v => (v.Protocol, v.Port))], Lease: o.LeaseTime, AffinityRules: o.Affinity);
+            ServicePorts: [.. o.Services.Select(v => (v.Protocol, v.Port))], Lease: o.LeaseTime, AffinityRules: o.Affinity,
+            WakePorts: HealthMonitor.WakePorts(o));
     }
 
     /// <summary>Runs the node until <paramref name="stop"/> or a fatal error; returns the exit code.</summary>
@@ -177,7 +178,11 @@ internal sealed partial class BalancerDaemon : IDisposable
         }
     }
 
-    public void Dispose() => _keys.Dispose();
+    public void Dispose()
+    {
+        _keys.Dispose();
+        _health.Dispose();
+    }
 
     /// <summary>The loop: step, answer what is queued, sleep until the next deadline or event.</summary>
     private void RunLoop(AdvertVerifier verifier, NodeResources io, LoopWaiter waiter, CancellationToken stop)

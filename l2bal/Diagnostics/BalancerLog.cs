@@ -31,6 +31,7 @@ internal static class EventIds
 
     public const int ListenCheckUnavailable = 50;
     public const int ListenCheckFailed = 51;
+    public const int PortUnreachableWakeUnavailable = 52;
 
     public const int PeerAlive = 100;
     public const int PeerDead = 101;
@@ -143,6 +144,9 @@ internal sealed class BalancerLog(TextWriter output, TimeProvider? time = null)
 
     public void ListenCheckFailed(string error) =>
         Warning(EventIds.ListenCheckFailed, $"the listen check failed ({error}): the full probe runs at every health interval from now on");
+
+    public void PortUnreachableWakeUnavailable(string error) =>
+        Warning(EventIds.PortUnreachableWakeUnavailable, $"cannot read the port-unreachables of the VIP ({error}): dns:// probes run at their interval only");
 
     /// <summary>Logs a recorded event with its own id and level.</summary>
     /// <param name="e">The event.</param>

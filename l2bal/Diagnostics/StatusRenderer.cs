@@ -86,6 +86,15 @@ internal static class StatusRenderer
         {
             probes.Sample("probe", probe.Probe, probe.Healthy ? 1 : 0);
         }
+        var wake = s.Health.Wake;
+        w.Gauge("l2bal_probe_wake_listening", "1 when the daemon reads the port-unreachables of its probed UDP services (nflog).", wake.Listening ? 1 : 0);
+        w.Counter("l2bal_probe_wakes_total", "Early full probes a port-unreachable from the VIP asked for.", wake.Wakes);
+        var ignored = w.Family("l2bal_probe_wakes_ignored_total", MetricType.Counter, "Port-unreachables that woke no probe, by reason.");
+        ignored.Sample("reason", "not_service", wake.IgnoredNotService);
+        ignored.Sample("reason", "rate_limited", wake.IgnoredRateLimited);
+        ignored.Sample("reason", "failing", wake.IgnoredFailing);
+        w.Counter("l2bal_probe_wake_malformed_total", "Logged packets that were not a port-unreachable from the VIP (dropped).", wake.Malformed);
+        w.Counter("l2bal_probe_wake_overruns_total", "Times the kernel dropped logged packets for want of room in the socket (ENOBUFS).", wake.Overruns);
         w.Counter("l2bal_adverts_sent_total", "Advertisements sent.", c.AdvertsSent);
         w.Counter("l2bal_advert_send_failures_total", "Advertisements that could not be sent (link down).", c.AdvertSendFailures);
         w.Counter("l2bal_adverts_received_total", "Advertisements accepted.", c.AdvertsReceived);

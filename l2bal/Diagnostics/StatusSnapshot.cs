@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using L2Balance.Balancer.Health;
 using L2Balance.Balancer.Kernel;
 using L2Balance.Balancer.Net;
 using L2Balance.Balancer.Protocol;
@@ -94,12 +95,14 @@ internal sealed record StatusSnapshot
 /// <param name="Failure">What the last failed probe saw (<c>none</c> while healthy).</param>
 /// <param name="Detail">The last failure in words, while unhealthy.</param>
 /// <param name="Probes">Each probe's own verdict, in the order given (empty without probes).</param>
+/// <param name="Wake">The port-unreachable wake of the dns:// probes (docs/design.md#health).</param>
 internal sealed record HealthStatus(
     bool Healthy,
     string Probe,
     [property: JsonConverter(typeof(KebabCaseEnumConverter<HealthFailure>))] HealthFailure Failure,
     string? Detail,
-    IReadOnlyList<ProbeStatus> Probes);
+    IReadOnlyList<ProbeStatus> Probes,
+    ProbeWakeCounters Wake);
 
 /// <summary>One health probe: the probe in words, whether it passes, and while it does not, what it last saw.</summary>
 internal sealed record ProbeStatus(

@@ -24,6 +24,9 @@ internal static partial class Interop
         internal const int MSG_TRUNC = 0x20;
         internal const int EAGAIN = 11;
 
+        /// <summary>A netlink socket whose receive buffer overran: the kernel dropped messages for it (netlink(7)).</summary>
+        internal const int ENOBUFS = 105;
+
         /// <summary>socket(2); an invalid handle (-1) on failure.</summary>
         [LibraryImport(Packet.Libc, EntryPoint = "socket", SetLastError = true)]
         internal static partial SafeSocketHandle socket(int domain, int type, int protocol);
@@ -92,6 +95,35 @@ internal static partial class Interop
         internal const int SizeOfInetDiagReqV2 = 56;
         internal const int SizeOfInetDiagMsg = 72;
         internal const int SizeOfInetDiagSockid = 48;
+
+        /// <summary>linux/netlink.h: the netfilter family of AF_NETLINK (nfnetlink).</summary>
+        internal const int NETLINK_NETFILTER = 12;
+
+        /// <summary>linux/netfilter/nfnetlink.h: the log subsystem (high byte of nlmsg_type), the message version, sizeof(struct nfgenmsg).</summary>
+        internal const int NFNL_SUBSYS_ULOG = 4;
+        internal const byte NFNETLINK_V0 = 0;
+        internal const int SizeOfNfgenmsg = 4;
+
+        /// <summary>linux/netfilter/nfnetlink_log.h: message types (low byte of nlmsg_type).</summary>
+        internal const int NFULNL_MSG_PACKET = 0;
+        internal const int NFULNL_MSG_CONFIG = 1;
+
+        /// <summary>nfnetlink_log.h enum nfulnl_attr_type: the logged packet from its network header.</summary>
+        internal const ushort NFULA_PAYLOAD = 9;
+
+        /// <summary>nfnetlink_log.h enum nfulnl_attr_config and its values.</summary>
+        internal const ushort NFULA_CFG_CMD = 1;
+        internal const ushort NFULA_CFG_MODE = 2;
+        internal const ushort NFULA_CFG_QTHRESH = 5;
+        internal const byte NFULNL_CFG_CMD_BIND = 1;
+        internal const byte NFULNL_COPY_PACKET = 0x02;
+
+        /// <summary>linux/netlink.h: nla_type's flag bits (nested, network byte order), masked off the type.</summary>
+        internal const ushort NLA_TYPE_MASK = 0x3fff;
+
+        /// <summary>linux/in.h.</summary>
+        internal const byte IPPROTO_ICMP = 1;
+        internal const byte IPPROTO_UDP = 17;
 
         /// <summary>rtnetlink.h rt_scope_t: RT_SCOPE_UNIVERSE, what `ip addr add` uses for a non-127/8 address.</summary>
         internal const byte RT_SCOPE_UNIVERSE = 0;

@@ -35,6 +35,7 @@ internal readonly record struct PortSpan(int Low, int High)
 /// <param name="ServicePorts">The VIP's services (protocol, port); when any are given, new flows to other ports are dropped.</param>
 /// <param name="Lease">How long one lease renewal lets new flows in; null: <see cref="DefaultLease"/>.</param>
 /// <param name="AffinityRules">Ports whose bucket is not the source address's (<c>--affinity</c>); each a service.</param>
+/// <param name="WakePorts">UDP ports of the dns:// probes: their port-unreachables from the VIP are logged to the probe's wake before the drop.</param>
 internal sealed record FilterSettings(
     string Interface,
     IPAddress Vip,
@@ -47,7 +48,8 @@ internal sealed record FilterSettings(
     string TableName = "l2bal",
     IReadOnlyList<(string Protocol, int Port)>? ServicePorts = null,
     TimeSpan? Lease = null,
-    IReadOnlyList<AffinityRule>? AffinityRules = null)
+    IReadOnlyList<AffinityRule>? AffinityRules = null,
+    IReadOnlyList<int>? WakePorts = null)
 {
     /// <summary>The daemon's default lease: two thirds of its default 120 ms dead time.</summary>
     public static readonly TimeSpan DefaultLease = TimeSpan.FromMilliseconds(80);
@@ -57,6 +59,9 @@ internal sealed record FilterSettings(
 
     /// <summary>The services, never null.</summary>
     public IReadOnlyList<(string Protocol, int Port)> Services => ServicePorts ?? [];
+
+    /// <summary>The ports whose port-unreachables wake a probe, never null.</summary>
+    public IReadOnlyList<int> Wakes => WakePorts ?? [];
 
     /// <summary>The rules that change a bucket (not <c>single</c>), in canonical order; empty: the ruleset of a node without rules.</summary>
     public IReadOnlyList<AffinityRule> Affinity => AffinityRule.Effective(AffinityRules ?? []);

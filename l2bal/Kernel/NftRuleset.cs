@@ -54,6 +54,12 @@ internal static class NftRuleset
     /// </summary>
     public const uint LeaseRenewMark = 0x4c32424c;
 
+    /// <summary>
+    /// The nflog group (`log group`) of the port-unreachables that wake a probe, "L2": fixed, so
+    /// that the daemon's socket and the rule agree without configuration (docs/design.md#output).
+    /// </summary>
+    public const ushort PortUnreachableLogGroup = 0x4c32;
+
     /// <summary>UDP port of the lease datagrams (discard).</summary>
     public const int LeaseRenewPort = 9;
 
@@ -236,6 +242,12 @@ internal static class NftRuleset
         long leaseMs = LeaseMilliseconds(s.LeaseTime);
         Rule(t, $"meta mark 0x{LeaseRenewMark:x} ip daddr 127.0.0.1 udp dport {LeaseRenewPort} meta mark set 0x{LeaseKey:x} update @{LeaseSet} {{ meta mark timeout {leaseMs}ms }} counter name \"{Counters.LeaseRenewed}\" drop",
             "the daemon's lease datagram (SO_MARK needs CAP_NET_ADMIN): refresh the lease, deliver nothing");
+        if (s.Wakes.Count > 0)
+        {
+            // @th,64: the quoted IPv4 header (no options), @th,136 its protocol, @th,240 the quoted UDP destination port.
+            Rule(t, $"oifname != \"lo\" ip saddr {vip} icmp type destination-unreachable icmp code port-unreachable @th,64,8 0x45 @th,136,8 17 @th,240,16 {{ {string.Join(", ", s.Wakes)} }} log group {PortUnreachableLogGroup} snaplen {Health.NflogCodec.SnapLength} counter name \"{Counters.DroppedPortUnreachable}\" drop",
+                "a probed UDP service refused a datagram: tell the probe now (the probe still decides), then as below");
+        }
         Rule(t, $"oifname != \"lo\" ip saddr {vip} icmp type destination-unreachable icmp code port-unreachable counter name \"{Counters.DroppedPortUnreachable}\" drop",
             "no node sends an ICMP error for another node's flow; one to this node itself (the dns:// probe) is its own");
         t.Append("\t}\n");
@@ -411,6 +423,11 @@ internal static class NftRuleset
             || s.AllSlices.Low > s.OwnSlice.Low || s.AllSlices.High < s.OwnSlice.High)
         {
             throw new ArgumentException($"Own slice {s.OwnSlice} must be a port range inside {s.AllSlices}.", nameof(s));
+        }
+
+        if (s.Wakes.Any(port => port is < 1 or > 65535))
+        {
+            throw new ArgumentException("Wake ports must be 1..65535.", nameof(s));
         }
 
         foreach (var rule in s.Affinity)

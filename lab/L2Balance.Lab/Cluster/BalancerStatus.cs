@@ -122,8 +122,15 @@ public sealed record BalancerStatus(
             Probes = health.TryGetProperty("probes", out var probes)
                 ? probes.EnumerateArray().ToDictionary(p => p.GetProperty("probe").GetString() ?? string.Empty, p => p.GetProperty("failure").GetString() ?? string.Empty)
                 : new Dictionary<string, string>(),
+            Wake = health.TryGetProperty("wake", out var wake) ? Flatten(wake, string.Empty) : new Dictionary<string, long>(),
         };
     }
+
+    /// <summary>
+    /// The port-unreachable wake's counters (<c>health.wake</c>: <c>wakes</c>, <c>ignoredFailing</c>…,
+    /// docs/status-json.md); empty from a daemon without the field.
+    /// </summary>
+    public IReadOnlyDictionary<string, long> Wake { get; init; } = new Dictionary<string, long>();
 
     /// <summary>Each health probe (<c>health.probes</c>) and its failure (<c>none</c> while it passes); empty from a daemon without the field.</summary>
     public IReadOnlyDictionary<string, string> Probes { get; init; } = new Dictionary<string, string>();

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using L2Balance.Balancer.Diagnostics;
+using L2Balance.Balancer.Health;
 using L2Balance.Balancer.Kernel;
 using L2Balance.Balancer.Net;
 using L2Balance.Balancer.Protocol;
@@ -26,7 +27,8 @@ public partial class StatusDocumentTests
         NodeCount = 3,
         State = AdvertState.Unhealthy,
         Health = new HealthStatus(false, "socks5://198.18.0.10:1080", HealthFailure.NothingListens, "nothing listens on 198.18.0.10:1080",
-            [new ProbeStatus("socks5://198.18.0.10:1080", false, HealthFailure.NothingListens, "nothing listens on 198.18.0.10:1080")]),
+            [new ProbeStatus("socks5://198.18.0.10:1080", false, HealthFailure.NothingListens, "nothing listens on 198.18.0.10:1080")],
+            new ProbeWakeCounters(true, 3, 1, 2, 5, 0, 0, 0)),
         Conflict = new ConflictStatus(ConflictKind.DuplicateNodeId, 2, "another node runs with node id 2"),
         Vip = "198.18.0.10",
         Vip6 = null,
@@ -87,6 +89,16 @@ public partial class StatusDocumentTests
         Assert.Equal(4, root.GetProperty("counters").GetProperty("advertsRejected").GetProperty("BadHmac").GetInt64());
         Assert.Equal(8, root.GetProperty("kernel").GetProperty("droppedMidFlow").GetInt64());
         Assert.Equal(T0, root.GetProperty("time").GetDateTime().ToUniversalTime());
+    }
+
+    [Fact]
+    public void Json_HealthWake_CarriesTheWakeCounters()
+    {
+        var wake = Render(Sample(new EventJournal())).GetProperty("health").GetProperty("wake");
+        Assert.True(wake.GetProperty("listening").GetBoolean());
+        Assert.Equal(3, wake.GetProperty("wakes").GetInt64());
+        Assert.Equal(2, wake.GetProperty("ignoredRateLimited").GetInt64());
+        Assert.Equal(5, wake.GetProperty("ignoredFailing").GetInt64());
     }
 
     [Fact]

@@ -117,6 +117,17 @@ public class NftRulesetTests
     }
 
     [Fact]
+    public void Install_WakePorts_LogsTheirPortUnreachablesBeforeTheDropAndKeepsTheCounter()
+    {
+        var text = NftRuleset.Install(Sample() with { WakePorts = [53, 5353] });
+        var logged = "oifname != \"lo\" ip saddr 198.18.0.10 icmp type destination-unreachable icmp code port-unreachable @th,64,8 0x45 @th,136,8 17 @th,240,16 { 53, 5353 } log group 19506 snaplen 64 counter name \"dropped_port_unreachable\" drop comment";
+        var plain = "oifname != \"lo\" ip saddr 198.18.0.10 icmp type destination-unreachable icmp code port-unreachable counter name \"dropped_port_unreachable\" drop comment";
+        Assert.True(text.IndexOf(logged, StringComparison.Ordinal) is >= 0 and var at && text.IndexOf(plain, StringComparison.Ordinal) > at, text);
+        Assert.DoesNotContain("log group", NftRuleset.Install(Sample()), StringComparison.Ordinal);
+        Assert.Throws<ArgumentException>(() => NftRuleset.Install(Sample() with { WakePorts = [0] }));
+    }
+
+    [Fact]
     public void Install_EgressGuard_ExistsOnlyInUnicastFloodMode()
     {
         var unicast = NftRuleset.Install(Sample(MacMode.UnicastFlood));

@@ -69,8 +69,8 @@ public sealed class DnsClusterTests(DnsClusterFixture fixture, ITestOutputHelper
 
     /// <summary>
     /// SIGKILL of one node's unbound (its PID) under 1,000 queries a second for 3 s: its queries get
-    /// ICMP port unreachable until its probe sees the refusal (at the next check, 100 ms: a refusal
-    /// turns the node unhealthy at once) and the survivors take its buckets, then the survivors
+    /// ICMP port unreachable, the first of which wakes its probe (the wake counter rises; without
+    /// the wake, the next check, 100 ms: a refusal turns the node unhealthy at once) and the survivors take its buckets, then the survivors
     /// answer everything. Bound: the victim's share of the queries sent within one health interval
     /// plus four advert intervals plus 500 ms of scheduling slack (measured: 573 ms at load 34 on 2 cores).
     /// </summary>
@@ -82,7 +82,8 @@ public sealed class DnsClusterTests(DnsClusterFixture fixture, ITestOutputHelper
         var probe = await DnsQueryGenerator.RunAsync(Dns.Lab.Client, Load(endPoint, 14_000) with { Ports = 30, Queries = 30, Rate = 300 }).WithTimeout(TimeSpan.FromSeconds(30));
         var victim = Dns.AffinityNone ? 2 : int.Parse(probe.ByServer.Single().Key[1..], CultureInfo.InvariantCulture);
         var share = Dns.AffinityNone ? 1.0 / 3 + 0.05 : 1.0;
-        var mark = (await Dns.StatusAsync(victim)).LastEventSeq;
+        var before = await Dns.StatusAsync(victim);
+        var mark = before.LastEventSeq;
         var clock = Stopwatch.StartNew();
         const double rate = 1000;
         // One port per query, as a resolver picks a fresh random port for each (RFC 5452); reused ports
@@ -108,6 +109,9 @@ public sealed class DnsClusterTests(DnsClusterFixture fixture, ITestOutputHelper
             Assert.NotEmpty(after);
             Assert.All(after, q => Assert.True(q.Answers == 1 && q.AnsweredBy != $"n{victim}", $"query {q.Id} from port {q.Port} at {q.SentAt.TotalMilliseconds:0} ms: {q.Answers} answers by {q.AnsweredBy}"));
             var status = await Dns.StatusAsync(victim);
+            output.WriteLine($"victim's wake: {string.Join(", ", status.Wake.Select(p => $"{p.Key} {p.Value}"))}");
+            // The first refused query's port-unreachable woke the probe (docs/design.md#port-unreachable-wake).
+            Assert.InRange(status.Wake["wakes"] - before.Wake["wakes"], 1, long.MaxValue);
             Assert.Equal("nothing-listens", status.Probes[DnsClusterLab.Probe]);
             Assert.Contains(status.EventsAfter(mark), e => e.Kind == "state" && e.Text("health") == "nothing-listens");
         }
@@ -155,6 +159,55 @@ public sealed class DnsClusterTests(DnsClusterFixture fixture, ITestOutputHelper
         Assert.True(returned.Lost == 0 && returned.Duplicated == 0 && returned.ByServer.ContainsKey($"n{victim}"), returned.ToString());
         var statuses = await Dns.WaitForStatusAsync(_ => true, "status", TimeSpan.FromSeconds(5));
         Assert.True(statuses.Values.Sum(n => n.Kernel("droppedStatelessNotOwned")) > 0, "no datagram of a reused port was dropped by the stateless rule");
+    }
+
+    /// <summary>
+    /// Another program holds the wake's nflog group on node 3 (a netlink socket bound to group 19506
+    /// before l2bal starts): l2bal gets EBUSY, counts it and runs without the wake, active and healthy.
+    /// </summary>
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task PortUnreachableWake_GroupHeldByAnotherProgram_DaemonRunsWithoutTheWake()
+    {
+        var python = LabBinaries.Require("/usr/bin/python3", "python3");
+        var old = Dns.Lab.Balancer(3)!;
+        old.Stop();
+        Assert.True(await old.WaitForExitAsync(TimeSpan.FromSeconds(10)), Dns.Lab.Describe());
+        // nlmsghdr (28 bytes in all, NFNL_SUBSYS_ULOG << 8 | NFULNL_MSG_CONFIG, REQUEST|ACK) | nfgenmsg (group 19506) | NFULA_CFG_CMD BIND.
+        const string Binder = "import socket,struct,sys,time\n"
+            + "s=socket.socket(socket.AF_NETLINK,socket.SOCK_RAW,12)\n"
+            + "s.send(struct.pack('=IHHII',28,0x401,5,1,0)+struct.pack('!BBH',0,0,19506)+struct.pack('=HHB3x',5,1,1))\n"
+            + "print('errno',-struct.unpack('=i',s.recv(4096)[16:20])[0],flush=True)\n"
+            + "time.sleep(float(sys.argv[1]))\n";
+        var binder = Dns.Lab.Nodes[2].Start(python, "-c", Binder, "60");
+        try
+        {
+            var deadline = Stopwatch.StartNew();
+            while (!binder.Log.Contains("errno", StringComparison.Ordinal) && deadline.Elapsed < TimeSpan.FromSeconds(10))
+            {
+                await Task.Delay(50);
+            }
+            Assert.Contains("errno 0", binder.Log, StringComparison.Ordinal);
+            Dns.StartBalancer(3);
+            await Dns.WaitAllActiveAsync(TimeSpan.FromSeconds(30));
+            var status = await Dns.StatusAsync(3);
+            using var json = System.Text.Json.JsonDocument.Parse(status.Json);
+            var wake = json.RootElement.GetProperty("health").GetProperty("wake");
+            Assert.False(wake.GetProperty("listening").GetBoolean(), status.Json);
+            Assert.Equal(1, status.Wake["bindFailures"]);
+            Assert.True(status.Healthy, status.Json);
+        }
+        finally
+        {
+            binder.Stop();
+            var balancer = Dns.Lab.Balancer(3);
+            if (balancer is { HasExited: false })
+            {
+                balancer.Stop();
+                await balancer.WaitForExitAsync(TimeSpan.FromSeconds(10));
+            }
+            Dns.StartBalancer(3);
+            await Dns.WaitAllActiveAsync(TimeSpan.FromSeconds(30));
+        }
     }
 
     /// <summary>Each test its own source ports (<paramref name="firstPort"/> up), so no test meets another's conntrack entries.</summary>
