@@ -135,7 +135,8 @@ public sealed class SystemdServiceLabTests
             ClusterBinaries.L2Bal, "run", "--interface", "eth0", "--vip", ClusterLab.VipCidr,
             "--node-id", k.ToString(CultureInfo.InvariantCulture), "--node-count", "2", "--key-file", key,
             "--advert-interval", "50ms", "--dead-after", "6",
-            "--health", $"exec:grep ^Cap /proc/self/status > {dir}/caps-{k}",
+            // Written aside and renamed: the test reads the file while the probe rewrites it every 100 ms (it once read it empty).
+            "--health", $"exec:grep ^Cap /proc/self/status > {dir}/caps-{k}.new && mv {dir}/caps-{k}.new {dir}/caps-{k}",
         ]);
 
     /// <summary>A directory the service user can write to (its probe's output, its notify socket).</summary>
