@@ -143,10 +143,13 @@ public sealed class MigrationRecordsTests
     }
 
     [Fact]
-    public void ChannelKey_IsDerived_NotTheClusterKey()
+    public void ChannelKey_OfAClusterKey_IsItsHkdfNotTheKeyItself()
     {
         var clusterKey = new byte[32];
         Assert.NotEqual(clusterKey, MigrationRecords.DeriveChannelKey(clusterKey));
-        Assert.Equal(MigrationRecords.DeriveChannelKey(clusterKey), MigrationRecords.DeriveChannelKey(clusterKey));
+        // RFC 5869 HKDF-SHA256 (empty salt, info "l2balance migration channel v1"), computed outside .NET with hmac/hashlib.
+        Assert.Equal("AB6B16DC1E4BD41FEC12CDE0A012AFB56A528FDDE8E0043DEABB93A518E98687", Convert.ToHexString(MigrationRecords.DeriveChannelKey(clusterKey)));
+        clusterKey[0] = 1;
+        Assert.Equal("DBC5C17E03F5B1D2ED27F8CF125EF8870AB640A9563EBE307D26F19320BF5250", Convert.ToHexString(MigrationRecords.DeriveChannelKey(clusterKey)));
     }
 }
