@@ -79,27 +79,9 @@ internal sealed class PortUnreachableWatch : IDisposable
         var sequence = (uint)Environment.TickCount;
         Span<byte> request = stackalloc byte[NflogCodec.BindLength];
         var length = NflogCodec.WriteBind(request, group, sequence);
-        if (send(_socket, request, (nuint)length, 0) != length)
+        if (NetlinkSockets.Acknowledged(_socket, request[..length], sequence, _buffer, ReceiveTimeout, "nflog bind") is not 0 and var errno)
         {
-            throw new IOException($"nflog bind send: {Errno.Name(Marshal.GetLastPInvokeError())}");
-        }
-        while (true)
-        {
-            int n = NetlinkSockets.Receive(_socket, _buffer, ReceiveTimeout, "nflog bind");
-            var data = _buffer.AsSpan(0, n);
-            while (!data.IsEmpty)
-            {
-                switch (RtNetlinkCodec.TryReadAck(data, sequence, out int errno, out int consumed))
-                {
-                    case NetlinkAckStatus.Ok:
-                        return;
-                    case NetlinkAckStatus.Error:
-                        throw new IOException($"nflog bind to group {group}: {Errno.Name(errno)}");
-                    case NetlinkAckStatus.Invalid:
-                        throw new IOException("nflog bind: malformed reply");
-                }
-                data = data[consumed..];
-            }
+            throw new IOException($"nflog bind to group {group}: {Errno.Name(errno)}");
         }
     }
 }

@@ -5,7 +5,7 @@ using static L2Balance.Balancer.Interop.Netlink;
 
 namespace L2Balance.Balancer.Net;
 
-/// <summary>The open and receive steps that every netlink socket of l2bal shares (rtnetlink, sock_diag).</summary>
+/// <summary>The open, receive and acknowledged-request steps that every netlink socket of l2bal shares (rtnetlink, sock_diag, nflog).</summary>
 internal static class NetlinkSockets
 {
     /// <summary>
@@ -60,6 +60,40 @@ internal static class NetlinkSockets
                 throw new IOException(errno == EAGAIN
                     ? $"netlink {what}: no reply within {replyTimeout.TotalSeconds:0.#} s"
                     : $"netlink recv {what}: {Errno.Name(errno)}");
+            }
+        }
+    }
+
+    /// <summary>
+    /// Sends <paramref name="request"/> (sent with NLM_F_ACK and <paramref name="sequence"/>) and
+    /// receives until its acknowledgement: 0 when the kernel accepted it, else the errno it returned.
+    /// A failed send, a lost ack or a malformed reply is an IOException naming <paramref name="what"/>.
+    /// </summary>
+    public static int Acknowledged(SafeSocketHandle socket, ReadOnlySpan<byte> request, uint sequence, byte[] buffer, TimeSpan replyTimeout, string what)
+    {
+        // No destination: a netlink socket sends to the kernel (port id 0) by default.
+        if (send(socket, request, (nuint)request.Length, 0) != request.Length)
+        {
+            throw new IOException($"netlink send {what}: {Errno.Name(Marshal.GetLastPInvokeError())}");
+        }
+
+        while (true)
+        {
+            int n = Receive(socket, buffer, replyTimeout, what);
+            var data = buffer.AsSpan(0, n);
+            while (!data.IsEmpty)
+            {
+                switch (RtNetlinkCodec.TryReadAck(data, sequence, out int errno, out int consumed))
+                {
+                    case NetlinkAckStatus.Ok:
+                        return 0;
+                    case NetlinkAckStatus.Error:
+                        return errno;
+                    case NetlinkAckStatus.Invalid:
+                        throw new IOException($"netlink {what}: malformed reply");
+                }
+
+                data = data[consumed..];
             }
         }
     }

@@ -44,34 +44,12 @@ internal sealed class RtNetlinkSocket : IDisposable
         Span<byte> request = stackalloc byte[RtNetlinkCodec.AddressRequestLength6];
         int length = RtNetlinkCodec.WriteAddressRequest(request, type, sequence, interfaceIndex, address, prefixLength);
         string what = $"{typeName}({address}/{prefixLength}, ifindex {interfaceIndex})";
-
-        // No destination: a netlink socket sends to the kernel (port id 0) by default.
-        if (send(_socket, request, (nuint)length, 0) != length)
+        int errno = NetlinkSockets.Acknowledged(_socket, request[..length], sequence, _receiveBuffer, AckTimeout, what);
+        if (errno == 0 || errno == toleratedErrno)
         {
-            throw new IOException($"netlink send {what}: {Errno.Name(Marshal.GetLastPInvokeError())}");
+            return errno == 0;
         }
 
-        while (true)
-        {
-            int n = NetlinkSockets.Receive(_socket, _receiveBuffer, AckTimeout, what);
-            var data = _receiveBuffer.AsSpan(0, n);
-            while (!data.IsEmpty)
-            {
-                var status = RtNetlinkCodec.TryReadAck(data, sequence, out int errno, out int consumed);
-                switch (status)
-                {
-                    case NetlinkAckStatus.Ok:
-                        return true;
-                    case NetlinkAckStatus.Error when errno == toleratedErrno:
-                        return false;
-                    case NetlinkAckStatus.Error:
-                        throw new IOException($"netlink {what}: {Errno.Name(errno)}");
-                    case NetlinkAckStatus.Invalid:
-                        throw new IOException($"netlink {what}: malformed reply");
-                }
-
-                data = data[consumed..];
-            }
-        }
+        throw new IOException($"netlink {what}: {Errno.Name(errno)}");
     }
 }
