@@ -14,9 +14,11 @@ namespace L2Balance.Balancer.Cluster;
 /// increase hit rates", 1998). Properties this gives, tested in OwnershipTests:
 /// only a lost node's buckets move, spread evenly over the survivors; when it returns exactly
 /// those move back; adding or removing an active node never moves a bucket between two other nodes.
-/// Weights (docs/design.md#weights): the blocks are sized by weight, node i's from ⌈B·W(&lt;i)/W⌉, and
-/// the rendezvous is weighted (least −ln(u)/w), so a node's share is its weight over the active
-/// total; with equal weights both reduce exactly to the rule above. WeightedOwnershipTests checks it.
+/// Weights (docs/design.md#weights): the blocks are the default ones trimmed or extended by weight
+/// (<see cref="Layout"/>: a weight change moves buckets only to or from the changed node when the weights
+/// were or become equal, or when it is the only node beyond its block; otherwise a bounded excess), and the rendezvous is weighted (least −ln(u)/w), so a node's
+/// share is its weight over the active total; with equal weights both reduce exactly to the rule above.
+/// WeightedOwnershipTests checks it.
 /// </remarks>
 internal static class Ownership
 {
@@ -43,26 +45,85 @@ internal static class Ownership
         }
 
         bool equalActive = EqualAmongActive(weights, active, n);
-        long total = 0;
-        for (int i = 0; i < n; i++)
-        {
-            total += weights.Of(i + 1);
-        }
-
-        // Block of node i: the b with B·W(<i) ≤ b·W < B·W(≤i), i.e. from ⌈B·W(<i)/W⌉; for equal weights ⌊b·N/B⌋+1.
-        int block = 1;
-        long upTo = weights.Of(1);
+        var layout = Layout(n, owners.Length, weights);
         for (int b = 0; b < owners.Length; b++)
         {
-            while ((long)b * total >= (long)owners.Length * upTo)
-            {
-                upTo += weights.Of(++block);
-            }
-
-            owners[b] = (ushort)((active & (1UL << (block - 1))) != 0 ? block : RendezvousWinner(b, active, n, weights, equalActive));
+            int owner = layout[b];
+            owners[b] = (ushort)((active & (1UL << (owner - 1))) != 0 ? owner : RendezvousWinner(b, active, n, weights, equalActive));
         }
 
         return new OwnershipTable(n, owners, active, weights);
+    }
+
+    /// <summary>
+    /// Who owns each bucket when all N nodes are up (docs/design.md#weights): a function of the weights
+    /// only, so a node's death or return moves nothing else. Node k's home block is its equal-weight block
+    /// ⌊b·N/B⌋+1; a node whose share B·w/W is below its home keeps the home's first ⌈B·w/W⌉ buckets and
+    /// releases the tail; the tails, each read from its block's end, in id order, form one pool that the
+    /// nodes above their home fill in id order, each in proportion to its deficit. Equal weights: the homes.
+    /// </summary>
+    internal static ushort[] Layout(int n, int buckets, WeightVector weights)
+    {
+        ArgumentNullException.ThrowIfNull(weights);
+        var layout = new ushort[buckets];
+        long total = 0;
+        for (int id = 1; id <= n; id++)
+        {
+            total += weights.Of(id);
+        }
+
+        // Home of node k: [⌈(k-1)·B/N⌉, ⌈k·B/N⌉), the blocks of the unweighted table.
+        var start = new int[n + 1];
+        for (int k = 0; k <= n; k++)
+        {
+            start[k] = (int)((((long)k * buckets) + n - 1) / n);
+        }
+
+        var keep = new int[n];
+        var deficit = new long[n]; // B·w − home·W: the share beyond the home, in units of 1/W bucket
+        long pool = 0, deficits = 0;
+        for (int k = 0; k < n; k++)
+        {
+            int home = start[k + 1] - start[k];
+            long share = (long)buckets * weights.Of(k + 1);
+            // Rounded up, so a node whose weight falls keeps no more and one whose weight rises releases no less.
+            keep[k] = (int)Math.Min(home, (share + total - 1) / total);
+            deficit[k] = Math.Max(0, share - ((long)home * total));
+            pool += home - keep[k];
+            deficits += deficit[k];
+            layout.AsSpan(start[k], keep[k]).Fill((ushort)(k + 1));
+        }
+
+        if (pool == 0)
+        {
+            return layout;
+        }
+
+        // Pool position p → bucket: tails in id order, each from its block's end backwards.
+        int tail = 0, taken = 0;
+        long filled = 0, cumulative = 0;
+        for (int k = 0; k < n; k++)
+        {
+            if (deficit[k] == 0)
+            {
+                continue;
+            }
+
+            cumulative += deficit[k];
+            long upTo = (long)((Int128)pool * cumulative / deficits);
+            for (; filled < upTo; filled++)
+            {
+                while (taken == start[tail + 1] - start[tail] - keep[tail])
+                {
+                    tail++;
+                    taken = 0;
+                }
+
+                layout[start[tail + 1] - 1 - taken++] = (ushort)(k + 1);
+            }
+        }
+
+        return layout;
     }
 
     /// <summary>The owner of bucket <paramref name="bucket"/> when every node is active and weights are equal: ⌊b·N/B⌋+1.</summary>
