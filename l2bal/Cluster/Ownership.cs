@@ -15,9 +15,10 @@ namespace L2Balance.Balancer.Cluster;
 /// only a lost node's buckets move, spread evenly over the survivors; when it returns exactly
 /// those move back; adding or removing an active node never moves a bucket between two other nodes.
 /// Weights (docs/design.md#weights): the blocks are the default ones trimmed or extended by weight
-/// (<see cref="Layout"/>: a weight change moves buckets only to or from the changed node when the weights
-/// were or become equal, or when it is the only node beyond its block; otherwise a bounded excess), and the rendezvous is weighted (least −ln(u)/w), so a node's
-/// share is its weight over the active total; with equal weights both reduce exactly to the rule above.
+/// (<see cref="Layout"/>: a weight change moves buckets only to or from the changed node when the
+/// weights were or become equal, or when it is the only node beyond its block; otherwise a bounded
+/// excess), and the rendezvous is weighted (least −ln(u)/w), so a node's share is its weight over the
+/// active total; with equal weights both reduce exactly to the rule above.
 /// WeightedOwnershipTests checks it.
 /// </remarks>
 internal static class Ownership

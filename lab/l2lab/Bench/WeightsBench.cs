@@ -7,9 +7,9 @@ namespace L2Balance.Lab.Cli.Bench;
 
 /// <summary>
 /// <c>l2lab bench-weights</c> (issue 17, docs/design.md#weights): what an ownership change costs with
-/// weighted blocks (Ownership.Compute time and CPU, the interval elements of each node's set, which
-/// is what each nft transaction carries, and the buckets moved by a weight change against the least
-/// that change needs), then as root l2bal's idle CPU per node on three nodes at the default timing,
+/// weights (Ownership.Compute time and CPU, the interval elements of each node's set, which is what
+/// each nft transaction carries, and the buckets moved by a weight change against the least that
+/// change needs, with the pool bound on the rest), then as root l2bal's idle CPU per node on three nodes at the default timing,
 /// equal weights and 100/200/100 in the same run. Prints a table; not a test.
 /// </summary>
 internal static class WeightsBench
@@ -53,23 +53,42 @@ internal static class WeightsBench
         }
 
         Console.WriteLine();
-        Console.WriteLine("weight change (all up) | buckets moved | least the change needs (|Δ| of the changed node) | moved between two unchanged nodes");
+        Console.WriteLine("weight change (all up) | buckets moved | least the change needs (|Δ| of the changed node) | moved between two unchanged nodes | pool before + after (the bound)");
         foreach (var (name, before, after) in new (string, ushort[], ushort[])[]
         {
             ("3 nodes: node 2 100 → 200", [100, 100, 100], [100, 200, 100]),
             ("3 nodes: node 1 100 → 200", [100, 100, 100], [200, 100, 100]),
             ("8 nodes: node 4 100 → 200", [.. Enumerable.Repeat((ushort)100, 8)], [100, 100, 100, 200, 100, 100, 100, 100]),
             ("16 nodes: node 1 100 → 300", [.. Enumerable.Repeat((ushort)100, 16)], [300, .. Enumerable.Repeat((ushort)100, 15)]),
+            ("3 nodes: node 1 200 → 400 (100/100 others)", [200, 100, 100], [400, 100, 100]),
+            ("3 nodes: node 1 50 → 25 (100/100 others)", [50, 100, 100], [25, 100, 100]),
+            ("3 nodes: node 1 100 → 50 (100/200 others)", [100, 100, 200], [50, 100, 200]),
         })
         {
-            int n = before.Length;
-            var t0 = Ownership.Compute(MembershipView.AllActive(n, Buckets, new WeightVector(before)));
-            var t1 = Ownership.Compute(MembershipView.AllActive(n, Buckets, new WeightVector(after)));
-            int changed = Enumerable.Range(1, n).First(id => before[id - 1] != after[id - 1]);
-            var moves = OwnershipTable.Diff(t0, t1);
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{name} | {moves.Sum(m => m.Buckets.Count)} | {Math.Abs(t1.CountOf(changed) - t0.CountOf(changed))} | {moves.Where(m => m.From != changed && m.To != changed).Sum(m => m.Buckets.Count)}"));
+            int changed = Enumerable.Range(1, before.Length).First(id => before[id - 1] != after[id - 1]);
+            var (moved, least, excess, pools) = Change(before, after, changed);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{name} | {moved} | {least} | {excess} | {pools}"));
         }
+
+        // Random views: 3-16 nodes, weights within 1:10, one node's weight doubled or halved.
+        long sumMoved = 0, sumLeast = 0, sumExcess = 0, exact = 0;
+        double worst = 0;
+        const int Changes = 300;
+        for (int i = 0; i < Changes; i++)
+        {
+            int n = random.Next(3, 17), low = random.Next(1, 101), changed = random.Next(1, n + 1);
+            var before = Enumerable.Range(0, n).Select(_ => (ushort)random.Next(low, (10 * low) + 1)).ToArray();
+            var after = before.ToArray();
+            after[changed - 1] = (ushort)Math.Clamp(random.Next(2) == 0 ? after[changed - 1] * 2 : after[changed - 1] / 2, Ownership.MinWeight, Ownership.MaxWeight);
+            var (moved, least, excess, _) = Change(before, after, changed);
+            sumMoved += moved;
+            sumLeast += least;
+            sumExcess += excess;
+            exact += excess == 0 ? 1 : 0;
+            worst = Math.Max(worst, (double)excess / Math.Max(1, least));
+        }
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{Changes} random changes (3-16 nodes, 1:10, one weight ×2 or ÷2) | {sumMoved} | {sumLeast} | {sumExcess} ({(double)sumExcess / sumLeast:0.00} of least; {exact} changes exact; worst change {worst:0.00} of its least) | -"));
 
         if (!Environment.IsPrivilegedProcess)
         {
@@ -108,6 +127,18 @@ internal static class WeightsBench
         }
         Console.WriteLine($"load average at the end: {File.ReadAllText("/proc/loadavg").Trim()} ({Environment.ProcessorCount} cores)");
         return 0;
+    }
+
+    /// <summary>All up, weights <paramref name="before"/> → <paramref name="after"/>: buckets moved, the changed node's |Δ|, those moved between two other nodes, and both tables' pools.</summary>
+    private static (int Moved, int Least, int Excess, int Pools) Change(ushort[] before, ushort[] after, int changed)
+    {
+        int n = before.Length;
+        var t0 = Ownership.Compute(MembershipView.AllActive(n, Buckets, new WeightVector(before)));
+        var t1 = Ownership.Compute(MembershipView.AllActive(n, Buckets, new WeightVector(after)));
+        var moves = OwnershipTable.Diff(t0, t1);
+        int Pool(OwnershipTable t) => Enumerable.Range(0, Buckets).Count(b => t.Owner(b) != Ownership.DefaultOwner(b, n, Buckets));
+        return (moves.Sum(m => m.Buckets.Count), Math.Abs(t1.CountOf(changed) - t0.CountOf(changed)),
+            moves.Where(m => m.From != changed && m.To != changed).Sum(m => m.Buckets.Count), Pool(t0) + Pool(t1));
     }
 
     /// <summary>Median wall time and mean CPU time of one call, in µs, after a warm-up of as many calls.</summary>
