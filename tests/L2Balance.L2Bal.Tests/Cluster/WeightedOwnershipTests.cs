@@ -91,6 +91,30 @@ public class WeightedOwnershipTests
     }
 
     [Fact]
+    public void Owners_FewOrManyBucketsWithWeights_OwnEveryBucketWithinRounding()
+    {
+        var random = new Random(13);
+        foreach (int buckets in (int[])[1, 2, 3, 7, 15, 16, 17, 100, 65_536])
+        {
+            for (int round = 0; round < 20; round++)
+            {
+                int n = random.Next(1, 17);
+                var w = round == 0 ? Vector([.. Enumerable.Repeat(Ownership.MaxWeight, n - 1), Ownership.MinWeight]) : RandomWeights(random, n);
+                var t = Table(All(n), w, buckets);
+                Assert.Equal(0, t.UnownedCount);
+                long total = w.Values.ToArray().Sum(x => (long)x);
+                int trimmed = Trimmed(w, buckets);
+                for (int id = 1; id <= n; id++)
+                {
+                    // Homes may be empty when B < N: such a node fills the pool like any node beyond its block.
+                    double ideal = (double)buckets * w.Of(id) / total;
+                    Assert.InRange(t.CountOf(id), ideal - 1 - trimmed, ideal + 1);
+                }
+            }
+        }
+    }
+
+    [Fact]
     public void Shares_RandomWeightsWithinOneToTen_WithinTwoPointsOfTheWeightedShare()
     {
         var random = new Random(17);
