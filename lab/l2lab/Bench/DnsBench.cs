@@ -85,7 +85,7 @@ internal static class DnsBench
             new("dnsdist", "dnsdist -> 3 unbound", DnsdistAddress),
         ];
         var idle = new Subject("idle", "idle (no load)", null);
-        var load = new LoadRunner(lab, dnsperf, dir, o);
+        var load = new LoadRunner(lab, dnsperf, queries, o);
         foreach (var s in subjects)
         {
             // Not counted: the first queries of each path (neighbour entries, conntrack, dnsdist's and this process's first code runs).
@@ -350,7 +350,7 @@ internal static class DnsBench
     /// it: cutime and cstime once it is reaped), or the lab's own generator in this process (its CPU
     /// from /proc/self/stat over the run).
     /// </summary>
-    private sealed class LoadRunner(ClusterLab lab, string dnsperf, string dir, Options o)
+    private sealed class LoadRunner(ClusterLab lab, string dnsperf, string queries, Options o)
     {
         private int _nextPort = 2000;
 
@@ -364,11 +364,11 @@ internal static class DnsBench
         {
             const string Marker = "generator-stat: ";
             // To a file, not a pipe to this process: reading -v's line per query here cost l2lab 0.4 core at 1000 q/s.
-            var output = Path.Combine(dir, "dnsperf.out");
+            var output = Path.Combine(Path.GetDirectoryName(queries)!, "dnsperf.out");
             string[] args =
             [
                 "-c", $"\"$@\" > '{output}'; s=$?; printf '{Marker}'; cat /proc/$$/stat; exit $s", "sh", dnsperf,
-                "-s", server.ToString(), "-d", Path.Combine(dir, "queries.txt"), "-c", "100", "-Q", o.Rate.ToString(CultureInfo.InvariantCulture),
+                "-s", server.ToString(), "-d", queries, "-c", "100", "-Q", o.Rate.ToString(CultureInfo.InvariantCulture),
                 "-l", seconds.ToString(CultureInfo.InvariantCulture), "-t", "1", "-q", "1000", "-v",
             ];
             var result = (await lab.Client.RunAsync("/bin/sh", args, TimeSpan.FromSeconds(seconds + 30)).ConfigureAwait(false)).EnsureSuccess();
