@@ -193,6 +193,14 @@ public sealed partial class SingleIpTests(SingleIpClusterFixture fixture, ITestO
         Assert.True(after[2].OtherSlice - before[2].OtherSlice >= Datagrams, why);
         Assert.True(after[third].OtherSlice - before[third].OtherSlice >= Datagrams, why);
 
+        // The relays' target side: every UDP flow to the echo port leaves its node from the VIP, on a port of its slice.
+        foreach (var k in new[] { 1, cover })
+        {
+            var flows = await OutboundUdpFlowsAsync(k);
+            Assert.True(flows.Count > 0 && flows.All(f => f.Source.Equals(ClusterLab.VipAddress) && ClusterPortSlice.NodeOfPort(f.Port, 3) == k),
+                $"node {k}: {string.Join(", ", flows)}\n{why}");
+        }
+
         // Every node's status lists every node's slice (l2proxy --port-range on that node).
         var expected = Enumerable.Range(1, 3).Select(k => (k, ClusterPortSlice.For(k, 3))).ToArray();
         LabAssert.All(statuses.Values, s => s.Slices.OrderBy(n => n.Key).Select(n => (n.Key, n.Value)).SequenceEqual(expected), s => s.Json);
@@ -464,6 +472,17 @@ public sealed partial class SingleIpTests(SingleIpClusterFixture fixture, ITestO
             return m.Success && ClusterPortSlice.NodeOfPort(int.Parse(m.Groups["sport"].Value, CultureInfo.InvariantCulture), 3) is { } owner && owner != k;
         })];
     }
+
+    /// <summary>Node k's conntrack entries of UDP flows it sent to the target's echo port: their source address and port.</summary>
+    private async Task<List<(IPAddress Source, int Port)>> OutboundUdpFlowsAsync(int k)
+    {
+        var table = await Lab.RunOnNode(k, "cat", ["/proc/net/nf_conntrack"]).WithTimeout(Step);
+        Assert.True(table.Succeeded, table.ToString());
+        return [.. UdpToEchoLine().Matches(table.StdOut).Select(m => (IPAddress.Parse(m.Groups["src"].Value), int.Parse(m.Groups["sport"].Value, CultureInfo.InvariantCulture)))];
+    }
+
+    [GeneratedRegex(@"(?m)^ipv4\s+2\s+udp\s+17\s+\d+\s+src=(?<src>[0-9.]+) dst=198\.18\.128\.2 sport=(?<sport>\d+) dport=7001 ")]
+    private static partial Regex UdpToEchoLine();
 
     [GeneratedRegex(@"tcp-echo (?<a>[0-9a-f:.]+):(?<p>\d+) echoed")]
     private static partial Regex EchoLine();
