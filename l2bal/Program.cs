@@ -25,8 +25,7 @@ internal static class Program
             case BalancerCommand.CheckConfig check:
                 return CheckConfig(check);
             case BalancerCommand.Slice slice:
-                var (low, high) = PortSlice.For(slice.NodeId, slice.NodeCount);
-                Console.Out.WriteLine($"{low}-{high}");
+                Console.Out.Write(PortSlice.Describe(slice.NodeId, slice.NodeCount));
                 return ExitCodes.Ok;
             case BalancerCommand.GenKey genkey:
                 return GenKey(genkey);

@@ -33,4 +33,24 @@ internal static class PortSlice
         int length = size + (index < extra ? 1 : 0);
         return (low, low + length - 1);
     }
+
+    /// <summary>
+    /// What <c>l2bal slice</c> prints: node <paramref name="nodeId"/>'s slice as <c>LO-HI</c> (the value of
+    /// <c>l2proxy --port-range</c>), or without it every node's, one <c>node K: LO-HI</c> line each.
+    /// </summary>
+    public static string Describe(int? nodeId, int nodeCount)
+    {
+        if (nodeId is { } id)
+        {
+            var (low, high) = For(id, nodeCount);
+            return FormattableString.Invariant($"{low}-{high}\n");
+        }
+        var text = new System.Text.StringBuilder();
+        for (var k = 1; k <= nodeCount; k++)
+        {
+            var (low, high) = For(k, nodeCount);
+            text.Append(System.Globalization.CultureInfo.InvariantCulture, $"node {k}: {low}-{high}\n");
+        }
+        return text.ToString();
+    }
 }

@@ -21,8 +21,8 @@ internal abstract record BalancerCommand
     /// <summary>A request to a running daemon over its control socket (status, owner, drain, undrain).</summary>
     public sealed record Control(string Request, string? ControlPath) : BalancerCommand;
 
-    /// <summary><c>l2bal slice</c>: print a node's port slice.</summary>
-    public sealed record Slice(int NodeId, int NodeCount) : BalancerCommand;
+    /// <summary><c>l2bal slice</c>: print one node's port slice, or every node's without <see cref="NodeId"/>.</summary>
+    public sealed record Slice(int? NodeId, int NodeCount) : BalancerCommand;
 
     /// <summary><c>l2bal genkey</c>: print a fresh random key, or write it to <see cref="OutputFile"/> in one safe step (replacing a file only with <see cref="Force"/>).</summary>
     public sealed record GenKey(string? OutputFile = null, bool Force = false) : BalancerCommand;
@@ -85,7 +85,7 @@ internal static class BalancerCommandLine
         private readonly Option<string> _ownerSourcePort = ProgramCommandLine.Flag("--source-port", "N", "The client's source port, needed for a port of affinity none");
         private readonly Command _drain = new("drain", "Stop taking new flows on this node; keep established ones");
         private readonly Command _undrain = new("undrain", "Take new flows again after 'drain'");
-        private readonly Command _slice = new("slice", "This node's port slice, LO-HI (for l2proxy --port-range)");
+        private readonly Command _slice = new("slice", "A node's port slice, LO-HI (for l2proxy --port-range); without --node-id, every node's, one line each");
         private readonly Option<string> _sliceNodeId = SettingFlag(BalancerSettings.NodeId);
         private readonly Option<string> _sliceNodeCount = SettingFlag(BalancerSettings.NodeCount);
         private readonly Command _genkey = new("genkey", "Print a random 32-byte key (hex) for --key-file, or write it to a file with --output");
@@ -101,7 +101,6 @@ internal static class BalancerCommandLine
             _owner.Add(_ownerAddress);
             _owner.Add(_ownerPort);
             _owner.Add(_ownerSourcePort);
-            _sliceNodeId.Required = true;
             _sliceNodeCount.Required = true;
             _slice.Add(_sliceNodeId);
             _slice.Add(_sliceNodeCount);
@@ -198,7 +197,8 @@ internal static class BalancerCommandLine
 
         private BalancerCommand ReadSlice(ParseResult result)
         {
-            var nodeId = new SettingValue(BalancerSettings.NodeId, result.Given(_sliceNodeId)!);
+            var nodeIdText = result.Given(_sliceNodeId);
+            var nodeId = new SettingValue(BalancerSettings.NodeId, nodeIdText ?? "1");
             var nodeCount = new SettingValue(BalancerSettings.NodeCount, result.Given(_sliceNodeCount)!);
             var errors = new List<SettingError>();
             var values = new List<int>();
@@ -216,7 +216,7 @@ internal static class BalancerCommandLine
             }
             return errors.Count > 0
                 ? new BalancerCommand.Invalid(SettingError.InOrder(errors)) { SeeHelp = "l2bal slice --help" }
-                : new BalancerCommand.Slice(values[0], values[1]);
+                : new BalancerCommand.Slice(nodeIdText is null ? null : values[0], values[1]);
         }
     }
 

@@ -123,6 +123,9 @@ public sealed record BalancerStatus(
                 ? probes.EnumerateArray().ToDictionary(p => p.GetProperty("probe").GetString() ?? string.Empty, p => p.GetProperty("failure").GetString() ?? string.Empty)
                 : new Dictionary<string, string>(),
             Wake = health.TryGetProperty("wake", out var wake) ? Flatten(wake, string.Empty) : new Dictionary<string, long>(),
+            Slices = root.TryGetProperty("slices", out var slices)
+                ? slices.EnumerateArray().ToDictionary(n => n.GetProperty("nodeId").GetInt32(), n => (n.GetProperty("low").GetInt32(), n.GetProperty("high").GetInt32()))
+                : new Dictionary<int, (int, int)>(),
         };
     }
 
@@ -131,6 +134,9 @@ public sealed record BalancerStatus(
     /// docs/status-json.md); empty from a daemon without the field.
     /// </summary>
     public IReadOnlyDictionary<string, long> Wake { get; init; } = new Dictionary<string, long>();
+
+    /// <summary>Every node's port slice as this node computes it (<c>slices</c>): node id → (low, high); empty from a daemon without the field.</summary>
+    public IReadOnlyDictionary<int, (int Low, int High)> Slices { get; init; } = new Dictionary<int, (int, int)>();
 
     /// <summary>Each health probe (<c>health.probes</c>) and its failure (<c>none</c> while it passes); empty from a daemon without the field.</summary>
     public IReadOnlyDictionary<string, string> Probes { get; init; } = new Dictionary<string, string>();

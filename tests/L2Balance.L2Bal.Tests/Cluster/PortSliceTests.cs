@@ -52,6 +52,14 @@ public class PortSliceTests
         }
     }
 
+    [Fact]
+    public void Describe_OneNode_IsItsRangeForPortRange() =>
+        Assert.Equal("42179-51589\n", PortSlice.Describe(2, 3));
+
+    [Fact]
+    public void Describe_WithoutNodeId_ListsEveryNodesSliceInIdOrder() =>
+        Assert.Equal("node 1: 32768-42178\nnode 2: 42179-51589\nnode 3: 51590-60999\n", PortSlice.Describe(null, 3));
+
     [Theory]
     [InlineData(0, 3)]
     [InlineData(4, 3)]

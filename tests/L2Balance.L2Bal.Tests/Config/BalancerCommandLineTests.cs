@@ -297,10 +297,15 @@ public class BalancerCommandLineTests
     public void Slice_NodeIdAndCount_AreRead() =>
         Assert.Equal(new BalancerCommand.Slice(2, 3), BalancerCommandLine.Parse(["slice", "--node-id", "2", "--node-count", "3"]));
 
+    [Fact]
+    public void Slice_NodeCountAlone_AsksForEveryNodesSlice() =>
+        Assert.Equal(new BalancerCommand.Slice(null, 3), BalancerCommandLine.Parse(["slice", "--node-count", "3"]));
+
     [Theory]
     [InlineData(new[] { "slice", "--node-id", "4", "--node-count", "3" }, "--node-id 4 is larger than --node-count 3")]
     [InlineData(new[] { "slice", "--node-id", "1", "--node-count", "65" }, "--node-count '65': give a whole number from 1 to 64")]
     [InlineData(new[] { "slice", "--node-id", "1" }, "Option '--node-count' is required.")]
+    [InlineData(new[] { "slice", "--node-id", "0", "--node-count", "3" }, "--node-id '0': give a whole number from 1 to 64")]
     public void Slice_BadOrMissingFlag_IsRefused(string[] args, string message)
     {
         var invalid = Invalid(args);

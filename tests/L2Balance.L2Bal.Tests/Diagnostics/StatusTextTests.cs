@@ -20,4 +20,20 @@ public class StatusTextTests
         Assert.Contains("holds nothing", dead, StringComparison.Ordinal);
         Assert.Contains("holds 2048", Assert.Single(lines, l => l.StartsWith("peer 1:", StringComparison.Ordinal)), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void TextAndJson_ThreeNodes_ShowEveryNodesSlice()
+    {
+        var sample = StatusDocumentTests.Sample(new EventJournal()) with
+        {
+            Slices = [new NodeSliceStatus(1, 32768, 42178), new NodeSliceStatus(2, 42179, 51589), new NodeSliceStatus(3, 51590, 60999)],
+        };
+        var line = Assert.Single(StatusRenderer.Text(sample).Split('\n'), l => l.StartsWith("slices:", StringComparison.Ordinal));
+        Assert.Equal("slices: node 1: 32768-42178, node 2: 42179-51589, node 3: 51590-60999", line);
+
+        using var json = System.Text.Json.JsonDocument.Parse(StatusRenderer.Json(sample));
+        var slices = json.RootElement.GetProperty("slices").EnumerateArray()
+            .Select(n => (n.GetProperty("nodeId").GetInt32(), n.GetProperty("low").GetInt32(), n.GetProperty("high").GetInt32())).ToArray();
+        Assert.Equal([(1, 32768, 42178), (2, 42179, 51589), (3, 51590, 60999)], slices);
+    }
 }

@@ -120,6 +120,12 @@ public sealed class ClusterLabTests(ClusterLabFixture fixture, ITestOutputHelper
             Assert.True(result.Succeeded, result.ToString());
             Assert.Equal($"{low}-{high}", result.StdOut.Trim());
         }
+
+        // Without --node-id: every node's slice, one line each.
+        var all = await Lab.RunOnNode(1, l2bal, ["slice", "--node-count", $"{ClusterLabFixture.NodeCount}"]).WithTimeout(StepLong);
+        Assert.True(all.Succeeded, all.ToString());
+        Assert.Equal(Enumerable.Range(1, ClusterLabFixture.NodeCount).Select(k => $"node {k}: {ClusterPortSlice.For(k, ClusterLabFixture.NodeCount).Low}-{ClusterPortSlice.For(k, ClusterLabFixture.NodeCount).High}"),
+            all.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries));
     }
 
     [SkippableFact(typeof(LabUnavailableException))]

@@ -7,53 +7,25 @@ using Xunit.Abstractions;
 namespace L2Balance.Lab.Tests.Balancer.Cluster;
 
 /// <summary>
-/// Issue 4's lab checks of l2bal on a three-node segment: who serves whom, UDP ASSOCIATE
-/// locality, SIGKILL and SIGSTOP of a daemon, a firewall reload, both MAC modes, forged adverts.
+/// Issue 4's lab checks that apply in both proxy modes: <see cref="BalancerLabTests"/> (external = the
+/// node's address) and <see cref="BalancerLabSingleIpTests"/> (external = the VIP, so the relay's
+/// target side too takes its ports from the node's slice: docs/design.md#single-ip-mode).
 /// Each test starts from an all-up cluster (<see cref="BalancerClusterFixtureBase.RestoreAsync"/>).
 /// </summary>
-[Collection(BalancerClusterGroup.Name)]
-public sealed class BalancerLabTests(BalancerClusterFixture fixture, ITestOutputHelper output) : IAsyncLifetime
+public abstract class BalancerLabTestsBase<TFixture>(TFixture fixture, ITestOutputHelper output) : IAsyncLifetime
+    where TFixture : BalancerClusterFixtureBase
 {
-    private static readonly TimeSpan RunBound = TimeSpan.FromSeconds(60);
-    private ClusterLab Lab => fixture.Lab;
+    private protected static readonly TimeSpan RunBound = TimeSpan.FromSeconds(60);
+
+    private protected TFixture Fixture => fixture;
+
+    private protected ITestOutputHelper Output => output;
+
+    private protected ClusterLab Lab => fixture.Lab;
 
     public Task InitializeAsync() => fixture.RestoreAsync();
 
     public Task DisposeAsync() => Task.CompletedTask;
-
-    [SkippableFact(typeof(LabUnavailableException))]
-    public async Task Metrics_Scraped_ArePrometheusTextWithThisNodesShare()
-    {
-        var share = (await fixture.StatusAsync(1)).Held;
-        var scrape = await Lab.RunOnNode(1, "curl", ["-sS", "-m", "5", $"http://127.0.0.1:{BalancerClusterFixture.MetricsPort}/metrics"])
-            .WithTimeout(BalancerClusterFixtureBase.Deadline);
-        Assert.True(scrape.Succeeded, scrape.ToString());
-        Assert.Contains("# TYPE l2bal_buckets_held gauge", scrape.StdOut, StringComparison.Ordinal);
-        Assert.Contains($"\nl2bal_buckets_held {share}\n", scrape.StdOut, StringComparison.Ordinal);
-        Assert.Matches(@"(?m)^l2bal_adverts_received_total [1-9][0-9]*$", scrape.StdOut);
-        Assert.Matches(@"(?m)^l2bal_peers_alive 2$", scrape.StdOut);
-    }
-
-    [SkippableFact(typeof(LabUnavailableException))]
-    public async Task Connection_FromAnyClient_IsServedByItsNamedOwnerOnly()
-    {
-        var owners = await fixture.OwnersAsync();
-        Assert.Equal([1, 2, 3], owners.Values.Distinct().Order());
-
-        using var detector = await DuplicateAnswerDetector.StartAsync(Lab);
-        var results = await new TrafficGenerator(Lab.Client, fixture.Traffic(TimeSpan.FromSeconds(3))).RunAsync().WithTimeout(RunBound);
-        var seen = await detector.StopAsync();
-        output.WriteLine($"{results.Summary()}\n{seen.Summary()}");
-        var why = $"{results.Summary()}\n{seen.Summary()}\n{fixture.Describe()}";
-
-        Assert.True(results.Connects.Count >= 2 * BalancerClusterFixtureBase.ClientCount, why);
-        LabAssert.All(results.Connects, c => c.Outcome == TrafficOutcome.Ok && c.Node == owners[c.Source], c => $"{c} (owner {owners[c.Source]})\n{why}");
-        seen.AssertSingleAnswers(fixture.Describe);
-
-        // Multicast mode (the fixture's): the router resolved the VIP to a group MAC.
-        var mac = await Lab.RouterVipMacAsync().WithTimeout(BalancerClusterFixtureBase.Deadline);
-        Assert.True(mac.Length == 17 && (Convert.ToByte(mac[..2], 16) & 1) == 1, $"router has '{mac}' for the VIP");
-    }
 
     [SkippableFact(typeof(LabUnavailableException))]
     public async Task UdpAssociate_Datagrams_LandOnTheNodeHoldingTheControlConnection()
@@ -75,58 +47,101 @@ public sealed class BalancerLabTests(BalancerClusterFixture fixture, ITestOutput
                 && u.Node == owners[u.Source] && u.Sent > 5 && u.Lost == 0,
             u => $"{u} (owner {owners[u.Source]})\n{why}");
     }
+}
+
+/// <summary>
+/// Issue 4's lab checks of l2bal on a three-node segment: who serves whom, UDP ASSOCIATE
+/// locality (with <see cref="BalancerLabTestsBase{TFixture}"/>), SIGKILL and SIGSTOP of a daemon,
+/// a firewall reload, both MAC modes, forged adverts.
+/// </summary>
+[Collection(BalancerClusterGroup.Name)]
+public sealed class BalancerLabTests(BalancerClusterFixture fixture, ITestOutputHelper output) : BalancerLabTestsBase<BalancerClusterFixture>(fixture, output)
+{
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task Metrics_Scraped_ArePrometheusTextWithThisNodesShare()
+    {
+        var share = (await Fixture.StatusAsync(1)).Held;
+        var scrape = await Lab.RunOnNode(1, "curl", ["-sS", "-m", "5", $"http://127.0.0.1:{BalancerClusterFixture.MetricsPort}/metrics"])
+            .WithTimeout(BalancerClusterFixtureBase.Deadline);
+        Assert.True(scrape.Succeeded, scrape.ToString());
+        Assert.Contains("# TYPE l2bal_buckets_held gauge", scrape.StdOut, StringComparison.Ordinal);
+        Assert.Contains($"\nl2bal_buckets_held {share}\n", scrape.StdOut, StringComparison.Ordinal);
+        Assert.Matches(@"(?m)^l2bal_adverts_received_total [1-9][0-9]*$", scrape.StdOut);
+        Assert.Matches(@"(?m)^l2bal_peers_alive 2$", scrape.StdOut);
+    }
+
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task Connection_FromAnyClient_IsServedByItsNamedOwnerOnly()
+    {
+        var owners = await Fixture.OwnersAsync();
+        Assert.Equal([1, 2, 3], owners.Values.Distinct().Order());
+
+        using var detector = await DuplicateAnswerDetector.StartAsync(Lab);
+        var results = await new TrafficGenerator(Lab.Client, Fixture.Traffic(TimeSpan.FromSeconds(3))).RunAsync().WithTimeout(RunBound);
+        var seen = await detector.StopAsync();
+        Output.WriteLine($"{results.Summary()}\n{seen.Summary()}");
+        var why = $"{results.Summary()}\n{seen.Summary()}\n{Fixture.Describe()}";
+
+        Assert.True(results.Connects.Count >= 2 * BalancerClusterFixtureBase.ClientCount, why);
+        LabAssert.All(results.Connects, c => c.Outcome == TrafficOutcome.Ok && c.Node == owners[c.Source], c => $"{c} (owner {owners[c.Source]})\n{why}");
+        seen.AssertSingleAnswers(Fixture.Describe);
+
+        // Multicast mode (the fixture's): the router resolved the VIP to a group MAC.
+        var mac = await Lab.RouterVipMacAsync().WithTimeout(BalancerClusterFixtureBase.Deadline);
+        Assert.True(mac.Length == 17 && (Convert.ToByte(mac[..2], 16) & 1) == 1, $"router has '{mac}' for the VIP");
+    }
 
     [SkippableFact(typeof(LabUnavailableException))]
     public async Task SigkillOfL2Bal_OnOneNode_OthersCoverAndItsTablesAreGone()
     {
         const int victim = 2;
-        var before = await fixture.OwnersAsync();
+        var before = await Fixture.OwnersAsync();
         var victimSources = before.Where(o => o.Value == victim).Select(o => o.Key).ToHashSet();
         Assert.NotEmpty(victimSources);
 
         var l2bal = Lab.Balancer(victim)!;
         ClusterLab.Signal(l2bal, LabSignals.Kill);
-        Assert.True(await l2bal.WaitForExitAsync(TimeSpan.FromSeconds(10)), fixture.Describe());
+        Assert.True(await l2bal.WaitForExitAsync(TimeSpan.FromSeconds(10)), Fixture.Describe());
 
         // Survivors: the victim is dead, every bucket has an owner, and they hold all of them between them.
-        await fixture.WaitForStatusAsync([1, 3], s =>
+        await Fixture.WaitForStatusAsync([1, 3], s =>
             s.Values.All(v => v.PeerStates[victim] == "dead" && v.Owners.GetValueOrDefault("none") == 0 && v.OwnedBy(victim) == 0)
             && s[1].Held + s[3].Held == s[1].Buckets,
             "nodes 1 and 3 cover node 2's buckets");
 
         // The owner-flagged tables died with the process.
-        var tables = await fixture.ListTablesAsync(victim);
+        var tables = await Fixture.ListTablesAsync(victim);
         Assert.DoesNotContain("l2bal", tables, StringComparison.Ordinal);
 
-        var after = await fixture.OwnersAsync();
+        var after = await Fixture.OwnersAsync();
         using var detector = await DuplicateAnswerDetector.StartAsync(Lab);
 
         // Bounded in count, not only in time: every source twice, however loaded the machine is.
-        var options = fixture.Traffic(TimeSpan.FromSeconds(20)) with { MaxConnects = 2 * BalancerClusterFixtureBase.ClientCount };
+        var options = Fixture.Traffic(TimeSpan.FromSeconds(20)) with { MaxConnects = 2 * BalancerClusterFixtureBase.ClientCount };
         var results = await new TrafficGenerator(Lab.Client, options).RunAsync().WithTimeout(RunBound);
         var seen = await detector.StopAsync();
-        output.WriteLine($"{results.Summary()}\n{seen.Summary()}");
-        var why = $"{results.Summary()}\n{seen.Summary()}\n{fixture.Describe()}";
+        Output.WriteLine($"{results.Summary()}\n{seen.Summary()}");
+        var why = $"{results.Summary()}\n{seen.Summary()}\n{Fixture.Describe()}";
 
         LabAssert.All(results.Connects, c => c.Outcome == TrafficOutcome.Ok && c.Node == after[c.Source] && c.Node != victim, c => $"{c}\n{why}");
         LabAssert.All(victimSources, s => results.PerSource[s].Succeeded > 0, s => $"{s}: {results.PerSource[s]}\n{why}");
 
         // Only the victim's sources moved (docs/design.md#ownership: only the lost node's buckets move).
         Assert.All(before.Where(o => o.Value != victim), o => Assert.Equal(o.Value, after[o.Key]));
-        seen.AssertSingleAnswers(fixture.Describe);
+        seen.AssertSingleAnswers(Fixture.Describe);
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
     public async Task SigstopOfL2BalThenSigcont_OnOneNode_NoFlowIsAnsweredTwiceAndAllConverge()
     {
         var (results, seen) = await UnderTrafficAsync(() => StopForAsync(TimeSpan.FromSeconds(2), Lab.Balancer(2)!));
-        var why = $"{results.Summary()}\n{seen.Summary()}\n{fixture.Describe()}";
+        var why = $"{results.Summary()}\n{seen.Summary()}\n{Fixture.Describe()}";
 
-        seen.AssertSingleAnswers(fixture.Describe);
+        seen.AssertSingleAnswers(Fixture.Describe);
 
         // Established flows are accepted whatever their bucket, on every node, the stopped one included.
         LabAssert.All(results.Sessions, s => s.Break is null, s => $"{s}\n{why}");
-        await fixture.WaitAllUpAsync();
+        await Fixture.WaitAllUpAsync();
     }
 
     /// <summary>
@@ -142,20 +157,20 @@ public sealed class BalancerLabTests(BalancerClusterFixture fixture, ITestOutput
         var marks = new List<BalancerStatus>();
         foreach (var k in Enumerable.Range(1, 3))
         {
-            marks.Add(await fixture.StatusAsync(k));
+            marks.Add(await Fixture.StatusAsync(k));
         }
         var (results, seen) = await UnderTrafficAsync(() => StopForAsync(TimeSpan.FromSeconds(1), daemons));
-        await fixture.WaitAllUpAsync();
+        await Fixture.WaitAllUpAsync();
         var after = new List<BalancerStatus>();
         foreach (var k in Enumerable.Range(1, 3))
         {
-            after.Add(await fixture.StatusAsync(k));
+            after.Add(await Fixture.StatusAsync(k));
         }
-        var why = $"{results.Summary()}\n{seen.Summary()}\n{string.Join("\n", after.SelectMany(s => s.EventsAfter(marks[s.NodeId - 1].LastEventSeq).Select(e => $"node {s.NodeId}: {e}")))}\n{fixture.Describe()}";
+        var why = $"{results.Summary()}\n{seen.Summary()}\n{string.Join("\n", after.SelectMany(s => s.EventsAfter(marks[s.NodeId - 1].LastEventSeq).Select(e => $"node {s.NodeId}: {e}")))}\n{Fixture.Describe()}";
 
         Assert.All(after, s => Assert.True(s.Count("stall") > marks[s.NodeId - 1].Count("stall"), $"node {s.NodeId} recorded no stall\n{why}"));
         Assert.All(after, s => Assert.True(s.Count("peer-dead") == marks[s.NodeId - 1].Count("peer-dead"), $"node {s.NodeId} declared a peer dead\n{why}"));
-        seen.AssertSingleAnswers(fixture.Describe);
+        seen.AssertSingleAnswers(Fixture.Describe);
         LabAssert.All(results.Sessions, s => s.Break is null, s => $"{s}\n{why}");
     }
 
@@ -165,17 +180,17 @@ public sealed class BalancerLabTests(BalancerClusterFixture fixture, ITestOutput
     /// </summary>
     private async Task<(TrafficResults Results, DetectorReport Seen)> UnderTrafficAsync(Func<Task> fault)
     {
-        var owners = await fixture.OwnersAsync();
+        var owners = await Fixture.OwnersAsync();
         var sessions = Lab.ClientAddresses.GroupBy(a => owners[a.ToString()]).SelectMany(g => g.Take(2)).ToArray();
 
         using var detector = await DuplicateAnswerDetector.StartAsync(Lab);
-        var generator = new TrafficGenerator(Lab.Client, fixture.Traffic(TimeSpan.FromSeconds(5), sessions));
+        var generator = new TrafficGenerator(Lab.Client, Fixture.Traffic(TimeSpan.FromSeconds(5), sessions));
         var run = generator.RunAsync();
         await LabWait.UntilAsync(() => generator.Live.SessionsUp == sessions.Length && generator.Live.ConnectsOk >= 30, run, "sessions up and connects flowing");
         await fault();
         var results = await run.WithTimeout(RunBound);
         var seen = await detector.StopAsync();
-        output.WriteLine($"{results.Summary()}\n{seen.Summary()}");
+        Output.WriteLine($"{results.Summary()}\n{seen.Summary()}");
         return (results, seen);
     }
 
@@ -203,23 +218,23 @@ public sealed class BalancerLabTests(BalancerClusterFixture fixture, ITestOutput
     public async Task NftFlushRuleset_OnANode_ChangesNothing()
     {
         const int k = 2;
-        var owners = await fixture.OwnersAsync();
+        var owners = await Fixture.OwnersAsync();
         var flush = await Lab.RunOnNode(k, "nft", ["flush", "ruleset"]).WithTimeout(BalancerClusterFixtureBase.Deadline);
         Assert.True(flush.Succeeded, flush.ToString());
 
-        var tables = await fixture.ListTablesAsync(k);
+        var tables = await Fixture.ListTablesAsync(k);
         Assert.Contains("table netdev l2bal", tables, StringComparison.Ordinal);
         Assert.Contains("table ip l2bal", tables, StringComparison.Ordinal);
 
         using var detector = await DuplicateAnswerDetector.StartAsync(Lab);
-        var results = await new TrafficGenerator(Lab.Client, fixture.Traffic(TimeSpan.FromSeconds(2))).RunAsync().WithTimeout(RunBound);
+        var results = await new TrafficGenerator(Lab.Client, Fixture.Traffic(TimeSpan.FromSeconds(2))).RunAsync().WithTimeout(RunBound);
         var seen = await detector.StopAsync();
-        output.WriteLine($"{results.Summary()}\n{seen.Summary()}");
-        var why = $"{results.Summary()}\n{seen.Summary()}\n{fixture.Describe()}";
+        Output.WriteLine($"{results.Summary()}\n{seen.Summary()}");
+        var why = $"{results.Summary()}\n{seen.Summary()}\n{Fixture.Describe()}";
         LabAssert.All(results.Connects, c => c.Outcome == TrafficOutcome.Ok && c.Node == owners[c.Source], c => $"{c}\n{why}");
         Assert.Contains(results.Connects, c => c.Node == k);
-        seen.AssertSingleAnswers(fixture.Describe);
-        Assert.All((await fixture.WaitForStatusAsync([1, 2, 3], s => true, "status")).Values, s => Assert.True(BalancerClusterFixtureBase.AllUp(s), s.Json));
+        seen.AssertSingleAnswers(Fixture.Describe);
+        Assert.All((await Fixture.WaitForStatusAsync([1, 2, 3], s => true, "status")).Values, s => Assert.True(BalancerClusterFixtureBase.AllUp(s), s.Json));
     }
 
     /// <summary>
@@ -241,20 +256,20 @@ public sealed class BalancerLabTests(BalancerClusterFixture fixture, ITestOutput
 
             for (var k = 1; k <= BalancerClusterFixtureBase.NodeCount; k++)
             {
-                fixture.StartBalancer(k, "--mac-mode", mode);
+                Fixture.StartBalancer(k, "--mac-mode", mode);
             }
 
-            var statuses = await fixture.WaitForStatusAsync([1, 2, 3], s => s.Values.All(BalancerClusterFixtureBase.AllUp), $"all up in {mode} mode");
-            var owners = await fixture.OwnersAsync();
+            var statuses = await Fixture.WaitForStatusAsync([1, 2, 3], s => s.Values.All(BalancerClusterFixtureBase.AllUp), $"all up in {mode} mode");
+            var owners = await Fixture.OwnersAsync();
             using var detector = await DuplicateAnswerDetector.StartAsync(Lab);
-            var results = await new TrafficGenerator(Lab.Client, fixture.Traffic(TimeSpan.FromSeconds(2))).RunAsync().WithTimeout(RunBound);
+            var results = await new TrafficGenerator(Lab.Client, Fixture.Traffic(TimeSpan.FromSeconds(2))).RunAsync().WithTimeout(RunBound);
             var seen = await detector.StopAsync();
-            output.WriteLine($"{mode}: {results.Summary()}\n{seen.Summary()}");
-            var why = $"{results.Summary()}\n{seen.Summary()}\n{fixture.Describe()}";
+            Output.WriteLine($"{mode}: {results.Summary()}\n{seen.Summary()}");
+            var why = $"{results.Summary()}\n{seen.Summary()}\n{Fixture.Describe()}";
             Assert.Equal(BalancerClusterFixtureBase.ClientCount, results.PerSource.Count);
             LabAssert.All(results.Connects, c => c.Outcome == TrafficOutcome.Ok && c.Node == owners[c.Source], c => $"{c}\n{why}");
             Assert.Equal([1, 2, 3], results.PerNode.Keys.Order());
-            seen.AssertSingleAnswers(fixture.Describe);
+            seen.AssertSingleAnswers(Fixture.Describe);
 
             // The router resolved the VIP to the cluster MAC of the mode: group bit set only in multicast mode.
             var mac = await Lab.RouterVipMacAsync().WithTimeout(BalancerClusterFixtureBase.Deadline);
@@ -271,40 +286,44 @@ public sealed class BalancerLabTests(BalancerClusterFixture fixture, ITestOutput
 
             for (var k = 1; k <= BalancerClusterFixtureBase.NodeCount; k++)
             {
-                fixture.StartBalancer(k);
+                Fixture.StartBalancer(k);
             }
 
-            await fixture.WaitAllUpAsync();
+            await Fixture.WaitAllUpAsync();
         }
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
     public async Task ForgedAdverts_FromAHostWithoutTheKey_AreRejectedAndChangeNothing()
     {
-        var owners = await fixture.OwnersAsync();
+        var owners = await Fixture.OwnersAsync();
         var rejectedBefore = new Dictionary<int, long>();
         for (var k = 1; k <= BalancerClusterFixtureBase.NodeCount; k++)
         {
             // The forger's l2bal names its own key id (advert version 2): UnknownKey, no HMAC computed.
-            rejectedBefore[k] = (await fixture.StatusAsync(k)).Rejected("UnknownKey");
+            rejectedBefore[k] = (await Fixture.StatusAsync(k)).Rejected("UnknownKey");
         }
 
         // A forger on the segment: l2bal with the right VIP and ids but another key, claiming to be node 2.
         await using var forger = await ForgerHost.StartAsync(Lab, Lab.WriteKeyFile("forger"), nodeId: 2, nodeCount: BalancerClusterFixtureBase.NodeCount);
         try
         {
-            await fixture.WaitForStatusAsync([1, 2, 3], s => s.Values.All(v => v.Rejected("UnknownKey") > rejectedBefore[v.NodeId] + 10), "every node counts the forged adverts as UnknownKey");
-            var statuses = await fixture.WaitForStatusAsync([1, 2, 3], s => true, "status");
-            LabAssert.All(statuses.Values, s => BalancerClusterFixtureBase.AllUp(s), s => $"ownership changed:\n{s.Json}\n{fixture.Describe()}");
-            var during = await fixture.OwnersAsync();
+            await Fixture.WaitForStatusAsync([1, 2, 3], s => s.Values.All(v => v.Rejected("UnknownKey") > rejectedBefore[v.NodeId] + 10), "every node counts the forged adverts as UnknownKey");
+            var statuses = await Fixture.WaitForStatusAsync([1, 2, 3], s => true, "status");
+            LabAssert.All(statuses.Values, s => BalancerClusterFixtureBase.AllUp(s), s => $"ownership changed:\n{s.Json}\n{Fixture.Describe()}");
+            var during = await Fixture.OwnersAsync();
             Assert.Equal(owners.OrderBy(o => o.Key), during.OrderBy(o => o.Key));
         }
         finally
         {
-            output.WriteLine(forger.Process.Describe());
+            Output.WriteLine(forger.Process.Describe());
         }
     }
 }
+
+/// <summary>UDP ASSOCIATE locality in single-IP mode; who serves whom there is <see cref="SingleIpTests"/>' first test.</summary>
+[Collection(SingleIpClusterGroup.Name)]
+public sealed class BalancerLabSingleIpTests(SingleIpClusterFixture fixture, ITestOutputHelper output) : BalancerLabTestsBase<SingleIpClusterFixture>(fixture, output);
 
 /// <summary>An extra namespace on the cluster's switch running an l2bal with a key of its own (a forger or a misconfigured node).</summary>
 public sealed class ForgerHost : IAsyncDisposable

@@ -137,6 +137,75 @@ public sealed partial class SingleIpTests(SingleIpClusterFixture fixture, ITestO
         Assert.Equal("moved"u8.ToArray(), await Socks5Client.ReadExactlyAsync(bind.Socket, 5).WithTimeout(Step));
     }
 
+    /// <summary>
+    /// The moves of a failover: node 2's l2bal dies and a survivor covers its client, which then opens a
+    /// UDP association and a BIND there (ports of the cover's slice); node 2 rejoins and takes the
+    /// bucket back, and both keep working on the cover, taken there by slice and dropped by node 2. A
+    /// client of node 1, whose sessions stay put while buckets move around them, works throughout.
+    /// </summary>
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task UdpAssociateAndBind_AcrossFailoverAndHandBack_StayOnTheirSlicesNode()
+    {
+        var owners = await fixture.OwnersAsync();
+        var moved = Lab.ClientAddresses.First(a => owners[a.ToString()] == 2);
+        var staying = Lab.ClientAddresses.First(a => owners[a.ToString()] == 1);
+        using var stay = await UdpAndBindAsync(staying);
+        Assert.True(ClusterPortSlice.NodeOfPort(stay.Association.Bound.Port, 3) == 1 && ClusterPortSlice.NodeOfPort(stay.Bind.Bound.Port, 3) == 1,
+            $"{stay.Association.Bound} {stay.Bind.Bound}");
+        await EchoUdpAsync(stay.Udp, stay.Association.Bound, "before");
+
+        // Failover: SIGKILL of node 2's l2bal; nodes 1 and 3 cover its buckets.
+        var l2bal = Lab.Balancer(2)!;
+        l2bal.Kill(LabSignals.Kill);
+        Assert.True(await l2bal.WaitForExitAsync(Step), fixture.Describe());
+        await fixture.WaitForStatusAsync([1, 3], s => s.Values.All(v => v.PeerStates[2] == "dead" && v.OwnedBy(2) == 0 && v.Owners.GetValueOrDefault("none") == 0),
+            "nodes 1 and 3 cover node 2's buckets");
+        var cover = await fixture.OwnerAsync(1, moved);
+        Assert.True(cover is 1 or 3, $"{moved} is covered by {cover}");
+        await EchoUdpAsync(stay.Udp, stay.Association.Bound, "covered");
+        using var move = await UdpAndBindAsync(moved);
+        Assert.True(ClusterPortSlice.NodeOfPort(move.Association.Bound.Port, 3) == cover && ClusterPortSlice.NodeOfPort(move.Bind.Bound.Port, 3) == cover,
+            $"cover {cover}: {move.Association.Bound} {move.Bind.Bound}");
+        await EchoUdpAsync(move.Udp, move.Association.Bound, "covered");
+
+        // Hand-back: node 2 rejoins and takes its buckets again.
+        fixture.StartBalancer(2);
+        await fixture.WaitAllUpAsync();
+        Assert.Equal(2, await fixture.OwnerAsync(1, moved));
+        var before = await KernelAsync();
+
+        const int Datagrams = 5;
+        for (var i = 0; i < Datagrams; i++)
+        {
+            await EchoUdpAsync(move.Udp, move.Association.Bound, $"back {i}");
+            await EchoUdpAsync(stay.Udp, stay.Association.Bound, $"after {i}");
+        }
+        await ExchangeOnBindAsync(move.Bind, "moved");
+        await ExchangeOnBindAsync(stay.Bind, "stayed");
+        var after = await KernelAsync();
+        var statuses = await fixture.WaitForStatusAsync([1, 2, 3], _ => true, "status");
+        var why = string.Join('\n', after.Select(a => $"node {a.Key}: {before[a.Key]} -> {a.Value}")) + $"\ncover {cover}\n{fixture.Describe()}";
+
+        // Counted: the cover held the moved client's flows (each echo is two packets of established flows to
+        // its slice); node 2, the bucket's owner again, and the third node dropped them by slice.
+        var third = 4 - cover;
+        Assert.True(after[cover].Established - before[cover].Established >= 2 * Datagrams, why);
+        Assert.True(after[2].OtherSlice - before[2].OtherSlice >= Datagrams, why);
+        Assert.True(after[third].OtherSlice - before[third].OtherSlice >= Datagrams, why);
+
+        // The relays' target side: every UDP flow to the echo port leaves its node from the VIP, on a port of its slice.
+        foreach (var k in new[] { 1, cover })
+        {
+            var flows = await OutboundUdpFlowsAsync(k);
+            Assert.True(flows.Count > 0 && flows.All(f => f.Source.Equals(ClusterLab.VipAddress) && ClusterPortSlice.NodeOfPort(f.Port, 3) == k),
+                $"node {k}: {string.Join(", ", flows)}\n{why}");
+        }
+
+        // Every node's status lists every node's slice (l2proxy --port-range on that node).
+        var expected = Enumerable.Range(1, 3).Select(k => (k, ClusterPortSlice.For(k, 3))).ToArray();
+        LabAssert.All(statuses.Values, s => s.Slices.OrderBy(n => n.Key).Select(n => (n.Key, n.Value)).SequenceEqual(expected), s => s.Json);
+    }
+
     [SkippableFact(typeof(LabUnavailableException))]
     public async Task Connect_TinyPortRange_RefusesWithGeneralFailureAndCounts()
     {
@@ -200,6 +269,8 @@ public sealed partial class SingleIpTests(SingleIpClusterFixture fixture, ITestO
                 }
             }
             Assert.True(sessions.All(s => s.Code == 0), string.Join(", ", sessions.Select(s => $"{s.Code} {s.Bound}")));
+            // A SYN to a 4-tuple the target holds open gets a challenge ACK (RFC 5961): the target counts each.
+            var challengesBefore = await TargetTcpExtAsync("TCPChallengeACK");
 
             // SIGKILL of node 2's l2bal (its tables go: nothing reaches its stack) and proxy, then both start again.
             Lab.Balancer(2)!.Kill(LabSignals.Kill);
@@ -229,6 +300,8 @@ public sealed partial class SingleIpTests(SingleIpClusterFixture fixture, ITestO
             var collisions = EchoPeers().Count(p => open.Contains(p.Port));
             LabAssert.All(results.Connects, c => c.Outcome == TrafficOutcome.Ok && c.Node == owners[c.Source], c => $"{c}\n{why}");
             Assert.True(collisions == 0, $"{collisions} collisions\n{why}");
+            var challenges = await TargetTcpExtAsync("TCPChallengeACK") - challengesBefore;
+            Assert.True(challenges == 0, $"the target sent {challenges} challenge ACKs: a SYN met a 4-tuple it held\n{why}");
             seen.AssertSingleAnswers(fixture.Describe);
         }
         finally
@@ -299,6 +372,33 @@ public sealed partial class SingleIpTests(SingleIpClusterFixture fixture, ITestO
         }
     }
 
+    /// <summary>A UDP association (with the client's UDP socket) and a BIND from <paramref name="source"/>, both granted.</summary>
+    private async Task<UdpAndBind> UdpAndBindAsync(IPAddress source)
+    {
+        var association = await RequestAsync(source, 3, new IPEndPoint(IPAddress.Any, 0));
+        var udp = Lab.Client.OpenSocket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        udp.Bind(new IPEndPoint(source, 0));
+        var bind = await RequestAsync(source, 2, new IPEndPoint(ClusterLab.TargetAddress, 0));
+        var sessions = new UdpAndBind(association, udp, bind);
+        if (association.Code != 0 || bind.Code != 0)
+        {
+            sessions.Dispose();
+            Assert.Fail($"from {source}: UDP ASSOCIATE {association.Code}, BIND {bind.Code}");
+        }
+        return sessions;
+    }
+
+    /// <summary>The target connects to the BIND's address; the second reply comes and bytes reach the client.</summary>
+    private async Task ExchangeOnBindAsync(Session bind, string text)
+    {
+        using var data = await Lab.Target.ConnectTcpAsync(bind.Bound, Step);
+        var (code, peer) = await Socks5Client.ReadReplyAsync(bind.Socket).WithTimeout(Step);
+        Assert.True(code == 0 && peer.Port == ((IPEndPoint)data.LocalEndPoint!).Port, $"BIND {bind.Bound}: second reply {code} {peer}");
+        var payload = System.Text.Encoding.ASCII.GetBytes(text);
+        await data.SendAsync(payload);
+        Assert.Equal(payload, await Socks5Client.ReadExactlyAsync(bind.Socket, payload.Length).WithTimeout(Step));
+    }
+
     private static async Task EchoUdpAsync(Socket udp, IPEndPoint relay, string text)
     {
         var payload = System.Text.Encoding.ASCII.GetBytes(text);
@@ -337,16 +437,28 @@ public sealed partial class SingleIpTests(SingleIpClusterFixture fixture, ITestO
             .Where(p => !IPAddress.IsLoopback(p.Address))];
     }
 
-    /// <summary>Each node's drops by slice (netdev and ip tables together).</summary>
-    private async Task<Dictionary<int, (long OtherSlice, long SliceMidFlow)>> KernelAsync()
+    /// <summary>The counters of <paramref name="nodes"/> (every node when none is given): drops by slice (netdev and ip tables together), packets of flows held.</summary>
+    private async Task<Dictionary<int, (long OtherSlice, long SliceMidFlow, long Established)>> KernelAsync(params int[] nodes)
     {
-        var counters = new Dictionary<int, (long, long)>();
-        for (var k = 1; k <= BalancerClusterFixtureBase.NodeCount; k++)
+        var counters = new Dictionary<int, (long, long, long)>();
+        foreach (var k in nodes.Length > 0 ? nodes : Enumerable.Range(1, BalancerClusterFixtureBase.NodeCount))
         {
             var s = await fixture.StatusAsync(k);
-            counters[k] = (s.Kernel("droppedOtherSlice"), s.Kernel("droppedSliceMidFlow"));
+            counters[k] = (s.Kernel("droppedOtherSlice"), s.Kernel("droppedSliceMidFlow"), s.Kernel("acceptedEstablished"));
         }
         return counters;
+    }
+
+    /// <summary>The target's TCP counter <c>TcpExt.NAME</c> (/proc/net/netstat of its namespace).</summary>
+    private async Task<long> TargetTcpExtAsync(string name)
+    {
+        var netstat = await Lab.Target.RunAsync("cat", ["/proc/net/netstat"], Step).WithTimeout(Step);
+        Assert.True(netstat.Succeeded, netstat.ToString());
+        var lines = netstat.StdOut.Split('\n').Where(l => l.StartsWith("TcpExt:", StringComparison.Ordinal)).Select(l => l.Split(' ')).ToArray();
+        Assert.True(lines.Length == 2, netstat.StdOut);
+        var column = Array.IndexOf(lines[0], name);
+        Assert.True(column > 0, $"no TcpExt {name} in\n{netstat.StdOut}");
+        return long.Parse(lines[1][column], CultureInfo.InvariantCulture);
     }
 
     /// <summary>Node k's conntrack entries from the VIP to the target whose source port lies in another node's slice.</summary>
@@ -361,11 +473,33 @@ public sealed partial class SingleIpTests(SingleIpClusterFixture fixture, ITestO
         })];
     }
 
+    /// <summary>Node k's conntrack entries of UDP flows it sent to the target's echo port: their source address and port.</summary>
+    private async Task<List<(IPAddress Source, int Port)>> OutboundUdpFlowsAsync(int k)
+    {
+        var table = await Lab.RunOnNode(k, "cat", ["/proc/net/nf_conntrack"]).WithTimeout(Step);
+        Assert.True(table.Succeeded, table.ToString());
+        return [.. UdpToEchoLine().Matches(table.StdOut).Select(m => (IPAddress.Parse(m.Groups["src"].Value), int.Parse(m.Groups["sport"].Value, CultureInfo.InvariantCulture)))];
+    }
+
+    [GeneratedRegex(@"(?m)^ipv4\s+2\s+udp\s+17\s+\d+\s+src=(?<src>[0-9.]+) dst=198\.18\.128\.2 sport=(?<sport>\d+) dport=7001 ")]
+    private static partial Regex UdpToEchoLine();
+
     [GeneratedRegex(@"tcp-echo (?<a>[0-9a-f:.]+):(?<p>\d+) echoed")]
     private static partial Regex EchoLine();
 
     [GeneratedRegex(@"src=198\.18\.0\.10 dst=198\.18\.128\.2 sport=(?<sport>\d+) dport=\d+")]
     private static partial Regex ConntrackLine();
+
+    /// <summary>One client's UDP association, its UDP socket, and its BIND.</summary>
+    private sealed record UdpAndBind(Session Association, Socket Udp, Session Bind) : IDisposable
+    {
+        public void Dispose()
+        {
+            Association.Dispose();
+            Udp.Dispose();
+            Bind.Dispose();
+        }
+    }
 
     /// <summary>A client's control connection and the proxy's first reply.</summary>
     private sealed record Session(Socket Socket, byte Code, IPEndPoint Bound) : IDisposable
