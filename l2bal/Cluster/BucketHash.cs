@@ -7,7 +7,7 @@ namespace L2Balance.Balancer.Cluster;
 /// <summary>
 /// Bit-exact user-space mirror of the kernel's nft expressions <c>jhash KEY mod B seed S</c>, KEY per
 /// affinity mode: <c>ip saddr</c> (single), <c>ip saddr . th sport</c> (none), <c>ip saddr &amp; 255.255.255.0</c> (network),
-/// and <c>ip6 saddr</c> (single, the IPv6 VIP).
+/// and their ip6 twins <c>ip6 saddr</c>, <c>ip6 saddr . th sport</c>, <c>ip6 saddr &amp; ffff:ffff:ffff:ff00::</c> (the IPv6 VIP).
 /// </summary>
 /// <remarks>
 /// nft_jhash_eval (net/netfilter/nft_hash.c) computes
@@ -28,6 +28,9 @@ internal static class BucketHash
 
     /// <summary>Length of the key of <see cref="AffinityMode.None"/>: the address and the register-padded port.</summary>
     public const int AddressPortKeyLength = 8;
+
+    /// <summary>Length of the IPv6 key of <see cref="AffinityMode.None"/>: the 16-byte address and the register-padded port.</summary>
+    public const int Address6PortKeyLength = 20;
 
     /// <summary>The kernel's <c>jhash(key, length, seed)</c> for a key of at least one byte.</summary>
     public static uint Jhash(ReadOnlySpan<byte> key, uint seed)
@@ -96,7 +99,7 @@ internal static class BucketHash
     /// <summary>
     /// Bucket of a flow from <paramref name="source"/>:<paramref name="sourcePort"/> to a port of
     /// affinity <paramref name="mode"/> (the port is ignored but for <see cref="AffinityMode.None"/>).
-    /// IPv6 sources are bucketed by address only, as the ip6 keys of the other modes are not written yet.
+    /// IPv6 sources use the ip6 keys (<c>NftRuleset.HashKey</c>): the network of <see cref="AffinityMode.Network"/> is the /56.
     /// </summary>
     public static int Bucket(IPAddress source, int sourcePort, AffinityMode mode, int buckets, uint seed)
     {
@@ -105,14 +108,23 @@ internal static class BucketHash
         ArgumentOutOfRangeException.ThrowIfGreaterThan(sourcePort, 65535);
         if (source.AddressFamily == AddressFamily.InterNetworkV6 && !source.IsIPv4MappedToIPv6)
         {
-            if (mode != AffinityMode.Single)
+            // ip6 saddr . th sport: 16 address bytes, the port, two zero bytes; ip6 saddr & ffff:ffff:ffff:ff00:: keeps the /56.
+            Span<byte> key6 = stackalloc byte[Address6PortKeyLength];
+            key6.Clear();
+            source.TryWriteBytes(key6, out _);
+            switch (mode)
             {
-                throw new ArgumentException($"Affinity {mode} is defined for IPv4 sources only.", nameof(mode));
+                case AffinityMode.Single:
+                    return Scale(Jhash(key6[..16], seed), buckets);
+                case AffinityMode.Network:
+                    key6[7..16].Clear();
+                    return Scale(Jhash(key6[..16], seed), buckets);
+                case AffinityMode.None:
+                    BinaryPrimitives.WriteUInt16BigEndian(key6[16..], (ushort)sourcePort);
+                    return Scale(Jhash(key6, seed), buckets);
+                default:
+                    throw new ArgumentOutOfRangeException(nameof(mode), mode, "unknown affinity mode");
             }
-
-            Span<byte> bytes = stackalloc byte[16];
-            source.TryWriteBytes(bytes, out _);
-            return Scale(Jhash(bytes, seed), buckets);
         }
 
         if (source.AddressFamily != AddressFamily.InterNetwork)
