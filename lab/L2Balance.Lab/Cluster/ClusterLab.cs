@@ -89,8 +89,11 @@ public sealed class ClusterLab : IAsyncDisposable, IDisposable
     /// <summary>The IPv6 VIP's SOCKS endpoint, [fdc6:1200:10::a]:1080 (dual-stack lab).</summary>
     public static IPEndPoint ProxyEndPoint6 => new(Vip6Address, ProxyPort);
 
-    /// <summary>Whether the lab has the IPv6 plan too: then every l2bal gets the IPv6 VIP and every proxy listens on it.</summary>
+    /// <summary>Whether the lab has the IPv6 plan too: then every proxy listens on the IPv6 VIP, and every l2bal serves it while <see cref="ServeVip6"/>.</summary>
     public bool DualStack => ClientAddresses6.Count > 0;
+
+    /// <summary>In a dual-stack lab, whether l2bal started from now on gets the IPv6 VIP (default true; a bench turns it off for its IPv4-only peer).</summary>
+    public bool ServeVip6 { get; set; } = true;
 
     /// <summary>The client's IPv6 source addresses, fdc6:1200:64::10 upwards (as many as the IPv4 ones); empty unless dual-stack.</summary>
     public IReadOnlyList<IPAddress> ClientAddresses6 { get; }
@@ -340,7 +343,7 @@ public sealed class ClusterLab : IAsyncDisposable, IDisposable
         CheckNode(nodeId);
         string[] args =
         [
-            "run", "--interface", "eth0", "--vip", VipCidr, .. DualStack ? new[] { "--vip", Vip6Cidr } : [],
+            "run", "--interface", "eth0", "--vip", VipCidr, .. DualStack && ServeVip6 ? new[] { "--vip", Vip6Cidr } : [],
             "--node-id", nodeId.ToString(CultureInfo.InvariantCulture), "--node-count", nodeCount.ToString(CultureInfo.InvariantCulture),
             "--key-file", keyFile, .. extraArgs,
         ];
