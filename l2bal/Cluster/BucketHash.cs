@@ -106,44 +106,26 @@ internal static class BucketHash
         ArgumentNullException.ThrowIfNull(source);
         ArgumentOutOfRangeException.ThrowIfNegative(sourcePort);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(sourcePort, 65535);
-        if (source.AddressFamily == AddressFamily.InterNetworkV6 && !source.IsIPv4MappedToIPv6)
-        {
-            // ip6 saddr . th sport: 16 address bytes, the port, two zero bytes; ip6 saddr & ffff:ffff:ffff:ff00:: keeps the /56.
-            Span<byte> key6 = stackalloc byte[Address6PortKeyLength];
-            key6.Clear();
-            source.TryWriteBytes(key6, out _);
-            switch (mode)
-            {
-                case AffinityMode.Single:
-                    return Scale(Jhash(key6[..16], seed), buckets);
-                case AffinityMode.Network:
-                    key6[7..16].Clear();
-                    return Scale(Jhash(key6[..16], seed), buckets);
-                case AffinityMode.None:
-                    BinaryPrimitives.WriteUInt16BigEndian(key6[16..], (ushort)sourcePort);
-                    return Scale(Jhash(key6, seed), buckets);
-                default:
-                    throw new ArgumentOutOfRangeException(nameof(mode), mode, "unknown affinity mode");
-            }
-        }
-
-        if (source.AddressFamily != AddressFamily.InterNetwork)
+        bool v6 = source.AddressFamily == AddressFamily.InterNetworkV6 && !source.IsIPv4MappedToIPv6;
+        if (!v6 && source.AddressFamily != AddressFamily.InterNetwork)
         {
             throw new ArgumentException("Only IPv4 and IPv6 addresses are bucketed (an IPv4-mapped one never reaches the ip6 table).", nameof(source));
         }
 
-        Span<byte> key = stackalloc byte[AddressPortKeyLength];
+        // The address, then the register-padded port (none); network keeps the /24 (IPv4) or the /56 (IPv6).
+        int length = v6 ? 16 : 4;
+        Span<byte> key = stackalloc byte[v6 ? Address6PortKeyLength : AddressPortKeyLength];
         key.Clear();
         source.TryWriteBytes(key, out _);
         switch (mode)
         {
             case AffinityMode.Single:
-                return Scale(Jhash(key[..4], seed), buckets);
+                return Scale(Jhash(key[..length], seed), buckets);
             case AffinityMode.Network:
-                key[3] = 0;
-                return Scale(Jhash(key[..4], seed), buckets);
+                key[(v6 ? 7 : 3)..length].Clear();
+                return Scale(Jhash(key[..length], seed), buckets);
             case AffinityMode.None:
-                BinaryPrimitives.WriteUInt16BigEndian(key[4..], (ushort)sourcePort);
+                BinaryPrimitives.WriteUInt16BigEndian(key[length..], (ushort)sourcePort);
                 return Scale(Jhash(key, seed), buckets);
             default:
                 throw new ArgumentOutOfRangeException(nameof(mode), mode, "unknown affinity mode");

@@ -149,18 +149,8 @@ internal static class NftRuleset
         Rule(t, $"meta protocol != ip counter name \"{Counters.DroppedNotIpv4}\" drop", s.Vip6 is null ? "the VIP is IPv4 only" : "neither IPv4 nor IPv6 (IPv6 ended in its chain)");
         Rule(t, "ip frag-off & 0x3fff != 0 accept", "fragments: judged after reassembly in ip prerouting");
         Rule(t, "meta l4proto icmp accept", "ICMP: errors judged by conntrack (related), echo by bucket in ip prerouting");
-        Rule(t, $"meta l4proto {{ tcp, udp }} th dport @{SliceSet} accept", "own port slice: accepted by port whatever the bucket");
-        Rule(t, $"meta l4proto {{ tcp, udp }} th dport {all} counter name \"{Counters.DroppedOtherSlice}\" drop", "another node's port slice in a bucket not owned here (in an owned one ip prerouting drops it)");
-        Rule(t, $"counter name \"{Counters.DroppedNotOwnedEarly}\" drop", "bucket neither owned nor draining: early drop, no conntrack cost");
-        t.Append("\t}\n");
-        foreach (var mode in Modes(s))
-        {
-            t.Append(CultureInfo.InvariantCulture, $"\tchain {AffinityChain(mode)} {{\n");
-            Rule(t, $"meta mark set {Jhash(s, mode)} meta mark @{AcceptSet} meta mark set 0x0 meta pkttype set host accept", "bucket owned or draining: goes on as PACKET_HOST");
-            Rule(t, "ip frag-off & 0x3fff != 0 meta mark set 0x0 meta pkttype set host accept", "a first fragment: judged after reassembly in ip prerouting");
-            Rule(t, $"counter name \"{Counters.DroppedNotOwnedEarly}\" drop", "bucket neither owned nor draining: early drop, no conntrack cost");
-            t.Append("\t}\n");
-        }
+        IngressSlicesAndEarlyDrop(t, s, "ip");
+        IngressAffinityChains(t, s, AddressFamily.InterNetwork);
         if (s.Vip6 is not null)
         {
             Ingress6(t, s);
@@ -433,15 +423,29 @@ internal static class NftRuleset
         Rule(t, "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept", "ND to the cluster MAC (unicast NUD probes): l2bal answers");
         Rule(t, "exthdr frag exists accept", "fragments: judged after reassembly in ip6 prerouting");
         Rule(t, "meta l4proto ipv6-icmp accept", "ICMPv6: errors judged by conntrack (related), echo by bucket in ip6 prerouting");
+        IngressSlicesAndEarlyDrop(t, s, "ip6");
+        IngressAffinityChains(t, s, AddressFamily.InterNetworkV6);
+    }
+
+    /// <summary>The end of an ingress chain (IPv4's, <c>ingress6</c>): the own slice passes, other slices and the rest drop.</summary>
+    private static void IngressSlicesAndEarlyDrop(StringBuilder t, FilterSettings s, string table)
+    {
         Rule(t, $"meta l4proto {{ tcp, udp }} th dport @{SliceSet} accept", "own port slice: accepted by port whatever the bucket");
-        Rule(t, $"meta l4proto {{ tcp, udp }} th dport {s.AllSlices} counter name \"{Counters.DroppedOtherSlice}\" drop", "another node's port slice in a bucket not owned here");
+        Rule(t, $"meta l4proto {{ tcp, udp }} th dport {s.AllSlices} counter name \"{Counters.DroppedOtherSlice}\" drop", $"another node's port slice in a bucket not owned here (in an owned one {table} prerouting drops it)");
         Rule(t, $"counter name \"{Counters.DroppedNotOwnedEarly}\" drop", "bucket neither owned nor draining: early drop, no conntrack cost");
         t.Append("\t}\n");
+    }
+
+    /// <summary>The netdev chains of the affinity modes for one family: they decide alone (docs/design.md#netdev-ingress).</summary>
+    private static void IngressAffinityChains(StringBuilder t, FilterSettings s, AddressFamily family)
+    {
+        bool v6 = family == AddressFamily.InterNetworkV6;
         foreach (var mode in Modes(s))
         {
-            t.Append(CultureInfo.InvariantCulture, $"\tchain {AffinityChain6(mode)} {{\n");
-            Rule(t, $"meta mark set {Jhash(s, mode, AddressFamily.InterNetworkV6)} meta mark @{AcceptSet} meta mark set 0x0 meta pkttype set host accept", "bucket owned or draining: goes on as PACKET_HOST");
-            Rule(t, "exthdr frag exists meta mark set 0x0 meta pkttype set host accept", "a first fragment: judged after reassembly in ip6 prerouting");
+            t.Append(CultureInfo.InvariantCulture, $"\tchain {(v6 ? AffinityChain6(mode) : AffinityChain(mode))} {{\n");
+            Rule(t, $"meta mark set {Jhash(s, mode, family)} meta mark @{AcceptSet} meta mark set 0x0 meta pkttype set host accept", "bucket owned or draining: goes on as PACKET_HOST");
+            Rule(t, $"{(v6 ? "exthdr frag exists" : "ip frag-off & 0x3fff != 0")} meta mark set 0x0 meta pkttype set host accept",
+                $"a first fragment: judged after reassembly in {(v6 ? "ip6" : "ip")} prerouting");
             Rule(t, $"counter name \"{Counters.DroppedNotOwnedEarly}\" drop", "bucket neither owned nor draining: early drop, no conntrack cost");
             t.Append("\t}\n");
         }

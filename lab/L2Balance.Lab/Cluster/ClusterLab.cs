@@ -218,15 +218,21 @@ public sealed class ClusterLab : IAsyncDisposable, IDisposable
         router.SetSysctl("net.ipv4.ip_forward", "1");
 
         var addresses = Enumerable.Range(10, clientCount).Select(i => IPAddress.Parse($"198.18.64.{i}")).ToArray();
-        var batch = string.Concat(addresses.Select(a => $"addr add {a}/24 dev eth0\n"));
-        CommandRunner.RunAsync("ip", ["-n", client.Namespace, "-batch", "-"], CommandRunner.SetupTimeout, batch)
-            .GetAwaiter().GetResult().EnsureSuccess();
+        AddClientAddresses(client, addresses, "/24");
         client.AddRoute("default via 198.18.64.1");
 
         target.AddAddress("eth0", "198.18.128.2/24");
         target.AddRoute("default via 198.18.128.1");
         var addresses6 = dualStack ? AddIpv6Plan(nodes, router, client, target, clientCount) : [];
         return new ClusterLab(network, sw, nodes, ports, router, client, target, addresses, addresses6);
+    }
+
+    /// <summary>Puts every client address on the client's eth0 in one <c>ip -batch</c> (<paramref name="suffix"/>: prefix and flags).</summary>
+    private static void AddClientAddresses(LabHost client, IPAddress[] addresses, string suffix)
+    {
+        var batch = string.Concat(addresses.Select(a => $"addr add {a}{suffix} dev eth0\n"));
+        CommandRunner.RunAsync("ip", ["-n", client.Namespace, "-batch", "-"], CommandRunner.SetupTimeout, batch)
+            .GetAwaiter().GetResult().EnsureSuccess();
     }
 
     /// <summary>The IPv6 half of a dual-stack lab (class remarks); every address nodad, so it works at once.</summary>
@@ -243,9 +249,7 @@ public sealed class ClusterLab : IAsyncDisposable, IDisposable
         router.AddAddress("eth2", "fdc6:1200:128::1/64");
         router.SetSysctl("net.ipv6.conf.all.forwarding", "1");
         var addresses = Enumerable.Range(0x10, clientCount).Select(i => IPAddress.Parse($"fdc6:1200:64::{i:x}")).ToArray();
-        var batch = string.Concat(addresses.Select(a => $"addr add {a}/64 dev eth0 nodad\n"));
-        CommandRunner.RunAsync("ip", ["-n", client.Namespace, "-batch", "-"], CommandRunner.SetupTimeout, batch)
-            .GetAwaiter().GetResult().EnsureSuccess();
+        AddClientAddresses(client, addresses, "/64 nodad");
         client.AddRoute("default via fdc6:1200:64::1");
         target.AddAddress("eth0", $"{Target6Address}/64");
         target.AddRoute("default via fdc6:1200:128::1");

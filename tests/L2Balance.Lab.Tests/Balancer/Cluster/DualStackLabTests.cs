@@ -12,8 +12,8 @@ namespace L2Balance.Lab.Tests.Balancer.Cluster;
 /// <summary>
 /// Issue 17's IPv6 VIP on the three-node segment (docs/design.md#the-ip6-filter): every l2bal serves
 /// 198.18.0.10 and fdc6:1200:10::a, every proxy listens on both. The IPv6 variants of
-/// <see cref="BalancerLabTests"/>' connection, UDP ASSOCIATE and cover tests, and the ownership
-/// `l2bal owner` names for IPv6 clients; the failure matrix stays IPv4 (its own collection).
+/// <see cref="BalancerLabTests"/>' connection, UDP ASSOCIATE and cover tests, the ownership
+/// `l2bal owner` names for IPv6 clients and a drain of IPv6 sessions; the failure matrix stays IPv4.
 /// </summary>
 [Collection(DualStackClusterGroup.Name)]
 public sealed class DualStackLabTests(DualStackClusterFixture fixture, ITestOutputHelper output) : IAsyncLifetime
@@ -46,25 +46,15 @@ public sealed class DualStackLabTests(DualStackClusterFixture fixture, ITestOutp
     [SkippableFact(typeof(LabUnavailableException))]
     public async Task Connection6_FromAnyIpv6Client_IsServedByItsNamedOwnerOnly()
     {
-        var owners = await fixture.OwnersAsync(1, Lab.ClientAddresses6);
         var before = await Ipv6AcceptedNewAsync();
-
-        using var detector = await DuplicateAnswerDetector.StartAsync(Lab, ipv6: true);
-        var results = await new TrafficGenerator(Lab.Client, fixture.Traffic(TimeSpan.FromSeconds(3), ipv6: true)).RunAsync().WithTimeout(RunBound);
-        var seen = await detector.StopAsync();
-        output.WriteLine($"{results.Summary()}\n{seen.Summary()}");
-        var why = $"{results.Summary()}\n{seen.Summary()}\n{fixture.Describe()}";
-
-        Assert.True(results.Connects.Count >= 2 * BalancerClusterFixtureBase.ClientCount, why);
-        LabAssert.All(results.Connects, c => c.Outcome == TrafficOutcome.Ok && c.Node == owners[c.Source], c => $"{c} (owner {owners[c.Source]})\n{why}");
-        seen.AssertSingleAnswers(fixture.Describe);
+        var results = await ClusterScenarios.ConnectionsServedByNamedOwnerAsync(fixture, output, ipv6: true);
 
         // The ip6 tables took them: each node's count of new IPv6 flows grew by at least its own connections.
         var after = await Ipv6AcceptedNewAsync();
         for (var k = 1; k <= 3; k++)
         {
             var served = results.Connects.Count(c => c.Node == k);
-            Assert.True(after[k] - before[k] >= served, $"node {k}: kernel.ipv6.acceptedNew {before[k]} → {after[k]}, served {served}\n{why}");
+            Assert.True(after[k] - before[k] >= served, $"node {k}: kernel.ipv6.acceptedNew {before[k]} → {after[k]}, served {served}\n{results.Summary()}");
         }
 
         // The router resolved the IPv6 VIP by neighbour discovery to the cluster MAC, a group MAC in multicast mode.
@@ -74,53 +64,42 @@ public sealed class DualStackLabTests(DualStackClusterFixture fixture, ITestOutp
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task UdpAssociate6_Datagrams_LandOnTheNodeHoldingTheControlConnection()
-    {
-        var owners = await fixture.OwnersAsync(1, Lab.ClientAddresses6);
-        var sources = Lab.ClientAddresses6.GroupBy(a => owners[a.ToString()]).SelectMany(g => g.Take(3)).ToArray();
-        Assert.Equal(9, sources.Length);
-        var options = fixture.Traffic(TimeSpan.FromSeconds(2), udp: sources, ipv6: true) with { ConnectTarget = null };
-        var results = await new TrafficGenerator(Lab.Client, options).RunAsync().WithTimeout(RunBound);
-        output.WriteLine(results.Summary());
-        var why = $"{results.Summary()}\n{fixture.Describe()}";
-
-        Assert.Equal(sources.Length, results.Udp.Count);
-        // The relay is the IPv6 VIP at a port in the slice of the node that answered the control connection.
-        LabAssert.All(results.Udp,
-            u => u.SetupFailure is null && u.ControlBreak is null && IPEndPoint.Parse(u.Relay ?? "[::]:0").Address.Equals(ClusterLab.Vip6Address)
-                && u.Node == owners[u.Source] && u.Sent > 5 && u.Lost == 0,
-            u => $"{u} (owner {owners[u.Source]})\n{why}");
-    }
+    public Task UdpAssociate6_Datagrams_LandOnTheNodeHoldingTheControlConnection() =>
+        ClusterScenarios.UdpAssociateLandsOnTheOwnerAsync(fixture, output, ipv6: true);
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task SigkillOfL2Bal6_OnOneNode_OthersCoverItsIpv6ClientsAndItsTablesAreGone()
+    public Task SigkillOfL2Bal6_OnOneNode_OthersCoverItsIpv6ClientsAndItsTablesAreGone() =>
+        ClusterScenarios.SigkillIsCoveredAsync(fixture, output, ipv6: true);
+
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task Drain6_Ipv6SessionsOfTheDrainedNode_AreCountedAsDrainingAndNeverCut()
     {
         const int victim = 2;
-        var before = await fixture.OwnersAsync(1, Lab.ClientAddresses6);
-        var victimSources = before.Where(o => o.Value == victim).Select(o => o.Key).ToHashSet();
-        Assert.NotEmpty(victimSources);
-
-        var l2bal = Lab.Balancer(victim)!;
-        ClusterLab.Signal(l2bal, LabSignals.Kill);
-        Assert.True(await l2bal.WaitForExitAsync(TimeSpan.FromSeconds(10)), fixture.Describe());
-        await fixture.WaitForStatusAsync([1, 3], s =>
-            s.Values.All(v => v.PeerStates[victim] == "dead" && v.Owners.GetValueOrDefault("none") == 0 && v.OwnedBy(victim) == 0)
-            && s[1].Held + s[3].Held == s[1].Buckets,
-            "nodes 1 and 3 cover node 2's buckets");
-        Assert.DoesNotContain("l2bal", await fixture.ListTablesAsync(victim), StringComparison.Ordinal);
-
-        var after = await fixture.OwnersAsync(1, Lab.ClientAddresses6);
+        var owners = await fixture.OwnersAsync(1, Lab.ClientAddresses6);
+        var sessions = Lab.ClientAddresses6.GroupBy(a => owners[a.ToString()]).SelectMany(g => g.Take(2)).ToArray();
         using var detector = await DuplicateAnswerDetector.StartAsync(Lab, ipv6: true);
-        var options = fixture.Traffic(TimeSpan.FromSeconds(20), ipv6: true) with { MaxConnects = 2 * BalancerClusterFixtureBase.ClientCount };
-        var results = await new TrafficGenerator(Lab.Client, options).RunAsync().WithTimeout(RunBound);
-        var seen = await detector.StopAsync();
-        output.WriteLine($"{results.Summary()}\n{seen.Summary()}");
-        var why = $"{results.Summary()}\n{seen.Summary()}\n{fixture.Describe()}";
+        var generator = new TrafficGenerator(Lab.Client, fixture.Traffic(TimeSpan.FromSeconds(6), sessions, ipv6: true));
+        var running = generator.RunAsync();
+        await LabWait.UntilAsync(() => generator.Live.SessionsUp == sessions.Length && generator.Live.ConnectsOk >= 30, running, "IPv6 sessions up and connects flowing", TimeSpan.FromSeconds(20));
 
-        LabAssert.All(results.Connects, c => c.Outcome == TrafficOutcome.Ok && c.Node == after[c.Source] && c.Node != victim, c => $"{c}\n{why}");
-        LabAssert.All(victimSources, s => results.PerSource[s].Succeeded > 0, s => $"{s}: {results.PerSource[s]}\n{why}");
-        Assert.All(before.Where(o => o.Value != victim), o => Assert.Equal(o.Value, after[o.Key]));
+        var drain = await Lab.RunOnNode(victim, ClusterBinaries.L2Bal, ["drain"]).WithTimeout(BalancerClusterFixtureBase.Deadline);
+        Assert.True(drain.Succeeded, drain.ToString());
+        // Only IPv6 flows carry a conntrack mark here (the probes come from lo): draining > 0 is the ip6 flows' count.
+        await fixture.WaitForStatusAsync([1, 2, 3], s =>
+            s[victim].State == "draining" && s[victim].Held == 0 && s[victim].Draining > 0 && s[1].Held + s[3].Held == s[1].Buckets,
+            "node 2 draining with its IPv6 flows, its buckets held by 1 and 3");
+        var coveredAt = generator.ElapsedMs;
+        var results = await running.WithTimeout(RunBound);
+        await fixture.WaitForStatusAsync([victim], s => s[victim].Draining == 0, "node 2 has no IPv6 flows left to drain");
+        var seen = await detector.StopAsync();
+        var why = $"covered at {coveredAt:0} ms\n{results.Summary()}\n{seen.Summary()}\n{fixture.Describe()}";
+        output.WriteLine($"{results.Summary()}\n{seen.Summary()}");
+
         seen.AssertSingleAnswers(fixture.Describe);
+        LabAssert.All(results.Sessions, s => s.Break is null, s => $"{s}\n{why}");
+        Assert.Contains(results.Sessions, s => s.Node == victim);
+        Assert.DoesNotContain(results.Connects, c => c.StartMs > coveredAt && c.Node == victim);
+        LabAssert.All(results.Connects.Where(c => c.StartMs > coveredAt), c => c.Outcome == TrafficOutcome.Ok, c => $"{c}\n{why}");
     }
 
     /// <summary><c>kernel.ipv6.acceptedNew</c> of every node.</summary>
