@@ -7,7 +7,7 @@ namespace L2Balance.Balancer.Cluster;
 /// <summary>
 /// Bit-exact user-space mirror of the kernel's nft expressions <c>jhash KEY mod B seed S</c>, KEY per
 /// affinity mode: <c>ip saddr</c> (single), <c>ip saddr . th sport</c> (none), <c>ip saddr &amp; 255.255.255.0</c> (network),
-/// and <c>ip6 saddr</c> (single, the IPv6 VIP).
+/// and their ip6 twins <c>ip6 saddr</c>, <c>ip6 saddr . th sport</c>, <c>ip6 saddr &amp; ffff:ffff:ffff:ff00::</c> (the IPv6 VIP).
 /// </summary>
 /// <remarks>
 /// nft_jhash_eval (net/netfilter/nft_hash.c) computes
@@ -28,6 +28,9 @@ internal static class BucketHash
 
     /// <summary>Length of the key of <see cref="AffinityMode.None"/>: the address and the register-padded port.</summary>
     public const int AddressPortKeyLength = 8;
+
+    /// <summary>Length of the IPv6 key of <see cref="AffinityMode.None"/>: the 16-byte address and the register-padded port.</summary>
+    public const int Address6PortKeyLength = 20;
 
     /// <summary>The kernel's <c>jhash(key, length, seed)</c> for a key of at least one byte.</summary>
     public static uint Jhash(ReadOnlySpan<byte> key, uint seed)
@@ -96,42 +99,33 @@ internal static class BucketHash
     /// <summary>
     /// Bucket of a flow from <paramref name="source"/>:<paramref name="sourcePort"/> to a port of
     /// affinity <paramref name="mode"/> (the port is ignored but for <see cref="AffinityMode.None"/>).
-    /// IPv6 sources are bucketed by address only, as the ip6 keys of the other modes are not written yet.
+    /// IPv6 sources use the ip6 keys (<c>NftRuleset.HashKey</c>): the network of <see cref="AffinityMode.Network"/> is the /56.
     /// </summary>
     public static int Bucket(IPAddress source, int sourcePort, AffinityMode mode, int buckets, uint seed)
     {
         ArgumentNullException.ThrowIfNull(source);
         ArgumentOutOfRangeException.ThrowIfNegative(sourcePort);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(sourcePort, 65535);
-        if (source.AddressFamily == AddressFamily.InterNetworkV6 && !source.IsIPv4MappedToIPv6)
-        {
-            if (mode != AffinityMode.Single)
-            {
-                throw new ArgumentException($"Affinity {mode} is defined for IPv4 sources only.", nameof(mode));
-            }
-
-            Span<byte> bytes = stackalloc byte[16];
-            source.TryWriteBytes(bytes, out _);
-            return Scale(Jhash(bytes, seed), buckets);
-        }
-
-        if (source.AddressFamily != AddressFamily.InterNetwork)
+        bool v6 = source.AddressFamily == AddressFamily.InterNetworkV6 && !source.IsIPv4MappedToIPv6;
+        if (!v6 && source.AddressFamily != AddressFamily.InterNetwork)
         {
             throw new ArgumentException("Only IPv4 and IPv6 addresses are bucketed (an IPv4-mapped one never reaches the ip6 table).", nameof(source));
         }
 
-        Span<byte> key = stackalloc byte[AddressPortKeyLength];
+        // The address, then the register-padded port (none); network keeps the /24 (IPv4) or the /56 (IPv6).
+        int length = v6 ? 16 : 4;
+        Span<byte> key = stackalloc byte[v6 ? Address6PortKeyLength : AddressPortKeyLength];
         key.Clear();
         source.TryWriteBytes(key, out _);
         switch (mode)
         {
             case AffinityMode.Single:
-                return Scale(Jhash(key[..4], seed), buckets);
+                return Scale(Jhash(key[..length], seed), buckets);
             case AffinityMode.Network:
-                key[3] = 0;
-                return Scale(Jhash(key[..4], seed), buckets);
+                key[(v6 ? 7 : 3)..length].Clear();
+                return Scale(Jhash(key[..length], seed), buckets);
             case AffinityMode.None:
-                BinaryPrimitives.WriteUInt16BigEndian(key[4..], (ushort)sourcePort);
+                BinaryPrimitives.WriteUInt16BigEndian(key[length..], (ushort)sourcePort);
                 return Scale(Jhash(key, seed), buckets);
             default:
                 throw new ArgumentOutOfRangeException(nameof(mode), mode, "unknown affinity mode");

@@ -197,11 +197,12 @@ internal sealed record BalancerOptions
     public IPAddress ServedVip => Vip ?? throw new InvalidOperationException("no IPv4 VIP: run refuses this configuration");
 
     /// <summary>
-    /// Why <c>run</c> and <c>check-config</c> refuse these options although they parse, or null: the IPv6 VIP's
-    /// ip6 filter is not built yet (issue 17), and without it every node would take every IPv6 flow.
+    /// Why <c>run</c> and <c>check-config</c> refuse these options although they parse, or null: an IPv6 VIP is
+    /// served beside an IPv4 one (docs/design.md#the-ip6-filter), not alone yet (the ARP side, the lease path
+    /// and the probes still need the IPv4 VIP).
     /// </summary>
-    public string? Unserved => Vip6 is null ? null
-        : $"--vip {Vip6}: an IPv6 VIP is accepted and derived (cluster id, seed, MAC, digest) but not served yet: the ip6 filter is still to come, and an IPv6 VIP no node filters would be served by every node (docs/design.md#ndp)";
+    public string? Unserved => Vip6 is null || Vip is not null ? null
+        : $"--vip {Vip6}: an IPv6 VIP is served beside an IPv4 VIP, not alone yet: give an IPv4 --vip too (docs/design.md#the-ip6-filter)";
 
     /// <summary>The effective cluster id.</summary>
     public uint EffectiveClusterId => ClusterId ?? DerivedClusterId(Vip, Vip6);

@@ -91,7 +91,7 @@ internal sealed partial class BalancerDaemon : IDisposable
         return new FilterSettings(o.Interface, o.ServedVip, clusterMac, o.MacMode, o.Buckets, o.EffectiveSeed,
             new PortSpan(slice.Low, slice.High), new PortSpan(PortSlice.RangeLow, PortSlice.RangeHigh),
             ServicePorts: [.. o.Services.Select(v => (v.Protocol, v.Port))], Lease: o.LeaseTime, AffinityRules: o.Affinity,
-            WakePorts: HealthMonitor.WakePorts(o));
+            WakePorts: HealthMonitor.WakePorts(o), Vip6: o.Vip6);
     }
 
     /// <summary>Runs the node until <paramref name="stop"/> or a fatal error; returns the exit code.</summary>

@@ -10,7 +10,8 @@ namespace L2Balance.Balancer.Kernel;
 /// <remarks>
 /// A line looks like
 /// <c>ipv4 2 tcp 6 431999 ESTABLISHED src=198.18.0.101 dst=198.18.0.10 sport=44369 dport=8080 src=… [ASSURED] mark=65870 zone=0 use=2</c>.
-/// A flow counts when its original destination is the VIP and its mark is
+/// (<c>ipv6 10 …</c> lines, the IPv6 VIP's flows, print addresses uncompressed.)
+/// A flow counts when its original destination is a VIP and its mark is
 /// <c>0x10000 | bucket</c> (set by the accept-new rule). TCP flows count only while ESTABLISHED
 /// (a closing flow needs nothing more from this node); UDP and ICMP flows have no state and count
 /// until conntrack expires them.
@@ -24,7 +25,7 @@ internal static class ConntrackTable
     /// Counts flows per bucket in the text of <see cref="ProcPath"/>; UDP flows to
     /// <paramref name="statelessUdpPorts"/> (affinity none) are not counted, as they are never drained.
     /// </summary>
-    public static Dictionary<int, int> CountByBucket(TextReader table, IPAddress vip, int buckets, IReadOnlyCollection<int>? statelessUdpPorts = null)
+    public static Dictionary<int, int> CountByBucket(TextReader table, IPAddress vip, int buckets, IReadOnlyCollection<int>? statelessUdpPorts = null, IPAddress? vip6 = null)
     {
         ArgumentNullException.ThrowIfNull(table);
         ArgumentNullException.ThrowIfNull(vip);
@@ -33,7 +34,7 @@ internal static class ConntrackTable
         while (table.ReadLine() is { } line)
         {
             var fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            if (fields.Length < 6 || fields[0] != "ipv4")
+            if (fields.Length < 6 || !(fields[0] == "ipv4" || (fields[0] == "ipv6" && vip6 is not null)))
             {
                 continue;
             }
@@ -47,7 +48,10 @@ internal static class ConntrackTable
             // The first dst= is the original direction's destination.
             string? dst = fields.FirstOrDefault(f => f.StartsWith("dst=", StringComparison.Ordinal));
             string? mark = fields.FirstOrDefault(f => f.StartsWith("mark=", StringComparison.Ordinal));
-            if (dst != vipDst || mark is null
+            // The kernel prints IPv6 addresses uncompressed (%pI6): compare them as addresses.
+            bool toVip = fields[0] == "ipv4" ? dst == vipDst
+                : dst is not null && IPAddress.TryParse(dst.AsSpan(4), out var address) && address.Equals(vip6);
+            if (!toVip || mark is null
                 || !uint.TryParse(mark.AsSpan(5), NumberStyles.None, CultureInfo.InvariantCulture, out uint value)
                 || (value & ~0xFFFFu) != NftRuleset.FlowMarkBase)
             {
@@ -74,12 +78,12 @@ internal static class ConntrackTable
 
     /// <summary>Reads <see cref="ProcPath"/> of the calling thread's namespace.</summary>
     /// <exception cref="KernelFilterException">The kernel has no procfs conntrack table.</exception>
-    public static Dictionary<int, int> Read(IPAddress vip, int buckets, IReadOnlyCollection<int>? statelessUdpPorts = null)
+    public static Dictionary<int, int> Read(IPAddress vip, int buckets, IReadOnlyCollection<int>? statelessUdpPorts = null, IPAddress? vip6 = null)
     {
         try
         {
             using var reader = new StreamReader(ProcPath);
-            return CountByBucket(reader, vip, buckets, statelessUdpPorts);
+            return CountByBucket(reader, vip, buckets, statelessUdpPorts, vip6);
         }
         catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
         {

@@ -36,6 +36,7 @@ internal readonly record struct PortSpan(int Low, int High)
 /// <param name="Lease">How long one lease renewal lets new flows in; null: <see cref="DefaultLease"/>.</param>
 /// <param name="AffinityRules">Ports whose bucket is not the source address's (<c>--affinity</c>); each a service.</param>
 /// <param name="WakePorts">UDP ports of the dns:// probes: their port-unreachables from the VIP are logged to the probe's wake before the drop.</param>
+/// <param name="Vip6">The shared IPv6 address, served by a <c>table ip6</c> beside the ip one; null: IPv4 only.</param>
 internal sealed record FilterSettings(
     string Interface,
     IPAddress Vip,
@@ -49,7 +50,8 @@ internal sealed record FilterSettings(
     IReadOnlyList<(string Protocol, int Port)>? ServicePorts = null,
     TimeSpan? Lease = null,
     IReadOnlyList<AffinityRule>? AffinityRules = null,
-    IReadOnlyList<int>? WakePorts = null)
+    IReadOnlyList<int>? WakePorts = null,
+    IPAddress? Vip6 = null)
 {
     /// <summary>The daemon's default lease: two thirds of its default 120 ms dead time.</summary>
     public static readonly TimeSpan DefaultLease = TimeSpan.FromMilliseconds(80);
@@ -80,7 +82,14 @@ internal sealed record KernelCounters(
     long LeaseRenewals = 0,
     long LeaseFallbacks = 0,
     long DroppedSliceMidFlow = 0,
-    long DroppedStatelessNotOwned = 0);
+    long DroppedStatelessNotOwned = 0)
+{
+    /// <summary>
+    /// With an IPv6 VIP, the ip6 table's share of the counters above, which are totals over both families
+    /// (the netdev ones, early and slice drops, are counted before the family's table: totals only); null without one.
+    /// </summary>
+    public KernelCounters? Ipv6 { get; init; }
+}
 
 /// <summary>
 /// The per-node kernel filter (docs/design.md#kernel-filter). The daemon decides; this applies.

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using L2Balance.Balancer.Cluster;
@@ -110,12 +111,11 @@ internal static class NftRuleset
     {
         Validate(settings);
         var s = settings;
-        string vip = s.Vip.ToString();
         string cmac = s.ClusterMac.ToString();
         string hash = Jhash(s);
         string all = s.AllSlices.ToString();
         var t = new StringBuilder();
-        t.Append(DeletePairs(s.TableName));
+        t.Append(DeletePairs(s));
 
         t.Append(CultureInfo.InvariantCulture, $"table netdev {s.TableName} {{\n");
         t.Append("\tflags owner;\n");
@@ -140,22 +140,20 @@ internal static class NftRuleset
         }
         Rule(t, $"meta protocol ip meta mark set {hash} meta mark @{AcceptSet} meta mark set 0x0 meta pkttype set host accept",
             "common case, one rule: IPv4 in a bucket owned or draining goes on as PACKET_HOST (seed explicit: nft draws one per rule)");
+        if (s.Vip6 is not null)
+        {
+            Rule(t, $"meta protocol ip6 jump {Ingress6Chain}", "IPv6 (the IPv6 VIP): judged in a chain of its own, after IPv4's common case");
+        }
         Rule(t, "meta mark set 0x0 meta pkttype set host", "other cluster-MAC frames: no bucket left in the mark; for this host (TCP drops multicast, ip_rcv otherhost)");
         Rule(t, "ether type arp accept", "ARP to the cluster MAC (unicast NUD probes): l2bal answers");
-        Rule(t, $"meta protocol != ip counter name \"{Counters.DroppedNotIpv4}\" drop", "the VIP is IPv4 only");
+        Rule(t, $"meta protocol != ip counter name \"{Counters.DroppedNotIpv4}\" drop", s.Vip6 is null ? "the VIP is IPv4 only" : "neither IPv4 nor IPv6 (IPv6 ended in its chain)");
         Rule(t, "ip frag-off & 0x3fff != 0 accept", "fragments: judged after reassembly in ip prerouting");
         Rule(t, "meta l4proto icmp accept", "ICMP: errors judged by conntrack (related), echo by bucket in ip prerouting");
-        Rule(t, $"meta l4proto {{ tcp, udp }} th dport @{SliceSet} accept", "own port slice: accepted by port whatever the bucket");
-        Rule(t, $"meta l4proto {{ tcp, udp }} th dport {all} counter name \"{Counters.DroppedOtherSlice}\" drop", "another node's port slice in a bucket not owned here (in an owned one ip prerouting drops it)");
-        Rule(t, $"counter name \"{Counters.DroppedNotOwnedEarly}\" drop", "bucket neither owned nor draining: early drop, no conntrack cost");
-        t.Append("\t}\n");
-        foreach (var mode in Modes(s))
+        IngressSlicesAndEarlyDrop(t, s, "ip");
+        IngressAffinityChains(t, s, AddressFamily.InterNetwork);
+        if (s.Vip6 is not null)
         {
-            t.Append(CultureInfo.InvariantCulture, $"\tchain {AffinityChain(mode)} {{\n");
-            Rule(t, $"meta mark set {Jhash(s, mode)} meta mark @{AcceptSet} meta mark set 0x0 meta pkttype set host accept", "bucket owned or draining: goes on as PACKET_HOST");
-            Rule(t, "ip frag-off & 0x3fff != 0 meta mark set 0x0 meta pkttype set host accept", "a first fragment: judged after reassembly in ip prerouting");
-            Rule(t, $"counter name \"{Counters.DroppedNotOwnedEarly}\" drop", "bucket neither owned nor draining: early drop, no conntrack cost");
-            t.Append("\t}\n");
+            Ingress6(t, s);
         }
         if (s.Mode == MacMode.UnicastFlood)
         {
@@ -167,7 +165,24 @@ internal static class NftRuleset
 
         t.Append("}\n");
 
-        t.Append(CultureInfo.InvariantCulture, $"table ip {s.TableName} {{\n");
+        FlowTable(t, s, Family.Ipv4(s));
+        if (s.Vip6 is not null)
+        {
+            FlowTable(t, s, Family.Ipv6(s));
+        }
+        return t.ToString();
+    }
+
+    /// <summary>
+    /// The flow table of one family (<c>table ip</c> for the IPv4 VIP, <c>table ip6</c> for the IPv6 one): the same rules,
+    /// sets and counter names in each, so one ownership serves both (docs/design.md#the-ip6-filter).
+    /// </summary>
+    private static void FlowTable(StringBuilder t, FilterSettings s, Family f)
+    {
+        string vip = f.Vip.ToString();
+        string all = s.AllSlices.ToString();
+        string hash = Jhash(s, AffinityMode.Single, f.AddressFamily);
+        t.Append(CultureInfo.InvariantCulture, $"table {f.Table} {s.TableName} {{\n");
         t.Append("\tflags owner;\n");
         t.Append(CultureInfo.InvariantCulture, $"\tcomment \"l2bal flow filter for {vip}: established flows stay, new flows by owned bucket under the lease\";\n");
         t.Append(CultureInfo.InvariantCulture, $"\tset {OwnedSet} {{ type mark; flags interval; comment \"buckets owned: new flows accepted\"; }}\n");
@@ -194,7 +209,7 @@ internal static class NftRuleset
         Counter(t, Counters.LeaseRenewed, "lease renewals by the daemon's marked datagrams");
         t.Append("\tchain prerouting {\n");
         t.Append(CultureInfo.InvariantCulture, $"\t\ttype filter hook prerouting priority {PreroutingPriority}; policy accept;\n");
-        Rule(t, $"ip daddr != {vip} accept", "not to the VIP");
+        Rule(t, $"{f.Table} daddr != {vip} accept", "not to the VIP");
         if (stateless.Count > 0)
         {
             Rule(t, $"iif != \"lo\" udp dport {{ {string.Join(", ", stateless)} }} jump {StatelessChain}",
@@ -202,6 +217,10 @@ internal static class NftRuleset
         }
         Rule(t, $"ct state established,related counter name \"{Counters.AcceptedEstablished}\" accept", "flows this node holds stay here whatever their bucket");
         Rule(t, "iif \"lo\" accept", "from this node itself (health probe, local clients): never balanced");
+        if (f.AddressFamily == AddressFamily.InterNetworkV6)
+        {
+            Rule(t, "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept", "ND to the VIP (NUD probes): l2bal answers from its packet socket, the kernel ignores it (the VIP is on lo)");
+        }
         Rule(t, $"tcp dport @{SliceSet} tcp flags & (fin|syn|rst|ack) != syn counter name \"{Counters.DroppedSliceMidFlow}\" drop",
             "own slice, flow unknown here (a moved flow, one from before a restart): silent drop, never a RST");
         Rule(t, $"meta l4proto {{ tcp, udp }} th dport @{SliceSet} counter name \"{Counters.AcceptedSlice}\" accept", "own port slice");
@@ -220,19 +239,19 @@ internal static class NftRuleset
                 "new flow to a port the VIP does not offer (--service): silent drop, never a RST");
         }
         Rule(t, $"tcp flags & (fin|syn|rst|ack) == syn ct mark set meta mark or 0x{FlowMarkBase:x} meta mark set 0x0 counter name \"{Counters.AcceptedNew}\" accept", "new TCP flow on a bare SYN: conntrack mark carries the bucket");
-        Rule(t, $"meta l4proto {{ udp, icmp }} ct mark set meta mark or 0x{FlowMarkBase:x} meta mark set 0x0 counter name \"{Counters.AcceptedNew}\" accept", "new UDP or ICMP flow: conntrack mark carries the bucket");
+        Rule(t, $"meta l4proto {{ udp, {f.Icmp} }} ct mark set meta mark or 0x{FlowMarkBase:x} meta mark set 0x0 counter name \"{Counters.AcceptedNew}\" accept", "new UDP or ICMP flow: conntrack mark carries the bucket");
         Rule(t, $"counter name \"{Counters.DroppedMidFlow}\" drop", "mid-flow packet of a flow this node does not know: silent drop, never a RST");
         t.Append("\t}\n");
         foreach (var mode in Modes(s))
         {
             t.Append(CultureInfo.InvariantCulture, $"\tchain {AffinityChain(mode)} {{\n");
-            Rule(t, $"meta mark set {Jhash(s, mode)}", $"bucket of a flow to a port of affinity {AffinityRule.ModeName(mode)}");
+            Rule(t, $"meta mark set {Jhash(s, mode, f.AddressFamily)}", $"bucket of a flow to a port of affinity {AffinityRule.ModeName(mode)}");
             t.Append("\t}\n");
         }
         if (stateless.Count > 0)
         {
             t.Append(CultureInfo.InvariantCulture, $"\tchain {StatelessChain} {{\n");
-            Rule(t, $"meta mark set {Jhash(s, AffinityMode.None)} meta mark @{OwnedSet} meta mark set 0x0 return", "bucket owned: on to the usual rules");
+            Rule(t, $"meta mark set {Jhash(s, AffinityMode.None, f.AddressFamily)} meta mark @{OwnedSet} meta mark set 0x0 return", "bucket owned: on to the usual rules");
             Rule(t, $"meta mark set 0x0 counter name \"{Counters.DroppedStatelessNotOwned}\" drop", "bucket not owned (moved, or this node unhealthy or draining): silent drop");
             t.Append("\t}\n");
         }
@@ -240,19 +259,18 @@ internal static class NftRuleset
         t.Append("\t\ttype filter hook output priority 0; policy accept;\n");
         Rule(t, "meta l4proto tcp accept", "TCP leaves as it is: one rule for the bulk of what this node sends");
         long leaseMs = LeaseMilliseconds(s.LeaseTime);
-        Rule(t, $"meta mark 0x{LeaseRenewMark:x} ip daddr 127.0.0.1 udp dport {LeaseRenewPort} meta mark set 0x{LeaseKey:x} update @{LeaseSet} {{ meta mark timeout {leaseMs}ms }} counter name \"{Counters.LeaseRenewed}\" drop",
+        Rule(t, $"meta mark 0x{LeaseRenewMark:x} {f.Table} daddr {f.Loopback} udp dport {LeaseRenewPort} meta mark set 0x{LeaseKey:x} update @{LeaseSet} {{ meta mark timeout {leaseMs}ms }} counter name \"{Counters.LeaseRenewed}\" drop",
             "the daemon's lease datagram (SO_MARK needs CAP_NET_ADMIN): refresh the lease, deliver nothing");
-        if (s.Wakes.Count > 0)
+        if (s.Wakes.Count > 0 && f.AddressFamily == AddressFamily.InterNetwork)
         {
             // @th,64: the quoted IPv4 header (no options), @th,136 its protocol, @th,240 the quoted UDP destination port.
             Rule(t, $"oifname != \"lo\" ip saddr {vip} icmp type destination-unreachable icmp code port-unreachable @th,64,8 0x45 @th,136,8 17 @th,240,16 {{ {string.Join(", ", s.Wakes)} }} log group {PortUnreachableLogGroup} snaplen {Health.NflogCodec.SnapLength} counter name \"{Counters.DroppedPortUnreachable}\" drop",
                 "a probed UDP service refused a datagram: tell the probe now (the probe still decides), then as below");
         }
-        Rule(t, $"oifname != \"lo\" ip saddr {vip} icmp type destination-unreachable icmp code port-unreachable counter name \"{Counters.DroppedPortUnreachable}\" drop",
+        Rule(t, $"oifname != \"lo\" {f.Table} saddr {vip} {f.IcmpHeader} type destination-unreachable {f.IcmpHeader} code port-unreachable counter name \"{Counters.DroppedPortUnreachable}\" drop",
             "no node sends an ICMP error for another node's flow; one to this node itself (the dns:// probe) is its own");
         t.Append("\t}\n");
         t.Append("}\n");
-        return t.ToString();
     }
 
     /// <summary>
@@ -277,8 +295,12 @@ internal static class NftRuleset
 
         var t = new StringBuilder();
         ReplaceSet(t, $"ip {settings.TableName} {OwnedSet}", owned);
+        if (settings.Vip6 is not null)
+        {
+            ReplaceSet(t, $"ip6 {settings.TableName} {OwnedSet}", owned);
+        }
         ReplaceSet(t, $"netdev {settings.TableName} {AcceptSet}", accepted);
-        foreach (var family in (ReadOnlySpan<string>)["netdev", "ip"])
+        foreach (var family in settings.Vip6 is null ? (ReadOnlySpan<string>)["netdev", "ip"] : ["netdev", "ip", "ip6"])
         {
             t.Append(CultureInfo.InvariantCulture, $"flush set {family} {settings.TableName} {SliceSet}\n");
             if (ownSlice)
@@ -301,15 +323,17 @@ internal static class NftRuleset
     {
         Validate(settings);
         long ms = LeaseMilliseconds(lease);
-        return string.Create(CultureInfo.InvariantCulture,
+        var text = string.Create(CultureInfo.InvariantCulture,
             $"flush set ip {settings.TableName} {LeaseSet}\nadd element ip {settings.TableName} {LeaseSet} {{ 0x{LeaseKey:x} timeout {ms}ms }}\n");
+        return settings.Vip6 is null ? text : text + string.Create(CultureInfo.InvariantCulture,
+            $"flush set ip6 {settings.TableName} {LeaseSet}\nadd element ip6 {settings.TableName} {LeaseSet} {{ 0x{LeaseKey:x} timeout {ms}ms }}\n");
     }
 
     /// <summary>Deletes both tables; idempotent (a missing table is created then deleted).</summary>
     public static string Remove(FilterSettings settings)
     {
         Validate(settings);
-        return DeletePairs(settings.TableName);
+        return DeletePairs(settings);
     }
 
     /// <summary>
@@ -317,8 +341,13 @@ internal static class NftRuleset
     /// or not it exists. The pair must carry the owner flag: on an existing owner table a plain
     /// <c>table …</c> asks the kernel to clear the flag, which it refuses (EOPNOTSUPP, seen in the lab).
     /// </summary>
-    private static string DeletePairs(string table) => string.Create(CultureInfo.InvariantCulture,
-        $"table netdev {table} {{ flags owner; }}\ndelete table netdev {table}\ntable ip {table} {{ flags owner; }}\ndelete table ip {table}\n");
+    private static string DeletePairs(FilterSettings s)
+    {
+        string table = s.TableName;
+        var text = string.Create(CultureInfo.InvariantCulture,
+            $"table netdev {table} {{ flags owner; }}\ndelete table netdev {table}\ntable ip {table} {{ flags owner; }}\ndelete table ip {table}\n");
+        return s.Vip6 is null ? text : text + string.Create(CultureInfo.InvariantCulture, $"table ip6 {table} {{ flags owner; }}\ndelete table ip6 {table}\n");
+    }
 
     /// <summary>An interval-set element list, <c>0-333, 335, 337-341</c>; empty for an empty set.</summary>
     public static string Elements(BucketSet buckets)
@@ -336,8 +365,8 @@ internal static class NftRuleset
         return ms;
     }
 
-    private static string Jhash(FilterSettings s, AffinityMode mode = AffinityMode.Single) =>
-        string.Create(CultureInfo.InvariantCulture, $"jhash {HashKey(mode, AddressFamily.InterNetwork)} mod {s.Buckets} seed 0x{s.Seed:x}");
+    private static string Jhash(FilterSettings s, AffinityMode mode = AffinityMode.Single, AddressFamily family = AddressFamily.InterNetwork) =>
+        string.Create(CultureInfo.InvariantCulture, $"jhash {HashKey(mode, family)} mod {s.Buckets} seed 0x{s.Seed:x}");
 
     /// <summary>
     /// The hash key of an affinity mode for a table of <paramref name="family"/>, the one place that
@@ -345,9 +374,20 @@ internal static class NftRuleset
     /// </summary>
     public static string HashKey(AffinityMode mode, AddressFamily family)
     {
+        if (family == AddressFamily.InterNetworkV6)
+        {
+            return mode switch
+            {
+                AffinityMode.Single => "ip6 saddr",
+                AffinityMode.None => "ip6 saddr . th sport",
+                AffinityMode.Network => "ip6 saddr & ffff:ffff:ffff:ff00::",
+                _ => throw new ArgumentOutOfRangeException(nameof(mode), mode, "unknown affinity mode"),
+            };
+        }
+
         if (family != AddressFamily.InterNetwork)
         {
-            throw new ArgumentException($"No hash key for {family}: the filter is IPv4 only.", nameof(family));
+            throw new ArgumentException($"No hash key for {family}: the filter hashes IPv4 and IPv6 sources.", nameof(family));
         }
 
         return mode switch
@@ -357,6 +397,66 @@ internal static class NftRuleset
             AffinityMode.Network => "ip saddr & 255.255.255.0",
             _ => throw new ArgumentOutOfRangeException(nameof(mode), mode, "unknown affinity mode"),
         };
+    }
+
+    /// <summary>Name of the netdev chain that judges IPv6 frames to the cluster MAC (only with an IPv6 VIP).</summary>
+    public const string Ingress6Chain = "ingress6";
+
+    /// <summary>Name of the netdev chain that buckets the IPv6 flows of an affinity mode.</summary>
+    public static string AffinityChain6(AffinityMode mode) => $"affinity6_{AffinityRule.ModeName(mode)}";
+
+    /// <summary>
+    /// The netdev chain of IPv6 frames to the cluster MAC: the IPv4 ingress's rules in IPv6 words, with the same
+    /// sets and counters (the early drop and the slice drop count both families), plus ND to the cluster MAC.
+    /// </summary>
+    private static void Ingress6(StringBuilder t, FilterSettings s)
+    {
+        t.Append(CultureInfo.InvariantCulture, $"\tchain {Ingress6Chain} {{\n");
+        if (s.Affinity.Count > 0)
+        {
+            Rule(t, $"meta l4proto . th dport vmap {{ {AffinityMap(s, AffinityChain6)} }}",
+                "ports with an affinity rule: bucket by their key (a later fragment has no th: it goes on)");
+        }
+        Rule(t, $"meta mark set {Jhash(s, AffinityMode.Single, AddressFamily.InterNetworkV6)} meta mark @{AcceptSet} meta mark set 0x0 meta pkttype set host accept",
+            "common case: IPv6 in a bucket owned or draining goes on as PACKET_HOST");
+        Rule(t, "meta mark set 0x0 meta pkttype set host", "other IPv6 frames to the cluster MAC: no bucket left in the mark; for this host");
+        Rule(t, "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept", "ND to the cluster MAC (unicast NUD probes): l2bal answers");
+        Rule(t, "exthdr frag exists accept", "fragments: judged after reassembly in ip6 prerouting");
+        Rule(t, "meta l4proto ipv6-icmp accept", "ICMPv6: errors judged by conntrack (related), echo by bucket in ip6 prerouting");
+        IngressSlicesAndEarlyDrop(t, s, "ip6");
+        IngressAffinityChains(t, s, AddressFamily.InterNetworkV6);
+    }
+
+    /// <summary>The end of an ingress chain (IPv4's, <c>ingress6</c>): the own slice passes, other slices and the rest drop.</summary>
+    private static void IngressSlicesAndEarlyDrop(StringBuilder t, FilterSettings s, string table)
+    {
+        Rule(t, $"meta l4proto {{ tcp, udp }} th dport @{SliceSet} accept", "own port slice: accepted by port whatever the bucket");
+        Rule(t, $"meta l4proto {{ tcp, udp }} th dport {s.AllSlices} counter name \"{Counters.DroppedOtherSlice}\" drop", $"another node's port slice in a bucket not owned here (in an owned one {table} prerouting drops it)");
+        Rule(t, $"counter name \"{Counters.DroppedNotOwnedEarly}\" drop", "bucket neither owned nor draining: early drop, no conntrack cost");
+        t.Append("\t}\n");
+    }
+
+    /// <summary>The netdev chains of the affinity modes for one family: they decide alone (docs/design.md#netdev-ingress).</summary>
+    private static void IngressAffinityChains(StringBuilder t, FilterSettings s, AddressFamily family)
+    {
+        bool v6 = family == AddressFamily.InterNetworkV6;
+        foreach (var mode in Modes(s))
+        {
+            t.Append(CultureInfo.InvariantCulture, $"\tchain {(v6 ? AffinityChain6(mode) : AffinityChain(mode))} {{\n");
+            Rule(t, $"meta mark set {Jhash(s, mode, family)} meta mark @{AcceptSet} meta mark set 0x0 meta pkttype set host accept", "bucket owned or draining: goes on as PACKET_HOST");
+            Rule(t, $"{(v6 ? "exthdr frag exists" : "ip frag-off & 0x3fff != 0")} meta mark set 0x0 meta pkttype set host accept",
+                $"a first fragment: judged after reassembly in {(v6 ? "ip6" : "ip")} prerouting");
+            Rule(t, $"counter name \"{Counters.DroppedNotOwnedEarly}\" drop", "bucket neither owned nor draining: early drop, no conntrack cost");
+            t.Append("\t}\n");
+        }
+    }
+
+    /// <summary>What a flow table says in its family's words: table family, ICMP protocol, the VIP, the loopback address.</summary>
+    private readonly record struct Family(string Table, string Icmp, string IcmpHeader, IPAddress Vip, string Loopback, AddressFamily AddressFamily)
+    {
+        public static Family Ipv4(FilterSettings s) => new("ip", "icmp", "icmp", s.Vip, "127.0.0.1", AddressFamily.InterNetwork);
+
+        public static Family Ipv6(FilterSettings s) => new("ip6", "ipv6-icmp", "icmpv6", s.Vip6!, "::1", AddressFamily.InterNetworkV6);
     }
 
     /// <summary>Name of the ip chain that drops UDP of a port of affinity none whose bucket is not owned.</summary>
@@ -371,8 +471,8 @@ internal static class NftRuleset
 
     private static IEnumerable<AffinityMode> Modes(FilterSettings s) => s.Affinity.Select(r => r.Mode).Distinct().Order();
 
-    private static string AffinityMap(FilterSettings s) =>
-        string.Join(", ", s.Affinity.Select(r => string.Create(CultureInfo.InvariantCulture, $"{r.Protocol} . {r.Port} : jump {AffinityChain(r.Mode)}")));
+    private static string AffinityMap(FilterSettings s, Func<AffinityMode, string>? chain = null) =>
+        string.Join(", ", s.Affinity.Select(r => string.Create(CultureInfo.InvariantCulture, $"{r.Protocol} . {r.Port} : jump {(chain ?? AffinityChain)(r.Mode)}")));
 
     private static void ReplaceSet(StringBuilder t, string set, BucketSet buckets)
     {
@@ -407,6 +507,11 @@ internal static class NftRuleset
         if (s.Vip.AddressFamily != AddressFamily.InterNetwork)
         {
             throw new ArgumentException("The VIP must be IPv4.", nameof(s));
+        }
+
+        if (s.Vip6 is { } vip6 && (vip6.AddressFamily != AddressFamily.InterNetworkV6 || vip6.IsIPv4MappedToIPv6 || vip6.ScopeId != 0))
+        {
+            throw new ArgumentException("The second VIP must be an unscoped IPv6 address.", nameof(s));
         }
 
         if (s.Buckets is < 1 or > MaxBuckets)

@@ -23,6 +23,7 @@ internal sealed class NftablesFilter : IKernelFilter
     private NftContext? _readContext;
     private FilterSettings? _settings;
     private Socket? _leaseSocket;
+    private Socket? _leaseSocket6;
     private long _leaseFallbacks;
 
     /// <summary>Opens the context in the current namespace, or in <paramref name="networkNamespacePath"/> (lab tests).</summary>
@@ -39,7 +40,11 @@ internal sealed class NftablesFilter : IKernelFilter
     {
         _context.Run(NftRuleset.Install(settings));
         _settings = settings;
-        _leaseSocket ??= _context.InNamespace(OpenLeaseSocket);
+        _leaseSocket ??= _context.InNamespace(() => OpenLeaseSocket(IPAddress.Loopback));
+        if (settings.Vip6 is not null)
+        {
+            _leaseSocket6 ??= _context.InNamespace(() => OpenLeaseSocket(IPAddress.IPv6Loopback));
+        }
     }
 
     public void Apply(BucketSet owned, BucketSet accepted, bool ownSlice, TimeSpan lease) =>
@@ -57,19 +62,28 @@ internal sealed class NftablesFilter : IKernelFilter
     {
         var settings = Installed;
         var socket = _leaseSocket ?? throw new InvalidOperationException("Install the filter first.");
-        ReadOnlySpan<byte> payload = [0x4c];
-        var sent = Interop.Netlink.send(socket.SafeHandle, payload, 1, 0);
-        if (sent >= 0)
+        // One datagram per family's table (the ip6 one to ::1); either missed is renewed, both tables, by the transaction.
+        if (!RenewedByPacket(socket) | (_leaseSocket6 is { } socket6 && !RenewedByPacket(socket6)))
         {
             Interlocked.Increment(ref _leaseFallbacks);
             _context.Run(NftRuleset.RenewLease(settings, settings.LeaseTime));
-            return;
+        }
+    }
+
+    /// <summary>Sends one lease datagram: true when the lease rule took it (EPERM), false when it left.</summary>
+    private static bool RenewedByPacket(Socket socket)
+    {
+        ReadOnlySpan<byte> payload = [0x4c];
+        if (Interop.Netlink.send(socket.SafeHandle, payload, 1, 0) >= 0)
+        {
+            return false;
         }
         var errno = Marshal.GetLastPInvokeError();
         if (errno != EPERM)
         {
-            throw new KernelFilterException($"renewing the lease: send to 127.0.0.1:{NftRuleset.LeaseRenewPort}: {Errno.Name(errno)}");
+            throw new KernelFilterException($"renewing the lease: send to {socket.RemoteEndPoint}: {Errno.Name(errno)}");
         }
+        return true;
     }
 
     /// <summary>
@@ -81,10 +95,15 @@ internal sealed class NftablesFilter : IKernelFilter
     {
         var s = Installed;
         string netdev, ip;
+        string? ip6 = null;
         lock (_readLock)
         {
             netdev = ReadContext.RunJson($"list counters table netdev {s.TableName}");
             ip = ReadContext.RunJson($"list counters table ip {s.TableName}");
+            if (s.Vip6 is not null)
+            {
+                ip6 = ReadContext.RunJson($"list counters table ip6 {s.TableName}");
+            }
         }
         var values = ParseCounters(netdev, "netdev", s.TableName);
         foreach (var (key, packets) in ParseCounters(ip, "ip", s.TableName))
@@ -92,7 +111,27 @@ internal sealed class NftablesFilter : IKernelFilter
             values[key] = packets;
         }
 
-        long Get(string family, string name) => values.GetValueOrDefault((family, name));
+        var v4 = FromTables(values, "ip", Interlocked.Read(ref _leaseFallbacks));
+        if (ip6 is null)
+        {
+            return v4;
+        }
+        var v6 = FromTables(ParseCounters(ip6, "ip6", s.TableName), "ip6", 0);
+        // Totals over both families, by name (docs/status-json.md#kernel); the ip6 table's own beside them.
+        return new KernelCounters(
+            v4.AcceptedNew + v6.AcceptedNew, v4.AcceptedEstablished + v6.AcceptedEstablished, v4.AcceptedSlice + v6.AcceptedSlice,
+            v4.DroppedNotOwnedEarly, v4.DroppedNotOwned + v6.DroppedNotOwned, v4.DroppedOtherSlice + v6.DroppedOtherSlice,
+            v4.DroppedNoLease + v6.DroppedNoLease, v4.DroppedMidFlow + v6.DroppedMidFlow, v4.LeaseRenewals + v6.LeaseRenewals,
+            v4.LeaseFallbacks, v4.DroppedSliceMidFlow + v6.DroppedSliceMidFlow, v4.DroppedStatelessNotOwned + v6.DroppedStatelessNotOwned)
+        {
+            Ipv6 = v6,
+        };
+    }
+
+    /// <summary>The counters of the netdev table and one family's flow table (<paramref name="ip"/>: "ip" or "ip6") in <paramref name="values"/>.</summary>
+    private static KernelCounters FromTables(Dictionary<(string Family, string Name), long> values, string ip, long leaseFallbacks)
+    {
+        long Get(string family, string name) => values.GetValueOrDefault((family == "ip" ? ip : family, name));
         return new KernelCounters(
             AcceptedNew: Get("ip", NftRuleset.Counters.AcceptedNew),
             AcceptedEstablished: Get("ip", NftRuleset.Counters.AcceptedEstablished),
@@ -103,7 +142,7 @@ internal sealed class NftablesFilter : IKernelFilter
             DroppedNoLease: Get("ip", NftRuleset.Counters.DroppedNoLease),
             DroppedMidFlow: Get("ip", NftRuleset.Counters.DroppedMidFlow),
             LeaseRenewals: Get("ip", NftRuleset.Counters.LeaseRenewed),
-            LeaseFallbacks: Interlocked.Read(ref _leaseFallbacks),
+            LeaseFallbacks: leaseFallbacks,
             DroppedSliceMidFlow: Get("ip", NftRuleset.Counters.DroppedSliceMidFlow),
             DroppedStatelessNotOwned: Get("ip", NftRuleset.Counters.DroppedStatelessNotOwned));
     }
@@ -114,7 +153,7 @@ internal sealed class NftablesFilter : IKernelFilter
         var s = Installed;
         lock (_readLock)
         {
-            return ReadContext.InNamespace(() => ConntrackTable.Read(s.Vip, s.Buckets, NftRuleset.StatelessPorts(s)));
+            return ReadContext.InNamespace(() => ConntrackTable.Read(s.Vip, s.Buckets, NftRuleset.StatelessPorts(s), s.Vip6));
         }
     }
 
@@ -131,6 +170,7 @@ internal sealed class NftablesFilter : IKernelFilter
     public void Dispose()
     {
         _leaseSocket?.Dispose();
+        _leaseSocket6?.Dispose();
         lock (_readLock)
         {
             _readContext?.Dispose();
@@ -138,13 +178,13 @@ internal sealed class NftablesFilter : IKernelFilter
         _context.Dispose();
     }
 
-    private static Socket OpenLeaseSocket()
+    private static Socket OpenLeaseSocket(IPAddress loopback)
     {
-        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        var socket = new Socket(loopback.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
         try
         {
             socket.SetRawSocketOption(SOL_SOCKET, SO_MARK, BitConverter.GetBytes(NftRuleset.LeaseRenewMark));
-            socket.Connect(new IPEndPoint(IPAddress.Loopback, NftRuleset.LeaseRenewPort));
+            socket.Connect(new IPEndPoint(loopback, NftRuleset.LeaseRenewPort));
             return socket;
         }
         catch (SocketException e)

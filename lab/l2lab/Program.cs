@@ -19,6 +19,7 @@ internal static class Program
                                                  time to cover vs keepalived and ucarp, balance, CPU, filter cost; --soak: false covers under load
                l2lab bench-advert-reject  l2bal's CPU per rejected advert frame, by reason (issue 14; about a minute)
                l2lab bench-weights  weighted ownership: Compute cost, set elements, movement; idle CPU with weights (issue 17; about 2 minutes)
+               l2lab bench-ipv6  idle CPU per node with the IPv4 VIP only, both VIPs, IPv4 only again (issue 17; about 2 minutes)
                l2lab bench-dns [--rate Q] [--seconds N] [--repeats R] [--kills K] [--generator dnsperf|lab]
                                   DNS behind the VIP vs dnsdist vs one unbound alone, CPU per subject, a node killed mid-run (issue 16; about 5 minutes)
         """;
@@ -37,6 +38,7 @@ internal static class Program
                 ["bench-proxy", .. var proxyArgs] => await Bench.ProxyBench.RunAsync(proxyArgs).ConfigureAwait(false),
                 ["bench-advert-reject"] => await Bench.AdvertRejectBench.RunAsync().ConfigureAwait(false),
                 ["bench-weights"] => await Bench.WeightsBench.RunAsync().ConfigureAwait(false),
+                ["bench-ipv6"] => await Bench.Ipv6Bench.RunAsync().ConfigureAwait(false),
                 ["bench-dns", .. var dnsArgs] => await Bench.DnsBench.RunAsync(dnsArgs).ConfigureAwait(false),
                 _ => Fail(Usage),
             };

@@ -18,7 +18,10 @@ namespace L2Balance.Lab.Cluster;
 ///                               VIP 198.18.0.10 (placed by l2bal, or statically by a test)
 /// </code>
 /// Nodes route by default via the router; the router forwards and does no NAT, so nodes and the
-/// target see the clients' real source addresses. IPv4 only, all from 198.18.0.0/15.
+/// target see the clients' real source addresses. All from 198.18.0.0/15; a dual-stack lab
+/// (<see cref="DualStack"/>) adds the same plan in fdc6:1200::/32: segment fdc6:1200:10::/64 (node k ::k,
+/// router ::fe, IPv6 VIP fdc6:1200:10::a), clients fdc6:1200:64::10.. behind fdc6:1200:64::1, target
+/// fdc6:1200:128::2 behind fdc6:1200:128::1.
 /// </summary>
 public sealed class ClusterLab : IAsyncDisposable, IDisposable
 {
@@ -40,6 +43,18 @@ public sealed class ClusterLab : IAsyncDisposable, IDisposable
     /// <summary>The VIP with its segment prefix, as l2bal's <c>--vip</c> takes it.</summary>
     public const string VipCidr = "198.18.0.10/24";
 
+    /// <summary>The IPv6 VIP of a dual-stack lab (a second <c>--vip</c>).</summary>
+    public static readonly IPAddress Vip6Address = IPAddress.Parse("fdc6:1200:10::a");
+
+    /// <summary>The IPv6 VIP with its segment prefix.</summary>
+    public const string Vip6Cidr = "fdc6:1200:10::a/64";
+
+    /// <summary>The IPv6 client subnet every proxy of a dual-stack lab allows.</summary>
+    public const string ClientSubnet6 = "fdc6:1200:64::/64";
+
+    /// <summary>The target's IPv6 address in a dual-stack lab.</summary>
+    public static readonly IPAddress Target6Address = IPAddress.Parse("fdc6:1200:128::2");
+
     /// <summary>The client subnet every proxy allows.</summary>
     public const string ClientSubnet = "198.18.64.0/24";
 
@@ -48,8 +63,9 @@ public sealed class ClusterLab : IAsyncDisposable, IDisposable
     private readonly LabProcess?[] _proxies;
     private readonly LabProcess?[] _balancers;
 
-    private ClusterLab(LabNetwork network, LabHost sw, IReadOnlyList<LabHost> nodes, string[] switchPorts, LabHost router, LabHost client, LabHost target, IReadOnlyList<IPAddress> clientAddresses)
+    private ClusterLab(LabNetwork network, LabHost sw, IReadOnlyList<LabHost> nodes, string[] switchPorts, LabHost router, LabHost client, LabHost target, IReadOnlyList<IPAddress> clientAddresses, IReadOnlyList<IPAddress> clientAddresses6)
     {
+        ClientAddresses6 = clientAddresses6;
         Network = network;
         Switch = sw;
         Nodes = nodes;
@@ -69,6 +85,18 @@ public sealed class ClusterLab : IAsyncDisposable, IDisposable
 
     /// <summary>The VIP's SOCKS endpoint, 198.18.0.10:1080.</summary>
     public IPEndPoint ProxyEndPoint => new(_vip, ProxyPort);
+
+    /// <summary>The IPv6 VIP's SOCKS endpoint, [fdc6:1200:10::a]:1080 (dual-stack lab).</summary>
+    public static IPEndPoint ProxyEndPoint6 => new(Vip6Address, ProxyPort);
+
+    /// <summary>Whether the lab has the IPv6 plan too: then every proxy listens on the IPv6 VIP, and every l2bal serves it while <see cref="ServeVip6"/>.</summary>
+    public bool DualStack => ClientAddresses6.Count > 0;
+
+    /// <summary>In a dual-stack lab, whether l2bal started from now on gets the IPv6 VIP (default true; a bench turns it off for its IPv4-only peer).</summary>
+    public bool ServeVip6 { get; set; } = true;
+
+    /// <summary>The client's IPv6 source addresses, fdc6:1200:64::10 upwards (as many as the IPv4 ones); empty unless dual-stack.</summary>
+    public IReadOnlyList<IPAddress> ClientAddresses6 { get; }
 
     /// <summary>The switch namespace (bridge br0).</summary>
     public LabHost Switch { get; }
@@ -100,6 +128,9 @@ public sealed class ClusterLab : IAsyncDisposable, IDisposable
     /// <summary>Node k's own address, 198.18.0.k.</summary>
     public static IPAddress NodeAddress(int nodeId) => IPAddress.Parse($"198.18.0.{nodeId}");
 
+    /// <summary>Node k's own IPv6 address in a dual-stack lab, fdc6:1200:10::k.</summary>
+    public static IPAddress NodeAddress6(int nodeId) => IPAddress.Parse($"fdc6:1200:10::{nodeId:x}");
+
     /// <summary>Node k's MAC, 02:00:00:00:00:0k (readable in captures).</summary>
     public static string NodeMac(int nodeId) => $"02:00:00:00:00:{nodeId:x2}";
 
@@ -119,20 +150,20 @@ public sealed class ClusterLab : IAsyncDisposable, IDisposable
         ArgumentNullException.ThrowIfNull(bound);
         for (var k = 1; k <= Nodes.Count; k++)
         {
-            if (bound.Address.Equals(NodeAddress(k)))
+            if (bound.Address.Equals(NodeAddress(k)) || bound.Address.Equals(NodeAddress6(k)))
             {
                 return k;
             }
         }
 
-        return bound.Address.Equals(VipAddress) ? ClusterPortSlice.NodeOfPort(bound.Port, Nodes.Count) : null;
+        return bound.Address.Equals(VipAddress) || bound.Address.Equals(Vip6Address) ? ClusterPortSlice.NodeOfPort(bound.Port, Nodes.Count) : null;
     }
 
     /// <summary>
     /// Builds the lab and starts the target servers; on any failure the partial lab is torn down
     /// before rethrowing.
     /// </summary>
-    public static Task<ClusterLab> CreateAsync(int nodes = 3, int clientAddresses = 60, bool startTargetServers = true, TimeSpan? readyTimeout = null)
+    public static Task<ClusterLab> CreateAsync(int nodes = 3, int clientAddresses = 60, bool startTargetServers = true, TimeSpan? readyTimeout = null, bool dualStack = false)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(nodes, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(nodes, MaxNodes);
@@ -143,7 +174,7 @@ public sealed class ClusterLab : IAsyncDisposable, IDisposable
             var network = LabNetwork.Create();
             try
             {
-                var lab = Build(network, nodes, clientAddresses);
+                var lab = Build(network, nodes, clientAddresses, dualStack);
                 if (startTargetServers)
                 {
                     lab.Servers = await TargetServers.StartAsync(lab.Target, readyTimeout ?? TimeSpan.FromSeconds(20)).ConfigureAwait(false);
@@ -159,7 +190,7 @@ public sealed class ClusterLab : IAsyncDisposable, IDisposable
         });
     }
 
-    private static ClusterLab Build(LabNetwork network, int nodeCount, int clientCount)
+    private static ClusterLab Build(LabNetwork network, int nodeCount, int clientCount, bool dualStack)
     {
         var sw = network.AddSwitch("sw");
         var nodes = new List<LabHost>();
@@ -187,14 +218,42 @@ public sealed class ClusterLab : IAsyncDisposable, IDisposable
         router.SetSysctl("net.ipv4.ip_forward", "1");
 
         var addresses = Enumerable.Range(10, clientCount).Select(i => IPAddress.Parse($"198.18.64.{i}")).ToArray();
-        var batch = string.Concat(addresses.Select(a => $"addr add {a}/24 dev eth0\n"));
-        CommandRunner.RunAsync("ip", ["-n", client.Namespace, "-batch", "-"], CommandRunner.SetupTimeout, batch)
-            .GetAwaiter().GetResult().EnsureSuccess();
+        AddClientAddresses(client, addresses, "/24");
         client.AddRoute("default via 198.18.64.1");
 
         target.AddAddress("eth0", "198.18.128.2/24");
         target.AddRoute("default via 198.18.128.1");
-        return new ClusterLab(network, sw, nodes, ports, router, client, target, addresses);
+        var addresses6 = dualStack ? AddIpv6Plan(nodes, router, client, target, clientCount) : [];
+        return new ClusterLab(network, sw, nodes, ports, router, client, target, addresses, addresses6);
+    }
+
+    /// <summary>Puts every client address on the client's eth0 in one <c>ip -batch</c> (<paramref name="suffix"/>: prefix and flags).</summary>
+    private static void AddClientAddresses(LabHost client, IPAddress[] addresses, string suffix)
+    {
+        var batch = string.Concat(addresses.Select(a => $"addr add {a}{suffix} dev eth0\n"));
+        CommandRunner.RunAsync("ip", ["-n", client.Namespace, "-batch", "-"], CommandRunner.SetupTimeout, batch)
+            .GetAwaiter().GetResult().EnsureSuccess();
+    }
+
+    /// <summary>The IPv6 half of a dual-stack lab (class remarks); every address nodad, so it works at once.</summary>
+    private static IPAddress[] AddIpv6Plan(List<LabHost> nodes, LabHost router, LabHost client, LabHost target, int clientCount)
+    {
+        for (var k = 1; k <= nodes.Count; k++)
+        {
+            nodes[k - 1].AddAddress("eth0", $"{NodeAddress6(k)}/64");
+            nodes[k - 1].AddRoute("default via fdc6:1200:10::fe");
+        }
+
+        router.AddAddress("eth0", "fdc6:1200:10::fe/64");
+        router.AddAddress("eth1", "fdc6:1200:64::1/64");
+        router.AddAddress("eth2", "fdc6:1200:128::1/64");
+        router.SetSysctl("net.ipv6.conf.all.forwarding", "1");
+        var addresses = Enumerable.Range(0x10, clientCount).Select(i => IPAddress.Parse($"fdc6:1200:64::{i:x}")).ToArray();
+        AddClientAddresses(client, addresses, "/64 nodad");
+        client.AddRoute("default via fdc6:1200:64::1");
+        target.AddAddress("eth0", $"{Target6Address}/64");
+        target.AddRoute("default via fdc6:1200:128::1");
+        return addresses;
     }
 
     /// <summary>A one-screen description of the topology with the namespace names.</summary>
@@ -214,6 +273,10 @@ public sealed class ClusterLab : IAsyncDisposable, IDisposable
         lines.Add($"client  {Client.Namespace}: eth0 {ClientAddresses[0]}..{ClientAddresses[^1]} ({ClientAddresses.Count} addresses)/24 via 198.18.64.1");
         lines.Add($"target  {Target.Namespace}: eth0 198.18.128.2/24 via 198.18.128.1; HTTP :{TargetServers.HttpPort}, TCP echo :{TargetServers.TcpEchoPort}, UDP echo :{TargetServers.UdpEchoPort}");
         lines.Add($"VIP     {VipAddress} (SOCKS on :{ProxyPort})");
+        if (DualStack)
+        {
+            lines.Add($"IPv6    segment fdc6:1200:10::/64 (node k ::k, router ::fe), clients {ClientAddresses6[0]}..{ClientAddresses6[^1]}, target {Target6Address}, VIP {Vip6Address}");
+        }
         return string.Join('\n', lines);
     }
 
@@ -239,10 +302,14 @@ public sealed class ClusterLab : IAsyncDisposable, IDisposable
     {
         CheckNode(nodeId);
         var external = SingleIp ? VipAddress : NodeAddress(nodeId);
+        var external6 = SingleIp ? Vip6Address : NodeAddress6(nodeId);
+        string[] ipv6 = DualStack
+            ? ["--listen", $"[{Vip6Address}]:{ProxyPort}", "--external", external6.ToString(), "--allow", ClientSubnet6]
+            : [];
         string[] args =
         [
             "--listen", $"{VipAddress}:{ProxyPort}", "--external", external.ToString(),
-            "--allow", ClientSubnet, "--port-range", portRange, .. extraArgs,
+            "--allow", ClientSubnet, .. ipv6, "--port-range", portRange, .. extraArgs,
         ];
         var process = Nodes[nodeId - 1].Start(LabBinaries.L2Proxy, args);
         _proxies[nodeId - 1] = process;
@@ -280,7 +347,7 @@ public sealed class ClusterLab : IAsyncDisposable, IDisposable
         CheckNode(nodeId);
         string[] args =
         [
-            "run", "--interface", "eth0", "--vip", VipCidr,
+            "run", "--interface", "eth0", "--vip", VipCidr, .. DualStack && ServeVip6 ? new[] { "--vip", Vip6Cidr } : [],
             "--node-id", nodeId.ToString(CultureInfo.InvariantCulture), "--node-count", nodeCount.ToString(CultureInfo.InvariantCulture),
             "--key-file", keyFile, .. extraArgs,
         ];
@@ -308,9 +375,13 @@ public sealed class ClusterLab : IAsyncDisposable, IDisposable
         Nodes[CheckNode(nodeId) - 1].RunAsync(file, args, timeout ?? TimeSpan.FromSeconds(20), cancellationToken: cancellationToken);
 
     /// <summary>The MAC the router resolved the VIP to (<c>ip neigh</c>), or "" when it has none.</summary>
-    public async Task<string> RouterVipMacAsync(CancellationToken cancellationToken = default)
+    public Task<string> RouterVipMacAsync(CancellationToken cancellationToken = default) => RouterVipMacAsync(VipAddress, cancellationToken);
+
+    /// <summary>The MAC the router resolved <paramref name="vip"/> (either VIP) to (<c>ip neigh</c>), or "" when it has none.</summary>
+    public async Task<string> RouterVipMacAsync(IPAddress vip, CancellationToken cancellationToken = default)
     {
-        var neigh = await Router.RunAsync("ip", ["neigh", "show", "to", VipAddress.ToString(), "dev", "eth0"], TimeSpan.FromSeconds(10), cancellationToken: cancellationToken).ConfigureAwait(false);
+        ArgumentNullException.ThrowIfNull(vip);
+        var neigh = await Router.RunAsync("ip", ["neigh", "show", "to", vip.ToString(), "dev", "eth0"], TimeSpan.FromSeconds(10), cancellationToken: cancellationToken).ConfigureAwait(false);
         neigh.EnsureSuccess();
         return System.Text.RegularExpressions.Regex.Match(neigh.StdOut, "lladdr ([0-9a-f:]{17})").Groups[1].Value;
     }

@@ -279,7 +279,7 @@ public sealed class TrafficGenerator
     private async Task UdpSessionAsync(IPAddress source, int index, CancellationToken stop, CancellationToken abort)
     {
         Socket? control = null;
-        using var udp = _client.OpenSocket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        using var udp = _client.OpenSocket(source.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
         udp.Bind(new IPEndPoint(source, 0));
         IPEndPoint relay;
         int? node;
@@ -297,7 +297,7 @@ public sealed class TrafficGenerator
                     return;
                 }
 
-                relay = bound.Address.Equals(IPAddress.Any) ? new IPEndPoint(_options.Proxy.Address, bound.Port) : bound;
+                relay = bound.Address.Equals(IPAddress.Any) || bound.Address.Equals(IPAddress.IPv6Any) ? new IPEndPoint(_options.Proxy.Address, bound.Port) : bound;
                 node = _options.NodeOf(relay);
             }
             catch (Exception ex) when (Classify(ex, setup, abort) is { } outcome)
@@ -412,7 +412,7 @@ public sealed class TrafficGenerator
     /// <summary>Opens a socket bound to <paramref name="source"/> in the client namespace, connects to the proxy, negotiates and sends one request.</summary>
     private async Task<Socket> OpenThroughProxyAsync(IPAddress source, byte command, IPEndPoint destination, CancellationToken cancellationToken)
     {
-        var socket = _client.OpenSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        var socket = _client.OpenSocket(source.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
         {
             socket.Bind(new IPEndPoint(source, 0));

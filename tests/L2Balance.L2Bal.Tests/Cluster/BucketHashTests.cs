@@ -33,6 +33,20 @@ public class BucketHashTests
         Assert.Equal(bucket1024, BucketHash.Bucket(ip.GetAddressBytes(), 1024, 0x5eed));
     }
 
+    // IPv6 affinity vectors recorded from the kernel (ct mark of an output-hook rule, one datagram per flow).
+    [Theory]
+    [InlineData("fdc6:1200:10::65", 10000, "none", 4096, 0x5eedu, 187)]
+    [InlineData("fdc6:1200:10::66", 10111, "none", 4096, 0x5eedu, 1720)]
+    [InlineData("fdc6:1200:10::65", 0, "network", 1024, 0xdeadbeefu, 422)]
+    [InlineData("fdc6:1200:10::67", 0, "network", 1024, 0xdeadbeefu, 422)]
+    [InlineData("fdc6:1200:10:ff::7", 0, "network", 1024, 0xdeadbeefu, 422)]
+    [InlineData("fdc6:1200:11::5", 0, "network", 1024, 0xdeadbeefu, 270)]
+    public void Hash_KernelVectorsForIPv6Affinity_AreMatched(string source, int sourcePort, string mode, int buckets, uint seed, int expected)
+    {
+        var affinity = mode == "none" ? AffinityMode.None : AffinityMode.Network;
+        Assert.Equal(expected, BucketHash.Bucket(IPAddress.Parse(source), sourcePort, affinity, buckets, seed));
+    }
+
     [Theory]
     [InlineData(3)]
     [InlineData(4)]
@@ -96,7 +110,6 @@ public class BucketHashTests
         Assert.Throws<ArgumentException>(() => BucketHash.Jhash([], 0));
         Assert.Throws<ArgumentException>(() => BucketHash.Bucket(new byte[5], 1024, 0));
         Assert.Throws<ArgumentException>(() => BucketHash.Bucket(IPAddress.Parse("::ffff:198.18.0.1"), 1024, 0));
-        Assert.Throws<ArgumentException>(() => BucketHash.Bucket(IPAddress.Parse("fdc6:1200:10::65"), 1, AffinityMode.None, 1024, 0));
         Assert.Throws<ArgumentOutOfRangeException>(() => BucketHash.Bucket(IPAddress.Loopback, 65536, AffinityMode.None, 1024, 0));
         Assert.Throws<ArgumentOutOfRangeException>(() => BucketHash.Bucket(IPAddress.Loopback, 0, 0));
     }

@@ -73,7 +73,7 @@ public class BalancerCommandLineTests
         Assert.Equal(64, o.Vip6Prefix);
         Assert.Equal(0xC612000Au, o.EffectiveClusterId);
         Assert.Equal(0xC612000Au, o.EffectiveSeed);
-        Assert.NotNull(o.Unserved);
+        Assert.Null(o.Unserved);
         Assert.Null(Run().Unserved);
     }
 
@@ -86,6 +86,7 @@ public class BalancerCommandLineTests
         Assert.Equal(0xfdc61200u ^ 0x00100000u ^ 0u ^ 0xau, o.EffectiveClusterId);
         Assert.NotEqual(o.EffectiveClusterId, BalancerOptions.DerivedClusterId(null, IPAddress.Parse("fdc6:1200:10::b")));
         Assert.Throws<InvalidOperationException>(() => o.ServedVip);
+        Assert.Contains("not alone yet", o.Unserved, StringComparison.Ordinal);
     }
 
     [Theory]

@@ -44,7 +44,7 @@ public partial class StatusDocumentTests
         Peers = [new PeerStatus(1, AdvertState.Active, true, 12, 2048), new PeerStatus(3, AdvertState.Draining, false, 500, 0)],
         Counters = new CounterStatus(10, 20, 1, new Dictionary<string, long> { ["BadHmac"] = 4 }, 5, 100,
             EventKind.All.ToDictionary(k => k, _ => 1L), 123.4, 2.5, 1.5),
-        Kernel = new KernelCounters(1, 2, 3, 4, 5, 6, 7, 8, 9, 10),
+        Kernel = new KernelCounters(1, 2, 3, 4, 5, 6, 7, 8, 9, 10) { Ipv6 = new KernelCounters(1, 1, 0, 0, 2, 0, 0, 3, 9, 0) },
         Adverts = new AdvertStatus(2, 2, "0a0b0c0d", ["0a0b0c0d", "01020304"], [new ForeignKeyStatus("deadbeef", "02:00:00:00:00:66", 12, 40)]),
         Segment = new SegmentStatus(30, 29, Enum.GetValues<ArpIgnoreReason>().ToDictionary(r => r.ToString(), _ => 1L), 0, 4,
             new Dictionary<string, long> { ["vip-claimed"] = 7, ["cluster-mac-source"] = 0 },
@@ -99,6 +99,15 @@ public partial class StatusDocumentTests
         Assert.Equal(3, wake.GetProperty("wakes").GetInt64());
         Assert.Equal(2, wake.GetProperty("ignoredRateLimited").GetInt64());
         Assert.Equal(5, wake.GetProperty("ignoredFailing").GetInt64());
+    }
+
+    [Fact]
+    public void Json_KernelOfADualStackNode_CarriesTheIp6TablesShareBesideTheTotals()
+    {
+        var kernel = Render(Sample(new EventJournal())).GetProperty("kernel");
+        Assert.Equal(8, kernel.GetProperty("droppedMidFlow").GetInt64());
+        Assert.Equal(3, kernel.GetProperty("ipv6").GetProperty("droppedMidFlow").GetInt64());
+        Assert.Equal(JsonValueKind.Null, kernel.GetProperty("ipv6").GetProperty("ipv6").ValueKind);
     }
 
     [Fact]

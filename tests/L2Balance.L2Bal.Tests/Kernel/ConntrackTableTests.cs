@@ -33,6 +33,20 @@ public class ConntrackTableTests
     }
 
     [Fact]
+    public void CountByBucket_FlowsToTheIpv6Vip_AreCountedInTheKernelsUncompressedForm()
+    {
+        // %pI6: eight groups of four digits, as /proc/net/nf_conntrack prints IPv6.
+        const string Ipv6 =
+            "ipv6     10 tcp      6 431999 ESTABLISHED src=fdc6:1200:0010:0000:0000:0000:0000:0065 dst=fdc6:1200:0010:0000:0000:0000:0000:000a sport=4 dport=1080 src=fdc6:1200:0010:0000:0000:0000:0000:000a dst=fdc6:1200:0010:0000:0000:0000:0000:0065 sport=1080 dport=4 [ASSURED] mark=65541 zone=0 use=2\n"
+            + "ipv6     10 udp      17 29 src=fdc6:1200:0010:0000:0000:0000:0000:0066 dst=fdc6:1200:0010:0000:0000:0000:0000:000b sport=5 dport=53 src=fdc6:1200:0010:0000:0000:0000:0000:000b dst=fdc6:1200:0010:0000:0000:0000:0000:0066 sport=53 dport=5 mark=65542 zone=0 use=2\n";
+
+        var counts = ConntrackTable.CountByBucket(new StringReader(Table + Ipv6), IPAddress.Parse("198.18.0.10"), 4096, vip6: IPAddress.Parse("fdc6:1200:10::a"));
+
+        // IPv4 as before; bucket 5 to the IPv6 VIP; fdc6::10 and ::b are other destinations.
+        Assert.Equal(new Dictionary<int, int> { [334] = 2, [1] = 1, [5] = 1 }, counts);
+    }
+
+    [Fact]
     public void CountByBucket_UdpToAStatelessPort_IsNeverDraining()
     {
         var counts = ConntrackTable.CountByBucket(new StringReader(Table), IPAddress.Parse("198.18.0.10"), 4096, [53]);

@@ -384,13 +384,122 @@ public class NftRulesetAffinityTests
     }
 
     [Theory]
-    [InlineData("single", "ip saddr")]
-    [InlineData("none", "ip saddr . th sport")]
-    [InlineData("network", "ip saddr & 255.255.255.0")]
-    public void HashKey_EachModeForIpv4_IsItsNftKey(string name, string expected)
+    [InlineData("single", "ip saddr", "ip6 saddr")]
+    [InlineData("none", "ip saddr . th sport", "ip6 saddr . th sport")]
+    [InlineData("network", "ip saddr & 255.255.255.0", "ip6 saddr & ffff:ffff:ffff:ff00::")]
+    public void HashKey_EachModeForEachFamily_IsItsNftKey(string name, string expected, string expected6)
     {
         var mode = AffinityRule.Modes.Single(m => m.Name == name).Mode;
         Assert.Equal(expected, NftRuleset.HashKey(mode, System.Net.Sockets.AddressFamily.InterNetwork));
-        Assert.Throws<ArgumentException>(() => NftRuleset.HashKey(mode, System.Net.Sockets.AddressFamily.InterNetworkV6));
+        Assert.Equal(expected6, NftRuleset.HashKey(mode, System.Net.Sockets.AddressFamily.InterNetworkV6));
+        Assert.Throws<ArgumentException>(() => NftRuleset.HashKey(mode, System.Net.Sockets.AddressFamily.Unix));
+    }
+}
+
+/// <summary>The ip6 half of the filter (docs/design.md#the-ip6-filter): an ip6 table beside the ip one, same sets and counters.</summary>
+public class NftRulesetIpv6Tests
+{
+    internal static FilterSettings DualStack() => NftRulesetTests.Sample() with { Vip6 = IPAddress.Parse("fdc6:1200:10::a") };
+
+    private static string Table(string text, string family)
+    {
+        int start = text.IndexOf($"table {family} l2bal {{\n", StringComparison.Ordinal);
+        Assert.True(start >= 0, text);
+        int end = text.IndexOf("\n}\n", start, StringComparison.Ordinal);
+        return text[start..(end + 3)];
+    }
+
+    [Fact]
+    public void Install_Ipv4Only_HasNoIp6Table()
+    {
+        var text = NftRuleset.Install(NftRulesetTests.Sample());
+
+        Assert.DoesNotContain("ip6", text, StringComparison.Ordinal);
+        Assert.DoesNotContain(NftRuleset.Ingress6Chain, text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Install_DualStack_Ip6TableMirrorsTheIpTableInIpv6Words()
+    {
+        var text = NftRuleset.Install(DualStack());
+        var ip = Table(text, "ip");
+        var ip6 = Table(text, "ip6");
+
+        Assert.Contains("table ip6 l2bal { flags owner; }\ndelete table ip6 l2bal\n", text, StringComparison.Ordinal);
+        Assert.Contains("ip6 daddr != fdc6:1200:10::a accept", ip6, StringComparison.Ordinal);
+        Assert.Contains("meta mark set jhash ip6 saddr mod 4096 seed 0x5eed comment", ip6, StringComparison.Ordinal);
+        Assert.Contains("meta l4proto { udp, ipv6-icmp } ct mark set meta mark or 0x10000", ip6, StringComparison.Ordinal);
+        Assert.Contains("meta mark 0x4c32424c ip6 daddr ::1 udp dport 9 meta mark set 0x1 update @lease", ip6, StringComparison.Ordinal);
+        Assert.Contains("oifname != \"lo\" ip6 saddr fdc6:1200:10::a icmpv6 type destination-unreachable icmpv6 code port-unreachable", ip6, StringComparison.Ordinal);
+        Assert.DoesNotContain(" ip saddr", ip6, StringComparison.Ordinal);
+        Assert.DoesNotContain("ip daddr", ip6, StringComparison.Ordinal);
+
+        // The same sets and counters, by name, in both tables: one ownership, counters summed by name.
+        static string[] Declared(string table, string what) =>
+            [.. System.Text.RegularExpressions.Regex.Matches(table, $"\t{what} ([a-z0-9_]+) \\{{").Select(m => m.Groups[1].Value)];
+        Assert.Equal(Declared(ip, "set"), Declared(ip6, "set"));
+        Assert.Equal(Declared(ip, "counter"), Declared(ip6, "counter"));
+
+        // The IPv4 table is what it is without an IPv6 VIP.
+        Assert.Equal(Table(NftRuleset.Install(NftRulesetTests.Sample()), "ip"), ip);
+    }
+
+    [Fact]
+    public void Install_DualStack_IngressJudgesIpv6InItsChainAfterIpv4sCommonCase()
+    {
+        var text = NftRuleset.Install(DualStack());
+        var netdev = Table(text, "netdev");
+
+        int common = netdev.IndexOf("meta protocol ip meta mark set jhash ip saddr", StringComparison.Ordinal);
+        int jump = netdev.IndexOf("meta protocol ip6 jump ingress6", StringComparison.Ordinal);
+        Assert.True(common >= 0 && jump > common, netdev);
+        var chain = netdev[netdev.IndexOf("chain ingress6 {", StringComparison.Ordinal)..];
+        Assert.StartsWith("chain ingress6 {\n\t\tmeta mark set jhash ip6 saddr mod 4096 seed 0x5eed meta mark @accept_buckets meta mark set 0x0 meta pkttype set host accept", chain, StringComparison.Ordinal);
+        Assert.Contains("icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept", chain, StringComparison.Ordinal);
+        Assert.Contains("exthdr frag exists accept", chain, StringComparison.Ordinal);
+        Assert.Contains("counter name \"dropped_not_owned_early\" drop", chain, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Install_DualStackWithAffinity_HashesEachFamilyByItsKey()
+    {
+        var text = NftRuleset.Install(DualStack() with
+        {
+            ServicePorts = [("udp", 53), ("tcp", 80)],
+            AffinityRules = [new("udp", 53, AffinityMode.None), new("tcp", 80, AffinityMode.Network)],
+        });
+        var netdev = Table(text, "netdev");
+        var ip6 = Table(text, "ip6");
+
+        Assert.Contains("meta l4proto . th dport vmap { tcp . 80 : jump affinity6_network, udp . 53 : jump affinity6_none }", netdev, StringComparison.Ordinal);
+        Assert.Contains("meta mark set jhash ip6 saddr . th sport mod 4096 seed 0x5eed meta mark @accept_buckets", netdev, StringComparison.Ordinal);
+        Assert.Contains("meta mark set jhash ip6 saddr & ffff:ffff:ffff:ff00:: mod 4096 seed 0x5eed meta mark @accept_buckets", netdev, StringComparison.Ordinal);
+        Assert.Contains("meta mark set jhash ip6 saddr . th sport mod 4096 seed 0x5eed meta mark @owned meta mark set 0x0 return", ip6, StringComparison.Ordinal);
+        Assert.Contains("meta mark set jhash ip6 saddr & ffff:ffff:ffff:ff00:: mod 4096 seed 0x5eed comment", ip6, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ApplyAndRenewLease_DualStack_ChangeBothFamiliesInOneTransaction()
+    {
+        var owned = new BucketSet(4096);
+        for (var b = 0; b <= 1364; b++)
+        {
+            owned.Add(b);
+        }
+        var apply = NftRuleset.Apply(DualStack(), owned, owned, ownSlice: true, TimeSpan.FromMilliseconds(80));
+
+        Assert.Contains("flush set ip l2bal owned\nadd element ip l2bal owned { 0-1364 }\n", apply, StringComparison.Ordinal);
+        Assert.Contains("flush set ip6 l2bal owned\nadd element ip6 l2bal owned { 0-1364 }\n", apply, StringComparison.Ordinal);
+        Assert.Contains("add element ip6 l2bal own_slice { 32768-42178 }", apply, StringComparison.Ordinal);
+        Assert.Contains("add element ip6 l2bal lease { 0x1 timeout 80ms }", apply, StringComparison.Ordinal);
+        Assert.Contains("add element ip6 l2bal lease { 0x1 timeout 80ms }", NftRuleset.RenewLease(DualStack(), TimeSpan.FromMilliseconds(80)), StringComparison.Ordinal);
+        Assert.EndsWith("table ip6 l2bal { flags owner; }\ndelete table ip6 l2bal\n", NftRuleset.Remove(DualStack()), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Install_SecondVipNotPlainIpv6_IsRefused()
+    {
+        Assert.Throws<ArgumentException>(() => NftRuleset.Install(DualStack() with { Vip6 = IPAddress.Parse("198.18.0.11") }));
+        Assert.Throws<ArgumentException>(() => NftRuleset.Install(DualStack() with { Vip6 = IPAddress.Parse("::ffff:198.18.0.11") }));
     }
 }

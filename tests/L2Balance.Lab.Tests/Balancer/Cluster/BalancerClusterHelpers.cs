@@ -30,6 +30,9 @@ public abstract class BalancerClusterFixtureBase : IAsyncLifetime
     /// <summary>Proxies use the VIP as external address (docs/design.md#single-ip-mode).</summary>
     public bool SingleIp { get; protected set; }
 
+    /// <summary>The lab has the IPv6 plan too: every l2bal serves both VIPs, every proxy listens on both.</summary>
+    public bool DualStack { get; protected set; }
+
     /// <summary>Options every l2bal of this fixture gets (after the lab's own).</summary>
     public string[] BalancerArgs { get; protected set; } = [];
 
@@ -40,7 +43,7 @@ public abstract class BalancerClusterFixtureBase : IAsyncLifetime
     {
         try
         {
-            _lab = await ClusterLab.CreateAsync(NodeCount, ClientCount).WithTimeout(Deadline);
+            _lab = await ClusterLab.CreateAsync(NodeCount, ClientCount, dualStack: DualStack).WithTimeout(Deadline);
             _lab.SingleIp = SingleIp;
             await PrepareAsync();
             for (var k = 1; k <= NodeCount; k++)
@@ -205,11 +208,11 @@ public abstract class BalancerClusterFixtureBase : IAsyncLifetime
         return match.Groups[1].Value == "none" ? 0 : int.Parse(match.Groups[1].Value, CultureInfo.InvariantCulture);
     }
 
-    /// <summary>The owner of every client address as node 1 names it (four queries in flight).</summary>
-    public async Task<IReadOnlyDictionary<string, int>> OwnersAsync(int askNode = 1)
+    /// <summary>The owner of every client address (or of <paramref name="addresses"/>) as node 1 names it (four queries in flight).</summary>
+    public async Task<IReadOnlyDictionary<string, int>> OwnersAsync(int askNode = 1, IReadOnlyList<IPAddress>? addresses = null)
     {
         var owners = new System.Collections.Concurrent.ConcurrentDictionary<string, int>();
-        await Parallel.ForEachAsync(Lab.ClientAddresses, new ParallelOptions { MaxDegreeOfParallelism = 4 }, async (a, _) =>
+        await Parallel.ForEachAsync(addresses ?? Lab.ClientAddresses, new ParallelOptions { MaxDegreeOfParallelism = 4 }, async (a, _) =>
             owners[a.ToString()] = await OwnerAsync(askNode, a)).WithTimeout(TimeSpan.FromSeconds(60));
         return owners;
     }
@@ -240,11 +243,14 @@ public abstract class BalancerClusterFixtureBase : IAsyncLifetime
         return result.StdOut;
     }
 
-    /// <summary>Traffic options: CONNECT stream from every client address, optional sessions and UDP, bounded.</summary>
-    public TrafficOptions Traffic(TimeSpan duration, IReadOnlyList<IPAddress>? sessions = null, IReadOnlyList<IPAddress>? udp = null) => new()
+    /// <summary>
+    /// Traffic options: CONNECT stream from every client address, optional sessions and UDP, bounded;
+    /// with <paramref name="ipv6"/>, from the IPv6 client addresses to the IPv6 VIP (the targets stay IPv4).
+    /// </summary>
+    public TrafficOptions Traffic(TimeSpan duration, IReadOnlyList<IPAddress>? sessions = null, IReadOnlyList<IPAddress>? udp = null, bool ipv6 = false) => new()
     {
-        Proxy = Lab.ProxyEndPoint,
-        Sources = Lab.ClientAddresses,
+        Proxy = ipv6 ? ClusterLab.ProxyEndPoint6 : Lab.ProxyEndPoint,
+        Sources = ipv6 ? Lab.ClientAddresses6 : Lab.ClientAddresses,
         ConnectTarget = new IPEndPoint(ClusterLab.TargetAddress, TargetServers.TcpEchoPort),
         Duration = duration,
         MaxConnects = 4000,
@@ -293,12 +299,15 @@ public sealed partial class DuplicateAnswerDetector : IDisposable
 
     private DuplicateAnswerDetector(LabProcess tcpdump) => _tcpdump = tcpdump;
 
-    /// <summary>Starts the capture and waits (deadline) until tcpdump says it is listening.</summary>
-    public static async Task<DuplicateAnswerDetector> StartAsync(ClusterLab lab)
+    /// <summary>Starts the capture (of the IPv6 VIP's answers with <paramref name="ipv6"/>) and waits (deadline) until tcpdump says it is listening.</summary>
+    public static async Task<DuplicateAnswerDetector> StartAsync(ClusterLab lab, bool ipv6 = false)
     {
         ArgumentNullException.ThrowIfNull(lab);
-        // Client side only: in single-IP mode the VIP also sends SYNs to targets.
-        var filter = $"src host {ClusterLab.VipAddress} and dst net {ClusterLab.ClientSubnet} and tcp and (tcp[tcpflags] & (tcp-syn|tcp-rst) != 0)";
+        // Client side only: in single-IP mode the VIP also sends SYNs to targets. BPF's tcp[] is IPv4
+        // only: for IPv6 the flags are byte 13 of the TCP header right after the 40-byte header.
+        var filter = ipv6
+            ? $"ip6 and src host {ClusterLab.Vip6Address} and dst net {ClusterLab.ClientSubnet6} and ip6[6] == 6 and (ip6[53] & 0x06 != 0)"
+            : $"src host {ClusterLab.VipAddress} and dst net {ClusterLab.ClientSubnet} and tcp and (tcp[tcpflags] & (tcp-syn|tcp-rst) != 0)";
         var process = lab.Router.Start(LabBinaries.Require("tcpdump", "tcpdump"), "-i", "eth0", "-e", "-n", "-S", "-l", "-U", "--immediate-mode", filter);
         var detector = new DuplicateAnswerDetector(process);
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
@@ -345,7 +354,8 @@ public sealed partial class DuplicateAnswerDetector : IDisposable
     public void Dispose() => _tcpdump.Stop();
 
     // 02:00:00:00:00:01 > 02:00:00:00:00:fe, ethertype IPv4 (0x0800), length 74: 198.18.0.10.1080 > 198.18.64.12.45678: Flags [S.], seq 1, ack 2, …
-    [GeneratedRegex(@"(?<mac>[0-9a-f:]{17}) > [0-9a-f:]{17}, ethertype IPv4[^\n]*?: 198\.18\.0\.10\.\d+ > (?<dst>\d+\.\d+\.\d+\.\d+)\.(?<port>\d+): Flags \[(?<flags>[^\]]*)\](?:, seq \d+)?(?:, ack (?<ack>\d+))?[^\n]*")]
+    // (IPv6: ethertype IPv6 (0x86dd), …: fdc6:1200:10::a.1080 > fdc6:1200:64::10.45678: …)
+    [GeneratedRegex(@"(?<mac>[0-9a-f:]{17}) > [0-9a-f:]{17}, ethertype IPv[46][^\n]*?: (?:198\.18\.0\.10|fdc6:1200:10::a)\.\d+ > (?<dst>\d+\.\d+\.\d+\.\d+|[0-9a-f:]+)\.(?<port>\d+): Flags \[(?<flags>[^\]]*)\](?:, seq \d+)?(?:, ack (?<ack>\d+))?[^\n]*")]
     private static partial Regex AnswerLine();
 }
 

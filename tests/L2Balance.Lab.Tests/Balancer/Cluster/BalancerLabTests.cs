@@ -28,25 +28,8 @@ public abstract class BalancerLabTestsBase<TFixture>(TFixture fixture, ITestOutp
     public Task DisposeAsync() => Task.CompletedTask;
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task UdpAssociate_Datagrams_LandOnTheNodeHoldingTheControlConnection()
-    {
-        var owners = await fixture.OwnersAsync();
-
-        // Three sources per node, so every node's slice is exercised.
-        var sources = Lab.ClientAddresses.GroupBy(a => owners[a.ToString()]).SelectMany(g => g.Take(3)).ToArray();
-        Assert.Equal(9, sources.Length);
-        var options = fixture.Traffic(TimeSpan.FromSeconds(2), udp: sources) with { ConnectTarget = null };
-        var results = await new TrafficGenerator(Lab.Client, options).RunAsync().WithTimeout(RunBound);
-        output.WriteLine(results.Summary());
-        var why = $"{results.Summary()}\n{fixture.Describe()}";
-
-        Assert.Equal(sources.Length, results.Udp.Count);
-        // The relay port lies in the slice of the node that answered the control connection.
-        LabAssert.All(results.Udp,
-            u => u.SetupFailure is null && u.ControlBreak is null && IPEndPoint.Parse(u.Relay ?? "0.0.0.0:0").Address.Equals(ClusterLab.VipAddress)
-                && u.Node == owners[u.Source] && u.Sent > 5 && u.Lost == 0,
-            u => $"{u} (owner {owners[u.Source]})\n{why}");
-    }
+    public Task UdpAssociate_Datagrams_LandOnTheNodeHoldingTheControlConnection() =>
+        ClusterScenarios.UdpAssociateLandsOnTheOwnerAsync(Fixture, Output, ipv6: false);
 }
 
 /// <summary>
@@ -73,18 +56,7 @@ public sealed class BalancerLabTests(BalancerClusterFixture fixture, ITestOutput
     [SkippableFact(typeof(LabUnavailableException))]
     public async Task Connection_FromAnyClient_IsServedByItsNamedOwnerOnly()
     {
-        var owners = await Fixture.OwnersAsync();
-        Assert.Equal([1, 2, 3], owners.Values.Distinct().Order());
-
-        using var detector = await DuplicateAnswerDetector.StartAsync(Lab);
-        var results = await new TrafficGenerator(Lab.Client, Fixture.Traffic(TimeSpan.FromSeconds(3))).RunAsync().WithTimeout(RunBound);
-        var seen = await detector.StopAsync();
-        Output.WriteLine($"{results.Summary()}\n{seen.Summary()}");
-        var why = $"{results.Summary()}\n{seen.Summary()}\n{Fixture.Describe()}";
-
-        Assert.True(results.Connects.Count >= 2 * BalancerClusterFixtureBase.ClientCount, why);
-        LabAssert.All(results.Connects, c => c.Outcome == TrafficOutcome.Ok && c.Node == owners[c.Source], c => $"{c} (owner {owners[c.Source]})\n{why}");
-        seen.AssertSingleAnswers(Fixture.Describe);
+        await ClusterScenarios.ConnectionsServedByNamedOwnerAsync(Fixture, Output, ipv6: false);
 
         // Multicast mode (the fixture's): the router resolved the VIP to a group MAC.
         var mac = await Lab.RouterVipMacAsync().WithTimeout(BalancerClusterFixtureBase.Deadline);
@@ -92,44 +64,8 @@ public sealed class BalancerLabTests(BalancerClusterFixture fixture, ITestOutput
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task SigkillOfL2Bal_OnOneNode_OthersCoverAndItsTablesAreGone()
-    {
-        const int victim = 2;
-        var before = await Fixture.OwnersAsync();
-        var victimSources = before.Where(o => o.Value == victim).Select(o => o.Key).ToHashSet();
-        Assert.NotEmpty(victimSources);
-
-        var l2bal = Lab.Balancer(victim)!;
-        ClusterLab.Signal(l2bal, LabSignals.Kill);
-        Assert.True(await l2bal.WaitForExitAsync(TimeSpan.FromSeconds(10)), Fixture.Describe());
-
-        // Survivors: the victim is dead, every bucket has an owner, and they hold all of them between them.
-        await Fixture.WaitForStatusAsync([1, 3], s =>
-            s.Values.All(v => v.PeerStates[victim] == "dead" && v.Owners.GetValueOrDefault("none") == 0 && v.OwnedBy(victim) == 0)
-            && s[1].Held + s[3].Held == s[1].Buckets,
-            "nodes 1 and 3 cover node 2's buckets");
-
-        // The owner-flagged tables died with the process.
-        var tables = await Fixture.ListTablesAsync(victim);
-        Assert.DoesNotContain("l2bal", tables, StringComparison.Ordinal);
-
-        var after = await Fixture.OwnersAsync();
-        using var detector = await DuplicateAnswerDetector.StartAsync(Lab);
-
-        // Bounded in count, not only in time: every source twice, however loaded the machine is.
-        var options = Fixture.Traffic(TimeSpan.FromSeconds(20)) with { MaxConnects = 2 * BalancerClusterFixtureBase.ClientCount };
-        var results = await new TrafficGenerator(Lab.Client, options).RunAsync().WithTimeout(RunBound);
-        var seen = await detector.StopAsync();
-        Output.WriteLine($"{results.Summary()}\n{seen.Summary()}");
-        var why = $"{results.Summary()}\n{seen.Summary()}\n{Fixture.Describe()}";
-
-        LabAssert.All(results.Connects, c => c.Outcome == TrafficOutcome.Ok && c.Node == after[c.Source] && c.Node != victim, c => $"{c}\n{why}");
-        LabAssert.All(victimSources, s => results.PerSource[s].Succeeded > 0, s => $"{s}: {results.PerSource[s]}\n{why}");
-
-        // Only the victim's sources moved (docs/design.md#ownership: only the lost node's buckets move).
-        Assert.All(before.Where(o => o.Value != victim), o => Assert.Equal(o.Value, after[o.Key]));
-        seen.AssertSingleAnswers(Fixture.Describe);
-    }
+    public Task SigkillOfL2Bal_OnOneNode_OthersCoverAndItsTablesAreGone() =>
+        ClusterScenarios.SigkillIsCoveredAsync(Fixture, Output, ipv6: false);
 
     [SkippableFact(typeof(LabUnavailableException))]
     public async Task SigstopOfL2BalThenSigcont_OnOneNode_NoFlowIsAnsweredTwiceAndAllConverge()
