@@ -36,6 +36,7 @@ internal readonly record struct PortSpan(int Low, int High)
 /// <param name="Lease">How long one lease renewal lets new flows in; null: <see cref="DefaultLease"/>.</param>
 /// <param name="AffinityRules">Ports whose bucket is not the source address's (<c>--affinity</c>); each a service.</param>
 /// <param name="WakePorts">UDP ports of the dns:// probes: their port-unreachables from the VIP are logged to the probe's wake before the drop.</param>
+/// <param name="Migrate">Live migration on (<c>--migrate</c>): the moved-flow exceptions of docs/design.md#migration-filter; off, the ruleset is the one without them.</param>
 internal sealed record FilterSettings(
     string Interface,
     IPAddress Vip,
@@ -49,7 +50,8 @@ internal sealed record FilterSettings(
     IReadOnlyList<(string Protocol, int Port)>? ServicePorts = null,
     TimeSpan? Lease = null,
     IReadOnlyList<AffinityRule>? AffinityRules = null,
-    IReadOnlyList<int>? WakePorts = null)
+    IReadOnlyList<int>? WakePorts = null,
+    bool Migrate = false)
 {
     /// <summary>The daemon's default lease: two thirds of its default 120 ms dead time.</summary>
     public static readonly TimeSpan DefaultLease = TimeSpan.FromMilliseconds(80);
@@ -80,7 +82,9 @@ internal sealed record KernelCounters(
     long LeaseRenewals = 0,
     long LeaseFallbacks = 0,
     long DroppedSliceMidFlow = 0,
-    long DroppedStatelessNotOwned = 0);
+    long DroppedStatelessNotOwned = 0,
+    long DroppedMovedOut = 0,
+    long AcceptedMovedIn = 0);
 
 /// <summary>
 /// The per-node kernel filter (docs/design.md#kernel-filter). The daemon decides; this applies.
@@ -105,6 +109,12 @@ internal interface IKernelFilter : IDisposable
     /// with every advert.
     /// </summary>
     public void RenewLease();
+
+    /// <summary>
+    /// Adds flows to the moved-out set (dropped here from now on) or, with <paramref name="add"/>
+    /// false, removes them again (their session stayed). Only with <see cref="FilterSettings.Migrate"/>.
+    /// </summary>
+    public void MovedOut(IReadOnlyCollection<FlowTuple> flows, bool add);
 
     /// <summary>The filter's packet counters. Callable from any thread, alongside the loop's changes.</summary>
     public KernelCounters ReadCounters();
