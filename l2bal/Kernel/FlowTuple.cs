@@ -4,6 +4,19 @@ using System.Net.Sockets;
 
 namespace L2Balance.Balancer.Kernel;
 
+/// <summary>What happens to flows in the moved-flow sets (<see cref="NftRuleset.MovedOut"/>).</summary>
+internal enum MovedFlowChange
+{
+    /// <summary>Before <c>move</c>: dropped here from now on.</summary>
+    Moving,
+
+    /// <summary>The session stayed: taken here again.</summary>
+    Stayed,
+
+    /// <summary>The move is confirmed: the next packet marks the flow in conntrack as moved away, for good.</summary>
+    Moved,
+}
+
 /// <summary>
 /// One direction of a flow as a packet to this node carries it: protocol, source, destination
 /// (the VIP). The key of the moved-flow sets (docs/design.md#migration-filter).

@@ -111,10 +111,9 @@ internal interface IKernelFilter : IDisposable
     public void RenewLease();
 
     /// <summary>
-    /// Adds flows to the moved-out set (dropped here from now on) or, with <paramref name="add"/>
-    /// false, removes them again (their session stayed). Only with <see cref="FilterSettings.Migrate"/>.
+    /// Changes the moved-flow sets for <paramref name="flows"/> (<see cref="MovedFlowChange"/>). Only with <see cref="FilterSettings.Migrate"/>.
     /// </summary>
-    public void MovedOut(IReadOnlyCollection<FlowTuple> flows, bool add);
+    public void MovedOut(IReadOnlyCollection<FlowTuple> flows, MovedFlowChange change);
 
     /// <summary>The filter's packet counters. Callable from any thread, alongside the loop's changes.</summary>
     public KernelCounters ReadCounters();

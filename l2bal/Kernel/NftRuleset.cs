@@ -69,8 +69,11 @@ internal static class NftRuleset
     /// <summary>Conntrack mark of a flow that moved away: dropped here until conntrack forgets it; not counted as draining.</summary>
     public const uint MovedFlowMark = 0x20000;
 
-    /// <summary>Name of the ip set of 5-tuples (inbound direction) that moved away from this node.</summary>
+    /// <summary>Name of the ip set of inbound 5-tuples of flows moving away from this node (dropped; taken out again if their session stays).</summary>
     public const string MovedOutSet = "moved_out";
+
+    /// <summary>Name of the ip set of inbound 5-tuples of flows whose move was confirmed: their next packet marks them in conntrack for good.</summary>
+    public const string MovedAwaySet = "moved_away";
 
     /// <summary>Name of the netdev set of inbound 5-tuples of flows restored here, learned from their marked sockets' frames at egress.</summary>
     public const string MovedInSet = "moved_in";
@@ -254,7 +257,8 @@ internal static class NftRuleset
         Counter(t, Counters.LeaseRenewed, "lease renewals by the daemon's marked datagrams");
         if (s.Migrate)
         {
-            MovedSetDeclaration(t, MovedOutSet, "inbound 5-tuples of flows that moved away: dropped here");
+            MovedSetDeclaration(t, MovedOutSet, "inbound 5-tuples of flows moving away: dropped here");
+            MovedSetDeclaration(t, MovedAwaySet, "inbound 5-tuples of flows moved away: marked in conntrack, dropped");
             Counter(t, Counters.DroppedMovedOut, "packets of flows that moved away from this node");
             Counter(t, Counters.AcceptedMovedIn, "packets of flows whose socket was restored here (migration mark)");
         }
@@ -269,8 +273,10 @@ internal static class NftRuleset
         if (s.Migrate)
         {
             Rule(t, $"ct mark 0x{MovedFlowMark:x} counter name \"{Counters.DroppedMovedOut}\" drop", "a flow that moved away (conntrack keeps the mark across restarts of l2bal): never this node's again");
-            Rule(t, $"{InboundKey} @{MovedOutSet} update @{MovedOutSet} {{ {InboundKey} timeout {Seconds(MovedOutTimeout)}s }} ct mark set 0x{MovedFlowMark:x} counter name \"{Counters.DroppedMovedOut}\" drop",
-                "a flow moving or moved away: its input stops here before the socket sees it");
+            Rule(t, $"{InboundKey} @{MovedAwaySet} ct mark set 0x{MovedFlowMark:x} counter name \"{Counters.DroppedMovedOut}\" drop",
+                "a flow whose move was confirmed: marked in conntrack, so it stays away after l2bal restarts");
+            Rule(t, $"{InboundKey} @{MovedOutSet} update @{MovedOutSet} {{ {InboundKey} timeout {Seconds(MovedOutTimeout)}s }} counter name \"{Counters.DroppedMovedOut}\" drop",
+                "a flow moving away: its input stops here before the socket sees it (taken out again if it stays)");
         }
         Rule(t, $"ct state established,related counter name \"{Counters.AcceptedEstablished}\" accept", "flows this node holds stay here whatever their bucket");
         Rule(t, "iif \"lo\" accept", "from this node itself (health probe, local clients): never balanced");
@@ -317,7 +323,7 @@ internal static class NftRuleset
         t.Append("\t\ttype filter hook output priority 0; policy accept;\n");
         if (s.Migrate)
         {
-            Rule(t, $"meta mark 0x{MigrationMark:x} ct mark set 0x0 delete @{MovedOutSet} {{ {OutboundKey} }}",
+            Rule(t, $"meta mark 0x{MigrationMark:x} ct mark set 0x0 delete @{MovedAwaySet} {{ {OutboundKey} }} delete @{MovedOutSet} {{ {OutboundKey} }}",
                 "a restored socket sends: a flow that moved away and came back is this node's again");
         }
         Rule(t, "meta l4proto tcp accept", "TCP leaves as it is: one rule for the bulk of what this node sends");
@@ -388,11 +394,13 @@ internal static class NftRuleset
     }
 
     /// <summary>
-    /// Puts flows in <see cref="MovedOutSet"/> (<paramref name="add"/>) or takes them out again (a
-    /// session that stayed). Taking out adds first: deleting an absent element (expired) would fail
-    /// the whole transaction, adding an existing one changes nothing.
+    /// The moved-flow sets for <paramref name="flows"/>: <see cref="MovedFlowChange.Moving"/> puts them in
+    /// <see cref="MovedOutSet"/>; <see cref="MovedFlowChange.Stayed"/> takes them out again;
+    /// <see cref="MovedFlowChange.Moved"/> puts them in <see cref="MovedAwaySet"/> and out of
+    /// <see cref="MovedOutSet"/>. Taking out adds first: deleting an absent element (expired) would
+    /// fail the whole transaction, adding an existing one changes nothing.
     /// </summary>
-    public static string MovedOut(FilterSettings settings, IReadOnlyCollection<FlowTuple> flows, bool add)
+    public static string MovedOut(FilterSettings settings, IReadOnlyCollection<FlowTuple> flows, MovedFlowChange change)
     {
         Validate(settings);
         ArgumentNullException.ThrowIfNull(flows);
@@ -410,8 +418,12 @@ internal static class NftRuleset
         string elements = string.Join(", ", flows.Select(f => f.NftElement()));
         string added = string.Join(", ", flows.Select(f => f.NftElement() + timeout));
         var t = new StringBuilder();
+        if (change == MovedFlowChange.Moved)
+        {
+            t.Append(CultureInfo.InvariantCulture, $"add element ip {settings.TableName} {MovedAwaySet} {{ {added} }}\n");
+        }
         t.Append(CultureInfo.InvariantCulture, $"add element {set} {{ {added} }}\n");
-        if (!add)
+        if (change != MovedFlowChange.Moving)
         {
             t.Append(CultureInfo.InvariantCulture, $"delete element {set} {{ {elements} }}\n");
         }

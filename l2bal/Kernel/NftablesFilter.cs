@@ -46,9 +46,9 @@ internal sealed class NftablesFilter : IKernelFilter
         _context.Run(NftRuleset.Apply(Installed, owned, accepted, ownSlice, lease));
 
     /// <inheritdoc/>
-    public void MovedOut(IReadOnlyCollection<FlowTuple> flows, bool add)
+    public void MovedOut(IReadOnlyCollection<FlowTuple> flows, MovedFlowChange change)
     {
-        string text = NftRuleset.MovedOut(Installed, flows, add);
+        string text = NftRuleset.MovedOut(Installed, flows, change);
         if (text.Length > 0)
         {
             _context.Run(text);

@@ -112,7 +112,7 @@ internal sealed class MigrationCoordinator(NodeAddresses self, IMigrationProxy p
     /// Starts a run: list the proxy's sessions, plan them against <paramref name="ownerOf"/> (a
     /// table taken on the loop) and the peers' addresses, move them. Null when one is running.
     /// </summary>
-    public Task<MigrationSummary>? TryRun(string command, int selfId, Func<ProxySession, int> ownerOf, Action<IReadOnlyCollection<FlowTuple>, bool> movedOut)
+    public Task<MigrationSummary>? TryRun(string command, int selfId, Func<ProxySession, int> ownerOf, Action<IReadOnlyCollection<FlowTuple>, MovedFlowChange> movedOut)
     {
         if (Interlocked.Exchange(ref _running, 1) == 1)
         {

@@ -22,12 +22,13 @@ internal sealed record MigrationSummary(int Moved, IReadOnlyDictionary<string, i
 
 /// <summary>
 /// Carries out a <see cref="MigrationPlan"/> on the old node, batch by batch (docs/design.md#migration-orchestration):
-/// both legs' flows into the moved-out set, then <c>move</c>; a session that stayed has its flows taken
+/// both legs' flows into the moved-out set, then <c>move</c>; a moved session's flows go to the
+/// moved-away set (marked in conntrack by their next packet); a session that stayed has its flows taken
 /// out again. When the proxy fails mid-move, a fresh <c>list</c> tells which sessions are still here:
 /// they stay (flows out of the set), the others moved; when that fails too the proxy is gone and so
 /// are its sessions: counted as refused, and the set keeps their flows (no RST for a session that may have moved).
 /// </summary>
-internal sealed class MigrationRunner(IMigrationProxy proxy, Action<IReadOnlyCollection<FlowTuple>, bool> movedOut, MigrationCounters counters)
+internal sealed class MigrationRunner(IMigrationProxy proxy, Action<IReadOnlyCollection<FlowTuple>, MovedFlowChange> movedOut, MigrationCounters counters)
 {
     public MigrationSummary Run(MigrationPlan plan)
     {
@@ -51,7 +52,7 @@ internal sealed class MigrationRunner(IMigrationProxy proxy, Action<IReadOnlyCol
             var flows = batch.Sessions.SelectMany(s => s.InboundFlows()).ToList();
             try
             {
-                movedOut(flows, true);
+                movedOut(flows, MovedFlowChange.Moving);
             }
             catch (KernelFilterException)
             {
@@ -102,11 +103,25 @@ internal sealed class MigrationRunner(IMigrationProxy proxy, Action<IReadOnlyCol
                 counters.Stayed(reason);
                 Count(reason);
             }
+            var stayedIds = stayed.Select(x => x.Session.Id).ToHashSet(StringComparer.Ordinal);
+            var gone = byId.Values.Where(s => answered.Contains(s.Id) && !stayedIds.Contains(s.Id)).ToList();
+            if (gone.Count > 0)
+            {
+                try
+                {
+                    movedOut([.. gone.SelectMany(s => s.InboundFlows())], MovedFlowChange.Moved);
+                }
+                catch (KernelFilterException)
+                {
+                    // Still in moved_out, dropped while it lives; only the conntrack mark for after an l2bal restart is missing.
+                    counters.ProxyError();
+                }
+            }
             if (stayed.Count > 0 && !proxyGone)
             {
                 try
                 {
-                    movedOut([.. stayed.SelectMany(s => s.Session.InboundFlows())], false);
+                    movedOut([.. stayed.SelectMany(s => s.Session.InboundFlows())], MovedFlowChange.Stayed);
                 }
                 catch (KernelFilterException)
                 {

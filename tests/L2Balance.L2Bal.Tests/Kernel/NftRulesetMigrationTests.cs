@@ -20,7 +20,7 @@ public class NftRulesetMigrationTests
         var mode = unicastFlood ? MacMode.UnicastFlood : MacMode.Multicast;
         var text = NftRuleset.Install(NftRulesetTests.Sample(mode));
 
-        foreach (var word in (string[])["moved_out", "moved_in", "socket mark", "0x4c320019", "0x20000"])
+        foreach (var word in (string[])["moved_out", "moved_away", "moved_in", "socket mark", "0x4c320019", "0x20000"])
         {
             Assert.DoesNotContain(word, text, StringComparison.Ordinal);
         }
@@ -36,7 +36,8 @@ public class NftRulesetMigrationTests
             "chain prerouting {",
             "ip daddr != 198.18.0.10 accept",
             "ct mark 0x20000 counter name \"dropped_moved_out\" drop",
-            "meta l4proto . ip saddr . th sport . ip daddr . th dport @moved_out update @moved_out { meta l4proto . ip saddr . th sport . ip daddr . th dport timeout 86400s } ct mark set 0x20000 counter name \"dropped_moved_out\" drop",
+            "meta l4proto . ip saddr . th sport . ip daddr . th dport @moved_away ct mark set 0x20000 counter name \"dropped_moved_out\" drop",
+            "meta l4proto . ip saddr . th sport . ip daddr . th dport @moved_out update @moved_out { meta l4proto . ip saddr . th sport . ip daddr . th dport timeout 86400s } counter name \"dropped_moved_out\" drop",
             "ct state established,related counter name \"accepted_established\" accept");
         Assert.Contains("set moved_out { type inet_proto . ipv4_addr . inet_service . ipv4_addr . inet_service; flags dynamic, timeout; size 65536;", text, StringComparison.Ordinal);
     }
@@ -94,7 +95,7 @@ public class NftRulesetMigrationTests
 
         NftRulesetTests.AssertInOrder(text,
             "chain output {",
-            "meta mark 0x4c320019 ct mark set 0x0 delete @moved_out { meta l4proto . ip daddr . th dport . ip saddr . th sport }",
+            "meta mark 0x4c320019 ct mark set 0x0 delete @moved_away { meta l4proto . ip daddr . th dport . ip saddr . th sport } delete @moved_out { meta l4proto . ip daddr . th dport . ip saddr . th sport }",
             "meta l4proto tcp accept");
     }
 
@@ -113,26 +114,36 @@ public class NftRulesetMigrationTests
     [Fact]
     public void MovedOut_Add_PutsBothLegsWithTheTimeout()
     {
-        var text = NftRuleset.MovedOut(Migrating(), [Flow("198.18.1.5", 40000, 1080), Flow("198.18.2.7", 443, 33000)], add: true);
+        var text = NftRuleset.MovedOut(Migrating(), [Flow("198.18.1.5", 40000, 1080), Flow("198.18.2.7", 443, 33000)], MovedFlowChange.Moving);
 
         Assert.Equal("add element ip l2bal moved_out { tcp . 198.18.1.5 . 40000 . 198.18.0.10 . 1080 timeout 86400s, tcp . 198.18.2.7 . 443 . 198.18.0.10 . 33000 timeout 86400s }\n", text);
     }
 
     [Fact]
-    public void MovedOut_Remove_AddsBeforeTheDeleteSoAnExpiredElementCannotFailTheTransaction()
+    public void MovedOut_Stayed_AddsBeforeTheDeleteSoAnExpiredElementCannotFailTheTransaction()
     {
-        var text = NftRuleset.MovedOut(Migrating(), [Flow("198.18.1.5", 40000, 1080)], add: false);
+        var text = NftRuleset.MovedOut(Migrating(), [Flow("198.18.1.5", 40000, 1080)], MovedFlowChange.Stayed);
 
         Assert.Equal("add element ip l2bal moved_out { tcp . 198.18.1.5 . 40000 . 198.18.0.10 . 1080 timeout 86400s }\n"
             + "delete element ip l2bal moved_out { tcp . 198.18.1.5 . 40000 . 198.18.0.10 . 1080 }\n", text);
-        Assert.Equal(string.Empty, NftRuleset.MovedOut(Migrating(), [], add: false));
+        Assert.Equal(string.Empty, NftRuleset.MovedOut(Migrating(), [], MovedFlowChange.Stayed));
+    }
+
+    [Fact]
+    public void MovedOut_Moved_GoesToMovedAwayAndLeavesMovedOut()
+    {
+        var text = NftRuleset.MovedOut(Migrating(), [Flow("198.18.1.5", 40000, 1080)], MovedFlowChange.Moved);
+
+        Assert.Equal("add element ip l2bal moved_away { tcp . 198.18.1.5 . 40000 . 198.18.0.10 . 1080 timeout 86400s }\n"
+            + "add element ip l2bal moved_out { tcp . 198.18.1.5 . 40000 . 198.18.0.10 . 1080 timeout 86400s }\n"
+            + "delete element ip l2bal moved_out { tcp . 198.18.1.5 . 40000 . 198.18.0.10 . 1080 }\n", text);
     }
 
     [Fact]
     public void MovedOut_WithoutMigrationOrForAnIpv6Flow_IsRefused()
     {
-        Assert.Throws<InvalidOperationException>(() => NftRuleset.MovedOut(NftRulesetTests.Sample(), [Flow("198.18.1.5", 1, 2)], add: true));
+        Assert.Throws<InvalidOperationException>(() => NftRuleset.MovedOut(NftRulesetTests.Sample(), [Flow("198.18.1.5", 1, 2)], MovedFlowChange.Moving));
         var v6 = new FlowTuple(ProtocolType.Tcp, new IPEndPoint(IPAddress.Parse("fdc6:1200::5"), 1), new IPEndPoint(IPAddress.Parse("198.18.0.10"), 2));
-        Assert.Throws<ArgumentException>(() => NftRuleset.MovedOut(Migrating(), [v6], add: true));
+        Assert.Throws<ArgumentException>(() => NftRuleset.MovedOut(Migrating(), [v6], MovedFlowChange.Moving));
     }
 }

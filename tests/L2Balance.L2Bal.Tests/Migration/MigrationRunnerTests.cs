@@ -41,19 +41,19 @@ public class MigrationRunnerTests
 
     private static int OwnerOf(ProxySession s) => s.Client.Address.GetAddressBytes()[3] / 10;
 
-    private static (List<string> Calls, ScriptedProxy Proxy, MigrationCounters Counters, MigrationRunner Runner) Setup(Action<IReadOnlyCollection<FlowTuple>, bool>? filter = null)
+    private static (List<string> Calls, ScriptedProxy Proxy, MigrationCounters Counters, MigrationRunner Runner) Setup(Action<IReadOnlyCollection<FlowTuple>, MovedFlowChange>? filter = null)
     {
         var calls = new List<string>();
         var proxy = new ScriptedProxy(calls);
         var counters = new MigrationCounters();
-        filter ??= (flows, add) => calls.Add($"{(add ? "out+" : "out-")} {string.Join(", ", flows.Select(f => f.NftElement()))}");
+        filter ??= (flows, change) => calls.Add($"{change switch { MovedFlowChange.Moving => "out+", MovedFlowChange.Stayed => "out-", _ => "away" }} {string.Join(", ", flows.Select(f => f.NftElement()))}");
         return (calls, proxy, counters, new MigrationRunner(proxy, filter, counters));
     }
 
     private static MigrationPlan Plan(params ProxySession[] sessions) => MigrationPlanner.Plan(sessions, 1, OwnerOf, Peers);
 
     [Fact]
-    public void Run_EachBatch_PutsBothLegsInMovedOutBeforeItsMove()
+    public void Run_EachBatch_PutsBothLegsInMovedOutBeforeItsMoveAndInMovedAwayAfter()
     {
         var (calls, _, counters, runner) = Setup();
 
@@ -63,8 +63,10 @@ public class MigrationRunnerTests
         [
             "out+ tcp . 198.18.1.21 . 40001 . 198.18.0.10 . 1080, tcp . 198.18.2.7 . 443 . 198.18.0.10 . 33001",
             "move 198.18.0.2:1081 s1",
+            "away tcp . 198.18.1.21 . 40001 . 198.18.0.10 . 1080, tcp . 198.18.2.7 . 443 . 198.18.0.10 . 33001",
             "out+ tcp . 198.18.1.31 . 40002 . 198.18.0.10 . 1080, tcp . 198.18.2.7 . 443 . 198.18.0.10 . 33002",
             "move 198.18.0.3:1081 s2",
+            "away tcp . 198.18.1.31 . 40002 . 198.18.0.10 . 1080, tcp . 198.18.2.7 . 443 . 198.18.0.10 . 33002",
         ], calls);
         Assert.Equal(2, summary.Moved);
         Assert.Equal([7, 7], summary.PausesMs);
@@ -80,6 +82,7 @@ public class MigrationRunnerTests
 
         var summary = runner.Run(Plan(MigrationTestData.Session(1, 21), MigrationTestData.Session(2, 22), MigrationTestData.Session(3, 23, stays: "not-single-ip")));
 
+        Assert.Equal("away tcp . 198.18.1.21 . 40001 . 198.18.0.10 . 1080, tcp . 198.18.2.7 . 443 . 198.18.0.10 . 33001", calls[^2]);
         Assert.Equal("out- tcp . 198.18.1.22 . 40002 . 198.18.0.10 . 1080, tcp . 198.18.2.7 . 443 . 198.18.0.10 . 33002", calls[^1]);
         Assert.Equal(1, summary.Moved);
         Assert.Equal(new Dictionary<string, int> { ["not-single-ip"] = 1, ["restore-failed"] = 1 }, summary.Refused);
@@ -114,7 +117,8 @@ public class MigrationRunnerTests
 
         Assert.Equal(1, summary.Moved);
         Assert.Equal(new Dictionary<string, int> { ["proxy-failed"] = 1 }, summary.Refused);
-        Assert.Equal("list", calls[^2]);
+        Assert.Equal("list", calls[^3]);
+        Assert.StartsWith("away tcp . 198.18.1.21 ", calls[^2], StringComparison.Ordinal);
         Assert.StartsWith("out- tcp . 198.18.1.22 ", calls[^1], StringComparison.Ordinal);
         Assert.Equal(1, counters.ProxyErrors);
     }
@@ -130,7 +134,7 @@ public class MigrationRunnerTests
 
         Assert.Equal(0, summary.Moved);
         Assert.Equal(new Dictionary<string, int> { ["proxy-failed"] = 1 }, summary.Refused);
-        Assert.DoesNotContain(calls, c => c.StartsWith("out-", StringComparison.Ordinal));
+        Assert.DoesNotContain(calls, c => c.StartsWith("out-", StringComparison.Ordinal) || c.StartsWith("away", StringComparison.Ordinal));
         Assert.Equal(2, counters.ProxyErrors);
         Assert.Equal(0, counters.InProgress);
     }
