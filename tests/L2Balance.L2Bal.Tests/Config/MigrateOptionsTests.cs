@@ -8,10 +8,7 @@ namespace L2Balance.L2Bal.Tests.Config;
 /// <summary><c>--migrate ADDR[:PORT]</c> (docs/design.md#node-addresses).</summary>
 public class MigrateOptionsTests
 {
-    private static readonly string[] Required =
-        ["run", "--interface", "eth0", "--vip", "198.18.0.10/24", "--node-id", "2", "--node-count", "3", "--key-file", "/etc/l2bal/k.key"];
-
-    private static BalancerCommand Parse(params string[] extra) => BalancerCommandLine.Parse([.. Required, .. extra]);
+    private static BalancerCommand Parse(params string[] extra) => AdvertOptionsTests.Parse(extra);
 
     [Fact]
     public void Run_WithoutMigrate_IsOff()

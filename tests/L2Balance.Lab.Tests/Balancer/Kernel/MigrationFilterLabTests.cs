@@ -22,7 +22,14 @@ public sealed class MigrationFilterLabTests
     private const int SO_MARK = 36;
     private static readonly TimeSpan Lease = TimeSpan.FromSeconds(30);
 
-    private static FilterSettings Migrating(FilterLab lab) => lab.Settings(MacMode.Multicast, Buckets, Seed) with { Migrate = true };
+    /// <summary>The filter with the migration rules in the lab's node, owning and accepting <paramref name="buckets"/>, its slice granted.</summary>
+    private static NftablesFilter Installed(FilterLab lab, BucketSet buckets)
+    {
+        var filter = new NftablesFilter(lab.Node.NamespacePath);
+        filter.Install(lab.Settings(MacMode.Multicast, Buckets, Seed) with { Migrate = true });
+        filter.Apply(buckets, buckets, ownSlice: true, Lease);
+        return filter;
+    }
 
     private static FlowTuple Inbound(Socket client) =>
         new(ProtocolType.Tcp, (IPEndPoint)client.LocalEndPoint!, new IPEndPoint(FilterLab.Vip, FilterLab.Port));
@@ -31,10 +38,7 @@ public sealed class MigrationFilterLabTests
     public async Task MovedOut_EstablishedFlow_IsDroppedWithoutResetAndComesBackWholeWhenItStays()
     {
         using var lab = await FilterLab.CreateAsync(MacMode.Multicast);
-        using var filter = new NftablesFilter(lab.Node.NamespacePath);
-        filter.Install(Migrating(lab));
-        var all = FilterLab.AllBuckets(Buckets);
-        filter.Apply(all, all, ownSlice: true, Lease);
+        using var filter = Installed(lab, FilterLab.AllBuckets(Buckets));
         using var client = await lab.TryConnectAsync(FilterLab.Sources[0]) ?? throw new InvalidOperationException("no connection");
         Assert.True(await FilterLab.EchoAsync(client, "before\n", TimeSpan.FromSeconds(5)));
 
@@ -58,10 +62,8 @@ public sealed class MigrationFilterLabTests
         var all = FilterLab.AllBuckets(Buckets);
         Socket client;
         FlowTuple flow;
-        using (var filter = new NftablesFilter(lab.Node.NamespacePath))
+        using (var filter = Installed(lab, all))
         {
-            filter.Install(Migrating(lab));
-            filter.Apply(all, all, ownSlice: true, Lease);
             client = await lab.TryConnectAsync(FilterLab.Sources[1]) ?? throw new InvalidOperationException("no connection");
             Assert.True(await FilterLab.EchoAsync(client, "before\n", TimeSpan.FromSeconds(5)));
             flow = Inbound(client);
@@ -72,9 +74,7 @@ public sealed class MigrationFilterLabTests
         }
 
         // The owner tables went with their context, as with a stopped l2bal; a new one knows no set element.
-        using var again = new NftablesFilter(lab.Node.NamespacePath);
-        again.Install(Migrating(lab));
-        again.Apply(all, all, ownSlice: true, Lease);
+        using var again = Installed(lab, all);
         Assert.False(await FilterLab.EchoAsync(client, "still moved\n", TimeSpan.FromSeconds(1.5)));
         Assert.True(again.ReadCounters().DroppedMovedOut > 0, again.ReadCounters().ToString());
         client.Dispose();
@@ -84,10 +84,7 @@ public sealed class MigrationFilterLabTests
     public async Task SocketMark_ListenerOnAnotherNodesSlice_IsAcceptedAheadOfTheSliceDropAndAnUnmarkedOneIsNot()
     {
         using var lab = await FilterLab.CreateAsync(MacMode.Multicast);
-        using var filter = new NftablesFilter(lab.Node.NamespacePath);
-        filter.Install(Migrating(lab));
-        var all = FilterLab.AllBuckets(Buckets);
-        filter.Apply(all, all, ownSlice: true, Lease);
+        using var filter = Installed(lab, FilterLab.AllBuckets(Buckets));
         using var marked = Listen(lab, 50000, mark: true);
         using var plain = Listen(lab, 50001, mark: false);
 
@@ -105,10 +102,7 @@ public sealed class MigrationFilterLabTests
     public async Task EgressLearning_MarkedSocketsFlow_PassesIngressOnAnotherNodesSliceInABucketNotAccepted()
     {
         using var lab = await FilterLab.CreateAsync(MacMode.Multicast);
-        using var filter = new NftablesFilter(lab.Node.NamespacePath);
-        filter.Install(Migrating(lab));
-        var none = new BucketSet(Buckets);
-        filter.Apply(none, none, ownSlice: true, Lease);
+        using var filter = Installed(lab, new BucketSet(Buckets));
         using var server = lab.Client.OpenSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         server.Bind(new IPEndPoint(IPAddress.Parse("198.18.0.100"), 9000));
         server.Listen(8);
