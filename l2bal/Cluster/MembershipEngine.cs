@@ -113,6 +113,9 @@ internal sealed class MembershipEngine
     /// <summary>The ownership table of the current view.</summary>
     public OwnershipTable CurrentTable => Table(AdvertisedMask, _advertisedWeights);
 
+    /// <summary>The table of the advertised view without node <paramref name="id"/>: who owns what once it has drained.</summary>
+    public OwnershipTable TableWithout(int id) => Table(AdvertisedMask & ~Bit(id), _advertisedWeights);
+
     /// <summary>
     /// After a stall longer than the lease, a link without carrier, or a peer's cover of this
     /// node: hold nothing and listen for one dead time before claiming again, exactly as after a

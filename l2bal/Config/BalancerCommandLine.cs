@@ -84,7 +84,10 @@ internal static class BalancerCommandLine
         private readonly Option<string> _ownerPort = ProgramCommandLine.Flag("--port", "P/PORT", "The service the client reaches, e.g. udp/53: its affinity decides the bucket; without it, the source address's");
         private readonly Option<string> _ownerSourcePort = ProgramCommandLine.Flag("--source-port", "N", "The client's source port, needed for a port of affinity none");
         private readonly Command _drain = new("drain", "Stop taking new flows on this node; keep established ones");
+        private readonly Option<bool> _drainMigrate = ProgramCommandLine.Switch(
+            "--migrate", "Then move established sessions to their buckets' new owners (needs --migrate on run and l2proxy's migration socket)");
         private readonly Command _undrain = new("undrain", "Take new flows again after 'drain'");
+        private readonly Command _migrate = new("migrate", "Move established sessions whose bucket this node no longer owns to its owner (after a hand-back)");
         private readonly Command _slice = new("slice", "A node's port slice, LO-HI (for l2proxy --port-range); without --node-id, every node's, one line each");
         private readonly Option<string> _sliceNodeId = SettingFlag(BalancerSettings.NodeId);
         private readonly Option<string> _sliceNodeCount = SettingFlag(BalancerSettings.NodeCount);
@@ -98,6 +101,7 @@ internal static class BalancerCommandLine
         {
             _check.Command.Add(_checkFile);
             _status.Add(_json);
+            _drain.Add(_drainMigrate);
             _owner.Add(_ownerAddress);
             _owner.Add(_ownerPort);
             _owner.Add(_ownerSourcePort);
@@ -106,14 +110,14 @@ internal static class BalancerCommandLine
             _slice.Add(_sliceNodeCount);
             _genkey.Add(_genkeyOutput);
             _genkey.Add(_genkeyForce);
-            foreach (var command in new[] { _status, _owner, _drain, _undrain })
+            foreach (var command in new[] { _status, _owner, _drain, _undrain, _migrate })
             {
                 var control = SettingFlag(BalancerSettings.Control);
                 command.Add(control);
                 _control[command] = control;
             }
             Root = ProgramCommandLine.CreateRoot(Program, "l2bal: layer-2 shared-address load balancer", typeof(BalancerCommandLine).Assembly);
-            foreach (var command in new[] { _run.Command, _check.Command, _status, _owner, _drain, _undrain, _slice, _genkey })
+            foreach (var command in new[] { _run.Command, _check.Command, _status, _owner, _drain, _undrain, _migrate, _slice, _genkey })
             {
                 Root.Add(command);
             }
@@ -162,7 +166,8 @@ internal static class BalancerCommandLine
             {
                 return ReadOwner(result, controlPath);
             }
-            var request = command == _status && result.GetValue(_json) ? "status --json" : command.Name;
+            var request = command == _status && result.GetValue(_json) ? "status --json"
+                : command == _drain && result.GetValue(_drainMigrate) ? "drain --migrate" : command.Name;
             return new BalancerCommand.Control(request, controlPath);
         }
 

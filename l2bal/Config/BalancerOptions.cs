@@ -134,6 +134,12 @@ internal sealed record BalancerOptions
     /// </summary>
     public int Weight { get; init; } = Cluster.Ownership.DefaultWeight;
 
+    /// <summary>
+    /// Live migration (<c>--migrate</c>, docs/design.md#node-addresses): this node's own addresses for the
+    /// migration channel, advertised to peers, and the moved-flow filter rules. Null: off.
+    /// </summary>
+    public Protocol.NodeAddresses? Migration { get; init; }
+
     /// <summary>B, hash buckets; <see cref="DefaultBuckets"/>.</summary>
     public int Buckets { get; init; } = DefaultBuckets;
 

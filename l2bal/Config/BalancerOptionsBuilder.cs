@@ -103,6 +103,7 @@ internal sealed class BalancerOptionsBuilder
             PreviousKeyFile = Single(PreviousKeyFile)?.Text,
             AdvertVersion = advertVersion,
             Weight = weight,
+            Migration = ReadMigration(vip, vip6, advertVersion),
         };
         return _errors.Count == 0 ? options : null;
     }
@@ -362,6 +363,53 @@ internal sealed class BalancerOptionsBuilder
         }
         _errors.Add(value.Problem("no such group on this system; create it (groupadd) or name an existing one"));
         return null;
+    }
+
+    /// <summary>--migrate ADDR[:PORT], at most one per family, one port, never a VIP; adverts of version 2 carry it.</summary>
+    private Protocol.NodeAddresses? ReadMigration(IPAddress? vip, IPAddress? vip6, int advertVersion)
+    {
+        if (!_values.TryGetValue(Migrate, out var values))
+        {
+            return null;
+        }
+        IPAddress? ipv4 = null, ipv6 = null;
+        int port = 0;
+        foreach (var value in values)
+        {
+            if (!IPEndPoint.TryParse(value.Text, out var endpoint) || endpoint.Address.Equals(IPAddress.Any) || endpoint.Address.Equals(IPAddress.IPv6Any))
+            {
+                _errors.Add(value.Problem("use this node's own address, ADDR or ADDR:PORT ([ADDR]:PORT for IPv6)"));
+                continue;
+            }
+            var thisPort = endpoint.Port == 0 ? Protocol.NodeAddresses.DefaultPort : endpoint.Port;
+            bool isV4 = endpoint.Address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork;
+            if (endpoint.Address.Equals(vip) || endpoint.Address.Equals(vip6))
+            {
+                _errors.Add(value.Problem("is a VIP: sessions move between the nodes' own addresses"));
+            }
+            else if ((isV4 ? ipv4 : ipv6) is not null)
+            {
+                _errors.Add(value.Problem("gives a second address of one family"));
+            }
+            else if (port != 0 && thisPort != port)
+            {
+                _errors.Add(value.Problem($"has another port than {port}: the channel listens on one"));
+            }
+            else if (isV4)
+            {
+                ipv4 = endpoint.Address;
+            }
+            else
+            {
+                ipv6 = endpoint.Address;
+            }
+            port = thisPort;
+        }
+        if (advertVersion < Protocol.AdvertCodec.Version2)
+        {
+            _errors.Add(values[^1].Problem("needs advert version 2: a version-1 advert has no room for the node's address"));
+        }
+        return ipv4 is null && ipv6 is null ? null : new Protocol.NodeAddresses(ipv4, ipv6, port);
     }
 
     private IPEndPoint? ReadMetrics(SettingValue value)

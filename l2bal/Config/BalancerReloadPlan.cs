@@ -27,7 +27,8 @@ internal static class BalancerReloadPlan
             .Check("advert-interval", running.AdvertInterval, read.AdvertInterval).Check("dead-after", running.DeadAfterMisses, read.DeadAfterMisses)
             .Check("mac-mode", running.MacMode, read.MacMode).CheckAll("service", running.Services, read.Services)
             .CheckAll("affinity", running.Affinity, read.Affinity)
-            .Check("control", running.ControlPath, read.ControlPath).Check("control-group", running.ControlGroup, read.ControlGroup).Check("metrics", running.Metrics, read.Metrics);
+            .Check("control", running.ControlPath, read.ControlPath).Check("control-group", running.ControlGroup, read.ControlGroup).Check("metrics", running.Metrics, read.Metrics)
+            .Check("migrate", running.Migration, read.Migration);
         // Turning the probe on or off needs a restart (the probe thread); changing it does not.
         var probeSwitched = (running.Health.Count == 0) != (read.Health.Count == 0);
         restart.Check("health (turning the probe on or off)", false, probeSwitched);

@@ -100,11 +100,17 @@ internal static class BalancerSettings
         "weight", "W", $"This node's weight, {Ownership.MinWeight} to {Ownership.MaxWeight}: its share of the buckets is its weight over the live nodes' total (needs advert version 2)",
         Whole(Ownership.DefaultWeight));
 
+    public static readonly Setting Migrate = new(
+        "migrate", "ADDR[:PORT]",
+        "Live migration of sessions (issue 19): this node's own address (not the VIP) where peers move sessions to, advertised; once per family; PORT 1081 unless given. Without it, sessions never move",
+        Repeatable: true);
+
     /// <summary>In the order help lists them.</summary>
     public static readonly IReadOnlyList<Setting> All =
     [
         Interface, Vip, NodeId, NodeCount, KeyFile, Buckets, Seed, ClusterId, AdvertInterval, DeadAfter, MacModeSetting, Service, Affinity,
         Health, HealthInterval, HealthFall, HealthRise, HealthTimeout, Control, ControlGroupSetting, Metrics, PreviousKeyFile, AdvertVersion, WeightSetting,
+        Migrate,
     ];
 
     /// <summary>The name of a MAC mode, as <c>--mac-mode</c> takes it.</summary>

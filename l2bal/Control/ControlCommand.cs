@@ -14,14 +14,17 @@ internal enum ControlVerb
     Owner,
     Drain,
     Undrain,
+
+    /// <summary>Move the sessions whose bucket this node does not own to its owner (issue 19).</summary>
+    Migrate,
 }
 
 /// <summary>
 /// One request line of the control protocol, parsed (the protocol's whole grammar, kept apart from
 /// the socket and the daemon so it can be tested and fuzzed alone): <c>status [--json]</c>,
-/// <c>owner ADDRESS [PROTO/PORT [SOURCEPORT]]</c> (IPv4 or IPv6), <c>drain</c>, <c>undrain</c>; words separated by spaces.
+/// <c>owner ADDRESS [PROTO/PORT [SOURCEPORT]]</c> (IPv4 or IPv6), <c>drain [--migrate]</c>, <c>undrain</c>, <c>migrate</c>; words separated by spaces.
 /// </summary>
-internal readonly record struct ControlCommand(ControlVerb Verb, bool Json = false, IPAddress? Address = null, ServiceSpec? Port = null, int? SourcePort = null)
+internal readonly record struct ControlCommand(ControlVerb Verb, bool Json = false, IPAddress? Address = null, ServiceSpec? Port = null, int? SourcePort = null, bool Migrate = false)
 {
     /// <summary>Parses a request line as the control socket received it (decoded and trimmed); never throws.</summary>
     public static ControlCommand Parse(string request)
@@ -36,7 +39,8 @@ internal readonly record struct ControlCommand(ControlVerb Verb, bool Json = fal
                 new ControlCommand(ControlVerb.Owner, Address: address,
                     Port: parts.Length >= 3 && TryPort(parts[2], out var port) ? port : null,
                     SourcePort: parts.Length == 4 && TrySourcePort(parts[3], out var sourcePort) ? sourcePort : null),
-            "drain" => new ControlCommand(ControlVerb.Drain),
+            "drain" => new ControlCommand(ControlVerb.Drain, Migrate: parts.Contains("--migrate")),
+            "migrate" => new ControlCommand(ControlVerb.Migrate),
             "undrain" => new ControlCommand(ControlVerb.Undrain),
             _ => default,
         };
@@ -52,7 +56,8 @@ internal readonly record struct ControlCommand(ControlVerb Verb, bool Json = fal
     {
         ControlVerb.Status => Json ? "status --json" : "status",
         ControlVerb.Owner => $"owner {Address}{(Port is { } p ? $" {p}" : "")}{(SourcePort is { } sp ? string.Create(CultureInfo.InvariantCulture, $" {sp}") : "")}",
-        ControlVerb.Drain => "drain",
+        ControlVerb.Drain => Migrate ? "drain --migrate" : "drain",
+        ControlVerb.Migrate => "migrate",
         ControlVerb.Undrain => "undrain",
         _ => "",
     };

@@ -55,6 +55,7 @@ internal sealed partial class BalancerDaemon
                 _counters.Received();
                 _policy.OnAdvertAccepted(advert.NodeId, envelope, now);
                 _engine.OnAdvert(advert, now);
+                _migration?.OnAdvert(advert);
                 continue;
             }
             var total = _counters.Reject(rejection);
@@ -112,6 +113,7 @@ internal sealed partial class BalancerDaemon
             SendOne(adverts, settled, new AdvertEnvelope(AdvertCodec.Version2, choice.SigningKeyId, choice.AlsoAccepts));
         }
         _sentWith = choice;
+        _migration?.SigningKey(choice.SigningKeyId, choice.SigningKeyId == _keys.PreviousId && _previousKey is not null ? _previousKey : _key);
         if (_lastAdvertAt is { } last)
         {
             _counters.AdvertGap(now - last, _options.AdvertInterval);
@@ -122,6 +124,10 @@ internal sealed partial class BalancerDaemon
     private void SendOne(AdvertChannel adverts, bool settled, in AdvertEnvelope envelope)
     {
         var advert = _engine.BuildAdvert(_options.EffectiveClusterId, _configDigest, _incarnation, ++_sequence, Now, settled);
+        if (envelope.Version == AdvertCodec.Version2 && _options.Migration is { } addresses)
+        {
+            advert = advert with { Addresses = addresses };
+        }
         Span<byte> buffer = stackalloc byte[AdvertCodec.V2MaxLength];
         var length = AdvertCodec.Write(advert, envelope, _keys, buffer);
         try

@@ -73,15 +73,68 @@ internal sealed partial class BalancerDaemon
                 return Task.FromResult(string.Create(CultureInfo.InvariantCulture,
                     $"{address}{(command.Port is { } p ? $" to {p} (affinity {AffinityRule.ModeName(mode)})" : "")} bucket {bucket} owner {(owner == 0 ? "none" : owner.ToString(CultureInfo.InvariantCulture))} ({here})\n"));
             }
+            case ControlVerb.Drain when command.Migrate:
+            {
+                if (_migration is null)
+                {
+                    return Task.FromResult("error: drain --migrate needs live migration (--migrate ADDR on run)\n");
+                }
+                _policy.DrainRequested = true;
+                var held = _engine.Held.Count;
+                return StartMigration("drain --migrate", _engine.TableWithout(_options.NodeId),
+                    $"node {_options.NodeId} draining ({held} buckets move to peers); sessions move to their buckets' owners: ");
+            }
             case ControlVerb.Drain:
                 _policy.DrainRequested = true;
                 return Task.FromResult($"node {_options.NodeId} draining: no new flows here, established flows continue ({_engine.Held.Count} buckets move to peers)\n");
+            case ControlVerb.Migrate:
+                return _migration is null
+                    ? Task.FromResult("error: migrate needs live migration (--migrate ADDR on run)\n")
+                    : StartMigration("migrate", _engine.CurrentTable, $"node {_options.NodeId}: sessions of buckets it does not own move to their owners: ");
             case ControlVerb.Undrain:
                 _policy.DrainRequested = false;
                 return Task.FromResult($"node {_options.NodeId} active again: its buckets return by hand-over\n");
             default:
-                return Task.FromResult($"error: unknown request '{request}' (status [--json], owner ADDR [PROTO/PORT [SOURCEPORT]], drain, undrain)\n");
+                return Task.FromResult($"error: unknown request '{request}' (status [--json], owner ADDR [PROTO/PORT [SOURCEPORT]], drain [--migrate], undrain, migrate)\n");
         }
+    }
+
+    /// <summary>How long a migrate request waits for its run before it answers that the run goes on (the control socket gives up at 5 s).</summary>
+    private static readonly TimeSpan MigrationAnswerWait = TimeSpan.FromSeconds(4);
+
+    /// <summary>
+    /// Starts a run of the coordinator with <paramref name="table"/> (taken here, on the loop) as the
+    /// owner of each session's client bucket; answers with its summary, or that it goes on.
+    /// </summary>
+    private Task<string> StartMigration(string name, OwnershipTable table, string prefix)
+    {
+        var o = _options;
+        int OwnerOf(Migration.ProxySession s)
+        {
+            var mode = AffinityRule.ModeOf(o.Affinity, "tcp", s.ClientVip.Port);
+            return table.Owner(BucketHash.Bucket(s.Client.Address, s.Client.Port, mode, o.Buckets, o.EffectiveSeed));
+        }
+        var run = _migration!.TryRun(name, o.NodeId, OwnerOf, _filter.MovedOut);
+        if (run is null)
+        {
+            return Task.FromResult("error: a migration is already running (see l2bal status)\n");
+        }
+        return Task.Run(async () =>
+        {
+            var first = await Task.WhenAny(run, Task.Delay(MigrationAnswerWait)).ConfigureAwait(false);
+            if (first != run)
+            {
+                return $"{prefix}still moving after {MigrationAnswerWait.TotalSeconds:0} s: see 'l2bal status' (migrations)\n";
+            }
+            try
+            {
+                return $"{prefix}{await run.ConfigureAwait(false)}\n";
+            }
+            catch (Migration.MigrationProxyException e)
+            {
+                return $"error: {prefix}{e.Message}\n";
+            }
+        });
     }
 
     /// <summary>Completes a loop-made snapshot with the kernel counters and renders it, off the loop.</summary>
@@ -148,6 +201,9 @@ internal sealed partial class BalancerDaemon
             Events = _journal.Recent(),
             Control = new ControlStatus(ControlServer.Describe(_options.ControlPath), _options.ControlGroup?.Name,
                 _counters.ControlRefusals, _counters.ControlAcceptFailures),
+            Migrations = _migration is { } m ? new MigrationStatus(_options.Migration!.ToString(), m.Counters.InProgress, m.Counters.Done,
+                m.Counters.Refused, m.Counters.ProxyErrors,
+                m.Addresses.OrderBy(p => p.Key).ToDictionary(p => p.Key.ToString(CultureInfo.InvariantCulture), p => p.Value.ToString())) : null,
         };
     }
 

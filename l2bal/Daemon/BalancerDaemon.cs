@@ -57,6 +57,7 @@ internal sealed partial class BalancerDaemon : IDisposable
     private bool _sliceGranted;
     private LoopWaiter? _waiter;
     private ServiceNotifier _notifier = new(null);
+    private readonly Migration.MigrationCoordinator? _migration;
 
     public BalancerDaemon(BalancerOptions options, byte[] key, BalancerLog log, IKernelFilter filter, byte[]? previousKey = null)
     {
@@ -80,7 +81,13 @@ internal sealed partial class BalancerDaemon : IDisposable
             ? ClusterMac.Multicast(options.EffectiveClusterId)
             : ClusterMac.UnicastFlood(options.EffectiveClusterId);
         _settings = FilterSettingsFor(options, clusterMac);
+        _migration = options.Migration is { } self
+            ? new Migration.MigrationCoordinator(self, new Migration.MigrationProxyClient(Migration.MigrationProxyClient.DefaultPath, MigrationRequestTimeout), log)
+            : null;
     }
+
+    /// <summary>How long one request to l2proxy's migration socket may take (a move of a thousand sessions included).</summary>
+    private static readonly TimeSpan MigrationRequestTimeout = TimeSpan.FromSeconds(30);
 
     private TimeSpan Now => _clock.Elapsed;
 
@@ -91,7 +98,7 @@ internal sealed partial class BalancerDaemon : IDisposable
         return new FilterSettings(o.Interface, o.ServedVip, clusterMac, o.MacMode, o.Buckets, o.EffectiveSeed,
             new PortSpan(slice.Low, slice.High), new PortSpan(PortSlice.RangeLow, PortSlice.RangeHigh),
             ServicePorts: [.. o.Services.Select(v => (v.Protocol, v.Port))], Lease: o.LeaseTime, AffinityRules: o.Affinity,
-            WakePorts: HealthMonitor.WakePorts(o), Vip6: o.Vip6);
+            WakePorts: HealthMonitor.WakePorts(o), Vip6: o.Vip6, Migrate: o.Migration is not null);
     }
 
     /// <summary>Runs the node until <paramref name="stop"/> or a fatal error; returns the exit code.</summary>
@@ -130,6 +137,7 @@ internal sealed partial class BalancerDaemon : IDisposable
             _waiter = waiter;
             io.Control.Queued = waiter.Wake;
             var probes = _health.Start(stopAll.Token);
+            var migrationPushes = _migration is null ? Task.CompletedTask : Task.Run(() => _migration.PushLoopAsync(stopAll.Token), CancellationToken.None);
             using var stopping = stopAll.Token.Register(waiter.Wake);
             // One dedicated thread owns all state and sleeps in ppoll until there is work: an advert,
             // a request, or its next deadline (NextDeadline). No timer ticks while nothing happens.
@@ -141,6 +149,7 @@ internal sealed partial class BalancerDaemon : IDisposable
             await LeaveAsync(io.Adverts).ConfigureAwait(false);
             await stopAll.CancelAsync().ConfigureAwait(false);
             await probes.ConfigureAwait(false);
+            await migrationPushes.ConfigureAwait(false);
             _waiter = null;
         }
         finally
@@ -182,6 +191,7 @@ internal sealed partial class BalancerDaemon : IDisposable
     {
         _keys.Dispose();
         _health.Dispose();
+        _migration?.Dispose();
     }
 
     /// <summary>The loop: step, answer what is queued, sleep until the next deadline or event.</summary>

@@ -59,6 +59,9 @@ internal static class EventIds
     public const int ConfigReloadFailed = 171;
     public const int ConfigReloadKept = 172;
     public const int ProbeCapabilitiesKept = 173;
+
+    public const int MigrationRan = 190;
+    public const int MigrationProxyFailed = 191;
 }
 
 /// <summary>
@@ -98,6 +101,18 @@ internal sealed class BalancerLog(TextWriter output, TimeProvider? time = null)
     public void ConfigReloadKept(string settings) => Warning(EventIds.ConfigReloadKept, $"reload: {settings} changed but need a restart; their running values stay");
 
     public void ProbeCapabilitiesKept(string errno) => Warning(EventIds.ProbeCapabilitiesKept, $"could not clear the probe thread's ambient and inheritable capabilities ({errno}): exec: health commands may inherit them");
+
+    /// <summary>A migration run (drain --migrate, migrate) ended: what moved, what stayed and why.</summary>
+    public void MigrationRan(string command, string summary) => Info(EventIds.MigrationRan, $"{command}: {summary}");
+
+    /// <summary>A request to l2proxy's migration socket failed: once per 10 s.</summary>
+    public void MigrationProxyFailed(string error, long total)
+    {
+        if (_socketErrors.ShouldLog("migration proxy", out _))
+        {
+            Warning(EventIds.MigrationProxyFailed, $"l2proxy's migration socket: {error} ({total} so far; logged once per 10 s)");
+        }
+    }
 
     /// <summary>An advert could not be sent: once per 10 s (with the link down on the node it fails at every interval).</summary>
     public void AdvertSendFailed(string error, long total)

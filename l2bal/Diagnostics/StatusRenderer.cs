@@ -51,6 +51,13 @@ internal static class StatusRenderer
                 text.Append(CultureInfo.InvariantCulture, $"KEY MISMATCH: {(f.KeyId == "v1" ? "version-1 adverts no key of this node verifies" : $"adverts signed with key {f.KeyId}")} from {f.Source}, heard {f.LastHeardMs} ms ago ({f.Adverts} so far)\n");
             }
         }
+        if (s.Migrations is { } m)
+        {
+            text.Append(CultureInfo.InvariantCulture, $"migrations at {m.NodeAddress}: {m.InProgress} in progress, {m.Done} done, refused: ")
+                .AppendJoin(", ", m.Refused.Where(r => r.Value > 0).Select(r => $"{r.Key} {r.Value}").DefaultIfEmpty("none"))
+                .Append(CultureInfo.InvariantCulture, $"; {m.ProxyErrors} l2proxy errors; peers: ")
+                .AppendJoin(", ", m.PeerAddresses.Select(p => $"node {p.Key} at {p.Value}").DefaultIfEmpty("none advertise an address")).Append('\n');
+        }
         if (s.Control.Refused > 0 || s.Control.AcceptFailures > 0)
         {
             text.Append(CultureInfo.InvariantCulture, $"control {s.Control.Socket}: {s.Control.Refused} requests refused, {s.Control.AcceptFailures} failed accepts\n");
@@ -124,6 +131,13 @@ internal static class StatusRenderer
         }
         w.Counter("l2bal_control_refused_total", "Control requests refused for want of privilege (drain, undrain by a user outside root and --control-group).", s.Control.Refused);
         w.Counter("l2bal_control_accept_failures_total", "Accepts on the control socket that failed (out of descriptors) and were retried.", s.Control.AcceptFailures);
+        if (s.Migrations is { } m)
+        {
+            w.Gauge("l2bal_migrations_in_progress", "Sessions asked to move to a peer whose answer has not come yet.", m.InProgress);
+            w.Counter("l2bal_migrations_done_total", "Sessions moved to a peer (drain --migrate, migrate).", m.Done);
+            Labelled(w.Family("l2bal_migrations_refused_total", MetricType.Counter, "Sessions that could not move and stayed, by reason."), "reason", m.Refused);
+            w.Counter("l2bal_migration_proxy_errors_total", "Requests to l2proxy's migration socket that failed.", m.ProxyErrors);
+        }
         w.Counter("l2bal_gc_pause_seconds_total", "Time the runtime paused the daemon's threads for garbage collection.", gcPause.TotalSeconds);
         if (s.Kernel is { } k)
         {
@@ -133,6 +147,10 @@ internal static class StatusRenderer
             accepted.Sample("reason", "new", k.AcceptedNew);
             accepted.Sample("reason", "established", k.AcceptedEstablished);
             accepted.Sample("reason", "slice", k.AcceptedSlice);
+            if (s.Migrations is not null)
+            {
+                accepted.Sample("reason", "moved_in", k.AcceptedMovedIn);
+            }
             var dropped = w.Family("l2bal_packets_dropped_total", MetricType.Counter, "Packets to the VIP dropped by the kernel filter, by reason.");
             dropped.Sample("reason", "not_owned_early", k.DroppedNotOwnedEarly);
             dropped.Sample("reason", "not_owned", k.DroppedNotOwned);
@@ -141,6 +159,10 @@ internal static class StatusRenderer
             dropped.Sample("reason", "mid_flow", k.DroppedMidFlow);
             dropped.Sample("reason", "slice_mid_flow", k.DroppedSliceMidFlow);
             dropped.Sample("reason", "stateless_not_owned", k.DroppedStatelessNotOwned);
+            if (s.Migrations is not null)
+            {
+                dropped.Sample("reason", "moved_out", k.DroppedMovedOut);
+            }
         }
         return text.ToString();
     }

@@ -84,6 +84,9 @@ internal sealed record StatusSnapshot
 
     public required ControlStatus Control { get; init; }
 
+    /// <summary>Live migration (issue 19), only with <c>--migrate</c>: null otherwise, so the document is as before.</summary>
+    public MigrationStatus? Migrations { get; init; }
+
     public required long LastEventSeq { get; init; }
 
     public required IReadOnlyList<BalancerEvent> Events { get; init; }
@@ -189,6 +192,16 @@ internal sealed record SegmentStatus(
 /// <param name="Refused">Requests refused for want of privilege.</param>
 /// <param name="AcceptFailures">Accepts that failed (out of descriptors) and were retried.</param>
 internal sealed record ControlStatus(string Socket, string? ChangeGroup, long Refused, long AcceptFailures);
+
+/// <summary>Sessions moved to peers (docs/status-json.md, <c>migrations</c>).</summary>
+/// <param name="NodeAddress">This node's advertised address(es) for migration.</param>
+/// <param name="InProgress">Sessions asked to move whose answer has not come yet.</param>
+/// <param name="Done">Sessions moved to a peer.</param>
+/// <param name="Refused">Sessions that stayed, by reason (every reason listed).</param>
+/// <param name="ProxyErrors">Requests to the local l2proxy's migration socket that failed.</param>
+/// <param name="PeerAddresses">Each peer's advertised address(es), by node id (peers that migrate).</param>
+internal sealed record MigrationStatus(string NodeAddress, long InProgress, long Done, IReadOnlyDictionary<string, long> Refused, long ProxyErrors,
+    IReadOnlyDictionary<string, string> PeerAddresses);
 
 /// <summary>Source-generated JSON for the status document (no reflection: ready for Native AOT).</summary>
 [JsonSourceGenerationOptions(

@@ -37,6 +37,7 @@ internal readonly record struct PortSpan(int Low, int High)
 /// <param name="AffinityRules">Ports whose bucket is not the source address's (<c>--affinity</c>); each a service.</param>
 /// <param name="WakePorts">UDP ports of the dns:// probes: their port-unreachables from the VIP are logged to the probe's wake before the drop.</param>
 /// <param name="Vip6">The shared IPv6 address, served by a <c>table ip6</c> beside the ip one; null: IPv4 only.</param>
+/// <param name="Migrate">Live migration on (<c>--migrate</c>): the moved-flow exceptions of docs/design.md#migration-filter; off, the ruleset is the one without them.</param>
 internal sealed record FilterSettings(
     string Interface,
     IPAddress Vip,
@@ -51,7 +52,8 @@ internal sealed record FilterSettings(
     TimeSpan? Lease = null,
     IReadOnlyList<AffinityRule>? AffinityRules = null,
     IReadOnlyList<int>? WakePorts = null,
-    IPAddress? Vip6 = null)
+    IPAddress? Vip6 = null,
+    bool Migrate = false)
 {
     /// <summary>The daemon's default lease: two thirds of its default 120 ms dead time.</summary>
     public static readonly TimeSpan DefaultLease = TimeSpan.FromMilliseconds(80);
@@ -82,7 +84,9 @@ internal sealed record KernelCounters(
     long LeaseRenewals = 0,
     long LeaseFallbacks = 0,
     long DroppedSliceMidFlow = 0,
-    long DroppedStatelessNotOwned = 0)
+    long DroppedStatelessNotOwned = 0,
+    long DroppedMovedOut = 0,
+    long AcceptedMovedIn = 0)
 {
     /// <summary>
     /// With an IPv6 VIP, the ip6 table's share of the counters above, which are totals over both families
@@ -114,6 +118,11 @@ internal interface IKernelFilter : IDisposable
     /// with every advert.
     /// </summary>
     public void RenewLease();
+
+    /// <summary>
+    /// Changes the moved-flow sets for <paramref name="flows"/> (<see cref="MovedFlowChange"/>). Only with <see cref="FilterSettings.Migrate"/>.
+    /// </summary>
+    public void MovedOut(IReadOnlyCollection<FlowTuple> flows, MovedFlowChange change);
 
     /// <summary>The filter's packet counters. Callable from any thread, alongside the loop's changes.</summary>
     public KernelCounters ReadCounters();

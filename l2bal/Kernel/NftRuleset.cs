@@ -61,6 +61,40 @@ internal static class NftRuleset
     /// </summary>
     public const ushort PortUnreachableLogGroup = 0x4c32;
 
+    /// <summary>
+    /// SO_MARK of a socket l2proxy restored from another node ("L2" 0x19, issue 19): the new node accepts
+    /// packets of its flow ahead of the owner and slice checks (docs/design.md#migration-filter).
+    /// </summary>
+    public const uint MigrationMark = 0x4c320019;
+
+    /// <summary>Conntrack mark of a flow that moved away: dropped here until conntrack forgets it; not counted as draining.</summary>
+    public const uint MovedFlowMark = 0x20000;
+
+    /// <summary>Name of the ip set of inbound 5-tuples of flows moving away from this node (dropped; taken out again if their session stays).</summary>
+    public const string MovedOutSet = "moved_out";
+
+    /// <summary>Name of the ip set of inbound 5-tuples of flows whose move was confirmed: their next packet marks them in conntrack for good.</summary>
+    public const string MovedAwaySet = "moved_away";
+
+    /// <summary>Name of the netdev set of inbound 5-tuples of flows restored here, learned from their marked sockets' frames at egress.</summary>
+    public const string MovedInSet = "moved_in";
+
+    /// <summary>How long a <see cref="MovedOutSet"/> element lives without traffic (refreshed per packet; the first packet moves it to <see cref="MovedFlowMark"/>).</summary>
+    public static readonly TimeSpan MovedOutTimeout = TimeSpan.FromDays(1);
+
+    /// <summary>How long a <see cref="MovedInSet"/> element lives without an outgoing frame of its socket.</summary>
+    public static readonly TimeSpan MovedInTimeout = TimeSpan.FromHours(1);
+
+    /// <summary>Largest number of elements in each moved-flow set (a set of fixed size: a full set refuses adds, never grows).</summary>
+    public const int MovedSetSize = 65536;
+
+    /// <summary>The key of both moved-flow sets: protocol, source address and port, destination address and port.</summary>
+    private const string FlowKeyType = "inet_proto . ipv4_addr . inet_service . ipv4_addr . inet_service";
+
+    /// <summary>The inbound 5-tuple of a packet to the VIP, and (reversed) of a packet this node sends.</summary>
+    private const string InboundKey = "meta l4proto . ip saddr . th sport . ip daddr . th dport";
+    private const string OutboundKey = "meta l4proto . ip daddr . th dport . ip saddr . th sport";
+
     /// <summary>UDP port of the lease datagrams (discard).</summary>
     public const int LeaseRenewPort = 9;
 
@@ -100,6 +134,15 @@ internal static class NftRuleset
         public const string DroppedPortUnreachable = "dropped_port_unreachable";
         public const string DroppedClusterMacSource = "dropped_cluster_mac_source";
         public const string LeaseRenewed = "lease_renewed";
+
+        /// <summary>Packets of flows that moved away from this node (moved_out, or the conntrack mark of one).</summary>
+        public const string DroppedMovedOut = "dropped_moved_out";
+
+        /// <summary>Packets of flows whose local socket carries <see cref="MigrationMark"/>, accepted ahead of the owner checks.</summary>
+        public const string AcceptedMovedIn = "accepted_moved_in";
+
+        /// <summary>Netdev: frames of restored flows passed to ip prerouting although their bucket or slice is another node's.</summary>
+        public const string PassedMovedIn = "passed_moved_in";
     }
 
     /// <summary>
@@ -122,6 +165,11 @@ internal static class NftRuleset
         t.Append(CultureInfo.InvariantCulture, $"\tcomment \"l2bal early filter on {s.Interface}: buckets neither owned nor draining never reach conntrack\";\n");
         t.Append(CultureInfo.InvariantCulture, $"\tset {AcceptSet} {{ type mark; flags interval; comment \"buckets owned or draining\"; }}\n");
         SliceSetDeclaration(t);
+        if (s.Migrate)
+        {
+            MovedSetDeclaration(t, MovedInSet, "inbound 5-tuples of flows restored here, learned at egress from their marked sockets");
+            Counter(t, Counters.PassedMovedIn, "frames of flows restored here passed on to ip prerouting");
+        }
         Counter(t, Counters.DroppedNotIpv4, "non-IPv4 frames to the cluster MAC");
         Counter(t, Counters.DroppedOtherSlice, "packets to another node's port slice (L2)");
         Counter(t, Counters.DroppedNotOwnedEarly, "packets whose bucket is neither owned nor draining");
@@ -155,11 +203,19 @@ internal static class NftRuleset
         {
             Ingress6(t, s);
         }
-        if (s.Mode == MacMode.UnicastFlood)
+        if (s.Mode == MacMode.UnicastFlood || s.Migrate)
         {
             t.Append("\tchain egress {\n");
             t.Append(CultureInfo.InvariantCulture, $"\t\ttype filter hook egress device \"{s.Interface}\" priority 0; policy accept;\n");
-            Rule(t, $"ether saddr {cmac} counter name \"{Counters.DroppedClusterMacSource}\" drop", "a switch that learns the cluster MAC stops flooding it: never send from it");
+            if (s.Mode == MacMode.UnicastFlood)
+            {
+                Rule(t, $"ether saddr {cmac} counter name \"{Counters.DroppedClusterMacSource}\" drop", "a switch that learns the cluster MAC stops flooding it: never send from it");
+            }
+            if (s.Migrate)
+            {
+                Rule(t, $"meta mark 0x{MigrationMark:x} meta protocol ip update @{MovedInSet} {{ {OutboundKey} timeout {Seconds(MovedInTimeout)}s }}",
+                    "a frame of a restored socket (SO_MARK): its flow's inbound frames pass ingress from now on");
+            }
             t.Append("\t}\n");
         }
 
@@ -179,6 +235,8 @@ internal static class NftRuleset
     /// </summary>
     private static void FlowTable(StringBuilder t, FilterSettings s, Family f)
     {
+        // The moved-flow sets are keyed by IPv4 5-tuples: migration serves the IPv4 VIP (docs/design.md#migration-filter).
+        bool migrate = s.Migrate && f.AddressFamily == AddressFamily.InterNetwork;
         string vip = f.Vip.ToString();
         string all = s.AllSlices.ToString();
         string hash = Jhash(s, AffinityMode.Single, f.AddressFamily);
@@ -207,6 +265,13 @@ internal static class NftRuleset
         }
         Counter(t, Counters.DroppedPortUnreachable, "ICMP port-unreachable from the VIP suppressed");
         Counter(t, Counters.LeaseRenewed, "lease renewals by the daemon's marked datagrams");
+        if (migrate)
+        {
+            MovedSetDeclaration(t, MovedOutSet, "inbound 5-tuples of flows moving away: dropped here");
+            MovedSetDeclaration(t, MovedAwaySet, "inbound 5-tuples of flows moved away: marked in conntrack, dropped");
+            Counter(t, Counters.DroppedMovedOut, "packets of flows that moved away from this node");
+            Counter(t, Counters.AcceptedMovedIn, "packets of flows whose socket was restored here (migration mark)");
+        }
         t.Append("\tchain prerouting {\n");
         t.Append(CultureInfo.InvariantCulture, $"\t\ttype filter hook prerouting priority {PreroutingPriority}; policy accept;\n");
         Rule(t, $"{f.Table} daddr != {vip} accept", "not to the VIP");
@@ -215,11 +280,24 @@ internal static class NftRuleset
             Rule(t, $"iif != \"lo\" udp dport {{ {string.Join(", ", stateless)} }} jump {StatelessChain}",
                 "UDP to an affinity-none port follows its bucket, established or not: else two nodes answer a reused source port");
         }
+        if (migrate)
+        {
+            Rule(t, $"ct mark 0x{MovedFlowMark:x} counter name \"{Counters.DroppedMovedOut}\" drop", "a flow that moved away (conntrack keeps the mark across restarts of l2bal): never this node's again");
+            Rule(t, $"{InboundKey} @{MovedAwaySet} ct mark set 0x{MovedFlowMark:x} counter name \"{Counters.DroppedMovedOut}\" drop",
+                "a flow whose move was confirmed: marked in conntrack, so it stays away after l2bal restarts");
+            Rule(t, $"{InboundKey} @{MovedOutSet} update @{MovedOutSet} {{ {InboundKey} timeout {Seconds(MovedOutTimeout)}s }} counter name \"{Counters.DroppedMovedOut}\" drop",
+                "a flow moving away: its input stops here before the socket sees it (taken out again if it stays)");
+        }
         Rule(t, $"ct state established,related counter name \"{Counters.AcceptedEstablished}\" accept", "flows this node holds stay here whatever their bucket");
         Rule(t, "iif \"lo\" accept", "from this node itself (health probe, local clients): never balanced");
         if (f.AddressFamily == AddressFamily.InterNetworkV6)
         {
             Rule(t, "icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert } accept", "ND to the VIP (NUD probes): l2bal answers from its packet socket, the kernel ignores it (the VIP is on lo)");
+        }
+        if (migrate)
+        {
+            Rule(t, $"meta l4proto {{ tcp, udp }} socket mark 0x{MigrationMark:x} counter name \"{Counters.AcceptedMovedIn}\" accept",
+                "a flow restored here: its socket carries the migration mark; conntrack takes it up mid-stream");
         }
         Rule(t, $"tcp dport @{SliceSet} tcp flags & (fin|syn|rst|ack) != syn counter name \"{Counters.DroppedSliceMidFlow}\" drop",
             "own slice, flow unknown here (a moved flow, one from before a restart): silent drop, never a RST");
@@ -257,6 +335,11 @@ internal static class NftRuleset
         }
         t.Append("\tchain output {\n");
         t.Append("\t\ttype filter hook output priority 0; policy accept;\n");
+        if (migrate)
+        {
+            Rule(t, $"meta mark 0x{MigrationMark:x} ct mark set 0x0 delete @{MovedAwaySet} {{ {OutboundKey} }} delete @{MovedOutSet} {{ {OutboundKey} }}",
+                "a restored socket sends: a flow that moved away and came back is this node's again");
+        }
         Rule(t, "meta l4proto tcp accept", "TCP leaves as it is: one rule for the bulk of what this node sends");
         long leaseMs = LeaseMilliseconds(s.LeaseTime);
         Rule(t, $"meta mark 0x{LeaseRenewMark:x} {f.Table} daddr {f.Loopback} udp dport {LeaseRenewPort} meta mark set 0x{LeaseKey:x} update @{LeaseSet} {{ meta mark timeout {leaseMs}ms }} counter name \"{Counters.LeaseRenewed}\" drop",
@@ -327,6 +410,43 @@ internal static class NftRuleset
             $"flush set ip {settings.TableName} {LeaseSet}\nadd element ip {settings.TableName} {LeaseSet} {{ 0x{LeaseKey:x} timeout {ms}ms }}\n");
         return settings.Vip6 is null ? text : text + string.Create(CultureInfo.InvariantCulture,
             $"flush set ip6 {settings.TableName} {LeaseSet}\nadd element ip6 {settings.TableName} {LeaseSet} {{ 0x{LeaseKey:x} timeout {ms}ms }}\n");
+    }
+
+    /// <summary>
+    /// The moved-flow sets for <paramref name="flows"/>: <see cref="MovedFlowChange.Moving"/> puts them in
+    /// <see cref="MovedOutSet"/>; <see cref="MovedFlowChange.Stayed"/> takes them out again;
+    /// <see cref="MovedFlowChange.Moved"/> puts them in <see cref="MovedAwaySet"/> and out of
+    /// <see cref="MovedOutSet"/>. Taking out adds first: deleting an absent element (expired) would
+    /// fail the whole transaction, adding an existing one changes nothing.
+    /// </summary>
+    public static string MovedOut(FilterSettings settings, IReadOnlyCollection<FlowTuple> flows, MovedFlowChange change)
+    {
+        Validate(settings);
+        ArgumentNullException.ThrowIfNull(flows);
+        if (!settings.Migrate)
+        {
+            throw new InvalidOperationException("Moved flows need the migration rules (--migrate).");
+        }
+        if (flows.Count == 0)
+        {
+            return string.Empty;
+        }
+
+        string set = $"ip {settings.TableName} {MovedOutSet}";
+        string timeout = string.Create(CultureInfo.InvariantCulture, $" timeout {Seconds(MovedOutTimeout)}s");
+        string elements = string.Join(", ", flows.Select(f => f.NftElement()));
+        string added = string.Join(", ", flows.Select(f => f.NftElement() + timeout));
+        var t = new StringBuilder();
+        if (change == MovedFlowChange.Moved)
+        {
+            t.Append(CultureInfo.InvariantCulture, $"add element ip {settings.TableName} {MovedAwaySet} {{ {added} }}\n");
+        }
+        t.Append(CultureInfo.InvariantCulture, $"add element {set} {{ {added} }}\n");
+        if (change != MovedFlowChange.Moving)
+        {
+            t.Append(CultureInfo.InvariantCulture, $"delete element {set} {{ {elements} }}\n");
+        }
+        return t.ToString();
     }
 
     /// <summary>Deletes both tables; idempotent (a missing table is created then deleted).</summary>
@@ -431,6 +551,13 @@ internal static class NftRuleset
     private static void IngressSlicesAndEarlyDrop(StringBuilder t, FilterSettings s, string table)
     {
         Rule(t, $"meta l4proto {{ tcp, udp }} th dport @{SliceSet} accept", "own port slice: accepted by port whatever the bucket");
+        if (s.Migrate && table == "ip")
+        {
+            Rule(t, $"{InboundKey} @{MovedInSet} update @{MovedInSet} {{ {InboundKey} timeout {Seconds(MovedInTimeout)}s }} meta mark set 0x0 counter name \"{Counters.PassedMovedIn}\" accept",
+                "a flow restored here (its socket sent a marked frame): on to ip prerouting, judged by the socket mark");
+            Rule(t, $"meta l4proto udp th dport {s.AllSlices} meta mark set 0x0 accept",
+                "UDP to a slice: a restored relay may not have sent yet; judged by the socket mark in ip prerouting");
+        }
         Rule(t, $"meta l4proto {{ tcp, udp }} th dport {s.AllSlices} counter name \"{Counters.DroppedOtherSlice}\" drop", $"another node's port slice in a bucket not owned here (in an owned one {table} prerouting drops it)");
         Rule(t, $"counter name \"{Counters.DroppedNotOwnedEarly}\" drop", "bucket neither owned nor draining: early drop, no conntrack cost");
         t.Append("\t}\n");
@@ -483,6 +610,11 @@ internal static class NftRuleset
             t.Append(CultureInfo.InvariantCulture, $"add element {set} {{ {Elements(buckets)} }}\n");
         }
     }
+
+    private static void MovedSetDeclaration(StringBuilder t, string name, string comment) =>
+        t.Append(CultureInfo.InvariantCulture, $"\tset {name} {{ type {FlowKeyType}; flags dynamic, timeout; size {MovedSetSize}; comment \"{comment}\"; }}\n");
+
+    private static long Seconds(TimeSpan span) => (long)Math.Ceiling(span.TotalSeconds);
 
     private static void SliceSetDeclaration(StringBuilder t) =>
         t.Append(CultureInfo.InvariantCulture, $"\tset {SliceSet} {{ type inet_service; flags interval; comment \"this node's port slice, empty while it yields to a conflict\"; }}\n");

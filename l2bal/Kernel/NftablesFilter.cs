@@ -50,6 +50,16 @@ internal sealed class NftablesFilter : IKernelFilter
     public void Apply(BucketSet owned, BucketSet accepted, bool ownSlice, TimeSpan lease) =>
         _context.Run(NftRuleset.Apply(Installed, owned, accepted, ownSlice, lease));
 
+    /// <inheritdoc/>
+    public void MovedOut(IReadOnlyCollection<FlowTuple> flows, MovedFlowChange change)
+    {
+        string text = NftRuleset.MovedOut(Installed, flows, change);
+        if (text.Length > 0)
+        {
+            _context.Run(text);
+        }
+    }
+
     /// <summary>
     /// Sends one marked datagram to 127.0.0.1:9; the lease rule of the output chain refreshes the
     /// lease and drops it, so send(2) fails with EPERM. A datagram that leaves was not taken by
@@ -144,7 +154,9 @@ internal sealed class NftablesFilter : IKernelFilter
             LeaseRenewals: Get("ip", NftRuleset.Counters.LeaseRenewed),
             LeaseFallbacks: leaseFallbacks,
             DroppedSliceMidFlow: Get("ip", NftRuleset.Counters.DroppedSliceMidFlow),
-            DroppedStatelessNotOwned: Get("ip", NftRuleset.Counters.DroppedStatelessNotOwned));
+            DroppedStatelessNotOwned: Get("ip", NftRuleset.Counters.DroppedStatelessNotOwned),
+            DroppedMovedOut: Get("ip", NftRuleset.Counters.DroppedMovedOut),
+            AcceptedMovedIn: Get("ip", NftRuleset.Counters.AcceptedMovedIn));
     }
 
     /// <summary>Reads conntrack on the second context's thread (see <see cref="ReadCounters"/>): callable from any thread.</summary>

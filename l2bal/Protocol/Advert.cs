@@ -102,6 +102,8 @@ internal enum AdvertRejection
 /// future meaning cannot be half-understood by an old daemon.</param>
 /// <param name="Weights">Each node's weight (index id-1) in the sender's view, version 2 only (TLV
 /// <see cref="AdvertCodec.WeightsTlv"/>); null when every weight is the default, as then the table is the unweighted one.</param>
+/// <param name="Addresses">The sender's own addresses for live migration, version 2 only (TLV
+/// <see cref="AdvertCodec.NodeAddressesTlv"/>); null when the sender does not migrate.</param>
 /// <remarks>
 /// Held sets are not listed bucket by bucket: a sender holds a subset of its share in the table
 /// of <paramref name="ActiveView"/> (HandoverPlanner), so the view is a compact, exact-enough
@@ -121,7 +123,31 @@ internal readonly record struct Advert(
     ulong ActiveView,
     uint HeldCount,
     AdvertFlags Flags,
-    ushort[]? Weights = null);
+    ushort[]? Weights = null,
+    NodeAddresses? Addresses = null);
+
+/// <summary>
+/// Where a node takes migrated sessions: its own IPv4 and/or IPv6 address on the segment (never
+/// the VIP) and the migration channel's port (docs/design.md#node-addresses).
+/// </summary>
+internal sealed record NodeAddresses(IPAddress? Ipv4, IPAddress? Ipv6, int Port)
+{
+    /// <summary>The migration channel's default port.</summary>
+    public const int DefaultPort = 1081;
+
+    /// <summary>Whether the fields can travel: at least one address, each of its family, not unspecified, a port 1..65535.</summary>
+    public bool IsValid =>
+        (Ipv4 is not null || Ipv6 is not null) && Port is >= 1 and <= 65535
+        && (Ipv4 is null || (Ipv4.AddressFamily == AddressFamily.InterNetwork && !Ipv4.Equals(IPAddress.Any)))
+        && (Ipv6 is null || (Ipv6.AddressFamily == AddressFamily.InterNetworkV6 && !Ipv6.Equals(IPAddress.IPv6Any) && !Ipv6.IsIPv4MappedToIPv6));
+
+    /// <summary>The address a peer moves sessions to: IPv4 when there is one (the VIP and the legs are IPv4).</summary>
+    public IPEndPoint Endpoint => new(Ipv4 ?? Ipv6!, Port);
+
+    /// <inheritdoc/>
+    public override string ToString() => string.Join(' ', new[] { Ipv4, Ipv6 }.OfType<IPAddress>()
+        .Select(a => new IPEndPoint(a, Port).ToString()));
+}
 
 /// <summary>The configuration digest carried by every advert.</summary>
 internal static class AdvertConfigDigest

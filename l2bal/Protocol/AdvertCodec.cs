@@ -39,6 +39,7 @@ namespace L2Balance.Balancer.Protocol;
 /// 64 active view (64) | 72 held count (32) | 76 tail length T (16), reserved = 0 (16)
 /// 80 tail: T bytes of TLVs (type u8, length u8, value); a type with bit 7 set must be understood;
 ///    0x81 = the weights of the sender's view, N × u16 (<see cref="WeightsTlv"/>), only when one is not 100
+///    0x02 = the sender's own addresses for migration: port u16, IPv4 (4) and/or IPv6 (16) (<see cref="NodeAddressesTlv"/>)
 /// 80+T HMAC-SHA256(key named by the key id, bytes 0..79+T) (256)
 /// </code>
 /// Checks run in the order of OpenBSD carp_proto_input_if (docs/conventions.md §20): length, magic, version,
@@ -72,7 +73,7 @@ internal static class AdvertCodec
     public const int V2Length = V2HeaderLength + HmacLength;
 
     /// <summary>The longest advert this daemon writes: version 2 with the weights of 64 nodes.</summary>
-    public const int V2MaxLength = V2Length + 2 + (2 * Cluster.MembershipView.MaxNodes);
+    public const int V2MaxLength = V2Length + 2 + (2 * Cluster.MembershipView.MaxNodes) + 2 + NodeAddressesMaxLength;
 
     /// <summary>The longest advert: an Ethernet payload.</summary>
     public const int MaximumLength = 1500;
@@ -88,6 +89,15 @@ internal static class AdvertCodec
     /// node that skipped it would compute another table for the same view and could claim buckets the sender holds.
     /// </summary>
     public const byte WeightsTlv = CriticalTlv | 1;
+
+    /// <summary>
+    /// The sender's own addresses for live migration (docs/design.md#node-addresses): port u16, then
+    /// IPv4 (4 bytes) and/or IPv6 (16), told apart by the length (6, 18 or 22). Not critical: an older
+    /// node skips it and only cannot migrate to the sender; nothing it computes depends on it.
+    /// </summary>
+    public const byte NodeAddressesTlv = 0x02;
+
+    private const int NodeAddressesMaxLength = 2 + 4 + 16;
 
     private const int HmacLength = 32;
     private const int MinimumHeader = 12;
@@ -132,7 +142,16 @@ internal static class AdvertCodec
         {
             throw new ArgumentException("Weights travel only in version-2 adverts.", nameof(advert));
         }
-        var tail = advert.Weights is { } w ? 2 + (2 * w.Length) : 0;
+        if (!v2 && advert.Addresses is not null)
+        {
+            throw new ArgumentException("Node addresses travel only in version-2 adverts.", nameof(advert));
+        }
+        if (advert.Addresses is { IsValid: false })
+        {
+            throw new ArgumentException($"Node addresses {advert.Addresses} cannot be advertised.", nameof(advert));
+        }
+        var weightsTlv = advert.Weights is { } w ? 2 + (2 * w.Length) : 0;
+        var tail = weightsTlv + (advert.Addresses is { } a ? 2 + AddressesLength(a) : 0);
         var length = v2 ? V2Length + tail : Length;
         if (destination.Length < length)
         {
@@ -174,8 +193,28 @@ internal static class AdvertCodec
                 BinaryPrimitives.WriteUInt16BigEndian(destination[(V2HeaderLength + 2 + (2 * i))..], weights[i]);
             }
         }
+        if (advert.Addresses is { } addresses)
+        {
+            WriteAddresses(addresses, destination[(V2HeaderLength + weightsTlv)..]);
+        }
         Mac(key, hmac, destination[..signed], destination.Slice(signed, HmacLength));
         return length;
+    }
+
+    private static int AddressesLength(NodeAddresses a) => 2 + (a.Ipv4 is null ? 0 : 4) + (a.Ipv6 is null ? 0 : 16);
+
+    private static void WriteAddresses(NodeAddresses a, Span<byte> d)
+    {
+        d[0] = NodeAddressesTlv;
+        d[1] = (byte)AddressesLength(a);
+        BinaryPrimitives.WriteUInt16BigEndian(d[2..], (ushort)a.Port);
+        var at = d[4..];
+        if (a.Ipv4 is not null)
+        {
+            a.Ipv4.TryWriteBytes(at, out _);
+            at = at[4..];
+        }
+        a.Ipv6?.TryWriteBytes(at, out _);
     }
 
     /// <summary>The fields from the incarnation to the held count (52 bytes), in either version.</summary>
@@ -247,8 +286,8 @@ internal static class AdvertCodec
         rejection = CheckFields(candidate);
         if (rejection == AdvertRejection.None && v2)
         {
-            rejection = CheckTail(d, candidate.NodeCount, out var weights);
-            candidate = candidate with { Weights = weights };
+            rejection = CheckTail(d, candidate.NodeCount, out var weights, out var addresses);
+            candidate = candidate with { Weights = weights, Addresses = addresses };
         }
         if (rejection != AdvertRejection.None)
         {
@@ -358,11 +397,13 @@ internal static class AdvertCodec
     /// The reserved half-word and the TLV tail of an authenticated version-2 advert: each TLV must
     /// fit, and a critical type this version does not know is refused, so a later meaning is never
     /// half-understood; other unknown types are skipped. The weights (<see cref="WeightsTlv"/>) must
-    /// come at most once, with one weight of 1..1000 per node.
+    /// come at most once, with one weight of 1..1000 per node; the node addresses
+    /// (<see cref="NodeAddressesTlv"/>) at most once, of a length this version reads.
     /// </summary>
-    private static AdvertRejection CheckTail(ReadOnlySpan<byte> d, int nodeCount, out ushort[]? weights)
+    private static AdvertRejection CheckTail(ReadOnlySpan<byte> d, int nodeCount, out ushort[]? weights, out NodeAddresses? addresses)
     {
         weights = null;
+        addresses = null;
         if (BinaryPrimitives.ReadUInt16BigEndian(d[78..]) != 0)
         {
             return AdvertRejection.Malformed;
@@ -382,6 +423,16 @@ internal static class AdvertCodec
                     return AdvertRejection.Malformed;
                 }
             }
+            else if (tail[0] == NodeAddressesTlv)
+            {
+                // Authenticated: a value this version cannot read is a sender's bug, refused like a bad weight.
+                if (addresses is not null || !TryReadAddresses(tail.Slice(2, tail[1]), out addresses))
+                {
+                    weights = null;
+                    addresses = null;
+                    return AdvertRejection.Malformed;
+                }
+            }
             else if ((tail[0] & CriticalTlv) != 0)
             {
                 return AdvertRejection.Malformed;
@@ -389,6 +440,21 @@ internal static class AdvertCodec
             tail = tail[(2 + tail[1])..];
         }
         return AdvertRejection.None;
+    }
+
+    private static bool TryReadAddresses(ReadOnlySpan<byte> value, out NodeAddresses? addresses)
+    {
+        addresses = null;
+        if (value.Length is not (6 or 18 or 22))
+        {
+            return false;
+        }
+        var port = BinaryPrimitives.ReadUInt16BigEndian(value);
+        var ipv4 = value.Length is 6 or 22 ? new System.Net.IPAddress(value.Slice(2, 4)) : null;
+        var ipv6 = value.Length is 18 or 22 ? new System.Net.IPAddress(value[^16..]) : null;
+        var read = new NodeAddresses(ipv4, ipv6, port);
+        addresses = read.IsValid ? read : null;
+        return addresses is not null;
     }
 
     private static bool TryReadWeights(ReadOnlySpan<byte> value, int nodeCount, out ushort[]? weights)

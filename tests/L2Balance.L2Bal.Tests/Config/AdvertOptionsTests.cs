@@ -9,7 +9,8 @@ public class AdvertOptionsTests
     private static readonly string[] Required =
         ["run", "--interface", "eth0", "--vip", "198.18.0.10/24", "--node-id", "2", "--node-count", "3", "--key-file", "/etc/l2bal/new.key"];
 
-    private static BalancerCommand Parse(params string[] extra) => BalancerCommandLine.Parse([.. Required, .. extra]);
+    /// <summary>A run of node 2 of 3 with <paramref name="extra"/> (also the node of <see cref="MigrateOptionsTests"/>).</summary>
+    internal static BalancerCommand Parse(params string[] extra) => BalancerCommandLine.Parse([.. Required, .. extra]);
 
     [Fact]
     public void Run_WithoutKeyChangeOrPin_HasNoPreviousKeyAndVersion2()

@@ -14,6 +14,8 @@ public sealed class ControlCommandTests
     [InlineData("drain", "Drain", false)]
     [InlineData("drain now", "Drain", false)]
     [InlineData("undrain", "Undrain", false)]
+    [InlineData("drain --migrate", "Drain", false)]
+    [InlineData("migrate", "Migrate", false)]
     [InlineData("", "Unknown", false)]
     [InlineData("STATUS", "Unknown", false)]
     [InlineData("status\n--json", "Unknown", false)]
@@ -59,11 +61,21 @@ public sealed class ControlCommandTests
     [InlineData("owner 198.18.0.77 udp/53")]
     [InlineData("owner 198.18.0.77 udp/53 40000")]
     [InlineData("drain")]
+    [InlineData("drain --migrate")]
+    [InlineData("migrate")]
     [InlineData("undrain")]
     public void ToString_AnyCommand_ParsesBackToIt(string line)
     {
         var command = ControlCommand.Parse(line);
 
         Assert.Equal(command, ControlCommand.Parse(command.ToString()));
+    }
+
+    [Fact]
+    public void Parse_DrainWithMigrate_CarriesIt()
+    {
+        Assert.True(ControlCommand.Parse("drain --migrate").Migrate);
+        Assert.False(ControlCommand.Parse("drain").Migrate);
+        Assert.Equal("drain --migrate", ControlCommand.Parse("drain --migrate").ToString());
     }
 }

@@ -279,7 +279,7 @@ public class NftRulesetTests
         Assert.Equal("", NftRuleset.Elements(new BucketSet(16)));
     }
 
-    private static void AssertInOrder(string text, params string[] fragments)
+    internal static void AssertInOrder(string text, params string[] fragments)
     {
         int at = 0;
         foreach (var f in fragments)

@@ -224,4 +224,55 @@ public class AdvertCodecV2Tests
     {
         Assert.Throws<ArgumentException>(() => AdvertCodec.Write(Sample with { Weights = [100, 200, 100] }, Key, new byte[AdvertCodec.Length]));
     }
+
+    [Fact]
+    public void V2_NodeAddresses_RoundTripAfterTheWeightsAsANonCriticalTlv()
+    {
+        using var keys = new AdvertKeys(Key, null);
+        var buffer = new byte[AdvertCodec.V2MaxLength];
+        var both = new NodeAddresses(System.Net.IPAddress.Parse("198.18.0.2"), System.Net.IPAddress.Parse("fdc6:1200::2"), 1081);
+        var length = AdvertCodec.Write(Sample with { Weights = [100, 200, 1000], Addresses = both }, new AdvertEnvelope(2, keys.CurrentId, 0), keys, buffer);
+
+        Assert.Equal(AdvertCodec.V2Length + 8 + 24, length);
+        Assert.Equal([AdvertCodec.NodeAddressesTlv, 22, 0x04, 0x39, 198, 18, 0, 2, 0xfd, 0xc6, 0x12], buffer[88..99]);
+        var (reason, advert, _) = Parse(buffer.AsSpan(0, length));
+        Assert.Equal(AdvertRejection.None, reason);
+        Assert.Equal(both, advert.Addresses);
+        Assert.Equal(new System.Net.IPEndPoint(both.Ipv4!, 1081), advert.Addresses!.Endpoint);
+        Assert.True((AdvertCodec.NodeAddressesTlv & AdvertCodec.CriticalTlv) == 0);
+    }
+
+    [Theory]
+    [InlineData(new byte[] { 0x02, 6, 0x04, 0x39, 198, 18, 0, 2 }, "198.18.0.2", null)]
+    [InlineData(new byte[] { 0x02, 18, 0x04, 0x39, 0xfd, 0xc6, 0x12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2 }, null, "fdc6:1200::2")]
+    public void V2_NodeAddressesOfOneFamily_AreReadByLength(byte[] tail, string? ipv4, string? ipv6)
+    {
+        var (reason, advert, _) = Parse(WithTail(tail));
+
+        Assert.Equal(AdvertRejection.None, reason);
+        Assert.Equal(ipv4, advert.Addresses?.Ipv4?.ToString());
+        Assert.Equal(ipv6, advert.Addresses?.Ipv6?.ToString());
+        Assert.Equal(1081, advert.Addresses?.Port);
+    }
+
+    [Fact]
+    public void V2_MalformedNodeAddresses_AreRefused()
+    {
+        Assert.Equal(AdvertRejection.Malformed, Parse(WithTail([0x02, 5, 0x04, 0x39, 198, 18, 0])).Reason); // no length of this version
+        Assert.Equal(AdvertRejection.Malformed, Parse(WithTail([0x02, 6, 0, 0, 198, 18, 0, 2])).Reason); // port 0
+        Assert.Equal(AdvertRejection.Malformed, Parse(WithTail([0x02, 6, 0x04, 0x39, 0, 0, 0, 0])).Reason); // 0.0.0.0
+        Assert.Equal(AdvertRejection.Malformed, Parse(WithTail([0x02, 6, 0x04, 0x39, 198, 18, 0, 2, 0x02, 6, 0x04, 0x39, 198, 18, 0, 3])).Reason); // twice
+        Assert.Equal(AdvertRejection.Malformed, Parse(WithTail([0x02, 6, 0x04, 0x39, 198, 18, 0])).Reason); // cut short
+    }
+
+    [Fact]
+    public void V2_WithoutNodeAddresses_IsByteForByteTheAdvertBeforeThem()
+    {
+        using var keys = new AdvertKeys(Key, null);
+        var buffer = new byte[AdvertCodec.V2MaxLength];
+
+        Assert.Equal(EncodeV2(Sample, Key), buffer.AsSpan(0, AdvertCodec.Write(Sample with { Addresses = null }, new AdvertEnvelope(2, keys.CurrentId, 0), keys, buffer)).ToArray());
+        Assert.Throws<ArgumentException>(() => AdvertCodec.Write(Sample with { Addresses = new NodeAddresses(System.Net.IPAddress.Parse("198.18.0.2"), null, 1081) }, Key, new byte[AdvertCodec.Length]));
+        Assert.Throws<ArgumentException>(() => AdvertCodec.Write(Sample with { Addresses = new NodeAddresses(null, null, 1081) }, new AdvertEnvelope(2, keys.CurrentId, 0), keys, buffer));
+    }
 }

@@ -1,0 +1,55 @@
+namespace L2Balance.Balancer.Migration;
+
+/// <summary>Migrations of this node's sessions to peers: in progress, done, refused by reason (status and metrics). Thread-safe.</summary>
+internal sealed class MigrationCounters
+{
+    private readonly long[] _refused = new long[MigrationReasons.All.Count];
+    private long _inProgress;
+    private long _done;
+    private long _proxyErrors;
+
+    /// <summary>Sessions asked to move whose answer has not come yet.</summary>
+    public long InProgress => Interlocked.Read(ref _inProgress);
+
+    /// <summary>Sessions moved to a peer.</summary>
+    public long Done => Interlocked.Read(ref _done);
+
+    /// <summary>Requests to the local l2proxy that failed (unreachable, refused, outside the protocol).</summary>
+    public long ProxyErrors => Interlocked.Read(ref _proxyErrors);
+
+    /// <summary>Refused sessions by reason, every reason listed (0 included).</summary>
+    public IReadOnlyDictionary<string, long> Refused =>
+        MigrationReasons.All.Select((r, i) => (r, Interlocked.Read(ref _refused[i]))).ToDictionary(p => p.r, p => p.Item2);
+
+    public void Started(int sessions) => Interlocked.Add(ref _inProgress, sessions);
+
+    public void Moved()
+    {
+        Interlocked.Decrement(ref _inProgress);
+        Interlocked.Increment(ref _done);
+    }
+
+    /// <summary>A session of a batch that stayed (its in-progress count ends).</summary>
+    public void Stayed(string reason)
+    {
+        Interlocked.Decrement(ref _inProgress);
+        Refuse(reason);
+    }
+
+    /// <summary>A session refused before it was asked to move.</summary>
+    public void Refuse(string reason) => Interlocked.Increment(ref _refused[IndexOf(MigrationReasons.Counted(reason))]);
+
+    public void ProxyError() => Interlocked.Increment(ref _proxyErrors);
+
+    private static int IndexOf(string reason)
+    {
+        for (int i = 0; i < MigrationReasons.All.Count; i++)
+        {
+            if (MigrationReasons.All[i] == reason)
+            {
+                return i;
+            }
+        }
+        throw new ArgumentOutOfRangeException(nameof(reason), reason, "not a counted reason");
+    }
+}

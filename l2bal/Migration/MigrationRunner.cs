@@ -1,0 +1,153 @@
+using L2Balance.Balancer.Kernel;
+
+namespace L2Balance.Balancer.Migration;
+
+/// <summary>What one run did: sessions moved, refused by reason, owned here, and the pauses the moved ones saw.</summary>
+internal sealed record MigrationSummary(int Moved, IReadOnlyDictionary<string, int> Refused, int OwnedHere, IReadOnlyList<int> PausesMs)
+{
+    /// <summary>One line for the control answer and the log.</summary>
+    public override string ToString()
+    {
+        var refused = Refused.Count == 0 ? "none refused" : $"refused {Refused.Values.Sum()} ({string.Join(", ", Refused.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"{p.Key}: {p.Value}"))})";
+        var pause = PausesMs.Count == 0 ? "" : $"; pause median {Percentile(0.5)} ms, max {PausesMs.Max()} ms";
+        return $"moved {Moved}, {refused}, {OwnedHere} owned here{pause}";
+    }
+
+    private int Percentile(double p)
+    {
+        var sorted = PausesMs.Order().ToList();
+        return sorted[(int)Math.Min(sorted.Count - 1, Math.Floor(p * sorted.Count))];
+    }
+}
+
+/// <summary>
+/// Carries out a <see cref="MigrationPlan"/> on the old node, batch by batch (docs/design.md#migration-orchestration):
+/// both legs' flows into the moved-out set, then <c>move</c>; a moved session's flows go to the
+/// moved-away set (marked in conntrack by their next packet); a session that stayed has its flows taken
+/// out again. When the proxy fails mid-move, a fresh <c>list</c> tells which sessions are still here:
+/// they stay (flows out of the set), the others moved; when that fails too the proxy is gone and so
+/// are its sessions: counted as refused, and the set keeps their flows (no RST for a session that may have moved).
+/// </summary>
+internal sealed class MigrationRunner(IMigrationProxy proxy, Action<IReadOnlyCollection<FlowTuple>, MovedFlowChange> movedOut, MigrationCounters counters)
+{
+    public MigrationSummary Run(MigrationPlan plan)
+    {
+        ArgumentNullException.ThrowIfNull(plan);
+        var refused = new Dictionary<string, int>();
+        var pauses = new List<int>();
+        int moved = 0;
+        void Count(string reason)
+        {
+            var counted = MigrationReasons.Counted(reason);
+            refused[counted] = refused.GetValueOrDefault(counted) + 1;
+        }
+        foreach (var r in plan.Refused)
+        {
+            counters.Refuse(r.Reason);
+            Count(r.Reason);
+        }
+        foreach (var batch in plan.Batches)
+        {
+            var byId = batch.Sessions.ToDictionary(s => s.Id, StringComparer.Ordinal);
+            var flows = batch.Sessions.SelectMany(s => s.InboundFlows()).ToList();
+            try
+            {
+                movedOut(flows, MovedFlowChange.Moving);
+            }
+            catch (KernelFilterException)
+            {
+                foreach (var _ in batch.Sessions)
+                {
+                    counters.Refuse(MigrationReasons.FilterFailed);
+                    Count(MigrationReasons.FilterFailed);
+                }
+                continue;
+            }
+            counters.Started(batch.Sessions.Count);
+            var stayed = new List<(ProxySession Session, string Reason)>();
+            var answered = new HashSet<string>(StringComparer.Ordinal);
+            IReadOnlyList<MoveOutcome> outcomes;
+            bool proxyGone = false;
+            try
+            {
+                outcomes = proxy.Move(batch.Peer, [.. byId.Keys]);
+            }
+            catch (MigrationProxyException)
+            {
+                counters.ProxyError();
+                var reconciled = Reconcile(byId.Values);
+                proxyGone = reconciled is null;
+                outcomes = reconciled ?? [];
+            }
+            foreach (var outcome in outcomes)
+            {
+                if (!byId.TryGetValue(outcome.Id, out var session) || !answered.Add(outcome.Id))
+                {
+                    continue; // an id not asked for, or answered twice: the first answer stands
+                }
+                if (outcome.Moved)
+                {
+                    moved++;
+                    pauses.Add(outcome.PauseMs);
+                    counters.Moved();
+                }
+                else
+                {
+                    stayed.Add((session, outcome.Reason ?? MigrationReasons.ProxyFailed));
+                }
+            }
+            // An id the proxy did not answer was not moved by its word: it stays here.
+            stayed.AddRange(byId.Values.Where(s => !answered.Contains(s.Id)).Select(s => (s, MigrationReasons.ProxyFailed)));
+            foreach (var (_, reason) in stayed)
+            {
+                counters.Stayed(reason);
+                Count(reason);
+            }
+            var stayedIds = stayed.Select(x => x.Session.Id).ToHashSet(StringComparer.Ordinal);
+            var gone = byId.Values.Where(s => answered.Contains(s.Id) && !stayedIds.Contains(s.Id)).ToList();
+            if (gone.Count > 0)
+            {
+                try
+                {
+                    movedOut([.. gone.SelectMany(s => s.InboundFlows())], MovedFlowChange.Moved);
+                }
+                catch (KernelFilterException)
+                {
+                    // Still in moved_out, dropped while it lives; only the conntrack mark for after an l2bal restart is missing.
+                    counters.ProxyError();
+                }
+            }
+            if (stayed.Count > 0 && !proxyGone)
+            {
+                try
+                {
+                    movedOut([.. stayed.SelectMany(s => s.Session.InboundFlows())], MovedFlowChange.Stayed);
+                }
+                catch (KernelFilterException)
+                {
+                    // Their input stays dropped until the elements expire: counted, the session is refused either way.
+                    counters.ProxyError();
+                }
+            }
+        }
+        return new MigrationSummary(moved, refused, plan.OwnedHere, pauses);
+    }
+
+    /// <summary>After a failed move: sessions still listed stayed; the others moved. Null when the proxy cannot list either.</summary>
+    private List<MoveOutcome>? Reconcile(IEnumerable<ProxySession> asked)
+    {
+        HashSet<string> still;
+        try
+        {
+            still = [.. proxy.List().Select(s => s.Id)];
+        }
+        catch (MigrationProxyException)
+        {
+            counters.ProxyError();
+            return null;
+        }
+        return [.. asked.Select(s => still.Contains(s.Id)
+            ? new MoveOutcome(s.Id, false, 0, MigrationReasons.ProxyFailed)
+            : new MoveOutcome(s.Id, true, 0, null))];
+    }
+}

@@ -1,0 +1,61 @@
+using System.Net;
+using L2Balance.Balancer.Migration;
+using L2Balance.Balancer.Protocol;
+using Xunit;
+
+namespace L2Balance.L2Bal.Tests.Migration;
+
+public class MigrationPlannerTests
+{
+    private static readonly Dictionary<int, NodeAddresses> Peers = new()
+    {
+        [2] = new NodeAddresses(IPAddress.Parse("198.18.0.2"), null, 1081),
+        [3] = new NodeAddresses(IPAddress.Parse("198.18.0.3"), IPAddress.Parse("fdc6:1200::3"), 1090),
+    };
+
+    /// <summary>Owner by the client's last octet: 1x → 1 (self), 2x → 2, 3x → 3, 4x → 4 (no address), 0 → none.</summary>
+    private static int OwnerOf(ProxySession s) => s.Client.Address.GetAddressBytes()[3] / 10;
+
+    [Fact]
+    public void Plan_Sessions_GroupByOwnerInOrderToEachOwnersAddress()
+    {
+        var sessions = new[] { MigrationTestData.Session(1, 31), MigrationTestData.Session(2, 21), MigrationTestData.Session(3, 32), MigrationTestData.Session(4, 22) };
+
+        var plan = MigrationPlanner.Plan(sessions, self: 1, OwnerOf, Peers);
+
+        Assert.Equal([2, 3], plan.Batches.Select(b => b.Owner));
+        Assert.Equal(["s2", "s4"], plan.Batches[0].Sessions.Select(s => s.Id));
+        Assert.Equal(["s1", "s3"], plan.Batches[1].Sessions.Select(s => s.Id));
+        Assert.Equal(IPEndPoint.Parse("198.18.0.2:1081"), plan.Batches[0].Peer);
+        Assert.Equal(IPEndPoint.Parse("198.18.0.3:1090"), plan.Batches[1].Peer);
+        Assert.Equal(4, plan.ToMove);
+        Assert.Empty(plan.Refused);
+    }
+
+    [Fact]
+    public void Plan_ProxyRefusalsAndOwnersWithoutAddress_AreRefusedWithTheirReasons()
+    {
+        var sessions = new[]
+        {
+            MigrationTestData.Session(1, 21, stays: "gssapi-protected"),
+            MigrationTestData.Session(2, 41),
+            MigrationTestData.Session(3, 5),
+            MigrationTestData.Session(4, 22),
+        };
+
+        var plan = MigrationPlanner.Plan(sessions, self: 1, OwnerOf, Peers);
+
+        Assert.Equal([("s1", "gssapi-protected"), ("s2", "peer-unreachable"), ("s3", "peer-unreachable")], plan.Refused.Select(r => (r.Session.Id, r.Reason)));
+        Assert.Equal(["s4"], plan.Batches.Single().Sessions.Select(s => s.Id));
+    }
+
+    [Fact]
+    public void Plan_SessionsThisNodeOwns_StayUncounted()
+    {
+        var plan = MigrationPlanner.Plan([MigrationTestData.Session(1, 11), MigrationTestData.Session(2, 12)], self: 1, OwnerOf, Peers);
+
+        Assert.Empty(plan.Batches);
+        Assert.Empty(plan.Refused);
+        Assert.Equal(2, plan.OwnedHere);
+    }
+}

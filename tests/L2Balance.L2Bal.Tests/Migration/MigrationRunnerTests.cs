@@ -1,0 +1,163 @@
+using System.Net;
+using L2Balance.Balancer.Kernel;
+using L2Balance.Balancer.Migration;
+using L2Balance.Balancer.Protocol;
+using Xunit;
+
+namespace L2Balance.L2Bal.Tests.Migration;
+
+public class MigrationRunnerTests
+{
+    /// <summary>A proxy double: answers each move from a script, records the order of calls.</summary>
+    private sealed class ScriptedProxy(List<string> calls) : IMigrationProxy
+    {
+        public Func<IPEndPoint, IReadOnlyList<string>, IReadOnlyList<MoveOutcome>> OnMove { get; set; } =
+            (_, ids) => [.. ids.Select(id => new MoveOutcome(id, true, 7, null))];
+
+        public Func<IReadOnlyList<ProxySession>> OnList { get; set; } = () => [];
+
+        public void Key(uint epoch, ReadOnlySpan<byte> channelKey) => calls.Add($"key {epoch}");
+
+        public void Accept(IPEndPoint at) => calls.Add($"accept {at}");
+
+        public IReadOnlyList<ProxySession> List()
+        {
+            calls.Add("list");
+            return OnList();
+        }
+
+        public IReadOnlyList<MoveOutcome> Move(IPEndPoint peer, IReadOnlyList<string> ids)
+        {
+            calls.Add($"move {peer} {string.Join(' ', ids)}");
+            return OnMove(peer, ids);
+        }
+    }
+
+    private static readonly Dictionary<int, NodeAddresses> Peers = new()
+    {
+        [2] = new NodeAddresses(IPAddress.Parse("198.18.0.2"), null, 1081),
+        [3] = new NodeAddresses(IPAddress.Parse("198.18.0.3"), null, 1081),
+    };
+
+    private static int OwnerOf(ProxySession s) => s.Client.Address.GetAddressBytes()[3] / 10;
+
+    private static (List<string> Calls, ScriptedProxy Proxy, MigrationCounters Counters, MigrationRunner Runner) Setup(Action<IReadOnlyCollection<FlowTuple>, MovedFlowChange>? filter = null)
+    {
+        var calls = new List<string>();
+        var proxy = new ScriptedProxy(calls);
+        var counters = new MigrationCounters();
+        filter ??= (flows, change) => calls.Add($"{change switch { MovedFlowChange.Moving => "out+", MovedFlowChange.Stayed => "out-", _ => "away" }} {string.Join(", ", flows.Select(f => f.NftElement()))}");
+        return (calls, proxy, counters, new MigrationRunner(proxy, filter, counters));
+    }
+
+    private static MigrationPlan Plan(params ProxySession[] sessions) => MigrationPlanner.Plan(sessions, 1, OwnerOf, Peers);
+
+    [Fact]
+    public void Run_EachBatch_PutsBothLegsInMovedOutBeforeItsMoveAndInMovedAwayAfter()
+    {
+        var (calls, _, counters, runner) = Setup();
+
+        var summary = runner.Run(Plan(MigrationTestData.Session(1, 21), MigrationTestData.Session(2, 31)));
+
+        Assert.Equal(
+        [
+            "out+ tcp . 198.18.1.21 . 40001 . 198.18.0.10 . 1080, tcp . 198.18.2.7 . 443 . 198.18.0.10 . 33001",
+            "move 198.18.0.2:1081 s1",
+            "away tcp . 198.18.1.21 . 40001 . 198.18.0.10 . 1080, tcp . 198.18.2.7 . 443 . 198.18.0.10 . 33001",
+            "out+ tcp . 198.18.1.31 . 40002 . 198.18.0.10 . 1080, tcp . 198.18.2.7 . 443 . 198.18.0.10 . 33002",
+            "move 198.18.0.3:1081 s2",
+            "away tcp . 198.18.1.31 . 40002 . 198.18.0.10 . 1080, tcp . 198.18.2.7 . 443 . 198.18.0.10 . 33002",
+        ], calls);
+        Assert.Equal(2, summary.Moved);
+        Assert.Equal([7, 7], summary.PausesMs);
+        Assert.Equal(2, counters.Done);
+        Assert.Equal(0, counters.InProgress);
+    }
+
+    [Fact]
+    public void Run_StayedSessions_LeaveMovedOutAgainAndAreCountedByReason()
+    {
+        var (calls, proxy, counters, runner) = Setup();
+        proxy.OnMove = (_, ids) => [new MoveOutcome(ids[0], true, 3, null), new MoveOutcome(ids[1], false, 0, "restore-failed")];
+
+        var summary = runner.Run(Plan(MigrationTestData.Session(1, 21), MigrationTestData.Session(2, 22), MigrationTestData.Session(3, 23, stays: "not-single-ip")));
+
+        Assert.Equal("away tcp . 198.18.1.21 . 40001 . 198.18.0.10 . 1080, tcp . 198.18.2.7 . 443 . 198.18.0.10 . 33001", calls[^2]);
+        Assert.Equal("out- tcp . 198.18.1.22 . 40002 . 198.18.0.10 . 1080, tcp . 198.18.2.7 . 443 . 198.18.0.10 . 33002", calls[^1]);
+        Assert.Equal(1, summary.Moved);
+        Assert.Equal(new Dictionary<string, int> { ["not-single-ip"] = 1, ["restore-failed"] = 1 }, summary.Refused);
+        Assert.Equal(1, counters.Refused["restore-failed"]);
+        Assert.Equal(1, counters.Refused["not-single-ip"]);
+        Assert.Equal(1, counters.Done);
+        Assert.Equal(0, counters.InProgress);
+    }
+
+    [Fact]
+    public void Run_IdsTheProxyLeftUnansweredOrDidNotAskFor_StayAndForeignIdsAreIgnored()
+    {
+        var (calls, proxy, counters, runner) = Setup();
+        proxy.OnMove = (_, ids) => [new MoveOutcome("s9", true, 1, null), new MoveOutcome(ids[0], true, 1, null), new MoveOutcome(ids[0], false, 0, "too-large")];
+
+        var summary = runner.Run(Plan(MigrationTestData.Session(1, 21), MigrationTestData.Session(2, 22)));
+
+        Assert.Equal(1, summary.Moved);
+        Assert.Equal(new Dictionary<string, int> { ["proxy-failed"] = 1 }, summary.Refused);
+        Assert.StartsWith("out- tcp . 198.18.1.22 ", calls[^1], StringComparison.Ordinal);
+        Assert.Equal(0, counters.InProgress);
+    }
+
+    [Fact]
+    public void Run_ProxyFailsMidMove_SessionsStillListedStayAndTheOthersMoved()
+    {
+        var (calls, proxy, counters, runner) = Setup();
+        proxy.OnMove = (_, _) => throw new MigrationProxyException("connection reset");
+        proxy.OnList = () => [MigrationTestData.Session(2, 22)];
+
+        var summary = runner.Run(Plan(MigrationTestData.Session(1, 21), MigrationTestData.Session(2, 22)));
+
+        Assert.Equal(1, summary.Moved);
+        Assert.Equal(new Dictionary<string, int> { ["proxy-failed"] = 1 }, summary.Refused);
+        Assert.Equal("list", calls[^3]);
+        Assert.StartsWith("away tcp . 198.18.1.21 ", calls[^2], StringComparison.Ordinal);
+        Assert.StartsWith("out- tcp . 198.18.1.22 ", calls[^1], StringComparison.Ordinal);
+        Assert.Equal(1, counters.ProxyErrors);
+    }
+
+    [Fact]
+    public void Run_ProxyGoneEntirely_KeepsTheFlowsMovedOutAndRefusesTheBatch()
+    {
+        var (calls, proxy, counters, runner) = Setup();
+        proxy.OnMove = (_, _) => throw new MigrationProxyException("connection refused");
+        proxy.OnList = () => throw new MigrationProxyException("connection refused");
+
+        var summary = runner.Run(Plan(MigrationTestData.Session(1, 21)));
+
+        Assert.Equal(0, summary.Moved);
+        Assert.Equal(new Dictionary<string, int> { ["proxy-failed"] = 1 }, summary.Refused);
+        Assert.DoesNotContain(calls, c => c.StartsWith("out-", StringComparison.Ordinal) || c.StartsWith("away", StringComparison.Ordinal));
+        Assert.Equal(2, counters.ProxyErrors);
+        Assert.Equal(0, counters.InProgress);
+    }
+
+    [Fact]
+    public void Run_FilterRefusesTheMovedOutSet_NothingOfTheBatchIsAskedToMove()
+    {
+        var (calls, proxy, counters, _) = Setup();
+        var runner = new MigrationRunner(proxy, (_, _) => throw new KernelFilterException("set full"), counters);
+
+        var summary = runner.Run(Plan(MigrationTestData.Session(1, 21), MigrationTestData.Session(2, 22)));
+
+        Assert.Equal(0, summary.Moved);
+        Assert.Equal(new Dictionary<string, int> { ["filter-failed"] = 2 }, summary.Refused);
+        Assert.Equal(2, counters.Refused["filter-failed"]);
+        Assert.Empty(calls);
+    }
+
+    [Fact]
+    public void Summary_WithPauses_NamesMedianAndMax()
+    {
+        var summary = new MigrationSummary(3, new Dictionary<string, int> { ["workers"] = 2 }, 4, [5, 1, 30]);
+
+        Assert.Equal("moved 3, refused 2 (workers: 2), 4 owned here; pause median 5 ms, max 30 ms", summary.ToString());
+    }
+}
