@@ -43,6 +43,12 @@ internal static class MigrationPlanner
                 refused.Add(new MigrationRefusal(session, reason));
                 continue;
             }
+            if (session.Client.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork)
+            {
+                // The moved-flow sets are keyed by IPv4 5-tuples (docs/design.md#migration-filter).
+                refused.Add(new MigrationRefusal(session, MigrationReasons.Ipv6));
+                continue;
+            }
             int owner = ownerOf(session);
             if (owner == self)
             {
@@ -80,12 +86,15 @@ internal static class MigrationReasons
     /// <summary>l2bal only: the moved-out set could not be changed, so nothing of the batch was asked to move.</summary>
     public const string FilterFailed = "filter-failed";
 
+    /// <summary>l2bal only: a session on the IPv6 VIP; the moved-flow sets hold IPv4 flows.</summary>
+    public const string Ipv6 = "ipv6";
+
     /// <summary>l2bal only: the proxy failed mid-move and still lists the session (it stays), or named a reason not in this list.</summary>
     public const string ProxyFailed = "proxy-failed";
 
     /// <summary>Every reason counted, in the order status lists them (a bounded set: the metric's label values).</summary>
     public static readonly IReadOnlyList<string> All =
-        [NotSingleIp, GssapiProtected, NotEstablished, TooLarge, RestoreFailed, PeerUnreachable, NoKey, Workers, FilterFailed, ProxyFailed];
+        [NotSingleIp, GssapiProtected, NotEstablished, TooLarge, RestoreFailed, PeerUnreachable, NoKey, Workers, FilterFailed, Ipv6, ProxyFailed];
 
     /// <summary>The reason as counted: one of <see cref="All"/>, else <see cref="ProxyFailed"/>.</summary>
     public static string Counted(string reason) => All.Contains(reason) ? reason : ProxyFailed;

@@ -58,4 +58,16 @@ public class MigrationPlannerTests
         Assert.Empty(plan.Refused);
         Assert.Equal(2, plan.OwnedHere);
     }
+
+    [Fact]
+    public void Plan_SessionOnTheIpv6Vip_IsRefusedAsIpv6WithoutAskingItsOwner()
+    {
+        var v4 = MigrationTestData.Session(1, 21);
+        var v6 = v4 with { Id = "s2", Client = IPEndPoint.Parse("[fdc6:1200:1::21]:40000") };
+
+        var plan = MigrationPlanner.Plan([v4, v6], self: 1, s => s.Client.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? OwnerOf(s) : throw new InvalidOperationException("asked"), Peers);
+
+        Assert.Equal([("s2", "ipv6")], plan.Refused.Select(r => (r.Session.Id, r.Reason)));
+        Assert.Equal(["s1"], plan.Batches.Single().Sessions.Select(s => s.Id));
+    }
 }
