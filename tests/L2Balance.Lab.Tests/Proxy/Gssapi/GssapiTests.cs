@@ -15,6 +15,8 @@ public sealed class GssapiTests(GssapiLabFixture lab)
 {
     private static string Echo => $"{ProxyLab.TargetV4}:{TargetServers.TcpEchoPort}";
 
+    private static string UdpEcho => $"{ProxyLab.TargetV4}:{TargetServers.UdpEchoPort}";
+
     [SkippableTheory(typeof(LabUnavailableException))]
     [InlineData("clear", 0)]
     [InlineData("integrity", 1)]
@@ -42,9 +44,11 @@ public sealed class GssapiTests(GssapiLabFixture lab)
     public async Task Authenticate_TicketForAnotherService_GetsFailureMessage()
     {
         var before = await lab.ScrapeAsync();
+        int lines = lab.FailureLines("wrong_service");
         var result = await lab.ClientAsync(lab.AliceCache, "--service", "other@vip.l2lab.test", "--level", "clear");
         Assert.True(TextOf(result, "auth") == "mtyp 0xff", $"{result}\n{lab.Describe()}");
         Assert.Equal(1, Failures(await lab.ScrapeAsync(), "wrong_service") - Failures(before, "wrong_service"));
+        Assert.Equal(lines + 1, await lab.WaitForFailureLinesAsync("wrong_service", lines + 1));
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
@@ -71,11 +75,77 @@ public sealed class GssapiTests(GssapiLabFixture lab)
     public async Task Authenticate_BadInput_GetsFailureMessageAndCounter(string option, string value, string reason)
     {
         var before = await lab.ScrapeAsync();
+        int lines = lab.FailureLines(reason);
         var result = await lab.ClientAsync(lab.AliceCache, "--service", Service, "--level", "clear", option, value);
         var text = result.ToString();
         Assert.True(TextOf(result, "auth") == "abort" || TextOf(result, "level") == "mtyp 0xff", $"{text}\n{lab.Describe()}");
         var after = await lab.ScrapeAsync();
         Assert.True(Failures(after, reason) - Failures(before, reason) == 1, $"{reason}: {string.Join(", ", after.Where(m => m.Key.Contains("gssapi_failures", StringComparison.Ordinal)))}\n{lab.Describe()}");
+        Assert.Equal(lines + 1, await lab.WaitForFailureLinesAsync(reason, lines + 1));
+    }
+
+    [SkippableTheory(typeof(LabUnavailableException))]
+    [InlineData("clear", 0)]
+    [InlineData("integrity", 1)]
+    [InlineData("confidentiality", 2)]
+    [InlineData("per-message", 3)]
+    public async Task UdpAssociate_EachProtectionLevel_EchoesEveryDatagram(string level, int wire)
+    {
+        // Above clear each datagram, SOCKS UDP header included, is one wrapped encapsulation message both ways (RFC 1961 section 5).
+        var result = await lab.ClientAsync(lab.AliceCache, "--service", Service, "--level", level, "--udp", "20", "--udp-target", UdpEcho);
+        Assert.True(NumberOf(result, "level") == wire && NumberOf(result, "reply") == 0 && NumberOf(result, "udp_echoed") == 20
+            && NumberOf(result, "udp_extra") == 0 && NumberOf(result, "udp_unencrypted") == 0, $"{result}\n{lab.Describe()}");
+    }
+
+    [SkippableTheory(typeof(LabUnavailableException))]
+    [InlineData("integrity")]
+    [InlineData("confidentiality")]
+    public async Task UdpAssociate_ReplayedUnwrappedOrGarbageDatagram_IsACountedDrop(string level)
+    {
+        // Behind the first datagram: the same bytes again, the datagram unwrapped, a token of random bytes; none reaches the target.
+        var before = await lab.ScrapeAsync();
+        var result = await lab.ClientAsync(lab.AliceCache, "--service", Service, "--level", level, "--udp", "5", "--udp-target", UdpEcho, "--udp-bad");
+        Assert.True(NumberOf(result, "reply") == 0 && NumberOf(result, "udp_echoed") == 5 && NumberOf(result, "udp_extra") == 0, $"{result}\n{lab.Describe()}");
+        Assert.Equal(3, UdpDrops(await lab.ScrapeAsync(), "GssapiToken") - UdpDrops(before, "GssapiToken"));
+    }
+
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task Authenticate_NecClientWithNecgssapiRule_IsServed()
+    {
+        // clientcompatibility: necgssapi in the rule of NecClient's address: the level message travels unwrapped both ways.
+        var result = await lab.ClientAsync(lab.AliceCache, "--service", Service, "--level", "integrity", "--nec", "--source", NecClient.ToString(), "--connect", Echo, "--payload", "1000");
+        Assert.True(TextOf(result, "auth") == "ok" && NumberOf(result, "level") == 1 && NumberOf(result, "reply") == 0 && TextOf(result, "echo") == "ok", $"{result}\n{lab.Describe()}");
+    }
+
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task Authenticate_NecClientWithoutNecgssapi_GetsFailureMessage()
+    {
+        // The rule of the usual client address has no necgssapi: an unwrapped level octet is a defective per-message token.
+        var before = await lab.ScrapeAsync();
+        int lines = lab.FailureLines("defective");
+        var result = await lab.ClientAsync(lab.AliceCache, "--service", Service, "--level", "integrity", "--nec");
+        Assert.True(TextOf(result, "auth") == "ok" && TextOf(result, "level") == "mtyp 0xff", $"{result}\n{lab.Describe()}");
+        Assert.Equal(1, Failures(await lab.ScrapeAsync(), "defective") - Failures(before, "defective"));
+        Assert.Equal(lines + 1, await lab.WaitForFailureLinesAsync("defective", lines + 1));
+    }
+
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task Authenticate_ExpiredTicket_GetsFailureMessage()
+    {
+        // Carol's tickets live 3 s: her service ticket is fetched while valid, then sent once it and the proxy's skew have passed
+        // (the client rewrites the cache's copy of the end time: MIT's initiator would not send an expired ticket).
+        var issued = DateTime.UtcNow;
+        var cache = await lab.Realm.KinitAsync(lab.Lab.Client, "carol", CarolPassword, StepTimeout, "3s");
+        var fresh = await lab.ClientAsync(cache, "--service", Service, "--level", "clear");
+        Assert.True(TextOf(fresh, "auth") == "ok", $"{fresh}\n{lab.Describe()}");
+        var wait = issued + TimeSpan.FromSeconds(3 + ClockSkewSeconds + 2) - DateTime.UtcNow;
+        await Task.Delay(wait > TimeSpan.Zero ? wait : TimeSpan.Zero);
+        var before = await lab.ScrapeAsync();
+        int lines = lab.FailureLines("expired");
+        var result = await lab.ClientAsync(cache, "--service", Service, "--level", "clear", "--stretch-tickets");
+        Assert.True(TextOf(result, "auth") == "mtyp 0xff", $"{result}\n{lab.Describe()}");
+        Assert.Equal(1, Failures(await lab.ScrapeAsync(), "expired") - Failures(before, "expired"));
+        Assert.Equal(lines + 1, await lab.WaitForFailureLinesAsync("expired", lines + 1));
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
@@ -102,8 +172,10 @@ public sealed class GssapiTests(GssapiLabFixture lab)
     private async Task ReplayAsync(string token, string reason)
     {
         var before = await lab.ScrapeAsync();
+        int lines = lab.FailureLines(reason);
         var result = await lab.ClientAsync(lab.AliceCache, "--service", Service, "--replay-token", token);
         Assert.True(TextOf(result, "auth") == "abort", $"{result}\n{lab.Describe()}");
         Assert.Equal(1, Failures(await lab.ScrapeAsync(), reason) - Failures(before, reason));
+        Assert.Equal(lines + 1, await lab.WaitForFailureLinesAsync(reason, lines + 1));
     }
 }
