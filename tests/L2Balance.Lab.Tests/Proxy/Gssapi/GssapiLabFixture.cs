@@ -20,7 +20,7 @@ public sealed partial class GssapiLabFixture : IAsyncLifetime
     public const string AlicePassword = "alice-lab-pw";
     public const string BobPassword = "bob-lab-pw";
     public const string CarolPassword = "carol-lab-pw";
-    /// <summary>A second client address whose client rule carries <c>clientcompatibility: necgssapi</c>.</summary>
+    /// <summary>A second client address whose client rule carries <c>clientcompatibility: necgssapi</c> and allows integrity and confidentiality only.</summary>
     public static readonly IPAddress NecClient = IPAddress.Parse("198.18.1.3");
     public static readonly IPAddress KdcAddress = IPAddress.Parse("198.18.3.2");
     public static readonly TimeSpan StepTimeout = TimeSpan.FromSeconds(30);
@@ -78,6 +78,7 @@ public sealed partial class GssapiLabFixture : IAsyncLifetime
                     clientcompatibility: necgssapi
                     gssapi.servicename: {{Realm.ServicePrincipal}}
                     gssapi.keytab: {{Realm.Keytab}}
+                    gssapi.enctype: integrity confidentiality
                 }
                 client pass {
                     from: 198.18.1.0/24 to: 0/0

@@ -117,6 +117,28 @@ public sealed class GssapiTests(GssapiLabFixture lab)
         Assert.True(TextOf(result, "auth") == "ok" && NumberOf(result, "level") == 1 && NumberOf(result, "reply") == 0 && TextOf(result, "echo") == "ok", $"{result}\n{lab.Describe()}");
     }
 
+    [SkippableTheory(typeof(LabUnavailableException))]
+    [InlineData("integrity")]
+    [InlineData("confidentiality")]
+    public async Task Bind_WrappingLevel_EchoesThroughTheProxy(string level)
+    {
+        // Both replies and the relayed data are encapsulation messages; the client itself connects back and echoes.
+        var result = await lab.ClientAsync(lab.AliceCache, "--service", Service, "--level", level, "--bind", "--payload", "100000");
+        Assert.True(NumberOf(result, "reply") == 0 && NumberOf(result, "second_reply") == 0 && TextOf(result, "echo") == "ok", $"{result}\n{lab.Describe()}");
+    }
+
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task Authenticate_LevelTheRuleDoesNotAllow_GetsFailureMessage()
+    {
+        // NecClient's rule has gssapi.enctype: integrity confidentiality; it asks for clear.
+        var before = await lab.ScrapeAsync();
+        int lines = lab.FailureLines("protection_level");
+        var result = await lab.ClientAsync(lab.AliceCache, "--service", Service, "--level", "clear", "--nec", "--source", NecClient.ToString());
+        Assert.True(TextOf(result, "auth") == "ok" && TextOf(result, "level") == "mtyp 0xff", $"{result}\n{lab.Describe()}");
+        Assert.Equal(1, Failures(await lab.ScrapeAsync(), "protection_level") - Failures(before, "protection_level"));
+        Assert.Equal(lines + 1, await lab.WaitForFailureLinesAsync("protection_level", lines + 1));
+    }
+
     [SkippableFact(typeof(LabUnavailableException))]
     public async Task Authenticate_NecClientWithoutNecgssapi_GetsFailureMessage()
     {

@@ -7,11 +7,11 @@ share a misreading). Prints one JSON object: what each step saw. Exit 0 unless t
                     [--connect ADDR:PORT --payload N] [--nec] [--save-token FILE | --replay-token FILE]
                     [--send-level N] [--raw-token HEX] [--oversize N] [--source ADDR]
                     [--method none] [--upload N] [--repeat N --seconds S]
-                    [--udp N --udp-target ADDR:PORT [--udp-bad]] [--stretch-tickets]
+                    [--bind] [--udp N --udp-target ADDR:PORT [--udp-bad]] [--stretch-tickets]
 With --repeat (l2lab bench-proxy's load): up to N sessions one after another for at most S seconds, and one JSON
 object with the count, the failures and this process's CPU seconds in the loop.
 """
-import argparse, json, os, socket, struct, sys, time
+import argparse, json, os, socket, struct, sys, threading, time
 
 import gssapi
 
@@ -60,6 +60,7 @@ def main():
     p.add_argument("--source", help="the client address to connect from (the cluster lab's client addresses)")
     p.add_argument("--method", default="gssapi", choices=["gssapi", "none"], help="none: the same session with method X'00' (the bench's reference)")
     p.add_argument("--upload", type=int, default=0, help="after the CONNECT send this many bytes (16 KiB messages) and close")
+    p.add_argument("--bind", action="store_true", help="BIND instead of CONNECT; the client connects back itself and echoes --payload")
     p.add_argument("--udp", type=int, default=0, help="UDP ASSOCIATE, then N datagrams to --udp-target, each expected back")
     p.add_argument("--udp-target", help="ADDR:PORT of a UDP echo server")
     p.add_argument("--udp-bad", action="store_true", help="after the first datagram also send it again (a replay), unwrapped, and a garbage token")
@@ -187,20 +188,36 @@ def relay(a, sock, out, ctx, protect, encrypt):
     def send(data):
         sock.sendall(message(3, ctx.wrap(data, encrypt).message) if protect else data)
 
+    def reply():
+        if protect:
+            mtyp, token = read_message(sock)
+            return ctx.unwrap(token).message if mtyp == 3 else b""
+        return recv_exact(sock, 10)
+
     if a.udp:
         return udp(a, sock, out, ctx, protect, encrypt, send)
-    if not a.connect:
+    if a.bind:
+        # BIND naming no address; this client is also the host that connects back, and echoes what it gets there.
+        send(b"\x05\x02\x00\x01" + socket.inet_aton("0.0.0.0") + struct.pack("!H", 0))
+        rep = reply()
+        out["reply"] = rep[1] if len(rep) > 1 else -1
+        if out["reply"] != 0 or len(rep) < 10:
+            return out
+        peer = socket.create_connection((socket.inet_ntoa(rep[4:8]), struct.unpack("!H", rep[8:10])[0]), timeout=10)
+        threading.Thread(target=echo, args=(peer,), daemon=True).start()
+        rep = reply()
+        out["second_reply"] = rep[1] if len(rep) > 1 else -1
+        if out["second_reply"] != 0:
+            return out
+    elif not a.connect:
         return out
-    dhost, dport = a.connect.rsplit(":", 1)
-    send(b"\x05\x01\x00\x01" + socket.inet_aton(dhost) + struct.pack("!H", int(dport)))
-    if protect:
-        mtyp, token = read_message(sock)
-        rep = ctx.unwrap(token).message if mtyp == 3 else b""
     else:
-        rep = recv_exact(sock, 10)
-    out["reply"] = rep[1] if len(rep) > 1 else -1
-    if out["reply"] != 0:
-        return out
+        dhost, dport = a.connect.rsplit(":", 1)
+        send(b"\x05\x01\x00\x01" + socket.inet_aton(dhost) + struct.pack("!H", int(dport)))
+        rep = reply()
+        out["reply"] = rep[1] if len(rep) > 1 else -1
+        if out["reply"] != 0:
+            return out
     if a.upload > 0:
         block = os.urandom(16384)
         sent = 0
@@ -233,6 +250,17 @@ def relay(a, sock, out, ctx, protect, encrypt):
                 received += sock.recv(65536)
     out["echo"] = "ok" if received == payload else "mismatch"
     return out
+
+
+def echo(peer):
+    """The connecting host of a BIND: sends back what it receives until the proxy closes."""
+    try:
+        while data := peer.recv(65536):
+            peer.sendall(data)
+    except OSError:
+        pass
+    finally:
+        peer.close()
 
 
 def udp(a, sock, out, ctx, protect, encrypt, send):
