@@ -17,11 +17,11 @@ public sealed class GssapiTests(GssapiLabFixture lab)
 
     private static string UdpEcho => $"{ProxyLab.TargetV4}:{TargetServers.UdpEchoPort}";
 
+    /// <summary>Every level as the client names it and as the proxy's reply carries it.</summary>
+    public static TheoryData<string, int> Levels => new() { { "clear", 0 }, { "integrity", 1 }, { "confidentiality", 2 }, { "per-message", 3 } };
+
     [SkippableTheory(typeof(LabUnavailableException))]
-    [InlineData("clear", 0)]
-    [InlineData("integrity", 1)]
-    [InlineData("confidentiality", 2)]
-    [InlineData("per-message", 3)]
+    [MemberData(nameof(Levels))]
     public async Task Connect_EachProtectionLevel_EchoesThroughTheProxy(string level, int wire)
     {
         var before = await lab.ScrapeAsync();
@@ -85,10 +85,7 @@ public sealed class GssapiTests(GssapiLabFixture lab)
     }
 
     [SkippableTheory(typeof(LabUnavailableException))]
-    [InlineData("clear", 0)]
-    [InlineData("integrity", 1)]
-    [InlineData("confidentiality", 2)]
-    [InlineData("per-message", 3)]
+    [MemberData(nameof(Levels))]
     public async Task UdpAssociate_EachProtectionLevel_EchoesEveryDatagram(string level, int wire)
     {
         // Above clear each datagram, SOCKS UDP header included, is one wrapped encapsulation message both ways (RFC 1961 section 5).
