@@ -9,10 +9,6 @@ namespace L2Balance.Proxy.Tests.Auth;
 /// <summary>The keytabs a configuration names are checked before it serves (issue 20): present, and closed to others.</summary>
 public sealed class GssapiKeytabsTests : IDisposable
 {
-    private readonly string _directory = Directory.CreateTempSubdirectory("l2proxy-keytab-").FullName;
-
-    public void Dispose() => Directory.Delete(_directory, recursive: true);
-
     /// <summary>socksmethod gssapi with <paramref name="flagKeytab"/> as --gssapi-keytab and <paramref name="ruleKeytab"/> in the client rule.</summary>
     private static ProxyOptions Gssapi(string? flagKeytab, string? ruleKeytab) => new()
     {
@@ -22,6 +18,11 @@ public sealed class GssapiKeytabsTests : IDisposable
         ClientRules = [new ClientRule(RuleAction.Pass, AddressMatcher.Any, AddressMatcher.Any, RuleLog.None, new RuleSource(1, 0),
             ruleKeytab is null ? null : new GssapiSettings(ruleKeytab, null, null, false))],
     };
+
+    /// <summary>Keytabs of the test: a temp directory of its own, removed with it.</summary>
+    private readonly string _directory = Directory.CreateTempSubdirectory("l2proxy-keytab-").FullName;
+
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
 
     private string Keytab(string name, string octal)
     {
