@@ -125,6 +125,18 @@ public sealed class GssapiTests(GssapiLabFixture lab)
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
+    public async Task Relay_TokenThatDoesNotUnwrap_EndsTheSessionWithLineAndCounter()
+    {
+        // After the CONNECT at integrity, an encapsulation message of random bytes: no data goes on, the session ends.
+        var before = await lab.ScrapeAsync();
+        int lines = lab.FailureLines("defective");
+        var result = await lab.ClientAsync(lab.AliceCache, "--service", Service, "--level", "integrity", "--connect", Echo, "--garbage-data");
+        Assert.True(NumberOf(result, "reply") == 0 && TextOf(result, "after_garbage") == "closed", $"{result}\n{lab.Describe()}");
+        Assert.Equal(1, Failures(await lab.ScrapeAsync(), "defective") - Failures(before, "defective"));
+        Assert.Equal(lines + 1, await lab.WaitForFailureLinesAsync("defective", lines + 1));
+    }
+
+    [SkippableFact(typeof(LabUnavailableException))]
     public async Task Authenticate_LevelTheRuleDoesNotAllow_GetsFailureMessage()
     {
         // NecClient's rule has gssapi.enctype: integrity confidentiality; it asks for clear.

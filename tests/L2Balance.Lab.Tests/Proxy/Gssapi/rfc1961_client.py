@@ -7,7 +7,7 @@ share a misreading). Prints one JSON object: what each step saw. Exit 0 unless t
                     [--connect ADDR:PORT --payload N] [--nec] [--save-token FILE | --replay-token FILE]
                     [--send-level N] [--raw-token HEX] [--oversize N] [--source ADDR]
                     [--method none] [--upload N] [--repeat N --seconds S]
-                    [--bind] [--udp N --udp-target ADDR:PORT [--udp-bad]] [--stretch-tickets]
+                    [--bind] [--garbage-data] [--udp N --udp-target ADDR:PORT [--udp-bad]] [--stretch-tickets]
 With --repeat (l2lab bench-proxy's load): up to N sessions one after another for at most S seconds, and one JSON
 object with the count, the failures and this process's CPU seconds in the loop.
 """
@@ -60,6 +60,7 @@ def main():
     p.add_argument("--source", help="the client address to connect from (the cluster lab's client addresses)")
     p.add_argument("--method", default="gssapi", choices=["gssapi", "none"], help="none: the same session with method X'00' (the bench's reference)")
     p.add_argument("--upload", type=int, default=0, help="after the CONNECT send this many bytes (16 KiB messages) and close")
+    p.add_argument("--garbage-data", action="store_true", help="after the CONNECT reply send a token of random bytes and report whether the proxy closes")
     p.add_argument("--bind", action="store_true", help="BIND instead of CONNECT; the client connects back itself and echoes --payload")
     p.add_argument("--udp", type=int, default=0, help="UDP ASSOCIATE, then N datagrams to --udp-target, each expected back")
     p.add_argument("--udp-target", help="ADDR:PORT of a UDP echo server")
@@ -217,6 +218,14 @@ def relay(a, sock, out, ctx, protect, encrypt):
         rep = reply()
         out["reply"] = rep[1] if len(rep) > 1 else -1
         if out["reply"] != 0:
+            return out
+        if a.garbage_data:
+            # An encapsulation message whose token is random bytes: the proxy must end the session.
+            sock.sendall(message(3, os.urandom(48)))
+            try:
+                out["after_garbage"] = "closed" if sock.recv(1) == b"" else "data"
+            except ConnectionError:
+                out["after_garbage"] = "closed"
             return out
     if a.upload > 0:
         block = os.urandom(16384)
