@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Text.Json;
 using L2Balance.Tests.Common;
 using Xunit;
 using static L2Balance.Lab.Tests.Proxy.Gssapi.GssapiLabFixture;
@@ -43,12 +44,7 @@ public sealed class GssapiTests(GssapiLabFixture lab)
     [SkippableFact(typeof(LabUnavailableException))]
     public async Task Authenticate_TicketForAnotherService_GetsFailureMessage()
     {
-        var before = await lab.ScrapeAsync();
-        int lines = lab.FailureLines("wrong_service");
-        var result = await lab.ClientAsync(lab.AliceCache, "--service", "other@vip.l2lab.test", "--level", "clear");
-        Assert.True(TextOf(result, "auth") == "mtyp 0xff", $"{result}\n{lab.Describe()}");
-        Assert.Equal(1, Failures(await lab.ScrapeAsync(), "wrong_service") - Failures(before, "wrong_service"));
-        Assert.Equal(lines + 1, await lab.WaitForFailureLinesAsync("wrong_service", lines + 1));
+        await AssertRefusedAsync("wrong_service", r => TextOf(r, "auth") == "mtyp 0xff", lab.AliceCache, "--service", "other@vip.l2lab.test", "--level", "clear");
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
@@ -74,14 +70,7 @@ public sealed class GssapiTests(GssapiLabFixture lab)
     [InlineData("--send-level", "7", "protection_level")]
     public async Task Authenticate_BadInput_GetsFailureMessageAndCounter(string option, string value, string reason)
     {
-        var before = await lab.ScrapeAsync();
-        int lines = lab.FailureLines(reason);
-        var result = await lab.ClientAsync(lab.AliceCache, "--service", Service, "--level", "clear", option, value);
-        var text = result.ToString();
-        Assert.True(TextOf(result, "auth") == "abort" || TextOf(result, "level") == "mtyp 0xff", $"{text}\n{lab.Describe()}");
-        var after = await lab.ScrapeAsync();
-        Assert.True(Failures(after, reason) - Failures(before, reason) == 1, $"{reason}: {string.Join(", ", after.Where(m => m.Key.Contains("gssapi_failures", StringComparison.Ordinal)))}\n{lab.Describe()}");
-        Assert.Equal(lines + 1, await lab.WaitForFailureLinesAsync(reason, lines + 1));
+        await AssertRefusedAsync(reason, r => TextOf(r, "auth") == "abort" || TextOf(r, "level") == "mtyp 0xff", lab.AliceCache, "--service", Service, "--level", "clear", option, value);
     }
 
     [SkippableTheory(typeof(LabUnavailableException))]
@@ -128,36 +117,21 @@ public sealed class GssapiTests(GssapiLabFixture lab)
     public async Task Relay_TokenThatDoesNotUnwrap_EndsTheSessionWithLineAndCounter()
     {
         // After the CONNECT at integrity, an encapsulation message of random bytes: no data goes on, the session ends.
-        var before = await lab.ScrapeAsync();
-        int lines = lab.FailureLines("defective");
-        var result = await lab.ClientAsync(lab.AliceCache, "--service", Service, "--level", "integrity", "--connect", Echo, "--garbage-data");
-        Assert.True(NumberOf(result, "reply") == 0 && TextOf(result, "after_garbage") == "closed", $"{result}\n{lab.Describe()}");
-        Assert.Equal(1, Failures(await lab.ScrapeAsync(), "defective") - Failures(before, "defective"));
-        Assert.Equal(lines + 1, await lab.WaitForFailureLinesAsync("defective", lines + 1));
+        await AssertRefusedAsync("defective", r => NumberOf(r, "reply") == 0 && TextOf(r, "after_garbage") == "closed", lab.AliceCache, "--service", Service, "--level", "integrity", "--connect", Echo, "--garbage-data");
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
     public async Task Authenticate_LevelTheRuleDoesNotAllow_GetsFailureMessage()
     {
         // NecClient's rule has gssapi.enctype: integrity confidentiality; it asks for clear.
-        var before = await lab.ScrapeAsync();
-        int lines = lab.FailureLines("protection_level");
-        var result = await lab.ClientAsync(lab.AliceCache, "--service", Service, "--level", "clear", "--nec", "--source", NecClient.ToString());
-        Assert.True(TextOf(result, "auth") == "ok" && TextOf(result, "level") == "mtyp 0xff", $"{result}\n{lab.Describe()}");
-        Assert.Equal(1, Failures(await lab.ScrapeAsync(), "protection_level") - Failures(before, "protection_level"));
-        Assert.Equal(lines + 1, await lab.WaitForFailureLinesAsync("protection_level", lines + 1));
+        await AssertRefusedAsync("protection_level", r => TextOf(r, "auth") == "ok" && TextOf(r, "level") == "mtyp 0xff", lab.AliceCache, "--service", Service, "--level", "clear", "--nec", "--source", NecClient.ToString());
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
     public async Task Authenticate_NecClientWithoutNecgssapi_GetsFailureMessage()
     {
         // The rule of the usual client address has no necgssapi: an unwrapped level octet is a defective per-message token.
-        var before = await lab.ScrapeAsync();
-        int lines = lab.FailureLines("defective");
-        var result = await lab.ClientAsync(lab.AliceCache, "--service", Service, "--level", "integrity", "--nec");
-        Assert.True(TextOf(result, "auth") == "ok" && TextOf(result, "level") == "mtyp 0xff", $"{result}\n{lab.Describe()}");
-        Assert.Equal(1, Failures(await lab.ScrapeAsync(), "defective") - Failures(before, "defective"));
-        Assert.Equal(lines + 1, await lab.WaitForFailureLinesAsync("defective", lines + 1));
+        await AssertRefusedAsync("defective", r => TextOf(r, "auth") == "ok" && TextOf(r, "level") == "mtyp 0xff", lab.AliceCache, "--service", Service, "--level", "integrity", "--nec");
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
@@ -171,12 +145,7 @@ public sealed class GssapiTests(GssapiLabFixture lab)
         Assert.True(TextOf(fresh, "auth") == "ok", $"{fresh}\n{lab.Describe()}");
         var wait = issued + TimeSpan.FromSeconds(3 + ClockSkewSeconds + 2) - DateTime.UtcNow;
         await Task.Delay(wait > TimeSpan.Zero ? wait : TimeSpan.Zero);
-        var before = await lab.ScrapeAsync();
-        int lines = lab.FailureLines("expired");
-        var result = await lab.ClientAsync(cache, "--service", Service, "--level", "clear", "--stretch-tickets");
-        Assert.True(TextOf(result, "auth") == "mtyp 0xff", $"{result}\n{lab.Describe()}");
-        Assert.Equal(1, Failures(await lab.ScrapeAsync(), "expired") - Failures(before, "expired"));
-        Assert.Equal(lines + 1, await lab.WaitForFailureLinesAsync("expired", lines + 1));
+        await AssertRefusedAsync("expired", r => TextOf(r, "auth") == "mtyp 0xff", cache, "--service", Service, "--level", "clear", "--stretch-tickets");
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
@@ -188,6 +157,22 @@ public sealed class GssapiTests(GssapiLabFixture lab)
         var reply = new byte[2];
         Assert.Equal(2, await socket.ReceiveAsync(reply, SocketFlags.None).WaitAsync(TimeSpan.FromSeconds(5)));
         Assert.Equal(new byte[] { 5, 1 }, reply);
+    }
+
+    /// <summary>
+    /// Runs the client with <paramref name="cache"/>'s tickets; asserts what it saw (<paramref name="saw"/>), one more
+    /// <c>l2proxy_gssapi_failures_total{reason}</c> and one more event-17 line of <paramref name="reason"/>.
+    /// </summary>
+    private async Task AssertRefusedAsync(string reason, Func<JsonElement, bool> saw, string cache, params string[] args)
+    {
+        var before = await lab.ScrapeAsync();
+        int lines = lab.FailureLines(reason);
+        var result = await lab.ClientAsync(cache, args);
+        Assert.True(saw(result), $"{result}\n{lab.Describe()}");
+        var after = await lab.ScrapeAsync();
+        Assert.True(Failures(after, reason) - Failures(before, reason) == 1,
+            $"{reason}: {string.Join(", ", after.Where(m => m.Key.Contains("gssapi_failures", StringComparison.Ordinal)))}\n{lab.Describe()}");
+        Assert.Equal(lines + 1, await lab.WaitForFailureLinesAsync(reason, lines + 1));
     }
 
     /// <summary>Alice's first context token, written to a file by the client (<paramref name="done"/> says "ok" when it is).</summary>
@@ -202,11 +187,6 @@ public sealed class GssapiTests(GssapiLabFixture lab)
     /// <summary>Sends <paramref name="token"/> as a new client's first token: the failure message and one more <paramref name="reason"/>.</summary>
     private async Task ReplayAsync(string token, string reason)
     {
-        var before = await lab.ScrapeAsync();
-        int lines = lab.FailureLines(reason);
-        var result = await lab.ClientAsync(lab.AliceCache, "--service", Service, "--replay-token", token);
-        Assert.True(TextOf(result, "auth") == "abort", $"{result}\n{lab.Describe()}");
-        Assert.Equal(1, Failures(await lab.ScrapeAsync(), reason) - Failures(before, reason));
-        Assert.Equal(lines + 1, await lab.WaitForFailureLinesAsync(reason, lines + 1));
+        await AssertRefusedAsync(reason, r => TextOf(r, "auth") == "abort", lab.AliceCache, "--service", Service, "--replay-token", token);
     }
 }
