@@ -62,6 +62,8 @@ public enum UdpDropReason
     ProtectedDestination,
     /// <summary>The destination name needed a lookup while the association's or the process's lookups were at their cap.</summary>
     LookupLimit,
+    /// <summary>A datagram of a GSS-API association at integrity or above that is not one RFC 1961 encapsulation message whose token unwraps (defective, replayed, or without confidentiality at level confidentiality).</summary>
+    GssapiToken,
 }
 
 /// <summary>A cap on work one client can cause (issue 13); the label of <c>l2proxy_password_checks_refused_total</c> and <c>l2proxy_udp_lookups_refused_total</c>.</summary>

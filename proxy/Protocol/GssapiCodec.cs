@@ -146,6 +146,23 @@ public static class GssapiCodec
         return ParseStatus.Ok;
     }
 
+    /// <summary>
+    /// The token of a UDP datagram of a protected association: RFC 1961 section 5 applies to UDP too, so each
+    /// datagram (its SOCKS UDP header included) is exactly one encapsulation message. False for anything else:
+    /// another VER or MTYP, a LEN that is not the rest of the datagram.
+    /// </summary>
+    public static bool TryParseDatagram(ReadOnlySpan<byte> datagram, out ReadOnlySpan<byte> token)
+    {
+        token = default;
+        if (datagram.Length < HeaderLength || datagram[0] != Version || datagram[1] != (byte)GssapiMessageType.Encapsulated
+            || BinaryPrimitives.ReadUInt16BigEndian(datagram[2..]) != datagram.Length - HeaderLength)
+        {
+            return false;
+        }
+        token = datagram[HeaderLength..];
+        return true;
+    }
+
     /// <summary>Writes a message; throws <see cref="ArgumentException"/> for a token over 65535 bytes or a token on an abort.</summary>
     public static void WriteMessage(GssapiMessageType type, ReadOnlySpan<byte> token, IBufferWriter<byte> output)
     {

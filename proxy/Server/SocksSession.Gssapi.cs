@@ -131,6 +131,55 @@ internal sealed partial class SocksSession
         await _client.SendAsync(message, SocketFlags.None).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Unwraps a protected association's datagram from the client (one encapsulation message, RFC 1961 section 5) into
+    /// the start of <paramref name="buffer"/>: the plaintext's length (the SOCKS UDP header and data), or -1 when the
+    /// datagram is to be dropped: not one message, a token that fails (defective, replayed), or not confidential at level confidentiality.
+    /// </summary>
+    private int UnwrapDatagram(byte[] buffer, int length)
+    {
+        if (!GssapiCodec.TryParseDatagram(buffer.AsSpan(0, length), out var token))
+        {
+            return -1;
+        }
+        byte[] plain;
+        try
+        {
+            plain = _gss!.Unwrap(token, out bool confidential);
+            if (_protection == GssapiProtection.Confidentiality && !confidential)
+            {
+                return -1;
+            }
+        }
+        catch (Exception e) when (e is GssapiException or ObjectDisposedException)
+        {
+            // A bad datagram costs the sender that datagram only: UDP has no stream to end (counted by the caller).
+            return -1;
+        }
+        plain.CopyTo(buffer, 0);
+        return plain.Length;
+    }
+
+    /// <summary>A datagram for the client (SOCKS UDP header and data) as one encapsulation message; null when it cannot be wrapped or is too long for LEN.</summary>
+    private byte[]? WrapDatagram(ReadOnlySpan<byte> datagram)
+    {
+        byte[] message;
+        try
+        {
+            message = _gss!.Wrap(datagram, _protection != GssapiProtection.Integrity, GssapiCodec.HeaderLength);
+        }
+        catch (Exception e) when (e is GssapiException or ObjectDisposedException)
+        {
+            return null;
+        }
+        if (message.Length - GssapiCodec.HeaderLength > GssapiCodec.MaxTokenLength)
+        {
+            return null;
+        }
+        GssapiCodec.WriteHeader(message, GssapiMessageType.Encapsulated, message.Length - GssapiCodec.HeaderLength);
+        return message;
+    }
+
     /// <summary>Counts, logs, and sends the failure message X'01' X'FF'.</summary>
     private async Task<SessionOutcome?> GssapiRefuseAsync(GssapiException e)
     {

@@ -326,15 +326,4 @@ internal sealed partial class SocksSession
         }
         return result.Failed ? SessionOutcome.RelayError : SessionOutcome.Completed;
     }
-
-    /// <summary>
-    /// UDP ASSOCIATE under integrity or confidentiality would need every datagram wrapped (RFC 1961 section 5), which
-    /// l2proxy does not do: refused with a clear reply and line rather than relayed unprotected.
-    /// </summary>
-    private async Task<SessionOutcome> RefuseProtectedUdpAsync()
-    {
-        await TrySendReplyAsync(ReplyCode.CommandNotSupported, null).ConfigureAwait(false);
-        Log.NegotiationFailed(Client, SessionOutcome.CommandNotSupported, $"UDP ASSOCIATE at gssapi protection {ProxyCounters.Snake(_protection.ToString())} is not supported (level clear is)");
-        return SessionOutcome.CommandNotSupported;
-    }
 }

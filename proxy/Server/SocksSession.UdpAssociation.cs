@@ -127,6 +127,11 @@ internal sealed partial class SocksSession
                     Counters.UdpDrop(UdpDropReason.WrongSource);
                     continue;
                 }
+                if (session.Protected && (length = session.UnwrapDatagram(buffer, length)) < 0)
+                {
+                    Counters.UdpDrop(UdpDropReason.GssapiToken);
+                    continue;
+                }
                 if (_lastDestination is null || length < _lastHeaderLength
                     || !buffer.AsSpan(0, _lastHeaderLength).SequenceEqual(_lastHeader.AsSpan(0, _lastHeaderLength)))
                 {
@@ -410,7 +415,17 @@ internal sealed partial class SocksSession
                     // Encapsulate in place: the header goes into the headroom right before the payload.
                     var start = ReplyHeadroom - _lastHeaderLength;
                     _lastHeader.AsSpan(0, _lastHeaderLength).CopyTo(buffer.AsSpan(start));
-                    if (Epoll.SendTo(association.Relay.SafeHandle, buffer.AsSpan(start, _lastHeaderLength + length), client) < 0)
+                    ReadOnlySpan<byte> datagram = buffer.AsSpan(start, _lastHeaderLength + length);
+                    if (association.Session.Protected)
+                    {
+                        if (association.Session.WrapDatagram(datagram) is not { } message)
+                        {
+                            counters.UdpDrop(UdpDropReason.GssapiToken);
+                            continue;
+                        }
+                        datagram = message;
+                    }
+                    if (Epoll.SendTo(association.Relay.SafeHandle, datagram, client) < 0)
                     {
                         counters.UdpDrop(UdpDropReason.SendFailed);
                         continue;

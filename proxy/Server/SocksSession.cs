@@ -316,7 +316,6 @@ internal sealed partial class SocksSession
         {
             SocksCommand.Connect => await ConnectAsync(request.Destination).ConfigureAwait(false),
             SocksCommand.Bind => await BindAsync(request.Destination).ConfigureAwait(false),
-            SocksCommand.UdpAssociate when Protected => await RefuseProtectedUdpAsync().ConfigureAwait(false),
             SocksCommand.UdpAssociate => await UdpAssociateAsync(request.Destination).ConfigureAwait(false),
             _ => SessionOutcome.CommandNotSupported,
         };

@@ -13,7 +13,7 @@ public static class FuzzTargets
     /// <summary>A fresh instance of every target (a target may hold state such as a reusable HMAC).</summary>
     public static IReadOnlyList<FuzzTarget> CreateAll() =>
     [
-        new Socks4RequestTarget(), new Socks5GreetingTarget(), new Socks5RequestTarget(), new UserPassRequestTarget(), new GssapiMessageTarget(),
+        new Socks4RequestTarget(), new Socks5GreetingTarget(), new Socks5RequestTarget(), new UserPassRequestTarget(), new GssapiMessageTarget(), new GssapiDatagramTarget(),
         new UdpHeaderTarget(), new SockdConfTarget(), new UsersFileTarget(), new MetricsRequestTarget(), new SessionStateTarget(),
         new AdvertTarget(), new ArpFrameTarget(), new ControlRequestTarget(), new BalancerConfigTarget(),
     ];

@@ -83,6 +83,24 @@ public class GssapiCodecTests
         Assert.Equal(expected, GssapiCodec.ParseProtection(Wire.Hex(hex)));
 
     [Fact]
+    public void Datagram_OneEncapsulationMessage_IsItsToken()
+    {
+        Assert.True(GssapiCodec.TryParseDatagram(Wire.Hex("01 03 0003 AABBCC"), out var token));
+        Assert.Equal("AABBCC", Wire.ToHex(token));
+    }
+
+    [Theory]
+    [InlineData("01 03 0004 AABBCC")] // LEN past the datagram
+    [InlineData("01 03 0002 AABBCC")] // bytes after the message
+    [InlineData("01 02 0001 00")] // not MTYP 3
+    [InlineData("02 03 0001 00")] // not VER 1
+    [InlineData("00 00 00 01 C6120202 1B59 68")] // a SOCKS UDP datagram sent unwrapped
+    [InlineData("01 03 00")]
+    [InlineData("")]
+    public void Datagram_NotExactlyOneEncapsulationMessage_IsRefused(string hex) =>
+        Assert.False(GssapiCodec.TryParseDatagram(Wire.Hex(hex), out _));
+
+    [Fact]
     public void Message_Garbage_NeverThrows() =>
         CodecAssert.SurvivesGarbage(Parse, Write, [Wire.Hex("01 01 0004 60820102"), Wire.Hex("01 FF"), Wire.Hex("01 03 0001 00")], seed: 1961);
 }

@@ -107,7 +107,7 @@ public sealed class GssapiClusterGroup : ICollectionFixture<GssapiClusterFixture
 
 /// <summary>
 /// GSS-API through the cluster (issue 20): clients whose addresses fall on each node authenticate against the one
-/// shared principal on the node that owns them and relay data; every node stays healthy with a GSSAPI-only proxy;
+/// shared principal on the node that owns them and relay data (CONNECT, and UDP ASSOCIATE at the same levels); every node stays healthy with a GSSAPI-only proxy;
 /// after a node is killed its clients authenticate on the covering node with the same tickets.
 /// </summary>
 [Collection(GssapiClusterGroup.Name)]
@@ -119,6 +119,8 @@ public sealed class GssapiClusterTests(GssapiClusterFixture fixture, ITestOutput
     private static readonly string[] Levels = ["clear", "integrity", "confidentiality"];
 
     private static string Echo => $"{ClusterLab.TargetAddress}:{TargetServers.TcpEchoPort}";
+
+    private static string UdpEcho => $"{ClusterLab.TargetAddress}:{TargetServers.UdpEchoPort}";
 
     [SkippableFact(typeof(LabUnavailableException))]
     public async Task GssapiSessions_OnEachNodeThenAfterANodeIsKilled_AuthenticateOnTheOwner()
@@ -159,6 +161,14 @@ public sealed class GssapiClusterTests(GssapiClusterFixture fixture, ITestOutput
             {
                 var status = await fixture.StatusAsync(k);
                 Assert.True(status.State == "active" && status.Healthy, $"node {k}: {status.Json}");
+            }
+
+            // UDP ASSOCIATE at each node's level: the wrapped datagrams reach the VIP's relay port on the owner, and back.
+            for (var k = 1; k <= NodeCount; k++)
+            {
+                var udp = await fixture.ClientAsync(clients[k], "--service", Service, "--level", Levels[k - 1], "--udp", "10", "--udp-target", UdpEcho);
+                Assert.True(NumberOf(udp, "level") == k - 1 && NumberOf(udp, "reply") == 0 && NumberOf(udp, "udp_echoed") == 10 && NumberOf(udp, "udp_extra") == 0,
+                    $"node {k}: {udp}\n{fixture.Describe()}");
             }
 
             var tickets = await fixture.ServiceTicketsAsync();

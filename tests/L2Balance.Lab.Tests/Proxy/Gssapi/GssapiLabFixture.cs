@@ -19,6 +19,9 @@ public sealed partial class GssapiLabFixture : IAsyncLifetime
     public const string Service = "socks@vip.l2lab.test";
     public const string AlicePassword = "alice-lab-pw";
     public const string BobPassword = "bob-lab-pw";
+    public const string CarolPassword = "carol-lab-pw";
+    /// <summary>A second client address whose client rule carries <c>clientcompatibility: necgssapi</c> and allows integrity and confidentiality only.</summary>
+    public static readonly IPAddress NecClient = IPAddress.Parse("198.18.1.3");
     public static readonly IPAddress KdcAddress = IPAddress.Parse("198.18.3.2");
     public static readonly TimeSpan StepTimeout = TimeSpan.FromSeconds(30);
 
@@ -52,9 +55,10 @@ public sealed partial class GssapiLabFixture : IAsyncLifetime
             var kdcHost = Lab.Network.AddHost("kdc");
             Lab.Network.Link(Lab.Client, "eth1", kdcHost, "eth0");
             Lab.Client.AddAddress("eth1", "198.18.3.1/24");
+            Lab.Client.AddAddress("eth0", $"{NecClient}/24");
             kdcHost.AddAddress("eth0", "198.18.3.2/24");
             Realm = await KerberosRealm.CreateAsync(Lab.Network, kdcHost, KdcAddress, "socks", "vip.l2lab.test",
-                [("alice", AlicePassword), ("bob", BobPassword)], StepTimeout).WithTimeout(StepTimeout);
+                [("alice", AlicePassword), ("bob", BobPassword), ("carol", CarolPassword)], StepTimeout).WithTimeout(StepTimeout);
             AliceCache = await Realm.KinitAsync(Lab.Client, "alice", AlicePassword, StepTimeout).WithTimeout(StepTimeout);
             BobCache = await Realm.KinitAsync(Lab.Client, "bob", BobPassword, StepTimeout).WithTimeout(StepTimeout);
             Servers = await TargetServers.StartAsync(Lab.Target, TimeSpan.FromSeconds(20)).WithTimeout(StepTimeout);
@@ -69,6 +73,13 @@ public sealed partial class GssapiLabFixture : IAsyncLifetime
                 socksmethod: gssapi
                 metrics: 127.0.0.1 port = {{MetricsPort}}
                 timeout.negotiate: 10
+                client pass {
+                    from: {{NecClient}}/32 to: 0/0
+                    clientcompatibility: necgssapi
+                    gssapi.servicename: {{Realm.ServicePrincipal}}
+                    gssapi.keytab: {{Realm.Keytab}}
+                    gssapi.enctype: integrity confidentiality
+                }
                 client pass {
                     from: 198.18.1.0/24 to: 0/0
                     gssapi.servicename: {{Realm.ServicePrincipal}}
@@ -129,6 +140,23 @@ public sealed partial class GssapiLabFixture : IAsyncLifetime
         Assert.True(result.Succeeded, $"scrape failed: {result}\n{describe()}");
         return Sample().Matches(result.StdOut).ToDictionary(m => m.Groups["key"].Value, m => double.Parse(m.Groups["value"].Value, CultureInfo.InvariantCulture));
     }
+
+    /// <summary>The proxy's event-17 lines (GssapiFailed) of <paramref name="reason"/>, the counter's label the line carries in parentheses.</summary>
+    public int FailureLines(string reason) =>
+        Regex.Count(Proxy.Log, $@"\[{L2Balance.Proxy.Diagnostics.EventIds.GssapiFailed}\]: [^\n]*\({reason}\)");
+
+    /// <summary>Waits (at most 5 s: the proxy's log reaches the lab through a pipe) until there are <paramref name="count"/> lines of <paramref name="reason"/>; returns how many there are.</summary>
+    public async Task<int> WaitForFailureLinesAsync(string reason, int count)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
+        while (FailureLines(reason) < count && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(50);
+        }
+        return FailureLines(reason);
+    }
+
+    public static double UdpDrops(Dictionary<string, double> metrics, string reason) => metrics[$"l2proxy_udp_datagrams_dropped_total{{reason=\"{reason}\"}}"];
 
     public static double Failures(Dictionary<string, double> metrics, string reason) => metrics[$"l2proxy_gssapi_failures_total{{reason=\"{reason}\"}}"];
 

@@ -7,10 +7,11 @@ share a misreading). Prints one JSON object: what each step saw. Exit 0 unless t
                     [--connect ADDR:PORT --payload N] [--nec] [--save-token FILE | --replay-token FILE]
                     [--send-level N] [--raw-token HEX] [--oversize N] [--source ADDR]
                     [--method none] [--upload N] [--repeat N --seconds S]
+                    [--bind] [--garbage-data] [--udp N --udp-target ADDR:PORT [--udp-bad]] [--stretch-tickets]
 With --repeat (l2lab bench-proxy's load): up to N sessions one after another for at most S seconds, and one JSON
 object with the count, the failures and this process's CPU seconds in the loop.
 """
-import argparse, json, os, socket, struct, sys, time
+import argparse, json, os, socket, struct, sys, threading, time
 
 import gssapi
 
@@ -59,9 +60,18 @@ def main():
     p.add_argument("--source", help="the client address to connect from (the cluster lab's client addresses)")
     p.add_argument("--method", default="gssapi", choices=["gssapi", "none"], help="none: the same session with method X'00' (the bench's reference)")
     p.add_argument("--upload", type=int, default=0, help="after the CONNECT send this many bytes (16 KiB messages) and close")
+    p.add_argument("--garbage-data", action="store_true", help="after the CONNECT reply send a token of random bytes and report whether the proxy closes")
+    p.add_argument("--bind", action="store_true", help="BIND instead of CONNECT; the client connects back itself and echoes --payload")
+    p.add_argument("--udp", type=int, default=0, help="UDP ASSOCIATE, then N datagrams to --udp-target, each expected back")
+    p.add_argument("--udp-target", help="ADDR:PORT of a UDP echo server")
+    p.add_argument("--udp-bad", action="store_true", help="after the first datagram also send it again (a replay), unwrapped, and a garbage token")
+    p.add_argument("--stretch-tickets", action="store_true",
+                   help="first rewrite the end time the credential cache keeps beside each ticket to an hour ahead: an expired ticket looks valid to this client only")
     p.add_argument("--repeat", type=int, help="run up to N sessions and print their count (a load)")
     p.add_argument("--seconds", type=float, default=10, help="with --repeat: stop starting sessions after this long")
     a = p.parse_args()
+    if a.stretch_tickets:
+        stretch_tickets(os.environ["KRB5CCNAME"].removeprefix("FILE:"), int(time.time()) + 3600)
     if a.repeat is None:
         return session(a)
     done, failures, first, start, cpu = 0, 0, None, time.monotonic(), os.times()
@@ -75,6 +85,40 @@ def main():
     end = os.times()
     return {"sessions": done, "failures": failures, "first_failure": first, "seconds": time.monotonic() - start,
             "cpu_seconds": (end.user - cpu.user) + (end.system - cpu.system)}
+
+
+def stretch_tickets(path, endtime):
+    """Sets the end time of every credential in a FILE ccache (format version 4, MIT's) to endtime. The ticket inside
+    is the KDC's, sealed with the service's key, so the service still sees its real end time: an expired ticket that
+    MIT's initiator, which checks the cache's copy, sends anyway."""
+    data = bytearray(open(path, "rb").read())
+    if data[:2] != b"\x05\x04":
+        raise ValueError(f"ccache version {data[:2].hex()}")
+    pos = 4 + struct.unpack("!H", data[2:4])[0]
+
+    def counted(p):
+        return p + 4 + struct.unpack("!I", data[p:p + 4])[0]
+
+    def principal(p):
+        components = struct.unpack("!I", data[p + 4:p + 8])[0]
+        p = counted(p + 8)
+        for _ in range(components):
+            p = counted(p)
+        return p
+
+    pos = principal(pos)
+    while pos < len(data):
+        pos = principal(principal(pos))
+        pos = counted(pos + 2)  # keyblock: enctype, key
+        struct.pack_into("!I", data, pos + 8, endtime)  # authtime, starttime, endtime, renew_till
+        pos += 16 + 1 + 4  # times, is_skey, ticket flags
+        for _ in range(2):  # addresses, authorization data: a count of (type, counted data)
+            count = struct.unpack("!I", data[pos:pos + 4])[0]
+            pos += 4
+            for _ in range(count):
+                pos = counted(pos + 2)
+        pos = counted(counted(pos))  # ticket, second ticket
+    open(path, "wb").write(data)
 
 
 def session(a):
@@ -145,18 +189,44 @@ def relay(a, sock, out, ctx, protect, encrypt):
     def send(data):
         sock.sendall(message(3, ctx.wrap(data, encrypt).message) if protect else data)
 
-    if not a.connect:
+    def reply():
+        if protect:
+            mtyp, token = read_message(sock)
+            return ctx.unwrap(token).message if mtyp == 3 else b""
+        return recv_exact(sock, 10)
+
+    if a.udp:
+        return udp(a, sock, out, ctx, protect, encrypt, send)
+    if a.bind:
+        # BIND naming no address; this client is also the host that connects back, and echoes what it gets there.
+        send(b"\x05\x02\x00\x01" + socket.inet_aton("0.0.0.0") + struct.pack("!H", 0))
+        rep = reply()
+        out["reply"] = rep[1] if len(rep) > 1 else -1
+        if out["reply"] != 0 or len(rep) < 10:
+            return out
+        peer = socket.create_connection((socket.inet_ntoa(rep[4:8]), struct.unpack("!H", rep[8:10])[0]), timeout=10)
+        threading.Thread(target=echo, args=(peer,), daemon=True).start()
+        rep = reply()
+        out["second_reply"] = rep[1] if len(rep) > 1 else -1
+        if out["second_reply"] != 0:
+            return out
+    elif not a.connect:
         return out
-    dhost, dport = a.connect.rsplit(":", 1)
-    send(b"\x05\x01\x00\x01" + socket.inet_aton(dhost) + struct.pack("!H", int(dport)))
-    if protect:
-        mtyp, token = read_message(sock)
-        rep = ctx.unwrap(token).message if mtyp == 3 else b""
     else:
-        rep = recv_exact(sock, 10)
-    out["reply"] = rep[1] if len(rep) > 1 else -1
-    if out["reply"] != 0:
-        return out
+        dhost, dport = a.connect.rsplit(":", 1)
+        send(b"\x05\x01\x00\x01" + socket.inet_aton(dhost) + struct.pack("!H", int(dport)))
+        rep = reply()
+        out["reply"] = rep[1] if len(rep) > 1 else -1
+        if out["reply"] != 0:
+            return out
+        if a.garbage_data:
+            # An encapsulation message whose token is random bytes: the proxy must end the session.
+            sock.sendall(message(3, os.urandom(48)))
+            try:
+                out["after_garbage"] = "closed" if sock.recv(1) == b"" else "data"
+            except ConnectionError:
+                out["after_garbage"] = "closed"
+            return out
     if a.upload > 0:
         block = os.urandom(16384)
         sent = 0
@@ -188,6 +258,73 @@ def relay(a, sock, out, ctx, protect, encrypt):
             else:
                 received += sock.recv(65536)
     out["echo"] = "ok" if received == payload else "mismatch"
+    return out
+
+
+def echo(peer):
+    """The connecting host of a BIND: sends back what it receives until the proxy closes."""
+    try:
+        while data := peer.recv(65536):
+            peer.sendall(data)
+    except OSError:
+        pass
+    finally:
+        peer.close()
+
+
+def udp(a, sock, out, ctx, protect, encrypt, send):
+    """UDP ASSOCIATE; each datagram, SOCKS UDP header included, is one encapsulation message when the level protects (RFC 1961 section 5)."""
+    send(b"\x05\x03\x00\x01" + socket.inet_aton("0.0.0.0") + struct.pack("!H", 0))
+    if protect:
+        mtyp, token = read_message(sock)
+        rep = ctx.unwrap(token).message if mtyp == 3 else b""
+    else:
+        rep = recv_exact(sock, 10)
+    out["reply"] = rep[1] if len(rep) > 1 else -1
+    if out["reply"] != 0 or len(rep) < 10 or rep[3] != 1:
+        return out
+    relay_addr = (socket.inet_ntoa(rep[4:8]), struct.unpack("!H", rep[8:10])[0])
+    thost, tport = a.udp_target.rsplit(":", 1)
+    header = b"\x00\x00\x00\x01" + socket.inet_aton(thost) + struct.pack("!H", int(tport))
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.settimeout(2)
+    u.bind((a.source or "0.0.0.0", 0))
+    echoed, unencrypted = 0, 0
+    try:
+        for i in range(a.udp):
+            datagram = header + struct.pack("!I", i) + os.urandom(60)
+            wire = message(3, ctx.wrap(datagram, encrypt).message) if protect else datagram
+            u.sendto(wire, relay_addr)
+            if a.udp_bad and i == 0:
+                u.sendto(wire, relay_addr)
+                u.sendto(datagram, relay_addr)
+                u.sendto(message(3, os.urandom(48)), relay_addr)
+            try:
+                data = u.recv(65536)
+            except socket.timeout:
+                continue
+            if protect:
+                if len(data) < 4 or data[:2] != b"\x01\x03" or struct.unpack("!H", data[2:4])[0] != len(data) - 4:
+                    continue
+                w = ctx.unwrap(data[4:])
+                unencrypted += 0 if w.encrypted or not encrypt else 1
+                data = w.message
+            if data == datagram:
+                echoed += 1
+        # Anything more is a datagram the relay should have dropped, echoed.
+        u.settimeout(0.5)
+        extra = 0
+        try:
+            while True:
+                u.recv(65536)
+                extra += 1
+        except socket.timeout:
+            pass
+    finally:
+        u.close()
+    out["udp_echoed"] = echoed
+    out["udp_extra"] = extra
+    out["udp_unencrypted"] = unencrypted
     return out
 
 
