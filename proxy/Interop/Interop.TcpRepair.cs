@@ -17,6 +17,7 @@ internal static partial class Interop
         internal const int SO_RCVBUF = 8;
         internal const int SO_SNDBUFFORCE = 32;
         internal const int SO_RCVBUFFORCE = 33;
+        internal const int SO_MARK = 36;
 
         internal const int TCP_MAXSEG = 2;
         internal const int TCP_INFO = 11;

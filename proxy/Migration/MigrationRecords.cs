@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Security.Cryptography;
+using L2Balance.Common.Migration;
 using L2Balance.Proxy.Protocol;
 
 namespace L2Balance.Proxy.Migration;
@@ -40,7 +41,6 @@ public sealed class MigrationRecords : IDisposable
     private const uint InitiatorDirection = 1;
     private const uint ResponderDirection = 2;
 
-    private static readonly byte[] ChannelLabel = "l2balance migration channel v1"u8.ToArray();
     private static readonly byte[] SessionLabel = "l2balance migration session v1"u8.ToArray();
 
     private readonly AesGcm _aes;
@@ -72,12 +72,7 @@ public sealed class MigrationRecords : IDisposable
     }
 
     /// <summary>The key of every migration channel of a cluster: the cluster key never leaves l2bal, this derived one goes to l2proxy.</summary>
-    public static byte[] DeriveChannelKey(ReadOnlySpan<byte> clusterKey)
-    {
-        var key = new byte[32];
-        HKDF.DeriveKey(HashAlgorithmName.SHA256, clusterKey, key, [], ChannelLabel);
-        return key;
-    }
+    public static byte[] DeriveChannelKey(ReadOnlySpan<byte> clusterKey) => MigrationChannelKey.Derive(clusterKey);
 
     /// <summary>Encrypts <paramref name="plaintext"/> as the next record of this side.</summary>
     public void Seal(ReadOnlySpan<byte> plaintext, IBufferWriter<byte> output)

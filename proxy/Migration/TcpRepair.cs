@@ -122,6 +122,29 @@ public static class TcpRepair
         SendAll(socket.SafeHandle, state.SendQueue.AsSpan(state.SendQueue.Length - state.UnsentLength), "send(unsent)");
     }
 
+    /// <summary>Whether the socket's connection is established (not half-closed, not closing): only such a connection freezes.</summary>
+    public static bool IsEstablished(Socket socket)
+    {
+        ArgumentNullException.ThrowIfNull(socket);
+        Span<byte> info = stackalloc byte[TcpInfoLength];
+        GetOption(socket.SafeHandle, SOL_TCP, TCP_INFO, info, "TCP_INFO");
+        return info[TcpInfoStateOffset] == TCP_ESTABLISHED;
+    }
+
+    /// <summary>The bytes a connected socket holds now: its send queue (unacknowledged and unsent) and its unread receive queue.</summary>
+    public static long QueuedBytes(Socket socket)
+    {
+        ArgumentNullException.ThrowIfNull(socket);
+        return (long)Ioctl(socket.SafeHandle, SIOCOUTQ, "SIOCOUTQ") + Ioctl(socket.SafeHandle, SIOCINQ, "SIOCINQ");
+    }
+
+    /// <summary>Marks <paramref name="socket"/> with SO_MARK <paramref name="mark"/> (CAP_NET_ADMIN): the filter of a node tells moved-in flows by it.</summary>
+    public static void Mark(Socket socket, uint mark)
+    {
+        ArgumentNullException.ThrowIfNull(socket);
+        SetInt(socket.SafeHandle, SOL_SOCKET, SO_MARK, unchecked((int)mark), "SO_MARK");
+    }
+
     /// <summary>
     /// Closes a frozen socket without a FIN or RST: its copy lives on elsewhere (or never went live).
     /// With the send queue selected, even a FIN queued by a close would not be transmitted.
