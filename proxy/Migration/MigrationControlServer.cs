@@ -36,11 +36,13 @@ internal sealed class MigrationControlServer : IAsyncDisposable
     private readonly uint[] _allowed;
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
+    private readonly ProxyLog _log;
 
-    private MigrationControlServer(Socket listener, Func<string, Task<string>> answer)
+    private MigrationControlServer(Socket listener, Func<string, Task<string>> answer, ProxyLog log)
     {
         _listener = listener;
         _answer = answer;
+        _log = log;
         _allowed = [0, Credentials.geteuid(), .. Privileges.UidOf(BalancerUser) is { } uid ? [uid] : Array.Empty<uint>()];
         _loop = AcceptLoopAsync();
     }
@@ -60,7 +62,7 @@ internal sealed class MigrationControlServer : IAsyncDisposable
             }
             listener.Bind(new UnixDomainSocketEndPoint(name.StartsWith('@') ? "\0" + name[1..] : name));
             listener.Listen(16);
-            return new MigrationControlServer(listener, answer);
+            return new MigrationControlServer(listener, answer, log);
         }
         catch (Exception e) when (e is SocketException or IOException or UnauthorizedAccessException)
         {
@@ -112,7 +114,7 @@ internal sealed class MigrationControlServer : IAsyncDisposable
                 else
                 {
                     var line = await ReadLineAsync(client, timeout.Token).ConfigureAwait(false);
-                    answer = line is null ? $"error: no request line within {MaxRequestBytes} bytes\n" : await _answer(line).ConfigureAwait(false);
+                    answer = line is null ? $"error: no request line within {MaxRequestBytes} bytes\n" : await AnswerAsync(line).ConfigureAwait(false);
                 }
                 await client.SendAsync(Encoding.UTF8.GetBytes(answer), SocketFlags.None, timeout.Token).ConfigureAwait(false);
             }
@@ -120,6 +122,20 @@ internal sealed class MigrationControlServer : IAsyncDisposable
             {
                 // A caller that goes away, or a stop: nothing to answer.
             }
+        }
+    }
+
+    /// <summary>The answer, or an error line when answering failed unexpectedly (logged with its exception).</summary>
+    private async Task<string> AnswerAsync(string line)
+    {
+        try
+        {
+            return await _answer(line).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            _log.Unexpected("migration control request", e);
+            return $"error: internal error ({e.GetType().Name}); see the log\n";
         }
     }
 

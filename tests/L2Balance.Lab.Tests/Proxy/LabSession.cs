@@ -146,6 +146,12 @@ internal sealed class LabSession : IDisposable
 
     public TimeSpan LongestPause => Up.LongestGap > Down.LongestGap ? Up.LongestGap : Down.LongestGap;
 
+    public void ResetLongestPause()
+    {
+        Up.ResetLongestGap();
+        Down.ResetLongestGap();
+    }
+
     public Task CompletionAsync() => Task.WhenAll(Up.Completion, Down.Completion);
 
     public string Describe() => $"up: {Up}; down: {Down}";
@@ -180,6 +186,9 @@ internal sealed class StreamCheck
     public long Mismatch { get; private set; } = -1;
 
     public TimeSpan LongestGap { get; private set; }
+
+    /// <summary>Starts <see cref="LongestGap"/> afresh: the pause of a move, not the gaps of the session's start.</summary>
+    public void ResetLongestGap() => LongestGap = TimeSpan.Zero;
 
     public string? Error { get; private set; }
 

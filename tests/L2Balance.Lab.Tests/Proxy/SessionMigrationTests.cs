@@ -44,12 +44,17 @@ public sealed class SessionMigrationTests(ITestOutputHelper output)
             Assert.True(listed.Count == sessions.Count && listed.All(s => s.State == "movable" && s.Kind == "connect"),
                 $"A lists {listed.Count} sessions of {sessions.Count}, states {string.Join(",", listed.Select(s => s.State).Distinct())}");
 
+            var before = sessions.Select(s => s.LongestPause).ToList();
+            sessions.ForEach(s => s.ResetLongestPause());
             var cpu = Process.GetCurrentProcess().TotalProcessorTime;
             var started = Stopwatch.StartNew();
             var answers = new List<string>();
+            var (drops, moves) = (TimeSpan.Zero, TimeSpan.Zero);
             foreach (var batch in listed.Chunk(Batch))
             {
-                answers.AddRange(await MoveAsync(lab, batch));
+                var (answer, drop, move) = await MoveAsync(lab, batch);
+                answers.AddRange(answer);
+                (drops, moves) = (drops + drop, moves + move);
             }
 
             var emptied = started.Elapsed;
@@ -68,7 +73,8 @@ public sealed class SessionMigrationTests(ITestOutputHelper output)
             Assert.Equal(sessions.Count, await lab.MetricAsync(MigrationLab.NodeBAddress, "l2proxy_migrations_total{direction=\"in\"}"));
 
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{sessions.Count} sessions (1 KiB each way every 20 ms) in batches of {Batch}: node emptied in {emptied.TotalMilliseconds:F0} ms; CPU of the test process (streams, nft, control) {cpu.TotalMilliseconds:F0} ms"));
+                $"{sessions.Count} sessions (1 KiB each way every 20 ms) in batches of {Batch}: node emptied in {emptied.TotalMilliseconds:F0} ms (drops {drops.TotalMilliseconds:F0} ms, moves {moves.TotalMilliseconds:F0} ms); CPU of the test process (streams, nft, control) {cpu.TotalMilliseconds:F0} ms"));
+            output.WriteLine(MigrationPrimitiveTests.Figures("longest gap between arrivals before the move (the baseline)", before));
             output.WriteLine(MigrationPrimitiveTests.Figures("pause l2proxy reports (pause request to Go)", [.. moved.Select(a => TimeSpan.FromMilliseconds(double.Parse(a.Split(' ')[2], CultureInfo.InvariantCulture)))]));
             output.WriteLine(MigrationPrimitiveTests.Figures("pause seen by the ends (longest gap between arrivals)", [.. sessions.Select(s => s.LongestPause)]));
         }
@@ -97,7 +103,7 @@ public sealed class SessionMigrationTests(ITestOutputHelper output)
             await Task.Delay(TimeSpan.FromMilliseconds(500));
             lab.RemoveServiceFromB();
             var listed = (await MigrationLab.ControlAsync(lab.NodeA, "list")).SkipLast(1).Select(ListedSession.Parse).ToList();
-            var answers = await MoveAsync(lab, listed);
+            var (answers, _, _) = await MoveAsync(lab, listed);
             long upAtResume = sessions.Sum(s => s.Up.Received);
             long downAtResume = sessions.Sum(s => s.Down.Received);
             await Task.Delay(TimeSpan.FromSeconds(1));
@@ -119,14 +125,17 @@ public sealed class SessionMigrationTests(ITestOutputHelper output)
     }
 
     /// <summary>l2bal's part for one batch: drop both legs on A, move, keep the ones that stayed.</summary>
-    private static async Task<IReadOnlyList<string>> MoveAsync(MigrationLab lab, IReadOnlyList<ListedSession> batch)
+    private static async Task<(IReadOnlyList<string> Answers, TimeSpan Drop, TimeSpan Move)> MoveAsync(MigrationLab lab, IReadOnlyList<ListedSession> batch)
     {
+        var started = Stopwatch.GetTimestamp();
         await lab.DropMovedOutAsync(batch);
+        var dropped = Stopwatch.GetTimestamp();
         var answer = await MigrationLab.ControlAsync(lab.NodeA,
             $"move {MigrationLab.NodeBAddress}:{MigrationLab.ChannelPortOfProxies} {string.Join(' ', batch.Select(s => s.Id))}");
         Assert.True(answer.Length == batch.Count + 1 && answer[^1] == "end", $"move answered: {string.Join(" | ", answer)}");
         var stayed = answer.Where(a => a.StartsWith("stayed ", StringComparison.Ordinal)).Select(a => long.Parse(a.Split(' ')[1], CultureInfo.InvariantCulture)).ToHashSet();
+        var moved = Stopwatch.GetTimestamp();
         await lab.KeepOnAAsync(batch.Where(s => stayed.Contains(s.Id)));
-        return answer[..^1];
+        return (answer[..^1], Stopwatch.GetElapsedTime(started, dropped), Stopwatch.GetElapsedTime(dropped, moved));
     }
 }
