@@ -227,7 +227,7 @@ public sealed class ProxyLog
 
     /// <summary>One line per migration channel from a peer when it closes: sessions restored here and refused.</summary>
     public void MigrationsReceived(EndPoint peer, int restored, int refused, string? error) =>
-        Write(refused == 0 && error is null ? LogLevel.Info : LogLevel.Warning, EventIds.MigrationsReceived,
+        Write(LogLevel.Info, EventIds.MigrationsReceived,
             $"migration channel from {peer}: {restored} sessions restored, {refused} refused{(error is null ? "" : $"; first error: {LogText.Escape(error)}")}");
 
     /// <summary>The migration control socket could not be served (its name taken): this l2proxy runs without it.</summary>
