@@ -26,9 +26,7 @@ public sealed class SessionMigrationTests(ITestOutputHelper output)
     [SkippableFact(typeof(LabUnavailableException))]
     public async Task Sessions_MovedThroughTheControlSocket_ContinueOnBEveryByteOnceInOrder()
     {
-        ProxyUnderTest.SkipUnlessL2Proxy("live migration");
-        using var lab = new MigrationLab(relayInProcess: false);
-        await lab.StartProxiesAsync();
+        using var lab = await StartLabAsync();
         using var stop = new CancellationTokenSource();
         var sessions = new List<LabSession>();
         try
@@ -88,9 +86,7 @@ public sealed class SessionMigrationTests(ITestOutputHelper output)
     [SkippableFact(typeof(LabUnavailableException))]
     public async Task Restore_FailingOnB_LeavesTheSessionsRunningOnA()
     {
-        ProxyUnderTest.SkipUnlessL2Proxy("live migration");
-        using var lab = new MigrationLab(relayInProcess: false);
-        await lab.StartProxiesAsync();
+        using var lab = await StartLabAsync();
         using var stop = new CancellationTokenSource();
         var sessions = new List<LabSession>();
         try
@@ -121,6 +117,23 @@ public sealed class SessionMigrationTests(ITestOutputHelper output)
         {
             await stop.CancelAsync();
             sessions.ForEach(s => s.Dispose());
+        }
+    }
+
+    /// <summary>The lab with l2proxy on A and B, keyed and accepting; skipped unless l2proxy is under test.</summary>
+    private static async Task<MigrationLab> StartLabAsync()
+    {
+        ProxyUnderTest.SkipUnlessL2Proxy("live migration");
+        var lab = new MigrationLab(relayInProcess: false);
+        try
+        {
+            await lab.StartProxiesAsync();
+            return lab;
+        }
+        catch
+        {
+            lab.Dispose();
+            throw;
         }
     }
 
