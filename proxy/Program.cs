@@ -6,6 +6,7 @@ using L2Balance.Common.Metrics;
 using L2Balance.Proxy.Auth;
 using L2Balance.Proxy.Config;
 using L2Balance.Proxy.Diagnostics;
+using L2Balance.Proxy.Migration;
 using L2Balance.Proxy.Server;
 using L2Balance.Proxy.Workers;
 
@@ -62,7 +63,7 @@ internal static class Program
         }
     }
 
-    private static async Task<int> SuperviseAsync(int workers, string[] args, ProxyLog log)
+    private static async Task<int> SuperviseAsync(int workers, string[] args, ProxyLog log, string? migrateControlName)
     {
         var stop = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult("SIGTERM"); });
@@ -70,6 +71,10 @@ internal static class Program
         using var notify = SystemdNotify.FromEnvironment();
         using var readiness = notify is null ? null : new WorkerReadiness(workers);
         var supervisor = new WorkerSupervisor(workers, args, log) { WorkersNotifySocket = readiness?.Address };
+        // Sessions live in the workers: the supervisor answers the migration control socket, and every move stays (reason workers).
+        var refusedForWorkers = new ProxyCounters();
+        var migrateControl = MigrationControlServer.TryStart(migrateControlName,
+            line => Task.FromResult(MigrationService.AnswerForWorkers(line, workers, log, refusedForWorkers.MigrationRefused)), log);
         using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c =>
         {
             c.Cancel = true;
@@ -80,6 +85,10 @@ internal static class Program
         _ = readiness?.AllReady.ContinueWith(_ => notify!.Ready(), TaskScheduler.Default);
         _ = stop.Task.ContinueWith(_ => notify?.Stopping(), TaskScheduler.Default);
         await supervisor.RunAsync(stop.Task).ConfigureAwait(false);
+        if (migrateControl is not null)
+        {
+            await migrateControl.DisposeAsync().ConfigureAwait(false);
+        }
         return ExitOk;
     }
 
@@ -212,7 +221,7 @@ internal static class Program
             }
             if (options.Workers > 1 && worker is null)
             {
-                return await SuperviseAsync(options.Workers, args, log).ConfigureAwait(false);
+                return await SuperviseAsync(options.Workers, args, log, options.MigrateControl).ConfigureAwait(false);
             }
 
             if (worker is { } i && options.Metrics is { } shared)
@@ -225,6 +234,11 @@ internal static class Program
             await using (server.ConfigureAwait(false))
             {
                 MetricsEndpoint? metrics = null;
+                var migration = new MigrationService(server, log);
+                await using var migrationRunning = migration.ConfigureAwait(false);
+                // A worker's sessions are answered for by its supervisor (reason workers); a single process serves its own.
+                var migrateControl = worker is null ? MigrationControlServer.TryStart(options.MigrateControl, migration.AnswerAsync, log) : null;
+                await using var migrateControlRunning = migrateControl is null ? null : (IAsyncDisposable?)migrateControl;
                 try
                 {
                     server.Bind();

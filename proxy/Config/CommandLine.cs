@@ -168,6 +168,8 @@ public static class CommandLine
         private readonly Option<string> _metrics = ProgramCommandLine.Flag("--metrics", "ADDR:PORT", "Serve Prometheus metrics on http://ADDR:PORT/metrics; without it, none");
         private readonly Option<string> _workers = ProgramCommandLine.Flag(
             "--workers", "N", $"Worker processes under a supervisor, 1 to {ProxyOptions.MaxWorkers}; 1: no supervisor", Whole(Defaults.Workers));
+        private readonly Option<string> _migrateControl = ProgramCommandLine.Flag(
+            "--migrate-control", "@NAME|PATH", "The migration control socket l2bal moves sessions through (issue 19); without it, @l2proxy-migrate (abstract, per network namespace)");
         private readonly Option<string> _config = ProgramCommandLine.Flag("--config", "FILE", "Read a Dante sockd.conf; only --debug may be given with it");
         private readonly Option<string> _checkConfig = ProgramCommandLine.Flag(
             "--check-config", "FILE", "Check a sockd.conf: print 'configuration OK', or every error as FILE:LINE:COLUMN: message and exit 78");
@@ -195,7 +197,7 @@ public static class CommandLine
         private Option[] Settings =>
         [
             _listen, _external, _allow, _users, _gssapiKeytab, _gssapiServiceName, _portRange, _negotiateTimeout, _ioTimeout, _connectTimeout, _maxClients, _maxPerClient, _maxUdp,
-            _log, _debug, _metrics, _workers, _config, _checkConfig,
+            _log, _debug, _metrics, _workers, _migrateControl, _config, _checkConfig,
         ];
 
         public CommandLineResult ReadPasswd(ParseResult result)
@@ -334,6 +336,17 @@ public static class CommandLine
                 else
                 {
                     options = options with { PortRange = range };
+                }
+            }
+            if (result.Given(_migrateControl) is { } migrateControl)
+            {
+                if (migrateControl.Length < 2 || (!migrateControl.StartsWith('@') && !Path.IsPathFullyQualified(migrateControl)))
+                {
+                    errors.Add($"--migrate-control '{migrateControl}': give @NAME (abstract) or an absolute path");
+                }
+                else
+                {
+                    options = options with { MigrateControl = migrateControl };
                 }
             }
             if (result.Given(_metrics) is { } metricsText)

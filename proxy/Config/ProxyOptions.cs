@@ -103,6 +103,12 @@ public sealed record ProxyOptions
     /// </summary>
     public int Workers { get; init; } = 1;
 
+    /// <summary>
+    /// The migration control socket (issue 19, <c>--migrate-control</c>): <c>@NAME</c> for an abstract unix
+    /// socket, else a path; null: the default <c>@l2proxy-migrate</c> of this network namespace.
+    /// </summary>
+    public string? MigrateControl { get; init; }
+
     /// <summary>Upper bound on <see cref="Workers"/>: 64, far above any core count this runs on.</summary>
     public const int MaxWorkers = 64;
 

@@ -49,4 +49,9 @@ public static class EventIds
 
     // Issue 18: single-IP mode (90-99).
     public const int PortRangeExhausted = 90;
+
+    // Issue 19: live migration (100-109).
+    public const int MigrationsRefused = 100;
+    public const int MigrationsReceived = 101;
+    public const int MigrationControlUnavailable = 102;
 }

@@ -63,6 +63,7 @@ public sealed partial class ProxyCounters
         WritePolicyMetrics(w);
         WritePortRangeMetrics(w);
         WriteGssapiMetrics(w);
+        WriteMigrationMetrics(w);
         w.Family("l2proxy_password_checks_refused_total", MetricType.Counter,
             "RFC 1929 checks refused without running PBKDF2: the concurrent checks of one client address or of the process were at their cap.");
         w.Sample("limit", "per_address", PasswordChecksRefused(WorkLimit.PerClient));

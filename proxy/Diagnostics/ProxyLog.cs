@@ -220,6 +220,20 @@ public sealed class ProxyLog
         }
     }
 
+    /// <summary>One line per move request of which some sessions stayed: counts by reason and the first error met.</summary>
+    public void MigrationsRefused(string peer, int moved, string refusals, string? error) =>
+        Write(LogLevel.Warning, EventIds.MigrationsRefused,
+            $"move to {peer}: {moved} moved, stayed: {refusals}{(error is null ? "" : $"; first error: {LogText.Escape(error)}")}");
+
+    /// <summary>One line per migration channel from a peer when it closes: sessions restored here and refused.</summary>
+    public void MigrationsReceived(EndPoint peer, int restored, int refused, string? error) =>
+        Write(LogLevel.Info, EventIds.MigrationsReceived,
+            $"migration channel from {peer}: {restored} sessions restored, {refused} refused{(error is null ? "" : $"; first error: {LogText.Escape(error)}")}");
+
+    /// <summary>The migration control socket could not be served (its name taken): this l2proxy runs without it.</summary>
+    public void MigrationControlUnavailable(string socket, string error) =>
+        Write(LogLevel.Warning, EventIds.MigrationControlUnavailable, $"migration control socket {socket} not served: {LogText.Escape(error)}; sessions of this process do not move");
+
     /// <summary>Stack traces are kept whole up to 8 KiB, on one line.</summary>
     private const int UnexpectedMaxChars = 8192;
 

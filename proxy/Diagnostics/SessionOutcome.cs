@@ -46,6 +46,8 @@ public enum SessionOutcome
     Shutdown,
     /// <summary>An unexpected internal error; logged with its exception.</summary>
     InternalError,
+    /// <summary>The session moved to another node's l2proxy (issue 19); it goes on there.</summary>
+    Migrated,
 }
 
 /// <summary>Why a UDP datagram was dropped, for counters (issue 3 exports them).</summary>

@@ -68,6 +68,33 @@ internal static partial class Interop
             }
         }
 
+        internal const int MSG_DONTWAIT = 0x40;
+        internal const int MSG_NOSIGNAL = 0x4000;
+
+        [LibraryImport(Libraries.Libc, SetLastError = true)]
+        internal static unsafe partial nint send(SafeHandle sockfd, byte* buf, nuint len, int flags);
+
+        /// <summary>Sends what the socket takes now, without blocking: count or -errno (EAGAIN when its buffer is full).</summary>
+        internal static unsafe long Send(SafeHandle socket, ReadOnlySpan<byte> buffer)
+        {
+            fixed (byte* p = buffer)
+            {
+                while (true)
+                {
+                    var n = send(socket, p, (nuint)buffer.Length, MSG_DONTWAIT | MSG_NOSIGNAL);
+                    if (n >= 0)
+                    {
+                        return n;
+                    }
+                    var errno = Marshal.GetLastPInvokeError();
+                    if (errno != EINTR)
+                    {
+                        return -errno;
+                    }
+                }
+            }
+        }
+
         /// <summary>Reads at most <paramref name="buffer"/>'s length from a pipe without blocking: count or -errno.</summary>
         internal static unsafe long Read(SafeHandle pipe, Span<byte> buffer)
         {

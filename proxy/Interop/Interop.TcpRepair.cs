@@ -17,6 +17,7 @@ internal static partial class Interop
         internal const int SO_RCVBUF = 8;
         internal const int SO_SNDBUFFORCE = 32;
         internal const int SO_RCVBUFFORCE = 33;
+        internal const int SO_MARK = 36;
 
         internal const int TCP_MAXSEG = 2;
         internal const int TCP_INFO = 11;
@@ -58,7 +59,12 @@ internal static partial class Interop
         internal const int MSG_PEEK = 2;
         internal const int MSG_DONTWAIT = 0x40;
 
+        internal const ushort AF_INET = 2;
+        internal const ushort AF_INET6 = 10;
+
         internal const int EINTR = 4;
+        internal const int EADDRINUSE = 98;
+        internal const int EADDRNOTAVAIL = 99;
         internal const int EAGAIN = 11;
         internal const int ENOMEM = 12;
 
@@ -92,6 +98,9 @@ internal static partial class Interop
 
         [LibraryImport(Libraries.Libc, SetLastError = true)]
         internal static unsafe partial int getsockopt(SafeHandle sockfd, int level, int optname, void* optval, int* optlen);
+
+        [LibraryImport(Libraries.Libc, SetLastError = true)]
+        internal static unsafe partial int bind(SafeHandle sockfd, byte* addr, int addrlen);
 
         [LibraryImport(Libraries.Libc, SetLastError = true)]
         internal static unsafe partial int ioctl(SafeHandle fd, nuint request, int* value);

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Security.Cryptography;
+using L2Balance.Common.Migration;
 using L2Balance.Proxy.Protocol;
 
 namespace L2Balance.Proxy.Migration;
@@ -71,7 +72,7 @@ public sealed class MigrationRecords : IDisposable
     }
 
     /// <summary>The key of every migration channel of a cluster: the cluster key never leaves l2bal, this derived one goes to l2proxy.</summary>
-    public static byte[] DeriveChannelKey(ReadOnlySpan<byte> clusterKey) => L2Balance.Common.Migration.MigrationChannelKey.Derive(clusterKey);
+    public static byte[] DeriveChannelKey(ReadOnlySpan<byte> clusterKey) => MigrationChannelKey.Derive(clusterKey);
 
     /// <summary>Encrypts <paramref name="plaintext"/> as the next record of this side.</summary>
     public void Seal(ReadOnlySpan<byte> plaintext, IBufferWriter<byte> output)

@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
@@ -78,7 +79,9 @@ public static class TcpRepair
         // In repair mode, connect sends no SYN: the socket becomes established at the sequence numbers set above.
         try
         {
-            socket.Bind(state.Local);
+            // bind(2) itself: Socket.Bind sets SO_REUSEADDR first, which replaces the SK_FORCE_REUSE of repair
+            // mode, and the bind next to the service's listener (same address and port) would be EADDRINUSE.
+            BindForced(handle, state.Local);
             socket.Connect(state.Remote);
         }
         catch (SocketException e)
@@ -120,6 +123,29 @@ public static class TcpRepair
         ArgumentNullException.ThrowIfNull(state);
         Unfreeze(socket);
         SendAll(socket.SafeHandle, state.SendQueue.AsSpan(state.SendQueue.Length - state.UnsentLength), "send(unsent)");
+    }
+
+    /// <summary>Whether the socket's connection is established (not half-closed, not closing): only such a connection freezes.</summary>
+    public static bool IsEstablished(Socket socket)
+    {
+        ArgumentNullException.ThrowIfNull(socket);
+        Span<byte> info = stackalloc byte[TcpInfoLength];
+        GetOption(socket.SafeHandle, SOL_TCP, TCP_INFO, info, "TCP_INFO");
+        return info[TcpInfoStateOffset] == TCP_ESTABLISHED;
+    }
+
+    /// <summary>The bytes a connected socket holds now: its send queue (unacknowledged and unsent) and its unread receive queue.</summary>
+    public static long QueuedBytes(Socket socket)
+    {
+        ArgumentNullException.ThrowIfNull(socket);
+        return (long)Ioctl(socket.SafeHandle, SIOCOUTQ, "SIOCOUTQ") + Ioctl(socket.SafeHandle, SIOCINQ, "SIOCINQ");
+    }
+
+    /// <summary>Marks <paramref name="socket"/> with SO_MARK <paramref name="mark"/> (CAP_NET_ADMIN): the filter of a node tells moved-in flows by it.</summary>
+    public static void Mark(Socket socket, uint mark)
+    {
+        ArgumentNullException.ThrowIfNull(socket);
+        SetInt(socket.SafeHandle, SOL_SOCKET, SO_MARK, unchecked((int)mark), "SO_MARK");
     }
 
     /// <summary>
@@ -175,6 +201,30 @@ public static class TcpRepair
             (byte)(info[TcpInfoWscaleOffset] >> 4),
             timestamp,
             new TcpLegWindow(window.snd_wl1, window.snd_wnd, window.max_window, window.rcv_wnd, window.rcv_wup));
+    }
+
+    private static unsafe void BindForced(SafeHandle handle, IPEndPoint local)
+    {
+        // struct sockaddr_in (16 bytes) or sockaddr_in6 (28): family in host order, port in network order.
+        Span<byte> address = stackalloc byte[28];
+        address.Clear();
+        bool v6 = local.AddressFamily == AddressFamily.InterNetworkV6;
+        BinaryPrimitives.WriteUInt16LittleEndian(address, v6 ? AF_INET6 : AF_INET);
+        BinaryPrimitives.WriteUInt16BigEndian(address[2..], (ushort)local.Port);
+        local.Address.TryWriteBytes(address[(v6 ? 8 : 4)..], out _);
+        fixed (byte* p = address)
+        {
+            if (bind(handle, p, v6 ? 28 : 16) != 0)
+            {
+                int errno = Marshal.GetLastPInvokeError();
+                throw errno switch
+                {
+                    EADDRINUSE => new SocketException((int)SocketError.AddressAlreadyInUse),
+                    EADDRNOTAVAIL => new SocketException((int)SocketError.AddressNotAvailable),
+                    _ => new MigrationException($"restore: bind {local}: {Errno.Name(errno)}"),
+                };
+            }
+        }
     }
 
     private static void SetRepairOptions(SafeHandle handle, TcpLegState state)

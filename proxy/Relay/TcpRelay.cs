@@ -17,9 +17,16 @@ internal enum PumpEnd
     WriteError,
     /// <summary>The session closed the sockets (timeout, shutdown, the other direction failed).</summary>
     Aborted,
+    /// <summary>Stopped on request to move the session (issue 19); the bytes it had read and not sent are in <see cref="PumpResult.Held"/>.</summary>
+    Paused,
 }
 
-internal readonly record struct PumpResult(long Bytes, PumpEnd End, SocketError Error);
+/// <summary>How one direction of a relay ended.</summary>
+/// <param name="Bytes">The bytes it moved.</param>
+/// <param name="End">How it ended.</param>
+/// <param name="Error">The socket error of a failed read or write.</param>
+/// <param name="Held">For <see cref="PumpEnd.Paused"/>: bytes read from one side and not yet written to the other, in order.</param>
+internal readonly record struct PumpResult(long Bytes, PumpEnd End, SocketError Error, byte[]? Held = null);
 
 /// <summary>The outcome of a whole relay: bytes each way and how each direction ended (YARP StreamCopyResult).</summary>
 internal readonly record struct RelayResult(PumpResult Up, PumpResult Down)
@@ -29,6 +36,9 @@ internal readonly record struct RelayResult(PumpResult Up, PumpResult Down)
     public long ToClient => Down.Bytes;
 
     public bool Failed => Up.End is PumpEnd.ReadError or PumpEnd.WriteError || Down.End is PumpEnd.ReadError or PumpEnd.WriteError;
+
+    /// <summary>A direction stopped for a move and can be resumed (<see cref="TcpRelay.RunAsync"/> with this result).</summary>
+    public bool Paused => Up.End == PumpEnd.Paused || Down.End == PumpEnd.Paused;
 
     /// <summary>Which side ended the session and how, for the session's log line.</summary>
     public string Describe() => (Up.End, Down.End) switch
@@ -90,12 +100,18 @@ internal static class TcpRelay
     /// </summary>
     public static RelayMode Mode { get; } = Environment.GetEnvironmentVariable("L2PROXY_RELAY") is "copy" ? RelayMode.Copy : RelayMode.Splice;
 
-    public static async Task<RelayResult> RunAsync(Socket client, Socket target, SocksSession session)
+    /// <summary>
+    /// Relays until both directions end, or until <paramref name="pause"/> is requested: then each
+    /// direction stops where it can resume without losing or repeating a byte (between chunks, or with
+    /// what it holds in <see cref="PumpResult.Held"/>). <paramref name="resume"/> continues a paused
+    /// relay: its held bytes go first, a direction that had ended stays ended.
+    /// </summary>
+    public static async Task<RelayResult> RunAsync(Socket client, Socket target, SocksSession session, RelayPause? pause = null, RelayResult? resume = null)
     {
-        var up = PumpAsync(client, target, session, fromClient: true);
-        var down = PumpAsync(target, client, session, fromClient: false);
+        var up = resume is { } r && r.Up.End != PumpEnd.Paused ? Task.FromResult(r.Up) : PumpAsync(client, target, session, fromClient: true, pause, resume?.Up);
+        var down = resume is { } d && d.Down.End != PumpEnd.Paused ? Task.FromResult(d.Down) : PumpAsync(target, client, session, fromClient: false, pause, resume?.Down);
         var first = await Task.WhenAny(up, down).ConfigureAwait(false);
-        if (first.Result.End != PumpEnd.ReadFin)
+        if (first.Result.End is not (PumpEnd.ReadFin or PumpEnd.Paused))
         {
             // One side failed: nothing more can be delivered, end the other direction too.
             client.Dispose();
@@ -104,14 +120,28 @@ internal static class TcpRelay
         return new RelayResult(await up.ConfigureAwait(false), await down.ConfigureAwait(false));
     }
 
-    private static Task<PumpResult> PumpAsync(Socket from, Socket to, SocksSession session, bool fromClient) =>
-        Mode == RelayMode.Splice && Volatile.Read(ref s_spliceUnsupported) == 0
-            ? SplicePumpAsync(from, to, session, fromClient)
-            : CopyPumpAsync(from, to, session, fromClient, 0);
-
-    private static async Task<PumpResult> SplicePumpAsync(Socket from, Socket to, SocksSession session, bool fromClient)
+    private static async Task<PumpResult> PumpAsync(Socket from, Socket to, SocksSession session, bool fromClient, RelayPause? pause, PumpResult? resume)
     {
-        long total = 0;
+        long total = resume?.Bytes ?? 0;
+        if (resume?.Held is { Length: > 0 } held)
+        {
+            // What the paused relay held goes out first, in order.
+            var (sent, end) = await SendAsync(to, held, pause, total).ConfigureAwait(false);
+            total += sent;
+            session.Relayed(fromClient, sent);
+            if (end is { } stopped)
+            {
+                return stopped.End == PumpEnd.Paused ? stopped with { Held = held[sent..] } : stopped;
+            }
+        }
+        return Mode == RelayMode.Splice && Volatile.Read(ref s_spliceUnsupported) == 0
+            ? await SplicePumpAsync(from, to, session, fromClient, pause, total).ConfigureAwait(false)
+            : await CopyPumpAsync(from, to, session, fromClient, total, pause).ConfigureAwait(false);
+    }
+
+    private static async Task<PumpResult> SplicePumpAsync(Socket from, Socket to, SocksSession session, bool fromClient, RelayPause? pause, long total)
+    {
+        var token = pause?.Token ?? CancellationToken.None;
         SafePipeHandle? pipeRead = null, pipeWrite = null;
         byte[]? oneByte = null;
         var spliced = false;
@@ -123,7 +153,12 @@ internal static class TcpRelay
                 // so an idle session costs no descriptors beyond its two sockets.
                 try
                 {
-                    await from.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
+                    // The pipe is empty here: a pause stops between chunks and holds nothing.
+                    await from.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return new PumpResult(total, PumpEnd.Paused, SocketError.Success, []);
                 }
                 catch (SocketException e)
                 {
@@ -134,9 +169,10 @@ internal static class TcpRelay
                     // Until a read fills the buffer, copy: a request or response of a few bytes does
                     // not pay for a pipe (pipe2, fcntl, two closes) and the extra splices. Only a
                     // bulk transfer moves to splice (docs/benchmarks.md#splice-relay).
-                    var copied = await CopyOnceAsync(from, to, total).ConfigureAwait(false);
+                    var copied = await CopyOnceAsync(from, to, total, pause).ConfigureAwait(false);
                     if (copied.End is { } end)
                     {
+                        session.Relayed(fromClient, end.Bytes - total);
                         return end;
                     }
                     total += copied.Bytes;
@@ -153,7 +189,7 @@ internal static class TcpRelay
                     {
                         // No pipe (EMFILE, ENFILE): this direction copies from now on; the session goes on (issue 13).
                         session.SpliceFellBack(e.Message);
-                        return await CopyPumpAsync(from, to, session, fromClient, total).ConfigureAwait(false);
+                        return await CopyPumpAsync(from, to, session, fromClient, total, pause).ConfigureAwait(false);
                     }
                     if (SpliceChunk != DefaultPipeSize)
                     {
@@ -174,7 +210,7 @@ internal static class TcpRelay
                         {
                             // This kernel cannot splice these sockets: copy from now on, for every session.
                             Volatile.Write(ref s_spliceUnsupported, 1);
-                            return await CopyPumpAsync(from, to, session, fromClient, total).ConfigureAwait(false);
+                            return await CopyPumpAsync(from, to, session, fromClient, total, pause).ConfigureAwait(false);
                         }
                         return new PumpResult(total, PumpEnd.ReadError, ToSocketError((int)-inPipe));
                     }
@@ -209,7 +245,12 @@ internal static class TcpRelay
                         }
                         try
                         {
-                            await to.SendAsync(oneByte, SocketFlags.None).ConfigureAwait(false);
+                            await to.SendAsync(oneByte, SocketFlags.None, token).ConfigureAwait(false);
+                        }
+                        catch (OperationCanceledException)
+                        {
+                            // Paused under back-pressure: this byte and the rest of the pipe are held, in order.
+                            return new PumpResult(total, PumpEnd.Paused, SocketError.Success, DrainPipe(pipeRead, oneByte[0], (int)inPipe - 1));
                         }
                         catch (SocketException e)
                         {
@@ -237,7 +278,7 @@ internal static class TcpRelay
     /// One read of at most <see cref="SmallCopySize"/> bytes (data is waiting: it completes at once)
     /// and its send. Returns the bytes moved, or how the direction ended (FIN passed on, an error).
     /// </summary>
-    private static async ValueTask<(int Bytes, PumpResult? End)> CopyOnceAsync(Socket from, Socket to, long total)
+    private static async ValueTask<(int Bytes, PumpResult? End)> CopyOnceAsync(Socket from, Socket to, long total, RelayPause? pause)
     {
         var buffer = ArrayPool<byte>.Shared.Rent(SmallCopySize);
         try
@@ -256,13 +297,10 @@ internal static class TcpRelay
                 ShutdownSend(to);
                 return (0, new PumpResult(total, PumpEnd.ReadFin, SocketError.Success));
             }
-            try
+            var (sent, end) = await SendAsync(to, buffer.AsMemory(0, received), pause, total).ConfigureAwait(false);
+            if (end is { } stopped)
             {
-                await to.SendAsync(buffer.AsMemory(0, received), SocketFlags.None).ConfigureAwait(false);
-            }
-            catch (SocketException e)
-            {
-                return (0, new PumpResult(total, e.SocketErrorCode == SocketError.OperationAborted ? PumpEnd.Aborted : PumpEnd.WriteError, e.SocketErrorCode));
+                return (sent, stopped.End == PumpEnd.Paused ? stopped with { Held = buffer.AsSpan(sent, received - sent).ToArray() } : stopped);
             }
             return (received, null);
         }
@@ -272,8 +310,9 @@ internal static class TcpRelay
         }
     }
 
-    private static async Task<PumpResult> CopyPumpAsync(Socket from, Socket to, SocksSession session, bool fromClient, long total)
+    private static async Task<PumpResult> CopyPumpAsync(Socket from, Socket to, SocksSession session, bool fromClient, long total, RelayPause? pause)
     {
+        var token = pause?.Token ?? CancellationToken.None;
         byte[]? buffer = null;
         try
         {
@@ -282,9 +321,13 @@ internal static class TcpRelay
                 int received;
                 try
                 {
-                    await from.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
+                    await from.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, token).ConfigureAwait(false);
                     buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
                     received = await from.ReceiveAsync(buffer, SocketFlags.None).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return new PumpResult(total, PumpEnd.Paused, SocketError.Success, []);
                 }
                 catch (SocketException e)
                 {
@@ -295,13 +338,11 @@ internal static class TcpRelay
                     ShutdownSend(to);
                     return new PumpResult(total, PumpEnd.ReadFin, SocketError.Success);
                 }
-                try
+                var (sent, end) = await SendAsync(to, buffer.AsMemory(0, received), pause, total).ConfigureAwait(false);
+                if (end is { } stopped)
                 {
-                    await to.SendAsync(buffer.AsMemory(0, received), SocketFlags.None).ConfigureAwait(false);
-                }
-                catch (SocketException e)
-                {
-                    return new PumpResult(total, e.SocketErrorCode == SocketError.OperationAborted ? PumpEnd.Aborted : PumpEnd.WriteError, e.SocketErrorCode);
+                    session.Relayed(fromClient, sent);
+                    return stopped.End == PumpEnd.Paused ? stopped with { Held = buffer.AsSpan(sent, received - sent).ToArray() } : stopped;
                 }
                 ArrayPool<byte>.Shared.Return(buffer);
                 buffer = null;
@@ -320,6 +361,70 @@ internal static class TcpRelay
                 ArrayPool<byte>.Shared.Return(buffer);
             }
         }
+    }
+
+    /// <summary>
+    /// Sends <paramref name="data"/> whole, or stops when <paramref name="pause"/> is requested with the
+    /// count sent so far: the kernel takes what fits without blocking, and under back-pressure one byte
+    /// waits for room (SendAsync, cancellable: one byte is sent or not, so the count stays exact).
+    /// Returns the bytes sent and, when it stopped early, how (the result's Bytes include the sent ones).
+    /// </summary>
+    private static async ValueTask<(int Sent, PumpResult? End)> SendAsync(Socket to, ReadOnlyMemory<byte> data, RelayPause? pause, long total)
+    {
+        var token = pause?.Token ?? CancellationToken.None;
+        int sent = 0;
+        try
+        {
+            while (sent < data.Length)
+            {
+                var n = Splice.Send(to.SafeHandle, data.Span[sent..]);
+                if (n > 0)
+                {
+                    sent += (int)n;
+                    continue;
+                }
+                if (n != -Splice.EAGAIN)
+                {
+                    return (sent, new PumpResult(total + sent, PumpEnd.WriteError, n == 0 ? SocketError.Shutdown : ToSocketError((int)-n)));
+                }
+                try
+                {
+                    sent += await to.SendAsync(data.Slice(sent, 1), SocketFlags.None, token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return (sent, new PumpResult(total + sent, PumpEnd.Paused, SocketError.Success));
+                }
+                catch (SocketException e)
+                {
+                    return (sent, new PumpResult(total + sent, e.SocketErrorCode == SocketError.OperationAborted ? PumpEnd.Aborted : PumpEnd.WriteError, e.SocketErrorCode));
+                }
+            }
+            return (sent, null);
+        }
+        catch (ObjectDisposedException)
+        {
+            return (sent, new PumpResult(total + sent, PumpEnd.Aborted, SocketError.OperationAborted));
+        }
+    }
+
+    /// <summary>The bytes of a paused splice direction: <paramref name="first"/>, taken out of the pipe already, then the pipe's <paramref name="rest"/>.</summary>
+    private static byte[] DrainPipe(SafePipeHandle pipe, byte first, int rest)
+    {
+        var held = new byte[1 + rest];
+        held[0] = first;
+        int offset = 1;
+        while (offset < held.Length)
+        {
+            var n = Splice.Read(pipe, held.AsSpan(offset));
+            if (n <= 0)
+            {
+                // The pipe had these bytes a moment ago and nothing else reads it.
+                throw new InvalidOperationException($"pipe read returned {n} with {held.Length - offset} bytes left");
+            }
+            offset += (int)n;
+        }
+        return held;
     }
 
     /// <summary>Passes a FIN on (half-close, Kestrel ConnectionWriteFin).</summary>

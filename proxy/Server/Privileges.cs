@@ -29,6 +29,19 @@ internal static class Privileges
         log.PrivilegesDropped(user);
     }
 
+    /// <summary>The uid of <paramref name="user"/> in /etc/passwd, or null when there is none.</summary>
+    public static uint? UidOf(string user)
+    {
+        try
+        {
+            return Lookup(user).Uid;
+        }
+        catch (Exception e) when (e is InvalidOperationException or IOException or UnauthorizedAccessException or FormatException)
+        {
+            return null;
+        }
+    }
+
     private static (uint Uid, uint Gid) Lookup(string user)
     {
         foreach (var line in File.ReadLines("/etc/passwd"))

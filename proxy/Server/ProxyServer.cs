@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using L2Balance.Proxy.Auth;
 using L2Balance.Proxy.Config;
 using L2Balance.Proxy.Diagnostics;
+using L2Balance.Proxy.Relay;
 using L2Balance.Proxy.Rules;
 
 namespace L2Balance.Proxy.Server;
@@ -27,6 +28,7 @@ public sealed class ProxyServer : IAsyncDisposable
     private readonly List<Socket> _listeners = [];
     private readonly List<Task> _acceptLoops = [];
     private readonly ConcurrentDictionary<SocksSession, byte> _sessions = new();
+    private long _nextSessionId;
     private readonly ConcurrentDictionary<IPAddress, int> _perAddress = new();
     private readonly CancellationTokenSource _stopping = new();
     private ITimer? _sweep;
@@ -237,9 +239,29 @@ public sealed class ProxyServer : IAsyncDisposable
             return;
         }
         client.NoDelay = true;
-        var session = new SocksSession(this, client, remote, local, verdict.Log) { ProbeOnly = probeOnly, GssapiRule = verdict.Gssapi };
+        var session = new SocksSession(this, client, remote, local, verdict.Log) { ProbeOnly = probeOnly, GssapiRule = verdict.Gssapi, Id = Interlocked.Increment(ref _nextSessionId) };
         _sessions.TryAdd(session, 0);
         _ = session.RunAsync();
+    }
+
+    /// <summary>The sessions open now (issue 19: the migration service lists and moves them).</summary>
+    internal ICollection<SocksSession> Sessions => _sessions.Keys;
+
+    /// <summary>
+    /// Takes in a session restored from another node (issue 19): both legs are live sockets; it is
+    /// counted and limited per client address as an accepted one, and relays from <paramref name="resume"/>.
+    /// </summary>
+    internal void AdoptMovedIn(Socket client, Socket target, RelayResult resume)
+    {
+        var remote = (IPEndPoint)client.RemoteEndPoint!;
+        var local = (IPEndPoint)client.LocalEndPoint!;
+        Counters.SessionStarted();
+        Counters.MigratedIn();
+        _perAddress.AddOrUpdate(OutboundAddresses.Normalize(remote.Address), 1, (_, n) => n + 1);
+        var log = RuleEvaluator.EvaluateClient(Options.ClientRules, remote, local).Log;
+        var session = new SocksSession(this, client, remote, local, log) { Id = Interlocked.Increment(ref _nextSessionId) };
+        _sessions.TryAdd(session, 0);
+        _ = session.RunMovedInAsync(target, resume);
     }
 
     internal void SessionFinished(SocksSession session, SessionOutcome outcome)

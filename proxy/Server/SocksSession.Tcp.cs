@@ -129,6 +129,7 @@ internal sealed partial class SocksSession
             // Only built when logged: three endpoint strings per CONNECT are measurable at thousands per second.
             Log.RequestPassed(in verdict, what, Client, $"-> {Local} => {bound} -> {target.RemoteEndPoint}");
         }
+        _relayKind = MovableKind.Connect;
         return await RelayAsync(target, verdict.Log, what, destination).ConfigureAwait(false);
     }
 
@@ -227,6 +228,7 @@ internal sealed partial class SocksSession
         peerSocket.NoDelay = true;
         await SendReplyAsync(ReplyCode.Succeeded, peer).ConfigureAwait(false);
         Log.RequestPassed(in replyVerdict, CommandName(RuleCommand.BindReply), peer, $"-> {listening} => {Local} -> {Client}");
+        _relayKind = MovableKind.Bind;
         return await RelayAsync(peerSocket, verdict.Log, what, peer).ConfigureAwait(false);
     }
 
@@ -299,22 +301,57 @@ internal sealed partial class SocksSession
         }
         // The handshake buffer goes back to the pool now: an established session holds no buffer.
         _handshake.Dispose();
-        var result = await TcpRelay.RunAsync(_client, target, this).ConfigureAwait(false);
+        return await RelayMovableAsync(target, log, what, destination, early.Length, null).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The relay of a session that may move (issue 19): each run can be paused by the migration
+    /// service; a paused run either ends here (the session moved) or resumes with what it held.
+    /// <paramref name="resume"/> starts from a moved-in session's held bytes.
+    /// </summary>
+    private async Task<SessionOutcome> RelayMovableAsync(Socket target, RuleLog log, string what, object destination, long early, RelayResult? resume)
+    {
+        _target = target;
+        RelayResult result;
+        var moved = false;
+        while (true)
+        {
+            using var pause = new RelayPause();
+            var run = new RelayRun(pause);
+            Volatile.Write(ref _run, run);
+            result = await TcpRelay.RunAsync(_client, target, this, pause, resume).ConfigureAwait(false);
+            Volatile.Write(ref _run, null);
+            if (!result.Paused)
+            {
+                run.Ended(result);
+                break;
+            }
+            // Paused for a move: the migration service froze the sockets and decides.
+            if (await run.StoppedAsync(result).ConfigureAwait(false))
+            {
+                moved = true;
+                break;
+            }
+            resume = result;
+        }
         // The counters have the bytes already (TcpRelay counts each chunk as it moves).
-        var up = result.FromClient + early.Length;
-        var how = (log & RuleLog.Disconnect) == 0 && (_clientRuleLog & RuleLog.Disconnect) == 0 ? string.Empty : Aborted ? ((SessionOutcome)Volatile.Read(ref _abortReason)).ToString() : result.Describe();
+        var up = result.FromClient + early;
+        var how = (log & RuleLog.Disconnect) == 0 && (_clientRuleLog & RuleLog.Disconnect) == 0 ? string.Empty
+            : moved ? "moved to another node" : Aborted ? ((SessionOutcome)Volatile.Read(ref _abortReason)).ToString() : result.Describe();
         log |= _clientRuleLog & RuleLog.Disconnect;
         if ((log & RuleLog.Disconnect) != 0)
         {
             Log.SessionEnded(log, what, Client, destination.ToString()!, up, result.ToClient, Elapsed, how);
         }
-        return result.Failed ? SessionOutcome.RelayError : SessionOutcome.Completed;
+        return moved ? SessionOutcome.Migrated : result.Failed ? SessionOutcome.RelayError : SessionOutcome.Completed;
     }
 
     /// <summary>The relay of a protected GSS-API session: early bytes are encapsulation messages too.</summary>
     private async Task<SessionOutcome> ProtectedRelayAsync(Socket target, RuleLog log, string what, object destination)
     {
         EnterRelay();
+        // Listed as a session that stays: its GSS-API context cannot be exported.
+        _target = target;
         var early = _handshake.Remaining.ToArray();
         _handshake.Dispose();
         var result = await GssapiRelay.RunAsync(_client, target, this, _gss!, _protection, early).ConfigureAwait(false);

@@ -121,16 +121,19 @@ internal sealed class LabSession : IDisposable
     private readonly Socket _client;
     private readonly Socket _target;
 
-    public LabSession(Socket client, Socket target, LabRelay relay, int seed, StreamPace pace, CancellationToken stop)
+    private readonly LabRelay? _relay;
+
+    /// <param name="relay">The relay in this process, or null when a proxy relays.</param>
+    public LabSession(Socket client, Socket target, LabRelay? relay, int seed, StreamPace pace, CancellationToken stop)
     {
         _client = client;
         _target = target;
-        Relay = relay;
+        _relay = relay;
         Up = new StreamCheck(client, target, seed, pace, stop);
         Down = new StreamCheck(target, client, seed + 1, pace, stop);
     }
 
-    public LabRelay Relay { get; }
+    public LabRelay Relay => _relay ?? throw new InvalidOperationException("this session is relayed by l2proxy, not in this process");
 
     /// <summary>The relay on B after a move, or null while the session lives on A.</summary>
     public LabRelay? MovedTo { get; set; }
@@ -143,6 +146,12 @@ internal sealed class LabSession : IDisposable
 
     public TimeSpan LongestPause => Up.LongestGap > Down.LongestGap ? Up.LongestGap : Down.LongestGap;
 
+    public void ResetLongestPause()
+    {
+        Up.ResetLongestGap();
+        Down.ResetLongestGap();
+    }
+
     public Task CompletionAsync() => Task.WhenAll(Up.Completion, Down.Completion);
 
     public string Describe() => $"up: {Up}; down: {Down}";
@@ -151,7 +160,7 @@ internal sealed class LabSession : IDisposable
     {
         _client.Dispose();
         _target.Dispose();
-        Relay.Dispose();
+        _relay?.Dispose();
         MovedTo?.Dispose();
     }
 }
@@ -177,6 +186,9 @@ internal sealed class StreamCheck
     public long Mismatch { get; private set; } = -1;
 
     public TimeSpan LongestGap { get; private set; }
+
+    /// <summary>Starts <see cref="LongestGap"/> afresh: the pause of a move, not the gaps of the session's start.</summary>
+    public void ResetLongestGap() => LongestGap = TimeSpan.Zero;
 
     public string? Error { get; private set; }
 

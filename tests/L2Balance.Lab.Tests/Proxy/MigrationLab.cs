@@ -14,7 +14,7 @@ namespace L2Balance.Lab.Tests.Proxy;
 /// for it names A's MAC, switched to B's when sessions move. A relays in this process, both legs on the
 /// service address; B restores what A froze, received over the migration channel between their own addresses.
 /// </summary>
-internal sealed class MigrationLab : IDisposable
+internal sealed partial class MigrationLab : IDisposable
 {
     public static readonly IPAddress Service = IPAddress.Parse("198.18.61.100");
     public static readonly IPAddress ClientAddress = IPAddress.Parse("198.18.61.10");
@@ -27,7 +27,7 @@ internal sealed class MigrationLab : IDisposable
 
     private static readonly TimeSpan Step = TimeSpan.FromSeconds(10);
     private readonly LabNetwork _lab;
-    private readonly Socket _serviceOnA;
+    private readonly Socket? _serviceOnA;
     private readonly Socket _targetListener;
     private readonly Socket _channelListener;
     private readonly NamespaceSocketSupply _clientSockets;
@@ -37,7 +37,8 @@ internal sealed class MigrationLab : IDisposable
     private readonly string _macB;
     private readonly byte[] _channelKey = MigrationRecords.DeriveChannelKey("lab cluster key of the migration tests"u8);
 
-    public MigrationLab()
+    /// <param name="relayInProcess">True: A's relay runs in this process (the primitives); false: l2proxy serves on A and B (<see cref="StartProxiesAsync"/>).</param>
+    public MigrationLab(bool relayInProcess = true)
     {
         _lab = LabNetwork.Create();
         var sw = _lab.AddSwitch("sw");
@@ -55,7 +56,7 @@ internal sealed class MigrationLab : IDisposable
         Neighbour(NodeB, ClientAddress, Mac(Client));
         Neighbour(NodeB, TargetAddress, Mac(Target));
 
-        _serviceOnA = Listen(NodeA, new IPEndPoint(Service, ServicePort));
+        _serviceOnA = relayInProcess ? Listen(NodeA, new IPEndPoint(Service, ServicePort)) : null;
         _targetListener = Listen(Target, new IPEndPoint(TargetAddress, TargetPort));
         _channelListener = Listen(NodeB, new IPEndPoint(NodeBAddress, ChannelPort));
         _clientSockets = new NamespaceSocketSupply(Client, AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp, 16);
@@ -76,7 +77,7 @@ internal sealed class MigrationLab : IDisposable
     {
         var client = await _clientSockets.TakeAsync(CancellationToken.None).AsTask().WithTimeout(Step);
         await client.ConnectAsync(new IPEndPoint(Service, ServicePort), CancellationToken.None).AsTask().WithTimeout(Step);
-        var clientLeg = await _serviceOnA.AcceptAsync(CancellationToken.None).AsTask().WithTimeout(Step);
+        var clientLeg = await _serviceOnA!.AcceptAsync(CancellationToken.None).AsTask().WithTimeout(Step);
         var targetLeg = await _aSockets.TakeAsync(CancellationToken.None).AsTask().WithTimeout(Step);
         targetLeg.Bind(new IPEndPoint(Service, 0));
         await targetLeg.ConnectAsync(new IPEndPoint(TargetAddress, TargetPort), CancellationToken.None).AsTask().WithTimeout(Step);
@@ -226,7 +227,7 @@ internal sealed class MigrationLab : IDisposable
         _clientSockets.Dispose();
         _aSockets.Dispose();
         _bSockets.Dispose();
-        _serviceOnA.Dispose();
+        _serviceOnA?.Dispose();
         _targetListener.Dispose();
         _channelListener.Dispose();
         _lab.Dispose();

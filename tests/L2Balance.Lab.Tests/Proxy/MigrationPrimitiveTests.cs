@@ -113,7 +113,7 @@ public sealed class MigrationPrimitiveTests(ITestOutputHelper output)
         return (run, Stopwatch.GetElapsedTime(run.Dropped));
     }
 
-    private static string Figures(string what, IReadOnlyList<TimeSpan> values)
+    internal static string Figures(string what, IReadOnlyList<TimeSpan> values)
     {
         var sorted = values.Select(v => v.TotalMilliseconds).Order().ToArray();
         return sorted.Length == 0

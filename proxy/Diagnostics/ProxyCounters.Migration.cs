@@ -1,0 +1,39 @@
+using L2Balance.Common.Metrics;
+using L2Balance.Proxy.Migration;
+
+namespace L2Balance.Proxy.Diagnostics;
+
+/// <summary>Live migration (issue 19): sessions moved out, moved in, and refused by reason.</summary>
+public sealed partial class ProxyCounters
+{
+    private readonly long[] _migrationsRefused = new long[Enum.GetValues<MigrationRefusal>().Length];
+    private long _migrationsOut;
+    private long _migrationsIn;
+
+    /// <summary>Sessions that moved to another node's l2proxy (this node closed its frozen copy).</summary>
+    public long MigrationsOut => Interlocked.Read(ref _migrationsOut);
+
+    /// <summary>Sessions restored here from another node and relayed on.</summary>
+    public long MigrationsIn => Interlocked.Read(ref _migrationsIn);
+
+    /// <summary>Sessions a move asked for that stayed, by reason (here or, for restore-failed, on the peer).</summary>
+    public long MigrationsRefused(MigrationRefusal reason) => Interlocked.Read(ref _migrationsRefused[(int)reason]);
+
+    public void MigratedOut() => Interlocked.Increment(ref _migrationsOut);
+
+    public void MigratedIn() => Interlocked.Increment(ref _migrationsIn);
+
+    public void MigrationRefused(MigrationRefusal reason) => Interlocked.Increment(ref _migrationsRefused[(int)reason]);
+
+    private void WriteMigrationMetrics(PrometheusWriter w)
+    {
+        w.Family("l2proxy_migrations_total", MetricType.Counter, "Sessions moved by live migration, by direction: out (to another node), in (restored here).");
+        w.Sample("direction", "out", MigrationsOut);
+        w.Sample("direction", "in", MigrationsIn);
+        w.Family("l2proxy_migrations_refused_total", MetricType.Counter, "Sessions a move asked for that stayed on this node, by reason.");
+        foreach (var reason in Enum.GetValues<MigrationRefusal>())
+        {
+            w.Sample("reason", reason.Word(), MigrationsRefused(reason));
+        }
+    }
+}

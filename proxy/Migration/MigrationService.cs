@@ -1,0 +1,636 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using L2Balance.Proxy.Diagnostics;
+using L2Balance.Proxy.Protocol;
+using L2Balance.Proxy.Relay;
+using L2Balance.Proxy.Server;
+
+namespace L2Balance.Proxy.Migration;
+
+/// <summary>
+/// l2proxy's side of live migration (issue 19, docs/design.md#live-migration-design): answers the
+/// requests of the migration control socket (<c>key</c>, <c>accept</c>, <c>list</c>, <c>move</c>), moves
+/// sessions to a peer's l2proxy over the migration channel, and restores the sessions a peer moves here.
+/// Per session, two phases keep one sender: the peer restores silently and answers Ready; this node
+/// sends Go and closes its frozen copy, or resumes its relay when anything failed.
+/// </summary>
+internal sealed class MigrationService : IAsyncDisposable
+{
+    /// <summary>SO_MARK of every restored socket: the new node's filter accepts the packets of flows whose local socket carries it.</summary>
+    public const uint RestoredMark = 0x4c320019;
+
+    /// <summary>How long a relay may take to stop: it stops between chunks, so this is only reached on a stuck socket.</summary>
+    private static readonly TimeSpan PauseTimeout = TimeSpan.FromSeconds(2);
+
+    /// <summary>Connecting and opening the channel to the peer: a peer that does not answer within this is unreachable.</summary>
+    private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(2);
+
+    /// <summary>From the last state sent to the last Ready: restoring is sub-millisecond per session (docs/benchmarks.md).</summary>
+    private static readonly TimeSpan ReadyTimeout = TimeSpan.FromSeconds(5);
+
+    /// <summary>How long a silent restored copy waits for Go before it is dropped (the old node resumed or died).</summary>
+    private static readonly TimeSpan GoTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>An idle channel from a peer closes after this.</summary>
+    private static readonly TimeSpan IdleTimeout = TimeSpan.FromSeconds(60);
+
+    private readonly ProxyServer _server;
+    private readonly ProxyLog _log;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly object _gate = new();
+    private byte[]? _key;
+    private Socket? _acceptor;
+    private IPEndPoint? _acceptAt;
+
+    public MigrationService(ProxyServer server, ProxyLog log)
+    {
+        _server = server;
+        _log = log;
+    }
+
+    private ProxyCounters Counters => _server.Counters;
+
+    /// <summary>Answers one request line: the answer's lines, each ending in a newline.</summary>
+    public async Task<string> AnswerAsync(string line)
+    {
+        var request = MigrationControlRequest.Parse(line, out var error);
+        return request switch
+        {
+            MigrationControlRequest.Key key => SetKey(key.Value),
+            MigrationControlRequest.Accept accept => StartAccepting(accept.At),
+            MigrationControlRequest.List => List(),
+            MigrationControlRequest.Move move => await MoveAsync(move).ConfigureAwait(false),
+            _ => $"error: {error}\n",
+        };
+    }
+
+    /// <summary>The answers of a supervisor (<c>--workers N</c>): the sessions live in the workers, so none moves.</summary>
+    public static string AnswerForWorkers(string line, int workers, ProxyLog log, Action<MigrationRefusal> count)
+    {
+        ArgumentNullException.ThrowIfNull(log);
+        ArgumentNullException.ThrowIfNull(count);
+        var request = MigrationControlRequest.Parse(line, out var error);
+        switch (request)
+        {
+            case MigrationControlRequest.Key or MigrationControlRequest.Accept:
+                return "ok\n";
+            case MigrationControlRequest.List:
+                return $"error: {MigrationRefusal.Workers.Word()}: l2proxy runs {workers} worker processes; their sessions do not move\n";
+            case MigrationControlRequest.Move move:
+                var answer = new StringBuilder();
+                foreach (var id in move.Ids)
+                {
+                    count(MigrationRefusal.Workers);
+                    answer.Append(CultureInfo.InvariantCulture, $"stayed {id} {MigrationRefusal.Workers.Word()}\n");
+                }
+                log.MigrationsRefused(move.Peer.ToString(), 0, $"{MigrationRefusal.Workers.Word()} {move.Ids.Count}", $"{workers} worker processes");
+                return answer.Append("end\n").ToString();
+            default:
+                return $"error: {error}\n";
+        }
+    }
+
+    private string SetKey(byte[] key)
+    {
+        Volatile.Write(ref _key, key);
+        return "ok\n";
+    }
+
+    private string StartAccepting(IPEndPoint at)
+    {
+        lock (_gate)
+        {
+            if (at.Equals(_acceptAt))
+            {
+                return "ok\n";
+            }
+            var listener = new Socket(at.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+            try
+            {
+                listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+                listener.Bind(at);
+                listener.Listen(64);
+            }
+            catch (SocketException e)
+            {
+                listener.Dispose();
+                return $"error: accept: cannot listen on {at}: {e.SocketErrorCode}\n";
+            }
+            _acceptor?.Dispose();
+            _acceptor = listener;
+            _acceptAt = at;
+            _ = AcceptLoopAsync(listener);
+            return "ok\n";
+        }
+    }
+
+    private string List()
+    {
+        var answer = new StringBuilder();
+        foreach (var session in _server.Sessions.OrderBy(s => s.Id))
+        {
+            if (session.Movable() is not { } m)
+            {
+                continue;
+            }
+            var kind = m.Kind == MovableKind.Bind ? "bind" : "connect";
+            var state = m.Stays is { } reason ? "stays=" + reason.Word() : "movable";
+            answer.Append(CultureInfo.InvariantCulture, $"session {m.Id} {kind} {m.Client} {m.Local} {m.TargetLocal} {m.TargetRemote} {m.HeldBytes} {state}\n");
+        }
+        return answer.Append("end\n").ToString();
+    }
+
+    /// <summary>One session of a move: its relay's run, where it stopped, its frozen legs.</summary>
+    private sealed class Outgoing(long id, SocksSession session, RelayRun run)
+    {
+        public long Id => id;
+
+        public SocksSession Session => session;
+
+        public RelayRun Run => run;
+
+        public long Started { get; set; }
+
+        public bool Frozen { get; set; }
+
+        /// <summary>The answer line, once decided.</summary>
+        public string? Answer { get; set; }
+    }
+
+    private async Task<string> MoveAsync(MigrationControlRequest.Move move)
+    {
+        var answers = new Dictionary<long, string>();
+        var refused = new SortedDictionary<string, int>(StringComparer.Ordinal);
+        string? firstError = null;
+        void Stay(long id, MigrationRefusal reason, string? error = null)
+        {
+            Counters.MigrationRefused(reason);
+            // Called by the batch and by its reader of answers.
+            lock (answers)
+            {
+                answers[id] = $"stayed {id} {reason.Word()}";
+                refused[reason.Word()] = refused.GetValueOrDefault(reason.Word()) + 1;
+                firstError ??= error;
+            }
+        }
+
+        var key = Volatile.Read(ref _key);
+        var byId = _server.Sessions.ToDictionary(s => s.Id);
+        var outgoing = new List<Outgoing>();
+        foreach (var id in move.Ids.Distinct())
+        {
+            if (key is null)
+            {
+                Stay(id, MigrationRefusal.NoKey);
+            }
+            else if (!byId.TryGetValue(id, out var session) || session.Movable() is not { } listing)
+            {
+                Stay(id, MigrationRefusal.NotEstablished);
+            }
+            else if (listing.Stays is { } reason)
+            {
+                Stay(id, reason);
+            }
+            else if (session.CurrentRun is not { } run)
+            {
+                Stay(id, MigrationRefusal.NotEstablished);
+            }
+            else
+            {
+                outgoing.Add(new Outgoing(id, session, run));
+            }
+        }
+
+        if (outgoing.Count > 0)
+        {
+            MigrationChannel? channel = null;
+            try
+            {
+                channel = await ConnectAsync(move.Peer, key!).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is SocketException or MigrationException or OperationCanceledException or TimeoutException)
+            {
+                foreach (var o in outgoing)
+                {
+                    Stay(o.Id, MigrationRefusal.PeerUnreachable, $"channel to {move.Peer}: {e.Message}");
+                }
+            }
+            if (channel is not null)
+            {
+                using (channel)
+                {
+                    await MoveBatchAsync(channel, outgoing, Stay).ConfigureAwait(false);
+                }
+                foreach (var o in outgoing.Where(o => o.Answer is not null))
+                {
+                    answers[o.Id] = o.Answer!;
+                }
+            }
+        }
+
+        int moved = outgoing.Count(o => o.Answer is not null && o.Answer.StartsWith("moved", StringComparison.Ordinal));
+        if (refused.Count > 0)
+        {
+            _log.MigrationsRefused(move.Peer.ToString(), moved, string.Join(", ", refused.Select(p => $"{p.Key} {p.Value}")), firstError);
+        }
+        var text = new StringBuilder();
+        foreach (var id in move.Ids.Distinct())
+        {
+            text.Append(answers[id]).Append('\n');
+        }
+        return text.Append("end\n").ToString();
+    }
+
+    private async Task<MigrationChannel> ConnectAsync(IPEndPoint peer, byte[] key)
+    {
+        var socket = new Socket(peer.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            // Between the nodes' own addresses: from the one this node accepts migrations on, when it has one of the family.
+            if (Volatile.Read(ref _acceptAt) is { } own && own.AddressFamily == peer.AddressFamily)
+            {
+                socket.Bind(new IPEndPoint(own.Address, 0));
+            }
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+            timeout.CancelAfter(ConnectTimeout);
+            await socket.ConnectAsync(peer, timeout.Token).ConfigureAwait(false);
+            socket.NoDelay = true;
+            return await MigrationChannel.OpenAsync(socket, key, initiator: true, timeout.Token).ConfigureAwait(false);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Pauses every session of the batch, then per session: freeze both legs, send the state; a reader
+    /// answers each Ready with Go (close the frozen copy: moved) or resumes the session (stayed).
+    /// Whatever is not decided when the channel fails or times out resumes here: never sent Go, never thawed there.
+    /// </summary>
+    private async Task MoveBatchAsync(MigrationChannel channel, List<Outgoing> outgoing, Action<long, MigrationRefusal, string?> stay)
+    {
+        using var sendLock = new SemaphoreSlim(1);
+        var sent = new Dictionary<ulong, Outgoing>();
+        var allSent = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var readyTimeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+        var reader = ReadReadiesAsync(channel, sent, allSent.Task, sendLock, stay, readyTimeout.Token);
+
+        foreach (var o in outgoing)
+        {
+            o.Started = Stopwatch.GetTimestamp();
+            o.Run.Pause.Request();
+        }
+        var writer = new ArrayBufferWriter<byte>();
+        string? channelError = null;
+        foreach (var o in outgoing)
+        {
+            RelayResult stopped;
+            try
+            {
+                stopped = await o.Run.Stopped.WaitAsync(PauseTimeout).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                Resume(o, MigrationRefusal.NotEstablished, stay, "the relay did not stop");
+                continue;
+            }
+            if (stopped.Up.End != PumpEnd.Paused || stopped.Down.End != PumpEnd.Paused)
+            {
+                // Ended, or half-closed while pausing: a FIN cannot be frozen; the open direction goes on here.
+                Resume(o, MigrationRefusal.NotEstablished, stay, null);
+                continue;
+            }
+            if (channelError is not null)
+            {
+                Resume(o, MigrationRefusal.PeerUnreachable, stay, channelError);
+                continue;
+            }
+            byte[] record;
+            try
+            {
+                if (!TcpRepair.IsEstablished(o.Session.ClientLeg) || !TcpRepair.IsEstablished(o.Session.TargetLeg!))
+                {
+                    Resume(o, MigrationRefusal.NotEstablished, stay, null);
+                    continue;
+                }
+                var state = Freeze(o, stopped);
+                writer.ResetWrittenCount();
+                SessionStateCodec.Write(state, writer);
+                if (writer.WrittenCount + 9 > MigrationRecords.MaxPlaintextLength)
+                {
+                    Resume(o, MigrationRefusal.TooLarge, stay, null);
+                    continue;
+                }
+                record = MigrationMessages.State((ulong)o.Id, writer.WrittenSpan);
+            }
+            catch (Exception e) when (e is MigrationException or SocketException or ObjectDisposedException)
+            {
+                Resume(o, MigrationRefusal.RestoreFailed, stay, $"freeze: {e.Message}");
+                continue;
+            }
+            await sendLock.WaitAsync().ConfigureAwait(false);
+            try
+            {
+                lock (sent)
+                {
+                    sent[(ulong)o.Id] = o;
+                }
+                await channel.SendAsync(record, _stop.Token).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException)
+            {
+                channelError = e.Message;
+            }
+            finally
+            {
+                sendLock.Release();
+            }
+        }
+        allSent.SetResult();
+        lock (sent)
+        {
+            if (sent.Values.All(o => o.Answer is not null))
+            {
+                // Every session sent is answered: the reader waits for nothing more.
+                readyTimeout.Cancel();
+            }
+        }
+        readyTimeout.CancelAfter(ReadyTimeout);
+        await reader.ConfigureAwait(false);
+        lock (sent)
+        {
+            // No Ready in time, or the channel broke: never sent Go, so the peer drops its silent copy.
+            foreach (var o in sent.Values.Where(o => o.Answer is null))
+            {
+                Resume(o, MigrationRefusal.PeerUnreachable, stay, channelError ?? "no answer from the peer");
+            }
+        }
+    }
+
+    private async Task ReadReadiesAsync(MigrationChannel channel, Dictionary<ulong, Outgoing> sent, Task allSent, SemaphoreSlim sendLock,
+        Action<long, MigrationRefusal, string?> stay, CancellationToken timeout)
+    {
+        await Task.Yield();
+        try
+        {
+            while (true)
+            {
+                lock (sent)
+                {
+                    if (allSent.IsCompleted && sent.Values.All(o => o.Answer is not null))
+                    {
+                        return;
+                    }
+                }
+                var bytes = await channel.ReceiveAsync(timeout).ConfigureAwait(false);
+                if (MigrationMessages.TryParse(bytes, out var message) != ParseStatus.Ok || message.Type != MigrationMessageType.Ready)
+                {
+                    throw new MigrationException("migration channel: unexpected message from the peer");
+                }
+                Outgoing? o;
+                lock (sent)
+                {
+                    if (!sent.TryGetValue(message.Session, out o) || o.Answer is not null)
+                    {
+                        throw new MigrationException($"migration channel: Ready for session {message.Session}, which was not sent");
+                    }
+                }
+                if (!message.Ok)
+                {
+                    Resume(o, MigrationRefusals.Parse(message.Reason) ?? MigrationRefusal.RestoreFailed, stay, $"the peer: {message.Reason}");
+                    continue;
+                }
+                await sendLock.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+                try
+                {
+                    await channel.SendAsync(MigrationMessages.Go(message.Session, go: true), CancellationToken.None).ConfigureAwait(false);
+                }
+                finally
+                {
+                    sendLock.Release();
+                }
+                // Go is out: from here the peer's copy is the session; this one closes without a FIN or RST.
+                var pause = Stopwatch.GetElapsedTime(o.Started);
+                TcpRepair.CloseFrozen(o.Session.ClientLeg);
+                TcpRepair.CloseFrozen(o.Session.TargetLeg!);
+                Counters.MigratedOut();
+                lock (sent)
+                {
+                    o.Answer = string.Create(CultureInfo.InvariantCulture, $"moved {o.Id} {(long)Math.Ceiling(pause.TotalMilliseconds)}");
+                }
+                o.Run.Decide(moved: true);
+            }
+        }
+        catch (Exception e) when (e is MigrationException or SocketException or ObjectDisposedException or OperationCanceledException)
+        {
+            // The callers resume every session without an answer.
+        }
+    }
+
+    private static SessionState Freeze(Outgoing o, RelayResult stopped)
+    {
+        var client = TcpRepair.Freeze(o.Session.ClientLeg);
+        o.Frozen = true;
+        TcpLegState target;
+        try
+        {
+            target = TcpRepair.Freeze(o.Session.TargetLeg!);
+        }
+        catch
+        {
+            TcpRepair.Unfreeze(o.Session.ClientLeg);
+            o.Frozen = false;
+            throw;
+        }
+        return new SessionState(SessionKind.TcpRelay, [client, target], stopped.Up.Held ?? [], stopped.Down.Held ?? [], null);
+    }
+
+    /// <summary>The session stays: its legs leave repair mode and its relay resumes with what it held.</summary>
+    private static void Resume(Outgoing o, MigrationRefusal reason, Action<long, MigrationRefusal, string?> stay, string? error)
+    {
+        if (o.Frozen)
+        {
+            try
+            {
+                TcpRepair.Unfreeze(o.Session.ClientLeg);
+                TcpRepair.Unfreeze(o.Session.TargetLeg!);
+            }
+            catch (Exception e) when (e is MigrationException or ObjectDisposedException)
+            {
+                // A socket closed meanwhile (session aborted): the relay ends on its own.
+                error ??= e.Message;
+            }
+            o.Frozen = false;
+        }
+        stay(o.Id, reason, error);
+        o.Answer = $"stayed {o.Id} {reason.Word()}";
+        o.Run.Decide(moved: false);
+    }
+
+    private async Task AcceptLoopAsync(Socket listener)
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            Socket peer;
+            try
+            {
+                peer = await listener.AcceptAsync(_stop.Token).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException)
+            {
+                // Replaced by another accept address, or stopping.
+                return;
+            }
+            _ = ReceiveAsync(peer);
+        }
+    }
+
+    /// <summary>
+    /// Serves one channel from a peer: restores each state silently and answers Ready, thaws it on Go
+    /// and hands it to the relay, drops it on No-go, on the Go timeout, or when the channel ends.
+    /// </summary>
+    private async Task ReceiveAsync(Socket socket)
+    {
+        var from = socket.RemoteEndPoint!;
+        var silent = new Dictionary<ulong, (Socket Client, Socket Target, SessionState State)>();
+        int restored = 0, refused = 0;
+        string? error = null;
+        MigrationChannel? channel = null;
+        try
+        {
+            var key = Volatile.Read(ref _key) ?? throw new MigrationException("no channel key (key)");
+            socket.NoDelay = true;
+            using (var open = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token))
+            {
+                open.CancelAfter(ConnectTimeout);
+                channel = await MigrationChannel.OpenAsync(socket, key, initiator: false, open.Token).ConfigureAwait(false);
+            }
+            while (true)
+            {
+                using var wait = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+                wait.CancelAfter(silent.Count > 0 ? GoTimeout : IdleTimeout);
+                var bytes = await channel.ReceiveAsync(wait.Token).ConfigureAwait(false);
+                if (MigrationMessages.TryParse(bytes, out var message) != ParseStatus.Ok)
+                {
+                    throw new MigrationException("migration channel: malformed message");
+                }
+                if (message.Type == MigrationMessageType.State)
+                {
+                    var refusal = Restore(message, silent, ref error);
+                    refused += refusal is null ? 0 : 1;
+                    await channel.SendAsync(MigrationMessages.Ready(message.Session, refusal), _stop.Token).ConfigureAwait(false);
+                }
+                else if (message.Type == MigrationMessageType.Go && silent.Remove(message.Session, out var copy))
+                {
+                    if (message.Ok && Thaw(copy, ref error))
+                    {
+                        restored++;
+                    }
+                    else if (!message.Ok)
+                    {
+                        TcpRepair.CloseFrozen(copy.Client);
+                        TcpRepair.CloseFrozen(copy.Target);
+                    }
+                }
+                else
+                {
+                    throw new MigrationException($"migration channel: unexpected {message.Type} for session {message.Session}");
+                }
+            }
+        }
+        catch (Exception e) when (e is MigrationException or SocketException or ObjectDisposedException or OperationCanceledException)
+        {
+            // The end of every channel: the peer closes it after its batch. A copy still silent never got Go.
+            if (silent.Count > 0 || e is not MigrationException { Message: "migration channel: closed by the peer mid-record" })
+            {
+                error ??= e.Message;
+            }
+        }
+        finally
+        {
+            foreach (var copy in silent.Values)
+            {
+                TcpRepair.CloseFrozen(copy.Client);
+                TcpRepair.CloseFrozen(copy.Target);
+            }
+            channel?.Dispose();
+            socket.Dispose();
+            if (restored + refused > 0 || error is not null)
+            {
+                _log.MigrationsReceived(from, restored, refused + silent.Count, error);
+            }
+        }
+    }
+
+    /// <summary>Restores a state's legs in repair mode, marked; null when both are ready, else why not.</summary>
+    private static MigrationRefusal? Restore(MigrationMessage message, Dictionary<ulong, (Socket Client, Socket Target, SessionState State)> silent, ref string? error)
+    {
+        if (SessionStateCodec.TryParse(message.Payload.Span, out var state, out var reason) != ParseStatus.Ok
+            || state!.Kind != SessionKind.TcpRelay || silent.ContainsKey(message.Session))
+        {
+            error ??= $"session {message.Session}: state refused ({reason})";
+            return MigrationRefusal.RestoreFailed;
+        }
+        var sockets = new List<Socket>(2);
+        try
+        {
+            foreach (var leg in state.Legs)
+            {
+                var socket = new Socket(leg.Local.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+                sockets.Add(socket);
+                TcpRepair.Mark(socket, RestoredMark);
+                TcpRepair.Restore(socket, leg);
+            }
+            silent[message.Session] = (sockets[0], sockets[1], state);
+            return null;
+        }
+        catch (Exception e) when (e is MigrationException or SocketException)
+        {
+            error ??= $"session {message.Session}: {e.Message}";
+            sockets.ForEach(TcpRepair.CloseFrozen);
+            return MigrationRefusal.RestoreFailed;
+        }
+    }
+
+    /// <summary>Thaws both legs of a restored copy and starts its relay with what the old relay held.</summary>
+    private bool Thaw((Socket Client, Socket Target, SessionState State) copy, ref string? error)
+    {
+        try
+        {
+            TcpRepair.Thaw(copy.Client, copy.State.Legs[0]);
+            TcpRepair.Thaw(copy.Target, copy.State.Legs[1]);
+            copy.Client.NoDelay = true;
+            copy.Target.NoDelay = true;
+        }
+        catch (Exception e) when (e is MigrationException or SocketException)
+        {
+            // Go came, so the old copy is closed: this session is lost; counted as a failed restore.
+            error ??= $"thaw: {e.Message}";
+            Counters.MigrationRefused(MigrationRefusal.RestoreFailed);
+            copy.Client.Dispose();
+            copy.Target.Dispose();
+            return false;
+        }
+        var resume = new RelayResult(
+            new PumpResult(0, PumpEnd.Paused, SocketError.Success, copy.State.HeldToTarget),
+            new PumpResult(0, PumpEnd.Paused, SocketError.Success, copy.State.HeldToClient));
+        _server.AdoptMovedIn(copy.Client, copy.Target, resume);
+        return true;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        lock (_gate)
+        {
+            _acceptor?.Dispose();
+        }
+        _stop.Dispose();
+    }
+}
