@@ -1,6 +1,9 @@
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using L2Balance.Common.Linux;
 using L2Balance.Proxy.Config;
+using static L2Balance.Proxy.Interop.Interop.Sockets;
 
 namespace L2Balance.Proxy.Server;
 
@@ -15,7 +18,8 @@ namespace L2Balance.Proxy.Server;
 /// <c>IP_BIND_ADDRESS_NO_PORT</c>) for outgoing TCP, so one port serves many destinations and ports
 /// holding a TIME_WAIT to the same destination are skipped. Without it (ENOPROTOOPT) the port is
 /// bound explicitly, from a random start with a retry on EADDRINUSE over the whole range; so is a
-/// range outside the node's <c>ip_local_port_range</c>, which the kernel's option would ignore.
+/// range outside the node's <c>ip_local_port_range</c>, which the kernel's option would ignore. An
+/// outgoing TCP socket binds its explicit port without SO_REUSEADDR (<see cref="BindExclusive"/>).
 /// </remarks>
 internal static class PortBinder
 {
@@ -64,7 +68,7 @@ internal static class PortBinder
         ArgumentNullException.ThrowIfNull(socket);
         if (range is { } r && !TrySetKernelRange(socket, r))
         {
-            BindExplicit(socket, address, r);
+            BindExplicit(socket, address, r, exclusive: true);
             return;
         }
         socket.SetRawSocketOption((int)SocketOptionLevel.IP, IpBindAddressNoPort, OptionOn);
@@ -123,8 +127,11 @@ internal static class PortBinder
         }
     }
 
-    /// <summary>The fallback without IP_LOCAL_PORT_RANGE: an explicit port from a random start, the next on EADDRINUSE.</summary>
-    internal static void BindExplicit(Socket socket, IPAddress address, PortRange r)
+    /// <summary>
+    /// The fallback without IP_LOCAL_PORT_RANGE: an explicit port from a random start, the next on
+    /// EADDRINUSE. <paramref name="exclusive"/> (outgoing TCP): a port no other socket holds, see <see cref="BindExclusive"/>.
+    /// </summary>
+    internal static void BindExplicit(Socket socket, IPAddress address, PortRange r, bool exclusive = false)
     {
         // A random start, so concurrent binds do not all collide on the first free port.
         var start = Random.Shared.Next(r.Count);
@@ -133,7 +140,14 @@ internal static class PortBinder
             var port = r.Low + ((start + i) % r.Count);
             try
             {
-                socket.Bind(new IPEndPoint(address, port));
+                if (exclusive)
+                {
+                    BindExclusive(socket, new IPEndPoint(address, port));
+                }
+                else
+                {
+                    socket.Bind(new IPEndPoint(address, port));
+                }
                 return;
             }
             catch (SocketException e) when (e.SocketErrorCode == SocketError.AddressAlreadyInUse)
@@ -141,5 +155,28 @@ internal static class PortBinder
             }
         }
         throw new SocketException((int)SocketError.AddressAlreadyInUse);
+    }
+
+    /// <summary>
+    /// bind(2) without the SO_REUSEADDR that Socket.Bind sets on TCP sockets: with it two outgoing
+    /// sockets share a port and the second connect to the same target fails with EADDRNOTAVAIL
+    /// (issue 18); without it a port held by any socket, TIME_WAIT included, is EADDRINUSE.
+    /// </summary>
+    internal static void BindExclusive(Socket socket, IPEndPoint local)
+    {
+        var address = local.Serialize();
+        if (bind(socket.SafeHandle, address.Buffer.Span[..address.Size], address.Size) == 0)
+        {
+            return;
+        }
+        var errno = Marshal.GetLastPInvokeError();
+        throw new SocketException((int)(errno switch
+        {
+            EADDRINUSE => SocketError.AddressAlreadyInUse,
+            Errno.EADDRNOTAVAIL => SocketError.AddressNotAvailable,
+            EACCES => SocketError.AccessDenied,
+            Errno.EINVAL => SocketError.InvalidArgument,
+            _ => SocketError.SocketError,
+        }));
     }
 }

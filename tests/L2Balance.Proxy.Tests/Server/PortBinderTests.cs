@@ -91,11 +91,64 @@ public sealed class PortBinderTests
         Assert.Equal(((IPEndPoint)toA.LocalEndPoint!).Port, ((IPEndPoint)toB.LocalEndPoint!).Port);
     }
 
-    private static Socket Listening()
+    [SkippableFact]
+    public void BindForConnect_RangeOutsideLocalRange_FourHundredConnectsToOneTargetOnDistinctPorts()
+    {
+        // The fallback bound with Socket.Bind (SO_REUSEADDR): two sockets shared a port and the second
+        // connect to the target failed with EADDRNOTAVAIL, 'exhausted' long before the range was (issue 18).
+        var range = FreeRangeOutsideLocalRange(1000);
+        using var listener = Listening(512);
+        var sockets = new List<Socket>();
+        try
+        {
+            for (var i = 0; i < 400; i++)
+            {
+                sockets.Add(ConnectFrom(range, listener.LocalEndPoint!));
+            }
+
+            var ports = sockets.Select(s => ((IPEndPoint)s.LocalEndPoint!).Port).ToList();
+            Assert.All(ports, p => Assert.True(range.Contains(p), $"{p} outside {range}"));
+            Assert.Equal(400, ports.Distinct().Count());
+        }
+        finally
+        {
+            sockets.ForEach(s => s.Dispose());
+        }
+    }
+
+    [SkippableFact]
+    public void BindForConnect_RangeOutsideLocalRangeFull_ThrowsExhaustedAfterEveryPortTaken()
+    {
+        var range = FreeRangeOutsideLocalRange(2);
+        using var a = Listening();
+        using var b = Listening();
+        using var first = ConnectFrom(range, a.LocalEndPoint!);
+        using var second = ConnectFrom(range, a.LocalEndPoint!);
+
+        // One port per socket in the fallback: another target finds none free either.
+        var e = Assert.Throws<SocketException>(() => ConnectFrom(range, b.LocalEndPoint!).Dispose());
+
+        Assert.True(PortBinder.IsExhausted(e.SocketErrorCode), e.SocketErrorCode.ToString());
+        Assert.NotEqual(((IPEndPoint)first.LocalEndPoint!).Port, ((IPEndPoint)second.LocalEndPoint!).Port);
+    }
+
+    [Fact]
+    public void BindExclusive_PortHeldByAReuseAddrSocket_ThrowsAddressAlreadyInUse()
+    {
+        using var holder = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        holder.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+
+        var e = Assert.Throws<SocketException>(() => PortBinder.BindExclusive(socket, (IPEndPoint)holder.LocalEndPoint!));
+
+        Assert.Equal(SocketError.AddressAlreadyInUse, e.SocketErrorCode);
+    }
+
+    private static Socket Listening(int backlog = 4)
     {
         var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        listener.Listen(4);
+        listener.Listen(backlog);
         return listener;
     }
 
@@ -128,6 +181,28 @@ public sealed class PortBinderTests
         {
             return false;
         }
+    }
+
+    /// <summary>
+    /// A range of <paramref name="count"/> ports above the node's ip_local_port_range (where only the
+    /// explicit-bind fallback applies), free of TCP sockets a moment ago; a skip when there is no room.
+    /// </summary>
+    private static PortRange FreeRangeOutsideLocalRange(int count)
+    {
+        var text = File.ReadAllText("/proc/sys/net/ipv4/ip_local_port_range").Split((char[])['\t', ' ', '\n'], StringSplitOptions.RemoveEmptyEntries);
+        var above = int.Parse(text[1], System.Globalization.CultureInfo.InvariantCulture) + 1;
+        Skip.If(above + count > 65535, $"no {count} ports above ip_local_port_range ({text[0]}-{text[1]})");
+        for (var attempt = 0; attempt < 20; attempt++)
+        {
+            var low = Random.Shared.Next(above, 65536 - count);
+            var held = Enumerable.Range(low, count).ToHashSet();
+            if (!System.Net.NetworkInformation.IPGlobalProperties.GetIPGlobalProperties().GetActiveTcpConnections().Any(c => held.Contains(c.LocalEndPoint.Port))
+                && !System.Net.NetworkInformation.IPGlobalProperties.GetIPGlobalProperties().GetActiveTcpListeners().Any(l => held.Contains(l.Port)))
+            {
+                return new PortRange((ushort)low, (ushort)(low + count - 1));
+            }
+        }
+        throw new SkipException($"no free {count} ports above ip_local_port_range");
     }
 
     /// <summary>A range of <paramref name="count"/> ports inside the ephemeral range (where the kernel's option applies) that were free a moment ago.</summary>
