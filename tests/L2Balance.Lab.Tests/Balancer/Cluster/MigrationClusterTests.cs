@@ -42,7 +42,7 @@ public sealed class MigrationClusterGroup : ICollectionFixture<MigrationClusterF
 public sealed class MigrationClusterTests(MigrationClusterFixture fixture, ITestOutputHelper output) : IAsyncLifetime
 {
     /// <summary>Long CONNECT sessions of the drained node's clients.</summary>
-    private const int Sessions = 30;
+    private const int Sessions = 300;
 
     private const int Drained = 2;
     private static readonly TimeSpan Step = TimeSpan.FromSeconds(10);
@@ -72,18 +72,23 @@ public sealed class MigrationClusterTests(MigrationClusterFixture fixture, ITest
             }
 
             await Task.Delay(TimeSpan.FromSeconds(1));
+            var baseline = sessions.Select(s => s.Session.LongestPause).ToList();
             sessions.ForEach(s => s.Session.ResetLongestPause());
             var listedBefore = await ListAsync(Drained);
             Assert.True(listedBefore.Count == Sessions && listedBefore.All(s => s.State == "movable"),
                 $"node 2 lists {listedBefore.Count} of {Sessions}: {string.Join(", ", listedBefore.Select(s => s.State).Distinct())}\n{fixture.Describe()}");
 
+            var started = System.Diagnostics.Stopwatch.StartNew();
             var drain = await Lab.RunOnNode(Drained, ClusterBinaries.L2Bal, ["drain", "--migrate"], Step).WithTimeout(Step);
-            output.WriteLine($"drain --migrate: {drain.StdOut.Trim()}");
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"drain --migrate of {Sessions} sessions answered in {started.Elapsed.TotalMilliseconds:F0} ms: {drain.StdOut.Trim()}"));
             var migrations = await MigrationsWhenAsync(Drained, m => m.GetProperty("inProgress").GetInt64() == 0 && m.GetProperty("done").GetInt64() > 0);
             await Task.Delay(TimeSpan.FromSeconds(2));
             await stop.CancelAsync();
-            await Task.WhenAll(sessions.Select(s => s.Session.CompletionAsync())).WithTimeout(TimeSpan.FromSeconds(30));
+            var ended = Task.WhenAll(sessions.Select(s => s.Session.CompletionAsync()));
+            await Task.WhenAny(ended, Task.Delay(TimeSpan.FromSeconds(30)));
             var why = $"drain: {drain}\nmigrations: {migrations}\n{fixture.Describe()}";
+            var stuck = sessions.Where(s => !s.Session.CompletionAsync().IsCompleted).Select(s => $"{s.Source}: {s.Session.Describe()}").ToList();
+            Assert.True(stuck.Count == 0, $"{stuck.Count} sessions did not end within 30 s of the stop:\n{string.Join('\n', stuck.Take(5))}\n{why}");
 
             // l2bal's counters: every session moved, none refused.
             Assert.True(drain.Succeeded, why);
@@ -106,6 +111,7 @@ public sealed class MigrationClusterTests(MigrationClusterFixture fixture, ITest
                 Assert.Equal(expected.GetValueOrDefault(k), await ProxyMetricAsync(k, "l2proxy_migrations_total{direction=\"in\"}"));
             }
 
+            output.WriteLine(MigrationPrimitiveTests.Figures("longest gap between arrivals before the drain (the baseline)", baseline));
             output.WriteLine(MigrationPrimitiveTests.Figures("pause seen by the ends (longest gap between arrivals)", [.. sessions.Select(s => s.Session.LongestPause)]));
         }
         finally
