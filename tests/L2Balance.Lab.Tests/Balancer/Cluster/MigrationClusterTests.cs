@@ -78,9 +78,11 @@ public sealed class MigrationClusterTests(MigrationClusterFixture fixture, ITest
             Assert.True(listedBefore.Count == Sessions && listedBefore.All(s => s.State == "movable"),
                 $"node 2 lists {listedBefore.Count} of {Sessions}: {string.Join(", ", listedBefore.Select(s => s.State).Distinct())}\n{fixture.Describe()}");
 
+            var cpu = Enumerable.Range(1, 3).Select(CpuTicks).ToArray();
             var started = System.Diagnostics.Stopwatch.StartNew();
             var drain = await Lab.RunOnNode(Drained, ClusterBinaries.L2Bal, ["drain", "--migrate"], Step).WithTimeout(Step);
             output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"drain --migrate of {Sessions} sessions answered in {started.Elapsed.TotalMilliseconds:F0} ms: {drain.StdOut.Trim()}"));
+            cpu = [.. Enumerable.Range(1, 3).Select(k => CpuTicks(k) - cpu[k - 1])];
             var migrations = await MigrationsWhenAsync(Drained, m => m.GetProperty("inProgress").GetInt64() == 0 && m.GetProperty("done").GetInt64() > 0);
             await Task.Delay(TimeSpan.FromSeconds(2));
             await stop.CancelAsync();
@@ -111,6 +113,7 @@ public sealed class MigrationClusterTests(MigrationClusterFixture fixture, ITest
                 Assert.Equal(expected.GetValueOrDefault(k), await ProxyMetricAsync(k, "l2proxy_migrations_total{direction=\"in\"}"));
             }
 
+            output.WriteLine($"CPU of l2bal and l2proxy during the drain, ticks of 10 ms, nodes 1, 2, 3: {string.Join(", ", cpu)}");
             output.WriteLine(MigrationPrimitiveTests.Figures("longest gap between arrivals before the drain (the baseline)", baseline));
             output.WriteLine(MigrationPrimitiveTests.Figures("pause seen by the ends (longest gap between arrivals)", [.. sessions.Select(s => s.Session.LongestPause)]));
         }
@@ -143,6 +146,14 @@ public sealed class MigrationClusterTests(MigrationClusterFixture fixture, ITest
             throw;
         }
     }
+
+    /// <summary>User and system CPU of node k's l2bal and l2proxy so far (/proc/PID/stat, clock ticks).</summary>
+    private long CpuTicks(int k) => new[] { Lab.Balancer(k)!, Lab.Proxy(k)! }.Sum(p =>
+    {
+        var stat = File.ReadAllText($"/proc/{p.Id}/stat");
+        var f = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        return long.Parse(f[11], CultureInfo.InvariantCulture) + long.Parse(f[12], CultureInfo.InvariantCulture);
+    });
 
     /// <summary>The sessions node k's l2proxy lists on its migration socket.</summary>
     private async Task<List<ListedSession>> ListAsync(int k) =>
