@@ -1,8 +1,8 @@
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
-using System.Text.Json;
 using L2Balance.Lab.Cluster;
+using L2Balance.Lab.Tests.Balancer.Control;
 using L2Balance.Lab.Tests.Proxy;
 using L2Balance.Tests.Common;
 using Xunit;
@@ -11,17 +11,8 @@ using Xunit.Abstractions;
 namespace L2Balance.Lab.Tests.Balancer.Cluster;
 
 /// <summary>The single-IP cluster with <c>--migrate NODE-ADDRESS</c> on every l2bal and metrics on every l2proxy.</summary>
-public sealed class MigrationClusterFixture : BalancerClusterFixtureBase
+public sealed class MigrationClusterFixture : SingleIpClusterFixture
 {
-    /// <summary>Port of each proxy's metrics (on the node's loopback).</summary>
-    public const int ProxyMetricsPort = 9202;
-
-    public MigrationClusterFixture()
-    {
-        SingleIp = true;
-        BalancerArgs = ["--advert-interval", "50ms", "--dead-after", "6"];
-    }
-
     protected override string[] NodeBalancerArgs(int k) => ["--migrate", ClusterLab.NodeAddress(k).ToString()];
 
     protected override LabProcess StartNodeProxy(int k) => Lab.StartProxy(k, "--metrics", $"127.0.0.1:{ProxyMetricsPort}");
@@ -83,7 +74,7 @@ public sealed class MigrationClusterTests(MigrationClusterFixture fixture, ITest
             var drain = await Lab.RunOnNode(Drained, ClusterBinaries.L2Bal, ["drain", "--migrate"], Step).WithTimeout(Step);
             output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"drain --migrate of {Sessions} sessions answered in {started.Elapsed.TotalMilliseconds:F0} ms: {drain.StdOut.Trim()}"));
             cpu = [.. Enumerable.Range(1, 3).Select(k => CpuTicks(k) - cpu[k - 1])];
-            var migrations = await MigrationsWhenAsync(Drained, m => m.GetProperty("inProgress").GetInt64() == 0 && m.GetProperty("done").GetInt64() > 0);
+            var migrations = await MigrateControlTests.MigrationsWhenAsync(Lab, Drained, m => m.GetProperty("inProgress").GetInt64() == 0 && m.GetProperty("done").GetInt64() > 0);
             await Task.Delay(TimeSpan.FromSeconds(2));
             await stop.CancelAsync();
             var ended = Task.WhenAll(sessions.Select(s => s.Session.CompletionAsync()));
@@ -162,35 +153,9 @@ public sealed class MigrationClusterTests(MigrationClusterFixture fixture, ITest
     /// <summary>A sample of node k's l2proxy metrics (the sum of the lines that start with <paramref name="sample"/>).</summary>
     private async Task<long> ProxyMetricAsync(int k, string sample)
     {
-        var scrape = await Lab.RunOnNode(k, "curl", ["-sS", "-m", "5", $"http://127.0.0.1:{MigrationClusterFixture.ProxyMetricsPort}/metrics"]).WithTimeout(Step);
+        var scrape = await Lab.RunOnNode(k, "curl", ["-sS", "-m", "5", $"http://127.0.0.1:{SingleIpClusterFixture.ProxyMetricsPort}/metrics"]).WithTimeout(Step);
         Assert.True(scrape.Succeeded, scrape.ToString());
         return scrape.StdOut.Split('\n').Where(l => l.StartsWith(sample, StringComparison.Ordinal))
             .Sum(l => long.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
-    }
-
-    /// <summary>Node k's <c>migrations</c> of <c>status --json</c> once <paramref name="condition"/> holds (deadline).</summary>
-    private async Task<JsonElement> MigrationsWhenAsync(int k, Func<JsonElement, bool> condition)
-    {
-        var deadline = DateTime.UtcNow + Step;
-        var last = "";
-        while (DateTime.UtcNow < deadline)
-        {
-            var result = await Lab.RunOnNode(k, ClusterBinaries.L2Bal, ["status", "--json"]).WithTimeout(Step);
-            if (result.Succeeded)
-            {
-                using var doc = JsonDocument.Parse(result.StdOut);
-                var migrations = doc.RootElement.GetProperty("migrations").Clone();
-                if (condition(migrations))
-                {
-                    return migrations;
-                }
-
-                last = migrations.ToString();
-            }
-
-            await Task.Delay(100);
-        }
-
-        throw new TimeoutException($"node {k}'s migrations never met the condition: {last}\n{fixture.Describe()}");
     }
 }
