@@ -17,6 +17,9 @@ internal sealed class MigrationCoordinator(NodeAddresses self, IMigrationProxy p
     /// <summary>How often the key and accept address are sent again.</summary>
     public static readonly TimeSpan PushInterval = TimeSpan.FromSeconds(10);
 
+    /// <summary>How soon a failed push is tried again: l2proxy starts after l2bal (it binds the VIP l2bal puts on lo).</summary>
+    public static readonly TimeSpan RetryInterval = TimeSpan.FromSeconds(1);
+
     private readonly Dictionary<int, NodeAddresses> _addresses = [];
     private readonly SemaphoreSlim _pushNow = new(0, 1);
     private readonly Lock _keyLock = new();
@@ -66,10 +69,10 @@ internal sealed class MigrationCoordinator(NodeAddresses self, IMigrationProxy p
     {
         while (!stop.IsCancellationRequested)
         {
-            Push();
+            var pushed = Push();
             try
             {
-                await _pushNow.WaitAsync(PushInterval, stop).ConfigureAwait(false);
+                await _pushNow.WaitAsync(pushed ? PushInterval : RetryInterval, stop).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {

@@ -14,6 +14,9 @@ public sealed class MigrationChannel : IDisposable
     private readonly Socket _socket;
     private readonly MigrationRecords _records;
     private readonly ArrayBufferWriter<byte> _output = new();
+
+    // States (one task per session) and Go (the reader) are sent concurrently: seal and send one record at a time.
+    private readonly SemaphoreSlim _sending = new(1, 1);
     private byte[] _input = new byte[64 * 1024];
     private int _buffered;
 
@@ -38,13 +41,21 @@ public sealed class MigrationChannel : IDisposable
     /// <summary>Sends one record.</summary>
     public async Task SendAsync(ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
     {
-        _output.ResetWrittenCount();
-        _records.Seal(payload.Span, _output);
-        var record = _output.WrittenMemory;
-        while (!record.IsEmpty)
+        await _sending.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
         {
-            int sent = await _socket.SendAsync(record, SocketFlags.None, cancellationToken).ConfigureAwait(false);
-            record = record[sent..];
+            _output.ResetWrittenCount();
+            _records.Seal(payload.Span, _output);
+            var record = _output.WrittenMemory;
+            while (!record.IsEmpty)
+            {
+                int sent = await _socket.SendAsync(record, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+                record = record[sent..];
+            }
+        }
+        finally
+        {
+            _sending.Release();
         }
     }
 
@@ -86,6 +97,7 @@ public sealed class MigrationChannel : IDisposable
     {
         _records.Dispose();
         _socket.Dispose();
+        _sending.Dispose();
     }
 
     private static async Task ReceiveExactlyAsync(Socket socket, Memory<byte> buffer, CancellationToken cancellationToken)

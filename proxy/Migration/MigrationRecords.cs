@@ -43,7 +43,9 @@ public sealed class MigrationRecords : IDisposable
 
     private static readonly byte[] SessionLabel = "l2balance migration session v1"u8.ToArray();
 
-    private readonly AesGcm _aes;
+    // One instance per direction: AesGcm is not thread-safe, and a channel's sender and reader run concurrently.
+    private readonly AesGcm _seal;
+    private readonly AesGcm _open;
     private readonly uint _sendDirection;
     private readonly uint _receiveDirection;
     private ulong _sent;
@@ -65,7 +67,8 @@ public sealed class MigrationRecords : IDisposable
         responderNonce.CopyTo(salt[NonceLength..]);
         Span<byte> key = stackalloc byte[32];
         HKDF.DeriveKey(HashAlgorithmName.SHA256, channelKey, key, salt, SessionLabel);
-        _aes = new AesGcm(key, TagLength);
+        _seal = new AesGcm(key, TagLength);
+        _open = new AesGcm(key, TagLength);
         CryptographicOperations.ZeroMemory(key);
         _sendDirection = initiator ? InitiatorDirection : ResponderDirection;
         _receiveDirection = initiator ? ResponderDirection : InitiatorDirection;
@@ -89,7 +92,7 @@ public sealed class MigrationRecords : IDisposable
         BinaryPrimitives.WriteUInt64BigEndian(record[4..], _sent);
         Span<byte> nonce = stackalloc byte[12];
         Nonce(nonce, _sendDirection, _sent);
-        _aes.Encrypt(nonce, plaintext, record.Slice(HeaderLength, plaintext.Length), record[(HeaderLength + plaintext.Length)..], record[..HeaderLength]);
+        _seal.Encrypt(nonce, plaintext, record.Slice(HeaderLength, plaintext.Length), record[(HeaderLength + plaintext.Length)..], record[..HeaderLength]);
         _sent++;
         output.Advance(length);
     }
@@ -133,7 +136,7 @@ public sealed class MigrationRecords : IDisposable
         Nonce(nonce, _receiveDirection, sequence);
         try
         {
-            _aes.Decrypt(nonce, input.Slice(HeaderLength, (int)length), input.Slice(HeaderLength + (int)length, TagLength), opened, input[..HeaderLength]);
+            _open.Decrypt(nonce, input.Slice(HeaderLength, (int)length), input.Slice(HeaderLength + (int)length, TagLength), opened, input[..HeaderLength]);
         }
         catch (AuthenticationTagMismatchException)
         {
@@ -151,7 +154,11 @@ public sealed class MigrationRecords : IDisposable
     public static int RecordLength(ReadOnlySpan<byte> header) =>
         header.Length < HeaderLength ? -1 : HeaderLength + (int)Math.Min(BinaryPrimitives.ReadUInt32BigEndian(header), (uint)MaxPlaintextLength + 1) + TagLength;
 
-    public void Dispose() => _aes.Dispose();
+    public void Dispose()
+    {
+        _seal.Dispose();
+        _open.Dispose();
+    }
 
     private static void Nonce(Span<byte> nonce, uint direction, ulong sequence)
     {

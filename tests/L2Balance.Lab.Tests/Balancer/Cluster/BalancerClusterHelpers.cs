@@ -109,10 +109,13 @@ public abstract class BalancerClusterFixtureBase : IAsyncLifetime
     /// <summary>Starts node k's proxy (the VIP is on its lo): the README's flags unless a fixture gives a configuration.</summary>
     protected virtual LabProcess StartNodeProxy(int k) => Lab.StartProxy(k);
 
+    /// <summary>Options of node k's l2bal only (its own address, e.g. <c>--migrate</c>), after <see cref="BalancerArgs"/>.</summary>
+    protected virtual string[] NodeBalancerArgs(int k) => [];
+
     /// <summary>Starts node k's l2bal with the fixture's options (and <paramref name="extra"/>, which makes it non-standard).</summary>
     public LabProcess StartBalancer(int k, params string[] extra)
     {
-        var process = Lab.StartBalancer(k, [.. HealthArgs, .. BalancerArgs, .. extra]);
+        var process = Lab.StartBalancer(k, [.. HealthArgs, .. BalancerArgs, .. NodeBalancerArgs(k), .. extra]);
         if (extra.Length == 0)
         {
             lock (_standard)

@@ -10,7 +10,7 @@ using Xunit.Abstractions;
 namespace L2Balance.Lab.Tests.Balancer.Cluster;
 
 /// <summary>The three-node cluster with every proxy's external address set to the VIP (issue 18).</summary>
-public sealed class SingleIpClusterFixture : BalancerClusterFixtureBase
+public class SingleIpClusterFixture : BalancerClusterFixtureBase
 {
     /// <summary>Port of the proxy metrics a test turns on (on the node's loopback).</summary>
     public const int ProxyMetricsPort = 9201;

@@ -34,7 +34,7 @@ public sealed class MigrateControlTests
     }
 
     /// <summary>Node k's <c>migrations</c> once <paramref name="condition"/> holds (the control socket may not exist right after the start).</summary>
-    private static async Task<JsonElement> MigrationsWhenAsync(ClusterLab lab, int k, Func<JsonElement, bool> condition)
+    internal static async Task<JsonElement> MigrationsWhenAsync(ClusterLab lab, int k, Func<JsonElement, bool> condition)
     {
         var deadline = DateTime.UtcNow + Deadline;
         var last = "";

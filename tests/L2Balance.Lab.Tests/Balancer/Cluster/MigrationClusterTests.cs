@@ -1,0 +1,161 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using L2Balance.Lab.Cluster;
+using L2Balance.Lab.Tests.Balancer.Control;
+using L2Balance.Lab.Tests.Proxy;
+using L2Balance.Tests.Common;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace L2Balance.Lab.Tests.Balancer.Cluster;
+
+/// <summary>The single-IP cluster with <c>--migrate NODE-ADDRESS</c> on every l2bal and metrics on every l2proxy.</summary>
+public sealed class MigrationClusterFixture : SingleIpClusterFixture
+{
+    protected override string[] NodeBalancerArgs(int k) => ["--migrate", ClusterLab.NodeAddress(k).ToString()];
+
+    protected override LabProcess StartNodeProxy(int k) => Lab.StartProxy(k, "--metrics", $"127.0.0.1:{ProxyMetricsPort}");
+}
+
+[CollectionDefinition(Name)]
+public sealed class MigrationClusterGroup : ICollectionFixture<MigrationClusterFixture>
+{
+    public const string Name = "migration-cluster";
+}
+
+/// <summary>
+/// Both halves of issue 19 together (docs/design.md#migration-orchestration): l2bal drives its
+/// l2proxy, the sessions travel to the proxies of their buckets' new owners, and the filters of both
+/// nodes take the moved flows.
+/// </summary>
+[Collection(MigrationClusterGroup.Name)]
+public sealed class MigrationClusterTests(MigrationClusterFixture fixture, ITestOutputHelper output) : IAsyncLifetime
+{
+    /// <summary>Long CONNECT sessions of the drained node's clients.</summary>
+    private const int Sessions = 300;
+
+    private const int Drained = 2;
+    private static readonly TimeSpan Step = TimeSpan.FromSeconds(10);
+    private ClusterLab Lab => fixture.Lab;
+
+    public Task InitializeAsync() => fixture.RestoreAsync();
+
+    public Task DisposeAsync() => Task.CompletedTask;
+
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task DrainMigrate_SessionsOfTheDrainedNode_ContinueOnTheirBucketsNewOwnersEveryByteOnce()
+    {
+        var owners = await fixture.OwnersAsync();
+        var sources = Lab.ClientAddresses.Where(a => owners[a.ToString()] == Drained).ToList();
+        Assert.True(sources.Count > 0, "node 2 owns no client address");
+        using var listener = Lab.Target.OpenSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(ClusterLab.TargetAddress, 0));
+        listener.Listen(Sessions);
+        using var stop = new CancellationTokenSource();
+        var sessions = new List<(IPAddress Source, LabSession Session)>();
+        try
+        {
+            for (var i = 0; i < Sessions; i++)
+            {
+                var source = sources[i % sources.Count];
+                sessions.Add((source, await OpenAsync(source, listener, 3000 + (2 * i), stop.Token)));
+            }
+
+            await Task.Delay(TimeSpan.FromSeconds(1));
+            var baseline = sessions.Select(s => s.Session.LongestPause).ToList();
+            sessions.ForEach(s => s.Session.ResetLongestPause());
+            var listedBefore = await ListAsync(Drained);
+            Assert.True(listedBefore.Count == Sessions && listedBefore.All(s => s.State == "movable"),
+                $"node 2 lists {listedBefore.Count} of {Sessions}: {string.Join(", ", listedBefore.Select(s => s.State).Distinct())}\n{fixture.Describe()}");
+
+            var cpu = Enumerable.Range(1, 3).Select(CpuTicks).ToArray();
+            var started = System.Diagnostics.Stopwatch.StartNew();
+            var drain = await Lab.RunOnNode(Drained, ClusterBinaries.L2Bal, ["drain", "--migrate"], Step).WithTimeout(Step);
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"drain --migrate of {Sessions} sessions answered in {started.Elapsed.TotalMilliseconds:F0} ms: {drain.StdOut.Trim()}"));
+            cpu = [.. Enumerable.Range(1, 3).Select(k => CpuTicks(k) - cpu[k - 1])];
+            var migrations = await MigrateControlTests.MigrationsWhenAsync(Lab, Drained, m => m.GetProperty("inProgress").GetInt64() == 0 && m.GetProperty("done").GetInt64() > 0);
+            await Task.Delay(TimeSpan.FromSeconds(2));
+            await stop.CancelAsync();
+            var ended = Task.WhenAll(sessions.Select(s => s.Session.CompletionAsync()));
+            await Task.WhenAny(ended, Task.Delay(TimeSpan.FromSeconds(30)));
+            var why = $"drain: {drain}\nmigrations: {migrations}\n{fixture.Describe()}";
+            var stuck = sessions.Where(s => !s.Session.CompletionAsync().IsCompleted).Select(s => $"{s.Source}: {s.Session.Describe()}").ToList();
+            Assert.True(stuck.Count == 0, $"{stuck.Count} sessions did not end within 30 s of the stop:\n{string.Join('\n', stuck.Take(5))}\n{why}");
+
+            // l2bal's counters: every session moved, none refused.
+            Assert.True(drain.Succeeded, why);
+            Assert.Equal(Sessions, migrations.GetProperty("done").GetInt64());
+            Assert.True(migrations.GetProperty("refused").EnumerateObject().All(r => r.Value.GetInt64() == 0), why);
+
+            // Every byte once and in order both ways, none cut.
+            var broken = sessions.Where(s => !(s.Session.Up.Intact && s.Session.Down.Intact)).Select(s => $"{s.Source}: {s.Session.Describe()}").ToList();
+            Assert.True(broken.Count == 0, $"{broken.Count} sessions broken:\n{string.Join('\n', broken.Take(5))}\n{why}");
+
+            // Each continued on its bucket's new owner: that node's proxy counted it in, the drained one out and holds none.
+            var newOwners = await fixture.OwnersAsync(1, sources);
+            var expected = sessions.GroupBy(s => newOwners[s.Source.ToString()]).ToDictionary(g => g.Key, g => g.Count());
+            Assert.DoesNotContain(Drained, expected.Keys);
+            Assert.Equal(["end"], await MigrationLab.ControlAsync(Lab.Nodes[Drained - 1], "list"));
+            Assert.Equal(0, await ProxyMetricAsync(Drained, "l2proxy_sessions_active"));
+            Assert.Equal(Sessions, await ProxyMetricAsync(Drained, "l2proxy_migrations_total{direction=\"out\"}"));
+            foreach (var k in new[] { 1, 3 })
+            {
+                Assert.Equal(expected.GetValueOrDefault(k), await ProxyMetricAsync(k, "l2proxy_migrations_total{direction=\"in\"}"));
+            }
+
+            output.WriteLine($"CPU of l2bal and l2proxy during the drain, ticks of 10 ms, nodes 1, 2, 3: {string.Join(", ", cpu)}");
+            output.WriteLine(MigrationPrimitiveTests.Figures("longest gap between arrivals before the drain (the baseline)", baseline));
+            output.WriteLine(MigrationPrimitiveTests.Figures("pause seen by the ends (longest gap between arrivals)", [.. sessions.Select(s => s.Session.LongestPause)]));
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            sessions.ForEach(s => s.Session.Dispose());
+        }
+    }
+
+    /// <summary>A SOCKS5 CONNECT from <paramref name="source"/> through the VIP to <paramref name="listener"/>, with its streams started.</summary>
+    private async Task<LabSession> OpenAsync(IPAddress source, Socket listener, int seed, CancellationToken stop)
+    {
+        var client = Lab.Client.OpenSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            client.Bind(new IPEndPoint(source, 0));
+            await client.ConnectAsync(Lab.ProxyEndPoint).WithTimeout(Step);
+            var (code, bound) = await Socks5Client.HandshakeAsync(client, 1, (IPEndPoint)listener.LocalEndPoint!, CancellationToken.None).WithTimeout(Step);
+            Assert.True(code == 0, $"CONNECT from {source}: {code} {bound}\n{fixture.Describe()}");
+            // One session at a time: the next accepted connection is this one's target leg.
+            var target = await listener.AcceptAsync(CancellationToken.None).AsTask().WithTimeout(Step);
+            var peer = (IPEndPoint)target.RemoteEndPoint!;
+            Assert.Equal(new IPEndPoint(ClusterLab.VipAddress, bound.Port), new IPEndPoint(peer.Address.MapToIPv4(), peer.Port));
+            return new LabSession(client, target, null, seed, new StreamPace(1024, TimeSpan.FromMilliseconds(20)), stop);
+        }
+        catch
+        {
+            client.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>User and system CPU of node k's l2bal and l2proxy so far (/proc/PID/stat, clock ticks).</summary>
+    private long CpuTicks(int k) => new[] { Lab.Balancer(k)!, Lab.Proxy(k)! }.Sum(p =>
+    {
+        var stat = File.ReadAllText($"/proc/{p.Id}/stat");
+        var f = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        return long.Parse(f[11], CultureInfo.InvariantCulture) + long.Parse(f[12], CultureInfo.InvariantCulture);
+    });
+
+    /// <summary>The sessions node k's l2proxy lists on its migration socket.</summary>
+    private async Task<List<ListedSession>> ListAsync(int k) =>
+        [.. (await MigrationLab.ControlAsync(Lab.Nodes[k - 1], "list")).SkipLast(1).Select(ListedSession.Parse)];
+
+    /// <summary>A sample of node k's l2proxy metrics (the sum of the lines that start with <paramref name="sample"/>).</summary>
+    private async Task<long> ProxyMetricAsync(int k, string sample)
+    {
+        var scrape = await Lab.RunOnNode(k, "curl", ["-sS", "-m", "5", $"http://127.0.0.1:{SingleIpClusterFixture.ProxyMetricsPort}/metrics"]).WithTimeout(Step);
+        Assert.True(scrape.Succeeded, scrape.ToString());
+        return scrape.StdOut.Split('\n').Where(l => l.StartsWith(sample, StringComparison.Ordinal))
+            .Sum(l => long.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
+    }
+}
