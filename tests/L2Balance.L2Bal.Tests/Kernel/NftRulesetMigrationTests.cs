@@ -43,6 +43,25 @@ public class NftRulesetMigrationTests
     }
 
     [Fact]
+    public void Install_MigrationOnWithAnIpv6Vip_KeepsTheMovedFlowRulesInTheIpTableOnly()
+    {
+        var text = NftRuleset.Install(Migrating() with { Vip6 = IPAddress.Parse("fdc6:1200:10::a") });
+
+        // The last mention of each table is its body (the first ones are the delete pairs ahead of it).
+        int ip6 = text.LastIndexOf("table ip6 ", StringComparison.Ordinal);
+        int ip = text.LastIndexOf("table ip ", ip6, StringComparison.Ordinal);
+        Assert.True(ip >= 0 && ip6 > ip, text);
+        var ipTable = text[ip..ip6];
+        var ip6Table = text[ip6..];
+        // The moved-flow sets are keyed by IPv4 5-tuples; the IPv6 VIP's sessions are refused as "ipv6" instead.
+        foreach (var word in (string[])["moved_out", "moved_away", "socket mark 0x4c320019", "0x20000"])
+        {
+            Assert.Contains(word, ipTable, StringComparison.Ordinal);
+            Assert.DoesNotContain(word, ip6Table, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public void Install_MigrationOn_AcceptsMarkedSocketsAheadOfTheSliceAndOwnerChecks()
     {
         var text = NftRuleset.Install(Migrating());
