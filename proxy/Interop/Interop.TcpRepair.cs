@@ -59,12 +59,7 @@ internal static partial class Interop
         internal const int MSG_PEEK = 2;
         internal const int MSG_DONTWAIT = 0x40;
 
-        internal const ushort AF_INET = 2;
-        internal const ushort AF_INET6 = 10;
-
         internal const int EINTR = 4;
-        internal const int EADDRINUSE = 98;
-        internal const int EADDRNOTAVAIL = 99;
         internal const int EAGAIN = 11;
         internal const int ENOMEM = 12;
 
@@ -98,9 +93,6 @@ internal static partial class Interop
 
         [LibraryImport(Libraries.Libc, SetLastError = true)]
         internal static unsafe partial int getsockopt(SafeHandle sockfd, int level, int optname, void* optval, int* optlen);
-
-        [LibraryImport(Libraries.Libc, SetLastError = true)]
-        internal static unsafe partial int bind(SafeHandle sockfd, byte* addr, int addrlen);
 
         [LibraryImport(Libraries.Libc, SetLastError = true)]
         internal static unsafe partial int ioctl(SafeHandle fd, nuint request, int* value);

@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
@@ -81,7 +80,7 @@ public static class TcpRepair
         {
             // bind(2) itself: Socket.Bind sets SO_REUSEADDR first, which replaces the SK_FORCE_REUSE of repair
             // mode, and the bind next to the service's listener (same address and port) would be EADDRINUSE.
-            BindForced(handle, state.Local);
+            L2Balance.Proxy.Server.PortBinder.BindExclusive(socket, state.Local);
             socket.Connect(state.Remote);
         }
         catch (SocketException e)
@@ -201,30 +200,6 @@ public static class TcpRepair
             (byte)(info[TcpInfoWscaleOffset] >> 4),
             timestamp,
             new TcpLegWindow(window.snd_wl1, window.snd_wnd, window.max_window, window.rcv_wnd, window.rcv_wup));
-    }
-
-    private static unsafe void BindForced(SafeHandle handle, IPEndPoint local)
-    {
-        // struct sockaddr_in (16 bytes) or sockaddr_in6 (28): family in host order, port in network order.
-        Span<byte> address = stackalloc byte[28];
-        address.Clear();
-        bool v6 = local.AddressFamily == AddressFamily.InterNetworkV6;
-        BinaryPrimitives.WriteUInt16LittleEndian(address, v6 ? AF_INET6 : AF_INET);
-        BinaryPrimitives.WriteUInt16BigEndian(address[2..], (ushort)local.Port);
-        local.Address.TryWriteBytes(address[(v6 ? 8 : 4)..], out _);
-        fixed (byte* p = address)
-        {
-            if (bind(handle, p, v6 ? 28 : 16) != 0)
-            {
-                int errno = Marshal.GetLastPInvokeError();
-                throw errno switch
-                {
-                    EADDRINUSE => new SocketException((int)SocketError.AddressAlreadyInUse),
-                    EADDRNOTAVAIL => new SocketException((int)SocketError.AddressNotAvailable),
-                    _ => new MigrationException($"restore: bind {local}: {Errno.Name(errno)}"),
-                };
-            }
-        }
     }
 
     private static void SetRepairOptions(SafeHandle handle, TcpLegState state)
