@@ -25,6 +25,9 @@ public static class Socks5Client
     /// <summary>Bytes of the RFC 1928 section 7 UDP header for an IPv4 destination.</summary>
     public const int UdpHeaderBytes = 10;
 
+    /// <summary>The UDP request header for an IPv6 destination: RSV, FRAG, ATYP 4, 16 address bytes, port.</summary>
+    public const int UdpHeaderBytes6 = 22;
+
     private static readonly byte[] NoAuthGreeting = [5, 1, 0];
 
     /// <summary>
@@ -123,30 +126,47 @@ public static class Socks5Client
     }
 
     /// <summary>
-    /// Writes the RFC 1928 section 7 UDP request header for an IPv4 destination, RSV(2) FRAG(1)=0
-    /// ATYP(1)=1 DST.ADDR(4) DST.PORT(2), into <paramref name="datagram"/>; the payload follows it.
+    /// Writes the RFC 1928 section 7 UDP request header, RSV(2) FRAG(1)=0 ATYP(1)=1 DST.ADDR(4) DST.PORT(2)
+    /// (IPv6: ATYP 4, 16 address bytes), into <paramref name="datagram"/>; the payload follows it
+    /// (at <see cref="UdpHeaderLength"/>).
     /// </summary>
     public static void WriteUdpHeader(Span<byte> datagram, IPEndPoint destination)
     {
         ArgumentNullException.ThrowIfNull(destination);
+        var v6 = destination.AddressFamily == AddressFamily.InterNetworkV6;
         datagram[..4].Clear();
-        datagram[3] = 1;
-        destination.Address.TryWriteBytes(datagram[4..8], out _);
-        BinaryPrimitives.WriteUInt16BigEndian(datagram[8..], (ushort)destination.Port);
+        datagram[3] = v6 ? (byte)4 : (byte)1;
+        var end = v6 ? UdpHeaderBytes6 - 2 : UdpHeaderBytes - 2;
+        if (!destination.Address.TryWriteBytes(datagram[4..end], out var written) || written != end - 4)
+        {
+            throw new ArgumentException($"{destination}: not an IPv4 or IPv6 address, or no room for its header", nameof(destination));
+        }
+        BinaryPrimitives.WriteUInt16BigEndian(datagram[end..], (ushort)destination.Port);
     }
 
-    /// <summary>A new datagram: the UDP header for <paramref name="destination"/>, then <paramref name="payload"/>.</summary>
+    /// <summary>Length of the UDP request header for <paramref name="destination"/>: 10 bytes for IPv4, 22 for IPv6.</summary>
+    public static int UdpHeaderLength(IPEndPoint destination)
+    {
+        ArgumentNullException.ThrowIfNull(destination);
+        return destination.AddressFamily == AddressFamily.InterNetworkV6 ? UdpHeaderBytes6 : UdpHeaderBytes;
+    }
+
+    /// <summary>A new datagram: the UDP header for <paramref name="destination"/> (IPv4 or IPv6), then <paramref name="payload"/>.</summary>
     public static byte[] WrapUdp(IPEndPoint destination, ReadOnlySpan<byte> payload)
     {
-        var datagram = new byte[UdpHeaderBytes + payload.Length];
+        var header = UdpHeaderLength(destination);
+        var datagram = new byte[header + payload.Length];
         WriteUdpHeader(datagram, destination);
-        payload.CopyTo(datagram.AsSpan(UdpHeaderBytes));
+        payload.CopyTo(datagram.AsSpan(header));
         return datagram;
     }
 
-    /// <summary>The payload of a relayed IPv4 UDP datagram, or an empty span if the header is not one.</summary>
+    /// <summary>The payload of a relayed IPv4 or IPv6 UDP datagram, or an empty span if the header is not one.</summary>
     public static ReadOnlySpan<byte> UnwrapUdp(ReadOnlySpan<byte> datagram) =>
-        datagram.Length >= UdpHeaderBytes && datagram[2] == 0 && datagram[3] == 1 ? datagram[UdpHeaderBytes..] : [];
+        datagram.Length < 4 || datagram[2] != 0 ? []
+        : datagram[3] == 1 && datagram.Length >= UdpHeaderBytes ? datagram[UdpHeaderBytes..]
+        : datagram[3] == 4 && datagram.Length >= UdpHeaderBytes6 ? datagram[UdpHeaderBytes6..]
+        : [];
 
     private static void CheckMethodSelection(ReadOnlySpan<byte> choice)
     {

@@ -156,6 +156,15 @@ public sealed record BalancerStatus(
             && kernel.TryGetProperty(name, out var value) ? value.GetInt64() : 0;
     }
 
+    /// <summary>The ip6 table's share of a kernel filter counter (<c>kernel.ipv6.droppedOtherSlice</c>…); 0 without an IPv6 VIP.</summary>
+    public long Kernel6(string name)
+    {
+        using var doc = JsonDocument.Parse(Json);
+        return doc.RootElement.TryGetProperty("kernel", out var kernel) && kernel.ValueKind == JsonValueKind.Object
+            && kernel.TryGetProperty("ipv6", out var ipv6) && ipv6.ValueKind == JsonValueKind.Object
+            && ipv6.TryGetProperty(name, out var value) ? value.GetInt64() : 0;
+    }
+
     /// <summary>
     /// The <c>segment</c> counters (ARP answers, announcements, spoofing seen, socket errors) by
     /// dotted name: <c>arpReplies</c>, <c>spoofs.vip-claimed</c>, <c>socketErrors.arp</c>; empty

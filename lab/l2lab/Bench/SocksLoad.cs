@@ -247,7 +247,7 @@ internal sealed class SocksLoad(NamespaceSocketSupply tcp, IPEndPoint? proxy)
             var (code, relay) = await Socks5Client.HandshakeAsync(control, Socks5Client.UdpAssociate, new IPEndPoint(IPAddress.Any, 0), stop.Token).ConfigureAwait(false);
             EnsureGranted(code);
             sendTo = relay.Address.Equals(IPAddress.Any) ? new IPEndPoint(proxy.Address, relay.Port) : relay;
-            header = Socks5Client.UdpHeaderBytes;
+            header = Socks5Client.UdpHeaderLength(echo);
             Socks5Client.WriteUdpHeader(payload, echo);
         }
 

@@ -248,20 +248,21 @@ public abstract class BalancerClusterFixtureBase : IAsyncLifetime
 
     /// <summary>
     /// Traffic options: CONNECT stream from every client address, optional sessions and UDP, bounded;
-    /// with <paramref name="ipv6"/>, from the IPv6 client addresses to the IPv6 VIP (the targets stay IPv4).
+    /// with <paramref name="ipv6"/>, from the IPv6 client addresses to the IPv6 VIP; to the target's IPv4 address
+    /// unless <paramref name="target"/> names another of its addresses (its servers listen on both families).
     /// </summary>
-    public TrafficOptions Traffic(TimeSpan duration, IReadOnlyList<IPAddress>? sessions = null, IReadOnlyList<IPAddress>? udp = null, bool ipv6 = false) => new()
+    public TrafficOptions Traffic(TimeSpan duration, IReadOnlyList<IPAddress>? sessions = null, IReadOnlyList<IPAddress>? udp = null, bool ipv6 = false, IPAddress? target = null) => new()
     {
         Proxy = ipv6 ? ClusterLab.ProxyEndPoint6 : Lab.ProxyEndPoint,
         Sources = ipv6 ? Lab.ClientAddresses6 : Lab.ClientAddresses,
-        ConnectTarget = new IPEndPoint(ClusterLab.TargetAddress, TargetServers.TcpEchoPort),
+        ConnectTarget = new IPEndPoint(target ?? ClusterLab.TargetAddress, TargetServers.TcpEchoPort),
         Duration = duration,
         MaxConnects = 4000,
         ConnectConcurrency = 4,
         SessionSources = sessions ?? [],
-        EchoTarget = new IPEndPoint(ClusterLab.TargetAddress, TargetServers.TcpEchoPort),
+        EchoTarget = new IPEndPoint(target ?? ClusterLab.TargetAddress, TargetServers.TcpEchoPort),
         UdpSources = udp ?? [],
-        UdpEchoTarget = new IPEndPoint(ClusterLab.TargetAddress, TargetServers.UdpEchoPort),
+        UdpEchoTarget = new IPEndPoint(target ?? ClusterLab.TargetAddress, TargetServers.UdpEchoPort),
         NodeOf = Lab.NodeOf,
         MinInterval = TimeSpan.FromMilliseconds(100),
         MaxInterval = TimeSpan.FromMilliseconds(200),

@@ -29,16 +29,34 @@ public sealed class SingleIpClusterGroup : ICollectionFixture<SingleIpClusterFix
 }
 
 /// <summary>
-/// Single-IP mode (docs/design.md#single-ip-mode): targets see the VIP for every session of every
-/// node, each node's outgoing ports come from its slice, replies are taken by slice on one node
-/// only, and a slice that runs out refuses clearly.
+/// Single-IP mode (docs/design.md#single-ip-mode) for one VIP family: targets see the VIP for every
+/// session of every node, each node's outgoing ports come from its slice, replies are taken by slice on
+/// one node only, and a failover and a hand-back keep the sessions of every node. Run for IPv4 by
+/// <see cref="SingleIpTests"/> and for IPv6 (external = the IPv6 VIP, IPv6 clients and target) by
+/// <see cref="SingleIp6Tests"/> (docs/design.md#the-ip6-filter).
 /// </summary>
-[Collection(SingleIpClusterGroup.Name)]
-public sealed partial class SingleIpTests(SingleIpClusterFixture fixture, ITestOutputHelper output) : IAsyncLifetime
+public abstract class SingleIpTestsBase<TFixture>(TFixture fixture, ITestOutputHelper output, bool ipv6) : IAsyncLifetime
+    where TFixture : BalancerClusterFixtureBase
 {
-    private static readonly TimeSpan RunBound = TimeSpan.FromSeconds(60);
-    private static readonly TimeSpan Step = TimeSpan.FromSeconds(10);
-    private ClusterLab Lab => fixture.Lab;
+    private protected static readonly TimeSpan RunBound = TimeSpan.FromSeconds(60);
+    private protected static readonly TimeSpan Step = TimeSpan.FromSeconds(10);
+
+    private protected TFixture Fixture => fixture;
+
+    private protected ITestOutputHelper Output => output;
+
+    private protected ClusterLab Lab => fixture.Lab;
+
+    /// <summary>The VIP of the family: every proxy's external address for it.</summary>
+    private protected IPAddress Vip => ipv6 ? ClusterLab.Vip6Address : ClusterLab.VipAddress;
+
+    /// <summary>The target of the family (its servers listen on both).</summary>
+    private protected IPAddress Target => ipv6 ? ClusterLab.Target6Address : ClusterLab.TargetAddress;
+
+    private protected AddressFamily Family => ipv6 ? AddressFamily.InterNetworkV6 : AddressFamily.InterNetwork;
+
+    /// <summary>The client addresses of the family.</summary>
+    private protected IReadOnlyList<IPAddress> Sources => ClusterScenarios.Sources(Lab, ipv6);
 
     public Task InitializeAsync() => fixture.RestoreAsync();
 
@@ -47,12 +65,14 @@ public sealed partial class SingleIpTests(SingleIpClusterFixture fixture, ITestO
     [SkippableFact(typeof(LabUnavailableException))]
     public async Task Connect_FromSixtyClientsThroughThreeNodes_TargetSeesOnlyTheVip()
     {
-        var owners = await fixture.OwnersAsync();
+        var owners = await fixture.OwnersAsync(1, Sources);
         Assert.Equal([1, 2, 3], owners.Values.Distinct().Order());
         var before = await KernelAsync();
 
-        using var detector = await DuplicateAnswerDetector.StartAsync(Lab);
-        var results = await new TrafficGenerator(Lab.Client, fixture.Traffic(TimeSpan.FromSeconds(3))).RunAsync().WithTimeout(RunBound);
+        using var detector = await DuplicateAnswerDetector.StartAsync(Lab, ipv6);
+        // Bounded in count first, time second (ClusterScenarios): every client twice however loaded the machine is.
+        var options = fixture.Traffic(TimeSpan.FromSeconds(10), ipv6: ipv6, target: Target) with { MaxConnects = 2 * BalancerClusterFixtureBase.ClientCount };
+        var results = await new TrafficGenerator(Lab.Client, options).RunAsync().WithTimeout(RunBound);
         var seen = await detector.StopAsync();
         var after = await KernelAsync();
         output.WriteLine($"{results.Summary()}\n{seen.Summary()}");
@@ -66,7 +86,7 @@ public sealed partial class SingleIpTests(SingleIpClusterFixture fixture, ITestO
         // The target's own record of its peers: the VIP only, each port in a slice.
         var peers = EchoPeers();
         Assert.True(peers.Count >= results.Connects.Count(c => c.Outcome == TrafficOutcome.Ok), $"{peers.Count} peers recorded\n{why}");
-        LabAssert.All(peers, p => p.Address.Equals(ClusterLab.VipAddress) && ClusterPortSlice.NodeOfPort(p.Port, BalancerClusterFixtureBase.NodeCount) is not null,
+        LabAssert.All(peers, p => p.Address.Equals(Vip) && ClusterPortSlice.NodeOfPort(p.Port, BalancerClusterFixtureBase.NodeCount) is not null,
             p => $"target saw {p}\n{why}");
         Assert.Equal(3, peers.Select(p => ClusterPortSlice.NodeOfPort(p.Port, BalancerClusterFixtureBase.NodeCount)).Distinct().Count());
 
@@ -80,63 +100,6 @@ public sealed partial class SingleIpTests(SingleIpClusterFixture fixture, ITestO
         }
     }
 
-    [SkippableFact(typeof(LabUnavailableException))]
-    public async Task ConnectThenBind_FromOneClient_ShowTheSameExternalAddress()
-    {
-        var source = Lab.ClientAddresses[7];
-        using var listener = Lab.Target.OpenSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        listener.Bind(new IPEndPoint(ClusterLab.TargetAddress, 0));
-        listener.Listen(4);
-        var control = (IPEndPoint)listener.LocalEndPoint!;
-
-        // The FTP-style sequence: a control connection by CONNECT, then a BIND for the data connection.
-        using var connect = await RequestAsync(source, 1, control);
-        using var seenByTarget = await listener.AcceptAsync().WithTimeout(Step);
-        using var bind = await RequestAsync(source, 2, new IPEndPoint(ClusterLab.TargetAddress, 0));
-        using var data = await Lab.Target.ConnectTcpAsync(bind.Bound, Step);
-        var (code, peer) = await Socks5Client.ReadReplyAsync(bind.Socket).WithTimeout(Step);
-        var why = $"CONNECT bound {connect.Bound}, target saw {seenByTarget.RemoteEndPoint}; BIND {bind.Bound}, second reply {code} {peer}\n{fixture.Describe()}";
-
-        Assert.True(connect.Code == 0 && bind.Code == 0 && code == 0, why);
-        var external = ((IPEndPoint)seenByTarget.RemoteEndPoint!).Address;
-        Assert.True(external.Equals(ClusterLab.VipAddress) && bind.Bound.Address.Equals(external) && connect.Bound.Address.Equals(external), why);
-        Assert.Equal(ClusterPortSlice.NodeOfPort(connect.Bound.Port, 3), ClusterPortSlice.NodeOfPort(bind.Bound.Port, 3));
-        Assert.Equal(((IPEndPoint)data.LocalEndPoint!).Port, peer.Port);
-
-        // Bytes flow both ways on the data connection.
-        await data.SendAsync("ftp-data"u8.ToArray());
-        var got = await Socks5Client.ReadExactlyAsync(bind.Socket, 8).WithTimeout(Step);
-        Assert.Equal("ftp-data"u8.ToArray(), got);
-    }
-
-    [SkippableFact(typeof(LabUnavailableException))]
-    public async Task UdpAssociateAndBind_AcrossABucketMove_KeepWorking()
-    {
-        var owners = await fixture.OwnersAsync();
-        var source = Lab.ClientAddresses.First(a => owners[a.ToString()] == 2);
-        using var association = await RequestAsync(source, 3, new IPEndPoint(IPAddress.Any, 0));
-        Assert.Equal(0, association.Code);
-        using var udp = Lab.Client.OpenSocket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-        udp.Bind(new IPEndPoint(source, 0));
-        using var bind = await RequestAsync(source, 2, new IPEndPoint(ClusterLab.TargetAddress, 0));
-        Assert.Equal(0, bind.Code);
-        Assert.Equal(2, ClusterPortSlice.NodeOfPort(bind.Bound.Port, 3));
-        await EchoUdpAsync(udp, association.Bound, "before");
-
-        // Node 2 drains: its buckets move to nodes 1 and 3; its sessions stay, by conntrack and by slice.
-        var drain = await Lab.RunOnNode(2, ClusterBinaries.L2Bal, ["drain"]).WithTimeout(Step);
-        Assert.True(drain.Succeeded, drain.ToString());
-        await fixture.WaitForStatusAsync([1, 3], s => s.Values.All(v => v.OwnedBy(2) == 0), "node 2's buckets covered");
-        Assert.NotEqual(2, await fixture.OwnerAsync(1, source));
-
-        await EchoUdpAsync(udp, association.Bound, "after");
-        using var data = await Lab.Target.ConnectTcpAsync(bind.Bound, Step);
-        var (code, _) = await Socks5Client.ReadReplyAsync(bind.Socket).WithTimeout(Step);
-        Assert.Equal(0, code);
-        await data.SendAsync("moved"u8.ToArray());
-        Assert.Equal("moved"u8.ToArray(), await Socks5Client.ReadExactlyAsync(bind.Socket, 5).WithTimeout(Step));
-    }
-
     /// <summary>
     /// The moves of a failover: node 2's l2bal dies and a survivor covers its client, which then opens a
     /// UDP association and a BIND there (ports of the cover's slice); node 2 rejoins and takes the
@@ -146,13 +109,17 @@ public sealed partial class SingleIpTests(SingleIpClusterFixture fixture, ITestO
     [SkippableFact(typeof(LabUnavailableException))]
     public async Task UdpAssociateAndBind_AcrossFailoverAndHandBack_StayOnTheirSlicesNode()
     {
-        var owners = await fixture.OwnersAsync();
-        var moved = Lab.ClientAddresses.First(a => owners[a.ToString()] == 2);
-        var staying = Lab.ClientAddresses.First(a => owners[a.ToString()] == 1);
+        var owners = await fixture.OwnersAsync(1, Sources);
+        var moved = Sources.First(a => owners[a.ToString()] == 2);
+        var staying = Sources.First(a => owners[a.ToString()] == 1);
         using var stay = await UdpAndBindAsync(staying);
+        // A TCP session of the staying client too: to the target from the VIP, a port of node 1's slice.
+        using var kept = await RequestAsync(staying, 1, new IPEndPoint(Target, TargetServers.TcpEchoPort));
+        Assert.True(kept.Code == 0 && kept.Bound.Address.Equals(Vip) && ClusterPortSlice.NodeOfPort(kept.Bound.Port, 3) == 1, $"CONNECT {kept.Code} {kept.Bound}");
         Assert.True(ClusterPortSlice.NodeOfPort(stay.Association.Bound.Port, 3) == 1 && ClusterPortSlice.NodeOfPort(stay.Bind.Bound.Port, 3) == 1,
             $"{stay.Association.Bound} {stay.Bind.Bound}");
         await EchoUdpAsync(stay.Udp, stay.Association.Bound, "before");
+        await EchoTcpAsync(kept, "before");
 
         // Failover: SIGKILL of node 2's l2bal; nodes 1 and 3 cover its buckets.
         var l2bal = Lab.Balancer(2)!;
@@ -163,6 +130,7 @@ public sealed partial class SingleIpTests(SingleIpClusterFixture fixture, ITestO
         var cover = await fixture.OwnerAsync(1, moved);
         Assert.True(cover is 1 or 3, $"{moved} is covered by {cover}");
         await EchoUdpAsync(stay.Udp, stay.Association.Bound, "covered");
+        await EchoTcpAsync(kept, "covered");
         using var move = await UdpAndBindAsync(moved);
         Assert.True(ClusterPortSlice.NodeOfPort(move.Association.Bound.Port, 3) == cover && ClusterPortSlice.NodeOfPort(move.Bind.Bound.Port, 3) == cover,
             $"cover {cover}: {move.Association.Bound} {move.Bind.Bound}");
@@ -182,6 +150,7 @@ public sealed partial class SingleIpTests(SingleIpClusterFixture fixture, ITestO
         }
         await ExchangeOnBindAsync(move.Bind, "moved");
         await ExchangeOnBindAsync(stay.Bind, "stayed");
+        await EchoTcpAsync(kept, "handed back");
         var after = await KernelAsync();
         var statuses = await fixture.WaitForStatusAsync([1, 2, 3], _ => true, "status");
         var why = string.Join('\n', after.Select(a => $"node {a.Key}: {before[a.Key]} -> {a.Value}")) + $"\ncover {cover}\n{fixture.Describe()}";
@@ -197,7 +166,7 @@ public sealed partial class SingleIpTests(SingleIpClusterFixture fixture, ITestO
         foreach (var k in new[] { 1, cover })
         {
             var flows = await OutboundUdpFlowsAsync(k);
-            Assert.True(flows.Count > 0 && flows.All(f => f.Source.Equals(ClusterLab.VipAddress) && ClusterPortSlice.NodeOfPort(f.Port, 3) == k),
+            Assert.True(flows.Count > 0 && flows.All(f => f.Source.Equals(Vip) && ClusterPortSlice.NodeOfPort(f.Port, 3) == k),
                 $"node {k}: {string.Join(", ", flows)}\n{why}");
         }
 
@@ -206,19 +175,240 @@ public sealed partial class SingleIpTests(SingleIpClusterFixture fixture, ITestO
         LabAssert.All(statuses.Values, s => s.Slices.OrderBy(n => n.Key).Select(n => (n.Key, n.Value)).SequenceEqual(expected), s => s.Json);
     }
 
+    /// <summary>A SOCKS5 request from <paramref name="source"/> through the VIP, and its first reply.</summary>
+    private protected async Task<Session> RequestAsync(IPAddress source, byte command, IPEndPoint destination)
+    {
+        var socket = Lab.Client.OpenSocket(Family, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            socket.Bind(new IPEndPoint(source, 0));
+            await socket.ConnectAsync(ipv6 ? ClusterLab.ProxyEndPoint6 : Lab.ProxyEndPoint).WithTimeout(Step);
+            var (code, bound) = await Socks5Client.HandshakeAsync(socket, command, destination).WithTimeout(Step);
+            return new Session(socket, code, bound);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>A UDP association (with the client's UDP socket) and a BIND from <paramref name="source"/>, both granted.</summary>
+    private protected async Task<UdpAndBind> UdpAndBindAsync(IPAddress source)
+    {
+        var association = await RequestAsync(source, 3, new IPEndPoint(ipv6 ? IPAddress.IPv6Any : IPAddress.Any, 0));
+        var udp = Lab.Client.OpenSocket(Family, SocketType.Dgram, ProtocolType.Udp);
+        udp.Bind(new IPEndPoint(source, 0));
+        var bind = await RequestAsync(source, 2, new IPEndPoint(Target, 0));
+        var sessions = new UdpAndBind(association, udp, bind);
+        if (association.Code != 0 || bind.Code != 0)
+        {
+            sessions.Dispose();
+            Assert.Fail($"from {source}: UDP ASSOCIATE {association.Code}, BIND {bind.Code}");
+        }
+        return sessions;
+    }
+
+    /// <summary>The target connects to the BIND's address; the second reply comes and bytes reach the client.</summary>
+    private protected async Task ExchangeOnBindAsync(Session bind, string text)
+    {
+        using var data = await Lab.Target.ConnectTcpAsync(bind.Bound, Step);
+        var (code, peer) = await Socks5Client.ReadReplyAsync(bind.Socket).WithTimeout(Step);
+        Assert.True(code == 0 && peer.Port == ((IPEndPoint)data.LocalEndPoint!).Port, $"BIND {bind.Bound}: second reply {code} {peer}");
+        var payload = System.Text.Encoding.ASCII.GetBytes(text);
+        await data.SendAsync(payload);
+        Assert.Equal(payload, await Socks5Client.ReadExactlyAsync(bind.Socket, payload.Length).WithTimeout(Step));
+    }
+
+    /// <summary>Bytes through a CONNECT to the target's TCP echo come back.</summary>
+    private protected static async Task EchoTcpAsync(Session connect, string text)
+    {
+        var payload = System.Text.Encoding.ASCII.GetBytes(text);
+        await connect.Socket.SendAsync(payload);
+        Assert.Equal(payload, await Socks5Client.ReadExactlyAsync(connect.Socket, payload.Length).WithTimeout(Step));
+    }
+
+    private protected async Task EchoUdpAsync(Socket udp, IPEndPoint relay, string text)
+    {
+        var payload = System.Text.Encoding.ASCII.GetBytes(text);
+        var datagram = Socks5Client.WrapUdp(new IPEndPoint(Target, TargetServers.UdpEchoPort), payload);
+        var buffer = new byte[1024];
+        for (var attempt = 0; attempt < 5; attempt++)
+        {
+            await udp.SendToAsync(datagram, relay);
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+            try
+            {
+                var n = await udp.ReceiveAsync(buffer, SocketFlags.None, cts.Token);
+                Assert.Equal(text, System.Text.Encoding.ASCII.GetString(Socks5Client.UnwrapUdp(buffer.AsSpan(0, n))));
+                return;
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
+        Assert.Fail($"no UDP echo of '{text}' through {relay}\n{fixture.Describe()}");
+    }
+
+    private protected async Task<string> ScrapeProxyAsync(int k)
+    {
+        var scrape = await Lab.RunOnNode(k, "curl", ["-sS", "-m", "5", $"http://127.0.0.1:{SingleIpClusterFixture.ProxyMetricsPort}/metrics"]).WithTimeout(Step);
+        Assert.True(scrape.Succeeded, scrape.ToString());
+        return scrape.StdOut;
+    }
+
+    /// <summary>Every peer the target's TCP echo server logged (it logs each connection as it ends), but the lab's own readiness probes from the target's loopback.</summary>
+    private protected List<IPEndPoint> EchoPeers()
+    {
+        var log = string.Join('\n', Lab.Servers!.Processes.Select(p => p.Log));
+        return [.. SingleIpPatterns.EchoLine().Matches(log)
+            .Select(m => new IPEndPoint(OutboundAddressOf(IPAddress.Parse(m.Groups["a"].Value)), int.Parse(m.Groups["p"].Value, CultureInfo.InvariantCulture)))
+            .Where(p => !IPAddress.IsLoopback(p.Address))];
+    }
+
+    /// <summary>The counters of <paramref name="nodes"/> (every node when none is given): drops by slice (netdev and ip tables together), packets of flows held.</summary>
+    private protected async Task<Dictionary<int, (long OtherSlice, long SliceMidFlow, long Established)>> KernelAsync(params int[] nodes)
+    {
+        var counters = new Dictionary<int, (long, long, long)>();
+        foreach (var k in nodes.Length > 0 ? nodes : Enumerable.Range(1, BalancerClusterFixtureBase.NodeCount))
+        {
+            var s = await fixture.StatusAsync(k);
+            counters[k] = (s.Kernel("droppedOtherSlice"), s.Kernel("droppedSliceMidFlow"), s.Kernel("acceptedEstablished"));
+        }
+        return counters;
+    }
+
+    /// <summary>The target's TCP counter <c>TcpExt.NAME</c> (/proc/net/netstat of its namespace).</summary>
+    private protected async Task<long> TargetTcpExtAsync(string name)
+    {
+        var netstat = await Lab.Target.RunAsync("cat", ["/proc/net/netstat"], Step).WithTimeout(Step);
+        Assert.True(netstat.Succeeded, netstat.ToString());
+        var lines = netstat.StdOut.Split('\n').Where(l => l.StartsWith("TcpExt:", StringComparison.Ordinal)).Select(l => l.Split(' ')).ToArray();
+        Assert.True(lines.Length == 2, netstat.StdOut);
+        var column = Array.IndexOf(lines[0], name);
+        Assert.True(column > 0, $"no TcpExt {name} in\n{netstat.StdOut}");
+        return long.Parse(lines[1][column], CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>Node k's conntrack entries from the VIP to the target whose source port lies in another node's slice.</summary>
+    private protected async Task<List<string>> ForeignTargetFlowsAsync(int k) =>
+        [.. (await TargetFlowsAsync(k)).Where(f => f.Source.Equals(Vip) && ClusterPortSlice.NodeOfPort(f.SourcePort, 3) is { } owner && owner != k).Select(f => f.Line)];
+
+    /// <summary>Node k's conntrack entries of UDP flows it sent to the target's echo port: their source address and port.</summary>
+    private protected async Task<List<(IPAddress Source, int Port)>> OutboundUdpFlowsAsync(int k) =>
+        [.. (await TargetFlowsAsync(k)).Where(f => f.Udp && f.DestinationPort == TargetServers.UdpEchoPort).Select(f => (f.Source, f.SourcePort))];
+
+    /// <summary>Node k's conntrack entries whose original direction goes to the family's target (IPv6 addresses as the kernel prints them, uncompressed).</summary>
+    private async Task<List<(IPAddress Source, int SourcePort, int DestinationPort, bool Udp, string Line)>> TargetFlowsAsync(int k)
+    {
+        var table = await Lab.RunOnNode(k, "cat", ["/proc/net/nf_conntrack"]).WithTimeout(Step);
+        Assert.True(table.Succeeded, table.ToString());
+        return [.. SingleIpPatterns.ConntrackLine().Matches(table.StdOut)
+            .Where(m => IPAddress.Parse(m.Groups["dst"].Value).Equals(Target))
+            .Select(m => (IPAddress.Parse(m.Groups["src"].Value), Port(m, "sport"), Port(m, "dport"), m.Groups["proto"].Value == "udp", m.Value))];
+
+        static int Port(Match m, string name) => int.Parse(m.Groups[name].Value, CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>An address as the dual-stack target logs it (IPv4 peers mapped), in its own family.</summary>
+    private static IPAddress OutboundAddressOf(IPAddress logged) => logged.IsIPv4MappedToIPv6 ? logged.MapToIPv4() : logged;
+
+    /// <summary>One client's UDP association, its UDP socket, and its BIND.</summary>
+    private protected sealed record UdpAndBind(Session Association, Socket Udp, Session Bind) : IDisposable
+    {
+        public void Dispose()
+        {
+            Association.Dispose();
+            Udp.Dispose();
+            Bind.Dispose();
+        }
+    }
+
+    /// <summary>A client's control connection and the proxy's first reply.</summary>
+    private protected sealed record Session(Socket Socket, byte Code, IPEndPoint Bound) : IDisposable
+    {
+        public void Dispose() => Socket.Dispose();
+    }
+}
+
+/// <summary>
+/// Single-IP mode over IPv4: the checks of <see cref="SingleIpTestsBase{TFixture}"/>, and those run for
+/// IPv4 only (the code is the same for both families): CONNECT then BIND, a drain, a slice that runs out
+/// refusing clearly, a restart, the silent drop of a mid-flow packet.
+/// </summary>
+[Collection(SingleIpClusterGroup.Name)]
+public sealed class SingleIpTests(SingleIpClusterFixture fixture, ITestOutputHelper output) : SingleIpTestsBase<SingleIpClusterFixture>(fixture, output, ipv6: false)
+{
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task ConnectThenBind_FromOneClient_ShowTheSameExternalAddress()
+    {
+        var source = Lab.ClientAddresses[7];
+        using var listener = Lab.Target.OpenSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(ClusterLab.TargetAddress, 0));
+        listener.Listen(4);
+        var control = (IPEndPoint)listener.LocalEndPoint!;
+
+        // The FTP-style sequence: a control connection by CONNECT, then a BIND for the data connection.
+        using var connect = await RequestAsync(source, 1, control);
+        using var seenByTarget = await listener.AcceptAsync().WithTimeout(Step);
+        using var bind = await RequestAsync(source, 2, new IPEndPoint(ClusterLab.TargetAddress, 0));
+        using var data = await Lab.Target.ConnectTcpAsync(bind.Bound, Step);
+        var (code, peer) = await Socks5Client.ReadReplyAsync(bind.Socket).WithTimeout(Step);
+        var why = $"CONNECT bound {connect.Bound}, target saw {seenByTarget.RemoteEndPoint}; BIND {bind.Bound}, second reply {code} {peer}\n{Fixture.Describe()}";
+
+        Assert.True(connect.Code == 0 && bind.Code == 0 && code == 0, why);
+        var external = ((IPEndPoint)seenByTarget.RemoteEndPoint!).Address;
+        Assert.True(external.Equals(ClusterLab.VipAddress) && bind.Bound.Address.Equals(external) && connect.Bound.Address.Equals(external), why);
+        Assert.Equal(ClusterPortSlice.NodeOfPort(connect.Bound.Port, 3), ClusterPortSlice.NodeOfPort(bind.Bound.Port, 3));
+        Assert.Equal(((IPEndPoint)data.LocalEndPoint!).Port, peer.Port);
+
+        // Bytes flow both ways on the data connection.
+        await data.SendAsync("ftp-data"u8.ToArray());
+        var got = await Socks5Client.ReadExactlyAsync(bind.Socket, 8).WithTimeout(Step);
+        Assert.Equal("ftp-data"u8.ToArray(), got);
+    }
+
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task UdpAssociateAndBind_AcrossABucketMove_KeepWorking()
+    {
+        var owners = await Fixture.OwnersAsync();
+        var source = Lab.ClientAddresses.First(a => owners[a.ToString()] == 2);
+        using var association = await RequestAsync(source, 3, new IPEndPoint(IPAddress.Any, 0));
+        Assert.Equal(0, association.Code);
+        using var udp = Lab.Client.OpenSocket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        udp.Bind(new IPEndPoint(source, 0));
+        using var bind = await RequestAsync(source, 2, new IPEndPoint(ClusterLab.TargetAddress, 0));
+        Assert.Equal(0, bind.Code);
+        Assert.Equal(2, ClusterPortSlice.NodeOfPort(bind.Bound.Port, 3));
+        await EchoUdpAsync(udp, association.Bound, "before");
+
+        // Node 2 drains: its buckets move to nodes 1 and 3; its sessions stay, by conntrack and by slice.
+        var drain = await Lab.RunOnNode(2, ClusterBinaries.L2Bal, ["drain"]).WithTimeout(Step);
+        Assert.True(drain.Succeeded, drain.ToString());
+        await Fixture.WaitForStatusAsync([1, 3], s => s.Values.All(v => v.OwnedBy(2) == 0), "node 2's buckets covered");
+        Assert.NotEqual(2, await Fixture.OwnerAsync(1, source));
+
+        await EchoUdpAsync(udp, association.Bound, "after");
+        using var data = await Lab.Target.ConnectTcpAsync(bind.Bound, Step);
+        var (code, _) = await Socks5Client.ReadReplyAsync(bind.Socket).WithTimeout(Step);
+        Assert.Equal(0, code);
+        await data.SendAsync("moved"u8.ToArray());
+        Assert.Equal("moved"u8.ToArray(), await Socks5Client.ReadExactlyAsync(bind.Socket, 5).WithTimeout(Step));
+    }
+
     [SkippableFact(typeof(LabUnavailableException))]
     public async Task Connect_TinyPortRange_RefusesWithGeneralFailureAndCounts()
     {
-        var owners = await fixture.OwnersAsync();
+        var owners = await Fixture.OwnersAsync();
         var source = Lab.ClientAddresses.First(a => owners[a.ToString()] == 1);
         var (low, _) = ClusterPortSlice.For(1, 3);
         var old = Lab.Proxy(1)!;
         old.Stop();
-        Assert.True(await old.WaitForExitAsync(Step), fixture.Describe());
+        Assert.True(await old.WaitForExitAsync(Step), Fixture.Describe());
         var tiny = Lab.StartProxyWithRange(1, $"{low}-{low + 1}", "--metrics", $"127.0.0.1:{SingleIpClusterFixture.ProxyMetricsPort}");
         try
         {
-            await fixture.WaitAllUpAsync();
+            await Fixture.WaitAllUpAsync();
             var echo = new IPEndPoint(ClusterLab.TargetAddress, TargetServers.TcpEchoPort);
             var held = new List<Session>();
             try
@@ -254,7 +444,7 @@ public sealed partial class SingleIpTests(SingleIpClusterFixture fixture, ITestO
     [SkippableFact(typeof(LabUnavailableException))]
     public async Task NodeKilledAndRestarted_FlowsOpenElsewhere_NoCollisionNoReset()
     {
-        var owners = await fixture.OwnersAsync();
+        var owners = await Fixture.OwnersAsync();
         var echo = new IPEndPoint(ClusterLab.TargetAddress, TargetServers.TcpEchoPort);
 
         // Three long sessions per node, to one target endpoint.
@@ -277,15 +467,15 @@ public sealed partial class SingleIpTests(SingleIpClusterFixture fixture, ITestO
             Lab.Proxy(2)!.Kill(LabSignals.Kill);
             await Lab.Proxy(2)!.WaitForExitAsync(Step);
             await Lab.Balancer(2)!.WaitForExitAsync(Step);
-            fixture.StartBalancer(2);
-            await fixture.StartProxyAsync(2);
-            await fixture.WaitAllUpAsync();
+            Fixture.StartBalancer(2);
+            await Fixture.StartProxyAsync(2);
+            await Fixture.WaitAllUpAsync();
 
             using var detector = await DuplicateAnswerDetector.StartAsync(Lab);
-            var results = await new TrafficGenerator(Lab.Client, fixture.Traffic(TimeSpan.FromSeconds(3))).RunAsync().WithTimeout(RunBound);
+            var results = await new TrafficGenerator(Lab.Client, Fixture.Traffic(TimeSpan.FromSeconds(3))).RunAsync().WithTimeout(RunBound);
             var seen = await detector.StopAsync();
-            var why = $"{results.Summary()}\n{seen.Summary()}\n{fixture.Describe()}";
-            output.WriteLine(why);
+            var why = $"{results.Summary()}\n{seen.Summary()}\n{Fixture.Describe()}";
+            Output.WriteLine(why);
 
             // The survivors' sessions still echo; node 2's died with it.
             foreach (var s in sessions.Where(s => ClusterPortSlice.NodeOfPort(s.Bound.Port, 3) != 2))
@@ -302,7 +492,7 @@ public sealed partial class SingleIpTests(SingleIpClusterFixture fixture, ITestO
             Assert.True(collisions == 0, $"{collisions} collisions\n{why}");
             var challenges = await TargetTcpExtAsync("TCPChallengeACK") - challengesBefore;
             Assert.True(challenges == 0, $"the target sent {challenges} challenge ACKs: a SYN met a 4-tuple it held\n{why}");
-            seen.AssertSingleAnswers(fixture.Describe);
+            seen.AssertSingleAnswers(Fixture.Describe);
         }
         finally
         {
@@ -353,157 +543,16 @@ public sealed partial class SingleIpTests(SingleIpClusterFixture fixture, ITestO
         Assert.True(run.Succeeded && run.StdOut.Contains("resets 0", StringComparison.Ordinal), why);
         Assert.True(after[1].SliceMidFlow - before[1].SliceMidFlow >= 5, why);
     }
+}
 
-    /// <summary>A SOCKS5 request from <paramref name="source"/> through the VIP, and its first reply.</summary>
-    private async Task<Session> RequestAsync(IPAddress source, byte command, IPEndPoint destination)
-    {
-        var socket = Lab.Client.OpenSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        try
-        {
-            socket.Bind(new IPEndPoint(source, 0));
-            await socket.ConnectAsync(Lab.ProxyEndPoint).WithTimeout(Step);
-            var (code, bound) = await Socks5Client.HandshakeAsync(socket, command, destination).WithTimeout(Step);
-            return new Session(socket, code, bound);
-        }
-        catch
-        {
-            socket.Dispose();
-            throw;
-        }
-    }
-
-    /// <summary>A UDP association (with the client's UDP socket) and a BIND from <paramref name="source"/>, both granted.</summary>
-    private async Task<UdpAndBind> UdpAndBindAsync(IPAddress source)
-    {
-        var association = await RequestAsync(source, 3, new IPEndPoint(IPAddress.Any, 0));
-        var udp = Lab.Client.OpenSocket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-        udp.Bind(new IPEndPoint(source, 0));
-        var bind = await RequestAsync(source, 2, new IPEndPoint(ClusterLab.TargetAddress, 0));
-        var sessions = new UdpAndBind(association, udp, bind);
-        if (association.Code != 0 || bind.Code != 0)
-        {
-            sessions.Dispose();
-            Assert.Fail($"from {source}: UDP ASSOCIATE {association.Code}, BIND {bind.Code}");
-        }
-        return sessions;
-    }
-
-    /// <summary>The target connects to the BIND's address; the second reply comes and bytes reach the client.</summary>
-    private async Task ExchangeOnBindAsync(Session bind, string text)
-    {
-        using var data = await Lab.Target.ConnectTcpAsync(bind.Bound, Step);
-        var (code, peer) = await Socks5Client.ReadReplyAsync(bind.Socket).WithTimeout(Step);
-        Assert.True(code == 0 && peer.Port == ((IPEndPoint)data.LocalEndPoint!).Port, $"BIND {bind.Bound}: second reply {code} {peer}");
-        var payload = System.Text.Encoding.ASCII.GetBytes(text);
-        await data.SendAsync(payload);
-        Assert.Equal(payload, await Socks5Client.ReadExactlyAsync(bind.Socket, payload.Length).WithTimeout(Step));
-    }
-
-    private static async Task EchoUdpAsync(Socket udp, IPEndPoint relay, string text)
-    {
-        var payload = System.Text.Encoding.ASCII.GetBytes(text);
-        var datagram = Socks5Client.WrapUdp(new IPEndPoint(ClusterLab.TargetAddress, TargetServers.UdpEchoPort), payload);
-        var buffer = new byte[1024];
-        for (var attempt = 0; attempt < 5; attempt++)
-        {
-            await udp.SendToAsync(datagram, relay);
-            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(1));
-            try
-            {
-                var n = await udp.ReceiveAsync(buffer, SocketFlags.None, cts.Token);
-                Assert.Equal(text, System.Text.Encoding.ASCII.GetString(Socks5Client.UnwrapUdp(buffer.AsSpan(0, n))));
-                return;
-            }
-            catch (OperationCanceledException)
-            {
-            }
-        }
-        Assert.Fail($"no UDP echo of '{text}' through {relay}");
-    }
-
-    private async Task<string> ScrapeProxyAsync(int k)
-    {
-        var scrape = await Lab.RunOnNode(k, "curl", ["-sS", "-m", "5", $"http://127.0.0.1:{SingleIpClusterFixture.ProxyMetricsPort}/metrics"]).WithTimeout(Step);
-        Assert.True(scrape.Succeeded, scrape.ToString());
-        return scrape.StdOut;
-    }
-
-    /// <summary>Every peer the target's TCP echo server logged (it logs each connection as it ends), but the lab's own readiness probes from the target's loopback.</summary>
-    private List<IPEndPoint> EchoPeers()
-    {
-        var log = string.Join('\n', Lab.Servers!.Processes.Select(p => p.Log));
-        return [.. EchoLine().Matches(log)
-            .Select(m => new IPEndPoint(IPAddress.Parse(m.Groups["a"].Value).MapToIPv4(), int.Parse(m.Groups["p"].Value, CultureInfo.InvariantCulture)))
-            .Where(p => !IPAddress.IsLoopback(p.Address))];
-    }
-
-    /// <summary>The counters of <paramref name="nodes"/> (every node when none is given): drops by slice (netdev and ip tables together), packets of flows held.</summary>
-    private async Task<Dictionary<int, (long OtherSlice, long SliceMidFlow, long Established)>> KernelAsync(params int[] nodes)
-    {
-        var counters = new Dictionary<int, (long, long, long)>();
-        foreach (var k in nodes.Length > 0 ? nodes : Enumerable.Range(1, BalancerClusterFixtureBase.NodeCount))
-        {
-            var s = await fixture.StatusAsync(k);
-            counters[k] = (s.Kernel("droppedOtherSlice"), s.Kernel("droppedSliceMidFlow"), s.Kernel("acceptedEstablished"));
-        }
-        return counters;
-    }
-
-    /// <summary>The target's TCP counter <c>TcpExt.NAME</c> (/proc/net/netstat of its namespace).</summary>
-    private async Task<long> TargetTcpExtAsync(string name)
-    {
-        var netstat = await Lab.Target.RunAsync("cat", ["/proc/net/netstat"], Step).WithTimeout(Step);
-        Assert.True(netstat.Succeeded, netstat.ToString());
-        var lines = netstat.StdOut.Split('\n').Where(l => l.StartsWith("TcpExt:", StringComparison.Ordinal)).Select(l => l.Split(' ')).ToArray();
-        Assert.True(lines.Length == 2, netstat.StdOut);
-        var column = Array.IndexOf(lines[0], name);
-        Assert.True(column > 0, $"no TcpExt {name} in\n{netstat.StdOut}");
-        return long.Parse(lines[1][column], CultureInfo.InvariantCulture);
-    }
-
-    /// <summary>Node k's conntrack entries from the VIP to the target whose source port lies in another node's slice.</summary>
-    private async Task<List<string>> ForeignTargetFlowsAsync(int k)
-    {
-        var table = await Lab.RunOnNode(k, "cat", ["/proc/net/nf_conntrack"]).WithTimeout(Step);
-        Assert.True(table.Succeeded, table.ToString());
-        return [.. table.StdOut.Split('\n').Where(line =>
-        {
-            var m = ConntrackLine().Match(line);
-            return m.Success && ClusterPortSlice.NodeOfPort(int.Parse(m.Groups["sport"].Value, CultureInfo.InvariantCulture), 3) is { } owner && owner != k;
-        })];
-    }
-
-    /// <summary>Node k's conntrack entries of UDP flows it sent to the target's echo port: their source address and port.</summary>
-    private async Task<List<(IPAddress Source, int Port)>> OutboundUdpFlowsAsync(int k)
-    {
-        var table = await Lab.RunOnNode(k, "cat", ["/proc/net/nf_conntrack"]).WithTimeout(Step);
-        Assert.True(table.Succeeded, table.ToString());
-        return [.. UdpToEchoLine().Matches(table.StdOut).Select(m => (IPAddress.Parse(m.Groups["src"].Value), int.Parse(m.Groups["sport"].Value, CultureInfo.InvariantCulture)))];
-    }
-
-    [GeneratedRegex(@"(?m)^ipv4\s+2\s+udp\s+17\s+\d+\s+src=(?<src>[0-9.]+) dst=198\.18\.128\.2 sport=(?<sport>\d+) dport=7001 ")]
-    private static partial Regex UdpToEchoLine();
-
+/// <summary>The conntrack and target log lines single-IP tests read.</summary>
+internal static partial class SingleIpPatterns
+{
     [GeneratedRegex(@"tcp-echo (?<a>[0-9a-f:.]+):(?<p>\d+) echoed")]
-    private static partial Regex EchoLine();
+    internal static partial Regex EchoLine();
 
-    [GeneratedRegex(@"src=198\.18\.0\.10 dst=198\.18\.128\.2 sport=(?<sport>\d+) dport=\d+")]
-    private static partial Regex ConntrackLine();
+    // ipv6 10 udp 17 29 src=fdc6:1200:0010:0000:0000:0000:0000:000a dst=fdc6:1200:0128:… sport=41000 dport=7001 …: the original direction.
+    [GeneratedRegex(@"(?m)^ipv[46]\s+\d+\s+(?<proto>tcp|udp)\s+\d+\s+\d+\s+(?:[A-Z_]+\s+)?src=(?<src>[0-9a-f.:]+) dst=(?<dst>[0-9a-f.:]+) sport=(?<sport>\d+) dport=(?<dport>\d+)")]
+    internal static partial Regex ConntrackLine();
 
-    /// <summary>One client's UDP association, its UDP socket, and its BIND.</summary>
-    private sealed record UdpAndBind(Session Association, Socket Udp, Session Bind) : IDisposable
-    {
-        public void Dispose()
-        {
-            Association.Dispose();
-            Udp.Dispose();
-            Bind.Dispose();
-        }
-    }
-
-    /// <summary>A client's control connection and the proxy's first reply.</summary>
-    private sealed record Session(Socket Socket, byte Code, IPEndPoint Bound) : IDisposable
-    {
-        public void Dispose() => Socket.Dispose();
-    }
 }
