@@ -82,9 +82,11 @@ public sealed class SingleIp6ClusterGroup : ICollectionFixture<SingleIp6ClusterF
 }
 
 /// <summary>
-/// Single-IP mode over IPv6 (docs/design.md#the-ip6-filter): IPv6 clients through the IPv6 VIP to the
-/// target's IPv6 address, which sees only the IPv6 VIP, on ports of each node's slice; the checks of
-/// <see cref="SingleIpTestsBase{TFixture}"/>.
+/// Single-IP mode, per-port affinity and fragments over IPv6 (docs/design.md#single-ip-mode-affinity-and-fragments-over-ipv6):
+/// IPv6 clients through the IPv6 VIP to the target's IPv6 address, which sees only the IPv6 VIP, on ports of
+/// each node's slice (the checks of <see cref="SingleIpTestsBase{TFixture}"/>); a port of mode <c>network</c>
+/// groups clients by /56 on the node <c>l2bal owner --port</c> names; a UDP port of mode <c>none</c> spreads
+/// one client's flows, each answered by the node of its (address, port), also when the datagram arrives in fragments.
 /// </summary>
 [Collection(SingleIp6ClusterGroup.Name)]
 public sealed class SingleIp6Tests(SingleIp6ClusterFixture fixture, ITestOutputHelper output) : SingleIpTestsBase<SingleIp6ClusterFixture>(fixture, output, ipv6: true)
@@ -107,23 +109,6 @@ public sealed class SingleIp6Tests(SingleIp6ClusterFixture fixture, ITestOutputH
         // The SYN-ACK and the echo reached node targetOwner through its early drop (its bucket) and stopped in ip6 prerouting.
         Assert.True(after - before >= 2, $"node {targetOwner}: kernel.ipv6.droppedOtherSlice {before} -> {after}\n{Fixture.Describe()}");
     }
-}
-
-/// <summary>
-/// Per-port affinity and fragments on the IPv6 VIP in the cluster (docs/design.md#the-ip6-filter): a port of
-/// mode <c>network</c> groups clients by /56 on the node <c>l2bal owner --port</c> names; a UDP port of mode
-/// <c>none</c> spreads one client's flows, each answered by the node of its (address, port), also when the
-/// datagram arrives in fragments.
-/// </summary>
-[Collection(SingleIp6ClusterGroup.Name)]
-public sealed class Affinity6ClusterTests(SingleIp6ClusterFixture fixture, ITestOutputHelper output) : IAsyncLifetime
-{
-    private static readonly TimeSpan RunBound = TimeSpan.FromSeconds(60);
-    private ClusterLab Lab => fixture.Lab;
-
-    public Task InitializeAsync() => fixture.RestoreAsync();
-
-    public Task DisposeAsync() => Task.CompletedTask;
 
     [SkippableFact(typeof(LabUnavailableException))]
     public async Task Connect6_ToAPortOfAffinityNetwork_OneNodePerSlash56NamedByOwnerPort()
@@ -133,18 +118,18 @@ public sealed class Affinity6ClusterTests(SingleIp6ClusterFixture fixture, ITest
         var owners = new Dictionary<string, int>();
         foreach (var a in sources)
         {
-            owners[a.ToString()] = await fixture.OwnerAsync(1, a, port);
+            owners[a.ToString()] = await Fixture.OwnerAsync(1, a, port);
         }
 
-        var options = fixture.Traffic(TimeSpan.FromSeconds(10), ipv6: true, target: ClusterLab.Target6Address) with
+        var options = Fixture.Traffic(TimeSpan.FromSeconds(10), ipv6: true, target: ClusterLab.Target6Address) with
         {
             Proxy = new IPEndPoint(ClusterLab.Vip6Address, SingleIp6ClusterFixture.NetworkPort),
             Sources = sources,
             MaxConnects = 2 * sources.Count,
         };
         var results = await new TrafficGenerator(Lab.Client, options).RunAsync().WithTimeout(RunBound);
-        output.WriteLine(results.Summary());
-        var why = $"{results.Summary()}\nowners {string.Join(", ", owners.Select(o => $"{o.Key}={o.Value}"))}\n{fixture.Describe()}";
+        Output.WriteLine(results.Summary());
+        var why = $"{results.Summary()}\nowners {string.Join(", ", owners.Select(o => $"{o.Key}={o.Value}"))}\n{Fixture.Describe()}";
 
         Assert.True(results.Connects.Count >= sources.Count, why);
         LabAssert.All(results.Connects, c => c.Outcome == TrafficOutcome.Ok && c.Node == owners[c.Source], c => $"{c} (owner --port {port}: {owners[c.Source]})\n{why}");
@@ -169,7 +154,7 @@ public sealed class Affinity6ClusterTests(SingleIp6ClusterFixture fixture, ITest
         var owners = new Dictionary<IPEndPoint, int>();
         foreach (var f in flows)
         {
-            owners[f] = await fixture.OwnerAsync(1, f.Address, port, f.Port);
+            owners[f] = await Fixture.OwnerAsync(1, f.Address, port, f.Port);
         }
 
         Assert.Equal([1, 2, 3], owners.Values.Distinct().Order());
@@ -181,7 +166,7 @@ public sealed class Affinity6ClusterTests(SingleIp6ClusterFixture fixture, ITest
         var answers = await ExchangeAsync(flows, Size);
         var after = await StatelessDropsAsync();
         var fragments = await Snmp6Async(Lab.Client, "Ip6FragCreates") - fragmentsBefore;
-        var why = $"fragments created {fragments}\n{string.Join('\n', flows.Select(f => $"{f} owner {owners[f]}: {string.Join(", ", answers[f])}"))}\n{fixture.Describe()}";
+        var why = $"fragments created {fragments}\n{string.Join('\n', flows.Select(f => $"{f} owner {owners[f]}: {string.Join(", ", answers[f])}"))}\n{Fixture.Describe()}";
 
         // Each datagram left the client as at least three fragments (3000 bytes over a 1500-byte MTU).
         Assert.True(fragments >= 3 * flows.Count, why);
@@ -257,7 +242,7 @@ public sealed class Affinity6ClusterTests(SingleIp6ClusterFixture fixture, ITest
         var counts = new Dictionary<int, long>();
         for (var k = 1; k <= 3; k++)
         {
-            counts[k] = (await fixture.StatusAsync(k)).Kernel6("droppedStatelessNotOwned");
+            counts[k] = (await Fixture.StatusAsync(k)).Kernel6("droppedStatelessNotOwned");
         }
 
         return counts;
