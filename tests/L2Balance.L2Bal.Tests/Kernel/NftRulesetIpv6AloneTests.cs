@@ -10,13 +10,7 @@ public class NftRulesetIpv6AloneTests
 {
     private static FilterSettings Alone() => NftRulesetIpv6Tests.DualStack() with { Vip = null };
 
-    private static string Table(string text, string family)
-    {
-        int start = text.IndexOf($"table {family} l2bal {{\n", StringComparison.Ordinal);
-        Assert.True(start >= 0, text);
-        int end = text.IndexOf("\n}\n", start, StringComparison.Ordinal);
-        return text[start..(end + 3)];
-    }
+    private static string Table(string text, string family) => NftRulesetIpv6Tests.Table(text, family);
 
     [Fact]
     public void Install_Ipv6Alone_HasTheDualStackIp6TableAndNoIpTable()
@@ -46,11 +40,7 @@ public class NftRulesetIpv6AloneTests
     [Fact]
     public void Install_Ipv6AloneWithAffinity_HasOnlyIpv6sAffinityChains()
     {
-        var netdev = Table(NftRuleset.Install(Alone() with
-        {
-            ServicePorts = [("udp", 53), ("tcp", 80)],
-            AffinityRules = [new("udp", 53, AffinityMode.None), new("tcp", 80, AffinityMode.Network)],
-        }), "netdev");
+        var netdev = Table(NftRuleset.Install(NftRulesetIpv6Tests.WithAffinity(Alone())), "netdev");
 
         Assert.Contains("chain affinity6_none {", netdev, StringComparison.Ordinal);
         Assert.DoesNotContain("chain affinity_none {", netdev, StringComparison.Ordinal);
