@@ -199,16 +199,16 @@ internal sealed record BalancerOptions
     /// <summary>Where the options came from, for messages: "flags", or the <c>--config</c> file (flags given with it win).</summary>
     public string Source { get; init; } = "flags";
 
-    /// <summary>The IPv4 VIP the daemon serves: <c>run</c> refuses a configuration without one (<see cref="Unserved"/>).</summary>
-    public IPAddress ServedVip => Vip ?? throw new InvalidOperationException("no IPv4 VIP: run refuses this configuration");
-
     /// <summary>
-    /// Why <c>run</c> and <c>check-config</c> refuse these options although they parse, or null: an IPv6 VIP is
-    /// served beside an IPv4 one (docs/design.md#the-ip6-filter), not alone yet (the ARP side, the lease path
-    /// and the probes still need the IPv4 VIP).
+    /// Why <c>run</c> and <c>check-config</c> refuse these options although they parse, or null. An IPv6 VIP is
+    /// served alone as beside an IPv4 one (docs/design.md#an-ipv6-vip-alone), except live migration (IPv4 flows) and the
+    /// port-unreachable wake of a dns:// probe of the node's own service (ICMP, IPv4, errors only): those need an IPv4 VIP.
     /// </summary>
-    public string? Unserved => Vip6 is null || Vip is not null ? null
-        : $"--vip {Vip6}: an IPv6 VIP is served beside an IPv4 VIP, not alone yet: give an IPv4 --vip too (docs/design.md#the-ip6-filter)";
+    public string? Unserved => Vip is not null || Vip6 is null ? null
+        : Migration is not null ? $"--migrate: live migration moves IPv4 flows only, and --vip {Vip6} is an IPv6 VIP alone: give an IPv4 --vip too (docs/design.md#an-ipv6-vip-alone)"
+        : Health.FirstOrDefault(p => p.Kind == HealthProbeKind.Dns && p.EndPoint is { } e && (e.Address.Equals(Vip6) || IPAddress.IsLoopback(e.Address))) is { } dns
+            ? $"--health {dns}: the port-unreachable wake of a dns:// probe of the node's own service is IPv4 only, and --vip {Vip6} is an IPv6 VIP alone: give an IPv4 --vip too (docs/design.md#an-ipv6-vip-alone)"
+            : null;
 
     /// <summary>The effective cluster id.</summary>
     public uint EffectiveClusterId => ClusterId ?? DerivedClusterId(Vip, Vip6);

@@ -219,5 +219,11 @@ internal sealed partial class BalancerDaemon
             ["vip-claimed"] = io.Arp.Spoofs(SpoofKind.VipClaimed),
             ["cluster-mac-source"] = io.Arp.Spoofs(SpoofKind.ClusterMacSource),
         },
-        new Dictionary<string, long> { ["arp"] = io.Arp.SocketErrors, ["adverts"] = io.Adverts.SocketErrors, ["watch"] = io.Arp.WatchErrors });
+        new Dictionary<string, long> { ["arp"] = io.Arp.SocketErrors, ["adverts"] = io.Adverts.SocketErrors, ["watch"] = io.Arp.WatchErrors, ["nd"] = io.Arp.NeighborSocketErrors },
+        io.Arp.NeighborSolicitations,
+        io.Arp.NeighborAnswers,
+        Enum.GetValues<ArpIgnoreReason>().ToDictionary(r => r.ToString(), io.Arp.NeighborIgnored),
+        Enum.GetValues<NeighborRejection>().Where(r => r != NeighborRejection.None).ToDictionary(r => r.ToString(), io.Arp.NeighborRejected),
+        io.Arp.NeighborAnnouncements,
+        io.Arp.NeighborClaims);
 }

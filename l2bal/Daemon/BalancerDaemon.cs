@@ -95,7 +95,7 @@ internal sealed partial class BalancerDaemon : IDisposable
     internal static FilterSettings FilterSettingsFor(BalancerOptions o, MacAddress clusterMac)
     {
         var slice = PortSlice.For(o.NodeId, o.NodeCount);
-        return new FilterSettings(o.Interface, o.ServedVip, clusterMac, o.MacMode, o.Buckets, o.EffectiveSeed,
+        return new FilterSettings(o.Interface, o.Vip, clusterMac, o.MacMode, o.Buckets, o.EffectiveSeed,
             new PortSpan(slice.Low, slice.High), new PortSpan(PortSlice.RangeLow, PortSlice.RangeHigh),
             ServicePorts: [.. o.Services.Select(v => (v.Protocol, v.Port))], Lease: o.LeaseTime, AffinityRules: o.Affinity,
             WakePorts: HealthMonitor.WakePorts(o), Vip6: o.Vip6, Migrate: o.Migration is not null);
@@ -420,7 +420,7 @@ internal sealed partial class BalancerDaemon : IDisposable
 
     /// <summary>The settings the started line names.</summary>
     private string Describe(BalancerOptions o) =>
-        $"node {o.NodeId} of {o.NodeCount} on {o.Interface}: VIP {o.ServedVip}, cluster MAC {_settings.ClusterMac} ({BalancerSettings.MacModeName(o.MacMode)}), " +
+        $"node {o.NodeId} of {o.NodeCount} on {o.Interface}: VIP {string.Join(" ", new[] { o.Vip, o.Vip6 }.OfType<System.Net.IPAddress>())}, cluster MAC {_settings.ClusterMac} ({BalancerSettings.MacModeName(o.MacMode)}), " +
         $"{o.Buckets} buckets, seed 0x{o.EffectiveSeed:x8}, adverts every {o.AdvertInterval.TotalMilliseconds:0} ms, dead after {o.DeadTime.TotalMilliseconds:0} ms, " +
         $"port slice {_settings.OwnSlice}, health {HealthProbeSpec.Describe(o.Health)}; listening for peers for {o.DeadTime.TotalMilliseconds:0} ms before claiming buckets";
 }

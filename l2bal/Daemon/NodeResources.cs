@@ -46,12 +46,12 @@ internal sealed class NodeResources : IAsyncDisposable
         var r = new NodeResources(filter, log);
         try
         {
-            r._node = NodeSetup.Apply(o.Interface, o.ServedVip, o.MacMode == MacMode.Multicast, vip6: o.Vip6);
+            r._node = NodeSetup.Apply(o.Interface, o.Vip, o.MacMode == MacMode.Multicast, vip6: o.Vip6);
             // Read on any wake at least three quarters of an interval after the last read, so at
             // least once an interval with the adverts.
             r.Carrier = new Carrier(o.Interface, o.AdvertInterval * 3 / 4);
             filter.Install(settings);
-            r.Arp = ArpResponder.Open(o.Interface, o.ServedVip, settings.ClusterMac, log, o.Vip6);
+            r.Arp = ArpResponder.Open(o.Interface, o.Vip, settings.ClusterMac, log, o.Vip6);
             r.Adverts = AdvertChannel.Open(o.Interface);
             r.Control = new ControlServer(o.ControlPath, o.ControlGroup, counters, log);
             if (o.Metrics is { } endPoint)

@@ -67,6 +67,11 @@ internal static class StatusRenderer
         {
             text.Append(CultureInfo.InvariantCulture,
                 $"arp: {g.ArpRequests} requests for the VIP, {g.ArpReplies} answered, {g.ArpIgnored.GetValueOrDefault("RequesterLimit") + g.ArpIgnored.GetValueOrDefault("TotalLimit")} over the rate limits; {g.Announcements} announcements; ");
+            if (s.Vip6 is not null)
+            {
+                text.Append(CultureInfo.InvariantCulture,
+                    $"nd: {g.NdSolicitations} solicitations for the VIP, {g.NdAnswers} answered, {g.NdIgnored?.GetValueOrDefault("RequesterLimit") + g.NdIgnored?.GetValueOrDefault("TotalLimit")} over the rate limits; {g.NdAnnouncements} announcements; {g.NdClaims} claims; ");
+            }
             text.Append("spoofs: ").AppendJoin(", ", g.Spoofs.Select(p => $"{p.Key} {p.Value}"));
             text.Append("; socket errors: ").AppendJoin(", ", g.SocketErrors.Select(p => $"{p.Key} {p.Value}")).Append('\n');
         }
@@ -126,6 +131,12 @@ internal static class StatusRenderer
             Labelled(w.Family("l2bal_arp_ignored_total", MetricType.Counter, "ARP frames not answered, by reason (RequesterLimit and TotalLimit: the rate limits)."), "reason", g.ArpIgnored);
             w.Counter("l2bal_arp_send_errors_total", "ARP replies and gratuitous ARPs the kernel refused.", g.ArpSendErrors);
             w.Counter("l2bal_arp_announcements_total", "Gratuitous ARPs sent (start, holding again, answers to spoofing).", g.Announcements);
+            w.Counter("l2bal_nd_solicitations_total", "Neighbour solicitations for the IPv6 VIP seen.", g.NdSolicitations);
+            w.Counter("l2bal_nd_answers_total", "Neighbour solicitations for the IPv6 VIP answered.", g.NdAnswers);
+            Labelled(w.Family("l2bal_nd_ignored_total", MetricType.Counter, "ND frames not answered, by reason (RequesterLimit and TotalLimit: the rate limits)."), "reason", g.NdIgnored ?? new Dictionary<string, long>());
+            Labelled(w.Family("l2bal_nd_rejected_total", MetricType.Counter, "Malformed ND packets dropped, by reason (RFC 4861 section 7.1)."), "reason", g.NdRejected ?? new Dictionary<string, long>());
+            w.Counter("l2bal_nd_announcements_total", "Unsolicited neighbour advertisements of the IPv6 VIP sent.", g.NdAnnouncements);
+            w.Counter("l2bal_nd_claims_total", "ND packets naming the IPv6 VIP at a MAC other than the cluster MAC.", g.NdClaims);
             Labelled(w.Family("l2bal_spoofs_total", MetricType.Counter, "Frames of other hosts claiming the VIP or sent from the cluster MAC, by kind."), "kind", g.Spoofs);
             Labelled(w.Family("l2bal_packet_socket_errors_total", MetricType.Counter, "Errors the packet sockets returned (ENETDOWN with the interface down), by socket."), "socket", g.SocketErrors);
         }

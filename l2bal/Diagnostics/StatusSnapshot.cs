@@ -176,7 +176,13 @@ internal sealed record CounterStatus(
 /// <param name="ArpSendErrors">Replies and gratuitous ARPs the kernel refused.</param>
 /// <param name="Announcements">Gratuitous ARPs sent: at start, when the node starts holding, and in answer to spoofing.</param>
 /// <param name="Spoofs">Spoofed frames seen, by kind (<c>vip-claimed</c>, <c>cluster-mac-source</c>).</param>
-/// <param name="SocketErrors">Errors the packet sockets returned (ENETDOWN when the interface goes down), by socket: <c>arp</c>, <c>adverts</c>, <c>watch</c>.</param>
+/// <param name="SocketErrors">Errors the packet sockets returned (ENETDOWN when the interface goes down), by socket: <c>arp</c>, <c>adverts</c>, <c>watch</c>, <c>nd</c>.</param>
+/// <param name="NdSolicitations">Neighbour solicitations for the IPv6 VIP seen (answered or not); 0 without one.</param>
+/// <param name="NdAnswers">Solicitations answered.</param>
+/// <param name="NdIgnored">ND frames not answered, by <see cref="Net.ArpIgnoreReason"/> name (<c>BadArp</c>: malformed, see <paramref name="NdRejected"/>).</param>
+/// <param name="NdRejected">Malformed ND packets, by <see cref="Protocol.NeighborRejection"/> name.</param>
+/// <param name="NdAnnouncements">Unsolicited neighbour advertisements sent (with each gratuitous ARP, or alone with an IPv6 VIP alone).</param>
+/// <param name="NdClaims">Advertisements for the IPv6 VIP (or solicitations from it) naming another MAC: ND's share of <c>vip-claimed</c>.</param>
 internal sealed record SegmentStatus(
     long ArpRequests,
     long ArpReplies,
@@ -184,7 +190,13 @@ internal sealed record SegmentStatus(
     long ArpSendErrors,
     long Announcements,
     IReadOnlyDictionary<string, long> Spoofs,
-    IReadOnlyDictionary<string, long> SocketErrors);
+    IReadOnlyDictionary<string, long> SocketErrors,
+    long NdSolicitations = 0,
+    long NdAnswers = 0,
+    IReadOnlyDictionary<string, long>? NdIgnored = null,
+    IReadOnlyDictionary<string, long>? NdRejected = null,
+    long NdAnnouncements = 0,
+    long NdClaims = 0);
 
 /// <summary>The control socket: who may change the node over it, and what it refused or failed.</summary>
 /// <param name="Socket">The socket: <c>@l2bal</c> (abstract, this network namespace) or the path of <c>--control</c>.</param>

@@ -188,7 +188,8 @@ internal sealed class HealthMonitor : IDisposable
             _listening = true;
             try
             {
-                watch.Run(_options.ServedVip, (verdict, port) =>
+                // Started only with wake ports, which only an IPv4 VIP has (WakePorts).
+                watch.Run(_options.Vip!, (verdict, port) =>
                 {
                     if (verdict == NflogPacketVerdict.PortUnreachable)
                     {

@@ -25,16 +25,19 @@ internal static class ConntrackTable
     /// Counts flows per bucket in the text of <see cref="ProcPath"/>; UDP flows to
     /// <paramref name="statelessUdpPorts"/> (affinity none) are not counted, as they are never drained.
     /// </summary>
-    public static Dictionary<int, int> CountByBucket(TextReader table, IPAddress vip, int buckets, IReadOnlyCollection<int>? statelessUdpPorts = null, IPAddress? vip6 = null)
+    public static Dictionary<int, int> CountByBucket(TextReader table, IPAddress? vip, int buckets, IReadOnlyCollection<int>? statelessUdpPorts = null, IPAddress? vip6 = null)
     {
         ArgumentNullException.ThrowIfNull(table);
-        ArgumentNullException.ThrowIfNull(vip);
-        string vipDst = "dst=" + vip;
+        if (vip is null && vip6 is null)
+        {
+            throw new ArgumentNullException(nameof(vip), "No VIP of either family.");
+        }
+        string? vipDst = vip is null ? null : "dst=" + vip;
         var counts = new Dictionary<int, int>();
         while (table.ReadLine() is { } line)
         {
             var fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            if (fields.Length < 6 || !(fields[0] == "ipv4" || (fields[0] == "ipv6" && vip6 is not null)))
+            if (fields.Length < 6 || !((fields[0] == "ipv4" && vipDst is not null) || (fields[0] == "ipv6" && vip6 is not null)))
             {
                 continue;
             }
@@ -78,7 +81,7 @@ internal static class ConntrackTable
 
     /// <summary>Reads <see cref="ProcPath"/> of the calling thread's namespace.</summary>
     /// <exception cref="KernelFilterException">The kernel has no procfs conntrack table.</exception>
-    public static Dictionary<int, int> Read(IPAddress vip, int buckets, IReadOnlyCollection<int>? statelessUdpPorts = null, IPAddress? vip6 = null)
+    public static Dictionary<int, int> Read(IPAddress? vip, int buckets, IReadOnlyCollection<int>? statelessUdpPorts = null, IPAddress? vip6 = null)
     {
         try
         {

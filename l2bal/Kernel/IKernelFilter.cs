@@ -40,7 +40,7 @@ internal readonly record struct PortSpan(int Low, int High)
 /// <param name="Migrate">Live migration on (<c>--migrate</c>): the moved-flow exceptions of docs/design.md#migration-filter; off, the ruleset is the one without them.</param>
 internal sealed record FilterSettings(
     string Interface,
-    IPAddress Vip,
+    IPAddress? Vip,
     MacAddress ClusterMac,
     MacMode Mode,
     int Buckets,

@@ -181,24 +181,30 @@ internal static class NftRuleset
         t.Append("\tchain ingress {\n");
         t.Append(CultureInfo.InvariantCulture, $"\t\ttype filter hook ingress device \"{s.Interface}\" priority {IngressPriority}; policy accept;\n");
         Rule(t, $"ether daddr != {cmac} accept", "not to the cluster MAC: not ours to judge");
-        if (s.Affinity.Count > 0)
+        if (s.Affinity.Count > 0 && s.Vip is not null)
         {
             Rule(t, $"meta protocol ip ip frag-off & 0x1fff == 0 meta l4proto . th dport vmap {{ {AffinityMap(s)} }}",
                 "ports with an affinity rule: bucket by their key (a later fragment has no port: it goes on)");
         }
-        Rule(t, $"meta protocol ip meta mark set {hash} meta mark @{AcceptSet} meta mark set 0x0 meta pkttype set host accept",
-            "common case, one rule: IPv4 in a bucket owned or draining goes on as PACKET_HOST (seed explicit: nft draws one per rule)");
+        if (s.Vip is not null)
+        {
+            Rule(t, $"meta protocol ip meta mark set {hash} meta mark @{AcceptSet} meta mark set 0x0 meta pkttype set host accept",
+                "common case, one rule: IPv4 in a bucket owned or draining goes on as PACKET_HOST (seed explicit: nft draws one per rule)");
+        }
         if (s.Vip6 is not null)
         {
             Rule(t, $"meta protocol ip6 jump {Ingress6Chain}", "IPv6 (the IPv6 VIP): judged in a chain of its own, after IPv4's common case");
         }
-        Rule(t, "meta mark set 0x0 meta pkttype set host", "other cluster-MAC frames: no bucket left in the mark; for this host (TCP drops multicast, ip_rcv otherhost)");
-        Rule(t, "ether type arp accept", "ARP to the cluster MAC (unicast NUD probes): l2bal answers");
-        Rule(t, $"meta protocol != ip counter name \"{Counters.DroppedNotIpv4}\" drop", s.Vip6 is null ? "the VIP is IPv4 only" : "neither IPv4 nor IPv6 (IPv6 ended in its chain)");
-        Rule(t, "ip frag-off & 0x3fff != 0 accept", "fragments: judged after reassembly in ip prerouting");
-        Rule(t, "meta l4proto icmp accept", "ICMP: errors judged by conntrack (related), echo by bucket in ip prerouting");
-        IngressSlicesAndEarlyDrop(t, s, "ip");
-        IngressAffinityChains(t, s, AddressFamily.InterNetwork);
+        if (s.Vip is null)
+        {
+            // An IPv6 VIP alone (docs/design.md#an-ipv6-vip-alone): no ip table to send IPv4 or ARP to.
+            Rule(t, $"counter name \"{Counters.DroppedNotIpv4}\" drop", "no IPv4 VIP: frames other than IPv6 (which ended in its chain) have no table");
+            t.Append("\t}\n");
+        }
+        else
+        {
+            Ingress4Tail(t, s);
+        }
         if (s.Vip6 is not null)
         {
             Ingress6(t, s);
@@ -221,7 +227,10 @@ internal static class NftRuleset
 
         t.Append("}\n");
 
-        FlowTable(t, s, Family.Ipv4(s));
+        if (s.Vip is not null)
+        {
+            FlowTable(t, s, Family.Ipv4(s));
+        }
         if (s.Vip6 is not null)
         {
             FlowTable(t, s, Family.Ipv6(s));
@@ -377,13 +386,12 @@ internal static class NftRuleset
         }
 
         var t = new StringBuilder();
-        ReplaceSet(t, $"ip {settings.TableName} {OwnedSet}", owned);
-        if (settings.Vip6 is not null)
+        foreach (var family in FlowFamilies(settings))
         {
-            ReplaceSet(t, $"ip6 {settings.TableName} {OwnedSet}", owned);
+            ReplaceSet(t, $"{family} {settings.TableName} {OwnedSet}", owned);
         }
         ReplaceSet(t, $"netdev {settings.TableName} {AcceptSet}", accepted);
-        foreach (var family in settings.Vip6 is null ? (ReadOnlySpan<string>)["netdev", "ip"] : ["netdev", "ip", "ip6"])
+        foreach (var family in (string[])["netdev", .. FlowFamilies(settings)])
         {
             t.Append(CultureInfo.InvariantCulture, $"flush set {family} {settings.TableName} {SliceSet}\n");
             if (ownSlice)
@@ -406,10 +414,20 @@ internal static class NftRuleset
     {
         Validate(settings);
         long ms = LeaseMilliseconds(lease);
-        var text = string.Create(CultureInfo.InvariantCulture,
-            $"flush set ip {settings.TableName} {LeaseSet}\nadd element ip {settings.TableName} {LeaseSet} {{ 0x{LeaseKey:x} timeout {ms}ms }}\n");
-        return settings.Vip6 is null ? text : text + string.Create(CultureInfo.InvariantCulture,
-            $"flush set ip6 {settings.TableName} {LeaseSet}\nadd element ip6 {settings.TableName} {LeaseSet} {{ 0x{LeaseKey:x} timeout {ms}ms }}\n");
+        return string.Concat(FlowFamilies(settings).Select(family => string.Create(CultureInfo.InvariantCulture,
+            $"flush set {family} {settings.TableName} {LeaseSet}\nadd element {family} {settings.TableName} {LeaseSet} {{ 0x{LeaseKey:x} timeout {ms}ms }}\n")));
+    }
+
+    /// <summary>The families of the flow tables installed: <c>ip</c> with an IPv4 VIP, <c>ip6</c> with an IPv6 one, in that order.</summary>
+    public static IReadOnlyList<string> FlowFamilies(FilterSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        return (settings.Vip, settings.Vip6) switch
+        {
+            (null, _) => ["ip6"],
+            (_, null) => ["ip"],
+            _ => ["ip", "ip6"],
+        };
     }
 
     /// <summary>
@@ -464,9 +482,8 @@ internal static class NftRuleset
     private static string DeletePairs(FilterSettings s)
     {
         string table = s.TableName;
-        var text = string.Create(CultureInfo.InvariantCulture,
-            $"table netdev {table} {{ flags owner; }}\ndelete table netdev {table}\ntable ip {table} {{ flags owner; }}\ndelete table ip {table}\n");
-        return s.Vip6 is null ? text : text + string.Create(CultureInfo.InvariantCulture, $"table ip6 {table} {{ flags owner; }}\ndelete table ip6 {table}\n");
+        return string.Concat(((string[])["netdev", .. FlowFamilies(s)]).Select(family =>
+            string.Create(CultureInfo.InvariantCulture, $"table {family} {table} {{ flags owner; }}\ndelete table {family} {table}\n")));
     }
 
     /// <summary>An interval-set element list, <c>0-333, 335, 337-341</c>; empty for an empty set.</summary>
@@ -517,6 +534,18 @@ internal static class NftRuleset
             AffinityMode.Network => "ip saddr & 255.255.255.0",
             _ => throw new ArgumentOutOfRangeException(nameof(mode), mode, "unknown affinity mode"),
         };
+    }
+
+    /// <summary>The rest of the netdev ingress chain after the common cases, with an IPv4 VIP: ARP, other families, fragments, ICMP, slices.</summary>
+    private static void Ingress4Tail(StringBuilder t, FilterSettings s)
+    {
+        Rule(t, "meta mark set 0x0 meta pkttype set host", "other cluster-MAC frames: no bucket left in the mark; for this host (TCP drops multicast, ip_rcv otherhost)");
+        Rule(t, "ether type arp accept", "ARP to the cluster MAC (unicast NUD probes): l2bal answers");
+        Rule(t, $"meta protocol != ip counter name \"{Counters.DroppedNotIpv4}\" drop", s.Vip6 is null ? "the VIP is IPv4 only" : "neither IPv4 nor IPv6 (IPv6 ended in its chain)");
+        Rule(t, "ip frag-off & 0x3fff != 0 accept", "fragments: judged after reassembly in ip prerouting");
+        Rule(t, "meta l4proto icmp accept", "ICMP: errors judged by conntrack (related), echo by bucket in ip prerouting");
+        IngressSlicesAndEarlyDrop(t, s, "ip");
+        IngressAffinityChains(t, s, AddressFamily.InterNetwork);
     }
 
     /// <summary>Name of the netdev chain that judges IPv6 frames to the cluster MAC (only with an IPv6 VIP).</summary>
@@ -581,7 +610,7 @@ internal static class NftRuleset
     /// <summary>What a flow table says in its family's words: table family, ICMP protocol, the VIP, the loopback address.</summary>
     private readonly record struct Family(string Table, string Icmp, string IcmpHeader, IPAddress Vip, string Loopback, AddressFamily AddressFamily)
     {
-        public static Family Ipv4(FilterSettings s) => new("ip", "icmp", "icmp", s.Vip, "127.0.0.1", AddressFamily.InterNetwork);
+        public static Family Ipv4(FilterSettings s) => new("ip", "icmp", "icmp", s.Vip!, "127.0.0.1", AddressFamily.InterNetwork);
 
         public static Family Ipv6(FilterSettings s) => new("ip6", "ipv6-icmp", "icmpv6", s.Vip6!, "::1", AddressFamily.InterNetworkV6);
     }
@@ -636,9 +665,14 @@ internal static class NftRuleset
     private static void Validate(FilterSettings s)
     {
         ArgumentNullException.ThrowIfNull(s);
-        if (s.Vip.AddressFamily != AddressFamily.InterNetwork)
+        if (s.Vip is null ? s.Vip6 is null : s.Vip.AddressFamily != AddressFamily.InterNetwork)
         {
-            throw new ArgumentException("The VIP must be IPv4.", nameof(s));
+            throw new ArgumentException("The VIP must be IPv4, or absent beside an IPv6 VIP.", nameof(s));
+        }
+
+        if (s.Vip is null && s.Migrate)
+        {
+            throw new ArgumentException("Live migration moves IPv4 flows: it needs the IPv4 VIP.", nameof(s));
         }
 
         if (s.Vip6 is { } vip6 && (vip6.AddressFamily != AddressFamily.InterNetworkV6 || vip6.IsIPv4MappedToIPv6 || vip6.ScopeId != 0))

@@ -40,7 +40,11 @@ internal sealed class NftablesFilter : IKernelFilter
     {
         _context.Run(NftRuleset.Install(settings));
         _settings = settings;
-        _leaseSocket ??= _context.InNamespace(() => OpenLeaseSocket(IPAddress.Loopback));
+        // One lease datagram per flow table: to 127.0.0.1 for the ip table, to ::1 for the ip6 one.
+        if (settings.Vip is not null)
+        {
+            _leaseSocket ??= _context.InNamespace(() => OpenLeaseSocket(IPAddress.Loopback));
+        }
         if (settings.Vip6 is not null)
         {
             _leaseSocket6 ??= _context.InNamespace(() => OpenLeaseSocket(IPAddress.IPv6Loopback));
@@ -71,9 +75,12 @@ internal sealed class NftablesFilter : IKernelFilter
     public void RenewLease()
     {
         var settings = Installed;
-        var socket = _leaseSocket ?? throw new InvalidOperationException("Install the filter first.");
+        if (_leaseSocket is null && _leaseSocket6 is null)
+        {
+            throw new InvalidOperationException("Install the filter first.");
+        }
         // One datagram per family's table (the ip6 one to ::1); either missed is renewed, both tables, by the transaction.
-        if (!RenewedByPacket(socket) | (_leaseSocket6 is { } socket6 && !RenewedByPacket(socket6)))
+        if ((_leaseSocket is { } socket && !RenewedByPacket(socket)) | (_leaseSocket6 is { } socket6 && !RenewedByPacket(socket6)))
         {
             Interlocked.Increment(ref _leaseFallbacks);
             _context.Run(NftRuleset.RenewLease(settings, settings.LeaseTime));
@@ -104,18 +111,31 @@ internal sealed class NftablesFilter : IKernelFilter
     public KernelCounters ReadCounters()
     {
         var s = Installed;
-        string netdev, ip;
-        string? ip6 = null;
+        string netdev;
+        string? ip = null, ip6 = null;
         lock (_readLock)
         {
             netdev = ReadContext.RunJson($"list counters table netdev {s.TableName}");
-            ip = ReadContext.RunJson($"list counters table ip {s.TableName}");
+            if (s.Vip is not null)
+            {
+                ip = ReadContext.RunJson($"list counters table ip {s.TableName}");
+            }
             if (s.Vip6 is not null)
             {
                 ip6 = ReadContext.RunJson($"list counters table ip6 {s.TableName}");
             }
         }
         var values = ParseCounters(netdev, "netdev", s.TableName);
+        if (ip is null)
+        {
+            // An IPv6 VIP alone: the ip6 table's counters with the netdev ones are the totals; kernel.ipv6 its share, as beside IPv4.
+            var own = ParseCounters(ip6!, "ip6", s.TableName);
+            foreach (var (key, packets) in own)
+            {
+                values[key] = packets;
+            }
+            return FromTables(values, "ip6", Interlocked.Read(ref _leaseFallbacks)) with { Ipv6 = FromTables(own, "ip6", 0) };
+        }
         foreach (var (key, packets) in ParseCounters(ip, "ip", s.TableName))
         {
             values[key] = packets;

@@ -17,8 +17,19 @@ internal sealed partial class ArpResponder
     private readonly long[] _ndIgnored = new long[Enum.GetValues<ArpIgnoreReason>().Length];
     private readonly long[] _ndRejected = new long[Enum.GetValues<NeighborRejection>().Length];
     private Task _ndLoop = Task.CompletedTask;
+    private long _ndSolicitations;
     private long _ndAnswers;
     private long _ndAnnouncements;
+    private long _ndClaims;
+
+    /// <summary>Neighbour solicitations for the IPv6 VIP seen (answered or not), the twin of <see cref="RequestsSeen"/>.</summary>
+    public long NeighborSolicitations => Interlocked.Read(ref _ndSolicitations);
+
+    /// <summary>Advertisements for the IPv6 VIP, or solicitations from it, naming another MAC: ND's share of <see cref="SpoofKind.VipClaimed"/>.</summary>
+    public long NeighborClaims => Interlocked.Read(ref _ndClaims);
+
+    /// <summary>Errors the ND socket returned instead of a frame (0 without an IPv6 VIP).</summary>
+    public long NeighborSocketErrors => _nd?.Errors ?? 0;
 
     /// <summary>Neighbour advertisements sent in answer to solicitations for the IPv6 VIP.</summary>
     public long NeighborAnswers => Interlocked.Read(ref _ndAnswers);
@@ -97,6 +108,7 @@ internal sealed partial class ArpResponder
         {
             return ArpIgnoreReason.NotForVip;
         }
+        Interlocked.Increment(ref _ndSolicitations);
         if ((solicitation.LinkLayer ?? askerSource).IsMulticast)
         {
             return ArpIgnoreReason.GroupSender;
@@ -126,7 +138,12 @@ internal sealed partial class ArpResponder
         var reason = ClassifyNeighbor(frame, out var packet, out var askerSource);
         if (reason is ArpIgnoreReason.NotRequest or ArpIgnoreReason.NotForVip or null)
         {
-            NoteSpoof(ClassifyNeighborSpoof(packet, _vip6!, _clusterMac, out var offender), offender);
+            var spoof = ClassifyNeighborSpoof(packet, _vip6!, _clusterMac, out var offender);
+            if (spoof != SpoofKind.None)
+            {
+                Interlocked.Increment(ref _ndClaims);
+            }
+            NoteSpoof(spoof, offender);
         }
         if (reason is null)
         {

@@ -64,9 +64,9 @@ internal sealed partial class ArpResponder : IAsyncDisposable
     /// <summary>The longest back-off: a socket that keeps failing costs one receive a second.</summary>
     private static readonly TimeSpan LongestBackoff = TimeSpan.FromSeconds(1);
 
-    private readonly PacketSocket _socket;
+    private readonly PacketSocket? _socket;
     private readonly PacketSocket? _watch;
-    private readonly IPAddress _vip;
+    private readonly IPAddress? _vip;
     private readonly MacAddress _clusterMac;
     private readonly SpoofCheck _spoofCheck;
     private readonly ArpAnswerLimiter _limiter = new();
@@ -87,7 +87,7 @@ internal sealed partial class ArpResponder : IAsyncDisposable
     private long _announcements;
     private long _loopFaults;
 
-    private ArpResponder(PacketSocket socket, PacketSocket? watch, IPAddress vip, MacAddress clusterMac, BalancerLog log, PacketSocket? nd = null, IPAddress? vip6 = null)
+    private ArpResponder(PacketSocket? socket, PacketSocket? watch, IPAddress? vip, MacAddress clusterMac, BalancerLog log, PacketSocket? nd = null, IPAddress? vip6 = null)
     {
         _socket = socket;
         _watch = watch;
@@ -105,34 +105,35 @@ internal sealed partial class ArpResponder : IAsyncDisposable
     /// socket's lifetime, so NUD probes unicast to it arrive on real NICs too. For a unicast
     /// cluster MAC (unicast-flood mode) also opens the watch for frames sourced from it: only there
     /// does such a frame mislead a switch (one sourced from a group address is invalid and dropped).
-    /// Starts disabled.
+    /// Starts disabled. With an IPv6 VIP alone (<paramref name="vip"/> null) there is no ARP socket: the ND
+    /// socket alone answers and announces, and adds the cluster MAC (docs/design.md#an-ipv6-vip-alone).
     /// </summary>
-    public static ArpResponder Open(string interfaceName, IPAddress vip, MacAddress clusterMac, BalancerLog? log = null, IPAddress? vip6 = null)
+    public static ArpResponder Open(string interfaceName, IPAddress? vip, MacAddress clusterMac, BalancerLog? log = null, IPAddress? vip6 = null)
     {
-        ArgumentNullException.ThrowIfNull(vip);
-        if (vip.AddressFamily != AddressFamily.InterNetwork)
+        if (vip is null ? vip6 is null : vip.AddressFamily != AddressFamily.InterNetwork)
         {
-            throw new ArgumentException($"The VIP must be IPv4 for ARP: {vip}.", nameof(vip));
+            throw new ArgumentException($"The VIP must be IPv4 for ARP, or absent beside an IPv6 VIP: {vip}.", nameof(vip));
         }
 
-        var socket = PacketSocket.Open(interfaceName, EthernetFrame.EtherTypeArp);
+        PacketSocket? socket = null;
         PacketSocket? watch = null;
         PacketSocket? nd = null;
         try
         {
-            if (socket.InterfaceMac == clusterMac)
+            if (vip is not null)
             {
-                throw new ArgumentException("The cluster MAC must differ from the interface's own MAC.", nameof(clusterMac));
-            }
-
-            socket.AddMembership(clusterMac);
-            if (!clusterMac.IsMulticast)
-            {
-                watch = PacketSocket.OpenSourceWatch(interfaceName, clusterMac);
+                socket = PacketSocket.Open(interfaceName, EthernetFrame.EtherTypeArp);
+                CheckClusterMac(socket, clusterMac);
+                socket.AddMembership(clusterMac);
             }
             if (vip6 is not null)
             {
                 nd = OpenNeighborSocket(interfaceName, vip6, clusterMac);
+                CheckClusterMac(nd, clusterMac);
+            }
+            if (!clusterMac.IsMulticast)
+            {
+                watch = PacketSocket.OpenSourceWatch(interfaceName, clusterMac);
             }
             return new ArpResponder(socket, watch, vip, clusterMac, log ?? new BalancerLog(TextWriter.Null), nd, vip6);
         }
@@ -140,13 +141,21 @@ internal sealed partial class ArpResponder : IAsyncDisposable
         {
             nd?.Dispose();
             watch?.Dispose();
-            socket.Dispose();
+            socket?.Dispose();
             throw;
         }
     }
 
+    private static void CheckClusterMac(PacketSocket socket, MacAddress clusterMac)
+    {
+        if (socket.InterfaceMac == clusterMac)
+        {
+            throw new ArgumentException("The cluster MAC must differ from the interface's own MAC.", nameof(clusterMac));
+        }
+    }
+
     /// <summary>The node's own MAC (Ethernet source of every frame sent).</summary>
-    public MacAddress OwnMac => _socket.InterfaceMac;
+    public MacAddress OwnMac => (_socket ?? _nd!).InterfaceMac;
 
     /// <summary>The MAC announced for the VIP.</summary>
     public MacAddress ClusterMac => _clusterMac;
@@ -174,8 +183,8 @@ internal sealed partial class ArpResponder : IAsyncDisposable
     /// <summary>Gratuitous ARPs sent.</summary>
     public long Announcements => Interlocked.Read(ref _announcements);
 
-    /// <summary>Errors the ARP socket returned instead of a frame.</summary>
-    public long SocketErrors => _socket.Errors;
+    /// <summary>Errors the ARP socket returned instead of a frame (0 without one: an IPv6 VIP alone).</summary>
+    public long SocketErrors => _socket?.Errors ?? 0;
 
     /// <summary>Errors the cluster-MAC watch returned instead of a frame (0 without a watch).</summary>
     public long WatchErrors => _watch?.Errors ?? 0;
@@ -218,8 +227,11 @@ internal sealed partial class ArpResponder : IAsyncDisposable
             throw new InvalidOperationException("The responder is already running or stopped.");
         }
 
-        var reply = new byte[EthernetFrame.MinimumLength];
-        _loop = Task.Run(() => ReceiveLoopAsync(_socket, "arp", frame => OnArpFrame(frame, reply), _stop.Token));
+        if (_socket is { } socket)
+        {
+            var reply = new byte[EthernetFrame.MinimumLength];
+            _loop = Task.Run(() => ReceiveLoopAsync(socket, "arp", frame => OnArpFrame(frame, reply), _stop.Token));
+        }
         if (_watch is { } watch)
         {
             _watchLoop = Task.Run(() => ReceiveLoopAsync(watch, "watch", frame => NoteSpoof(_spoofCheck.Classify(frame, out var mac), mac), _stop.Token));
@@ -233,16 +245,20 @@ internal sealed partial class ArpResponder : IAsyncDisposable
 
     /// <summary>
     /// Broadcasts a gratuitous ARP "VIP is at the cluster MAC": refreshes existing neighbour
-    /// entries on the segment (it does not create missing ones with arp_accept=0).
+    /// entries on the segment (it does not create missing ones with arp_accept=0); then the
+    /// unsolicited neighbour advertisement of the IPv6 VIP, when there is one (alone: only that).
     /// </summary>
     public void SendGratuitous()
     {
         Span<byte> frame = stackalloc byte[EthernetFrame.MinimumLength];
-        int n = ArpPacket.WriteGratuitousFrame(frame, OwnMac, _clusterMac, _vip);
         try
         {
-            _socket.Send(frame[..n]);
-            Interlocked.Increment(ref _announcements);
+            if (_socket is { } socket)
+            {
+                int n = ArpPacket.WriteGratuitousFrame(frame, OwnMac, _clusterMac, _vip!);
+                socket.Send(frame[..n]);
+                Interlocked.Increment(ref _announcements);
+            }
             SendUnsolicitedAdvertisement();
         }
         catch (IOException)
@@ -282,7 +298,7 @@ internal sealed partial class ArpResponder : IAsyncDisposable
         }
 
         Interlocked.Increment(ref _requestsSeen);
-        if (!request.IsRequestFor(_vip))
+        if (!request.IsRequestFor(_vip!))
         {
             return ArpIgnoreReason.GroupSender;
         }
@@ -311,7 +327,7 @@ internal sealed partial class ArpResponder : IAsyncDisposable
         {
             _watch?.Dispose();
             _nd?.Dispose();
-            _socket.Dispose();
+            _socket?.Dispose();
             _stop.Dispose();
         }
     }
@@ -337,7 +353,7 @@ internal sealed partial class ArpResponder : IAsyncDisposable
         int length = ArpPacket.WriteReplyFrame(reply, request, OwnMac, _clusterMac);
         try
         {
-            _socket.Send(reply.AsSpan(0, length));
+            _socket!.Send(reply.AsSpan(0, length));
             Interlocked.Increment(ref _repliesSent);
         }
         catch (IOException)

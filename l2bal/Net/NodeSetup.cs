@@ -19,7 +19,9 @@ internal sealed record SysctlChange(string Path, string OldValue, string NewValu
 /// <c>all/arp_announce=2</c>: the kernel then never answers who-has for the VIP nor uses it as an
 /// ARP source, whatever happens to l2bal (only l2bal's responder answers, with the cluster MAC);</item>
 /// <item>multicast mode only: <c>drop_unicast_in_l2_multicast=1</c>, so that without l2bal's
-/// pkttype fix the stack takes no VIP traffic (docs/design.md#receiving-cluster-mac-frames).</item>
+/// pkttype fix the stack takes no VIP traffic (docs/design.md#receiving-cluster-mac-frames); with an
+/// IPv6 VIP its IPv6 twin too (<c>net/ipv6/conf/IF/drop_unicast_in_l2_multicast</c>, ip6_rcv_core).</item>
+/// <item>with an IPv6 VIP alone the ARP sysctls are not written: there is no IPv4 VIP to keep the kernel from answering for.</item>
 /// </list>
 /// Everything runs in the network namespace of the calling thread (netlink socket and
 /// /proc/sys/net are both per namespace).
@@ -39,14 +41,14 @@ internal sealed class NodeSetup
     private bool _vipAdded;
     private bool _vip6Added;
 
-    private NodeSetup(InterfaceInfo segment, int loopbackIndex, IPAddress vip, List<SysctlChange> sysctls, bool vipWasPresent)
+    private NodeSetup(InterfaceInfo segment, int loopbackIndex, IPAddress? vip, List<SysctlChange> sysctls, bool vipWasPresent)
     {
         Segment = segment;
         LoopbackIndex = loopbackIndex;
         Vip = vip;
         _sysctls = sysctls;
         VipWasPresent = vipWasPresent;
-        _vipAdded = true;
+        _vipAdded = vip is not null;
     }
 
     /// <summary>The segment interface: index and own MAC.</summary>
@@ -55,8 +57,8 @@ internal sealed class NodeSetup
     /// <summary>Index of <c>lo</c>.</summary>
     public int LoopbackIndex { get; }
 
-    /// <summary>The VIP.</summary>
-    public IPAddress Vip { get; }
+    /// <summary>The IPv4 VIP; null with an IPv6 VIP alone.</summary>
+    public IPAddress? Vip { get; }
 
     /// <summary>The IPv6 VIP on lo; null when there is none.</summary>
     public IPAddress? Vip6 { get; private set; }
@@ -75,19 +77,18 @@ internal sealed class NodeSetup
     /// before the exception propagates.
     /// </summary>
     /// <param name="interfaceName">The segment interface, e.g. eth0.</param>
-    /// <param name="vip">The shared IPv4 address.</param>
+    /// <param name="vip">The shared IPv4 address; null with an IPv6 VIP alone.</param>
     /// <param name="multicastMode">True when the cluster MAC is a group address.</param>
     /// <param name="procSysRoot">/proc/sys, replaceable in tests.</param>
     /// <param name="vip6">The shared IPv6 address, if any: added to lo as well (and adopted if already there).</param>
-    /// <exception cref="ArgumentException">The VIP is not IPv4.</exception>
+    /// <exception cref="ArgumentException">The VIP is not IPv4, or neither VIP is given.</exception>
     /// <exception cref="InterfaceNotFoundException">The interface does not exist in this namespace.</exception>
     /// <exception cref="IOException">A sysctl or netlink request failed; the message names it.</exception>
-    public static NodeSetup Apply(string interfaceName, IPAddress vip, bool multicastMode, string procSysRoot = "/proc/sys", IPAddress? vip6 = null)
+    public static NodeSetup Apply(string interfaceName, IPAddress? vip, bool multicastMode, string procSysRoot = "/proc/sys", IPAddress? vip6 = null)
     {
-        ArgumentNullException.ThrowIfNull(vip);
-        if (vip.AddressFamily != AddressFamily.InterNetwork)
+        if (vip is null ? vip6 is null : vip.AddressFamily != AddressFamily.InterNetwork)
         {
-            throw new ArgumentException($"The VIP must be an IPv4 address, not {vip}.", nameof(vip));
+            throw new ArgumentException($"The VIP must be an IPv4 address, or absent beside an IPv6 VIP, not {vip}.", nameof(vip));
         }
 
         var segment = InterfaceInfo.Lookup(interfaceName);
@@ -95,14 +96,14 @@ internal sealed class NodeSetup
         var changes = new List<SysctlChange>();
         try
         {
-            foreach (var (path, value) in DesiredSysctls(procSysRoot, interfaceName, multicastMode))
+            foreach (var (path, value) in DesiredSysctls(procSysRoot, interfaceName, multicastMode, ipv4: vip is not null, ipv6: vip6 is not null))
             {
                 changes.Add(WriteSysctl(path, value));
             }
 
             using var netlink = RtNetlinkSocket.Open();
-            bool added = netlink.AddAddress(loopback, vip, VipPrefixLength);
-            var setup = new NodeSetup(segment, loopback, vip, changes, vipWasPresent: !added);
+            bool added = vip is not null && netlink.AddAddress(loopback, vip, VipPrefixLength);
+            var setup = new NodeSetup(segment, loopback, vip, changes, vipWasPresent: vip is not null && !added);
             if (vip6 is not null)
             {
                 try
@@ -112,7 +113,7 @@ internal sealed class NodeSetup
                 }
                 catch when (added)
                 {
-                    netlink.DeleteAddress(loopback, vip, VipPrefixLength);
+                    netlink.DeleteAddress(loopback, vip!, VipPrefixLength);
                     throw;
                 }
             }
@@ -125,19 +126,24 @@ internal sealed class NodeSetup
         }
     }
 
-    /// <summary>The sysctl files and values the design asks for.</summary>
-    public static IReadOnlyList<(string Path, string Value)> DesiredSysctls(string procSysRoot, string interfaceName, bool multicastMode)
+    /// <summary>The sysctl files and values the design asks for: <paramref name="ipv4"/>'s with an IPv4 VIP, <paramref name="ipv6"/>'s with an IPv6 one.</summary>
+    public static IReadOnlyList<(string Path, string Value)> DesiredSysctls(string procSysRoot, string interfaceName, bool multicastMode, bool ipv4 = true, bool ipv6 = false)
     {
         PacketStructs.ValidateInterfaceName(interfaceName);
-        var list = new List<(string, string)>
+        var list = new List<(string, string)>();
+        if (ipv4)
         {
-            (ConfPath(procSysRoot, interfaceName, "arp_ignore"), "1"),
-            (ConfPath(procSysRoot, interfaceName, "arp_announce"), "2"),
-            (ConfPath(procSysRoot, "all", "arp_announce"), "2"),
-        };
-        if (multicastMode)
+            list.Add((ConfPath(procSysRoot, interfaceName, "arp_ignore"), "1"));
+            list.Add((ConfPath(procSysRoot, interfaceName, "arp_announce"), "2"));
+            list.Add((ConfPath(procSysRoot, "all", "arp_announce"), "2"));
+            if (multicastMode)
+            {
+                list.Add((ConfPath(procSysRoot, interfaceName, "drop_unicast_in_l2_multicast"), "1"));
+            }
+        }
+        if (ipv6 && multicastMode)
         {
-            list.Add((ConfPath(procSysRoot, interfaceName, "drop_unicast_in_l2_multicast"), "1"));
+            list.Add((Path.Combine(procSysRoot, "net", "ipv6", "conf", interfaceName, "drop_unicast_in_l2_multicast"), "1"));
         }
 
         return list;
@@ -155,7 +161,7 @@ internal sealed class NodeSetup
             try
             {
                 using var netlink = RtNetlinkSocket.Open();
-                netlink.DeleteAddress(LoopbackIndex, Vip, VipPrefixLength);
+                netlink.DeleteAddress(LoopbackIndex, Vip!, VipPrefixLength);
                 _vipAdded = false;
             }
             catch (IOException ex)

@@ -34,20 +34,24 @@ internal enum SpoofKind
 internal readonly struct SpoofCheck
 {
     private readonly uint _vip;
+    private readonly bool _hasVip;
     private readonly MacAddress _clusterMac;
 
-    /// <param name="vip">The VIP (IPv4).</param>
+    /// <param name="vip">The VIP (IPv4); null with an IPv6 VIP alone: no ARP names it, only the cluster-MAC source is checked.</param>
     /// <param name="clusterMac">The MAC the VIP resolves to.</param>
-    public SpoofCheck(IPAddress vip, MacAddress clusterMac)
+    public SpoofCheck(IPAddress? vip, MacAddress clusterMac)
     {
-        ArgumentNullException.ThrowIfNull(vip);
-        if (vip.AddressFamily != AddressFamily.InterNetwork)
+        if (vip is not null)
         {
-            throw new ArgumentException($"The VIP must be IPv4: {vip}.", nameof(vip));
+            if (vip.AddressFamily != AddressFamily.InterNetwork)
+            {
+                throw new ArgumentException($"The VIP must be IPv4: {vip}.", nameof(vip));
+            }
+            Span<byte> bytes = stackalloc byte[4];
+            vip.TryWriteBytes(bytes, out _);
+            _vip = BinaryPrimitives.ReadUInt32BigEndian(bytes);
+            _hasVip = true;
         }
-        Span<byte> bytes = stackalloc byte[4];
-        vip.TryWriteBytes(bytes, out _);
-        _vip = BinaryPrimitives.ReadUInt32BigEndian(bytes);
         _clusterMac = clusterMac;
     }
 
@@ -67,7 +71,7 @@ internal readonly struct SpoofCheck
         }
         var arp = frame[EthernetFrame.HeaderLength..];
         // IPv4-over-Ethernet ARP of any operation (RFC 826 layout in ArpPacket), read in place.
-        if (BinaryPrimitives.ReadUInt16BigEndian(frame[12..]) != EthernetFrame.EtherTypeArp || arp.Length < ArpPacket.Length
+        if (!_hasVip || BinaryPrimitives.ReadUInt16BigEndian(frame[12..]) != EthernetFrame.EtherTypeArp || arp.Length < ArpPacket.Length
             || BinaryPrimitives.ReadUInt16BigEndian(arp) != ArpPacket.HardwareTypeEthernet
             || BinaryPrimitives.ReadUInt16BigEndian(arp[2..]) != EthernetFrame.EtherTypeIPv4 || arp[4] != MacAddress.Length || arp[5] != 4)
         {

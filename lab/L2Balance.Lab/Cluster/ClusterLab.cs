@@ -95,6 +95,9 @@ public sealed class ClusterLab : IAsyncDisposable, IDisposable
     /// <summary>In a dual-stack lab, whether l2bal started from now on gets the IPv6 VIP (default true; a bench turns it off for its IPv4-only peer).</summary>
     public bool ServeVip6 { get; set; } = true;
 
+    /// <summary>Whether every l2bal serves the IPv4 VIP; false in a dual-stack lab: an IPv6 VIP alone (docs/design.md#an-ipv6-vip-alone).</summary>
+    public bool ServeVip4 { get; set; } = true;
+
     /// <summary>The client's IPv6 source addresses, fdc6:1200:64::10 upwards (as many as the IPv4 ones); empty unless dual-stack.</summary>
     public IReadOnlyList<IPAddress> ClientAddresses6 { get; }
 
@@ -347,7 +350,7 @@ public sealed class ClusterLab : IAsyncDisposable, IDisposable
         CheckNode(nodeId);
         string[] args =
         [
-            "run", "--interface", "eth0", "--vip", VipCidr, .. DualStack && ServeVip6 ? new[] { "--vip", Vip6Cidr } : [],
+            "run", "--interface", "eth0", .. ServeVip4 || !DualStack ? new[] { "--vip", VipCidr } : [], .. DualStack && ServeVip6 ? new[] { "--vip", Vip6Cidr } : [],
             "--node-id", nodeId.ToString(CultureInfo.InvariantCulture), "--node-count", nodeCount.ToString(CultureInfo.InvariantCulture),
             "--key-file", keyFile, .. extraArgs,
         ];

@@ -85,8 +85,41 @@ public class BalancerCommandLineTests
         Assert.Equal(128, o.Vip6Prefix);
         Assert.Equal(0xfdc61200u ^ 0x00100000u ^ 0u ^ 0xau, o.EffectiveClusterId);
         Assert.NotEqual(o.EffectiveClusterId, BalancerOptions.DerivedClusterId(null, IPAddress.Parse("fdc6:1200:10::b")));
-        Assert.Throws<InvalidOperationException>(() => o.ServedVip);
-        Assert.Contains("not alone yet", o.Unserved, StringComparison.Ordinal);
+        Assert.Null(o.Unserved);
+    }
+
+    [Fact]
+    public void Run_AnIPv6VipAloneWithMigrate_IsUnservedNamingMigrate()
+    {
+        var args = RequiredWith("--vip", "fdc6:1200:10::a").ToList();
+        args.AddRange(["--migrate", "fdc6:1200::2"]);
+        var o = Assert.IsType<BalancerCommand.Run>(BalancerCommandLine.Parse([.. args])).Options;
+
+        Assert.StartsWith("--migrate: live migration moves IPv4 flows only", o.Unserved, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("dns://[fdc6:1200:10::a]:53/probe.lab", true)]
+    [InlineData("dns://127.0.0.1:53/probe.lab", true)]
+    [InlineData("socks5://[fdc6:1200:10::a]:1080", false)]
+    [InlineData("tcp://[::1]:1080", false)]
+    public void Run_AnIPv6VipAloneWithAProbeOfItsOwnService_IsUnservedOnlyForDns(string probe, bool unserved)
+    {
+        var args = RequiredWith("--vip", "fdc6:1200:10::a").ToList();
+        args.AddRange(["--health", probe]);
+        var o = Assert.IsType<BalancerCommand.Run>(BalancerCommandLine.Parse([.. args])).Options;
+
+        if (unserved)
+        {
+            Assert.StartsWith($"--health {probe}: the port-unreachable wake of a dns:// probe", o.Unserved, StringComparison.Ordinal);
+        }
+        else
+        {
+            Assert.Null(o.Unserved);
+        }
+        // Beside an IPv4 VIP the same probe is served (its wake reads the IPv4 VIP's errors).
+        args.AddRange(["--vip", "198.18.0.10/24"]);
+        Assert.Null(Assert.IsType<BalancerCommand.Run>(BalancerCommandLine.Parse([.. args])).Options.Unserved);
     }
 
     [Theory]

@@ -113,6 +113,39 @@ public partial class StatusDocumentTests
     }
 
     [Fact]
+    public void JsonAndMetrics_SegmentOfAnIpv6Vip_CarryTheNdCountersInTheShapeOfArps()
+    {
+        var sample = Sample(new EventJournal());
+        var snapshot = sample with
+        {
+            Vip = null,
+            Vip6 = "fdc6:1200:10::a",
+            Segment = sample.Segment! with
+            {
+                NdSolicitations = 12,
+                NdAnswers = 11,
+                NdIgnored = Enum.GetValues<ArpIgnoreReason>().ToDictionary(r => r.ToString(), r => r == ArpIgnoreReason.RequesterLimit ? 1L : 0L),
+                NdRejected = new Dictionary<string, long> { ["BadChecksum"] = 2 },
+                NdAnnouncements = 3,
+                NdClaims = 4,
+            },
+        };
+        var segment = Render(snapshot).GetProperty("segment");
+
+        Assert.Equal(12, segment.GetProperty("ndSolicitations").GetInt64());
+        Assert.Equal(11, segment.GetProperty("ndAnswers").GetInt64());
+        Assert.Equal(1, segment.GetProperty("ndIgnored").GetProperty("RequesterLimit").GetInt64());
+        Assert.Equal(2, segment.GetProperty("ndRejected").GetProperty("BadChecksum").GetInt64());
+        Assert.Equal(3, segment.GetProperty("ndAnnouncements").GetInt64());
+        Assert.Equal(4, segment.GetProperty("ndClaims").GetInt64());
+        var metrics = StatusRenderer.Prometheus(snapshot, TimeSpan.Zero);
+        Assert.Contains("l2bal_nd_solicitations_total 12\n", metrics, StringComparison.Ordinal);
+        Assert.Contains("l2bal_nd_claims_total 4\n", metrics, StringComparison.Ordinal);
+        Assert.Contains("l2bal_nd_ignored_total{reason=\"RequesterLimit\"} 1\n", metrics, StringComparison.Ordinal);
+        Assert.Contains("nd: 12 solicitations for the VIP, 11 answered, 1 over the rate limits; 3 announcements; 4 claims", StatusRenderer.Text(snapshot), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Json_WithoutConflict_HasANullConflict()
     {
         var root = Render(Sample(new EventJournal()) with { Conflict = null });

@@ -47,6 +47,19 @@ public class ConntrackTableTests
     }
 
     [Fact]
+    public void CountByBucket_AnIpv6VipAlone_CountsOnlyItsFlows()
+    {
+        const string Ipv6 =
+            "ipv6     10 tcp      6 431999 ESTABLISHED src=fdc6:1200:0010:0000:0000:0000:0000:0065 dst=fdc6:1200:0010:0000:0000:0000:0000:000a sport=4 dport=1080 src=fdc6:1200:0010:0000:0000:0000:0000:000a dst=fdc6:1200:0010:0000:0000:0000:0000:0065 sport=1080 dport=4 [ASSURED] mark=65541 zone=0 use=2\n";
+
+        var counts = ConntrackTable.CountByBucket(new StringReader(Table + Ipv6), null, 4096, vip6: IPAddress.Parse("fdc6:1200:10::a"));
+
+        // No IPv4 VIP: the IPv4 flows of the table are none of this node's draining.
+        Assert.Equal(new Dictionary<int, int> { [5] = 1 }, counts);
+        Assert.Throws<ArgumentNullException>(() => ConntrackTable.CountByBucket(new StringReader(Table), null, 4096));
+    }
+
+    [Fact]
     public void CountByBucket_UdpToAStatelessPort_IsNeverDraining()
     {
         var counts = ConntrackTable.CountByBucket(new StringReader(Table), IPAddress.Parse("198.18.0.10"), 4096, [53]);

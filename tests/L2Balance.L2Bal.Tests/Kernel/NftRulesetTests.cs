@@ -401,7 +401,15 @@ public class NftRulesetIpv6Tests
 {
     internal static FilterSettings DualStack() => NftRulesetTests.Sample() with { Vip6 = IPAddress.Parse("fdc6:1200:10::a") };
 
-    private static string Table(string text, string family)
+    /// <summary><paramref name="s"/> with two services of affinity none and network.</summary>
+    internal static FilterSettings WithAffinity(FilterSettings s) => s with
+    {
+        ServicePorts = [("udp", 53), ("tcp", 80)],
+        AffinityRules = [new("udp", 53, AffinityMode.None), new("tcp", 80, AffinityMode.Network)],
+    };
+
+    /// <summary>The text of one family's table in a ruleset.</summary>
+    internal static string Table(string text, string family)
     {
         int start = text.IndexOf($"table {family} l2bal {{\n", StringComparison.Ordinal);
         Assert.True(start >= 0, text);
@@ -463,11 +471,7 @@ public class NftRulesetIpv6Tests
     [Fact]
     public void Install_DualStackWithAffinity_HashesEachFamilyByItsKey()
     {
-        var text = NftRuleset.Install(DualStack() with
-        {
-            ServicePorts = [("udp", 53), ("tcp", 80)],
-            AffinityRules = [new("udp", 53, AffinityMode.None), new("tcp", 80, AffinityMode.Network)],
-        });
+        var text = NftRuleset.Install(WithAffinity(DualStack()));
         var netdev = Table(text, "netdev");
         var ip6 = Table(text, "ip6");
 

@@ -102,4 +102,15 @@ public sealed class PacketStructsTests
             unicast);
         Assert.Equal(unicast.Append(("/p/net/ipv4/conf/eth0/drop_unicast_in_l2_multicast", "1")), multicast);
     }
+
+    [Fact]
+    public void NodeSetup_DesiredSysctlsWithAnIpv6Vip_AddIpv6sTwinAndDropArpsWhenAlone()
+    {
+        var dual = NodeSetup.DesiredSysctls("/p", "eth0", multicastMode: true, ipv4: true, ipv6: true);
+        var alone = NodeSetup.DesiredSysctls("/p", "eth0", multicastMode: true, ipv4: false, ipv6: true);
+
+        Assert.Equal(NodeSetup.DesiredSysctls("/p", "eth0", multicastMode: true).Append(("/p/net/ipv6/conf/eth0/drop_unicast_in_l2_multicast", "1")), dual);
+        Assert.Equal([("/p/net/ipv6/conf/eth0/drop_unicast_in_l2_multicast", "1")], alone);
+        Assert.Empty(NodeSetup.DesiredSysctls("/p", "eth0", multicastMode: false, ipv4: false, ipv6: true));
+    }
 }

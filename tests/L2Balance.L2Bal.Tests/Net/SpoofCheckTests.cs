@@ -56,6 +56,17 @@ public class SpoofCheckTests
     }
 
     [Fact]
+    public void Classify_WithoutAnIpv4Vip_SeesOnlyTheClusterMacSource()
+    {
+        var alone = new SpoofCheck(null, Cluster);
+
+        Assert.Equal(SpoofKind.None, alone.Classify(Frame(Attacker, ArpPacket.Gratuitous(Attacker, Vip)), out _));
+        Assert.Equal(SpoofKind.None, alone.Classify(Frame(Attacker, ArpPacket.Gratuitous(Attacker, IPAddress.Any)), out _));
+        Assert.Equal(SpoofKind.ClusterMacSource, alone.Classify(Frame(Cluster, ArpPacket.Gratuitous(Cluster, Vip)), out var offender));
+        Assert.Equal(Cluster, offender);
+    }
+
+    [Fact]
     public void Classify_RequestWithTheVipAsSender_IsVipClaimed() =>
         Assert.Equal(SpoofKind.VipClaimed, Classify(Frame(Attacker, new ArpPacket(ArpOperation.Request, Attacker, Vip, MacAddress.Zero, RouterIp))));
 

@@ -33,18 +33,25 @@ public abstract class BalancerClusterFixtureBase : IAsyncLifetime
     /// <summary>The lab has the IPv6 plan too: every l2bal serves both VIPs, every proxy listens on both.</summary>
     public bool DualStack { get; protected set; }
 
+    /// <summary>With <see cref="DualStack"/>: every l2bal serves the IPv6 VIP alone (docs/design.md#an-ipv6-vip-alone), probing its proxy on it.</summary>
+    public bool Ipv6Only { get; protected set; }
+
     /// <summary>Options every l2bal of this fixture gets (after the lab's own).</summary>
     public string[] BalancerArgs { get; protected set; } = [];
 
     /// <summary>The health probe of every node: a real SOCKS5 handshake with its own proxy on the VIP.</summary>
     public static readonly string[] HealthArgs = ["--health", $"socks5://{ClusterLab.VipAddress}:{ClusterLab.ProxyPort}"];
 
+    /// <summary>The health probe of this fixture's nodes: on the IPv6 VIP when it is served alone.</summary>
+    public string[] Health => Ipv6Only ? ["--health", $"socks5://{ClusterLab.ProxyEndPoint6}"] : HealthArgs;
+
     public async Task InitializeAsync()
     {
         try
         {
-            _lab = await ClusterLab.CreateAsync(NodeCount, ClientCount, dualStack: DualStack).WithTimeout(Deadline);
+            _lab = await ClusterLab.CreateAsync(NodeCount, ClientCount, dualStack: DualStack || Ipv6Only).WithTimeout(Deadline);
             _lab.SingleIp = SingleIp;
+            _lab.ServeVip4 = !Ipv6Only;
             await PrepareAsync();
             for (var k = 1; k <= NodeCount; k++)
             {
@@ -84,8 +91,8 @@ public abstract class BalancerClusterFixtureBase : IAsyncLifetime
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(15);
         while (true)
         {
-            var lo = await Lab.RunOnNode(k, "ip", ["-4", "addr", "show", "dev", "lo"]).WithTimeout(Deadline);
-            if (lo.StdOut.Contains($"inet {ClusterLab.VipAddress}/", StringComparison.Ordinal))
+            var lo = await Lab.RunOnNode(k, "ip", ["addr", "show", "dev", "lo"]).WithTimeout(Deadline);
+            if (lo.StdOut.Contains(Ipv6Only ? $"inet6 {ClusterLab.Vip6Address}/" : $"inet {ClusterLab.VipAddress}/", StringComparison.Ordinal))
             {
                 break;
             }
@@ -115,7 +122,7 @@ public abstract class BalancerClusterFixtureBase : IAsyncLifetime
     /// <summary>Starts node k's l2bal with the fixture's options (and <paramref name="extra"/>, which makes it non-standard).</summary>
     public LabProcess StartBalancer(int k, params string[] extra)
     {
-        var process = Lab.StartBalancer(k, [.. HealthArgs, .. BalancerArgs, .. NodeBalancerArgs(k), .. extra]);
+        var process = Lab.StartBalancer(k, [.. Health, .. BalancerArgs, .. NodeBalancerArgs(k), .. extra]);
         if (extra.Length == 0)
         {
             lock (_standard)

@@ -113,4 +113,32 @@ public static class ClusterScenarios
         Assert.All(before.Where(o => o.Value != victim), o => Assert.Equal(o.Value, after[o.Key]));
         seen.AssertSingleAnswers(fixture.Describe);
     }
+
+    /// <summary>
+    /// After <see cref="SigkillIsCoveredAsync"/>: node 2's l2bal starts again and takes its share back by
+    /// hand-back (docs/design.md#hand-back); every client of the family it owns again is served by it alone.
+    /// </summary>
+    public static async Task RejoinHandsBackAsync(BalancerClusterFixtureBase fixture, ITestOutputHelper output, bool ipv6)
+    {
+        ArgumentNullException.ThrowIfNull(fixture);
+        ArgumentNullException.ThrowIfNull(output);
+        const int victim = 2;
+        var lab = fixture.Lab;
+        fixture.StartBalancer(victim);
+        await fixture.WaitAllUpAsync();
+
+        var owners = await fixture.OwnersAsync(1, Sources(lab, ipv6));
+        var victimSources = Sources(lab, ipv6).Where(a => owners[a.ToString()] == victim).ToArray();
+        Assert.NotEmpty(victimSources);
+        using var detector = await DuplicateAnswerDetector.StartAsync(lab, ipv6);
+        var options = fixture.Traffic(TimeSpan.FromSeconds(10), ipv6: ipv6) with { Sources = victimSources, MaxConnects = 2 * victimSources.Length };
+        var results = await new TrafficGenerator(lab.Client, options).RunAsync().WithTimeout(RunBound);
+        var seen = await detector.StopAsync();
+        output.WriteLine($"{results.Summary()}\n{seen.Summary()}");
+        var why = $"{results.Summary()}\n{seen.Summary()}\n{fixture.Describe()}";
+
+        Assert.True(results.Connects.Count >= 2 * victimSources.Length, why);
+        LabAssert.All(results.Connects, c => c.Outcome == TrafficOutcome.Ok && c.Node == victim, c => $"{c}\n{why}");
+        seen.AssertSingleAnswers(fixture.Describe);
+    }
 }

@@ -53,6 +53,19 @@ public sealed class CheckConfigTests : IDisposable
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
+    public async Task L2BalCheckConfig_AnIpv6VipAlone_IsOkButNotWithADnsProbeOfItsOwnService()
+    {
+        var path = WriteBalancerConfig(BalancerConfig.Replace("198.18.0.10/24", "fdc6:1200:10::a/64", StringComparison.Ordinal) + $"\nkey-file {WriteKey(32)}\n");
+        var (code, stdout, stderr) = await PublishedProgram.RunAsync(ClusterBinaries.L2Bal, "check-config", path);
+        Assert.True(code == 0, $"exit {code}: {stderr}");
+        Assert.Equal("configuration OK\n", stdout);
+
+        (code, _, stderr) = await PublishedProgram.RunAsync(ClusterBinaries.L2Bal, "check-config", path, "--health", "dns://[fdc6:1200:10::a]:53/probe.lab");
+        Assert.Equal(78, code);
+        Assert.StartsWith("--health dns://[fdc6:1200:10::a]:53/probe.lab: the port-unreachable wake of a dns:// probe of the node's own service is IPv4 only", stderr, StringComparison.Ordinal);
+    }
+
+    [SkippableFact(typeof(LabUnavailableException))]
     public async Task L2BalRun_BadConfigFile_Exits78BeforeStarting()
     {
         var path = WriteBalancerConfig(BalancerConfig + "\nkey-file /k\npriority 3\n");

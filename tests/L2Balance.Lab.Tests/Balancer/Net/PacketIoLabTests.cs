@@ -87,17 +87,24 @@ public sealed class PacketIoLabTests(PacketIoLab lab) : IClassFixture<PacketIoLa
         }
     }
 
-    [SkippableFact(typeof(LabUnavailableException))]
-    public async Task ArpResponder_SolicitationForTheIPv6Vip_IsAnsweredWithClusterMacAndNeverByTheKernel()
+    [SkippableTheory(typeof(LabUnavailableException))]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task ArpResponder_SolicitationForTheIPv6Vip_IsAnsweredWithClusterMacAndNeverByTheKernel(bool withIpv4Vip)
     {
         var vip6 = IPAddress.Parse("fdc6:1200:10::a");
+        var vip = withIpv4Vip ? Vip : null;
         var clientMac = InNamespace.Run(lab.Client, () => InterfaceInfo.Lookup("eth0").Mac);
         // NodeSetup puts the VIP on lo, without DAD; the kernel answers NS only for the receiving interface's addresses.
-        var setup = InNamespace.Run(lab.Node1, () => NodeSetup.Apply("eth0", Vip, multicastMode: true, vip6: vip6));
+        var setup = InNamespace.Run(lab.Node1, () => NodeSetup.Apply("eth0", vip, multicastMode: true, vip6: vip6));
         var lo = await LoAddresses();
         Assert.Contains($"inet6 {vip6}/128", lo, StringComparison.Ordinal);
         Assert.Contains("nodad", lo, StringComparison.Ordinal);
-        var responder = InNamespace.Run(lab.Node1, () => ArpResponder.Open("eth0", Vip, ClusterMacValue, vip6: vip6));
+        // Alone (docs/design.md#an-ipv6-vip-alone): no IPv4 VIP, no ARP sysctls, IPv6's drop_unicast_in_l2_multicast.
+        Assert.Equal(withIpv4Vip, lo.Contains($"inet {Vip}/32", StringComparison.Ordinal));
+        Assert.Equal(withIpv4Vip ? "1" : "0", await Sysctl(lab.Node1, "conf.eth0.arp_ignore"));
+        Assert.Equal("1", (await lab.Node1.RunAsync("sysctl", ["-n", "net.ipv6.conf.eth0.drop_unicast_in_l2_multicast"], Step)).EnsureSuccess().StdOut.Trim());
+        var responder = InNamespace.Run(lab.Node1, () => ArpResponder.Open("eth0", vip, ClusterMacValue, vip6: vip6));
         try
         {
             await using (responder)
@@ -138,6 +145,9 @@ public sealed class PacketIoLabTests(PacketIoLab lab) : IClassFixture<PacketIoLa
                 NeighborPacket.WriteUnsolicitedFrame(claim, client.InterfaceMac, MacAddress.Parse("02:00:00:00:00:99"), vip6);
                 client.Send(claim);
                 await WaitUntilAsync(() => responder.Spoofs(SpoofKind.VipClaimed) == 1, "the claim to be counted");
+                Assert.Equal(1, responder.NeighborClaims);
+                Assert.True(responder.NeighborSolicitations >= 3, $"{responder.NeighborSolicitations} solicitations seen");
+                Assert.Equal(0, responder.RequestsSeen);
             }
         }
         finally
@@ -145,6 +155,7 @@ public sealed class PacketIoLabTests(PacketIoLab lab) : IClassFixture<PacketIoLa
             InNamespace.Run(lab.Node1, setup.Undo);
         }
         Assert.DoesNotContain(vip6.ToString(), await LoAddresses(), StringComparison.Ordinal);
+        Assert.Equal("0", (await lab.Node1.RunAsync("sysctl", ["-n", "net.ipv6.conf.eth0.drop_unicast_in_l2_multicast"], Step)).EnsureSuccess().StdOut.Trim());
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
