@@ -30,7 +30,7 @@ public sealed class MigrationClusterGroup : ICollectionFixture<MigrationClusterF
 /// nodes take the moved flows.
 /// </summary>
 [Collection(MigrationClusterGroup.Name)]
-public sealed class MigrationClusterTests(MigrationClusterFixture fixture, ITestOutputHelper output) : IAsyncLifetime
+public sealed partial class MigrationClusterTests(MigrationClusterFixture fixture, ITestOutputHelper output) : IAsyncLifetime
 {
     /// <summary>Long CONNECT sessions of the drained node's clients.</summary>
     private const int Sessions = 300;
@@ -69,12 +69,13 @@ public sealed class MigrationClusterTests(MigrationClusterFixture fixture, ITest
             Assert.True(listedBefore.Count == Sessions && listedBefore.All(s => s.State == "movable"),
                 $"node 2 lists {listedBefore.Count} of {Sessions}: {string.Join(", ", listedBefore.Select(s => s.State).Distinct())}\n{fixture.Describe()}");
 
+            var before = await CountsAsync();
             var cpu = Enumerable.Range(1, 3).Select(CpuTicks).ToArray();
             var started = System.Diagnostics.Stopwatch.StartNew();
             var drain = await Lab.RunOnNode(Drained, ClusterBinaries.L2Bal, ["drain", "--migrate"], Step).WithTimeout(Step);
             output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"drain --migrate of {Sessions} sessions answered in {started.Elapsed.TotalMilliseconds:F0} ms: {drain.StdOut.Trim()}"));
             cpu = [.. Enumerable.Range(1, 3).Select(k => CpuTicks(k) - cpu[k - 1])];
-            var migrations = await MigrateControlTests.MigrationsWhenAsync(Lab, Drained, m => m.GetProperty("inProgress").GetInt64() == 0 && m.GetProperty("done").GetInt64() > 0);
+            var migrations = await MigrateControlTests.MigrationsWhenAsync(Lab, Drained, m => m.GetProperty("inProgress").GetInt64() == 0 && m.GetProperty("done").GetInt64() > before.Done);
             await Task.Delay(TimeSpan.FromSeconds(2));
             await stop.CancelAsync();
             var ended = Task.WhenAll(sessions.Select(s => s.Session.CompletionAsync()));
@@ -85,7 +86,7 @@ public sealed class MigrationClusterTests(MigrationClusterFixture fixture, ITest
 
             // l2bal's counters: every session moved, none refused.
             Assert.True(drain.Succeeded, why);
-            Assert.Equal(Sessions, migrations.GetProperty("done").GetInt64());
+            Assert.Equal(Sessions, migrations.GetProperty("done").GetInt64() - before.Done);
             Assert.True(migrations.GetProperty("refused").EnumerateObject().All(r => r.Value.GetInt64() == 0), why);
 
             // Every byte once and in order both ways, none cut.
@@ -98,10 +99,10 @@ public sealed class MigrationClusterTests(MigrationClusterFixture fixture, ITest
             Assert.DoesNotContain(Drained, expected.Keys);
             Assert.Equal(["end"], await MigrationLab.ControlAsync(Lab.Nodes[Drained - 1], "list"));
             Assert.Equal(0, await ProxyMetricAsync(Drained, "l2proxy_sessions_active"));
-            Assert.Equal(Sessions, await ProxyMetricAsync(Drained, "l2proxy_migrations_total{direction=\"out\"}"));
+            Assert.Equal(Sessions, await ProxyMetricAsync(Drained, "l2proxy_migrations_total{direction=\"out\"}") - before.Out);
             foreach (var k in new[] { 1, 3 })
             {
-                Assert.Equal(expected.GetValueOrDefault(k), await ProxyMetricAsync(k, "l2proxy_migrations_total{direction=\"in\"}"));
+                Assert.Equal(expected.GetValueOrDefault(k), await ProxyMetricAsync(k, "l2proxy_migrations_total{direction=\"in\"}") - before.In[k]);
             }
 
             output.WriteLine($"CPU of l2bal and l2proxy during the drain, ticks of 10 ms, nodes 1, 2, 3: {string.Join(", ", cpu)}");
@@ -113,6 +114,18 @@ public sealed class MigrationClusterTests(MigrationClusterFixture fixture, ITest
             await stop.CancelAsync();
             sessions.ForEach(s => s.Session.Dispose());
         }
+    }
+
+    /// <summary>The cumulative counts a run adds to (the fixture's processes serve every test of it): l2bal's done on the drained node, its proxy's moves out, the others' moves in.</summary>
+    private async Task<(long Done, long Out, Dictionary<int, long> In)> CountsAsync()
+    {
+        var migrations = await MigrateControlTests.MigrationsWhenAsync(Lab, Drained, _ => true);
+        var moved = new Dictionary<int, long>();
+        foreach (var k in new[] { 1, 3 })
+        {
+            moved[k] = await ProxyMetricAsync(k, "l2proxy_migrations_total{direction=\"in\"}");
+        }
+        return (migrations.GetProperty("done").GetInt64(), await ProxyMetricAsync(Drained, "l2proxy_migrations_total{direction=\"out\"}"), moved);
     }
 
     /// <summary>A SOCKS5 CONNECT from <paramref name="source"/> through the VIP to <paramref name="listener"/>, with its streams started.</summary>

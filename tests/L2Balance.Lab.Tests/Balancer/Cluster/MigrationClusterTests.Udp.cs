@@ -1,0 +1,265 @@
+using System.Buffers.Binary;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using L2Balance.Lab.Cluster;
+using L2Balance.Lab.Tests.Balancer.Control;
+using L2Balance.Lab.Tests.Proxy;
+using L2Balance.Tests.Common;
+using Xunit;
+
+namespace L2Balance.Lab.Tests.Balancer.Cluster;
+
+/// <summary>UDP associations through <c>drain --migrate</c> (docs/design.md#udp-associations).</summary>
+public sealed partial class MigrationClusterTests
+{
+    /// <summary>UDP associations of the drained node's clients.</summary>
+    private const int Associations = 20;
+
+    /// <summary>One numbered datagram each way per association every this long.</summary>
+    private static readonly TimeSpan DatagramPace = TimeSpan.FromMilliseconds(20);
+
+    /// <summary>Datagrams an association may lose (both ways together): 400 ms of its traffic, the pause of a move being well under it.</summary>
+    private const int LossBound = 20;
+
+    /// <summary>At most this many datagrams per association: the loops are bounded in count as in time.</summary>
+    private const int MaxDatagrams = 1000;
+
+    private const int DatagramBytes = 64;
+
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task DrainMigrate_UdpAssociationsOfTheDrainedNode_ContinueOnTheirBucketsNewOwners()
+    {
+        var owners = await fixture.OwnersAsync();
+        var sources = Lab.ClientAddresses.Where(a => owners[a.ToString()] == Drained).ToList();
+        Assert.True(sources.Count > 0, "node 2 owns no client address");
+        using var echo = Lab.Target.OpenSocket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        echo.Bind(new IPEndPoint(ClusterLab.TargetAddress, 0));
+        var target = (IPEndPoint)echo.LocalEndPoint!;
+        using var stop = new CancellationTokenSource();
+        using var stopEcho = new CancellationTokenSource();
+        var flows = new List<UdpFlow>();
+        var atTarget = Enumerable.Range(0, Associations).Select(_ => new SeqCount()).ToArray();
+        Task? echoing = null;
+        try
+        {
+            for (var i = 0; i < Associations; i++)
+            {
+                flows.Add(await OpenAssociationAsync(i, sources[i % sources.Count]));
+            }
+            echoing = EchoAsync(echo, atTarget, stopEcho.Token);
+            var running = flows.Select(f => Task.WhenAll(f.SendAsync(target, stop.Token), f.ReceiveAsync(stopEcho.Token))).ToList();
+
+            await Task.Delay(TimeSpan.FromSeconds(1));
+            var listed = (await ListAsync(Drained)).Where(s => s.Kind == "udp").ToList();
+            Assert.True(listed.Count == Associations && listed.All(s => s.State == "movable"),
+                $"node 2 lists {listed.Count} UDP associations of {Associations}: {string.Join(", ", listed.Select(s => s.State).Distinct())}\n{fixture.Describe()}");
+            // Each association's line names the relay on the VIP and the client's UDP address: the flow that moves.
+            Assert.All(flows, f => Assert.Contains(listed, s => s.TargetLocal.Equals(f.Relay) && s.TargetRemote.Equals(f.ClientUdp)));
+
+            var before = await CountsAsync();
+            var drain = await Lab.RunOnNode(Drained, ClusterBinaries.L2Bal, ["drain", "--migrate"], Step).WithTimeout(Step);
+            var migrations = await MigrateControlTests.MigrationsWhenAsync(Lab, Drained, m => m.GetProperty("inProgress").GetInt64() == 0 && m.GetProperty("done").GetInt64() > before.Done);
+            var sentAtMove = flows.Select(f => f.Sent).ToArray();
+            await Task.Delay(TimeSpan.FromSeconds(2));
+            await stop.CancelAsync();
+            // The last echoes come back, then the receivers and the echo stop.
+            await Task.Delay(TimeSpan.FromSeconds(1));
+            await stopEcho.CancelAsync();
+            await Task.WhenAll(running).WithTimeout(Step);
+            var why = $"drain: {drain}\nmigrations: {migrations}\n{fixture.Describe()}";
+
+            Assert.True(drain.Succeeded, why);
+            Assert.Equal(Associations, migrations.GetProperty("done").GetInt64() - before.Done);
+            Assert.True(migrations.GetProperty("refused").EnumerateObject().All(r => r.Value.GetInt64() == 0), why);
+
+            // Every control connection intact (neither EOF nor reset), datagrams both ways after the move, losses bounded, none twice.
+            var report = flows.Select((f, i) => (Flow: f, Up: f.Sent - atTarget[i].Distinct, Down: atTarget[i].Distinct - f.Echoed.Distinct,
+                AfterMove: f.Echoed.CountAbove(sentAtMove[i]), Twice: atTarget[i].Twice + f.Echoed.Twice)).ToList();
+            string Describe((UdpFlow Flow, int Up, int Down, int AfterMove, int Twice) r) =>
+                $"{r.Flow.Source} relay {r.Flow.Relay}: sent {r.Flow.Sent}, lost up {r.Up} down {r.Down}, echoed after the move {r.AfterMove}, twice {r.Twice}";
+            var cut = flows.Where(f => f.ControlCut()).Select(f => f.Source.ToString()).ToList();
+            Assert.True(cut.Count == 0, $"{cut.Count} control connections cut: {string.Join(", ", cut)}\n{why}");
+            var broken = report.Where(r => r.AfterMove < 10 || r.Up + r.Down > LossBound || r.Twice > 0).Select(Describe).ToList();
+            Assert.True(broken.Count == 0, $"{broken.Count} associations broken:\n{string.Join('\n', broken.Take(5))}\n{why}");
+
+            // Each continued on its bucket's new owner: counted in there, out here, and node 2 holds none.
+            var newOwners = await fixture.OwnersAsync(1, sources);
+            var expected = flows.GroupBy(f => newOwners[f.Source.ToString()]).ToDictionary(g => g.Key, g => g.Count());
+            Assert.DoesNotContain(Drained, expected.Keys);
+            Assert.Equal(["end"], await MigrationLab.ControlAsync(Lab.Nodes[Drained - 1], "list"));
+            Assert.Equal(0, await ProxyMetricAsync(Drained, "l2proxy_udp_associations_active"));
+            Assert.Equal(0, await ProxyMetricAsync(Drained, "l2proxy_sessions_active"));
+            Assert.Equal(Associations, await ProxyMetricAsync(Drained, "l2proxy_migrations_total{direction=\"out\"}") - before.Out);
+            foreach (var k in new[] { 1, 3 })
+            {
+                Assert.Equal(expected.GetValueOrDefault(k), await ProxyMetricAsync(k, "l2proxy_migrations_total{direction=\"in\"}") - before.In[k]);
+            }
+
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{Associations} UDP associations, one datagram each way every {DatagramPace.TotalMilliseconds:F0} ms: drain --migrate answered: {drain.StdOut.Trim()}"));
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"datagrams sent {report.Sum(r => r.Flow.Sent)}, lost client to target {report.Sum(r => r.Up)}, target to client {report.Sum(r => r.Down)}, most lost by one association {report.Max(r => r.Up + r.Down)}"));
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await stopEcho.CancelAsync();
+            if (echoing is not null)
+            {
+                await echoing.WithTimeout(Step);
+            }
+            flows.ForEach(f => f.Dispose());
+        }
+    }
+
+    /// <summary>UDP ASSOCIATE from <paramref name="source"/> (client port announced as 0: learned from its first datagram), and the client's UDP socket.</summary>
+    private async Task<UdpFlow> OpenAssociationAsync(int index, IPAddress source)
+    {
+        var control = Lab.Client.OpenSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        Socket? udp = null;
+        try
+        {
+            control.Bind(new IPEndPoint(source, 0));
+            await control.ConnectAsync(Lab.ProxyEndPoint).WithTimeout(Step);
+            var (code, relay) = await Socks5Client.HandshakeAsync(control, 3, new IPEndPoint(IPAddress.Any, 0)).WithTimeout(Step);
+            Assert.True(code == 0, $"UDP ASSOCIATE from {source}: {code} {relay}\n{fixture.Describe()}");
+            Assert.Equal(ClusterLab.VipAddress, relay.Address);
+            udp = Lab.Client.OpenSocket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+            udp.Bind(new IPEndPoint(source, 0));
+            return new UdpFlow(index, source, control, udp, relay);
+        }
+        catch
+        {
+            control.Dispose();
+            udp?.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The target: counts each association's numbered datagrams and echoes each back to where it came from (the relay's target-facing socket).</summary>
+    private static async Task EchoAsync(Socket echo, SeqCount[] received, CancellationToken stop)
+    {
+        var buffer = new byte[2048];
+        try
+        {
+            while (true)
+            {
+                var r = await echo.ReceiveFromAsync(buffer, SocketFlags.None, new IPEndPoint(IPAddress.Any, 0), stop);
+                var index = BinaryPrimitives.ReadInt32BigEndian(buffer);
+                if (r.ReceivedBytes != DatagramBytes || index is < 0 or >= Associations)
+                {
+                    continue;
+                }
+                received[index].Add(BinaryPrimitives.ReadInt32BigEndian(buffer.AsSpan(4)));
+                await echo.SendToAsync(buffer.AsMemory(0, r.ReceivedBytes), SocketFlags.None, r.RemoteEndPoint, stop);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    /// <summary>Sequence numbers seen: how many distinct, how many twice.</summary>
+    private sealed class SeqCount
+    {
+        private readonly HashSet<int> _seen = [];
+
+        public int Distinct
+        {
+            get
+            {
+                lock (_seen)
+                {
+                    return _seen.Count;
+                }
+            }
+        }
+
+        public int Twice { get; private set; }
+
+        public void Add(int seq)
+        {
+            lock (_seen)
+            {
+                if (!_seen.Add(seq))
+                {
+                    Twice++;
+                }
+            }
+        }
+
+        public int CountAbove(int seq)
+        {
+            lock (_seen)
+            {
+                return _seen.Count(s => s >= seq);
+            }
+        }
+    }
+
+    /// <summary>One association of the test: its control connection, the client's UDP socket, datagrams sent and echoes received.</summary>
+    private sealed class UdpFlow(int index, IPAddress source, Socket control, Socket udp, IPEndPoint relay) : IDisposable
+    {
+        private int _sent;
+
+        public IPAddress Source => source;
+
+        public IPEndPoint Relay => relay;
+
+        public IPEndPoint ClientUdp => (IPEndPoint)udp.LocalEndPoint!;
+
+        public int Sent => Volatile.Read(ref _sent);
+
+        public SeqCount Echoed { get; } = new();
+
+        /// <summary>Datagram n carries the association's index and n; the relay's header names the target.</summary>
+        public async Task SendAsync(IPEndPoint target, CancellationToken stop)
+        {
+            var payload = new byte[DatagramBytes];
+            BinaryPrimitives.WriteInt32BigEndian(payload, index);
+            try
+            {
+                for (var seq = 0; seq < MaxDatagrams && !stop.IsCancellationRequested; seq++)
+                {
+                    BinaryPrimitives.WriteInt32BigEndian(payload.AsSpan(4), seq);
+                    await udp.SendToAsync(Socks5Client.WrapUdp(target, payload), SocketFlags.None, relay, stop);
+                    Interlocked.Increment(ref _sent);
+                    await Task.Delay(DatagramPace, stop);
+                }
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
+
+        public async Task ReceiveAsync(CancellationToken stop)
+        {
+            var buffer = new byte[2048];
+            try
+            {
+                while (true)
+                {
+                    var n = await udp.ReceiveAsync(buffer, SocketFlags.None, stop);
+                    var payload = Socks5Client.UnwrapUdp(buffer.AsSpan(0, n));
+                    if (payload.Length == DatagramBytes && BinaryPrimitives.ReadInt32BigEndian(payload) == index)
+                    {
+                        Echoed.Add(BinaryPrimitives.ReadInt32BigEndian(payload[4..]));
+                    }
+                }
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
+
+        /// <summary>The control connection ended (EOF or reset pending): the association would have ended with it.</summary>
+        public bool ControlCut() => control.Poll(0, SelectMode.SelectRead) || control.Poll(0, SelectMode.SelectError);
+
+        public void Dispose()
+        {
+            control.Dispose();
+            udp.Dispose();
+        }
+    }
+}
