@@ -72,13 +72,19 @@ internal sealed partial class SocksSession
         Log.RequestPassed(in passLog, what, Client, $"-> {Local} => relay {relayEndPoint}");
         EnterRelay();
 
+        return await RunAssociationAsync(association, what, $"relay {relayEndPoint}").ConfigureAwait(false);
+    }
+
+    /// <summary>Relays until the control connection closes or the association moves (issue 19), then closes it and logs its end.</summary>
+    private async Task<SessionOutcome> RunAssociationAsync(UdpAssociation association, string what, string relay)
+    {
         association.Start();
         var moved = await RelayAssociationMovableAsync(association).ConfigureAwait(false);
         association.Close();
         await association.WhenResolvesDone().ConfigureAwait(false);
 
         var how = moved ? "moved to another node" : Aborted ? ((SessionOutcome)Volatile.Read(ref _abortReason)).ToString() : "control connection closed";
-        Log.SessionEnded(_clientRuleLog, what, Client, $"relay {relayEndPoint}", association.BytesFromClient, association.BytesToClient, Elapsed, how);
+        Log.SessionEnded(_clientRuleLog, what, Client, relay, association.BytesFromClient, association.BytesToClient, Elapsed, how);
         return moved ? SessionOutcome.Migrated : SessionOutcome.Completed;
     }
 

@@ -136,13 +136,7 @@ internal sealed partial class SocksSession
             var association = new UdpAssociation(this, relay, SocksEndpoint.FromEndPoint(new IPEndPoint(IPAddress.Any, 0)));
             association.Adopt(state.Client, outbound4, outbound6);
             EnterRelay();
-            association.Start();
-            var moved = await RelayAssociationMovableAsync(association).ConfigureAwait(false);
-            association.Close();
-            await association.WhenResolvesDone().ConfigureAwait(false);
-            var how = moved ? "moved to another node" : Aborted ? ((SessionOutcome)Volatile.Read(ref _abortReason)).ToString() : "control connection closed";
-            Log.SessionEnded(_clientRuleLog, what, Client, $"relay {state.Relay} (moved in)", association.BytesFromClient, association.BytesToClient, Elapsed, how);
-            outcome = moved ? SessionOutcome.Migrated : SessionOutcome.Completed;
+            outcome = await RunAssociationAsync(association, what, $"relay {state.Relay} (moved in)").ConfigureAwait(false);
         }
         catch (Exception e)
         {
