@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using L2Balance.Lab.Cluster;
+using L2Balance.Lab.Tests.Balancer.Control;
 using L2Balance.Tests.Common;
 using Xunit;
 
@@ -25,79 +26,127 @@ public sealed partial class MigrationClusterTests
 
     private const int DatagramBytes = 64;
 
+    /// <summary>Associations whose move is refused.</summary>
+    private const int Refusals = 3;
+
     [SkippableFact(typeof(LabUnavailableException))]
     public async Task DrainMigrate_UdpAssociationsOfTheDrainedNode_ContinueOnTheirBucketsNewOwners()
+    {
+        var sources = await DrainedSourcesAsync();
+        await using var traffic = await UdpTrafficAsync(Associations, sources);
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        var listed = (await ListAsync(Drained)).Where(s => s.Kind == "udp").ToList();
+        Assert.True(listed.Count == Associations && listed.All(s => s.State == "movable"),
+            $"node 2 lists {listed.Count} UDP associations of {Associations}: {string.Join(", ", listed.Select(s => s.State).Distinct())}\n{fixture.Describe()}");
+        // Each association's line names the relay on the VIP and the client's UDP address: the flow that moves.
+        Assert.All(traffic.Flows, f => Assert.Contains(listed, s => s.TargetLocal.Equals(f.Relay) && s.TargetRemote.Equals(f.ClientUdp)));
+
+        var (drain, migrations, answered, cpu, before) = await DrainMigrateAsync();
+        var sentAtMove = traffic.SentNow();
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        await traffic.StopAsync();
+        var why = $"drain: {drain}\nmigrations: {migrations}\n{fixture.Describe()}";
+
+        Assert.True(drain.Succeeded, why);
+        Assert.Equal(Associations, migrations.GetProperty("done").GetInt64() - before.Done);
+        Assert.True(Refused(migrations) == before.Refused, why);
+        var report = AssertContinued(traffic, sentAtMove, why);
+
+        // Each continued on its bucket's new owner: counted in there, out here, and node 2 holds none.
+        await AssertOnNewOwnersAsync([.. traffic.Flows.Select(f => f.Source)], sources, before);
+        Assert.Equal(0, await ProxyMetricAsync(Drained, "l2proxy_udp_associations_active"));
+
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"{Associations} UDP associations, one datagram each way every {DatagramPace.TotalMilliseconds:F0} ms: drain --migrate answered in {answered.TotalMilliseconds:F0} ms: {drain.StdOut.Trim()}"));
+        output.WriteLine($"CPU of l2bal and l2proxy during the drain, ticks of 10 ms, nodes 1, 2, 3: {string.Join(", ", cpu)}");
+        output.WriteLine(report);
+    }
+
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task DrainMigrate_UdpRelayPortTakenOnThePeers_AssociationStaysOnTheDrainedNodeAndRelays()
+    {
+        var sources = await DrainedSourcesAsync();
+        await using var traffic = await UdpTrafficAsync(Refusals, sources);
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        // Each relay's port taken on both peers: their restore binds without SO_REUSEADDR, fails, and the association stays.
+        var blockers = new List<Socket>();
+        try
+        {
+            foreach (var node in new[] { Lab.Nodes[0], Lab.Nodes[2] })
+            {
+                foreach (var flow in traffic.Flows)
+                {
+                    blockers.Add(node.OpenSocket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp));
+                    blockers[^1].Bind(flow.Relay);
+                }
+            }
+            var restoreFailed = RestoreFailed(await MigrateControlTests.MigrationsWhenAsync(Lab, Drained, _ => true));
+            var (drain, migrations, _, _, before) = await DrainMigrateAsync();
+            var sentAtMove = traffic.SentNow();
+            await Task.Delay(TimeSpan.FromSeconds(2));
+            var listed = (await ListAsync(Drained)).Where(s => s.Kind == "udp").ToList();
+            await traffic.StopAsync();
+            var why = $"drain: {drain}\nmigrations: {migrations}\n{fixture.Describe()}";
+
+            Assert.Equal(0, migrations.GetProperty("done").GetInt64() - before.Done);
+            Assert.True(RestoreFailed(migrations) - restoreFailed == Refusals, why);
+            Assert.True(listed.Count == Refusals && listed.All(s => s.State == "movable"), $"node 2 lists {listed.Count} UDP associations of {Refusals}\n{why}");
+            output.WriteLine(AssertContinued(traffic, sentAtMove, why));
+        }
+        finally
+        {
+            blockers.ForEach(b => b.Dispose());
+        }
+    }
+
+    private static long RestoreFailed(System.Text.Json.JsonElement migrations) => migrations.GetProperty("refused").GetProperty("restore-failed").GetInt64();
+
+    /// <summary>The client addresses node 2's buckets hold.</summary>
+    private async Task<List<IPAddress>> DrainedSourcesAsync()
     {
         var owners = await fixture.OwnersAsync();
         var sources = Lab.ClientAddresses.Where(a => owners[a.ToString()] == Drained).ToList();
         Assert.True(sources.Count > 0, "node 2 owns no client address");
-        using var echo = Lab.Target.OpenSocket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-        echo.Bind(new IPEndPoint(ClusterLab.TargetAddress, 0));
-        var target = (IPEndPoint)echo.LocalEndPoint!;
-        using var stop = new CancellationTokenSource();
-        using var stopEcho = new CancellationTokenSource();
-        var flows = new List<UdpFlow>();
-        var atTarget = Enumerable.Range(0, Associations).Select(_ => new SeqCount()).ToArray();
-        Task? echoing = null;
+        return sources;
+    }
+
+    /// <summary>
+    /// Every control connection intact (neither EOF nor reset), datagrams echoed after <paramref name="sentAtMove"/>,
+    /// losses bounded, none twice; the figures as a line.
+    /// </summary>
+    private static string AssertContinued(UdpTraffic traffic, int[] sentAtMove, string why)
+    {
+        var report = traffic.Flows.Select((f, i) => (Flow: f, Up: f.Sent - traffic.AtTarget[i].Distinct, Down: traffic.AtTarget[i].Distinct - f.Echoed.Distinct,
+            AfterMove: f.Echoed.CountAbove(sentAtMove[i]), Twice: traffic.AtTarget[i].Twice + f.Echoed.Twice)).ToList();
+        string Describe((UdpFlow Flow, int Up, int Down, int AfterMove, int Twice) r) =>
+            $"{r.Flow.Source} relay {r.Flow.Relay}: sent {r.Flow.Sent}, lost up {r.Up} down {r.Down}, echoed after the move {r.AfterMove}, twice {r.Twice}";
+        var cut = traffic.Flows.Where(f => f.ControlCut()).Select(f => f.Source.ToString()).ToList();
+        Assert.True(cut.Count == 0, $"{cut.Count} control connections cut: {string.Join(", ", cut)}\n{why}");
+        var broken = report.Where(r => r.AfterMove < 10 || r.Up + r.Down > LossBound || r.Twice > 0).Select(Describe).ToList();
+        Assert.True(broken.Count == 0, $"{broken.Count} associations broken:\n{string.Join('\n', broken.Take(5))}\n{why}");
+        return string.Create(CultureInfo.InvariantCulture,
+            $"datagrams sent {report.Sum(r => r.Flow.Sent)}, lost client to target {report.Sum(r => r.Up)}, target to client {report.Sum(r => r.Down)}, most lost by one association {report.Max(r => r.Up + r.Down)}");
+    }
+
+    /// <summary><paramref name="count"/> associations from <paramref name="sources"/> in turn, relaying numbered datagrams to an echo on the target.</summary>
+    private async Task<UdpTraffic> UdpTrafficAsync(int count, List<IPAddress> sources)
+    {
+        var echo = Lab.Target.OpenSocket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        var traffic = new UdpTraffic(echo);
         try
         {
-            for (var i = 0; i < Associations; i++)
+            echo.Bind(new IPEndPoint(ClusterLab.TargetAddress, 0));
+            for (var i = 0; i < count; i++)
             {
-                flows.Add(await OpenAssociationAsync(i, sources[i % sources.Count]));
+                traffic.Flows.Add(await OpenAssociationAsync(i, sources[i % sources.Count]));
             }
-            echoing = EchoAsync(echo, atTarget, stopEcho.Token);
-            var running = flows.Select(f => Task.WhenAll(f.SendAsync(target, stop.Token), f.ReceiveAsync(stopEcho.Token))).ToList();
-
-            await Task.Delay(TimeSpan.FromSeconds(1));
-            var listed = (await ListAsync(Drained)).Where(s => s.Kind == "udp").ToList();
-            Assert.True(listed.Count == Associations && listed.All(s => s.State == "movable"),
-                $"node 2 lists {listed.Count} UDP associations of {Associations}: {string.Join(", ", listed.Select(s => s.State).Distinct())}\n{fixture.Describe()}");
-            // Each association's line names the relay on the VIP and the client's UDP address: the flow that moves.
-            Assert.All(flows, f => Assert.Contains(listed, s => s.TargetLocal.Equals(f.Relay) && s.TargetRemote.Equals(f.ClientUdp)));
-
-            var (drain, migrations, answered, cpu, before) = await DrainMigrateAsync();
-            var sentAtMove = flows.Select(f => f.Sent).ToArray();
-            await Task.Delay(TimeSpan.FromSeconds(2));
-            await stop.CancelAsync();
-            // The last echoes come back, then the receivers and the echo stop.
-            await Task.Delay(TimeSpan.FromSeconds(1));
-            await stopEcho.CancelAsync();
-            await Task.WhenAll(running).WithTimeout(Step);
-            var why = $"drain: {drain}\nmigrations: {migrations}\n{fixture.Describe()}";
-
-            Assert.True(drain.Succeeded, why);
-            Assert.Equal(Associations, migrations.GetProperty("done").GetInt64() - before.Done);
-            Assert.True(migrations.GetProperty("refused").EnumerateObject().All(r => r.Value.GetInt64() == 0), why);
-
-            // Every control connection intact (neither EOF nor reset), datagrams both ways after the move, losses bounded, none twice.
-            var report = flows.Select((f, i) => (Flow: f, Up: f.Sent - atTarget[i].Distinct, Down: atTarget[i].Distinct - f.Echoed.Distinct,
-                AfterMove: f.Echoed.CountAbove(sentAtMove[i]), Twice: atTarget[i].Twice + f.Echoed.Twice)).ToList();
-            string Describe((UdpFlow Flow, int Up, int Down, int AfterMove, int Twice) r) =>
-                $"{r.Flow.Source} relay {r.Flow.Relay}: sent {r.Flow.Sent}, lost up {r.Up} down {r.Down}, echoed after the move {r.AfterMove}, twice {r.Twice}";
-            var cut = flows.Where(f => f.ControlCut()).Select(f => f.Source.ToString()).ToList();
-            Assert.True(cut.Count == 0, $"{cut.Count} control connections cut: {string.Join(", ", cut)}\n{why}");
-            var broken = report.Where(r => r.AfterMove < 10 || r.Up + r.Down > LossBound || r.Twice > 0).Select(Describe).ToList();
-            Assert.True(broken.Count == 0, $"{broken.Count} associations broken:\n{string.Join('\n', broken.Take(5))}\n{why}");
-
-            // Each continued on its bucket's new owner: counted in there, out here, and node 2 holds none.
-            await AssertOnNewOwnersAsync([.. flows.Select(f => f.Source)], sources, before);
-            Assert.Equal(0, await ProxyMetricAsync(Drained, "l2proxy_udp_associations_active"));
-
-            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{Associations} UDP associations, one datagram each way every {DatagramPace.TotalMilliseconds:F0} ms: drain --migrate answered in {answered.TotalMilliseconds:F0} ms: {drain.StdOut.Trim()}"));
-            output.WriteLine($"CPU of l2bal and l2proxy during the drain, ticks of 10 ms, nodes 1, 2, 3: {string.Join(", ", cpu)}");
-            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"datagrams sent {report.Sum(r => r.Flow.Sent)}, lost client to target {report.Sum(r => r.Up)}, target to client {report.Sum(r => r.Down)}, most lost by one association {report.Max(r => r.Up + r.Down)}"));
+            traffic.Start();
+            return traffic;
         }
-        finally
+        catch
         {
-            await stop.CancelAsync();
-            await stopEcho.CancelAsync();
-            if (echoing is not null)
-            {
-                await echoing.WithTimeout(Step);
-            }
-            flows.ForEach(f => f.Dispose());
+            await traffic.DisposeAsync();
+            throw;
         }
     }
 
@@ -135,7 +184,7 @@ public sealed partial class MigrationClusterTests
             {
                 var r = await echo.ReceiveFromAsync(buffer, SocketFlags.None, new IPEndPoint(IPAddress.Any, 0), stop);
                 var index = BinaryPrimitives.ReadInt32BigEndian(buffer);
-                if (r.ReceivedBytes != DatagramBytes || index is < 0 or >= Associations)
+                if (r.ReceivedBytes != DatagramBytes || index < 0 || index >= received.Length)
                 {
                     continue;
                 }
@@ -145,6 +194,53 @@ public sealed partial class MigrationClusterTests
         }
         catch (OperationCanceledException)
         {
+        }
+    }
+
+    /// <summary>The associations of a test, the target's echo, and the loops between them (bounded in count and time).</summary>
+    private sealed class UdpTraffic(Socket echo) : IAsyncDisposable
+    {
+        private readonly CancellationTokenSource _stopSending = new();
+        private readonly CancellationTokenSource _stopEcho = new();
+        private readonly List<Task> _running = [];
+        private Task? _echoing;
+
+        public List<UdpFlow> Flows { get; } = [];
+
+        /// <summary>What the target received of each association.</summary>
+        public SeqCount[] AtTarget { get; private set; } = [];
+
+        public void Start()
+        {
+            AtTarget = [.. Flows.Select(_ => new SeqCount())];
+            _echoing = EchoAsync(echo, AtTarget, _stopEcho.Token);
+            var target = (IPEndPoint)echo.LocalEndPoint!;
+            _running.AddRange(Flows.Select(f => Task.WhenAll(f.SendAsync(target, _stopSending.Token), f.ReceiveAsync(_stopEcho.Token))));
+        }
+
+        public int[] SentNow() => [.. Flows.Select(f => f.Sent)];
+
+        /// <summary>Stops sending; the last echoes come back within a second, then the receivers and the echo stop.</summary>
+        public async Task StopAsync()
+        {
+            await _stopSending.CancelAsync();
+            await Task.Delay(TimeSpan.FromSeconds(1));
+            await _stopEcho.CancelAsync();
+            await Task.WhenAll(_running).WithTimeout(TimeSpan.FromSeconds(10));
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _stopSending.CancelAsync();
+            await _stopEcho.CancelAsync();
+            if (_echoing is not null)
+            {
+                await _echoing.WithTimeout(TimeSpan.FromSeconds(10));
+            }
+            Flows.ForEach(f => f.Dispose());
+            echo.Dispose();
+            _stopSending.Dispose();
+            _stopEcho.Dispose();
         }
     }
 
