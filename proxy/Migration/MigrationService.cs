@@ -18,7 +18,7 @@ namespace L2Balance.Proxy.Migration;
 /// Per session, two phases keep one sender: the peer restores silently and answers Ready; this node
 /// sends Go and closes its frozen copy, or resumes its relay when anything failed.
 /// </summary>
-internal sealed class MigrationService : IAsyncDisposable
+internal sealed partial class MigrationService : IAsyncDisposable
 {
     /// <summary>SO_MARK of every restored socket: the new node's filter accepts the packets of flows whose local socket carries it.</summary>
     public const uint RestoredMark = 0x4c320019;
@@ -137,7 +137,7 @@ internal sealed class MigrationService : IAsyncDisposable
             {
                 continue;
             }
-            var kind = m.Kind == MovableKind.Bind ? "bind" : "connect";
+            var kind = m.Kind switch { MovableKind.Bind => "bind", MovableKind.Udp => "udp", _ => "connect" };
             var state = m.Stays is { } reason ? "stays=" + reason.Word() : "movable";
             answer.Append(CultureInfo.InvariantCulture, $"session {m.Id} {kind} {m.Client} {m.Local} {m.TargetLocal} {m.TargetRemote} {m.HeldBytes} {state}\n");
         }
@@ -314,7 +314,8 @@ internal sealed class MigrationService : IAsyncDisposable
             byte[] record;
             try
             {
-                if (!TcpRepair.IsEstablished(o.Session.ClientLeg) || !TcpRepair.IsEstablished(o.Session.TargetLeg!))
+                // A UDP association has one leg: its control connection.
+                if (!TcpRepair.IsEstablished(o.Session.ClientLeg) || (o.Session.TargetLeg is { } targetLeg && !TcpRepair.IsEstablished(targetLeg)))
                 {
                     Resume(o, MigrationRefusal.NotEstablished, stay, null);
                     continue;
@@ -418,7 +419,10 @@ internal sealed class MigrationService : IAsyncDisposable
                 // Go is out: from here the peer's copy is the session; this one closes without a FIN or RST.
                 var pause = Stopwatch.GetElapsedTime(o.Started);
                 TcpRepair.CloseFrozen(o.Session.ClientLeg);
-                TcpRepair.CloseFrozen(o.Session.TargetLeg!);
+                if (o.Session.TargetLeg is { } targetLeg)
+                {
+                    TcpRepair.CloseFrozen(targetLeg);
+                }
                 Counters.MigratedOut();
                 lock (sent)
                 {
@@ -435,6 +439,10 @@ internal sealed class MigrationService : IAsyncDisposable
 
     private static SessionState Freeze(Outgoing o, RelayResult stopped)
     {
+        if (o.Session.UdpStateForMove() is { } udp)
+        {
+            return FreezeUdp(o, udp);
+        }
         var client = TcpRepair.Freeze(o.Session.ClientLeg);
         o.Frozen = true;
         TcpLegState target;
@@ -459,7 +467,10 @@ internal sealed class MigrationService : IAsyncDisposable
             try
             {
                 TcpRepair.Unfreeze(o.Session.ClientLeg);
-                TcpRepair.Unfreeze(o.Session.TargetLeg!);
+                if (o.Session.TargetLeg is { } targetLeg)
+                {
+                    TcpRepair.Unfreeze(targetLeg);
+                }
             }
             catch (Exception e) when (e is MigrationException or ObjectDisposedException)
             {
@@ -499,6 +510,7 @@ internal sealed class MigrationService : IAsyncDisposable
     {
         var from = socket.RemoteEndPoint!;
         var silent = new Dictionary<ulong, (Socket Client, Socket Target, SessionState State)>();
+        var silentUdp = new Dictionary<ulong, RestoredUdp>();
         int restored = 0, refused = 0;
         string? error = null;
         MigrationChannel? channel = null;
@@ -514,7 +526,7 @@ internal sealed class MigrationService : IAsyncDisposable
             while (true)
             {
                 using var wait = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
-                wait.CancelAfter(silent.Count > 0 ? GoTimeout : IdleTimeout);
+                wait.CancelAfter(silent.Count + silentUdp.Count > 0 ? GoTimeout : IdleTimeout);
                 var bytes = await channel.ReceiveAsync(wait.Token).ConfigureAwait(false);
                 if (MigrationMessages.TryParse(bytes, out var message) != ParseStatus.Ok)
                 {
@@ -522,7 +534,7 @@ internal sealed class MigrationService : IAsyncDisposable
                 }
                 if (message.Type == MigrationMessageType.State)
                 {
-                    var refusal = Restore(message, silent, ref error);
+                    var refusal = Restore(message, silent, silentUdp, ref error);
                     refused += refusal is null ? 0 : 1;
                     await channel.SendAsync(MigrationMessages.Ready(message.Session, refusal), _stop.Token).ConfigureAwait(false);
                 }
@@ -538,6 +550,10 @@ internal sealed class MigrationService : IAsyncDisposable
                         TcpRepair.CloseFrozen(copy.Target);
                     }
                 }
+                else if (message.Type == MigrationMessageType.Go && silentUdp.Remove(message.Session, out var udpCopy))
+                {
+                    restored += ThawOrDrop(udpCopy, message.Ok, ref error) ? 1 : 0;
+                }
                 else
                 {
                     throw new MigrationException($"migration channel: unexpected {message.Type} for session {message.Session}");
@@ -547,7 +563,7 @@ internal sealed class MigrationService : IAsyncDisposable
         catch (Exception e) when (e is MigrationException or SocketException or ObjectDisposedException or OperationCanceledException)
         {
             // The end of every channel: the peer closes it after its batch. A copy still silent never got Go.
-            if (silent.Count > 0 || e is not MigrationException { Message: "migration channel: closed by the peer mid-record" })
+            if (silent.Count + silentUdp.Count > 0 || e is not MigrationException { Message: "migration channel: closed by the peer mid-record" })
             {
                 error ??= e.Message;
             }
@@ -559,20 +575,29 @@ internal sealed class MigrationService : IAsyncDisposable
                 TcpRepair.CloseFrozen(copy.Client);
                 TcpRepair.CloseFrozen(copy.Target);
             }
+            foreach (var copy in silentUdp.Values)
+            {
+                copy.Drop();
+            }
             channel?.Dispose();
             socket.Dispose();
             if (restored + refused > 0 || error is not null)
             {
-                _log.MigrationsReceived(from, restored, refused + silent.Count, error);
+                _log.MigrationsReceived(from, restored, refused + silent.Count + silentUdp.Count, error);
             }
         }
     }
 
     /// <summary>Restores a state's legs in repair mode, marked; null when both are ready, else why not.</summary>
-    private static MigrationRefusal? Restore(MigrationMessage message, Dictionary<ulong, (Socket Client, Socket Target, SessionState State)> silent, ref string? error)
+    private MigrationRefusal? Restore(MigrationMessage message, Dictionary<ulong, (Socket Client, Socket Target, SessionState State)> silent,
+        Dictionary<ulong, RestoredUdp> silentUdp, ref string? error)
     {
-        if (SessionStateCodec.TryParse(message.Payload.Span, out var state, out var reason) != ParseStatus.Ok
-            || state!.Kind != SessionKind.TcpRelay || silent.ContainsKey(message.Session))
+        if (SessionStateCodec.TryParse(message.Payload.Span, out var state, out var reason) == ParseStatus.Ok
+            && state!.Kind == SessionKind.UdpAssociation && !silent.ContainsKey(message.Session))
+        {
+            return RestoreUdp(message.Session, state, silentUdp, ref error);
+        }
+        if (state is null || state.Kind != SessionKind.TcpRelay || silent.ContainsKey(message.Session) || silentUdp.ContainsKey(message.Session))
         {
             error ??= $"session {message.Session}: state refused ({reason})";
             return MigrationRefusal.RestoreFailed;

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
+using System.Text;
 using L2Balance.Proxy.Protocol;
 
 namespace L2Balance.Proxy.Migration;
@@ -23,6 +24,8 @@ public enum SessionStateRejection
     UnsentBeyondQueue,
     QueueTooLong,
     BadUdpFlag,
+    BadUdpOutbound,
+    BadUserName,
     TrailingBytes,
 }
 
@@ -34,7 +37,8 @@ public enum SessionStateRejection
 /// <remarks>
 /// <code>
 /// "L2MS" | version u8 = 1 | kind u8 | leg count u8 | legs | held-to-target u32+bytes | held-to-client u32+bytes
-///        | udp u8 (0|1) [client endpoint, relay endpoint]
+///        | udp u8 (0|1) [client endpoint | relay endpoint | outbound u8 (bit 0 IPv4, bit 1 IPv6) | those endpoints
+///                        | method u8 | user u8+bytes (UTF-8, 0: none)]
 /// leg:      local endpoint | remote endpoint | send seq u32 | recv seq u32 | mss u16 | options u8
 ///           | snd wscale u8 | rcv wscale u8 | timestamp u32 | snd_wl1, snd_wnd, max_window, rcv_wnd, rcv_wup u32
 ///           | unsent u32 | send queue u32+bytes | receive queue u32+bytes
@@ -50,6 +54,8 @@ public static class SessionStateCodec
     /// <summary>The largest queue or held buffer accepted: above any socket buffer the kernel grants (tcp_wmem, tcp_rmem maxima).</summary>
     public const int MaxQueueLength = 64 * 1024 * 1024;
 
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
     private static ReadOnlySpan<byte> Magic => "L2MS"u8;
 
     /// <summary>The encoded length of <paramref name="state"/>.</summary>
@@ -64,7 +70,8 @@ public static class SessionStateCodec
 
         if (state.Udp is { } udp)
         {
-            length += EndpointLength(udp.Client) + EndpointLength(udp.Relay);
+            length += EndpointLength(udp.Client) + EndpointLength(udp.Relay) + 1 + 1 + 1 + UserBytes(udp.User).Length;
+            length += (udp.Outbound4 is { } o4 ? EndpointLength(o4) : 0) + (udp.Outbound6 is { } o6 ? EndpointLength(o6) : 0);
         }
 
         return length;
@@ -108,6 +115,21 @@ public static class SessionStateCodec
         {
             w.Endpoint(udp.Client);
             w.Endpoint(udp.Relay);
+            w.U8((byte)((udp.Outbound4 is null ? 0 : 1) | (udp.Outbound6 is null ? 0 : 2)));
+            if (udp.Outbound4 is { } o4)
+            {
+                w.Endpoint(o4);
+            }
+
+            if (udp.Outbound6 is { } o6)
+            {
+                w.Endpoint(o6);
+            }
+
+            w.U8(udp.Method);
+            var user = UserBytes(udp.User);
+            w.U8((byte)user.Length);
+            w.Bytes(user);
         }
 
         output.Advance(length);
@@ -191,21 +213,86 @@ public static class SessionStateCodec
         UdpAssociationState? udp = null;
         if (hasUdp == 1)
         {
-            var endpointReason = r.Endpoint(out var client);
-            if (endpointReason == SessionStateRejection.None)
+            var udpReason = ParseUdp(ref r, out udp);
+            if (udpReason != SessionStateRejection.None)
             {
-                endpointReason = r.Endpoint(out var relay);
-                udp = new UdpAssociationState(client!, relay!);
-            }
-
-            if (endpointReason != SessionStateRejection.None)
-            {
-                return endpointReason;
+                return udpReason;
             }
         }
 
         state = new SessionState((SessionKind)kind, legs, heldToTarget, heldToClient, udp);
         return SessionStateRejection.None;
+    }
+
+    private static SessionStateRejection ParseUdp(ref SpanReader r, out UdpAssociationState? udp)
+    {
+        udp = null;
+        var reason = r.Endpoint(out var client);
+        IPEndPoint? relay = null;
+        if (reason == SessionStateRejection.None)
+        {
+            reason = r.Endpoint(out relay);
+        }
+
+        if (reason != SessionStateRejection.None)
+        {
+            return reason;
+        }
+
+        if (!r.U8(out byte outbound))
+        {
+            return SessionStateRejection.Truncated;
+        }
+
+        if ((outbound & ~3) != 0)
+        {
+            return SessionStateRejection.BadUdpOutbound;
+        }
+
+        IPEndPoint? outbound4 = null, outbound6 = null;
+        if ((outbound & 1) != 0 && (reason = r.Endpoint(out outbound4)) != SessionStateRejection.None)
+        {
+            return reason;
+        }
+
+        if ((outbound & 2) != 0 && (reason = r.Endpoint(out outbound6)) != SessionStateRejection.None)
+        {
+            return reason;
+        }
+
+        if (outbound4 is { AddressFamily: not AddressFamily.InterNetwork } || outbound6 is { AddressFamily: not AddressFamily.InterNetworkV6 })
+        {
+            return SessionStateRejection.BadUdpOutbound;
+        }
+
+        if (!r.U8(out byte method) || !r.U8(out byte userLength) || !r.Bytes(userLength, out var userBytes))
+        {
+            return SessionStateRejection.Truncated;
+        }
+
+        string? user = null;
+        if (userLength > 0)
+        {
+            try
+            {
+                user = StrictUtf8.GetString(userBytes);
+            }
+            catch (DecoderFallbackException)
+            {
+                return SessionStateRejection.BadUserName;
+            }
+        }
+
+        udp = new UdpAssociationState(client!, relay!, outbound4, outbound6, method, user);
+        return SessionStateRejection.None;
+    }
+
+    /// <summary>The user name as carried; longer than RFC 1929 allows is the writer's error.</summary>
+    private static byte[] UserBytes(string? user)
+    {
+        var bytes = user is null ? [] : StrictUtf8.GetBytes(user);
+        return bytes.Length <= UdpAssociationState.MaxUserLength ? bytes
+            : throw new ArgumentException($"A user name of {bytes.Length} bytes is longer than RFC 1929 allows.", nameof(user));
     }
 
     private static SessionStateRejection ParseLeg(ref SpanReader r, out TcpLegState? leg)

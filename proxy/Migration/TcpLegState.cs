@@ -51,8 +51,23 @@ public sealed record TcpLegState(
     public const byte MaxWscale = 14;
 }
 
-/// <summary>A UDP association that moves with its control connection: the client's address and the relay's port.</summary>
-public readonly record struct UdpAssociationState(IPEndPoint Client, IPEndPoint Relay);
+/// <summary>
+/// A UDP association that moves with its control connection: the client's UDP address (learned or
+/// announced), the relay's client-facing endpoint, its target-facing sockets' endpoints (one per family,
+/// made on first use: replies from targets come back to them), and what the rules of later datagrams
+/// depend on: the method negotiated (RFC 1928 code) and the user name (RFC 1929), if any.
+/// </summary>
+public readonly record struct UdpAssociationState(
+    IPEndPoint Client,
+    IPEndPoint Relay,
+    IPEndPoint? Outbound4 = null,
+    IPEndPoint? Outbound6 = null,
+    byte Method = 0,
+    string? User = null)
+{
+    /// <summary>Longest user name carried: RFC 1929 allows 255 bytes.</summary>
+    public const int MaxUserLength = 255;
+}
 
 /// <summary>What a session is: a relayed TCP connection (CONNECT, BIND) or a UDP association.</summary>
 public enum SessionKind : byte

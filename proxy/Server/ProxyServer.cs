@@ -251,7 +251,14 @@ public sealed class ProxyServer : IAsyncDisposable
     /// Takes in a session restored from another node (issue 19): both legs are live sockets; it is
     /// counted and limited per client address as an accepted one, and relays from <paramref name="resume"/>.
     /// </summary>
-    internal void AdoptMovedIn(Socket client, Socket target, RelayResult resume)
+    internal void AdoptMovedIn(Socket client, Socket target, RelayResult resume) => _ = MovedInSession(client).RunMovedInAsync(target, resume);
+
+    /// <summary>Starts a UDP association restored from another node (its slot reserved at the restore), as <see cref="AdoptMovedIn"/> a relay.</summary>
+    internal void AdoptMovedInUdp(Socket control, Migration.UdpAssociationState state, Socket relay, Socket? outbound4, Socket? outbound6) =>
+        _ = MovedInSession(control).RunMovedInUdpAsync(state, relay, outbound4, outbound6);
+
+    /// <summary>A session for a connection restored from another node: counted, listed, its client rule's log.</summary>
+    private SocksSession MovedInSession(Socket client)
     {
         var remote = (IPEndPoint)client.RemoteEndPoint!;
         var local = (IPEndPoint)client.LocalEndPoint!;
@@ -261,7 +268,7 @@ public sealed class ProxyServer : IAsyncDisposable
         var log = RuleEvaluator.EvaluateClient(Options.ClientRules, remote, local).Log;
         var session = new SocksSession(this, client, remote, local, log) { Id = Interlocked.Increment(ref _nextSessionId) };
         _sessions.TryAdd(session, 0);
-        _ = session.RunMovedInAsync(target, resume);
+        return session;
     }
 
     internal void SessionFinished(SocksSession session, SessionOutcome outcome)

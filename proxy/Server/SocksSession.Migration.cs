@@ -11,6 +11,7 @@ internal enum MovableKind
 {
     Connect,
     Bind,
+    Udp,
 }
 
 /// <summary>An established relayed session as the migration control socket lists it (docs/design.md#live-migration-design).</summary>
@@ -66,6 +67,18 @@ internal sealed partial class SocksSession
     /// <summary>The session as <c>list</c> shows it, or null when it is not an established TCP relay.</summary>
     internal MovableSession? Movable()
     {
+        if (Volatile.Read(ref _association) is { } association && Volatile.Read(ref _relaying) && !Aborted)
+        {
+            try
+            {
+                return MovableUdp(association);
+            }
+            catch (Exception e) when (e is ObjectDisposedException or SocketException or MigrationException)
+            {
+                // Closed while listed: it is ending, not movable.
+                return null;
+            }
+        }
         if (TargetLeg is not { } target || !Volatile.Read(ref _relaying) || Aborted)
         {
             return null;

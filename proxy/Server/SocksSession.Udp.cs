@@ -72,26 +72,39 @@ internal sealed partial class SocksSession
         Log.RequestPassed(in passLog, what, Client, $"-> {Local} => relay {relayEndPoint}");
         EnterRelay();
 
+        return await RunAssociationAsync(association, what, $"relay {relayEndPoint}").ConfigureAwait(false);
+    }
+
+    /// <summary>Relays until the control connection closes or the association moves (issue 19), then closes it and logs its end.</summary>
+    private async Task<SessionOutcome> RunAssociationAsync(UdpAssociation association, string what, string relay)
+    {
         association.Start();
-        await WaitForControlCloseAsync().ConfigureAwait(false);
+        var moved = await RelayAssociationMovableAsync(association).ConfigureAwait(false);
         association.Close();
         await association.WhenResolvesDone().ConfigureAwait(false);
 
-        var how = Aborted ? ((SessionOutcome)Volatile.Read(ref _abortReason)).ToString() : "control connection closed";
-        Log.SessionEnded(_clientRuleLog, what, Client, $"relay {relayEndPoint}", association.BytesFromClient, association.BytesToClient, Elapsed, how);
-        return SessionOutcome.Completed;
+        var how = moved ? "moved to another node" : Aborted ? ((SessionOutcome)Volatile.Read(ref _abortReason)).ToString() : "control connection closed";
+        Log.SessionEnded(_clientRuleLog, what, Client, relay, association.BytesFromClient, association.BytesToClient, Elapsed, how);
+        return moved ? SessionOutcome.Migrated : SessionOutcome.Completed;
     }
 
-    /// <summary>Waits until the TCP control connection closes; bytes the client sends on it are discarded.</summary>
-    private async Task WaitForControlCloseAsync()
+    /// <summary>
+    /// Waits until the TCP control connection closes; bytes the client sends on it are discarded.
+    /// True when <paramref name="pause"/> stopped the wait (a move; the connection is still open).
+    /// </summary>
+    private async Task<bool> WaitForControlCloseAsync(CancellationToken pause)
     {
         var scratch = new byte[64];
         try
         {
-            while (await _client.ReceiveAsync(scratch, SocketFlags.None).ConfigureAwait(false) > 0)
+            while (await _client.ReceiveAsync(scratch, SocketFlags.None, pause).ConfigureAwait(false) > 0)
             {
                 Touch();
             }
+        }
+        catch (OperationCanceledException) when (pause.IsCancellationRequested)
+        {
+            return true;
         }
         catch (SocketException)
         {
@@ -99,5 +112,6 @@ internal sealed partial class SocksSession
         catch (ObjectDisposedException)
         {
         }
+        return false;
     }
 }

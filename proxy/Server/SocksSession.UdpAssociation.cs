@@ -20,7 +20,7 @@ internal sealed partial class SocksSession
     /// datagram to or from the same peer as the one before skips parsing, resolving and the rules.
     /// A name not yet resolved sends its datagram from a task once resolved.
     /// </summary>
-    private sealed class UdpAssociation(SocksSession session, Socket relay, SocksEndpoint clientHint) : IUdpReadable
+    private sealed partial class UdpAssociation(SocksSession session, Socket relay, SocksEndpoint clientHint) : IUdpReadable
     {
         /// <summary>Longest SOCKS UDP header: RSV RSV FRAG ATYP, a 255-byte name with its length byte, port.</summary>
         private const int MaxHeaderLength = 4 + 1 + 255 + 2;
@@ -42,6 +42,12 @@ internal sealed partial class SocksSession
         private TargetSide? _outbound6;
         private ulong _relayKey;
         private bool _closed;
+        /// <summary>Stopped for a move (under <see cref="_lock"/>): no target-facing socket is made meanwhile.</summary>
+        private bool _paused;
+        /// <summary>1 while paused: a poller callback that starts after <see cref="Pause"/> returns at once (see <see cref="EnterPoller"/>).</summary>
+        private int _pausing;
+        /// <summary>Poller callbacks of this association running now.</summary>
+        private int _inPoller;
         private IPEndPoint? _clientUdp = clientHint.Port != 0 && clientHint.Address is { } a && !a.Equals(IPAddress.Any) && !a.Equals(IPAddress.IPv6Any)
             ? new IPEndPoint(OutboundAddresses.Normalize(a), clientHint.Port)
             : null;
@@ -66,8 +72,18 @@ internal sealed partial class SocksSession
 
         private SocksSession Session => session;
 
-        /// <summary>Starts relaying: the client-facing socket joins the poller.</summary>
-        public void Start() => _relayKey = UdpPoller.Shared.Register(relay, this);
+        /// <summary>Starts relaying: the client-facing socket joins the poller, and the target-facing ones of a moved-in association.</summary>
+        public void Start()
+        {
+            _relayKey = UdpPoller.Shared.Register(relay, this);
+            lock (_lock)
+            {
+                foreach (var target in _targets)
+                {
+                    target.Key = UdpPoller.Shared.Register(target.Socket, target);
+                }
+            }
+        }
 
         /// <summary>Stops relaying and closes the sockets; then <see cref="WhenResolvesDone"/> awaits datagrams still resolving.</summary>
         public void Close()
@@ -108,6 +124,35 @@ internal sealed partial class SocksSession
 
         /// <summary>Datagrams from the client (poller thread).</summary>
         public void OnReadable(byte[] buffer)
+        {
+            if (!EnterPoller())
+            {
+                return;
+            }
+            try
+            {
+                ReceiveFromClient(buffer);
+            }
+            finally
+            {
+                Interlocked.Decrement(ref _inPoller);
+            }
+        }
+
+        /// <summary>A poller callback may run: false once <see cref="Pause"/> began (an event taken before the unregistering).</summary>
+        private bool EnterPoller()
+        {
+            // Both sides use full fences (Interlocked): Pause sets _pausing then reads _inPoller, a callback the reverse.
+            Interlocked.Increment(ref _inPoller);
+            if (Volatile.Read(ref _pausing) == 0)
+            {
+                return true;
+            }
+            Interlocked.Decrement(ref _inPoller);
+            return false;
+        }
+
+        private void ReceiveFromClient(byte[] buffer)
         {
             for (int budget = Budget; budget > 0; budget--)
             {
@@ -326,7 +371,7 @@ internal sealed partial class SocksSession
         private TargetSide? Outbound(AddressFamily family)
         {
             ref var slot = ref family == AddressFamily.InterNetwork ? ref _outbound4 : ref _outbound6;
-            if (slot is null && !_closed)
+            if (slot is null && !_closed && !_paused)
             {
                 var socket = session.Own(new Socket(family, SocketType.Dgram, ProtocolType.Udp));
                 var source = session._server.Outbound.For(family, session.Local.Address)
@@ -374,6 +419,22 @@ internal sealed partial class SocksSession
             public void OnFailed(Exception exception) => association.OnFailed(exception);
 
             public void OnReadable(byte[] buffer)
+            {
+                if (!association.EnterPoller())
+                {
+                    return;
+                }
+                try
+                {
+                    ReceiveFromTargets(buffer);
+                }
+                finally
+                {
+                    Interlocked.Decrement(ref association._inPoller);
+                }
+            }
+
+            public void ReceiveFromTargets(byte[] buffer)
             {
                 var counters = association.Counters;
                 for (int budget = Budget; budget > 0; budget--)

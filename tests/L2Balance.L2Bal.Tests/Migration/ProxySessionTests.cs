@@ -32,6 +32,17 @@ public class ProxySessionTests
         Assert.Equal(new IPEndPoint(IPAddress.Parse("198.18.0.10"), 33010), s.InboundFlows()[1].Destination);
     }
 
+    [Fact]
+    public void TryParse_MovableUdpLine_FlowsAreTheControlConnectionAndTheClientsDatagramsToTheRelay()
+    {
+        var s = MigrationTestData.Line("session 12 udp 198.18.1.5:40001 198.18.0.10:1080 198.18.0.10:33010 198.18.1.5:5353 0 movable");
+
+        Assert.Null(s.Stays);
+        Assert.Equal(
+            ["tcp . 198.18.1.5 . 40001 . 198.18.0.10 . 1080", "udp . 198.18.1.5 . 5353 . 198.18.0.10 . 33010"],
+            s.InboundFlows().Select(f => f.NftElement()));
+    }
+
     [Theory]
     [InlineData("")]
     [InlineData("session 1 connect 198.18.1.5:40001 198.18.0.10:1080 198.18.0.10:33001 198.18.2.7:443 0")]

@@ -9,6 +9,9 @@ namespace L2Balance.Proxy.Tests.Migration;
 
 public sealed class SessionStateCodecTests
 {
+    /// <summary>The outbound flags from the end: the flags byte, then IPv4 7, IPv6 19, method 1, user 1 + 7 ("jürgen" in UTF-8).</summary>
+    private const int OutboundFlagsFromEnd = 1 + 7 + 19 + 1 + 1 + 7;
+
     public static TcpLegState Leg(string local, string remote, int sendQueue = 5, int unsent = 2, int receiveQueue = 3) => new(
         IPEndPoint.Parse(local),
         IPEndPoint.Parse(remote),
@@ -109,6 +112,66 @@ public sealed class SessionStateCodecTests
         int sendQueue = 7 + 14 + 4 + 4 + 2 + 3 + 4 + 20 + 4;
         BinaryPrimitives.WriteUInt32BigEndian(bytes.AsSpan(sendQueue), SessionStateCodec.MaxQueueLength + 1u);
         AssertRefused(bytes, SessionStateRejection.QueueTooLong);
+    }
+
+    /// <summary>An IPv4 association as a single-IP node moves it: both target-facing sockets, RFC 1929 method and a non-ASCII user.</summary>
+    public static SessionState UdpWithOutbound() => new(
+        SessionKind.UdpAssociation,
+        [Leg("198.18.0.100:1080", "198.18.0.10:40000", 0, 0, 4)],
+        [],
+        [],
+        new UdpAssociationState(IPEndPoint.Parse("198.18.0.10:5353"), IPEndPoint.Parse("198.18.0.100:41000"),
+            IPEndPoint.Parse("198.18.0.100:41001"), IPEndPoint.Parse("[fdc6:1200::100]:41002"), 0x02, "jürgen"));
+
+    [Fact]
+    public void UdpAssociation_WithOutboundSocketsMethodAndUser_RoundTripsEveryField() => AssertRoundTrip(UdpWithOutbound());
+
+    [Fact]
+    public void UdpAssociation_EveryPrefix_IsTruncated()
+    {
+        var bytes = Encode(UdpWithOutbound());
+        Assert.Equal(SessionStateCodec.GetLength(UdpWithOutbound()), bytes.Length);
+        for (int length = 0; length < bytes.Length; length++)
+        {
+            Assert.Equal(ParseStatus.Invalid, SessionStateCodec.TryParse(bytes.AsSpan(0, length), out _, out var reason));
+            Assert.Equal(SessionStateRejection.Truncated, reason);
+        }
+    }
+
+    [Theory]
+    [InlineData(0x04)]
+    [InlineData(0x80)]
+    public void UdpOutboundFlags_Unknown_AreRefused(byte flags)
+    {
+        var bytes = Encode(UdpWithOutbound());
+        bytes[^OutboundFlagsFromEnd] = flags;
+        AssertRefused(bytes, SessionStateRejection.BadUdpOutbound);
+    }
+
+    [Fact]
+    public void UdpOutbound_IPv6EndpointInTheIPv4Slot_IsRefused()
+    {
+        var state = UdpWithOutbound();
+        var bytes = Encode(state with { Udp = state.Udp!.Value with { Outbound4 = null } });
+        // Flags 2 (IPv6 only) become 1: the IPv6 endpoint now stands in the IPv4 slot.
+        bytes[^(1 + 19 + 1 + 1 + 7)] = 1;
+        AssertRefused(bytes, SessionStateRejection.BadUdpOutbound);
+    }
+
+    [Fact]
+    public void UdpUser_NotUtf8_IsRefused()
+    {
+        var bytes = Encode(UdpWithOutbound());
+        bytes[^1] = 0xFF;
+        AssertRefused(bytes, SessionStateRejection.BadUserName);
+    }
+
+    [Fact]
+    public void UdpUser_LongerThanRfc1929Allows_IsNotWritten()
+    {
+        var state = UdpWithOutbound();
+        var tooLong = state with { Udp = state.Udp!.Value with { User = new string('u', UdpAssociationState.MaxUserLength + 1) } };
+        Assert.Throws<ArgumentException>(() => Encode(tooLong));
     }
 
     [Fact]

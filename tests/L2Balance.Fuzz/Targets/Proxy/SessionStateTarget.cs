@@ -26,6 +26,9 @@ public sealed class SessionStateTarget : FuzzTarget<byte[], SessionStateTarget.R
         Encode(new SessionState(SessionKind.TcpRelay, [Leg("198.18.0.100:1080", "198.18.0.10:40000", 40, 8, 16), Leg("198.18.0.100:50000", "198.18.1.5:9000", 0, 0, 0)], [1, 2], [], null)),
         Encode(new SessionState(SessionKind.UdpAssociation, [Leg("[fd00:5eed::100]:1080", "[fd00:5eed::10]:40000", 3, 3, 0)], [], [7],
             new UdpAssociationState(IPEndPoint.Parse("[fd00:5eed::10]:5353"), IPEndPoint.Parse("[fd00:5eed::100]:41000")))),
+        Encode(new SessionState(SessionKind.UdpAssociation, [Leg("198.18.0.100:1080", "198.18.0.10:40000", 0, 0, 2)], [], [],
+            new UdpAssociationState(IPEndPoint.Parse("198.18.0.10:5353"), IPEndPoint.Parse("198.18.0.100:41000"),
+                IPEndPoint.Parse("198.18.0.100:41001"), null, 0x02, "user"))),
     ];
 
     protected override byte[] Convert(byte[] input, ref FuzzRandom random) => input;

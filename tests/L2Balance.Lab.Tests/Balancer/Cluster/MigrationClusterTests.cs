@@ -30,7 +30,7 @@ public sealed class MigrationClusterGroup : ICollectionFixture<MigrationClusterF
 /// nodes take the moved flows.
 /// </summary>
 [Collection(MigrationClusterGroup.Name)]
-public sealed class MigrationClusterTests(MigrationClusterFixture fixture, ITestOutputHelper output) : IAsyncLifetime
+public sealed partial class MigrationClusterTests(MigrationClusterFixture fixture, ITestOutputHelper output) : IAsyncLifetime
 {
     /// <summary>Long CONNECT sessions of the drained node's clients.</summary>
     private const int Sessions = 300;
@@ -69,12 +69,8 @@ public sealed class MigrationClusterTests(MigrationClusterFixture fixture, ITest
             Assert.True(listedBefore.Count == Sessions && listedBefore.All(s => s.State == "movable"),
                 $"node 2 lists {listedBefore.Count} of {Sessions}: {string.Join(", ", listedBefore.Select(s => s.State).Distinct())}\n{fixture.Describe()}");
 
-            var cpu = Enumerable.Range(1, 3).Select(CpuTicks).ToArray();
-            var started = System.Diagnostics.Stopwatch.StartNew();
-            var drain = await Lab.RunOnNode(Drained, ClusterBinaries.L2Bal, ["drain", "--migrate"], Step).WithTimeout(Step);
-            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"drain --migrate of {Sessions} sessions answered in {started.Elapsed.TotalMilliseconds:F0} ms: {drain.StdOut.Trim()}"));
-            cpu = [.. Enumerable.Range(1, 3).Select(k => CpuTicks(k) - cpu[k - 1])];
-            var migrations = await MigrateControlTests.MigrationsWhenAsync(Lab, Drained, m => m.GetProperty("inProgress").GetInt64() == 0 && m.GetProperty("done").GetInt64() > 0);
+            var (drain, migrations, answered, cpu, before) = await DrainMigrateAsync();
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"drain --migrate of {Sessions} sessions answered in {answered.TotalMilliseconds:F0} ms: {drain.StdOut.Trim()}"));
             await Task.Delay(TimeSpan.FromSeconds(2));
             await stop.CancelAsync();
             var ended = Task.WhenAll(sessions.Select(s => s.Session.CompletionAsync()));
@@ -85,24 +81,14 @@ public sealed class MigrationClusterTests(MigrationClusterFixture fixture, ITest
 
             // l2bal's counters: every session moved, none refused.
             Assert.True(drain.Succeeded, why);
-            Assert.Equal(Sessions, migrations.GetProperty("done").GetInt64());
-            Assert.True(migrations.GetProperty("refused").EnumerateObject().All(r => r.Value.GetInt64() == 0), why);
+            Assert.Equal(Sessions, migrations.GetProperty("done").GetInt64() - before.Done);
+            Assert.True(Refused(migrations) == before.Refused, why);
 
             // Every byte once and in order both ways, none cut.
             var broken = sessions.Where(s => !(s.Session.Up.Intact && s.Session.Down.Intact)).Select(s => $"{s.Source}: {s.Session.Describe()}").ToList();
             Assert.True(broken.Count == 0, $"{broken.Count} sessions broken:\n{string.Join('\n', broken.Take(5))}\n{why}");
 
-            // Each continued on its bucket's new owner: that node's proxy counted it in, the drained one out and holds none.
-            var newOwners = await fixture.OwnersAsync(1, sources);
-            var expected = sessions.GroupBy(s => newOwners[s.Source.ToString()]).ToDictionary(g => g.Key, g => g.Count());
-            Assert.DoesNotContain(Drained, expected.Keys);
-            Assert.Equal(["end"], await MigrationLab.ControlAsync(Lab.Nodes[Drained - 1], "list"));
-            Assert.Equal(0, await ProxyMetricAsync(Drained, "l2proxy_sessions_active"));
-            Assert.Equal(Sessions, await ProxyMetricAsync(Drained, "l2proxy_migrations_total{direction=\"out\"}"));
-            foreach (var k in new[] { 1, 3 })
-            {
-                Assert.Equal(expected.GetValueOrDefault(k), await ProxyMetricAsync(k, "l2proxy_migrations_total{direction=\"in\"}"));
-            }
+            await AssertOnNewOwnersAsync([.. sessions.Select(s => s.Source)], sources, before);
 
             output.WriteLine($"CPU of l2bal and l2proxy during the drain, ticks of 10 ms, nodes 1, 2, 3: {string.Join(", ", cpu)}");
             output.WriteLine(MigrationPrimitiveTests.Figures("longest gap between arrivals before the drain (the baseline)", baseline));
@@ -112,6 +98,59 @@ public sealed class MigrationClusterTests(MigrationClusterFixture fixture, ITest
         {
             await stop.CancelAsync();
             sessions.ForEach(s => s.Session.Dispose());
+        }
+    }
+
+    /// <summary>
+    /// <c>l2bal drain --migrate</c> on the drained node, once its run is done: the answer, l2bal's migrations, how long
+    /// the answer took, the CPU ticks each node's l2bal and l2proxy spent meanwhile, and the counts from before.
+    /// </summary>
+    private async Task<(LabRunResult Drain, System.Text.Json.JsonElement Migrations, TimeSpan Answered, long[] Cpu, Counts Before)> DrainMigrateAsync()
+    {
+        var before = await CountsAsync();
+        var cpu = Enumerable.Range(1, 3).Select(CpuTicks).ToArray();
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        var drain = await Lab.RunOnNode(Drained, ClusterBinaries.L2Bal, ["drain", "--migrate"], Step).WithTimeout(Step);
+        var answered = started.Elapsed;
+        cpu = [.. Enumerable.Range(1, 3).Select(k => CpuTicks(k) - cpu[k - 1])];
+        var migrations = await MigrateControlTests.MigrationsWhenAsync(Lab, Drained,
+            m => m.GetProperty("inProgress").GetInt64() == 0 && m.GetProperty("done").GetInt64() + Refused(m) > before.Done + before.Refused);
+        return (drain, migrations, answered, cpu, before);
+    }
+
+    /// <summary>The cumulative counts a run adds to (the fixture's processes serve every test of it): l2bal's done on the drained node, its proxy's moves out, the others' moves in.</summary>
+    private async Task<Counts> CountsAsync()
+    {
+        var migrations = await MigrateControlTests.MigrationsWhenAsync(Lab, Drained, _ => true);
+        var moved = new Dictionary<int, long>();
+        foreach (var k in new[] { 1, 3 })
+        {
+            moved[k] = await ProxyMetricAsync(k, "l2proxy_migrations_total{direction=\"in\"}");
+        }
+        return new Counts(migrations.GetProperty("done").GetInt64(), Refused(migrations), await ProxyMetricAsync(Drained, "l2proxy_migrations_total{direction=\"out\"}"), moved);
+    }
+
+    /// <summary>Sessions l2bal refused to move, every reason together.</summary>
+    private static long Refused(System.Text.Json.JsonElement migrations) => migrations.GetProperty("refused").EnumerateObject().Sum(r => r.Value.GetInt64());
+
+    /// <summary>What a run adds to: l2bal's done and refused on the drained node, its proxy's moves out, the others' moves in.</summary>
+    private sealed record Counts(long Done, long Refused, long Out, Dictionary<int, long> In);
+
+    /// <summary>
+    /// Each session moved (one client address per session) continued on its bucket's new owner: that node's proxy
+    /// counted it in since <paramref name="before"/>, the drained one out, and the drained one holds none.
+    /// </summary>
+    private async Task AssertOnNewOwnersAsync(IReadOnlyList<IPAddress> clients, IReadOnlyList<IPAddress> sources, Counts before)
+    {
+        var newOwners = await fixture.OwnersAsync(1, sources);
+        var expected = clients.GroupBy(a => newOwners[a.ToString()]).ToDictionary(g => g.Key, g => g.Count());
+        Assert.DoesNotContain(Drained, expected.Keys);
+        Assert.Equal(["end"], await MigrationLab.ControlAsync(Lab.Nodes[Drained - 1], "list"));
+        Assert.Equal(0, await ProxyMetricAsync(Drained, "l2proxy_sessions_active"));
+        Assert.Equal(clients.Count, await ProxyMetricAsync(Drained, "l2proxy_migrations_total{direction=\"out\"}") - before.Out);
+        foreach (var k in new[] { 1, 3 })
+        {
+            Assert.Equal(expected.GetValueOrDefault(k), await ProxyMetricAsync(k, "l2proxy_migrations_total{direction=\"in\"}") - before.In[k]);
         }
     }
 
