@@ -70,13 +70,20 @@ internal static class MigrateBench
         listener.Listen(count);
         using var stop = new CancellationTokenSource();
         var sessions = new List<BenchSession>();
+        if (count / sources.Count >= 100)
+        {
+            throw new ArgumentException($"bench-migrate: at most {100 * sources.Count} sessions (100 source ports per client address and run)");
+        }
+
         try
         {
             for (var i = 0; i < count; i++)
             {
                 try
                 {
-                    sessions.Add(await OpenAsync(lab, sources[i % sources.Count], listener, (run * 100_000) + (2 * i), pace, stop.Token).ConfigureAwait(false));
+                    // A source port of its own per run: a 4-tuple reused from an earlier run meets that flow's moved-away conntrack mark on node 2 and is dropped.
+                    var source = new IPEndPoint(sources[i % sources.Count], 10_000 + (run * 100) + (i / sources.Count));
+                    sessions.Add(await OpenAsync(lab, source, listener, (run * 100_000) + (2 * i), pace, stop.Token).ConfigureAwait(false));
                 }
                 catch (TimeoutException timeout)
                 {
@@ -221,12 +228,12 @@ internal static class MigrateBench
     }
 
     /// <summary>A SOCKS5 CONNECT from <paramref name="source"/> through the VIP to the listener; the next accepted connection is its target leg.</summary>
-    private static async Task<BenchSession> OpenAsync(ClusterLab lab, IPAddress source, Socket listener, int seed, Pace pace, CancellationToken stop)
+    private static async Task<BenchSession> OpenAsync(ClusterLab lab, IPEndPoint source, Socket listener, int seed, Pace pace, CancellationToken stop)
     {
         var client = lab.Client.OpenSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         try
         {
-            client.Bind(new IPEndPoint(source, 0));
+            client.Bind(source);
             await client.ConnectAsync(lab.ProxyEndPoint).WaitAsync(Step, CancellationToken.None).ConfigureAwait(false);
             var (code, bound) = await Socks5Client.HandshakeAsync(client, 1, (IPEndPoint)listener.LocalEndPoint!, CancellationToken.None).WaitAsync(Step, CancellationToken.None).ConfigureAwait(false);
             if (code != 0)
