@@ -22,6 +22,8 @@ internal static class Program
                l2lab bench-ipv6  idle CPU per node with the IPv4 VIP only, both VIPs, IPv4 only again (issue 17; about 2 minutes)
                l2lab bench-dns [--rate Q] [--seconds N] [--repeats R] [--kills K] [--generator dnsperf|lab]
                                   DNS behind the VIP vs dnsdist vs one unbound alone, CPU per subject, a node killed mid-run (issue 16; about 5 minutes)
+               l2lab bench-migrate [--sessions N] [--repeats R] [--chunk BYTES] [--interval-ms MS]
+                                  drain --migrate of a node with N long sessions: time to empty, pause at the ends, CPU per session (issue 19; about 3 minutes)
         """;
 
     public static async Task<int> Main(string[] args)
@@ -40,6 +42,7 @@ internal static class Program
                 ["bench-weights"] => await Bench.WeightsBench.RunAsync().ConfigureAwait(false),
                 ["bench-ipv6"] => await Bench.Ipv6Bench.RunAsync().ConfigureAwait(false),
                 ["bench-dns", .. var dnsArgs] => await Bench.DnsBench.RunAsync(dnsArgs).ConfigureAwait(false),
+                ["bench-migrate", .. var migrateArgs] => await Bench.MigrateBench.RunAsync(migrateArgs).ConfigureAwait(false),
                 _ => Fail(Usage),
             };
         }

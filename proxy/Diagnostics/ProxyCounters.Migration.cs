@@ -9,6 +9,7 @@ public sealed partial class ProxyCounters
     private readonly long[] _migrationsRefused = new long[Enum.GetValues<MigrationRefusal>().Length];
     private long _migrationsOut;
     private long _migrationsIn;
+    private long _migrationCapturedBytes;
 
     /// <summary>Sessions that moved to another node's l2proxy (this node closed its frozen copy).</summary>
     public long MigrationsOut => Interlocked.Read(ref _migrationsOut);
@@ -18,6 +19,11 @@ public sealed partial class ProxyCounters
 
     /// <summary>Sessions a move asked for that stayed, by reason (here or, for restore-failed, on the peer).</summary>
     public long MigrationsRefused(MigrationRefusal reason) => Interlocked.Read(ref _migrationsRefused[(int)reason]);
+
+    /// <summary>Bytes the ends sent while their flows moved, captured here and appended to restored receive queues (docs/design.md#the-pause).</summary>
+    public long MigrationCapturedBytes => Interlocked.Read(ref _migrationCapturedBytes);
+
+    public void MigrationCaptured(int bytes) => Interlocked.Add(ref _migrationCapturedBytes, bytes);
 
     public void MigratedOut() => Interlocked.Increment(ref _migrationsOut);
 
@@ -30,6 +36,8 @@ public sealed partial class ProxyCounters
         w.Family("l2proxy_migrations_total", MetricType.Counter, "Sessions moved by live migration, by direction: out (to another node), in (restored here).");
         w.Sample("direction", "out", MigrationsOut);
         w.Sample("direction", "in", MigrationsIn);
+        w.Family("l2proxy_migration_captured_bytes_total", MetricType.Counter, "Bytes the ends sent while their flows moved, captured here and appended to the restored sockets' receive queues.");
+        w.Sample(MigrationCapturedBytes);
         w.Family("l2proxy_migrations_refused_total", MetricType.Counter, "Sessions a move asked for that stayed on this node, by reason.");
         foreach (var reason in Enum.GetValues<MigrationRefusal>())
         {

@@ -13,6 +13,10 @@ public enum MigrationMessageType : byte
     Ready = 2,
     /// <summary>Old node → new: thaw it (the old copy is closed), or drop it (the old copy resumes).</summary>
     Go = 3,
+    /// <summary>Old node → new, before any pause: the batch's inbound flows, to capture while they move (<see cref="MigrationFlows"/>).</summary>
+    Prepare = 16,
+    /// <summary>New node → old: capturing (ok), or not (no capture: the ends resend on their timers).</summary>
+    Prepared = 17,
 }
 
 /// <summary>One message of the migration channel: the session it is about and what it says.</summary>
@@ -65,6 +69,23 @@ public static class MigrationMessages
         return bytes;
     }
 
+    /// <summary>The batch's inbound flows (<see cref="MigrationFlows.Write"/>); <paramref name="sessions"/> is how many sessions they belong to.</summary>
+    public static byte[] Prepare(ulong sessions, ReadOnlySpan<byte> flows)
+    {
+        var bytes = new byte[HeaderLength + flows.Length];
+        Header(bytes, MigrationMessageType.Prepare, sessions);
+        flows.CopyTo(bytes.AsSpan(HeaderLength));
+        return bytes;
+    }
+
+    public static byte[] Prepared(ulong sessions, bool capturing)
+    {
+        var bytes = new byte[HeaderLength + 1];
+        Header(bytes, MigrationMessageType.Prepared, sessions);
+        bytes[HeaderLength] = capturing ? (byte)1 : (byte)0;
+        return bytes;
+    }
+
     /// <summary>Parses one whole record's plaintext: Ok, or Invalid (never NeedMoreData: records arrive whole).</summary>
     public static ParseStatus TryParse(ReadOnlyMemory<byte> input, out MigrationMessage message)
     {
@@ -93,7 +114,10 @@ public static class MigrationMessages
                 }
                 message = new MigrationMessage(type, session, rest.Span[0] == 1, Encoding.ASCII.GetString(reason), ReadOnlyMemory<byte>.Empty);
                 return ParseStatus.Ok;
-            case MigrationMessageType.Go when rest.Length == 1 && rest.Span[0] <= 1:
+            case MigrationMessageType.Prepare:
+                message = new MigrationMessage(type, session, true, "", rest);
+                return ParseStatus.Ok;
+            case MigrationMessageType.Go or MigrationMessageType.Prepared when rest.Length == 1 && rest.Span[0] <= 1:
                 message = new MigrationMessage(type, session, rest.Span[0] == 1, "", ReadOnlyMemory<byte>.Empty);
                 return ParseStatus.Ok;
             default:
@@ -105,5 +129,46 @@ public static class MigrationMessages
     {
         bytes[0] = (byte)type;
         BinaryPrimitives.WriteUInt64BigEndian(bytes[1..], session);
+    }
+}
+
+/// <summary>
+/// The payload of Prepare: inbound flows as 36 bytes each, source address (16, IPv4 mapped), source
+/// port (2), destination address (16), destination port (2), big-endian. Pure codec.
+/// </summary>
+public static class MigrationFlows
+{
+    private const int FlowLength = 36;
+
+    public static byte[] Write(IReadOnlyList<InboundFlow> flows)
+    {
+        ArgumentNullException.ThrowIfNull(flows);
+        var bytes = new byte[flows.Count * FlowLength];
+        for (var i = 0; i < flows.Count; i++)
+        {
+            var at = bytes.AsSpan(i * FlowLength);
+            BinaryPrimitives.WriteUInt128BigEndian(at, flows[i].Source);
+            BinaryPrimitives.WriteUInt16BigEndian(at[16..], flows[i].SourcePort);
+            BinaryPrimitives.WriteUInt128BigEndian(at[18..], flows[i].Destination);
+            BinaryPrimitives.WriteUInt16BigEndian(at[34..], flows[i].DestinationPort);
+        }
+        return bytes;
+    }
+
+    /// <summary>The flows, or null when the length is not a whole number of flows.</summary>
+    public static List<InboundFlow>? TryRead(ReadOnlySpan<byte> bytes)
+    {
+        if (bytes.Length % FlowLength != 0)
+        {
+            return null;
+        }
+        var flows = new List<InboundFlow>(bytes.Length / FlowLength);
+        for (var at = 0; at < bytes.Length; at += FlowLength)
+        {
+            var f = bytes[at..];
+            flows.Add(new InboundFlow(BinaryPrimitives.ReadUInt128BigEndian(f), BinaryPrimitives.ReadUInt16BigEndian(f[16..]),
+                BinaryPrimitives.ReadUInt128BigEndian(f[18..]), BinaryPrimitives.ReadUInt16BigEndian(f[34..])));
+        }
+        return flows;
     }
 }

@@ -35,6 +35,9 @@ internal sealed partial class MigrationService : IAsyncDisposable
     /// <summary>How long a silent restored copy waits for Go before it is dropped (the old node resumed or died).</summary>
     private static readonly TimeSpan GoTimeout = TimeSpan.FromSeconds(10);
 
+    /// <summary>The peer's answer to Prepare: it opens a packet socket, sub-millisecond.</summary>
+    private static readonly TimeSpan PrepareTimeout = TimeSpan.FromSeconds(1);
+
     /// <summary>An idle channel from a peer closes after this.</summary>
     private static readonly TimeSpan IdleTimeout = TimeSpan.FromSeconds(60);
 
@@ -223,7 +226,14 @@ internal sealed partial class MigrationService : IAsyncDisposable
             {
                 using (channel)
                 {
-                    await MoveBatchAsync(channel, outgoing, Stay).ConfigureAwait(false);
+                    if (await PrepareAsync(channel, outgoing).ConfigureAwait(false) is { } unprepared)
+                    {
+                        outgoing.ForEach(o => Stay(o.Id, MigrationRefusal.PeerUnreachable, unprepared));
+                    }
+                    else
+                    {
+                        await MoveBatchAsync(channel, outgoing, Stay).ConfigureAwait(false);
+                    }
                 }
                 foreach (var o in outgoing.Where(o => o.Answer is not null))
                 {
@@ -511,6 +521,7 @@ internal sealed partial class MigrationService : IAsyncDisposable
         var from = socket.RemoteEndPoint!;
         var silent = new Dictionary<ulong, (Socket Client, Socket Target, SessionState State)>();
         var silentUdp = new Dictionary<ulong, RestoredUdp>();
+        SegmentCapture? capture = null;
         int restored = 0, refused = 0;
         string? error = null;
         MigrationChannel? channel = null;
@@ -534,9 +545,15 @@ internal sealed partial class MigrationService : IAsyncDisposable
                 }
                 if (message.Type == MigrationMessageType.State)
                 {
-                    var refusal = Restore(message, silent, silentUdp, ref error);
+                    var refusal = Restore(message, silent, silentUdp, capture, ref error);
                     refused += refusal is null ? 0 : 1;
                     await channel.SendAsync(MigrationMessages.Ready(message.Session, refusal), _stop.Token).ConfigureAwait(false);
+                }
+                else if (message.Type == MigrationMessageType.Prepare)
+                {
+                    capture ??= OpenCapture(ref error);
+                    capture?.Watch(MigrationFlows.TryRead(message.Payload.Span) ?? throw new MigrationException("migration channel: malformed Prepare"));
+                    await channel.SendAsync(MigrationMessages.Prepared(message.Session, capture is not null), _stop.Token).ConfigureAwait(false);
                 }
                 else if (message.Type == MigrationMessageType.Go && silent.Remove(message.Session, out var copy))
                 {
@@ -581,6 +598,7 @@ internal sealed partial class MigrationService : IAsyncDisposable
             }
             channel?.Dispose();
             socket.Dispose();
+            capture?.Dispose();
             if (restored + refused > 0 || error is not null)
             {
                 _log.MigrationsReceived(from, restored, refused + silent.Count + silentUdp.Count, error);
@@ -590,7 +608,7 @@ internal sealed partial class MigrationService : IAsyncDisposable
 
     /// <summary>Restores a state's legs in repair mode, marked; null when both are ready, else why not.</summary>
     private MigrationRefusal? Restore(MigrationMessage message, Dictionary<ulong, (Socket Client, Socket Target, SessionState State)> silent,
-        Dictionary<ulong, RestoredUdp> silentUdp, ref string? error)
+        Dictionary<ulong, RestoredUdp> silentUdp, SegmentCapture? capture, ref string? error)
     {
         if (SessionStateCodec.TryParse(message.Payload.Span, out var state, out var reason) == ParseStatus.Ok
             && state!.Kind == SessionKind.UdpAssociation && !silent.ContainsKey(message.Session))
@@ -610,7 +628,7 @@ internal sealed partial class MigrationService : IAsyncDisposable
                 var socket = new Socket(leg.Local.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
                 sockets.Add(socket);
                 TcpRepair.Mark(socket, RestoredMark);
-                TcpRepair.Restore(socket, leg);
+                TcpRepair.Restore(socket, WithCaptured(leg, capture));
             }
             silent[message.Session] = (sockets[0], sockets[1], state);
             return null;
@@ -647,6 +665,74 @@ internal sealed partial class MigrationService : IAsyncDisposable
             new PumpResult(0, PumpEnd.Paused, SocketError.Success, copy.State.HeldToClient));
         _server.AdoptMovedIn(copy.Client, copy.Target, resume);
         return true;
+    }
+
+    /// <summary>
+    /// Old node, before any pause: announces the batch's inbound flows (both legs) so the peer captures
+    /// them while they move (docs/design.md#the-pause); waits for its answer, so capture precedes the freeze.
+    /// Null when it answered, else why not: then nothing was paused and the batch's sessions stay.
+    /// </summary>
+    private static async Task<string?> PrepareAsync(MigrationChannel channel, List<Outgoing> outgoing)
+    {
+        var flows = new List<InboundFlow>(2 * outgoing.Count);
+        foreach (var o in outgoing)
+        {
+            foreach (var leg in new[] { o.Session.ClientLeg, o.Session.TargetLeg! })
+            {
+                if (leg.RemoteEndPoint is IPEndPoint remote && leg.LocalEndPoint is IPEndPoint local)
+                {
+                    flows.Add(InboundFlow.Of(remote, local));
+                }
+            }
+        }
+        using var timeout = new CancellationTokenSource(PrepareTimeout);
+        try
+        {
+            await channel.SendAsync(MigrationMessages.Prepare((ulong)outgoing.Count, MigrationFlows.Write(flows)), timeout.Token).ConfigureAwait(false);
+            var answer = await channel.ReceiveAsync(timeout.Token).ConfigureAwait(false);
+            if (MigrationMessages.TryParse(answer, out var message) != ParseStatus.Ok || message.Type != MigrationMessageType.Prepared)
+            {
+                return "migration channel: no Prepared from the peer";
+            }
+            return null;
+        }
+        catch (Exception e) when (e is MigrationException or SocketException or ObjectDisposedException or OperationCanceledException)
+        {
+            return $"prepare: {e.Message}";
+        }
+    }
+
+    /// <summary>New node: the capture of a channel's announced flows, or null (logged) without CAP_NET_RAW.</summary>
+    private static SegmentCapture? OpenCapture(ref string? error)
+    {
+        try
+        {
+            return SegmentCapture.Open();
+        }
+        catch (SocketException e)
+        {
+            error ??= $"capture: socket(AF_PACKET): {e.SocketErrorCode}";
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// The leg with what its end sent while the flow moved appended to its receive queue, contiguous
+    /// from the old socket's rcv_nxt: restored before the socket is connected, so no segment reaches it first.
+    /// </summary>
+    private TcpLegState WithCaptured(TcpLegState leg, SegmentCapture? capture)
+    {
+        if (capture is null)
+        {
+            return leg;
+        }
+        var bytes = ReceiveAppend.Contiguous(leg.RecvSeq, capture.Take(InboundFlow.Of(leg.Remote, leg.Local)), SegmentCapture.MaxBytesPerFlow);
+        if (bytes.Length == 0)
+        {
+            return leg;
+        }
+        Counters.MigrationCaptured(bytes.Length);
+        return leg with { ReceiveQueue = [.. leg.ReceiveQueue, .. bytes], RecvSeq = leg.RecvSeq + (uint)bytes.Length };
     }
 
     public async ValueTask DisposeAsync()

@@ -91,6 +91,7 @@ public sealed partial class MigrationClusterTests(MigrationClusterFixture fixtur
             await AssertOnNewOwnersAsync([.. sessions.Select(s => s.Source)], sources, before);
 
             output.WriteLine($"CPU of l2bal and l2proxy during the drain, ticks of 10 ms, nodes 1, 2, 3: {string.Join(", ", cpu)}");
+            output.WriteLine($"bytes captured while the flows moved and appended on restore (docs/design.md#the-pause), nodes 1, 3: {await ProxyMetricAsync(1, "l2proxy_migration_captured_bytes_total")}, {await ProxyMetricAsync(3, "l2proxy_migration_captured_bytes_total")}");
             output.WriteLine(MigrationPrimitiveTests.Figures("longest gap between arrivals before the drain (the baseline)", baseline));
             output.WriteLine(MigrationPrimitiveTests.Figures("pause seen by the ends (longest gap between arrivals)", [.. sessions.Select(s => s.Session.LongestPause)]));
         }

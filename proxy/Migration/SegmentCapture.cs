@@ -1,0 +1,241 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+
+namespace L2Balance.Proxy.Migration;
+
+/// <summary>An inbound TCP flow: the end's address and port, and this node's (the VIP's), both as IPv6 (IPv4 mapped).</summary>
+public readonly record struct InboundFlow(UInt128 Source, ushort SourcePort, UInt128 Destination, ushort DestinationPort)
+{
+    /// <summary>The flow that arrives at a socket bound to <paramref name="local"/> from <paramref name="remote"/>.</summary>
+    public static InboundFlow Of(IPEndPoint remote, IPEndPoint local) =>
+        new(Address(remote.Address), (ushort)remote.Port, Address(local.Address), (ushort)local.Port);
+
+    public static UInt128 Address(IPAddress address)
+    {
+        Span<byte> bytes = stackalloc byte[16];
+        (address.AddressFamily == AddressFamily.InterNetwork ? address.MapToIPv6() : address).TryWriteBytes(bytes, out _);
+        return BinaryPrimitives.ReadUInt128BigEndian(bytes);
+    }
+
+    /// <summary>An IPv4 address (4 bytes, network order) as its IPv4-mapped IPv6 number.</summary>
+    public static UInt128 MappedV4(ReadOnlySpan<byte> v4) => ((UInt128)0xFFFF << 32) | BinaryPrimitives.ReadUInt32BigEndian(v4);
+}
+
+/// <summary>
+/// The new node's capture of announced flows while they move (docs/design.md#the-pause): an AF_PACKET
+/// socket on every interface sees a frame before netdev ingress drops it, so a segment an end sends
+/// while its flow is dropped on both nodes is kept here and appended to the restored socket's receive
+/// queue instead of waiting for the end's retransmission timer. A classic BPF filter passes IPv4 and
+/// IPv6 TCP only; tuples are matched here, each flow bounded in segments and bytes. Needs CAP_NET_RAW.
+/// </summary>
+internal sealed class SegmentCapture : IDisposable
+{
+    /// <summary>Per flow: a few round trips of an end's window is all a move's pause can hold.</summary>
+    public const int MaxBytesPerFlow = 256 * 1024;
+
+    private const int MaxSegmentsPerFlow = 512;
+    private const int SOL_SOCKET = 1;
+    private const int SO_ATTACH_FILTER = 26;
+    private const int SOL_PACKET = 263;
+    private const int PACKET_IGNORE_OUTGOING = 23;
+
+    /// <summary>htons(ETH_P_ALL): the socket is hooked on every interface from its creation (no bind).</summary>
+    private const int EthPAllNetworkOrder = 0x0300;
+
+    private readonly Socket _socket;
+    private readonly Thread _reader;
+    private readonly Dictionary<InboundFlow, Flow> _flows = [];
+    private long _segments;
+
+    private SegmentCapture(Socket socket)
+    {
+        _socket = socket;
+        _reader = new Thread(Read) { IsBackground = true, Name = "l2proxy migration capture" };
+        _reader.Start();
+    }
+
+    /// <summary>Segments of watched flows taken so far (all flows, this capture's life).</summary>
+    public long Segments => Interlocked.Read(ref _segments);
+
+    /// <summary>Opens the capture; <see cref="SocketException"/> (EPERM without CAP_NET_RAW) when it cannot.</summary>
+    public static SegmentCapture Open()
+    {
+        var socket = new Socket(AddressFamily.Packet, SocketType.Dgram, (ProtocolType)EthPAllNetworkOrder);
+        try
+        {
+            AttachTcpFilter(socket);
+            // Frames this host sends are not the ends' segments.
+            socket.SetRawSocketOption(SOL_PACKET, PACKET_IGNORE_OUTGOING, BitConverter.GetBytes(1));
+            socket.ReceiveBufferSize = 4 * 1024 * 1024;
+            socket.ReceiveTimeout = 200;
+            // Frames queued between socket() and the filter: matched by tuple like the rest.
+            return new SegmentCapture(socket);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Starts keeping the segments of <paramref name="flows"/>.</summary>
+    public void Watch(IEnumerable<InboundFlow> flows)
+    {
+        lock (_flows)
+        {
+            foreach (var f in flows)
+            {
+                _flows.TryAdd(f, new Flow());
+            }
+        }
+    }
+
+    /// <summary>Stops watching <paramref name="flow"/> and returns what it captured (none if it was not watched).</summary>
+    public IReadOnlyList<CapturedSegment> Take(InboundFlow flow)
+    {
+        lock (_flows)
+        {
+            return _flows.Remove(flow, out var f) ? f.Segments : [];
+        }
+    }
+
+    public void Dispose()
+    {
+        _socket.Dispose();
+        lock (_flows)
+        {
+            _flows.Clear();
+        }
+    }
+
+    /// <summary>ld proto; IPv4: ldb [9] == 6; IPv6: ldb [6] == 6 (no extension headers); ret whole or 0. Offsets from the network header (SOCK_DGRAM).</summary>
+    private static unsafe void AttachTcpFilter(Socket socket)
+    {
+        ReadOnlySpan<ulong> program =
+        [
+            Insn(0x28, 0, 0, 0xFFFFF000), // ld proto (SKF_AD_OFF + SKF_AD_PROTOCOL)
+            Insn(0x15, 0, 2, 0x0800),
+            Insn(0x30, 0, 0, 9),
+            Insn(0x15, 3, 4, 6),
+            Insn(0x15, 0, 3, 0x86DD),
+            Insn(0x30, 0, 0, 6),
+            Insn(0x15, 0, 1, 6),
+            Insn(0x06, 0, 0, 0xFFFF),
+            Insn(0x06, 0, 0, 0),
+        ];
+        fixed (ulong* filter = program)
+        {
+            // struct sock_fprog { unsigned short len; struct sock_filter *filter; }: the kernel copies the program.
+            Span<byte> fprog = stackalloc byte[16];
+            fprog.Clear();
+            BinaryPrimitives.WriteUInt16LittleEndian(fprog, (ushort)program.Length);
+            MemoryMarshal.Write(fprog[8..], (nint)filter);
+            socket.SetRawSocketOption(SOL_SOCKET, SO_ATTACH_FILTER, fprog);
+        }
+    }
+
+    /// <summary>struct sock_filter { u16 code; u8 jt; u8 jf; u32 k; } in host (little-endian) order.</summary>
+    private static ulong Insn(ushort code, byte jt, byte jf, uint k) => code | ((ulong)jt << 16) | ((ulong)jf << 24) | ((ulong)k << 32);
+
+    private void Read()
+    {
+        var buffer = new byte[65536];
+        while (true)
+        {
+            int n;
+            try
+            {
+                n = _socket.Receive(buffer);
+            }
+            catch (SocketException e) when (e.SocketErrorCode is SocketError.TimedOut or SocketError.WouldBlock or SocketError.Interrupted or SocketError.NetworkDown)
+            {
+                continue;
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                return;
+            }
+
+            if (TcpSegments.TryParse(buffer.AsSpan(0, n)) is { } h)
+            {
+                lock (_flows)
+                {
+                    if (_flows.TryGetValue(h.Flow, out var f) && f.Segments.Count < MaxSegmentsPerFlow && f.Bytes + h.PayloadLength <= MaxBytesPerFlow)
+                    {
+                        f.Segments.Add(new CapturedSegment(h.Seq, buffer.AsSpan(h.PayloadOffset, h.PayloadLength).ToArray(), h.FinOrRst));
+                        f.Bytes += h.PayloadLength;
+                        _segments++;
+                    }
+                }
+            }
+        }
+    }
+
+    private sealed class Flow
+    {
+        public List<CapturedSegment> Segments { get; } = [];
+
+        public int Bytes { get; set; }
+    }
+}
+
+/// <summary>What a captured packet says: its flow, sequence number, where its payload lies in the packet, and FIN or RST.</summary>
+public readonly record struct TcpSegmentHeader(InboundFlow Flow, uint Seq, int PayloadOffset, int PayloadLength, bool FinOrRst);
+
+/// <summary>Reads an IPv4 or IPv6 packet carrying TCP (no IPv6 extension header, no IPv4 fragment). Pure.</summary>
+public static class TcpSegments
+{
+    /// <summary>The TCP segment's header, or null when the packet is not a whole TCP segment.</summary>
+    public static TcpSegmentHeader? TryParse(ReadOnlySpan<byte> packet)
+    {
+        if (packet.Length < 20)
+        {
+            return null;
+        }
+
+        UInt128 source, destination;
+        int at, end;
+        if (packet[0] >> 4 == 4)
+        {
+            var headerLength = (packet[0] & 0x0F) * 4;
+            var total = BinaryPrimitives.ReadUInt16BigEndian(packet[2..]);
+            // TCP, not a fragment (offset 0, no more fragments), lengths consistent.
+            if (packet[9] != 6 || (BinaryPrimitives.ReadUInt16BigEndian(packet[6..]) & 0x3FFF) != 0 || headerLength < 20 || total < headerLength || total > packet.Length)
+            {
+                return null;
+            }
+
+            source = InboundFlow.MappedV4(packet[12..16]);
+            destination = InboundFlow.MappedV4(packet[16..20]);
+            (at, end) = (headerLength, total);
+        }
+        else if (packet[0] >> 4 == 6 && packet.Length >= 40)
+        {
+            var total = 40 + BinaryPrimitives.ReadUInt16BigEndian(packet[4..]);
+            if (packet[6] != 6 || total > packet.Length)
+            {
+                return null;
+            }
+
+            source = BinaryPrimitives.ReadUInt128BigEndian(packet[8..24]);
+            destination = BinaryPrimitives.ReadUInt128BigEndian(packet[24..40]);
+            (at, end) = (40, total);
+        }
+        else
+        {
+            return null;
+        }
+
+        var tcp = packet[at..end];
+        var dataOffset = (tcp.Length < 20 ? 0 : tcp[12] >> 4) * 4;
+        if (dataOffset < 20 || dataOffset > tcp.Length)
+        {
+            return null;
+        }
+
+        var flow = new InboundFlow(source, BinaryPrimitives.ReadUInt16BigEndian(tcp), destination, BinaryPrimitives.ReadUInt16BigEndian(tcp[2..]));
+        return new TcpSegmentHeader(flow, BinaryPrimitives.ReadUInt32BigEndian(tcp[4..]), at + dataOffset, tcp.Length - dataOffset, (tcp[13] & 0x05) != 0);
+    }
+}

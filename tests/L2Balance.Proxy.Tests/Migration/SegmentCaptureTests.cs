@@ -1,0 +1,88 @@
+using System.Buffers.Binary;
+using System.Net;
+using L2Balance.Proxy.Migration;
+using L2Balance.Proxy.Protocol;
+using Xunit;
+
+namespace L2Balance.Proxy.Tests.Migration;
+
+public sealed class SegmentCaptureTests
+{
+    private static readonly IPEndPoint Client = IPEndPoint.Parse("198.18.64.7:40001");
+    private static readonly IPEndPoint Vip = IPEndPoint.Parse("198.18.0.10:1080");
+
+    /// <summary>An IPv4 packet (no options) with a TCP header of <paramref name="tcpHeader"/> bytes.</summary>
+    private static byte[] Ipv4Tcp(uint seq, byte flags, int payload, int tcpHeader = 20, ushort fragment = 0)
+    {
+        var packet = new byte[20 + tcpHeader + payload];
+        packet[0] = 0x45;
+        BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(2), (ushort)packet.Length);
+        BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(6), fragment);
+        packet[9] = 6;
+        Client.Address.TryWriteBytes(packet.AsSpan(12), out _);
+        Vip.Address.TryWriteBytes(packet.AsSpan(16), out _);
+        BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(20), (ushort)Client.Port);
+        BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(22), (ushort)Vip.Port);
+        BinaryPrimitives.WriteUInt32BigEndian(packet.AsSpan(24), seq);
+        packet[32] = (byte)(tcpHeader / 4 << 4);
+        packet[33] = flags;
+        return packet;
+    }
+
+    [Fact]
+    public void TryParse_Ipv4TcpWithOptions_FindsTheFlowSequenceAndPayload()
+    {
+        var header = TcpSegments.TryParse(Ipv4Tcp(0xFFFFFFF0, 0x18, 100, tcpHeader: 32));
+
+        Assert.NotNull(header);
+        Assert.Equal(InboundFlow.Of(Client, Vip), header.Value.Flow);
+        Assert.Equal((0xFFFFFFF0u, 52, 100, false), (header.Value.Seq, header.Value.PayloadOffset, header.Value.PayloadLength, header.Value.FinOrRst));
+    }
+
+    [Theory]
+    [InlineData((byte)0x11)]
+    [InlineData((byte)0x04)]
+    public void TryParse_FinOrRst_SaysSo(byte flags)
+    {
+        Assert.True(TcpSegments.TryParse(Ipv4Tcp(1, flags, 0))?.FinOrRst);
+    }
+
+    [Fact]
+    public void TryParse_FragmentOrTruncatedOrNotTcp_IsNull()
+    {
+        var udp = Ipv4Tcp(1, 0x10, 10);
+        udp[9] = 17;
+
+        Assert.Null(TcpSegments.TryParse(Ipv4Tcp(1, 0x10, 10, fragment: 0x2000)));
+        Assert.Null(TcpSegments.TryParse(Ipv4Tcp(1, 0x10, 10).AsSpan(0, 45)));
+        Assert.Null(TcpSegments.TryParse(Ipv4Tcp(1, 0x10, 10, tcpHeader: 60).AsSpan(0, 50)));
+        Assert.Null(TcpSegments.TryParse(udp));
+        Assert.Null(TcpSegments.TryParse(new byte[19]));
+    }
+
+    [Fact]
+    public void InboundFlow_Ipv4AndItsMappedForm_AreTheSameFlow()
+    {
+        Assert.Equal(InboundFlow.Of(Client, Vip), InboundFlow.Of(new IPEndPoint(Client.Address.MapToIPv6(), Client.Port), new IPEndPoint(Vip.Address.MapToIPv6(), Vip.Port)));
+    }
+
+    [Fact]
+    public void Prepare_RoundTrip_KeepsTheFlows()
+    {
+        InboundFlow[] flows = [InboundFlow.Of(Client, Vip), InboundFlow.Of(IPEndPoint.Parse("[fdc6:1200:128::2]:9000"), IPEndPoint.Parse("[fdc6:1200:10::a]:21000"))];
+
+        Assert.Equal(ParseStatus.Ok, MigrationMessages.TryParse(MigrationMessages.Prepare(2, MigrationFlows.Write(flows)), out var message));
+
+        Assert.Equal((MigrationMessageType.Prepare, 2UL), (message.Type, message.Session));
+        Assert.Equal(flows, MigrationFlows.TryRead(message.Payload.Span));
+        Assert.Null(MigrationFlows.TryRead(new byte[35]));
+    }
+
+    [Fact]
+    public void Prepared_RoundTrip_KeepsWhetherItCaptures()
+    {
+        Assert.Equal(ParseStatus.Ok, MigrationMessages.TryParse(MigrationMessages.Prepared(3, capturing: false), out var message));
+
+        Assert.Equal((MigrationMessageType.Prepared, 3UL, false), (message.Type, message.Session, message.Ok));
+    }
+}
