@@ -81,14 +81,17 @@ internal sealed class WorkerChannel : IDisposable
         }
     }
 
-    /// <summary>Sends one message; concurrent senders go one at a time.</summary>
+    /// <summary>
+    /// Sends one message; concurrent senders go one at a time. Only the wait for the turn is cancellable:
+    /// a message cut in the middle would leave the stream out of step (a caller bounds its wait with WaitAsync).
+    /// </summary>
     public async Task SendAsync(uint number, string text, CancellationToken cancellationToken)
     {
         var message = Encode(number, text);
         await _send.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            await _socket.SendAsync(message, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+            await _socket.SendAsync(message, SocketFlags.None, CancellationToken.None).ConfigureAwait(false);
         }
         finally
         {

@@ -176,7 +176,7 @@ internal sealed class WorkerMigrationForwarder : IDisposable
             {
                 using var bound = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
                 bound.CancelAfter(timeout);
-                await _channel.SendAsync(number, line, bound.Token).ConfigureAwait(false);
+                await _channel.SendAsync(number, line, bound.Token).WaitAsync(bound.Token).ConfigureAwait(false);
                 return await answer.Task.WaitAsync(bound.Token).ConfigureAwait(false);
             }
             catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException)
