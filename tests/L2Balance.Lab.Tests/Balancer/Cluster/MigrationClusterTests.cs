@@ -153,7 +153,7 @@ public class MigrationClusterTests(MigrationClusterFixture fixture, ITestOutputH
     });
 
     /// <summary>The child processes of <paramref name="pid"/> (its workers), from /proc/PID/task/TID/children.</summary>
-    private static IEnumerable<int> Children(int pid) => Directory.EnumerateDirectories($"/proc/{pid}/task")
+    protected static IEnumerable<int> Children(int pid) => Directory.EnumerateDirectories($"/proc/{pid}/task")
         .SelectMany(t => File.ReadAllText(Path.Combine(t, "children")).Split(' ', StringSplitOptions.RemoveEmptyEntries))
         .Select(c => int.Parse(c, CultureInfo.InvariantCulture));
 
