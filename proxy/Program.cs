@@ -70,11 +70,11 @@ internal static class Program
         using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult("SIGINT"); });
         using var notify = SystemdNotify.FromEnvironment();
         using var readiness = notify is null ? null : new WorkerReadiness(workers);
-        var supervisor = new WorkerSupervisor(workers, args, log) { WorkersNotifySocket = readiness?.Address };
-        // Sessions live in the workers: the supervisor answers the migration control socket, and every move stays (reason workers).
+        // Sessions live in the workers: the supervisor forwards the migration control requests to each and merges the answers.
         var refusedForWorkers = new ProxyCounters();
-        var migrateControl = MigrationControlServer.TryStart(migrateControlName,
-            line => Task.FromResult(MigrationService.AnswerForWorkers(line, workers, log, refusedForWorkers.MigrationRefused)), log);
+        using var forwarder = new WorkerMigrationForwarder(workers, log, refusedForWorkers.MigrationRefused);
+        var supervisor = new WorkerSupervisor(workers, args, log) { WorkersNotifySocket = readiness?.Address, Migration = forwarder };
+        var migrateControl = MigrationControlServer.TryStart(migrateControlName, forwarder.AnswerAsync, log);
         using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, c =>
         {
             c.Cancel = true;
@@ -234,11 +234,14 @@ internal static class Program
             await using (server.ConfigureAwait(false))
             {
                 MetricsEndpoint? metrics = null;
-                var migration = new MigrationService(server, log);
+                // Workers share the channel port (SO_REUSEPORT): the kernel spreads peers' channels over them.
+                var migration = new MigrationService(server, log) { ReusePort = worker is not null };
                 await using var migrationRunning = migration.ConfigureAwait(false);
-                // A worker's sessions are answered for by its supervisor (reason workers); a single process serves its own.
+                // A worker is asked by its supervisor, over the channel it inherited; a single process serves the socket itself.
                 var migrateControl = worker is null ? MigrationControlServer.TryStart(options.MigrateControl, migration.AnswerAsync, log) : null;
                 await using var migrateControlRunning = migrateControl is null ? null : (IAsyncDisposable?)migrateControl;
+                using var supervisorLink = worker is null ? null : WorkerChannel.FromEnvironment();
+                _ = supervisorLink is null ? Task.CompletedTask : WorkerChannel.ServeAsync(supervisorLink, migration.AnswerAsync, log, CancellationToken.None);
                 try
                 {
                     server.Bind();

@@ -21,7 +21,7 @@ public enum MigrationRefusal
     PeerUnreachable,
     /// <summary>No channel key has been given (<c>key</c>).</summary>
     NoKey,
-    /// <summary>l2proxy runs worker processes (<c>--workers N</c>); their sessions do not move.</summary>
+    /// <summary>With <c>--workers N</c>: the worker holding the session gave no answer (gone, or later than the supervisor waits).</summary>
     Workers,
 }
 

@@ -57,6 +57,9 @@ internal sealed partial class MigrationService : IAsyncDisposable
 
     private ProxyCounters Counters => _server.Counters;
 
+    /// <summary>Listen on the channel port with SO_REUSEPORT: a worker of <c>--workers</c> shares it with its siblings.</summary>
+    public bool ReusePort { get; init; }
+
     /// <summary>Answers one request line: the answer's lines, each ending in a newline.</summary>
     public async Task<string> AnswerAsync(string line)
     {
@@ -69,32 +72,6 @@ internal sealed partial class MigrationService : IAsyncDisposable
             MigrationControlRequest.Move move => await MoveAsync(move).ConfigureAwait(false),
             _ => $"error: {error}\n",
         };
-    }
-
-    /// <summary>The answers of a supervisor (<c>--workers N</c>): the sessions live in the workers, so none moves.</summary>
-    public static string AnswerForWorkers(string line, int workers, ProxyLog log, Action<MigrationRefusal> count)
-    {
-        ArgumentNullException.ThrowIfNull(log);
-        ArgumentNullException.ThrowIfNull(count);
-        var request = MigrationControlRequest.Parse(line, out var error);
-        switch (request)
-        {
-            case MigrationControlRequest.Key or MigrationControlRequest.Accept:
-                return "ok\n";
-            case MigrationControlRequest.List:
-                return $"error: {MigrationRefusal.Workers.Word()}: l2proxy runs {workers} worker processes; their sessions do not move\n";
-            case MigrationControlRequest.Move move:
-                var answer = new StringBuilder();
-                foreach (var id in move.Ids)
-                {
-                    count(MigrationRefusal.Workers);
-                    answer.Append(CultureInfo.InvariantCulture, $"stayed {id} {MigrationRefusal.Workers.Word()}\n");
-                }
-                log.MigrationsRefused(move.Peer.ToString(), 0, $"{MigrationRefusal.Workers.Word()} {move.Ids.Count}", $"{workers} worker processes");
-                return answer.Append("end\n").ToString();
-            default:
-                return $"error: {error}\n";
-        }
     }
 
     private string SetKey(byte[] key)
@@ -115,6 +92,11 @@ internal sealed partial class MigrationService : IAsyncDisposable
             try
             {
                 listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+                if (ReusePort)
+                {
+                    // SOL_SOCKET, SO_REUSEPORT (asm-generic/socket.h).
+                    listener.SetRawSocketOption(1, 15, BitConverter.GetBytes(1));
+                }
                 listener.Bind(at);
                 listener.Listen(64);
             }

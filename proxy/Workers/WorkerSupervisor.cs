@@ -37,6 +37,9 @@ internal sealed class WorkerSupervisor
     private readonly object _lock = new();
     private bool _stopping;
 
+    /// <summary>The migration control requests' forwarding: each spawn gets a channel (<see cref="WorkerChannel"/>), attached here.</summary>
+    public WorkerMigrationForwarder? Migration { get; init; }
+
     /// <summary>The workers' NOTIFY_SOCKET: the supervisor's <see cref="WorkerReadiness"/> under systemd, else none.</summary>
     public string? WorkersNotifySocket { get; init; }
 
@@ -148,7 +151,27 @@ internal sealed class WorkerSupervisor
         psi.Environment[SupervisorPidVariable] = Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
         psi.ArgumentList.Add(WorkerFlag);
         psi.ArgumentList.Add(index.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        return Process.Start(psi) ?? throw new InvalidOperationException("Process.Start returned null");
+        if (Migration is null)
+        {
+            return Process.Start(psi) ?? throw new InvalidOperationException("Process.Start returned null");
+        }
+        // Called under _lock: no other spawn inherits this worker's end while it is inheritable.
+        var (supervisorEnd, workerEnd) = WorkerChannel.CreatePair(inheritable: true);
+        try
+        {
+            using (workerEnd)
+            {
+                psi.Environment[WorkerChannel.DescriptorVariable] = workerEnd.DangerousGetHandle().ToString(System.Globalization.CultureInfo.InvariantCulture);
+                var process = Process.Start(psi) ?? throw new InvalidOperationException("Process.Start returned null");
+                Migration.Attach(index, supervisorEnd);
+                return process;
+            }
+        }
+        catch
+        {
+            supervisorEnd.Dispose();
+            throw;
+        }
     }
 
     /// <summary>SIGHUP: every running worker re-reads the configuration itself.</summary>

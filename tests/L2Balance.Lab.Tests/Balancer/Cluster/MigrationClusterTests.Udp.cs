@@ -10,7 +10,7 @@ using Xunit;
 namespace L2Balance.Lab.Tests.Balancer.Cluster;
 
 /// <summary>UDP associations through <c>drain --migrate</c> (docs/design.md#udp-associations).</summary>
-public sealed partial class MigrationClusterTests
+public partial class MigrationClusterTests
 {
     /// <summary>UDP associations of the drained node's clients.</summary>
     private const int Associations = 20;

@@ -11,11 +11,15 @@ using Xunit.Abstractions;
 namespace L2Balance.Lab.Tests.Balancer.Cluster;
 
 /// <summary>The single-IP cluster with <c>--migrate NODE-ADDRESS</c> on every l2bal and metrics on every l2proxy.</summary>
-public sealed class MigrationClusterFixture : SingleIpClusterFixture
+public class MigrationClusterFixture : SingleIpClusterFixture
 {
+    /// <summary>Worker processes of every l2proxy (<c>--workers</c>); worker i serves metrics on <see cref="SingleIpClusterFixture.ProxyMetricsPort"/> + i.</summary>
+    public virtual int ProxyWorkers => 1;
+
     protected override string[] NodeBalancerArgs(int k) => ["--migrate", ClusterLab.NodeAddress(k).ToString()];
 
-    protected override LabProcess StartNodeProxy(int k) => Lab.StartProxy(k, "--metrics", $"127.0.0.1:{ProxyMetricsPort}");
+    protected override LabProcess StartNodeProxy(int k) => Lab.StartProxy(k,
+        ["--metrics", $"127.0.0.1:{ProxyMetricsPort}", .. ProxyWorkers > 1 ? new[] { "--workers", ProxyWorkers.ToString(CultureInfo.InvariantCulture) } : []]);
 }
 
 [CollectionDefinition(Name)]
@@ -30,7 +34,7 @@ public sealed class MigrationClusterGroup : ICollectionFixture<MigrationClusterF
 /// nodes take the moved flows.
 /// </summary>
 [Collection(MigrationClusterGroup.Name)]
-public sealed partial class MigrationClusterTests(MigrationClusterFixture fixture, ITestOutputHelper output) : IAsyncLifetime
+public partial class MigrationClusterTests(MigrationClusterFixture fixture, ITestOutputHelper output) : IAsyncLifetime
 {
     /// <summary>Long CONNECT sessions of the drained node's clients.</summary>
     private const int Sessions = 300;
@@ -68,6 +72,8 @@ public sealed partial class MigrationClusterTests(MigrationClusterFixture fixtur
             var listedBefore = await ListAsync(Drained);
             Assert.True(listedBefore.Count == Sessions && listedBefore.All(s => s.State == "movable"),
                 $"node 2 lists {listedBefore.Count} of {Sessions}: {string.Join(", ", listedBefore.Select(s => s.State).Distinct())}\n{fixture.Describe()}");
+            // With workers, the supervisor's ids name the worker by the remainder (docs/design.md#built-l2proxys-side-of-the-interface-issue-19): every worker holds some.
+            Assert.Equal(fixture.ProxyWorkers, listedBefore.Select(s => s.Id % fixture.ProxyWorkers).Distinct().Count());
 
             var (drain, migrations, answered, cpu, before) = await DrainMigrateAsync();
             output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"drain --migrate of {Sessions} sessions answered in {answered.TotalMilliseconds:F0} ms: {drain.StdOut.Trim()}"));
@@ -178,24 +184,34 @@ public sealed partial class MigrationClusterTests(MigrationClusterFixture fixtur
         }
     }
 
-    /// <summary>User and system CPU of node k's l2bal and l2proxy so far (/proc/PID/stat, clock ticks).</summary>
-    private long CpuTicks(int k) => new[] { Lab.Balancer(k)!, Lab.Proxy(k)! }.Sum(p =>
+    /// <summary>User and system CPU of node k's l2bal and l2proxy (with its workers) so far (/proc/PID/stat, clock ticks).</summary>
+    private long CpuTicks(int k) => new[] { Lab.Balancer(k)!.Id, Lab.Proxy(k)!.Id }.Concat(Children(Lab.Proxy(k)!.Id)).Sum(pid =>
     {
-        var stat = File.ReadAllText($"/proc/{p.Id}/stat");
+        var stat = File.ReadAllText($"/proc/{pid}/stat");
         var f = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
         return long.Parse(f[11], CultureInfo.InvariantCulture) + long.Parse(f[12], CultureInfo.InvariantCulture);
     });
+
+    /// <summary>The child processes of <paramref name="pid"/> (its workers), from /proc/PID/task/TID/children.</summary>
+    protected static IEnumerable<int> Children(int pid) => Directory.EnumerateDirectories($"/proc/{pid}/task")
+        .SelectMany(t => File.ReadAllText(Path.Combine(t, "children")).Split(' ', StringSplitOptions.RemoveEmptyEntries))
+        .Select(c => int.Parse(c, CultureInfo.InvariantCulture));
 
     /// <summary>The sessions node k's l2proxy lists on its migration socket.</summary>
     private async Task<List<ListedSession>> ListAsync(int k) =>
         [.. (await MigrationLab.ControlAsync(Lab.Nodes[k - 1], "list")).SkipLast(1).Select(ListedSession.Parse)];
 
-    /// <summary>A sample of node k's l2proxy metrics (the sum of the lines that start with <paramref name="sample"/>).</summary>
+    /// <summary>A sample of node k's l2proxy metrics (the sum of the lines that start with <paramref name="sample"/>, over every worker's endpoint).</summary>
     private async Task<long> ProxyMetricAsync(int k, string sample)
     {
-        var scrape = await Lab.RunOnNode(k, "curl", ["-sS", "-m", "5", $"http://127.0.0.1:{SingleIpClusterFixture.ProxyMetricsPort}/metrics"]).WithTimeout(Step);
-        Assert.True(scrape.Succeeded, scrape.ToString());
-        return scrape.StdOut.Split('\n').Where(l => l.StartsWith(sample, StringComparison.Ordinal))
-            .Sum(l => long.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
+        long sum = 0;
+        for (var worker = 0; worker < fixture.ProxyWorkers; worker++)
+        {
+            var scrape = await Lab.RunOnNode(k, "curl", ["-sS", "-m", "5", $"http://127.0.0.1:{SingleIpClusterFixture.ProxyMetricsPort + worker}/metrics"]).WithTimeout(Step);
+            Assert.True(scrape.Succeeded, scrape.ToString());
+            sum += scrape.StdOut.Split('\n').Where(l => l.StartsWith(sample, StringComparison.Ordinal))
+                .Sum(l => long.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
+        }
+        return sum;
     }
 }
