@@ -9,7 +9,7 @@ internal sealed record MigrationBatch(int Owner, IPEndPoint Peer, IReadOnlyList<
 /// <summary>A session that cannot move, and the reason counted for it.</summary>
 internal readonly record struct MigrationRefusal(ProxySession Session, string Reason);
 
-/// <summary>What a run moves (one batch per owner), refuses (with reasons) and leaves here (this node owns its bucket).</summary>
+/// <summary>What a run moves (batches per owner, at most <see cref="MigrationPlanner.BatchLimit"/> sessions each), refuses (with reasons) and leaves here (this node owns its bucket).</summary>
 internal sealed record MigrationPlan(IReadOnlyList<MigrationBatch> Batches, IReadOnlyList<MigrationRefusal> Refused, int OwnedHere)
 {
     /// <summary>Sessions in the batches.</summary>
@@ -24,6 +24,12 @@ internal sealed record MigrationPlan(IReadOnlyList<MigrationBatch> Batches, IRea
 /// </summary>
 internal static class MigrationPlanner
 {
+    /// <summary>
+    /// Sessions per <c>move</c>: every flow of a batch is dropped from the batch's start until its own
+    /// session is sent, so the batch's length bounds each session's pause (docs/benchmarks.md, issue 19 batches).
+    /// </summary>
+    public const int BatchLimit = 64;
+
     /// <param name="sessions">The proxy's list.</param>
     /// <param name="self">This node's id.</param>
     /// <param name="ownerOf">The owner of a session's client bucket in the table that applies (0: none).</param>
@@ -67,7 +73,10 @@ internal static class MigrationPlanner
                 list.Add(session);
             }
         }
-        return new MigrationPlan([.. byOwner.Select(p => new MigrationBatch(p.Key, addresses[p.Key].Endpoint, p.Value))], refused, here);
+        // Batches of at most BatchLimit, owners alternating: a flow is dropped from its batch's start to its own Go.
+        var batches = byOwner.SelectMany(p => p.Value.Chunk(BatchLimit).Select((chunk, i) => (i, Batch: new MigrationBatch(p.Key, addresses[p.Key].Endpoint, chunk))))
+            .OrderBy(b => b.i).Select(b => b.Batch);
+        return new MigrationPlan([.. batches], refused, here);
     }
 }
 

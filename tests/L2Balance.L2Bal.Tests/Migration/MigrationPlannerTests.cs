@@ -33,6 +33,20 @@ public class MigrationPlannerTests
     }
 
     [Fact]
+    public void Plan_ManySessionsPerOwner_BatchesOfAtMostTheLimitOwnersAlternating()
+    {
+        // 150 sessions for owner 2 (clients .21), 70 for owner 3 (clients .31), in list order.
+        var sessions = Enumerable.Range(1, 220).Select(i => MigrationTestData.Session(i, i <= 150 ? 21 : 31)).ToArray();
+
+        var plan = MigrationPlanner.Plan(sessions, self: 1, OwnerOf, Peers);
+
+        Assert.Equal(64, MigrationPlanner.BatchLimit);
+        Assert.Equal([(2, 64), (3, 64), (2, 64), (3, 6), (2, 22)], plan.Batches.Select(b => (b.Owner, b.Sessions.Count)));
+        Assert.Equal(sessions.Select(s => s.Id), plan.Batches.OrderBy(b => b.Owner).SelectMany(b => b.Sessions).Select(s => s.Id));
+        Assert.Equal(220, plan.ToMove);
+    }
+
+    [Fact]
     public void Plan_ProxyRefusalsAndOwnersWithoutAddress_AreRefusedWithTheirReasons()
     {
         var sessions = new[]
