@@ -124,6 +124,47 @@ public class MigrationRunnerTests
     }
 
     [Fact]
+    public void Run_ProxyFailsWhileSessionsArePaused_WaitsForTheirDecisionBeforeTakingFlowsOut()
+    {
+        var calls = new List<string>();
+        var proxy = new ScriptedProxy(calls);
+        var counters = new MigrationCounters();
+        var runner = new MigrationRunner(proxy, (flows, change) => calls.Add($"{change} {flows.Count}"), counters, TimeSpan.FromSeconds(5));
+        proxy.OnMove = (_, _) => throw new MigrationProxyException("answer timed out");
+        // First list: both paused (the proxy still decides); then 1 moved (gone) and 2 resumed (movable).
+        var lists = 0;
+        proxy.OnList = () => ++lists == 1
+            ? [MigrationTestData.Session(1, 21, "not-established"), MigrationTestData.Session(2, 22, "not-established")]
+            : [MigrationTestData.Session(2, 22)];
+
+        var summary = runner.Run(Plan(MigrationTestData.Session(1, 21), MigrationTestData.Session(2, 22)));
+
+        Assert.Equal(2, lists);
+        Assert.Equal(1, summary.Moved);
+        Assert.Equal(new Dictionary<string, int> { ["proxy-failed"] = 1 }, summary.Refused);
+        Assert.Equal(["Moved 2", "Stayed 2"], calls.Where(c => c.StartsWith("Moved", StringComparison.Ordinal) || c.StartsWith("Stayed", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public void Run_ProxyKeepsSessionsPausedPastTheBound_CountsThemStayedAndTakesTheirFlowsOut()
+    {
+        var calls = new List<string>();
+        var proxy = new ScriptedProxy(calls);
+        var counters = new MigrationCounters();
+        var runner = new MigrationRunner(proxy, (flows, change) => calls.Add($"{change} {flows.Count}"), counters, TimeSpan.FromMilliseconds(300));
+        proxy.OnMove = (_, _) => throw new MigrationProxyException("answer timed out");
+        proxy.OnList = () => [MigrationTestData.Session(1, 21, "not-established")];
+
+        var summary = runner.Run(Plan(MigrationTestData.Session(1, 21)));
+
+        Assert.InRange(calls.Count(c => c == "list"), 2, 20);
+        Assert.Equal(0, summary.Moved);
+        Assert.Equal(new Dictionary<string, int> { ["proxy-failed"] = 1 }, summary.Refused);
+        Assert.Equal("Stayed 2", calls[^1]);
+        Assert.Equal(0, counters.InProgress);
+    }
+
+    [Fact]
     public void Run_ProxyGoneEntirely_KeepsTheFlowsMovedOutAndRefusesTheBatch()
     {
         var (calls, proxy, counters, runner) = Setup();
