@@ -11,7 +11,7 @@ using Xunit.Abstractions;
 namespace L2Balance.Lab.Tests.Balancer.Cluster;
 
 /// <summary>The single-IP cluster with <c>--migrate NODE-ADDRESS</c> on every l2bal and metrics on every l2proxy.</summary>
-public sealed class MigrationClusterFixture : SingleIpClusterFixture
+public sealed partial class MigrationClusterFixture : SingleIpClusterFixture
 {
     protected override string[] NodeBalancerArgs(int k) => ["--migrate", ClusterLab.NodeAddress(k).ToString()];
 
@@ -46,50 +46,42 @@ public sealed class MigrationClusterTests(MigrationClusterFixture fixture, ITest
     [SkippableFact(typeof(LabUnavailableException))]
     public async Task DrainMigrate_SessionsOfTheDrainedNode_ContinueOnTheirBucketsNewOwnersEveryByteOnce()
     {
-        var owners = await fixture.OwnersAsync();
-        var sources = Lab.ClientAddresses.Where(a => owners[a.ToString()] == Drained).ToList();
-        Assert.True(sources.Count > 0, "node 2 owns no client address");
-        using var listener = Lab.Target.OpenSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        listener.Bind(new IPEndPoint(ClusterLab.TargetAddress, 0));
-        listener.Listen(Sessions);
+        var sources = await fixture.SourcesOfAsync(Drained);
+        using var listener = fixture.ListenOnTarget(Sessions);
         using var stop = new CancellationTokenSource();
-        var sessions = new List<(IPAddress Source, LabSession Session)>();
+        var sessions = new List<ClusterSession>();
         try
         {
-            for (var i = 0; i < Sessions; i++)
-            {
-                var source = sources[i % sources.Count];
-                sessions.Add((source, await OpenAsync(source, listener, 3000 + (2 * i), stop.Token)));
-            }
+            await fixture.OpenSessionsAsync(sessions, sources, Sessions, listener, 3000, stop.Token);
 
             await Task.Delay(TimeSpan.FromSeconds(1));
             var baseline = sessions.Select(s => s.Session.LongestPause).ToList();
             sessions.ForEach(s => s.Session.ResetLongestPause());
-            var listedBefore = await ListAsync(Drained);
+            var listedBefore = await fixture.ListAsync(Drained);
             Assert.True(listedBefore.Count == Sessions && listedBefore.All(s => s.State == "movable"),
                 $"node 2 lists {listedBefore.Count} of {Sessions}: {string.Join(", ", listedBefore.Select(s => s.State).Distinct())}\n{fixture.Describe()}");
 
+            // Counters of earlier tests of the collection (same daemons): this test's figures are the differences.
+            var before = await fixture.CountsAsync(Drained);
             var cpu = Enumerable.Range(1, 3).Select(CpuTicks).ToArray();
             var started = System.Diagnostics.Stopwatch.StartNew();
             var drain = await Lab.RunOnNode(Drained, ClusterBinaries.L2Bal, ["drain", "--migrate"], Step).WithTimeout(Step);
             output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"drain --migrate of {Sessions} sessions answered in {started.Elapsed.TotalMilliseconds:F0} ms: {drain.StdOut.Trim()}"));
             cpu = [.. Enumerable.Range(1, 3).Select(k => CpuTicks(k) - cpu[k - 1])];
-            var migrations = await MigrateControlTests.MigrationsWhenAsync(Lab, Drained, m => m.GetProperty("inProgress").GetInt64() == 0 && m.GetProperty("done").GetInt64() > 0);
+            var migrations = await MigrateControlTests.MigrationsWhenAsync(Lab, Drained, m => m.GetProperty("inProgress").GetInt64() == 0 && m.GetProperty("done").GetInt64() > before.Done);
             await Task.Delay(TimeSpan.FromSeconds(2));
-            await stop.CancelAsync();
-            var ended = Task.WhenAll(sessions.Select(s => s.Session.CompletionAsync()));
-            await Task.WhenAny(ended, Task.Delay(TimeSpan.FromSeconds(30)));
+            var stuck = await MigrationClusterFixture.FinishAsync(sessions, stop, TimeSpan.FromSeconds(30));
             var why = $"drain: {drain}\nmigrations: {migrations}\n{fixture.Describe()}";
-            var stuck = sessions.Where(s => !s.Session.CompletionAsync().IsCompleted).Select(s => $"{s.Source}: {s.Session.Describe()}").ToList();
             Assert.True(stuck.Count == 0, $"{stuck.Count} sessions did not end within 30 s of the stop:\n{string.Join('\n', stuck.Take(5))}\n{why}");
 
             // l2bal's counters: every session moved, none refused.
             Assert.True(drain.Succeeded, why);
-            Assert.Equal(Sessions, migrations.GetProperty("done").GetInt64());
-            Assert.True(migrations.GetProperty("refused").EnumerateObject().All(r => r.Value.GetInt64() == 0), why);
+            var after = await fixture.CountsAsync(Drained);
+            Assert.Equal(Sessions, after.Done - before.Done);
+            Assert.True(after.Refused == before.Refused, why);
 
             // Every byte once and in order both ways, none cut.
-            var broken = sessions.Where(s => !(s.Session.Up.Intact && s.Session.Down.Intact)).Select(s => $"{s.Source}: {s.Session.Describe()}").ToList();
+            var broken = sessions.Where(s => !s.Intact).ToList();
             Assert.True(broken.Count == 0, $"{broken.Count} sessions broken:\n{string.Join('\n', broken.Take(5))}\n{why}");
 
             // Each continued on its bucket's new owner: that node's proxy counted it in, the drained one out and holds none.
@@ -97,11 +89,11 @@ public sealed class MigrationClusterTests(MigrationClusterFixture fixture, ITest
             var expected = sessions.GroupBy(s => newOwners[s.Source.ToString()]).ToDictionary(g => g.Key, g => g.Count());
             Assert.DoesNotContain(Drained, expected.Keys);
             Assert.Equal(["end"], await MigrationLab.ControlAsync(Lab.Nodes[Drained - 1], "list"));
-            Assert.Equal(0, await ProxyMetricAsync(Drained, "l2proxy_sessions_active"));
-            Assert.Equal(Sessions, await ProxyMetricAsync(Drained, "l2proxy_migrations_total{direction=\"out\"}"));
+            Assert.Equal(0, await fixture.ProxyMetricAsync(Drained, "l2proxy_sessions_active"));
+            Assert.Equal(Sessions, after.Out[Drained - 1] - before.Out[Drained - 1]);
             foreach (var k in new[] { 1, 3 })
             {
-                Assert.Equal(expected.GetValueOrDefault(k), await ProxyMetricAsync(k, "l2proxy_migrations_total{direction=\"in\"}"));
+                Assert.Equal(expected.GetValueOrDefault(k), after.In[k - 1] - before.In[k - 1]);
             }
 
             output.WriteLine($"CPU of l2bal and l2proxy during the drain, ticks of 10 ms, nodes 1, 2, 3: {string.Join(", ", cpu)}");
@@ -115,29 +107,6 @@ public sealed class MigrationClusterTests(MigrationClusterFixture fixture, ITest
         }
     }
 
-    /// <summary>A SOCKS5 CONNECT from <paramref name="source"/> through the VIP to <paramref name="listener"/>, with its streams started.</summary>
-    private async Task<LabSession> OpenAsync(IPAddress source, Socket listener, int seed, CancellationToken stop)
-    {
-        var client = Lab.Client.OpenSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        try
-        {
-            client.Bind(new IPEndPoint(source, 0));
-            await client.ConnectAsync(Lab.ProxyEndPoint).WithTimeout(Step);
-            var (code, bound) = await Socks5Client.HandshakeAsync(client, 1, (IPEndPoint)listener.LocalEndPoint!, CancellationToken.None).WithTimeout(Step);
-            Assert.True(code == 0, $"CONNECT from {source}: {code} {bound}\n{fixture.Describe()}");
-            // One session at a time: the next accepted connection is this one's target leg.
-            var target = await listener.AcceptAsync(CancellationToken.None).AsTask().WithTimeout(Step);
-            var peer = (IPEndPoint)target.RemoteEndPoint!;
-            Assert.Equal(new IPEndPoint(ClusterLab.VipAddress, bound.Port), new IPEndPoint(peer.Address.MapToIPv4(), peer.Port));
-            return new LabSession(client, target, null, seed, new StreamPace(1024, TimeSpan.FromMilliseconds(20)), stop);
-        }
-        catch
-        {
-            client.Dispose();
-            throw;
-        }
-    }
-
     /// <summary>User and system CPU of node k's l2bal and l2proxy so far (/proc/PID/stat, clock ticks).</summary>
     private long CpuTicks(int k) => new[] { Lab.Balancer(k)!, Lab.Proxy(k)! }.Sum(p =>
     {
@@ -145,17 +114,4 @@ public sealed class MigrationClusterTests(MigrationClusterFixture fixture, ITest
         var f = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
         return long.Parse(f[11], CultureInfo.InvariantCulture) + long.Parse(f[12], CultureInfo.InvariantCulture);
     });
-
-    /// <summary>The sessions node k's l2proxy lists on its migration socket.</summary>
-    private async Task<List<ListedSession>> ListAsync(int k) =>
-        [.. (await MigrationLab.ControlAsync(Lab.Nodes[k - 1], "list")).SkipLast(1).Select(ListedSession.Parse)];
-
-    /// <summary>A sample of node k's l2proxy metrics (the sum of the lines that start with <paramref name="sample"/>).</summary>
-    private async Task<long> ProxyMetricAsync(int k, string sample)
-    {
-        var scrape = await Lab.RunOnNode(k, "curl", ["-sS", "-m", "5", $"http://127.0.0.1:{SingleIpClusterFixture.ProxyMetricsPort}/metrics"]).WithTimeout(Step);
-        Assert.True(scrape.Succeeded, scrape.ToString());
-        return scrape.StdOut.Split('\n').Where(l => l.StartsWith(sample, StringComparison.Ordinal))
-            .Sum(l => long.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
-    }
 }
