@@ -652,7 +652,7 @@ internal sealed class MigrationService : IAsyncDisposable
             {
                 var socket = new Socket(leg.Local.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
                 sockets.Add(socket);
-                TcpRepair.Mark(socket, RestoredMark);
+                // Unmarked until Go: the filter drops the flow's input meanwhile, so a copy that dies silent never acknowledged a byte.
                 TcpRepair.Restore(socket, leg);
             }
             silent[message.Session] = (sockets[0], sockets[1], state);
@@ -671,6 +671,8 @@ internal sealed class MigrationService : IAsyncDisposable
     {
         try
         {
+            TcpRepair.Mark(copy.Client, RestoredMark);
+            TcpRepair.Mark(copy.Target, RestoredMark);
             TcpRepair.Thaw(copy.Client, copy.State.Legs[0]);
             TcpRepair.Thaw(copy.Target, copy.State.Legs[1]);
             copy.Client.NoDelay = true;

@@ -61,7 +61,8 @@ public sealed partial class MigrationClusterFixture
         var client = Lab.Client.OpenSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         try
         {
-            client.Bind(new IPEndPoint(source, 0));
+            // The seed is the source port: tests of the collection never reuse a 5-tuple (a flow that died mid-move stays dropped; docs/design.md#failure-paths-of-a-move).
+            client.Bind(new IPEndPoint(source, seed));
             await client.ConnectAsync(Lab.ProxyEndPoint).WithTimeout(Step);
             var (code, bound) = await Socks5Client.HandshakeAsync(client, 1, (IPEndPoint)listener.LocalEndPoint!, CancellationToken.None).WithTimeout(Step);
             Assert.True(code == 0, $"CONNECT from {source}: {code} {bound}\n{Describe()}");

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net;
+using System.Net.Sockets;
 using L2Balance.Lab.Cluster;
 using L2Balance.Tests.Common;
 using Xunit;
@@ -37,112 +38,48 @@ public sealed class MigrationFailureClusterTests(MigrationClusterFixture fixture
     public async Task DrainMigrate_ReceivingProxyKilledMidRun_SessionsNotMovedKeepRunningOnTheDrainedNode()
     {
         const int receiver = 3;
-        using var listener = fixture.ListenOnTarget(Sessions);
-        using var stop = new CancellationTokenSource();
-        var sessions = new List<ClusterSession>();
-        var clock = new PhaseClock();
+        var run = await DrainAndKillAsync([receiver], receiver, 5000);
         try
         {
-            await fixture.OpenSessionsAsync(sessions, await fixture.SourcesOfAsync(Drained), Sessions, listener, 5000, stop.Token);
-            clock.Mark("opened");
-            await Task.Delay(TimeSpan.FromMilliseconds(500));
-            var before = await fixture.CountsAsync(Drained);
-            clock.Mark("counted");
-
-            await fixture.ThrottleMigrationAnswersAsync(receiver, on: true);
-            var drain = fixture.L2BalAsync(Drained, "drain", "--migrate");
-            var movedInAtKill = await fixture.WaitFirstMoveInAsync([receiver], before, drain);
-            await fixture.KillProxyAsync(receiver);
-            var answer = await drain;
-            clock.Mark("drained");
-            var after = await fixture.CountsAsync(Drained);
-            var (done, refused, inOne) = (after.Done - before.Done, after.Refused - before.Refused, after.In[0] - before.In[0]);
-            var received = sessions.Select(s => s.Session.Up.Received + s.Session.Down.Received).ToList();
-            await Task.Delay(TimeSpan.FromSeconds(1));
-            var holders = await fixture.HoldersAsync();
-            clock.Mark("listed");
-            var stillReceived = sessions.Select(s => s.Session.Up.Received + s.Session.Down.Received).ToList();
-            var held = sessions.Where(s => holders.ContainsKey(s.ClientEnd)).ToList();
-            // Only the held ones must end: one sent Go whose copy died before its thaw is silent (its ends time out).
-            var stuck = await MigrationClusterFixture.FinishAsync(held, stop, Finish);
-            var figures = $"node {receiver} had taken {movedInAtKill} when killed; node 2 moved {done}, refused {refused}; node 1 took {inOne}";
-            var why = $"drain: {answer}\n{figures}\n{fixture.Describe()}";
-            clock.Mark("finished");
-            output.WriteLine($"{figures}; {clock}");
+            var (done, refused, inOne) = (run.After.Done - run.Before.Done, run.After.Refused - run.Before.Refused, run.After.In[0] - run.Before.In[0]);
+            var why = Report(run, $"node {receiver} had taken {run.MovedInAtKill} when killed; node 2 moved {done}, refused {refused}; node 1 took {inOne}");
 
             // Every session counted once by node 2's l2bal: moved (to 1 or to the killed 3) or stayed (refused).
-            Assert.Equal(Sessions, done + refused);
+            Assert.True(done + refused == Sessions, why);
             // Stayed ones run on node 2, moved ones to node 1 run there; those that went to node 3 died with it. One holder each.
-            Assert.Equal(refused, held.Count(s => holders[s.ClientEnd] == Drained));
-            Assert.Equal(inOne, held.Count(s => holders[s.ClientEnd] == 1));
-            Assert.Equal(done - inOne, sessions.Count - held.Count);
-            // Every held session: every byte once and in order both ways, not cut, bytes still flowing after the run; no session anywhere got a wrong byte.
-            LabAssert.All(held, s => s.Intact && !stuck.Contains(s), s => $"{s} (node {holders[s.ClientEnd]})\n{why}");
-            LabAssert.All(sessions.Select((s, i) => (s, i)).Where(x => holders.ContainsKey(x.s.ClientEnd)), x => stillReceived[x.i] > received[x.i], x => $"{x.s}: no byte after the run\n{why}");
-            LabAssert.All(sessions, s => s.NoWrongByte, s => $"{s}\n{why}");
+            var unheld = string.Join('\n', run.Sessions.Where(s => !run.Holders.ContainsKey(s.ClientEnd)).Take(5));
+            Assert.True(refused == run.Held.Count(s => run.Holders[s.ClientEnd] == Drained), $"{run.Held.Count(s => run.Holders[s.ClientEnd] == Drained)} held by node 2; unheld:\n{unheld}\n{why}");
+            Assert.True(inOne == run.Held.Count(s => run.Holders[s.ClientEnd] == 1), why);
+            Assert.True(done - inOne == run.Sessions.Count - run.Held.Count, why);
+            AssertHeldRunOnIntact(run, why);
         }
         finally
         {
-            await stop.CancelAsync();
-            sessions.ForEach(s => s.Session.Dispose());
-            await fixture.ThrottleMigrationAnswersAsync(receiver, on: false);
+            run.Dispose();
         }
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
     public async Task DrainMigrate_SendingProxyKilledMidRun_MovedSessionsKeepEveryByteTheOthersDieWithIt()
     {
-        using var listener = fixture.ListenOnTarget(Sessions);
-        using var stop = new CancellationTokenSource();
-        var sessions = new List<ClusterSession>();
-        var clock = new PhaseClock();
+        var run = await DrainAndKillAsync([1, 3], Drained, 7000);
         try
         {
-            await fixture.OpenSessionsAsync(sessions, await fixture.SourcesOfAsync(Drained), Sessions, listener, 7000, stop.Token);
-            clock.Mark("opened");
-            await Task.Delay(TimeSpan.FromMilliseconds(500));
-            var before = await fixture.CountsAsync(Drained);
-            clock.Mark("counted");
+            var movedIn = run.After.In[0] - run.Before.In[0] + run.After.In[2] - run.Before.In[2];
+            var why = Report(run, $"nodes 1 and 3 had taken {run.MovedInAtKill} when node 2's proxy was killed, {movedIn} in all; "
+                + $"node 2's l2bal counted {run.After.Done - run.Before.Done} moved, {run.After.Refused - run.Before.Refused} refused");
 
-            await fixture.ThrottleMigrationAnswersAsync(1, on: true);
-            await fixture.ThrottleMigrationAnswersAsync(3, on: true);
-            var drain = fixture.L2BalAsync(Drained, "drain", "--migrate");
-            // The first moved session on either receiver is the moment: node 2's proxy dies mid-run.
-            var movedInAtKill = await fixture.WaitFirstMoveInAsync([1, 3], before, drain);
-            await fixture.KillProxyAsync(Drained);
-            var answer = await drain;
-            clock.Mark("drained");
-            var after = await fixture.CountsAsync(Drained);
-            var movedIn = after.In[0] - before.In[0] + after.In[2] - before.In[2];
-            var received = sessions.Select(s => s.Session.Up.Received + s.Session.Down.Received).ToList();
-            await Task.Delay(TimeSpan.FromSeconds(1));
-            var holders = await fixture.HoldersAsync();
-            clock.Mark("listed");
-            var stillReceived = sessions.Select(s => s.Session.Up.Received + s.Session.Down.Received).ToList();
-            var held = sessions.Where(s => holders.ContainsKey(s.ClientEnd)).ToList();
-            // Only the moved ones must end: the others died with node 2's proxy (a frozen copy closes without FIN or RST).
-            var stuck = await MigrationClusterFixture.FinishAsync(held, stop, Finish);
-            var figures = $"nodes 1 and 3 had taken {movedInAtKill} when node 2's proxy was killed, {movedIn} in all; node 2's l2bal counted {after.Done - before.Done} moved, {after.Refused - before.Refused} refused";
-            var why = $"drain: {answer}\n{figures}\n{fixture.Describe()}";
-            clock.Mark("finished");
-            output.WriteLine($"{figures}; {clock}");
-
-            // Sessions held after the kill are exactly those the survivors took in; each keeps every byte and runs on.
+            // Sessions held after the kill are exactly those the survivors took in; the others died with node 2's proxy.
             Assert.True(movedIn > 0, why);
-            Assert.Equal(movedIn, held.Count);
-            Assert.DoesNotContain(holders.Values, k => k == Drained);
-            LabAssert.All(held, s => s.Intact && !stuck.Contains(s), s => $"{s} (node {holders[s.ClientEnd]})\n{why}");
-            LabAssert.All(sessions.Select((s, i) => (s, i)).Where(x => holders.ContainsKey(x.s.ClientEnd)), x => stillReceived[x.i] > received[x.i], x => $"{x.s}: no byte after the run\n{why}");
-            // Never half-moved: no session anywhere got a wrong or repeated byte; l2bal's run ended and counted every session.
-            LabAssert.All(sessions, s => s.NoWrongByte, s => $"{s}\n{why}");
-            Assert.Equal(Sessions, after.Done - before.Done + after.Refused - before.Refused);
+            Assert.Equal(movedIn, run.Held.Count);
+            Assert.DoesNotContain(run.Holders.Values, k => k == Drained);
+            AssertHeldRunOnIntact(run, why);
+            // l2bal's run ended and counted every session (its proxy gone: refused, the flows kept out).
+            Assert.Equal(Sessions, run.After.Done - run.Before.Done + run.After.Refused - run.Before.Refused);
         }
         finally
         {
-            await stop.CancelAsync();
-            sessions.ForEach(s => s.Session.Dispose());
-            await fixture.ThrottleMigrationAnswersAsync(1, on: false);
-            await fixture.ThrottleMigrationAnswersAsync(3, on: false);
+            run.Dispose();
         }
     }
 
@@ -239,6 +176,108 @@ public sealed class MigrationFailureClusterTests(MigrationClusterFixture fixture
             await stop.CancelAsync();
             sessions.ForEach(s => s.Session.Dispose());
         }
+    }
+
+    /// <summary>
+    /// Opens <see cref="Sessions"/> checked sessions on node 2's buckets, slows the answers of
+    /// <paramref name="receivers"/>, runs <c>drain --migrate</c> on node 2 and SIGKILLs node
+    /// <paramref name="killed"/>'s l2proxy at the first session moved in; then which node holds each
+    /// session, and the held ones finished (stopped, bounded).
+    /// </summary>
+    private async Task<KilledRun> DrainAndKillAsync(int[] receivers, int killed, int seed)
+    {
+        var run = new KilledRun(fixture.ListenOnTarget(Sessions));
+        try
+        {
+            await fixture.OpenSessionsAsync(run.Sessions, await fixture.SourcesOfAsync(Drained), Sessions, run.Listener, seed, run.Stop.Token);
+            run.Clock.Mark("opened");
+            await Task.Delay(TimeSpan.FromMilliseconds(500));
+            run.Before = await fixture.CountsAsync(Drained);
+            foreach (var k in receivers)
+            {
+                await fixture.ThrottleMigrationAnswersAsync(k, on: true);
+            }
+            var drain = fixture.L2BalAsync(Drained, "drain", "--migrate");
+            run.MovedInAtKill = await fixture.WaitFirstMoveInAsync(receivers, run.Before, drain);
+            await fixture.KillProxyAsync(killed);
+            run.Answer = await drain;
+            run.Clock.Mark("drained");
+            run.After = await fixture.CountsAsync(Drained);
+            var received = run.Sessions.Select(s => s.Session.Up.Received + s.Session.Down.Received).ToList();
+            await Task.Delay(TimeSpan.FromSeconds(1));
+            run.Holders = await fixture.HoldersAsync();
+            run.Clock.Mark("listed");
+            run.Held = [.. run.Sessions.Where(s => run.Holders.ContainsKey(s.ClientEnd))];
+            run.Silent = [.. run.Sessions.Where((s, i) => s.Session.Up.Received + s.Session.Down.Received == received[i])];
+            // Only the held ones must end: the others died with a proxy (a frozen or silent copy closes without FIN or RST).
+            run.Stuck = await MigrationClusterFixture.FinishAsync(run.Held, run.Stop, Finish);
+            run.Clock.Mark("finished");
+            return run;
+        }
+        catch
+        {
+            run.Dispose();
+            throw;
+        }
+        finally
+        {
+            foreach (var k in receivers)
+            {
+                await fixture.ThrottleMigrationAnswersAsync(k, on: false);
+            }
+        }
+    }
+
+    /// <summary>Prints the figures with the phases; the diagnostics of an assertion.</summary>
+    private string Report(KilledRun run, string figures)
+    {
+        output.WriteLine($"{figures}; {run.Clock}");
+        return $"drain: {run.Answer}\n{figures}\n{fixture.Describe()}";
+    }
+
+    /// <summary>Held sessions: every byte once and in order both ways, not cut, bytes still flowing after the run; no session anywhere got a wrong byte.</summary>
+    private static void AssertHeldRunOnIntact(KilledRun run, string why)
+    {
+        LabAssert.All(run.Held, s => s.Intact && !run.Stuck.Contains(s), s => $"{s} (node {run.Holders[s.ClientEnd]})\n{why}");
+        LabAssert.All(run.Held, s => !run.Silent.Contains(s), s => $"{s}: no byte after the run\n{why}");
+        LabAssert.All(run.Sessions, s => s.NoWrongByte, s => $"{s}\n{why}");
+    }
+}
+
+/// <summary>One drain of the kill tests: its sessions and what the run left.</summary>
+internal sealed class KilledRun(Socket listener) : IDisposable
+{
+    public Socket Listener => listener;
+
+    public CancellationTokenSource Stop { get; } = new();
+
+    public PhaseClock Clock { get; } = new();
+
+    public List<ClusterSession> Sessions { get; } = [];
+
+    public MigrationCounts Before { get; set; } = null!;
+
+    public MigrationCounts After { get; set; } = null!;
+
+    public long MovedInAtKill { get; set; }
+
+    public LabRunResult? Answer { get; set; }
+
+    public Dictionary<IPEndPoint, int> Holders { get; set; } = [];
+
+    public List<ClusterSession> Held { get; set; } = [];
+
+    /// <summary>Sessions that received nothing in the second after the run.</summary>
+    public List<ClusterSession> Silent { get; set; } = [];
+
+    public List<ClusterSession> Stuck { get; set; } = [];
+
+    public void Dispose()
+    {
+        Stop.Cancel();
+        Sessions.ForEach(s => s.Session.Dispose());
+        listener.Dispose();
+        Stop.Dispose();
     }
 }
 
