@@ -70,6 +70,9 @@ internal static class NftRuleset
     /// <summary>Conntrack mark of a flow that moved away: dropped here until conntrack forgets it; not counted as draining.</summary>
     public const uint MovedFlowMark = 0x20000;
 
+    /// <summary>Conntrack mark of a flow restored here (set by its marked socket's packets): once the socket is gone, its packets drop, never a RST.</summary>
+    public const uint MovedInFlowMark = 0x40000;
+
     /// <summary>Name of the ip set of inbound 5-tuples of flows moving away from this node (dropped; taken out again if their session stays).</summary>
     public const string MovedOutSet = "moved_out";
 
@@ -296,6 +299,10 @@ internal static class NftRuleset
                 "a flow whose move was confirmed: marked in conntrack, so it stays away after l2bal restarts");
             Rule(t, $"{InboundKey} @{MovedOutSet} update @{MovedOutSet} {{ {InboundKey} timeout {Seconds(MovedOutTimeout)}s }} counter name \"{Counters.DroppedMovedOut}\" drop",
                 "a flow moving away: its input stops here before the socket sees it (taken out again if it stays)");
+            Rule(t, $"ct mark 0x{MovedInFlowMark:x} socket mark 0x{MigrationMark:x} counter name \"{Counters.AcceptedMovedIn}\" accept", "a flow restored here whose socket lives");
+            Rule(t, $"ct mark 0x{MovedInFlowMark:x} tcp flags & (fin|syn|rst|ack) == syn ct mark set 0x0", "a bare SYN on a tuple restored here before: a new connection, judged as one");
+            Rule(t, $"ct mark 0x{MovedInFlowMark:x} counter name \"{Counters.DroppedMovedOut}\" drop",
+                "a flow restored here whose socket is gone (a silent copy never sent Go, its process killed): silent drop, never a RST");
         }
         Rule(t, $"ct state established,related counter name \"{Counters.AcceptedEstablished}\" accept", "flows this node holds stay here whatever their bucket");
         Rule(t, "iif \"lo\" accept", "from this node itself (health probe, local clients): never balanced");
@@ -305,7 +312,7 @@ internal static class NftRuleset
         }
         if (migrate)
         {
-            Rule(t, $"meta l4proto {{ tcp, udp }} socket mark 0x{MigrationMark:x} counter name \"{Counters.AcceptedMovedIn}\" accept",
+            Rule(t, $"meta l4proto {{ tcp, udp }} socket mark 0x{MigrationMark:x} ct mark set 0x{MovedInFlowMark:x} counter name \"{Counters.AcceptedMovedIn}\" accept",
                 "a flow restored here: its socket carries the migration mark; conntrack takes it up mid-stream");
         }
         Rule(t, $"tcp dport @{SliceSet} tcp flags & (fin|syn|rst|ack) != syn counter name \"{Counters.DroppedSliceMidFlow}\" drop",
@@ -346,7 +353,7 @@ internal static class NftRuleset
         t.Append("\t\ttype filter hook output priority 0; policy accept;\n");
         if (migrate)
         {
-            Rule(t, $"meta mark 0x{MigrationMark:x} ct mark set 0x0 delete @{MovedAwaySet} {{ {OutboundKey} }} delete @{MovedOutSet} {{ {OutboundKey} }}",
+            Rule(t, $"meta mark 0x{MigrationMark:x} ct mark set 0x{MovedInFlowMark:x} delete @{MovedAwaySet} {{ {OutboundKey} }} delete @{MovedOutSet} {{ {OutboundKey} }}",
                 "a restored socket sends: a flow that moved away and came back is this node's again");
         }
         Rule(t, "meta l4proto tcp accept", "TCP leaves as it is: one rule for the bulk of what this node sends");

@@ -28,8 +28,15 @@ internal sealed record MigrationSummary(int Moved, IReadOnlyDictionary<string, i
 /// they stay (flows out of the set), the others moved; when that fails too the proxy is gone and so
 /// are its sessions: counted as refused, and the set keeps their flows (no RST for a session that may have moved).
 /// </summary>
-internal sealed class MigrationRunner(IMigrationProxy proxy, Action<IReadOnlyCollection<FlowTuple>, MovedFlowChange> movedOut, MigrationCounters counters)
+internal sealed class MigrationRunner(IMigrationProxy proxy, Action<IReadOnlyCollection<FlowTuple>, MovedFlowChange> movedOut, MigrationCounters counters,
+    TimeSpan? settleFor = null)
 {
+    /// <summary>
+    /// After a failed <c>move</c>, how long the proxy may still be deciding its paused sessions (listed
+    /// <c>stays=not-established</c>): above l2proxy's own bound (connect 2 s, pause 2 s, answers 5 s).
+    /// </summary>
+    private readonly TimeSpan _settleFor = settleFor ?? TimeSpan.FromSeconds(12);
+
     public MigrationSummary Run(MigrationPlan plan)
     {
         ArgumentNullException.ThrowIfNull(plan);
@@ -134,12 +141,24 @@ internal sealed class MigrationRunner(IMigrationProxy proxy, Action<IReadOnlyCol
     }
 
     /// <summary>After a failed move: sessions still listed stayed; the others moved. Null when the proxy cannot list either.</summary>
-    private List<MoveOutcome>? Reconcile(IEnumerable<ProxySession> asked)
+    private List<MoveOutcome>? Reconcile(IReadOnlyCollection<ProxySession> asked)
     {
         HashSet<string> still;
+        var askedIds = asked.Select(s => s.Id).ToHashSet(StringComparer.Ordinal);
+        var deadline = DateTime.UtcNow + _settleFor;
         try
         {
-            still = [.. proxy.List().Select(s => s.Id)];
+            while (true)
+            {
+                var listed = proxy.List().Where(s => askedIds.Contains(s.Id)).ToList();
+                still = [.. listed.Select(s => s.Id)];
+                // A session still paused may yet move (Go) or resume: its flows' fate waits for the proxy's decision.
+                if (!listed.Any(s => s.Stays == MigrationReasons.NotEstablished) || DateTime.UtcNow >= deadline)
+                {
+                    break;
+                }
+                Thread.Sleep(TimeSpan.FromMilliseconds(Math.Min(200, _settleFor.TotalMilliseconds / 10)));
+            }
         }
         catch (MigrationProxyException)
         {

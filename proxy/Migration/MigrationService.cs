@@ -142,6 +142,12 @@ internal sealed partial class MigrationService : IAsyncDisposable
 
         public bool Frozen { get; set; }
 
+        /// <summary>Go went out, or may have (its send failed): the peer's copy may run, so this one never resumes.</summary>
+        public bool GoSent { get; set; }
+
+        /// <summary>Resumed here: Go is never sent for it (both under a lock of this object).</summary>
+        public bool Resumed { get; set; }
+
         /// <summary>The answer line, once decided.</summary>
         public string? Answer { get; set; }
     }
@@ -267,6 +273,36 @@ internal sealed partial class MigrationService : IAsyncDisposable
     /// </summary>
     private async Task MoveBatchAsync(MigrationChannel channel, List<Outgoing> outgoing, Action<long, MigrationRefusal, string?> stay)
     {
+        try
+        {
+            await MoveBatchCoreAsync(channel, outgoing, stay).ConfigureAwait(false);
+        }
+        finally
+        {
+            // Whatever failed on the way (docs/design.md#failure-paths-of-a-move): a paused session never waits forever.
+            ResumeUndecided(outgoing, stay);
+        }
+    }
+
+    /// <summary>Resumes every session of a batch that has no answer and was never sent Go: it never ran on the peer.</summary>
+    private static void ResumeUndecided(List<Outgoing> outgoing, Action<long, MigrationRefusal, string?> stay)
+    {
+        foreach (var o in outgoing)
+        {
+            if (!o.Run.Pause.IsRequested)
+            {
+                // Never paused: its relay runs on, nothing to resume.
+                stay(o.Id, MigrationRefusal.PeerUnreachable, "the move failed before this session paused");
+                o.Answer = $"stayed {o.Id} {MigrationRefusal.PeerUnreachable.Word()}";
+                continue;
+            }
+            // A no-op for a session decided already (moved or resumed).
+            Resume(o, MigrationRefusal.PeerUnreachable, stay, "the move failed before this session was decided");
+        }
+    }
+
+    private async Task MoveBatchCoreAsync(MigrationChannel channel, List<Outgoing> outgoing, Action<long, MigrationRefusal, string?> stay)
+    {
         using var sendLock = new SemaphoreSlim(1);
         var sent = new Dictionary<ulong, Outgoing>();
         var allSent = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -334,9 +370,12 @@ internal sealed partial class MigrationService : IAsyncDisposable
                 {
                     sent[(ulong)o.Id] = o;
                 }
-                await channel.SendAsync(record, _stop.Token).ConfigureAwait(false);
+                // Bounded: a peer that stops reading must not keep the batch's sessions paused.
+                using var sendTimeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
+                sendTimeout.CancelAfter(ReadyTimeout);
+                await channel.SendAsync(record, sendTimeout.Token).ConfigureAwait(false);
             }
-            catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException)
+            catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException or MigrationException or IOException)
             {
                 channelError = e.Message;
             }
@@ -399,16 +438,32 @@ internal sealed partial class MigrationService : IAsyncDisposable
                     Resume(o, MigrationRefusals.Parse(message.Reason) ?? MigrationRefusal.RestoreFailed, stay, $"the peer: {message.Reason}");
                     continue;
                 }
+                lock (o)
+                {
+                    if (o.Resumed)
+                    {
+                        // Resumed here meanwhile (the batch failed): the peer's copy waits for a Go that never comes.
+                        continue;
+                    }
+                    o.GoSent = true;
+                }
                 await sendLock.WaitAsync(CancellationToken.None).ConfigureAwait(false);
+                Exception? goFailed = null;
                 try
                 {
-                    await channel.SendAsync(MigrationMessages.Go(message.Session, go: true), CancellationToken.None).ConfigureAwait(false);
+                    using var goTimeout = new CancellationTokenSource(ReadyTimeout);
+                    await channel.SendAsync(MigrationMessages.Go(message.Session, go: true), goTimeout.Token).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException or MigrationException or IOException)
+                {
+                    // Part of Go may have reached the peer, which then runs the session: resuming here could make two senders.
+                    goFailed = e;
                 }
                 finally
                 {
                     sendLock.Release();
                 }
-                // Go is out: from here the peer's copy is the session; this one closes without a FIN or RST.
+                // Go is out (or may be): from here the peer's copy is the session; this one closes without a FIN or RST.
                 var pause = Stopwatch.GetElapsedTime(o.Started);
                 TcpRepair.CloseFrozen(o.Session.ClientLeg);
                 if (o.Session.TargetLeg is { } targetLeg)
@@ -421,9 +476,13 @@ internal sealed partial class MigrationService : IAsyncDisposable
                     o.Answer = string.Create(CultureInfo.InvariantCulture, $"moved {o.Id} {(long)Math.Ceiling(pause.TotalMilliseconds)}");
                 }
                 o.Run.Decide(moved: true);
+                if (goFailed is not null)
+                {
+                    throw new MigrationException($"migration channel: Go for session {o.Id}: {goFailed.Message}", goFailed);
+                }
             }
         }
-        catch (Exception e) when (e is MigrationException or SocketException or ObjectDisposedException or OperationCanceledException)
+        catch (Exception e) when (e is MigrationException or SocketException or ObjectDisposedException or OperationCanceledException or IOException)
         {
             // The callers resume every session without an answer.
         }
@@ -454,6 +513,15 @@ internal sealed partial class MigrationService : IAsyncDisposable
     /// <summary>The session stays: its legs leave repair mode and its relay resumes with what it held.</summary>
     private static void Resume(Outgoing o, MigrationRefusal reason, Action<long, MigrationRefusal, string?> stay, string? error)
     {
+        lock (o)
+        {
+            if (o.GoSent || o.Resumed)
+            {
+                // Decided already: a session that may run on the peer never resumes here too.
+                return;
+            }
+            o.Resumed = true;
+        }
         if (o.Frozen)
         {
             try
@@ -609,7 +677,7 @@ internal sealed partial class MigrationService : IAsyncDisposable
             {
                 var socket = new Socket(leg.Local.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
                 sockets.Add(socket);
-                TcpRepair.Mark(socket, RestoredMark);
+                // Unmarked until Go: the filter drops the flow's input meanwhile, so a copy that dies silent never acknowledged a byte.
                 TcpRepair.Restore(socket, WithCaptured(leg, capture));
             }
             silent[message.Session] = (sockets[0], sockets[1], state);
@@ -628,6 +696,8 @@ internal sealed partial class MigrationService : IAsyncDisposable
     {
         try
         {
+            TcpRepair.Mark(copy.Client, RestoredMark);
+            TcpRepair.Mark(copy.Target, RestoredMark);
             TcpRepair.Thaw(copy.Client, copy.State.Legs[0]);
             TcpRepair.Thaw(copy.Target, copy.State.Legs[1]);
             copy.Client.NoDelay = true;

@@ -68,9 +68,12 @@ public class NftRulesetMigrationTests
 
         NftRulesetTests.AssertInOrder(text,
             "chain prerouting {",
+            "ct mark 0x40000 socket mark 0x4c320019 counter name \"accepted_moved_in\" accept",
+            "ct mark 0x40000 tcp flags & (fin|syn|rst|ack) == syn ct mark set 0x0",
+            "ct mark 0x40000 counter name \"dropped_moved_out\" drop",
             "ct state established,related",
             "iif \"lo\" accept",
-            "meta l4proto { tcp, udp } socket mark 0x4c320019 counter name \"accepted_moved_in\" accept",
+            "meta l4proto { tcp, udp } socket mark 0x4c320019 ct mark set 0x40000 counter name \"accepted_moved_in\" accept",
             "\"dropped_slice_mid_flow\" drop",
             "th dport 32768-60999 counter name \"dropped_other_slice\" drop",
             "meta mark != @owned counter name \"dropped_not_owned\" drop",
@@ -114,7 +117,7 @@ public class NftRulesetMigrationTests
 
         NftRulesetTests.AssertInOrder(text,
             "chain output {",
-            "meta mark 0x4c320019 ct mark set 0x0 delete @moved_away { meta l4proto . ip daddr . th dport . ip saddr . th sport } delete @moved_out { meta l4proto . ip daddr . th dport . ip saddr . th sport }",
+            "meta mark 0x4c320019 ct mark set 0x40000 delete @moved_away { meta l4proto . ip daddr . th dport . ip saddr . th sport } delete @moved_out { meta l4proto . ip daddr . th dport . ip saddr . th sport }",
             "meta l4proto tcp accept");
     }
 

@@ -41,13 +41,14 @@ public class MigrationRunnerTests
 
     private static int OwnerOf(ProxySession s) => s.Client.Address.GetAddressBytes()[3] / 10;
 
-    private static (List<string> Calls, ScriptedProxy Proxy, MigrationCounters Counters, MigrationRunner Runner) Setup(Action<IReadOnlyCollection<FlowTuple>, MovedFlowChange>? filter = null)
+    private static (List<string> Calls, ScriptedProxy Proxy, MigrationCounters Counters, MigrationRunner Runner) Setup(
+        Action<IReadOnlyCollection<FlowTuple>, MovedFlowChange>? filter = null, TimeSpan? settle = null)
     {
         var calls = new List<string>();
         var proxy = new ScriptedProxy(calls);
         var counters = new MigrationCounters();
         filter ??= (flows, change) => calls.Add($"{change switch { MovedFlowChange.Moving => "out+", MovedFlowChange.Stayed => "out-", _ => "away" }} {string.Join(", ", flows.Select(f => f.NftElement()))}");
-        return (calls, proxy, counters, new MigrationRunner(proxy, filter, counters));
+        return (calls, proxy, counters, new MigrationRunner(proxy, filter, counters, settle));
     }
 
     private static MigrationPlan Plan(params ProxySession[] sessions) => MigrationPlanner.Plan(sessions, 1, OwnerOf, Peers);
@@ -121,6 +122,42 @@ public class MigrationRunnerTests
         Assert.StartsWith("away tcp . 198.18.1.21 ", calls[^2], StringComparison.Ordinal);
         Assert.StartsWith("out- tcp . 198.18.1.22 ", calls[^1], StringComparison.Ordinal);
         Assert.Equal(1, counters.ProxyErrors);
+    }
+
+    [Fact]
+    public void Run_ProxyFailsWhileSessionsArePaused_WaitsForTheirDecisionBeforeTakingFlowsOut()
+    {
+        var (calls, proxy, _, runner) = Setup(settle: TimeSpan.FromSeconds(5));
+        proxy.OnMove = (_, _) => throw new MigrationProxyException("answer timed out");
+        // First list: both paused (the proxy still decides); then 1 moved (gone) and 2 resumed (movable).
+        var lists = 0;
+        proxy.OnList = () => ++lists == 1
+            ? [MigrationTestData.Session(1, 21, "not-established"), MigrationTestData.Session(2, 22, "not-established")]
+            : [MigrationTestData.Session(2, 22)];
+
+        var summary = runner.Run(Plan(MigrationTestData.Session(1, 21), MigrationTestData.Session(2, 22)));
+
+        Assert.Equal(2, lists);
+        Assert.Equal(1, summary.Moved);
+        Assert.Equal(new Dictionary<string, int> { ["proxy-failed"] = 1 }, summary.Refused);
+        Assert.StartsWith("away tcp . 198.18.1.21 ", calls[^2], StringComparison.Ordinal);
+        Assert.StartsWith("out- tcp . 198.18.1.22 ", calls[^1], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Run_ProxyKeepsSessionsPausedPastTheBound_CountsThemStayedAndTakesTheirFlowsOut()
+    {
+        var (calls, proxy, counters, runner) = Setup(settle: TimeSpan.FromMilliseconds(300));
+        proxy.OnMove = (_, _) => throw new MigrationProxyException("answer timed out");
+        proxy.OnList = () => [MigrationTestData.Session(1, 21, "not-established")];
+
+        var summary = runner.Run(Plan(MigrationTestData.Session(1, 21)));
+
+        Assert.InRange(calls.Count(c => c == "list"), 2, 20);
+        Assert.Equal(0, summary.Moved);
+        Assert.Equal(new Dictionary<string, int> { ["proxy-failed"] = 1 }, summary.Refused);
+        Assert.StartsWith("out- tcp . 198.18.1.21 ", calls[^1], StringComparison.Ordinal);
+        Assert.Equal(0, counters.InProgress);
     }
 
     [Fact]

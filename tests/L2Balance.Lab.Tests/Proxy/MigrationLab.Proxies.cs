@@ -135,10 +135,13 @@ internal sealed partial class MigrationLab
     }
 
     /// <summary>A metric of a node's l2proxy (the sum of its samples whose line starts with <paramref name="sample"/>), read from B's namespace.</summary>
-    public async Task<long> MetricAsync(IPAddress node, string sample)
+    public Task<long> MetricAsync(IPAddress node, string sample) => MetricAsync(_bSockets, new IPEndPoint(node, MetricsPort), sample);
+
+    /// <summary>A metric of the l2proxy at <paramref name="at"/>, in-process over a socket of <paramref name="sockets"/> (no process started: fast enough to poll).</summary>
+    public static async Task<long> MetricAsync(NamespaceSocketSupply sockets, IPEndPoint at, string sample)
     {
-        using var socket = await _bSockets.TakeAsync(CancellationToken.None).AsTask().WithTimeout(Step);
-        await socket.ConnectAsync(new IPEndPoint(node, MetricsPort)).WithTimeout(Step);
+        using var socket = await sockets.TakeAsync(CancellationToken.None).AsTask().WithTimeout(Step);
+        await socket.ConnectAsync(at).WithTimeout(Step);
         await socket.SendAsync(Encoding.ASCII.GetBytes("GET /metrics HTTP/1.0\r\n\r\n"), SocketFlags.None).WithTimeout(Step);
         var text = new StringBuilder();
         var buffer = new byte[64 * 1024];

@@ -120,6 +120,64 @@ public sealed class SessionMigrationTests(ITestOutputHelper output)
         }
     }
 
+    [SkippableTheory(typeof(LabUnavailableException))]
+    [InlineData(FaultyPeer.RefuseThenBreak)]
+    [InlineData(FaultyPeer.Silent)]
+    public async Task Move_PeerFailsPartWay_EveryPausedSessionResumesOnAEveryByte(FaultyPeer behaviour)
+    {
+        const int count = 8;
+        using var lab = await StartLabAsync();
+        using var stop = new CancellationTokenSource();
+        var sessions = new List<LabSession>();
+        try
+        {
+            for (int i = 0; i < count; i++)
+            {
+                sessions.Add(await lab.OpenProxiedSessionAsync(70 + (2 * i), new StreamPace(4 * 1024, TimeSpan.FromMilliseconds(5)), stop.Token));
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(500));
+            var listed = (await MigrationLab.ControlAsync(lab.NodeA, "list")).SkipLast(1).Select(ListedSession.Parse).ToList();
+            Assert.Equal(count, listed.Count);
+            var peer = lab.ServeFaultyPeerAsync(behaviour, breakAfter: 4);
+            await lab.DropMovedOutAsync(listed);
+            var started = Stopwatch.StartNew();
+            var answer = await MigrationLab.ControlAsync(lab.NodeA, $"move {MigrationLab.NodeBAddress}:{MigrationLab.FaultyPeerPort} {string.Join(' ', listed.Select(s => s.Id))}");
+            var answered = started.Elapsed;
+            await lab.KeepOnAAsync(listed);
+            var states = await peer.WithTimeout(Finish);
+            long upAtResume = sessions.Sum(s => s.Up.Received);
+            long downAtResume = sessions.Sum(s => s.Down.Received);
+            await Task.Delay(TimeSpan.FromSeconds(1));
+            var relisted = (await MigrationLab.ControlAsync(lab.NodeA, "list")).SkipLast(1).Select(ListedSession.Parse).ToList();
+            await stop.CancelAsync();
+            await Task.WhenAll(sessions.Select(s => s.CompletionAsync())).WithTimeout(Finish);
+            var why = $"{behaviour}: move answered in {answered.TotalMilliseconds:F0} ms: {string.Join(" | ", answer)}; the peer read {states} states\n{lab.Describe()}";
+
+            // Every session stayed, each with its reason; none moved; the answer came within l2proxy's own bounds.
+            Assert.True(answer.Length == count + 1 && answer[^1] == "end", why);
+            var reasons = answer[..^1].Select(a => a.Split(' ')).ToList();
+            Assert.True(reasons.All(w => w.Length == 3 && w[0] == "stayed"), why);
+            var refusedByPeer = behaviour == FaultyPeer.RefuseThenBreak ? 1 : 0;
+            Assert.Equal(refusedByPeer, reasons.Count(w => w[2] == "restore-failed"));
+            Assert.Equal(count - refusedByPeer, reasons.Count(w => w[2] == "peer-unreachable"));
+            Assert.True(answered < TimeSpan.FromSeconds(10), why);
+            Assert.Equal(0, await lab.MetricAsync(MigrationLab.NodeAAddress, "l2proxy_migrations_total"));
+            Assert.Equal(count, await lab.MetricAsync(MigrationLab.NodeAAddress, "l2proxy_migrations_refused_total"));
+
+            // A holds every session again, movable; every byte once and in order both ways, none reset, and bytes flow after the resume.
+            Assert.True(relisted.Count == count && relisted.All(s => s.State == "movable"), why);
+            var broken = sessions.Where(s => !(s.Up.Intact && s.Down.Intact)).Select(s => s.Describe()).ToList();
+            Assert.True(broken.Count == 0, $"{broken.Count} sessions broken:\n{string.Join('\n', broken)}\n{why}");
+            Assert.True(sessions.Sum(s => s.Up.Received) > upAtResume && sessions.Sum(s => s.Down.Received) > downAtResume, $"no bytes after the sessions resumed on A\n{why}");
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            sessions.ForEach(s => s.Dispose());
+        }
+    }
+
     /// <summary>The lab with l2proxy on A and B, keyed and accepting; skipped unless l2proxy is under test.</summary>
     private static async Task<MigrationLab> StartLabAsync()
     {

@@ -11,7 +11,7 @@ using Xunit.Abstractions;
 namespace L2Balance.Lab.Tests.Balancer.Cluster;
 
 /// <summary>The single-IP cluster with <c>--migrate NODE-ADDRESS</c> on every l2bal and metrics on every l2proxy.</summary>
-public class MigrationClusterFixture : SingleIpClusterFixture
+public partial class MigrationClusterFixture : SingleIpClusterFixture
 {
     /// <summary>Worker processes of every l2proxy (<c>--workers</c>); worker i serves metrics on <see cref="SingleIpClusterFixture.ProxyMetricsPort"/> + i.</summary>
     public virtual int ProxyWorkers => 1;
@@ -50,26 +50,18 @@ public partial class MigrationClusterTests(MigrationClusterFixture fixture, ITes
     [SkippableFact(typeof(LabUnavailableException))]
     public async Task DrainMigrate_SessionsOfTheDrainedNode_ContinueOnTheirBucketsNewOwnersEveryByteOnce()
     {
-        var owners = await fixture.OwnersAsync();
-        var sources = Lab.ClientAddresses.Where(a => owners[a.ToString()] == Drained).ToList();
-        Assert.True(sources.Count > 0, "node 2 owns no client address");
-        using var listener = Lab.Target.OpenSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        listener.Bind(new IPEndPoint(ClusterLab.TargetAddress, 0));
-        listener.Listen(Sessions);
+        var sources = await fixture.SourcesOfAsync(Drained);
+        using var listener = fixture.ListenOnTarget(Sessions);
         using var stop = new CancellationTokenSource();
-        var sessions = new List<(IPAddress Source, LabSession Session)>();
+        var sessions = new List<ClusterSession>();
         try
         {
-            for (var i = 0; i < Sessions; i++)
-            {
-                var source = sources[i % sources.Count];
-                sessions.Add((source, await OpenAsync(source, listener, 3000 + (2 * i), stop.Token)));
-            }
+            await fixture.OpenSessionsAsync(sessions, sources, Sessions, listener, 3000, stop.Token);
 
             await Task.Delay(TimeSpan.FromSeconds(1));
             var baseline = sessions.Select(s => s.Session.LongestPause).ToList();
             sessions.ForEach(s => s.Session.ResetLongestPause());
-            var listedBefore = await ListAsync(Drained);
+            var listedBefore = await fixture.ListAsync(Drained);
             Assert.True(listedBefore.Count == Sessions && listedBefore.All(s => s.State == "movable"),
                 $"node 2 lists {listedBefore.Count} of {Sessions}: {string.Join(", ", listedBefore.Select(s => s.State).Distinct())}\n{fixture.Describe()}");
             // With workers, the supervisor's ids name the worker by the remainder (docs/design.md#built-l2proxys-side-of-the-interface-issue-19): every worker holds some.
@@ -78,11 +70,8 @@ public partial class MigrationClusterTests(MigrationClusterFixture fixture, ITes
             var (drain, migrations, answered, cpu, before) = await DrainMigrateAsync();
             output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"drain --migrate of {Sessions} sessions answered in {answered.TotalMilliseconds:F0} ms: {drain.StdOut.Trim()}"));
             await Task.Delay(TimeSpan.FromSeconds(2));
-            await stop.CancelAsync();
-            var ended = Task.WhenAll(sessions.Select(s => s.Session.CompletionAsync()));
-            await Task.WhenAny(ended, Task.Delay(TimeSpan.FromSeconds(30)));
+            var stuck = await MigrationClusterFixture.FinishAsync(sessions, stop, TimeSpan.FromSeconds(30));
             var why = $"drain: {drain}\nmigrations: {migrations}\n{fixture.Describe()}";
-            var stuck = sessions.Where(s => !s.Session.CompletionAsync().IsCompleted).Select(s => $"{s.Source}: {s.Session.Describe()}").ToList();
             Assert.True(stuck.Count == 0, $"{stuck.Count} sessions did not end within 30 s of the stop:\n{string.Join('\n', stuck.Take(5))}\n{why}");
 
             // l2bal's counters: every session moved, none refused.
@@ -91,7 +80,7 @@ public partial class MigrationClusterTests(MigrationClusterFixture fixture, ITes
             Assert.True(Refused(migrations) == before.Refused, why);
 
             // Every byte once and in order both ways, none cut.
-            var broken = sessions.Where(s => !(s.Session.Up.Intact && s.Session.Down.Intact)).Select(s => $"{s.Source}: {s.Session.Describe()}").ToList();
+            var broken = sessions.Where(s => !s.Intact).ToList();
             Assert.True(broken.Count == 0, $"{broken.Count} sessions broken:\n{string.Join('\n', broken.Take(5))}\n{why}");
 
             await AssertOnNewOwnersAsync([.. sessions.Select(s => s.Source)], sources, before);
