@@ -729,9 +729,10 @@ internal sealed partial class MigrationService : IAsyncDisposable
         var flows = new List<InboundFlow>(2 * outgoing.Count);
         foreach (var o in outgoing)
         {
-            foreach (var leg in new[] { o.Session.ClientLeg, o.Session.TargetLeg! })
+            // A UDP association has no target leg: its control connection is the one TCP flow to capture.
+            foreach (var leg in new[] { o.Session.ClientLeg, o.Session.TargetLeg })
             {
-                if (leg.RemoteEndPoint is IPEndPoint remote && leg.LocalEndPoint is IPEndPoint local)
+                if (leg?.RemoteEndPoint is IPEndPoint remote && leg.LocalEndPoint is IPEndPoint local)
                 {
                     flows.Add(InboundFlow.Of(remote, local));
                 }
