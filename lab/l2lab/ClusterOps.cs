@@ -92,8 +92,10 @@ internal static partial class ClusterOps
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
         while (true)
         {
-            var addr = await lab.RunOnNode(nodeId, "ip", ["-o", "-4", "addr", "show", "dev", "lo"], TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
-            if (addr.StdOut.Contains($" {ClusterLab.VipAddress}/", StringComparison.Ordinal))
+            // An IPv6 VIP alone (lab.ServeVip4 false) is the one l2bal puts on lo.
+            bool v4 = lab.ServeVip4 || !lab.DualStack;
+            var addr = await lab.RunOnNode(nodeId, "ip", ["-o", v4 ? "-4" : "-6", "addr", "show", "dev", "lo"], TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
+            if (addr.StdOut.Contains($" {(v4 ? ClusterLab.VipAddress : ClusterLab.Vip6Address)}/", StringComparison.Ordinal))
             {
                 break;
             }

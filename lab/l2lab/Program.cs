@@ -19,7 +19,7 @@ internal static class Program
                                                  time to cover vs keepalived and ucarp, balance, CPU, filter cost; --soak: false covers under load
                l2lab bench-advert-reject  l2bal's CPU per rejected advert frame, by reason (issue 14; about a minute)
                l2lab bench-weights  weighted ownership: Compute cost, set elements, movement; idle CPU with weights (issue 17; about 2 minutes)
-               l2lab bench-ipv6  idle CPU per node with the IPv4 VIP only, both VIPs, IPv4 only again (issue 17; about 2 minutes)
+               l2lab bench-ipv6  idle CPU per node with the IPv4 VIP only, both VIPs, the IPv6 VIP only, IPv4 only again (issue 17; about 3 minutes)
                l2lab bench-dns [--rate Q] [--seconds N] [--repeats R] [--kills K] [--generator dnsperf|lab]
                                   DNS behind the VIP vs dnsdist vs one unbound alone, CPU per subject, a node killed mid-run (issue 16; about 5 minutes)
                l2lab bench-migrate [--sessions N] [--repeats R] [--chunk BYTES] [--interval-ms MS]

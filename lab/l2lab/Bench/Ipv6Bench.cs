@@ -7,7 +7,7 @@ namespace L2Balance.Lab.Cli.Bench;
 /// <summary>
 /// <c>l2lab bench-ipv6</c> (issue 17, docs/design.md#the-ip6-filter): l2bal's idle CPU per node on three
 /// nodes at the default timing with the IPv4 VIP only, with both VIPs (the ip6 table, the ND socket,
-/// a second lease datagram per renewal), and with the IPv4 VIP only again, in one dual-stack lab and one
+/// a second lease datagram per renewal), with the IPv6 VIP alone (no ARP socket, no ip table), and with the IPv4 VIP only again, in one dual-stack lab and one
 /// run. Prints one line per phase; not a test.
 /// </summary>
 internal static class Ipv6Bench
@@ -25,9 +25,10 @@ internal static class Ipv6Bench
 
         await using var lab = await ClusterLab.CreateAsync(3, 10, dualStack: true).ConfigureAwait(false);
         int[] nodes = [1, 2, 3];
-        foreach (var (name, dual) in new[] { ("IPv4 VIP only", false), ("both VIPs", true), ("IPv4 VIP only again", false) })
+        foreach (var (name, v4, v6) in new[] { ("IPv4 VIP only", true, false), ("both VIPs", true, true), ("IPv6 VIP only", false, true), ("IPv4 VIP only again", true, false) })
         {
-            lab.ServeVip6 = dual;
+            lab.ServeVip4 = v4;
+            lab.ServeVip6 = v6;
             foreach (var k in nodes)
             {
                 await ClusterOps.StartBalancerAsync(lab, k, CancellationToken.None, "--health", "none").ConfigureAwait(false);
