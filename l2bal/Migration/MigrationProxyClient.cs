@@ -59,6 +59,29 @@ internal sealed class MigrationProxyClient(string path, TimeSpan timeout) : IMig
         return outcomes;
     }
 
+    public IReadOnlyList<PrepareOutcome> Prepare(IPEndPoint peer, IReadOnlyList<string> ids)
+    {
+        ArgumentNullException.ThrowIfNull(peer);
+        ArgumentNullException.ThrowIfNull(ids);
+        var outcomes = new List<PrepareOutcome>();
+        foreach (var line in Ask($"prepare {peer} {string.Join(' ', ids)}", listed: true))
+        {
+            outcomes.Add(ParsePrepared(line) ?? throw new MigrationProxyException($"l2proxy answered a prepare with a line outside the protocol: '{Clip(line)}'"));
+        }
+        return outcomes;
+    }
+
+    /// <summary><c>prepared ID</c> or <c>stayed ID REASON</c>; null for anything else.</summary>
+    public static PrepareOutcome? ParsePrepared(string line)
+    {
+        ArgumentNullException.ThrowIfNull(line);
+        if (line.Split(' ') is ["prepared", var id] && ProxySession.IsToken(id, ProxySession.MaxIdLength))
+        {
+            return new PrepareOutcome(id, null);
+        }
+        return ParseOutcome(line) is { Moved: false } stayed ? new PrepareOutcome(stayed.Id, stayed.Reason) : null;
+    }
+
     /// <summary><c>moved ID PAUSE-MS</c> or <c>stayed ID REASON</c>; null for anything else.</summary>
     public static MoveOutcome? ParseOutcome(string line)
     {

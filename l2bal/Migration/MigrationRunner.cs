@@ -22,7 +22,7 @@ internal sealed record MigrationSummary(int Moved, IReadOnlyDictionary<string, i
 
 /// <summary>
 /// Carries out a <see cref="MigrationPlan"/> on the old node, batch by batch (docs/design.md#migration-orchestration):
-/// both legs' flows into the moved-out set, then <c>move</c>; a moved session's flows go to the
+/// <c>prepare</c> (the peer captures), both legs' flows into the moved-out set, then <c>move</c>; a moved session's flows go to the
 /// moved-away set (marked in conntrack by their next packet); a session that stayed has its flows taken
 /// out again. When the proxy fails mid-move, a fresh <c>list</c> tells which sessions are still here:
 /// they stay (flows out of the set), the others moved; when that fails too the proxy is gone and so
@@ -56,21 +56,31 @@ internal sealed class MigrationRunner(IMigrationProxy proxy, Action<IReadOnlyCol
         foreach (var batch in plan.Batches)
         {
             var byId = batch.Sessions.ToDictionary(s => s.Id, StringComparer.Ordinal);
-            var flows = batch.Sessions.SelectMany(s => s.InboundFlows()).ToList();
+            foreach (var (id, reason) in Prepare(batch.Peer, byId))
+            {
+                byId.Remove(id);
+                counters.Refuse(reason);
+                Count(reason);
+            }
+            if (byId.Count == 0)
+            {
+                continue;
+            }
+            var flows = byId.Values.SelectMany(s => s.InboundFlows()).ToList();
             try
             {
                 movedOut(flows, MovedFlowChange.Moving);
             }
             catch (KernelFilterException)
             {
-                foreach (var _ in batch.Sessions)
+                foreach (var _ in byId.Values)
                 {
                     counters.Refuse(MigrationReasons.FilterFailed);
                     Count(MigrationReasons.FilterFailed);
                 }
                 continue;
             }
-            counters.Started(batch.Sessions.Count);
+            counters.Started(byId.Count);
             var stayed = new List<(ProxySession Session, string Reason)>();
             var answered = new HashSet<string>(StringComparer.Ordinal);
             IReadOnlyList<MoveOutcome> outcomes;
@@ -138,6 +148,27 @@ internal sealed class MigrationRunner(IMigrationProxy proxy, Action<IReadOnlyCol
             }
         }
         return new MigrationSummary(moved, refused, plan.OwnedHere, pauses);
+    }
+
+    /// <summary>
+    /// <c>prepare</c> before the drop (docs/design.md#the-pause): the peer captures from here on. The ids it
+    /// answered <c>stayed</c> with their reasons; none when it failed or is an older l2proxy without it
+    /// (counted as a proxy error): the batch goes on, its move prepares by itself.
+    /// </summary>
+    private List<(string Id, string Reason)> Prepare(System.Net.IPEndPoint peer, Dictionary<string, ProxySession> byId)
+    {
+        try
+        {
+            return [.. proxy.Prepare(peer, [.. byId.Keys])
+                .Where(o => o.Reason is not null && byId.ContainsKey(o.Id))
+                .DistinctBy(o => o.Id, StringComparer.Ordinal)
+                .Select(o => (o.Id, o.Reason!))];
+        }
+        catch (MigrationProxyException)
+        {
+            counters.ProxyError();
+            return [];
+        }
     }
 
     /// <summary>After a failed move: sessions still listed stayed; the others moved. Null when the proxy cannot list either.</summary>

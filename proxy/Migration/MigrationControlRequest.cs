@@ -24,6 +24,9 @@ internal abstract record MigrationControlRequest
     /// <summary><c>move PEER:PORT ID...</c>: move these sessions to the peer's l2proxy.</summary>
     public sealed record Move(IPEndPoint Peer, IReadOnlyList<long> Ids) : MigrationControlRequest;
 
+    /// <summary><c>prepare PEER:PORT ID...</c>: open the channel and have the peer capture these sessions' flows before l2bal drops them.</summary>
+    public sealed record Prepare(IPEndPoint Peer, IReadOnlyList<long> Ids) : MigrationControlRequest;
+
     /// <summary>Parses one line; null with <paramref name="error"/> for anything else (the answer's <c>error: </c> text).</summary>
     public static MigrationControlRequest? Parse(string line, out string error)
     {
@@ -48,14 +51,15 @@ internal abstract record MigrationControlRequest
                 return Endpoint(words[1], "accept", out var at, out error) ? new Accept(at) : null;
             case "list" when words.Length == 1:
                 return new List();
-            case "move" when words.Length >= 3:
-                if (!Endpoint(words[1], "move", out var peer, out error))
+            case "move" or "prepare" when words.Length >= 3:
+                var verb = words[0];
+                if (!Endpoint(words[1], verb, out var peer, out error))
                 {
                     return null;
                 }
                 if (words.Length - 2 > MaxMoveIds)
                 {
-                    error = $"move: at most {MaxMoveIds} sessions per request";
+                    error = $"{verb}: at most {MaxMoveIds} sessions per request";
                     return null;
                 }
                 var ids = new List<long>(words.Length - 2);
@@ -63,14 +67,14 @@ internal abstract record MigrationControlRequest
                 {
                     if (!long.TryParse(word, NumberStyles.None, CultureInfo.InvariantCulture, out var id))
                     {
-                        error = "move: a session id is not a whole number";
+                        error = $"{verb}: a session id is not a whole number";
                         return null;
                     }
                     ids.Add(id);
                 }
-                return new Move(peer, ids);
+                return verb == "move" ? new Move(peer, ids) : new Prepare(peer, ids);
             default:
-                error = "unknown request; one of: key EPOCH HEX, accept ADDR:PORT, list, move PEER:PORT ID...";
+                error = "unknown request; one of: key EPOCH HEX, accept ADDR:PORT, list, move PEER:PORT ID..., prepare PEER:PORT ID...";
                 return null;
         }
     }

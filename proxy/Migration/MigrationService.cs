@@ -70,6 +70,7 @@ internal sealed partial class MigrationService : IAsyncDisposable
             MigrationControlRequest.Accept accept => StartAccepting(accept.At),
             MigrationControlRequest.List => List(),
             MigrationControlRequest.Move move => await MoveAsync(move).ConfigureAwait(false),
+            MigrationControlRequest.Prepare prepare => await PrepareRequestAsync(prepare).ConfigureAwait(false),
             _ => $"error: {error}\n",
         };
     }
@@ -170,38 +171,16 @@ internal sealed partial class MigrationService : IAsyncDisposable
         }
 
         var key = Volatile.Read(ref _key);
-        var byId = _server.Sessions.ToDictionary(s => s.Id);
-        var outgoing = new List<Outgoing>();
-        foreach (var id in move.Ids.Distinct())
-        {
-            if (key is null)
-            {
-                Stay(id, MigrationRefusal.NoKey);
-            }
-            else if (!byId.TryGetValue(id, out var session) || session.Movable() is not { } listing)
-            {
-                Stay(id, MigrationRefusal.NotEstablished);
-            }
-            else if (listing.Stays is { } reason)
-            {
-                Stay(id, reason);
-            }
-            else if (session.CurrentRun is not { } run)
-            {
-                Stay(id, MigrationRefusal.NotEstablished);
-            }
-            else
-            {
-                outgoing.Add(new Outgoing(id, session, run));
-            }
-        }
+        var outgoing = Candidates(move.Ids, key, Stay);
 
         if (outgoing.Count > 0)
         {
-            MigrationChannel? channel = null;
+            // A prepare to this peer opened the channel and the capture already (MigrationService.Prepare.cs).
+            var prepared = TakePrepared(move.Peer);
+            MigrationChannel? channel = prepared?.Channel;
             try
             {
-                channel = await ConnectAsync(move.Peer, key!).ConfigureAwait(false);
+                channel ??= await ConnectAsync(move.Peer, key!).ConfigureAwait(false);
             }
             catch (Exception e) when (e is SocketException or MigrationException or OperationCanceledException or TimeoutException)
             {
@@ -214,7 +193,7 @@ internal sealed partial class MigrationService : IAsyncDisposable
             {
                 using (channel)
                 {
-                    if (await PrepareAsync(channel, outgoing).ConfigureAwait(false) is { } unprepared)
+                    if (await PrepareRestAsync(channel, outgoing, prepared).ConfigureAwait(false) is { } unprepared)
                     {
                         outgoing.ForEach(o => Stay(o.Id, MigrationRefusal.PeerUnreachable, unprepared));
                     }
@@ -729,10 +708,10 @@ internal sealed partial class MigrationService : IAsyncDisposable
         var flows = new List<InboundFlow>(2 * outgoing.Count);
         foreach (var o in outgoing)
         {
-            // A UDP association has no target leg: its control connection is the one TCP flow to capture.
-            foreach (var leg in new[] { o.Session.ClientLeg, o.Session.TargetLeg })
+            // A UDP association has one TCP leg (its control connection), no target leg.
+            foreach (var leg in new[] { o.Session.ClientLeg, o.Session.TargetLeg }.OfType<Socket>())
             {
-                if (leg?.RemoteEndPoint is IPEndPoint remote && leg.LocalEndPoint is IPEndPoint local)
+                if (leg.RemoteEndPoint is IPEndPoint remote && leg.LocalEndPoint is IPEndPoint local)
                 {
                     flows.Add(InboundFlow.Of(remote, local));
                 }
@@ -791,6 +770,7 @@ internal sealed partial class MigrationService : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync().ConfigureAwait(false);
+        DisposePrepared();
         lock (_gate)
         {
             _acceptor?.Dispose();

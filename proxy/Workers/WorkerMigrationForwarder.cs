@@ -99,24 +99,32 @@ internal sealed class WorkerMigrationForwarder : IDisposable
                 }
                 return text.Append("end\n").ToString();
             case MigrationControlRequest.Move move:
-                var split = WorkerSessionIds.SplitMove(move.Ids, _workers);
-                var peer = move.Peer.ToString();
-                var moves = await AskAllAsync(w => split[w].Count == 0 ? null : $"move {peer} {string.Join(' ', split[w])}", MoveTimeout).ConfigureAwait(false);
-                var unanswered = 0;
-                var merged = WorkerSessionIds.MergeMove(move.Ids, _workers, moves, _ =>
-                {
-                    unanswered++;
-                    _count(MigrationRefusal.Workers);
-                });
-                if (unanswered > 0)
-                {
-                    var silent = Enumerable.Range(0, _workers).Where(w => split[w].Count > 0 && moves[w] is null);
-                    _log.MigrationsRefused(peer, 0, $"{MigrationRefusal.Workers.Word()} {unanswered}", $"no answer from worker {string.Join(", ", silent)} (gone or later than {MoveTimeout.TotalSeconds:F0} s)");
-                }
-                return merged;
+                return await SplitAsync("move", move.Peer.ToString(), move.Ids, MoveTimeout).ConfigureAwait(false);
+            case MigrationControlRequest.Prepare prepare:
+                // Split as its move will be, so each worker's move finds the channel it prepared.
+                return await SplitAsync("prepare", prepare.Peer.ToString(), prepare.Ids, QuickTimeout).ConfigureAwait(false);
             default:
                 return $"error: {error}\n";
         }
+    }
+
+    /// <summary><c>move</c> or <c>prepare</c>: each worker asked for its own ids in parallel, the answers merged in request order.</summary>
+    private async Task<string> SplitAsync(string verb, string peer, IReadOnlyList<long> ids, TimeSpan timeout)
+    {
+        var split = WorkerSessionIds.SplitMove(ids, _workers);
+        var answers = await AskAllAsync(w => split[w].Count == 0 ? null : $"{verb} {peer} {string.Join(' ', split[w])}", timeout).ConfigureAwait(false);
+        var unanswered = 0;
+        var merged = WorkerSessionIds.MergeMove(ids, _workers, answers, _ =>
+        {
+            unanswered++;
+            _count(MigrationRefusal.Workers);
+        });
+        if (unanswered > 0)
+        {
+            var silent = Enumerable.Range(0, _workers).Where(w => split[w].Count > 0 && answers[w] is null);
+            _log.MigrationsRefused(peer, 0, $"{MigrationRefusal.Workers.Word()} {unanswered}", $"no answer from worker {string.Join(", ", silent)} to {verb} (gone or later than {timeout.TotalSeconds:F0} s)");
+        }
+        return merged;
     }
 
     /// <summary>Each worker's answer to its line (null line: not asked), null where it is gone or late.</summary>

@@ -52,8 +52,8 @@ internal static class WorkerSessionIds
     }
 
     /// <summary>
-    /// The supervisor's answer to a <c>move</c>: per distinct id in request order, its worker's
-    /// <c>moved</c>/<c>stayed</c> line with the supervisor's id, or <c>stayed ID workers</c> when that
+    /// The supervisor's answer to a <c>move</c> (or <c>prepare</c>): per distinct id in request order, its worker's
+    /// <c>moved</c>/<c>stayed</c> (<c>prepared</c>) line with the supervisor's id, or <c>stayed ID workers</c> when that
     /// worker gave none (gone, no answer in time); <paramref name="unanswered"/> is called for those.
     /// </summary>
     public static string MergeMove(IReadOnlyList<long> ids, int workers, IReadOnlyList<string?> answers, Action<long> unanswered)
@@ -90,6 +90,10 @@ internal static class WorkerSessionIds
                 && long.TryParse(words[1], NumberStyles.None, CultureInfo.InvariantCulture, out var local))
             {
                 lines.TryAdd(local, (words[0], " " + words[2]));
+            }
+            else if (words is ["prepared", var id] && long.TryParse(id, NumberStyles.None, CultureInfo.InvariantCulture, out var prepared))
+            {
+                lines.TryAdd(prepared, (words[0], ""));
             }
         }
         return lines;

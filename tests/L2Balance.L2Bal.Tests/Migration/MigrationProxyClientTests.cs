@@ -99,6 +99,27 @@ public sealed class MigrationProxyClientTests : IDisposable
     }
 
     [Fact]
+    public async Task Prepare_PreparedAndStayedUpToEnd_AreReturned()
+    {
+        var served = Serve("prepared a\nstayed b not-established\nend\n");
+        var outcomes = Client().Prepare(IPEndPoint.Parse("198.18.0.3:1081"), ["a", "b"]);
+        await served;
+
+        Assert.Equal(["prepare 198.18.0.3:1081 a b"], _requests);
+        Assert.Equal([new PrepareOutcome("a", null), new PrepareOutcome("b", "not-established")], outcomes);
+    }
+
+    [Theory]
+    [InlineData("moved a 3\nend\n")]
+    [InlineData("error: unknown request; one of: key EPOCH HEX, accept ADDR:PORT, list, move PEER:PORT ID...\n")]
+    public async Task Prepare_AnswerOfAnOlderProxyOrAMoveLine_Throws(string answer)
+    {
+        var served = Serve(answer);
+        Assert.Throws<MigrationProxyException>(() => Client().Prepare(IPEndPoint.Parse("198.18.0.3:1081"), ["a"]));
+        await served;
+    }
+
+    [Fact]
     public void AnyRequest_NobodyListening_ThrowsNotSocketException()
     {
         var client = new MigrationProxyClient($"@l2bal-test-nobody-{Guid.NewGuid():N}", TimeSpan.FromSeconds(1));

@@ -16,6 +16,15 @@ public class MigrationRunnerTests
 
         public Func<IReadOnlyList<ProxySession>> OnList { get; set; } = () => [];
 
+        public Func<IPEndPoint, IReadOnlyList<string>, IReadOnlyList<PrepareOutcome>> OnPrepare { get; set; } =
+            (_, ids) => [.. ids.Select(id => new PrepareOutcome(id, null))];
+
+        public IReadOnlyList<PrepareOutcome> Prepare(IPEndPoint peer, IReadOnlyList<string> ids)
+        {
+            calls.Add($"prepare {peer} {string.Join(' ', ids)}");
+            return OnPrepare(peer, ids);
+        }
+
         public void Key(uint epoch, ReadOnlySpan<byte> channelKey) => calls.Add($"key {epoch}");
 
         public void Accept(IPEndPoint at) => calls.Add($"accept {at}");
@@ -62,9 +71,11 @@ public class MigrationRunnerTests
 
         Assert.Equal(
         [
+            "prepare 198.18.0.2:1081 s1",
             "out+ tcp . 198.18.1.21 . 40001 . 198.18.0.10 . 1080, tcp . 198.18.2.7 . 443 . 198.18.0.10 . 33001",
             "move 198.18.0.2:1081 s1",
             "away tcp . 198.18.1.21 . 40001 . 198.18.0.10 . 1080, tcp . 198.18.2.7 . 443 . 198.18.0.10 . 33001",
+            "prepare 198.18.0.3:1081 s2",
             "out+ tcp . 198.18.1.31 . 40002 . 198.18.0.10 . 1080, tcp . 198.18.2.7 . 443 . 198.18.0.10 . 33002",
             "move 198.18.0.3:1081 s2",
             "away tcp . 198.18.1.31 . 40002 . 198.18.0.10 . 1080, tcp . 198.18.2.7 . 443 . 198.18.0.10 . 33002",
@@ -187,7 +198,41 @@ public class MigrationRunnerTests
         Assert.Equal(0, summary.Moved);
         Assert.Equal(new Dictionary<string, int> { ["filter-failed"] = 2 }, summary.Refused);
         Assert.Equal(2, counters.Refused["filter-failed"]);
-        Assert.Empty(calls);
+        Assert.DoesNotContain(calls, c => c.StartsWith("move", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Run_PrepareAnswersStayed_ThatSessionIsRefusedAndNeverDroppedOrMoved()
+    {
+        var (calls, proxy, counters, runner) = Setup();
+        proxy.OnPrepare = (_, ids) => [new PrepareOutcome("s1", "not-established"), new PrepareOutcome("s2", null)];
+
+        var summary = runner.Run(Plan(MigrationTestData.Session(1, 21), MigrationTestData.Session(2, 22)));
+
+        Assert.Equal(
+        [
+            "prepare 198.18.0.2:1081 s1 s2",
+            "out+ tcp . 198.18.1.22 . 40002 . 198.18.0.10 . 1080, tcp . 198.18.2.7 . 443 . 198.18.0.10 . 33002",
+            "move 198.18.0.2:1081 s2",
+            "away tcp . 198.18.1.22 . 40002 . 198.18.0.10 . 1080, tcp . 198.18.2.7 . 443 . 198.18.0.10 . 33002",
+        ], calls);
+        Assert.Equal(1, summary.Moved);
+        Assert.Equal(new Dictionary<string, int> { ["not-established"] = 1 }, summary.Refused);
+        Assert.Equal(1, counters.Refused["not-established"]);
+        Assert.Equal(0, counters.InProgress);
+    }
+
+    [Fact]
+    public void Run_PrepareFailsAsWithAnOlderProxy_TheBatchMovesAsBeforeAndTheErrorIsCounted()
+    {
+        var (calls, proxy, counters, runner) = Setup();
+        proxy.OnPrepare = (_, _) => throw new MigrationProxyException("l2proxy: unknown request");
+
+        var summary = runner.Run(Plan(MigrationTestData.Session(1, 21)));
+
+        Assert.Equal(["prepare 198.18.0.2:1081 s1", "out+", "move 198.18.0.2:1081 s1", "away"], calls.Select(c => c.StartsWith("out+", StringComparison.Ordinal) || c.StartsWith("away", StringComparison.Ordinal) ? c[..4] : c));
+        Assert.Equal(1, summary.Moved);
+        Assert.Equal(1, counters.ProxyErrors);
     }
 
     [Fact]

@@ -25,6 +25,8 @@ public sealed class MigrationControlRequestTests
     [InlineData("accept 0.0.0.0:1081")]
     [InlineData("move 198.18.0.2:1081")]
     [InlineData("move 198.18.0.2:1081 1 -2")]
+    [InlineData("prepare 198.18.0.2:1081")]
+    [InlineData("prepare nowhere 1")]
     [InlineData("list all")]
     [InlineData("steal 1")]
     [InlineData("")]
@@ -49,6 +51,15 @@ public sealed class MigrationControlRequestTests
 
         Assert.Equal(new IPEndPoint(IPAddress.Parse("fdc6:1200::2"), 1081), request.Peer);
         Assert.Equal([3L, 10L, 42L], request.Ids);
+    }
+
+    [Fact]
+    public void Parse_Prepare_ReadsPeerAndIdsWithTheDefaultPort()
+    {
+        var request = Assert.IsType<MigrationControlRequest.Prepare>(MigrationControlRequest.Parse("prepare 198.18.0.2 7 3", out _));
+
+        Assert.Equal(new IPEndPoint(IPAddress.Parse("198.18.0.2"), MigrationControlRequest.DefaultChannelPort), request.Peer);
+        Assert.Equal([7L, 3L], request.Ids);
     }
 
     [Fact]

@@ -52,6 +52,17 @@ public sealed class WorkerMigrationForwarderTests : IDisposable
     }
 
     [Fact]
+    public async Task Prepare_IdsOfBothWorkers_SplitAsMoveAndPreparedAnswersMerged()
+    {
+        var zero = Worker(0, _ => Task.FromResult("prepared 1\nend\n"));
+        var one = Worker(1, _ => Task.FromResult("stayed 1 gssapi-protected\nprepared 2\nend\n"));
+        var answer = await _forwarder.AnswerAsync("prepare 198.18.0.3:1081 3 2 5");
+        Assert.Equal("stayed 3 gssapi-protected\nprepared 2\nprepared 5\nend\n", answer);
+        Assert.Equal(["prepare 198.18.0.3:1081 1"], zero);
+        Assert.Equal(["prepare 198.18.0.3:1081 1 2"], one);
+    }
+
+    [Fact]
     public async Task Move_WorkerDiesMidRequest_ItsSessionsStayWorkersWithoutWaitingOut()
     {
         Worker(0, _ => Task.FromResult("moved 1 5\nend\n"));

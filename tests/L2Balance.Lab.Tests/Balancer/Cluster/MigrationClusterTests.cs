@@ -183,8 +183,21 @@ public partial class MigrationClusterTests(MigrationClusterFixture fixture, ITes
 
     /// <summary>The child processes of <paramref name="pid"/> (its workers), from /proc/PID/task/TID/children.</summary>
     protected static IEnumerable<int> Children(int pid) => Directory.EnumerateDirectories($"/proc/{pid}/task")
-        .SelectMany(t => File.ReadAllText(Path.Combine(t, "children")).Split(' ', StringSplitOptions.RemoveEmptyEntries))
+        .SelectMany(t => ReadOrEmpty(Path.Combine(t, "children")).Split(' ', StringSplitOptions.RemoveEmptyEntries))
         .Select(c => int.Parse(c, CultureInfo.InvariantCulture));
+
+    /// <summary>A thread that ended between the listing and the read has no children: empty.</summary>
+    private static string ReadOrEmpty(string path)
+    {
+        try
+        {
+            return File.ReadAllText(path);
+        }
+        catch (Exception e) when (e is DirectoryNotFoundException or FileNotFoundException)
+        {
+            return "";
+        }
+    }
 
     /// <summary>The sessions node k's l2proxy lists on its migration socket.</summary>
     private async Task<List<ListedSession>> ListAsync(int k) =>
