@@ -734,7 +734,8 @@ internal sealed partial class MigrationService : IAsyncDisposable
         var flows = new List<InboundFlow>(2 * outgoing.Count);
         foreach (var o in outgoing)
         {
-            foreach (var leg in new[] { o.Session.ClientLeg, o.Session.TargetLeg! })
+            // A UDP association has one TCP leg (its control connection), no target leg.
+            foreach (var leg in o.Session.TargetLeg is { } target ? new[] { o.Session.ClientLeg, target } : [o.Session.ClientLeg])
             {
                 if (leg.RemoteEndPoint is IPEndPoint remote && leg.LocalEndPoint is IPEndPoint local)
                 {

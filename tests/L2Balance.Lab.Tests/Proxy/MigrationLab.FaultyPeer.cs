@@ -31,6 +31,12 @@ internal sealed partial class MigrationLab
             {
                 // A closes the channel once it has resumed its sessions (at most its 5 s answer timeout after the last state).
                 var bytes = await channel.ReceiveAsync(CancellationToken.None).WithTimeout(TimeSpan.FromSeconds(20));
+                if (MigrationMessages.TryParse(bytes, out var prepare) == ParseStatus.Ok && prepare.Type == MigrationMessageType.Prepare)
+                {
+                    // The batch's Prepare comes before its states (docs/design.md#the-pause): this peer does not capture.
+                    await channel.SendAsync(MigrationMessages.Prepared(prepare.Session, capturing: false), CancellationToken.None).WithTimeout(Step);
+                    continue;
+                }
                 if (MigrationMessages.TryParse(bytes, out var message) != ParseStatus.Ok || message.Type != MigrationMessageType.State)
                 {
                     throw new LabCommandException($"the peer got {message.Type} for session {message.Session}, not a state");
