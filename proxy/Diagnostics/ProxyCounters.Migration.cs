@@ -10,6 +10,8 @@ public sealed partial class ProxyCounters
     private long _migrationsOut;
     private long _migrationsIn;
     private long _migrationCapturedBytes;
+    private long _migrationCapturedAtGoBytes;
+    private long _migrationGoAppendsSkipped;
 
     /// <summary>Sessions that moved to another node's l2proxy (this node closed its frozen copy).</summary>
     public long MigrationsOut => Interlocked.Read(ref _migrationsOut);
@@ -25,6 +27,16 @@ public sealed partial class ProxyCounters
 
     public void MigrationCaptured(int bytes) => Interlocked.Add(ref _migrationCapturedBytes, bytes);
 
+    /// <summary>Of those, the bytes appended at Go: sent by the ends between the restore and Go (docs/design.md#the-pause).</summary>
+    public long MigrationCapturedAtGoBytes => Interlocked.Read(ref _migrationCapturedAtGoBytes);
+
+    /// <summary>Restored legs whose rcv_nxt moved between the restore and Go: nothing appended at Go to them.</summary>
+    public long MigrationGoAppendsSkipped => Interlocked.Read(ref _migrationGoAppendsSkipped);
+
+    public void MigrationCapturedAtGo(int bytes) => Interlocked.Add(ref _migrationCapturedAtGoBytes, bytes);
+
+    public void MigrationGoAppendSkipped() => Interlocked.Increment(ref _migrationGoAppendsSkipped);
+
     public void MigratedOut() => Interlocked.Increment(ref _migrationsOut);
 
     public void MigratedIn() => Interlocked.Increment(ref _migrationsIn);
@@ -38,6 +50,10 @@ public sealed partial class ProxyCounters
         w.Sample("direction", "in", MigrationsIn);
         w.Family("l2proxy_migration_captured_bytes_total", MetricType.Counter, "Bytes the ends sent while their flows moved, captured here and appended to the restored sockets' receive queues.");
         w.Sample(MigrationCapturedBytes);
+        w.Family("l2proxy_migration_captured_at_go_bytes_total", MetricType.Counter, "Captured bytes appended at Go: sent by the ends between the restore and Go (not in l2proxy_migration_captured_bytes_total).");
+        w.Sample(MigrationCapturedAtGoBytes);
+        w.Family("l2proxy_migration_go_appends_skipped_total", MetricType.Counter, "Restored legs whose rcv_nxt moved between the restore and Go, so nothing captured was appended to them at Go.");
+        w.Sample(MigrationGoAppendsSkipped);
         w.Family("l2proxy_migrations_refused_total", MetricType.Counter, "Sessions a move asked for that stayed on this node, by reason.");
         foreach (var reason in Enum.GetValues<MigrationRefusal>())
         {

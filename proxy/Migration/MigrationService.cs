@@ -586,7 +586,7 @@ internal sealed partial class MigrationService : IAsyncDisposable
                 }
                 else if (message.Type == MigrationMessageType.Go && silent.Remove(message.Session, out var copy))
                 {
-                    if (message.Ok && Thaw(copy, ref error))
+                    if (message.Ok && Thaw(copy, capture, ref error))
                     {
                         restored++;
                     }
@@ -650,16 +650,19 @@ internal sealed partial class MigrationService : IAsyncDisposable
             return MigrationRefusal.RestoreFailed;
         }
         var sockets = new List<Socket>(2);
+        var restored = new List<TcpLegState>(2);
         try
         {
             foreach (var leg in state.Legs)
             {
                 var socket = new Socket(leg.Local.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
                 sockets.Add(socket);
+                restored.Add(WithCaptured(leg, capture));
                 // Unmarked until Go: the filter drops the flow's input meanwhile, so a copy that dies silent never acknowledged a byte.
-                TcpRepair.Restore(socket, WithCaptured(leg, capture));
+                TcpRepair.Restore(socket, restored[^1]);
             }
-            silent[message.Session] = (sockets[0], sockets[1], state);
+            // Kept as restored (rcv_nxt past the restore's append): Go checks the sockets are still there.
+            silent[message.Session] = (sockets[0], sockets[1], state with { Legs = restored });
             return null;
         }
         catch (Exception e) when (e is MigrationException or SocketException)
@@ -671,10 +674,12 @@ internal sealed partial class MigrationService : IAsyncDisposable
     }
 
     /// <summary>Thaws both legs of a restored copy and starts its relay with what the old relay held.</summary>
-    private bool Thaw((Socket Client, Socket Target, SessionState State) copy, ref string? error)
+    private bool Thaw((Socket Client, Socket Target, SessionState State) copy, SegmentCapture? capture, ref string? error)
     {
         try
         {
+            AppendAtGo(copy.Client, copy.State.Legs[0], capture);
+            AppendAtGo(copy.Target, copy.State.Legs[1], capture);
             TcpRepair.Mark(copy.Client, RestoredMark);
             TcpRepair.Mark(copy.Target, RestoredMark);
             TcpRepair.Thaw(copy.Client, copy.State.Legs[0]);
@@ -758,7 +763,7 @@ internal sealed partial class MigrationService : IAsyncDisposable
         {
             return leg;
         }
-        var bytes = ReceiveAppend.Contiguous(leg.RecvSeq, capture.Take(InboundFlow.Of(leg.Remote, leg.Local)), SegmentCapture.MaxBytesPerFlow);
+        var bytes = ReceiveAppend.Contiguous(leg.RecvSeq, capture.Peek(InboundFlow.Of(leg.Remote, leg.Local)), SegmentCapture.MaxBytesPerFlow);
         if (bytes.Length == 0)
         {
             return leg;

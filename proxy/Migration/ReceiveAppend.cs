@@ -53,4 +53,11 @@ public static class ReceiveAppend
 
         return [.. output];
     }
+
+    /// <summary>
+    /// At Go, what a restored leg takes from the capture: the bytes contiguous from its rcv_nxt now, or null when
+    /// rcv_nxt is not where the restore left it (something else delivered to the socket: appending could duplicate).
+    /// </summary>
+    public static byte[]? AtGo(uint restoredRcvNxt, uint rcvNxt, IReadOnlyList<CapturedSegment> segments, int maxBytes) =>
+        rcvNxt != restoredRcvNxt ? null : Contiguous(rcvNxt, segments, maxBytes);
 }

@@ -92,6 +92,15 @@ internal sealed class SegmentCapture : IDisposable
         }
     }
 
+    /// <summary>What <paramref name="flow"/> captured so far; it stays watched (the restore's append; Go takes the rest).</summary>
+    public IReadOnlyList<CapturedSegment> Peek(InboundFlow flow)
+    {
+        lock (_flows)
+        {
+            return _flows.TryGetValue(flow, out var f) ? [.. f.Segments] : [];
+        }
+    }
+
     /// <summary>Stops watching <paramref name="flow"/> and returns what it captured (none if it was not watched).</summary>
     public IReadOnlyList<CapturedSegment> Take(InboundFlow flow)
     {

@@ -124,6 +124,24 @@ public static class TcpRepair
         SendAll(socket.SafeHandle, state.SendQueue.AsSpan(state.SendQueue.Length - state.UnsentLength), "send(unsent)");
     }
 
+    /// <summary>rcv_nxt of a socket in repair mode (TCP_QUEUE_SEQ with the receive queue selected, net/ipv4/tcp.c do_tcp_getsockopt).</summary>
+    public static uint ReceiveNext(Socket socket)
+    {
+        ArgumentNullException.ThrowIfNull(socket);
+        SetInt(socket.SafeHandle, SOL_TCP, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE, "TCP_REPAIR_QUEUE");
+        return (uint)GetInt(socket.SafeHandle, SOL_TCP, TCP_QUEUE_SEQ, "TCP_QUEUE_SEQ(recv)");
+    }
+
+    /// <summary>Appends <paramref name="bytes"/> to the receive queue of a socket in repair mode at its rcv_nxt, which the kernel advances past them (tcp_send_rcvq).</summary>
+    public static void AppendReceived(Socket socket, ReadOnlySpan<byte> bytes)
+    {
+        ArgumentNullException.ThrowIfNull(socket);
+        var handle = socket.SafeHandle;
+        EnsureBuffer(handle, SO_RCVBUF, SO_RCVBUFFORCE, Ioctl(handle, SIOCINQ, "SIOCINQ") + bytes.Length, "SO_RCVBUFFORCE");
+        SetInt(handle, SOL_TCP, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE, "TCP_REPAIR_QUEUE");
+        SendAll(handle, bytes, "send(receive queue at Go)");
+    }
+
     /// <summary>Whether the socket's connection is established (not half-closed, not closing): only such a connection freezes.</summary>
     public static bool IsEstablished(Socket socket)
     {

@@ -109,6 +109,7 @@ internal static class MigrateBench
 
             var doneBefore = (await DoneAsync(lab).ConfigureAwait(false)).GetProperty("done").GetInt64();
             var capturedBefore = await CapturedAsync(lab).ConfigureAwait(false);
+            var atGoBefore = await CapturedAsync(lab, AtGoMetric).ConfigureAwait(false);
             var daemons = AllNodes.SelectMany(k => new[] { lab.Balancer(k)!.Id, lab.Proxy(k)!.Id }).ToArray();
             var before = daemons.Select(pid => ProcessCpu.Read(pid) ?? default).ToArray();
             var generatorBefore = Process.GetCurrentProcess().TotalProcessorTime;
@@ -123,6 +124,7 @@ internal static class MigrateBench
             var generatorCpu = (Process.GetCurrentProcess().TotalProcessorTime - generatorBefore).TotalMilliseconds;
 
             var captured = await CapturedAsync(lab).ConfigureAwait(false) - capturedBefore;
+            var atGo = await CapturedAsync(lab, AtGoMetric).ConfigureAwait(false) - atGoBefore;
             await Task.Delay(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
             await stop.CancelAsync().ConfigureAwait(false);
             var ended = Task.WhenAll(sessions.Select(s => s.Completion));
@@ -142,7 +144,7 @@ internal static class MigrateBench
                   pause at the ends, worst one-way delay of a chunk per session (ms): {Percentiles(sessions.Select(s => s.Worst().Delay))}
                   the same in the 4 s before the drain (baseline): {Percentiles(baseline.Select(b => b.Delay))}
                   longest gap between arrivals per session (ms): {Percentiles(sessions.Select(s => s.Worst().Gap))}; baseline {Percentiles(baseline.Select(b => b.Gap))}
-                  bytes the ends sent while their flows moved, captured and appended on restore (nodes 1 and 3): {captured}
+                  bytes the ends sent while their flows moved, captured and appended on restore (nodes 1 and 3): {captured}, at Go: {atGo}
                   sessions cut {cut}, not ended within 30 s of the stop {unfinished}, with a wrong byte {mismatched}; bytes sent and not received (lost, or duplicated if negative) {lost}
                   CPU over the {window.TotalMilliseconds:0} ms to done, l2bal / l2proxy (ms): node 1 {daemonCpu[0]:0} / {daemonCpu[1]:0}, node 2 {daemonCpu[2]:0} / {daemonCpu[3]:0}, node 3 {daemonCpu[4]:0} / {daemonCpu[5]:0}; per session moved {daemonCpu.Sum() / Math.Max(done, 1):0.00} ms
                   generator (this process, {count * 2} stream ends): {generatorCpu:0} ms in that window, {generatorSteady:0} ms/s before the drain
@@ -196,14 +198,17 @@ internal static class MigrateBench
         }
     }
 
-    /// <summary>l2proxy's <c>l2proxy_migration_captured_bytes_total</c> on nodes 1 and 3, summed (docs/design.md#the-pause).</summary>
-    private static async Task<long> CapturedAsync(ClusterLab lab)
+    /// <summary>Bytes appended at Go, after the restore (docs/design.md#the-pause).</summary>
+    private const string AtGoMetric = "l2proxy_migration_captured_at_go_bytes_total";
+
+    /// <summary>l2proxy's <c>l2proxy_migration_captured_bytes_total</c> (or <paramref name="metric"/>) on nodes 1 and 3, summed (docs/design.md#the-pause).</summary>
+    private static async Task<long> CapturedAsync(ClusterLab lab, string metric = "l2proxy_migration_captured_bytes_total")
     {
         long sum = 0;
         foreach (var k in new[] { 1, 3 })
         {
             var scrape = await lab.RunOnNode(k, "curl", ["-sS", "-m", "5", $"http://127.0.0.1:{ProxyMetricsPort}/metrics"], Step).ConfigureAwait(false);
-            sum += scrape.StdOut.Split('\n').Where(l => l.StartsWith("l2proxy_migration_captured_bytes_total ", StringComparison.Ordinal))
+            sum += scrape.StdOut.Split('\n').Where(l => l.StartsWith(metric + " ", StringComparison.Ordinal))
                 .Sum(l => long.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
         }
 

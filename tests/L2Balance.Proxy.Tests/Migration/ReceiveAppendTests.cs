@@ -91,4 +91,53 @@ public sealed class ReceiveAppendTests
 
         Assert.Equal(Stream(0xFFFFFF00, 300), bytes);
     }
+
+    [Fact]
+    public void AtGo_RcvNxtWhereTheRestoreLeftIt_TakesOnlyTheBytesAfterTheRestoreAppend()
+    {
+        // 1000..1100 appended at restore (rcv_nxt 1100); 1100..1180 arrived before Go.
+        var bytes = ReceiveAppend.AtGo(1100, 1100, [Segment(1000, 100), Segment(1100, 80)], Max);
+
+        Assert.Equal(Stream(1100, 80), bytes);
+    }
+
+    [Fact]
+    public void AtGo_RcvNxtMovedSinceTheRestore_AppendsNothing()
+    {
+        var bytes = ReceiveAppend.AtGo(1100, 1150, [Segment(1000, 100), Segment(1100, 80)], Max);
+
+        Assert.Null(bytes);
+    }
+
+    [Fact]
+    public void AtGo_RetransmittedSegmentBeforeRcvNxt_IsNotTakenAgain()
+    {
+        var bytes = ReceiveAppend.AtGo(1100, 1100, [Segment(1000, 100), Segment(1000, 100)], Max);
+
+        Assert.Empty(bytes!);
+    }
+
+    [Fact]
+    public void AtGo_GapAfterRcvNxt_StopsAtTheGap()
+    {
+        var bytes = ReceiveAppend.AtGo(1100, 1100, [Segment(1100, 40), Segment(1200, 40)], Max);
+
+        Assert.Equal(Stream(1100, 40), bytes);
+    }
+
+    [Fact]
+    public void AtGo_FinAfterTheData_StopsBeforeTheFin()
+    {
+        var bytes = ReceiveAppend.AtGo(1100, 1100, [Segment(1100, 40), Segment(1140, 0, finOrRst: true)], Max);
+
+        Assert.Equal(Stream(1100, 40), bytes);
+    }
+
+    [Fact]
+    public void AtGo_SequenceWrapsBetweenRestoreAndGo_ContinuesAcrossTheWrap()
+    {
+        var bytes = ReceiveAppend.AtGo(0xFFFFFFF8, 0xFFFFFFF8, [Segment(0xFFFFFFE8, 16), Segment(0xFFFFFFF8, 24)], Max);
+
+        Assert.Equal(Stream(0xFFFFFFF8, 24), bytes);
+    }
 }
