@@ -149,6 +149,7 @@ public sealed class MigrationFailureClusterTests(MigrationClusterFixture fixture
                 var before = await fixture.CountsAsync(k);
                 var listed = (await fixture.ListAsync(k)).Count;
                 var held = (await fixture.HoldersAsync()).Where(h => h.Value == k).Select(h => h.Key).ToList();
+                var marksBefore = await fixture.MigrationsSettledAsync(k);
                 var drain = await fixture.L2BalAsync(k, "drain", "--migrate");
                 var after = await fixture.CountsAsync(k);
                 steps.Add(string.Create(CultureInfo.InvariantCulture, $"node {k}: {listed} listed, {after.Done - before.Done} moved, {after.Refused - before.Refused} refused ({drain.StdOut.Trim()})"));
@@ -156,6 +157,11 @@ public sealed class MigrationFailureClusterTests(MigrationClusterFixture fixture
                 Assert.Empty(await fixture.ListAsync(k));
                 // Right after the move: l2bal marked each moved client leg's entry through ctnetlink (its frames no longer reach conntrack here).
                 var unmarked = await fixture.UnmarkedMovedFlowsAsync(k, held);
+                var marksAfter = await fixture.MigrationsSettledAsync(k);
+                long Delta(string name) => marksAfter.GetProperty(name).GetInt64() - marksBefore.GetProperty(name).GetInt64();
+                Assert.True(held.Count > 0 && Delta("conntrackMarked") >= held.Count && Delta("conntrackMarkErrors") == 0,
+                    $"node {k}: {held.Count} held, {Delta("conntrackMarked")} marked, {Delta("conntrackMissing")} missing, {Delta("conntrackMarkErrors")} errors");
+                steps[^1] += string.Create(CultureInfo.InvariantCulture, $"; conntrack {Delta("conntrackMarked")} marked, {Delta("conntrackMissing")} missing");
                 Assert.True(unmarked.Count == 0, $"node {k}: {unmarked.Count} of {held.Count} moved flows not marked 0x20000:\n{string.Join('\n', unmarked.Take(10))}\n{string.Join('\n', steps)}");
                 clock.Mark($"node {k} drained");
                 await fixture.RestartNodeAsync(k);
