@@ -114,7 +114,25 @@ internal sealed partial class BalancerDaemon
             var mode = AffinityRule.ModeOf(o.Affinity, "tcp", s.ClientVip.Port);
             return table.Owner(BucketHash.Bucket(s.Client.Address, s.Client.Port, mode, o.Buckets, o.EffectiveSeed));
         }
-        var run = _migration!.TryRun(name, o.NodeId, OwnerOf, _filter.MovedOut);
+        var counters = _migration!.Counters;
+        void MovedOut(IReadOnlyCollection<FlowTuple> flows, MovedFlowChange change)
+        {
+            _filter.MovedOut(flows, change);
+            if (change == MovedFlowChange.Moved)
+            {
+                // The flow may never meet the moved-away rule (its frames dropped at ingress): mark its entry now.
+                try
+                {
+                    var marks = _filter.MarkMoved(flows);
+                    counters.ConntrackMarks(marks.Marked, marks.Missing, marks.Errors);
+                }
+                catch (KernelFilterException)
+                {
+                    counters.ConntrackMarks(0, 0, flows.Count);
+                }
+            }
+        }
+        var run = _migration.TryRun(name, o.NodeId, OwnerOf, MovedOut);
         if (run is null)
         {
             return Task.FromResult("error: a migration is already running (see l2bal status)\n");
@@ -202,7 +220,7 @@ internal sealed partial class BalancerDaemon
             Control = new ControlStatus(ControlServer.Describe(_options.ControlPath), _options.ControlGroup?.Name,
                 _counters.ControlRefusals, _counters.ControlAcceptFailures),
             Migrations = _migration is { } m ? new MigrationStatus(_options.Migration!.ToString(), m.Counters.InProgress, m.Counters.Done,
-                m.Counters.Refused, m.Counters.ProxyErrors,
+                m.Counters.Refused, m.Counters.ProxyErrors, m.Counters.ConntrackMarked, m.Counters.ConntrackMissing, m.Counters.ConntrackMarkErrors,
                 m.Addresses.OrderBy(p => p.Key).ToDictionary(p => p.Key.ToString(CultureInfo.InvariantCulture), p => p.Value.ToString())) : null,
         };
     }

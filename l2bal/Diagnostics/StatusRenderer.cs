@@ -148,6 +148,8 @@ internal static class StatusRenderer
             w.Counter("l2bal_migrations_done_total", "Sessions moved to a peer (drain --migrate, migrate).", m.Done);
             Labelled(w.Family("l2bal_migrations_refused_total", MetricType.Counter, "Sessions that could not move and stayed, by reason."), "reason", m.Refused);
             w.Counter("l2bal_migration_proxy_errors_total", "Requests to l2proxy's migration socket that failed.", m.ProxyErrors);
+            w.Counter("l2bal_migration_conntrack_marked_total", "Conntrack entries of moved flows marked moved-away at move time.", m.ConntrackMarked);
+            w.Counter("l2bal_migration_conntrack_mark_errors_total", "Moved flows whose conntrack entry could not be marked.", m.ConntrackMarkErrors);
         }
         w.Counter("l2bal_gc_pause_seconds_total", "Time the runtime paused the daemon's threads for garbage collection.", gcPause.TotalSeconds);
         if (s.Kernel is { } k)

@@ -211,8 +211,12 @@ internal sealed record ControlStatus(string Socket, string? ChangeGroup, long Re
 /// <param name="Done">Sessions moved to a peer.</param>
 /// <param name="Refused">Sessions that stayed, by reason (every reason listed).</param>
 /// <param name="ProxyErrors">Requests to the local l2proxy's migration socket that failed.</param>
+/// <param name="ConntrackMarked">Conntrack entries of moved flows marked moved-away at move time.</param>
+/// <param name="ConntrackMissing">Moved flows that had no conntrack entry to mark.</param>
+/// <param name="ConntrackMarkErrors">Moved flows whose entry could not be marked.</param>
 /// <param name="PeerAddresses">Each peer's advertised address(es), by node id (peers that migrate).</param>
 internal sealed record MigrationStatus(string NodeAddress, long InProgress, long Done, IReadOnlyDictionary<string, long> Refused, long ProxyErrors,
+    long ConntrackMarked, long ConntrackMissing, long ConntrackMarkErrors,
     IReadOnlyDictionary<string, string> PeerAddresses);
 
 /// <summary>Source-generated JSON for the status document (no reflection: ready for Native AOT).</summary>

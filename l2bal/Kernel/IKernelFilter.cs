@@ -124,6 +124,13 @@ internal interface IKernelFilter : IDisposable
     /// </summary>
     public void MovedOut(IReadOnlyCollection<FlowTuple> flows, MovedFlowChange change);
 
+    /// <summary>
+    /// Sets the conntrack mark of <paramref name="flows"/>' entries to <see cref="NftRuleset.MovedFlowMark"/> now (ctnetlink),
+    /// so a flow whose packets never reach the moved-away rule stays away after l2bal restarts.
+    /// </summary>
+    /// <exception cref="KernelFilterException">The netlink socket cannot be opened, or a send or an ack failed.</exception>
+    public Net.ConntrackMarks MarkMoved(IReadOnlyCollection<FlowTuple> flows);
+
     /// <summary>The filter's packet counters. Callable from any thread, alongside the loop's changes.</summary>
     public KernelCounters ReadCounters();
 

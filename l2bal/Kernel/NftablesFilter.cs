@@ -25,6 +25,7 @@ internal sealed class NftablesFilter : IKernelFilter
     private Socket? _leaseSocket;
     private Socket? _leaseSocket6;
     private long _leaseFallbacks;
+    private CtNetlinkSocket? _conntrack;
 
     /// <summary>Opens the context in the current namespace, or in <paramref name="networkNamespacePath"/> (lab tests).</summary>
     public NftablesFilter(string? networkNamespacePath = null)
@@ -63,6 +64,20 @@ internal sealed class NftablesFilter : IKernelFilter
             _context.Run(text);
         }
     }
+
+    /// <inheritdoc/>
+    public ConntrackMarks MarkMoved(IReadOnlyCollection<FlowTuple> flows) => _context.InNamespace(() =>
+    {
+        try
+        {
+            _conntrack ??= CtNetlinkSocket.Open();
+            return _conntrack.Mark(flows, NftRuleset.MovedFlowMark);
+        }
+        catch (IOException e)
+        {
+            throw new KernelFilterException($"marking moved flows in conntrack: {e.Message}", e);
+        }
+    });
 
     /// <summary>
     /// Sends one marked datagram to 127.0.0.1:9; the lease rule of the output chain refreshes the
@@ -203,6 +218,7 @@ internal sealed class NftablesFilter : IKernelFilter
     {
         _leaseSocket?.Dispose();
         _leaseSocket6?.Dispose();
+        _conntrack?.Dispose();
         lock (_readLock)
         {
             _readContext?.Dispose();

@@ -7,6 +7,9 @@ internal sealed class MigrationCounters
     private long _inProgress;
     private long _done;
     private long _proxyErrors;
+    private long _conntrackMarked;
+    private long _conntrackMissing;
+    private long _conntrackMarkErrors;
 
     /// <summary>Sessions asked to move whose answer has not come yet.</summary>
     public long InProgress => Interlocked.Read(ref _inProgress);
@@ -40,6 +43,23 @@ internal sealed class MigrationCounters
     public void Refuse(string reason) => Interlocked.Increment(ref _refused[IndexOf(MigrationReasons.Counted(reason))]);
 
     public void ProxyError() => Interlocked.Increment(ref _proxyErrors);
+
+    /// <summary>Conntrack entries of moved flows marked moved-away at move time (ctnetlink).</summary>
+    public long ConntrackMarked => Interlocked.Read(ref _conntrackMarked);
+
+    /// <summary>Moved flows with no conntrack entry to mark (ENOENT: already gone).</summary>
+    public long ConntrackMissing => Interlocked.Read(ref _conntrackMissing);
+
+    /// <summary>Moved flows whose entry could not be marked (any other errno, or the request failed).</summary>
+    public long ConntrackMarkErrors => Interlocked.Read(ref _conntrackMarkErrors);
+
+    /// <summary>Counts one mark request's outcome.</summary>
+    public void ConntrackMarks(long marked, long missing, long errors)
+    {
+        Interlocked.Add(ref _conntrackMarked, marked);
+        Interlocked.Add(ref _conntrackMissing, missing);
+        Interlocked.Add(ref _conntrackMarkErrors, errors);
+    }
 
     private static int IndexOf(string reason)
     {

@@ -99,7 +99,15 @@ internal static class RtNetlinkCodec
     /// </summary>
     public static NetlinkAckStatus TryReadAck(ReadOnlySpan<byte> source, uint sequence, out int errno, out int consumed)
     {
+        var status = TryReadAck(source, out uint answered, out errno, out consumed);
+        return status is NetlinkAckStatus.Ok or NetlinkAckStatus.Error && answered != sequence ? NetlinkAckStatus.OtherMessage : status;
+    }
+
+    /// <summary>As the overload above, for an ack of any request: <paramref name="sequence"/> is the one it answers.</summary>
+    public static NetlinkAckStatus TryReadAck(ReadOnlySpan<byte> source, out uint sequence, out int errno, out int consumed)
+    {
         errno = 0;
+        sequence = 0;
         consumed = 0;
         if (source.Length < NLMSG_HDRLEN)
         {
@@ -114,8 +122,8 @@ internal static class RtNetlinkCodec
 
         consumed = Math.Min(Align((int)length), source.Length);
         ushort type = BinaryPrimitives.ReadUInt16LittleEndian(source[4..]);
-        uint seq = BinaryPrimitives.ReadUInt32LittleEndian(source[8..]);
-        if (type != NLMSG_ERROR || seq != sequence)
+        sequence = BinaryPrimitives.ReadUInt32LittleEndian(source[8..]);
+        if (type != NLMSG_ERROR)
         {
             return NetlinkAckStatus.OtherMessage;
         }

@@ -52,7 +52,7 @@ public partial class StatusDocumentTests
         LastEventSeq = journal.LastSeq,
         Events = journal.Recent(),
         Control = new ControlStatus("@l2bal", "l2admin", 2, 1),
-        Migrations = new MigrationStatus("198.18.0.2:1081", 1, 5, new Dictionary<string, long> { ["no-key"] = 2 }, 0,
+        Migrations = new MigrationStatus("198.18.0.2:1081", 1, 5, new Dictionary<string, long> { ["no-key"] = 2 }, 0, 4, 1, 0,
             new Dictionary<string, string> { ["3"] = "198.18.0.3:1081" }),
     };
 

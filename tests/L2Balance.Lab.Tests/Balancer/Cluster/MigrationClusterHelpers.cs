@@ -230,5 +230,16 @@ public partial class MigrationClusterFixture
     }
 
     /// <summary>Runs an l2bal command on node k (bounded), e.g. <c>drain --migrate</c>.</summary>
+    /// <summary>The client ends among <paramref name="ends"/> whose inbound conntrack entry in node k lacks the moved mark (0x20000 = 131072), with the entry's line or "no entry".</summary>
+    internal async Task<List<string>> UnmarkedMovedFlowsAsync(int k, IEnumerable<IPEndPoint> ends)
+    {
+        var table = await Lab.RunOnNode(k, "cat", ["/proc/net/nf_conntrack"]).WithTimeout(Step);
+        Assert.True(table.Succeeded, table.ToString());
+        var lines = table.StdOut.Split('\n');
+        return [.. ends.Select(e => (End: e, Line: lines.FirstOrDefault(l => l.Contains($" src={e.Address} dst={Lab.Vip} sport={e.Port} ", StringComparison.Ordinal))))
+            .Where(x => x.Line is null || !x.Line.Contains(" mark=131072 ", StringComparison.Ordinal))
+            .Select(x => $"{x.End}: {x.Line ?? "no entry"}")];
+    }
+
     internal Task<LabRunResult> L2BalAsync(int k, params string[] args) => Lab.RunOnNode(k, ClusterBinaries.L2Bal, args, Step).WithTimeout(Step);
 }

@@ -25,8 +25,6 @@ public sealed class MigrationFailureClusterTests(MigrationClusterFixture fixture
     private const int Drained = 2;
 
     /// <summary>Why the rolling restart is skipped: the defect it finds, not fixed yet (docs/design.md#failure-paths-of-a-move).</summary>
-    private const string KnownRestartReset = "known defect: a node restarted after drain --migrate resets some client legs that moved away from it "
-        + "(their conntrack entries never got the moved mark); docs/design.md#failure-paths-of-a-move";
     private static readonly TimeSpan Finish = TimeSpan.FromSeconds(15);
     private ClusterLab Lab => fixture.Lab;
 
@@ -134,7 +132,7 @@ public sealed class MigrationFailureClusterTests(MigrationClusterFixture fixture
         }
     }
 
-    [SkippableFact(typeof(LabUnavailableException), Skip = KnownRestartReset)]
+    [SkippableFact(typeof(LabUnavailableException))]
     public async Task RollingRestart_EachNodeDrainMigratedStoppedAndStarted_NoSessionCut()
     {
         using var listener = fixture.ListenOnTarget(FewSessions);
@@ -150,11 +148,21 @@ public sealed class MigrationFailureClusterTests(MigrationClusterFixture fixture
             {
                 var before = await fixture.CountsAsync(k);
                 var listed = (await fixture.ListAsync(k)).Count;
+                var held = (await fixture.HoldersAsync()).Where(h => h.Value == k).Select(h => h.Key).ToList();
+                var marksBefore = await fixture.MigrationsSettledAsync(k);
                 var drain = await fixture.L2BalAsync(k, "drain", "--migrate");
                 var after = await fixture.CountsAsync(k);
                 steps.Add(string.Create(CultureInfo.InvariantCulture, $"node {k}: {listed} listed, {after.Done - before.Done} moved, {after.Refused - before.Refused} refused ({drain.StdOut.Trim()})"));
                 Assert.True(drain.Succeeded && after.Refused == before.Refused && after.Done - before.Done == listed, $"{string.Join('\n', steps)}\n{drain}\n{fixture.Describe()}");
                 Assert.Empty(await fixture.ListAsync(k));
+                // Right after the move: l2bal marked each moved client leg's entry through ctnetlink (its frames no longer reach conntrack here).
+                var unmarked = await fixture.UnmarkedMovedFlowsAsync(k, held);
+                var marksAfter = await fixture.MigrationsSettledAsync(k);
+                long Delta(string name) => marksAfter.GetProperty(name).GetInt64() - marksBefore.GetProperty(name).GetInt64();
+                Assert.True(held.Count > 0 && Delta("conntrackMarked") >= held.Count && Delta("conntrackMarkErrors") == 0,
+                    $"node {k}: {held.Count} held, {Delta("conntrackMarked")} marked, {Delta("conntrackMissing")} missing, {Delta("conntrackMarkErrors")} errors");
+                steps[^1] += string.Create(CultureInfo.InvariantCulture, $"; conntrack {Delta("conntrackMarked")} marked, {Delta("conntrackMissing")} missing");
+                Assert.True(unmarked.Count == 0, $"node {k}: {unmarked.Count} of {held.Count} moved flows not marked 0x20000:\n{string.Join('\n', unmarked.Take(10))}\n{string.Join('\n', steps)}");
                 clock.Mark($"node {k} drained");
                 await fixture.RestartNodeAsync(k);
                 clock.Mark($"node {k} back");
