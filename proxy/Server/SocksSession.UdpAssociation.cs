@@ -75,7 +75,8 @@ internal sealed partial class SocksSession
         /// <summary>Starts relaying: the client-facing socket joins the poller, and the target-facing ones of a moved-in association.</summary>
         public void Start()
         {
-            _relayKey = UdpPoller.Shared.Register(relay, this);
+            // Target-facing sockets first: once the relay is registered, the poller may take a client's
+            // datagram and make (and register) a target socket itself, which this loop must not meet again.
             lock (_lock)
             {
                 foreach (var target in _targets)
@@ -83,6 +84,7 @@ internal sealed partial class SocksSession
                     target.Key = UdpPoller.Shared.Register(target.Socket, target);
                 }
             }
+            _relayKey = UdpPoller.Shared.Register(relay, this);
         }
 
         /// <summary>Stops relaying and closes the sockets; then <see cref="WhenResolvesDone"/> awaits datagrams still resolving.</summary>

@@ -46,17 +46,21 @@ public partial class MigrationClusterFixture
         return listener;
     }
 
-    /// <summary>Opens <paramref name="count"/> checked sessions from <paramref name="sources"/> in turn (1 KiB each way every 20 ms), added to <paramref name="into"/> as they open.</summary>
-    internal async Task OpenSessionsAsync(List<ClusterSession> into, IReadOnlyList<IPAddress> sources, int count, Socket listener, int seed, CancellationToken stop)
+    /// <summary>A bulk transfer's pace: about 8 MB/s each way.</summary>
+    internal static readonly StreamPace BulkPace = new(16 * 1024, TimeSpan.FromMilliseconds(2));
+
+    /// <summary>Opens <paramref name="count"/> checked sessions from <paramref name="sources"/> in turn (1 KiB each way every 20 ms; the first <paramref name="bulk"/> bulk), added to <paramref name="into"/> as they open.</summary>
+    internal async Task OpenSessionsAsync(List<ClusterSession> into, IReadOnlyList<IPAddress> sources, int count, Socket listener, int seed, CancellationToken stop, int bulk = 0)
     {
         for (var i = 0; i < count; i++)
         {
-            into.Add(await OpenSessionAsync(sources[i % sources.Count], listener, seed + (2 * i), stop));
+            // The first `bulk` sessions are bulk transfers (16 KiB each way every 2 ms, as the primitives' test), the others paced.
+            into.Add(await OpenSessionAsync(sources[i % sources.Count], listener, seed + (2 * i), stop, i < bulk ? BulkPace : null));
         }
     }
 
     /// <summary>A SOCKS5 CONNECT from <paramref name="source"/> through the VIP to <paramref name="listener"/>, with its streams started.</summary>
-    internal async Task<ClusterSession> OpenSessionAsync(IPAddress source, Socket listener, int seed, CancellationToken stop)
+    internal async Task<ClusterSession> OpenSessionAsync(IPAddress source, Socket listener, int seed, CancellationToken stop, StreamPace? pace = null)
     {
         var client = Lab.Client.OpenSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         try
@@ -72,7 +76,7 @@ public partial class MigrationClusterFixture
             Assert.Equal(new IPEndPoint(ClusterLab.VipAddress, bound.Port), new IPEndPoint(peer.Address.MapToIPv4(), peer.Port));
             var end = (IPEndPoint)client.LocalEndPoint!;
             return new ClusterSession(source, new IPEndPoint(end.Address.MapToIPv4(), end.Port),
-                new LabSession(client, target, null, seed, new StreamPace(1024, TimeSpan.FromMilliseconds(20)), stop));
+                new LabSession(client, target, null, seed, pace ?? new StreamPace(1024, TimeSpan.FromMilliseconds(20)), stop));
         }
         catch
         {

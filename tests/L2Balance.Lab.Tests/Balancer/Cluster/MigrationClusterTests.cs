@@ -39,6 +39,9 @@ public partial class MigrationClusterTests(MigrationClusterFixture fixture, ITes
     /// <summary>Long CONNECT sessions of the drained node's clients.</summary>
     private const int Sessions = 300;
 
+    /// <summary>Of them, bulk transfers (issue 19: "a few bulk transfers").</summary>
+    private const int BulkSessions = 3;
+
     private const int Drained = 2;
     private static readonly TimeSpan Step = TimeSpan.FromSeconds(10);
     private ClusterLab Lab => fixture.Lab;
@@ -56,7 +59,7 @@ public partial class MigrationClusterTests(MigrationClusterFixture fixture, ITes
         var sessions = new List<ClusterSession>();
         try
         {
-            await fixture.OpenSessionsAsync(sessions, sources, Sessions, listener, 3000, stop.Token);
+            await fixture.OpenSessionsAsync(sessions, sources, Sessions, listener, 3000, stop.Token, bulk: BulkSessions);
 
             await Task.Delay(TimeSpan.FromSeconds(1));
             var baseline = sessions.Select(s => s.Session.LongestPause).ToList();
