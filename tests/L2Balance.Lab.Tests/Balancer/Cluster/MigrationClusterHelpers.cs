@@ -112,13 +112,18 @@ public partial class MigrationClusterFixture
         return holders;
     }
 
-    /// <summary>A sample of node k's l2proxy metrics (the sum of the lines that start with <paramref name="sample"/>).</summary>
+    /// <summary>A sample of node k's l2proxy metrics (the sum of the lines that start with <paramref name="sample"/>, over every worker's endpoint).</summary>
     internal async Task<long> ProxyMetricAsync(int k, string sample)
     {
-        var scrape = await Lab.RunOnNode(k, "curl", ["-sS", "-m", "5", $"http://127.0.0.1:{ProxyMetricsPort}/metrics"]).WithTimeout(Step);
-        Assert.True(scrape.Succeeded, scrape.ToString());
-        return scrape.StdOut.Split('\n').Where(l => l.StartsWith(sample, StringComparison.Ordinal))
-            .Sum(l => long.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
+        long sum = 0;
+        for (var worker = 0; worker < ProxyWorkers; worker++)
+        {
+            var scrape = await Lab.RunOnNode(k, "curl", ["-sS", "-m", "5", $"http://127.0.0.1:{ProxyMetricsPort + worker}/metrics"]).WithTimeout(Step);
+            Assert.True(scrape.Succeeded, scrape.ToString());
+            sum += scrape.StdOut.Split('\n').Where(l => l.StartsWith(sample, StringComparison.Ordinal))
+                .Sum(l => long.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
+        }
+        return sum;
     }
 
     /// <summary>Node k's l2bal <c>migrations</c> once no run is in progress.</summary>

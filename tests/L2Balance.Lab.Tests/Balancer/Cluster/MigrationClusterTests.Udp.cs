@@ -35,7 +35,7 @@ public partial class MigrationClusterTests
         var sources = await DrainedSourcesAsync();
         await using var traffic = await UdpTrafficAsync(Associations, sources);
         await Task.Delay(TimeSpan.FromSeconds(1));
-        var listed = (await ListAsync(Drained)).Where(s => s.Kind == "udp").ToList();
+        var listed = (await fixture.ListAsync(Drained)).Where(s => s.Kind == "udp").ToList();
         Assert.True(listed.Count == Associations && listed.All(s => s.State == "movable"),
             $"node 2 lists {listed.Count} UDP associations of {Associations}: {string.Join(", ", listed.Select(s => s.State).Distinct())}\n{fixture.Describe()}");
         // Each association's line names the relay on the VIP and the client's UDP address: the flow that moves.
@@ -54,7 +54,7 @@ public partial class MigrationClusterTests
 
         // Each continued on its bucket's new owner: counted in there, out here, and node 2 holds none.
         await AssertOnNewOwnersAsync([.. traffic.Flows.Select(f => f.Source)], sources, before);
-        Assert.Equal(0, await ProxyMetricAsync(Drained, "l2proxy_udp_associations_active"));
+        Assert.Equal(0, await fixture.ProxyMetricAsync(Drained, "l2proxy_udp_associations_active"));
 
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{Associations} UDP associations, one datagram each way every {DatagramPace.TotalMilliseconds:F0} ms: drain --migrate answered in {answered.TotalMilliseconds:F0} ms: {drain.StdOut.Trim()}"));
@@ -84,7 +84,7 @@ public partial class MigrationClusterTests
             var (drain, migrations, _, _, before) = await DrainMigrateAsync();
             var sentAtMove = traffic.SentNow();
             await Task.Delay(TimeSpan.FromSeconds(2));
-            var listed = (await ListAsync(Drained)).Where(s => s.Kind == "udp").ToList();
+            var listed = (await fixture.ListAsync(Drained)).Where(s => s.Kind == "udp").ToList();
             await traffic.StopAsync();
             var why = $"drain: {drain}\nmigrations: {migrations}\n{fixture.Describe()}";
 

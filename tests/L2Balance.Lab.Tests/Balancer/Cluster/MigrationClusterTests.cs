@@ -89,7 +89,7 @@ public partial class MigrationClusterTests(MigrationClusterFixture fixture, ITes
             await AssertOnNewOwnersAsync([.. sessions.Select(s => s.Source)], sources, before);
 
             output.WriteLine($"CPU of l2bal and l2proxy during the drain, ticks of 10 ms, nodes 1, 2, 3: {string.Join(", ", cpu)}");
-            output.WriteLine($"bytes captured while the flows moved and appended on restore (docs/design.md#the-pause), nodes 1, 3: {await ProxyMetricAsync(1, "l2proxy_migration_captured_bytes_total")}, {await ProxyMetricAsync(3, "l2proxy_migration_captured_bytes_total")}");
+            output.WriteLine($"bytes captured while the flows moved and appended on restore (docs/design.md#the-pause), nodes 1, 3: {await fixture.ProxyMetricAsync(1, "l2proxy_migration_captured_bytes_total")}, {await fixture.ProxyMetricAsync(3, "l2proxy_migration_captured_bytes_total")}");
             output.WriteLine(MigrationPrimitiveTests.Figures("longest gap between arrivals before the drain (the baseline)", baseline));
             output.WriteLine(MigrationPrimitiveTests.Figures("pause seen by the ends (longest gap between arrivals)", [.. sessions.Select(s => s.Session.LongestPause)]));
         }
@@ -104,9 +104,9 @@ public partial class MigrationClusterTests(MigrationClusterFixture fixture, ITes
     /// <c>l2bal drain --migrate</c> on the drained node, once its run is done: the answer, l2bal's migrations, how long
     /// the answer took, the CPU ticks each node's l2bal and l2proxy spent meanwhile, and the counts from before.
     /// </summary>
-    private async Task<(LabRunResult Drain, System.Text.Json.JsonElement Migrations, TimeSpan Answered, long[] Cpu, Counts Before)> DrainMigrateAsync()
+    private async Task<(LabRunResult Drain, System.Text.Json.JsonElement Migrations, TimeSpan Answered, long[] Cpu, MigrationCounts Before)> DrainMigrateAsync()
     {
-        var before = await CountsAsync();
+        var before = await fixture.CountsAsync(Drained);
         var cpu = Enumerable.Range(1, 3).Select(CpuTicks).ToArray();
         var started = System.Diagnostics.Stopwatch.StartNew();
         var drain = await Lab.RunOnNode(Drained, ClusterBinaries.L2Bal, ["drain", "--migrate"], Step).WithTimeout(Step);
@@ -117,62 +117,24 @@ public partial class MigrationClusterTests(MigrationClusterFixture fixture, ITes
         return (drain, migrations, answered, cpu, before);
     }
 
-    /// <summary>The cumulative counts a run adds to (the fixture's processes serve every test of it): l2bal's done on the drained node, its proxy's moves out, the others' moves in.</summary>
-    private async Task<Counts> CountsAsync()
-    {
-        var migrations = await MigrateControlTests.MigrationsWhenAsync(Lab, Drained, _ => true);
-        var moved = new Dictionary<int, long>();
-        foreach (var k in new[] { 1, 3 })
-        {
-            moved[k] = await ProxyMetricAsync(k, "l2proxy_migrations_total{direction=\"in\"}");
-        }
-        return new Counts(migrations.GetProperty("done").GetInt64(), Refused(migrations), await ProxyMetricAsync(Drained, "l2proxy_migrations_total{direction=\"out\"}"), moved);
-    }
-
     /// <summary>Sessions l2bal refused to move, every reason together.</summary>
     private static long Refused(System.Text.Json.JsonElement migrations) => migrations.GetProperty("refused").EnumerateObject().Sum(r => r.Value.GetInt64());
-
-    /// <summary>What a run adds to: l2bal's done and refused on the drained node, its proxy's moves out, the others' moves in.</summary>
-    private sealed record Counts(long Done, long Refused, long Out, Dictionary<int, long> In);
 
     /// <summary>
     /// Each session moved (one client address per session) continued on its bucket's new owner: that node's proxy
     /// counted it in since <paramref name="before"/>, the drained one out, and the drained one holds none.
     /// </summary>
-    private async Task AssertOnNewOwnersAsync(IReadOnlyList<IPAddress> clients, IReadOnlyList<IPAddress> sources, Counts before)
+    private async Task AssertOnNewOwnersAsync(IReadOnlyList<IPAddress> clients, IReadOnlyList<IPAddress> sources, MigrationCounts before)
     {
         var newOwners = await fixture.OwnersAsync(1, sources);
         var expected = clients.GroupBy(a => newOwners[a.ToString()]).ToDictionary(g => g.Key, g => g.Count());
         Assert.DoesNotContain(Drained, expected.Keys);
         Assert.Equal(["end"], await MigrationLab.ControlAsync(Lab.Nodes[Drained - 1], "list"));
-        Assert.Equal(0, await ProxyMetricAsync(Drained, "l2proxy_sessions_active"));
-        Assert.Equal(clients.Count, await ProxyMetricAsync(Drained, "l2proxy_migrations_total{direction=\"out\"}") - before.Out);
+        Assert.Equal(0, await fixture.ProxyMetricAsync(Drained, "l2proxy_sessions_active"));
+        Assert.Equal(clients.Count, await fixture.ProxyMetricAsync(Drained, "l2proxy_migrations_total{direction=\"out\"}") - before.Out[Drained - 1]);
         foreach (var k in new[] { 1, 3 })
         {
-            Assert.Equal(expected.GetValueOrDefault(k), await ProxyMetricAsync(k, "l2proxy_migrations_total{direction=\"in\"}") - before.In[k]);
-        }
-    }
-
-    /// <summary>A SOCKS5 CONNECT from <paramref name="source"/> through the VIP to <paramref name="listener"/>, with its streams started.</summary>
-    private async Task<LabSession> OpenAsync(IPAddress source, Socket listener, int seed, CancellationToken stop)
-    {
-        var client = Lab.Client.OpenSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        try
-        {
-            client.Bind(new IPEndPoint(source, 0));
-            await client.ConnectAsync(Lab.ProxyEndPoint).WithTimeout(Step);
-            var (code, bound) = await Socks5Client.HandshakeAsync(client, 1, (IPEndPoint)listener.LocalEndPoint!, CancellationToken.None).WithTimeout(Step);
-            Assert.True(code == 0, $"CONNECT from {source}: {code} {bound}\n{fixture.Describe()}");
-            // One session at a time: the next accepted connection is this one's target leg.
-            var target = await listener.AcceptAsync(CancellationToken.None).AsTask().WithTimeout(Step);
-            var peer = (IPEndPoint)target.RemoteEndPoint!;
-            Assert.Equal(new IPEndPoint(ClusterLab.VipAddress, bound.Port), new IPEndPoint(peer.Address.MapToIPv4(), peer.Port));
-            return new LabSession(client, target, null, seed, new StreamPace(1024, TimeSpan.FromMilliseconds(20)), stop);
-        }
-        catch
-        {
-            client.Dispose();
-            throw;
+            Assert.Equal(expected.GetValueOrDefault(k), await fixture.ProxyMetricAsync(k, "l2proxy_migrations_total{direction=\"in\"}") - before.In[k - 1]);
         }
     }
 
@@ -202,21 +164,4 @@ public partial class MigrationClusterTests(MigrationClusterFixture fixture, ITes
         }
     }
 
-    /// <summary>The sessions node k's l2proxy lists on its migration socket.</summary>
-    private async Task<List<ListedSession>> ListAsync(int k) =>
-        [.. (await MigrationLab.ControlAsync(Lab.Nodes[k - 1], "list")).SkipLast(1).Select(ListedSession.Parse)];
-
-    /// <summary>A sample of node k's l2proxy metrics (the sum of the lines that start with <paramref name="sample"/>, over every worker's endpoint).</summary>
-    private async Task<long> ProxyMetricAsync(int k, string sample)
-    {
-        long sum = 0;
-        for (var worker = 0; worker < fixture.ProxyWorkers; worker++)
-        {
-            var scrape = await Lab.RunOnNode(k, "curl", ["-sS", "-m", "5", $"http://127.0.0.1:{SingleIpClusterFixture.ProxyMetricsPort + worker}/metrics"]).WithTimeout(Step);
-            Assert.True(scrape.Succeeded, scrape.ToString());
-            sum += scrape.StdOut.Split('\n').Where(l => l.StartsWith(sample, StringComparison.Ordinal))
-                .Sum(l => long.Parse(l[(l.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture));
-        }
-        return sum;
-    }
 }
