@@ -12,6 +12,11 @@ public sealed partial class ProxyCounters
     private long _migrationCapturedBytes;
     private long _migrationCapturedAtGoBytes;
     private long _migrationGoAppendsSkipped;
+    private long _migrationCaptureFrames;
+    private long _migrationCaptureDrops;
+    private long _migrationAcksSent;
+    private long _migrationCaptureLate;
+    private long _migrationAcksFailed;
 
     /// <summary>Sessions that moved to another node's l2proxy (this node closed its frozen copy).</summary>
     public long MigrationsOut => Interlocked.Read(ref _migrationsOut);
@@ -37,6 +42,33 @@ public sealed partial class ProxyCounters
 
     public void MigrationGoAppendSkipped() => Interlocked.Increment(ref _migrationGoAppendsSkipped);
 
+    /// <summary>Frames the capture's filter passed to it (docs/design.md#the-pause): every inbound TCP frame while a channel is open.</summary>
+    public long MigrationCaptureFrames => Interlocked.Read(ref _migrationCaptureFrames);
+
+    /// <summary>Frames the kernel dropped before the capture read them (its receive buffer full): their ends resend on a timer.</summary>
+    public long MigrationCaptureDrops => Interlocked.Read(ref _migrationCaptureDrops);
+
+    public void MigrationCapture(long frames, long drops)
+    {
+        Interlocked.Add(ref _migrationCaptureFrames, frames);
+        Interlocked.Add(ref _migrationCaptureDrops, drops);
+    }
+
+    /// <summary>Acknowledgements sent to the ends right after a restored leg's thaw (docs/design.md#the-pause).</summary>
+    public long MigrationAcksSent => Interlocked.Read(ref _migrationAcksSent);
+
+    /// <summary>Those that could not be sent (no CAP_NET_RAW, a send error): the end learns from the next segment instead.</summary>
+    public long MigrationAcksFailed => Interlocked.Read(ref _migrationAcksFailed);
+
+    /// <summary>Segments of a flow that arrived between Go's take of its capture and its socket's mark: dropped, resent by the end.</summary>
+    public long MigrationCaptureLateSegments => Interlocked.Read(ref _migrationCaptureLate);
+
+    public void MigrationCaptureLate(int segments) => Interlocked.Add(ref _migrationCaptureLate, segments);
+
+    public void MigrationAckSent() => Interlocked.Increment(ref _migrationAcksSent);
+
+    public void MigrationAckFailed() => Interlocked.Increment(ref _migrationAcksFailed);
+
     public void MigratedOut() => Interlocked.Increment(ref _migrationsOut);
 
     public void MigratedIn() => Interlocked.Increment(ref _migrationsIn);
@@ -54,6 +86,15 @@ public sealed partial class ProxyCounters
         w.Sample(MigrationCapturedAtGoBytes);
         w.Family("l2proxy_migration_go_appends_skipped_total", MetricType.Counter, "Restored legs whose rcv_nxt moved between the restore and Go, so nothing captured was appended to them at Go.");
         w.Sample(MigrationGoAppendsSkipped);
+        w.Family("l2proxy_migration_capture_frames_total", MetricType.Counter, "Frames the migration capture's filter passed to it while channels were open (read by l2proxy or dropped).");
+        w.Sample(MigrationCaptureFrames + MigrationCaptureDrops);
+        w.Family("l2proxy_migration_capture_drops_total", MetricType.Counter, "Frames the kernel dropped before the migration capture read them (receive buffer full); their ends resend them on a timer.");
+        w.Sample(MigrationCaptureDrops);
+        w.Family("l2proxy_migration_capture_late_segments_total", MetricType.Counter, "Segments with payload that arrived between Go's take of a flow's capture and its socket's mark: appended nowhere, resent by their end.");
+        w.Sample(MigrationCaptureLateSegments);
+        w.Family("l2proxy_migration_acks_total", MetricType.Counter, "Acknowledgements a restored leg owed its end, sent right after its thaw, by result (failed: no CAP_NET_RAW or a send error).");
+        w.Sample("result", "sent", MigrationAcksSent);
+        w.Sample("result", "failed", MigrationAcksFailed);
         w.Family("l2proxy_migrations_refused_total", MetricType.Counter, "Sessions a move asked for that stayed on this node, by reason.");
         foreach (var reason in Enum.GetValues<MigrationRefusal>())
         {

@@ -33,4 +33,33 @@ internal sealed partial class MigrationService
             Counters.MigrationCapturedAtGo(bytes.Length);
         }
     }
+
+    /// <summary>
+    /// One leg at Go: the append, then the mark at once (a segment arriving between the capture's take and the mark
+    /// reaches neither copy: counted late), then the thaw with the acknowledgement its end is owed.
+    /// </summary>
+    private void GoLive(Socket socket, TcpLegState leg, SegmentCapture? capture)
+    {
+        AppendAtGo(socket, leg, capture);
+        TcpRepair.Mark(socket, RestoredMark);
+        if (capture?.Live(InboundFlow.Of(leg.Remote, leg.Local)) is > 0 and var late)
+        {
+            Counters.MigrationCaptureLate(late);
+        }
+        var point = TcpRepair.AckPoint(socket, leg);
+        TcpRepair.Thaw(socket, leg, () => Acknowledge(leg, point));
+    }
+
+    /// <summary>Right after a leg's thaw: the acknowledgement its end is owed (appended bytes, a delayed ACK the old socket never sent); counted.</summary>
+    private void Acknowledge(TcpLegState leg, TcpAckPoint point)
+    {
+        if (_acks.Send(leg.Local, leg.Remote, point))
+        {
+            Counters.MigrationAckSent();
+        }
+        else
+        {
+            Counters.MigrationAckFailed();
+        }
+    }
 }

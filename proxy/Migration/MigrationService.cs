@@ -45,6 +45,7 @@ internal sealed partial class MigrationService : IAsyncDisposable
     private readonly ProxyLog _log;
     private readonly CancellationTokenSource _stop = new();
     private readonly object _gate = new();
+    private readonly TcpAckSender _acks = new(RestoredMark);
     private byte[]? _key;
     private Socket? _acceptor;
     private IPEndPoint? _acceptAt;
@@ -627,7 +628,12 @@ internal sealed partial class MigrationService : IAsyncDisposable
             }
             channel?.Dispose();
             socket.Dispose();
-            capture?.Dispose();
+            if (capture is not null)
+            {
+                var (frames, drops) = capture.Statistics();
+                Counters.MigrationCapture(frames, drops);
+                capture.Dispose();
+            }
             if (restored + refused > 0 || error is not null)
             {
                 _log.MigrationsReceived(from, restored, refused + silent.Count + silentUdp.Count, error);
@@ -678,12 +684,8 @@ internal sealed partial class MigrationService : IAsyncDisposable
     {
         try
         {
-            AppendAtGo(copy.Client, copy.State.Legs[0], capture);
-            AppendAtGo(copy.Target, copy.State.Legs[1], capture);
-            TcpRepair.Mark(copy.Client, RestoredMark);
-            TcpRepair.Mark(copy.Target, RestoredMark);
-            TcpRepair.Thaw(copy.Client, copy.State.Legs[0]);
-            TcpRepair.Thaw(copy.Target, copy.State.Legs[1]);
+            GoLive(copy.Client, copy.State.Legs[0], capture);
+            GoLive(copy.Target, copy.State.Legs[1], capture);
             copy.Client.NoDelay = true;
             copy.Target.NoDelay = true;
         }
@@ -780,6 +782,7 @@ internal sealed partial class MigrationService : IAsyncDisposable
         {
             _acceptor?.Dispose();
         }
+        _acks.Dispose();
         _stop.Dispose();
     }
 }

@@ -40,13 +40,18 @@ internal sealed class SegmentCapture : IDisposable
     private const int SO_ATTACH_FILTER = 26;
     private const int SOL_PACKET = 263;
     private const int PACKET_IGNORE_OUTGOING = 23;
+    private const int PACKET_STATISTICS = 6;
 
     /// <summary>htons(ETH_P_ALL): the socket is hooked on every interface from its creation (no bind).</summary>
     private const int EthPAllNetworkOrder = 0x0300;
 
     private readonly Socket _socket;
     private readonly Thread _reader;
+    private readonly byte[] _buffer = new byte[65536];
     private readonly Dictionary<InboundFlow, Flow> _flows = [];
+
+    /// <summary>Flows taken at Go whose socket is not marked yet: what arrives meanwhile reaches neither copy.</summary>
+    private readonly Dictionary<InboundFlow, int> _taken = [];
     private long _segments;
 
     private SegmentCapture(Socket socket)
@@ -69,7 +74,6 @@ internal sealed class SegmentCapture : IDisposable
             // Frames this host sends are not the ends' segments.
             socket.SetRawSocketOption(SOL_PACKET, PACKET_IGNORE_OUTGOING, BitConverter.GetBytes(1));
             socket.ReceiveBufferSize = 4 * 1024 * 1024;
-            socket.ReceiveTimeout = 200;
             // Frames queued between socket() and the filter: matched by tuple like the rest.
             return new SegmentCapture(socket);
         }
@@ -106,8 +110,58 @@ internal sealed class SegmentCapture : IDisposable
     {
         lock (_flows)
         {
-            return _flows.Remove(flow, out var f) ? f.Segments : [];
+            // What reached this node until now, even if the reader thread has not come to it: the mark follows at once.
+            try
+            {
+                DrainLocked();
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                // The capture is closing: what it kept is all there is.
+            }
+
+            if (!_flows.Remove(flow, out var f))
+            {
+                return [];
+            }
+
+            _taken[flow] = 0;
+            return f.Segments;
         }
+    }
+
+    /// <summary>
+    /// The flow's socket takes its input from here on (marked): the segments with payload that arrived since
+    /// <see cref="Take"/>, which the filter dropped and nothing appended (their end resends them on its timer).
+    /// </summary>
+    public int Live(InboundFlow flow)
+    {
+        lock (_flows)
+        {
+            return _taken.Remove(flow, out var late) ? late : 0;
+        }
+    }
+
+    /// <summary>
+    /// Frames the filter passed to this socket and those the kernel dropped for a full receive buffer, since
+    /// the last call (PACKET_STATISTICS resets on read; struct tpacket_stats, include/uapi/linux/if_packet.h).
+    /// A dropped frame of a moving flow is resent by its end on its timer: the pause it costs.
+    /// </summary>
+    public (long Frames, long Drops) Statistics()
+    {
+        Span<byte> stats = stackalloc byte[8];
+        try
+        {
+            _socket.GetRawSocketOption(SOL_PACKET, PACKET_STATISTICS, stats);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            return (0, 0);
+        }
+
+        // tp_packets counts the dropped frames too.
+        long packets = BinaryPrimitives.ReadUInt32LittleEndian(stats), drops = BinaryPrimitives.ReadUInt32LittleEndian(stats[4..]);
+        return (packets - drops, drops);
     }
 
     public void Dispose()
@@ -116,6 +170,7 @@ internal sealed class SegmentCapture : IDisposable
         lock (_flows)
         {
             _flows.Clear();
+            _taken.Clear();
         }
     }
 
@@ -150,34 +205,49 @@ internal sealed class SegmentCapture : IDisposable
 
     private void Read()
     {
-        var buffer = new byte[65536];
         while (true)
         {
-            int n;
             try
             {
-                n = _socket.Receive(buffer);
+                // Frames leave the socket only under the lock (here and in Take): none is ever read but not yet kept.
+                if (_socket.Poll(200_000, SelectMode.SelectRead))
+                {
+                    lock (_flows)
+                    {
+                        DrainLocked();
+                    }
+                }
             }
             catch (SocketException e) when (e.SocketErrorCode is SocketError.TimedOut or SocketError.WouldBlock or SocketError.Interrupted or SocketError.NetworkDown)
             {
-                continue;
             }
             catch (Exception e) when (e is SocketException or ObjectDisposedException)
             {
                 return;
             }
+        }
+    }
 
-            if (TcpSegments.TryParse(buffer.AsSpan(0, n)) is { } h)
+    /// <summary>Keeps every frame queued on the socket now (SIOCINQ of a packet socket: the next frame's length, 0 when none).</summary>
+    private void DrainLocked()
+    {
+        while (_socket.Available > 0)
+        {
+            var n = _socket.Receive(_buffer);
+            if (TcpSegments.TryParse(_buffer.AsSpan(0, n)) is not { } h)
             {
-                lock (_flows)
-                {
-                    if (_flows.TryGetValue(h.Flow, out var f) && f.Segments.Count < MaxSegmentsPerFlow && f.Bytes + h.PayloadLength <= MaxBytesPerFlow)
-                    {
-                        f.Segments.Add(new CapturedSegment(h.Seq, buffer.AsSpan(h.PayloadOffset, h.PayloadLength).ToArray(), h.FinOrRst));
-                        f.Bytes += h.PayloadLength;
-                        _segments++;
-                    }
-                }
+                continue;
+            }
+
+            if (h.PayloadLength > 0 && _taken.TryGetValue(h.Flow, out var late))
+            {
+                _taken[h.Flow] = late + 1;
+            }
+            else if (_flows.TryGetValue(h.Flow, out var f) && f.Segments.Count < MaxSegmentsPerFlow && f.Bytes + h.PayloadLength <= MaxBytesPerFlow)
+            {
+                f.Segments.Add(new CapturedSegment(h.Seq, _buffer.AsSpan(h.PayloadOffset, h.PayloadLength).ToArray(), h.FinOrRst));
+                f.Bytes += h.PayloadLength;
+                _segments++;
             }
         }
     }

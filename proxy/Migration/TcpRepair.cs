@@ -116,11 +116,12 @@ public static class TcpRepair
     /// Takes a socket restored by <see cref="Restore"/> out of repair mode and sends the bytes the old one
     /// never sent: from here it is live. Separate from the restore so a session's legs go live together.
     /// </summary>
-    public static void Thaw(Socket socket, TcpLegState state)
+    public static void Thaw(Socket socket, TcpLegState state, Action? afterProbe = null)
     {
         ArgumentNullException.ThrowIfNull(socket);
         ArgumentNullException.ThrowIfNull(state);
         Unfreeze(socket);
+        afterProbe?.Invoke();
         SendAll(socket.SafeHandle, state.SendQueue.AsSpan(state.SendQueue.Length - state.UnsentLength), "send(unsent)");
     }
 
@@ -130,6 +131,26 @@ public static class TcpRepair
         ArgumentNullException.ThrowIfNull(socket);
         SetInt(socket.SafeHandle, SOL_TCP, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE, "TCP_REPAIR_QUEUE");
         return (uint)GetInt(socket.SafeHandle, SOL_TCP, TCP_QUEUE_SEQ, "TCP_QUEUE_SEQ(recv)");
+    }
+
+    /// <summary>
+    /// What a socket in repair mode would acknowledge now (docs/design.md#the-pause): snd_nxt (TCP_QUEUE_SEQ of the
+    /// send queue: in repair mode every queued byte counts as sent), rcv_nxt, the window left of the announced one
+    /// (TCP_REPAIR_WINDOW, repair mode only) and the timestamp clock when <paramref name="state"/> has timestamps on.
+    /// </summary>
+    public static TcpAckPoint AckPoint(Socket socket, TcpLegState state)
+    {
+        ArgumentNullException.ThrowIfNull(socket);
+        ArgumentNullException.ThrowIfNull(state);
+        var handle = socket.SafeHandle;
+        SetInt(handle, SOL_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE, "TCP_REPAIR_QUEUE");
+        var seq = (uint)GetInt(handle, SOL_TCP, TCP_QUEUE_SEQ, "TCP_QUEUE_SEQ(send)");
+        var ack = ReceiveNext(socket);
+        var window = default(tcp_repair_window);
+        GetOption(handle, SOL_TCP, TCP_REPAIR_WINDOW, MemoryMarshal.AsBytes(new Span<tcp_repair_window>(ref window)), "TCP_REPAIR_WINDOW");
+        var scale = (state.Options & TcpLegOptions.WindowScale) != 0 ? state.RcvWscale : (byte)0;
+        uint? tsVal = (state.Options & TcpLegOptions.Timestamps) != 0 ? (uint)GetInt(handle, SOL_TCP, TCP_TIMESTAMP, "TCP_TIMESTAMP") : null;
+        return new TcpAckPoint(seq, ack, TcpAckPoint.WindowField(window.rcv_wup, window.rcv_wnd, ack, scale), tsVal);
     }
 
     /// <summary>Appends <paramref name="bytes"/> to the receive queue of a socket in repair mode at its rcv_nxt, which the kernel advances past them (tcp_send_rcvq).</summary>

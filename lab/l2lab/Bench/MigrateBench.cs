@@ -29,7 +29,7 @@ internal static class MigrateBench
     {
         var sessions = IntOption(args, "--sessions", 1000);
         var repeats = IntOption(args, "--repeats", 3);
-        var pace = new Pace(IntOption(args, "--chunk", 256), TimeSpan.FromMilliseconds(IntOption(args, "--interval-ms", 100)));
+        var pace = new Pace(IntOption(args, "--chunk", 256), TimeSpan.FromMilliseconds(IntOption(args, "--interval-ms", 100)), args.Contains("--nodelay"));
         if (!Environment.IsPrivilegedProcess)
         {
             Console.WriteLine("bench-migrate: skipped (needs root for the namespaces)");
@@ -50,7 +50,7 @@ internal static class MigrateBench
         var table = ClusterOps.Table(3, nodes);
         var sources = lab.ClientAddresses.Where(a => ClusterOps.OwnerOf(table, a) == Drained).ToList();
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"bench-migrate: {sessions} CONNECT sessions from node {Drained}'s {sources.Count} client addresses, {pace.Chunk} B each way every {pace.Interval.TotalMilliseconds:0} ms per session; {repeats} runs; {Environment.ProcessorCount} cores, load {File.ReadAllText("/proc/loadavg").Trim()}"));
+            $"bench-migrate: {sessions} CONNECT sessions from node {Drained}'s {sources.Count} client addresses, {pace.Chunk} B each way every {pace.Interval.TotalMilliseconds:0} ms per session, ends {(pace.NoDelay ? "with" : "without")} TCP_NODELAY; {repeats} runs; {Environment.ProcessorCount} cores, load {File.ReadAllText("/proc/loadavg").Trim()}"));
         for (var run = 1; run <= repeats; run++)
         {
             await RunOnceAsync(lab, run, sources, sessions, pace).ConfigureAwait(false);
@@ -110,6 +110,12 @@ internal static class MigrateBench
             var doneBefore = (await DoneAsync(lab).ConfigureAwait(false)).GetProperty("done").GetInt64();
             var capturedBefore = await CapturedAsync(lab).ConfigureAwait(false);
             var atGoBefore = await CapturedAsync(lab, AtGoMetric).ConfigureAwait(false);
+            var framesBefore = await CapturedAsync(lab, FramesMetric).ConfigureAwait(false);
+            var dropsBefore = await CapturedAsync(lab, DropsMetric).ConfigureAwait(false);
+            var acksBefore = await CapturedAsync(lab, AcksMetric).ConfigureAwait(false);
+            var lateBefore = await CapturedAsync(lab, LateMetric).ConfigureAwait(false);
+            var skippedBefore = await CapturedAsync(lab, SkippedMetric).ConfigureAwait(false);
+            var retransBefore = sessions.Select(s => s.Retransmissions()).ToArray();
             var daemons = AllNodes.SelectMany(k => new[] { lab.Balancer(k)!.Id, lab.Proxy(k)!.Id }).ToArray();
             var before = daemons.Select(pid => ProcessCpu.Read(pid) ?? default).ToArray();
             var generatorBefore = Process.GetCurrentProcess().TotalProcessorTime;
@@ -126,6 +132,12 @@ internal static class MigrateBench
             var captured = await CapturedAsync(lab).ConfigureAwait(false) - capturedBefore;
             var atGo = await CapturedAsync(lab, AtGoMetric).ConfigureAwait(false) - atGoBefore;
             await Task.Delay(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
+            var frames = await CapturedAsync(lab, FramesMetric).ConfigureAwait(false) - framesBefore;
+            var drops = await CapturedAsync(lab, DropsMetric).ConfigureAwait(false) - dropsBefore;
+            var acks = await CapturedAsync(lab, AcksMetric).ConfigureAwait(false) - acksBefore;
+            var late = await CapturedAsync(lab, LateMetric).ConfigureAwait(false) - lateBefore;
+            var skipped = await CapturedAsync(lab, SkippedMetric).ConfigureAwait(false) - skippedBefore;
+            var resent = sessions.Select((s, i) => s.Retransmissions() - retransBefore[i]).ToArray();
             await stop.CancelAsync().ConfigureAwait(false);
             var ended = Task.WhenAll(sessions.Select(s => s.Completion));
             await Task.WhenAny(ended, Task.Delay(TimeSpan.FromSeconds(30))).ConfigureAwait(false);
@@ -144,6 +156,10 @@ internal static class MigrateBench
                   pause at the ends, worst one-way delay of a chunk per session (ms): {Percentiles(sessions.Select(s => s.Worst().Delay))}
                   the same in the 4 s before the drain (baseline): {Percentiles(baseline.Select(b => b.Delay))}
                   longest gap between arrivals per session (ms): {Percentiles(sessions.Select(s => s.Worst().Gap))}; baseline {Percentiles(baseline.Select(b => b.Gap))}
+                  pause up (client to target) / down (ms): {Percentiles(sessions.Select(s => s.WorstDirections().Up))}; {Percentiles(sessions.Select(s => s.WorstDirections().Down))}
+                  sessions whose client end / target end / either resent a segment from the drain on: {resent.Count(r => r.Client > 0)} / {resent.Count(r => r.Target > 0)} / {resent.Count(r => r.Client + r.Target > 0)} ({resent.Sum(r => r.Client)} / {resent.Sum(r => r.Target)} segments, {resent.Sum(r => r.Spurious)} of them already received: DSACKed)
+                  pause of the sessions with no resend / with one (ms): {Percentiles(sessions.Where((s, i) => resent[i].Client + resent[i].Target == 0).Select(s => s.Worst().Delay))}; {Percentiles(sessions.Where((s, i) => resent[i].Client + resent[i].Target > 0).Select(s => s.Worst().Delay))}
+                  capture frames read / dropped by the kernel (nodes 1 and 3): {frames - drops} / {drops}; late (between Go's take and the mark, resent by the ends): {late}; legs whose append at Go was skipped: {skipped}; acknowledgements sent after the thaw: {acks}
                   bytes the ends sent while their flows moved, captured and appended on restore (nodes 1 and 3): {captured}, at Go: {atGo}
                   sessions cut {cut}, not ended within 30 s of the stop {unfinished}, with a wrong byte {mismatched}; bytes sent and not received (lost, or duplicated if negative) {lost}
                   CPU over the {window.TotalMilliseconds:0} ms to done, l2bal / l2proxy (ms): node 1 {daemonCpu[0]:0} / {daemonCpu[1]:0}, node 2 {daemonCpu[2]:0} / {daemonCpu[3]:0}, node 3 {daemonCpu[4]:0} / {daemonCpu[5]:0}; per session moved {daemonCpu.Sum() / Math.Max(done, 1):0.00} ms
@@ -201,6 +217,16 @@ internal static class MigrateBench
     /// <summary>Bytes appended at Go, after the restore (docs/design.md#the-pause).</summary>
     private const string AtGoMetric = "l2proxy_migration_captured_at_go_bytes_total";
 
+    private const string FramesMetric = "l2proxy_migration_capture_frames_total";
+
+    private const string DropsMetric = "l2proxy_migration_capture_drops_total";
+
+    private const string SkippedMetric = "l2proxy_migration_go_appends_skipped_total";
+
+    private const string LateMetric = "l2proxy_migration_capture_late_segments_total";
+
+    private const string AcksMetric = "l2proxy_migration_acks_total{result=\"sent\"}";
+
     /// <summary>l2proxy's <c>l2proxy_migration_captured_bytes_total</c> (or <paramref name="metric"/>) on nodes 1 and 3, summed (docs/design.md#the-pause).</summary>
     private static async Task<long> CapturedAsync(ClusterLab lab, string metric = "l2proxy_migration_captured_bytes_total")
     {
@@ -247,6 +273,7 @@ internal static class MigrateBench
             }
 
             var target = await listener.AcceptAsync(CancellationToken.None).AsTask().WaitAsync(Step, CancellationToken.None).ConfigureAwait(false);
+            client.NoDelay = target.NoDelay = pace.NoDelay;
             return new BenchSession(client, target, seed, pace, stop);
         }
         catch
@@ -276,7 +303,14 @@ internal static class MigrateBench
             : at >= 0 ? throw new ArgumentException($"bench-migrate: {name} needs a positive number") : fallback;
     }
 
-    private readonly record struct Pace(int Chunk, TimeSpan Interval);
+    /// <summary>How the ends write; <paramref name="NoDelay"/>: TCP_NODELAY on both ends (Nagle off, as ssh sets it), else the socket default.</summary>
+    private readonly record struct Pace(int Chunk, TimeSpan Interval, bool NoDelay);
+
+    /// <summary>Segments resent by the client end and by the target end of a session; <paramref name="Spurious"/>: resends the receiver already had (DSACKed).</summary>
+    private readonly record struct Resent(long Client, long Target, long Spurious)
+    {
+        public static Resent operator -(Resent a, Resent b) => new(a.Client - b.Client, a.Target - b.Target, a.Spurious - b.Spurious);
+    }
 
     /// <summary>The worst a direction saw: the longest one-way delay of a chunk and the longest gap between two arrivals.</summary>
     private readonly record struct Worst(double Delay, double Gap);
@@ -307,6 +341,31 @@ internal static class MigrateBench
         public long Lost => _up.Sent - _up.Received + _down.Sent - _down.Received;
 
         public Worst Worst() => new(Math.Max(_up.WorstDelay, _down.WorstDelay), Math.Max(_up.WorstGap, _down.WorstGap));
+
+        public (double Up, double Down) WorstDirections() => (_up.WorstDelay, _down.WorstDelay);
+
+        /// <summary>Segments each end's kernel resent so far (tcp_info.tcpi_total_retrans): a segment lost on the way, or acknowledged too late.</summary>
+        public Resent Retransmissions()
+        {
+            var (client, clientSpurious) = TotalRetrans(_client);
+            var (target, targetSpurious) = TotalRetrans(_target);
+            return new(client, target, clientSpurious + targetSpurious);
+        }
+
+        private static (long Total, long Spurious) TotalRetrans(Socket socket)
+        {
+            // IPPROTO_TCP, TCP_INFO; tcpi_total_retrans at offset 100, tcpi_dsack_dups at 216 of struct tcp_info (include/uapi/linux/tcp.h).
+            Span<byte> info = stackalloc byte[220];
+            try
+            {
+                var n = socket.GetRawSocketOption(6, 11, info);
+                return (n >= 104 ? BitConverter.ToUInt32(info[100..]) : 0, n >= 220 ? BitConverter.ToUInt32(info[216..]) : 0);
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                return (0, 0);
+            }
+        }
 
         public void ResetWorst()
         {
