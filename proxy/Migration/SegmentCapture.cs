@@ -36,6 +36,7 @@ internal sealed class SegmentCapture : IDisposable
     public const int MaxBytesPerFlow = 256 * 1024;
 
     private const int MaxSegmentsPerFlow = 512;
+    private const int ReaderBatch = 64;
     private const int SOL_SOCKET = 1;
     private const int SO_ATTACH_FILTER = 26;
     private const int SOL_PACKET = 263;
@@ -212,10 +213,16 @@ internal sealed class SegmentCapture : IDisposable
                 // Frames leave the socket only under the lock (here and in Take): none is ever read but not yet kept.
                 if (_socket.Poll(200_000, SelectMode.SelectRead))
                 {
-                    lock (_flows)
+                    // A few frames per hold of the lock: Watch and Take never wait behind a long queue.
+                    bool more;
+                    do
                     {
-                        DrainLocked();
+                        lock (_flows)
+                        {
+                            more = DrainLocked(ReaderBatch);
+                        }
                     }
+                    while (more);
                 }
             }
             catch (SocketException e) when (e.SocketErrorCode is SocketError.TimedOut or SocketError.WouldBlock or SocketError.Interrupted or SocketError.NetworkDown)
@@ -228,11 +235,19 @@ internal sealed class SegmentCapture : IDisposable
         }
     }
 
-    /// <summary>Keeps every frame queued on the socket now (SIOCINQ of a packet socket: the next frame's length, 0 when none).</summary>
-    private void DrainLocked()
+    /// <summary>
+    /// Keeps up to <paramref name="max"/> frames queued on the socket (SIOCINQ of a packet socket: the next frame's
+    /// length, 0 when none); true when it stopped at <paramref name="max"/> with frames left.
+    /// </summary>
+    private bool DrainLocked(int max = int.MaxValue)
     {
-        while (_socket.Available > 0)
+        for (var read = 0; _socket.Available > 0; read++)
         {
+            if (read == max)
+            {
+                return true;
+            }
+
             var n = _socket.Receive(_buffer);
             if (TcpSegments.TryParse(_buffer.AsSpan(0, n)) is not { } h)
             {
@@ -250,6 +265,8 @@ internal sealed class SegmentCapture : IDisposable
                 _segments++;
             }
         }
+
+        return false;
     }
 
     private sealed class Flow

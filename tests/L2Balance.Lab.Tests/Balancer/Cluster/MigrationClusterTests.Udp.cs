@@ -41,7 +41,7 @@ public partial class MigrationClusterTests
         // Each association's line names the relay on the VIP and the client's UDP address: the flow that moves.
         Assert.All(traffic.Flows, f => Assert.Contains(listed, s => s.TargetLocal.Equals(f.Relay) && s.TargetRemote.Equals(f.ClientUdp)));
 
-        var (drain, migrations, answered, cpu, before) = await DrainMigrateAsync();
+        var (drain, migrations, answered, cpu, before) = await DrainMigrateAsync(Associations);
         var sentAtMove = traffic.SentNow();
         await Task.Delay(TimeSpan.FromSeconds(2));
         await traffic.StopAsync();
@@ -81,7 +81,7 @@ public partial class MigrationClusterTests
                 }
             }
             var restoreFailed = RestoreFailed(await MigrateControlTests.MigrationsWhenAsync(Lab, Drained, _ => true));
-            var (drain, migrations, _, _, before) = await DrainMigrateAsync();
+            var (drain, migrations, _, _, before) = await DrainMigrateAsync(Refusals);
             var sentAtMove = traffic.SentNow();
             await Task.Delay(TimeSpan.FromSeconds(2));
             var listed = (await fixture.ListAsync(Drained)).Where(s => s.Kind == "udp").ToList();
