@@ -296,40 +296,8 @@ internal sealed class FilterLab : IDisposable
         socket.Dispose();
     }
 
-    /// <summary>
-    /// Sends one bare SYN from <paramref name="source"/>:<paramref name="port"/> to VIP:8080 through a raw socket of the client
-    /// (a forged SYN: the client's own socket of that tuple, if any, knows nothing of it).
-    /// </summary>
-    public void SendBareSyn(IPAddress source, int port)
-    {
-        var tcp = new byte[20];
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(tcp.AsSpan(0), (ushort)port);
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(tcp.AsSpan(2), Port);
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(tcp.AsSpan(4), (uint)Random.Shared.Next());
-        tcp[12] = 5 << 4;
-        tcp[13] = 0x02;
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(tcp.AsSpan(14), 64240);
-        // Checksum over the pseudo-header (source, destination, protocol 6, length 20) and the header.
-        var sum = new byte[12 + tcp.Length];
-        source.GetAddressBytes().CopyTo(sum, 0);
-        Vip.GetAddressBytes().CopyTo(sum, 4);
-        sum[9] = 6;
-        sum[11] = (byte)tcp.Length;
-        tcp.CopyTo(sum, 12);
-        uint acc = 0;
-        for (int i = 0; i < sum.Length; i += 2)
-        {
-            acc += (uint)((sum[i] << 8) | sum[i + 1]);
-        }
-        while (acc > 0xffff)
-        {
-            acc = (acc & 0xffff) + (acc >> 16);
-        }
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt16BigEndian(tcp.AsSpan(16), (ushort)~acc);
-        using var raw = Client.OpenSocket(AddressFamily.InterNetwork, SocketType.Raw, ProtocolType.Tcp);
-        raw.Bind(new IPEndPoint(source, 0));
-        raw.SendTo(tcp, new IPEndPoint(Vip, 0));
-    }
+    /// <summary>A forged bare SYN from <paramref name="source"/>:<paramref name="port"/> to VIP:8080 (<see cref="ForgedSyn"/>).</summary>
+    public void SendBareSyn(IPAddress source, int port) => ForgedSyn.Send(Client, new IPEndPoint(source, port), new IPEndPoint(Vip, Port));
 
     /// <summary>The node's conntrack line of the flow from <paramref name="source"/>:<paramref name="port"/> to the VIP (for messages), or "none".</summary>
     public async Task<string> ConntrackLineAsync(IPAddress source, int port)
