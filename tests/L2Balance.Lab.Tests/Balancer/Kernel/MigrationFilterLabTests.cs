@@ -107,13 +107,8 @@ public sealed class MigrationFilterLabTests
         using var lab = await FilterLab.CreateAsync(MacMode.Multicast);
         var all = FilterLab.AllBuckets(Buckets);
         using var filter = Installed(lab, all);
-        using var client = await lab.TryConnectAsync(FilterLab.Sources[3]) ?? throw new InvalidOperationException("no connection");
-        Assert.True(await FilterLab.EchoAsync(client, "before\n", TimeSpan.FromSeconds(5)));
+        using var client = await MovedAwayAsync(lab, filter, FilterLab.Sources[3]);
         var flow = Inbound(client);
-        filter.MovedOut([flow], MovedFlowChange.Moving);
-        filter.MovedOut([flow], MovedFlowChange.Moved);
-        filter.MarkMoved([flow]);
-        FilterLab.Vanish(await lab.AcceptedFromAsync(client.LocalEndPoint!));
         // Draining every bucket: frames pass ingress (as on a drained node), new flows are not this node's.
         filter.Apply(new BucketSet(Buckets), all, ownSlice: true, Lease);
         var before = filter.ReadCounters();
@@ -163,8 +158,8 @@ public sealed class MigrationFilterLabTests
         Assert.True(after.DroppedNotOwned > before.DroppedNotOwned, $"dropped_not_owned {before.DroppedNotOwned} -> {after.DroppedNotOwned}");
     }
 
-    /// <summary>A connection from <paramref name="source"/> confirmed moved away (sets and conntrack mark), then both its sockets vanish silently.</summary>
-    private static async Task<(IPAddress Source, int Port)> MovedAwayAndVanishedAsync(FilterLab lab, NftablesFilter filter, IPAddress source)
+    /// <summary>A connection from <paramref name="source"/> confirmed moved away (sets and conntrack mark, as l2bal does), its node socket vanished silently; the client's socket.</summary>
+    private static async Task<Socket> MovedAwayAsync(FilterLab lab, NftablesFilter filter, IPAddress source)
     {
         var client = await lab.TryConnectAsync(source) ?? throw new InvalidOperationException("no connection");
         Assert.True(await FilterLab.EchoAsync(client, "before\n", TimeSpan.FromSeconds(5)));
@@ -173,6 +168,14 @@ public sealed class MigrationFilterLabTests
         filter.MovedOut([flow], MovedFlowChange.Moved);
         filter.MarkMoved([flow]);
         FilterLab.Vanish(await lab.AcceptedFromAsync(client.LocalEndPoint!));
+        return client;
+    }
+
+    /// <summary>As <see cref="MovedAwayAsync"/>, the client's socket vanished too: the moved session ended; its tuple.</summary>
+    private static async Task<(IPAddress Source, int Port)> MovedAwayAndVanishedAsync(FilterLab lab, NftablesFilter filter, IPAddress source)
+    {
+        var client = await MovedAwayAsync(lab, filter, source);
+        var flow = Inbound(client);
         FilterLab.Vanish(client);
         return (flow.Source.Address, flow.Source.Port);
     }
