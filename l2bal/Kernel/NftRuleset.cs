@@ -310,6 +310,8 @@ internal static class NftRuleset
             // established accept (conntrack ignores a SYN on an established entry: sIG) and meets the owner rules.
             string notSyn = $"meta mark != 0x{BareSynMark:x}";
             Rule(t, $"tcp flags & (fin|syn|rst|ack) == syn meta mark set 0x{BareSynMark:x}", "a bare SYN: a new connection, judged by the owner rules below also on a tuple that moved");
+            Rule(t, $"tcp flags & (fin|syn|rst|ack) == syn|ack ct mark {{ 0x0, 0x{MovedFlowMark:x} }} socket transparent 0 ct mark set 0x0 delete @{MovedAwaySet} {{ {InboundKey} }}",
+                "a SYN-ACK to a local socket: a connection this node opened, its peer accepted it (a live old one answers an ACK)");
             Rule(t, $"ct mark 0x{MovedFlowMark:x} {notSyn} counter name \"{Counters.DroppedMovedOut}\" drop", "a flow that moved away (conntrack keeps the mark across restarts of l2bal): never this node's again");
             Rule(t, $"{InboundKey} @{MovedAwaySet} {notSyn} ct mark set 0x{MovedFlowMark:x} counter name \"{Counters.DroppedMovedOut}\" drop",
                 "a flow whose move was confirmed: marked in conntrack, so it stays away after l2bal restarts");

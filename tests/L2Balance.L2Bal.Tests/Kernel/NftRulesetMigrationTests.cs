@@ -36,6 +36,7 @@ public class NftRulesetMigrationTests
             "chain prerouting {",
             "ip daddr != 198.18.0.10 accept",
             "tcp flags & (fin|syn|rst|ack) == syn meta mark set 0x4c320119",
+            "tcp flags & (fin|syn|rst|ack) == syn|ack ct mark { 0x0, 0x20000 } socket transparent 0 ct mark set 0x0 delete @moved_away { meta l4proto . ip saddr . th sport . ip daddr . th dport }",
             "ct mark 0x20000 meta mark != 0x4c320119 counter name \"dropped_moved_out\" drop",
             "meta l4proto . ip saddr . th sport . ip daddr . th dport @moved_away meta mark != 0x4c320119 ct mark set 0x20000 counter name \"dropped_moved_out\" drop",
             "meta l4proto . ip saddr . th sport . ip daddr . th dport @moved_out counter name \"dropped_moved_out\" drop",

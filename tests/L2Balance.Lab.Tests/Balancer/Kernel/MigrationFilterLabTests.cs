@@ -158,6 +158,46 @@ public sealed class MigrationFilterLabTests
         Assert.True(after.DroppedNotOwned > before.DroppedNotOwned, $"dropped_not_owned {before.DroppedNotOwned} -> {after.DroppedNotOwned}");
     }
 
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task SynAck_ConnectionThisNodeOpensOnATupleThatMovedAway_PassesOnceThePeerAcceptsItNeverWhileTheOldOneLives()
+    {
+        using var lab = await FilterLab.CreateAsync(MacMode.Multicast);
+        using var filter = Installed(lab, FilterLab.AllBuckets(Buckets));
+        using var target = lab.Client.OpenSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        target.Bind(new IPEndPoint(IPAddress.Parse("198.18.0.100"), 9000));
+        target.Listen(8);
+        // A target leg from the own slice, as l2proxy opens them; it moves away, its socket here vanishes, the target's lives on.
+        var leg = await ConnectAsync(Bound(lab, 40010, mark: false), target.LocalEndPoint!) ?? throw new InvalidOperationException("no connection");
+        using var old = await target.AcceptAsync();
+        var flow = new FlowTuple(ProtocolType.Tcp, (IPEndPoint)target.LocalEndPoint!, new IPEndPoint(FilterLab.Vip, 40010));
+        filter.MovedOut([flow], MovedFlowChange.Moving);
+        filter.MovedOut([flow], MovedFlowChange.Moved);
+        filter.MarkMoved([flow]);
+        FilterLab.Vanish(leg);
+
+        // The stack picks the same port for the same target while the old session lives there: the target answers an ACK, dropped here.
+        using var whileLive = await ConnectAsync(Bound(lab, 40010, mark: false), target.LocalEndPoint!);
+        var oldCut = old.Poll(0, SelectMode.SelectRead);
+        FilterLab.Vanish(old);
+        // Once the old session is gone the target accepts the new one: its SYN-ACK passes, and the rest of the connection.
+        using var afterwards = await ConnectAsync(Bound(lab, 40010, mark: false), target.LocalEndPoint!);
+        using var accepted = afterwards is null ? null : await target.AcceptAsync();
+        bool flowing = false;
+        if (accepted is not null)
+        {
+            afterwards!.Send("x"u8);
+            accepted.ReceiveTimeout = 2000;
+            flowing = accepted.Receive(new byte[1]) == 1;
+        }
+        var entry = await lab.ConntrackLineAsync(IPAddress.Parse("198.18.0.100"), 9000);
+
+        Assert.Null(whileLive);
+        Assert.False(oldCut, "the target's live session got no RST and no FIN");
+        Assert.NotNull(afterwards);
+        Assert.True(flowing, entry);
+        Assert.DoesNotContain("mark=131072", entry, StringComparison.Ordinal);
+    }
+
     /// <summary>A connection from <paramref name="source"/> confirmed moved away (sets and conntrack mark, as l2bal does), its node socket vanished silently; the client's socket.</summary>
     private static async Task<Socket> MovedAwayAsync(FilterLab lab, NftablesFilter filter, IPAddress source)
     {
@@ -245,6 +285,7 @@ public sealed class MigrationFilterLabTests
     private static Socket Bound(FilterLab lab, int port, bool mark)
     {
         var socket = lab.Node.OpenSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
         if (mark)
         {
             socket.SetRawSocketOption(SOL_SOCKET, SO_MARK, BitConverter.GetBytes(NftRuleset.MigrationMark));
