@@ -117,19 +117,30 @@ internal sealed partial class BalancerDaemon
         var counters = _migration!.Counters;
         void MovedOut(IReadOnlyCollection<FlowTuple> flows, MovedFlowChange change)
         {
-            _filter.MovedOut(flows, change);
-            if (change == MovedFlowChange.Moved)
+            try
             {
-                // The flow may never meet the moved-away rule (its frames dropped at ingress): mark its entry now.
-                try
+                _filter.MovedOut(flows, change);
+            }
+            finally
+            {
+                // Also when the set refused: the mark keeps a moved flow away once its moved_out element times out.
+                if (change == MovedFlowChange.Moved)
                 {
-                    var marks = _filter.MarkMoved(flows);
-                    counters.ConntrackMarks(marks.Marked, marks.Missing, marks.Errors);
+                    MarkMoved(flows);
                 }
-                catch (KernelFilterException)
-                {
-                    counters.ConntrackMarks(0, 0, flows.Count);
-                }
+            }
+        }
+        void MarkMoved(IReadOnlyCollection<FlowTuple> flows)
+        {
+            // The flow may never meet the moved-away rule (its frames dropped at ingress): mark its entry now.
+            try
+            {
+                var marks = _filter.MarkMoved(flows);
+                counters.ConntrackMarks(marks.Marked, marks.Missing, marks.Errors);
+            }
+            catch (KernelFilterException)
+            {
+                counters.ConntrackMarks(0, 0, flows.Count);
             }
         }
         var run = _migration.TryRun(name, o.NodeId, OwnerOf, MovedOut);
@@ -221,6 +232,7 @@ internal sealed partial class BalancerDaemon
                 _counters.ControlRefusals, _counters.ControlAcceptFailures),
             Migrations = _migration is { } m ? new MigrationStatus(_options.Migration!.ToString(), m.Counters.InProgress, m.Counters.Done,
                 m.Counters.Refused, m.Counters.ProxyErrors, m.Counters.ConntrackMarked, m.Counters.ConntrackMissing, m.Counters.ConntrackMarkErrors,
+                m.Counters.MovedOutResolved, m.Counters.MovedOutLeft,
                 m.Addresses.OrderBy(p => p.Key).ToDictionary(p => p.Key.ToString(CultureInfo.InvariantCulture), p => p.Value.ToString())) : null,
         };
     }

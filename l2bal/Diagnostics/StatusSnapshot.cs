@@ -214,9 +214,11 @@ internal sealed record ControlStatus(string Socket, string? ChangeGroup, long Re
 /// <param name="ConntrackMarked">Conntrack entries of moved flows marked moved-away at move time.</param>
 /// <param name="ConntrackMissing">Moved flows that had no conntrack entry to mark.</param>
 /// <param name="ConntrackMarkErrors">Moved flows whose entry could not be marked.</param>
+/// <param name="MovedOutResolved">Sessions whose moved_out flows l2bal resolved on a failure path (proxy gone, error mid-batch).</param>
+/// <param name="MovedOutLeft">Sessions whose flows the kernel refused to take out of moved_out: they leave it on the set's timeout.</param>
 /// <param name="PeerAddresses">Each peer's advertised address(es), by node id (peers that migrate).</param>
 internal sealed record MigrationStatus(string NodeAddress, long InProgress, long Done, IReadOnlyDictionary<string, long> Refused, long ProxyErrors,
-    long ConntrackMarked, long ConntrackMissing, long ConntrackMarkErrors,
+    long ConntrackMarked, long ConntrackMissing, long ConntrackMarkErrors, long MovedOutResolved, long MovedOutLeft,
     IReadOnlyDictionary<string, string> PeerAddresses);
 
 /// <summary>Source-generated JSON for the status document (no reflection: ready for Native AOT).</summary>

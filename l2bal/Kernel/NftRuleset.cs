@@ -82,8 +82,20 @@ internal static class NftRuleset
     /// <summary>Name of the netdev set of inbound 5-tuples of flows restored here, learned from their marked sockets' frames at egress.</summary>
     public const string MovedInSet = "moved_in";
 
-    /// <summary>How long a <see cref="MovedOutSet"/> element lives without traffic (refreshed per packet; the first packet moves it to <see cref="MovedFlowMark"/>).</summary>
-    public static readonly TimeSpan MovedOutTimeout = TimeSpan.FromDays(1);
+    /// <summary>
+    /// How long a <see cref="MovedOutSet"/> element lives (never refreshed): a transient state the runner resolves on every path;
+    /// this bounds only what the kernel refused to take out, and stays far above a batch's life (requests time out at 30 s).
+    /// </summary>
+    public static readonly TimeSpan MovedOutTimeout = TimeSpan.FromMinutes(5);
+
+    /// <summary>How long a <see cref="MovedAwaySet"/> element lives: the drop of a moved flow whose conntrack entry is not marked.</summary>
+    public static readonly TimeSpan MovedAwayTimeout = TimeSpan.FromDays(1);
+
+    /// <summary>
+    /// Meta mark a bare SYN carries through the moved-flow rules and the established accept of ip prerouting (migration only):
+    /// a new connection on a tuple that moved is judged by the owner rules like any other (docs/design.md#migration-filter).
+    /// </summary>
+    public const uint BareSynMark = 0x4c320119;
 
     /// <summary>How long a <see cref="MovedInSet"/> element lives without an outgoing frame of its socket.</summary>
     public static readonly TimeSpan MovedInTimeout = TimeSpan.FromHours(1);
@@ -294,17 +306,28 @@ internal static class NftRuleset
         }
         if (migrate)
         {
-            Rule(t, $"ct mark 0x{MovedFlowMark:x} counter name \"{Counters.DroppedMovedOut}\" drop", "a flow that moved away (conntrack keeps the mark across restarts of l2bal): never this node's again");
-            Rule(t, $"{InboundKey} @{MovedAwaySet} ct mark set 0x{MovedFlowMark:x} counter name \"{Counters.DroppedMovedOut}\" drop",
+            // A bare SYN on a moved tuple is a new connection (a reused source port): tagged, it passes the moved drops and the
+            // established accept (conntrack ignores a SYN on an established entry: sIG) and meets the owner rules.
+            string notSyn = $"meta mark != 0x{BareSynMark:x}";
+            Rule(t, $"tcp flags & (fin|syn|rst|ack) == syn meta mark set 0x{BareSynMark:x}", "a bare SYN: a new connection, judged by the owner rules below also on a tuple that moved");
+            Rule(t, $"tcp flags & (fin|syn|rst|ack) == syn|ack ct mark {{ 0x0, 0x{MovedFlowMark:x} }} socket transparent 0 ct mark set 0x0 delete @{MovedAwaySet} {{ {InboundKey} }}",
+                "a SYN-ACK to a local socket: a connection this node opened, its peer accepted it (a live old one answers an ACK)");
+            Rule(t, $"ct mark 0x{MovedFlowMark:x} {notSyn} counter name \"{Counters.DroppedMovedOut}\" drop", "a flow that moved away (conntrack keeps the mark across restarts of l2bal): never this node's again");
+            Rule(t, $"{InboundKey} @{MovedAwaySet} {notSyn} ct mark set 0x{MovedFlowMark:x} counter name \"{Counters.DroppedMovedOut}\" drop",
                 "a flow whose move was confirmed: marked in conntrack, so it stays away after l2bal restarts");
-            Rule(t, $"{InboundKey} @{MovedOutSet} update @{MovedOutSet} {{ {InboundKey} timeout {Seconds(MovedOutTimeout)}s }} counter name \"{Counters.DroppedMovedOut}\" drop",
-                "a flow moving away: its input stops here before the socket sees it (taken out again if it stays)");
-            Rule(t, $"ct mark 0x{MovedInFlowMark:x} socket mark 0x{MigrationMark:x} counter name \"{Counters.AcceptedMovedIn}\" accept", "a flow restored here whose socket lives");
-            Rule(t, $"ct mark 0x{MovedInFlowMark:x} tcp flags & (fin|syn|rst|ack) == syn ct mark set 0x0", "a bare SYN on a tuple restored here before: a new connection, judged as one");
-            Rule(t, $"ct mark 0x{MovedInFlowMark:x} counter name \"{Counters.DroppedMovedOut}\" drop",
+            Rule(t, $"{InboundKey} @{MovedOutSet} counter name \"{Counters.DroppedMovedOut}\" drop",
+                "a flow moving away, bare SYNs too: its input stops here before the socket sees it (taken out again if it stays)");
+            Rule(t, $"ct mark 0x{MovedInFlowMark:x} socket mark 0x{MigrationMark:x} meta mark set 0x0 counter name \"{Counters.AcceptedMovedIn}\" accept",
+                "a flow restored here whose socket lives (a SYN on it: the socket's challenge ACK)");
+            Rule(t, $"ct mark 0x{MovedInFlowMark:x} {notSyn} counter name \"{Counters.DroppedMovedOut}\" drop",
                 "a flow restored here whose socket is gone (a silent copy never sent Go, its process killed): silent drop, never a RST");
+            Rule(t, $"ct state established,related {notSyn} counter name \"{Counters.AcceptedEstablished}\" accept", "flows this node holds stay here whatever their bucket");
+            Rule(t, $"meta mark 0x{BareSynMark:x} meta mark set 0x0", "a bare SYN goes on to the new-flow rules untagged");
         }
-        Rule(t, $"ct state established,related counter name \"{Counters.AcceptedEstablished}\" accept", "flows this node holds stay here whatever their bucket");
+        else
+        {
+            Rule(t, $"ct state established,related counter name \"{Counters.AcceptedEstablished}\" accept", "flows this node holds stay here whatever their bucket");
+        }
         Rule(t, "iif \"lo\" accept", "from this node itself (health probe, local clients): never balanced");
         if (f.AddressFamily == AddressFamily.InterNetworkV6)
         {
@@ -317,6 +340,11 @@ internal static class NftRuleset
         }
         Rule(t, $"tcp dport @{SliceSet} tcp flags & (fin|syn|rst|ack) != syn counter name \"{Counters.DroppedSliceMidFlow}\" drop",
             "own slice, flow unknown here (a moved flow, one from before a restart): silent drop, never a RST");
+        if (migrate)
+        {
+            Rule(t, $"tcp dport @{SliceSet} tcp flags & (fin|syn|rst|ack) == syn ct mark set 0x0 delete @{MovedAwaySet} {{ {InboundKey} }}",
+                "a new connection to the own slice (accepted next): a tuple that moved before is this node's again");
+        }
         Rule(t, $"meta l4proto {{ tcp, udp }} th dport @{SliceSet} counter name \"{Counters.AcceptedSlice}\" accept", "own port slice");
         Rule(t, $"meta l4proto {{ tcp, udp }} th dport {all} counter name \"{Counters.DroppedOtherSlice}\" drop", "another node's port slice");
         Rule(t, $"meta mark set 0x{LeaseKey:x} meta mark != @{LeaseSet} counter name \"{Counters.DroppedNoLease}\" drop", "new flows only while the lease lives (tested before the mark carries the bucket)");
@@ -331,6 +359,11 @@ internal static class NftRuleset
             var services = string.Join(", ", s.Services.Select(v => $"{v.Protocol} . {v.Port}"));
             Rule(t, $"meta l4proto {{ tcp, udp }} meta l4proto . th dport != {{ {services} }} counter name \"{Counters.DroppedNotService}\" drop",
                 "new flow to a port the VIP does not offer (--service): silent drop, never a RST");
+        }
+        if (migrate)
+        {
+            Rule(t, $"tcp flags & (fin|syn|rst|ack) == syn delete @{MovedAwaySet} {{ {InboundKey} }}",
+                "a new connection (accepted next; its conntrack mark becomes the bucket's): a tuple that moved before is this node's again");
         }
         Rule(t, $"tcp flags & (fin|syn|rst|ack) == syn ct mark set meta mark or 0x{FlowMarkBase:x} meta mark set 0x0 counter name \"{Counters.AcceptedNew}\" accept", "new TCP flow on a bare SYN: conntrack mark carries the bucket");
         Rule(t, $"meta l4proto {{ udp, {f.Icmp} }} ct mark set meta mark or 0x{FlowMarkBase:x} meta mark set 0x0 counter name \"{Counters.AcceptedNew}\" accept", "new UDP or ICMP flow: conntrack mark carries the bucket");
@@ -464,7 +497,8 @@ internal static class NftRuleset
         var t = new StringBuilder();
         if (change == MovedFlowChange.Moved)
         {
-            t.Append(CultureInfo.InvariantCulture, $"add element ip {settings.TableName} {MovedAwaySet} {{ {added} }}\n");
+            string away = string.Create(CultureInfo.InvariantCulture, $" timeout {Seconds(MovedAwayTimeout)}s");
+            t.Append(CultureInfo.InvariantCulture, $"add element ip {settings.TableName} {MovedAwaySet} {{ {string.Join(", ", flows.Select(f => f.NftElement() + away))} }}\n");
         }
         t.Append(CultureInfo.InvariantCulture, $"add element {set} {{ {added} }}\n");
         if (change != MovedFlowChange.Moving)

@@ -10,6 +10,8 @@ internal sealed class MigrationCounters
     private long _conntrackMarked;
     private long _conntrackMissing;
     private long _conntrackMarkErrors;
+    private long _movedOutResolved;
+    private long _movedOutLeft;
 
     /// <summary>Sessions asked to move whose answer has not come yet.</summary>
     public long InProgress => Interlocked.Read(ref _inProgress);
@@ -52,6 +54,19 @@ internal sealed class MigrationCounters
 
     /// <summary>Moved flows whose entry could not be marked (any other errno, or the request failed).</summary>
     public long ConntrackMarkErrors => Interlocked.Read(ref _conntrackMarkErrors);
+
+    /// <summary>
+    /// Sessions whose flows l2bal took out of moved_out on a failure path (the proxy gone, an error mid-batch): to moved_away
+    /// when they may have moved, back when the proxy still lists them.
+    /// </summary>
+    public long MovedOutResolved => Interlocked.Read(ref _movedOutResolved);
+
+    /// <summary>Sessions whose flows the kernel refused to take out of moved_out (twice): they leave it on the set's timeout.</summary>
+    public long MovedOutLeft => Interlocked.Read(ref _movedOutLeft);
+
+    public void MovedOutResolvedOnFailure(long sessions) => Interlocked.Add(ref _movedOutResolved, sessions);
+
+    public void MovedOutLeftToExpire(long sessions) => Interlocked.Add(ref _movedOutLeft, sessions);
 
     /// <summary>Counts one mark request's outcome.</summary>
     public void ConntrackMarks(long marked, long missing, long errors)

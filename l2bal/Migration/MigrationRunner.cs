@@ -26,7 +26,8 @@ internal sealed record MigrationSummary(int Moved, IReadOnlyDictionary<string, i
 /// moved-away set (marked in conntrack by their next packet); a session that stayed has its flows taken
 /// out again. When the proxy fails mid-move, a fresh <c>list</c> tells which sessions are still here:
 /// they stay (flows out of the set), the others moved; when that fails too the proxy is gone and so
-/// are its sessions: counted as refused, and the set keeps their flows (no RST for a session that may have moved).
+/// are its sessions: counted as refused, and their flows go to the moved-away set (no RST for a session that may have moved).
+/// No flow stays in the moved-out set after its batch, an exception included (<see cref="MigrationCounters.MovedOutResolved"/>).
 /// </summary>
 internal sealed class MigrationRunner(IMigrationProxy proxy, Action<IReadOnlyCollection<FlowTuple>, MovedFlowChange> movedOut, MigrationCounters counters,
     TimeSpan? settleFor = null)
@@ -81,73 +82,135 @@ internal sealed class MigrationRunner(IMigrationProxy proxy, Action<IReadOnlyCol
                 continue;
             }
             counters.Started(byId.Count);
-            var stayed = new List<(ProxySession Session, string Reason)>();
-            var answered = new HashSet<string>(StringComparer.Ordinal);
-            IReadOnlyList<MoveOutcome> outcomes;
-            bool proxyGone = false;
+            // Sessions whose flows sit in moved_out: each leaves it on every path, an exception included (docs/design.md#stale-moved_out-elements).
+            var unsettled = new Dictionary<string, ProxySession>(byId, StringComparer.Ordinal);
+            var counted = new HashSet<string>(StringComparer.Ordinal);
             try
             {
-                outcomes = proxy.Move(batch.Peer, [.. byId.Keys]);
-            }
-            catch (MigrationProxyException)
-            {
-                counters.ProxyError();
-                var reconciled = Reconcile(byId.Values);
-                proxyGone = reconciled is null;
-                outcomes = reconciled ?? [];
-            }
-            foreach (var outcome in outcomes)
-            {
-                if (!byId.TryGetValue(outcome.Id, out var session) || !answered.Add(outcome.Id))
-                {
-                    continue; // an id not asked for, or answered twice: the first answer stands
-                }
-                if (outcome.Moved)
-                {
-                    moved++;
-                    pauses.Add(outcome.PauseMs);
-                    counters.Moved();
-                }
-                else
-                {
-                    stayed.Add((session, outcome.Reason ?? MigrationReasons.ProxyFailed));
-                }
-            }
-            // An id the proxy did not answer was not moved by its word: it stays here.
-            stayed.AddRange(byId.Values.Where(s => !answered.Contains(s.Id)).Select(s => (s, MigrationReasons.ProxyFailed)));
-            foreach (var (_, reason) in stayed)
-            {
-                counters.Stayed(reason);
-                Count(reason);
-            }
-            var stayedIds = stayed.Select(x => x.Session.Id).ToHashSet(StringComparer.Ordinal);
-            var gone = byId.Values.Where(s => answered.Contains(s.Id) && !stayedIds.Contains(s.Id)).ToList();
-            if (gone.Count > 0)
-            {
+                var stayed = new List<(ProxySession Session, string Reason)>();
+                IReadOnlyList<MoveOutcome> outcomes;
+                bool proxyGone = false;
                 try
                 {
-                    movedOut([.. gone.SelectMany(s => s.InboundFlows())], MovedFlowChange.Moved);
+                    outcomes = proxy.Move(batch.Peer, [.. byId.Keys]);
                 }
-                catch (KernelFilterException)
+                catch (MigrationProxyException)
                 {
-                    // Still in moved_out, dropped while it lives; only the conntrack mark for after an l2bal restart is missing.
                     counters.ProxyError();
+                    var reconciled = Reconcile(byId.Values);
+                    proxyGone = reconciled is null;
+                    outcomes = reconciled ?? [];
                 }
+                foreach (var outcome in outcomes)
+                {
+                    if (!byId.TryGetValue(outcome.Id, out var session) || !counted.Add(outcome.Id))
+                    {
+                        continue; // an id not asked for, or answered twice: the first answer stands
+                    }
+                    if (outcome.Moved)
+                    {
+                        moved++;
+                        pauses.Add(outcome.PauseMs);
+                        counters.Moved();
+                    }
+                    else
+                    {
+                        stayed.Add((session, outcome.Reason ?? MigrationReasons.ProxyFailed));
+                    }
+                }
+                // An id the proxy did not answer was not moved by its word: it stays here.
+                var unanswered = byId.Values.Where(s => !counted.Contains(s.Id)).ToList();
+                stayed.AddRange(unanswered.Select(s => (s, MigrationReasons.ProxyFailed)));
+                foreach (var (session, reason) in stayed)
+                {
+                    counted.Add(session.Id);
+                    counters.Stayed(reason);
+                    Count(reason);
+                }
+                var stayedIds = stayed.Select(x => x.Session.Id).ToHashSet(StringComparer.Ordinal);
+                Settle(unsettled, [.. byId.Values.Where(s => !stayedIds.Contains(s.Id))], MovedFlowChange.Moved, resolved: false);
+                // The proxy gone, its sessions moved or died with it: none comes back here, a new connection on a tuple may.
+                Settle(unsettled, [.. stayed.Select(x => x.Session)], proxyGone ? MovedFlowChange.Moved : MovedFlowChange.Stayed, resolved: proxyGone);
             }
-            if (stayed.Count > 0 && !proxyGone)
+            finally
             {
-                try
+                if (unsettled.Count > 0)
                 {
-                    movedOut([.. stayed.SelectMany(s => s.Session.InboundFlows())], MovedFlowChange.Stayed);
-                }
-                catch (KernelFilterException)
-                {
-                    // Their input stays dropped until the elements expire: counted, the session is refused either way.
-                    counters.ProxyError();
+                    SettleUnknown(unsettled, counted);
                 }
             }
         }
         return new MigrationSummary(moved, refused, plan.OwnedHere, pauses);
+    }
+
+    /// <summary>
+    /// Takes <paramref name="sessions"/>' flows out of moved_out by <paramref name="change"/> (tried twice); counted as resolved
+    /// when on a failure path, as left to the set's timeout when the kernel refused both times.
+    /// </summary>
+    private void Settle(Dictionary<string, ProxySession> unsettled, IReadOnlyList<ProxySession> sessions, MovedFlowChange change, bool resolved)
+    {
+        if (sessions.Count == 0)
+        {
+            return;
+        }
+        foreach (var s in sessions)
+        {
+            unsettled.Remove(s.Id);
+        }
+        var flows = sessions.SelectMany(s => s.InboundFlows()).ToList();
+        for (int attempt = 1; ; attempt++)
+        {
+            try
+            {
+                movedOut(flows, change);
+                break;
+            }
+            catch (KernelFilterException) when (attempt == 1)
+            {
+            }
+            catch (KernelFilterException)
+            {
+                counters.MovedOutLeftToExpire(sessions.Count);
+                return;
+            }
+        }
+        if (resolved)
+        {
+            counters.MovedOutResolvedOnFailure(sessions.Count);
+        }
+    }
+
+    /// <summary>
+    /// A batch that ended in an exception with flows still in moved_out: a fresh <c>list</c> decides (listed: stayed, back;
+    /// the others moved, away), and without one every such session is taken as moved: never back here half-moved.
+    /// </summary>
+    private void SettleUnknown(Dictionary<string, ProxySession> unsettled, HashSet<string> counted)
+    {
+        var sessions = unsettled.Values.ToList();
+        List<MoveOutcome>? outcomes = null;
+        try
+        {
+            outcomes = Reconcile(sessions);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // The batch's own exception goes on; this one only decides that the fate is unknown.
+        }
+        var stays = outcomes?.Where(o => !o.Moved).Select(o => o.Id).ToHashSet(StringComparer.Ordinal) ?? [];
+        foreach (var s in sessions.Where(s => counted.Add(s.Id)))
+        {
+            // Done only on the proxy's word; a fate unknown counts as refused (proxy-failed), as with a proxy gone.
+            if (outcomes is not null && !stays.Contains(s.Id))
+            {
+                counters.Moved();
+            }
+            else
+            {
+                counters.Stayed(MigrationReasons.ProxyFailed);
+            }
+        }
+        Settle(unsettled, [.. sessions.Where(s => !stays.Contains(s.Id))], MovedFlowChange.Moved, resolved: true);
+        Settle(unsettled, [.. sessions.Where(s => stays.Contains(s.Id))], MovedFlowChange.Stayed, resolved: true);
     }
 
     /// <summary>

@@ -52,7 +52,7 @@ public partial class StatusDocumentTests
         LastEventSeq = journal.LastSeq,
         Events = journal.Recent(),
         Control = new ControlStatus("@l2bal", "l2admin", 2, 1),
-        Migrations = new MigrationStatus("198.18.0.2:1081", 1, 5, new Dictionary<string, long> { ["no-key"] = 2 }, 0, 4, 1, 0,
+        Migrations = new MigrationStatus("198.18.0.2:1081", 1, 5, new Dictionary<string, long> { ["no-key"] = 2 }, 0, 4, 1, 0, 3, 0,
             new Dictionary<string, string> { ["3"] = "198.18.0.3:1081" }),
     };
 
@@ -101,6 +101,19 @@ public partial class StatusDocumentTests
         Assert.Equal(3, wake.GetProperty("wakes").GetInt64());
         Assert.Equal(2, wake.GetProperty("ignoredRateLimited").GetInt64());
         Assert.Equal(5, wake.GetProperty("ignoredFailing").GetInt64());
+    }
+
+    [Fact]
+    public void JsonAndMetrics_Migrations_CarryTheMovedOutResolutions()
+    {
+        var sample = Sample(new EventJournal());
+        var migrations = Render(sample).GetProperty("migrations");
+
+        Assert.Equal(3, migrations.GetProperty("movedOutResolved").GetInt64());
+        Assert.Equal(0, migrations.GetProperty("movedOutLeft").GetInt64());
+        var metrics = StatusRenderer.Prometheus(sample, TimeSpan.Zero);
+        Assert.Contains("l2bal_migration_moved_out_resolved_total 3\n", metrics, StringComparison.Ordinal);
+        Assert.Contains("l2bal_migration_moved_out_left_total 0\n", metrics, StringComparison.Ordinal);
     }
 
     [Fact]

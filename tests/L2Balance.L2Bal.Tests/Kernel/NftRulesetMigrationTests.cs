@@ -35,11 +35,36 @@ public class NftRulesetMigrationTests
         NftRulesetTests.AssertInOrder(text,
             "chain prerouting {",
             "ip daddr != 198.18.0.10 accept",
-            "ct mark 0x20000 counter name \"dropped_moved_out\" drop",
-            "meta l4proto . ip saddr . th sport . ip daddr . th dport @moved_away ct mark set 0x20000 counter name \"dropped_moved_out\" drop",
-            "meta l4proto . ip saddr . th sport . ip daddr . th dport @moved_out update @moved_out { meta l4proto . ip saddr . th sport . ip daddr . th dport timeout 86400s } counter name \"dropped_moved_out\" drop",
-            "ct state established,related counter name \"accepted_established\" accept");
+            "tcp flags & (fin|syn|rst|ack) == syn meta mark set 0x4c320119",
+            "tcp flags & (fin|syn|rst|ack) == syn|ack ct mark { 0x0, 0x20000 } socket transparent 0 ct mark set 0x0 delete @moved_away { meta l4proto . ip saddr . th sport . ip daddr . th dport }",
+            "ct mark 0x20000 meta mark != 0x4c320119 counter name \"dropped_moved_out\" drop",
+            "meta l4proto . ip saddr . th sport . ip daddr . th dport @moved_away meta mark != 0x4c320119 ct mark set 0x20000 counter name \"dropped_moved_out\" drop",
+            "meta l4proto . ip saddr . th sport . ip daddr . th dport @moved_out counter name \"dropped_moved_out\" drop",
+            "ct state established,related meta mark != 0x4c320119 counter name \"accepted_established\" accept");
         Assert.Contains("set moved_out { type inet_proto . ipv4_addr . inet_service . ipv4_addr . inet_service; flags dynamic, timeout; size 65536;", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Install_MigrationOn_BareSynOnAMovedTupleIsJudgedByTheOwnerRulesAndAnAcceptedOneLeavesMovedAway()
+    {
+        var text = NftRuleset.Install(Migrating());
+
+        // Tagged ahead of the moved drops and the established accept, untagged before the owner rules; the accepts forget the tuple.
+        NftRulesetTests.AssertInOrder(text,
+            "chain prerouting {",
+            "tcp flags & (fin|syn|rst|ack) == syn meta mark set 0x4c320119",
+            "ct state established,related meta mark != 0x4c320119",
+            "meta mark 0x4c320119 meta mark set 0x0",
+            "iif \"lo\" accept",
+            "\"dropped_slice_mid_flow\" drop",
+            "tcp dport @own_slice tcp flags & (fin|syn|rst|ack) == syn ct mark set 0x0 delete @moved_away { meta l4proto . ip saddr . th sport . ip daddr . th dport }",
+            "th dport @own_slice counter name \"accepted_slice\" accept",
+            "meta mark != @owned counter name \"dropped_not_owned\" drop",
+            "tcp flags & (fin|syn|rst|ack) == syn delete @moved_away { meta l4proto . ip saddr . th sport . ip daddr . th dport }",
+            "tcp flags & (fin|syn|rst|ack) == syn ct mark set meta mark or 0x10000 meta mark set 0x0 counter name \"accepted_new\" accept");
+        // The moved_out drop takes bare SYNs too (a move in progress) and no longer refreshes its timeout per packet.
+        Assert.DoesNotContain("update @moved_out", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("0x4c320119", NftRuleset.Install(NftRulesetTests.Sample()), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -68,9 +93,8 @@ public class NftRulesetMigrationTests
 
         NftRulesetTests.AssertInOrder(text,
             "chain prerouting {",
-            "ct mark 0x40000 socket mark 0x4c320019 counter name \"accepted_moved_in\" accept",
-            "ct mark 0x40000 tcp flags & (fin|syn|rst|ack) == syn ct mark set 0x0",
-            "ct mark 0x40000 counter name \"dropped_moved_out\" drop",
+            "ct mark 0x40000 socket mark 0x4c320019 meta mark set 0x0 counter name \"accepted_moved_in\" accept",
+            "ct mark 0x40000 meta mark != 0x4c320119 counter name \"dropped_moved_out\" drop",
             "ct state established,related",
             "iif \"lo\" accept",
             "meta l4proto { tcp, udp } socket mark 0x4c320019 ct mark set 0x40000 counter name \"accepted_moved_in\" accept",
@@ -138,7 +162,7 @@ public class NftRulesetMigrationTests
     {
         var text = NftRuleset.MovedOut(Migrating(), [Flow("198.18.1.5", 40000, 1080), Flow("198.18.2.7", 443, 33000)], MovedFlowChange.Moving);
 
-        Assert.Equal("add element ip l2bal moved_out { tcp . 198.18.1.5 . 40000 . 198.18.0.10 . 1080 timeout 86400s, tcp . 198.18.2.7 . 443 . 198.18.0.10 . 33000 timeout 86400s }\n", text);
+        Assert.Equal("add element ip l2bal moved_out { tcp . 198.18.1.5 . 40000 . 198.18.0.10 . 1080 timeout 300s, tcp . 198.18.2.7 . 443 . 198.18.0.10 . 33000 timeout 300s }\n", text);
     }
 
     [Fact]
@@ -146,7 +170,7 @@ public class NftRulesetMigrationTests
     {
         var text = NftRuleset.MovedOut(Migrating(), [Flow("198.18.1.5", 40000, 1080)], MovedFlowChange.Stayed);
 
-        Assert.Equal("add element ip l2bal moved_out { tcp . 198.18.1.5 . 40000 . 198.18.0.10 . 1080 timeout 86400s }\n"
+        Assert.Equal("add element ip l2bal moved_out { tcp . 198.18.1.5 . 40000 . 198.18.0.10 . 1080 timeout 300s }\n"
             + "delete element ip l2bal moved_out { tcp . 198.18.1.5 . 40000 . 198.18.0.10 . 1080 }\n", text);
         Assert.Equal(string.Empty, NftRuleset.MovedOut(Migrating(), [], MovedFlowChange.Stayed));
     }
@@ -157,7 +181,7 @@ public class NftRulesetMigrationTests
         var text = NftRuleset.MovedOut(Migrating(), [Flow("198.18.1.5", 40000, 1080)], MovedFlowChange.Moved);
 
         Assert.Equal("add element ip l2bal moved_away { tcp . 198.18.1.5 . 40000 . 198.18.0.10 . 1080 timeout 86400s }\n"
-            + "add element ip l2bal moved_out { tcp . 198.18.1.5 . 40000 . 198.18.0.10 . 1080 timeout 86400s }\n"
+            + "add element ip l2bal moved_out { tcp . 198.18.1.5 . 40000 . 198.18.0.10 . 1080 timeout 300s }\n"
             + "delete element ip l2bal moved_out { tcp . 198.18.1.5 . 40000 . 198.18.0.10 . 1080 }\n", text);
     }
 

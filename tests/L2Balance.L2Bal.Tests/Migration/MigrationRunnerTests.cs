@@ -172,7 +172,7 @@ public class MigrationRunnerTests
     }
 
     [Fact]
-    public void Run_ProxyGoneEntirely_KeepsTheFlowsMovedOutAndRefusesTheBatch()
+    public void Run_ProxyGoneEntirely_PutsTheFlowsMovedAwayNeverBackAndRefusesTheBatch()
     {
         var (calls, proxy, counters, runner) = Setup();
         proxy.OnMove = (_, _) => throw new MigrationProxyException("connection refused");
@@ -182,8 +182,74 @@ public class MigrationRunnerTests
 
         Assert.Equal(0, summary.Moved);
         Assert.Equal(new Dictionary<string, int> { ["proxy-failed"] = 1 }, summary.Refused);
-        Assert.DoesNotContain(calls, c => c.StartsWith("out-", StringComparison.Ordinal) || c.StartsWith("away", StringComparison.Ordinal));
+        // Moved or died with the proxy: out of moved_out, never taken back here.
+        Assert.StartsWith("away tcp . 198.18.1.21 ", calls[^1], StringComparison.Ordinal);
+        Assert.DoesNotContain(calls, c => c.StartsWith("out-", StringComparison.Ordinal));
         Assert.Equal(2, counters.ProxyErrors);
+        Assert.Equal(1, counters.MovedOutResolved);
+        Assert.Equal(0, counters.InProgress);
+    }
+
+    [Fact]
+    public void Run_KernelRefusesATakeOutOnce_TriesAgainAndLeavesNothing()
+    {
+        var calls = new List<string>();
+        int refusals = 0;
+        var (_, proxy, counters, _) = Setup();
+        proxy.OnMove = (_, ids) => [new MoveOutcome(ids[0], false, 0, "restore-failed")];
+        var runner = new MigrationRunner(proxy, (flows, change) =>
+        {
+            calls.Add(change.ToString());
+            if (change == MovedFlowChange.Stayed && refusals++ == 0)
+            {
+                throw new KernelFilterException("transaction refused");
+            }
+        }, counters);
+
+        runner.Run(Plan(MigrationTestData.Session(1, 21)));
+
+        Assert.Equal(["Moving", "Stayed", "Stayed"], calls);
+        Assert.Equal(0, counters.MovedOutLeft);
+        Assert.Equal(0, counters.MovedOutResolved);
+    }
+
+    [Fact]
+    public void Run_KernelRefusesATakeOutTwice_CountsTheSessionsLeftToTheTimeout()
+    {
+        var (_, proxy, counters, _) = Setup();
+        var runner = new MigrationRunner(proxy, (_, change) =>
+        {
+            if (change == MovedFlowChange.Moved)
+            {
+                throw new KernelFilterException("transaction refused");
+            }
+        }, counters);
+
+        var summary = runner.Run(Plan(MigrationTestData.Session(1, 21), MigrationTestData.Session(2, 21)));
+
+        Assert.Equal(2, summary.Moved);
+        Assert.Equal(2, counters.MovedOutLeft);
+        Assert.Equal(0, counters.InProgress);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Run_UnexpectedErrorMidBatch_AListDecidesOrAllMoveAwayAndNoFlowStaysMovedOut(bool lists)
+    {
+        var (calls, proxy, counters, runner) = Setup();
+        proxy.OnMove = (_, _) => throw new InvalidOperationException("a bug");
+        proxy.OnList = () => lists ? [MigrationTestData.Session(2, 22)] : throw new InvalidOperationException("still a bug");
+
+        Assert.Throws<InvalidOperationException>(() => runner.Run(Plan(MigrationTestData.Session(1, 21), MigrationTestData.Session(2, 22))));
+
+        // Listed: back (out-); not listed, or no list at all: moved away, never back here.
+        var s1 = "tcp . 198.18.1.21 . 40001 . 198.18.0.10 . 1080, tcp . 198.18.2.7 . 443 . 198.18.0.10 . 33001";
+        var s2 = "tcp . 198.18.1.22 . 40002 . 198.18.0.10 . 1080, tcp . 198.18.2.7 . 443 . 198.18.0.10 . 33002";
+        Assert.Equal(lists ? ["away " + s1, "out- " + s2] : ["away " + s1 + ", " + s2], calls.Where(c => c.StartsWith("away", StringComparison.Ordinal) || c.StartsWith("out-", StringComparison.Ordinal)));
+        Assert.Equal(2, counters.MovedOutResolved);
+        Assert.Equal(lists ? 1 : 0, counters.Done);
+        Assert.Equal(lists ? 1 : 2, counters.Refused["proxy-failed"]);
         Assert.Equal(0, counters.InProgress);
     }
 

@@ -156,6 +156,13 @@ internal sealed class LabSession : IDisposable
 
     public string Describe() => $"up: {Up}; down: {Down}";
 
+    /// <summary>Ends the client end with a RST (SO_LINGER 0): the client keeps no TIME_WAIT, so its source port may serve again at once.</summary>
+    public void AbortClient()
+    {
+        _client.LingerState = new LingerOption(true, 0);
+        _client.Dispose();
+    }
+
     public void Dispose()
     {
         _client.Dispose();

@@ -20,8 +20,8 @@ internal sealed record ClusterSession(IPAddress Source, IPEndPoint ClientEnd, La
     public override string ToString() => $"{Source} ({ClientEnd}): {Session.Describe()}";
 }
 
-/// <summary>Counters of one l2bal (done, refused) and of every l2proxy (moves out and in, index = node - 1).</summary>
-internal sealed record MigrationCounts(long Done, long Refused, long[] Out, long[] In);
+/// <summary>Counters of one l2bal (done, refused, moved-out flows resolved) and of every l2proxy (moves out and in, index = node - 1).</summary>
+internal sealed record MigrationCounts(long Done, long Refused, long[] Out, long[] In, long MovedOutResolved = 0);
 
 /// <summary>The generic parts of the migration cluster's tests: checked sessions on a node's buckets, listings, proxy metrics.</summary>
 public partial class MigrationClusterFixture
@@ -147,7 +147,8 @@ public partial class MigrationClusterFixture
                 ins[n - 1] = await ProxyMetricAsync(n, "l2proxy_migrations_total{direction=\"in\"}");
             }
         }
-        return new MigrationCounts(m.GetProperty("done").GetInt64(), m.GetProperty("refused").EnumerateObject().Sum(r => r.Value.GetInt64()), outs, ins);
+        return new MigrationCounts(m.GetProperty("done").GetInt64(), m.GetProperty("refused").EnumerateObject().Sum(r => r.Value.GetInt64()), outs, ins,
+            m.GetProperty("movedOutResolved").GetInt64());
     }
 
     /// <summary>
@@ -238,7 +239,6 @@ public partial class MigrationClusterFixture
         await WaitTakesMigrationsAsync(k);
     }
 
-    /// <summary>Runs an l2bal command on node k (bounded), e.g. <c>drain --migrate</c>.</summary>
     /// <summary>The client ends among <paramref name="ends"/> whose inbound conntrack entry in node k lacks the moved mark (0x20000 = 131072), with the entry's line or "no entry".</summary>
     internal async Task<List<string>> UnmarkedMovedFlowsAsync(int k, IEnumerable<IPEndPoint> ends)
     {
@@ -250,5 +250,14 @@ public partial class MigrationClusterFixture
             .Select(x => $"{x.End}: {x.Line ?? "no entry"}")];
     }
 
+    /// <summary>The elements of node k's <c>moved_out</c> set (flows moving away), as <c>nft list set</c> prints them.</summary>
+    internal async Task<List<string>> MovedOutElementsAsync(int k)
+    {
+        var set = await Lab.RunOnNode(k, LabBinaries.Require("nft", "nftables"), ["list", "set", "ip", "l2bal", "moved_out"]).WithTimeout(Step);
+        Assert.True(set.Succeeded, set.ToString());
+        return [.. System.Text.RegularExpressions.Regex.Matches(set.StdOut, @"tcp \. [0-9.]+ \. \d+ \. [0-9.]+ \. \d+").Select(m => m.Value)];
+    }
+
+    /// <summary>Runs an l2bal command on node k (bounded), e.g. <c>drain --migrate</c>.</summary>
     internal Task<LabRunResult> L2BalAsync(int k, params string[] args) => Lab.RunOnNode(k, ClusterBinaries.L2Bal, args, Step).WithTimeout(Step);
 }

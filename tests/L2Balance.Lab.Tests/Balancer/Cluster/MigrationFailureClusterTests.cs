@@ -72,8 +72,12 @@ public sealed class MigrationFailureClusterTests(MigrationClusterFixture fixture
             Assert.Equal(movedIn, run.Held.Count);
             Assert.DoesNotContain(run.Holders.Values, k => k == Drained);
             AssertHeldRunOnIntact(run, why);
-            // l2bal's run ended and counted every session (its proxy gone: refused, the flows kept out).
+            // l2bal's run ended and counted every session (its proxy gone: refused, their flows moved away, never back).
             Assert.Equal(Sessions, run.After.Done - run.Before.Done + run.After.Refused - run.Before.Refused);
+            // Nothing the dead proxy left mid-move stays in moved_out (docs/design.md#stale-moved_out-elements).
+            Assert.True(run.After.MovedOutResolved > run.Before.MovedOutResolved, why);
+            var left = await fixture.MovedOutElementsAsync(Drained);
+            Assert.True(left.Count == 0, $"{left.Count} flows still in moved_out: {string.Join(", ", left.Take(5))}\n{why}");
         }
         finally
         {

@@ -218,6 +218,7 @@ internal sealed class FilterLab : IDisposable
     private Socket Bound(IPAddress source, int port = 0)
     {
         var socket = Client.OpenSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, port != 0);
         socket.Bind(new IPEndPoint(source, port));
         return socket;
     }
@@ -269,6 +270,40 @@ internal sealed class FilterLab : IDisposable
         {
             return false;
         }
+    }
+
+    /// <summary>Connects from <paramref name="source"/>:<paramref name="port"/> (a port used before) to VIP:8080; null if the SYN got no answer in time.</summary>
+    public async Task<Socket?> TryConnectFromAsync(IPAddress source, int port) => await ConnectAsync(Bound(source, port));
+
+    /// <summary>The node's socket accepted from <paramref name="client"/> (the echo loop's), waited for briefly.</summary>
+    public async Task<Socket> AcceptedFromAsync(EndPoint client)
+    {
+        for (int i = 0; i < 50; i++)
+        {
+            if (_accepted.FirstOrDefault(s => Equals(s.RemoteEndPoint, client)) is { } found)
+            {
+                return found;
+            }
+            await Task.Delay(20);
+        }
+        throw new InvalidOperationException($"no accepted socket from {client}");
+    }
+
+    /// <summary>Closes <paramref name="socket"/> in TCP_REPAIR mode: it vanishes without a FIN or RST, as a moved session's old socket does.</summary>
+    public static void Vanish(Socket socket)
+    {
+        socket.SetRawSocketOption(6 /* SOL_TCP */, 19 /* TCP_REPAIR */, BitConverter.GetBytes(1));
+        socket.Dispose();
+    }
+
+    /// <summary>A forged bare SYN from <paramref name="source"/>:<paramref name="port"/> to VIP:8080 (<see cref="ForgedSyn"/>).</summary>
+    public void SendBareSyn(IPAddress source, int port) => ForgedSyn.Send(Client, new IPEndPoint(source, port), new IPEndPoint(Vip, Port));
+
+    /// <summary>The node's conntrack line of the flow from <paramref name="source"/>:<paramref name="port"/> to the VIP (for messages), or "none".</summary>
+    public async Task<string> ConntrackLineAsync(IPAddress source, int port)
+    {
+        var text = (await Node.RunAsync("cat", ["/proc/net/nf_conntrack"], TimeSpan.FromSeconds(10)).WithTimeout()).EnsureSuccess().StdOut;
+        return text.Split('\n').FirstOrDefault(l => l.Contains($"src={source} dst={Vip} sport={port} ", StringComparison.Ordinal))?.Trim() ?? "none";
     }
 
     /// <summary>A set of every one of <paramref name="buckets"/> buckets.</summary>

@@ -81,6 +81,146 @@ public sealed class MigrationFilterLabTests
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
+    public async Task BareSyn_TupleMovedAwayInAnOwnedBucket_IsANewConnectionServedHereWhoseLaterPacketsPass()
+    {
+        using var lab = await FilterLab.CreateAsync(MacMode.Multicast);
+        using var filter = Installed(lab, FilterLab.AllBuckets(Buckets));
+        var (source, port) = await MovedAwayAndVanishedAsync(lab, filter, FilterLab.Sources[2]);
+        var moved = await lab.ConntrackLineAsync(source, port);
+        var before = filter.ReadCounters();
+
+        // The client reuses its source port for a new connection: the old entry is still in conntrack, marked moved away.
+        using var again = await lab.TryConnectFromAsync(source, port);
+        var served = again is not null && await FilterLab.EchoAsync(again, "new\n", TimeSpan.FromSeconds(5)) && await FilterLab.EchoAsync(again, "more\n", TimeSpan.FromSeconds(5));
+        var after = filter.ReadCounters();
+        var mark = (await lab.ConntrackMarksAsync())[(source, port)];
+
+        Assert.Contains("mark=131072", moved, StringComparison.Ordinal);
+        Assert.True(served, $"the new connection from {source}:{port} is served; conntrack before: {moved}; now: {await lab.ConntrackLineAsync(source, port)}");
+        Assert.True(after.AcceptedNew > before.AcceptedNew, $"accepted_new {before.AcceptedNew} -> {after.AcceptedNew}");
+        Assert.Equal(NftRuleset.FlowMarkBase, mark & 0xffff0000u);
+    }
+
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task BareSyn_LiveTupleMovedAwayInABucketNotOwned_IsDroppedAndTheMovedFlowStaysDroppedWithoutReset()
+    {
+        using var lab = await FilterLab.CreateAsync(MacMode.Multicast);
+        var all = FilterLab.AllBuckets(Buckets);
+        using var filter = Installed(lab, all);
+        using var client = await MovedAwayAsync(lab, filter, FilterLab.Sources[3]);
+        var flow = Inbound(client);
+        // Draining every bucket: frames pass ingress (as on a drained node), new flows are not this node's.
+        filter.Apply(new BucketSet(Buckets), all, ownSlice: true, Lease);
+        var before = filter.ReadCounters();
+
+        lab.SendBareSyn(flow.Source.Address, flow.Source.Port);
+        await Task.Delay(300);
+        var afterSyn = filter.ReadCounters();
+        // A RST would throw here (ECONNRESET): the moved flow's packets keep vanishing.
+        var echoed = await FilterLab.EchoAsync(client, "after\n", TimeSpan.FromSeconds(1.5));
+        var after = filter.ReadCounters();
+
+        Assert.True(afterSyn.DroppedNotOwned > before.DroppedNotOwned, $"the SYN meets the owner rules: dropped_not_owned {before.DroppedNotOwned} -> {afterSyn.DroppedNotOwned}");
+        Assert.Equal(before.AcceptedNew, afterSyn.AcceptedNew);
+        Assert.False(echoed);
+        Assert.True(after.DroppedMovedOut > afterSyn.DroppedMovedOut, $"dropped_moved_out {afterSyn.DroppedMovedOut} -> {after.DroppedMovedOut}");
+        Assert.Equal(NftRuleset.MovedFlowMark, (await lab.ConntrackMarksAsync())[(flow.Source.Address, flow.Source.Port)]);
+    }
+
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task BareSyn_TupleRestoredHereInABucketNotOwned_LiveSocketKeepsItsFlowAndAGoneOneIsNotAnswered()
+    {
+        using var lab = await FilterLab.CreateAsync(MacMode.Multicast);
+        using var filter = Installed(lab, FilterLab.AllBuckets(Buckets));
+        var client = await lab.TryConnectAsync(FilterLab.Sources[4]) ?? throw new InvalidOperationException("no connection");
+        var local = (IPEndPoint)client.LocalEndPoint!;
+        var (source, port) = (local.Address, local.Port);
+        var restored = await lab.AcceptedFromAsync(client.LocalEndPoint!);
+        // As a restored socket: marked, so its frames mark the flow 0x40000 and open ingress for it.
+        restored.SetRawSocketOption(SOL_SOCKET, SO_MARK, BitConverter.GetBytes(NftRuleset.MigrationMark));
+        Assert.True(await FilterLab.EchoAsync(client, "restored\n", TimeSpan.FromSeconds(5)));
+        filter.Apply(new BucketSet(Buckets), new BucketSet(Buckets), ownSlice: true, Lease);
+
+        // A forged SYN on the live tuple: the restored socket may answer a challenge ACK, never a RST or a new connection.
+        lab.SendBareSyn(source, port);
+        await Task.Delay(300);
+        var stillFlowing = await FilterLab.EchoAsync(client, "still\n", TimeSpan.FromSeconds(5));
+        var mark = (await lab.ConntrackMarksAsync())[(source, port)];
+        FilterLab.Vanish(restored);
+        FilterLab.Vanish(client);
+        var before = filter.ReadCounters();
+        using var again = await lab.TryConnectFromAsync(source, port);
+        var after = filter.ReadCounters();
+
+        Assert.True(stillFlowing);
+        Assert.Equal(NftRuleset.MovedInFlowMark, mark);
+        Assert.True(again is null, $"a node that does not own the bucket never answers a SYN on a tuple restored here before; conntrack: {await lab.ConntrackLineAsync(source, port)}");
+        Assert.True(after.DroppedNotOwned > before.DroppedNotOwned, $"dropped_not_owned {before.DroppedNotOwned} -> {after.DroppedNotOwned}");
+    }
+
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task SynAck_ConnectionThisNodeOpensOnATupleThatMovedAway_PassesOnceThePeerAcceptsItNeverWhileTheOldOneLives()
+    {
+        using var lab = await FilterLab.CreateAsync(MacMode.Multicast);
+        using var filter = Installed(lab, FilterLab.AllBuckets(Buckets));
+        using var target = lab.Client.OpenSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        target.Bind(new IPEndPoint(IPAddress.Parse("198.18.0.100"), 9000));
+        target.Listen(8);
+        // A target leg from the own slice, as l2proxy opens them; it moves away, its socket here vanishes, the target's lives on.
+        var leg = await ConnectAsync(Bound(lab, 40010, mark: false), target.LocalEndPoint!) ?? throw new InvalidOperationException("no connection");
+        using var old = await target.AcceptAsync();
+        var flow = new FlowTuple(ProtocolType.Tcp, (IPEndPoint)target.LocalEndPoint!, new IPEndPoint(FilterLab.Vip, 40010));
+        filter.MovedOut([flow], MovedFlowChange.Moving);
+        filter.MovedOut([flow], MovedFlowChange.Moved);
+        filter.MarkMoved([flow]);
+        FilterLab.Vanish(leg);
+
+        // The stack picks the same port for the same target while the old session lives there: the target answers an ACK, dropped here.
+        using var whileLive = await ConnectAsync(Bound(lab, 40010, mark: false), target.LocalEndPoint!);
+        var oldCut = old.Poll(0, SelectMode.SelectRead);
+        FilterLab.Vanish(old);
+        // Once the old session is gone the target accepts the new one: its SYN-ACK passes, and the rest of the connection.
+        using var afterwards = await ConnectAsync(Bound(lab, 40010, mark: false), target.LocalEndPoint!);
+        using var accepted = afterwards is null ? null : await target.AcceptAsync();
+        bool flowing = false;
+        if (accepted is not null)
+        {
+            afterwards!.Send("x"u8);
+            accepted.ReceiveTimeout = 2000;
+            flowing = accepted.Receive(new byte[1]) == 1;
+        }
+        var entry = await lab.ConntrackLineAsync(IPAddress.Parse("198.18.0.100"), 9000);
+
+        Assert.Null(whileLive);
+        Assert.False(oldCut, "the target's live session got no RST and no FIN");
+        Assert.NotNull(afterwards);
+        Assert.True(flowing, entry);
+        Assert.DoesNotContain("mark=131072", entry, StringComparison.Ordinal);
+    }
+
+    /// <summary>A connection from <paramref name="source"/> confirmed moved away (sets and conntrack mark, as l2bal does), its node socket vanished silently; the client's socket.</summary>
+    private static async Task<Socket> MovedAwayAsync(FilterLab lab, NftablesFilter filter, IPAddress source)
+    {
+        var client = await lab.TryConnectAsync(source) ?? throw new InvalidOperationException("no connection");
+        Assert.True(await FilterLab.EchoAsync(client, "before\n", TimeSpan.FromSeconds(5)));
+        var flow = Inbound(client);
+        filter.MovedOut([flow], MovedFlowChange.Moving);
+        filter.MovedOut([flow], MovedFlowChange.Moved);
+        filter.MarkMoved([flow]);
+        FilterLab.Vanish(await lab.AcceptedFromAsync(client.LocalEndPoint!));
+        return client;
+    }
+
+    /// <summary>As <see cref="MovedAwayAsync"/>, the client's socket vanished too: the moved session ended; its tuple.</summary>
+    private static async Task<(IPAddress Source, int Port)> MovedAwayAndVanishedAsync(FilterLab lab, NftablesFilter filter, IPAddress source)
+    {
+        var client = await MovedAwayAsync(lab, filter, source);
+        var flow = Inbound(client);
+        FilterLab.Vanish(client);
+        return (flow.Source.Address, flow.Source.Port);
+    }
+
+    [SkippableFact(typeof(LabUnavailableException))]
     public async Task SocketMark_ListenerOnAnotherNodesSlice_IsAcceptedAheadOfTheSliceDropAndAnUnmarkedOneIsNot()
     {
         using var lab = await FilterLab.CreateAsync(MacMode.Multicast);
@@ -145,6 +285,7 @@ public sealed class MigrationFilterLabTests
     private static Socket Bound(FilterLab lab, int port, bool mark)
     {
         var socket = lab.Node.OpenSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
         if (mark)
         {
             socket.SetRawSocketOption(SOL_SOCKET, SO_MARK, BitConverter.GetBytes(NftRuleset.MigrationMark));
