@@ -82,6 +82,9 @@ internal static class NftRuleset
     /// <summary>Name of the netdev set of inbound 5-tuples of flows restored here, learned from their marked sockets' frames at egress.</summary>
     public const string MovedInSet = "moved_in";
 
+    /// <summary><see cref="MovedInSet"/> for IPv6 flows (one netdev table, one key type per set; docs/design.md#migration-filter).</summary>
+    public const string MovedIn6Set = "moved_in6";
+
     /// <summary>How long a <see cref="MovedOutSet"/> element lives without traffic (refreshed per packet; the first packet moves it to <see cref="MovedFlowMark"/>).</summary>
     public static readonly TimeSpan MovedOutTimeout = TimeSpan.FromDays(1);
 
@@ -91,12 +94,17 @@ internal static class NftRuleset
     /// <summary>Largest number of elements in each moved-flow set (a set of fixed size: a full set refuses adds, never grows).</summary>
     public const int MovedSetSize = 65536;
 
-    /// <summary>The key of both moved-flow sets: protocol, source address and port, destination address and port.</summary>
-    private const string FlowKeyType = "inet_proto . ipv4_addr . inet_service . ipv4_addr . inet_service";
+    /// <summary>The key of the moved-flow sets of a family (<c>ip</c>, <c>ip6</c>): protocol, source address and port, destination address and port.</summary>
+    private static string FlowKeyType(string table) =>
+        table == "ip6" ? "inet_proto . ipv6_addr . inet_service . ipv6_addr . inet_service" : "inet_proto . ipv4_addr . inet_service . ipv4_addr . inet_service";
 
-    /// <summary>The inbound 5-tuple of a packet to the VIP, and (reversed) of a packet this node sends.</summary>
-    private const string InboundKey = "meta l4proto . ip saddr . th sport . ip daddr . th dport";
-    private const string OutboundKey = "meta l4proto . ip daddr . th dport . ip saddr . th sport";
+    /// <summary>The inbound 5-tuple of a packet to the VIP, and (reversed) of a packet this node sends, in a family's words.</summary>
+    private static string InboundKey(string table) => $"meta l4proto . {table} saddr . th sport . {table} daddr . th dport";
+
+    private static string OutboundKey(string table) => $"meta l4proto . {table} daddr . th dport . {table} saddr . th sport";
+
+    /// <summary>The netdev set of flows restored here for a family's table.</summary>
+    private static string MovedIn(string table) => table == "ip6" ? MovedIn6Set : MovedInSet;
 
     /// <summary>UDP port of the lease datagrams (discard).</summary>
     public const int LeaseRenewPort = 9;
@@ -170,7 +178,14 @@ internal static class NftRuleset
         SliceSetDeclaration(t);
         if (s.Migrate)
         {
-            MovedSetDeclaration(t, MovedInSet, "inbound 5-tuples of flows restored here, learned at egress from their marked sockets");
+            if (s.Vip is not null)
+            {
+                MovedSetDeclaration(t, MovedInSet, "inbound 5-tuples of flows restored here, learned at egress from their marked sockets", "ip");
+            }
+            if (s.Vip6 is not null)
+            {
+                MovedSetDeclaration(t, MovedIn6Set, "inbound IPv6 5-tuples of flows restored here, learned at egress from their marked sockets", "ip6");
+            }
             Counter(t, Counters.PassedMovedIn, "frames of flows restored here passed on to ip prerouting");
         }
         Counter(t, Counters.DroppedNotIpv4, "non-IPv4 frames to the cluster MAC");
@@ -220,9 +235,9 @@ internal static class NftRuleset
             {
                 Rule(t, $"ether saddr {cmac} counter name \"{Counters.DroppedClusterMacSource}\" drop", "a switch that learns the cluster MAC stops flooding it: never send from it");
             }
-            if (s.Migrate)
+            foreach (var table in s.Migrate ? FlowFamilies(s) : [])
             {
-                Rule(t, $"meta mark 0x{MigrationMark:x} meta protocol ip update @{MovedInSet} {{ {OutboundKey} timeout {Seconds(MovedInTimeout)}s }}",
+                Rule(t, $"meta mark 0x{MigrationMark:x} meta protocol {table} update @{MovedIn(table)} {{ {OutboundKey(table)} timeout {Seconds(MovedInTimeout)}s }}",
                     "a frame of a restored socket (SO_MARK): its flow's inbound frames pass ingress from now on");
             }
             t.Append("\t}\n");
@@ -247,8 +262,8 @@ internal static class NftRuleset
     /// </summary>
     private static void FlowTable(StringBuilder t, FilterSettings s, Family f)
     {
-        // The moved-flow sets are keyed by IPv4 5-tuples: migration serves the IPv4 VIP (docs/design.md#migration-filter).
-        bool migrate = s.Migrate && f.AddressFamily == AddressFamily.InterNetwork;
+        bool migrate = s.Migrate;
+        string inbound = InboundKey(f.Table), outbound = OutboundKey(f.Table);
         string vip = f.Vip.ToString();
         string all = s.AllSlices.ToString();
         string hash = Jhash(s, AffinityMode.Single, f.AddressFamily);
@@ -279,8 +294,8 @@ internal static class NftRuleset
         Counter(t, Counters.LeaseRenewed, "lease renewals by the daemon's marked datagrams");
         if (migrate)
         {
-            MovedSetDeclaration(t, MovedOutSet, "inbound 5-tuples of flows moving away: dropped here");
-            MovedSetDeclaration(t, MovedAwaySet, "inbound 5-tuples of flows moved away: marked in conntrack, dropped");
+            MovedSetDeclaration(t, MovedOutSet, "inbound 5-tuples of flows moving away: dropped here", f.Table);
+            MovedSetDeclaration(t, MovedAwaySet, "inbound 5-tuples of flows moved away: marked in conntrack, dropped", f.Table);
             Counter(t, Counters.DroppedMovedOut, "packets of flows that moved away from this node");
             Counter(t, Counters.AcceptedMovedIn, "packets of flows whose socket was restored here (migration mark)");
         }
@@ -295,9 +310,9 @@ internal static class NftRuleset
         if (migrate)
         {
             Rule(t, $"ct mark 0x{MovedFlowMark:x} counter name \"{Counters.DroppedMovedOut}\" drop", "a flow that moved away (conntrack keeps the mark across restarts of l2bal): never this node's again");
-            Rule(t, $"{InboundKey} @{MovedAwaySet} ct mark set 0x{MovedFlowMark:x} counter name \"{Counters.DroppedMovedOut}\" drop",
+            Rule(t, $"{inbound} @{MovedAwaySet} ct mark set 0x{MovedFlowMark:x} counter name \"{Counters.DroppedMovedOut}\" drop",
                 "a flow whose move was confirmed: marked in conntrack, so it stays away after l2bal restarts");
-            Rule(t, $"{InboundKey} @{MovedOutSet} update @{MovedOutSet} {{ {InboundKey} timeout {Seconds(MovedOutTimeout)}s }} counter name \"{Counters.DroppedMovedOut}\" drop",
+            Rule(t, $"{inbound} @{MovedOutSet} update @{MovedOutSet} {{ {inbound} timeout {Seconds(MovedOutTimeout)}s }} counter name \"{Counters.DroppedMovedOut}\" drop",
                 "a flow moving away: its input stops here before the socket sees it (taken out again if it stays)");
             Rule(t, $"ct mark 0x{MovedInFlowMark:x} socket mark 0x{MigrationMark:x} counter name \"{Counters.AcceptedMovedIn}\" accept", "a flow restored here whose socket lives");
             Rule(t, $"ct mark 0x{MovedInFlowMark:x} tcp flags & (fin|syn|rst|ack) == syn ct mark set 0x0", "a bare SYN on a tuple restored here before: a new connection, judged as one");
@@ -353,7 +368,7 @@ internal static class NftRuleset
         t.Append("\t\ttype filter hook output priority 0; policy accept;\n");
         if (migrate)
         {
-            Rule(t, $"meta mark 0x{MigrationMark:x} ct mark set 0x{MovedInFlowMark:x} delete @{MovedAwaySet} {{ {OutboundKey} }} delete @{MovedOutSet} {{ {OutboundKey} }}",
+            Rule(t, $"meta mark 0x{MigrationMark:x} ct mark set 0x{MovedInFlowMark:x} delete @{MovedAwaySet} {{ {outbound} }} delete @{MovedOutSet} {{ {outbound} }}",
                 "a restored socket sends: a flow that moved away and came back is this node's again");
         }
         Rule(t, "meta l4proto tcp accept", "TCP leaves as it is: one rule for the bulk of what this node sends");
@@ -457,19 +472,28 @@ internal static class NftRuleset
             return string.Empty;
         }
 
-        string set = $"ip {settings.TableName} {MovedOutSet}";
         string timeout = string.Create(CultureInfo.InvariantCulture, $" timeout {Seconds(MovedOutTimeout)}s");
-        string elements = string.Join(", ", flows.Select(f => f.NftElement()));
-        string added = string.Join(", ", flows.Select(f => f.NftElement() + timeout));
         var t = new StringBuilder();
-        if (change == MovedFlowChange.Moved)
+        // One group per family, each in its own table's sets (IPv4 first, so an IPv4-only batch reads as before).
+        foreach (var group in flows.GroupBy(f => f.Source.AddressFamily).OrderBy(g => g.Key == AddressFamily.InterNetworkV6))
         {
-            t.Append(CultureInfo.InvariantCulture, $"add element ip {settings.TableName} {MovedAwaySet} {{ {added} }}\n");
-        }
-        t.Append(CultureInfo.InvariantCulture, $"add element {set} {{ {added} }}\n");
-        if (change != MovedFlowChange.Moving)
-        {
-            t.Append(CultureInfo.InvariantCulture, $"delete element {set} {{ {elements} }}\n");
+            string table = group.Key == AddressFamily.InterNetworkV6 ? "ip6" : "ip";
+            if (!FlowFamilies(settings).Contains(table))
+            {
+                throw new ArgumentException($"No {table} table for the moved flow {group.First()}: its VIP is not served.", nameof(flows));
+            }
+            string set = $"{table} {settings.TableName} {MovedOutSet}";
+            string elements = string.Join(", ", group.Select(f => f.NftElement()));
+            string added = string.Join(", ", group.Select(f => f.NftElement() + timeout));
+            if (change == MovedFlowChange.Moved)
+            {
+                t.Append(CultureInfo.InvariantCulture, $"add element {table} {settings.TableName} {MovedAwaySet} {{ {added} }}\n");
+            }
+            t.Append(CultureInfo.InvariantCulture, $"add element {set} {{ {added} }}\n");
+            if (change != MovedFlowChange.Moving)
+            {
+                t.Append(CultureInfo.InvariantCulture, $"delete element {set} {{ {elements} }}\n");
+            }
         }
         return t.ToString();
     }
@@ -587,9 +611,9 @@ internal static class NftRuleset
     private static void IngressSlicesAndEarlyDrop(StringBuilder t, FilterSettings s, string table)
     {
         Rule(t, $"meta l4proto {{ tcp, udp }} th dport @{SliceSet} accept", "own port slice: accepted by port whatever the bucket");
-        if (s.Migrate && table == "ip")
+        if (s.Migrate)
         {
-            Rule(t, $"{InboundKey} @{MovedInSet} update @{MovedInSet} {{ {InboundKey} timeout {Seconds(MovedInTimeout)}s }} meta mark set 0x0 counter name \"{Counters.PassedMovedIn}\" accept",
+            Rule(t, $"{InboundKey(table)} @{MovedIn(table)} update @{MovedIn(table)} {{ {InboundKey(table)} timeout {Seconds(MovedInTimeout)}s }} meta mark set 0x0 counter name \"{Counters.PassedMovedIn}\" accept",
                 "a flow restored here (its socket sent a marked frame): on to ip prerouting, judged by the socket mark");
             Rule(t, $"meta l4proto udp th dport {s.AllSlices} meta mark set 0x0 accept",
                 "UDP to a slice: a restored relay may not have sent yet; judged by the socket mark in ip prerouting");
@@ -647,8 +671,8 @@ internal static class NftRuleset
         }
     }
 
-    private static void MovedSetDeclaration(StringBuilder t, string name, string comment) =>
-        t.Append(CultureInfo.InvariantCulture, $"\tset {name} {{ type {FlowKeyType}; flags dynamic, timeout; size {MovedSetSize}; comment \"{comment}\"; }}\n");
+    private static void MovedSetDeclaration(StringBuilder t, string name, string comment, string table) =>
+        t.Append(CultureInfo.InvariantCulture, $"\tset {name} {{ type {FlowKeyType(table)}; flags dynamic, timeout; size {MovedSetSize}; comment \"{comment}\"; }}\n");
 
     private static long Seconds(TimeSpan span) => (long)Math.Ceiling(span.TotalSeconds);
 
@@ -675,11 +699,6 @@ internal static class NftRuleset
         if (s.Vip is null ? s.Vip6 is null : s.Vip.AddressFamily != AddressFamily.InterNetwork)
         {
             throw new ArgumentException("The VIP must be IPv4, or absent beside an IPv6 VIP.", nameof(s));
-        }
-
-        if (s.Vip is null && s.Migrate)
-        {
-            throw new ArgumentException("Live migration moves IPv4 flows: it needs the IPv4 VIP.", nameof(s));
         }
 
         if (s.Vip6 is { } vip6 && (vip6.AddressFamily != AddressFamily.InterNetworkV6 || vip6.IsIPv4MappedToIPv6 || vip6.ScopeId != 0))
