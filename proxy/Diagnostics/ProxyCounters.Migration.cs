@@ -12,6 +12,7 @@ public sealed partial class ProxyCounters
     private long _migrationCapturedBytes;
     private long _migrationCapturedAtGoBytes;
     private long _migrationGoAppendsSkipped;
+    private long _migrationCaptureUnparsed;
 
     /// <summary>Sessions that moved to another node's l2proxy (this node closed its frozen copy).</summary>
     public long MigrationsOut => Interlocked.Read(ref _migrationsOut);
@@ -37,6 +38,11 @@ public sealed partial class ProxyCounters
 
     public void MigrationGoAppendSkipped() => Interlocked.Increment(ref _migrationGoAppendsSkipped);
 
+    /// <summary>Frames the capture's filter passed that it could not read as a whole TCP segment (a fragment, an unknown IPv6 extension header, bad lengths): never taken.</summary>
+    public long MigrationCaptureUnparsedFrames => Interlocked.Read(ref _migrationCaptureUnparsed);
+
+    public void MigrationCaptureUnparsed() => Interlocked.Increment(ref _migrationCaptureUnparsed);
+
     public void MigratedOut() => Interlocked.Increment(ref _migrationsOut);
 
     public void MigratedIn() => Interlocked.Increment(ref _migrationsIn);
@@ -54,6 +60,8 @@ public sealed partial class ProxyCounters
         w.Sample(MigrationCapturedAtGoBytes);
         w.Family("l2proxy_migration_go_appends_skipped_total", MetricType.Counter, "Restored legs whose rcv_nxt moved between the restore and Go, so nothing captured was appended to them at Go.");
         w.Sample(MigrationGoAppendsSkipped);
+        w.Family("l2proxy_migration_capture_unparsed_total", MetricType.Counter, "Frames the migration capture could not read as a whole TCP segment (fragments, unknown IPv6 extension headers): never appended.");
+        w.Sample(MigrationCaptureUnparsedFrames);
         w.Family("l2proxy_migrations_refused_total", MetricType.Counter, "Sessions a move asked for that stayed on this node, by reason.");
         foreach (var reason in Enum.GetValues<MigrationRefusal>())
         {
