@@ -10,9 +10,12 @@ using Xunit.Abstractions;
 
 namespace L2Balance.Lab.Tests.Balancer.Cluster;
 
-/// <summary>The single-IP cluster with <c>--migrate NODE-ADDRESS</c> on every l2bal and metrics on every l2proxy.</summary>
+/// <summary>The single-IP cluster, dual-stack (both VIPs), with <c>--migrate NODE-ADDRESS</c> on every l2bal and metrics on every l2proxy.</summary>
 public partial class MigrationClusterFixture : SingleIpClusterFixture
 {
+    /// <summary>Both VIPs: a dual-stack cluster's sessions of either family move (docs/design.md#migration-filter).</summary>
+    public MigrationClusterFixture() => DualStack = true;
+
     /// <summary>Worker processes of every l2proxy (<c>--workers</c>); worker i serves metrics on <see cref="SingleIpClusterFixture.ProxyMetricsPort"/> + i.</summary>
     public virtual int ProxyWorkers => 1;
 

@@ -1,0 +1,76 @@
+using System.Globalization;
+using L2Balance.Lab.Cluster;
+using L2Balance.Lab.Tests.Proxy;
+using L2Balance.Tests.Common;
+using Xunit;
+
+namespace L2Balance.Lab.Tests.Balancer.Cluster;
+
+/// <summary>IPv6 sessions move as IPv4 ones do, in the same drain (docs/design.md#migration-filter, the ip6 table's moved-flow sets).</summary>
+public partial class MigrationClusterTests
+{
+    /// <summary>IPv6 CONNECT sessions of the drained node's IPv6 clients, and IPv4 ones beside them.</summary>
+    private const int Sessions6 = 40, Sessions4 = 20;
+
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task DrainMigrate_Ipv6AndIpv4SessionsOfTheDrainedNode_ContinueOnTheirBucketsNewOwnersEveryByteOnce()
+    {
+        var sources6 = await fixture.SourcesOfAsync(Drained, ipv6: true);
+        var sources4 = await fixture.SourcesOfAsync(Drained);
+        using var listener6 = fixture.ListenOnTarget(Sessions6, ipv6: true);
+        using var listener4 = fixture.ListenOnTarget(Sessions4);
+        using var stop = new CancellationTokenSource();
+        var sessions = new List<ClusterSession>();
+        try
+        {
+            // Source ports 20000.. and 21000..: no other test of the collection uses them (a 5-tuple is never reused).
+            await fixture.OpenSessionsAsync(sessions, sources6, Sessions6, listener6, 20000, stop.Token, bulk: 1);
+            await fixture.OpenSessionsAsync(sessions, sources4, Sessions4, listener4, 21000, stop.Token);
+            await Task.Delay(TimeSpan.FromSeconds(1));
+            var listed = await fixture.ListAsync(Drained);
+            Assert.True(listed.Count == Sessions6 + Sessions4 && listed.All(s => s.State == "movable")
+                && listed.Count(s => s.Client.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6) == Sessions6,
+                $"node 2 lists {listed.Count} of {Sessions6 + Sessions4}: {string.Join(", ", listed.Select(s => $"{s.Client} {s.State}"))}\n{fixture.Describe()}");
+            var acceptedBefore = await KernelIpv6Async("acceptedMovedIn");
+
+            var (drain, migrations, answered, _, before) = await DrainMigrateAsync();
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"drain --migrate of {Sessions6} IPv6 and {Sessions4} IPv4 sessions answered in {answered.TotalMilliseconds:F0} ms: {drain.StdOut.Trim()}"));
+            await Task.Delay(TimeSpan.FromSeconds(2));
+            var stuck = await MigrationClusterFixture.FinishAsync(sessions, stop, TimeSpan.FromSeconds(30));
+            var why = $"drain: {drain}\nmigrations: {migrations}\n{fixture.Describe()}";
+            Assert.True(stuck.Count == 0, $"{stuck.Count} sessions did not end within 30 s of the stop:\n{string.Join('\n', stuck.Take(5))}\n{why}");
+
+            // l2bal's counters: every session of both families moved, none refused.
+            Assert.True(drain.Succeeded, why);
+            Assert.Equal(Sessions6 + Sessions4, migrations.GetProperty("done").GetInt64() - before.Done);
+            Assert.True(Refused(migrations) == before.Refused, why);
+
+            var broken = sessions.Where(s => !s.Intact).ToList();
+            Assert.True(broken.Count == 0, $"{broken.Count} sessions broken:\n{string.Join('\n', broken.Take(5))}\n{why}");
+
+            await AssertOnNewOwnersAsync([.. sessions.Select(s => s.Source)], [.. sources6, .. sources4], before);
+
+            // The new owners took the IPv6 flows by their restored sockets' mark in the ip6 table (kernel.ipv6.acceptedMovedIn).
+            var acceptedAfter = await KernelIpv6Async("acceptedMovedIn");
+            Assert.True(acceptedAfter[0] + acceptedAfter[2] > acceptedBefore[0] + acceptedBefore[2],
+                $"kernel.ipv6.acceptedMovedIn of nodes 1, 3: {acceptedBefore[0]}, {acceptedBefore[2]} -> {acceptedAfter[0]}, {acceptedAfter[2]}\n{why}");
+            output.WriteLine(MigrationPrimitiveTests.Figures("pause seen by the ends (longest gap between arrivals)", [.. sessions.Select(s => s.Session.LongestPause)]));
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            sessions.ForEach(s => s.Session.Dispose());
+        }
+    }
+
+    /// <summary>A field of <c>kernel.ipv6</c> in every node's <c>status --json</c> (index = node - 1).</summary>
+    private async Task<long[]> KernelIpv6Async(string name)
+    {
+        var values = new long[3];
+        for (var k = 1; k <= 3; k++)
+        {
+            values[k - 1] = (await fixture.StatusAsync(k)).Kernel6(name);
+        }
+        return values;
+    }
+}
