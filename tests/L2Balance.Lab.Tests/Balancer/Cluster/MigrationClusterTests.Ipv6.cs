@@ -43,7 +43,7 @@ public partial class MigrationClusterTests
                 $"node 2 lists {listed.Count} of {sessions6 + sessions4}: {string.Join(", ", listed.Select(s => $"{s.Client} {s.State}"))}\n{fixture.Describe()}");
             var acceptedBefore = await KernelIpv6Async("acceptedMovedIn");
 
-            var (drain, migrations, answered, _, before) = await DrainMigrateAsync();
+            var (drain, migrations, answered, cpu, before) = await DrainMigrateAsync();
             output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"drain --migrate of {sessions6} IPv6 and {sessions4} IPv4 sessions answered in {answered.TotalMilliseconds:F0} ms: {drain.StdOut.Trim()}"));
             await Task.Delay(TimeSpan.FromSeconds(2));
             var stuck = await MigrationClusterFixture.FinishAsync(sessions, stop, TimeSpan.FromSeconds(30));
@@ -64,6 +64,7 @@ public partial class MigrationClusterTests
             var acceptedAfter = await KernelIpv6Async("acceptedMovedIn");
             Assert.True(acceptedAfter[0] + acceptedAfter[2] > acceptedBefore[0] + acceptedBefore[2],
                 $"kernel.ipv6.acceptedMovedIn of nodes 1, 3: {acceptedBefore[0]}, {acceptedBefore[2]} -> {acceptedAfter[0]}, {acceptedAfter[2]}\n{why}");
+            output.WriteLine($"CPU of l2bal and l2proxy during the drain, ticks of 10 ms, nodes 1, 2, 3: {string.Join(", ", cpu)}");
             output.WriteLine(MigrationPrimitiveTests.Figures("pause seen by the ends (longest gap between arrivals)", [.. sessions.Select(s => s.Session.LongestPause)]));
         }
         finally
