@@ -201,11 +201,10 @@ internal sealed record BalancerOptions
 
     /// <summary>
     /// Why <c>run</c> and <c>check-config</c> refuse these options although they parse, or null. An IPv6 VIP is
-    /// served alone as beside an IPv4 one (docs/design.md#an-ipv6-vip-alone), except live migration (IPv4 flows) and the
-    /// port-unreachable wake of a dns:// probe of the node's own service (ICMP, IPv4, errors only): those need an IPv4 VIP.
+    /// served alone as beside an IPv4 one (docs/design.md#an-ipv6-vip-alone), live migration included, except the
+    /// port-unreachable wake of a dns:// probe of the node's own service (ICMP, IPv4, errors only): that needs an IPv4 VIP.
     /// </summary>
     public string? Unserved => Vip is not null || Vip6 is null ? null
-        : Migration is not null ? $"--migrate: live migration moves IPv4 flows only, and --vip {Vip6} is an IPv6 VIP alone: give an IPv4 --vip too (docs/design.md#an-ipv6-vip-alone)"
         : Health.FirstOrDefault(p => p.Kind == HealthProbeKind.Dns && p.EndPoint is { } e && (e.Address.Equals(Vip6) || IPAddress.IsLoopback(e.Address))) is { } dns
             ? $"--health {dns}: the port-unreachable wake of a dns:// probe of the node's own service is IPv4 only, and --vip {Vip6} is an IPv6 VIP alone: give an IPv4 --vip too (docs/design.md#an-ipv6-vip-alone)"
             : null;

@@ -143,7 +143,8 @@ internal sealed partial class BalancerDaemon
                 counters.ConntrackMarks(0, 0, flows.Count);
             }
         }
-        var run = _migration.TryRun(name, o.NodeId, OwnerOf, MovedOut);
+        var run = _migration.TryRun(name, o.NodeId, OwnerOf, MovedOut,
+            family => family == System.Net.Sockets.AddressFamily.InterNetworkV6 ? o.Vip6 is not null : o.Vip is not null);
         if (run is null)
         {
             return Task.FromResult("error: a migration is already running (see l2bal status)\n");

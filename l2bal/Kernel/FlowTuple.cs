@@ -23,13 +23,15 @@ internal enum MovedFlowChange
 /// </summary>
 internal readonly record struct FlowTuple(ProtocolType Protocol, IPEndPoint Source, IPEndPoint Destination)
 {
-    /// <summary>The element in nft syntax: <c>tcp . 198.18.0.5 . 40000 . 198.18.0.1 . 1080</c>.</summary>
+    /// <summary>The element in nft syntax: <c>tcp . 198.18.0.5 . 40000 . 198.18.0.1 . 1080</c>, or with IPv6 addresses for the ip6 table.</summary>
     public string NftElement()
     {
-        if (Protocol is not (ProtocolType.Tcp or ProtocolType.Udp)
-            || Source.AddressFamily != AddressFamily.InterNetwork || Destination.AddressFamily != AddressFamily.InterNetwork)
+        if (Protocol is not (ProtocolType.Tcp or ProtocolType.Udp) || Source.AddressFamily != Destination.AddressFamily
+            || Source.AddressFamily is not (AddressFamily.InterNetwork or AddressFamily.InterNetworkV6)
+            || (Source.AddressFamily == AddressFamily.InterNetworkV6
+                && (Source.Address.IsIPv4MappedToIPv6 || Destination.Address.IsIPv4MappedToIPv6 || Source.Address.ScopeId != 0 || Destination.Address.ScopeId != 0)))
         {
-            throw new ArgumentException($"A moved flow is TCP or UDP over IPv4: {this}.");
+            throw new ArgumentException($"A moved flow is TCP or UDP over IPv4 or IPv6 (unscoped, not mapped), both ends of one family: {this}.");
         }
         string proto = Protocol == ProtocolType.Tcp ? "tcp" : "udp";
         return string.Create(CultureInfo.InvariantCulture, $"{proto} . {Source.Address} . {Source.Port} . {Destination.Address} . {Destination.Port}");

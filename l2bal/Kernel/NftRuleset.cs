@@ -97,18 +97,26 @@ internal static class NftRuleset
     /// </summary>
     public const uint BareSynMark = 0x4c320119;
 
+    /// <summary><see cref="MovedInSet"/> for IPv6 flows (one netdev table, one key type per set; docs/design.md#migration-filter).</summary>
+    public const string MovedIn6Set = "moved_in6";
+
     /// <summary>How long a <see cref="MovedInSet"/> element lives without an outgoing frame of its socket.</summary>
     public static readonly TimeSpan MovedInTimeout = TimeSpan.FromHours(1);
 
     /// <summary>Largest number of elements in each moved-flow set (a set of fixed size: a full set refuses adds, never grows).</summary>
     public const int MovedSetSize = 65536;
 
-    /// <summary>The key of both moved-flow sets: protocol, source address and port, destination address and port.</summary>
-    private const string FlowKeyType = "inet_proto . ipv4_addr . inet_service . ipv4_addr . inet_service";
+    /// <summary>The key of the moved-flow sets of a family (<c>ip</c>, <c>ip6</c>): protocol, source address and port, destination address and port.</summary>
+    private static string FlowKeyType(string table) =>
+        table == "ip6" ? "inet_proto . ipv6_addr . inet_service . ipv6_addr . inet_service" : "inet_proto . ipv4_addr . inet_service . ipv4_addr . inet_service";
 
-    /// <summary>The inbound 5-tuple of a packet to the VIP, and (reversed) of a packet this node sends.</summary>
-    private const string InboundKey = "meta l4proto . ip saddr . th sport . ip daddr . th dport";
-    private const string OutboundKey = "meta l4proto . ip daddr . th dport . ip saddr . th sport";
+    /// <summary>The inbound 5-tuple of a packet to the VIP, and (reversed) of a packet this node sends, in a family's words.</summary>
+    private static string InboundKey(string table) => $"meta l4proto . {table} saddr . th sport . {table} daddr . th dport";
+
+    private static string OutboundKey(string table) => $"meta l4proto . {table} daddr . th dport . {table} saddr . th sport";
+
+    /// <summary>The netdev set of flows restored here for a family's table.</summary>
+    private static string MovedIn(string table) => table == "ip6" ? MovedIn6Set : MovedInSet;
 
     /// <summary>UDP port of the lease datagrams (discard).</summary>
     public const int LeaseRenewPort = 9;
@@ -182,7 +190,14 @@ internal static class NftRuleset
         SliceSetDeclaration(t);
         if (s.Migrate)
         {
-            MovedSetDeclaration(t, MovedInSet, "inbound 5-tuples of flows restored here, learned at egress from their marked sockets");
+            if (s.Vip is not null)
+            {
+                MovedSetDeclaration(t, MovedInSet, "inbound 5-tuples of flows restored here, learned at egress from their marked sockets", "ip");
+            }
+            if (s.Vip6 is not null)
+            {
+                MovedSetDeclaration(t, MovedIn6Set, "inbound IPv6 5-tuples of flows restored here, learned at egress from their marked sockets", "ip6");
+            }
             Counter(t, Counters.PassedMovedIn, "frames of flows restored here passed on to ip prerouting");
         }
         Counter(t, Counters.DroppedNotIpv4, "non-IPv4 frames to the cluster MAC");
@@ -232,9 +247,9 @@ internal static class NftRuleset
             {
                 Rule(t, $"ether saddr {cmac} counter name \"{Counters.DroppedClusterMacSource}\" drop", "a switch that learns the cluster MAC stops flooding it: never send from it");
             }
-            if (s.Migrate)
+            foreach (var table in s.Migrate ? FlowFamilies(s) : [])
             {
-                Rule(t, $"meta mark 0x{MigrationMark:x} meta protocol ip update @{MovedInSet} {{ {OutboundKey} timeout {Seconds(MovedInTimeout)}s }}",
+                Rule(t, $"meta mark 0x{MigrationMark:x} meta protocol {table} update @{MovedIn(table)} {{ {OutboundKey(table)} timeout {Seconds(MovedInTimeout)}s }}",
                     "a frame of a restored socket (SO_MARK): its flow's inbound frames pass ingress from now on");
             }
             t.Append("\t}\n");
@@ -259,8 +274,8 @@ internal static class NftRuleset
     /// </summary>
     private static void FlowTable(StringBuilder t, FilterSettings s, Family f)
     {
-        // The moved-flow sets are keyed by IPv4 5-tuples: migration serves the IPv4 VIP (docs/design.md#migration-filter).
-        bool migrate = s.Migrate && f.AddressFamily == AddressFamily.InterNetwork;
+        bool migrate = s.Migrate;
+        string inbound = InboundKey(f.Table), outbound = OutboundKey(f.Table);
         string vip = f.Vip.ToString();
         string all = s.AllSlices.ToString();
         string hash = Jhash(s, AffinityMode.Single, f.AddressFamily);
@@ -291,8 +306,8 @@ internal static class NftRuleset
         Counter(t, Counters.LeaseRenewed, "lease renewals by the daemon's marked datagrams");
         if (migrate)
         {
-            MovedSetDeclaration(t, MovedOutSet, "inbound 5-tuples of flows moving away: dropped here");
-            MovedSetDeclaration(t, MovedAwaySet, "inbound 5-tuples of flows moved away: marked in conntrack, dropped");
+            MovedSetDeclaration(t, MovedOutSet, "inbound 5-tuples of flows moving away: dropped here", f.Table);
+            MovedSetDeclaration(t, MovedAwaySet, "inbound 5-tuples of flows moved away: marked in conntrack, dropped", f.Table);
             Counter(t, Counters.DroppedMovedOut, "packets of flows that moved away from this node");
             Counter(t, Counters.AcceptedMovedIn, "packets of flows whose socket was restored here (migration mark)");
         }
@@ -310,12 +325,12 @@ internal static class NftRuleset
             // established accept (conntrack ignores a SYN on an established entry: sIG) and meets the owner rules.
             string notSyn = $"meta mark != 0x{BareSynMark:x}";
             Rule(t, $"tcp flags & (fin|syn|rst|ack) == syn meta mark set 0x{BareSynMark:x}", "a bare SYN: a new connection, judged by the owner rules below also on a tuple that moved");
-            Rule(t, $"tcp flags & (fin|syn|rst|ack) == syn|ack ct mark {{ 0x0, 0x{MovedFlowMark:x} }} socket transparent 0 ct mark set 0x0 delete @{MovedAwaySet} {{ {InboundKey} }}",
+            Rule(t, $"tcp flags & (fin|syn|rst|ack) == syn|ack ct mark {{ 0x0, 0x{MovedFlowMark:x} }} socket transparent 0 ct mark set 0x0 delete @{MovedAwaySet} {{ {inbound} }}",
                 "a SYN-ACK to a local socket: a connection this node opened, its peer accepted it (a live old one answers an ACK)");
             Rule(t, $"ct mark 0x{MovedFlowMark:x} {notSyn} counter name \"{Counters.DroppedMovedOut}\" drop", "a flow that moved away (conntrack keeps the mark across restarts of l2bal): never this node's again");
-            Rule(t, $"{InboundKey} @{MovedAwaySet} {notSyn} ct mark set 0x{MovedFlowMark:x} counter name \"{Counters.DroppedMovedOut}\" drop",
+            Rule(t, $"{inbound} @{MovedAwaySet} {notSyn} ct mark set 0x{MovedFlowMark:x} counter name \"{Counters.DroppedMovedOut}\" drop",
                 "a flow whose move was confirmed: marked in conntrack, so it stays away after l2bal restarts");
-            Rule(t, $"{InboundKey} @{MovedOutSet} counter name \"{Counters.DroppedMovedOut}\" drop",
+            Rule(t, $"{inbound} @{MovedOutSet} counter name \"{Counters.DroppedMovedOut}\" drop",
                 "a flow moving away, bare SYNs too: its input stops here before the socket sees it (taken out again if it stays)");
             Rule(t, $"ct mark 0x{MovedInFlowMark:x} socket mark 0x{MigrationMark:x} meta mark set 0x0 counter name \"{Counters.AcceptedMovedIn}\" accept",
                 "a flow restored here whose socket lives (a SYN on it: the socket's challenge ACK)");
@@ -342,7 +357,7 @@ internal static class NftRuleset
             "own slice, flow unknown here (a moved flow, one from before a restart): silent drop, never a RST");
         if (migrate)
         {
-            Rule(t, $"tcp dport @{SliceSet} tcp flags & (fin|syn|rst|ack) == syn ct mark set 0x0 delete @{MovedAwaySet} {{ {InboundKey} }}",
+            Rule(t, $"tcp dport @{SliceSet} tcp flags & (fin|syn|rst|ack) == syn ct mark set 0x0 delete @{MovedAwaySet} {{ {inbound} }}",
                 "a new connection to the own slice (accepted next): a tuple that moved before is this node's again");
         }
         Rule(t, $"meta l4proto {{ tcp, udp }} th dport @{SliceSet} counter name \"{Counters.AcceptedSlice}\" accept", "own port slice");
@@ -362,7 +377,7 @@ internal static class NftRuleset
         }
         if (migrate)
         {
-            Rule(t, $"tcp flags & (fin|syn|rst|ack) == syn delete @{MovedAwaySet} {{ {InboundKey} }}",
+            Rule(t, $"tcp flags & (fin|syn|rst|ack) == syn delete @{MovedAwaySet} {{ {inbound} }}",
                 "a new connection (accepted next; its conntrack mark becomes the bucket's): a tuple that moved before is this node's again");
         }
         Rule(t, $"tcp flags & (fin|syn|rst|ack) == syn ct mark set meta mark or 0x{FlowMarkBase:x} meta mark set 0x0 counter name \"{Counters.AcceptedNew}\" accept", "new TCP flow on a bare SYN: conntrack mark carries the bucket");
@@ -386,7 +401,7 @@ internal static class NftRuleset
         t.Append("\t\ttype filter hook output priority 0; policy accept;\n");
         if (migrate)
         {
-            Rule(t, $"meta mark 0x{MigrationMark:x} ct mark set 0x{MovedInFlowMark:x} delete @{MovedAwaySet} {{ {OutboundKey} }} delete @{MovedOutSet} {{ {OutboundKey} }}",
+            Rule(t, $"meta mark 0x{MigrationMark:x} ct mark set 0x{MovedInFlowMark:x} delete @{MovedAwaySet} {{ {outbound} }} delete @{MovedOutSet} {{ {outbound} }}",
                 "a restored socket sends: a flow that moved away and came back is this node's again");
         }
         Rule(t, "meta l4proto tcp accept", "TCP leaves as it is: one rule for the bulk of what this node sends");
@@ -490,20 +505,29 @@ internal static class NftRuleset
             return string.Empty;
         }
 
-        string set = $"ip {settings.TableName} {MovedOutSet}";
         string timeout = string.Create(CultureInfo.InvariantCulture, $" timeout {Seconds(MovedOutTimeout)}s");
-        string elements = string.Join(", ", flows.Select(f => f.NftElement()));
-        string added = string.Join(", ", flows.Select(f => f.NftElement() + timeout));
         var t = new StringBuilder();
-        if (change == MovedFlowChange.Moved)
+        // One group per family, each in its own table's sets (IPv4 first, so an IPv4-only batch reads as before).
+        foreach (var group in flows.GroupBy(f => f.Source.AddressFamily).OrderBy(g => g.Key == AddressFamily.InterNetworkV6))
         {
-            string away = string.Create(CultureInfo.InvariantCulture, $" timeout {Seconds(MovedAwayTimeout)}s");
-            t.Append(CultureInfo.InvariantCulture, $"add element ip {settings.TableName} {MovedAwaySet} {{ {string.Join(", ", flows.Select(f => f.NftElement() + away))} }}\n");
-        }
-        t.Append(CultureInfo.InvariantCulture, $"add element {set} {{ {added} }}\n");
-        if (change != MovedFlowChange.Moving)
-        {
-            t.Append(CultureInfo.InvariantCulture, $"delete element {set} {{ {elements} }}\n");
+            string table = group.Key == AddressFamily.InterNetworkV6 ? "ip6" : "ip";
+            if (!FlowFamilies(settings).Contains(table))
+            {
+                throw new ArgumentException($"No {table} table for the moved flow {group.First()}: its VIP is not served.", nameof(flows));
+            }
+            string set = $"{table} {settings.TableName} {MovedOutSet}";
+            string elements = string.Join(", ", group.Select(f => f.NftElement()));
+            string added = string.Join(", ", group.Select(f => f.NftElement() + timeout));
+            if (change == MovedFlowChange.Moved)
+            {
+                string away = string.Create(CultureInfo.InvariantCulture, $" timeout {Seconds(MovedAwayTimeout)}s");
+                t.Append(CultureInfo.InvariantCulture, $"add element {table} {settings.TableName} {MovedAwaySet} {{ {string.Join(", ", group.Select(f => f.NftElement() + away))} }}\n");
+            }
+            t.Append(CultureInfo.InvariantCulture, $"add element {set} {{ {added} }}\n");
+            if (change != MovedFlowChange.Moving)
+            {
+                t.Append(CultureInfo.InvariantCulture, $"delete element {set} {{ {elements} }}\n");
+            }
         }
         return t.ToString();
     }
@@ -621,9 +645,9 @@ internal static class NftRuleset
     private static void IngressSlicesAndEarlyDrop(StringBuilder t, FilterSettings s, string table)
     {
         Rule(t, $"meta l4proto {{ tcp, udp }} th dport @{SliceSet} accept", "own port slice: accepted by port whatever the bucket");
-        if (s.Migrate && table == "ip")
+        if (s.Migrate)
         {
-            Rule(t, $"{InboundKey} @{MovedInSet} update @{MovedInSet} {{ {InboundKey} timeout {Seconds(MovedInTimeout)}s }} meta mark set 0x0 counter name \"{Counters.PassedMovedIn}\" accept",
+            Rule(t, $"{InboundKey(table)} @{MovedIn(table)} update @{MovedIn(table)} {{ {InboundKey(table)} timeout {Seconds(MovedInTimeout)}s }} meta mark set 0x0 counter name \"{Counters.PassedMovedIn}\" accept",
                 "a flow restored here (its socket sent a marked frame): on to ip prerouting, judged by the socket mark");
             Rule(t, $"meta l4proto udp th dport {s.AllSlices} meta mark set 0x0 accept",
                 "UDP to a slice: a restored relay may not have sent yet; judged by the socket mark in ip prerouting");
@@ -681,8 +705,8 @@ internal static class NftRuleset
         }
     }
 
-    private static void MovedSetDeclaration(StringBuilder t, string name, string comment) =>
-        t.Append(CultureInfo.InvariantCulture, $"\tset {name} {{ type {FlowKeyType}; flags dynamic, timeout; size {MovedSetSize}; comment \"{comment}\"; }}\n");
+    private static void MovedSetDeclaration(StringBuilder t, string name, string comment, string table) =>
+        t.Append(CultureInfo.InvariantCulture, $"\tset {name} {{ type {FlowKeyType(table)}; flags dynamic, timeout; size {MovedSetSize}; comment \"{comment}\"; }}\n");
 
     private static long Seconds(TimeSpan span) => (long)Math.Ceiling(span.TotalSeconds);
 
@@ -709,11 +733,6 @@ internal static class NftRuleset
         if (s.Vip is null ? s.Vip6 is null : s.Vip.AddressFamily != AddressFamily.InterNetwork)
         {
             throw new ArgumentException("The VIP must be IPv4, or absent beside an IPv6 VIP.", nameof(s));
-        }
-
-        if (s.Vip is null && s.Migrate)
-        {
-            throw new ArgumentException("Live migration moves IPv4 flows: it needs the IPv4 VIP.", nameof(s));
         }
 
         if (s.Vip6 is { } vip6 && (vip6.AddressFamily != AddressFamily.InterNetworkV6 || vip6.IsIPv4MappedToIPv6 || vip6.ScopeId != 0))

@@ -169,6 +169,8 @@ internal sealed class NftablesFilter : IKernelFilter
             v4.DroppedNoLease + v6.DroppedNoLease, v4.DroppedMidFlow + v6.DroppedMidFlow, v4.LeaseRenewals + v6.LeaseRenewals,
             v4.LeaseFallbacks, v4.DroppedSliceMidFlow + v6.DroppedSliceMidFlow, v4.DroppedStatelessNotOwned + v6.DroppedStatelessNotOwned)
         {
+            DroppedMovedOut = v4.DroppedMovedOut + v6.DroppedMovedOut,
+            AcceptedMovedIn = v4.AcceptedMovedIn + v6.AcceptedMovedIn,
             Ipv6 = v6,
         };
     }

@@ -115,7 +115,8 @@ internal sealed class MigrationCoordinator(NodeAddresses self, IMigrationProxy p
     /// Starts a run: list the proxy's sessions, plan them against <paramref name="ownerOf"/> (a
     /// table taken on the loop) and the peers' addresses, move them. Null when one is running.
     /// </summary>
-    public Task<MigrationSummary>? TryRun(string command, int selfId, Func<ProxySession, int> ownerOf, Action<IReadOnlyCollection<FlowTuple>, MovedFlowChange> movedOut)
+    public Task<MigrationSummary>? TryRun(string command, int selfId, Func<ProxySession, int> ownerOf, Action<IReadOnlyCollection<FlowTuple>, MovedFlowChange> movedOut,
+        Func<System.Net.Sockets.AddressFamily, bool>? served = null)
     {
         if (Interlocked.Exchange(ref _running, 1) == 1)
         {
@@ -138,7 +139,7 @@ internal sealed class MigrationCoordinator(NodeAddresses self, IMigrationProxy p
                     log.MigrationProxyFailed(e.Message, Counters.ProxyErrors);
                     throw;
                 }
-                var plan = MigrationPlanner.Plan(sessions, selfId, ownerOf, addresses);
+                var plan = MigrationPlanner.Plan(sessions, selfId, ownerOf, addresses, served);
                 var summary = new MigrationRunner(proxy, movedOut, Counters).Run(plan);
                 log.MigrationRan(command, summary.ToString());
                 return summary;

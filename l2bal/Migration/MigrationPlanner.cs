@@ -34,7 +34,9 @@ internal static class MigrationPlanner
     /// <param name="self">This node's id.</param>
     /// <param name="ownerOf">The owner of a session's client bucket in the table that applies (0: none).</param>
     /// <param name="addresses">The peers' advertised node addresses, by id.</param>
-    public static MigrationPlan Plan(IReadOnlyList<ProxySession> sessions, int self, Func<ProxySession, int> ownerOf, IReadOnlyDictionary<int, NodeAddresses> addresses)
+    /// <param name="served">Whether this node's filter has a flow table for an address family (a VIP of it); null: both.</param>
+    public static MigrationPlan Plan(IReadOnlyList<ProxySession> sessions, int self, Func<ProxySession, int> ownerOf, IReadOnlyDictionary<int, NodeAddresses> addresses,
+        Func<System.Net.Sockets.AddressFamily, bool>? served = null)
     {
         ArgumentNullException.ThrowIfNull(sessions);
         ArgumentNullException.ThrowIfNull(ownerOf);
@@ -49,10 +51,10 @@ internal static class MigrationPlanner
                 refused.Add(new MigrationRefusal(session, reason));
                 continue;
             }
-            if (session.Client.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork)
+            if (served?.Invoke(session.ClientVip.AddressFamily) == false)
             {
-                // The moved-flow sets are keyed by IPv4 5-tuples (docs/design.md#migration-filter).
-                refused.Add(new MigrationRefusal(session, MigrationReasons.Ipv6));
+                // The moved-flow sets live in the flow table of the session's family (docs/design.md#migration-filter).
+                refused.Add(new MigrationRefusal(session, MigrationReasons.FamilyNotServed));
                 continue;
             }
             int owner = ownerOf(session);
@@ -95,15 +97,15 @@ internal static class MigrationReasons
     /// <summary>l2bal only: the moved-out set could not be changed, so nothing of the batch was asked to move.</summary>
     public const string FilterFailed = "filter-failed";
 
-    /// <summary>l2bal only: a session on the IPv6 VIP; the moved-flow sets hold IPv4 flows.</summary>
-    public const string Ipv6 = "ipv6";
+    /// <summary>l2bal only: a session on an address of a family this node has no VIP (so no flow table, no moved-flow sets) for.</summary>
+    public const string FamilyNotServed = "family-not-served";
 
     /// <summary>l2bal only: the proxy failed mid-move and still lists the session (it stays), or named a reason not in this list.</summary>
     public const string ProxyFailed = "proxy-failed";
 
     /// <summary>Every reason counted, in the order status lists them (a bounded set: the metric's label values).</summary>
     public static readonly IReadOnlyList<string> All =
-        [NotSingleIp, GssapiProtected, NotEstablished, TooLarge, RestoreFailed, PeerUnreachable, NoKey, Workers, FilterFailed, Ipv6, ProxyFailed];
+        [NotSingleIp, GssapiProtected, NotEstablished, TooLarge, RestoreFailed, PeerUnreachable, NoKey, Workers, FilterFailed, FamilyNotServed, ProxyFailed];
 
     /// <summary>The reason as counted: one of <see cref="All"/>, else <see cref="ProxyFailed"/>.</summary>
     public static string Counted(string reason) => All.Contains(reason) ? reason : ProxyFailed;

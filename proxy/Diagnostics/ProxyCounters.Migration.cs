@@ -17,6 +17,7 @@ public sealed partial class ProxyCounters
     private long _migrationAcksSent;
     private long _migrationCaptureLate;
     private long _migrationAcksFailed;
+    private long _migrationCaptureUnparsed;
 
     /// <summary>Sessions that moved to another node's l2proxy (this node closed its frozen copy).</summary>
     public long MigrationsOut => Interlocked.Read(ref _migrationsOut);
@@ -68,6 +69,10 @@ public sealed partial class ProxyCounters
     public void MigrationAckSent() => Interlocked.Increment(ref _migrationAcksSent);
 
     public void MigrationAckFailed() => Interlocked.Increment(ref _migrationAcksFailed);
+    /// <summary>Frames the capture's filter passed that it could not read as a whole TCP segment (a fragment, an unknown IPv6 extension header, bad lengths): never taken.</summary>
+    public long MigrationCaptureUnparsedFrames => Interlocked.Read(ref _migrationCaptureUnparsed);
+
+    public void MigrationCaptureUnparsed() => Interlocked.Increment(ref _migrationCaptureUnparsed);
 
     public void MigratedOut() => Interlocked.Increment(ref _migrationsOut);
 
@@ -95,6 +100,8 @@ public sealed partial class ProxyCounters
         w.Family("l2proxy_migration_acks_total", MetricType.Counter, "Acknowledgements a restored leg owed its end, sent right after its thaw, by result (failed: no CAP_NET_RAW or a send error).");
         w.Sample("result", "sent", MigrationAcksSent);
         w.Sample("result", "failed", MigrationAcksFailed);
+        w.Family("l2proxy_migration_capture_unparsed_total", MetricType.Counter, "Frames the migration capture could not read as a whole TCP segment (fragments, unknown IPv6 extension headers): never appended.");
+        w.Sample(MigrationCaptureUnparsedFrames);
         w.Family("l2proxy_migrations_refused_total", MetricType.Counter, "Sessions a move asked for that stayed on this node, by reason.");
         foreach (var reason in Enum.GetValues<MigrationRefusal>())
         {

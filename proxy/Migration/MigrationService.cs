@@ -742,11 +742,11 @@ internal sealed partial class MigrationService : IAsyncDisposable
     }
 
     /// <summary>New node: the capture of a channel's announced flows, or null (logged) without CAP_NET_RAW.</summary>
-    private static SegmentCapture? OpenCapture(ref string? error)
+    private SegmentCapture? OpenCapture(ref string? error)
     {
         try
         {
-            return SegmentCapture.Open();
+            return SegmentCapture.Open(Counters.MigrationCaptureUnparsed);
         }
         catch (SocketException e)
         {

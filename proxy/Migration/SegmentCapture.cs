@@ -53,11 +53,13 @@ internal sealed class SegmentCapture : IDisposable
 
     /// <summary>Flows taken at Go whose socket is not marked yet: what arrives meanwhile reaches neither copy.</summary>
     private readonly Dictionary<InboundFlow, int> _taken = [];
+    private readonly Action? _unparsed;
     private long _segments;
 
-    private SegmentCapture(Socket socket)
+    private SegmentCapture(Socket socket, Action? unparsed)
     {
         _socket = socket;
+        _unparsed = unparsed;
         _reader = new Thread(Read) { IsBackground = true, Name = "l2proxy migration capture" };
         _reader.Start();
     }
@@ -65,8 +67,8 @@ internal sealed class SegmentCapture : IDisposable
     /// <summary>Segments of watched flows taken so far (all flows, this capture's life).</summary>
     public long Segments => Interlocked.Read(ref _segments);
 
-    /// <summary>Opens the capture; <see cref="SocketException"/> (EPERM without CAP_NET_RAW) when it cannot.</summary>
-    public static SegmentCapture Open()
+    /// <summary>Opens the capture; <see cref="SocketException"/> (EPERM without CAP_NET_RAW) when it cannot. <paramref name="unparsed"/> counts each frame it cannot read.</summary>
+    public static SegmentCapture Open(Action? unparsed = null)
     {
         var socket = new Socket(AddressFamily.Packet, SocketType.Dgram, (ProtocolType)EthPAllNetworkOrder);
         try
@@ -76,7 +78,7 @@ internal sealed class SegmentCapture : IDisposable
             socket.SetRawSocketOption(SOL_PACKET, PACKET_IGNORE_OUTGOING, BitConverter.GetBytes(1));
             socket.ReceiveBufferSize = 4 * 1024 * 1024;
             // Frames queued between socket() and the filter: matched by tuple like the rest.
-            return new SegmentCapture(socket);
+            return new SegmentCapture(socket, unparsed);
         }
         catch
         {
@@ -175,7 +177,11 @@ internal sealed class SegmentCapture : IDisposable
         }
     }
 
-    /// <summary>ld proto; IPv4: ldb [9] == 6; IPv6: ldb [6] == 6 (no extension headers); ret whole or 0. Offsets from the network header (SOCK_DGRAM).</summary>
+    /// <summary>
+    /// ld proto; IPv4: ldb [9] == 6; IPv6: ldb [6] is TCP or an extension header that may precede it (hop-by-hop,
+    /// routing, fragment, destination options; <see cref="TcpSegments"/> walks or counts them); ret whole or 0.
+    /// Offsets from the network header (SOCK_DGRAM).
+    /// </summary>
     private static unsafe void AttachTcpFilter(Socket socket)
     {
         ReadOnlySpan<ulong> program =
@@ -183,10 +189,14 @@ internal sealed class SegmentCapture : IDisposable
             Insn(0x28, 0, 0, 0xFFFFF000), // ld proto (SKF_AD_OFF + SKF_AD_PROTOCOL)
             Insn(0x15, 0, 2, 0x0800),
             Insn(0x30, 0, 0, 9),
-            Insn(0x15, 3, 4, 6),
-            Insn(0x15, 0, 3, 0x86DD),
+            Insn(0x15, 7, 8, 6),
+            Insn(0x15, 0, 7, 0x86DD),
             Insn(0x30, 0, 0, 6),
-            Insn(0x15, 0, 1, 6),
+            Insn(0x15, 4, 0, 6),
+            Insn(0x15, 3, 0, 0),
+            Insn(0x15, 2, 0, 43),
+            Insn(0x15, 1, 0, 44),
+            Insn(0x15, 0, 1, 60),
             Insn(0x06, 0, 0, 0xFFFF),
             Insn(0x06, 0, 0, 0),
         ];
@@ -251,6 +261,7 @@ internal sealed class SegmentCapture : IDisposable
             var n = _socket.Receive(_buffer);
             if (TcpSegments.TryParse(_buffer.AsSpan(0, n)) is not { } h)
             {
+                _unparsed?.Invoke();
                 continue;
             }
 
@@ -280,9 +291,12 @@ internal sealed class SegmentCapture : IDisposable
 /// <summary>What a captured packet says: its flow, sequence number, where its payload lies in the packet, and FIN or RST.</summary>
 public readonly record struct TcpSegmentHeader(InboundFlow Flow, uint Seq, int PayloadOffset, int PayloadLength, bool FinOrRst);
 
-/// <summary>Reads an IPv4 or IPv6 packet carrying TCP (no IPv6 extension header, no IPv4 fragment). Pure.</summary>
+/// <summary>Reads an IPv4 or IPv6 packet carrying TCP (IPv6: after hop-by-hop, routing and destination options headers; no fragment of either). Pure.</summary>
 public static class TcpSegments
 {
+    /// <summary>IPv6 extension headers walked before TCP, at most: a longer chain is not read (RFC 8200 §4.1 orders at most a few).</summary>
+    public const int MaxExtensionHeaders = 8;
+
     /// <summary>The TCP segment's header, or null when the packet is not a whole TCP segment.</summary>
     public static TcpSegmentHeader? TryParse(ReadOnlySpan<byte> packet)
     {
@@ -310,14 +324,14 @@ public static class TcpSegments
         else if (packet[0] >> 4 == 6 && packet.Length >= 40)
         {
             var total = 40 + BinaryPrimitives.ReadUInt16BigEndian(packet[4..]);
-            if (packet[6] != 6 || total > packet.Length)
+            if (total > packet.Length || SkipExtensionHeaders(packet[..total], packet[6]) is not { } tcpAt)
             {
                 return null;
             }
 
             source = BinaryPrimitives.ReadUInt128BigEndian(packet[8..24]);
             destination = BinaryPrimitives.ReadUInt128BigEndian(packet[24..40]);
-            (at, end) = (40, total);
+            (at, end) = (tcpAt, total);
         }
         else
         {
@@ -333,5 +347,28 @@ public static class TcpSegments
 
         var flow = new InboundFlow(source, BinaryPrimitives.ReadUInt16BigEndian(tcp), destination, BinaryPrimitives.ReadUInt16BigEndian(tcp[2..]));
         return new TcpSegmentHeader(flow, BinaryPrimitives.ReadUInt32BigEndian(tcp[4..]), at + dataOffset, tcp.Length - dataOffset, (tcp[13] & 0x05) != 0);
+    }
+
+    /// <summary>
+    /// Where TCP starts in an IPv6 packet whose first next header is <paramref name="next"/>: past hop-by-hop (0), routing (43) and
+    /// destination options (60) headers, each (length + 1) × 8 bytes; null for a fragment (44), any other header, or a chain that overruns.
+    /// </summary>
+    private static int? SkipExtensionHeaders(ReadOnlySpan<byte> packet, byte next)
+    {
+        var at = 40;
+        for (var i = 0; i <= MaxExtensionHeaders; i++)
+        {
+            if (next == 6)
+            {
+                return at <= packet.Length ? at : null;
+            }
+            if (next is not (0 or 43 or 60) || i == MaxExtensionHeaders || packet.Length < at + 2)
+            {
+                return null;
+            }
+            next = packet[at];
+            at += (packet[at + 1] + 1) * 8;
+        }
+        return null;
     }
 }

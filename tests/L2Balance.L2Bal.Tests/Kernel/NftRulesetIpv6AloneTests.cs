@@ -67,10 +67,23 @@ public class NftRulesetIpv6AloneTests
     }
 
     [Fact]
-    public void Install_NoVipOrIpv6AloneWithMigration_IsRefused()
+    public void Install_Ipv6AloneWithMigration_HasTheDualStackIp6TableAndOnlyIpv6sMovedInSet()
+    {
+        var text = NftRuleset.Install(Alone() with { Migrate = true });
+        var netdev = Table(text, "netdev");
+
+        Assert.Equal(Table(NftRuleset.Install(NftRulesetIpv6Tests.DualStack() with { Migrate = true }), "ip6"), Table(text, "ip6"));
+        // The IPv6 set and its egress rule; nothing of the IPv4 one.
+        foreach (var (line, present) in new[] { ("set moved_in6 {", true), ("meta mark 0x4c320019 meta protocol ip6 update @moved_in6", true), ("set moved_in {", false), ("meta protocol ip update", false) })
+        {
+            Assert.True(netdev.Contains(line, StringComparison.Ordinal) == present, $"{line}: {(present ? "missing" : "present")}\n{netdev}");
+        }
+    }
+
+    [Fact]
+    public void Install_NoVip_IsRefused()
     {
         Assert.Throws<ArgumentException>(() => NftRuleset.Install(NftRulesetTests.Sample() with { Vip = null }));
-        Assert.Throws<ArgumentException>(() => NftRuleset.Install(Alone() with { Migrate = true }));
         Assert.Throws<ArgumentException>(() => NftRuleset.Install(Alone() with { Vip = IPAddress.Parse("fdc6:1200:10::b") }));
     }
 }

@@ -68,22 +68,40 @@ public class NftRulesetMigrationTests
     }
 
     [Fact]
-    public void Install_MigrationOnWithAnIpv6Vip_KeepsTheMovedFlowRulesInTheIpTableOnly()
+    public void Install_MigrationOnWithAnIpv6Vip_Ip6TableHasTheIpTablesMigrationRulesInIpv6Words()
+    {
+        var dual = Migrating() with { Vip6 = IPAddress.Parse("fdc6:1200:10::a") };
+        var text = NftRuleset.Install(dual);
+        var plain = NftRuleset.Install(dual with { Migrate = false });
+
+        // The ip table is the IPv4-only one, byte for byte; the ip6 table gains exactly the ip table's migration lines, in the same order.
+        Assert.Equal(NftRulesetIpv6Tests.Table(NftRuleset.Install(Migrating()), "ip"), NftRulesetIpv6Tests.Table(text, "ip"));
+        static List<string> Added(string with, string without) => [.. with.Split('\n').Where(l => !without.Split('\n').Contains(l))];
+        var ipAdded = Added(NftRulesetIpv6Tests.Table(text, "ip"), NftRulesetIpv6Tests.Table(plain, "ip"));
+        var ip6Added = Added(NftRulesetIpv6Tests.Table(text, "ip6"), NftRulesetIpv6Tests.Table(plain, "ip6"));
+        Assert.Equal(17, ipAdded.Count);
+        Assert.Equal(ipAdded.Select(l => l.Replace(" ip saddr", " ip6 saddr", StringComparison.Ordinal).Replace(" ip daddr", " ip6 daddr", StringComparison.Ordinal)
+            .Replace("ipv4_addr", "ipv6_addr", StringComparison.Ordinal)), ip6Added);
+        Assert.Contains("set moved_out { type inet_proto . ipv6_addr . inet_service . ipv6_addr . inet_service;", ip6Added[0], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Install_MigrationOnWithAnIpv6Vip_NetdevLearnsAndPassesIpv6FlowsInASetOfTheirOwn()
     {
         var text = NftRuleset.Install(Migrating() with { Vip6 = IPAddress.Parse("fdc6:1200:10::a") });
+        var netdev = NftRulesetIpv6Tests.Table(text, "netdev");
 
-        // The last mention of each table is its body (the first ones are the delete pairs ahead of it).
-        int ip6 = text.LastIndexOf("table ip6 ", StringComparison.Ordinal);
-        int ip = text.LastIndexOf("table ip ", ip6, StringComparison.Ordinal);
-        Assert.True(ip >= 0 && ip6 > ip, text);
-        var ipTable = text[ip..ip6];
-        var ip6Table = text[ip6..];
-        // The moved-flow sets are keyed by IPv4 5-tuples; the IPv6 VIP's sessions are refused as "ipv6" instead.
-        foreach (var word in (string[])["moved_out", "moved_away", "socket mark 0x4c320019", "0x20000"])
-        {
-            Assert.Contains(word, ipTable, StringComparison.Ordinal);
-            Assert.DoesNotContain(word, ip6Table, StringComparison.Ordinal);
-        }
+        Assert.Contains("set moved_in6 { type inet_proto . ipv6_addr . inet_service . ipv6_addr . inet_service; flags dynamic, timeout; size 65536;", netdev, StringComparison.Ordinal);
+        NftRulesetTests.AssertInOrder(netdev,
+            "chain ingress6 {",
+            "th dport @own_slice accept",
+            "meta l4proto . ip6 saddr . th sport . ip6 daddr . th dport @moved_in6 update @moved_in6 { meta l4proto . ip6 saddr . th sport . ip6 daddr . th dport timeout 3600s } meta mark set 0x0 counter name \"passed_moved_in\" accept",
+            "meta l4proto udp th dport 32768-60999 meta mark set 0x0 accept",
+            "counter name \"dropped_not_owned_early\" drop");
+        NftRulesetTests.AssertInOrder(netdev,
+            "chain egress {",
+            "meta mark 0x4c320019 meta protocol ip update @moved_in { meta l4proto . ip daddr . th dport . ip saddr . th sport timeout 3600s }",
+            "meta mark 0x4c320019 meta protocol ip6 update @moved_in6 { meta l4proto . ip6 daddr . th dport . ip6 saddr . th sport timeout 3600s }");
     }
 
     [Fact]
@@ -186,10 +204,26 @@ public class NftRulesetMigrationTests
     }
 
     [Fact]
-    public void MovedOut_WithoutMigrationOrForAnIpv6Flow_IsRefused()
+    public void MovedOut_IPv4AndIpv6Flows_EachGoToTheSetsOfTheirFamilysTable()
+    {
+        var v6 = new FlowTuple(ProtocolType.Tcp, new IPEndPoint(IPAddress.Parse("fdc6:1200:64::5"), 40000), new IPEndPoint(IPAddress.Parse("fdc6:1200:10::a"), 1080));
+        var text = NftRuleset.MovedOut(Migrating() with { Vip6 = IPAddress.Parse("fdc6:1200:10::a") }, [v6, Flow("198.18.1.5", 40000, 1080)], MovedFlowChange.Moved);
+
+        Assert.Equal("add element ip l2bal moved_away { tcp . 198.18.1.5 . 40000 . 198.18.0.10 . 1080 timeout 86400s }\n"
+            + "add element ip l2bal moved_out { tcp . 198.18.1.5 . 40000 . 198.18.0.10 . 1080 timeout 300s }\n"
+            + "delete element ip l2bal moved_out { tcp . 198.18.1.5 . 40000 . 198.18.0.10 . 1080 }\n"
+            + "add element ip6 l2bal moved_away { tcp . fdc6:1200:64::5 . 40000 . fdc6:1200:10::a . 1080 timeout 86400s }\n"
+            + "add element ip6 l2bal moved_out { tcp . fdc6:1200:64::5 . 40000 . fdc6:1200:10::a . 1080 timeout 300s }\n"
+            + "delete element ip6 l2bal moved_out { tcp . fdc6:1200:64::5 . 40000 . fdc6:1200:10::a . 1080 }\n", text);
+    }
+
+    [Fact]
+    public void MovedOut_WithoutMigrationOrForAFamilyWithoutItsVip_IsRefused()
     {
         Assert.Throws<InvalidOperationException>(() => NftRuleset.MovedOut(NftRulesetTests.Sample(), [Flow("198.18.1.5", 1, 2)], MovedFlowChange.Moving));
-        var v6 = new FlowTuple(ProtocolType.Tcp, new IPEndPoint(IPAddress.Parse("fdc6:1200::5"), 1), new IPEndPoint(IPAddress.Parse("198.18.0.10"), 2));
+        var v6 = new FlowTuple(ProtocolType.Tcp, new IPEndPoint(IPAddress.Parse("fdc6:1200::5"), 1), new IPEndPoint(IPAddress.Parse("fdc6:1200:10::a"), 2));
         Assert.Throws<ArgumentException>(() => NftRuleset.MovedOut(Migrating(), [v6], MovedFlowChange.Moving));
+        var mixed = v6 with { Destination = new IPEndPoint(IPAddress.Parse("198.18.0.10"), 2) };
+        Assert.Throws<ArgumentException>(() => NftRuleset.MovedOut(Migrating() with { Vip6 = IPAddress.Parse("fdc6:1200:10::a") }, [mixed], MovedFlowChange.Moving));
     }
 }

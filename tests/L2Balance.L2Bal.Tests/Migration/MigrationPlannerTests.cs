@@ -74,14 +74,27 @@ public class MigrationPlannerTests
     }
 
     [Fact]
-    public void Plan_SessionOnTheIpv6Vip_IsRefusedAsIpv6WithoutAskingItsOwner()
+    public void Plan_SessionOnTheIpv6Vip_GoesToItsOwnerLikeAnIpv4One()
     {
         var v4 = MigrationTestData.Session(1, 21);
-        var v6 = v4 with { Id = "s2", Client = IPEndPoint.Parse("[fdc6:1200:1::21]:40000") };
+        var v6 = MigrationTestData.Line("session s2 connect [fdc6:1200:64::21]:40002 [fdc6:1200:10::a]:1080 [fdc6:1200:10::a]:33002 [fdc6:1200:20::7]:443 0 movable");
 
-        var plan = MigrationPlanner.Plan([v4, v6], self: 1, s => s.Client.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork ? OwnerOf(s) : throw new InvalidOperationException("asked"), Peers);
+        var plan = MigrationPlanner.Plan([v4, v6], self: 1, s => s.Id == "s2" ? 3 : OwnerOf(s), Peers, _ => true);
 
-        Assert.Equal([("s2", "ipv6")], plan.Refused.Select(r => (r.Session.Id, r.Reason)));
+        Assert.Empty(plan.Refused);
+        Assert.Equal([(2, "s1"), (3, "s2")], plan.Batches.SelectMany(b => b.Sessions.Select(s => (b.Owner, s.Id))));
+    }
+
+    [Fact]
+    public void Plan_SessionOfAFamilyWithoutItsVip_IsRefusedWithoutAskingItsOwner()
+    {
+        var v4 = MigrationTestData.Session(1, 21);
+        var v6 = MigrationTestData.Line("session s2 connect [fdc6:1200:64::21]:40002 [fdc6:1200:10::a]:1080 [fdc6:1200:10::a]:33002 [fdc6:1200:20::7]:443 0 movable");
+
+        var plan = MigrationPlanner.Plan([v4, v6], self: 1, s => s.Id == "s2" ? throw new InvalidOperationException("asked") : OwnerOf(s), Peers,
+            family => family == System.Net.Sockets.AddressFamily.InterNetwork);
+
+        Assert.Equal([("s2", "family-not-served")], plan.Refused.Select(r => (r.Session.Id, r.Reason)));
         Assert.Equal(["s1"], plan.Batches.Single().Sessions.Select(s => s.Id));
     }
 }

@@ -29,6 +29,71 @@ public sealed class SegmentCaptureTests
         return packet;
     }
 
+    private static readonly IPEndPoint Client6 = IPEndPoint.Parse("[fdc6:1200:64::7]:40001");
+    private static readonly IPEndPoint Vip6 = IPEndPoint.Parse("[fdc6:1200:10::a]:1080");
+
+    /// <summary>An IPv6 packet with the extension headers <paramref name="extensions"/> (type, 8-byte units beyond the first) before a 20-byte TCP header.</summary>
+    private static byte[] Ipv6Tcp(uint seq, int payload, params (byte Type, int Units)[] extensions)
+    {
+        var headers = extensions.Sum(e => (e.Units + 1) * 8);
+        var packet = new byte[40 + headers + 20 + payload];
+        packet[0] = 0x60;
+        BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(4), (ushort)(packet.Length - 40));
+        packet[6] = extensions.Length > 0 ? extensions[0].Type : (byte)6;
+        Client6.Address.TryWriteBytes(packet.AsSpan(8), out _);
+        Vip6.Address.TryWriteBytes(packet.AsSpan(24), out _);
+        var at = 40;
+        for (var i = 0; i < extensions.Length; i++)
+        {
+            packet[at] = i + 1 < extensions.Length ? extensions[i + 1].Type : (byte)6;
+            packet[at + 1] = (byte)extensions[i].Units;
+            at += (extensions[i].Units + 1) * 8;
+        }
+        BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(at), (ushort)Client6.Port);
+        BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(at + 2), (ushort)Vip6.Port);
+        BinaryPrimitives.WriteUInt32BigEndian(packet.AsSpan(at + 4), seq);
+        packet[at + 12] = 5 << 4;
+        packet[at + 13] = 0x18;
+        return packet;
+    }
+
+    [Fact]
+    public void TryParse_Ipv6Tcp_FindsTheFlowSequenceAndPayload()
+    {
+        var header = TcpSegments.TryParse(Ipv6Tcp(0xFFFFFFF0, 100));
+
+        Assert.NotNull(header);
+        Assert.Equal(InboundFlow.Of(Client6, Vip6), header.Value.Flow);
+        Assert.Equal((0xFFFFFFF0u, 60, 100, false), (header.Value.Seq, header.Value.PayloadOffset, header.Value.PayloadLength, header.Value.FinOrRst));
+    }
+
+    [Fact]
+    public void TryParse_Ipv6TcpAfterHopByHopRoutingAndDestinationOptions_SkipsThem()
+    {
+        var header = TcpSegments.TryParse(Ipv6Tcp(7, 30, (0, 0), (43, 2), (60, 1)));
+
+        Assert.NotNull(header);
+        Assert.Equal(InboundFlow.Of(Client6, Vip6), header.Value.Flow);
+        Assert.Equal((7u, 40 + 8 + 24 + 16 + 20, 30), (header.Value.Seq, header.Value.PayloadOffset, header.Value.PayloadLength));
+    }
+
+    [Fact]
+    public void TryParse_Ipv6FragmentUnknownHeaderOverrunOrTooLongAChain_IsNull()
+    {
+        var overrun = Ipv6Tcp(1, 0, (60, 0));
+        overrun[41] = 200;
+        var udp = Ipv6Tcp(1, 10);
+        udp[6] = 17;
+
+        Assert.Null(TcpSegments.TryParse(Ipv6Tcp(1, 10, (44, 0))));
+        Assert.Null(TcpSegments.TryParse(Ipv6Tcp(1, 10, (51, 1))));
+        Assert.Null(TcpSegments.TryParse(overrun));
+        Assert.Null(TcpSegments.TryParse(udp));
+        Assert.Null(TcpSegments.TryParse(Ipv6Tcp(1, 10, [.. Enumerable.Repeat(((byte)60, 0), TcpSegments.MaxExtensionHeaders + 1)])));
+        Assert.NotNull(TcpSegments.TryParse(Ipv6Tcp(1, 10, [.. Enumerable.Repeat(((byte)60, 0), TcpSegments.MaxExtensionHeaders)])));
+        Assert.Null(TcpSegments.TryParse(Ipv6Tcp(1, 10).AsSpan(0, 59)));
+    }
+
     [Fact]
     public void TryParse_Ipv4TcpWithOptions_FindsTheFlowSequenceAndPayload()
     {

@@ -54,6 +54,38 @@ public sealed class SessionStateCodecTests
     [Fact]
     public void UdpAssociation_IPv6_RoundTripsEveryField() => AssertRoundTrip(Udp());
 
+    /// <summary>A CONNECT relay on the IPv6 VIP (single-IP mode over IPv6): both legs IPv6.</summary>
+    public static SessionState Relay6() => new(
+        SessionKind.TcpRelay,
+        [Leg("[fdc6:1200:10::a]:1080", "[fdc6:1200:64::7]:40000"), Leg("[fdc6:1200:10::a]:33001", "[fdc6:1200:20::7]:9000", 0, 0, 0)],
+        [1, 2, 3],
+        [4],
+        null);
+
+    [Fact]
+    public void Relay_IPv6Legs_RoundTripsEveryField() => AssertRoundTrip(Relay6());
+
+    [Fact]
+    public void Relay_IPv6EveryPrefix_IsTruncated()
+    {
+        var bytes = Encode(Relay6());
+        for (int length = 0; length < bytes.Length; length++)
+        {
+            Assert.Equal(SessionStateRejection.Truncated, SessionStateCodec.TryParse(bytes.AsSpan(0, length), out _, out var reason) == ParseStatus.Invalid ? reason : SessionStateRejection.None);
+        }
+    }
+
+    /// <summary>A relay of two IPv6 legs: a 7-byte header, then the first leg's local endpoint (family byte at 7) and remote (family byte at 7 + 19).</summary>
+    [Theory]
+    [InlineData(7, "09", SessionStateRejection.BadAddressFamily)]
+    [InlineData(26, "04", SessionStateRejection.MixedAddressFamilies)]
+    public void Relay_IPv6FamilyByteChanged_IsRefusedWithItsReason(int offset, string hex, SessionStateRejection expected)
+    {
+        var bytes = Encode(Relay6());
+        Convert.FromHexString(hex).CopyTo(bytes, offset);
+        AssertRefused(bytes, expected);
+    }
+
     [Fact]
     public void Write_Relay_LengthMatchesGetLength()
     {

@@ -43,7 +43,7 @@ public sealed class TcpAckTests
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
-    public void BuildPacket_IsASegmentTheCaptureParserReadsBack(bool v6)
+    public void BuildPacket_EitherFamily_IsASegmentTheCaptureParserReadsBack(bool v6)
     {
         var packet = new byte[TcpAck.MaxPacketLength];
         var (local, remote) = v6 ? (Vip6, Client6) : (Vip, Client);
@@ -73,7 +73,7 @@ public sealed class TcpAckTests
     [InlineData(1000u, 64000u, 70000u, (byte)0, 0)] // past the announced edge: never negative
     [InlineData(0xFFFFFF00u, 0x200u, 0x80u, (byte)0, 0x80)] // across the wrap of the sequence space
     [InlineData(0u, 0x7FFFFFFFu, 0u, (byte)0, 65535)] // unscaled field: at most 65,535
-    public void WindowField_IsWhatIsLeftOfTheAnnouncedWindowScaled(uint rcvWup, uint rcvWnd, uint rcvNxt, byte scale, int expected)
+    public void WindowField_AnnouncedWindowAndBytesSince_IsWhatIsLeftScaled(uint rcvWup, uint rcvWnd, uint rcvNxt, byte scale, int expected)
     {
         Assert.Equal(expected, TcpAckPoint.WindowField(rcvWup, rcvWnd, rcvNxt, scale));
     }

@@ -24,6 +24,8 @@ public sealed class SessionStateTarget : FuzzTarget<byte[], SessionStateTarget.R
     public override IReadOnlyList<byte[]> Seeds { get; } =
     [
         Encode(new SessionState(SessionKind.TcpRelay, [Leg("198.18.0.100:1080", "198.18.0.10:40000", 40, 8, 16), Leg("198.18.0.100:50000", "198.18.1.5:9000", 0, 0, 0)], [1, 2], [], null)),
+        // A relay on the IPv6 VIP (single-IP mode over IPv6): both legs IPv6.
+        Encode(new SessionState(SessionKind.TcpRelay, [Leg("[fdc6:1200:10::a]:1080", "[fdc6:1200:64::7]:40000", 24, 4, 8), Leg("[fdc6:1200:10::a]:33001", "[fdc6:1200:128::2]:9000", 0, 0, 0)], [3], [4], null)),
         Encode(new SessionState(SessionKind.UdpAssociation, [Leg("[fd00:5eed::100]:1080", "[fd00:5eed::10]:40000", 3, 3, 0)], [], [7],
             new UdpAssociationState(IPEndPoint.Parse("[fd00:5eed::10]:5353"), IPEndPoint.Parse("[fd00:5eed::100]:41000")))),
         Encode(new SessionState(SessionKind.UdpAssociation, [Leg("198.18.0.100:1080", "198.18.0.10:40000", 0, 0, 2)], [], [],

@@ -28,20 +28,21 @@ public partial class MigrationClusterFixture
 {
     private static readonly TimeSpan Step = TimeSpan.FromSeconds(10);
 
-    /// <summary>The client addresses whose bucket node <paramref name="k"/> owns now.</summary>
-    internal async Task<List<IPAddress>> SourcesOfAsync(int k)
+    /// <summary>The client addresses (IPv6 ones with <paramref name="ipv6"/>) whose bucket node <paramref name="k"/> owns now.</summary>
+    internal async Task<List<IPAddress>> SourcesOfAsync(int k, bool ipv6 = false)
     {
-        var owners = await OwnersAsync();
-        var sources = Lab.ClientAddresses.Where(a => owners[a.ToString()] == k).ToList();
+        var all = ClusterScenarios.Sources(Lab, ipv6);
+        var owners = await OwnersAsync(1, all);
+        var sources = all.Where(a => owners[a.ToString()] == k).ToList();
         Assert.True(sources.Count > 0, $"node {k} owns no client address\n{Describe()}");
         return sources;
     }
 
-    /// <summary>The target's listener for checked sessions (one accept per session, in order).</summary>
-    internal Socket ListenOnTarget(int backlog)
+    /// <summary>The target's listener for checked sessions (one accept per session, in order), on its IPv6 address with <paramref name="ipv6"/>.</summary>
+    internal Socket ListenOnTarget(int backlog, bool ipv6 = false)
     {
-        var listener = Lab.Target.OpenSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        listener.Bind(new IPEndPoint(ClusterLab.TargetAddress, 0));
+        var listener = Lab.Target.OpenSocket(ipv6 ? AddressFamily.InterNetworkV6 : AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(ipv6 ? ClusterLab.Target6Address : ClusterLab.TargetAddress, 0));
         listener.Listen(backlog);
         return listener;
     }
@@ -59,23 +60,24 @@ public partial class MigrationClusterFixture
         }
     }
 
-    /// <summary>A SOCKS5 CONNECT from <paramref name="source"/> through the VIP to <paramref name="listener"/>, with its streams started.</summary>
+    /// <summary>A SOCKS5 CONNECT from <paramref name="source"/> through the VIP of its family to <paramref name="listener"/>, with its streams started.</summary>
     internal async Task<ClusterSession> OpenSessionAsync(IPAddress source, Socket listener, int seed, CancellationToken stop, StreamPace? pace = null)
     {
-        var client = Lab.Client.OpenSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        bool ipv6 = source.AddressFamily == AddressFamily.InterNetworkV6;
+        var client = Lab.Client.OpenSocket(source.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
         {
             // The seed is the source port: tests of the collection never reuse a 5-tuple (a flow that died mid-move stays dropped; docs/design.md#failure-paths-of-a-move).
             client.Bind(new IPEndPoint(source, seed));
-            await client.ConnectAsync(Lab.ProxyEndPoint).WithTimeout(Step);
+            await client.ConnectAsync(ipv6 ? ClusterLab.ProxyEndPoint6 : Lab.ProxyEndPoint).WithTimeout(Step);
             var (code, bound) = await Socks5Client.HandshakeAsync(client, 1, (IPEndPoint)listener.LocalEndPoint!, CancellationToken.None).WithTimeout(Step);
             Assert.True(code == 0, $"CONNECT from {source}: {code} {bound}\n{Describe()}");
             // One session at a time: the next accepted connection is this one's target leg.
             var target = await listener.AcceptAsync(CancellationToken.None).AsTask().WithTimeout(Step);
             var peer = (IPEndPoint)target.RemoteEndPoint!;
-            Assert.Equal(new IPEndPoint(ClusterLab.VipAddress, bound.Port), new IPEndPoint(peer.Address.MapToIPv4(), peer.Port));
+            Assert.Equal(new IPEndPoint(ipv6 ? ClusterLab.Vip6Address : ClusterLab.VipAddress, bound.Port), new IPEndPoint(ipv6 ? peer.Address : peer.Address.MapToIPv4(), peer.Port));
             var end = (IPEndPoint)client.LocalEndPoint!;
-            return new ClusterSession(source, new IPEndPoint(end.Address.MapToIPv4(), end.Port),
+            return new ClusterSession(source, new IPEndPoint(ipv6 ? end.Address : end.Address.MapToIPv4(), end.Port),
                 new LabSession(client, target, null, seed, pace ?? new StreamPace(1024, TimeSpan.FromMilliseconds(20)), stop));
         }
         catch

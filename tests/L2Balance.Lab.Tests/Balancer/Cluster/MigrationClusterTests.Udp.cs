@@ -30,9 +30,15 @@ public partial class MigrationClusterTests
     private const int Refusals = 3;
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task DrainMigrate_UdpAssociationsOfTheDrainedNode_ContinueOnTheirBucketsNewOwners()
+    public Task DrainMigrate_UdpAssociationsOfTheDrainedNode_ContinueOnTheirBucketsNewOwners() => DrainMigrateUdpAsync(ipv6: false);
+
+    /// <summary>The same over the IPv6 VIP: IPv6 clients, relays on the IPv6 VIP, an IPv6 target (docs/design.md#udp-associations).</summary>
+    [SkippableFact(typeof(LabUnavailableException))]
+    public Task DrainMigrate_Ipv6UdpAssociationsOfTheDrainedNode_ContinueOnTheirBucketsNewOwners() => DrainMigrateUdpAsync(ipv6: true);
+
+    private async Task DrainMigrateUdpAsync(bool ipv6)
     {
-        var sources = await DrainedSourcesAsync();
+        var sources = await fixture.SourcesOfAsync(Drained, ipv6);
         await using var traffic = await UdpTrafficAsync(Associations, sources);
         await Task.Delay(TimeSpan.FromSeconds(1));
         var listed = (await fixture.ListAsync(Drained)).Where(s => s.Kind == "udp").ToList();
@@ -57,7 +63,7 @@ public partial class MigrationClusterTests
         Assert.Equal(0, await fixture.ProxyMetricAsync(Drained, "l2proxy_udp_associations_active"));
 
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{Associations} UDP associations, one datagram each way every {DatagramPace.TotalMilliseconds:F0} ms: drain --migrate answered in {answered.TotalMilliseconds:F0} ms: {drain.StdOut.Trim()}"));
+            $"{Associations} UDP associations ({(ipv6 ? "IPv6" : "IPv4")}), one datagram each way every {DatagramPace.TotalMilliseconds:F0} ms: drain --migrate answered in {answered.TotalMilliseconds:F0} ms: {drain.StdOut.Trim()}"));
         output.WriteLine($"CPU of l2bal and l2proxy during the drain, ticks of 10 ms, nodes 1, 2, 3: {string.Join(", ", cpu)}");
         output.WriteLine(report);
     }
@@ -65,7 +71,7 @@ public partial class MigrationClusterTests
     [SkippableFact(typeof(LabUnavailableException))]
     public async Task DrainMigrate_UdpRelayPortTakenOnThePeers_AssociationStaysOnTheDrainedNodeAndRelays()
     {
-        var sources = await DrainedSourcesAsync();
+        var sources = await fixture.SourcesOfAsync(Drained);
         await using var traffic = await UdpTrafficAsync(Refusals, sources);
         await Task.Delay(TimeSpan.FromSeconds(1));
         // Each relay's port taken on both peers: their restore binds without SO_REUSEADDR, fails, and the association stays.
@@ -101,15 +107,6 @@ public partial class MigrationClusterTests
 
     private static long RestoreFailed(System.Text.Json.JsonElement migrations) => migrations.GetProperty("refused").GetProperty("restore-failed").GetInt64();
 
-    /// <summary>The client addresses node 2's buckets hold.</summary>
-    private async Task<List<IPAddress>> DrainedSourcesAsync()
-    {
-        var owners = await fixture.OwnersAsync();
-        var sources = Lab.ClientAddresses.Where(a => owners[a.ToString()] == Drained).ToList();
-        Assert.True(sources.Count > 0, "node 2 owns no client address");
-        return sources;
-    }
-
     /// <summary>
     /// Every control connection intact (neither EOF nor reset), datagrams echoed after <paramref name="sentAtMove"/>,
     /// losses bounded, none twice; the figures as a line.
@@ -128,14 +125,15 @@ public partial class MigrationClusterTests
             $"datagrams sent {report.Sum(r => r.Flow.Sent)}, lost client to target {report.Sum(r => r.Up)}, target to client {report.Sum(r => r.Down)}, most lost by one association {report.Max(r => r.Up + r.Down)}");
     }
 
-    /// <summary><paramref name="count"/> associations from <paramref name="sources"/> in turn, relaying numbered datagrams to an echo on the target.</summary>
+    /// <summary><paramref name="count"/> associations from <paramref name="sources"/> (one family) in turn, relaying numbered datagrams to an echo on the target's address of that family.</summary>
     private async Task<UdpTraffic> UdpTrafficAsync(int count, List<IPAddress> sources)
     {
-        var echo = Lab.Target.OpenSocket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        var family = sources[0].AddressFamily;
+        var echo = Lab.Target.OpenSocket(family, SocketType.Dgram, ProtocolType.Udp);
         var traffic = new UdpTraffic(echo);
         try
         {
-            echo.Bind(new IPEndPoint(ClusterLab.TargetAddress, 0));
+            echo.Bind(new IPEndPoint(family == AddressFamily.InterNetworkV6 ? ClusterLab.Target6Address : ClusterLab.TargetAddress, 0));
             for (var i = 0; i < count; i++)
             {
                 traffic.Flows.Add(await OpenAssociationAsync(i, sources[i % sources.Count]));
@@ -153,16 +151,17 @@ public partial class MigrationClusterTests
     /// <summary>UDP ASSOCIATE from <paramref name="source"/> (client port announced as 0: learned from its first datagram), and the client's UDP socket.</summary>
     private async Task<UdpFlow> OpenAssociationAsync(int index, IPAddress source)
     {
-        var control = Lab.Client.OpenSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        bool ipv6 = source.AddressFamily == AddressFamily.InterNetworkV6;
+        var control = Lab.Client.OpenSocket(source.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         Socket? udp = null;
         try
         {
             control.Bind(new IPEndPoint(source, 0));
-            await control.ConnectAsync(Lab.ProxyEndPoint).WithTimeout(Step);
-            var (code, relay) = await Socks5Client.HandshakeAsync(control, 3, new IPEndPoint(IPAddress.Any, 0)).WithTimeout(Step);
+            await control.ConnectAsync(ipv6 ? ClusterLab.ProxyEndPoint6 : Lab.ProxyEndPoint).WithTimeout(Step);
+            var (code, relay) = await Socks5Client.HandshakeAsync(control, 3, new IPEndPoint(ipv6 ? IPAddress.IPv6Any : IPAddress.Any, 0)).WithTimeout(Step);
             Assert.True(code == 0, $"UDP ASSOCIATE from {source}: {code} {relay}\n{fixture.Describe()}");
-            Assert.Equal(ClusterLab.VipAddress, relay.Address);
-            udp = Lab.Client.OpenSocket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+            Assert.Equal(ipv6 ? ClusterLab.Vip6Address : ClusterLab.VipAddress, relay.Address);
+            udp = Lab.Client.OpenSocket(source.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
             udp.Bind(new IPEndPoint(source, 0));
             return new UdpFlow(index, source, control, udp, relay);
         }
@@ -182,7 +181,7 @@ public partial class MigrationClusterTests
         {
             while (true)
             {
-                var r = await echo.ReceiveFromAsync(buffer, SocketFlags.None, new IPEndPoint(IPAddress.Any, 0), stop);
+                var r = await echo.ReceiveFromAsync(buffer, SocketFlags.None, new IPEndPoint(echo.AddressFamily == AddressFamily.InterNetworkV6 ? IPAddress.IPv6Any : IPAddress.Any, 0), stop);
                 var index = BinaryPrimitives.ReadInt32BigEndian(buffer);
                 if (r.ReceivedBytes != DatagramBytes || index < 0 || index >= received.Length)
                 {

@@ -10,9 +10,12 @@ using Xunit.Abstractions;
 
 namespace L2Balance.Lab.Tests.Balancer.Cluster;
 
-/// <summary>The single-IP cluster with <c>--migrate NODE-ADDRESS</c> on every l2bal and metrics on every l2proxy.</summary>
+/// <summary>The single-IP cluster, dual-stack (both VIPs), with <c>--migrate NODE-ADDRESS</c> on every l2bal and metrics on every l2proxy.</summary>
 public partial class MigrationClusterFixture : SingleIpClusterFixture
 {
+    /// <summary>Both VIPs: a dual-stack cluster's sessions of either family move (docs/design.md#migration-filter).</summary>
+    public MigrationClusterFixture() => DualStack = true;
+
     /// <summary>Worker processes of every l2proxy (<c>--workers</c>); worker i serves metrics on <see cref="SingleIpClusterFixture.ProxyMetricsPort"/> + i.</summary>
     public virtual int ProxyWorkers => 1;
 
@@ -70,23 +73,7 @@ public partial class MigrationClusterTests(MigrationClusterFixture fixture, ITes
             // With workers, the supervisor's ids name the worker by the remainder (docs/design.md#built-l2proxys-side-of-the-interface-issue-19): every worker holds some.
             Assert.Equal(fixture.ProxyWorkers, listedBefore.Select(s => s.Id % fixture.ProxyWorkers).Distinct().Count());
 
-            var (drain, migrations, answered, cpu, before) = await DrainMigrateAsync(Sessions);
-            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"drain --migrate of {Sessions} sessions answered in {answered.TotalMilliseconds:F0} ms: {drain.StdOut.Trim()}"));
-            await Task.Delay(TimeSpan.FromSeconds(2));
-            var stuck = await MigrationClusterFixture.FinishAsync(sessions, stop, TimeSpan.FromSeconds(30));
-            var why = $"drain: {drain}\nmigrations: {migrations}\n{fixture.Describe()}";
-            Assert.True(stuck.Count == 0, $"{stuck.Count} sessions did not end within 30 s of the stop:\n{string.Join('\n', stuck.Take(5))}\n{why}");
-
-            // l2bal's counters: every session moved, none refused.
-            Assert.True(drain.Succeeded, why);
-            Assert.Equal(Sessions, migrations.GetProperty("done").GetInt64() - before.Done);
-            Assert.True(Refused(migrations) == before.Refused, why);
-
-            // Every byte once and in order both ways, none cut.
-            var broken = sessions.Where(s => !s.Intact).ToList();
-            Assert.True(broken.Count == 0, $"{broken.Count} sessions broken:\n{string.Join('\n', broken.Take(5))}\n{why}");
-
-            await AssertOnNewOwnersAsync([.. sessions.Select(s => s.Source)], sources, before);
+            var cpu = await DrainMigrateEveryOneMovesAsync(sessions, stop, sources, $"{Sessions} sessions");
 
             output.WriteLine($"CPU of l2bal and l2proxy during the drain, ticks of 10 ms, nodes 1, 2, 3: {string.Join(", ", cpu)}");
             output.WriteLine($"bytes captured while the flows moved and appended on restore (docs/design.md#the-pause), nodes 1, 3: {await fixture.ProxyMetricAsync(1, "l2proxy_migration_captured_bytes_total")}, {await fixture.ProxyMetricAsync(3, "l2proxy_migration_captured_bytes_total")}");
@@ -98,6 +85,33 @@ public partial class MigrationClusterTests(MigrationClusterFixture fixture, ITes
             await stop.CancelAsync();
             sessions.ForEach(s => s.Session.Dispose());
         }
+    }
+
+    /// <summary>
+    /// <c>drain --migrate</c> (<see cref="DrainMigrateAsync"/>) with <paramref name="sessions"/> running, then their streams
+    /// stopped: every one ended and moved (none refused), every byte once and in order both ways, each on its bucket's new
+    /// owner (<see cref="AssertOnNewOwnersAsync"/>). Returns the CPU ticks of the drain.
+    /// </summary>
+    private async Task<long[]> DrainMigrateEveryOneMovesAsync(List<ClusterSession> sessions, CancellationTokenSource stop, IReadOnlyList<IPAddress> sources, string what)
+    {
+        var (drain, migrations, answered, cpu, before) = await DrainMigrateAsync(sessions.Count);
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"drain --migrate of {what} answered in {answered.TotalMilliseconds:F0} ms: {drain.StdOut.Trim()}"));
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        var stuck = await MigrationClusterFixture.FinishAsync(sessions, stop, TimeSpan.FromSeconds(30));
+        var why = $"drain: {drain}\nmigrations: {migrations}\n{fixture.Describe()}";
+        Assert.True(stuck.Count == 0, $"{stuck.Count} sessions did not end within 30 s of the stop:\n{string.Join('\n', stuck.Take(5))}\n{why}");
+
+        // l2bal's counters: every session moved, none refused.
+        Assert.True(drain.Succeeded, why);
+        Assert.Equal(sessions.Count, migrations.GetProperty("done").GetInt64() - before.Done);
+        Assert.True(Refused(migrations) == before.Refused, why);
+
+        // Every byte once and in order both ways, none cut.
+        var broken = sessions.Where(s => !s.Intact).ToList();
+        Assert.True(broken.Count == 0, $"{broken.Count} sessions broken:\n{string.Join('\n', broken.Take(5))}\n{why}");
+
+        await AssertOnNewOwnersAsync([.. sessions.Select(s => s.Source)], sources, before);
+        return cpu;
     }
 
     /// <summary>
