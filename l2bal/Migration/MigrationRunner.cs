@@ -2,20 +2,24 @@ using L2Balance.Balancer.Kernel;
 
 namespace L2Balance.Balancer.Migration;
 
-/// <summary>What one run did: sessions moved, refused by reason, owned here, and the pauses the moved ones saw.</summary>
-internal sealed record MigrationSummary(int Moved, IReadOnlyDictionary<string, int> Refused, int OwnedHere, IReadOnlyList<int> PausesMs)
+/// <summary>
+/// What one run did: sessions moved, refused by reason, owned here, the pauses the moved ones saw (l2proxy's, pause to Go) and,
+/// per moved session, how long its batch's flows were dropped here before the move answered (an upper bound of the window the ends see).
+/// </summary>
+internal sealed record MigrationSummary(int Moved, IReadOnlyDictionary<string, int> Refused, int OwnedHere, IReadOnlyList<int> PausesMs, IReadOnlyList<int>? DroppedMs = null)
 {
     /// <summary>One line for the control answer and the log.</summary>
     public override string ToString()
     {
         var refused = Refused.Count == 0 ? "none refused" : $"refused {Refused.Values.Sum()} ({string.Join(", ", Refused.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"{p.Key}: {p.Value}"))})";
-        var pause = PausesMs.Count == 0 ? "" : $"; pause median {Percentile(0.5)} ms, max {PausesMs.Max()} ms";
-        return $"moved {Moved}, {refused}, {OwnedHere} owned here{pause}";
+        var pause = PausesMs.Count == 0 ? "" : $"; pause median {Percentile(PausesMs, 0.5)} ms, max {PausesMs.Max()} ms";
+        var dropped = DroppedMs is not { Count: > 0 } d ? "" : $"; dropped until answered median {Percentile(d, 0.5)} ms, max {d.Max()} ms";
+        return $"moved {Moved}, {refused}, {OwnedHere} owned here{pause}{dropped}";
     }
 
-    private int Percentile(double p)
+    private static int Percentile(IReadOnlyList<int> values, double p)
     {
-        var sorted = PausesMs.Order().ToList();
+        var sorted = values.Order().ToList();
         return sorted[(int)Math.Min(sorted.Count - 1, Math.Floor(p * sorted.Count))];
     }
 }
@@ -43,6 +47,7 @@ internal sealed class MigrationRunner(IMigrationProxy proxy, Action<IReadOnlyCol
         ArgumentNullException.ThrowIfNull(plan);
         var refused = new Dictionary<string, int>();
         var pauses = new List<int>();
+        var dropped = new List<int>();
         int moved = 0;
         void Count(string reason)
         {
@@ -81,6 +86,7 @@ internal sealed class MigrationRunner(IMigrationProxy proxy, Action<IReadOnlyCol
                 }
                 continue;
             }
+            var droppedSince = System.Diagnostics.Stopwatch.GetTimestamp();
             counters.Started(byId.Count);
             // Sessions whose flows sit in moved_out: each leaves it on every path, an exception included (docs/design.md#stale-moved_out-elements).
             var unsettled = new Dictionary<string, ProxySession>(byId, StringComparer.Ordinal);
@@ -111,6 +117,7 @@ internal sealed class MigrationRunner(IMigrationProxy proxy, Action<IReadOnlyCol
                     {
                         moved++;
                         pauses.Add(outcome.PauseMs);
+                    dropped.Add((int)System.Diagnostics.Stopwatch.GetElapsedTime(droppedSince).TotalMilliseconds);
                         counters.Moved();
                     }
                     else
@@ -140,7 +147,7 @@ internal sealed class MigrationRunner(IMigrationProxy proxy, Action<IReadOnlyCol
                 }
             }
         }
-        return new MigrationSummary(moved, refused, plan.OwnedHere, pauses);
+        return new MigrationSummary(moved, refused, plan.OwnedHere, pauses, dropped);
     }
 
     /// <summary>

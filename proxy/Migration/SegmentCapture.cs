@@ -54,6 +54,9 @@ internal sealed class SegmentCapture : IDisposable
     /// <summary>Flows taken at Go whose socket is not marked yet: what arrives meanwhile reaches neither copy.</summary>
     private readonly Dictionary<InboundFlow, int> _taken = [];
     private readonly Action? _unparsed;
+
+    /// <summary>Every watched flow's port pair, also after its take (what arrives late is still counted).</summary>
+    private readonly HashSet<uint> _ports = [];
     private long _segments;
 
     private SegmentCapture(Socket socket, Action? unparsed)
@@ -95,6 +98,14 @@ internal sealed class SegmentCapture : IDisposable
             foreach (var f in flows)
             {
                 _flows.TryAdd(f, new Flow());
+                _ports.Add(FlowFilter.PortWord(f));
+            }
+
+            // Only the watched flows' frames wake this process (their port pairs, in the kernel); past the program's
+            // bound every TCP frame does, as before. Frames queued under the old program are matched here as ever.
+            if (_ports.Count <= FlowFilter.MaxPortWords)
+            {
+                Attach(_socket, FlowFilter.Program(_ports));
             }
         }
     }
@@ -182,9 +193,7 @@ internal sealed class SegmentCapture : IDisposable
     /// routing, fragment, destination options; <see cref="TcpSegments"/> walks or counts them); ret whole or 0.
     /// Offsets from the network header (SOCK_DGRAM).
     /// </summary>
-    private static unsafe void AttachTcpFilter(Socket socket)
-    {
-        ReadOnlySpan<ulong> program =
+    private static void AttachTcpFilter(Socket socket) => Attach(socket,
         [
             Insn(0x28, 0, 0, 0xFFFFF000), // ld proto (SKF_AD_OFF + SKF_AD_PROTOCOL)
             Insn(0x15, 0, 2, 0x0800),
@@ -199,7 +208,11 @@ internal sealed class SegmentCapture : IDisposable
             Insn(0x15, 0, 1, 60),
             Insn(0x06, 0, 0, 0xFFFF),
             Insn(0x06, 0, 0, 0),
-        ];
+        ]);
+
+    /// <summary>SO_ATTACH_FILTER: replaces the socket's program at once (frames already queued stay).</summary>
+    private static unsafe void Attach(Socket socket, ReadOnlySpan<ulong> program)
+    {
         fixed (ulong* filter = program)
         {
             // struct sock_fprog { unsigned short len; struct sock_filter *filter; }: the kernel copies the program.
@@ -211,8 +224,7 @@ internal sealed class SegmentCapture : IDisposable
         }
     }
 
-    /// <summary>struct sock_filter { u16 code; u8 jt; u8 jf; u32 k; } in host (little-endian) order.</summary>
-    private static ulong Insn(ushort code, byte jt, byte jf, uint k) => code | ((ulong)jt << 16) | ((ulong)jf << 24) | ((ulong)k << 32);
+    private static ulong Insn(ushort code, byte jt, byte jf, uint k) => FlowFilter.Insn(code, jt, jf, k);
 
     private void Read()
     {
@@ -286,6 +298,68 @@ internal sealed class SegmentCapture : IDisposable
 
         public int Bytes { get; set; }
     }
+}
+
+/// <summary>
+/// The capture's classic BPF program for a set of flows (docs/design.md#the-pause): TCP over IPv4 or IPv6 whose
+/// source and destination ports (one 32-bit word of the TCP header) are a watched flow's; IPv6 with extension
+/// headers passes whole (user space walks them). Addresses are matched in user space: a port pair of another
+/// host passes the kernel and stops there. Pure.
+/// </summary>
+public static class FlowFilter
+{
+    /// <summary>Port pairs one program holds: two instructions each, within the kernel's 4,096 (BPF_MAXINSNS).</summary>
+    public const int MaxPortWords = 2000;
+
+    private const int Chain = 18;
+
+    /// <summary>Source port and destination port as the TCP header holds them, one big-endian word.</summary>
+    public static uint PortWord(InboundFlow flow) => ((uint)flow.SourcePort << 16) | flow.DestinationPort;
+
+    /// <summary>The program: 18 instructions of header checks, a compare and a return per port pair, a final drop.</summary>
+    public static ulong[] Program(IReadOnlyCollection<uint> portWords)
+    {
+        ArgumentNullException.ThrowIfNull(portWords);
+        if (portWords.Count > MaxPortWords)
+        {
+            throw new ArgumentException($"at most {MaxPortWords} port pairs in one program", nameof(portWords));
+        }
+
+        var drop = (uint)(Chain + 1 + (2 * portWords.Count));
+        var program = new List<ulong>((int)drop + 1)
+        {
+            Insn(0x28, 0, 0, 0xFFFFF000), // 0: ld proto (SKF_AD_OFF + SKF_AD_PROTOCOL)
+            Insn(0x15, 0, 5, 0x0800), //     1: IPv4? else 7
+            Insn(0x30, 0, 0, 9), //          2: ldb [9], the protocol
+            Insn(0x15, 0, 2, 6), //          3: TCP? else 6
+            Insn(0xB1, 0, 0, 0), //          4: ldxb 4*([0]&0xf), the header's length
+            Insn(0x05, 0, 0, Chain - 6), //  5: ja chain
+            Insn(0x05, 0, 0, drop - 7), //   6: ja drop
+            Insn(0x15, 1, 0, 0x86DD), //     7: IPv6? else 8
+            Insn(0x05, 0, 0, drop - 9), //   8: ja drop
+            Insn(0x30, 0, 0, 6), //          9: ldb [6], the next header
+            Insn(0x15, 6, 0, 6), //         10: TCP: 17
+            Insn(0x15, 4, 0, 0), //         11: hop-by-hop, routing, fragment, destination options: 16 (whole)
+            Insn(0x15, 3, 0, 43),
+            Insn(0x15, 2, 0, 44),
+            Insn(0x15, 1, 0, 60),
+            Insn(0x05, 0, 0, drop - 16), // 15: ja drop
+            Insn(0x06, 0, 0, 0xFFFF), //    16: ret whole
+            Insn(0x01, 0, 0, 40), //        17: ldx #40
+            Insn(0x40, 0, 0, 0), //         18: ld [x+0], the port pair
+        };
+        foreach (var word in portWords)
+        {
+            program.Add(Insn(0x15, 0, 1, word));
+            program.Add(Insn(0x06, 0, 0, 0xFFFF));
+        }
+
+        program.Add(Insn(0x06, 0, 0, 0));
+        return [.. program];
+    }
+
+    /// <summary>struct sock_filter { u16 code; u8 jt; u8 jf; u32 k; } in host (little-endian) order.</summary>
+    public static ulong Insn(ushort code, byte jt, byte jf, uint k) => code | ((ulong)jt << 16) | ((ulong)jf << 24) | ((ulong)k << 32);
 }
 
 /// <summary>What a captured packet says: its flow, sequence number, where its payload lies in the packet, and FIN or RST.</summary>

@@ -119,6 +119,8 @@ internal static class MigrateBench
             var daemons = AllNodes.SelectMany(k => new[] { lab.Balancer(k)!.Id, lab.Proxy(k)!.Id }).ToArray();
             var before = daemons.Select(pid => ProcessCpu.Read(pid) ?? default).ToArray();
             var generatorBefore = Process.GetCurrentProcess().TotalProcessorTime;
+            using var lagStop = new CancellationTokenSource();
+            var lag = GeneratorLagAsync(lagStop.Token);
             var started = Stopwatch.StartNew();
             var drain = lab.RunOnNode(Drained, ClusterBinaries.L2Bal, ["drain", "--migrate"], Step);
             var emptied = await EmptiedAsync(lab, started).ConfigureAwait(false);
@@ -132,6 +134,8 @@ internal static class MigrateBench
             var captured = await CapturedAsync(lab).ConfigureAwait(false) - capturedBefore;
             var atGo = await CapturedAsync(lab, AtGoMetric).ConfigureAwait(false) - atGoBefore;
             await Task.Delay(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
+            await lagStop.CancelAsync().ConfigureAwait(false);
+            var lags = await lag.ConfigureAwait(false);
             var frames = await CapturedAsync(lab, FramesMetric).ConfigureAwait(false) - framesBefore;
             var drops = await CapturedAsync(lab, DropsMetric).ConfigureAwait(false) - dropsBefore;
             var acks = await CapturedAsync(lab, AcksMetric).ConfigureAwait(false) - acksBefore;
@@ -156,6 +160,7 @@ internal static class MigrateBench
                   pause at the ends, worst one-way delay of a chunk per session (ms): {Percentiles(sessions.Select(s => s.Worst().Delay))}
                   the same in the 4 s before the drain (baseline): {Percentiles(baseline.Select(b => b.Delay))}
                   longest gap between arrivals per session (ms): {Percentiles(sessions.Select(s => s.Worst().Gap))}; baseline {Percentiles(baseline.Select(b => b.Gap))}
+                  the generator's own lag over that time (a 10 ms timer's lateness, ms): {Percentiles(lags)}: a chunk read that late is counted as that much pause
                   pause up (client to target) / down (ms): {Percentiles(sessions.Select(s => s.WorstDirections().Up))}; {Percentiles(sessions.Select(s => s.WorstDirections().Down))}
                   sessions whose client end / target end / either resent a segment from the drain on: {resent.Count(r => r.Client > 0)} / {resent.Count(r => r.Target > 0)} / {resent.Count(r => r.Client + r.Target > 0)} ({resent.Sum(r => r.Client)} / {resent.Sum(r => r.Target)} segments, {resent.Sum(r => r.Spurious)} of them already received: DSACKed)
                   pause of the sessions with no resend / with one (ms): {Percentiles(sessions.Where((s, i) => resent[i].Client + resent[i].Target == 0).Select(s => s.Worst().Delay))}; {Percentiles(sessions.Where((s, i) => resent[i].Client + resent[i].Target > 0).Select(s => s.Worst().Delay))}
@@ -171,6 +176,23 @@ internal static class MigrateBench
             await stop.CancelAsync().ConfigureAwait(false);
             sessions.ForEach(s => s.Dispose());
         }
+    }
+
+    /// <summary>
+    /// The generator's own scheduling lag until <paramref name="stop"/>: how late a 10 ms timer's continuation runs, each time.
+    /// The ends' reads wait the same way, so on shared cores part of the measured pause is this, not the move.
+    /// </summary>
+    private static async Task<List<double>> GeneratorLagAsync(CancellationToken stop)
+    {
+        var lags = new List<double>();
+        while (!stop.IsCancellationRequested)
+        {
+            var at = Stopwatch.GetTimestamp();
+            await Task.Delay(10, CancellationToken.None).ConfigureAwait(false);
+            lags.Add(Math.Max(0, Stopwatch.GetElapsedTime(at).TotalMilliseconds - 10));
+        }
+
+        return lags;
     }
 
     /// <summary>Polls node 2's l2proxy <c>list</c> every 20 ms until it names no session: the elapsed time, or null past the bound.</summary>

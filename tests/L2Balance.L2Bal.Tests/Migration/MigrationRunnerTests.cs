@@ -308,4 +308,12 @@ public class MigrationRunnerTests
 
         Assert.Equal("moved 3, refused 2 (workers: 2), 4 owned here; pause median 5 ms, max 30 ms", summary.ToString());
     }
+
+    [Fact]
+    public void Summary_WithDropWindows_NamesTheirMedianAndMaxToo()
+    {
+        var summary = new MigrationSummary(3, new Dictionary<string, int>(), 0, [5, 1, 30], [40, 12, 90]);
+
+        Assert.Equal("moved 3, none refused, 0 owned here; pause median 5 ms, max 30 ms; dropped until answered median 40 ms, max 90 ms", summary.ToString());
+    }
 }
