@@ -198,30 +198,8 @@ internal readonly record struct NeighborPacket(
     /// destination, upper-layer length, next header 58) and <paramref name="icmp"/>: 0 when a received
     /// message's checksum field is right, the value to store when that field is zero.
     /// </summary>
-    public static ushort Checksum(ReadOnlySpan<byte> source16, ReadOnlySpan<byte> destination16, ReadOnlySpan<byte> icmp)
-    {
-        ulong sum = Sum(source16) + Sum(destination16) + (uint)icmp.Length + NextHeaderIcmpv6 + Sum(icmp);
-        while (sum >> 16 != 0)
-        {
-            sum = (sum & 0xFFFF) + (sum >> 16);
-        }
-        return (ushort)~sum;
-    }
-
-    private static ulong Sum(ReadOnlySpan<byte> data)
-    {
-        ulong sum = 0;
-        int i = 0;
-        for (; i + 1 < data.Length; i += 2)
-        {
-            sum += BinaryPrimitives.ReadUInt16BigEndian(data[i..]);
-        }
-        if (i < data.Length)
-        {
-            sum += (ulong)data[i] << 8;
-        }
-        return sum;
-    }
+    public static ushort Checksum(ReadOnlySpan<byte> source16, ReadOnlySpan<byte> destination16, ReadOnlySpan<byte> icmp) =>
+        L2Balance.Common.Net.InternetChecksum.Compute(source16, destination16, NextHeaderIcmpv6, icmp);
 
     /// <summary>The solicited-node multicast group of <paramref name="address"/>: ff02::1:ff followed by its low 24 bits (RFC 4291 section 2.7.1).</summary>
     public static IPAddress SolicitedNodeGroup(IPAddress address)

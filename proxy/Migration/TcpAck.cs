@@ -122,33 +122,7 @@ public static class TcpAck
         Span<byte> addresses = stackalloc byte[32];
         source.TryWriteBytes(addresses, out var n);
         destination.TryWriteBytes(addresses[n..], out var m);
-        ulong sum = Sum(addresses[..(n + m)]);
-        sum += 6; // protocol TCP
-        sum += (uint)tcp.Length;
-        sum += Sum(tcp);
-        while (sum >> 16 != 0)
-        {
-            sum = (sum & 0xFFFF) + (sum >> 16);
-        }
-
-        return (ushort)~sum;
-    }
-
-    private static ulong Sum(ReadOnlySpan<byte> bytes)
-    {
-        ulong sum = 0;
-        var i = 0;
-        for (; i + 1 < bytes.Length; i += 2)
-        {
-            sum += BinaryPrimitives.ReadUInt16BigEndian(bytes[i..]);
-        }
-
-        if (i < bytes.Length)
-        {
-            sum += (uint)bytes[i] << 8;
-        }
-
-        return sum;
+        return L2Balance.Common.Net.InternetChecksum.Compute(addresses[..n], addresses[n..(n + m)], 6, tcp);
     }
 }
 
