@@ -162,7 +162,7 @@ public partial class MigrationClusterTests(MigrationClusterFixture fixture, ITes
     });
 
     /// <summary>The child processes of <paramref name="pid"/> (its workers), from /proc/PID/task/TID/children.</summary>
-    protected static IEnumerable<int> Children(int pid) => Directory.EnumerateDirectories($"/proc/{pid}/task")
+    internal static IEnumerable<int> Children(int pid) => Directory.EnumerateDirectories($"/proc/{pid}/task")
         .SelectMany(t => ReadOrEmpty(Path.Combine(t, "children")).Split(' ', StringSplitOptions.RemoveEmptyEntries))
         .Select(c => int.Parse(c, CultureInfo.InvariantCulture));
 

@@ -21,22 +21,38 @@ public sealed class MigrationWorkersClusterGroup : ICollectionFixture<MigrationW
 }
 
 /// <summary>
-/// Every test of <see cref="MigrationClusterTests"/> with two workers per l2proxy: the supervisor
-/// forwards l2bal's requests to both over their channels, the sessions of both workers move, and
-/// the peers' workers share the channel port (docs/design.md#built-l2proxys-side-of-the-interface-issue-19).
+/// The drains of <see cref="MigrationClusterTests"/> that depend on workers, with two workers per l2proxy:
+/// the supervisor forwards l2bal's requests to both over their channels, the sessions and UDP
+/// associations of both workers move, and the peers' workers share the channel port
+/// (docs/design.md#built-l2proxys-side-of-the-interface-issue-19). Its IPv6, reused-port and
+/// restore-failure tests run on the single-process cluster only: nothing of them goes through a worker's
+/// channel that these two do not.
 /// </summary>
 [Collection(MigrationWorkersClusterGroup.Name)]
-public sealed class MigrationWorkersClusterTests : MigrationClusterTests
+public sealed class MigrationWorkersClusterTests : IAsyncLifetime
 {
     private readonly MigrationWorkersClusterFixture _fixture;
     private readonly ITestOutputHelper _output;
+    private readonly MigrationClusterTests _drains;
 
     public MigrationWorkersClusterTests(MigrationWorkersClusterFixture fixture, ITestOutputHelper output)
-        : base(fixture, output)
     {
         _fixture = fixture;
         _output = output;
+        _drains = new MigrationClusterTests(fixture, output);
     }
+
+    public Task InitializeAsync() => _drains.InitializeAsync();
+
+    public Task DisposeAsync() => _drains.DisposeAsync();
+
+    [SkippableFact(typeof(LabUnavailableException))]
+    public Task DrainMigrate_SessionsOfBothWorkers_ContinueOnTheirBucketsNewOwnersEveryByteOnce() =>
+        _drains.DrainMigrate_SessionsOfTheDrainedNode_ContinueOnTheirBucketsNewOwnersEveryByteOnce();
+
+    [SkippableFact(typeof(LabUnavailableException))]
+    public Task DrainMigrate_UdpAssociationsOfBothWorkers_ContinueOnTheirBucketsNewOwners() =>
+        _drains.DrainMigrate_UdpAssociationsOfTheDrainedNode_ContinueOnTheirBucketsNewOwners();
 
     /// <summary>The supervisor gives up on a gone worker at once, on a silent one after 25 s (WorkerMigrationForwarder).</summary>
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(10);
@@ -47,7 +63,7 @@ public sealed class MigrationWorkersClusterTests : MigrationClusterTests
         var lab = _fixture.Lab;
         var supervisor = lab.Proxy(2)!.Id;
         // Worker 1 holds the odd ids (L × 2 + 1); it is stopped, so the move waits in its channel, then killed.
-        var worker = Children(supervisor).Single(pid => File.ReadAllText($"/proc/{pid}/cmdline").EndsWith("--worker\01\0", StringComparison.Ordinal));
+        var worker = MigrationClusterTests.Children(supervisor).Single(pid => File.ReadAllText($"/proc/{pid}/cmdline").EndsWith("--worker\01\0", StringComparison.Ordinal));
         Assert.True((await lab.RunOnNode(2, "kill", ["-STOP", worker.ToString(CultureInfo.InvariantCulture)]).WithTimeout(Bound)).Succeeded);
         var clock = Stopwatch.StartNew();
         var move = MigrationLab.ControlAsync(lab.Nodes[1], $"move {ClusterLab.NodeAddress(1)}:1081 1 3");
