@@ -103,10 +103,20 @@ internal sealed class SegmentCapture : IDisposable
 
             // Only the watched flows' frames wake this process (their port pairs, in the kernel); past the program's
             // bound every TCP frame does, as before. Frames queued under the old program are matched here as ever.
-            if (_ports.Count <= FlowFilter.MaxPortWords)
+            try
             {
-                Attach(_socket, FlowFilter.Program(_ports));
+                if (_ports.Count <= FlowFilter.MaxPortWords)
+                {
+                    Attach(_socket, FlowFilter.Program(_ports));
+                    return;
+                }
             }
+            catch (SocketException)
+            {
+                // A program the kernel refused (memory): the broad one below captures the same flows, at more cost.
+            }
+
+            AttachTcpFilter(_socket);
         }
     }
 
