@@ -107,6 +107,7 @@ internal sealed class MigrationRunner(IMigrationProxy proxy, Action<IReadOnlyCol
                     proxyGone = reconciled is null;
                     outcomes = reconciled ?? [];
                 }
+                var droppedMs = (int)System.Diagnostics.Stopwatch.GetElapsedTime(droppedSince).TotalMilliseconds;
                 foreach (var outcome in outcomes)
                 {
                     if (!byId.TryGetValue(outcome.Id, out var session) || !counted.Add(outcome.Id))
@@ -117,7 +118,7 @@ internal sealed class MigrationRunner(IMigrationProxy proxy, Action<IReadOnlyCol
                     {
                         moved++;
                         pauses.Add(outcome.PauseMs);
-                    dropped.Add((int)System.Diagnostics.Stopwatch.GetElapsedTime(droppedSince).TotalMilliseconds);
+                        dropped.Add(droppedMs);
                         counters.Moved();
                     }
                     else

@@ -114,7 +114,8 @@ public static class TcpRepair
 
     /// <summary>
     /// Takes a socket restored by <see cref="Restore"/> out of repair mode and sends the bytes the old one
-    /// never sent: from here it is live. Separate from the restore so a session's legs go live together.
+    /// never sent: from here it is live. Separate from the restore so Go decides when a leg goes live;
+    /// <paramref name="afterProbe"/> runs between the thaw's window probe and those bytes (the owed acknowledgement).
     /// </summary>
     public static void Thaw(Socket socket, TcpLegState state, Action? afterProbe = null)
     {

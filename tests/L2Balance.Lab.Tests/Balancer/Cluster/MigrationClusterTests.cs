@@ -94,6 +94,7 @@ public partial class MigrationClusterTests(MigrationClusterFixture fixture, ITes
     /// </summary>
     private async Task<long[]> DrainMigrateEveryOneMovesAsync(List<ClusterSession> sessions, CancellationTokenSource stop, IReadOnlyList<IPAddress> sources, string what)
     {
+        var acksBefore = await AcksSentAsync();
         var (drain, migrations, answered, cpu, before) = await DrainMigrateAsync(sessions.Count);
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"drain --migrate of {what} answered in {answered.TotalMilliseconds:F0} ms: {drain.StdOut.Trim()}"));
         await Task.Delay(TimeSpan.FromSeconds(2));
@@ -111,8 +112,15 @@ public partial class MigrationClusterTests(MigrationClusterFixture fixture, ITes
         Assert.True(broken.Count == 0, $"{broken.Count} sessions broken:\n{string.Join('\n', broken.Take(5))}\n{why}");
 
         await AssertOnNewOwnersAsync([.. sessions.Select(s => s.Source)], sources, before);
+
+        // Each restored leg's end was sent the acknowledgement it is owed, once (docs/design.md#the-pause).
+        Assert.Equal(2L * sessions.Count, await AcksSentAsync() - acksBefore);
         return cpu;
     }
+
+    /// <summary>Acknowledgements the new owners' l2proxy sent after thaws (nodes 1 and 3, every worker).</summary>
+    private async Task<long> AcksSentAsync() =>
+        await fixture.ProxyMetricAsync(1, "l2proxy_migration_acks_total{result=\"sent\"}") + await fixture.ProxyMetricAsync(3, "l2proxy_migration_acks_total{result=\"sent\"}");
 
     /// <summary>
     /// <c>l2bal drain --migrate</c> on the drained node, once its run is done: the answer, l2bal's migrations, how long
