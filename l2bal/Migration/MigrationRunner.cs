@@ -6,7 +6,8 @@ namespace L2Balance.Balancer.Migration;
 /// What one run did: sessions moved, refused by reason, owned here, the pauses the moved ones saw (l2proxy's, pause to Go) and,
 /// per moved session, how long its batch's flows were dropped here before the move answered (an upper bound of the window the ends see).
 /// </summary>
-internal sealed record MigrationSummary(int Moved, IReadOnlyDictionary<string, int> Refused, int OwnedHere, IReadOnlyList<int> PausesMs, IReadOnlyList<int>? DroppedMs = null)
+internal sealed record MigrationSummary(int Moved, IReadOnlyDictionary<string, int> Refused, int OwnedHere, IReadOnlyList<int> PausesMs, IReadOnlyList<int>? DroppedMs = null,
+    MigrationPhases? Phases = null)
 {
     /// <summary>One line for the control answer and the log.</summary>
     public override string ToString()
@@ -14,7 +15,8 @@ internal sealed record MigrationSummary(int Moved, IReadOnlyDictionary<string, i
         var refused = Refused.Count == 0 ? "none refused" : $"refused {Refused.Values.Sum()} ({string.Join(", ", Refused.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => $"{p.Key}: {p.Value}"))})";
         var pause = PausesMs.Count == 0 ? "" : $"; pause median {Percentile(PausesMs, 0.5)} ms, max {PausesMs.Max()} ms";
         var dropped = DroppedMs is not { Count: > 0 } d ? "" : $"; dropped until answered median {Percentile(d, 0.5)} ms, max {d.Max()} ms";
-        return $"moved {Moved}, {refused}, {OwnedHere} owned here{pause}{dropped}";
+        var phases = Phases is not { Batches: > 0 } p ? "" : $"; {p}";
+        return $"moved {Moved}, {refused}, {OwnedHere} owned here{pause}{dropped}{phases}";
     }
 
     private static int Percentile(IReadOnlyList<int> values, double p)
@@ -22,6 +24,26 @@ internal sealed record MigrationSummary(int Moved, IReadOnlyDictionary<string, i
         var sorted = values.Order().ToList();
         return sorted[(int)Math.Min(sorted.Count - 1, Math.Floor(p * sorted.Count))];
     }
+}
+
+/// <summary>
+/// Where a run's time went, summed over its batches (ms): <c>prepare</c> (the peer starts capturing), the drop (the moved-out
+/// transaction), <c>move</c> (the window the ends see), the settle (the moved-away or stayed transaction).
+/// </summary>
+internal sealed class MigrationPhases
+{
+    public int Batches { get; set; }
+
+    public double PrepareMs { get; set; }
+
+    public double DropMs { get; set; }
+
+    public double MoveMs { get; set; }
+
+    public double SettleMs { get; set; }
+
+    public override string ToString() => string.Create(System.Globalization.CultureInfo.InvariantCulture,
+        $"{Batches} batches: prepare {PrepareMs:0} ms, drop {DropMs:0} ms, move {MoveMs:0} ms, settle {SettleMs:0} ms");
 }
 
 /// <summary>
@@ -48,6 +70,7 @@ internal sealed class MigrationRunner(IMigrationProxy proxy, Action<IReadOnlyCol
         var refused = new Dictionary<string, int>();
         var pauses = new List<int>();
         var dropped = new List<int>();
+        var phases = new MigrationPhases();
         int moved = 0;
         void Count(string reason)
         {
@@ -62,6 +85,8 @@ internal sealed class MigrationRunner(IMigrationProxy proxy, Action<IReadOnlyCol
         foreach (var batch in plan.Batches)
         {
             var byId = batch.Sessions.ToDictionary(s => s.Id, StringComparer.Ordinal);
+            phases.Batches++;
+            var phaseStart = System.Diagnostics.Stopwatch.GetTimestamp();
             foreach (var (id, reason) in Prepare(batch.Peer, byId))
             {
                 byId.Remove(id);
@@ -73,6 +98,8 @@ internal sealed class MigrationRunner(IMigrationProxy proxy, Action<IReadOnlyCol
                 continue;
             }
             var flows = byId.Values.SelectMany(s => s.InboundFlows()).ToList();
+            phases.PrepareMs += System.Diagnostics.Stopwatch.GetElapsedTime(phaseStart).TotalMilliseconds;
+            phaseStart = System.Diagnostics.Stopwatch.GetTimestamp();
             try
             {
                 movedOut(flows, MovedFlowChange.Moving);
@@ -87,6 +114,7 @@ internal sealed class MigrationRunner(IMigrationProxy proxy, Action<IReadOnlyCol
                 continue;
             }
             var droppedSince = System.Diagnostics.Stopwatch.GetTimestamp();
+            phases.DropMs += System.Diagnostics.Stopwatch.GetElapsedTime(phaseStart, droppedSince).TotalMilliseconds;
             counters.Started(byId.Count);
             // Sessions whose flows sit in moved_out: each leaves it on every path, an exception included (docs/design.md#stale-moved_out-elements).
             var unsettled = new Dictionary<string, ProxySession>(byId, StringComparer.Ordinal);
@@ -108,6 +136,8 @@ internal sealed class MigrationRunner(IMigrationProxy proxy, Action<IReadOnlyCol
                     outcomes = reconciled ?? [];
                 }
                 var droppedMs = (int)System.Diagnostics.Stopwatch.GetElapsedTime(droppedSince).TotalMilliseconds;
+                phases.MoveMs += droppedMs;
+                phaseStart = System.Diagnostics.Stopwatch.GetTimestamp();
                 foreach (var outcome in outcomes)
                 {
                     if (!byId.TryGetValue(outcome.Id, out var session) || !counted.Add(outcome.Id))
@@ -139,6 +169,7 @@ internal sealed class MigrationRunner(IMigrationProxy proxy, Action<IReadOnlyCol
                 Settle(unsettled, [.. byId.Values.Where(s => !stayedIds.Contains(s.Id))], MovedFlowChange.Moved, resolved: false);
                 // The proxy gone, its sessions moved or died with it: none comes back here, a new connection on a tuple may.
                 Settle(unsettled, [.. stayed.Select(x => x.Session)], proxyGone ? MovedFlowChange.Moved : MovedFlowChange.Stayed, resolved: proxyGone);
+                phases.SettleMs += System.Diagnostics.Stopwatch.GetElapsedTime(phaseStart).TotalMilliseconds;
             }
             finally
             {
@@ -148,7 +179,7 @@ internal sealed class MigrationRunner(IMigrationProxy proxy, Action<IReadOnlyCol
                 }
             }
         }
-        return new MigrationSummary(moved, refused, plan.OwnedHere, pauses, dropped);
+        return new MigrationSummary(moved, refused, plan.OwnedHere, pauses, dropped, phases);
     }
 
     /// <summary>

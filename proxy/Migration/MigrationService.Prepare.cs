@@ -8,13 +8,15 @@ namespace L2Balance.Proxy.Migration;
 /// <summary>
 /// <c>prepare</c> (docs/design.md#the-pause): the channel and the peer's capture opened before l2bal drops
 /// a batch's flows, kept for the <c>move</c> that follows, so no segment of the batch falls between the drop and the capture.
+/// A channel whose batch ended clean is kept for the next batch to the same peer (one connection and one capture per peer
+/// and run, not per batch), until it has been idle for <see cref="PreparedLifetime"/>.
 /// </summary>
 internal sealed partial class MigrationService
 {
-    /// <summary>A prepared channel not taken by a <c>move</c> within this closes (the peer's capture ends with it).</summary>
+    /// <summary>A prepared or kept channel not taken by a <c>move</c> or <c>prepare</c> within this closes (the peer's capture ends with it).</summary>
     private static readonly TimeSpan PreparedLifetime = TimeSpan.FromSeconds(3);
 
-    /// <summary>One prepared channel per peer; a second <c>prepare</c> to the same peer replaces it.</summary>
+    /// <summary>One prepared or kept channel per peer; a second <c>prepare</c> to the same peer goes on it.</summary>
     private readonly Dictionary<IPEndPoint, Prepared> _prepared = [];
 
     /// <summary>A channel whose peer captures <see cref="Ids"/>' inbound flows, waiting for their <c>move</c>.</summary>
@@ -78,10 +80,23 @@ internal sealed partial class MigrationService
         {
             string? failed;
             MigrationChannel? channel = null;
+            // A channel kept from an earlier batch (or prepare) to this peer goes on; one that fails is replaced once by a new one.
+            var kept = TakePrepared(prepare.Peer);
+            HashSet<long> ids = [.. kept?.Ids ?? [], .. outgoing.Select(o => o.Id)];
             try
             {
-                channel = await ConnectAsync(prepare.Peer, key!).ConfigureAwait(false);
-                failed = await PrepareAsync(channel, outgoing).ConfigureAwait(false);
+                if (kept is not null && await PrepareAsync(kept.Channel, outgoing).ConfigureAwait(false) is null)
+                {
+                    channel = kept.Channel;
+                    failed = null;
+                }
+                else
+                {
+                    kept?.Dispose();
+                    ids = [.. outgoing.Select(o => o.Id)];
+                    channel = await ConnectAsync(prepare.Peer, key!).ConfigureAwait(false);
+                    failed = await PrepareAsync(channel, outgoing).ConfigureAwait(false);
+                }
             }
             catch (Exception e) when (e is SocketException or MigrationException or OperationCanceledException or TimeoutException)
             {
@@ -95,7 +110,7 @@ internal sealed partial class MigrationService
             else
             {
                 outgoing.ForEach(o => answers[o.Id] = $"prepared {o.Id}");
-                KeepPrepared(prepare.Peer, new Prepared(channel!, [.. outgoing.Select(o => o.Id)]));
+                KeepPrepared(prepare.Peer, new Prepared(channel!, ids));
             }
         }
         if (refused.Count > 0)

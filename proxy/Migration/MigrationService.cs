@@ -78,7 +78,12 @@ internal sealed partial class MigrationService : IAsyncDisposable
 
     private string SetKey(byte[] key)
     {
-        Volatile.Write(ref _key, key);
+        var earlier = Interlocked.Exchange(ref _key, key);
+        if (earlier is not null && !earlier.AsSpan().SequenceEqual(key))
+        {
+            // Channels kept for the next batch were opened with the earlier key: the next batch opens one with this key.
+            DisposePrepared();
+        }
         return "ok\n";
     }
 
@@ -192,7 +197,8 @@ internal sealed partial class MigrationService : IAsyncDisposable
             }
             if (channel is not null)
             {
-                using (channel)
+                var clean = false;
+                try
                 {
                     if (await PrepareRestAsync(channel, outgoing, prepared).ConfigureAwait(false) is { } unprepared)
                     {
@@ -200,7 +206,19 @@ internal sealed partial class MigrationService : IAsyncDisposable
                     }
                     else
                     {
-                        await MoveBatchAsync(channel, outgoing, Stay).ConfigureAwait(false);
+                        clean = await MoveBatchAsync(channel, outgoing, Stay).ConfigureAwait(false);
+                    }
+                }
+                finally
+                {
+                    // Every message of the batch answered: the channel (and the peer's capture) serves the next batch to this peer.
+                    if (clean)
+                    {
+                        KeepPrepared(move.Peer, new Prepared(channel, []));
+                    }
+                    else
+                    {
+                        channel.Dispose();
                     }
                 }
                 foreach (var o in outgoing.Where(o => o.Answer is not null))
@@ -251,11 +269,12 @@ internal sealed partial class MigrationService : IAsyncDisposable
     /// answers each Ready with Go (close the frozen copy: moved) or resumes the session (stayed).
     /// Whatever is not decided when the channel fails or times out resumes here: never sent Go, never thawed there.
     /// </summary>
-    private async Task MoveBatchAsync(MigrationChannel channel, List<Outgoing> outgoing, Action<long, MigrationRefusal, string?> stay)
+    /// <returns>Whether the channel is clean: every state sent was answered and nothing failed on it, so it may carry another batch.</returns>
+    private async Task<bool> MoveBatchAsync(MigrationChannel channel, List<Outgoing> outgoing, Action<long, MigrationRefusal, string?> stay)
     {
         try
         {
-            await MoveBatchCoreAsync(channel, outgoing, stay).ConfigureAwait(false);
+            return await MoveBatchCoreAsync(channel, outgoing, stay).ConfigureAwait(false);
         }
         finally
         {
@@ -281,7 +300,7 @@ internal sealed partial class MigrationService : IAsyncDisposable
         }
     }
 
-    private async Task MoveBatchCoreAsync(MigrationChannel channel, List<Outgoing> outgoing, Action<long, MigrationRefusal, string?> stay)
+    private async Task<bool> MoveBatchCoreAsync(MigrationChannel channel, List<Outgoing> outgoing, Action<long, MigrationRefusal, string?> stay)
     {
         using var sendLock = new SemaphoreSlim(1);
         var sent = new Dictionary<ulong, Outgoing>();
@@ -374,18 +393,22 @@ internal sealed partial class MigrationService : IAsyncDisposable
             }
         }
         readyTimeout.CancelAfter(ReadyTimeout);
-        await reader.ConfigureAwait(false);
+        var readerFailed = await reader.ConfigureAwait(false);
         lock (sent)
         {
+            // Clean: nothing failed on the channel and every state sent has its answer (the reader may have been cancelled for that).
+            var clean = !readerFailed && channelError is null && sent.Values.All(o => o.Answer is not null);
             // No Ready in time, or the channel broke: never sent Go, so the peer drops its silent copy.
             foreach (var o in sent.Values.Where(o => o.Answer is null))
             {
                 Resume(o, MigrationRefusal.PeerUnreachable, stay, channelError ?? "no answer from the peer");
             }
+            return clean;
         }
     }
 
-    private async Task ReadReadiesAsync(MigrationChannel channel, Dictionary<ulong, Outgoing> sent, Task allSent, SemaphoreSlim sendLock,
+    /// <returns>True when the channel failed or a message was wrong (not when its wait was cancelled: the caller decides by the answers).</returns>
+    private async Task<bool> ReadReadiesAsync(MigrationChannel channel, Dictionary<ulong, Outgoing> sent, Task allSent, SemaphoreSlim sendLock,
         Action<long, MigrationRefusal, string?> stay, CancellationToken timeout)
     {
         await Task.Yield();
@@ -397,7 +420,7 @@ internal sealed partial class MigrationService : IAsyncDisposable
                 {
                     if (allSent.IsCompleted && sent.Values.All(o => o.Answer is not null))
                     {
-                        return;
+                        return false;
                     }
                 }
                 var bytes = await channel.ReceiveAsync(timeout).ConfigureAwait(false);
@@ -462,9 +485,15 @@ internal sealed partial class MigrationService : IAsyncDisposable
                 }
             }
         }
-        catch (Exception e) when (e is MigrationException or SocketException or ObjectDisposedException or OperationCanceledException or IOException)
+        catch (OperationCanceledException)
+        {
+            // Timed out, or cancelled once every state was answered: the caller tells which by the answers.
+            return false;
+        }
+        catch (Exception e) when (e is MigrationException or SocketException or ObjectDisposedException or IOException)
         {
             // The callers resume every session without an answer.
+            return true;
         }
     }
 
@@ -605,6 +634,11 @@ internal sealed partial class MigrationService : IAsyncDisposable
                 {
                     throw new MigrationException($"migration channel: unexpected {message.Type} for session {message.Session}");
                 }
+                if (message.Type == MigrationMessageType.Go && silent.Count + silentUdp.Count == 0 && capture is not null)
+                {
+                    // A batch done: its frames are counted now, not when the channel (kept for the next batch) closes.
+                    CountCapture(capture);
+                }
             }
         }
         catch (Exception e) when (e is MigrationException or SocketException or ObjectDisposedException or OperationCanceledException)
@@ -630,8 +664,7 @@ internal sealed partial class MigrationService : IAsyncDisposable
             socket.Dispose();
             if (capture is not null)
             {
-                var (frames, drops) = capture.Statistics();
-                Counters.MigrationCapture(frames, drops);
+                CountCapture(capture);
                 capture.Dispose();
             }
             if (restored + refused > 0 || error is not null)
@@ -639,6 +672,13 @@ internal sealed partial class MigrationService : IAsyncDisposable
                 _log.MigrationsReceived(from, restored, refused + silent.Count + silentUdp.Count, error);
             }
         }
+    }
+
+    /// <summary>The capture's frames and kernel drops since the last count (PACKET_STATISTICS resets on read).</summary>
+    private void CountCapture(SegmentCapture capture)
+    {
+        var (frames, drops) = capture.Statistics();
+        Counters.MigrationCapture(frames, drops);
     }
 
     /// <summary>Restores a state's legs in repair mode, marked; null when both are ready, else why not.</summary>

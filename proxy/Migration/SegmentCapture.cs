@@ -35,7 +35,6 @@ internal sealed class SegmentCapture : IDisposable
     /// <summary>Per flow: a few round trips of an end's window is all a move's pause can hold.</summary>
     public const int MaxBytesPerFlow = 256 * 1024;
 
-    private const int MaxSegmentsPerFlow = 512;
     private const int ReaderBatch = 64;
     private const int SOL_SOCKET = 1;
     private const int SO_ATTACH_FILTER = 26;
@@ -49,14 +48,12 @@ internal sealed class SegmentCapture : IDisposable
     private readonly Socket _socket;
     private readonly Thread _reader;
     private readonly byte[] _buffer = new byte[65536];
-    private readonly Dictionary<InboundFlow, Flow> _flows = [];
+    private readonly Dictionary<InboundFlow, CapturedFlow> _flows = [];
 
     /// <summary>Flows taken at Go whose socket is not marked yet: what arrives meanwhile reaches neither copy.</summary>
     private readonly Dictionary<InboundFlow, int> _taken = [];
     private readonly Action? _unparsed;
 
-    /// <summary>Every watched flow's port pair, also after its take (what arrives late is still counted).</summary>
-    private readonly HashSet<uint> _ports = [];
     private long _segments;
 
     private SegmentCapture(Socket socket, Action? unparsed)
@@ -90,24 +87,25 @@ internal sealed class SegmentCapture : IDisposable
         }
     }
 
-    /// <summary>Starts keeping the segments of <paramref name="flows"/>.</summary>
+    /// <summary>Starts keeping the segments of <paramref name="flows"/> (a flow watched already keeps what it has).</summary>
     public void Watch(IEnumerable<InboundFlow> flows)
     {
         lock (_flows)
         {
             foreach (var f in flows)
             {
-                _flows.TryAdd(f, new Flow());
-                _ports.Add(FlowFilter.PortWord(f));
+                _flows.TryAdd(f, new CapturedFlow());
             }
 
-            // Only the watched flows' frames wake this process (their port pairs, in the kernel); past the program's
-            // bound every TCP frame does, as before. Frames queued under the old program are matched here as ever.
+            // Only the frames of flows watched or taken and not yet live wake this process (their port pairs, in the kernel):
+            // a channel kept for several batches drops the pairs of flows gone live. Past the program's bound every TCP frame
+            // does, as before. Frames queued under the old program are matched here as ever.
+            var ports = _flows.Keys.Concat(_taken.Keys).Select(FlowFilter.PortWord).ToHashSet();
             try
             {
-                if (_ports.Count <= FlowFilter.MaxPortWords)
+                if (ports.Count <= FlowFilter.MaxPortWords)
                 {
-                    Attach(_socket, FlowFilter.Program(_ports));
+                    Attach(_socket, FlowFilter.Program(ports));
                     return;
                 }
             }
@@ -291,10 +289,9 @@ internal sealed class SegmentCapture : IDisposable
             {
                 _taken[h.Flow] = late + 1;
             }
-            else if (_flows.TryGetValue(h.Flow, out var f) && f.Segments.Count < MaxSegmentsPerFlow && f.Bytes + h.PayloadLength <= MaxBytesPerFlow)
+            else if (_flows.TryGetValue(h.Flow, out var f) && h.PayloadLength <= MaxBytesPerFlow)
             {
-                f.Segments.Add(new CapturedSegment(h.Seq, _buffer.AsSpan(h.PayloadOffset, h.PayloadLength).ToArray(), h.FinOrRst));
-                f.Bytes += h.PayloadLength;
+                f.Keep(new CapturedSegment(h.Seq, _buffer.AsSpan(h.PayloadOffset, h.PayloadLength).ToArray(), h.FinOrRst));
                 _segments++;
             }
         }
@@ -302,11 +299,43 @@ internal sealed class SegmentCapture : IDisposable
         return false;
     }
 
-    private sealed class Flow
-    {
-        public List<CapturedSegment> Segments { get; } = [];
+}
 
-        public int Bytes { get; set; }
+/// <summary>
+/// One watched flow's segments, the newest kept: past <see cref="SegmentCapture.MaxBytesPerFlow"/> or
+/// <see cref="MaxSegments"/> the oldest go. What a restore appends starts at the old socket's rcv_nxt, i.e. at segments sent
+/// after the drop, the newest; an older one the socket had already. An evicted segment the append needed leaves a gap:
+/// the append stops there and the end resends the rest (docs/design.md#the-pause). Not thread-safe: under the capture's lock.
+/// </summary>
+internal sealed class CapturedFlow
+{
+    public const int MaxSegments = 512;
+
+    private int _bytes;
+
+    public List<CapturedSegment> Segments { get; } = [];
+
+    /// <summary>Segments dropped from the front to make room.</summary>
+    public int Evicted { get; private set; }
+
+    public void Keep(CapturedSegment segment)
+    {
+        if (segment.Payload.Length > SegmentCapture.MaxBytesPerFlow)
+        {
+            return;
+        }
+
+        var drop = 0;
+        var bytes = _bytes;
+        while (drop < Segments.Count && (Segments.Count - drop >= MaxSegments || bytes + segment.Payload.Length > SegmentCapture.MaxBytesPerFlow))
+        {
+            bytes -= Segments[drop++].Payload.Length;
+        }
+
+        Segments.RemoveRange(0, drop);
+        Evicted += drop;
+        Segments.Add(segment);
+        _bytes = bytes + segment.Payload.Length;
     }
 }
 

@@ -68,7 +68,7 @@ internal static class MigrateBench
         using var listener = lab.Target.OpenSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         listener.Bind(new IPEndPoint(ClusterLab.TargetAddress, 0));
         listener.Listen(count);
-        using var stop = new CancellationTokenSource();
+        using var pump = new EndPump(pace.Interval);
         var sessions = new List<BenchSession>();
         if (count / sources.Count >= 100)
         {
@@ -83,7 +83,9 @@ internal static class MigrateBench
                 {
                     // A source port of its own per run: a 4-tuple reused from an earlier run meets that flow's moved-away conntrack mark on node 2 and is dropped.
                     var source = new IPEndPoint(sources[i % sources.Count], 10_000 + (run * 100) + (i / sources.Count));
-                    sessions.Add(await OpenAsync(lab, source, listener, (run * 100_000) + (2 * i), pace, stop.Token).ConfigureAwait(false));
+                    var (client, target) = await OpenAsync(lab, source, listener, pace).ConfigureAwait(false);
+                    var seed = (run * 100_000) + (2 * i);
+                    sessions.Add(new BenchSession(client, target, pump.Add(client, target, seed, pace.Chunk), pump.Add(target, client, seed + 1, pace.Chunk)));
                 }
                 catch (TimeoutException timeout)
                 {
@@ -91,6 +93,7 @@ internal static class MigrateBench
                 }
             }
 
+            pump.Start();
             var listed = await ListedAsync(lab).ConfigureAwait(false);
             if (listed != count)
             {
@@ -100,10 +103,14 @@ internal static class MigrateBench
             // The generator's own cost at this load, and the ends' baseline, over the 4 s before the drain.
             sessions.ForEach(s => s.ResetWorst());
             await Task.Delay(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
+            var daemons = AllNodes.SelectMany(k => new[] { lab.Balancer(k)!.Id, lab.Proxy(k)!.Id }).ToArray();
             var idleStart = Stopwatch.GetTimestamp();
             var idleCpu = Process.GetCurrentProcess().TotalProcessorTime;
+            var idleDaemons = daemons.Select(pid => ProcessCpu.Read(pid) ?? default).ToArray();
             await Task.Delay(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
-            var generatorSteady = (Process.GetCurrentProcess().TotalProcessorTime - idleCpu).TotalMilliseconds / Stopwatch.GetElapsedTime(idleStart).TotalSeconds;
+            var idleSeconds = Stopwatch.GetElapsedTime(idleStart).TotalSeconds;
+            var generatorSteady = (Process.GetCurrentProcess().TotalProcessorTime - idleCpu).TotalMilliseconds / idleSeconds;
+            var daemonsSteady = daemons.Select((pid, i) => ((ProcessCpu.Read(pid) ?? idleDaemons[i]) - idleDaemons[i]).Total * 1000 / idleSeconds).ToArray();
             var baseline = sessions.Select(s => s.Worst()).ToList();
             sessions.ForEach(s => s.ResetWorst());
 
@@ -116,11 +123,9 @@ internal static class MigrateBench
             var lateBefore = await CapturedAsync(lab, LateMetric).ConfigureAwait(false);
             var skippedBefore = await CapturedAsync(lab, SkippedMetric).ConfigureAwait(false);
             var retransBefore = sessions.Select(s => s.Retransmissions()).ToArray();
-            var daemons = AllNodes.SelectMany(k => new[] { lab.Balancer(k)!.Id, lab.Proxy(k)!.Id }).ToArray();
             var before = daemons.Select(pid => ProcessCpu.Read(pid) ?? default).ToArray();
             var generatorBefore = Process.GetCurrentProcess().TotalProcessorTime;
-            using var lagStop = new CancellationTokenSource();
-            var lag = GeneratorLagAsync(lagStop.Token);
+            pump.RecordReadLags(true);
             var started = Stopwatch.StartNew();
             var drain = lab.RunOnNode(Drained, ClusterBinaries.L2Bal, ["drain", "--migrate"], Step);
             var emptied = await EmptiedAsync(lab, started).ConfigureAwait(false);
@@ -134,15 +139,15 @@ internal static class MigrateBench
             var captured = await CapturedAsync(lab).ConfigureAwait(false) - capturedBefore;
             var atGo = await CapturedAsync(lab, AtGoMetric).ConfigureAwait(false) - atGoBefore;
             await Task.Delay(TimeSpan.FromSeconds(2)).ConfigureAwait(false);
-            await lagStop.CancelAsync().ConfigureAwait(false);
-            var lags = await lag.ConfigureAwait(false);
+            pump.RecordReadLags(false);
+            var lags = pump.ReadLags();
             var frames = await CapturedAsync(lab, FramesMetric).ConfigureAwait(false) - framesBefore;
             var drops = await CapturedAsync(lab, DropsMetric).ConfigureAwait(false) - dropsBefore;
             var acks = await CapturedAsync(lab, AcksMetric).ConfigureAwait(false) - acksBefore;
             var late = await CapturedAsync(lab, LateMetric).ConfigureAwait(false) - lateBefore;
             var skipped = await CapturedAsync(lab, SkippedMetric).ConfigureAwait(false) - skippedBefore;
             var resent = sessions.Select((s, i) => s.Retransmissions() - retransBefore[i]).ToArray();
-            await stop.CancelAsync().ConfigureAwait(false);
+            pump.Stop();
             var ended = Task.WhenAll(sessions.Select(s => s.Completion));
             await Task.WhenAny(ended, Task.Delay(TimeSpan.FromSeconds(30))).ConfigureAwait(false);
 
@@ -157,42 +162,26 @@ internal static class MigrateBench
                   drain --migrate answered in {answered.TotalMilliseconds:0} ms: {answer.StdOut.Trim()}{answer.StdErr.Trim()}
                   node {Drained} emptied (command start to its l2proxy listing 0): {(emptied is { } e ? $"{e.TotalMilliseconds:0} ms" : $"not within {EmptyBound.TotalSeconds:0} s")}
                   moved {done} (l2bal's migrations.done), refused (all runs so far): {(refused.Length == 0 ? "none" : refused)}
-                  pause at the ends, worst one-way delay of a chunk per session (ms): {Percentiles(sessions.Select(s => s.Worst().Delay))}
+                  pause at the ends, worst one-way delay of a chunk per session, to its arrival at the end's kernel (ms): {Percentiles(sessions.Select(s => s.Worst().Delay))}
                   the same in the 4 s before the drain (baseline): {Percentiles(baseline.Select(b => b.Delay))}
+                  the same to the generator's read (its own scheduling on the shared cores included): {Percentiles(sessions.Select(s => s.Worst().ReadDelay))}; baseline {Percentiles(baseline.Select(b => b.ReadDelay))}
                   longest gap between arrivals per session (ms): {Percentiles(sessions.Select(s => s.Worst().Gap))}; baseline {Percentiles(baseline.Select(b => b.Gap))}
-                  the generator's own lag over that time (a 10 ms timer's lateness, ms): {Percentiles(lags)}: a chunk read that late is counted as that much pause
+                  the generator's read after the kernel's receipt, each read over that time (ms): {Percentiles(lags)}
                   pause up (client to target) / down (ms): {Percentiles(sessions.Select(s => s.WorstDirections().Up))}; {Percentiles(sessions.Select(s => s.WorstDirections().Down))}
                   sessions whose client end / target end / either resent a segment from the drain on: {resent.Count(r => r.Client > 0)} / {resent.Count(r => r.Target > 0)} / {resent.Count(r => r.Client + r.Target > 0)} ({resent.Sum(r => r.Client)} / {resent.Sum(r => r.Target)} segments, {resent.Sum(r => r.Spurious)} of them already received: DSACKed)
                   pause of the sessions with no resend / with one (ms): {Percentiles(sessions.Where((s, i) => resent[i].Client + resent[i].Target == 0).Select(s => s.Worst().Delay))}; {Percentiles(sessions.Where((s, i) => resent[i].Client + resent[i].Target > 0).Select(s => s.Worst().Delay))}
                   capture frames read / dropped by the kernel (nodes 1 and 3): {frames - drops} / {drops}; late (between Go's take and the mark, resent by the ends): {late}; legs whose append at Go was skipped: {skipped}; acknowledgements sent after the thaw: {acks}
                   bytes the ends sent while their flows moved, captured and appended on restore (nodes 1 and 3): {captured}, at Go: {atGo}
                   sessions cut {cut}, not ended within 30 s of the stop {unfinished}, with a wrong byte {mismatched}; bytes sent and not received (lost, or duplicated if negative) {lost}
-                  CPU over the {window.TotalMilliseconds:0} ms to done, l2bal / l2proxy (ms): node 1 {daemonCpu[0]:0} / {daemonCpu[1]:0}, node 2 {daemonCpu[2]:0} / {daemonCpu[3]:0}, node 3 {daemonCpu[4]:0} / {daemonCpu[5]:0}; per session moved {daemonCpu.Sum() / Math.Max(done, 1):0.00} ms
+                  CPU over the {window.TotalMilliseconds:0} ms to done, l2bal / l2proxy (ms): node 1 {daemonCpu[0]:0} / {daemonCpu[1]:0}, node 2 {daemonCpu[2]:0} / {daemonCpu[3]:0}, node 3 {daemonCpu[4]:0} / {daemonCpu[5]:0}; per session moved {daemonCpu.Sum() / Math.Max(done, 1):0.00} ms; before the drain (ms/s): node 1 {daemonsSteady[0]:0} / {daemonsSteady[1]:0}, node 2 {daemonsSteady[2]:0} / {daemonsSteady[3]:0}, node 3 {daemonsSteady[4]:0} / {daemonsSteady[5]:0}
                   generator (this process, {count * 2} stream ends): {generatorCpu:0} ms in that window, {generatorSteady:0} ms/s before the drain
                 """));
         }
         finally
         {
-            await stop.CancelAsync().ConfigureAwait(false);
+            pump.Dispose();
             sessions.ForEach(s => s.Dispose());
         }
-    }
-
-    /// <summary>
-    /// The generator's own scheduling lag until <paramref name="stop"/>: how late a 10 ms timer's continuation runs, each time.
-    /// The ends' reads wait the same way, so on shared cores part of the measured pause is this, not the move.
-    /// </summary>
-    private static async Task<List<double>> GeneratorLagAsync(CancellationToken stop)
-    {
-        var lags = new List<double>();
-        while (!stop.IsCancellationRequested)
-        {
-            var at = Stopwatch.GetTimestamp();
-            await Task.Delay(10, CancellationToken.None).ConfigureAwait(false);
-            lags.Add(Math.Max(0, Stopwatch.GetElapsedTime(at).TotalMilliseconds - 10));
-        }
-
-        return lags;
     }
 
     /// <summary>Polls node 2's l2proxy <c>list</c> every 20 ms until it names no session: the elapsed time, or null past the bound.</summary>
@@ -280,29 +269,70 @@ internal static class MigrateBench
         return Encoding.ASCII.GetString(answer.ToArray()).Split('\n').Count(l => l.StartsWith("session ", StringComparison.Ordinal));
     }
 
-    /// <summary>A SOCKS5 CONNECT from <paramref name="source"/> through the VIP to the listener; the next accepted connection is its target leg.</summary>
-    private static async Task<BenchSession> OpenAsync(ClusterLab lab, IPEndPoint source, Socket listener, int seed, Pace pace, CancellationToken stop)
+    /// <summary>
+    /// A SOCKS5 CONNECT from <paramref name="source"/> through the VIP to the listener; the next accepted connection is its target leg.
+    /// Synchronous calls on a thread of its own, bounded by <see cref="Step"/>: .NET's epoll thread never registers these sockets
+    /// (<see cref="EndPump"/> reads them).
+    /// </summary>
+    private static async Task<(Socket Client, Socket Target)> OpenAsync(ClusterLab lab, IPEndPoint source, Socket listener, Pace pace)
     {
         var client = lab.Client.OpenSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         try
         {
-            client.Bind(source);
-            await client.ConnectAsync(lab.ProxyEndPoint).WaitAsync(Step, CancellationToken.None).ConfigureAwait(false);
-            var (code, bound) = await Socks5Client.HandshakeAsync(client, 1, (IPEndPoint)listener.LocalEndPoint!, CancellationToken.None).WaitAsync(Step, CancellationToken.None).ConfigureAwait(false);
-            if (code != 0)
-            {
-                throw new InvalidOperationException($"CONNECT from {source}: reply {code} {bound}\n{lab.Describe()}");
-            }
-
-            var target = await listener.AcceptAsync(CancellationToken.None).AsTask().WaitAsync(Step, CancellationToken.None).ConfigureAwait(false);
-            client.NoDelay = target.NoDelay = pace.NoDelay;
-            return new BenchSession(client, target, seed, pace, stop);
+            return await Task.Run(() => Open(lab, client, source, listener, pace)).WaitAsync(Step, CancellationToken.None).ConfigureAwait(false);
         }
         catch
         {
             client.Dispose();
             throw;
         }
+    }
+
+    private static (Socket Client, Socket Target) Open(ClusterLab lab, Socket client, IPEndPoint source, Socket listener, Pace pace)
+    {
+        client.Bind(source);
+        client.Connect(lab.ProxyEndPoint);
+        client.Send([5, 1, 0]);
+        var reply = ReadExactly(client, 2);
+        if (reply[0] != 5 || reply[1] != 0)
+        {
+            throw new InvalidOperationException($"CONNECT from {source}: method selection {reply[0]} {reply[1]}");
+        }
+
+        var request = new byte[32];
+        client.Send(request.AsSpan(0, Socks5Client.WriteRequest(request, 1, (IPEndPoint)listener.LocalEndPoint!)));
+        reply = ReadExactly(client, 10);
+        if (reply[1] != 0)
+        {
+            throw new InvalidOperationException($"CONNECT from {source}: reply {reply[1]}\n{lab.Describe()}");
+        }
+
+        if (!listener.Poll(Step, SelectMode.SelectRead))
+        {
+            throw new TimeoutException($"CONNECT from {source}: the target accepted nothing");
+        }
+
+        var target = listener.Accept();
+        client.NoDelay = target.NoDelay = pace.NoDelay;
+        return (client, target);
+    }
+
+    /// <summary>Reads exactly <paramref name="count"/> bytes, each read bounded by <see cref="Step"/> (poll, not a socket timeout).</summary>
+    private static byte[] ReadExactly(Socket socket, int count)
+    {
+        var buffer = new byte[count];
+        for (var got = 0; got < count;)
+        {
+            if (!socket.Poll(Step, SelectMode.SelectRead))
+            {
+                throw new TimeoutException($"no answer from the proxy within {Step.TotalSeconds:0} s");
+            }
+
+            var n = socket.Receive(buffer, got, count - got, SocketFlags.None);
+            got += n > 0 ? n : throw new EndOfStreamException("the proxy closed the connection");
+        }
+
+        return buffer;
     }
 
     private static string Percentiles(IEnumerable<double> values)
@@ -334,44 +364,33 @@ internal static class MigrateBench
         public static Resent operator -(Resent a, Resent b) => new(a.Client - b.Client, a.Target - b.Target, a.Spurious - b.Spurious);
     }
 
-    /// <summary>The worst a direction saw: the longest one-way delay of a chunk and the longest gap between two arrivals.</summary>
-    private readonly record struct Worst(double Delay, double Gap);
+    /// <summary>
+    /// The worst a direction saw: the longest one-way delay of a chunk and the longest gap between two arrivals, both to the
+    /// end's kernel; and the longest delay to the generator's read.
+    /// </summary>
+    private readonly record struct Worst(double Delay, double Gap, double ReadDelay);
 
-    /// <summary>One session: its client and target ends each write chunks and check the other's.</summary>
-    private sealed class BenchSession : IDisposable
+    /// <summary>One session: its client and target ends, each writing chunks the other checks (<see cref="EndPump"/>).</summary>
+    private sealed class BenchSession(Socket client, Socket target, EndPump.PumpStream up, EndPump.PumpStream down) : IDisposable
     {
-        private readonly Socket _client;
-        private readonly Socket _target;
-        private readonly BenchStream _up;
-        private readonly BenchStream _down;
+        public Task Completion { get; } = Task.WhenAll(up.Ended.Task, down.Ended.Task);
 
-        public BenchSession(Socket client, Socket target, int seed, Pace pace, CancellationToken stop)
-        {
-            _client = client;
-            _target = target;
-            _up = new BenchStream(client, target, seed, pace, stop);
-            _down = new BenchStream(target, client, seed + 1, pace, stop);
-            Completion = Task.WhenAll(_up.Completion, _down.Completion);
-        }
+        public bool Cut => up.Error is not null || down.Error is not null;
 
-        public Task Completion { get; }
+        public bool Mismatched => up.Mismatch || down.Mismatch;
 
-        public bool Cut => _up.Error is not null || _down.Error is not null;
+        public long Lost => up.Sent - up.Received + down.Sent - down.Received;
 
-        public bool Mismatched => _up.Mismatch || _down.Mismatch;
+        public Worst Worst() => new(Math.Max(up.WorstDelay, down.WorstDelay), Math.Max(up.WorstGap, down.WorstGap), Math.Max(up.WorstReadDelay, down.WorstReadDelay));
 
-        public long Lost => _up.Sent - _up.Received + _down.Sent - _down.Received;
-
-        public Worst Worst() => new(Math.Max(_up.WorstDelay, _down.WorstDelay), Math.Max(_up.WorstGap, _down.WorstGap));
-
-        public (double Up, double Down) WorstDirections() => (_up.WorstDelay, _down.WorstDelay);
+        public (double Up, double Down) WorstDirections() => (up.WorstDelay, down.WorstDelay);
 
         /// <summary>Segments each end's kernel resent so far (tcp_info.tcpi_total_retrans): a segment lost on the way, or acknowledged too late.</summary>
         public Resent Retransmissions()
         {
-            var (client, clientSpurious) = TotalRetrans(_client);
-            var (target, targetSpurious) = TotalRetrans(_target);
-            return new(client, target, clientSpurious + targetSpurious);
+            var (clientResent, clientSpurious) = TotalRetrans(client);
+            var (targetResent, targetSpurious) = TotalRetrans(target);
+            return new(clientResent, targetResent, clientSpurious + targetSpurious);
         }
 
         private static (long Total, long Spurious) TotalRetrans(Socket socket)
@@ -391,147 +410,14 @@ internal static class MigrateBench
 
         public void ResetWorst()
         {
-            _up.ResetWorst();
-            _down.ResetWorst();
+            up.ResetWorst();
+            down.ResetWorst();
         }
 
         public void Dispose()
         {
-            _client.Dispose();
-            _target.Dispose();
-        }
-    }
-
-    /// <summary>
-    /// One direction: chunks of [u32 index][i64 send timestamp][pattern of the stream's positions]; the
-    /// reader checks index and pattern (a lost or duplicated byte shifts every later chunk) and the delay.
-    /// </summary>
-    private sealed class BenchStream
-    {
-        private const int Header = 12;
-        private readonly int _seed;
-        private readonly int _chunk;
-
-        public BenchStream(Socket writer, Socket reader, int seed, Pace pace, CancellationToken stop)
-        {
-            _seed = seed;
-            _chunk = Math.Max(pace.Chunk, Header + 1);
-            Completion = Task.WhenAll(Task.Run(() => WriteAsync(writer, pace.Interval, stop), CancellationToken.None), Task.Run(() => ReadAsync(reader), CancellationToken.None));
-        }
-
-        public Task Completion { get; }
-
-        public long Sent { get; private set; }
-
-        public long Received { get; private set; }
-
-        public bool Mismatch { get; private set; }
-
-        public string? Error { get; private set; }
-
-        public double WorstDelay { get; private set; }
-
-        public double WorstGap { get; private set; }
-
-        public void ResetWorst()
-        {
-            WorstDelay = 0;
-            WorstGap = 0;
-        }
-
-        private static byte At(int seed, long position) => (byte)((((ulong)position + (ulong)seed) * 0x9E3779B97F4A7C15UL) >> 56);
-
-        private async Task WriteAsync(Socket socket, TimeSpan interval, CancellationToken stop)
-        {
-            var chunk = new byte[_chunk];
-            // Spread the sessions' writes over the interval rather than all on one tick.
-            await Task.Delay(TimeSpan.FromMilliseconds(Random.Shared.NextDouble() * interval.TotalMilliseconds), CancellationToken.None).ConfigureAwait(false);
-            try
-            {
-                for (uint index = 0; !stop.IsCancellationRequested; index++)
-                {
-                    BitConverter.TryWriteBytes(chunk.AsSpan(0, 4), index);
-                    for (var i = Header; i < chunk.Length; i++)
-                    {
-                        chunk[i] = At(_seed, Sent + i);
-                    }
-
-                    BitConverter.TryWriteBytes(chunk.AsSpan(4, 8), Stopwatch.GetTimestamp());
-                    var sent = 0;
-                    while (sent < chunk.Length)
-                    {
-                        sent += await socket.SendAsync(chunk.AsMemory(sent), SocketFlags.None, CancellationToken.None).ConfigureAwait(false);
-                    }
-
-                    Sent += chunk.Length;
-                    await Task.Delay(interval, CancellationToken.None).ConfigureAwait(false);
-                }
-
-                socket.Shutdown(SocketShutdown.Send);
-            }
-            catch (SocketException e)
-            {
-                Error = $"write: {e.SocketErrorCode}";
-            }
-        }
-
-        private async Task ReadAsync(Socket socket)
-        {
-            var buffer = new byte[16 * 1024];
-            var pending = new byte[_chunk];
-            var filled = 0;
-            uint expected = 0;
-            var last = Stopwatch.GetTimestamp();
-            try
-            {
-                while (true)
-                {
-                    var n = await socket.ReceiveAsync(buffer, SocketFlags.None).ConfigureAwait(false);
-                    var now = Stopwatch.GetTimestamp();
-                    if (n == 0)
-                    {
-                        return;
-                    }
-
-                    WorstGap = Math.Max(WorstGap, Stopwatch.GetElapsedTime(last, now).TotalMilliseconds);
-                    last = now;
-                    for (var at = 0; at < n;)
-                    {
-                        var take = Math.Min(n - at, _chunk - filled);
-                        buffer.AsSpan(at, take).CopyTo(pending.AsSpan(filled));
-                        filled += take;
-                        at += take;
-                        if (filled == _chunk)
-                        {
-                            Check(pending, expected++, now);
-                            filled = 0;
-                        }
-                    }
-
-                    Received += n;
-                }
-            }
-            catch (SocketException e)
-            {
-                Error = $"read: {e.SocketErrorCode}";
-            }
-        }
-
-        private void Check(byte[] chunk, uint index, long now)
-        {
-            var position = (long)index * _chunk;
-            if (BitConverter.ToUInt32(chunk, 0) != index)
-            {
-                Mismatch = true;
-                return;
-            }
-
-            for (var i = Header; i < chunk.Length && !Mismatch; i++)
-            {
-                Mismatch = chunk[i] != At(_seed, position + i);
-            }
-
-            WorstDelay = Math.Max(WorstDelay, Stopwatch.GetElapsedTime(BitConverter.ToInt64(chunk, 4), now).TotalMilliseconds);
+            client.Dispose();
+            target.Dispose();
         }
     }
 }

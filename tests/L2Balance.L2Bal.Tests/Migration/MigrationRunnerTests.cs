@@ -316,4 +316,24 @@ public class MigrationRunnerTests
 
         Assert.Equal("moved 3, none refused, 0 owned here; pause median 5 ms, max 30 ms; dropped until answered median 40 ms, max 90 ms", summary.ToString());
     }
+
+    [Fact]
+    public void Summary_WithPhases_NamesWhereTheTimeWent()
+    {
+        var phases = new MigrationPhases { Batches = 2, PrepareMs = 10.4, DropMs = 3, MoveMs = 80.6, SettleMs = 4 };
+        var summary = new MigrationSummary(3, new Dictionary<string, int>(), 0, [5], [40], phases);
+
+        Assert.EndsWith("; 2 batches: prepare 10 ms, drop 3 ms, move 81 ms, settle 4 ms", summary.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Run_CountsEachBatchOnce_InItsPhases()
+    {
+        var (_, _, _, runner) = Setup();
+
+        var summary = runner.Run(Plan(MigrationTestData.Session(1, 21), MigrationTestData.Session(2, 22), MigrationTestData.Session(3, 31)));
+
+        Assert.Equal(2, summary.Phases!.Batches); // two owners, 2 and 3: one batch each
+        Assert.True(summary.Phases.MoveMs >= 0 && summary.Phases.PrepareMs >= 0);
+    }
 }

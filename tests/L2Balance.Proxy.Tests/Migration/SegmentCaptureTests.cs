@@ -150,4 +150,58 @@ public sealed class SegmentCaptureTests
 
         Assert.Equal((MigrationMessageType.Prepared, 3UL, false), (message.Type, message.Session, message.Ok));
     }
+
+    private static CapturedSegment Segment(uint seq, int length) => new(seq, new byte[length], false);
+
+    [Fact]
+    public void CapturedFlow_PastItsSegmentBound_DropsTheOldest()
+    {
+        var flow = new CapturedFlow();
+
+        for (uint i = 0; i <= CapturedFlow.MaxSegments; i++)
+        {
+            flow.Keep(Segment(1000 + i, 1));
+        }
+
+        Assert.Equal(CapturedFlow.MaxSegments, flow.Segments.Count);
+        Assert.Equal((1001u, 1000u + CapturedFlow.MaxSegments, 1), (flow.Segments[0].Seq, flow.Segments[^1].Seq, flow.Evicted));
+    }
+
+    [Fact]
+    public void CapturedFlow_PastItsByteBound_DropsTheOldestUntilTheNewestFits()
+    {
+        var flow = new CapturedFlow();
+
+        flow.Keep(Segment(1, 100 * 1024));
+        flow.Keep(Segment(100 * 1024 + 1, 100 * 1024));
+        flow.Keep(Segment(200 * 1024 + 1, 100 * 1024));
+
+        Assert.Equal([100u * 1024 + 1, 200u * 1024 + 1], flow.Segments.Select(s => s.Seq));
+        Assert.Equal(1, flow.Evicted);
+    }
+
+    [Fact]
+    public void CapturedFlow_ASegmentOverTheWholeBound_IsNotKeptAndEvictsNothing()
+    {
+        var flow = new CapturedFlow();
+        flow.Keep(Segment(1, 10));
+
+        flow.Keep(Segment(11, SegmentCapture.MaxBytesPerFlow + 1));
+
+        Assert.Equal([1u], flow.Segments.Select(s => s.Seq));
+    }
+
+    [Fact]
+    public void CapturedFlow_AnEvictedSegmentTheAppendNeeded_StopsTheAppendAtTheGap()
+    {
+        var flow = new CapturedFlow();
+        for (uint i = 0; i <= CapturedFlow.MaxSegments; i++)
+        {
+            flow.Keep(Segment(1000 + i, 1));
+        }
+
+        // rcv_nxt 1000: the segment there went first, so nothing is contiguous from it; from 1001 everything kept is.
+        Assert.Empty(ReceiveAppend.Contiguous(1000, flow.Segments, SegmentCapture.MaxBytesPerFlow));
+        Assert.Equal(CapturedFlow.MaxSegments, ReceiveAppend.Contiguous(1001, flow.Segments, SegmentCapture.MaxBytesPerFlow).Length);
+    }
 }
