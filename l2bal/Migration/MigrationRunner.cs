@@ -82,12 +82,17 @@ internal sealed class MigrationRunner(IMigrationProxy proxy, Action<IReadOnlyCol
             counters.Refuse(r.Reason);
             Count(r.Reason);
         }
-        foreach (var batch in plan.Batches)
+        // The next batch's prepare, started while this one moves when it goes to another peer (docs/design.md#the-pause).
+        Task<List<(string Id, string Reason)>>? ahead = null;
+        for (var b = 0; b < plan.Batches.Count; b++)
         {
+            var batch = plan.Batches[b];
             var byId = batch.Sessions.ToDictionary(s => s.Id, StringComparer.Ordinal);
             phases.Batches++;
             var phaseStart = System.Diagnostics.Stopwatch.GetTimestamp();
-            foreach (var (id, reason) in Prepare(batch.Peer, byId))
+            var prepared = ahead?.GetAwaiter().GetResult() ?? Prepare(batch.Peer, byId);
+            ahead = null;
+            foreach (var (id, reason) in prepared)
             {
                 byId.Remove(id);
                 counters.Refuse(reason);
@@ -115,6 +120,7 @@ internal sealed class MigrationRunner(IMigrationProxy proxy, Action<IReadOnlyCol
             }
             var droppedSince = System.Diagnostics.Stopwatch.GetTimestamp();
             phases.DropMs += System.Diagnostics.Stopwatch.GetElapsedTime(phaseStart, droppedSince).TotalMilliseconds;
+            ahead = PrepareAhead(plan, b);
             counters.Started(byId.Count);
             // Sessions whose flows sit in moved_out: each leaves it on every path, an exception included (docs/design.md#stale-moved_out-elements).
             var unsettled = new Dictionary<string, ProxySession>(byId, StringComparer.Ordinal);
@@ -250,6 +256,22 @@ internal sealed class MigrationRunner(IMigrationProxy proxy, Action<IReadOnlyCol
         }
         Settle(unsettled, [.. sessions.Where(s => !stays.Contains(s.Id))], MovedFlowChange.Moved, resolved: true);
         Settle(unsettled, [.. sessions.Where(s => stays.Contains(s.Id))], MovedFlowChange.Stayed, resolved: true);
+    }
+
+    /// <summary>
+    /// The prepare of the batch after <paramref name="b"/>, off this thread, when it goes to another peer: its latency is off
+    /// the run and its capture starts one batch earlier (still before its own drop). To the same peer it waits: that
+    /// peer's channel carries this batch's move. Null when there is no next batch or it waits.
+    /// </summary>
+    private Task<List<(string Id, string Reason)>>? PrepareAhead(MigrationPlan plan, int b)
+    {
+        if (b + 1 >= plan.Batches.Count || plan.Batches[b + 1].Peer.Equals(plan.Batches[b].Peer))
+        {
+            return null;
+        }
+        var next = plan.Batches[b + 1];
+        var byId = next.Sessions.ToDictionary(s => s.Id, StringComparer.Ordinal);
+        return Task.Run(() => Prepare(next.Peer, byId));
     }
 
     /// <summary>

@@ -131,6 +131,13 @@ internal sealed partial class MigrationService
         {
             if (_prepared.Remove(peer, out var earlier))
             {
+                if (prepared.Ids.Count == 0 && earlier.Ids.Count > 0)
+                {
+                    // A channel prepared for a batch outranks one a finished batch leaves: its peer captures that batch's flows.
+                    _prepared[peer] = earlier;
+                    prepared.Dispose();
+                    return;
+                }
                 earlier.Dispose();
             }
             _prepared[peer] = prepared;

@@ -8,9 +8,17 @@ namespace L2Balance.L2Bal.Tests.Migration;
 
 public class MigrationRunnerTests
 {
-    /// <summary>A proxy double: answers each move from a script, records the order of calls.</summary>
+    /// <summary>A proxy double: answers each move from a script, records the order of calls (a prepare ahead runs on another thread).</summary>
     private sealed class ScriptedProxy(List<string> calls) : IMigrationProxy
     {
+        private void Record(string call)
+        {
+            lock (calls)
+            {
+                calls.Add(call);
+            }
+        }
+
         public Func<IPEndPoint, IReadOnlyList<string>, IReadOnlyList<MoveOutcome>> OnMove { get; set; } =
             (_, ids) => [.. ids.Select(id => new MoveOutcome(id, true, 7, null))];
 
@@ -21,23 +29,23 @@ public class MigrationRunnerTests
 
         public IReadOnlyList<PrepareOutcome> Prepare(IPEndPoint peer, IReadOnlyList<string> ids)
         {
-            calls.Add($"prepare {peer} {string.Join(' ', ids)}");
+            Record($"prepare {peer} {string.Join(' ', ids)}");
             return OnPrepare(peer, ids);
         }
 
-        public void Key(uint epoch, ReadOnlySpan<byte> channelKey) => calls.Add($"key {epoch}");
+        public void Key(uint epoch, ReadOnlySpan<byte> channelKey) => Record($"key {epoch}");
 
-        public void Accept(IPEndPoint at) => calls.Add($"accept {at}");
+        public void Accept(IPEndPoint at) => Record($"accept {at}");
 
         public IReadOnlyList<ProxySession> List()
         {
-            calls.Add("list");
+            Record("list");
             return OnList();
         }
 
         public IReadOnlyList<MoveOutcome> Move(IPEndPoint peer, IReadOnlyList<string> ids)
         {
-            calls.Add($"move {peer} {string.Join(' ', ids)}");
+            Record($"move {peer} {string.Join(' ', ids)}");
             return OnMove(peer, ids);
         }
     }
@@ -69,17 +77,19 @@ public class MigrationRunnerTests
 
         var summary = runner.Run(Plan(MigrationTestData.Session(1, 21), MigrationTestData.Session(2, 31)));
 
+        // The second batch goes to another peer: its prepare runs while the first moves, after the first's drop, before its own.
+        const string prepareAhead = "prepare 198.18.0.3:1081 s2";
         Assert.Equal(
         [
             "prepare 198.18.0.2:1081 s1",
             "out+ tcp . 198.18.1.21 . 40001 . 198.18.0.10 . 1080, tcp . 198.18.2.7 . 443 . 198.18.0.10 . 33001",
             "move 198.18.0.2:1081 s1",
             "away tcp . 198.18.1.21 . 40001 . 198.18.0.10 . 1080, tcp . 198.18.2.7 . 443 . 198.18.0.10 . 33001",
-            "prepare 198.18.0.3:1081 s2",
             "out+ tcp . 198.18.1.31 . 40002 . 198.18.0.10 . 1080, tcp . 198.18.2.7 . 443 . 198.18.0.10 . 33002",
             "move 198.18.0.3:1081 s2",
             "away tcp . 198.18.1.31 . 40002 . 198.18.0.10 . 1080, tcp . 198.18.2.7 . 443 . 198.18.0.10 . 33002",
-        ], calls);
+        ], calls.Where(c => c != prepareAhead));
+        Assert.InRange(calls.IndexOf(prepareAhead), 2, calls.FindIndex(c => c.StartsWith("out+ tcp . 198.18.1.31", StringComparison.Ordinal)) - 1);
         Assert.Equal(2, summary.Moved);
         Assert.Equal([7, 7], summary.PausesMs);
         Assert.Equal(2, counters.Done);
@@ -335,5 +345,18 @@ public class MigrationRunnerTests
 
         Assert.Equal(2, summary.Phases!.Batches); // two owners, 2 and 3: one batch each
         Assert.True(summary.Phases.MoveMs >= 0 && summary.Phases.PrepareMs >= 0);
+    }
+
+    [Fact]
+    public void Run_NextBatchToTheSamePeer_IsPreparedOnlyAfterThisOneMoved()
+    {
+        var (calls, _, _, runner) = Setup();
+        var sessions = Enumerable.Range(1, MigrationPlanner.BatchLimit + 1).Select(n => MigrationTestData.Session(n, 21)).ToArray();
+
+        var summary = runner.Run(Plan(sessions));
+
+        // One peer: its channel carries the first batch's move, so the second batch's prepare waits for it.
+        Assert.Equal(["prepare", "out+", "move", "away", "prepare", "out+", "move", "away"], calls.Select(c => c.Split(' ')[0]));
+        Assert.Equal(MigrationPlanner.BatchLimit + 1, summary.Moved);
     }
 }
