@@ -26,9 +26,10 @@ internal static class MigrationPlanner
 {
     /// <summary>
     /// Sessions per <c>move</c>: every flow of a batch is dropped from the batch's start until its own
-    /// session is sent, so the batch's length bounds each session's pause (docs/benchmarks.md, issue 19 batches).
+    /// session is sent, so the batch's length bounds each session's pause (docs/benchmarks.md, issue 19 batches; 32 since
+    /// a channel serves a peer's every batch and the next prepare runs during a move: the ends' p99 58–80 ms vs 75–158 with 64).
     /// </summary>
-    public const int BatchLimit = 64;
+    public const int BatchLimit = 32;
 
     /// <param name="sessions">The proxy's list.</param>
     /// <param name="self">This node's id.</param>
