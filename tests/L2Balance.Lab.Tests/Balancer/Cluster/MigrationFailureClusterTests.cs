@@ -244,7 +244,7 @@ public sealed class MigrationFailureClusterTests(MigrationClusterFixture fixture
     /// <summary>Prints the figures with the phases; the diagnostics of an assertion.</summary>
     private string Report(KilledRun run, string figures)
     {
-        output.WriteLine($"{figures}; {run.Clock}");
+        output.WriteLine($"{figures}; {run.Clock}; receivers' appends: {run.AppendCounters}");
         return $"drain: {run.Answer}\n{figures}\nreceivers' appends (since the fixture started): {run.AppendCounters}\n{fixture.Describe()}";
     }
 
