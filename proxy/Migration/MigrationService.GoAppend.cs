@@ -35,11 +35,13 @@ internal sealed partial class MigrationService
     }
 
     /// <summary>
-    /// One leg at Go: the append, then the mark at once (a segment arriving between the capture's take and the mark
+    /// One leg at Go: its sent bytes back in its send queue, the append, then the mark at once (a segment arriving between the capture's take and the mark
     /// reaches neither copy: counted late), then the thaw with the acknowledgement its end is owed.
     /// </summary>
     private void GoLive(Socket socket, TcpLegState leg, SegmentCapture? capture)
     {
+        // Deferred from the restore: a silent copy with bytes in flight would retransmit them unmarked (MigrationService.Restore).
+        TcpRepair.RestoreSentQueue(socket, leg);
         AppendAtGo(socket, leg, capture);
         TcpRepair.Mark(socket, RestoredMark);
         if (capture?.Live(InboundFlow.Of(leg.Remote, leg.Local)) is > 0 and var late)

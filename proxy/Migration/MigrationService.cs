@@ -705,7 +705,9 @@ internal sealed partial class MigrationService : IAsyncDisposable
                 sockets.Add(socket);
                 restored.Add(WithCaptured(leg, capture));
                 // Unmarked until Go: the filter drops the flow's input meanwhile, so a copy that dies silent never acknowledged a byte.
-                TcpRepair.Restore(socket, restored[^1]);
+                // Its sent bytes wait for Go too: in flight, they would arm the retransmission timer, and an unmarked retransmission
+                // makes conntrack take the flow as established, which the filter accepts ahead of the mark (input before Go).
+                TcpRepair.Restore(socket, restored[^1], sentQueue: false);
             }
             // Kept as restored (rcv_nxt past the restore's append): Go checks the sockets are still there.
             silent[message.Session] = (sockets[0], sockets[1], state with { Legs = restored });

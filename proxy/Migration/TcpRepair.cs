@@ -59,9 +59,12 @@ public static class TcpRepair
     /// <summary>
     /// Rebuilds <paramref name="state"/> on <paramref name="socket"/>, a new TCP socket of the same family
     /// in a namespace that holds <see cref="TcpLegState.Local"/>'s address. The socket ends connected with its
-    /// queues filled, still in repair mode: nothing goes out until <see cref="Thaw"/>; a failed or abandoned restore ends with <see cref="CloseFrozen"/>.
+    /// queues filled, still in repair mode; a failed or abandoned restore ends with <see cref="CloseFrozen"/>.
+    /// With <paramref name="sentQueue"/> false the bytes the old socket had sent wait for <see cref="RestoreSentQueue"/>:
+    /// once in, they are in flight and arm the retransmission timer, which sends from a socket in repair mode too
+    /// (docs/design.md#the-pause: an unmarked silent copy must send nothing before Go).
     /// </summary>
-    public static void Restore(Socket socket, TcpLegState state)
+    public static void Restore(Socket socket, TcpLegState state, bool sentQueue = true)
     {
         ArgumentNullException.ThrowIfNull(socket);
         ArgumentNullException.ThrowIfNull(state);
@@ -96,9 +99,10 @@ public static class TcpRepair
 
         SetInt(handle, SOL_TCP, TCP_REPAIR_QUEUE, TCP_RECV_QUEUE, "TCP_REPAIR_QUEUE");
         SendAll(handle, state.ReceiveQueue, "send(receive queue)");
-        SetInt(handle, SOL_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE, "TCP_REPAIR_QUEUE");
-        // The bytes the old socket had sent enter the queue as sent-unacknowledged: retransmitted, never sent twice by us.
-        SendAll(handle, state.SendQueue.AsSpan(0, state.SendQueue.Length - state.UnsentLength), "send(send queue)");
+        if (sentQueue)
+        {
+            RestoreSentQueue(socket, state);
+        }
 
         var window = new tcp_repair_window
         {
@@ -110,6 +114,18 @@ public static class TcpRepair
         };
         SetOption(handle, SOL_TCP, TCP_REPAIR_WINDOW, MemoryMarshal.AsBytes(new Span<tcp_repair_window>(ref window)), "TCP_REPAIR_WINDOW");
 
+    }
+
+    /// <summary>
+    /// The bytes the old socket had sent, into <paramref name="socket"/>'s send queue as sent-unacknowledged (repair mode,
+    /// TCP_SEND_QUEUE): retransmitted by the kernel, never sent twice by us. Part of <see cref="Restore"/>, or deferred to Go.
+    /// </summary>
+    public static void RestoreSentQueue(Socket socket, TcpLegState state)
+    {
+        ArgumentNullException.ThrowIfNull(socket);
+        ArgumentNullException.ThrowIfNull(state);
+        SetInt(socket.SafeHandle, SOL_TCP, TCP_REPAIR_QUEUE, TCP_SEND_QUEUE, "TCP_REPAIR_QUEUE");
+        SendAll(socket.SafeHandle, state.SendQueue.AsSpan(0, state.SendQueue.Length - state.UnsentLength), "send(send queue)");
     }
 
     /// <summary>

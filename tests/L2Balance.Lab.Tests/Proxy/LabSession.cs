@@ -129,8 +129,9 @@ internal sealed class LabSession : IDisposable
         _client = client;
         _target = target;
         _relay = relay;
-        Up = new StreamCheck(client, target, seed, pace, stop);
-        Down = new StreamCheck(target, client, seed + 1, pace, stop);
+        Up = new StreamCheck(client, target, seed, pace, stop, "up");
+        Down = new StreamCheck(target, client, seed + 1, pace, stop, "down") { Other = Up };
+        Up.Other = Down;
     }
 
     public LabRelay Relay => _relay ?? throw new InvalidOperationException("this session is relayed by l2proxy, not in this process");
@@ -175,11 +176,22 @@ internal sealed class LabSession : IDisposable
 /// <summary>One direction of a session: the writer until stop (then a half-close), the checking reader until EOF.</summary>
 internal sealed class StreamCheck
 {
-    private readonly int _seed;
+    /// <summary>Bytes kept from the first mismatch on, for <see cref="Classify"/>.</summary>
+    private const int KeptAfterMismatch = 64 * 1024;
 
-    public StreamCheck(Socket writer, Socket reader, int seed, StreamPace pace, CancellationToken stop)
+    /// <summary>Every stream of this process by seed: a wrong byte may be another session's (seeds are unique within a test).</summary>
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<int, StreamCheck> s_streams = new();
+
+    private readonly int _seed;
+    private readonly string _name;
+    private readonly List<byte> _afterMismatch = [];
+    private string? _classified;
+
+    public StreamCheck(Socket writer, Socket reader, int seed, StreamPace pace, CancellationToken stop, string name = "stream")
     {
         _seed = seed;
+        _name = name;
+        s_streams[seed] = this;
         Completion = Task.WhenAll(Task.Run(() => WriteAsync(writer, pace, stop), CancellationToken.None), Task.Run(() => ReadAsync(reader), CancellationToken.None));
     }
 
@@ -194,17 +206,114 @@ internal sealed class StreamCheck
 
     public TimeSpan LongestGap { get; private set; }
 
+    /// <summary>The position of the first byte that arrived after <see cref="LongestGap"/> (the move's pause, usually).</summary>
+    public long LongestGapAt { get; private set; } = -1;
+
     /// <summary>Starts <see cref="LongestGap"/> afresh: the pause of a move, not the gaps of the session's start.</summary>
-    public void ResetLongestGap() => LongestGap = TimeSpan.Zero;
+    public void ResetLongestGap()
+    {
+        LongestGap = TimeSpan.Zero;
+        LongestGapAt = -1;
+    }
 
     public string? Error { get; private set; }
 
     public bool Intact => Error is null && Mismatch < 0 && Sent > 0 && Received == Sent;
 
-    public override string ToString() => $"sent {Sent}, received {Received}, first mismatch {Mismatch}, longest gap {LongestGap.TotalMilliseconds:F1} ms, error {Error ?? "none"}";
+    public override string ToString() => $"sent {Sent}, received {Received}, first mismatch {Mismatch}, longest gap {LongestGap.TotalMilliseconds:F1} ms at {LongestGapAt}, error {Error ?? "none"}"
+        + (Mismatch < 0 ? string.Empty : $"; from the mismatch: {Classify()}");
 
-    /// <summary>The byte at <paramref name="position"/> of stream <paramref name="seed"/>: a hash, so a shifted byte differs.</summary>
-    private static byte At(int seed, long position) => (byte)((((ulong)position + (ulong)seed) * 0x9E3779B97F4A7C15UL) >> 56);
+    /// <summary>
+    /// The byte at <paramref name="position"/> of stream <paramref name="seed"/>: a hash of both (splitmix64), so a shifted
+    /// byte differs and every stream differs from every other (a wrong byte can be traced to its stream and position).
+    /// </summary>
+    private static byte At(int seed, long position)
+    {
+        var z = ((ulong)(uint)seed << 40) ^ (ulong)position;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return (byte)((z ^ (z >> 31)) >> 56);
+    }
+
+    /// <summary>
+    /// What arrived from the first mismatch on, as runs "[position, +length) origin": in place, this stream shifted
+    /// (a later part: positive shift; bytes delivered already: negative), the other direction, another session's stream, or unknown.
+    /// </summary>
+    public string Classify()
+    {
+        if (_classified is not null)
+        {
+            return _classified;
+        }
+        byte[] kept;
+        lock (_afterMismatch)
+        {
+            kept = [.. _afterMismatch];
+        }
+        var runs = new List<string>();
+        var i = 0;
+        while (i < kept.Length && runs.Count < 8)
+        {
+            var at = Mismatch + i;
+            var window = kept.AsSpan(i, Math.Min(16, kept.Length - i)).ToArray();
+            (StreamCheck Stream, long Origin)? source = Matches(this, at, window) ? (this, at) : Find(this, window);
+            if (Other is { } other && source is null)
+            {
+                source = Find(other, window);
+            }
+            // Every other stream only for the first runs: a search of them all takes a second.
+            source ??= runs.Count >= 3 ? null : s_streams.Values.Where(s => s != this && s != Other).Select(s => Find(s, window)).FirstOrDefault(f => f is not null);
+            if (source is not { } found)
+            {
+                runs.Add($"[{at}, +{window.Length}) unknown");
+                i += window.Length;
+                continue;
+            }
+            var (stream, origin) = found;
+            var length = 0;
+            while (i + length < kept.Length && kept[i + length] == At(stream._seed, origin + length))
+            {
+                length++;
+            }
+            var what = stream == this ? (origin == at ? "in place" : $"this stream@{origin} (shift {origin - at:+#;-#;0})")
+                : $"{stream._name} seed {stream._seed}@{origin}" + (stream == Other ? " (the other direction)" : " (another session)");
+            runs.Add($"[{at}, +{length}) {what}");
+            i += Math.Max(length, 1);
+        }
+        var more = i < kept.Length ? $" ..." : kept.Length == KeptAfterMismatch ? " (kept bytes end)" : string.Empty;
+        var classified = string.Join("; ", runs) + more;
+        // Kept once the reader is done: an earlier call sees only what arrived so far.
+        return Completion.IsCompleted ? _classified = classified : classified;
+    }
+
+    /// <summary>The other direction of this session.</summary>
+    public StreamCheck? Other { get; set; }
+
+    private static bool Matches(StreamCheck stream, long origin, ReadOnlySpan<byte> window)
+    {
+        for (var k = 0; k < window.Length; k++)
+        {
+            if (window[k] != At(stream._seed, origin + k))
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /// <summary>Where in <paramref name="stream"/> (up to what its writer sent, and a little more) <paramref name="window"/> occurs.</summary>
+    private static (StreamCheck, long)? Find(StreamCheck stream, ReadOnlySpan<byte> window)
+    {
+        var end = Math.Max(stream.Sent, stream.Received) + (64 * 1024);
+        for (long q = 0; q < end; q++)
+        {
+            if (At(stream._seed, q) == window[0] && Matches(stream, q, window))
+            {
+                return (stream, q);
+            }
+        }
+        return null;
+    }
 
     private async Task WriteAsync(Socket socket, StreamPace pace, CancellationToken stop)
     {
@@ -252,13 +361,26 @@ internal sealed class StreamCheck
                 }
 
                 var gap = Stopwatch.GetElapsedTime(last, now);
-                LongestGap = gap > LongestGap ? gap : LongestGap;
+                if (gap > LongestGap)
+                {
+                    LongestGap = gap;
+                    LongestGapAt = Received;
+                }
                 last = now;
                 for (int i = 0; i < n && Mismatch < 0; i++)
                 {
                     if (buffer[i] != At(_seed, Received + i))
                     {
                         Mismatch = Received + i;
+                    }
+                }
+
+                if (Mismatch >= 0 && _afterMismatch.Count < KeptAfterMismatch)
+                {
+                    var from = (int)Math.Max(0, Mismatch - Received);
+                    lock (_afterMismatch)
+                    {
+                        _afterMismatch.AddRange(buffer.AsSpan(from, Math.Min(n - from, KeptAfterMismatch - _afterMismatch.Count)));
                     }
                 }
 

@@ -215,6 +215,7 @@ public sealed class MigrationFailureClusterTests(MigrationClusterFixture fixture
             run.Answer = await drain;
             run.Clock.Mark("drained");
             run.After = await fixture.CountsAsync(Drained);
+            run.AppendCounters = await AppendCountersAsync();
             var received = run.Sessions.Select(s => s.Session.Up.Received + s.Session.Down.Received).ToList();
             await Task.Delay(TimeSpan.FromSeconds(1));
             run.Holders = await fixture.HoldersAsync();
@@ -243,8 +244,41 @@ public sealed class MigrationFailureClusterTests(MigrationClusterFixture fixture
     /// <summary>Prints the figures with the phases; the diagnostics of an assertion.</summary>
     private string Report(KilledRun run, string figures)
     {
-        output.WriteLine($"{figures}; {run.Clock}");
-        return $"drain: {run.Answer}\n{figures}\n{fixture.Describe()}";
+        output.WriteLine($"{figures}; {run.Clock}; receivers' appends: {run.AppendCounters}");
+        return $"drain: {run.Answer}\n{figures}\nreceivers' appends (since the fixture started): {run.AppendCounters}\n{fixture.Describe()}";
+    }
+
+    /// <summary>
+    /// What each running l2proxy appended to restored sockets (docs/design.md#the-pause): a wrong byte in a moved session
+    /// with the right count is a byte the restored socket took twice, so these say which append could have put it there.
+    /// </summary>
+    private async Task<string> AppendCountersAsync()
+    {
+        (string Name, string Sample)[] counters =
+        [
+            ("captured", "l2proxy_migration_captured_bytes_total"),
+            ("at Go", "l2proxy_migration_captured_at_go_bytes_total"),
+            ("Go appends skipped", "l2proxy_migration_go_appends_skipped_total"),
+            ("late segments", "l2proxy_migration_capture_late_segments_total"),
+            ("acks failed", "l2proxy_migration_acks_total{result=\"failed\"}"),
+        ];
+        var nodes = new List<string>();
+        for (var k = 1; k <= BalancerClusterFixtureBase.NodeCount; k++)
+        {
+            if (Lab.Proxy(k) is null or { HasExited: true })
+            {
+                nodes.Add($"node {k}: not running");
+                continue;
+            }
+            var values = new List<string>();
+            foreach (var (name, sample) in counters)
+            {
+                var value = await fixture.ProxyMetricAsync(k, sample);
+                values.Add(string.Create(CultureInfo.InvariantCulture, $"{name} {value}"));
+            }
+            nodes.Add($"node {k}: {string.Join(", ", values)}");
+        }
+        return string.Join("; ", nodes);
     }
 
     /// <summary>Held sessions: every byte once and in order both ways, not cut, bytes still flowing after the run; no session anywhere got a wrong byte.</summary>
@@ -274,6 +308,9 @@ internal sealed class KilledRun(Socket listener) : IDisposable
     public long MovedInAtKill { get; set; }
 
     public LabRunResult? Answer { get; set; }
+
+    /// <summary>The running proxies' append counters right after the drain (<c>AppendCountersAsync</c>).</summary>
+    public string AppendCounters { get; set; } = string.Empty;
 
     public Dictionary<IPEndPoint, int> Holders { get; set; } = [];
 
