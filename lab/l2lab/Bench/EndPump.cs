@@ -352,7 +352,12 @@ internal sealed partial class EndPump : IDisposable
         /// <summary>Sends the rest of a chunk a full buffer held back, or else the next chunk.</summary>
         public void WriteNext()
         {
-            if (Error is not null || (_outBusy && !FinishChunk()) || _outBusy)
+            if (_outBusy)
+            {
+                FinishChunk();
+            }
+
+            if (Error is not null || _outBusy)
             {
                 return;
             }
