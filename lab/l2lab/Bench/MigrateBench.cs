@@ -51,19 +51,29 @@ internal static class MigrateBench
         var sources = lab.ClientAddresses.Where(a => ClusterOps.OwnerOf(table, a) == Drained).ToList();
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"bench-migrate: {sessions} CONNECT sessions from node {Drained}'s {sources.Count} client addresses, {pace.Chunk} B each way every {pace.Interval.TotalMilliseconds:0} ms per session, ends {(pace.NoDelay ? "with" : "without")} TCP_NODELAY; {repeats} runs; {Environment.ProcessorCount} cores, load {File.ReadAllText("/proc/loadavg").Trim()}"));
+        var results = new List<RunResult>();
         for (var run = 1; run <= repeats; run++)
         {
-            await RunOnceAsync(lab, run, sources, sessions, pace).ConfigureAwait(false);
+            results.Add(await RunOnceAsync(lab, run, sources, sessions, pace).ConfigureAwait(false));
             var undrain = await lab.RunOnNode(Drained, ClusterBinaries.L2Bal, ["undrain"], Step).ConfigureAwait(false);
             undrain.EnsureSuccess();
             await ClusterOps.WaitForSharesAsync(lab, nodes, TimeSpan.FromSeconds(30), _ => { }, CancellationToken.None).ConfigureAwait(false);
         }
 
+        // The issue's targets are over all runs: every session's pause pooled, the slowest emptying, the totals.
+        var emptiedAll = results.Select(r => r.Emptied?.TotalMilliseconds).ToList();
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"""
+            all {results.Count} runs ({results.Sum(r => r.Pauses.Count)} sessions): pause at the ends (to the kernel) {Percentiles(results.SelectMany(r => r.Pauses))}; p99 per run {string.Join(" ", results.Select(r => Percentiles(r.Pauses, 0.99)))}
+              emptied (ms) {string.Join(" ", emptiedAll.Select(e => e is { } v ? $"{v:0}" : "never"))}; cut {results.Sum(r => r.Cut)}, with a wrong byte {results.Sum(r => r.Mismatched)}, bytes lost or duplicated {results.Sum(r => r.Lost)}
+            """));
         Console.WriteLine($"load average at the end: {File.ReadAllText("/proc/loadavg").Trim()}");
         return 0;
     }
 
-    private static async Task RunOnceAsync(ClusterLab lab, int run, List<IPAddress> sources, int count, Pace pace)
+    /// <summary>What one run gives the summary over all runs.</summary>
+    private sealed record RunResult(IReadOnlyList<double> Pauses, TimeSpan? Emptied, int Cut, int Mismatched, long Lost);
+
+    private static async Task<RunResult> RunOnceAsync(ClusterLab lab, int run, List<IPAddress> sources, int count, Pace pace)
     {
         using var listener = lab.Target.OpenSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         listener.Bind(new IPEndPoint(ClusterLab.TargetAddress, 0));
@@ -176,6 +186,7 @@ internal static class MigrateBench
                   CPU over the {window.TotalMilliseconds:0} ms to done, l2bal / l2proxy (ms): node 1 {daemonCpu[0]:0} / {daemonCpu[1]:0}, node 2 {daemonCpu[2]:0} / {daemonCpu[3]:0}, node 3 {daemonCpu[4]:0} / {daemonCpu[5]:0}; per session moved {daemonCpu.Sum() / Math.Max(done, 1):0.00} ms; before the drain (ms/s): node 1 {daemonsSteady[0]:0} / {daemonsSteady[1]:0}, node 2 {daemonsSteady[2]:0} / {daemonsSteady[3]:0}, node 3 {daemonsSteady[4]:0} / {daemonsSteady[5]:0}
                   generator (this process, {count * 2} stream ends): {generatorCpu:0} ms in that window, {generatorSteady:0} ms/s before the drain
                 """));
+            return new RunResult([.. sessions.Select(s => s.Worst().Delay)], emptied, cut, mismatched, sessions.Sum(s => Math.Abs(s.Lost)));
         }
         finally
         {
@@ -343,9 +354,17 @@ internal static class MigrateBench
             return "none";
         }
 
-        double At(double q) => sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(q * sorted.Length) - 1)];
-        return string.Create(CultureInfo.InvariantCulture, $"median {At(0.5):0} / p99 {At(0.99):0} / max {sorted[^1]:0}");
+        return string.Create(CultureInfo.InvariantCulture, $"median {At(sorted, 0.5):0} / p99 {At(sorted, 0.99):0} / max {sorted[^1]:0}");
     }
+
+    /// <summary>One percentile, as <see cref="Percentiles(IEnumerable{double})"/> takes it.</summary>
+    private static string Percentiles(IEnumerable<double> values, double q)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted.Length == 0 ? "none" : string.Create(CultureInfo.InvariantCulture, $"{At(sorted, q):0}");
+    }
+
+    private static double At(double[] sorted, double q) => sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(q * sorted.Length) - 1)];
 
     private static int IntOption(string[] args, string name, int fallback)
     {
