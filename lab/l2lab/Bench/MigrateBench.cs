@@ -141,10 +141,11 @@ internal static class MigrateBench
             var emptied = await EmptiedAsync(lab, started).ConfigureAwait(false);
             var answer = await drain.ConfigureAwait(false);
             var answered = started.Elapsed;
-            var migrations = await DoneAsync(lab).ConfigureAwait(false);
-            var window = started.Elapsed;
+            // CPU up to the answer: l2bal's status read below lists its nft table, moved_away's elements included (docs/benchmarks.md#what-the-drained-nodes-l2bal-cpu-was).
             var daemonCpu = daemons.Select((pid, i) => ((ProcessCpu.Read(pid) ?? before[i]) - before[i]).Total * 1000).ToArray();
             var generatorCpu = (Process.GetCurrentProcess().TotalProcessorTime - generatorBefore).TotalMilliseconds;
+            var window = started.Elapsed;
+            var migrations = await DoneAsync(lab).ConfigureAwait(false);
 
             var captured = await CapturedAsync(lab).ConfigureAwait(false) - capturedBefore;
             var atGo = await CapturedAsync(lab, AtGoMetric).ConfigureAwait(false) - atGoBefore;
@@ -183,7 +184,7 @@ internal static class MigrateBench
                   capture frames read / dropped by the kernel (nodes 1 and 3): {frames - drops} / {drops}; late (between Go's take and the mark, resent by the ends): {late}; legs whose append at Go was skipped: {skipped}; acknowledgements sent after the thaw: {acks}
                   bytes the ends sent while their flows moved, captured and appended on restore (nodes 1 and 3): {captured}, at Go: {atGo}
                   sessions cut {cut}, not ended within 30 s of the stop {unfinished}, with a wrong byte {mismatched}; bytes sent and not received (lost, or duplicated if negative) {lost}
-                  CPU over the {window.TotalMilliseconds:0} ms to done, l2bal / l2proxy (ms): node 1 {daemonCpu[0]:0} / {daemonCpu[1]:0}, node 2 {daemonCpu[2]:0} / {daemonCpu[3]:0}, node 3 {daemonCpu[4]:0} / {daemonCpu[5]:0}; per session moved {daemonCpu.Sum() / Math.Max(done, 1):0.00} ms; before the drain (ms/s): node 1 {daemonsSteady[0]:0} / {daemonsSteady[1]:0}, node 2 {daemonsSteady[2]:0} / {daemonsSteady[3]:0}, node 3 {daemonsSteady[4]:0} / {daemonsSteady[5]:0}
+                  CPU over the {window.TotalMilliseconds:0} ms to the answer, l2bal / l2proxy (ms): node 1 {daemonCpu[0]:0} / {daemonCpu[1]:0}, node 2 {daemonCpu[2]:0} / {daemonCpu[3]:0}, node 3 {daemonCpu[4]:0} / {daemonCpu[5]:0}; per session moved {daemonCpu.Sum() / Math.Max(done, 1):0.00} ms; before the drain (ms/s): node 1 {daemonsSteady[0]:0} / {daemonsSteady[1]:0}, node 2 {daemonsSteady[2]:0} / {daemonsSteady[3]:0}, node 3 {daemonsSteady[4]:0} / {daemonsSteady[5]:0}
                   generator (this process, {count * 2} stream ends): {generatorCpu:0} ms in that window, {generatorSteady:0} ms/s before the drain
                 """));
             return new RunResult([.. sessions.Select(s => s.Worst().Delay)], emptied, cut, mismatched, sessions.Sum(s => Math.Abs(s.Lost)));
