@@ -1,7 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
-using System.Text.Json;
 using L2Balance.Balancer.Cluster;
 using L2Balance.Balancer.Net;
 
@@ -26,6 +25,9 @@ internal sealed class NftablesFilter : IKernelFilter
     private Socket? _leaseSocket6;
     private long _leaseFallbacks;
     private CtNetlinkSocket? _conntrack;
+
+    /// <summary>The counters' socket; only under <see cref="_readLock"/>.</summary>
+    private NftObjSocket? _objects;
 
     /// <summary>Opens the context in the current namespace, or in <paramref name="networkNamespacePath"/> (lab tests).</summary>
     public NftablesFilter(string? networkNamespacePath = null)
@@ -119,39 +121,51 @@ internal sealed class NftablesFilter : IKernelFilter
     }
 
     /// <summary>
-    /// Reads the counters through a second context of its own (reading an owner table is allowed
-    /// to any socket), so a caller on another thread never holds up the daemon's loop, which
-    /// changes the sets through the first: a listing costs tens of milliseconds.
+    /// Reads the counter objects over a NETLINK_NETFILTER socket of its own (<see cref="NftObjSocket"/>), opened in the
+    /// filter's namespace: not libnftables, whose cache for <c>list counters</c> loads every set's elements, moved_away's
+    /// too (about 200 ms at 20,000: docs/benchmarks.md#what-the-drained-nodes-l2bal-cpu-was). Callable from any thread;
+    /// never holds up the daemon's loop, which changes the sets through the first context.
     /// </summary>
     public KernelCounters ReadCounters()
     {
         var s = Installed;
-        string netdev;
-        string? ip = null, ip6 = null;
+        Dictionary<(string Family, string Name), long> netdev;
+        Dictionary<(string Family, string Name), long>? ip = null, ip6 = null;
         lock (_readLock)
         {
-            netdev = ReadContext.RunJson($"list counters table netdev {s.TableName}");
-            if (s.Vip is not null)
+            try
             {
-                ip = ReadContext.RunJson($"list counters table ip {s.TableName}");
+                _objects ??= ReadContext.InNamespace(NftObjSocket.Open);
+                netdev = Keyed(_objects.Counters("netdev", s.TableName), "netdev");
+                if (s.Vip is not null)
+                {
+                    ip = Keyed(_objects.Counters("ip", s.TableName), "ip");
+                }
+                if (s.Vip6 is not null)
+                {
+                    ip6 = Keyed(_objects.Counters("ip6", s.TableName), "ip6");
+                }
             }
-            if (s.Vip6 is not null)
+            catch (IOException e)
             {
-                ip6 = ReadContext.RunJson($"list counters table ip6 {s.TableName}");
+                // A socket that failed once is opened again by the next read.
+                _objects?.Dispose();
+                _objects = null;
+                throw new KernelFilterException($"reading the counters: {e.Message}", e);
             }
         }
-        var values = ParseCounters(netdev, "netdev", s.TableName);
+        var values = netdev;
         if (ip is null)
         {
             // An IPv6 VIP alone: the ip6 table's counters with the netdev ones are the totals; kernel.ipv6 its share, as beside IPv4.
-            var own = ParseCounters(ip6!, "ip6", s.TableName);
+            var own = ip6!;
             foreach (var (key, packets) in own)
             {
                 values[key] = packets;
             }
             return FromTables(values, "ip6", Interlocked.Read(ref _leaseFallbacks)) with { Ipv6 = FromTables(own, "ip6", 0) };
         }
-        foreach (var (key, packets) in ParseCounters(ip, "ip", s.TableName))
+        foreach (var (key, packets) in ip)
         {
             values[key] = packets;
         }
@@ -161,7 +175,7 @@ internal sealed class NftablesFilter : IKernelFilter
         {
             return v4;
         }
-        var v6 = FromTables(ParseCounters(ip6, "ip6", s.TableName), "ip6", 0);
+        var v6 = FromTables(ip6, "ip6", 0);
         // Totals over both families, by name (docs/status-json.md#kernel); the ip6 table's own beside them.
         return new KernelCounters(
             v4.AcceptedNew + v6.AcceptedNew, v4.AcceptedEstablished + v6.AcceptedEstablished, v4.AcceptedSlice + v6.AcceptedSlice,
@@ -223,6 +237,7 @@ internal sealed class NftablesFilter : IKernelFilter
         _conntrack?.Dispose();
         lock (_readLock)
         {
+            _objects?.Dispose();
             _readContext?.Dispose();
         }
         _context.Dispose();
@@ -244,23 +259,9 @@ internal sealed class NftablesFilter : IKernelFilter
         }
     }
 
-    /// <summary>Packet counts of the named counters in <c>nft -j list counters</c> output, by (family, name).</summary>
-    internal static Dictionary<(string Family, string Name), long> ParseCounters(string json, string family, string table)
-    {
-        var result = new Dictionary<(string, string), long>();
-        using var doc = JsonDocument.Parse(json);
-        foreach (var item in doc.RootElement.GetProperty("nftables").EnumerateArray())
-        {
-            if (item.TryGetProperty("counter", out var c)
-                && c.GetProperty("family").GetString() == family
-                && c.GetProperty("table").GetString() == table)
-            {
-                result[(family, c.GetProperty("name").GetString()!)] = c.GetProperty("packets").GetInt64();
-            }
-        }
-
-        return result;
-    }
+    /// <summary>A table's counters by (family, name), as <see cref="FromTables"/> takes them.</summary>
+    private static Dictionary<(string Family, string Name), long> Keyed(Dictionary<string, long> packets, string family) =>
+        packets.ToDictionary(p => (family, p.Key), p => p.Value);
 
     /// <summary>The second context, for reads from any thread; only under <see cref="_readLock"/>.</summary>
     private NftContext ReadContext => _readContext ??= new NftContext(_namespacePath);
