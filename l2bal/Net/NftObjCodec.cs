@@ -105,18 +105,11 @@ internal static class NftObjCodec
         errno = 0;
         while (!datagram.IsEmpty)
         {
-            if (datagram.Length < NLMSG_HDRLEN)
+            if (!RtNetlinkCodec.TryNextMessage(ref datagram, out var type, out var answered, out var body))
             {
                 return NftObjStatus.Invalid;
             }
-            var length = BinaryPrimitives.ReadUInt32LittleEndian(datagram);
-            if (length < NLMSG_HDRLEN || length > datagram.Length)
-            {
-                return NftObjStatus.Invalid;
-            }
-            var type = BinaryPrimitives.ReadUInt16LittleEndian(datagram[4..]);
-            var body = datagram[NLMSG_HDRLEN..(int)length];
-            if (BinaryPrimitives.ReadUInt32LittleEndian(datagram[8..]) == sequence)
+            if (answered == sequence)
             {
                 switch (type)
                 {
@@ -141,7 +134,6 @@ internal static class NftObjCodec
                         break;
                 }
             }
-            datagram = datagram[Math.Min(datagram.Length, RtNetlinkCodec.Align((int)length))..];
         }
         return NftObjStatus.More;
     }

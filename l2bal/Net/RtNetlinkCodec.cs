@@ -93,6 +93,31 @@ internal static class RtNetlinkCodec
     }
 
     /// <summary>
+    /// The next message of a received <paramref name="datagram"/>, which is advanced past it (aligned): its type, sequence
+    /// and body. False when the header is short or its length does not fit: the datagram is malformed.
+    /// </summary>
+    public static bool TryNextMessage(ref ReadOnlySpan<byte> datagram, out ushort type, out uint sequence, out ReadOnlySpan<byte> body)
+    {
+        type = 0;
+        sequence = 0;
+        body = default;
+        if (datagram.Length < NLMSG_HDRLEN)
+        {
+            return false;
+        }
+        var length = BinaryPrimitives.ReadUInt32LittleEndian(datagram);
+        if (length < NLMSG_HDRLEN || length > datagram.Length)
+        {
+            return false;
+        }
+        type = BinaryPrimitives.ReadUInt16LittleEndian(datagram[4..]);
+        sequence = BinaryPrimitives.ReadUInt32LittleEndian(datagram[8..]);
+        body = datagram[NLMSG_HDRLEN..(int)length];
+        datagram = datagram[Math.Min(datagram.Length, Align((int)length))..];
+        return true;
+    }
+
+    /// <summary>
     /// Reads one netlink message from <paramref name="source"/> and, if it is the NLMSG_ERROR
     /// answering <paramref name="sequence"/>, its errno (positive; 0 for success).
     /// <paramref name="consumed"/> is the aligned length of the message, to step to the next.

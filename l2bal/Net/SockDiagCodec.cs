@@ -66,18 +66,11 @@ internal static class SockDiagCodec
         errno = 0;
         while (!datagram.IsEmpty)
         {
-            if (datagram.Length < NLMSG_HDRLEN)
+            if (!RtNetlinkCodec.TryNextMessage(ref datagram, out var type, out var answered, out var body))
             {
                 return SockDiagStatus.Invalid;
             }
-            var length = BinaryPrimitives.ReadUInt32LittleEndian(datagram);
-            if (length < NLMSG_HDRLEN || length > datagram.Length)
-            {
-                return SockDiagStatus.Invalid;
-            }
-            var type = BinaryPrimitives.ReadUInt16LittleEndian(datagram[4..]);
-            var body = datagram[NLMSG_HDRLEN..(int)length];
-            if (BinaryPrimitives.ReadUInt32LittleEndian(datagram[8..]) == sequence)
+            if (answered == sequence)
             {
                 switch (type)
                 {
@@ -110,7 +103,6 @@ internal static class SockDiagCodec
                         break;
                 }
             }
-            datagram = datagram[Math.Min(datagram.Length, RtNetlinkCodec.Align((int)length))..];
         }
         return SockDiagStatus.More;
     }
