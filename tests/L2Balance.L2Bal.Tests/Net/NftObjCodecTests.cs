@@ -39,7 +39,7 @@ public sealed class NftObjCodecTests
     [InlineData("ip", NftObjCodec.NFPROTO_IPV4)]
     [InlineData("ip6", NftObjCodec.NFPROTO_IPV6)]
     [InlineData("netdev", NftObjCodec.NFPROTO_NETDEV)]
-    public void Family_OfNftName(string family, byte expected) => Assert.Equal(expected, NftObjCodec.Family(family));
+    public void Family_OfAnNftFamilyName_IsItsNfproto(string family, byte expected) => Assert.Equal(expected, NftObjCodec.Family(family));
 
     [Fact]
     public void Family_Unknown_Throws() => Assert.Throws<ArgumentOutOfRangeException>(() => NftObjCodec.Family("inet"));
