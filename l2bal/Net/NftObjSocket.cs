@@ -29,7 +29,10 @@ internal sealed class NftObjSocket : IDisposable
     /// <summary>Opens the socket in the calling thread's network namespace.</summary>
     public static NftObjSocket Open() => new(NetlinkSockets.Open(NETLINK_NETFILTER, "NETLINK_NETFILTER", ReplyTimeout));
 
-    /// <summary>The packet counts of table <paramref name="table"/>'s counters, by name; IOException when the kernel refuses or the answer is malformed.</summary>
+    /// <summary>
+    /// The packet counts of table <paramref name="table"/>'s counters, by name; IOException when the kernel refuses, the
+    /// answer is malformed or there is none (the table is gone).
+    /// </summary>
     public Dictionary<string, long> Counters(string family, string table)
     {
         var sequence = unchecked(++_sequence);
@@ -45,7 +48,8 @@ internal sealed class NftObjSocket : IDisposable
             switch (NftObjCodec.Read(_receive.AsSpan(0, n), sequence, table, packets, out var errno))
             {
                 case NftObjStatus.Done:
-                    return packets;
+                    // A dump filtered by a table that is gone is empty, not an error; l2bal's tables always hold counters.
+                    return packets.Count > 0 ? packets : throw new IOException($"no counters in table {family} {table}: the table is gone");
                 case NftObjStatus.Error:
                     throw new IOException($"netlink NFT_MSG_GETOBJ {family} {table}: {Errno.Name(errno)}");
                 case NftObjStatus.Invalid:
