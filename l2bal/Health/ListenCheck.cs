@@ -72,11 +72,11 @@ internal sealed class ListenCheck : IDisposable
             int n = NetlinkSockets.Receive(_socket, _buffer, ReplyTimeout, "sock_diag dump");
             switch (SockDiagCodec.Read(_buffer.AsSpan(0, n), sequence, _onListener, out var error))
             {
-                case SockDiagStatus.Done:
+                case NetlinkDumpStatus.Done:
                     return _found;
-                case SockDiagStatus.Error:
+                case NetlinkDumpStatus.Error:
                     throw new IOException($"sock_diag dump: {Errno.Name(error)}");
-                case SockDiagStatus.Invalid:
+                case NetlinkDumpStatus.Invalid:
                     throw new IOException("sock_diag: malformed reply");
             }
         }

@@ -154,23 +154,21 @@ internal sealed class NftablesFilter : IKernelFilter
                 throw new KernelFilterException($"reading the counters: {e.Message}", e);
             }
         }
-        var values = netdev;
         if (ip is null)
         {
             // An IPv6 VIP alone: the ip6 table's counters with the netdev ones are the totals; kernel.ipv6 its share, as beside IPv4.
-            var own = ip6!;
-            foreach (var (key, packets) in own)
+            foreach (var (key, packets) in ip6!)
             {
-                values[key] = packets;
+                netdev[key] = packets;
             }
-            return FromTables(values, "ip6", Interlocked.Read(ref _leaseFallbacks)) with { Ipv6 = FromTables(own, "ip6", 0) };
+            return FromTables(netdev, "ip6", Interlocked.Read(ref _leaseFallbacks)) with { Ipv6 = FromTables(ip6, "ip6", 0) };
         }
         foreach (var (key, packets) in ip)
         {
-            values[key] = packets;
+            netdev[key] = packets;
         }
 
-        var v4 = FromTables(values, "ip", Interlocked.Read(ref _leaseFallbacks));
+        var v4 = FromTables(netdev, "ip", Interlocked.Read(ref _leaseFallbacks));
         if (ip6 is null)
         {
             return v4;

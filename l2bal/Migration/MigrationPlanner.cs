@@ -26,8 +26,8 @@ internal static class MigrationPlanner
 {
     /// <summary>
     /// Sessions per <c>move</c>: every flow of a batch is dropped from the batch's start until its own
-    /// session is sent, so the batch's length bounds each session's pause (docs/benchmarks.md, issue 19 batches; 32 since
-    /// a channel serves a peer's every batch and the next prepare runs during a move: the ends' p99 58–80 ms vs 75–158 with 64).
+    /// session is sent, so the batch's length bounds each session's pause; 32 since a channel serves a peer's every batch
+    /// and the next prepare runs during a move (docs/benchmarks.md#channels-kept-per-peer-batches-of-32-the-deferred-send-queue-twenty-runs-2026-12-03-2341).
     /// </summary>
     public const int BatchLimit = 32;
 

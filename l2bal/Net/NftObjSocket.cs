@@ -47,12 +47,12 @@ internal sealed class NftObjSocket : IDisposable
             int n = NetlinkSockets.Receive(_socket, _receive, ReplyTimeout, "NFT_MSG_GETOBJ");
             switch (NftObjCodec.Read(_receive.AsSpan(0, n), sequence, table, packets, out var errno))
             {
-                case NftObjStatus.Done:
+                case NetlinkDumpStatus.Done:
                     // A dump filtered by a table that is gone is empty, not an error; l2bal's tables always hold counters.
                     return packets.Count > 0 ? packets : throw new IOException($"no counters in table {family} {table}: the table is gone");
-                case NftObjStatus.Error:
+                case NetlinkDumpStatus.Error:
                     throw new IOException($"netlink NFT_MSG_GETOBJ {family} {table}: {Errno.Name(errno)}");
-                case NftObjStatus.Invalid:
+                case NetlinkDumpStatus.Invalid:
                     throw new IOException("netlink NFT_MSG_GETOBJ: malformed reply");
             }
         }

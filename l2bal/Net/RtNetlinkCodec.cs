@@ -5,6 +5,22 @@ using static L2Balance.Balancer.Interop.Netlink;
 
 namespace L2Balance.Balancer.Net;
 
+/// <summary>What one received datagram of a dump (inet_diag, nf_tables objects) said.</summary>
+internal enum NetlinkDumpStatus
+{
+    /// <summary>Its messages read; the dump goes on in the next datagram.</summary>
+    More,
+
+    /// <summary>NLMSG_DONE: the dump is complete.</summary>
+    Done,
+
+    /// <summary>NLMSG_ERROR: the kernel refused the dump (see the errno).</summary>
+    Error,
+
+    /// <summary>A message shorter than its headers, or a length that does not fit: the dump is abandoned.</summary>
+    Invalid,
+}
+
 /// <summary>What an rtnetlink reply says about one request.</summary>
 internal enum NetlinkAckStatus
 {

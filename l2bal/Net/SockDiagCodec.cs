@@ -4,22 +4,6 @@ using static L2Balance.Balancer.Interop.Netlink;
 
 namespace L2Balance.Balancer.Net;
 
-/// <summary>What one received chunk of an inet_diag dump said.</summary>
-internal enum SockDiagStatus
-{
-    /// <summary>Listeners read; the dump goes on in the next datagram.</summary>
-    More,
-
-    /// <summary>NLMSG_DONE: the dump is complete.</summary>
-    Done,
-
-    /// <summary>NLMSG_ERROR: the kernel refused the dump (see the errno).</summary>
-    Error,
-
-    /// <summary>Shorter than its headers, or a length that does not fit.</summary>
-    Invalid,
-}
-
 /// <summary>
 /// Pure codec for a dump of the TCP sockets in LISTEN state (sock_diag(7), linux/inet_diag.h);
 /// integers in host order except ports and addresses (network order), every part 4-byte aligned:
@@ -60,7 +44,7 @@ internal static class SockDiagCodec
     /// <paramref name="listener"/> with each listening socket's local address and port, and says
     /// whether the dump is complete. Messages with another sequence number are skipped.
     /// </summary>
-    public static SockDiagStatus Read(ReadOnlySpan<byte> datagram, uint sequence, Action<IPAddress, int> listener, out int errno)
+    public static NetlinkDumpStatus Read(ReadOnlySpan<byte> datagram, uint sequence, Action<IPAddress, int> listener, out int errno)
     {
         ArgumentNullException.ThrowIfNull(listener);
         errno = 0;
@@ -68,25 +52,25 @@ internal static class SockDiagCodec
         {
             if (!RtNetlinkCodec.TryNextMessage(ref datagram, out var type, out var answered, out var body))
             {
-                return SockDiagStatus.Invalid;
+                return NetlinkDumpStatus.Invalid;
             }
             if (answered == sequence)
             {
                 switch (type)
                 {
                     case NLMSG_DONE:
-                        return SockDiagStatus.Done;
+                        return NetlinkDumpStatus.Done;
                     case NLMSG_ERROR:
                         if (body.Length < 4)
                         {
-                            return SockDiagStatus.Invalid;
+                            return NetlinkDumpStatus.Invalid;
                         }
                         errno = -BinaryPrimitives.ReadInt32LittleEndian(body);
-                        return SockDiagStatus.Error;
+                        return NetlinkDumpStatus.Error;
                     case SOCK_DIAG_BY_FAMILY:
                         if (body.Length < SizeOfInetDiagMsg)
                         {
-                            return SockDiagStatus.Invalid;
+                            return NetlinkDumpStatus.Invalid;
                         }
                         var family = body[0];
                         var id = body[4..(4 + SizeOfInetDiagSockid)];
@@ -104,6 +88,6 @@ internal static class SockDiagCodec
                 }
             }
         }
-        return SockDiagStatus.More;
+        return NetlinkDumpStatus.More;
     }
 }

@@ -125,15 +125,20 @@ internal sealed partial class MigrationService
         return text.Append("end\n").ToString();
     }
 
+    /// <summary>
+    /// Which of two channels to one peer stays kept: the earlier when it was prepared for a batch (<paramref name="earlierIds"/>
+    /// sessions, its peer capturing their flows) and the new one is only left by a finished batch (no ids).
+    /// </summary>
+    internal static bool KeepsEarlier(int newIds, int earlierIds) => newIds == 0 && earlierIds > 0;
+
     private void KeepPrepared(IPEndPoint peer, Prepared prepared)
     {
         lock (_prepared)
         {
             if (_prepared.Remove(peer, out var earlier))
             {
-                if (prepared.Ids.Count == 0 && earlier.Ids.Count > 0)
+                if (KeepsEarlier(prepared.Ids.Count, earlier.Ids.Count))
                 {
-                    // A channel prepared for a batch outranks one a finished batch leaves: its peer captures that batch's flows.
                     _prepared[peer] = earlier;
                     prepared.Dispose();
                     return;

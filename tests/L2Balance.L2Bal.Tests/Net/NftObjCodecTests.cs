@@ -58,7 +58,7 @@ public sealed class NftObjCodecTests
 
         var status = NftObjCodec.Read(datagram, 7, "l2bal", packets, out _);
 
-        Assert.Equal(NftObjStatus.Done, status);
+        Assert.Equal(NetlinkDumpStatus.Done, status);
         Assert.Equal(new Dictionary<string, long> { ["accepted_new"] = 42, ["dropped_moved_out"] = long.MaxValue }, packets);
     }
 
@@ -66,7 +66,7 @@ public sealed class NftObjCodecTests
     public void Read_WithoutDone_SaysMore()
     {
         var packets = new Dictionary<string, long>();
-        Assert.Equal(NftObjStatus.More, NftObjCodec.Read(Object(7, "l2bal", "c", 1, packets: 1), 7, "l2bal", packets, out _));
+        Assert.Equal(NetlinkDumpStatus.More, NftObjCodec.Read(Object(7, "l2bal", "c", 1, packets: 1), 7, "l2bal", packets, out _));
         Assert.Equal(1, packets["c"]);
     }
 
@@ -74,7 +74,7 @@ public sealed class NftObjCodecTests
     public void Read_KernelError_GivesItsErrno()
     {
         var error = Message(2, 7, BitConverter.GetBytes(-2).Concat(new byte[16]).ToArray());
-        Assert.Equal(NftObjStatus.Error, NftObjCodec.Read(error, 7, "l2bal", [], out var errno));
+        Assert.Equal(NetlinkDumpStatus.Error, NftObjCodec.Read(error, 7, "l2bal", [], out var errno));
         Assert.Equal(2, errno);
     }
 
@@ -82,7 +82,7 @@ public sealed class NftObjCodecTests
     public void Read_AckWithErrnoZero_IsNoError()
     {
         var ack = Message(2, 7, new byte[20]);
-        Assert.Equal(NftObjStatus.More, NftObjCodec.Read(ack, 7, "l2bal", [], out _));
+        Assert.Equal(NetlinkDumpStatus.More, NftObjCodec.Read(ack, 7, "l2bal", [], out _));
     }
 
     public static TheoryData<string, byte[]> Malformed => new()
@@ -100,7 +100,7 @@ public sealed class NftObjCodecTests
     public void Read_Malformed_IsInvalidNeverAnException(string what, byte[] datagram)
     {
         var packets = new Dictionary<string, long>();
-        Assert.True(NftObjStatus.Invalid == NftObjCodec.Read(datagram, 7, "l2bal", packets, out _), what);
+        Assert.True(NetlinkDumpStatus.Invalid == NftObjCodec.Read(datagram, 7, "l2bal", packets, out _), what);
         Assert.Empty(packets);
     }
 

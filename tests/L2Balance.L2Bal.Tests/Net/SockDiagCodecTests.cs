@@ -40,7 +40,7 @@ public sealed class SockDiagCodecTests
 
         var status = SockDiagCodec.Read(datagram, 7, (a, p) => seen.Add((a, p)), out _);
 
-        Assert.Equal(SockDiagStatus.Done, status);
+        Assert.Equal(NetlinkDumpStatus.Done, status);
         Assert.Equal([(IPAddress.Parse("198.18.0.10"), 1080), (IPAddress.IPv6Any, 22)], seen);
     }
 
@@ -53,7 +53,7 @@ public sealed class SockDiagCodecTests
             Message(7, SOCK_DIAG_BY_FAMILY, DiagMsg(AF_INET, 1080, IPAddress.Any)));
         var seen = new List<(IPAddress, int)>();
 
-        Assert.Equal(SockDiagStatus.More, SockDiagCodec.Read(datagram, 7, (a, p) => seen.Add((a, p)), out _));
+        Assert.Equal(NetlinkDumpStatus.More, SockDiagCodec.Read(datagram, 7, (a, p) => seen.Add((a, p)), out _));
         Assert.Equal([(IPAddress.Any, 1080)], seen);
     }
 
@@ -62,7 +62,7 @@ public sealed class SockDiagCodecTests
     {
         var body = new byte[20];
         BinaryPrimitives.WriteInt32LittleEndian(body, -13);
-        Assert.Equal(SockDiagStatus.Error, SockDiagCodec.Read(Message(3, NLMSG_ERROR, body), 3, (_, _) => { }, out var errno));
+        Assert.Equal(NetlinkDumpStatus.Error, SockDiagCodec.Read(Message(3, NLMSG_ERROR, body), 3, (_, _) => { }, out var errno));
         Assert.Equal(13, errno);
     }
 
@@ -73,7 +73,7 @@ public sealed class SockDiagCodecTests
     public void Read_Truncated_IsInvalid(int keep)
     {
         var whole = Message(1, SOCK_DIAG_BY_FAMILY, DiagMsg(AF_INET, 1080, IPAddress.Any));
-        Assert.Equal(SockDiagStatus.Invalid, SockDiagCodec.Read(whole.AsSpan(0, keep), 1, (_, _) => { }, out _));
+        Assert.Equal(NetlinkDumpStatus.Invalid, SockDiagCodec.Read(whole.AsSpan(0, keep), 1, (_, _) => { }, out _));
     }
 
     [Fact]
@@ -81,7 +81,7 @@ public sealed class SockDiagCodecTests
     {
         var datagram = Message(1, SOCK_DIAG_BY_FAMILY, new byte[0]);
         BinaryPrimitives.WriteUInt32LittleEndian(datagram, 0);
-        Assert.Equal(SockDiagStatus.Invalid, SockDiagCodec.Read(datagram, 1, (_, _) => { }, out _));
+        Assert.Equal(NetlinkDumpStatus.Invalid, SockDiagCodec.Read(datagram, 1, (_, _) => { }, out _));
     }
 
     [Fact]

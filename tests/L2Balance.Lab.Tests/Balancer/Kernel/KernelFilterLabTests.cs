@@ -192,6 +192,30 @@ public sealed class KernelFilterLabTests
     /// change them (another process, another context), the owning context keeps changing them across
     /// transactions, and they vanish when the context closes (no Remove).
     /// </summary>
+    /// <summary>
+    /// The counter objects read over netlink (<see cref="L2Balance.Balancer.Net.NftObjSocket"/>): a table's counters by name,
+    /// and a table that is not there is an error, never an empty read that status would show as zeros.
+    /// </summary>
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task CounterObjects_OfTheInstalledTableAndOfAnAbsentOne_NamedOrTheTableIsGone()
+    {
+        using var lab = await FilterLab.CreateAsync(MacMode.Multicast);
+        var settings = lab.Settings(MacMode.Multicast, 4096, 0x5eed);
+        using var filter = new NftablesFilter(lab.Node.NamespacePath);
+        filter.Install(settings);
+        using var context = new NftContext(lab.Node.NamespacePath);
+        using var socket = context.InNamespace(L2Balance.Balancer.Net.NftObjSocket.Open);
+
+        var netdev = socket.Counters("netdev", settings.TableName);
+        var ip = socket.Counters("ip", settings.TableName);
+
+        Assert.Contains(NftRuleset.Counters.DroppedNotOwnedEarly, netdev.Keys);
+        Assert.Contains(NftRuleset.Counters.AcceptedNew, ip.Keys);
+        Assert.DoesNotContain(NftRuleset.Counters.AcceptedNew, netdev.Keys);
+        var gone = Assert.Throws<IOException>(() => socket.Counters("ip", settings.TableName + "_absent"));
+        Assert.Contains("the table is gone", gone.Message, StringComparison.Ordinal);
+    }
+
     [SkippableFact(typeof(LabUnavailableException))]
     public async Task OwnerTables_FlushRulesetByOthers_SurviveUntilTheContextCloses()
     {
