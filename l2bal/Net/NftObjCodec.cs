@@ -86,40 +86,9 @@ internal static class NftObjCodec
     public static NetlinkDumpStatus Read(ReadOnlySpan<byte> datagram, uint sequence, string table, Dictionary<string, long> packets, out int errno)
     {
         ArgumentNullException.ThrowIfNull(packets);
-        errno = 0;
-        while (!datagram.IsEmpty)
-        {
-            if (!RtNetlinkCodec.TryNextMessage(ref datagram, out var type, out var answered, out var body))
-            {
-                return NetlinkDumpStatus.Invalid;
-            }
-            if (answered == sequence)
-            {
-                switch (type)
-                {
-                    case NLMSG_DONE:
-                        return NetlinkDumpStatus.Done;
-                    case NLMSG_ERROR:
-                        if (body.Length < 4)
-                        {
-                            return NetlinkDumpStatus.Invalid;
-                        }
-                        errno = -BinaryPrimitives.ReadInt32LittleEndian(body);
-                        if (errno == 0)
-                        {
-                            break; // an acknowledgement, not an error
-                        }
-                        return NetlinkDumpStatus.Error;
-                    case (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWOBJ:
-                        if (body.Length < SizeOfNfgenmsg || !TryReadCounter(body[SizeOfNfgenmsg..], table, packets))
-                        {
-                            return NetlinkDumpStatus.Invalid;
-                        }
-                        break;
-                }
-            }
-        }
-        return NetlinkDumpStatus.More;
+        return RtNetlinkCodec.ReadDump(datagram, sequence, (type, body) =>
+            type != ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWOBJ)
+            || (body.Length >= SizeOfNfgenmsg && TryReadCounter(body[SizeOfNfgenmsg..], table, packets)), out errno);
     }
 
     /// <summary>One object's attributes: false when they do not parse; a counter of the table is added.</summary>

@@ -108,6 +108,54 @@ internal static class RtNetlinkCodec
         return requestLength;
     }
 
+    /// <summary>A message of a dump other than NLMSG_DONE and NLMSG_ERROR, by its type: false when it does not parse.</summary>
+    public delegate bool DumpMessage(ushort type, ReadOnlySpan<byte> body);
+
+    /// <summary>
+    /// Reads one received datagram of the dump answering <paramref name="sequence"/>: hands each of its messages to
+    /// <paramref name="message"/> and says whether the dump is complete. Messages with another sequence number are skipped;
+    /// an NLMSG_ERROR with errno 0 is an acknowledgement, not an error.
+    /// </summary>
+    public static NetlinkDumpStatus ReadDump(ReadOnlySpan<byte> datagram, uint sequence, DumpMessage message, out int errno)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        errno = 0;
+        while (!datagram.IsEmpty)
+        {
+            if (!TryNextMessage(ref datagram, out var type, out var answered, out var body))
+            {
+                return NetlinkDumpStatus.Invalid;
+            }
+            if (answered != sequence)
+            {
+                continue;
+            }
+            switch (type)
+            {
+                case NLMSG_DONE:
+                    return NetlinkDumpStatus.Done;
+                case NLMSG_ERROR:
+                    if (body.Length < 4)
+                    {
+                        return NetlinkDumpStatus.Invalid;
+                    }
+                    errno = -BinaryPrimitives.ReadInt32LittleEndian(body);
+                    if (errno != 0)
+                    {
+                        return NetlinkDumpStatus.Error;
+                    }
+                    break;
+                default:
+                    if (!message(type, body))
+                    {
+                        return NetlinkDumpStatus.Invalid;
+                    }
+                    break;
+            }
+        }
+        return NetlinkDumpStatus.More;
+    }
+
     /// <summary>
     /// The next message of a received <paramref name="datagram"/>, which is advanced past it (aligned): its type, sequence
     /// and body. False when the header is short or its length does not fit: the datagram is malformed.

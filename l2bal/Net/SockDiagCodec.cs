@@ -47,47 +47,29 @@ internal static class SockDiagCodec
     public static NetlinkDumpStatus Read(ReadOnlySpan<byte> datagram, uint sequence, Action<IPAddress, int> listener, out int errno)
     {
         ArgumentNullException.ThrowIfNull(listener);
-        errno = 0;
-        while (!datagram.IsEmpty)
+        return RtNetlinkCodec.ReadDump(datagram, sequence, (type, body) =>
         {
-            if (!RtNetlinkCodec.TryNextMessage(ref datagram, out var type, out var answered, out var body))
+            if (type != SOCK_DIAG_BY_FAMILY)
             {
-                return NetlinkDumpStatus.Invalid;
+                return true;
             }
-            if (answered == sequence)
+            if (body.Length < SizeOfInetDiagMsg)
             {
-                switch (type)
-                {
-                    case NLMSG_DONE:
-                        return NetlinkDumpStatus.Done;
-                    case NLMSG_ERROR:
-                        if (body.Length < 4)
-                        {
-                            return NetlinkDumpStatus.Invalid;
-                        }
-                        errno = -BinaryPrimitives.ReadInt32LittleEndian(body);
-                        return NetlinkDumpStatus.Error;
-                    case SOCK_DIAG_BY_FAMILY:
-                        if (body.Length < SizeOfInetDiagMsg)
-                        {
-                            return NetlinkDumpStatus.Invalid;
-                        }
-                        var family = body[0];
-                        var id = body[4..(4 + SizeOfInetDiagSockid)];
-                        var port = BinaryPrimitives.ReadUInt16BigEndian(id);
-                        var source = id[4..20];
-                        if (family == AF_INET)
-                        {
-                            listener(new IPAddress(source[..4]), port);
-                        }
-                        else if (family == AF_INET6)
-                        {
-                            listener(new IPAddress(source), port);
-                        }
-                        break;
-                }
+                return false;
             }
-        }
-        return NetlinkDumpStatus.More;
+            var family = body[0];
+            var id = body[4..(4 + SizeOfInetDiagSockid)];
+            var port = BinaryPrimitives.ReadUInt16BigEndian(id);
+            var source = id[4..20];
+            if (family == AF_INET)
+            {
+                listener(new IPAddress(source[..4]), port);
+            }
+            else if (family == AF_INET6)
+            {
+                listener(new IPAddress(source), port);
+            }
+            return true;
+        }, out errno);
     }
 }
