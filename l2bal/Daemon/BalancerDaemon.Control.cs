@@ -123,24 +123,24 @@ internal sealed partial class BalancerDaemon
             }
             finally
             {
-                // Also when the set refused: the mark keeps a moved flow away once its moved_out element times out.
+                // Also when the set refused: without an entry, a moved flow's packets are mid-flow strangers, dropped once its moved_out element times out.
                 if (change == MovedFlowChange.Moved)
                 {
-                    MarkMoved(flows);
+                    ForgetMoved(flows);
                 }
             }
         }
-        void MarkMoved(IReadOnlyCollection<FlowTuple> flows)
+        void ForgetMoved(IReadOnlyCollection<FlowTuple> flows)
         {
-            // The flow may never meet the moved-away rule (its frames dropped at ingress): mark its entry now.
+            // This node never sees the flow end (ingress drops its frames once the bucket is handed over): delete its entries now.
             try
             {
-                var marks = _filter.MarkMoved(flows);
-                counters.ConntrackMarks(marks.Marked, marks.Missing, marks.Errors);
+                var deletes = _filter.ForgetMoved(flows);
+                counters.ConntrackDeletes(deletes.Deleted, deletes.Missing, deletes.Errors);
             }
             catch (KernelFilterException)
             {
-                counters.ConntrackMarks(0, 0, flows.Count);
+                counters.ConntrackDeletes(0, 0, flows.Count);
             }
         }
         var run = _migration.TryRun(name, o.NodeId, OwnerOf, MovedOut,
@@ -232,7 +232,7 @@ internal sealed partial class BalancerDaemon
             Control = new ControlStatus(ControlServer.Describe(_options.ControlPath), _options.ControlGroup?.Name,
                 _counters.ControlRefusals, _counters.ControlAcceptFailures),
             Migrations = _migration is { } m ? new MigrationStatus(_options.Migration!.ToString(), m.Counters.InProgress, m.Counters.Done,
-                m.Counters.Refused, m.Counters.ProxyErrors, m.Counters.ConntrackMarked, m.Counters.ConntrackMissing, m.Counters.ConntrackMarkErrors,
+                m.Counters.Refused, m.Counters.ProxyErrors, m.Counters.ConntrackDeleted, m.Counters.ConntrackMissing, m.Counters.ConntrackErrors,
                 m.Counters.MovedOutResolved, m.Counters.MovedOutLeft,
                 m.Addresses.OrderBy(p => p.Key).ToDictionary(p => p.Key.ToString(CultureInfo.InvariantCulture), p => p.Value.ToString())) : null,
         };

@@ -148,8 +148,8 @@ internal static class StatusRenderer
             w.Counter("l2bal_migrations_done_total", "Sessions moved to a peer (drain --migrate, migrate).", m.Done);
             Labelled(w.Family("l2bal_migrations_refused_total", MetricType.Counter, "Sessions that could not move and stayed, by reason."), "reason", m.Refused);
             w.Counter("l2bal_migration_proxy_errors_total", "Requests to l2proxy's migration socket that failed.", m.ProxyErrors);
-            w.Counter("l2bal_migration_conntrack_marked_total", "Conntrack entries of moved flows marked moved-away at move time.", m.ConntrackMarked);
-            w.Counter("l2bal_migration_conntrack_mark_errors_total", "Moved flows whose conntrack entry could not be marked.", m.ConntrackMarkErrors);
+            w.Counter("l2bal_migration_conntrack_deleted_total", "Conntrack entries of moved flows deleted at move time.", m.ConntrackDeleted);
+            w.Counter("l2bal_migration_conntrack_errors_total", "Moved flows whose conntrack entry could not be deleted.", m.ConntrackErrors);
             w.Counter("l2bal_migration_moved_out_resolved_total", "Sessions whose moved-out flows were resolved on a failure path (proxy gone, error mid-batch).", m.MovedOutResolved);
             w.Counter("l2bal_migration_moved_out_left_total", "Sessions whose flows the kernel refused to take out of moved_out (left to its timeout).", m.MovedOutLeft);
         }

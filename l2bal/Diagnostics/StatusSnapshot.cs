@@ -211,14 +211,14 @@ internal sealed record ControlStatus(string Socket, string? ChangeGroup, long Re
 /// <param name="Done">Sessions moved to a peer.</param>
 /// <param name="Refused">Sessions that stayed, by reason (every reason listed).</param>
 /// <param name="ProxyErrors">Requests to the local l2proxy's migration socket that failed.</param>
-/// <param name="ConntrackMarked">Conntrack entries of moved flows marked moved-away at move time.</param>
-/// <param name="ConntrackMissing">Moved flows that had no conntrack entry to mark.</param>
-/// <param name="ConntrackMarkErrors">Moved flows whose entry could not be marked.</param>
+/// <param name="ConntrackDeleted">Conntrack entries of moved flows deleted at move time.</param>
+/// <param name="ConntrackMissing">Moved flows that had no conntrack entry to delete.</param>
+/// <param name="ConntrackErrors">Moved flows whose entry could not be deleted.</param>
 /// <param name="MovedOutResolved">Sessions whose moved_out flows l2bal resolved on a failure path (proxy gone, error mid-batch).</param>
 /// <param name="MovedOutLeft">Sessions whose flows the kernel refused to take out of moved_out: they leave it on the set's timeout.</param>
 /// <param name="PeerAddresses">Each peer's advertised address(es), by node id (peers that migrate).</param>
 internal sealed record MigrationStatus(string NodeAddress, long InProgress, long Done, IReadOnlyDictionary<string, long> Refused, long ProxyErrors,
-    long ConntrackMarked, long ConntrackMissing, long ConntrackMarkErrors, long MovedOutResolved, long MovedOutLeft,
+    long ConntrackDeleted, long ConntrackMissing, long ConntrackErrors, long MovedOutResolved, long MovedOutLeft,
     IReadOnlyDictionary<string, string> PeerAddresses);
 
 /// <summary>Source-generated JSON for the status document (no reflection: ready for Native AOT).</summary>

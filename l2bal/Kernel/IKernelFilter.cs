@@ -125,11 +125,12 @@ internal interface IKernelFilter : IDisposable
     public void MovedOut(IReadOnlyCollection<FlowTuple> flows, MovedFlowChange change);
 
     /// <summary>
-    /// Sets the conntrack mark of <paramref name="flows"/>' entries to <see cref="NftRuleset.MovedFlowMark"/> now (ctnetlink),
-    /// so a flow whose packets never reach the moved-away rule stays away after l2bal restarts.
+    /// Deletes the conntrack entries of <paramref name="flows"/>, moved away from this node (ctnetlink): this node never sees
+    /// them end, and without an entry their packets are mid-flow packets of an unknown flow, dropped silently, also after
+    /// l2bal restarts (docs/design.md#migration-filter).
     /// </summary>
     /// <exception cref="KernelFilterException">The netlink socket cannot be opened, or a send or an ack failed.</exception>
-    public Net.ConntrackMarks MarkMoved(IReadOnlyCollection<FlowTuple> flows);
+    public Net.ConntrackDeletes ForgetMoved(IReadOnlyCollection<FlowTuple> flows);
 
     /// <summary>The filter's packet counters. Callable from any thread, alongside the loop's changes.</summary>
     public KernelCounters ReadCounters();

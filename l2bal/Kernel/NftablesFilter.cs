@@ -68,16 +68,16 @@ internal sealed class NftablesFilter : IKernelFilter
     }
 
     /// <inheritdoc/>
-    public ConntrackMarks MarkMoved(IReadOnlyCollection<FlowTuple> flows) => _context.InNamespace(() =>
+    public ConntrackDeletes ForgetMoved(IReadOnlyCollection<FlowTuple> flows) => _context.InNamespace(() =>
     {
         try
         {
             _conntrack ??= CtNetlinkSocket.Open();
-            return _conntrack.Mark(flows, NftRuleset.MovedFlowMark);
+            return _conntrack.Delete(flows);
         }
         catch (IOException e)
         {
-            throw new KernelFilterException($"marking moved flows in conntrack: {e.Message}", e);
+            throw new KernelFilterException($"deleting moved flows from conntrack: {e.Message}", e);
         }
     });
 

@@ -7,9 +7,9 @@ internal sealed class MigrationCounters
     private long _inProgress;
     private long _done;
     private long _proxyErrors;
-    private long _conntrackMarked;
+    private long _conntrackDeleted;
     private long _conntrackMissing;
-    private long _conntrackMarkErrors;
+    private long _conntrackErrors;
     private long _movedOutResolved;
     private long _movedOutLeft;
 
@@ -46,14 +46,14 @@ internal sealed class MigrationCounters
 
     public void ProxyError() => Interlocked.Increment(ref _proxyErrors);
 
-    /// <summary>Conntrack entries of moved flows marked moved-away at move time (ctnetlink).</summary>
-    public long ConntrackMarked => Interlocked.Read(ref _conntrackMarked);
+    /// <summary>Conntrack entries of moved flows deleted at move time (ctnetlink).</summary>
+    public long ConntrackDeleted => Interlocked.Read(ref _conntrackDeleted);
 
-    /// <summary>Moved flows with no conntrack entry to mark (ENOENT: already gone).</summary>
+    /// <summary>Moved flows with no conntrack entry to delete (ENOENT: already gone).</summary>
     public long ConntrackMissing => Interlocked.Read(ref _conntrackMissing);
 
-    /// <summary>Moved flows whose entry could not be marked (any other errno, or the request failed).</summary>
-    public long ConntrackMarkErrors => Interlocked.Read(ref _conntrackMarkErrors);
+    /// <summary>Moved flows whose entry could not be deleted (any other errno, or the request failed).</summary>
+    public long ConntrackErrors => Interlocked.Read(ref _conntrackErrors);
 
     /// <summary>
     /// Sessions whose flows l2bal took out of moved_out on a failure path (the proxy gone, an error mid-batch): to moved_away
@@ -68,12 +68,12 @@ internal sealed class MigrationCounters
 
     public void MovedOutLeftToExpire(long sessions) => Interlocked.Add(ref _movedOutLeft, sessions);
 
-    /// <summary>Counts one mark request's outcome.</summary>
-    public void ConntrackMarks(long marked, long missing, long errors)
+    /// <summary>Counts one delete request's outcome.</summary>
+    public void ConntrackDeletes(long deleted, long missing, long errors)
     {
-        Interlocked.Add(ref _conntrackMarked, marked);
+        Interlocked.Add(ref _conntrackDeleted, deleted);
         Interlocked.Add(ref _conntrackMissing, missing);
-        Interlocked.Add(ref _conntrackMarkErrors, errors);
+        Interlocked.Add(ref _conntrackErrors, errors);
     }
 
     private static int IndexOf(string reason)

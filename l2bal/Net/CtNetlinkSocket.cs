@@ -5,11 +5,11 @@ using static L2Balance.Balancer.Interop.Netlink;
 
 namespace L2Balance.Balancer.Net;
 
-/// <summary>How many conntrack entries a mark request changed, found gone (ENOENT), or failed on.</summary>
-internal readonly record struct ConntrackMarks(int Marked, int Missing, int Errors);
+/// <summary>How many conntrack entries a delete request removed, found gone already (ENOENT), or failed on.</summary>
+internal readonly record struct ConntrackDeletes(int Deleted, int Missing, int Errors);
 
 /// <summary>
-/// A NETLINK_NETFILTER socket that sets the conntrack mark of existing entries (<see cref="CtNetlinkCodec"/>),
+/// A NETLINK_NETFILTER socket that deletes conntrack entries (<see cref="CtNetlinkCodec"/>),
 /// in the network namespace of the thread that opened it. Many requests go in one send; each is acknowledged.
 /// </summary>
 internal sealed class CtNetlinkSocket : IDisposable
@@ -34,34 +34,34 @@ internal sealed class CtNetlinkSocket : IDisposable
     /// <summary>Opens the socket in the calling thread's network namespace.</summary>
     public static CtNetlinkSocket Open() => new(NetlinkSockets.Open(NETLINK_NETFILTER, "NETLINK_NETFILTER", AckTimeout));
 
-    /// <summary>Sets the mark of each flow's entry (by its original tuple); a failed send or a lost ack is an IOException.</summary>
-    public ConntrackMarks Mark(IReadOnlyCollection<FlowTuple> flows, uint mark)
+    /// <summary>Deletes each flow's entry (found by the flow's tuple); a failed send or a lost ack is an IOException.</summary>
+    public ConntrackDeletes Delete(IReadOnlyCollection<FlowTuple> flows)
     {
         ArgumentNullException.ThrowIfNull(flows);
-        int marked = 0, missing = 0, errors = 0;
+        int deleted = 0, missing = 0, errors = 0;
         foreach (var chunk in flows.Chunk(Batch))
         {
             uint first = unchecked(_sequence + 1);
             int length = 0;
             foreach (var flow in chunk)
             {
-                length += CtNetlinkCodec.WriteMarkRequest(_send.AsSpan(length), unchecked(++_sequence), flow, mark);
+                length += CtNetlinkCodec.WriteDeleteRequest(_send.AsSpan(length), unchecked(++_sequence), flow);
             }
             if (send(_socket, _send.AsSpan(0, length), (nuint)length, 0) != length)
             {
-                throw new IOException($"netlink send IPCTNL_MSG_CT_NEW: {Errno.Name(Marshal.GetLastPInvokeError())}");
+                throw new IOException($"netlink send IPCTNL_MSG_CT_DELETE: {Errno.Name(Marshal.GetLastPInvokeError())}");
             }
             var answered = new HashSet<uint>();
             while (answered.Count < chunk.Length)
             {
-                int n = NetlinkSockets.Receive(_socket, _receive, AckTimeout, "IPCTNL_MSG_CT_NEW");
+                int n = NetlinkSockets.Receive(_socket, _receive, AckTimeout, "IPCTNL_MSG_CT_DELETE");
                 var data = _receive.AsSpan(0, n);
                 while (!data.IsEmpty)
                 {
                     var status = RtNetlinkCodec.TryReadAck(data, out uint sequence, out int errno, out int consumed);
                     if (status == NetlinkAckStatus.Invalid)
                     {
-                        throw new IOException("netlink IPCTNL_MSG_CT_NEW: malformed reply");
+                        throw new IOException("netlink IPCTNL_MSG_CT_DELETE: malformed reply");
                     }
                     data = data[consumed..];
                     // An ack of a request of this chunk, counted once.
@@ -71,7 +71,7 @@ internal sealed class CtNetlinkSocket : IDisposable
                     }
                     if (status == NetlinkAckStatus.Ok)
                     {
-                        marked++;
+                        deleted++;
                     }
                     else if (errno == Errno.ENOENT)
                     {
@@ -84,7 +84,7 @@ internal sealed class CtNetlinkSocket : IDisposable
                 }
             }
         }
-        return new ConntrackMarks(marked, missing, errors);
+        return new ConntrackDeletes(deleted, missing, errors);
     }
 
     public void Dispose() => _socket.Dispose();

@@ -11,16 +11,16 @@ public sealed class CtNetlinkCodecTests
     private static readonly FlowTuple Flow = new(ProtocolType.Tcp, new IPEndPoint(IPAddress.Parse("198.18.0.101"), 44369), new IPEndPoint(IPAddress.Parse("198.18.0.10"), 1080));
 
     [Fact]
-    public void MarkRequest_Ipv4Tcp_HasExactLayout()
+    public void DeleteRequest_Ipv4Tcp_HasExactLayout()
     {
         var buffer = new byte[CtNetlinkCodec.MaxRequestLength];
-        int n = CtNetlinkCodec.WriteMarkRequest(buffer, sequence: 7, Flow, NftRuleset.MovedFlowMark);
+        int n = CtNetlinkCodec.WriteDeleteRequest(buffer, sequence: 7, Flow);
 
         // Derived by hand from linux/netfilter/nfnetlink_conntrack.h and linux/netlink.h (nla headers little-endian, payloads big-endian).
         byte[] expected =
         [
-            // nlmsghdr: len 80, type (NFNL_SUBSYS_CTNETLINK 1 << 8) | IPCTNL_MSG_CT_NEW 0 = 0x0100, flags REQUEST|ACK = 0x0005 (no CREATE), seq 7, pid 0
-            80, 0, 0, 0, 0x00, 0x01, 0x05, 0x00, 7, 0, 0, 0, 0, 0, 0, 0,
+            // nlmsghdr: len 72, type (NFNL_SUBSYS_CTNETLINK 1 << 8) | IPCTNL_MSG_CT_DELETE 2 = 0x0102, flags REQUEST|ACK = 0x0005, seq 7, pid 0
+            72, 0, 0, 0, 0x02, 0x01, 0x05, 0x00, 7, 0, 0, 0, 0, 0, 0, 0,
             // nfgenmsg: AF_INET, NFNETLINK_V0, res_id 0
             2, 0, 0, 0,
             // CTA_TUPLE_ORIG (1 | NLA_F_NESTED 0x8000): len 4 + 20 + 28 = 52
@@ -39,18 +39,16 @@ public sealed class CtNetlinkCodecTests
             6, 0, 2, 0, 0xad, 0x51, 0, 0,
             // CTA_PROTO_DST_PORT (3): len 6, 1080 = 0x0438 big-endian, 2 bytes pad
             6, 0, 3, 0, 0x04, 0x38, 0, 0,
-            // CTA_MARK (8): 0x00020000 big-endian
-            8, 0, 8, 0, 0x00, 0x02, 0x00, 0x00,
         ];
         Assert.Equal(expected, buffer[..n]);
     }
 
     [Fact]
-    public void MarkRequest_Ipv6Udp_CarriesSixteenByteAddressesAndFamily()
+    public void DeleteRequest_Ipv6Udp_CarriesSixteenByteAddressesAndFamily()
     {
         var flow = new FlowTuple(ProtocolType.Udp, new IPEndPoint(IPAddress.Parse("fdc6:1200::65"), 5000), new IPEndPoint(IPAddress.Parse("fdc6:1200::a"), 53));
         var buffer = new byte[CtNetlinkCodec.MaxRequestLength];
-        int n = CtNetlinkCodec.WriteMarkRequest(buffer, 1, flow, 1);
+        int n = CtNetlinkCodec.WriteDeleteRequest(buffer, 1, flow);
 
         Assert.Equal(CtNetlinkCodec.MaxRequestLength, n);
         Assert.Equal(10, buffer[16]); // nfgenmsg family AF_INET6
@@ -59,9 +57,9 @@ public sealed class CtNetlinkCodecTests
     }
 
     [Fact]
-    public void MarkRequest_MixedFamilies_Throws()
+    public void DeleteRequest_MixedFamilies_Throws()
     {
         var flow = new FlowTuple(ProtocolType.Tcp, new IPEndPoint(IPAddress.Parse("198.18.0.101"), 1), new IPEndPoint(IPAddress.Parse("fdc6:1200::a"), 2));
-        Assert.Throws<ArgumentException>(() => CtNetlinkCodec.WriteMarkRequest(new byte[CtNetlinkCodec.MaxRequestLength], 1, flow, 1));
+        Assert.Throws<ArgumentException>(() => CtNetlinkCodec.WriteDeleteRequest(new byte[CtNetlinkCodec.MaxRequestLength], 1, flow));
     }
 }

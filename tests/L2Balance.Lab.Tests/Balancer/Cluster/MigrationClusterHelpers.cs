@@ -241,15 +241,15 @@ public partial class MigrationClusterFixture
         await WaitTakesMigrationsAsync(k);
     }
 
-    /// <summary>The client ends among <paramref name="ends"/> whose inbound conntrack entry in node k lacks the moved mark (0x20000 = 131072), with the entry's line or "no entry".</summary>
-    internal async Task<List<string>> UnmarkedMovedFlowsAsync(int k, IEnumerable<IPEndPoint> ends)
+    /// <summary>The client ends among <paramref name="ends"/> whose inbound conntrack entry node k still holds, with the entry's line (l2bal deletes a moved flow's entries at the move).</summary>
+    internal async Task<List<string>> MovedFlowsLeftInConntrackAsync(int k, IEnumerable<IPEndPoint> ends)
     {
         var table = await Lab.RunOnNode(k, "cat", ["/proc/net/nf_conntrack"]).WithTimeout(Step);
         Assert.True(table.Succeeded, table.ToString());
         var lines = table.StdOut.Split('\n');
         return [.. ends.Select(e => (End: e, Line: lines.FirstOrDefault(l => l.Contains($" src={e.Address} dst={Lab.Vip} sport={e.Port} ", StringComparison.Ordinal))))
-            .Where(x => x.Line is null || !x.Line.Contains(" mark=131072 ", StringComparison.Ordinal))
-            .Select(x => $"{x.End}: {x.Line ?? "no entry"}")];
+            .Where(x => x.Line is not null)
+            .Select(x => $"{x.End}: {x.Line}")];
     }
 
     /// <summary>The elements of node k's <c>moved_out</c> set (flows moving away), as <c>nft list set</c> prints them.</summary>

@@ -56,8 +56,8 @@ public partial class MigrationClusterTests
             Assert.True(undrain.Succeeded, undrain.ToString());
             await fixture.WaitAllUpAsync();
             Assert.Equal(Drained, await fixture.OwnerAsync(1, source));
-            var stale = await fixture.UnmarkedMovedFlowsAsync(Drained, [moved.ClientEnd]);
-            output.WriteLine($"node 2's conntrack entry of the moved tuple before the reuse: {(stale.Count == 0 ? "marked moved away (0x20000)" : stale[0])}");
+            var stale = await fixture.MovedFlowsLeftInConntrackAsync(Drained, [moved.ClientEnd]);
+            output.WriteLine($"node 2's conntrack entry of the moved tuple before the reuse: {(stale.Count == 0 ? "none (deleted at the move)" : stale[0])}");
             var accepted = (await fixture.StatusAsync(Drained)).Kernel("acceptedNew");
 
             // The same source address and port again: node 2 (the owner) serves it, once.

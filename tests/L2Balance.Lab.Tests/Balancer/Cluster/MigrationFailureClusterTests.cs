@@ -153,20 +153,20 @@ public sealed class MigrationFailureClusterTests(MigrationClusterFixture fixture
                 var before = await fixture.CountsAsync(k);
                 var listed = (await fixture.ListAsync(k)).Count;
                 var held = (await fixture.HoldersAsync()).Where(h => h.Value == k).Select(h => h.Key).ToList();
-                var marksBefore = await fixture.MigrationsSettledAsync(k);
+                var deletesBefore = await fixture.MigrationsSettledAsync(k);
                 var drain = await fixture.L2BalAsync(k, "drain", "--migrate");
                 var after = await fixture.CountsAsync(k);
                 steps.Add(string.Create(CultureInfo.InvariantCulture, $"node {k}: {listed} listed, {after.Done - before.Done} moved, {after.Refused - before.Refused} refused ({drain.StdOut.Trim()})"));
                 Assert.True(drain.Succeeded && after.Refused == before.Refused && after.Done - before.Done == listed, $"{string.Join('\n', steps)}\n{drain}\n{fixture.Describe()}");
                 Assert.Empty(await fixture.ListAsync(k));
-                // Right after the move: l2bal marked each moved client leg's entry through ctnetlink (its frames no longer reach conntrack here).
-                var unmarked = await fixture.UnmarkedMovedFlowsAsync(k, held);
-                var marksAfter = await fixture.MigrationsSettledAsync(k);
-                long Delta(string name) => marksAfter.GetProperty(name).GetInt64() - marksBefore.GetProperty(name).GetInt64();
-                Assert.True(held.Count > 0 && Delta("conntrackMarked") >= held.Count && Delta("conntrackMarkErrors") == 0,
-                    $"node {k}: {held.Count} held, {Delta("conntrackMarked")} marked, {Delta("conntrackMissing")} missing, {Delta("conntrackMarkErrors")} errors");
-                steps[^1] += string.Create(CultureInfo.InvariantCulture, $"; conntrack {Delta("conntrackMarked")} marked, {Delta("conntrackMissing")} missing");
-                Assert.True(unmarked.Count == 0, $"node {k}: {unmarked.Count} of {held.Count} moved flows not marked 0x20000:\n{string.Join('\n', unmarked.Take(10))}\n{string.Join('\n', steps)}");
+                // Right after the move: l2bal deleted each moved flow's entries through ctnetlink (its frames no longer reach conntrack here).
+                var left = await fixture.MovedFlowsLeftInConntrackAsync(k, held);
+                var deletesAfter = await fixture.MigrationsSettledAsync(k);
+                long Delta(string name) => deletesAfter.GetProperty(name).GetInt64() - deletesBefore.GetProperty(name).GetInt64();
+                Assert.True(held.Count > 0 && Delta("conntrackDeleted") >= held.Count && Delta("conntrackErrors") == 0,
+                    $"node {k}: {held.Count} held, {Delta("conntrackDeleted")} deleted, {Delta("conntrackMissing")} missing, {Delta("conntrackErrors")} errors");
+                steps[^1] += string.Create(CultureInfo.InvariantCulture, $"; conntrack {Delta("conntrackDeleted")} deleted, {Delta("conntrackMissing")} missing");
+                Assert.True(left.Count == 0, $"node {k}: {left.Count} of {held.Count} moved flows still in conntrack:\n{string.Join('\n', left.Take(10))}\n{string.Join('\n', steps)}");
                 clock.Mark($"node {k} drained");
                 await fixture.RestartNodeAsync(k);
                 clock.Mark($"node {k} back");

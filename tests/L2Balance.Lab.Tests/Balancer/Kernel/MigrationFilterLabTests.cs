@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using L2Balance.Balancer.Cluster;
 using L2Balance.Balancer.Kernel;
+using L2Balance.Balancer.Net;
 using L2Balance.Tests.Common;
 using Xunit;
 
@@ -10,7 +11,7 @@ namespace L2Balance.Lab.Tests.Balancer.Kernel;
 /// <summary>
 /// The moved-flow exceptions of the filter (docs/design.md#migration-filter) with plain sockets, read
 /// from the filter's counters: a flow moving away is dropped silently and comes back whole when its
-/// session stays; a confirmed one stays dropped after the tables are made anew (an l2bal restart);
+/// session stays; a confirmed one leaves conntrack and stays dropped after the tables are made anew (an l2bal restart);
 /// a socket carrying the migration mark is accepted on another node's slice, and its frames open
 /// ingress for its flow.
 /// </summary>
@@ -56,7 +57,7 @@ public sealed class MigrationFilterLabTests
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
-    public async Task MovedAway_ConfirmedFlow_IsMarkedInConntrackAndStaysDroppedWhenTheTablesAreMadeAnew()
+    public async Task MovedAway_ConfirmedFlow_LeavesConntrackAndStaysDroppedWhenTheTablesAreMadeAnew()
     {
         using var lab = await FilterLab.CreateAsync(MacMode.Multicast);
         var all = FilterLab.AllBuckets(Buckets);
@@ -69,14 +70,22 @@ public sealed class MigrationFilterLabTests
             flow = Inbound(client);
             filter.MovedOut([flow], MovedFlowChange.Moving);
             filter.MovedOut([flow], MovedFlowChange.Moved);
+            var deletes = filter.ForgetMoved([flow]);
+            var dropped = filter.ReadCounters().DroppedMovedOut;
             Assert.False(await FilterLab.EchoAsync(client, "moved\n", TimeSpan.FromSeconds(1)));
-            Assert.Equal(NftRuleset.MovedFlowMark, (await lab.ConntrackMarksAsync())[(flow.Source.Address, flow.Source.Port)]);
+            Assert.Equal(new ConntrackDeletes(1, 0, 0), deletes);
+            Assert.True(filter.ReadCounters().DroppedMovedOut > dropped, filter.ReadCounters().ToString());
+            // Its packets meet the moved_away rule as a new flow, dropped: no entry is confirmed.
+            Assert.Equal("none", await lab.ConntrackLineAsync(flow.Source.Address, flow.Source.Port));
         }
 
-        // The owner tables went with their context, as with a stopped l2bal; a new one knows no set element.
+        // The owner tables went with their context, as with a stopped l2bal; a new one knows no set element,
+        // and a mid-flow packet of a flow conntrack does not know is dropped silently (a RST would throw: ECONNRESET).
         using var again = Installed(lab, all);
         Assert.False(await FilterLab.EchoAsync(client, "still moved\n", TimeSpan.FromSeconds(1.5)));
-        Assert.True(again.ReadCounters().DroppedMovedOut > 0, again.ReadCounters().ToString());
+        var counters = again.ReadCounters();
+        Assert.True(counters.DroppedMidFlow + counters.DroppedSliceMidFlow > 0, counters.ToString());
+        Assert.Equal("none", await lab.ConntrackLineAsync(flow.Source.Address, flow.Source.Port));
         client.Dispose();
     }
 
@@ -89,13 +98,13 @@ public sealed class MigrationFilterLabTests
         var moved = await lab.ConntrackLineAsync(source, port);
         var before = filter.ReadCounters();
 
-        // The client reuses its source port for a new connection: the old entry is still in conntrack, marked moved away.
+        // The client reuses its source port for a new connection: the moved flow's entry left conntrack at the move, its moved_away element is still there.
         using var again = await lab.TryConnectFromAsync(source, port);
         var served = again is not null && await FilterLab.EchoAsync(again, "new\n", TimeSpan.FromSeconds(5)) && await FilterLab.EchoAsync(again, "more\n", TimeSpan.FromSeconds(5));
         var after = filter.ReadCounters();
         var mark = (await lab.ConntrackMarksAsync())[(source, port)];
 
-        Assert.Contains("mark=131072", moved, StringComparison.Ordinal);
+        Assert.Equal("none", moved);
         Assert.True(served, $"the new connection from {source}:{port} is served; conntrack before: {moved}; now: {await lab.ConntrackLineAsync(source, port)}");
         Assert.True(after.AcceptedNew > before.AcceptedNew, $"accepted_new {before.AcceptedNew} -> {after.AcceptedNew}");
         Assert.Equal(NftRuleset.FlowMarkBase, mark & 0xffff0000u);
@@ -124,7 +133,7 @@ public sealed class MigrationFilterLabTests
         Assert.Equal(before.AcceptedNew, afterSyn.AcceptedNew);
         Assert.False(echoed);
         Assert.True(after.DroppedMovedOut > afterSyn.DroppedMovedOut, $"dropped_moved_out {afterSyn.DroppedMovedOut} -> {after.DroppedMovedOut}");
-        Assert.Equal(NftRuleset.MovedFlowMark, (await lab.ConntrackMarksAsync())[(flow.Source.Address, flow.Source.Port)]);
+        Assert.Equal("none", await lab.ConntrackLineAsync(flow.Source.Address, flow.Source.Port));
     }
 
     [SkippableFact(typeof(LabUnavailableException))]
@@ -172,7 +181,7 @@ public sealed class MigrationFilterLabTests
         var flow = new FlowTuple(ProtocolType.Tcp, (IPEndPoint)target.LocalEndPoint!, new IPEndPoint(FilterLab.Vip, 40010));
         filter.MovedOut([flow], MovedFlowChange.Moving);
         filter.MovedOut([flow], MovedFlowChange.Moved);
-        filter.MarkMoved([flow]);
+        filter.ForgetMoved([flow]);
         FilterLab.Vanish(leg);
 
         // The stack picks the same port for the same target while the old session lives there: the target answers an ACK, dropped here.
@@ -198,7 +207,7 @@ public sealed class MigrationFilterLabTests
         Assert.DoesNotContain("mark=131072", entry, StringComparison.Ordinal);
     }
 
-    /// <summary>A connection from <paramref name="source"/> confirmed moved away (sets and conntrack mark, as l2bal does), its node socket vanished silently; the client's socket.</summary>
+    /// <summary>A connection from <paramref name="source"/> confirmed moved away (sets, and its conntrack entry deleted, as l2bal does), its node socket vanished silently; the client's socket.</summary>
     private static async Task<Socket> MovedAwayAsync(FilterLab lab, NftablesFilter filter, IPAddress source)
     {
         var client = await lab.TryConnectAsync(source) ?? throw new InvalidOperationException("no connection");
@@ -206,7 +215,7 @@ public sealed class MigrationFilterLabTests
         var flow = Inbound(client);
         filter.MovedOut([flow], MovedFlowChange.Moving);
         filter.MovedOut([flow], MovedFlowChange.Moved);
-        filter.MarkMoved([flow]);
+        filter.ForgetMoved([flow]);
         FilterLab.Vanish(await lab.AcceptedFromAsync(client.LocalEndPoint!));
         return client;
     }
