@@ -10,7 +10,7 @@ internal sealed partial class BalancerDaemon
     /// <summary>
     /// Frames read per step at most: a flood waits for the next step and never holds up the lease
     /// renewal and the node's own advert of this one (docs/design.md#advert-budget); a budget of
-    /// rejected frames takes under a millisecond (docs/benchmarks.md#advert-reject-2026-12-03).
+    /// rejected frames takes under a millisecond (docs/benchmarks.md#advert-reject-the-receive-ring-and-the-cheaper-compare-2026-12-03).
     /// </summary>
     internal const int AdvertBudget = 1024;
 

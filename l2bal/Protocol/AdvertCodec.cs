@@ -378,7 +378,7 @@ internal static class AdvertCodec
     /// Whether two HMAC-SHA256 values are equal, in constant time: a byte-wise early exit would let a
     /// forger learn the MAC byte by byte, so the four 64-bit words of each are XORed, the differences
     /// ORed, and only the result compared. What CryptographicOperations.FixedTimeEquals does, without
-    /// its unoptimized byte loop: 0.006 µs against 0.12 here (docs/benchmarks.md#advert-reject-2026-12-03).
+    /// its unoptimized byte loop: 0.006 µs against 0.12 here (docs/benchmarks.md#advert-reject-the-receive-ring-and-the-cheaper-compare-2026-12-03).
     /// </summary>
     internal static bool MacEquals(ReadOnlySpan<byte> a, ReadOnlySpan<byte> b)
     {

@@ -22,7 +22,7 @@ internal static class Program
                l2lab bench-ipv6  idle CPU per node with the IPv4 VIP only, both VIPs, the IPv6 VIP only, IPv4 only again (issue 17; about 3 minutes)
                l2lab bench-dns [--rate Q] [--seconds N] [--repeats R] [--kills K] [--generator dnsperf|lab]
                                   DNS behind the VIP vs dnsdist vs one unbound alone, CPU per subject, a node killed mid-run (issue 16; about 5 minutes)
-               l2lab bench-migrate [--sessions N] [--repeats R] [--chunk BYTES] [--interval-ms MS] [--nodelay]
+               l2lab bench-migrate [--sessions N] [--repeats R] [--chunk BYTES] [--interval-ms MS] [--nodelay] [--list-during-drain]
                                   drain --migrate of a node with N long sessions: time to empty, pause at the ends, CPU per session (issue 19; about 3 minutes)
         """;
 

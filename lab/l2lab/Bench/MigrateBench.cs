@@ -30,6 +30,8 @@ internal static class MigrateBench
         var sessions = IntOption(args, "--sessions", 1000);
         var repeats = IntOption(args, "--repeats", 3);
         var pace = new Pace(IntOption(args, "--chunk", 256), TimeSpan.FromMilliseconds(IntOption(args, "--interval-ms", 100)), args.Contains("--nodelay"));
+        // As before 2026-12-04: node 2's l2proxy listed every 20 ms from the drain's start, to see what that poll cost.
+        var listDuringDrain = args.Contains("--list-during-drain");
         if (!Environment.IsPrivilegedProcess)
         {
             Console.WriteLine("bench-migrate: skipped (needs root for the namespaces)");
@@ -50,11 +52,11 @@ internal static class MigrateBench
         var table = ClusterOps.Table(3, nodes);
         var sources = lab.ClientAddresses.Where(a => ClusterOps.OwnerOf(table, a) == Drained).ToList();
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"bench-migrate: {sessions} CONNECT sessions from node {Drained}'s {sources.Count} client addresses, {pace.Chunk} B each way every {pace.Interval.TotalMilliseconds:0} ms per session, ends {(pace.NoDelay ? "with" : "without")} TCP_NODELAY; {repeats} runs; {Environment.ProcessorCount} cores, load {File.ReadAllText("/proc/loadavg").Trim()}"));
+            $"bench-migrate: {sessions} CONNECT sessions from node {Drained}'s {sources.Count} client addresses, {pace.Chunk} B each way every {pace.Interval.TotalMilliseconds:0} ms per session, ends {(pace.NoDelay ? "with" : "without")} TCP_NODELAY; node 2 listed every 20 ms {(listDuringDrain ? "from the drain's start" : "from the drain's answer")}; {repeats} runs; {Environment.ProcessorCount} cores, load {File.ReadAllText("/proc/loadavg").Trim()}"));
         var results = new List<RunResult>();
         for (var run = 1; run <= repeats; run++)
         {
-            results.Add(await RunOnceAsync(lab, run, sources, sessions, pace).ConfigureAwait(false));
+            results.Add(await RunOnceAsync(lab, run, sources, sessions, pace, listDuringDrain).ConfigureAwait(false));
             var undrain = await lab.RunOnNode(Drained, ClusterBinaries.L2Bal, ["undrain"], Step).ConfigureAwait(false);
             undrain.EnsureSuccess();
             await ClusterOps.WaitForSharesAsync(lab, nodes, TimeSpan.FromSeconds(30), _ => { }, CancellationToken.None).ConfigureAwait(false);
@@ -73,7 +75,7 @@ internal static class MigrateBench
     /// <summary>What one run gives the summary over all runs.</summary>
     private sealed record RunResult(IReadOnlyList<double> Pauses, TimeSpan? Emptied, int Cut, int Mismatched, long Lost);
 
-    private static async Task<RunResult> RunOnceAsync(ClusterLab lab, int run, List<IPAddress> sources, int count, Pace pace)
+    private static async Task<RunResult> RunOnceAsync(ClusterLab lab, int run, List<IPAddress> sources, int count, Pace pace, bool listDuringDrain)
     {
         using var listener = lab.Target.OpenSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         listener.Bind(new IPEndPoint(ClusterLab.TargetAddress, 0));
@@ -138,11 +140,13 @@ internal static class MigrateBench
             pump.RecordReadLags(true);
             var started = Stopwatch.StartNew();
             // Node 2's l2proxy is listed only once the drain answered: a list of 1,000 sessions every 20 ms during the run
-            // cost that l2proxy CPU on the shared cores (docs/benchmarks.md#the-list-poll-of-the-emptying-time).
-            var answer = await lab.RunOnNode(Drained, ClusterBinaries.L2Bal, ["drain", "--migrate"], Step).ConfigureAwait(false);
+            // cost that l2proxy CPU on the shared cores (docs/benchmarks.md#the-list-poll-of-the-emptying-time-2026-12-04).
+            var drain = lab.RunOnNode(Drained, ClusterBinaries.L2Bal, ["drain", "--migrate"], Step);
+            var polling = listDuringDrain ? EmptiedAsync(lab, started) : null;
+            var answer = await drain.ConfigureAwait(false);
             var answered = started.Elapsed;
-            var emptied = await EmptiedAsync(lab, started).ConfigureAwait(false);
-            // CPU up to the answer: l2bal's status read below lists its nft table, moved_away's elements included (docs/benchmarks.md#what-the-drained-nodes-l2bal-cpu-was).
+            var emptied = await (polling ?? EmptiedAsync(lab, started)).ConfigureAwait(false);
+            // CPU up to the answer: the status read below is the bench's, not the drain's (it once cost l2bal 200 ms: docs/benchmarks.md#what-the-drained-nodes-l2bal-cpu-was).
             var daemonCpu = daemons.Select((pid, i) => ((ProcessCpu.Read(pid) ?? before[i]) - before[i]).Total * 1000).ToArray();
             var generatorCpu = (Process.GetCurrentProcess().TotalProcessorTime - generatorBefore).TotalMilliseconds;
             var window = started.Elapsed;
@@ -162,6 +166,8 @@ internal static class MigrateBench
             pump.Stop();
             var ended = Task.WhenAll(sessions.Select(s => s.Completion));
             await Task.WhenAny(ended, Task.Delay(TimeSpan.FromSeconds(30))).ConfigureAwait(false);
+            // What the moves leave in node 2's conntrack (per namespace): the sessions ended on their new nodes.
+            var conntrack = (await lab.RunOnNode(Drained, "cat", ["/proc/sys/net/netfilter/nf_conntrack_count"], Step).ConfigureAwait(false)).StdOut.Trim();
 
             var done = migrations.GetProperty("done").GetInt64() - doneBefore;
             var refused = string.Join(", ", migrations.GetProperty("refused").EnumerateObject().Where(r => r.Value.GetInt64() > 0).Select(r => $"{r.Name} {r.Value}"));
@@ -172,7 +178,7 @@ internal static class MigrateBench
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"""
                 run {run} ({DateTime.UtcNow:HH:mm:ss} UTC, load {File.ReadAllText("/proc/loadavg").Trim()}):
                   drain --migrate answered in {answered.TotalMilliseconds:0} ms: {answer.StdOut.Trim()}{answer.StdErr.Trim()}
-                  node {Drained} emptied (command start to its l2proxy listing 0, listed from the drain's answer on): {(emptied is { } e ? $"{e.TotalMilliseconds:0} ms" : $"not within {EmptyBound.TotalSeconds:0} s")}
+                  node {Drained} emptied (command start to its l2proxy listing 0): {(emptied is { } e ? $"{e.TotalMilliseconds:0} ms" : $"not within {EmptyBound.TotalSeconds:0} s")}
                   moved {done} (l2bal's migrations.done), refused (all runs so far): {(refused.Length == 0 ? "none" : refused)}
                   pause at the ends, worst one-way delay of a chunk per session, to its arrival at the end's kernel (ms): {Percentiles(sessions.Select(s => s.Worst().Delay))}
                   the same in the 4 s before the drain (baseline): {Percentiles(baseline.Select(b => b.Delay))}
@@ -184,6 +190,7 @@ internal static class MigrateBench
                   pause of the sessions with no resend / with one (ms): {Percentiles(sessions.Where((s, i) => resent[i].Client + resent[i].Target == 0).Select(s => s.Worst().Delay))}; {Percentiles(sessions.Where((s, i) => resent[i].Client + resent[i].Target > 0).Select(s => s.Worst().Delay))}
                   capture frames read / dropped by the kernel (nodes 1 and 3): {frames - drops} / {drops}; late (between Go's take and the mark, resent by the ends): {late}; legs whose append at Go was skipped: {skipped}; acknowledgements sent after the thaw: {acks}
                   bytes the ends sent while their flows moved, captured and appended on restore (nodes 1 and 3): {captured}, at Go: {atGo}
+                  node {Drained}'s conntrack entries once the sessions ended: {conntrack} (l2bal deleted {migrations.GetProperty("conntrackDeleted").GetInt64()} at the moves, all runs so far)
                   sessions cut {cut}, not ended within 30 s of the stop {unfinished}, with a wrong byte {mismatched}; bytes sent and not received (lost, or duplicated if negative) {lost}
                   CPU over the {window.TotalMilliseconds:0} ms to the answer, l2bal / l2proxy (ms): node 1 {daemonCpu[0]:0} / {daemonCpu[1]:0}, node 2 {daemonCpu[2]:0} / {daemonCpu[3]:0}, node 3 {daemonCpu[4]:0} / {daemonCpu[5]:0}; per session moved {daemonCpu.Sum() / Math.Max(done, 1):0.00} ms; before the drain (ms/s): node 1 {daemonsSteady[0]:0} / {daemonsSteady[1]:0}, node 2 {daemonsSteady[2]:0} / {daemonsSteady[3]:0}, node 3 {daemonsSteady[4]:0} / {daemonsSteady[5]:0}
                   generator (this process, {count * 2} stream ends): {generatorCpu:0} ms in that window, {generatorSteady:0} ms/s before the drain

@@ -64,7 +64,7 @@ public sealed class MigrationPrimitiveTests(ITestOutputHelper output)
 
     /// <summary>
     /// 100 sessions moved in one batch: all intact; the freeze, restore and pause figures are printed for
-    /// docs/benchmarks.md#issue-19-migration-primitives (figures, never timed assertions).
+    /// docs/benchmarks.md#issue-19-migration-primitives-2026-12-03 (figures, never timed assertions).
     /// </summary>
     [SkippableFact(typeof(LabUnavailableException))]
     public async Task HundredSessions_MovedTogether_AllContinueIntact()
