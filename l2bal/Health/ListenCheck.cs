@@ -1,6 +1,5 @@
 using System.Net;
 using System.Net.Sockets;
-using System.Runtime.InteropServices;
 using L2Balance.Balancer.Net;
 using static L2Balance.Balancer.Interop.Netlink;
 
@@ -15,21 +14,15 @@ namespace L2Balance.Balancer.Health;
 /// </summary>
 internal sealed class ListenCheck : IDisposable
 {
-    /// <summary>The kernel answers a dump at once; this only bounds a lost reply.</summary>
-    private static readonly TimeSpan ReplyTimeout = TimeSpan.FromSeconds(1);
-
-    private readonly SafeSocketHandle _socket;
-    private readonly byte[] _buffer = new byte[32 * 1024];
-    private readonly Action<IPAddress, int> _onListener;
-    private uint _sequence;
+    private readonly SockDiagSocket _diag;
+    private readonly Action<InetDiagSocket> _onListener;
     private bool _found;
 
-    private ListenCheck(SafeSocketHandle socket, IPEndPoint endPoint)
+    private ListenCheck(SockDiagSocket diag, IPEndPoint endPoint)
     {
-        _socket = socket;
+        _diag = diag;
         EndPoint = endPoint;
-        _sequence = (uint)Environment.TickCount;
-        _onListener = (address, port) => _found |= port == EndPoint.Port && Takes(address);
+        _onListener = s => _found |= s.Local.Port == EndPoint.Port && Takes(s.Local.Address);
     }
 
     /// <summary>The endpoint checked.</summary>
@@ -39,8 +32,7 @@ internal sealed class ListenCheck : IDisposable
     public static ListenCheck Open(IPEndPoint endPoint)
     {
         ArgumentNullException.ThrowIfNull(endPoint);
-        var handle = NetlinkSockets.Open(NETLINK_SOCK_DIAG, "NETLINK_SOCK_DIAG", ReplyTimeout);
-        return new ListenCheck(handle, endPoint);
+        return new ListenCheck(SockDiagSocket.Open(), endPoint);
     }
 
     /// <summary>
@@ -50,7 +42,7 @@ internal sealed class ListenCheck : IDisposable
     /// </summary>
     public bool Listens() => Dump(AF_INET) || Dump(AF_INET6);
 
-    public void Dispose() => _socket.Dispose();
+    public void Dispose() => _diag.Dispose();
 
     private bool Takes(IPAddress address) =>
         address.Equals(EndPoint.Address) || address.Equals(IPAddress.IPv6Any)
@@ -59,26 +51,8 @@ internal sealed class ListenCheck : IDisposable
 
     private bool Dump(byte family)
     {
-        var sequence = unchecked(++_sequence);
-        Span<byte> request = stackalloc byte[SockDiagCodec.RequestLength];
-        var length = SockDiagCodec.WriteListenDump(request, family, sequence);
-        if (send(_socket, request, (nuint)length, 0) != length)
-        {
-            throw new IOException($"sock_diag send: {Errno.Name(Marshal.GetLastPInvokeError())}");
-        }
         _found = false;
-        while (true)
-        {
-            int n = NetlinkSockets.Receive(_socket, _buffer, ReplyTimeout, "sock_diag dump");
-            switch (SockDiagCodec.Read(_buffer.AsSpan(0, n), sequence, _onListener, out var error))
-            {
-                case NetlinkDumpStatus.Done:
-                    return _found;
-                case NetlinkDumpStatus.Error:
-                    throw new IOException($"sock_diag dump: {Errno.Name(error)}");
-                case NetlinkDumpStatus.Invalid:
-                    throw new IOException("sock_diag: malformed reply");
-            }
-        }
+        _diag.Dump(family, 1u << TCP_LISTEN, _onListener);
+        return _found;
     }
 }

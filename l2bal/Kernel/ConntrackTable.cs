@@ -12,9 +12,13 @@ namespace L2Balance.Balancer.Kernel;
 /// <c>ipv4 2 tcp 6 431999 ESTABLISHED src=198.18.0.101 dst=198.18.0.10 sport=44369 dport=8080 src=… [ASSURED] mark=65870 zone=0 use=2</c>.
 /// (<c>ipv6 10 …</c> lines, the IPv6 VIP's flows, print addresses uncompressed.)
 /// A flow counts when its original destination is a VIP and its mark is
-/// <c>0x10000 | bucket</c> (set by the accept-new rule). TCP flows count only while ESTABLISHED
-/// (a closing flow needs nothing more from this node); UDP and ICMP flows have no state and count
-/// until conntrack expires them.
+/// <c>0x10000 | bucket</c> (set by the accept-new rule). TCP flows count in every state but
+/// LAST_ACK, TIME_WAIT and CLOSE, and in those only while this node still holds a connection on
+/// the flow (<c>liveConnection</c>, from the sockets): a client that half-closes (its request, then
+/// its FIN) still receives the answer, and conntrack's state says nothing reliable about it (a
+/// retransmitted FIN, in the direction that already closed, takes the entry from FIN_WAIT to
+/// LAST_ACK and then TIME_WAIT while the answer flows; seen in the lab). UDP and ICMP flows have no
+/// state and count until conntrack expires them.
 /// </remarks>
 internal static class ConntrackTable
 {
@@ -24,8 +28,11 @@ internal static class ConntrackTable
     /// <summary>
     /// Counts flows per bucket in the text of <see cref="ProcPath"/>; UDP flows to
     /// <paramref name="statelessUdpPorts"/> (affinity none) are not counted, as they are never drained.
+    /// <paramref name="liveConnection"/> (client address, client port, VIP port) says whether this node still holds a TCP
+    /// connection conntrack calls closed or closing; without it such a flow does not count.
     /// </summary>
-    public static Dictionary<int, int> CountByBucket(TextReader table, IPAddress? vip, int buckets, IReadOnlyCollection<int>? statelessUdpPorts = null, IPAddress? vip6 = null)
+    public static Dictionary<int, int> CountByBucket(TextReader table, IPAddress? vip, int buckets, IReadOnlyCollection<int>? statelessUdpPorts = null, IPAddress? vip6 = null,
+        Func<IPAddress, int, int, bool>? liveConnection = null)
     {
         ArgumentNullException.ThrowIfNull(table);
         if (vip is null && vip6 is null)
@@ -43,7 +50,8 @@ internal static class ConntrackTable
             }
 
             string protocol = fields[2];
-            if (protocol == "tcp" && fields[5] != "ESTABLISHED")
+            bool closing = protocol == "tcp" && fields[5] is "LAST_ACK" or "TIME_WAIT" or "CLOSE";
+            if (closing && liveConnection is null)
             {
                 continue;
             }
@@ -61,10 +69,13 @@ internal static class ConntrackTable
                 continue;
             }
 
-            if (protocol == "udp" && statelessUdpPorts is { Count: > 0 }
-                && fields.FirstOrDefault(f => f.StartsWith("dport=", StringComparison.Ordinal)) is { } dport
-                && int.TryParse(dport.AsSpan(6), NumberStyles.None, CultureInfo.InvariantCulture, out int port)
-                && statelessUdpPorts.Contains(port))
+            if (protocol == "udp" && statelessUdpPorts is { Count: > 0 } && Port(fields, "dport=") is { } port && statelessUdpPorts.Contains(port))
+            {
+                continue;
+            }
+
+            if (closing && !(Endpoint(fields, "src=", "sport=") is { } client && Port(fields, "dport=") is { } vipPort
+                && liveConnection!(client.Address, client.Port, vipPort)))
             {
                 continue;
             }
@@ -79,14 +90,25 @@ internal static class ConntrackTable
         return counts;
     }
 
+    /// <summary>The original direction's source address and port (the first src= and sport=), or null.</summary>
+    private static (IPAddress Address, int Port)? Endpoint(string[] fields, string address, string port) =>
+        fields.FirstOrDefault(f => f.StartsWith(address, StringComparison.Ordinal)) is { } a && IPAddress.TryParse(a.AsSpan(address.Length), out var parsed)
+            && Port(fields, port) is { } p ? (parsed, p) : null;
+
+    /// <summary>The first field <paramref name="name"/>'s port, or null.</summary>
+    private static int? Port(string[] fields, string name) =>
+        fields.FirstOrDefault(f => f.StartsWith(name, StringComparison.Ordinal)) is { } f
+            && int.TryParse(f.AsSpan(name.Length), NumberStyles.None, CultureInfo.InvariantCulture, out var port) ? port : null;
+
     /// <summary>Reads <see cref="ProcPath"/> of the calling thread's namespace.</summary>
     /// <exception cref="KernelFilterException">The kernel has no procfs conntrack table.</exception>
-    public static Dictionary<int, int> Read(IPAddress? vip, int buckets, IReadOnlyCollection<int>? statelessUdpPorts = null, IPAddress? vip6 = null)
+    public static Dictionary<int, int> Read(IPAddress? vip, int buckets, IReadOnlyCollection<int>? statelessUdpPorts = null, IPAddress? vip6 = null,
+        Func<IPAddress, int, int, bool>? liveConnection = null)
     {
         try
         {
             using var reader = new StreamReader(ProcPath);
-            return CountByBucket(reader, vip, buckets, statelessUdpPorts, vip6);
+            return CountByBucket(reader, vip, buckets, statelessUdpPorts, vip6, liveConnection);
         }
         catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
         {

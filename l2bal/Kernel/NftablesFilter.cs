@@ -26,6 +26,9 @@ internal sealed class NftablesFilter : IKernelFilter
     private long _leaseFallbacks;
     private CtNetlinkSocket? _conntrack;
 
+    /// <summary>The draining count's socket dump (<see cref="LiveConnections"/>); only under <see cref="_readLock"/>.</summary>
+    private SockDiagSocket? _sockDiag;
+
     /// <summary>The counters' socket; only under <see cref="_readLock"/>.</summary>
     private NftObjSocket? _objects;
 
@@ -214,9 +217,46 @@ internal sealed class NftablesFilter : IKernelFilter
         var s = Installed;
         lock (_readLock)
         {
-            return ReadContext.InNamespace(() => ConntrackTable.Read(s.Vip, s.Buckets, NftRuleset.StatelessPorts(s), s.Vip6));
+            return ReadContext.InNamespace(() =>
+            {
+                // The sockets are read only when conntrack names a closing flow to the VIP, and once.
+                HashSet<(IPAddress, int, int)>? live = null;
+                return ConntrackTable.Read(s.Vip, s.Buckets, NftRuleset.StatelessPorts(s), s.Vip6,
+                    (client, clientPort, vipPort) => (live ??= LiveConnections(s)).Contains((client, clientPort, vipPort)));
+            });
         }
     }
+
+    /// <summary>
+    /// The TCP connections to a VIP some process of the namespace still holds (sock_diag, states
+    /// <see cref="SockDiagCodec.LiveStates"/>), as (client address, client port, VIP port); under <see cref="_readLock"/>, in the namespace.
+    /// </summary>
+    private HashSet<(IPAddress, int, int)> LiveConnections(FilterSettings s)
+    {
+        var live = new HashSet<(IPAddress, int, int)>();
+        try
+        {
+            _sockDiag ??= SockDiagSocket.Open();
+            foreach (var family in new[] { Interop.Netlink.AF_INET, Interop.Netlink.AF_INET6 })
+            {
+                _sockDiag.Dump(family, SockDiagCodec.LiveStates, socket =>
+                {
+                    var local = Unmapped(socket.Local.Address);
+                    if (local.Equals(s.Vip) || local.Equals(s.Vip6))
+                    {
+                        live.Add((Unmapped(socket.Remote.Address), socket.Remote.Port, socket.Local.Port));
+                    }
+                });
+            }
+        }
+        catch (IOException e)
+        {
+            throw new KernelFilterException($"reading the TCP sockets (sock_diag) for the draining count: {e.Message}", e);
+        }
+        return live;
+    }
+
+    private static IPAddress Unmapped(IPAddress address) => address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address;
 
     public void Remove()
     {
@@ -236,6 +276,7 @@ internal sealed class NftablesFilter : IKernelFilter
         lock (_readLock)
         {
             _objects?.Dispose();
+            _sockDiag?.Dispose();
             _readContext?.Dispose();
         }
         _context.Dispose();

@@ -25,6 +25,28 @@ public class ConntrackTableTests
     }
 
     [Fact]
+    public void CountByBucket_TcpFlowsConntrackCallsClosing_CountOnlyWhileTheirConnectionLives()
+    {
+        string Line(string state, int port) =>
+            $"ipv4     2 tcp      6 50 {state} src=198.18.0.101 dst=198.18.0.10 sport={port} dport=8080 src=198.18.0.10 dst=198.18.0.101 sport=8080 dport={port} [ASSURED] mark=65541 zone=0 use=2\n";
+        var table = Line("SYN_RECV", 1) + Line("FIN_WAIT", 2) + Line("CLOSE_WAIT", 3) + Line("LAST_ACK", 4) + Line("TIME_WAIT", 5) + Line("CLOSE", 6);
+        var asked = new List<(IPAddress, int, int)>();
+
+        var withoutSockets = ConntrackTable.CountByBucket(new StringReader(table), IPAddress.Parse("198.18.0.10"), 4096);
+        var withSockets = ConntrackTable.CountByBucket(new StringReader(table), IPAddress.Parse("198.18.0.10"), 4096,
+            liveConnection: (client, port, vipPort) =>
+            {
+                asked.Add((client, port, vipPort));
+                return port == 5; // a half-closed client whose retransmitted FIN took conntrack to TIME_WAIT
+            });
+
+        // 65541 = 0x10005 → bucket 5.
+        Assert.Equal(new Dictionary<int, int> { [5] = 3 }, withoutSockets);
+        Assert.Equal(new Dictionary<int, int> { [5] = 4 }, withSockets);
+        Assert.Equal([(IPAddress.Parse("198.18.0.101"), 4, 8080), (IPAddress.Parse("198.18.0.101"), 5, 8080), (IPAddress.Parse("198.18.0.101"), 6, 8080)], asked);
+    }
+
+    [Fact]
     public void CountByBucket_BucketsBeyondBOrGarbage_AreIgnored()
     {
         var counts = ConntrackTable.CountByBucket(new StringReader(Table + "garbage\n\n"), IPAddress.Parse("198.18.0.10"), 100);

@@ -45,6 +45,41 @@ public sealed class SockDiagCodecTests
     }
 
     [Fact]
+    public void LiveDump_Written_AsksForEveryStateButTimeWaitCloseAndListen()
+    {
+        var buffer = new byte[SockDiagCodec.RequestLength];
+        SockDiagCodec.WriteDump(buffer, AF_INET6, 9, SockDiagCodec.LiveStates);
+
+        // States 1-5 (ESTABLISHED .. FIN_WAIT2), 8 CLOSE_WAIT, 9 LAST_ACK, 11 CLOSING: 0b1011_0011_1110 = 0xb3e.
+        Assert.Equal(10, buffer[16]);
+        Assert.Equal(0xb3eu, BinaryPrimitives.ReadUInt32LittleEndian(buffer.AsSpan(20)));
+    }
+
+    [Fact]
+    public void Read_ConnectionMessages_GiveLocalAndRemoteEndpointAndState()
+    {
+        var connection = DiagMsg(AF_INET, 1080, IPAddress.Parse("198.18.0.10"));
+        connection[1] = 8; // CLOSE_WAIT
+        BinaryPrimitives.WriteUInt16BigEndian(connection.AsSpan(6), 40415);
+        IPAddress.Parse("198.18.64.62").GetAddressBytes().CopyTo(connection, 24);
+        var mapped = DiagMsg(AF_INET6, 1080, IPAddress.Parse("::ffff:198.18.0.10"));
+        BinaryPrimitives.WriteUInt16BigEndian(mapped.AsSpan(6), 5000);
+        IPAddress.Parse("::ffff:198.18.64.1").GetAddressBytes().CopyTo(mapped, 24);
+        var seen = new List<InetDiagSocket>();
+
+        var status = SockDiagCodec.Read(Concat(Message(3, SOCK_DIAG_BY_FAMILY, connection), Message(3, SOCK_DIAG_BY_FAMILY, mapped), Message(3, NLMSG_DONE, new byte[4])),
+            3, (InetDiagSocket s) => seen.Add(s), out _);
+
+        Assert.Equal(NetlinkDumpStatus.Done, status);
+        Assert.Equal(
+            [
+                new InetDiagSocket(new IPEndPoint(IPAddress.Parse("198.18.0.10"), 1080), new IPEndPoint(IPAddress.Parse("198.18.64.62"), 40415), 8),
+                new InetDiagSocket(new IPEndPoint(IPAddress.Parse("::ffff:198.18.0.10"), 1080), new IPEndPoint(IPAddress.Parse("::ffff:198.18.64.1"), 5000), TCP_LISTEN),
+            ],
+            seen);
+    }
+
+    [Fact]
     public void Read_WithoutDone_AsksForMoreAndSkipsOtherSequences()
     {
         var datagram = Concat(

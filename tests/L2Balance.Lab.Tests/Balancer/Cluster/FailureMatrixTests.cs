@@ -134,6 +134,80 @@ public abstract class FailureMatrixTestsBase<TFixture>(TFixture fixture, ITestOu
         LabAssert.All(results.Connects.Where(c => c.StartMs > coveredAt), c => c.Outcome == TrafficOutcome.Ok, c => $"{c}\n{why}");
     }
 
+    /// <summary>
+    /// A session its client half-closed (a request sent, then FIN; the answer still streaming back) is still a flow of
+    /// the draining node: conntrack holds it in CLOSE_WAIT, not ESTABLISHED, and the node needs the client's
+    /// acknowledgements of the answer until its end (docs/design.md#draining).
+    /// </summary>
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task M7b_Drain_HalfClosedSessionGetsTheRestOfItsAnswerAndItsEnd()
+    {
+        const int Chunk = 4096, Chunks = 80;
+        var owners = await fixture.OwnersAsync();
+        var source = IPAddress.Parse(owners.First(o => o.Value == Victim).Key);
+        using var listener = Lab.Target.OpenSocket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(ClusterLab.TargetAddress, 0));
+        listener.Listen(1);
+        using var client = Lab.Client.OpenSocket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        client.Bind(new IPEndPoint(source, 0));
+        await client.ConnectAsync(Lab.ProxyEndPoint).WithTimeout(BalancerClusterFixtureBase.Deadline);
+        var (code, _) = await Socks5Client.HandshakeAsync(client, 1, (IPEndPoint)listener.LocalEndPoint!).WithTimeout(BalancerClusterFixtureBase.Deadline);
+        Assert.True(code == 0, $"CONNECT from {source}: reply {code}\n{fixture.Describe()}");
+        using var target = await listener.AcceptAsync().WithTimeout(BalancerClusterFixtureBase.Deadline);
+
+        // The request, then the client's FIN; the target reads it to its end.
+        await client.SendAsync("GET\n"u8.ToArray());
+        client.Shutdown(System.Net.Sockets.SocketShutdown.Send);
+        var request = new byte[16];
+        var got = 0;
+        while (await target.ReceiveAsync(request.AsMemory(got)).AsTask().WithTimeout(BalancerClusterFixtureBase.Deadline) is > 0 and var n)
+        {
+            got += n;
+        }
+        Assert.Equal(4, got);
+
+        // Node 2 drains while the answer streams back: 80 chunks of 4 KiB, one every 50 ms, then the target's FIN.
+        var drain = await Lab.RunOnNode(Victim, ClusterBinaries.L2Bal, ["drain"]).WithTimeout(BalancerClusterFixtureBase.Deadline);
+        Assert.True(drain.Succeeded, drain.ToString());
+        var answering = Task.Run(async () =>
+        {
+            for (var i = 0; i < Chunks; i++)
+            {
+                var chunk = new byte[Chunk];
+                Array.Fill(chunk, (byte)i);
+                await target.SendAsync(chunk);
+                await Task.Delay(50);
+            }
+            target.Shutdown(System.Net.Sockets.SocketShutdown.Send);
+        });
+        var answer = new byte[Chunk * Chunks];
+        var received = 0;
+        using var bound = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        try
+        {
+            while (await client.ReceiveAsync(answer.AsMemory(received), bound.Token) is > 0 and var n)
+            {
+                received += n;
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Reported below: the answer stalled.
+        }
+        await answering.WithTimeout(BalancerClusterFixtureBase.Deadline);
+        var status = await fixture.StatusAsync(Victim);
+        var why = $"received {received} of {Chunk * Chunks} bytes{(bound.IsCancellationRequested ? ", no end within 20 s" : ", then the end")}\n{status.Json}\n{fixture.Describe()}";
+
+        Assert.True(!bound.IsCancellationRequested && received == Chunk * Chunks, why);
+        Assert.True(Enumerable.Range(0, Chunks).All(i => answer.AsSpan(i * Chunk, Chunk).IndexOfAnyExcept((byte)i) < 0), $"a wrong byte in the answer\n{why}");
+
+        // Its flow closed, node 2 has nothing left to drain; stopped as M7 leaves it.
+        await fixture.WaitForStatusAsync([Victim], s => s[Victim].Draining == 0, "node 2 has no flows left to drain");
+        var l2bal = Lab.Balancer(Victim)!;
+        l2bal.Stop();
+        Assert.True(await l2bal.WaitForExitAsync(TimeSpan.FromSeconds(10)), fixture.Describe());
+    }
+
     private protected sealed record FaultRun(TrafficResults Background, DetectorReport Detector, double FaultAtMs, double HealedAtMs, string Why);
 
     /// <summary>

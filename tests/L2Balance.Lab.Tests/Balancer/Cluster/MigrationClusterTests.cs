@@ -45,6 +45,9 @@ public partial class MigrationClusterTests(MigrationClusterFixture fixture, ITes
     /// <summary>Of them, bulk transfers (issue 19: "a few bulk transfers").</summary>
     private const int BulkSessions = 3;
 
+    /// <summary>UDP associations of the drained node's clients moving beside them (issue 19: "UDP associations").</summary>
+    private const int AssociationsAlongside = 10;
+
     private const int Drained = 2;
     private static readonly TimeSpan Step = TimeSpan.FromSeconds(10);
     private ClusterLab Lab => fixture.Lab;
@@ -63,17 +66,18 @@ public partial class MigrationClusterTests(MigrationClusterFixture fixture, ITes
         try
         {
             await fixture.OpenSessionsAsync(sessions, sources, Sessions, listener, 3000, stop.Token, bulk: BulkSessions);
+            await using var udp = await UdpTrafficAsync(AssociationsAlongside, [.. sources]);
 
             await Task.Delay(TimeSpan.FromSeconds(1));
             var baseline = sessions.Select(s => s.Session.LongestPause).ToList();
             sessions.ForEach(s => s.Session.ResetLongestPause());
             var listedBefore = await fixture.ListAsync(Drained);
-            Assert.True(listedBefore.Count == Sessions && listedBefore.All(s => s.State == "movable"),
-                $"node 2 lists {listedBefore.Count} of {Sessions}: {string.Join(", ", listedBefore.Select(s => s.State).Distinct())}\n{fixture.Describe()}");
+            Assert.True(listedBefore.Count == Sessions + AssociationsAlongside && listedBefore.All(s => s.State == "movable"),
+                $"node 2 lists {listedBefore.Count} of {Sessions + AssociationsAlongside}: {string.Join(", ", listedBefore.Select(s => s.State).Distinct())}\n{fixture.Describe()}");
             // With workers, the supervisor's ids name the worker by the remainder (docs/design.md#built-l2proxys-side-of-the-interface-issue-19): every worker holds some.
             Assert.Equal(fixture.ProxyWorkers, listedBefore.Select(s => s.Id % fixture.ProxyWorkers).Distinct().Count());
 
-            var cpu = await DrainMigrateEveryOneMovesAsync(sessions, stop, sources, $"{Sessions} sessions");
+            var cpu = await DrainMigrateEveryOneMovesAsync(sessions, stop, sources, $"{Sessions} sessions and {AssociationsAlongside} UDP associations", udp);
 
             output.WriteLine($"CPU of l2bal and l2proxy during the drain, ticks of 10 ms, nodes 1, 2, 3: {string.Join(", ", cpu)}");
             output.WriteLine($"bytes captured while the flows moved and appended on restore (docs/design.md#the-pause), nodes 1, 3: {await fixture.ProxyMetricAsync(1, "l2proxy_migration_captured_bytes_total")}, {await fixture.ProxyMetricAsync(3, "l2proxy_migration_captured_bytes_total")}");
@@ -88,32 +92,44 @@ public partial class MigrationClusterTests(MigrationClusterFixture fixture, ITes
     }
 
     /// <summary>
-    /// <c>drain --migrate</c> (<see cref="DrainMigrateAsync"/>) with <paramref name="sessions"/> running, then their streams
-    /// stopped: every one ended and moved (none refused), every byte once and in order both ways, each on its bucket's new
-    /// owner (<see cref="AssertOnNewOwnersAsync"/>). Returns the CPU ticks of the drain.
+    /// <c>drain --migrate</c> (<see cref="DrainMigrateAsync"/>) with <paramref name="sessions"/> (and the associations of
+    /// <paramref name="udp"/>) running, then their streams stopped: every one ended and moved (none refused), every byte once
+    /// and in order both ways, every association's datagrams going on, each on its bucket's new owner
+    /// (<see cref="AssertOnNewOwnersAsync"/>). Returns the CPU ticks of the drain.
     /// </summary>
-    private async Task<long[]> DrainMigrateEveryOneMovesAsync(List<ClusterSession> sessions, CancellationTokenSource stop, IReadOnlyList<IPAddress> sources, string what)
+    private async Task<long[]> DrainMigrateEveryOneMovesAsync(List<ClusterSession> sessions, CancellationTokenSource stop, IReadOnlyList<IPAddress> sources, string what,
+        UdpTraffic? udp = null)
     {
         var acksBefore = await AcksSentAsync();
-        var (drain, migrations, answered, cpu, before) = await DrainMigrateAsync(sessions.Count);
+        var associations = udp?.Flows.Count ?? 0;
+        var (drain, migrations, answered, cpu, before) = await DrainMigrateAsync(sessions.Count + associations);
+        var sentAtMove = udp?.SentNow();
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"drain --migrate of {what} answered in {answered.TotalMilliseconds:F0} ms: {drain.StdOut.Trim()}"));
         await Task.Delay(TimeSpan.FromSeconds(2));
         var stuck = await MigrationClusterFixture.FinishAsync(sessions, stop, TimeSpan.FromSeconds(30));
+        if (udp is not null)
+        {
+            await udp.StopAsync();
+        }
         var why = $"drain: {drain}\nmigrations: {migrations}\n{fixture.Describe()}";
         Assert.True(stuck.Count == 0, $"{stuck.Count} sessions did not end within 30 s of the stop:\n{string.Join('\n', stuck.Take(5))}\n{why}");
 
         // l2bal's counters: every session moved, none refused.
         Assert.True(drain.Succeeded, why);
-        Assert.Equal(sessions.Count, migrations.GetProperty("done").GetInt64() - before.Done);
+        Assert.Equal(sessions.Count + associations, migrations.GetProperty("done").GetInt64() - before.Done);
         Assert.True(Refused(migrations) == before.Refused, why);
 
-        // Every byte once and in order both ways, none cut.
+        // Every byte once and in order both ways, none cut; every association's control connection intact and its datagrams echoed after the move.
         var broken = sessions.Where(s => !s.Intact).ToList();
         Assert.True(broken.Count == 0, $"{broken.Count} sessions broken:\n{string.Join('\n', broken.Take(5))}\n{why}");
+        if (udp is not null)
+        {
+            output.WriteLine(AssertContinued(udp, sentAtMove!, why));
+        }
 
-        await AssertOnNewOwnersAsync([.. sessions.Select(s => s.Source)], sources, before);
+        await AssertOnNewOwnersAsync([.. sessions.Select(s => s.Source), .. udp?.Flows.Select(f => f.Source) ?? []], sources, before);
 
-        // Each restored leg's end was sent the acknowledgement it is owed, once (docs/design.md#the-pause).
+        // Each restored TCP leg of a relay sent its end the acknowledgement it is owed, once; a UDP association's control connection sends none (docs/design.md#the-pause).
         Assert.Equal(2L * sessions.Count, await AcksSentAsync() - acksBefore);
         return cpu;
     }
