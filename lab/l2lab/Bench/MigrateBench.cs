@@ -137,6 +137,7 @@ internal static class MigrateBench
             var retransBefore = sessions.Select(s => s.Retransmissions()).ToArray();
             var before = daemons.Select(pid => ProcessCpu.Read(pid) ?? default).ToArray();
             var generatorBefore = Process.GetCurrentProcess().TotalProcessorTime;
+            var machineBefore = MachineCpu();
             pump.RecordReadLags(true);
             var started = Stopwatch.StartNew();
             // Node 2's l2proxy is listed only once the drain answered: a list of 1,000 sessions every 20 ms during the run
@@ -149,6 +150,7 @@ internal static class MigrateBench
             // CPU up to the answer: the status read below is the bench's, not the drain's (it once cost l2bal 200 ms: docs/benchmarks.md#what-the-drained-nodes-l2bal-cpu-was).
             var daemonCpu = daemons.Select((pid, i) => ((ProcessCpu.Read(pid) ?? before[i]) - before[i]).Total * 1000).ToArray();
             var generatorCpu = (Process.GetCurrentProcess().TotalProcessorTime - generatorBefore).TotalMilliseconds;
+            var machine = MachineCpu();
             var window = started.Elapsed;
             var migrations = await DoneAsync(lab).ConfigureAwait(false);
 
@@ -194,6 +196,7 @@ internal static class MigrateBench
                   sessions cut {cut}, not ended within 30 s of the stop {unfinished}, with a wrong byte {mismatched}; bytes sent and not received (lost, or duplicated if negative) {lost}
                   CPU over the {window.TotalMilliseconds:0} ms to the answer, l2bal / l2proxy (ms): node 1 {daemonCpu[0]:0} / {daemonCpu[1]:0}, node 2 {daemonCpu[2]:0} / {daemonCpu[3]:0}, node 3 {daemonCpu[4]:0} / {daemonCpu[5]:0}; per session moved {daemonCpu.Sum() / Math.Max(done, 1):0.00} ms; before the drain (ms/s): node 1 {daemonsSteady[0]:0} / {daemonsSteady[1]:0}, node 2 {daemonsSteady[2]:0} / {daemonsSteady[3]:0}, node 3 {daemonsSteady[4]:0} / {daemonsSteady[5]:0}
                   generator (this process, {count * 2} stream ends): {generatorCpu:0} ms in that window, {generatorSteady:0} ms/s before the drain
+                  the machine in that window (/proc/stat, every core): busy {machine.Busy - machineBefore.Busy:0} ms, of it softirq {machine.SoftIrq - machineBefore.SoftIrq:0} ms; idle {machine.Idle - machineBefore.Idle:0} ms; busy beyond the six daemons and the generator {machine.Busy - machineBefore.Busy - daemonCpu.Sum() - generatorCpu:0} ms
                 """));
             return new RunResult([.. sessions.Select(s => s.Worst().Delay)], emptied, cut, mismatched, sessions.Sum(s => Math.Abs(s.Lost)));
         }
@@ -202,6 +205,15 @@ internal static class MigrateBench
             pump.Dispose();
             sessions.ForEach(s => s.Dispose());
         }
+    }
+
+    /// <summary>Every core's CPU time so far from /proc/stat's first line (ms): busy (all but idle and iowait), of it softirq, and idle.</summary>
+    private static (double Busy, double SoftIrq, double Idle) MachineCpu()
+    {
+        var fields = File.ReadLines("/proc/stat").First().Split(' ', StringSplitOptions.RemoveEmptyEntries).Skip(1)
+            .Select(f => long.Parse(f, CultureInfo.InvariantCulture) * 10.0).ToArray();
+        // user nice system idle iowait irq softirq steal, in clock ticks of 10 ms.
+        return (fields[0] + fields[1] + fields[2] + fields[5] + fields[6] + fields[7], fields[6], fields[3] + fields[4]);
     }
 
     /// <summary>Polls node 2's l2proxy <c>list</c> every 20 ms until it names no session: the elapsed time (at least the drain's answer), or null past the bound.</summary>
