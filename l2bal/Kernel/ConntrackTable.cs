@@ -12,12 +12,13 @@ namespace L2Balance.Balancer.Kernel;
 /// <c>ipv4 2 tcp 6 431999 ESTABLISHED src=198.18.0.101 dst=198.18.0.10 sport=44369 dport=8080 src=… [ASSURED] mark=65870 zone=0 use=2</c>.
 /// (<c>ipv6 10 …</c> lines, the IPv6 VIP's flows, print addresses uncompressed.)
 /// A flow counts when its original destination is a VIP and its mark is
-/// <c>0x10000 | bucket</c> (set by the accept-new rule). TCP flows count in every state but
-/// LAST_ACK, TIME_WAIT and CLOSE, and in those only while this node still holds a connection on
-/// the flow (<c>liveConnection</c>, from the sockets): a client that half-closes (its request, then
-/// its FIN) still receives the answer, and conntrack's state says nothing reliable about it (a
+/// <c>0x10000 | bucket</c> (set by the accept-new rule). TCP flows count while ESTABLISHED or in
+/// their handshake, and past that (a FIN seen) only while a process of this node still holds the
+/// connection (<c>liveConnection</c>, from the sockets): a client that half-closes (its request,
+/// then its FIN) still receives the answer, and conntrack's state says nothing reliable about it (a
 /// retransmitted FIN, in the direction that already closed, takes the entry from FIN_WAIT to
-/// LAST_ACK and then TIME_WAIT while the answer flows; seen in the lab). UDP and ICMP flows have no
+/// LAST_ACK and then TIME_WAIT while the answer flows; seen in the lab), while a connection closed
+/// here needs nothing more however long conntrack keeps its entry. UDP and ICMP flows have no
 /// state and count until conntrack expires them.
 /// </remarks>
 internal static class ConntrackTable
@@ -29,7 +30,7 @@ internal static class ConntrackTable
     /// Counts flows per bucket in the text of <see cref="ProcPath"/>; UDP flows to
     /// <paramref name="statelessUdpPorts"/> (affinity none) are not counted, as they are never drained.
     /// <paramref name="liveConnection"/> (client address, client port, VIP port) says whether this node still holds a TCP
-    /// connection conntrack calls closed or closing; without it such a flow does not count.
+    /// connection in which conntrack saw a FIN; without it such a flow does not count.
     /// </summary>
     public static Dictionary<int, int> CountByBucket(TextReader table, IPAddress? vip, int buckets, IReadOnlyCollection<int>? statelessUdpPorts = null, IPAddress? vip6 = null,
         Func<IPAddress, int, int, bool>? liveConnection = null)
@@ -50,7 +51,7 @@ internal static class ConntrackTable
             }
 
             string protocol = fields[2];
-            bool closing = protocol == "tcp" && fields[5] is "LAST_ACK" or "TIME_WAIT" or "CLOSE";
+            bool closing = protocol == "tcp" && fields[5] is not ("ESTABLISHED" or "SYN_SENT" or "SYN_RECV" or "SYN_SENT2");
             if (closing && liveConnection is null)
             {
                 continue;

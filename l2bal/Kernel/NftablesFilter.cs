@@ -219,7 +219,7 @@ internal sealed class NftablesFilter : IKernelFilter
         {
             return ReadContext.InNamespace(() =>
             {
-                // The sockets are read only when conntrack names a closing flow to the VIP, and once.
+                // The sockets are read only when conntrack names a flow to the VIP past ESTABLISHED, and once.
                 HashSet<(IPAddress, int, int)>? live = null;
                 return ConntrackTable.Read(s.Vip, s.Buckets, NftRuleset.StatelessPorts(s), s.Vip6,
                     (client, clientPort, vipPort) => (live ??= LiveConnections(s)).Contains((client, clientPort, vipPort)));
@@ -229,7 +229,8 @@ internal sealed class NftablesFilter : IKernelFilter
 
     /// <summary>
     /// The TCP connections to a VIP some process of the namespace still holds (sock_diag, states
-    /// <see cref="SockDiagCodec.LiveStates"/>), as (client address, client port, VIP port); under <see cref="_readLock"/>, in the namespace.
+    /// <see cref="SockDiagCodec.LiveStates"/>, an inode: not an orphan the kernel closes on its own), as (client address,
+    /// client port, VIP port); under <see cref="_readLock"/>, in the namespace.
     /// </summary>
     private HashSet<(IPAddress, int, int)> LiveConnections(FilterSettings s)
     {
@@ -242,7 +243,7 @@ internal sealed class NftablesFilter : IKernelFilter
                 _sockDiag.Dump(family, SockDiagCodec.LiveStates, socket =>
                 {
                     var local = Unmapped(socket.Local.Address);
-                    if (local.Equals(s.Vip) || local.Equals(s.Vip6))
+                    if (socket.Inode != 0 && (local.Equals(s.Vip) || local.Equals(s.Vip6)))
                     {
                         live.Add((Unmapped(socket.Remote.Address), socket.Remote.Port, socket.Local.Port));
                     }

@@ -85,12 +85,17 @@ internal static class SockDiagCodec
             if (family is AF_INET or AF_INET6)
             {
                 int length = family == AF_INET ? 4 : 16;
-                socket(new InetDiagSocket(new IPEndPoint(new IPAddress(local[..length]), localPort), new IPEndPoint(new IPAddress(remote[..length]), remotePort), body[1]));
+                // idiag_inode after the sockid and expires, rqueue, wqueue, uid: 0 for a socket no process holds (orphaned, closing on its own).
+                var inode = BinaryPrimitives.ReadUInt32LittleEndian(body[(4 + SizeOfInetDiagSockid + 16)..]);
+                socket(new InetDiagSocket(new IPEndPoint(new IPAddress(local[..length]), localPort), new IPEndPoint(new IPAddress(remote[..length]), remotePort), body[1], inode));
             }
             return true;
         }, out errno);
     }
 }
 
-/// <summary>One socket of a sock_diag dump: its local and remote endpoint (IPv4-mapped on a dual-stack socket) and its TCP state (include/net/tcp_states.h).</summary>
-internal readonly record struct InetDiagSocket(IPEndPoint Local, IPEndPoint Remote, byte State);
+/// <summary>
+/// One socket of a sock_diag dump: its local and remote endpoint (IPv4-mapped on a dual-stack socket), its TCP state
+/// (include/net/tcp_states.h) and its inode (0 when no process holds it).
+/// </summary>
+internal readonly record struct InetDiagSocket(IPEndPoint Local, IPEndPoint Remote, byte State, uint Inode);

@@ -25,7 +25,7 @@ public class ConntrackTableTests
     }
 
     [Fact]
-    public void CountByBucket_TcpFlowsConntrackCallsClosing_CountOnlyWhileTheirConnectionLives()
+    public void CountByBucket_TcpFlowsPastAFin_CountOnlyWhileAProcessHoldsTheirConnection()
     {
         string Line(string state, int port) =>
             $"ipv4     2 tcp      6 50 {state} src=198.18.0.101 dst=198.18.0.10 sport={port} dport=8080 src=198.18.0.10 dst=198.18.0.101 sport=8080 dport={port} [ASSURED] mark=65541 zone=0 use=2\n";
@@ -37,13 +37,14 @@ public class ConntrackTableTests
             liveConnection: (client, port, vipPort) =>
             {
                 asked.Add((client, port, vipPort));
-                return port == 5; // a half-closed client whose retransmitted FIN took conntrack to TIME_WAIT
+                // Half-closed clients: one in CLOSE_WAIT, one whose resent FIN took conntrack to TIME_WAIT; the others closed here.
+                return port is 3 or 5;
             });
 
-        // 65541 = 0x10005 → bucket 5.
-        Assert.Equal(new Dictionary<int, int> { [5] = 3 }, withoutSockets);
-        Assert.Equal(new Dictionary<int, int> { [5] = 4 }, withSockets);
-        Assert.Equal([(IPAddress.Parse("198.18.0.101"), 4, 8080), (IPAddress.Parse("198.18.0.101"), 5, 8080), (IPAddress.Parse("198.18.0.101"), 6, 8080)], asked);
+        // 65541 = 0x10005 → bucket 5; SYN_RECV counts by itself.
+        Assert.Equal(new Dictionary<int, int> { [5] = 1 }, withoutSockets);
+        Assert.Equal(new Dictionary<int, int> { [5] = 3 }, withSockets);
+        Assert.Equal([.. new[] { 2, 3, 4, 5, 6 }.Select(p => (IPAddress.Parse("198.18.0.101"), p, 8080))], asked);
     }
 
     [Fact]

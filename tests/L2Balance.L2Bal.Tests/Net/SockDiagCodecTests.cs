@@ -60,6 +60,7 @@ public sealed class SockDiagCodecTests
     {
         var connection = DiagMsg(AF_INET, 1080, IPAddress.Parse("198.18.0.10"));
         connection[1] = 8; // CLOSE_WAIT
+        BinaryPrimitives.WriteUInt32LittleEndian(connection.AsSpan(68), 4242); // idiag_inode
         BinaryPrimitives.WriteUInt16BigEndian(connection.AsSpan(6), 40415);
         IPAddress.Parse("198.18.64.62").GetAddressBytes().CopyTo(connection, 24);
         var mapped = DiagMsg(AF_INET6, 1080, IPAddress.Parse("::ffff:198.18.0.10"));
@@ -73,8 +74,8 @@ public sealed class SockDiagCodecTests
         Assert.Equal(NetlinkDumpStatus.Done, status);
         Assert.Equal(
             [
-                new InetDiagSocket(new IPEndPoint(IPAddress.Parse("198.18.0.10"), 1080), new IPEndPoint(IPAddress.Parse("198.18.64.62"), 40415), 8),
-                new InetDiagSocket(new IPEndPoint(IPAddress.Parse("::ffff:198.18.0.10"), 1080), new IPEndPoint(IPAddress.Parse("::ffff:198.18.64.1"), 5000), TCP_LISTEN),
+                new InetDiagSocket(new IPEndPoint(IPAddress.Parse("198.18.0.10"), 1080), new IPEndPoint(IPAddress.Parse("198.18.64.62"), 40415), 8, 4242),
+                new InetDiagSocket(new IPEndPoint(IPAddress.Parse("::ffff:198.18.0.10"), 1080), new IPEndPoint(IPAddress.Parse("::ffff:198.18.64.1"), 5000), TCP_LISTEN, 0),
             ],
             seen);
     }
