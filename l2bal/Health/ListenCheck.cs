@@ -52,7 +52,7 @@ internal sealed class ListenCheck : IDisposable
     private bool Dump(byte family)
     {
         _found = false;
-        _diag.Dump(family, 1u << TCP_LISTEN, _onListener);
+        _diag.Dump(family, SockDiagCodec.ListenStates, _onListener);
         return _found;
     }
 }

@@ -23,9 +23,8 @@ internal static class SockDiagCodec
     /// <summary>include/net/tcp_states.h: the states of a connection some process still holds open (neither TIME_WAIT, CLOSE nor LISTEN).</summary>
     public const uint LiveStates = (1u << 1) | (1u << 2) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 8) | (1u << 9) | (1u << 11);
 
-    /// <summary>Writes the request for every listening TCP socket of <paramref name="family"/> (AF_INET or AF_INET6).</summary>
-    public static int WriteListenDump(Span<byte> destination, byte family, uint sequence) =>
-        WriteDump(destination, family, sequence, 1u << TCP_LISTEN);
+    /// <summary>The listening sockets' state, as a bit of the request.</summary>
+    public const uint ListenStates = 1u << TCP_LISTEN;
 
     /// <summary>Writes the request for every TCP socket of <paramref name="family"/> (AF_INET or AF_INET6) in one of <paramref name="states"/>.</summary>
     public static int WriteDump(Span<byte> destination, byte family, uint sequence, uint states)
@@ -45,17 +44,6 @@ internal static class SockDiagCodec
         request[1] = IPPROTO_TCP;
         BinaryPrimitives.WriteUInt32LittleEndian(request[4..], states);
         return RequestLength;
-    }
-
-    /// <summary>
-    /// Reads one received datagram of a listen dump answering <paramref name="sequence"/>: calls
-    /// <paramref name="listener"/> with each listening socket's local address and port, and says
-    /// whether the dump is complete. Messages with another sequence number are skipped.
-    /// </summary>
-    public static NetlinkDumpStatus Read(ReadOnlySpan<byte> datagram, uint sequence, Action<IPAddress, int> listener, out int errno)
-    {
-        ArgumentNullException.ThrowIfNull(listener);
-        return Read(datagram, sequence, (InetDiagSocket s) => listener(s.Local.Address, s.Local.Port), out errno);
     }
 
     /// <summary>

@@ -12,7 +12,7 @@ public sealed class SockDiagCodecTests
     public void ListenDump_Written_HasExactLayout()
     {
         var buffer = new byte[SockDiagCodec.RequestLength];
-        var n = SockDiagCodec.WriteListenDump(buffer, AF_INET, sequence: 0x01020304);
+        var n = SockDiagCodec.WriteDump(buffer, AF_INET, sequence: 0x01020304, SockDiagCodec.ListenStates);
 
         var expected = new byte[72];
         // nlmsghdr: len 72, type SOCK_DIAG_BY_FAMILY 20, flags REQUEST|DUMP = 0x0301, seq, pid 0
@@ -27,7 +27,7 @@ public sealed class SockDiagCodecTests
 
     [Fact]
     public void ListenDump_OtherFamily_IsRefused() =>
-        Assert.Throws<ArgumentOutOfRangeException>(() => SockDiagCodec.WriteListenDump(new byte[SockDiagCodec.RequestLength], 17, 1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => SockDiagCodec.WriteDump(new byte[SockDiagCodec.RequestLength], 17, 1, SockDiagCodec.ListenStates));
 
     [Fact]
     public void Read_ListenerMessages_GiveEachAddressAndPortThenDone()
@@ -38,7 +38,7 @@ public sealed class SockDiagCodecTests
             Message(7, NLMSG_DONE, new byte[4]));
         var seen = new List<(IPAddress, int)>();
 
-        var status = SockDiagCodec.Read(datagram, 7, (a, p) => seen.Add((a, p)), out _);
+        var status = SockDiagCodec.Read(datagram, 7, (InetDiagSocket s) => seen.Add((s.Local.Address, s.Local.Port)), out _);
 
         Assert.Equal(NetlinkDumpStatus.Done, status);
         Assert.Equal([(IPAddress.Parse("198.18.0.10"), 1080), (IPAddress.IPv6Any, 22)], seen);
@@ -89,7 +89,7 @@ public sealed class SockDiagCodecTests
             Message(7, SOCK_DIAG_BY_FAMILY, DiagMsg(AF_INET, 1080, IPAddress.Any)));
         var seen = new List<(IPAddress, int)>();
 
-        Assert.Equal(NetlinkDumpStatus.More, SockDiagCodec.Read(datagram, 7, (a, p) => seen.Add((a, p)), out _));
+        Assert.Equal(NetlinkDumpStatus.More, SockDiagCodec.Read(datagram, 7, (InetDiagSocket s) => seen.Add((s.Local.Address, s.Local.Port)), out _));
         Assert.Equal([(IPAddress.Any, 1080)], seen);
     }
 
@@ -98,7 +98,7 @@ public sealed class SockDiagCodecTests
     {
         var body = new byte[20];
         BinaryPrimitives.WriteInt32LittleEndian(body, -13);
-        Assert.Equal(NetlinkDumpStatus.Error, SockDiagCodec.Read(Message(3, NLMSG_ERROR, body), 3, (_, _) => { }, out var errno));
+        Assert.Equal(NetlinkDumpStatus.Error, SockDiagCodec.Read(Message(3, NLMSG_ERROR, body), 3, (InetDiagSocket _) => { }, out var errno));
         Assert.Equal(13, errno);
     }
 
@@ -109,7 +109,7 @@ public sealed class SockDiagCodecTests
     public void Read_Truncated_IsInvalid(int keep)
     {
         var whole = Message(1, SOCK_DIAG_BY_FAMILY, DiagMsg(AF_INET, 1080, IPAddress.Any));
-        Assert.Equal(NetlinkDumpStatus.Invalid, SockDiagCodec.Read(whole.AsSpan(0, keep), 1, (_, _) => { }, out _));
+        Assert.Equal(NetlinkDumpStatus.Invalid, SockDiagCodec.Read(whole.AsSpan(0, keep), 1, (InetDiagSocket _) => { }, out _));
     }
 
     [Fact]
@@ -117,7 +117,7 @@ public sealed class SockDiagCodecTests
     {
         var datagram = Message(1, SOCK_DIAG_BY_FAMILY, new byte[0]);
         BinaryPrimitives.WriteUInt32LittleEndian(datagram, 0);
-        Assert.Equal(NetlinkDumpStatus.Invalid, SockDiagCodec.Read(datagram, 1, (_, _) => { }, out _));
+        Assert.Equal(NetlinkDumpStatus.Invalid, SockDiagCodec.Read(datagram, 1, (InetDiagSocket _) => { }, out _));
     }
 
     [Fact]
@@ -133,7 +133,7 @@ public sealed class SockDiagCodecTests
             {
                 BinaryPrimitives.WriteUInt32LittleEndian(buffer, (uint)random.Next(16, length + 1));
             }
-            _ = SockDiagCodec.Read(buffer.AsSpan(0, length), BinaryPrimitives.ReadUInt32LittleEndian(buffer.AsSpan(8)), (_, _) => { }, out _);
+            _ = SockDiagCodec.Read(buffer.AsSpan(0, length), BinaryPrimitives.ReadUInt32LittleEndian(buffer.AsSpan(8)), (InetDiagSocket _) => { }, out _);
         }
     }
 

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Sockets;
 using L2Balance.Lab.Cluster;
 using L2Balance.Tests.Common;
 using Xunit;
@@ -145,10 +146,10 @@ public abstract class FailureMatrixTestsBase<TFixture>(TFixture fixture, ITestOu
         const int Chunk = 4096, Chunks = 80;
         var owners = await fixture.OwnersAsync();
         var source = IPAddress.Parse(owners.First(o => o.Value == Victim).Key);
-        using var listener = Lab.Target.OpenSocket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        using var listener = Lab.Target.OpenSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         listener.Bind(new IPEndPoint(ClusterLab.TargetAddress, 0));
         listener.Listen(1);
-        using var client = Lab.Client.OpenSocket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        using var client = Lab.Client.OpenSocket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         client.Bind(new IPEndPoint(source, 0));
         await client.ConnectAsync(Lab.ProxyEndPoint).WithTimeout(BalancerClusterFixtureBase.Deadline);
         var (code, _) = await Socks5Client.HandshakeAsync(client, 1, (IPEndPoint)listener.LocalEndPoint!).WithTimeout(BalancerClusterFixtureBase.Deadline);
@@ -157,7 +158,7 @@ public abstract class FailureMatrixTestsBase<TFixture>(TFixture fixture, ITestOu
 
         // The request, then the client's FIN; the target reads it to its end.
         await client.SendAsync("GET\n"u8.ToArray());
-        client.Shutdown(System.Net.Sockets.SocketShutdown.Send);
+        client.Shutdown(SocketShutdown.Send);
         var request = new byte[16];
         var got = 0;
         while (await target.ReceiveAsync(request.AsMemory(got)).AsTask().WithTimeout(BalancerClusterFixtureBase.Deadline) is > 0 and var n)
@@ -178,7 +179,7 @@ public abstract class FailureMatrixTestsBase<TFixture>(TFixture fixture, ITestOu
                 await target.SendAsync(chunk);
                 await Task.Delay(50);
             }
-            target.Shutdown(System.Net.Sockets.SocketShutdown.Send);
+            target.Shutdown(SocketShutdown.Send);
         });
         var answer = new byte[Chunk * Chunks];
         var received = 0;
