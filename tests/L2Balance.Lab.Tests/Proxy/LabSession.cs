@@ -14,6 +14,7 @@ internal sealed class LabRelay : IDisposable
     private CancellationTokenSource _pause = new();
     private Task _toTarget = Task.CompletedTask;
     private Task _toClient = Task.CompletedTask;
+    private readonly TaskCompletionSource _ended2 = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _ended;
 
     public LabRelay(Socket clientLeg, Socket targetLeg, byte[] heldToTarget, byte[] heldToClient)
@@ -33,8 +34,23 @@ internal sealed class LabRelay : IDisposable
 
     public byte[] HeldToClient { get; private set; }
 
-    /// <summary>Both directions ended at EOF (not paused): the relay closed its legs.</summary>
-    public bool Ended => Volatile.Read(ref _ended) == 2;
+    /// <summary>
+    /// Whether both directions end at EOF (not paused) within <paramref name="wait"/>: the relay passed
+    /// both half-closes and closed its legs. Awaited, not read: the far end sees the second half-close
+    /// before the pump that sent it counts it.
+    /// </summary>
+    public async Task<bool> EndsWithinAsync(TimeSpan wait)
+    {
+        try
+        {
+            await _ended2.Task.WaitAsync(wait);
+            return true;
+        }
+        catch (TimeoutException)
+        {
+            return false;
+        }
+    }
 
     public void Resume()
     {
@@ -84,6 +100,7 @@ internal sealed class LabRelay : IDisposable
                     if (Interlocked.Increment(ref _ended) == 2)
                     {
                         Dispose();
+                        _ended2.SetResult();
                     }
 
                     return;
