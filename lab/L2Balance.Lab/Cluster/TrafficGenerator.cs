@@ -71,8 +71,11 @@ public sealed record TrafficOptions
     /// <summary>See <see cref="MinInterval"/>.</summary>
     public TimeSpan MaxInterval { get; init; } = TimeSpan.FromMilliseconds(100);
 
-    /// <summary>After the run, how long UDP sessions wait for echoes still in flight.</summary>
-    public TimeSpan UdpDrain { get; init; } = TimeSpan.FromMilliseconds(300);
+    /// <summary>
+    /// After the run, how long UDP sessions wait for echoes still in flight (the wait ends once all came): an echo goes
+    /// through the router, the proxy and the echo server, each of which may wait for a core on a loaded lab machine.
+    /// </summary>
+    public TimeSpan UdpDrain { get; init; } = TimeSpan.FromSeconds(2);
 
     /// <summary>Maps a SOCKS reply's BND (address and port) to the node that served it.</summary>
     public Func<IPEndPoint, int?> NodeOf { get; init; } = _ => null;

@@ -179,10 +179,12 @@ public sealed class ClusterLabTests(ClusterLabFixture fixture, ITestOutputHelper
 
             Assert.Contains(broken.Connects, c => c.Outcome == TrafficOutcome.Ok && c.EndMs < killedAt);
             Assert.Contains(broken.Connects, c => c.Outcome == TrafficOutcome.Refused && c.StartMs > killedAt);
-            Assert.DoesNotContain(broken.Connects, c => c.Outcome == TrafficOutcome.Ok && c.StartMs > killedAt + 100);
+            // 500 ms of slack: the kill's time is read before the signal, and the generator stamps an event in a continuation that a
+            // loaded machine may run late; a proxy that served on after its kill would serve for the seconds left of the run.
+            Assert.DoesNotContain(broken.Connects, c => c.Outcome == TrafficOutcome.Ok && c.StartMs > killedAt + 500);
             LabAssert.All(broken.Sessions, s => s.Break is not null && s.BreakMs >= killedAt && s.Exchanges > 0, s => $"{s}\n{why}");
             LabAssert.All(broken.Udp, u => u.ControlBreak is not null && u.Lost > 0 && u.Received > 0, u => $"{u}\n{why}");
-            LabAssert.All(broken.PerSource.Values, s => s.LongestGapMs >= broken.DurationMs - killedAt - 100, s => $"{s}\n{why}");
+            LabAssert.All(broken.PerSource.Values, s => s.LongestGapMs >= broken.DurationMs - killedAt - 500, s => $"{s}\n{why}");
         }
         finally
         {

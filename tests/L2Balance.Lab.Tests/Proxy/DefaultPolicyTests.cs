@@ -147,12 +147,20 @@ public sealed class DefaultPolicyTests(ProxyLabFixture lab)
         {
             (code, _) = await Socks5Client.HandshakeAsync(local, Socks5Client.Connect, new IPEndPoint(ProxyLab.TargetV4, TargetServers.HttpPort)).WithTimeout();
         }
+        // The refusal is counted after its reply, when the session closes: polled, not read once.
+        const string Blocked = "l2proxy_sessions_ended_total{outcome=\"ClientBlocked\"}";
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5);
         var counters = await ScrapeAsync(metrics);
+        while (counters.GetValueOrDefault(Blocked) < 1 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(100);
+            counters = await ScrapeAsync(metrics);
+        }
 
         Assert.True(probeMethod == 0, $"the health probe's greeting got method {probeMethod}\n{proxy.Describe()}");
         Assert.True(quietAfterProbe, $"the health probe was logged at info\n{proxy.Describe()}");
         Assert.True(code == 2, $"local client's CONNECT: reply {code}, want 2\n{proxy.Describe()}");
-        Assert.True(counters.GetValueOrDefault("l2proxy_sessions_ended_total{outcome=\"ClientBlocked\"}") == 1, $"ClientBlocked not counted once\n{proxy.Describe()}");
+        Assert.True(counters.GetValueOrDefault(Blocked) == 1, $"ClientBlocked not counted once\n{proxy.Describe()}");
     }
 
     /// <summary>One UDP association: a datagram to the proxy host's loopback, one to its outer address, then one echoed by the target.</summary>

@@ -24,20 +24,23 @@ public sealed partial class MetricsTests(ProxyLabFixture lab)
         var fetch = await lab.CurlAsync("--socks5", "198.18.1.1:1080", $"http://198.18.2.2:{TargetServers.HttpPort}/{TargetServers.KnownFileName}");
         Assert.True(fetch.Succeeded, $"{fetch}\n{lab.Describe()}");
 
-        // Poll until the relay has counted the whole file (the scrape can race its last chunk).
+        // Poll until the relay has counted the whole file and the session's end (the scrape can race its last chunk, and the
+        // session ends only once curl's FIN reached l2proxy, after curl saw the whole file).
+        const string Completed = "l2proxy_sessions_ended_total{outcome=\"Completed\"}";
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
         Dictionary<string, double> after;
         do
         {
             after = await ScrapeAsync();
         }
-        while (after["l2proxy_client_sent_bytes_total"] - before["l2proxy_client_sent_bytes_total"] < lab.Servers.KnownFileContent.Length
+        while ((after["l2proxy_client_sent_bytes_total"] - before["l2proxy_client_sent_bytes_total"] < lab.Servers.KnownFileContent.Length
+                || after.GetValueOrDefault(Completed) <= before.GetValueOrDefault(Completed))
             && DateTime.UtcNow < deadline && await Delay());
 
         Assert.True(after["l2proxy_sessions_total"] > before["l2proxy_sessions_total"], lab.Describe());
         Assert.True(after["l2proxy_requests_total{command=\"connect\"}"] > before["l2proxy_requests_total{command=\"connect\"}"], lab.Describe());
         Assert.True(after["l2proxy_handshake_seconds_count"] > before["l2proxy_handshake_seconds_count"], lab.Describe());
-        Assert.True(after["l2proxy_sessions_ended_total{outcome=\"Completed\"}"] > before["l2proxy_sessions_ended_total{outcome=\"Completed\"}"], lab.Describe());
+        Assert.True(after.GetValueOrDefault(Completed) > before.GetValueOrDefault(Completed), lab.Describe());
         Assert.True(after["l2proxy_client_sent_bytes_total"] - before["l2proxy_client_sent_bytes_total"] >= lab.Servers.KnownFileContent.Length,
             $"bytes to clients moved by {after["l2proxy_client_sent_bytes_total"] - before["l2proxy_client_sent_bytes_total"]}\n{lab.Describe()}");
         Assert.True(after["l2proxy_client_received_bytes_total"] > before["l2proxy_client_received_bytes_total"], lab.Describe());

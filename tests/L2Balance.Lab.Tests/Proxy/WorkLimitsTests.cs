@@ -238,7 +238,32 @@ public sealed partial class WorkLimitsTests(ProxyLabFixture lab, ITestOutputHelp
     {
         var process = await StartAsync(port, metricsPort, withUsers: false);
         await EchoThroughAsync(port, 256 * 1024);
-        _ = await ScrapeAsync(metricsPort);
+        // The warm-up session closes its descriptors only after the echo's half-close round trip: the count of free ones
+        // waits until no session is open and then the set holds still over three reads 100 ms apart (no scrape between them).
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        string Descriptors() => string.Join(',', Directory.GetFiles($"/proc/{process.Id}/fd").Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        var settled = false;
+        while (!settled && DateTime.UtcNow < deadline)
+        {
+            if ((await ScrapeAsync(metricsPort)).GetValueOrDefault("l2proxy_sessions_active") == 0)
+            {
+                var first = Descriptors();
+                await Task.Delay(100);
+                var second = Descriptors();
+                await Task.Delay(100);
+                settled = first == second && second == Descriptors();
+            }
+            else
+            {
+                await Task.Delay(100);
+            }
+        }
+        if (!settled)
+        {
+            var why = $"l2proxy's warm-up session did not settle within 10 s\n{process.Describe()}";
+            process.Dispose();
+            Assert.Fail(why);
+        }
         return process;
     }
 

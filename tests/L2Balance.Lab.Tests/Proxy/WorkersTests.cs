@@ -25,7 +25,8 @@ public sealed class WorkersTests(ProxyLabFixture lab)
     {
         ProxyUnderTest.SkipUnlessL2Proxy("--workers (a supervisor that restarts a killed worker)");
 
-        var supervisor = lab.Lab.Proxy.Start(LabBinaries.L2Proxy, "--listen", $"198.18.1.1:{Port}", "--external", "198.18.2.1",
+        // using: a failure before the end must not leave four workers on the port the next classes use.
+        using var supervisor = lab.Lab.Proxy.Start(LabBinaries.L2Proxy, "--listen", $"198.18.1.1:{Port}", "--external", "198.18.2.1",
             "--allow", "198.18.1.0/24", "--workers", "4");
         await lab.Lab.Client.WaitForTcpPortAsync(ProxyLab.ProxyInsideV4, Port, ProxyLabFixture.ReadyTimeout, lab.Describe, supervisor).WithTimeout();
         var workers = await PollAsync(() => Children(supervisor.Id) is { Count: 4 } c ? c : null, "4 workers");

@@ -103,7 +103,10 @@ public sealed class DnsClusterTests(DnsClusterFixture fixture, ITestOutputHelper
                 + (lost.Length == 0 ? "none" : $"sent from {lost.Min(q => q.SentAt).TotalMilliseconds:0} to {lost.Max(q => q.SentAt).TotalMilliseconds:0} ms")
                 + $"; bound {Math.Ceiling(rate * window.TotalSeconds * share):0} (victim share {share:0.00} of {rate:0}/s over {window.TotalMilliseconds:0} ms)");
             Assert.Equal(0, result.Duplicated);
-            Assert.All(lost, q => Assert.InRange(q.SentAt, killedAt - TimeSpan.FromMilliseconds(50), killedAt + window));
+            // From 500 ms before the kill: queries still queued in the killed unbound's socket are lost with it, and under load
+            // it may have had no CPU for a while (the count's bound below is the check on how many).
+            Assert.All(lost, q => Assert.True(q.SentAt >= killedAt - TimeSpan.FromMilliseconds(500) && q.SentAt <= killedAt + window,
+                $"query {q.Id} lost, sent at {q.SentAt.TotalMilliseconds:0} ms; the kill at {killedAt.TotalMilliseconds:0} ms, the window {window.TotalMilliseconds:0} ms"));
             Assert.InRange(lost.Length, 0, Math.Ceiling(rate * window.TotalSeconds * share));
             var after = result.Queries.Where(q => q.SentAt > killedAt + window).ToArray();
             Assert.NotEmpty(after);

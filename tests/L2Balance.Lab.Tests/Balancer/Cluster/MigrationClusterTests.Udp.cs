@@ -18,8 +18,13 @@ public partial class MigrationClusterTests
     /// <summary>One numbered datagram each way per association every this long.</summary>
     private static readonly TimeSpan DatagramPace = TimeSpan.FromMilliseconds(20);
 
-    /// <summary>Datagrams an association may lose (both ways together): 400 ms of its traffic, the pause of a move being well under it.</summary>
-    private const int LossBound = 20;
+    /// <summary>
+    /// Datagrams an association may lose (both ways together): 1.5 s of its traffic. A move's pause is well under it, but with 300
+    /// TCP sessions beside it a batch's pause on a loaded lab machine reached 375 ms
+    /// (docs/benchmarks.md#issue-19-drain---migrate-with---workers-2-on-every-l2proxy-2026-12-03); an association
+    /// cut or left behind loses all after its move, which the checks of echoes after the move and of none twice catch.
+    /// </summary>
+    private const int LossBound = 75;
 
     /// <summary>At most this many datagrams per association: the loops are bounded in count as in time.</summary>
     private const int MaxDatagrams = 1000;

@@ -257,10 +257,16 @@ public abstract class SingleIpTestsBase<TFixture>(TFixture fixture, ITestOutputH
         return scrape.StdOut;
     }
 
-    /// <summary>Every peer the target's TCP echo server logged (it logs each connection as it ends), but the lab's own readiness probes from the target's loopback.</summary>
-    private protected List<IPEndPoint> EchoPeers()
+    /// <summary>Where the target servers' logs end now, for <see cref="EchoPeers"/> to read only what follows.</summary>
+    private protected int[] EchoLogMark() => [.. Lab.Servers!.Processes.Select(p => p.Log.Length)];
+
+    /// <summary>
+    /// Every peer the target's TCP echo server logged (it logs each connection as it ends), but the lab's own readiness probes from
+    /// the target's loopback; only after <paramref name="since"/> when given (the fixture's earlier tests used the same ports).
+    /// </summary>
+    private protected List<IPEndPoint> EchoPeers(int[]? since = null)
     {
-        var log = string.Join('\n', Lab.Servers!.Processes.Select(p => p.Log));
+        var log = string.Join('\n', Lab.Servers!.Processes.Select((p, i) => since is null || i >= since.Length ? p.Log : p.Log[Math.Min(since[i], p.Log.Length)..]));
         return [.. SingleIpPatterns.EchoLine().Matches(log)
             .Select(m => new IPEndPoint(OutboundAddressOf(IPAddress.Parse(m.Groups["a"].Value)), int.Parse(m.Groups["p"].Value, CultureInfo.InvariantCulture)))
             .Where(p => !IPAddress.IsLoopback(p.Address))];
@@ -471,6 +477,7 @@ public sealed class SingleIpTests(SingleIpClusterFixture fixture, ITestOutputHel
             await Fixture.StartProxyAsync(2);
             await Fixture.WaitAllUpAsync();
 
+            var logMark = EchoLogMark();
             using var detector = await DuplicateAnswerDetector.StartAsync(Lab);
             var results = await new TrafficGenerator(Lab.Client, Fixture.Traffic(TimeSpan.FromSeconds(3))).RunAsync().WithTimeout(RunBound);
             var seen = await detector.StopAsync();
@@ -487,7 +494,7 @@ public sealed class SingleIpTests(SingleIpClusterFixture fixture, ITestOutputHel
             // No new flow took a source port still open to the same target endpoint (the target logs each
             // flow it saw end, by peer), and none failed.
             var open = sessions.Where(s => ClusterPortSlice.NodeOfPort(s.Bound.Port, 3) != 2).Select(s => s.Bound.Port).ToHashSet();
-            var collisions = EchoPeers().Count(p => open.Contains(p.Port));
+            var collisions = EchoPeers(logMark).Count(p => open.Contains(p.Port));
             LabAssert.All(results.Connects, c => c.Outcome == TrafficOutcome.Ok && c.Node == owners[c.Source], c => $"{c}\n{why}");
             Assert.True(collisions == 0, $"{collisions} collisions\n{why}");
             var challenges = await TargetTcpExtAsync("TCPChallengeACK") - challengesBefore;
