@@ -26,10 +26,10 @@ internal static class MigrationPlanner
 {
     /// <summary>
     /// Sessions per <c>move</c>: every flow of a batch is dropped from the batch's start until its own
-    /// session is sent, so the batch's length bounds each session's pause; 32 since a channel serves a peer's every batch
-    /// and the next prepare runs during a move (docs/benchmarks.md#channels-kept-per-peer-batches-of-32-the-deferred-send-queue-twenty-runs-2026-12-03-2341).
+    /// session is sent, so the batch's length bounds each session's pause; 16 since the runs of 2026-12-04: the ends' p99
+    /// under 100 ms in every quiet run, node 2 still emptied within about 2 s (docs/benchmarks.md#batches-of-16-2026-12-04).
     /// </summary>
-    public const int BatchLimit = 32;
+    public const int BatchLimit = 16;
 
     /// <param name="sessions">The proxy's list.</param>
     /// <param name="self">This node's id.</param>

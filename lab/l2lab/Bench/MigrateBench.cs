@@ -139,6 +139,8 @@ internal static class MigrateBench
             var generatorBefore = Process.GetCurrentProcess().TotalProcessorTime;
             var machineBefore = MachineCpu();
             pump.RecordReadLags(true);
+            var logMarks = AllNodes.SelectMany(k => new[] { ($"l2bal{k}", lab.Balancer(k)), ($"l2proxy{k}", lab.Proxy(k)) })
+                .ToDictionary(p => p.Item1, p => (p.Item2?.Log ?? "").Split('\n').Length - 1);
             var started = Stopwatch.StartNew();
             // Node 2's l2proxy is listed only once the drain answered: a list of 1,000 sessions every 20 ms during the run
             // cost that l2proxy CPU on the shared cores (docs/benchmarks.md#the-list-poll-of-the-emptying-time-2026-12-04).
@@ -198,6 +200,24 @@ internal static class MigrateBench
                   generator (this process, {count * 2} stream ends): {generatorCpu:0} ms in that window, {generatorSteady:0} ms/s before the drain
                   the machine in that window (/proc/stat, every core): busy {machine.Busy - machineBefore.Busy:0} ms, of it softirq {machine.SoftIrq - machineBefore.SoftIrq:0} ms; idle {machine.Idle - machineBefore.Idle:0} ms; busy beyond the six daemons and the generator {machine.Busy - machineBefore.Busy - daemonCpu.Sum() - generatorCpu:0} ms
                 """));
+            if (cut + unfinished + mismatched > 0 || lost != 0)
+            {
+                // What the daemons said while this run's sessions broke: the endpoints of the broken ones, then every warning or error line of the run.
+                var broken = sessions.Where(s => s.Cut || s.Mismatched || s.Lost != 0 || !s.Completion.IsCompleted).Select(s => s.Describe());
+                Console.WriteLine($"  broken sessions: {string.Join("; ", broken.Take(10))}");
+                foreach (var k in AllNodes)
+                {
+                    foreach (var (name, process) in new[] { ("l2bal", lab.Balancer(k)), ("l2proxy", lab.Proxy(k)) })
+                    {
+                        var lines = (process?.Log ?? "").Split('\n')[logMarks[$"{name}{k}"]..]
+                            .Where(l => l.Contains("warn", StringComparison.Ordinal) || l.Contains("error", StringComparison.Ordinal)).Take(40);
+                        foreach (var line in lines)
+                        {
+                            Console.WriteLine($"  node {k} {name}: {line}");
+                        }
+                    }
+                }
+            }
             return new RunResult([.. sessions.Select(s => s.Worst().Delay)], emptied, cut, mismatched, sessions.Sum(s => Math.Abs(s.Lost)));
         }
         finally
@@ -418,6 +438,13 @@ internal static class MigrateBench
         public bool Cut => up.Error is not null || down.Error is not null;
 
         public bool Mismatched => up.Mismatch || down.Mismatch;
+
+        /// <summary>The client's and the target's endpoints and each direction's counts, for a broken session's line.</summary>
+        public string Describe()
+        {
+            static string Of(Socket s) { try { return $"{s.LocalEndPoint}->{s.RemoteEndPoint}"; } catch (ObjectDisposedException) { return "closed"; } }
+            return $"client {Of(client)}, target {Of(target)}: up sent {up.Sent} received {up.Received} {up.Error}, down sent {down.Sent} received {down.Received} {down.Error}";
+        }
 
         public long Lost => up.Sent - up.Received + down.Sent - down.Received;
 

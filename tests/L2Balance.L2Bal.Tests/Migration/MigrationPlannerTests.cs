@@ -40,8 +40,9 @@ public class MigrationPlannerTests
 
         var plan = MigrationPlanner.Plan(sessions, self: 1, OwnerOf, Peers);
 
-        Assert.Equal(32, MigrationPlanner.BatchLimit);
-        Assert.Equal([(2, 32), (3, 32), (2, 32), (3, 32), (2, 32), (3, 6), (2, 32), (2, 22)], plan.Batches.Select(b => (b.Owner, b.Sessions.Count)));
+        Assert.Equal(16, MigrationPlanner.BatchLimit);
+        Assert.Equal([(2, 16), (3, 16), (2, 16), (3, 16), (2, 16), (3, 16), (2, 16), (3, 16), (2, 16), (3, 6), (2, 16), (2, 16), (2, 16), (2, 16), (2, 6)],
+            plan.Batches.Select(b => (b.Owner, b.Sessions.Count)));
         Assert.Equal(sessions.Select(s => s.Id), plan.Batches.OrderBy(b => b.Owner).SelectMany(b => b.Sessions).Select(s => s.Id));
         Assert.Equal(220, plan.ToMove);
     }
