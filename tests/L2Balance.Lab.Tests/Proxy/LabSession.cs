@@ -14,7 +14,7 @@ internal sealed class LabRelay : IDisposable
     private CancellationTokenSource _pause = new();
     private Task _toTarget = Task.CompletedTask;
     private Task _toClient = Task.CompletedTask;
-    private readonly TaskCompletionSource _ended2 = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _bothEnded = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _ended;
 
     public LabRelay(Socket clientLeg, Socket targetLeg, byte[] heldToTarget, byte[] heldToClient)
@@ -43,7 +43,7 @@ internal sealed class LabRelay : IDisposable
     {
         try
         {
-            await _ended2.Task.WaitAsync(wait);
+            await _bothEnded.Task.WaitAsync(wait);
             return true;
         }
         catch (TimeoutException)
@@ -100,7 +100,7 @@ internal sealed class LabRelay : IDisposable
                     if (Interlocked.Increment(ref _ended) == 2)
                     {
                         Dispose();
-                        _ended2.SetResult();
+                        _bothEnded.SetResult();
                     }
 
                     return;
