@@ -27,7 +27,7 @@ internal static class MigrationPlanner
     /// <summary>
     /// Sessions per <c>move</c>: every flow of a batch is dropped from the batch's start until its own
     /// session is sent, so the batch's length bounds each session's pause; 16 since the runs of 2026-12-04: the ends' p99
-    /// under 100 ms in every quiet run, node 2 still emptied within about 2 s (docs/benchmarks.md#batches-of-16-2026-12-04).
+    /// over 100 ms in 4 of 270 runs (6 of 50 with 32), node 2 emptied later than 2 s in 5 (docs/benchmarks.md#batches-of-16-2026-12-04).
     /// </summary>
     public const int BatchLimit = 16;
 
