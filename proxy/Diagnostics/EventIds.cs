@@ -54,4 +54,5 @@ public static class EventIds
     public const int MigrationsRefused = 100;
     public const int MigrationsReceived = 101;
     public const int MigrationControlUnavailable = 102;
+    public const int MigrationLost = 103;
 }

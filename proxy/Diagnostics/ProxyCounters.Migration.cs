@@ -18,6 +18,7 @@ public sealed partial class ProxyCounters
     private long _migrationCaptureLate;
     private long _migrationAcksFailed;
     private long _migrationCaptureUnparsed;
+    private long _migrationsLost;
 
     /// <summary>Sessions that moved to another node's l2proxy (this node closed its frozen copy).</summary>
     public long MigrationsOut => Interlocked.Read(ref _migrationsOut);
@@ -25,7 +26,7 @@ public sealed partial class ProxyCounters
     /// <summary>Sessions restored here from another node and relayed on.</summary>
     public long MigrationsIn => Interlocked.Read(ref _migrationsIn);
 
-    /// <summary>Sessions a move asked for that stayed, by reason (here or, for restore-failed, on the peer).</summary>
+    /// <summary>Sessions a move asked for that stayed, by reason (here or, for restore-failed, on the peer before Go).</summary>
     public long MigrationsRefused(MigrationRefusal reason) => Interlocked.Read(ref _migrationsRefused[(int)reason]);
 
     /// <summary>Bytes the ends sent while their flows moved, captured here and appended to restored receive queues (docs/design.md#the-pause).</summary>
@@ -74,6 +75,14 @@ public sealed partial class ProxyCounters
 
     public void MigrationCaptureUnparsed() => Interlocked.Increment(ref _migrationCaptureUnparsed);
 
+    /// <summary>
+    /// Sessions whose Go came here (the old node closed its copy) but whose restored copy could not go live: lost, their
+    /// legs reset so the ends learn at once (docs/design.md#failure-paths-of-a-move).
+    /// </summary>
+    public long MigrationsLost => Interlocked.Read(ref _migrationsLost);
+
+    public void MigrationLost() => Interlocked.Increment(ref _migrationsLost);
+
     public void MigratedOut() => Interlocked.Increment(ref _migrationsOut);
 
     public void MigratedIn() => Interlocked.Increment(ref _migrationsIn);
@@ -102,6 +111,8 @@ public sealed partial class ProxyCounters
         w.Sample("result", "failed", MigrationAcksFailed);
         w.Family("l2proxy_migration_capture_unparsed_total", MetricType.Counter, "Frames the migration capture could not read as a whole TCP segment (fragments, unknown IPv6 extension headers): never appended.");
         w.Sample(MigrationCaptureUnparsedFrames);
+        w.Family("l2proxy_migrations_lost_total", MetricType.Counter, "Sessions whose Go came (the old node closed its copy) but whose restored copy could not go live here: lost, their legs reset.");
+        w.Sample(MigrationsLost);
         w.Family("l2proxy_migrations_refused_total", MetricType.Counter, "Sessions a move asked for that stayed on this node, by reason.");
         foreach (var reason in Enum.GetValues<MigrationRefusal>())
         {

@@ -234,6 +234,11 @@ public sealed class ProxyLog
     public void MigrationControlUnavailable(string socket, string error) =>
         Write(LogLevel.Warning, EventIds.MigrationControlUnavailable, $"migration control socket {socket} not served: {LogText.Escape(error)}; sessions of this process do not move");
 
+    /// <summary>A session whose Go came but whose restored copy could not go live here: the old copy is closed, so it is lost (its legs reset).</summary>
+    public void MigrationLost(EndPoint peer, ulong session, string client, string error) =>
+        Write(LogLevel.Warning, EventIds.MigrationLost,
+            $"migration from {peer}: session {session} of client {client} lost at Go (its copy there is closed): {LogText.Escape(error, UnexpectedMaxChars)}; its legs are reset");
+
     /// <summary>Stack traces are kept whole up to 8 KiB, on one line.</summary>
     private const int UnexpectedMaxChars = 8192;
 

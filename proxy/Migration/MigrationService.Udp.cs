@@ -49,8 +49,9 @@ internal sealed partial class MigrationService
             silentUdp[id] = copy;
             return null;
         }
-        catch (Exception e) when (e is MigrationException or SocketException)
+        catch (Exception e) when (e is not OutOfMemoryException)
         {
+            // Any failure before Go refuses the association: its old copy resumes.
             error ??= $"session {id}: {e.Message}";
             copy.Drop();
             return MigrationRefusal.RestoreFailed;
@@ -73,8 +74,11 @@ internal sealed partial class MigrationService
         }
     }
 
-    /// <summary>On Go: thaws the control connection and starts the association; on No-go drops the copy. True when it runs here.</summary>
-    private bool ThawOrDrop(RestoredUdp copy, bool go, ref string? error)
+    /// <summary>
+    /// On Go: thaws the control connection and starts the association; on No-go drops the copy. True when it runs here.
+    /// Go came, so the old copy is closed: an association that cannot go live here is lost (counted, logged, its control connection reset).
+    /// </summary>
+    private bool ThawOrDrop(EndPoint from, ulong session, RestoredUdp copy, bool go, ref string? error)
     {
         if (!go)
         {
@@ -84,17 +88,15 @@ internal sealed partial class MigrationService
         try
         {
             TcpRepair.Thaw(copy.Control!, copy.State.Legs[0]);
+            _server.AdoptMovedInUdp(copy.Control!, copy.State, copy.Relay!, copy.Outbound4, copy.Outbound6);
+            return true;
         }
-        catch (Exception e) when (e is MigrationException or SocketException)
+        catch (Exception e) when (e is not OutOfMemoryException)
         {
-            // Go came, so the old copy is closed: this association is lost; counted as a failed restore.
-            error ??= $"thaw: {e.Message}";
-            Counters.MigrationRefused(MigrationRefusal.RestoreFailed);
-            copy.Drop();
+            Lost(from, session, copy.State, e, ref error);
+            copy.Drop(reset: true);
             return false;
         }
-        _server.AdoptMovedInUdp(copy.Control!, copy.State.Udp!.Value, copy.Relay!, copy.Outbound4, copy.Outbound6);
-        return true;
     }
 
     /// <summary>A UDP association restored silently, waiting for Go: its sockets and its reserved slot.</summary>
@@ -110,12 +112,22 @@ internal sealed partial class MigrationService
 
         public Socket? Outbound6 { get; set; }
 
-        /// <summary>Never went live: the control connection closes without FIN or RST, the UDP sockets simply close, the slot is freed.</summary>
-        public void Drop()
+        /// <summary>
+        /// Never went live: the control connection closes without FIN or RST (with a RST when <paramref name="reset"/>: lost at Go),
+        /// the UDP sockets simply close, the slot is freed.
+        /// </summary>
+        public void Drop(bool reset = false)
         {
             if (Control is { } control)
             {
-                TcpRepair.CloseFrozen(control);
+                if (reset)
+                {
+                    TcpRepair.Abort(control);
+                }
+                else
+                {
+                    TcpRepair.CloseFrozen(control);
+                }
             }
             Relay?.Dispose();
             Outbound4?.Dispose();

@@ -616,7 +616,7 @@ internal sealed partial class MigrationService : IAsyncDisposable
                 }
                 else if (message.Type == MigrationMessageType.Go && silent.Remove(message.Session, out var copy))
                 {
-                    if (message.Ok && Thaw(copy, capture, ref error))
+                    if (message.Ok && Thaw(from, message.Session, copy, capture, ref error))
                     {
                         restored++;
                     }
@@ -628,7 +628,7 @@ internal sealed partial class MigrationService : IAsyncDisposable
                 }
                 else if (message.Type == MigrationMessageType.Go && silentUdp.Remove(message.Session, out var udpCopy))
                 {
-                    restored += ThawOrDrop(udpCopy, message.Ok, ref error) ? 1 : 0;
+                    restored += ThawOrDrop(from, message.Session, udpCopy, message.Ok, ref error) ? 1 : 0;
                 }
                 else
                 {
@@ -648,6 +648,12 @@ internal sealed partial class MigrationService : IAsyncDisposable
             {
                 error ??= e.Message;
             }
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // A fault of this code, never the peer's: logged whole. The copies still silent never got Go: dropped below.
+            _log.Unexpected($"the migration channel from {from}", e);
+            error ??= e.Message;
         }
         finally
         {
@@ -713,16 +719,20 @@ internal sealed partial class MigrationService : IAsyncDisposable
             silent[message.Session] = (sockets[0], sockets[1], state with { Legs = restored });
             return null;
         }
-        catch (Exception e) when (e is MigrationException or SocketException)
+        catch (Exception e) when (e is not OutOfMemoryException)
         {
+            // Any failure before Go refuses the session: its old copy resumes.
             error ??= $"session {message.Session}: {e.Message}";
             sockets.ForEach(TcpRepair.CloseFrozen);
             return MigrationRefusal.RestoreFailed;
         }
     }
 
-    /// <summary>Thaws both legs of a restored copy and starts its relay with what the old relay held.</summary>
-    private bool Thaw((Socket Client, Socket Target, SessionState State) copy, SegmentCapture? capture, ref string? error)
+    /// <summary>
+    /// Thaws both legs of a restored copy and starts its relay with what the old relay held. Go came, so the old copy is
+    /// closed: a copy that cannot go live here is lost, counted and logged, its legs reset so the ends learn at once.
+    /// </summary>
+    private bool Thaw(EndPoint from, ulong session, (Socket Client, Socket Target, SessionState State) copy, SegmentCapture? capture, ref string? error)
     {
         try
         {
@@ -730,21 +740,27 @@ internal sealed partial class MigrationService : IAsyncDisposable
             GoLive(copy.Target, copy.State.Legs[1], capture);
             copy.Client.NoDelay = true;
             copy.Target.NoDelay = true;
+            var resume = new RelayResult(
+                new PumpResult(0, PumpEnd.Paused, SocketError.Success, copy.State.HeldToTarget),
+                new PumpResult(0, PumpEnd.Paused, SocketError.Success, copy.State.HeldToClient));
+            _server.AdoptMovedIn(copy.Client, copy.Target, copy.State, resume);
+            return true;
         }
-        catch (Exception e) when (e is MigrationException or SocketException)
+        catch (Exception e) when (e is not OutOfMemoryException)
         {
-            // Go came, so the old copy is closed: this session is lost; counted as a failed restore.
-            error ??= $"thaw: {e.Message}";
-            Counters.MigrationRefused(MigrationRefusal.RestoreFailed);
-            copy.Client.Dispose();
-            copy.Target.Dispose();
+            Lost(from, session, copy.State, e, ref error);
+            TcpRepair.Abort(copy.Client);
+            TcpRepair.Abort(copy.Target);
             return false;
         }
-        var resume = new RelayResult(
-            new PumpResult(0, PumpEnd.Paused, SocketError.Success, copy.State.HeldToTarget),
-            new PumpResult(0, PumpEnd.Paused, SocketError.Success, copy.State.HeldToClient));
-        _server.AdoptMovedIn(copy.Client, copy.Target, resume);
-        return true;
+    }
+
+    /// <summary>A session lost at Go (docs/design.md#failure-paths-of-a-move): counted, logged with its client (an unexpected error with its stack).</summary>
+    private void Lost(EndPoint from, ulong session, SessionState state, Exception e, ref string? error)
+    {
+        error ??= $"thaw: {e.Message}";
+        Counters.MigrationLost();
+        _log.MigrationLost(from, session, state.Legs[0].Remote.ToString(), e is MigrationException or SocketException ? e.Message : e.ToString());
     }
 
     /// <summary>

@@ -215,6 +215,27 @@ public static class TcpRepair
         socket.Dispose();
     }
 
+    /// <summary>
+    /// Closes a restored socket whose session is lost (Go came, its thaw failed) with a RST to its end: out of repair
+    /// mode (a no-op when it is out already), then a zero linger. Best effort: the end learns at once instead of
+    /// waiting on a peer that went silent.
+    /// </summary>
+    public static void Abort(Socket socket)
+    {
+        ArgumentNullException.ThrowIfNull(socket);
+        _ = TrySetInt(socket.SafeHandle, SOL_TCP, TCP_REPAIR_QUEUE, TCP_NO_QUEUE);
+        _ = TrySetInt(socket.SafeHandle, SOL_TCP, TCP_REPAIR, TCP_REPAIR_OFF);
+        try
+        {
+            socket.LingerState = new LingerOption(true, 0);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            // Closed without the RST: the end learns on its own timer.
+        }
+        socket.Dispose();
+    }
+
     private static TcpLegState ReadState(Socket socket, ReadOnlySpan<byte> info)
     {
         var handle = socket.SafeHandle;

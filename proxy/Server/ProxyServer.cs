@@ -250,18 +250,21 @@ public sealed class ProxyServer : IAsyncDisposable
     /// <summary>
     /// Takes in a session restored from another node (issue 19): both legs are live sockets; it is
     /// counted and limited per client address as an accepted one, and relays from <paramref name="resume"/>.
+    /// The legs' endpoints come from the moved state, not from the sockets: a getpeername on a leg that its end
+    /// reset since the thaw would fail (ENOTCONN) before the session exists to end it.
     /// </summary>
-    internal void AdoptMovedIn(Socket client, Socket target, RelayResult resume) => _ = MovedInSession(client).RunMovedInAsync(target, resume);
+    internal void AdoptMovedIn(Socket client, Socket target, Migration.SessionState state, RelayResult resume) =>
+        _ = MovedInSession(client, state.Legs[0]).RunMovedInAsync(target, state.Legs[1].Remote, resume);
 
     /// <summary>Starts a UDP association restored from another node (its slot reserved at the restore), as <see cref="AdoptMovedIn"/> a relay.</summary>
-    internal void AdoptMovedInUdp(Socket control, Migration.UdpAssociationState state, Socket relay, Socket? outbound4, Socket? outbound6) =>
-        _ = MovedInSession(control).RunMovedInUdpAsync(state, relay, outbound4, outbound6);
+    internal void AdoptMovedInUdp(Socket control, Migration.SessionState state, Socket relay, Socket? outbound4, Socket? outbound6) =>
+        _ = MovedInSession(control, state.Legs[0]).RunMovedInUdpAsync(state.Udp!.Value, relay, outbound4, outbound6);
 
     /// <summary>A session for a connection restored from another node: counted, listed, its client rule's log.</summary>
-    private SocksSession MovedInSession(Socket client)
+    private SocksSession MovedInSession(Socket client, Migration.TcpLegState leg)
     {
-        var remote = (IPEndPoint)client.RemoteEndPoint!;
-        var local = (IPEndPoint)client.LocalEndPoint!;
+        var remote = leg.Remote;
+        var local = leg.Local;
         Counters.SessionStarted();
         Counters.MigratedIn();
         _perAddress.AddOrUpdate(OutboundAddresses.Normalize(remote.Address), 1, (_, n) => n + 1);

@@ -107,7 +107,7 @@ internal sealed partial class SocksSession
     /// Runs a session restored from another node: both legs live already, the relay starts with the
     /// bytes the old node's relay held (<paramref name="resume"/>), and it may move again.
     /// </summary>
-    internal async Task RunMovedInAsync(Socket target, RelayResult resume)
+    internal async Task RunMovedInAsync(Socket target, IPEndPoint targetRemote, RelayResult resume)
     {
         var outcome = SessionOutcome.InternalError;
         try
@@ -115,7 +115,7 @@ internal sealed partial class SocksSession
             Own(target);
             EnterRelay();
             _handshake.Dispose();
-            outcome = await RelayMovableAsync(target, _clientRuleLog, "tcp/moved-in", target.RemoteEndPoint!, 0, resume).ConfigureAwait(false);
+            outcome = await RelayMovableAsync(target, _clientRuleLog, "tcp/moved-in", targetRemote, 0, resume).ConfigureAwait(false);
         }
         catch (Exception e)
         {

@@ -134,6 +134,8 @@ internal static class MigrateBench
             var acksBefore = await CapturedAsync(lab, AcksMetric).ConfigureAwait(false);
             var lateBefore = await CapturedAsync(lab, LateMetric).ConfigureAwait(false);
             var skippedBefore = await CapturedAsync(lab, SkippedMetric).ConfigureAwait(false);
+            var inBefore = await CapturedAsync(lab, InMetric).ConfigureAwait(false);
+            var lostBefore = await CapturedAsync(lab, LostMetric).ConfigureAwait(false);
             var retransBefore = sessions.Select(s => s.Retransmissions()).ToArray();
             var before = daemons.Select(pid => ProcessCpu.Read(pid) ?? default).ToArray();
             var generatorBefore = Process.GetCurrentProcess().TotalProcessorTime;
@@ -166,6 +168,8 @@ internal static class MigrateBench
             var acks = await CapturedAsync(lab, AcksMetric).ConfigureAwait(false) - acksBefore;
             var late = await CapturedAsync(lab, LateMetric).ConfigureAwait(false) - lateBefore;
             var skipped = await CapturedAsync(lab, SkippedMetric).ConfigureAwait(false) - skippedBefore;
+            var movedIn = await CapturedAsync(lab, InMetric).ConfigureAwait(false) - inBefore;
+            var lostAtGo = await CapturedAsync(lab, LostMetric).ConfigureAwait(false) - lostBefore;
             var resent = sessions.Select((s, i) => s.Retransmissions() - retransBefore[i]).ToArray();
             pump.Stop();
             var ended = Task.WhenAll(sessions.Select(s => s.Completion));
@@ -183,7 +187,7 @@ internal static class MigrateBench
                 run {run} ({DateTime.UtcNow:HH:mm:ss} UTC, load {File.ReadAllText("/proc/loadavg").Trim()}):
                   drain --migrate answered in {answered.TotalMilliseconds:0} ms: {answer.StdOut.Trim()}{answer.StdErr.Trim()}
                   node {Drained} emptied (command start to its l2proxy listing 0): {(emptied is { } e ? $"{e.TotalMilliseconds:0} ms" : $"not within {EmptyBound.TotalSeconds:0} s")}
-                  moved {done} (l2bal's migrations.done), refused (all runs so far): {(refused.Length == 0 ? "none" : refused)}
+                  moved {done} (l2bal's migrations.done), refused (all runs so far): {(refused.Length == 0 ? "none" : refused)}; restored and relayed on nodes 1 and 3: {movedIn}, lost there at Go: {lostAtGo}
                   pause at the ends, worst one-way delay of a chunk per session, to its arrival at the end's kernel (ms): {Percentiles(sessions.Select(s => s.Worst().Delay))}
                   the same in the 4 s before the drain (baseline): {Percentiles(baseline.Select(b => b.Delay))}
                   the same to the generator's read (its own scheduling on the shared cores included): {Percentiles(sessions.Select(s => s.Worst().ReadDelay))}; baseline {Percentiles(baseline.Select(b => b.ReadDelay))}
@@ -289,6 +293,11 @@ internal static class MigrateBench
     private const string LateMetric = "l2proxy_migration_capture_late_segments_total";
 
     private const string AcksMetric = "l2proxy_migration_acks_total{result=\"sent\"}";
+
+    /// <summary>Sessions the new nodes restored and relay; a moved session not among them was lost there (docs/design.md#failure-paths-of-a-move).</summary>
+    private const string InMetric = "l2proxy_migrations_total{direction=\"in\"}";
+
+    private const string LostMetric = "l2proxy_migrations_lost_total";
 
     /// <summary>l2proxy's <c>l2proxy_migration_captured_bytes_total</c> (or <paramref name="metric"/>) on nodes 1 and 3, summed (docs/design.md#the-pause).</summary>
     private static async Task<long> CapturedAsync(ClusterLab lab, string metric = "l2proxy_migration_captured_bytes_total")

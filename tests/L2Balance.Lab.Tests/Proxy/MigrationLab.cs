@@ -98,6 +98,22 @@ internal sealed partial class MigrationLab : IDisposable
 
     public Task AcceptOnAAsync() => Nft(NodeA, "delete table inet l2lab_migration\n");
 
+    /// <summary>
+    /// B sends no reset for a flow it holds no socket of (as a cluster node's filter: docs/design.md#migration-filter): its stack's
+    /// resets carry no mark, a restored socket's carry <see cref="LostMark"/>, so only a reset that l2proxy's abort sends leaves.
+    /// </summary>
+    public Task DropStrayResetsOnBAsync() => Nft(NodeB, """
+        table inet l2lab_migration {
+            chain output {
+                type filter hook output priority 0; policy accept;
+                ip daddr { 198.18.61.10, 198.18.61.20 } tcp flags rst meta mark 0 drop
+            }
+        }
+        """);
+
+    /// <summary>The mark of B's restored sockets in a lost move (<see cref="DropStrayResetsOnBAsync"/>).</summary>
+    private const uint LostMark = 0x4c32;
+
     /// <summary>Points the client's and the target's neighbour entry for the service address at B.</summary>
     public void SwitchToB()
     {
@@ -113,7 +129,11 @@ internal sealed partial class MigrationLab : IDisposable
     /// A closes a moved session's frozen sockets silently, or unfreezes and resumes one that B refused.
     /// The channel is open before <paramref name="dropFlows"/> runs; the caller switches the segment after.
     /// </summary>
-    public async Task<MigrationRun> MigrateAsync(IReadOnlyList<LabSession> sessions, Func<Task> dropFlows)
+    /// <remarks>
+    /// With <paramref name="lostOnB"/> B restores each session, then resets its legs instead of the thaw (<see cref="TcpRepair.Abort"/>)
+    /// and answers moved: a session lost at Go, as l2proxy ends one whose thaw fails (docs/design.md#failure-paths-of-a-move).
+    /// </remarks>
+    public async Task<MigrationRun> MigrateAsync(IReadOnlyList<LabSession> sessions, Func<Task> dropFlows, bool lostOnB = false)
     {
         using var channelA = await _aSockets.TakeAsync(CancellationToken.None).AsTask().WithTimeout(Step);
         channelA.Bind(new IPEndPoint(NodeAAddress, 0));
@@ -128,7 +148,7 @@ internal sealed partial class MigrationLab : IDisposable
         var dropped = Stopwatch.GetTimestamp();
         await dropFlows();
         var afterDrop = Stopwatch.GetTimestamp();
-        var receiver = Task.Run(() => ReceiveOnBAsync(b, sessions.Count));
+        var receiver = Task.Run(() => ReceiveOnBAsync(b, sessions.Count, lostOnB));
         await Task.WhenAll(sessions.Select(s => s.Relay.PauseAsync())).WithTimeout(Step);
         var freeze = new List<TimeSpan>();
         var writer = new ArrayBufferWriter<byte>();
@@ -171,7 +191,7 @@ internal sealed partial class MigrationLab : IDisposable
         return new MigrationRun(moved, freeze, restore, errors, dropped, afterDrop, acked);
     }
 
-    private async Task<(List<TimeSpan> Restore, List<LabRelay?> Relays, List<string> Errors)> ReceiveOnBAsync(MigrationChannel channel, int count)
+    private async Task<(List<TimeSpan> Restore, List<LabRelay?> Relays, List<string> Errors)> ReceiveOnBAsync(MigrationChannel channel, int count, bool lost)
     {
         var restore = new List<TimeSpan>();
         var relays = new List<LabRelay?>();
@@ -196,6 +216,18 @@ internal sealed partial class MigrationLab : IDisposable
                     var socket = await _bSockets.TakeAsync(CancellationToken.None);
                     sockets.Add(socket);
                     TcpRepair.Restore(socket, leg);
+                }
+
+                if (lost)
+                {
+                    foreach (var socket in sockets)
+                    {
+                        TcpRepair.Mark(socket, LostMark);
+                        TcpRepair.Abort(socket);
+                    }
+                    relays.Add(null);
+                    await channel.SendAsync(new byte[] { 1 }, CancellationToken.None);
+                    continue;
                 }
 
                 for (int l = 0; l < sockets.Count; l++)

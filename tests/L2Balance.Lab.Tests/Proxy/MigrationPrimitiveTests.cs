@@ -69,6 +69,32 @@ public sealed class MigrationPrimitiveTests(ITestOutputHelper output)
     /// 100 sessions moved in one batch: all intact; the freeze, restore and pause figures are printed for
     /// docs/benchmarks.md#issue-19-migration-primitives-2026-12-03 (figures, never timed assertions).
     /// </summary>
+    /// <summary>
+    /// A session lost at Go (its old copy closed, the restored one cannot go live: docs/design.md#failure-paths-of-a-move):
+    /// B resets the restored legs, and both ends learn at once instead of waiting on a silent peer.
+    /// </summary>
+    [SkippableFact(typeof(LabUnavailableException))]
+    public async Task RestoredLegs_AbortedOnB_BothEndsSeeAReset()
+    {
+        using var lab = new MigrationLab();
+        using var stop = new CancellationTokenSource();
+        using var session = await lab.OpenSessionAsync(8, new StreamPace(16 * 1024, TimeSpan.FromMilliseconds(2)), stop.Token);
+        await Task.Delay(TimeSpan.FromMilliseconds(500));
+        await lab.DropStrayResetsOnBAsync();
+
+        var run = await lab.MigrateAsync([session], lab.DropOnAAsync, lostOnB: true);
+        lab.SwitchToB();
+        // Well below any end's own timeout (minutes): only the reset ends the streams this soon.
+        var completion = session.CompletionAsync();
+        var ended = await Task.WhenAny(completion, Task.Delay(TimeSpan.FromSeconds(5))) == completion;
+        await stop.CancelAsync();
+
+        Assert.Equal(1, run.Moved);
+        Assert.True(ended, $"the ends did not learn within 5 s: {session.Describe()}");
+        // A reset fails the end's next read (ConnectionReset) or write (EPIPE: Shutdown); a FIN would fail neither.
+        Assert.True(session.Up.Error is not null && session.Down.Error is not null, session.Describe());
+    }
+
     [SkippableFact(typeof(LabUnavailableException))]
     public async Task HundredSessions_MovedTogether_AllContinueIntact()
     {

@@ -101,6 +101,7 @@ public partial class MigrationClusterTests(MigrationClusterFixture fixture, ITes
         UdpTraffic? udp = null)
     {
         var acksBefore = await AcksSentAsync();
+        var lostBefore = await LostAtGoAsync();
         var associations = udp?.Flows.Count ?? 0;
         var (drain, migrations, answered, cpu, before) = await DrainMigrateAsync(sessions.Count + associations);
         var sentAtMove = udp?.SentNow();
@@ -112,6 +113,8 @@ public partial class MigrationClusterTests(MigrationClusterFixture fixture, ITes
             await udp.StopAsync();
         }
         var why = $"drain: {drain}\nmigrations: {migrations}\n{fixture.Describe()}";
+        // Go came for every moved session and each went live on its new node (docs/design.md#failure-paths-of-a-move).
+        Assert.True(await LostAtGoAsync() == lostBefore, $"{await LostAtGoAsync() - lostBefore} sessions lost at Go on nodes 1 and 3\n{why}");
         Assert.True(stuck.Count == 0, $"{stuck.Count} sessions did not end within 30 s of the stop:\n{string.Join('\n', stuck.Take(5))}\n{why}");
 
         // l2bal's counters: every session moved, none refused.
@@ -137,6 +140,10 @@ public partial class MigrationClusterTests(MigrationClusterFixture fixture, ITes
     /// <summary>Acknowledgements the new owners' l2proxy sent after thaws (nodes 1 and 3, every worker).</summary>
     private async Task<long> AcksSentAsync() =>
         await fixture.ProxyMetricAsync(1, "l2proxy_migration_acks_total{result=\"sent\"}") + await fixture.ProxyMetricAsync(3, "l2proxy_migration_acks_total{result=\"sent\"}");
+
+    /// <summary>Sessions whose Go came to nodes 1 and 3 but that could not go live there (every worker).</summary>
+    private async Task<long> LostAtGoAsync() =>
+        await fixture.ProxyMetricAsync(1, "l2proxy_migrations_lost_total") + await fixture.ProxyMetricAsync(3, "l2proxy_migrations_lost_total");
 
     /// <summary>
     /// <c>l2bal drain --migrate</c> on the drained node, once its run is done: the answer, l2bal's migrations, how long
