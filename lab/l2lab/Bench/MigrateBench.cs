@@ -139,6 +139,8 @@ internal static class MigrateBench
             var retransBefore = sessions.Select(s => s.Retransmissions()).ToArray();
             var before = daemons.Select(pid => ProcessCpu.Read(pid) ?? default).ToArray();
             var generatorBefore = Process.GetCurrentProcess().TotalProcessorTime;
+            // The generator's own stop-the-world pauses: every end of this process stalls while they last.
+            var gcBefore = (Pause: GC.GetTotalPauseDuration(), Gen2: GC.CollectionCount(2));
             var machineBefore = MachineCpu();
             pump.RecordReadLags(true);
             var logMarks = AllNodes.SelectMany(k => new[] { ($"l2bal{k}", lab.Balancer(k)), ($"l2proxy{k}", lab.Proxy(k)) })
@@ -154,6 +156,8 @@ internal static class MigrateBench
             // CPU up to the answer: the status read below is the bench's, not the drain's (it once cost l2bal 200 ms: docs/benchmarks.md#what-the-drained-nodes-l2bal-cpu-was).
             var daemonCpu = daemons.Select((pid, i) => ((ProcessCpu.Read(pid) ?? before[i]) - before[i]).Total * 1000).ToArray();
             var generatorCpu = (Process.GetCurrentProcess().TotalProcessorTime - generatorBefore).TotalMilliseconds;
+            var gcPause = (GC.GetTotalPauseDuration() - gcBefore.Pause).TotalMilliseconds;
+            var gen2 = GC.CollectionCount(2) - gcBefore.Gen2;
             var machine = MachineCpu();
             var window = started.Elapsed;
             var migrations = await DoneAsync(lab).ConfigureAwait(false);
@@ -201,7 +205,7 @@ internal static class MigrateBench
                   node {Drained}'s conntrack entries once the sessions ended: {conntrack} (l2bal deleted {migrations.GetProperty("conntrackDeleted").GetInt64()} at the moves, all runs so far)
                   sessions cut {cut}, not ended within 30 s of the stop {unfinished}, with a wrong byte {mismatched}; bytes sent and not received (lost, or duplicated if negative) {lost}
                   CPU over the {window.TotalMilliseconds:0} ms to the answer, l2bal / l2proxy (ms): node 1 {daemonCpu[0]:0} / {daemonCpu[1]:0}, node 2 {daemonCpu[2]:0} / {daemonCpu[3]:0}, node 3 {daemonCpu[4]:0} / {daemonCpu[5]:0}; per session moved {daemonCpu.Sum() / Math.Max(done, 1):0.00} ms; before the drain (ms/s): node 1 {daemonsSteady[0]:0} / {daemonsSteady[1]:0}, node 2 {daemonsSteady[2]:0} / {daemonsSteady[3]:0}, node 3 {daemonsSteady[4]:0} / {daemonsSteady[5]:0}
-                  generator (this process, {count * 2} stream ends): {generatorCpu:0} ms in that window, {generatorSteady:0} ms/s before the drain
+                  generator (this process, {count * 2} stream ends): {generatorCpu:0} ms in that window, {generatorSteady:0} ms/s before the drain; its garbage collector paused it {gcPause:0} ms in that window ({gen2} full collections)
                   the machine in that window (/proc/stat, every core): busy {machine.Busy - machineBefore.Busy:0} ms, of it softirq {machine.SoftIrq - machineBefore.SoftIrq:0} ms; idle {machine.Idle - machineBefore.Idle:0} ms; busy beyond the six daemons and the generator {machine.Busy - machineBefore.Busy - daemonCpu.Sum() - generatorCpu:0} ms
                 """));
             if (cut + unfinished + mismatched > 0 || lost != 0)
