@@ -265,11 +265,12 @@ public sealed class ProxyServer : IAsyncDisposable
     {
         var remote = leg.Remote;
         var local = leg.Local;
+        // Built before anything is counted: a failure here (a lost session, MigrationService.Thaw) leaves no count behind.
+        var log = RuleEvaluator.EvaluateClient(Options.ClientRules, remote, local).Log;
+        var session = new SocksSession(this, client, remote, local, log) { Id = Interlocked.Increment(ref _nextSessionId) };
         Counters.SessionStarted();
         Counters.MigratedIn();
         _perAddress.AddOrUpdate(OutboundAddresses.Normalize(remote.Address), 1, (_, n) => n + 1);
-        var log = RuleEvaluator.EvaluateClient(Options.ClientRules, remote, local).Log;
-        var session = new SocksSession(this, client, remote, local, log) { Id = Interlocked.Increment(ref _nextSessionId) };
         _sessions.TryAdd(session, 0);
         return session;
     }
