@@ -4,15 +4,21 @@ namespace L2Balance.Balancer.Daemon;
 internal static class DedicatedThread
 {
     /// <summary>Runs <paramref name="body"/> on a new background thread; the task ends with it (or with its exception).</summary>
-    public static Task Start(string name, Action body)
+    public static Task Start(string name, Action body) => Start(name, () =>
     {
-        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        body();
+        return true;
+    });
+
+    /// <summary>Runs <paramref name="body"/> on a new background thread; the task ends with its result (or its exception).</summary>
+    public static Task<T> Start<T>(string name, Func<T> body)
+    {
+        var done = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
         var thread = new Thread(() =>
         {
             try
             {
-                body();
-                done.SetResult();
+                done.SetResult(body());
             }
             catch (Exception e)
             {

@@ -30,6 +30,21 @@ internal static class ThreadPriority
         return Interop.Priority.sched_setscheduler(0, Interop.Priority.SCHED_RR, &priority) == 0 ? 0 : Marshal.GetLastPInvokeError();
     }
 
+    /// <summary>
+    /// Puts the calling thread back under SCHED_OTHER at <see cref="Nice"/>: a thread started from the real-time loop
+    /// inherits SCHED_RR, which is for the loop's short waits, never for a thread that works for seconds. Returns 0 or the errno.
+    /// </summary>
+    public static unsafe int MakeCurrentThreadOrdinary()
+    {
+        var priority = 0;
+        if (Interop.Priority.sched_setscheduler(0, Interop.Priority.SCHED_OTHER, &priority) != 0)
+        {
+            return Marshal.GetLastPInvokeError();
+        }
+        // PRIO_PROCESS with who 0 is the calling thread on Linux (setpriority(2), BUGS: per thread, not per process).
+        return Interop.Priority.setpriority(Interop.Priority.PRIO_PROCESS, 0, Nice) == 0 ? 0 : Marshal.GetLastPInvokeError();
+    }
+
     /// <summary>Applies the priority to threads not raised yet; returns the errno of the first failure, 0 if none.</summary>
     public static int RaiseAll()
     {

@@ -13,6 +13,9 @@ internal static partial class Interop
         [LibraryImport(Libraries.Libc, EntryPoint = "setpriority", SetLastError = true)]
         internal static partial int setpriority(int which, uint who, int prio);
 
+        /// <summary>sched.h: the ordinary time-sharing policy.</summary>
+        internal const int SCHED_OTHER = 0;
+
         /// <summary>sched.h: round-robin real-time policy.</summary>
         internal const int SCHED_RR = 2;
 

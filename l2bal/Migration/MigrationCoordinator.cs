@@ -1,4 +1,5 @@
 using System.Net;
+using L2Balance.Balancer.Daemon;
 using L2Balance.Balancer.Diagnostics;
 using L2Balance.Balancer.Kernel;
 using L2Balance.Balancer.Protocol;
@@ -123,8 +124,12 @@ internal sealed class MigrationCoordinator(NodeAddresses self, IMigrationProxy p
             return null;
         }
         var addresses = new Dictionary<int, NodeAddresses>(_addresses);
-        return Task.Run(() =>
+        // A thread of its own, not the pool's: a run blocks on l2proxy for its whole length, and this daemon's pool is small
+        // (it idles in its loop); a status read or the drain's flow count would otherwise wait behind it.
+        return DedicatedThread.Start("l2bal migration", () =>
         {
+            // Started from the loop, it would inherit the loop's SCHED_RR.
+            _ = Daemon.ThreadPriority.MakeCurrentThreadOrdinary();
             try
             {
                 Push();

@@ -271,7 +271,8 @@ internal sealed class MigrationRunner(IMigrationProxy proxy, Action<IReadOnlyCol
         }
         var next = plan.Batches[b + 1];
         var byId = next.Sessions.ToDictionary(s => s.Id, StringComparer.Ordinal);
-        return Task.Run(() => Prepare(next.Peer, byId));
+        // A thread of its own (see MigrationCoordinator.TryRun): it blocks on l2proxy while this batch moves.
+        return Task.Factory.StartNew(() => Prepare(next.Peer, byId), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
     }
 
     /// <summary>
