@@ -120,14 +120,8 @@ internal sealed partial class MigrationService
         {
             if (Control is { } control)
             {
-                if (reset)
-                {
-                    TcpRepair.Abort(control);
-                }
-                else
-                {
-                    TcpRepair.CloseFrozen(control);
-                }
+                Action<Socket> close = reset ? TcpRepair.Abort : TcpRepair.CloseFrozen;
+                close(control);
             }
             Relay?.Dispose();
             Outbound4?.Dispose();
